@@ -1,0 +1,358 @@
+/**
+ * @module controller/conditions
+ * Status as a pure function of what the cluster says: the children's own status (Deployment and LeaderWorkerSet
+ * `Available`, Gateway `Programmed` + addresses, HTTPRoute parents `Accepted` + `ResolvedRefs`, InferencePool parents
+ * `Accepted`), the dependency check and the render outcome go in; conditions, `url` and `addresses` come out. Every
+ * False condition carries a reason and a message that says what to do.
+ */
+
+export type ConditionStatus = 'True' | 'False' | 'Unknown';
+
+export interface Condition {
+  type: string;
+  status: ConditionStatus;
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: string;
+  severity?: string;
+}
+
+/** What a child does for the service; decides which condition its readiness feeds. */
+export type ChildRole =
+  | 'main-workload'
+  | 'worker-workload'
+  | 'prefill-workload'
+  | 'prefill-worker-workload'
+  | 'scheduler-workload'
+  | 'route'
+  | 'pool'
+  | 'other';
+
+export const WORKLOAD_CONDITIONS: Record<string, string> = {
+  'main-workload': 'MainWorkloadReady',
+  'worker-workload': 'WorkerWorkloadReady',
+  'prefill-workload': 'PrefillWorkloadReady',
+  'prefill-worker-workload': 'PrefillWorkerWorkloadReady',
+};
+
+/** A child the service should have, with its live counterpart (undefined while it does not exist yet). */
+export interface ObservedChild {
+  role: ChildRole;
+  kind: string;
+  name: string;
+  live: LiveObject | undefined;
+}
+
+export interface LiveObject {
+  kind?: string;
+  metadata: { name: string; namespace?: string; generation?: number };
+  spec?: Record<string, unknown>;
+  status?: Record<string, unknown>;
+}
+
+export interface MissingDependency {
+  feature: string;
+  group: string;
+  versions: readonly string[];
+  kind: string;
+  install: string;
+}
+
+export interface StatusInput {
+  generation: number | undefined;
+  /** undefined when presets combined; otherwise why not (reason + message). */
+  renderProblem?: { reason: string; message: string };
+  stopped: boolean;
+  missing: readonly MissingDependency[];
+  children: readonly ObservedChild[];
+  /** Gateways the route attaches to (live, or undefined when not found), by `namespace/name`. */
+  gateways: ReadonlyMap<string, LiveObject | undefined>;
+  /** Fallback URL when the service has no route (the main Service's cluster DNS name). */
+  serviceUrl?: string;
+  /** The path prefix the route matches, appended to the gateway address. */
+  routePath?: string;
+}
+
+export interface DerivedStatus {
+  conditions: Condition[];
+  url?: string;
+  addresses?: { url: string; name?: string }[];
+}
+
+const ok = (type: string, reason = 'Ready', message?: string): Condition => ({
+  type,
+  status: 'True',
+  reason,
+  ...(message ? { message } : {}),
+});
+const bad = (type: string, reason: string, message: string): Condition => ({
+  type,
+  status: 'False',
+  reason,
+  message,
+});
+
+type ConditionList = { status?: string; type?: string; reason?: string; message?: string }[];
+
+function conditionOf(status: Record<string, unknown> | undefined, type: string) {
+  return ((status?.['conditions'] as ConditionList | undefined) ?? []).find((c) => c.type === type);
+}
+
+/** Deployment or LeaderWorkerSet readiness from its own status. */
+export function workloadReadiness(child: ObservedChild, type: string): Condition {
+  const what = `${child.kind} ${child.name}`;
+  const live = child.live;
+  if (!live)
+    return bad(type, 'NotCreated', `${what} does not exist yet; the controller creates it on its next pass`);
+  const status = live.status ?? {};
+  const observed = status['observedGeneration'] as number | undefined;
+  if (live.metadata.generation !== undefined && observed !== undefined && observed < live.metadata.generation)
+    return bad(type, 'Progressing', `${what} has a new spec that its controller has not observed yet`);
+  const available = conditionOf(status, 'Available');
+  if (available?.status === 'True') return ok(type);
+  const replicas = (live.spec?.['replicas'] as number | undefined) ?? 1;
+  const ready = (status['readyReplicas'] as number | undefined) ?? 0;
+  if (child.kind === 'Deployment' && !available && observed === undefined)
+    return bad(
+      type,
+      'NotObserved',
+      `${what} has no status yet: is kube-controller-manager running? (${ready}/${replicas} replicas ready)`,
+    );
+  const progressing = conditionOf(status, 'Progressing');
+  const detail = available?.message ?? progressing?.message;
+  return bad(
+    type,
+    available?.reason ?? 'MinimumReplicasUnavailable',
+    `${what}: ${ready}/${replicas} replicas ready${detail ? ` (${detail})` : ''}; check its pods with kubectl describe pods -l app.kubernetes.io/name=${child.name}`,
+  );
+}
+
+interface RouteParentStatus {
+  parentRef?: { name?: string; namespace?: string };
+  conditions?: ConditionList;
+}
+
+/** HTTPRoute: every parent must have Accepted and ResolvedRefs True. */
+export function routeReadiness(child: ObservedChild): Condition {
+  const type = 'HTTPRoutesReady';
+  const what = `HTTPRoute ${child.name}`;
+  if (!child.live) return bad(type, 'NotCreated', `${what} does not exist yet`);
+  const parents = ((child.live.status?.['parents'] as RouteParentStatus[] | undefined) ?? []).filter(Boolean);
+  if (parents.length === 0)
+    return bad(
+      type,
+      'NotAccepted',
+      `no Gateway has accepted ${what} yet: check that a Gateway controller (Envoy Gateway, Istio, kgateway…) runs for the Gateway's class`,
+    );
+  for (const parent of parents) {
+    const gw = parent.parentRef?.name ?? '?';
+    for (const want of ['Accepted', 'ResolvedRefs']) {
+      const c = parent.conditions?.find((x) => x.type === want);
+      if (c?.status !== 'True')
+        return bad(
+          type,
+          c?.reason ?? `Not${want}`,
+          `${what} is not ${want} by Gateway ${gw}${c?.message ? `: ${c.message}` : ''}`,
+        );
+    }
+  }
+  return ok(type);
+}
+
+/** InferencePool: v1 reports `status.parents[]`, v1alpha2 `status.parent[]`; each needs Accepted True. */
+export function poolReadiness(child: ObservedChild): Condition {
+  const type = 'InferencePoolReady';
+  const what = `InferencePool ${child.name}`;
+  if (!child.live) return bad(type, 'NotCreated', `${what} does not exist yet`);
+  const status = child.live.status ?? {};
+  const parents = ((status['parents'] ?? status['parent']) as RouteParentStatus[] | undefined) ?? [];
+  if (parents.length === 0)
+    return bad(
+      type,
+      'NotAccepted',
+      `no Gateway reports ${what} as accepted yet: the Gateway implementation must support Gateway API Inference Extension`,
+    );
+  for (const parent of parents) {
+    const c = parent.conditions?.find((x) => x.type === 'Accepted');
+    if (c?.status !== 'True')
+      return bad(
+        type,
+        c?.reason ?? 'NotAccepted',
+        `${what} is not accepted${c?.message ? `: ${c.message}` : ''}`,
+      );
+  }
+  return ok(type);
+}
+
+interface GatewayAddress {
+  type?: string;
+  value?: string;
+}
+
+/** Gateway: Programmed True and at least one address. */
+export function gatewayReadiness(key: string, gateway: LiveObject | undefined): Condition {
+  const type = 'GatewaysReady';
+  if (!gateway)
+    return bad(
+      type,
+      'GatewayNotFound',
+      `Gateway ${key} does not exist: create it or point spec.router.gateway.refs at one`,
+    );
+  const programmed = conditionOf(gateway.status, 'Programmed');
+  const addresses = (gateway.status?.['addresses'] as GatewayAddress[] | undefined) ?? [];
+  if (programmed?.status !== 'True') {
+    return bad(
+      type,
+      programmed?.reason ?? 'NotProgrammed',
+      `Gateway ${key} is not Programmed${programmed?.message ? `: ${programmed.message}` : ''}; check that a Gateway controller runs for its gatewayClassName`,
+    );
+  }
+  if (addresses.length === 0)
+    return bad(
+      type,
+      'AddressPending',
+      `Gateway ${key} is programmed but has no address: this cluster gives LoadBalancer Services no IP. Use a cloud provider, cloud-provider-kind or MetalLB, or kubectl port-forward to the gateway's Service`,
+    );
+  return ok(type);
+}
+
+/** Combines sub-conditions into one: True when all are, otherwise the first False one's reason and message. */
+export function aggregate(type: string, parts: readonly Condition[], emptyReason: string): Condition {
+  const failing = parts.filter((p) => p.status !== 'True');
+  if (parts.length === 0) return ok(type, emptyReason);
+  if (failing.length === 0) return ok(type);
+  const first = failing[0]!;
+  return {
+    type,
+    status: first.status,
+    reason: first.reason ?? 'NotReady',
+    message: failing.map((f) => `${f.type}: ${f.message ?? f.reason ?? 'not ready'}`).join('; '),
+  };
+}
+
+function addressUrl(gateway: LiveObject, path: string | undefined): string[] {
+  const addresses = (gateway.status?.['addresses'] as GatewayAddress[] | undefined) ?? [];
+  const listeners = (gateway.spec?.['listeners'] as { protocol?: string; port?: number }[] | undefined) ?? [];
+  const https = listeners.length > 0 && listeners.every((l) => l.protocol === 'HTTPS');
+  const port = listeners[0]?.port;
+  const defaultPort = https ? 443 : 80;
+  const portPart = port && port !== defaultPort ? `:${port}` : '';
+  const suffix = path && path !== '/' ? path.replace(/\/$/, '') : '';
+  return addresses
+    .filter((a) => a.value)
+    .map((a) => {
+      const host = a.type === 'IPAddress' && a.value!.includes(':') ? `[${a.value}]` : a.value!;
+      return `${https ? 'https' : 'http'}://${host}${portPart}${suffix}`;
+    });
+}
+
+/** Every condition plus url/addresses, from the observed state. */
+export function deriveStatus(input: StatusInput): DerivedStatus {
+  const conditions: Condition[] = [];
+  if (input.renderProblem) {
+    conditions.push(bad('PresetsCombined', input.renderProblem.reason, input.renderProblem.message));
+    conditions.push(bad('Ready', input.renderProblem.reason, input.renderProblem.message));
+    return { conditions };
+  }
+  conditions.push(ok('PresetsCombined', 'Combined'));
+  const deps =
+    input.missing.length === 0
+      ? ok('DependenciesReady', 'Available')
+      : bad(
+          'DependenciesReady',
+          'MissingAPI',
+          input.missing
+            .map(
+              (m) =>
+                `${m.feature} needs ${m.kind} (${m.versions.map((v) => `${m.group}/${v}`).join(' or ')}), which this cluster does not serve; install it: ${m.install}`,
+            )
+            .join('; '),
+        );
+  conditions.push(deps);
+  if (input.stopped) {
+    const msg =
+      'stopped by the serving.kserve.io/stop annotation; remove it or set it to "false" to start again';
+    conditions.push(
+      bad('WorkloadsReady', 'Stopped', msg),
+      bad('RouterReady', 'Stopped', msg),
+      bad('Ready', 'Stopped', msg),
+    );
+    return { conditions };
+  }
+  const workloadParts: Condition[] = [];
+  const routerParts: Condition[] = [];
+  const byRole = (role: ChildRole) => input.children.filter((c) => c.role === role);
+  for (const role of [
+    'main-workload',
+    'worker-workload',
+    'prefill-workload',
+    'prefill-worker-workload',
+  ] as const) {
+    const type = WORKLOAD_CONDITIONS[role]!;
+    const kids = byRole(role);
+    if (kids.length)
+      workloadParts.push(
+        aggregate(
+          type,
+          kids.map((k) => workloadReadiness(k, type)),
+          'Ready',
+        ),
+      );
+  }
+  if (input.gateways.size)
+    routerParts.push(
+      aggregate(
+        'GatewaysReady',
+        [...input.gateways].map(([k, g]) => gatewayReadiness(k, g)),
+        'Ready',
+      ),
+    );
+  const routes = byRole('route');
+  if (routes.length) routerParts.push(aggregate('HTTPRoutesReady', routes.map(routeReadiness), 'Ready'));
+  const pools = byRole('pool');
+  if (pools.length) routerParts.push(aggregate('InferencePoolReady', pools.map(poolReadiness), 'Ready'));
+  const schedulers = byRole('scheduler-workload');
+  if (schedulers.length)
+    routerParts.push(
+      aggregate(
+        'SchedulerWorkloadReady',
+        schedulers.map((k) => workloadReadiness(k, 'SchedulerWorkloadReady')),
+        'Ready',
+      ),
+    );
+  conditions.push(...workloadParts, ...routerParts);
+  const workloads = aggregate('WorkloadsReady', workloadParts, 'NoWorkloads');
+  const router = aggregate('RouterReady', routerParts, 'NoRouter');
+  conditions.push(workloads, router);
+  conditions.push(aggregate('Ready', [deps, workloads, router], 'Ready'));
+
+  const urls = [...input.gateways.values()].flatMap((g) => (g ? addressUrl(g, input.routePath) : []));
+  if (urls.length) return { conditions, url: urls[0], addresses: urls.map((url) => ({ url })) };
+  if (input.gateways.size === 0 && input.serviceUrl)
+    return { conditions, url: input.serviceUrl, addresses: [{ url: input.serviceUrl }] };
+  return { conditions };
+}
+
+/**
+ * Keeps `lastTransitionTime` of conditions whose status did not change, and stamps `now` on the others, so that
+ * re-deriving an unchanged status yields an identical object (and therefore no write).
+ */
+export function mergeConditionTimes(
+  next: readonly Condition[],
+  previous: readonly Condition[],
+  now: string,
+): Condition[] {
+  return next.map((c) => {
+    const old = previous.find((p) => p.type === c.type);
+    return {
+      ...c,
+      lastTransitionTime:
+        old && old.status === c.status && old.lastTransitionTime ? old.lastTransitionTime : now,
+    };
+  });
+}
+
+/** Conditions whose status changed, for events. */
+export function transitions(next: readonly Condition[], previous: readonly Condition[]): Condition[] {
+  return next.filter((c) => previous.find((p) => p.type === c.type)?.status !== c.status);
+}

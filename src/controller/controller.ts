@@ -1,0 +1,645 @@
+/**
+ * @module controller/controller
+ * The LLMInferenceService controller: informers feed a work queue of service keys; workers reconcile one key at a
+ * time — observe (caches), compute desired (the renderer), apply what changed or drifted (SSA, field manager
+ * `llmisvc`), prune owned children that are no longer desired, report status. Level-triggered and idempotent: the
+ * reconcile reads everything it needs from the caches each time and keeps no state between passes beyond caches and
+ * the applier's write-saving memo.
+ */
+import type { Logger } from 'pino';
+import type { ControllerMetrics } from './metrics.js';
+import { createMetrics } from './metrics.js';
+import type { Informer, KubeClient, KubeObject, ResourceRef } from '../kube/index.js';
+import {
+  Applier,
+  CORE_RESOURCES,
+  Discovery,
+  Informer as KubeInformer,
+  WorkQueue,
+  apiVersionOf,
+  groupKind,
+  isConflict,
+  isNotFound,
+  objectKey,
+  splitApiVersion,
+  splitKey,
+  watchCrds,
+} from '../kube/index.js';
+import { isLlmisvcError } from '../errors/index.js';
+import type { Condition, LiveObject, MissingDependency, ObservedChild } from './conditions.js';
+import { deriveStatus, mergeConditionTimes, transitions } from './conditions.js';
+import {
+  CHILD_SELECTOR,
+  MANAGED_BY_LABEL,
+  childId,
+  childRole,
+  isOwnedBy,
+  ownerKey,
+  planPrune,
+} from './children.js';
+
+export const SERVICE_RESOURCE: ResourceRef = {
+  group: 'serving.kserve.io',
+  version: 'v1alpha2',
+  kind: 'LLMInferenceService',
+  plural: 'llminferenceservices',
+  namespaced: true,
+};
+export const CONFIG_RESOURCE: ResourceRef = {
+  group: 'serving.kserve.io',
+  version: 'v1alpha2',
+  kind: 'LLMInferenceServiceConfig',
+  plural: 'llminferenceserviceconfigs',
+  namespaced: true,
+};
+export const FINALIZER = 'serving.kserve.io/llmisvc-cleanup';
+export const STOP_ANNOTATION = 'serving.kserve.io/stop';
+
+/** Kinds a service may own; watched from the start (when served) so that prune works after a restart too. */
+export const CANDIDATE_CHILD_KINDS: readonly { apiVersion: string; kind: string }[] = [
+  { apiVersion: 'apps/v1', kind: 'Deployment' },
+  { apiVersion: 'v1', kind: 'Service' },
+  { apiVersion: 'v1', kind: 'ServiceAccount' },
+  { apiVersion: 'v1', kind: 'ConfigMap' },
+  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role' },
+  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding' },
+  { apiVersion: 'leaderworkerset.x-k8s.io/v1', kind: 'LeaderWorkerSet' },
+  { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute' },
+  { apiVersion: 'inference.networking.k8s.io/v1', kind: 'InferencePool' },
+  { apiVersion: 'inference.networking.x-k8s.io/v1alpha2', kind: 'InferencePool' },
+  { apiVersion: 'inference.networking.x-k8s.io/v1alpha2', kind: 'InferenceModel' },
+  { apiVersion: 'inference.networking.x-k8s.io/v1alpha2', kind: 'InferenceObjective' },
+];
+const GATEWAY = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway' };
+
+/** An API a rendered spec needs (the renderer's `needs`). */
+export interface ApiNeed {
+  group: string;
+  versions: readonly string[];
+  kind: string;
+  feature: string;
+  install: string;
+}
+
+export interface RenderOutcome {
+  children: KubeObject[];
+  shared: KubeObject[];
+  needs: ApiNeed[];
+}
+
+/** The pure parts the controller needs from api/ and render/, injected so the controller can be tested alone. */
+export interface ServiceEngine {
+  /** Renders a service; throws an LlmisvcError (validation, missing config, template) for bad input. */
+  render(service: KubeObject, configs: KubeObject[], apiVersions: ReadonlySet<string>): RenderOutcome;
+}
+
+export interface ControllerOptions {
+  client: KubeClient;
+  engine: ServiceEngine;
+  logger: Logger;
+  /** Watch only this namespace (default: all). */
+  namespace?: string;
+  /** Where the well-known presets (LLMInferenceServiceConfig) live. */
+  systemNamespace: string;
+  workers?: number;
+  /** Re-reconcile every service this often even without events (default 10 minutes). */
+  resyncMs?: number;
+  /** Identity used in events. */
+  identity?: string;
+  metrics?: ControllerMetrics;
+}
+
+type Service = KubeObject & {
+  spec?: Record<string, unknown>;
+  status?: { conditions?: Condition[]; observedGeneration?: number; url?: string; addresses?: unknown[] };
+};
+
+export class Controller {
+  readonly queue = new WorkQueue<string>({ baseDelayMs: 100, maxDelayMs: 5 * 60_000 });
+  readonly discovery: Discovery;
+  readonly metrics: ControllerMetrics;
+  private readonly applier: Applier;
+  private readonly services: Informer<Service>;
+  private readonly configs: Informer;
+  private readonly children = new Map<string, Informer>();
+  private gateways: Informer | undefined;
+  private crds: Informer | undefined;
+  /** Which services route through which Gateway (derived on each reconcile; used to map Gateway events). */
+  private readonly gatewayUsers = new Map<string, Set<string>>();
+  private readonly abort = new AbortController();
+  private workers: Promise<void>[] = [];
+  private started = false;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private informerSync = new Map<string, Promise<Informer | undefined>>();
+
+  constructor(private readonly options: ControllerOptions) {
+    this.discovery = new Discovery(options.client);
+    this.applier = new Applier(options.client);
+    this.metrics = options.metrics ?? createMetrics({ queueDepth: () => this.queue.length });
+    const log = options.logger;
+    this.services = new KubeInformer<Service>(options.client, SERVICE_RESOURCE, {
+      namespace: options.namespace,
+      logger: log,
+    });
+    this.configs = new KubeInformer(options.client, CONFIG_RESOURCE, {
+      namespace: options.namespace,
+      logger: log,
+    });
+    this.services.addHandlers({
+      add: (s) => this.queue.add(objectKey(s)),
+      update: (s) => this.queue.add(objectKey(s)),
+      delete: (s) => this.queue.add(objectKey(s)),
+    });
+    const allServices = (): void => this.enqueueAll();
+    this.configs.addHandlers({ add: allServices, update: allServices, delete: allServices });
+  }
+
+  private get log(): Logger {
+    return this.options.logger;
+  }
+
+  /** Keys of every cached service. */
+  enqueueAll(): void {
+    for (const s of this.services.list()) this.queue.add(objectKey(s));
+  }
+
+  /** True once the service and config caches hold a complete list. */
+  get hasSynced(): boolean {
+    return this.services.hasSynced && this.configs.hasSynced;
+  }
+
+  /** Starts informers and workers; resolves once the primary caches synced. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    this.options.client.onRequest((r) =>
+      this.metrics.apiRequests.inc({ verb: r.verb, code: String(r.status) }),
+    );
+    this.crds = watchCrds(
+      this.options.client,
+      this.discovery,
+      (change) => {
+        this.log.info(change, 'CustomResourceDefinition changed; re-checking dependencies');
+        void this.startServedInformers().then(() => this.enqueueAll());
+      },
+      this.log,
+    );
+    this.services.start();
+    this.configs.start();
+    await this.startServedInformers();
+    await Promise.all([this.services.waitForSync(), this.configs.waitForSync(), this.crds.waitForSync()]);
+    const workers = this.options.workers ?? 4;
+    for (let i = 0; i < workers; i++) this.workers.push(this.work());
+    const resync = this.options.resyncMs ?? 10 * 60_000;
+    if (resync > 0) {
+      this.resyncTimer = setInterval(() => this.enqueueAll(), resync);
+      this.resyncTimer.unref();
+    }
+    this.log.info({ workers }, 'controller started');
+  }
+
+  /** Stops workers (after their current key) and informers. */
+  async stop(): Promise<void> {
+    this.abort.abort();
+    this.queue.shutdown();
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
+    await Promise.all(this.workers);
+    const informers = [this.services, this.configs, ...this.children.values()];
+    if (this.gateways) informers.push(this.gateways);
+    if (this.crds) informers.push(this.crds);
+    await Promise.all(informers.map((i) => i.stop()));
+  }
+
+  /** Starts informers for every candidate child kind and the Gateway kind that the API server now serves. */
+  private async startServedInformers(): Promise<void> {
+    try {
+      await Promise.all(CANDIDATE_CHILD_KINDS.map((c) => this.childInformer(c.apiVersion, c.kind)));
+      const gw = await this.discovery.resourceFor(GATEWAY.apiVersion, GATEWAY.kind);
+      if (gw && !this.gateways) {
+        this.gateways = new KubeInformer(this.options.client, gw, { logger: this.log });
+        const onGateway = (g: KubeObject): void => {
+          for (const key of this.gatewayUsers.get(objectKey(g)) ?? []) this.queue.add(key);
+        };
+        this.gateways.addHandlers({ add: onGateway, update: onGateway, delete: onGateway });
+        this.gateways.start();
+      }
+      if (this.gateways) await this.gateways.waitForSync();
+    } catch (error) {
+      this.log.warn({ err: (error as Error).message }, 'discovery failed; will retry on the next change');
+    }
+  }
+
+  /** The (synced) informer for a child kind, started on first use; undefined when the API is not served. */
+  private childInformer(apiVersion: string, kind: string): Promise<Informer | undefined> {
+    const id = `${apiVersion}/${kind}`;
+    const existing = this.children.get(id);
+    if (existing) return existing.waitForSync().then(() => existing);
+    const pending = this.informerSync.get(id);
+    if (pending) return pending;
+    const promise = (async () => {
+      const ref = await this.discovery.resourceFor(apiVersion, kind);
+      if (!ref) return undefined;
+      const informer = new KubeInformer(this.options.client, ref, {
+        namespace: this.options.namespace,
+        labelSelector: CHILD_SELECTOR,
+        logger: this.log,
+      });
+      const onChild = (o: KubeObject): void => {
+        const key = ownerKey(o);
+        if (key) this.queue.add(key);
+      };
+      informer.addHandlers({ add: onChild, update: onChild, delete: onChild });
+      this.children.set(id, informer);
+      informer.start();
+      await informer.waitForSync();
+      return informer;
+    })();
+    this.informerSync.set(id, promise);
+    promise.finally(() => this.informerSync.delete(id)).catch(() => undefined);
+    return promise;
+  }
+
+  private async work(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      const end = this.metrics.reconcileDuration.startTimer();
+      try {
+        await this.reconcile(key);
+        this.queue.forget(key);
+        this.metrics.reconciles.inc({ result: 'success' });
+      } catch (error) {
+        const conflict = isConflict(error);
+        this.metrics.reconciles.inc({ result: conflict ? 'conflict' : 'error' });
+        this.metrics.reconcileErrors.inc({
+          reason: conflict ? 'conflict' : isLlmisvcError(error) ? error.code : 'internal',
+        });
+        const delay = this.queue.addRateLimited(key);
+        // A conflict means our cache was behind a write; the next pass sees the new version, so it is not an error.
+        const level = conflict ? 'debug' : 'error';
+        this.log[level]({ key, err: (error as Error).message, retryInMs: delay }, 'reconcile failed');
+      } finally {
+        end();
+        this.queue.done(key);
+      }
+    }
+  }
+
+  /** Every cached child of any kind owned by `uid` in `namespace`. */
+  private ownedChildren(namespace: string, uid: string): KubeObject[] {
+    const owned: KubeObject[] = [];
+    for (const informer of this.children.values())
+      owned.push(...informer.list((o) => o.metadata.namespace === namespace && isOwnedBy(o, uid)));
+    return owned;
+  }
+
+  private async resource(object: KubeObject): Promise<ResourceRef | undefined> {
+    return this.discovery.resourceFor(object.apiVersion, object.kind);
+  }
+
+  /** One reconcile of the service at `key`. Throws to retry with back-off. */
+  async reconcile(key: string): Promise<void> {
+    const { namespace, name } = splitKey(key);
+    const service = this.services.get(namespace, name);
+    if (!service || !namespace) return; // Deleted: owner references (and our finalizer pass) took care of children.
+    const uid = service.metadata.uid!;
+
+    if (service.metadata.deletionTimestamp) return this.finalize(service);
+    if (!(service.metadata.finalizers ?? []).includes(FINALIZER)) {
+      const finalizers = [...(service.metadata.finalizers ?? []), FINALIZER];
+      await this.options.client.jsonPatch(SERVICE_RESOURCE, namespace, name, [
+        { op: 'test', path: '/metadata/resourceVersion', value: service.metadata.resourceVersion },
+        {
+          op: service.metadata.finalizers ? 'replace' : 'add',
+          path: '/metadata/finalizers',
+          value: finalizers,
+        },
+      ]);
+      return; // The update event brings us back with the finalizer in place.
+    }
+
+    const stopped = service.metadata.annotations?.[STOP_ANNOTATION] === 'true';
+    const configs = this.configs.list(
+      (c) => c.metadata.namespace === namespace || c.metadata.namespace === this.options.systemNamespace,
+    );
+    const served = await this.discovery.servedGroupVersions();
+    let outcome: RenderOutcome;
+    try {
+      outcome = this.options.engine.render(service, configs, served);
+    } catch (error) {
+      if (!isLlmisvcError(error)) throw error;
+      const reason =
+        error.code === 'LLMISVC_ERR_NOT_FOUND'
+          ? 'ConfigNotFound'
+          : error.code === 'LLMISVC_ERR_INVALID'
+            ? 'InvalidSpec'
+            : 'CombineFailed';
+      const message = error.hint ? `${error.message} (${error.hint})` : error.message;
+      // Children stay as they are: a typo in a preset must not take a running model down.
+      await this.writeStatus(
+        service,
+        deriveStatus({
+          generation: service.metadata.generation,
+          renderProblem: { reason, message },
+          stopped,
+          missing: [],
+          children: [],
+          gateways: new Map(),
+        }),
+      );
+      return;
+    }
+
+    const missing = await this.missingDependencies(outcome.needs);
+    const desired = stopped ? [] : outcome.children;
+    const observed: ObservedChild[] = [];
+    const appliedIds = new Set<string>();
+    for (const child of desired) {
+      const informer = await this.childInformer(child.apiVersion, child.kind);
+      const ref = informer?.resource ?? (await this.resource(child));
+      if (!ref) continue; // Its API is missing; DependenciesReady says so.
+      child.metadata.namespace ??= namespace;
+      const live =
+        informer?.get(namespace, child.metadata.name) ??
+        (await this.getLive(ref, namespace, child.metadata.name));
+      const { reason, object } = await this.applier.ensure(ref, child, live, { force: true });
+      appliedIds.add(childId(child));
+      if (reason) {
+        this.metrics.applies.inc({ kind: child.kind, reason: reason.split(' ')[0]! });
+        if (reason === 'missing')
+          await this.event(service, 'Normal', 'Created', `created ${child.kind} ${child.metadata.name}`);
+        else if (reason.startsWith('drifted'))
+          await this.event(
+            service,
+            'Normal',
+            'DriftCorrected',
+            `${child.kind} ${child.metadata.name} ${reason}; re-applied`,
+          );
+      }
+      observed.push({
+        role: childRole(child),
+        kind: child.kind,
+        name: child.metadata.name,
+        live: object as LiveObject | undefined,
+      });
+    }
+
+    // Shared objects (the default Gateway) are created when missing and otherwise left to whoever manages them.
+    if (!stopped) for (const shared of outcome.shared) await this.ensureShared(service, shared);
+
+    const toPrune = planPrune(
+      desired.filter((c) => appliedIds.has(childId(c))),
+      this.ownedChildren(namespace, uid),
+      uid,
+    );
+    for (const object of toPrune) await this.deleteChild(service, object);
+
+    const gateways = this.routeGateways(key, desired, namespace);
+    const mainService = desired.find((c) => c.kind === 'Service' && !c.metadata.name.includes('epp'));
+    const route = desired.find((c) => c.kind === 'HTTPRoute');
+    const status = deriveStatus({
+      generation: service.metadata.generation,
+      stopped,
+      missing,
+      children: observed,
+      gateways,
+      ...(mainService
+        ? { serviceUrl: `http://${mainService.metadata.name}.${namespace}.svc.cluster.local` }
+        : {}),
+      ...(route ? { routePath: routePathOf(route) } : {}),
+    });
+    await this.writeStatus(service, status);
+  }
+
+  private async getLive(ref: ResourceRef, namespace: string, name: string): Promise<KubeObject | undefined> {
+    try {
+      return await this.options.client.get(ref, namespace, name);
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** Needs whose API (any listed version, with the kind) the server does not serve. */
+  private async missingDependencies(needs: readonly ApiNeed[]): Promise<MissingDependency[]> {
+    const missing: MissingDependency[] = [];
+    for (const need of needs) {
+      let found = false;
+      for (const version of need.versions)
+        if (await this.discovery.resourceFor(apiVersionOf({ group: need.group, version }), need.kind))
+          found = true;
+      if (!found) missing.push({ ...need });
+    }
+    return missing;
+  }
+
+  /** Gateways referenced by the rendered HTTPRoute, live from the cache; remembered for Gateway events. */
+  private routeGateways(
+    key: string,
+    desired: readonly KubeObject[],
+    namespace: string,
+  ): Map<string, LiveObject | undefined> {
+    const result = new Map<string, LiveObject | undefined>();
+    for (const [gw, users] of this.gatewayUsers) {
+      users.delete(key);
+      if (users.size === 0) this.gatewayUsers.delete(gw);
+    }
+    for (const route of desired.filter((c) => c.kind === 'HTTPRoute')) {
+      const parents =
+        (route['spec'] as { parentRefs?: { name: string; namespace?: string; kind?: string }[] } | undefined)
+          ?.parentRefs ?? [];
+      for (const p of parents) {
+        if (p.kind && p.kind !== 'Gateway') continue;
+        const gwKey = `${p.namespace ?? namespace}/${p.name}`;
+        result.set(gwKey, this.gateways?.get(p.namespace ?? namespace, p.name) as LiveObject | undefined);
+        if (!this.gatewayUsers.has(gwKey)) this.gatewayUsers.set(gwKey, new Set());
+        this.gatewayUsers.get(gwKey)!.add(key);
+      }
+    }
+    return result;
+  }
+
+  private async ensureShared(service: Service, shared: KubeObject): Promise<void> {
+    const ref = await this.resource(shared);
+    if (!ref) return;
+    const ns = shared.metadata.namespace;
+    const live =
+      (shared.kind === 'Gateway' ? this.gateways?.get(ns, shared.metadata.name) : undefined) ??
+      (await this.getLive(ref, ns ?? '', shared.metadata.name));
+    if (live && live.metadata.labels?.[MANAGED_BY_LABEL] !== 'llmisvc') return; // User-managed: hands off.
+    try {
+      const { reason } = await this.applier.ensure(ref, shared, live, { force: false });
+      if (reason === 'missing')
+        await this.event(
+          service,
+          'Normal',
+          'Created',
+          `created ${shared.kind} ${ns}/${shared.metadata.name}`,
+        );
+    } catch (error) {
+      if (!isConflict(error)) throw error;
+      // Someone else owns fields we would set: report, do not fight.
+      await this.event(
+        service,
+        'Warning',
+        'SharedConflict',
+        `${shared.kind} ${ns}/${shared.metadata.name}: ${(error as Error).message}`,
+      );
+    }
+  }
+
+  private async deleteChild(service: Service, object: KubeObject): Promise<void> {
+    const ref = await this.resource(object);
+    if (!ref) return;
+    try {
+      await this.options.client.delete(ref, object.metadata.namespace, object.metadata.name, {
+        uid: object.metadata.uid,
+      });
+      this.applier.forget(ref, object.metadata.namespace, object.metadata.name);
+      await this.event(
+        service,
+        'Normal',
+        'Deleted',
+        `deleted ${object.kind} ${object.metadata.name}, no longer desired`,
+      );
+    } catch (error) {
+      if (!isNotFound(error) && !isConflict(error)) throw error;
+    }
+  }
+
+  /** Deletion: remove every owned child, then our finalizer. Works without a garbage collector. */
+  private async finalize(service: Service): Promise<void> {
+    if (!(service.metadata.finalizers ?? []).includes(FINALIZER)) return;
+    const { namespace, name, uid } = service.metadata;
+    const owned = this.ownedChildren(namespace!, uid!);
+    for (const object of owned)
+      if (!object.metadata.deletionTimestamp) await this.deleteChild(service, object);
+    if (owned.length > 0) {
+      this.queue.addAfter(objectKey(service), 1000); // Back once the caches saw the deletions.
+      return;
+    }
+    const finalizers = service.metadata.finalizers!;
+    await this.options.client.jsonPatch(SERVICE_RESOURCE, namespace, name, [
+      { op: 'test', path: '/metadata/resourceVersion', value: service.metadata.resourceVersion },
+      { op: 'replace', path: '/metadata/finalizers', value: finalizers.filter((f) => f !== FINALIZER) },
+    ]);
+    this.log.info({ key: objectKey(service) }, 'children removed; finalizer released');
+  }
+
+  /** Writes status with SSA on the status subresource, only when it differs from the live status. */
+  private async writeStatus(service: Service, derived: ReturnType<typeof deriveStatus>): Promise<void> {
+    const previous = service.status?.conditions ?? [];
+    const conditions = mergeConditionTimes(
+      derived.conditions,
+      previous,
+      new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    );
+    const status: Record<string, unknown> = { observedGeneration: service.metadata.generation, conditions };
+    if (derived.url) status['url'] = derived.url;
+    if (derived.addresses) status['addresses'] = derived.addresses;
+    const live = service.status ?? {};
+    const same =
+      live.observedGeneration === status['observedGeneration'] &&
+      live.url === status['url'] &&
+      JSON.stringify(live.addresses ?? null) === JSON.stringify(status['addresses'] ?? null) &&
+      JSON.stringify(sortConditions(previous)) === JSON.stringify(sortConditions(conditions));
+    if (same) return;
+    const { group, version } = splitApiVersion(service.apiVersion);
+    await this.options.client.apply(
+      SERVICE_RESOURCE,
+      {
+        apiVersion: `${group}/${version}`,
+        kind: service.kind,
+        metadata: { name: service.metadata.name, namespace: service.metadata.namespace },
+        status,
+      },
+      { fieldManager: 'llmisvc', force: true, subresource: 'status' },
+    );
+    for (const c of transitions(conditions, previous)) {
+      if (['Ready', 'DependenciesReady', 'PresetsCombined', 'WorkloadsReady', 'RouterReady'].includes(c.type))
+        await this.event(
+          service,
+          c.status === 'True' ? 'Normal' : 'Warning',
+          c.status === 'True' ? c.type : (c.reason ?? `Not${c.type}`),
+          c.status === 'True' ? `${c.type} is True` : `${c.type} is ${c.status}: ${c.message ?? ''}`,
+        );
+    }
+  }
+
+  /** Records an event on the service; failures are logged, never fatal. */
+  private async event(
+    service: Service,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+  ): Promise<void> {
+    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    try {
+      await this.options.client.create(CORE_RESOURCES.event, {
+        apiVersion: 'v1',
+        kind: 'Event',
+        metadata: {
+          name: `${service.metadata.name}.${Date.now().toString(16)}${Math.random().toString(16).slice(2, 8)}`,
+          namespace: service.metadata.namespace,
+        },
+        involvedObject: {
+          apiVersion: service.apiVersion,
+          kind: service.kind,
+          name: service.metadata.name,
+          namespace: service.metadata.namespace,
+          uid: service.metadata.uid,
+        },
+        reason,
+        message: message.slice(0, 1024),
+        type,
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+        source: { component: 'llmisvc-controller' },
+        reportingComponent: 'llmisvc-controller',
+        reportingInstance: this.options.identity ?? 'llmisvc-controller',
+      });
+    } catch (error) {
+      this.log.debug({ err: (error as Error).message }, 'cannot record event');
+    }
+    this.log.info({ service: objectKey(service), reason, type }, message);
+  }
+
+  /** Informers by id, for tests and diagnostics. */
+  informers(): Informer[] {
+    return [
+      this.services,
+      this.configs,
+      ...this.children.values(),
+      ...(this.gateways ? [this.gateways] : []),
+    ];
+  }
+
+  /** True when `groupKind` has a running child informer. */
+  watches(apiVersion: string, kind: string): boolean {
+    return [...this.children.values()].some(
+      (i) => groupKind(apiVersionOf(i.resource), i.resource.kind) === groupKind(apiVersion, kind),
+    );
+  }
+}
+
+function sortConditions(conditions: readonly Condition[]): Condition[] {
+  return [...conditions]
+    .sort((a, b) => (a.type < b.type ? -1 : 1))
+    .map(
+      (c) =>
+        ({
+          type: c.type,
+          status: c.status,
+          reason: c.reason,
+          message: c.message,
+          lastTransitionTime: c.lastTransitionTime,
+        }) as Condition,
+    );
+}
+
+function routePathOf(route: KubeObject): string | undefined {
+  const rules =
+    (route['spec'] as { rules?: { matches?: { path?: { value?: string } }[] }[] } | undefined)?.rules ?? [];
+  return rules[0]?.matches?.[0]?.path?.value;
+}

@@ -1,0 +1,449 @@
+/**
+ * @module kube/client
+ * A small Kubernetes REST client: JSON requests, server-side apply, streaming watches. Connection and credentials
+ * come from a kubeconfig (or the in-cluster service account) through `@kubernetes/client-node`'s KubeConfig, which
+ * knows every auth flavour; the requests themselves go through one keep-alive agent so that every call is counted
+ * (the controller's "zero writes in steady state" promise is measured here) and rate limited like client-go.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { KubeConfig } from '@kubernetes/client-node';
+import { LlmisvcError } from '../errors/index.js';
+import type { KubeObject, ResourceRef } from './resources.js';
+import { resourcePath } from './resources.js';
+
+/** The API server answered with a non-2xx status (or a watch delivered an ERROR event). */
+export class KubeApiError extends LlmisvcError {
+  readonly status: number;
+  readonly reason: string;
+
+  constructor(status: number, reason: string, message: string) {
+    super('LLMISVC_ERR_KUBE', message, {
+      hint:
+        status === 403
+          ? 'the controller ServiceAccount lacks a permission: compare deploy/rbac.yaml with the verb and resource above'
+          : undefined,
+    });
+    this.name = 'KubeApiError';
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+export function isNotFound(error: unknown): boolean {
+  return error instanceof KubeApiError && error.status === 404;
+}
+export function isConflict(error: unknown): boolean {
+  return error instanceof KubeApiError && error.status === 409;
+}
+export function isGone(error: unknown): boolean {
+  return error instanceof KubeApiError && error.status === 410;
+}
+
+export interface KubeClientOptions {
+  /** Path of a kubeconfig file; default: $KUBECONFIG / ~/.kube/config, or in-cluster when `inCluster`. */
+  kubeconfig?: string;
+  context?: string;
+  inCluster?: boolean;
+  /** Client-side request rate (requests per second) and burst, as client-go's QPS/Burst. */
+  qps?: number;
+  burst?: number;
+  userAgent?: string;
+}
+
+export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'apply' | 'delete';
+const WRITE_VERBS: ReadonlySet<Verb> = new Set(['create', 'update', 'patch', 'apply', 'delete']);
+
+/** One completed request, for metrics and the benchmark's write counter. */
+export interface RequestRecord {
+  verb: Verb;
+  path: string;
+  status: number;
+}
+
+interface RequestOptions {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  verb: Verb;
+}
+
+/** A token bucket: `take()` resolves when a request may go. */
+class TokenBucket {
+  private tokens: number;
+  private last = Date.now();
+  constructor(
+    private readonly rate: number,
+    private readonly burst: number,
+  ) {
+    this.tokens = burst;
+  }
+  async take(): Promise<void> {
+    for (;;) {
+      const now = Date.now();
+      this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate);
+      this.last = now;
+      if (this.tokens >= 1) {
+        this.tokens -= 1;
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.ceil(((1 - this.tokens) / this.rate) * 1000)));
+    }
+  }
+}
+
+export class KubeClient {
+  readonly server: URL;
+  /** Requests counted by verb since start (watch streams count once per connection). */
+  readonly counts = new Map<Verb, number>();
+  private readonly listeners: ((record: RequestRecord) => void)[] = [];
+  private readonly agent: http.Agent;
+  private headers: Record<string, string> = {};
+  private headersAt = 0;
+  private readonly bucket: TokenBucket;
+  private readonly userAgent: string;
+
+  private constructor(
+    private readonly config: KubeConfig,
+    tls: https.AgentOptions,
+    options: KubeClientOptions,
+  ) {
+    const cluster = config.getCurrentCluster();
+    if (!cluster) throw new LlmisvcError('LLMISVC_ERR_CONFIG', 'the kubeconfig has no current cluster');
+    this.server = new URL(cluster.server);
+    const agentOptions = { keepAlive: true, maxSockets: 32 };
+    this.agent =
+      this.server.protocol === 'https:'
+        ? new https.Agent({ ...tls, ...agentOptions })
+        : new http.Agent(agentOptions);
+    this.bucket = new TokenBucket(options.qps ?? 100, options.burst ?? 200);
+    this.userAgent = options.userAgent ?? 'llmisvc';
+  }
+
+  /** Builds a client from a kubeconfig file, the default kubeconfig, or the in-cluster service account. */
+  static async create(options: KubeClientOptions = {}): Promise<KubeClient> {
+    const config = new KubeConfig();
+    try {
+      if (options.inCluster) config.loadFromCluster();
+      else if (options.kubeconfig) config.loadFromFile(options.kubeconfig);
+      else config.loadFromDefault();
+      if (options.context) config.setCurrentContext(options.context);
+    } catch (error) {
+      throw new LlmisvcError(
+        'LLMISVC_ERR_CONFIG',
+        `cannot load the kubeconfig: ${(error as Error).message}`,
+        {
+          hint: 'pass --kubeconfig FILE, set KUBECONFIG, or run inside a cluster',
+          cause: error,
+        },
+      );
+    }
+    const tls: https.RequestOptions = {};
+    await config.applyToHTTPSOptions(tls);
+    const agentTls: https.AgentOptions = {
+      ca: tls.ca,
+      cert: tls.cert,
+      key: tls.key,
+      ...(tls.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: tls.rejectUnauthorized }),
+      ...(tls.servername ? { servername: tls.servername } : {}),
+    };
+    return new KubeClient(config, agentTls, options);
+  }
+
+  /** Calls `listener` after every request; used for metrics and API-write counting. */
+  onRequest(listener: (record: RequestRecord) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Number of write requests (create/update/patch/apply/delete) since start. */
+  writes(): number {
+    let total = 0;
+    for (const [verb, count] of this.counts) if (WRITE_VERBS.has(verb)) total += count;
+    return total;
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  // Tokens from exec plugins or projected service-account files rotate; refresh the headers once a minute.
+  private async authHeaders(): Promise<Record<string, string>> {
+    if (Date.now() - this.headersAt > 60_000) {
+      const opts: https.RequestOptions = {};
+      await this.config.applyToHTTPSOptions(opts);
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(opts.headers ?? {})) headers[k] = String(v);
+      if (opts.auth) headers['Authorization'] = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
+      this.headers = headers;
+      this.headersAt = Date.now();
+    }
+    return this.headers;
+  }
+
+  private record(verb: Verb, path: string, status: number): void {
+    this.counts.set(verb, (this.counts.get(verb) ?? 0) + 1);
+    for (const listener of this.listeners) listener({ verb, path, status });
+  }
+
+  private url(path: string, query?: RequestOptions['query']): URL {
+    const url = new URL(path, this.server);
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    return url;
+  }
+
+  private async open(
+    method: string,
+    url: URL,
+    headers: Record<string, string>,
+    body: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<http.IncomingMessage> {
+    const transport = url.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const req = transport.request(url, { method, agent: this.agent, headers, signal }, resolve);
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  /** One JSON request; throws KubeApiError on a non-2xx answer. */
+  async request<T>(method: string, path: string, options: RequestOptions): Promise<T> {
+    await this.bucket.take();
+    const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const headers: Record<string, string> = {
+      ...(await this.authHeaders()),
+      Accept: 'application/json',
+      'User-Agent': this.userAgent,
+    };
+    if (body !== undefined) headers['Content-Type'] = options.contentType ?? 'application/json';
+    const url = this.url(path, options.query);
+    let res: http.IncomingMessage;
+    try {
+      res = await this.open(method, url, headers, body);
+    } catch (error) {
+      this.record(options.verb, path, 0);
+      throw new LlmisvcError('LLMISVC_ERR_KUBE', `${method} ${path}: ${(error as Error).message}`, {
+        hint: `is the API server at ${this.server.origin} reachable?`,
+        cause: error,
+      });
+    }
+    const chunks: Buffer[] = [];
+    for await (const chunk of res) chunks.push(chunk as Buffer);
+    const text = Buffer.concat(chunks).toString('utf8');
+    const status = res.statusCode ?? 0;
+    this.record(options.verb, path, status);
+    if (status < 200 || status >= 300) throw apiError(status, method, path, text);
+    return (text ? JSON.parse(text) : {}) as T;
+  }
+
+  get<T extends KubeObject>(ref: ResourceRef, namespace: string | undefined, name: string): Promise<T> {
+    return this.request<T>('GET', resourcePath(ref, namespace, name), { verb: 'get' });
+  }
+
+  /** Lists one page; `continue` pages through large collections. */
+  list<T extends KubeObject>(
+    ref: ResourceRef,
+    namespace: string | undefined,
+    query: Record<string, string | number | undefined> = {},
+  ): Promise<KubeList<T>> {
+    return this.request<KubeList<T>>('GET', resourcePath(ref, namespace), { verb: 'list', query });
+  }
+
+  create<T extends KubeObject>(ref: ResourceRef, object: T, fieldManager = 'llmisvc'): Promise<T> {
+    return this.request<T>('POST', resourcePath(ref, object.metadata.namespace), {
+      verb: 'create',
+      body: object,
+      query: { fieldManager },
+    });
+  }
+
+  update<T extends KubeObject>(ref: ResourceRef, object: T, subresource?: string): Promise<T> {
+    return this.request<T>(
+      'PUT',
+      resourcePath(ref, object.metadata.namespace, object.metadata.name, subresource),
+      {
+        verb: 'update',
+        body: object,
+        query: { fieldManager: 'llmisvc' },
+      },
+    );
+  }
+
+  /** Server-side apply (`application/apply-patch+yaml`, JSON is valid YAML). */
+  apply<T extends KubeObject>(
+    ref: ResourceRef,
+    object: KubeObject,
+    options: { fieldManager: string; force: boolean; subresource?: string; dryRun?: boolean },
+  ): Promise<T> {
+    return this.request<T>(
+      'PATCH',
+      resourcePath(ref, object.metadata.namespace, object.metadata.name, options.subresource),
+      {
+        verb: 'apply',
+        body: object,
+        contentType: 'application/apply-patch+yaml',
+        query: {
+          fieldManager: options.fieldManager,
+          force: options.force ? 'true' : undefined,
+          dryRun: options.dryRun ? 'All' : undefined,
+        },
+      },
+    );
+  }
+
+  /** JSON merge patch, used for finalizers where list replacement is what we want. */
+  mergePatch<T extends KubeObject>(
+    ref: ResourceRef,
+    namespace: string | undefined,
+    name: string,
+    patch: unknown,
+    subresource?: string,
+  ): Promise<T> {
+    return this.request<T>('PATCH', resourcePath(ref, namespace, name, subresource), {
+      verb: 'patch',
+      body: patch,
+      contentType: 'application/merge-patch+json',
+      query: { fieldManager: 'llmisvc' },
+    });
+  }
+
+  /** JSON patch (RFC 6902), for test-and-set edits such as removing our finalizer only if still there. */
+  jsonPatch<T extends KubeObject>(
+    ref: ResourceRef,
+    namespace: string | undefined,
+    name: string,
+    ops: unknown[],
+  ): Promise<T> {
+    return this.request<T>('PATCH', resourcePath(ref, namespace, name), {
+      verb: 'patch',
+      body: ops,
+      contentType: 'application/json-patch+json',
+      query: { fieldManager: 'llmisvc' },
+    });
+  }
+
+  /** Deletes an object; `uid` makes it a precondition so that a re-created namesake survives. */
+  async delete(
+    ref: ResourceRef,
+    namespace: string | undefined,
+    name: string,
+    options: { uid?: string; propagationPolicy?: 'Background' | 'Foreground' | 'Orphan' } = {},
+  ): Promise<void> {
+    await this.request('DELETE', resourcePath(ref, namespace, name), {
+      verb: 'delete',
+      body: {
+        kind: 'DeleteOptions',
+        apiVersion: 'v1',
+        propagationPolicy: options.propagationPolicy ?? 'Background',
+        ...(options.uid ? { preconditions: { uid: options.uid } } : {}),
+      },
+    });
+  }
+
+  /**
+   * Opens a watch and calls `onEvent` for each event until the server ends the stream (resolves), the signal
+   * aborts (resolves), the connection drops (rejects) or an ERROR event arrives (rejects with its status, 410 for
+   * an expired resourceVersion). `idleTimeoutMs` turns a silent half-open connection into an error.
+   */
+  async watch(
+    path: string,
+    query: Record<string, string | number | boolean | undefined>,
+    onEvent: (event: WatchEvent) => void,
+    options: { signal?: AbortSignal; idleTimeoutMs?: number } = {},
+  ): Promise<void> {
+    await this.bucket.take();
+    const url = this.url(path, { ...query, watch: 'true' });
+    const headers = {
+      ...(await this.authHeaders()),
+      Accept: 'application/json',
+      'User-Agent': this.userAgent,
+    };
+    let res: http.IncomingMessage;
+    try {
+      res = await this.open('GET', url, headers, undefined, options.signal);
+    } catch (error) {
+      this.record('watch', path, 0);
+      if (options.signal?.aborted) return;
+      throw new LlmisvcError('LLMISVC_ERR_KUBE', `watch ${path}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    const status = res.statusCode ?? 0;
+    this.record('watch', path, status);
+    if (status !== 200) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of res) chunks.push(chunk as Buffer);
+      throw apiError(status, 'WATCH', path, Buffer.concat(chunks).toString('utf8'));
+    }
+    res.setEncoding('utf8');
+    if (options.idleTimeoutMs) {
+      res.socket.setTimeout(options.idleTimeoutMs, () =>
+        res.destroy(new Error(`no data for ${options.idleTimeoutMs} ms`)),
+      );
+    }
+    let buffer = '';
+    try {
+      for await (const chunk of res) {
+        buffer += chunk as string;
+        let newline: number;
+        while ((newline = buffer.indexOf('\n')) >= 0) {
+          const line = buffer.slice(0, newline).trim();
+          buffer = buffer.slice(newline + 1);
+          if (!line) continue;
+          const event = JSON.parse(line) as WatchEvent;
+          if (event.type === 'ERROR') {
+            const s = event.object as unknown as KubeStatus;
+            throw new KubeApiError(
+              s.code ?? 500,
+              s.reason ?? 'Unknown',
+              `watch ${path}: ${s.message ?? 'error'}`,
+            );
+          }
+          onEvent(event);
+        }
+      }
+    } catch (error) {
+      if (options.signal?.aborted) return;
+      if (error instanceof KubeApiError) throw error;
+      throw new LlmisvcError('LLMISVC_ERR_KUBE', `watch ${path}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    } finally {
+      res.socket?.setTimeout(0);
+      res.destroy();
+    }
+  }
+}
+
+export interface KubeList<T> {
+  apiVersion: string;
+  kind: string;
+  metadata: { resourceVersion?: string; continue?: string };
+  items: T[];
+}
+
+export interface WatchEvent {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: KubeObject;
+}
+
+interface KubeStatus {
+  kind?: string;
+  code?: number;
+  reason?: string;
+  message?: string;
+}
+
+function apiError(status: number, method: string, path: string, text: string): KubeApiError {
+  let parsed: KubeStatus = {};
+  try {
+    parsed = JSON.parse(text) as KubeStatus;
+  } catch {
+    parsed = { message: text.slice(0, 500) };
+  }
+  return new KubeApiError(
+    status,
+    parsed.reason ?? String(status),
+    `${method} ${path}: ${status} ${parsed.reason ?? ''}: ${parsed.message ?? text.slice(0, 500)}`,
+  );
+}
