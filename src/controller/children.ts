@@ -20,7 +20,7 @@ const COMPONENT_ROLES: Record<string, ChildRole> = {
   'llminferenceservice-workload': 'main-workload',
   'llminferenceservice-workload-worker': 'worker-workload',
   'llminferenceservice-workload-prefill': 'prefill-workload',
-  'llminferenceservice-workload-prefill-worker': 'prefill-worker-workload',
+  'llminferenceservice-workload-worker-prefill': 'prefill-worker-workload',
   'llminferenceservice-router-scheduler': 'scheduler-workload',
 };
 

@@ -50,11 +50,13 @@ export interface LiveObject {
   status?: Record<string, unknown>;
 }
 
+/** An API the service needs that the cluster does not serve (the renderer's `missing`). */
 export interface MissingDependency {
   feature: string;
-  group: string;
-  versions: readonly string[];
-  kind: string;
+  apiVersions: readonly string[];
+  kinds: readonly string[];
+  /** Why the service needs it. */
+  reason?: string;
   install: string;
 }
 
@@ -264,7 +266,7 @@ export function deriveStatus(input: StatusInput): DerivedStatus {
           input.missing
             .map(
               (m) =>
-                `${m.feature} needs ${m.kind} (${m.versions.map((v) => `${m.group}/${v}`).join(' or ')}), which this cluster does not serve; install it: ${m.install}`,
+                `${m.feature} needs ${m.kinds.join(', ')} (${m.apiVersions.join(' or ')}), which this cluster does not serve${m.reason ? ` (${m.reason})` : ''}; to fix: ${m.install}`,
             )
             .join('; '),
         );

@@ -30,6 +30,7 @@ import type { Condition, LiveObject, MissingDependency, ObservedChild } from './
 import { deriveStatus, mergeConditionTimes, transitions } from './conditions.js';
 import {
   CHILD_SELECTOR,
+  COMPONENT_LABEL,
   MANAGED_BY_LABEL,
   childId,
   childRole,
@@ -72,19 +73,13 @@ export const CANDIDATE_CHILD_KINDS: readonly { apiVersion: string; kind: string 
 ];
 const GATEWAY = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway' };
 
-/** An API a rendered spec needs (the renderer's `needs`). */
-export interface ApiNeed {
-  group: string;
-  versions: readonly string[];
-  kind: string;
-  feature: string;
-  install: string;
-}
-
 export interface RenderOutcome {
+  /** Owned children in apply order (children of missing APIs left out). */
   children: KubeObject[];
+  /** Objects used but not owned (the default Gateway). */
   shared: KubeObject[];
-  needs: ApiNeed[];
+  /** APIs the service needs that the cluster does not serve. */
+  missing: MissingDependency[];
 }
 
 /** The pure parts the controller needs from api/ and render/, injected so the controller can be tested alone. */
@@ -350,7 +345,7 @@ export class Controller {
       return;
     }
 
-    const missing = await this.missingDependencies(outcome.needs);
+    const missing = outcome.missing;
     const desired = stopped ? [] : outcome.children;
     const observed: ObservedChild[] = [];
     const appliedIds = new Set<string>();
@@ -395,7 +390,9 @@ export class Controller {
     for (const object of toPrune) await this.deleteChild(service, object);
 
     const gateways = this.routeGateways(key, desired, namespace);
-    const mainService = desired.find((c) => c.kind === 'Service' && !c.metadata.name.includes('epp'));
+    const mainService = desired.find(
+      (c) => c.kind === 'Service' && c.metadata.labels?.[COMPONENT_LABEL] === 'llminferenceservice-workload',
+    );
     const route = desired.find((c) => c.kind === 'HTTPRoute');
     const status = deriveStatus({
       generation: service.metadata.generation,
@@ -418,19 +415,6 @@ export class Controller {
       if (isNotFound(error)) return undefined;
       throw error;
     }
-  }
-
-  /** Needs whose API (any listed version, with the kind) the server does not serve. */
-  private async missingDependencies(needs: readonly ApiNeed[]): Promise<MissingDependency[]> {
-    const missing: MissingDependency[] = [];
-    for (const need of needs) {
-      let found = false;
-      for (const version of need.versions)
-        if (await this.discovery.resourceFor(apiVersionOf({ group: need.group, version }), need.kind))
-          found = true;
-      if (!found) missing.push({ ...need });
-    }
-    return missing;
   }
 
   /** Gateways referenced by the rendered HTTPRoute, live from the cache; remembered for Gateway events. */

@@ -1,0 +1,194 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Condition, LiveObject, ObservedChild, StatusInput } from './conditions.js';
+import {
+  deriveStatus,
+  gatewayReadiness,
+  mergeConditionTimes,
+  routeReadiness,
+  workloadReadiness,
+} from './conditions.js';
+
+const deployment = (
+  available: 'True' | 'False' | undefined,
+  extra: Record<string, unknown> = {},
+): LiveObject => ({
+  kind: 'Deployment',
+  metadata: { name: 'm-kserve', generation: 1 },
+  spec: { replicas: 2 },
+  status: {
+    observedGeneration: 1,
+    readyReplicas: available === 'True' ? 2 : 0,
+    conditions: available
+      ? [{ type: 'Available', status: available, reason: 'MinimumReplicasUnavailable' }]
+      : [],
+    ...extra,
+  },
+});
+const gateway = (programmed: boolean, addresses: string[]): LiveObject => ({
+  kind: 'Gateway',
+  metadata: { name: 'gw' },
+  spec: { listeners: [{ protocol: 'HTTP', port: 80 }] },
+  status: {
+    conditions: [{ type: 'Programmed', status: programmed ? 'True' : 'False', reason: 'Pending' }],
+    addresses: addresses.map((value) => ({ type: 'IPAddress', value })),
+  },
+});
+const accepted = {
+  parents: [
+    {
+      parentRef: { name: 'gw' },
+      conditions: [
+        { type: 'Accepted', status: 'True' },
+        { type: 'ResolvedRefs', status: 'True' },
+      ],
+    },
+  ],
+};
+const child = (role: ObservedChild['role'], kind: string, live: LiveObject | undefined): ObservedChild => ({
+  role,
+  kind,
+  name: live?.metadata.name ?? `x-${kind}`,
+  live,
+});
+
+const base = (over: Partial<StatusInput>): StatusInput => ({
+  generation: 1,
+  stopped: false,
+  missing: [],
+  children: [],
+  gateways: new Map(),
+  ...over,
+});
+const find = (cs: Condition[], type: string) => cs.find((c) => c.type === type);
+
+test('workload readiness reads the Available condition and generations', () => {
+  assert.equal(
+    workloadReadiness(child('main-workload', 'Deployment', deployment('True')), 'MainWorkloadReady').status,
+    'True',
+  );
+  const notReady = workloadReadiness(
+    child('main-workload', 'Deployment', deployment('False')),
+    'MainWorkloadReady',
+  );
+  assert.equal(notReady.status, 'False');
+  assert.match(notReady.message!, /0\/2 replicas ready/);
+  const stale = deployment('True');
+  stale.metadata.generation = 2;
+  assert.equal(workloadReadiness(child('main-workload', 'Deployment', stale), 'X').reason, 'Progressing');
+  assert.equal(workloadReadiness(child('main-workload', 'Deployment', undefined), 'X').reason, 'NotCreated');
+});
+
+test('gateway without an address explains the LoadBalancer options', () => {
+  const c = gatewayReadiness('ns/gw', gateway(true, []));
+  assert.equal(c.reason, 'AddressPending');
+  assert.match(c.message!, /MetalLB/);
+  assert.match(c.message!, /port-forward/);
+  assert.equal(gatewayReadiness('ns/gw', gateway(false, [])).status, 'False');
+  assert.equal(gatewayReadiness('ns/gw', gateway(true, ['10.0.0.1'])).status, 'True');
+});
+
+test('route readiness requires every parent to accept and resolve refs', () => {
+  const live: LiveObject = { metadata: { name: 'r' }, status: accepted };
+  assert.equal(routeReadiness(child('route', 'HTTPRoute', live)).status, 'True');
+  const rejected: LiveObject = {
+    metadata: { name: 'r' },
+    status: {
+      parents: [
+        {
+          parentRef: { name: 'gw' },
+          conditions: [
+            { type: 'Accepted', status: 'True' },
+            { type: 'ResolvedRefs', status: 'False', reason: 'BackendNotFound', message: 'no pool' },
+          ],
+        },
+      ],
+    },
+  };
+  const c = routeReadiness(child('route', 'HTTPRoute', rejected));
+  assert.equal(c.reason, 'BackendNotFound');
+  assert.match(c.message!, /no pool/);
+});
+
+test('everything ready: Ready True with url and addresses from the gateway', () => {
+  const status = deriveStatus(
+    base({
+      children: [
+        child('main-workload', 'Deployment', deployment('True')),
+        child('route', 'HTTPRoute', { metadata: { name: 'r' }, status: accepted }),
+      ],
+      gateways: new Map([['ns/gw', gateway(true, ['10.0.0.1'])]]),
+      routePath: '/ns/m',
+    }),
+  );
+  assert.deepEqual(
+    status.conditions.map((c) => [c.type, c.status]),
+    [
+      ['PresetsCombined', 'True'],
+      ['DependenciesReady', 'True'],
+      ['MainWorkloadReady', 'True'],
+      ['GatewaysReady', 'True'],
+      ['HTTPRoutesReady', 'True'],
+      ['WorkloadsReady', 'True'],
+      ['RouterReady', 'True'],
+      ['Ready', 'True'],
+    ],
+  );
+  assert.equal(status.url, 'http://10.0.0.1/ns/m');
+  assert.deepEqual(status.addresses, [{ url: 'http://10.0.0.1/ns/m' }]);
+});
+
+test('a not-ready workload rolls up into WorkloadsReady and Ready with its message', () => {
+  const status = deriveStatus(
+    base({ children: [child('main-workload', 'Deployment', deployment('False'))] }),
+  );
+  assert.equal(find(status.conditions, 'WorkloadsReady')!.status, 'False');
+  assert.equal(find(status.conditions, 'Ready')!.status, 'False');
+  assert.match(find(status.conditions, 'Ready')!.message!, /MainWorkloadReady: Deployment m-kserve: 0\/2/);
+});
+
+test('missing dependency names the API, the feature and how to install it', () => {
+  const status = deriveStatus(
+    base({
+      missing: [
+        {
+          feature: 'scheduler',
+          apiVersions: ['inference.networking.k8s.io/v1', 'inference.networking.x-k8s.io/v1alpha2'],
+          kinds: ['InferencePool'],
+          install: 'llmisvc deps install gie',
+        },
+      ],
+    }),
+  );
+  const deps = find(status.conditions, 'DependenciesReady')!;
+  assert.equal(deps.status, 'False');
+  assert.equal(deps.reason, 'MissingAPI');
+  assert.match(
+    deps.message!,
+    /scheduler needs InferencePool \(inference.networking.k8s.io\/v1 or inference.networking.x-k8s.io\/v1alpha2\)/,
+  );
+  assert.match(deps.message!, /llmisvc deps install gie/);
+  assert.equal(find(status.conditions, 'Ready')!.status, 'False');
+});
+
+test('stopped and render failures', () => {
+  const stopped = deriveStatus(base({ stopped: true }));
+  assert.equal(find(stopped.conditions, 'Ready')!.reason, 'Stopped');
+  const failed = deriveStatus(
+    base({ renderProblem: { reason: 'ConfigNotFound', message: 'config x missing' } }),
+  );
+  assert.equal(find(failed.conditions, 'PresetsCombined')!.status, 'False');
+  assert.equal(find(failed.conditions, 'Ready')!.reason, 'ConfigNotFound');
+});
+
+test('transition times are kept for unchanged conditions', () => {
+  const prev: Condition[] = [{ type: 'Ready', status: 'False', lastTransitionTime: 'old' }];
+  assert.equal(
+    mergeConditionTimes([{ type: 'Ready', status: 'False' }], prev, 'now')[0]!.lastTransitionTime,
+    'old',
+  );
+  assert.equal(
+    mergeConditionTimes([{ type: 'Ready', status: 'True' }], prev, 'now')[0]!.lastTransitionTime,
+    'now',
+  );
+});

@@ -1,0 +1,30 @@
+/**
+ * @module controller
+ * The LLMInferenceService controller: reconcile loop, status, webhooks, certificates, metrics and the assembly
+ * that runs them (`runController`).
+ */
+export * from './conditions.js';
+export * from './children.js';
+export {
+  Controller,
+  CONFIG_RESOURCE,
+  SERVICE_RESOURCE,
+  FINALIZER,
+  STOP_ANNOTATION,
+  CANDIDATE_CHILD_KINDS,
+} from './controller.js';
+export type { ControllerOptions, RenderOutcome, ServiceEngine } from './controller.js';
+export { createMetrics, type ControllerMetrics } from './metrics.js';
+export { issueBundle, needsRotation, serviceDnsNames, type CertBundle } from './certs.js';
+export { CertKeeper, type CertKeeperOptions } from './cert-keeper.js';
+export {
+  reviewAdmission,
+  reviewConversion,
+  startWebhookServer,
+  VALIDATE_PATH,
+  CONVERT_PATH,
+  type WebhookEngine,
+  type AdmissionReview,
+  type ConversionReview,
+} from './webhook.js';
+export { runController, type RunOptions, type RunningController, type WebhookRunOptions } from './run.js';

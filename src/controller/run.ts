@@ -1,0 +1,206 @@
+/**
+ * @module controller/run
+ * Puts the controller together: Kubernetes client, probe + metrics server, webhook server with its certificate
+ * keeper, leader election, and the reconcile loop. Everything is configured through `RunOptions` (flags enter in the
+ * CLI); the returned handle stops it all gracefully.
+ */
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { KubeClientOptions } from '../kube/index.js';
+import { KubeClient, LeaderElector } from '../kube/index.js';
+import { CertKeeper } from './cert-keeper.js';
+import { serviceDnsNames } from './certs.js';
+import type { ServiceEngine } from './controller.js';
+import { Controller } from './controller.js';
+import { startProbeServer } from './http-server.js';
+import { createMetrics } from './metrics.js';
+import type { WebhookEngine } from './webhook.js';
+import { startWebhookServer } from './webhook.js';
+
+export interface WebhookRunOptions {
+  port: number;
+  host?: string;
+  /** Use tls.crt/tls.key from this folder (cert-manager) instead of the self-managed certificate. */
+  certDir?: string;
+  /** The Service in front of the webhook; its DNS names go into the certificate. */
+  serviceName: string;
+  secretName: string;
+  /** Extra IP SANs (for example 127.0.0.1 when the API server calls the webhook on loopback). */
+  ipAddresses?: string[];
+  webhookConfigurations: string[];
+  crds: string[];
+}
+
+export interface RunOptions {
+  kube: KubeClientOptions;
+  engine: ServiceEngine & WebhookEngine;
+  logger: Logger;
+  namespace?: string;
+  /** Where the controller runs: presets, the lease and the webhook Secret live here. */
+  systemNamespace: string;
+  leaderElect: boolean;
+  leaseName?: string;
+  identity?: string;
+  probePort?: number;
+  probeHost?: string;
+  webhook?: WebhookRunOptions;
+  workers?: number;
+  resyncMs?: number;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+}
+
+export interface RunningController {
+  client: KubeClient;
+  controller: Controller;
+  probePort: number;
+  webhookPort: number | undefined;
+  /** Resolves when the controller stopped (after `stop()` or lost leadership). */
+  done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Starts the controller; resolves once its servers listen (leadership and cache sync may come later). */
+export async function runController(options: RunOptions): Promise<RunningController> {
+  const log = options.logger;
+  const identity = options.identity ?? `${hostname()}_${process.pid}`;
+  const client = await KubeClient.create({ userAgent: `llmisvc-controller/${identity}`, ...options.kube });
+  let controller: Controller | undefined;
+  const metrics = createMetrics({ queueDepth: () => controller?.queue.length ?? 0, defaults: true });
+  controller = new Controller({
+    client,
+    engine: options.engine,
+    logger: log,
+    namespace: options.namespace,
+    systemNamespace: options.systemNamespace,
+    workers: options.workers,
+    resyncMs: options.resyncMs,
+    identity,
+    metrics,
+  });
+  const active = controller;
+  const abort = new AbortController();
+  let standby = options.leaderElect;
+
+  const probes = await startProbeServer({
+    registry: metrics.registry,
+    healthy: () => !abort.signal.aborted,
+    // A standby replica is ready: it serves webhooks. The leader is ready once its caches synced.
+    ready: () => standby || active.hasSynced,
+    port: options.probePort ?? 0,
+    host: options.probeHost,
+  });
+
+  let webhookPort: number | undefined;
+  let webhookClose: (() => Promise<void>) | undefined;
+  let certTimer: NodeJS.Timeout | undefined;
+  if (options.webhook) {
+    const w = options.webhook;
+    const loadCert = async (): Promise<{ cert: string; key: string; caBundle?: string }> => {
+      if (w.certDir)
+        return {
+          cert: await readFile(join(w.certDir, 'tls.crt'), 'utf8'),
+          key: await readFile(join(w.certDir, 'tls.key'), 'utf8'),
+        };
+      return keeper!.ensure();
+    };
+    const keeper = w.certDir
+      ? undefined
+      : new CertKeeper({
+          client,
+          namespace: options.systemNamespace,
+          secretName: w.secretName,
+          dnsNames: serviceDnsNames(w.serviceName, options.systemNamespace),
+          ipAddresses: w.ipAddresses,
+          webhookConfigurations: w.webhookConfigurations,
+          crds: w.crds,
+          logger: log,
+        });
+    const first = await loadCert();
+    if (keeper && first.caBundle) await keeper.inject(first.caBundle);
+    const server = await startWebhookServer({
+      engine: options.engine,
+      cert: first.cert,
+      key: first.key,
+      port: w.port,
+      host: w.host,
+      logger: log,
+    });
+    webhookPort = server.port;
+    webhookClose = server.close;
+    let current = first.cert;
+    // Re-check hourly: rotate before expiry, pick up a certificate another replica or cert-manager rotated.
+    certTimer = setInterval(() => {
+      loadCert()
+        .then(async (next) => {
+          if (keeper && next.caBundle) await keeper.inject(next.caBundle);
+          if (next.cert !== current) {
+            server.setCertificate(next.cert, next.key);
+            current = next.cert;
+            log.info('webhook serving certificate reloaded');
+          }
+        })
+        .catch((error: Error) => log.error({ err: error.message }, 'webhook certificate check failed'));
+    }, 3600_000);
+    certTimer.unref();
+  }
+
+  const lead = async (signal: AbortSignal): Promise<void> => {
+    standby = false;
+    metrics.leader.set(1);
+    await active.start();
+    await new Promise<void>((resolve) => {
+      if (signal.aborted) return resolve();
+      signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    metrics.leader.set(0);
+    await active.stop();
+  };
+
+  const done = (async () => {
+    try {
+      if (options.leaderElect) {
+        const elector = new LeaderElector(client, {
+          namespace: options.systemNamespace,
+          name: options.leaseName ?? 'llmisvc-controller',
+          identity,
+          leaseDurationMs: options.leaseDurationMs,
+          renewDeadlineMs: options.renewDeadlineMs,
+          retryPeriodMs: options.retryPeriodMs,
+          logger: log,
+        });
+        log.info({ identity }, 'waiting for leadership');
+        await elector.run(abort.signal, lead);
+      } else {
+        const leadership = new AbortController();
+        abort.signal.addEventListener('abort', () => leadership.abort(), { once: true });
+        await lead(leadership.signal);
+      }
+    } catch (error) {
+      log.error({ err: (error as Error).message }, 'controller stopped with an error');
+      throw error;
+    } finally {
+      abort.abort();
+      if (certTimer) clearInterval(certTimer);
+      await webhookClose?.();
+      await probes.close();
+      client.close();
+    }
+  })();
+  done.catch(() => undefined);
+
+  return {
+    client,
+    controller: active,
+    probePort: probes.port,
+    webhookPort,
+    done,
+    async stop() {
+      abort.abort();
+      await done.catch(() => undefined);
+    },
+  };
+}
