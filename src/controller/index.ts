@@ -28,3 +28,4 @@ export {
   type ConversionReview,
 } from './webhook.js';
 export { runController, type RunOptions, type RunningController, type WebhookRunOptions } from './run.js';
+export { defaultEngine } from './engine.js';

@@ -1,0 +1,181 @@
+/**
+ * @module cli/controller
+ * `llmisvc controller`: run the LLMInferenceService controller (in a cluster, or against a kubeconfig).
+ */
+import { hostname } from 'node:os';
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { pino } from 'pino';
+import { defaultEngine, runController } from '../controller/index.js';
+import { LlmisvcError } from '../errors/index.js';
+import { DEFAULT_RENDER_OPTIONS } from '../render/index.js';
+
+interface ControllerFlags {
+  kubeconfig?: string;
+  context?: string;
+  namespace?: string;
+  systemNamespace: string;
+  leaderElect: boolean;
+  leaseName: string;
+  probePort: string;
+  webhook: boolean;
+  webhookPort: string;
+  webhookHost?: string;
+  webhookCertDir?: string;
+  webhookService: string;
+  webhookSecret: string;
+  webhookConfiguration: string;
+  webhookIp: string[];
+  workers: string;
+  resync: string;
+  gatewayName?: string;
+  gatewayNamespace?: string;
+  gatewayClass?: string;
+  schedulerImage?: string;
+  kubeApiQps: string;
+  kubeApiBurst: string;
+  logLevel: string;
+}
+
+function int(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0)
+    throw new LlmisvcError('LLMISVC_ERR_CONFIG', `${flag} must be a whole number, not "${value}"`);
+  return n;
+}
+
+/** "30s", "10m", "1h" or plain milliseconds. */
+function duration(value: string, flag: string): number {
+  const match = /^(\d+)(ms|s|m|h)?$/.exec(value.trim());
+  if (!match)
+    throw new LlmisvcError(
+      'LLMISVC_ERR_CONFIG',
+      `${flag} must be a duration like 30s or 10m, not "${value}"`,
+    );
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3600_000 }[match[2] ?? 'ms']!;
+  return Number(match[1]) * unit;
+}
+
+export function register(program: Command): void {
+  program
+    .command('controller')
+    .description(
+      'run the LLMInferenceService controller: reconcile services into workloads, routes and pools, report status, serve the validating and conversion webhooks',
+    )
+    .option(
+      '--kubeconfig <file>',
+      'kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, then in-cluster)',
+    )
+    .option('--context <name>', 'kubeconfig context')
+    .option('--namespace <ns>', 'watch only this namespace (default: all namespaces)')
+    .addOption(
+      new Option(
+        '--system-namespace <ns>',
+        'where presets, the leader lease and the webhook certificate live',
+      )
+        .env('POD_NAMESPACE')
+        .default(DEFAULT_RENDER_OPTIONS.systemNamespace),
+    )
+    .option('--leader-elect', 'elect a leader among replicas with a coordination.k8s.io Lease', false)
+    .option('--lease-name <name>', 'name of the leader-election Lease', 'llmisvc-controller')
+    .option('--probe-port <port>', 'port for /metrics, /healthz and /readyz', '8080')
+    .option('--no-webhook', 'do not serve the validating and conversion webhooks')
+    .option('--webhook-port <port>', 'HTTPS port of the webhooks', '9443')
+    .option('--webhook-host <host>', 'address the webhook server binds (default: all)')
+    .option(
+      '--webhook-cert-dir <dir>',
+      'use tls.crt/tls.key from this folder (cert-manager) instead of a self-managed cert',
+    )
+    .option(
+      '--webhook-service <name>',
+      'the Service in front of the webhooks (certificate names)',
+      'llmisvc-webhook',
+    )
+    .option(
+      '--webhook-secret <name>',
+      'Secret holding the self-managed webhook certificate',
+      'llmisvc-webhook-cert',
+    )
+    .option(
+      '--webhook-configuration <name>',
+      'ValidatingWebhookConfiguration to inject the CA into',
+      'llmisvc-validating-webhook',
+    )
+    .option(
+      '--webhook-ip <ip>',
+      'extra IP address for the webhook certificate (repeatable)',
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
+    .option('--workers <n>', 'services reconciled in parallel', '4')
+    .option('--resync <duration>', 'reconcile every service at least this often', '10m')
+    .option('--gateway-name <name>', 'the default Gateway', DEFAULT_RENDER_OPTIONS.gateway.name)
+    .option('--gateway-namespace <ns>', 'namespace of the default Gateway (default: the system namespace)')
+    .option(
+      '--gateway-class <class>',
+      'GatewayClass of the default Gateway',
+      DEFAULT_RENDER_OPTIONS.gateway.className,
+    )
+    .option(
+      '--scheduler-image <image>',
+      'image that runs `llmisvc epp`',
+      DEFAULT_RENDER_OPTIONS.schedulerImage,
+    )
+    .option('--kube-api-qps <n>', 'client-side limit on API requests per second', '100')
+    .option('--kube-api-burst <n>', 'burst above --kube-api-qps', '200')
+    .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
+    .action(async (flags: ControllerFlags) => {
+      const logger = pino({ level: flags.logLevel, base: { component: 'llmisvc-controller' } });
+      const engine = defaultEngine({
+        ...DEFAULT_RENDER_OPTIONS,
+        systemNamespace: flags.systemNamespace,
+        gateway: {
+          ...DEFAULT_RENDER_OPTIONS.gateway,
+          name: flags.gatewayName ?? DEFAULT_RENDER_OPTIONS.gateway.name,
+          namespace: flags.gatewayNamespace ?? flags.systemNamespace,
+          className: flags.gatewayClass ?? DEFAULT_RENDER_OPTIONS.gateway.className,
+        },
+        schedulerImage: flags.schedulerImage ?? DEFAULT_RENDER_OPTIONS.schedulerImage,
+      });
+      const running = await runController({
+        kube: {
+          kubeconfig: flags.kubeconfig,
+          context: flags.context,
+          qps: int(flags.kubeApiQps, '--kube-api-qps'),
+          burst: int(flags.kubeApiBurst, '--kube-api-burst'),
+        },
+        engine,
+        logger,
+        namespace: flags.namespace,
+        systemNamespace: flags.systemNamespace,
+        leaderElect: flags.leaderElect,
+        leaseName: flags.leaseName,
+        identity: process.env['POD_NAME'] ?? `${hostname()}_${process.pid}`,
+        probePort: int(flags.probePort, '--probe-port'),
+        workers: int(flags.workers, '--workers'),
+        resyncMs: duration(flags.resync, '--resync'),
+        ...(flags.webhook
+          ? {
+              webhook: {
+                port: int(flags.webhookPort, '--webhook-port'),
+                host: flags.webhookHost,
+                certDir: flags.webhookCertDir,
+                serviceName: flags.webhookService,
+                secretName: flags.webhookSecret,
+                ipAddresses: flags.webhookIp,
+                webhookConfigurations: [flags.webhookConfiguration],
+                crds: [
+                  'llminferenceservices.serving.kserve.io',
+                  'llminferenceserviceconfigs.serving.kserve.io',
+                ],
+              },
+            }
+          : {}),
+      });
+      logger.info({ probePort: running.probePort, webhookPort: running.webhookPort }, 'listening');
+      const stop = (): void => void running.stop();
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      await running.done;
+    });
+}
