@@ -218,8 +218,16 @@ export function gatewayReadiness(key: string, gateway: LiveObject | undefined): 
   return ok(type);
 }
 
-/** Combines sub-conditions into one: True when all are, otherwise the first False one's reason and message. */
-export function aggregate(type: string, parts: readonly Condition[], emptyReason: string): Condition {
+/**
+ * Combines sub-conditions into one: True when all are, otherwise the first failing one's reason and every failing
+ * message (prefixed with its condition type when `prefix`, for roll-ups of different conditions).
+ */
+export function aggregate(
+  type: string,
+  parts: readonly Condition[],
+  emptyReason: string,
+  prefix = true,
+): Condition {
   const failing = parts.filter((p) => p.status !== 'True');
   if (parts.length === 0) return ok(type, emptyReason);
   if (failing.length === 0) return ok(type);
@@ -228,7 +236,9 @@ export function aggregate(type: string, parts: readonly Condition[], emptyReason
     type,
     status: first.status,
     reason: first.reason ?? 'NotReady',
-    message: failing.map((f) => `${f.type}: ${f.message ?? f.reason ?? 'not ready'}`).join('; '),
+    message: failing
+      .map((f) => `${prefix ? `${f.type}: ` : ''}${f.message ?? f.reason ?? 'not ready'}`)
+      .join('; '),
   };
 }
 
@@ -298,6 +308,24 @@ export function deriveStatus(input: StatusInput): DerivedStatus {
           type,
           kids.map((k) => workloadReadiness(k, type)),
           'Ready',
+          false,
+        ),
+      );
+    // A LeaderWorkerSet runs leader and workers together; its Available covers the worker pods as well.
+    const lws = kids.filter((k) => k.kind === 'LeaderWorkerSet');
+    const workerType =
+      role === 'main-workload'
+        ? 'WorkerWorkloadReady'
+        : role === 'prefill-workload'
+          ? 'PrefillWorkerWorkloadReady'
+          : undefined;
+    if (lws.length && workerType)
+      workloadParts.push(
+        aggregate(
+          workerType,
+          lws.map((k) => workloadReadiness(k, workerType)),
+          'Ready',
+          false,
         ),
       );
   }
@@ -307,12 +335,15 @@ export function deriveStatus(input: StatusInput): DerivedStatus {
         'GatewaysReady',
         [...input.gateways].map(([k, g]) => gatewayReadiness(k, g)),
         'Ready',
+        false,
       ),
     );
   const routes = byRole('route');
-  if (routes.length) routerParts.push(aggregate('HTTPRoutesReady', routes.map(routeReadiness), 'Ready'));
+  if (routes.length)
+    routerParts.push(aggregate('HTTPRoutesReady', routes.map(routeReadiness), 'Ready', false));
   const pools = byRole('pool');
-  if (pools.length) routerParts.push(aggregate('InferencePoolReady', pools.map(poolReadiness), 'Ready'));
+  if (pools.length)
+    routerParts.push(aggregate('InferencePoolReady', pools.map(poolReadiness), 'Ready', false));
   const schedulers = byRole('scheduler-workload');
   if (schedulers.length)
     routerParts.push(
@@ -320,13 +351,15 @@ export function deriveStatus(input: StatusInput): DerivedStatus {
         'SchedulerWorkloadReady',
         schedulers.map((k) => workloadReadiness(k, 'SchedulerWorkloadReady')),
         'Ready',
+        false,
       ),
     );
   conditions.push(...workloadParts, ...routerParts);
   const workloads = aggregate('WorkloadsReady', workloadParts, 'NoWorkloads');
   const router = aggregate('RouterReady', routerParts, 'NoRouter');
   conditions.push(workloads, router);
-  conditions.push(aggregate('Ready', [deps, workloads, router], 'Ready'));
+  // Ready names the leaf conditions that fail, not the roll-ups, so its message says what to fix.
+  conditions.push(aggregate('Ready', [deps, ...workloadParts, ...routerParts], 'Ready'));
 
   const urls = [...input.gateways.values()].flatMap((g) => (g ? addressUrl(g, input.routePath) : []));
   if (urls.length) return { conditions, url: urls[0], addresses: urls.map((url) => ({ url })) };
