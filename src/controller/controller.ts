@@ -115,7 +115,8 @@ export class Controller {
   readonly metrics: ControllerMetrics;
   private readonly applier: Applier;
   private readonly services: Informer<Service>;
-  private readonly configs: Informer;
+  /** Configs of the watched namespace and, when that is one namespace, of the system namespace (presets). */
+  private readonly configs: Informer[];
   private readonly children = new Map<string, Informer>();
   private gateways: Informer | undefined;
   private crds: Informer | undefined;
@@ -136,17 +137,21 @@ export class Controller {
       namespace: options.namespace,
       logger: log,
     });
-    this.configs = new KubeInformer(options.client, CONFIG_RESOURCE, {
-      namespace: options.namespace,
-      logger: log,
-    });
+    const configNamespaces =
+      options.namespace === undefined
+        ? [undefined]
+        : [...new Set([options.namespace, options.systemNamespace])];
+    this.configs = configNamespaces.map(
+      (namespace) => new KubeInformer(options.client, CONFIG_RESOURCE, { namespace, logger: log }),
+    );
     this.services.addHandlers({
       add: (s) => this.queue.add(objectKey(s)),
       update: (s) => this.queue.add(objectKey(s)),
       delete: (s) => this.queue.add(objectKey(s)),
     });
     const allServices = (): void => this.enqueueAll();
-    this.configs.addHandlers({ add: allServices, update: allServices, delete: allServices });
+    for (const informer of this.configs)
+      informer.addHandlers({ add: allServices, update: allServices, delete: allServices });
   }
 
   private get log(): Logger {
@@ -160,7 +165,7 @@ export class Controller {
 
   /** True once the service and config caches hold a complete list. */
   get hasSynced(): boolean {
-    return this.services.hasSynced && this.configs.hasSynced;
+    return this.services.hasSynced && this.configs.every((c) => c.hasSynced);
   }
 
   /** Starts informers and workers; resolves once the primary caches synced. */
@@ -180,9 +185,13 @@ export class Controller {
       this.log,
     );
     this.services.start();
-    this.configs.start();
+    for (const informer of this.configs) informer.start();
     await this.startServedInformers();
-    await Promise.all([this.services.waitForSync(), this.configs.waitForSync(), this.crds.waitForSync()]);
+    await Promise.all([
+      this.services.waitForSync(),
+      ...this.configs.map((c) => c.waitForSync()),
+      this.crds.waitForSync(),
+    ]);
     const workers = this.options.workers ?? 4;
     for (let i = 0; i < workers; i++) this.workers.push(this.work());
     const resync = this.options.resyncMs ?? 10 * 60_000;
@@ -199,7 +208,7 @@ export class Controller {
     this.queue.shutdown();
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     await Promise.all(this.workers);
-    const informers = [this.services, this.configs, ...this.children.values()];
+    const informers = [this.services, ...this.configs, ...this.children.values()];
     if (this.gateways) informers.push(this.gateways);
     if (this.crds) informers.push(this.crds);
     await Promise.all(informers.map((i) => i.stop()));
@@ -314,8 +323,10 @@ export class Controller {
     }
 
     const stopped = service.metadata.annotations?.[STOP_ANNOTATION] === 'true';
-    const configs = this.configs.list(
-      (c) => c.metadata.namespace === namespace || c.metadata.namespace === this.options.systemNamespace,
+    const configs = this.configs.flatMap((informer) =>
+      informer.list(
+        (c) => c.metadata.namespace === namespace || c.metadata.namespace === this.options.systemNamespace,
+      ),
     );
     const served = await this.discovery.servedGroupVersions();
     let outcome: RenderOutcome;
@@ -593,7 +604,7 @@ export class Controller {
   informers(): Informer[] {
     return [
       this.services,
-      this.configs,
+      ...this.configs,
       ...this.children.values(),
       ...(this.gateways ? [this.gateways] : []),
     ];
