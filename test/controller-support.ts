@@ -65,7 +65,11 @@ export async function ensureNamespace(c: KubeClient, name: string): Promise<void
 }
 
 /** Installs deploy/crds (unchanged) and the presets into `systemNamespace`. */
-export async function installProject(c: KubeClient, systemNamespace: string): Promise<void> {
+export async function installProject(
+  c: KubeClient,
+  systemNamespace: string,
+  _kubeconfig?: string,
+): Promise<void> {
   const crdDir = join(root, 'deploy/crds');
   for (const file of readdirSync(crdDir).filter((f) => f.startsWith('serving.kserve.io_')))
     await apply(c, readYaml(join(crdDir, file)).map(keepPodSpecFields));
@@ -155,9 +159,10 @@ export async function startController(options: {
   webhook?: Parameters<typeof runController>[0]['webhook'];
   leaderElect?: boolean;
   identity?: string;
+  kubeconfig?: string;
 }): Promise<RunningController> {
   const running = await runController({
-    kube: { kubeconfig: kubeconfig!, qps: 1000, burst: 1000 },
+    kube: { kubeconfig: options.kubeconfig ?? kubeconfig!, qps: 1000, burst: 1000 },
     engine: defaultEngine(renderOptions(options.systemNamespace)),
     logger: pino({ level: process.env['LLMISVC_TEST_LOG'] ?? 'silent' }),
     namespace: options.namespace,

@@ -17,6 +17,9 @@ interface ControllerFlags {
   systemNamespace: string;
   leaderElect: boolean;
   leaseName: string;
+  leaderElectLeaseDuration: string;
+  leaderElectRenewDeadline: string;
+  leaderElectRetryPeriod: string;
   probePort: string;
   webhook: boolean;
   webhookPort: string;
@@ -78,6 +81,17 @@ export function register(program: Command): void {
     )
     .option('--leader-elect', 'elect a leader among replicas with a coordination.k8s.io Lease', false)
     .option('--lease-name <name>', 'name of the leader-election Lease', 'llmisvc-controller')
+    .option(
+      '--leader-elect-lease-duration <duration>',
+      'how long standbys wait before taking over an unrenewed lease',
+      '15s',
+    )
+    .option(
+      '--leader-elect-renew-deadline <duration>',
+      'how long the leader retries renewing before giving up',
+      '10s',
+    )
+    .option('--leader-elect-retry-period <duration>', 'how often candidates try to acquire or renew', '2s')
     .option('--probe-port <port>', 'port for /metrics, /healthz and /readyz', '8080')
     .option('--no-webhook', 'do not serve the validating and conversion webhooks')
     .option('--webhook-port <port>', 'HTTPS port of the webhooks', '9443')
@@ -150,6 +164,9 @@ export function register(program: Command): void {
         systemNamespace: flags.systemNamespace,
         leaderElect: flags.leaderElect,
         leaseName: flags.leaseName,
+        leaseDurationMs: duration(flags.leaderElectLeaseDuration, '--leader-elect-lease-duration'),
+        renewDeadlineMs: duration(flags.leaderElectRenewDeadline, '--leader-elect-renew-deadline'),
+        retryPeriodMs: duration(flags.leaderElectRetryPeriod, '--leader-elect-retry-period'),
         identity: process.env['POD_NAME'] ?? `${hostname()}_${process.pid}`,
         probePort: int(flags.probePort, '--probe-port'),
         workers: int(flags.workers, '--workers'),

@@ -119,14 +119,16 @@ export async function startWebhookServer(options: {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
-    if (req.method !== 'POST' || (req.url !== VALIDATE_PATH && !req.url?.startsWith(CONVERT_PATH)))
+    // The API server appends `?timeout=10s` to webhook URLs.
+    const path = (req.url ?? '').split('?')[0];
+    if (req.method !== 'POST' || (path !== VALIDATE_PATH && path !== CONVERT_PATH))
       return reply(404, { message: 'not found' });
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       try {
         const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as AdmissionReview | ConversionReview;
-        if (req.url === VALIDATE_PATH) reply(200, reviewAdmission(body as AdmissionReview, options.engine));
+        if (path === VALIDATE_PATH) reply(200, reviewAdmission(body as AdmissionReview, options.engine));
         else reply(200, reviewConversion(body as ConversionReview, options.engine));
       } catch (error) {
         options.logger?.warn({ err: (error as Error).message, path: req.url }, 'bad webhook request');

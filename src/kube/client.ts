@@ -215,7 +215,12 @@ export class KubeClient {
       Accept: 'application/json',
       'User-Agent': this.userAgent,
     };
-    if (body !== undefined) headers['Content-Type'] = options.contentType ?? 'application/json';
+    if (body !== undefined) {
+      headers['Content-Type'] = options.contentType ?? 'application/json';
+      // Node does not frame DELETE bodies by default (no chunked encoding): without a length the server would read
+      // the body as the start of the next request on this keep-alive connection.
+      headers['Content-Length'] = String(Buffer.byteLength(body));
+    }
     const url = this.url(path, options.query);
     let res: http.IncomingMessage;
     try {
@@ -444,6 +449,6 @@ function apiError(status: number, method: string, path: string, text: string): K
   return new KubeApiError(
     status,
     parsed.reason ?? String(status),
-    `${method} ${path}: ${status} ${parsed.reason ?? ''}: ${parsed.message ?? text.slice(0, 500)}`,
+    `${method} ${path}: ${status} ${parsed.reason ?? ''}: ${parsed.message ?? (text.slice(0, 500) || '(empty body)')}`,
   );
 }

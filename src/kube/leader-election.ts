@@ -98,7 +98,7 @@ export class LeaderElector {
       leaseDurationSeconds: Math.ceil(this.leaseDurationMs / 1000),
       acquireTime: takingOver || !old?.acquireTime ? microTime(now) : old.acquireTime,
       renewTime: microTime(now),
-      leaseTransitions: (old?.leaseTransitions ?? 0) + (takingOver && old?.holderIdentity ? 1 : 0),
+      leaseTransitions: (old?.leaseTransitions ?? 0) + (takingOver && old ? 1 : 0),
     };
   }
 
