@@ -15,6 +15,7 @@ async function commands(): Promise<Register[]> {
     import('./validate.js').then((m) => m.register),
     import('./render.js').then((m) => m.register),
     import('./generate.js').then((m) => m.register),
+    import('./dev.js').then((m) => m.register),
   ]);
 }
 
