@@ -5,11 +5,14 @@
  * start, and stop() leaves no process and no open port behind. Plus the shared server of `npm test`.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig, VersionApi } from '@kubernetes/client-node';
 import { startDevApiServer, type DevApiServer } from '../src/dev/index.js';
@@ -164,6 +167,30 @@ describe('llmisvc dev apiserver', () => {
     assert.equal(await portAcceptsConnections(second.server), false);
     assert.equal(await portAcceptsConnections(second.etcdUrl), false);
     assert.ok(!existsSync(join(second.dir, 'state.json')));
+  });
+
+  it('leaves no process behind when its owner is killed with SIGKILL', async () => {
+    // A child Node process owns the server; SIGKILL gives it no chance to clean up, so only the watchdogs can.
+    const script =
+      `const { startDevApiServer } = await import(${JSON.stringify(new URL('../src/dev/index.js', import.meta.url).href)});` +
+      `const s = await startDevApiServer({ dir: ${JSON.stringify(join(dir, 'killed'))}, crds: false, env: process.env });` +
+      'process.stdout.write(JSON.stringify(s.pids) + "\\n"); setInterval(() => {}, 1000);';
+    const owner = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...process.env, KUBEBUILDER_ASSETS: server.assets.dir },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const [line] = (await once(createInterface({ input: owner.stdout! }), 'line')) as [string];
+    const pids = JSON.parse(line) as { etcd: number; kubeApiserver: number };
+    assert.ok(isPidAlive(pids.etcd) && isPidAlive(pids.kubeApiserver));
+    owner.kill('SIGKILL');
+    await once(owner, 'exit');
+    // Generous: kube-apiserver shuts down gracefully on the watchdog's SIGTERM, and the machine may be busy.
+    const deadline = Date.now() + 30_000;
+    while ((isPidAlive(pids.etcd) || isPidAlive(pids.kubeApiserver)) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(!isPidAlive(pids.kubeApiserver), 'kube-apiserver outlived its owner');
+    assert.ok(!isPidAlive(pids.etcd), 'etcd outlived its owner');
   });
 
   it('refuses a folder whose owner process is still alive', async () => {

@@ -14,7 +14,7 @@ import {
   type LLMInferenceService,
   type LLMInferenceServiceConfig,
 } from './schema.js';
-import { nameProblems, semanticProblems, structuralProblems } from './validate.js';
+import { nameProblems, ownSpecProblems, semanticProblems, structuralProblems } from './validate.js';
 
 /** A raw Kubernetes object read from a file, with where it came from (for messages). */
 export interface SourcedObject {
@@ -113,7 +113,7 @@ export function toTypedObject({
   const converted = convertObject({ ...object, spec: object['spec'] ?? {} }, 'v1alpha2') as unknown as
     LLMInferenceService | LLMInferenceServiceConfig;
   if (converted.kind === 'LLMInferenceService') {
-    const semantic = semanticProblems(converted.spec, converted.metadata.name);
+    const semantic = serviceRuleProblems(converted);
     if (semantic.length > 0) throw new ValidationError(describe(object, source), semantic);
   }
   return converted;
@@ -127,5 +127,9 @@ export function validateObject(object: Record<string, unknown>): FieldProblem[] 
     { ...object, spec: object['spec'] ?? {} },
     'v1alpha2',
   ) as unknown as LLMInferenceService;
-  return semanticProblems(converted.spec, converted.metadata.name);
+  return serviceRuleProblems(converted);
+}
+
+function serviceRuleProblems(service: LLMInferenceService): FieldProblem[] {
+  return [...semanticProblems(service.spec, service.metadata.name), ...ownSpecProblems(service.spec)];
 }

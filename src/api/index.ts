@@ -17,6 +17,12 @@ export {
   objectProblems,
   type SourcedObject,
 } from './documents.js';
-export { formatPath, nameProblems, semanticProblems, structuralProblems } from './validate.js';
+export {
+  formatPath,
+  nameProblems,
+  ownSpecProblems,
+  semanticProblems,
+  structuralProblems,
+} from './validate.js';
 export { childName, childNames } from './names.js';
 export { podSpecFieldTable, podSpecProblems } from './pod-spec.js';

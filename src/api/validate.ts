@@ -151,14 +151,6 @@ function routerProblems(spec: LLMInferenceServiceSpec): FieldProblem[] {
         'your Gateways in spec.router.gateway.refs',
     });
   }
-  const parentRefs = (http?.spec as { parentRefs?: unknown[] } | undefined)?.parentRefs ?? [];
-  if (parentRefs.length > 0 && gatewayRefs.length > 0) {
-    problems.push({
-      path: 'spec.router.route.http.spec.parentRefs',
-      message:
-        'cannot be set together with spec.router.gateway.refs: remove one of them (the refs become the parentRefs)',
-    });
-  }
   const scheduler = router?.scheduler;
   const config = scheduler?.config;
   if (config !== undefined) {
@@ -230,7 +222,27 @@ function loraProblems(spec: LLMInferenceServiceSpec, serviceName: string): Field
 }
 
 /**
- * The cross-field rules on a structurally valid spec (the rules KServe's webhook enforces).
+ * Rules about what a user writes, which presets may legitimately break: the route preset supplies parentRefs that
+ * `gateway.refs` then replace, so this runs on the service's own spec only.
+ */
+export function ownSpecProblems(spec: LLMInferenceServiceSpec): FieldProblem[] {
+  const parentRefs =
+    (spec.router?.route?.http?.spec as { parentRefs?: unknown[] } | undefined)?.parentRefs ?? [];
+  if (parentRefs.length > 0 && (spec.router?.gateway?.refs ?? []).length > 0) {
+    return [
+      {
+        path: 'spec.router.route.http.spec.parentRefs',
+        message:
+          'cannot be set together with spec.router.gateway.refs: remove one of them (the refs become the parentRefs)',
+      },
+    ];
+  }
+  return [];
+}
+
+/**
+ * The cross-field rules on a structurally valid spec (the rules KServe's webhook enforces), which hold for the
+ * service's own spec and for the merged one.
  * @param serviceName metadata.name, the default model name.
  */
 export function semanticProblems(spec: LLMInferenceServiceSpec, serviceName: string): FieldProblem[] {

@@ -4,13 +4,20 @@
  * dependencies' CRDs, running until Ctrl-C. Thin: flags in, `startDevApiServer` does the work.
  */
 import type { Command } from 'commander';
-import { ALL_CRD_SETS, selectCrdSets, startDevApiServer, type CrdSetName } from '../dev/index.js';
+import {
+  ALL_CRD_SETS,
+  DEFAULT_KUBERNETES_VERSION,
+  selectCrdSets,
+  startDevApiServer,
+  type CrdSetName,
+} from '../dev/index.js';
 
 interface ApiServerFlags {
   dir: string;
   crds: boolean;
   crdSets?: string;
   apiserverArg: string[];
+  kubernetesVersion?: string;
 }
 
 export function register(program: Command): void {
@@ -29,6 +36,10 @@ export function register(program: Command): void {
     .option('--no-crds', 'install no CRDs')
     .option('--crd-sets <names>', `comma-separated CRD sets to install (of ${ALL_CRD_SETS.join(', ')})`)
     .option(
+      '--kubernetes-version <version>',
+      `the Kubernetes release to build when KUBEBUILDER_ASSETS is unset (default ${DEFAULT_KUBERNETES_VERSION})`,
+    )
+    .option(
       '--apiserver-arg <flag>',
       'an extra kube-apiserver flag, e.g. --apiserver-arg=--v=4 (repeatable)',
       (value: string, previous: string[]) => [...previous, value],
@@ -46,6 +57,7 @@ export function register(program: Command): void {
         crds,
         env: process.env,
         apiServerArgs: flags.apiserverArg,
+        kubernetesVersion: flags.kubernetesVersion,
         log: (message) => console.error(`[dev apiserver] ${message}`),
       });
       const kubectl = server.assets.kubectl ?? 'kubectl';

@@ -33,6 +33,8 @@ export interface StartDevApiServerOptions {
    * edge (CLI, test harness) pass `process.env`; that is also the default.
    */
   env?: NodeJS.ProcessEnv;
+  /** The Kubernetes version to build when KUBEBUILDER_ASSETS is unset; default DEFAULT_KUBERNETES_VERSION. */
+  kubernetesVersion?: string;
   /** Binaries already resolved by the caller (skips the KUBEBUILDER_ASSETS / cache lookup). */
   assets?: KubeAssets;
   /** Extra kube-apiserver flags, appended last so they override the defaults (e.g. `--v=4`). */

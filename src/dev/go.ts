@@ -45,7 +45,9 @@ export interface RunGoOptions {
 export function runGo(context: GoContext, args: readonly string[], options: RunGoOptions): Promise<string> {
   const go = goBinary(context.env);
   return new Promise((resolve, reject) => {
-    const child = spawn(go, args, { cwd: options.cwd, env: context.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // GOWORK=off: a go.work in some parent folder of the cache must not pull other modules into the build.
+    const env = { ...context.env, GOWORK: 'off' };
+    const child = spawn(go, args, { cwd: options.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const stdout: Buffer[] = [];
     const stderrTail: string[] = [];
     let partial = '';

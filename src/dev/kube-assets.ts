@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { LlmisvcError } from '../errors/index.js';
 import { goModDownload, runGo, type GoContext } from './go.js';
 import { kubeAssetsDir } from './paths.js';
+import { isPidAlive } from './processes.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -42,7 +43,7 @@ export interface EnsureKubeAssetsOptions {
   kubebuilderAssets?: string | undefined;
   /** The llmisvc cache root (see `llmisvcCacheDir`). */
   cacheDir: string;
-  kubernetesVersion?: string;
+  kubernetesVersion?: string | undefined;
   go: GoContext;
 }
 
@@ -259,7 +260,9 @@ async function buildKubeAssets(finalDir: string, version: string, go: GoContext)
   const ldflags = kubernetesLdflags(version);
   const durations: Record<string, number> = {};
   for (const { binary, pkg } of KUBE_ASSET_PACKAGES) {
-    const total = (await runGo(go, ['list', '-deps', pkg], { cwd: src })).split('\n').filter(Boolean).length;
+    const total = (await runGo(go, ['list', '-mod=mod', '-deps', pkg], { cwd: src }))
+      .split('\n')
+      .filter(Boolean).length;
     const binaryStarted = Date.now();
     let compiled = 0;
     go.log(`building ${binary} (${pkg}, ${total} packages; cached ones are skipped)`);
@@ -267,7 +270,8 @@ async function buildKubeAssets(finalDir: string, version: string, go: GoContext)
       go.log(`  ${binary}: compiled ${compiled} of at most ${total} packages, ${elapsed(binaryStarted)}`),
     );
     try {
-      await runGo(go, ['build', '-v', '-ldflags', ldflags, '-o', join(work, binary), pkg], {
+      // -mod=mod wins over a GOFLAGS=-mod=vendor the caller's environment may carry.
+      await runGo(go, ['build', '-mod=mod', '-v', '-ldflags', ldflags, '-o', join(work, binary), pkg], {
         cwd: src,
         onStderrLine: (line) => {
           if (line && !line.startsWith('go: ')) compiled++;
@@ -284,7 +288,9 @@ async function buildKubeAssets(finalDir: string, version: string, go: GoContext)
   versions['kube-apiserver'] = await versionOf(join(work, 'kube-apiserver'), ['--version']);
   versions['etcd'] = (await versionOf(join(work, 'etcd'), ['--version'])).split('\n')[0] ?? '';
   versions['kubectl'] = await versionOf(join(work, 'kubectl'), ['version', '--client']);
-  const etcdModule = (await runGo(go, ['list', '-m', 'go.etcd.io/etcd/server/v3'], { cwd: src })).trim();
+  const etcdModule = (
+    await runGo(go, ['list', '-mod=mod', '-m', 'go.etcd.io/etcd/server/v3'], { cwd: src })
+  ).trim();
   await writeFile(
     join(work, 'BUILD-INFO.json'),
     JSON.stringify(
@@ -326,18 +332,9 @@ async function removeStaleBuilds(parent: string, version: string, log: (m: strin
   for (const name of await readdir(parent)) {
     if (!name.startsWith(prefix)) continue;
     const pid = Number(name.slice(prefix.length));
-    if (Number.isInteger(pid) && pid !== process.pid && isAlive(pid)) continue;
+    if (Number.isInteger(pid) && pid !== process.pid && isPidAlive(pid)) continue;
     log(`removing the unfinished build ${join(parent, name)}`);
     await rm(join(parent, name), { recursive: true, force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -361,7 +358,7 @@ export async function acquireLock(path: string, log: (m: string) => void): Promi
       // The owner is between mkdir and writing its pid, or died right there; give it a moment, then take over.
       const age = Date.now() - (await stat(path).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
       if (age > 10_000) await rm(path, { recursive: true, force: true });
-    } else if (!isAlive(owner)) {
+    } else if (!isPidAlive(owner)) {
       log(`taking over the lock ${path} from the finished process ${owner}`);
       await rm(path, { recursive: true, force: true });
       continue;

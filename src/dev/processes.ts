@@ -1,11 +1,13 @@
 /**
  * @module dev/processes
  * Child processes of the development API server (etcd, kube-apiserver): started with their output in a log file,
- * stopped with SIGTERM then SIGKILL, and killed when this Node process exits for any reason it can observe, so a
- * crashed test run does not leave an etcd behind.
+ * stopped with SIGTERM then SIGKILL, and never outliving this Node process. An `exit` handler covers normal exits
+ * and uncaught errors; for a SIGKILL (a test runner's timeout, the OOM killer) each child gets a watchdog: a `sh`
+ * blocked reading a pipe from this process. The kernel closes that pipe however this process dies, `read` returns,
+ * and the watchdog stops the child. It costs one idle shell per child and no polling.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 
@@ -66,18 +68,18 @@ export function startProcess(input: {
     closeSync(fd);
   }
   live.add(child);
+  const watchdog = child.pid ? startWatchdog(child.pid) : undefined;
   let hasExited = false;
   const exited = new Promise<ExitInfo>((resolve) => {
-    child.once('exit', (code, signal) => {
+    const onGone = (info: ExitInfo) => {
       hasExited = true;
       live.delete(child);
-      resolve({ code, signal });
-    });
-    child.once('error', () => {
-      hasExited = true;
-      live.delete(child);
-      resolve({ code: null, signal: null });
-    });
+      // Killed, not released: its `kill` must not run against a pid the system may hand out again.
+      watchdog?.kill('SIGKILL');
+      resolve(info);
+    };
+    child.once('exit', (code, signal) => onGone({ code, signal }));
+    child.once('error', () => onGone({ code: null, signal: null }));
   });
   return {
     name: input.name,
@@ -98,6 +100,29 @@ export function startProcess(input: {
       return info;
     },
   };
+}
+
+/**
+ * The watchdog of one child: ignores the terminal's signals (a Ctrl-C is this process's to handle), waits for EOF on
+ * stdin, then sends SIGTERM and, if the child is still there 5 s later, SIGKILL.
+ */
+function startWatchdog(pid: number): ChildProcess | undefined {
+  const script =
+    `trap '' INT TERM HUP; read _; kill -TERM ${pid} 2>/dev/null || exit 0; ` +
+    `for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 ${pid} 2>/dev/null || exit 0; sleep 0.5; done; kill -KILL ${pid} 2>/dev/null`;
+  try {
+    const watchdog = spawn('/bin/sh', ['-c', script], { stdio: ['pipe', 'ignore', 'ignore'] });
+    watchdog.on('error', () => {});
+    watchdog.stdin?.on('error', () => {});
+    // Neither the watchdog nor its pipe may keep this process's event loop alive.
+    watchdog.unref();
+    (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+    live.add(watchdog);
+    watchdog.once('exit', () => live.delete(watchdog));
+    return watchdog;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The last lines of a log file, for error messages. */
@@ -123,12 +148,21 @@ export function freeLoopbackPort(): Promise<number> {
   });
 }
 
-/** Whether a pid belongs to a running process (a zombie or someone else's process counts as running). */
+/**
+ * Whether a pid belongs to a running process. Someone else's process counts as running; a zombie (exited, not yet
+ * reaped by a parent that is not us) does not.
+ */
 export function isPidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    // /proc/PID/stat: "pid (comm) S …"; comm may contain spaces and parentheses, the state follows the last ")".
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc (not Linux): the signal check has to do
   }
 }
