@@ -160,9 +160,15 @@ export async function startController(options: {
   leaderElect?: boolean;
   identity?: string;
   kubeconfig?: string;
+  impersonate?: { user: string; groups?: string[] };
 }): Promise<RunningController> {
   const running = await runController({
-    kube: { kubeconfig: options.kubeconfig ?? kubeconfig!, qps: 1000, burst: 1000 },
+    kube: {
+      kubeconfig: options.kubeconfig ?? kubeconfig!,
+      qps: 1000,
+      burst: 1000,
+      impersonate: options.impersonate,
+    },
     engine: defaultEngine(renderOptions(options.systemNamespace)),
     logger: pino({ level: process.env['LLMISVC_TEST_LOG'] ?? 'silent' }),
     namespace: options.namespace,

@@ -49,6 +49,8 @@ export interface KubeClientOptions {
   qps?: number;
   burst?: number;
   userAgent?: string;
+  /** Act as this user (and groups), like `kubectl --as`; used to check the controller's RBAC in tests. */
+  impersonate?: { user: string; groups?: string[] };
 }
 
 export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'apply' | 'delete';
@@ -98,10 +100,11 @@ export class KubeClient {
   readonly counts = new Map<Verb, number>();
   private readonly listeners: ((record: RequestRecord) => void)[] = [];
   private readonly agent: http.Agent;
-  private headers: Record<string, string> = {};
+  private headers: Record<string, string | string[]> = {};
   private headersAt = 0;
   private readonly bucket: TokenBucket;
   private readonly userAgent: string;
+  private readonly impersonate: KubeClientOptions['impersonate'];
 
   private constructor(
     private readonly config: KubeConfig,
@@ -118,6 +121,7 @@ export class KubeClient {
         : new http.Agent(agentOptions);
     this.bucket = new TokenBucket(options.qps ?? 100, options.burst ?? 200);
     this.userAgent = options.userAgent ?? 'llmisvc';
+    this.impersonate = options.impersonate;
   }
 
   /** Builds a client from a kubeconfig file, the default kubeconfig, or the in-cluster service account. */
@@ -167,13 +171,18 @@ export class KubeClient {
   }
 
   // Tokens from exec plugins or projected service-account files rotate; refresh the headers once a minute.
-  private async authHeaders(): Promise<Record<string, string>> {
+  private async authHeaders(): Promise<Record<string, string | string[]>> {
     if (Date.now() - this.headersAt > 60_000) {
       const opts: https.RequestOptions = {};
       await this.config.applyToHTTPSOptions(opts);
-      const headers: Record<string, string> = {};
+      const headers: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(opts.headers ?? {})) headers[k] = String(v);
       if (opts.auth) headers['Authorization'] = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
+      if (this.impersonate) {
+        headers['Impersonate-User'] = this.impersonate.user;
+        // One header line per group: the API server does not split comma-joined values.
+        if (this.impersonate.groups?.length) headers['Impersonate-Group'] = this.impersonate.groups;
+      }
       this.headers = headers;
       this.headersAt = Date.now();
     }
@@ -194,7 +203,7 @@ export class KubeClient {
   private async open(
     method: string,
     url: URL,
-    headers: Record<string, string>,
+    headers: Record<string, string | string[]>,
     body: string | undefined,
     signal?: AbortSignal,
   ): Promise<http.IncomingMessage> {
@@ -210,7 +219,7 @@ export class KubeClient {
   async request<T>(method: string, path: string, options: RequestOptions): Promise<T> {
     await this.bucket.take();
     const body = options.body === undefined ? undefined : JSON.stringify(options.body);
-    const headers: Record<string, string> = {
+    const headers: Record<string, string | string[]> = {
       ...(await this.authHeaders()),
       Accept: 'application/json',
       'User-Agent': this.userAgent,
