@@ -161,6 +161,7 @@ export async function startController(options: {
   identity?: string;
   kubeconfig?: string;
   impersonate?: { user: string; groups?: string[] };
+  workers?: number;
 }): Promise<RunningController> {
   const running = await runController({
     kube: {
@@ -177,7 +178,7 @@ export async function startController(options: {
     identity: options.identity,
     webhook: options.webhook,
     probeHost: '127.0.0.1',
-    workers: 4,
+    workers: options.workers ?? 4,
     resyncMs: 0,
   });
   return running;

@@ -360,6 +360,8 @@ export class Controller {
     const desired = stopped ? [] : outcome.children;
     const observed: ObservedChild[] = [];
     const appliedIds = new Set<string>();
+    // One event per pass for everything created, not one per object: events are API writes too.
+    const created: string[] = [];
     for (const child of desired) {
       const informer = await this.childInformer(child.apiVersion, child.kind);
       const ref = informer?.resource ?? (await this.resource(child));
@@ -372,8 +374,7 @@ export class Controller {
       appliedIds.add(childId(child));
       if (reason) {
         this.metrics.applies.inc({ kind: child.kind, reason: reason.split(' ')[0]! });
-        if (reason === 'missing')
-          await this.event(service, 'Normal', 'Created', `created ${child.kind} ${child.metadata.name}`);
+        if (reason === 'missing') created.push(`${child.kind} ${child.metadata.name}`);
         else if (reason.startsWith('drifted'))
           await this.event(
             service,
@@ -389,6 +390,8 @@ export class Controller {
         live: object as LiveObject | undefined,
       });
     }
+
+    if (created.length) await this.event(service, 'Normal', 'Created', `created ${created.join(', ')}`);
 
     // Shared objects (the default Gateway) are created when missing and otherwise left to whoever manages them.
     if (!stopped) for (const shared of outcome.shared) await this.ensureShared(service, shared);

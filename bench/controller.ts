@@ -1,0 +1,182 @@
+/**
+ * @module bench/controller
+ * `npm run bench:controller`: how long the controller takes to converge N LLMInferenceServices (default 1,000, the
+ * examples' topologies in rotation) on a real API server, and how many API writes it makes in the idle minute after
+ * (target: 0). Starts its own etcd + kube-apiserver (KUBEBUILDER_ASSETS or the per-machine cache) and writes a report
+ * to bench/results/.
+ *
+ *   npm run bench:controller -- [--services 1000] [--idle-seconds 60] [--workers 4]
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { readdirSync } from 'node:fs';
+import { startDevApiServer } from '../src/dev/index.js';
+import type { KubeObject } from '../src/kube/index.js';
+import { Informer, KubeClient } from '../src/kube/index.js';
+import { SERVICE_RESOURCE } from '../src/controller/index.js';
+import {
+  createNamespace,
+  installProject,
+  readYaml,
+  resourceOf,
+  root,
+  startController,
+} from '../test/controller-support.js';
+
+const { values } = parseArgs({
+  options: {
+    services: { type: 'string', default: '1000' },
+    'idle-seconds': { type: 'string', default: '60' },
+    workers: { type: 'string', default: '4' },
+  },
+});
+const count = Number(values.services);
+const idleSeconds = Number(values['idle-seconds']);
+
+type Service = KubeObject & {
+  status?: { observedGeneration?: number; conditions?: { type: string; status: string }[] };
+};
+
+function log(message: string): void {
+  console.log(`[bench:controller] ${message}`);
+}
+
+const dir = await mkdtemp(join(os.tmpdir(), 'llmisvc-bench-controller-'));
+log('starting etcd + kube-apiserver');
+const server = await startDevApiServer({
+  dir,
+  crds: ['gateway-api', 'inference-extension', 'inference-extension-v1alpha2', 'leader-worker-set'],
+  env: process.env,
+  log: (m) => log(`  ${m}`),
+});
+const admin = await KubeClient.create({ kubeconfig: server.kubeconfigPath, qps: 2000, burst: 2000 });
+try {
+  const sys = 'llmisvc-system';
+  await installProject(admin, sys);
+  const ns = await createNamespace(admin, 'bench');
+  const templates = readdirSync(join(root, 'examples'))
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()
+    .map((f) => readYaml(join(root, 'examples', f))[0]!);
+  const services = await resourceOf(admin, {
+    apiVersion: 'serving.kserve.io/v1alpha2',
+    kind: 'LLMInferenceService',
+  });
+
+  const running = await startController({
+    namespace: ns,
+    systemNamespace: sys,
+    kubeconfig: server.kubeconfigPath,
+    workers: Number(values.workers),
+  });
+  // The admin watches the services to see convergence without polling the API.
+  const watcher = new Informer<Service>(admin, SERVICE_RESOURCE, { namespace: ns });
+  watcher.start();
+  await watcher.waitForSync();
+
+  log(`creating ${count} services (${templates.length} topologies in rotation)`);
+  const start = Date.now();
+  const queue = Array.from({ length: count }, (_, i) => i);
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      for (let i = queue.shift(); i !== undefined; i = queue.shift()) {
+        const t = templates[i % templates.length]!;
+        await admin.apply(
+          services,
+          {
+            ...t,
+            metadata: {
+              name: `svc-${String(i).padStart(4, '0')}-${t.metadata.name}`.slice(0, 50),
+              namespace: ns,
+            },
+          },
+          { fieldManager: 'bench', force: true },
+        );
+      }
+    }),
+  );
+  const created = Date.now();
+  log(`created in ${((created - start) / 1000).toFixed(1)} s; waiting for convergence`);
+  const converged = (s: Service): boolean =>
+    s.status?.observedGeneration === s.metadata.generation &&
+    (s.status?.conditions ?? []).some((c) => c.type === 'PresetsCombined' && c.status === 'True');
+  let last = 0;
+  for (;;) {
+    const done = watcher.list(converged).length;
+    if (done === count && running.controller.queue.length === 0) break;
+    if (Date.now() - last > 10_000) {
+      log(`  ${done}/${count} converged, queue ${running.controller.queue.length}`);
+      last = Date.now();
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const convergedAt = Date.now();
+  const writesAtConvergence = running.client.writes();
+  const requestsAtConvergence = Object.fromEntries(running.client.counts);
+  log(`converged in ${((convergedAt - start) / 1000).toFixed(1)} s; idling ${idleSeconds} s`);
+  await new Promise((r) => setTimeout(r, idleSeconds * 1000));
+  const idleWrites = running.client.writes() - writesAtConvergence;
+  const reconciles = (await running.controller.metrics.reconciles.get()).values.map((v) => ({
+    result: v.labels['result'],
+    count: v.value,
+  }));
+  const duration = (await running.controller.metrics.reconcileDuration.get()).values;
+  const sum = duration.find((v) => v.metricName?.endsWith('_sum'))?.value ?? 0;
+  const n = duration.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
+  const children = (
+    await Promise.all(
+      running.controller
+        .informers()
+        .map(async (i) =>
+          i.resource.kind === 'LLMInferenceService' ||
+          i.resource.kind === 'LLMInferenceServiceConfig' ||
+          i.resource.kind === 'Gateway'
+            ? 0
+            : i.size,
+        ),
+    )
+  ).reduce((a, b) => a + b, 0);
+  await watcher.stop();
+  await running.stop();
+
+  const result = {
+    benchmark: 'controller convergence and idle writes',
+    command: `npm run bench:controller -- --services ${count} --idle-seconds ${idleSeconds} --workers ${values.workers}`,
+    date: new Date().toISOString(),
+    machine: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model,
+      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+      node: process.version,
+      platform: `${os.platform()} ${os.release()}`,
+      kubeApiserver: execFileSync(server.assets.kubeApiserver, ['--version'], { encoding: 'utf8' }).trim(),
+    },
+    services: count,
+    topologies: templates.map((t) => t.metadata.name),
+    childObjects: children,
+    createSeconds: (created - start) / 1000,
+    convergeSeconds: (convergedAt - start) / 1000,
+    servicesPerSecond: count / ((convergedAt - start) / 1000),
+    apiRequestsToConvergence: requestsAtConvergence,
+    writesToConvergence: writesAtConvergence,
+    idleSeconds,
+    idleWrites,
+    reconciles,
+    meanReconcileMs: n ? (sum / n) * 1000 : 0,
+  };
+  await mkdir(join(root, 'bench/results'), { recursive: true });
+  const stamp = result.date.slice(0, 10);
+  const file = join(root, 'bench/results', `controller-${stamp}-${count}.json`);
+  await writeFile(file, `${JSON.stringify(result, null, 2)}\n`);
+  log(
+    `${count} services → ${children} children in ${result.convergeSeconds.toFixed(1)} s; ${idleWrites} writes in ${idleSeconds} idle s`,
+  );
+  log(`report: ${file}`);
+} finally {
+  admin.close();
+  await server.stop();
+  await rm(dir, { recursive: true, force: true });
+}
