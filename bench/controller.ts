@@ -5,7 +5,7 @@
  * (target: 0). Starts its own etcd + kube-apiserver (KUBEBUILDER_ASSETS or the per-machine cache) and writes a report
  * to bench/results/.
  *
- *   npm run bench:controller -- [--services 1000] [--idle-seconds 60] [--workers 4]
+ *   npm run bench:controller -- [--services 1000] [--idle-seconds 60] [--workers 4] [--qps 100]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -31,6 +31,8 @@ const { values } = parseArgs({
     services: { type: 'string', default: '1000' },
     'idle-seconds': { type: 'string', default: '60' },
     workers: { type: 'string', default: '4' },
+    // The CLI's default client-side limit (--kube-api-qps 100, --kube-api-burst 200).
+    qps: { type: 'string', default: '100' },
   },
 });
 const count = Number(values.services);
@@ -71,6 +73,7 @@ try {
     systemNamespace: sys,
     kubeconfig: server.kubeconfigPath,
     workers: Number(values.workers),
+    qps: Number(values.qps),
   });
   // The admin watches the services to see convergence without polling the API.
   const watcher = new Informer<Service>(admin, SERVICE_RESOURCE, { namespace: ns });
@@ -144,7 +147,7 @@ try {
 
   const result = {
     benchmark: 'controller convergence and idle writes',
-    command: `npm run bench:controller -- --services ${count} --idle-seconds ${idleSeconds} --workers ${values.workers}`,
+    command: `npm run bench:controller -- --services ${count} --idle-seconds ${idleSeconds} --workers ${values.workers} --qps ${values.qps}`,
     date: new Date().toISOString(),
     machine: {
       cpus: os.cpus().length,
@@ -154,6 +157,9 @@ try {
       platform: `${os.platform()} ${os.release()}`,
       kubeApiserver: execFileSync(server.assets.kubeApiserver, ['--version'], { encoding: 'utf8' }).trim(),
     },
+    clientQps: Number(values.qps),
+    clientBurst: Number(values.qps) * 2,
+    loadDuringRun: os.loadavg(),
     services: count,
     topologies: templates.map((t) => t.metadata.name),
     childObjects: children,

@@ -162,6 +162,8 @@ export async function startController(options: {
   kubeconfig?: string;
   impersonate?: { user: string; groups?: string[] };
   workers?: number;
+  /** Client-side API rate limit; tests default to effectively none. */
+  qps?: number;
 }): Promise<RunningController> {
   const running = await runController({
     kube: {

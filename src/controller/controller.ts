@@ -252,7 +252,14 @@ export class Controller {
         const key = ownerKey(o);
         if (key) this.queue.add(key);
       };
-      informer.addHandlers({ add: onChild, update: onChild, delete: onChild });
+      informer.addHandlers({
+        add: onChild,
+        update: onChild,
+        delete: (o) => {
+          this.applier.forget(ref, o.metadata.namespace, o.metadata.name);
+          onChild(o);
+        },
+      });
       this.children.set(id, informer);
       informer.start();
       await informer.waitForSync();
@@ -367,10 +374,14 @@ export class Controller {
       const ref = informer?.resource ?? (await this.resource(child));
       if (!ref) continue; // Its API is missing; DependenciesReady says so.
       child.metadata.namespace ??= namespace;
-      const live =
-        informer?.get(namespace, child.metadata.name) ??
-        (await this.getLive(ref, namespace, child.metadata.name));
-      const { reason, object } = await this.applier.ensure(ref, child, live, { force: true });
+      // A synced informer is the truth (absence included); only kinds we do not watch are read directly.
+      const live = informer
+        ? informer.get(namespace, child.metadata.name)
+        : await this.getLive(ref, namespace, child.metadata.name);
+      const { reason, object } = await this.applier.ensure(ref, child, live, {
+        force: true,
+        cacheAuthoritative: informer !== undefined,
+      });
       appliedIds.add(childId(child));
       if (reason) {
         this.metrics.applies.inc({ kind: child.kind, reason: reason.split(' ')[0]! });

@@ -68,9 +68,9 @@ export async function runController(options: RunOptions): Promise<RunningControl
   const log = options.logger;
   const identity = options.identity ?? `${hostname()}_${process.pid}`;
   const client = await KubeClient.create({ userAgent: `llmisvc-controller/${identity}`, ...options.kube });
-  let controller: Controller | undefined;
-  const metrics = createMetrics({ queueDepth: () => controller?.queue.length ?? 0, defaults: true });
-  controller = new Controller({
+  // The queue-depth gauge reads the controller created just below.
+  const metrics = createMetrics({ queueDepth: () => active.queue.length, defaults: true });
+  const active: Controller = new Controller({
     client,
     engine: options.engine,
     logger: log,
@@ -81,7 +81,6 @@ export async function runController(options: RunOptions): Promise<RunningControl
     identity,
     metrics,
   });
-  const active = controller;
   const abort = new AbortController();
   let standby = options.leaderElect;
 

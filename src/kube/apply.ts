@@ -160,13 +160,17 @@ export class Applier {
     ref: ResourceRef,
     desired: KubeObject,
     live: KubeObject | undefined,
-    options: { force: boolean },
+    options: { force: boolean; cacheAuthoritative?: boolean },
   ): Promise<{ reason: string | undefined; object: KubeObject | undefined }> {
     const object = withDesiredHash(desired);
     const hash = object.metadata.annotations![DESIRED_HASH_ANNOTATION]!;
     const key = `${ref.group}/${ref.kind}/${object.metadata.namespace ?? ''}/${object.metadata.name}`;
-    let reason = applyReason(object, live);
     const memo = this.memo.get(key);
+    // Trusting a cache that has not caught up with our own create yet: the object is in flight, not missing. The
+    // owner forgets the memo when a delete event arrives, so a really deleted object is re-created.
+    if (!live && options.cacheAuthoritative && memo?.hash === hash)
+      return { reason: undefined, object: undefined };
+    let reason = applyReason(object, live);
     if (
       reason &&
       live &&
