@@ -53,6 +53,8 @@ const server = await startDevApiServer({
   crds: ['gateway-api', 'inference-extension', 'inference-extension-v1alpha2', 'leader-worker-set'],
   env: process.env,
   log: (m) => log(`  ${m}`),
+  // Room for a workload Service per LLMInferenceService (the dev server's default /24 holds 254).
+  apiServerArgs: ['--service-cluster-ip-range=10.0.0.0/16'],
 });
 const admin = await KubeClient.create({ kubeconfig: server.kubeconfigPath, qps: 2000, burst: 2000 });
 try {

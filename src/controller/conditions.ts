@@ -73,6 +73,8 @@ export interface StatusInput {
   serviceUrl?: string;
   /** The path prefix the route matches, appended to the gateway address. */
   routePath?: string;
+  /** Children the API server refused this pass (for example "Service x: failed to allocate a serviceIP"). */
+  applyErrors?: readonly string[];
 }
 
 export interface DerivedStatus {
@@ -359,7 +361,10 @@ export function deriveStatus(input: StatusInput): DerivedStatus {
   const router = aggregate('RouterReady', routerParts, 'NoRouter');
   conditions.push(workloads, router);
   // Ready names the leaf conditions that fail, not the roll-ups, so its message says what to fix.
-  conditions.push(aggregate('Ready', [deps, ...workloadParts, ...routerParts], 'Ready'));
+  const applied = input.applyErrors?.length
+    ? [bad('ChildrenApplied', 'ApplyFailed', `the API server refused: ${input.applyErrors.join('; ')}`)]
+    : [];
+  conditions.push(aggregate('Ready', [...applied, deps, ...workloadParts, ...routerParts], 'Ready'));
 
   const urls = [...input.gateways.values()].flatMap((g) => (g ? addressUrl(g, input.routePath) : []));
   if (urls.length) return { conditions, url: urls[0], addresses: urls.map((url) => ({ url })) };

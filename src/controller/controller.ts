@@ -25,7 +25,7 @@ import {
   splitKey,
   watchCrds,
 } from '../kube/index.js';
-import { isLlmisvcError } from '../errors/index.js';
+import { isLlmisvcError, LlmisvcError } from '../errors/index.js';
 import type { Condition, LiveObject, MissingDependency, ObservedChild } from './conditions.js';
 import { deriveStatus, mergeConditionTimes, transitions } from './conditions.js';
 import {
@@ -311,22 +311,15 @@ export class Controller {
   /** One reconcile of the service at `key`. Throws to retry with back-off. */
   async reconcile(key: string): Promise<void> {
     const { namespace, name } = splitKey(key);
-    const service = this.services.get(namespace, name);
+    let service = this.services.get(namespace, name);
     if (!service || !namespace) return; // Deleted: owner references (and our finalizer pass) took care of children.
     const uid = service.metadata.uid!;
 
     if (service.metadata.deletionTimestamp) return this.finalize(service);
     if (!(service.metadata.finalizers ?? []).includes(FINALIZER)) {
       const finalizers = [...(service.metadata.finalizers ?? []), FINALIZER];
-      await this.options.client.jsonPatch(SERVICE_RESOURCE, namespace, name, [
-        { op: 'test', path: '/metadata/resourceVersion', value: service.metadata.resourceVersion },
-        {
-          op: service.metadata.finalizers ? 'replace' : 'add',
-          path: '/metadata/finalizers',
-          value: finalizers,
-        },
-      ]);
-      return; // The update event brings us back with the finalizer in place.
+      // Go on with the patched object: waiting for the update event would cost every new service a queue round.
+      service = await this.setFinalizers(service, finalizers);
     }
 
     const stopped = service.metadata.annotations?.[STOP_ANNOTATION] === 'true';
@@ -369,6 +362,7 @@ export class Controller {
     const appliedIds = new Set<string>();
     // One event per pass for everything created, not one per object: events are API writes too.
     const created: string[] = [];
+    const applyErrors: string[] = [];
     for (const child of desired) {
       const informer = await this.childInformer(child.apiVersion, child.kind);
       const ref = informer?.resource ?? (await this.resource(child));
@@ -378,10 +372,26 @@ export class Controller {
       const live = informer
         ? informer.get(namespace, child.metadata.name)
         : await this.getLive(ref, namespace, child.metadata.name);
-      const { reason, object } = await this.applier.ensure(ref, child, live, {
-        force: true,
-        cacheAuthoritative: informer !== undefined,
-      });
+      let result: { reason: string | undefined; object: KubeObject | undefined };
+      try {
+        result = await this.applier.ensure(ref, child, live, {
+          force: true,
+          cacheAuthoritative: informer !== undefined,
+        });
+      } catch (error) {
+        // One refused child must not hide the others or the status: go on, report, and retry the pass later.
+        if (isConflict(error)) throw error;
+        applyErrors.push(`${child.kind} ${child.metadata.name}: ${(error as Error).message}`);
+        appliedIds.add(childId(child)); // Still desired: never pruned because one apply failed.
+        observed.push({
+          role: childRole(child),
+          kind: child.kind,
+          name: child.metadata.name,
+          live: live as LiveObject | undefined,
+        });
+        continue;
+      }
+      const { reason, object } = result;
       appliedIds.add(childId(child));
       if (reason) {
         this.metrics.applies.inc({ kind: child.kind, reason: reason.split(' ')[0]! });
@@ -429,8 +439,16 @@ export class Controller {
         ? { serviceUrl: `http://${mainService.metadata.name}.${namespace}.svc.cluster.local` }
         : {}),
       ...(route ? { routePath: routePathOf(route) } : {}),
+      applyErrors,
     });
     await this.writeStatus(service, status);
+    if (applyErrors.length) {
+      await this.event(service, 'Warning', 'ApplyFailed', applyErrors.join('; '));
+      throw new LlmisvcError(
+        'LLMISVC_ERR_KUBE',
+        `cannot apply ${applyErrors.length} children: ${applyErrors.join('; ')}`,
+      );
+    }
   }
 
   private async getLive(ref: ResourceRef, namespace: string, name: string): Promise<KubeObject | undefined> {
@@ -519,7 +537,7 @@ export class Controller {
   /** Deletion: remove every owned child, then our finalizer. Works without a garbage collector. */
   private async finalize(service: Service): Promise<void> {
     if (!(service.metadata.finalizers ?? []).includes(FINALIZER)) return;
-    const { namespace, name, uid } = service.metadata;
+    const { namespace, uid } = service.metadata;
     const owned = this.ownedChildren(namespace!, uid!);
     for (const object of owned)
       if (!object.metadata.deletionTimestamp) await this.deleteChild(service, object);
@@ -528,11 +546,26 @@ export class Controller {
       return;
     }
     const finalizers = service.metadata.finalizers!;
-    await this.options.client.jsonPatch(SERVICE_RESOURCE, namespace, name, [
-      { op: 'test', path: '/metadata/resourceVersion', value: service.metadata.resourceVersion },
-      { op: 'replace', path: '/metadata/finalizers', value: finalizers.filter((f) => f !== FINALIZER) },
-    ]);
+    await this.setFinalizers(
+      service,
+      finalizers.filter((f) => f !== FINALIZER),
+    );
     this.log.info({ key: objectKey(service) }, 'children removed; finalizer released');
+  }
+
+  /**
+   * Replaces the finalizer list, but only on the version we read: the resourceVersion in the merge patch makes the
+   * API server answer 409 Conflict if someone changed the object meanwhile (then the queue retries with fresh data).
+   */
+  private async setFinalizers(service: Service, finalizers: string[]): Promise<Service> {
+    return this.options.client.mergePatch<Service>(
+      SERVICE_RESOURCE,
+      service.metadata.namespace,
+      service.metadata.name,
+      {
+        metadata: { resourceVersion: service.metadata.resourceVersion, finalizers },
+      },
+    );
   }
 
   /** Writes status with SSA on the status subresource, only when it differs from the live status. */
