@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { RunningController } from '../src/controller/index.js';
 import type { KubeClient, KubeObject } from '../src/kube/index.js';
 import { CORE_RESOURCES } from '../src/kube/index.js';
+import { CertKeeper, serviceDnsNames } from '../src/controller/index.js';
 import {
   apply,
   client,
@@ -144,3 +145,35 @@ test('the controller runs on exactly the permissions deploy/ grants', { skip }, 
     (e: { status?: number }) => e.status === 403,
   );
 });
+
+test(
+  'the webhook certificate is kept in a Secret, reused, and rotated before it expires',
+  { skip },
+  async () => {
+    const ns = await createNamespace(c, 'certs');
+    const keeper = new CertKeeper({
+      client: c,
+      namespace: ns,
+      secretName: 'webhook-cert',
+      dnsNames: serviceDnsNames('llmisvc-webhook', ns),
+      webhookConfigurations: [],
+      crds: [],
+    });
+    const first = await keeper.ensure();
+    const again = await keeper.ensure();
+    assert.equal(again.cert, first.cert, 'a valid certificate is reused (no write)');
+    // Seventy days on, the 90-day certificate is inside its renewal window.
+    const later = await keeper.ensure(new Date(Date.now() + 70 * 24 * 3600 * 1000));
+    assert.notEqual(later.cert, first.cert);
+    assert.ok(
+      later.caBundle.includes(later.caCert) && later.caBundle.includes(first.caCert),
+      'old and new CA trusted',
+    );
+    const stored = await c.get<KubeObject & { data: Record<string, string> }>(
+      CORE_RESOURCES.secret,
+      ns,
+      'webhook-cert',
+    );
+    assert.equal(Buffer.from(stored.data['tls.crt']!, 'base64').toString(), later.cert);
+  },
+);

@@ -192,3 +192,16 @@ test('transition times are kept for unchanged conditions', () => {
     'now',
   );
 });
+
+test('children the API server refused make Ready False with the reason', () => {
+  const status = deriveStatus(
+    base({
+      children: [child('main-workload', 'Deployment', deployment('True'))],
+      applyErrors: ['Service m-kserve-workload-svc: failed to allocate a serviceIP: range is full'],
+    }),
+  );
+  const ready = find(status.conditions, 'Ready')!;
+  assert.equal(ready.status, 'False');
+  assert.equal(ready.reason, 'ApplyFailed');
+  assert.match(ready.message!, /range is full/);
+});

@@ -597,14 +597,13 @@ export class Controller {
       },
       { fieldManager: 'llmisvc', force: true, subresource: 'status' },
     );
-    for (const c of transitions(conditions, previous)) {
-      if (['Ready', 'DependenciesReady', 'PresetsCombined', 'WorkloadsReady', 'RouterReady'].includes(c.type))
-        await this.event(
-          service,
-          c.status === 'True' ? 'Normal' : 'Warning',
-          c.status === 'True' ? c.type : (c.reason ?? `Not${c.type}`),
-          c.status === 'True' ? `${c.type} is True` : `${c.type} is ${c.status}: ${c.message ?? ''}`,
-        );
+    for (const c of eventWorthy(transitions(conditions, previous), previous)) {
+      await this.event(
+        service,
+        c.status === 'True' ? 'Normal' : 'Warning',
+        c.status === 'True' ? c.type : (c.reason ?? `Not${c.type}`),
+        c.status === 'True' ? `${c.type} is True` : `${c.type} is ${c.status}: ${c.message ?? ''}`,
+      );
     }
   }
 
@@ -663,6 +662,21 @@ export class Controller {
       (i) => groupKind(apiVersionOf(i.resource), i.resource.kind) === groupKind(apiVersion, kind),
     );
   }
+}
+
+/**
+ * The transitions users want as events (events are API writes, so not every one): any change of a condition that
+ * existed before among Ready, DependenciesReady, PresetsCombined, WorkloadsReady and RouterReady, and the first
+ * appearance of a False PresetsCombined or DependenciesReady (something for the user to fix). A new service that
+ * simply is not ready yet gets no event beyond its Created one.
+ */
+export function eventWorthy(changed: readonly Condition[], previous: readonly Condition[]): Condition[] {
+  const watched = ['Ready', 'DependenciesReady', 'PresetsCombined', 'WorkloadsReady', 'RouterReady'];
+  return changed.filter((c) => {
+    if (!watched.includes(c.type)) return false;
+    if (previous.some((p) => p.type === c.type)) return true;
+    return c.status === 'False' && (c.type === 'PresetsCombined' || c.type === 'DependenciesReady');
+  });
 }
 
 function sortConditions(conditions: readonly Condition[]): Condition[] {
