@@ -59,8 +59,12 @@ export function register(program: Command): void {
     .addOption(n('--lora-load-ms', 'cost of loading a LoRA adapter', d.loraLoadMs))
     .addOption(n('--kv-transfer-base-ms', 'fixed cost of receiving a remote prefill', d.kvTransferBaseMs))
     .addOption(n('--kv-transfer-per-token-ms', 'KV-transfer cost per prompt token', d.kvTransferPerTokenMs))
-    .addOption(n('--default-max-tokens', 'output length bound when a request sets no max_tokens', d.defaultMaxTokens))
-    .addOption(n('--max-waiting-requests', 'shed with 429 beyond this queue length (0: never)', d.maxWaitingRequests))
+    .addOption(
+      n('--default-max-tokens', 'output length bound when a request sets no max_tokens', d.defaultMaxTokens),
+    )
+    .addOption(
+      n('--max-waiting-requests', 'shed with 429 beyond this queue length (0: never)', d.maxWaitingRequests),
+    )
     .addOption(n('--failure-rate', 'fraction of requests answered with an injected failure', d.failureRate))
     .option('--failure-kinds <kinds...>', 'server_error, rate_limit, unavailable', list)
     .addOption(n('--stall-rate', 'fraction of streams that stall before their first token', d.stallRate))

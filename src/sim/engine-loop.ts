@@ -5,7 +5,12 @@
  * are run in one timer tick when the timer is late, so a small time scale keeps the model's arithmetic intact instead
  * of stretching it to the timer's resolution.
  */
-import { EngineRejection, PerformanceModel, type EngineRequest, type StepResult } from './performance-model.js';
+import {
+  EngineRejection,
+  PerformanceModel,
+  type EngineRequest,
+  type StepResult,
+} from './performance-model.js';
 import type { PerformanceOptions } from './options.js';
 
 /** Callbacks for one request, called at the modelled time of each event. */

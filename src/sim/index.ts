@@ -4,7 +4,13 @@
  * model (bounded batch, waiting queue, prefix-cached KV blocks with LRU eviction, LoRA slots, prefill/decode roles)
  * so that routing decisions have the consequences they would have on real GPUs.
  */
-export { startSimulator, podHeader, prefillerHeader, prefillPodHeader, type RunningSimulator } from './server.js';
+export {
+  startSimulator,
+  podHeader,
+  prefillerHeader,
+  prefillPodHeader,
+  type RunningSimulator,
+} from './server.js';
 export {
   defaultSimulatorOptions,
   flagName,

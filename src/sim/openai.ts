@@ -77,8 +77,10 @@ export function parseGenerationRequest(endpoint: Endpoint, body: unknown): Gener
   if (typeof stream !== 'boolean') throw new ApiError(400, '`stream` must be a boolean.', 'stream');
   const streamOptions = body['stream_options'];
   if (streamOptions !== undefined && streamOptions !== null) {
-    if (!stream) throw new ApiError(400, 'Stream options can only be defined when `stream=True`.', 'stream_options');
-    if (!isObject(streamOptions)) throw new ApiError(400, '`stream_options` must be an object.', 'stream_options');
+    if (!stream)
+      throw new ApiError(400, 'Stream options can only be defined when `stream=True`.', 'stream_options');
+    if (!isObject(streamOptions))
+      throw new ApiError(400, '`stream_options` must be an object.', 'stream_options');
   }
   const includeUsage = isObject(streamOptions) && streamOptions['include_usage'] === true;
   const n = body['n'];
@@ -93,11 +95,22 @@ export function parseGenerationRequest(endpoint: Endpoint, body: unknown): Gener
     const value = body[field];
     if (value === undefined || value === null) continue;
     if (typeof value !== 'number' || !(value >= min && value <= max))
-      throw new ApiError(400, `\`${field}\` must be a number from ${min} to ${max}, got ${JSON.stringify(value)}.`, field);
+      throw new ApiError(
+        400,
+        `\`${field}\` must be a number from ${min} to ${max}, got ${JSON.stringify(value)}.`,
+        field,
+      );
   }
   const maxTokens = readMaxTokens(body, endpoint);
   const prompt = endpoint === 'chat' ? chatPrompt(body['messages']) : completionPrompt(body['prompt']);
-  return { endpoint, model: typeof model === 'string' ? model : undefined, prompt, maxTokens, stream, includeUsage };
+  return {
+    endpoint,
+    model: typeof model === 'string' ? model : undefined,
+    prompt,
+    maxTokens,
+    stream,
+    includeUsage,
+  };
 }
 
 function readMaxTokens(body: Json, endpoint: Endpoint): number | undefined {
@@ -119,12 +132,21 @@ function completionPrompt(prompt: unknown): string {
   }
   if (Array.isArray(prompt) && prompt.length > 0) {
     // A list of token ids is one prompt; the simulator treats each id as one token.
-    if (prompt.every((t) => Number.isInteger(t) && (t as number) >= 0)) return prompt.map((t) => ` ${t}`).join('');
+    if (prompt.every((t) => Number.isInteger(t) && (t as number) >= 0))
+      return prompt.map((t) => ` ${t}`).join('');
     if (prompt.length === 1 && typeof prompt[0] === 'string' && prompt[0]) return prompt[0];
     if (prompt.every((p) => typeof p === 'string'))
-      throw new ApiError(400, '`prompt` lists several prompts: the simulator serves one prompt per request.', 'prompt');
+      throw new ApiError(
+        400,
+        '`prompt` lists several prompts: the simulator serves one prompt per request.',
+        'prompt',
+      );
   }
-  throw new ApiError(400, '`prompt` must be a non-empty string, a list of one string, or a list of token ids.', 'prompt');
+  throw new ApiError(
+    400,
+    '`prompt` must be a non-empty string, a list of one string, or a list of token ids.',
+    'prompt',
+  );
 }
 
 function chatPrompt(messages: unknown): string {
@@ -136,7 +158,11 @@ function chatPrompt(messages: unknown): string {
     if (!isObject(message)) throw new ApiError(400, `\`${where}\` must be an object.`, where);
     const role = message['role'];
     if (typeof role !== 'string' || !chatRoles.has(role))
-      throw new ApiError(400, `\`${where}.role\` must be one of ${[...chatRoles].join(', ')}.`, `${where}.role`);
+      throw new ApiError(
+        400,
+        `\`${where}.role\` must be one of ${[...chatRoles].join(', ')}.`,
+        `${where}.role`,
+      );
     text += `<|${role}|>\n${messageContent(message['content'], role, where)}\n`;
   });
   // The generation prompt, as a chat template adds it.
@@ -149,7 +175,8 @@ function messageContent(content: unknown, role: string, where: string): string {
   if (Array.isArray(content)) {
     return content
       .map((part, j) => {
-        if (isObject(part) && part['type'] === 'text' && typeof part['text'] === 'string') return part['text'];
+        if (isObject(part) && part['type'] === 'text' && typeof part['text'] === 'string')
+          return part['text'];
         throw new ApiError(
           400,
           `\`${where}.content[${j}]\` must be a text part {"type": "text", "text": ...}.`,
@@ -158,7 +185,11 @@ function messageContent(content: unknown, role: string, where: string): string {
       })
       .join('\n');
   }
-  throw new ApiError(400, `\`${where}.content\` must be a string or a list of text parts.`, `${where}.content`);
+  throw new ApiError(
+    400,
+    `\`${where}.content\` must be a string or a list of text parts.`,
+    `${where}.content`,
+  );
 }
 
 /** The 400 vLLM returns when prompt plus output exceed the context window. */

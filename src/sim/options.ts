@@ -175,7 +175,8 @@ export function resolveSimulatorOptions(options: Partial<SimulatorOptions> = {})
   };
   for (const key of positiveIntegers) {
     const value = resolved[key];
-    if (!Number.isInteger(value) || value < 1) problem(key, `must be a positive integer, got ${String(value)}`);
+    if (!Number.isInteger(value) || value < 1)
+      problem(key, `must be a positive integer, got ${String(value)}`);
   }
   for (const key of nonNegativeNumbers) {
     const value = resolved[key];
@@ -183,7 +184,8 @@ export function resolveSimulatorOptions(options: Partial<SimulatorOptions> = {})
   }
   if (!Number.isInteger(resolved.port) || resolved.port < 0 || resolved.port > 65535)
     problem('port', `must be an integer from 0 to 65535, got ${String(resolved.port)}`);
-  if (!(resolved.timeScale > 0)) problem('timeScale', `must be a number > 0, got ${String(resolved.timeScale)}`);
+  if (!(resolved.timeScale > 0))
+    problem('timeScale', `must be a number > 0, got ${String(resolved.timeScale)}`);
   if (!(resolved.prefillTokensPerSecond > 0))
     problem('prefillTokensPerSecond', `must be > 0, got ${String(resolved.prefillTokensPerSecond)}`);
   for (const key of ['failureRate', 'stallRate'] as const) {

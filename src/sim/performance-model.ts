@@ -193,7 +193,8 @@ export class PerformanceModel {
       }
     }
     for (const sequence of this.running) {
-      if (sequence.phase === 'prefill' && budget > 0) budget -= this.schedulePrefill(sequence, budget, result);
+      if (sequence.phase === 'prefill' && budget > 0)
+        budget -= this.schedulePrefill(sequence, budget, result);
     }
     budget = this.admit(start, budget, result);
 
@@ -315,4 +316,75 @@ export class PerformanceModel {
     this.residentLoras.push(name);
     return 1;
   }
+}
+
+/** One request of a trace for {@link simulate}. */
+export interface TraceArrival extends EngineRequest {
+  /** Arrival time in modelled milliseconds. */
+  at: number;
+}
+
+/** What {@link simulate} reports for each request of a trace. All times are modelled milliseconds. */
+export interface TraceOutcome {
+  id: string;
+  arrival: number;
+  admittedAt: number;
+  cachedTokens: number;
+  firstTokenAt: number;
+  finishedAt: number;
+  /** Time to first token. */
+  ttft: number;
+  /** Gaps between consecutive tokens. */
+  interTokenMs: number[];
+}
+
+/**
+ * Runs a whole trace through a fresh engine without any clock: the pure form of the performance model, used by
+ * the table-driven tests and handy for exploring the model's knobs. Arrivals that come during a step join the
+ * queue for the next one, as they do in the running simulator.
+ *
+ * @example simulate(options, [{ id: 'a', at: 0, promptTokens: 100, blockHashes: [], outputTokens: 10 }])
+ */
+export function simulate(options: PerformanceOptions, trace: readonly TraceArrival[]): TraceOutcome[] {
+  const model = new PerformanceModel(options);
+  const arrivals = [...trace].sort((a, b) => a.at - b.at);
+  const outcomes = new Map<string, TraceOutcome & { tokens: number[] }>();
+  let next = 0;
+  const admit = (until: number): void => {
+    while (next < arrivals.length && (arrivals[next] as TraceArrival).at <= until) {
+      const { at, ...request } = arrivals[next++] as TraceArrival;
+      model.submit(request, at);
+      outcomes.set(request.id, {
+        id: request.id,
+        arrival: at,
+        admittedAt: NaN,
+        cachedTokens: 0,
+        firstTokenAt: NaN,
+        finishedAt: NaN,
+        ttft: NaN,
+        interTokenMs: [],
+        tokens: [],
+      });
+    }
+  };
+  while (next < arrivals.length || model.hasWork()) {
+    if (!model.hasWork()) admit((arrivals[next] as TraceArrival).at);
+    admit(model.now);
+    const step = model.step(Math.max(model.now, (arrivals[next - 1] as TraceArrival).at));
+    if (step.end === step.start && step.admitted.length === 0 && step.emitted.length === 0)
+      throw new Error(`the engine made no progress at ${step.start} ms`);
+    for (const a of step.admitted) {
+      const outcome = outcomes.get(a.id) as TraceOutcome;
+      outcome.admittedAt = step.start;
+      outcome.cachedTokens = a.cachedTokens;
+    }
+    for (const id of step.emitted) outcomes.get(id)?.tokens.push(step.end);
+    for (const id of step.finished) (outcomes.get(id) as TraceOutcome).finishedAt = step.end;
+  }
+  return [...outcomes.values()].map(({ tokens, ...outcome }) => ({
+    ...outcome,
+    firstTokenAt: tokens[0] ?? NaN,
+    ttft: (tokens[0] ?? NaN) - outcome.arrival,
+    interTokenMs: tokens.slice(1).map((t, i) => t - (tokens[i] as number)),
+  }));
 }

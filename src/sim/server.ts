@@ -21,7 +21,12 @@ import {
   type GenerationRequest,
   type ResponseMeta,
 } from './openai.js';
-import { parseLoraModules, resolveSimulatorOptions, type FailureKind, type SimulatorOptions } from './options.js';
+import {
+  parseLoraModules,
+  resolveSimulatorOptions,
+  type FailureKind,
+  type SimulatorOptions,
+} from './options.js';
 import { EngineRejection } from './performance-model.js';
 import { blockHashes, hash32, outputTokens, seededRandom, tokenize } from './tokens.js';
 
@@ -169,7 +174,12 @@ class Simulator {
     };
   }
 
-  private async generate(endpoint: Endpoint, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async generate(
+    endpoint: Endpoint,
+    path: string,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<void> {
     const raw = await readBody(req);
     let body: unknown;
     try {
@@ -180,7 +190,8 @@ class Simulator {
     const request = parseGenerationRequest(endpoint, body);
     const model = request.model ?? this.options.model;
     const lora = this.loras.has(model) ? model : undefined;
-    if (!lora && !this.baseNames.has(model)) throw new ApiError(404, `The model \`${model}\` does not exist.`, 'model');
+    if (!lora && !this.baseNames.has(model))
+      throw new ApiError(404, `The model \`${model}\` does not exist.`, 'model');
 
     this.injectFailure();
     const { maxWaitingRequests } = this.options;
@@ -195,14 +206,21 @@ class Simulator {
 
     const prefiller = this.options.role === 'decode' ? headerValue(req, prefillerHeader) : undefined;
     if (prefiller) {
-      const pod = await this.remotePrefill(prefiller, path, body as Record<string, unknown>, id, abort.signal);
+      const pod = await this.remotePrefill(
+        prefiller,
+        path,
+        body as Record<string, unknown>,
+        id,
+        abort.signal,
+      );
       if (pod) res.setHeader(prefillPodHeader, pod);
     }
     if (abort.signal.aborted) return;
 
     const meta: ResponseMeta = { id, created: Math.floor(Date.now() / 1000), model };
     const text = outputTokens(this.options.seed, request.prompt, count);
-    const stalled = request.stream && this.options.stallRate > 0 && this.failureRandom() < this.options.stallRate;
+    const stalled =
+      request.stream && this.options.stallRate > 0 && this.failureRandom() < this.options.stallRate;
     this.run(res, abort.signal, {
       request,
       meta,
@@ -272,11 +290,17 @@ class Simulator {
         signal,
       });
     } catch (error) {
-      throw new ApiError(502, `The prefill endpoint ${hostPort} could not be reached: ${(error as Error).message}`);
+      throw new ApiError(
+        502,
+        `The prefill endpoint ${hostPort} could not be reached: ${(error as Error).message}`,
+      );
     }
     const text = await response.body.text();
     if (response.statusCode !== 200)
-      throw new ApiError(502, `The prefill endpoint ${hostPort} answered ${response.statusCode}: ${text.slice(0, 200)}`);
+      throw new ApiError(
+        502,
+        `The prefill endpoint ${hostPort} answered ${response.statusCode}: ${text.slice(0, 200)}`,
+      );
     const pod = response.headers[podHeader];
     return typeof pod === 'string' ? pod : undefined;
   }
@@ -363,7 +387,9 @@ class Simulator {
             }, job.stallMs).unref();
           }
           const last = index === text.length - 1;
-          write(sse(streamChunk(endpoint, meta, text[index] ?? '', last ? job.finishReason : null, index === 0)));
+          write(
+            sse(streamChunk(endpoint, meta, text[index] ?? '', last ? job.finishReason : null, index === 0)),
+          );
         },
         onFinished: finish,
       });
@@ -409,7 +435,9 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
     return;
   }
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
+  res
+    .writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+    .end(text);
 }
 
 function sendError(res: ServerResponse, error: ApiError): void {
