@@ -13,6 +13,7 @@ async function commands(): Promise<Register[]> {
   return Promise.all([
     // one line per command file, in the order `llmisvc --help` lists them
     import('./sim.js').then((m) => m.register),
+    import('./bench.js').then((m) => m.register),
   ]);
 }
 

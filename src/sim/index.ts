@@ -26,8 +26,11 @@ export {
   EngineRejection,
   PerformanceModel,
   kvTransferMs,
+  simulate,
   stepDurationMs,
   type EngineRequest,
+  type TraceArrival,
+  type TraceOutcome,
   type EngineStats,
   type StepResult,
 } from './performance-model.js';

@@ -95,7 +95,7 @@ export const defaultSimulatorOptions: Readonly<SimulatorOptions> = Object.freeze
   stallMs: 2000,
   // Defaults shaped like an 8B model on one data-centre GPU: ~10k prefill tokens/s, ~10 ms ITL alone, ~40 ms at 128.
   maxNumSeqs: 256,
-  maxNumBatchedTokens: 8192,
+  maxNumBatchedTokens: 2048,
   numGpuBlocks: 4096,
   blockSize: 16,
   enablePrefixCaching: true,
