@@ -5,6 +5,9 @@
  * failure injection.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { startSimulator, type RunningSimulator } from '../src/sim/index.js';
 
@@ -374,6 +377,55 @@ describe('simulator overload and failures', () => {
       }
     } finally {
       await sim.close();
+    }
+  });
+});
+
+describe('llmisvc sim as a child process', () => {
+  it('starts with flags, serves, and exits cleanly on SIGTERM', async () => {
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    const child = spawn(
+      process.execPath,
+      [
+        join(root, 'bin/llmisvc.js'),
+        'sim',
+        '--port',
+        '0',
+        '--model',
+        'llama',
+        '--pod-name',
+        'child-0',
+        '--lora-modules',
+        'a=/x',
+        'b',
+        '--no-enable-prefix-caching',
+        '--time-scale',
+        '0.001',
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      let output = '';
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          output += chunk.toString();
+          const match = /at (http:\/\/\S+)/.exec(output);
+          if (match) resolve(match[1] as string);
+        });
+        child.once('exit', (code) => reject(new Error(`llmisvc sim exited with ${code}: ${output}`)));
+      });
+      const response = await post(`${url}/v1/completions`, { model: 'b', prompt: 'hi', max_tokens: 2 });
+      assert.equal(response.status, 200);
+      assert.equal(response.headers.get('x-inference-pod'), 'child-0');
+      const cache = parseExposition(await (await fetch(`${url}/metrics`)).text()).samples.find(
+        (s) => s.name === 'vllm:cache_config_info',
+      );
+      assert.equal(cache?.labels['enable_prefix_caching'], 'False');
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
     }
   });
 });

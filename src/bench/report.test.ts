@@ -55,7 +55,9 @@ describe('run summaries and reports', () => {
         { name: 'epp', results: [run(5, 40), run(10, 80)] },
       ],
     );
-    const rows = markdown.split('\n').filter((l) => /^\| (round-robin|epp) \|/.test(l) && l.split('|').length === 14);
+    const rows = markdown
+      .split('\n')
+      .filter((l) => /^\| (round-robin|epp) \|/.test(l) && l.split('|').length === 14);
     assert.equal(rows.length, 4);
     assert.ok(markdown.includes('- Workload: shared-prefix (groups=4)'));
     assert.ok(markdown.includes('## Compared with round-robin'));

@@ -20,12 +20,6 @@ function list(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), ...value.split(/[\s,]+/).filter(Boolean)];
 }
 
-function bool(value: string): boolean {
-  if (['true', '1', 'yes'].includes(value)) return true;
-  if (['false', '0', 'no'].includes(value)) return false;
-  throw new LlmisvcError('LLMISVC_ERR_CONFIG', `expected true or false, got '${value}'`);
-}
-
 export function register(program: Command): void {
   const n = (flag: string, description: string, fallback: number): Option =>
     new Option(`${flag} <n>`, description).argParser(number(flag)).default(fallback);
@@ -45,11 +39,7 @@ export function register(program: Command): void {
     .addOption(n('--max-num-batched-tokens', 'token budget of one engine step', d.maxNumBatchedTokens))
     .addOption(n('--num-gpu-blocks', 'KV-cache blocks', d.numGpuBlocks))
     .addOption(n('--block-size', 'tokens per KV-cache block', d.blockSize))
-    .addOption(
-      new Option('--enable-prefix-caching <bool>', 'reuse cached prompt prefixes')
-        .argParser(bool)
-        .default(d.enablePrefixCaching),
-    )
+    .option('--no-enable-prefix-caching', 'turn prefix caching off (it is on by default, as in vLLM)')
     .addOption(n('--max-model-len', 'longest prompt + output in tokens', d.maxModelLen))
     .addOption(n('--max-loras', 'most LoRA adapters in one batch', d.maxLoras))
     .addOption(n('--prefill-tokens-per-second', 'prefill speed', d.prefillTokensPerSecond))
