@@ -16,6 +16,8 @@ async function commands(): Promise<Register[]> {
     import('./render.js').then((m) => m.register),
     import('./generate.js').then((m) => m.register),
     import('./dev.js').then((m) => m.register),
+    import('./sim.js').then((m) => m.register),
+    import('./bench.js').then((m) => m.register),
   ]);
 }
 
