@@ -5,6 +5,7 @@
  * when saturated, then run the scheduler. The ext_proc server (I/O) calls this and turns the answer into messages.
  */
 import type { EndpointPickerConfig } from './config.js';
+import { PREFIX_MATCHES, type PrefixMatches } from './plugins/index.js';
 import { RequestError, parseRequestBody } from './request.js';
 import { isSaturated, isStale, shouldShed } from './saturation.js';
 import { primaryTarget, schedule } from './scheduler.js';
@@ -52,6 +53,8 @@ export type Decision =
       rewrittenBody: Buffer | undefined;
       result: SchedulingResult;
       criticality: Criticality;
+      /** Share of the prompt's blocks the chosen endpoint held, when a prefix scorer ran. */
+      prefixHitRatio: number | undefined;
     }
   | { kind: 'reject'; error: RequestError; model: string };
 
@@ -160,9 +163,15 @@ export function decide(
     json['model'] = targetModel;
     rewrittenBody = Buffer.from(JSON.stringify(json));
   }
+  const endpoint = primaryTarget(result);
+  const matches = context.state.read<PrefixMatches>(PREFIX_MATCHES);
   return {
     kind: 'route',
-    endpoint: primaryTarget(result),
+    endpoint,
+    prefixHitRatio:
+      matches && matches.totalBlocks > 0
+        ? (matches.matched.get(endpoint.address) ?? 0) / matches.totalBlocks
+        : undefined,
     headers: result.headers,
     model,
     targetModel,
