@@ -4,6 +4,7 @@
  * (cached per machine) and returns the environment variables that tell the tests where it is; a service is started
  * once for the whole run and stopped at the end. `scripts/test.mjs` runs them in order, printing progress.
  */
+import { envoyProvisioner } from './envoy.js';
 
 export interface HarnessContext {
   log: (message: string) => void;
@@ -20,6 +21,6 @@ export interface TestService {
   start(context: HarnessContext): Promise<{ env: Record<string, string>; stop: () => Promise<void> }>;
 }
 
-export const provisioners: Provisioner[] = [];
+export const provisioners: Provisioner[] = [envoyProvisioner];
 
 export const services: TestService[] = [];
