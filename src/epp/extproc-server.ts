@@ -133,6 +133,8 @@ export function createProcessHandler(deps: ExtProcDeps): grpc.handleBidiStreamin
         },
       });
       closed = true;
+      // The stream ends here, so a request routed earlier on it (a protocol error after the pick) is done too.
+      finish();
       call.end();
     }
 
