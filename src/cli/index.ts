@@ -12,6 +12,7 @@ async function commands(): Promise<Register[]> {
   // Imported lazily so that `llmisvc render` does not load gRPC, the Kubernetes client and the rest.
   return Promise.all([
     // one line per command file, in the order `llmisvc --help` lists them
+    import('./dev.js').then((m) => m.register),
     import('./epp.js').then((m) => m.register),
   ]);
 }

@@ -4,6 +4,17 @@
  * (cached per machine) and returns the environment variables that tell the tests where it is; a service is started
  * once for the whole run and stopped at the end. `scripts/test.mjs` runs them in order, printing progress.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  DEPENDENCY_CRD_SETS,
+  ensureCrdManifests,
+  ensureKubeAssets,
+  llmisvcCacheDir,
+  repoRoot,
+  startDevApiServer,
+} from '../../src/dev/index.js';
 import { envoyProvisioner } from './envoy.js';
 
 export interface HarnessContext {
@@ -21,6 +32,50 @@ export interface TestService {
   start(context: HarnessContext): Promise<{ env: Record<string, string>; stop: () => Promise<void> }>;
 }
 
-export const provisioners: Provisioner[] = [envoyProvisioner];
+/**
+ * kube-apiserver, etcd and kubectl (KUBEBUILDER_ASSETS, else built once per machine from Go modules — the first
+ * build prints its progress) and the dependency CRD manifests (from Go modules, cached). Tests that start their own
+ * API server find the binaries through the KUBEBUILDER_ASSETS this returns; `LLMISVC_KUBECTL` is the kubectl binary.
+ */
+const kubeApiserverAssets: Provisioner = {
+  name: 'kube-apiserver',
+  async provision({ log, env }) {
+    const cacheDir = llmisvcCacheDir(env);
+    const go = { env, log };
+    const assets = await ensureKubeAssets({ kubebuilderAssets: env['KUBEBUILDER_ASSETS'], cacheDir, go });
+    await ensureCrdManifests(
+      DEPENDENCY_CRD_SETS.map((set) => set.name),
+      { cacheDir, repoRoot: repoRoot(), go },
+    );
+    log(`binaries from ${assets.source === 'cache' ? 'the cache' : 'KUBEBUILDER_ASSETS'}: ${assets.dir}`);
+    return {
+      KUBEBUILDER_ASSETS: assets.dir,
+      ...(assets.kubectl ? { LLMISVC_KUBECTL: assets.kubectl } : {}),
+    };
+  },
+};
 
-export const services: TestService[] = [];
+/**
+ * One API server with every CRD set installed, shared by the whole `npm test` run; tests read its kubeconfig path
+ * from `LLMISVC_TEST_KUBECONFIG` and keep to their own namespaces (deleted namespaces stay Terminating: there is no
+ * namespace controller).
+ */
+const sharedKubeApiserver: TestService = {
+  name: 'kube-apiserver',
+  async start({ log, env }) {
+    const dir = await mkdtemp(join(tmpdir(), 'llmisvc-test-apiserver-'));
+    const server = await startDevApiServer({ dir, crds: true, env, log });
+    log(`serving ${server.server}; kubeconfig ${server.kubeconfigPath}`);
+    return {
+      env: { LLMISVC_TEST_KUBECONFIG: server.kubeconfigPath },
+      async stop() {
+        await server.stop();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  },
+};
+
+export const provisioners: Provisioner[] = [kubeApiserverAssets, envoyProvisioner];
+
+export const services: TestService[] = [sharedKubeApiserver];

@@ -1,0 +1,31 @@
+/**
+ * @module dev
+ * A real Kubernetes API server for development and tests (`llmisvc dev apiserver`): etcd + kube-apiserver on
+ * loopback, the binaries from KUBEBUILDER_ASSETS or built once per machine from Go modules, and the CRDs of this
+ * project and its dependencies installed on start.
+ */
+export { startDevApiServer, type DevApiServer, type StartDevApiServerOptions } from './apiserver.js';
+export {
+  ALL_CRD_SETS,
+  DEPENDENCY_CRD_SETS,
+  PROJECT_CRD_SET,
+  cachedDependencyCrds,
+  ensureCrdManifests,
+  projectCrdManifests,
+  selectCrdSets,
+  type CrdManifestSet,
+  type CrdSetName,
+  type DependencyCrdSet,
+  type DependencyCrdSetName,
+} from './crd-sets.js';
+export {
+  DEFAULT_KUBERNETES_VERSION,
+  cachedKubeAssets,
+  ensureKubeAssets,
+  type EnsureKubeAssetsOptions,
+  type KubeAssets,
+} from './kube-assets.js';
+export { DEV_CONTEXT_NAME, renderDevKubeconfig } from './kubeconfig.js';
+export { DEV_FIELD_MANAGER, installManifests, readManifestObjects, removeManifests } from './manifests.js';
+export { DEV_ADMIN_GROUP, DEV_ADMIN_USER } from './pki.js';
+export { kubeAssetsDir, llmisvcCacheDir, repoRoot } from './paths.js';

@@ -1,0 +1,155 @@
+/**
+ * @module dev/manifests
+ * Installs and removes manifest files (CRDs and whatever ships beside them, such as Gateway API's admission policy)
+ * on an API server, and waits until the CRDs are really served — or really gone — so a test that runs next does not
+ * race the API server's own CRD controllers.
+ */
+import { readFile } from 'node:fs/promises';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
+import { LlmisvcError } from '../errors/index.js';
+import { RestClient, statusMessage } from './rest.js';
+
+/** The field manager of everything the development server applies. */
+export const DEV_FIELD_MANAGER = 'llmisvc-dev';
+
+export interface ManifestOptions {
+  /** Path of a kubeconfig for the target server. */
+  kubeconfigPath: string;
+  log?: (message: string) => void;
+  /** How long to wait for CRDs to become Established (or to disappear); default 60 s. */
+  timeoutMs?: number;
+}
+
+interface CrdLike extends KubernetesObject {
+  spec?: {
+    group?: string;
+    names?: { kind?: string; plural?: string };
+    versions?: { name: string; served?: boolean }[];
+  };
+  status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] };
+}
+
+/** Reads every object of the given YAML files, in file order, skipping empty documents. */
+export async function readManifestObjects(files: readonly string[]): Promise<KubernetesObject[]> {
+  const objects: KubernetesObject[] = [];
+  for (const file of files) {
+    const text = await readFile(file, 'utf8');
+    for (const doc of parseAllDocuments(text)) {
+      if (doc.errors.length) {
+        throw new LlmisvcError('LLMISVC_ERR_INPUT', `${file}: ${doc.errors[0]!.message}`);
+      }
+      const value = doc.toJS() as KubernetesObject | null;
+      if (value && typeof value === 'object' && value.kind) objects.push(value);
+    }
+  }
+  return objects;
+}
+
+const isCrd = (o: KubernetesObject): o is CrdLike =>
+  o.kind === 'CustomResourceDefinition' && (o.apiVersion ?? '').startsWith('apiextensions.k8s.io/');
+
+/**
+ * Server-side applies every object in the files (field manager `llmisvc-dev`, forced, so re-installing over an
+ * older copy works) and waits until each CRD is Established and its served versions answer a list request.
+ *
+ * @example
+ * await installManifests(['deploy/crds/serving.kserve.io_llminferenceservices.yaml'], { kubeconfigPath });
+ */
+export async function installManifests(files: readonly string[], options: ManifestOptions): Promise<void> {
+  const objects = await readManifestObjects(files);
+  const client = await RestClient.fromKubeconfig(options.kubeconfigPath);
+  for (const object of objects) {
+    const path = await client.objectPath(object);
+    const response = await client.request(
+      'PATCH',
+      `${path}?fieldManager=${DEV_FIELD_MANAGER}&force=true`,
+      object,
+      'application/apply-patch+yaml',
+    );
+    if (response.status >= 300) {
+      throw new LlmisvcError(
+        'LLMISVC_ERR_KUBE',
+        `applying ${describe(object)} failed: HTTP ${response.status}: ${statusMessage(response)}`,
+      );
+    }
+  }
+  const crds = objects.filter(isCrd);
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  for (const crd of crds) await waitEstablished(client, crd, deadline);
+  options.log?.(`installed ${objects.length} objects (${crds.length} CRDs established)`);
+}
+
+/** Deletes every object in the files (missing ones are fine) and waits until the CRDs are gone. */
+export async function removeManifests(files: readonly string[], options: ManifestOptions): Promise<void> {
+  const objects = await readManifestObjects(files);
+  const client = await RestClient.fromKubeconfig(options.kubeconfigPath);
+  for (const object of [...objects].reverse()) {
+    const response = await client.request('DELETE', await client.objectPath(object));
+    if (response.status >= 300 && response.status !== 404) {
+      throw new LlmisvcError(
+        'LLMISVC_ERR_KUBE',
+        `deleting ${describe(object)} failed: HTTP ${response.status}: ${statusMessage(response)}`,
+      );
+    }
+  }
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  for (const crd of objects.filter(isCrd)) {
+    while ((await client.request('GET', crdPath(crd))).status !== 404) {
+      if (Date.now() > deadline) {
+        throw new LlmisvcError('LLMISVC_ERR_KUBE', `${describe(crd)} was deleted but is still there`, {
+          hint: 'objects of that CRD may still be finalizing; delete them first',
+        });
+      }
+      await sleep(200);
+    }
+  }
+  options.log?.(`removed ${objects.length} objects`);
+}
+
+async function waitEstablished(client: RestClient, crd: CrdLike, deadline: number): Promise<void> {
+  for (;;) {
+    const response = await client.request('GET', crdPath(crd)).catch(() => undefined);
+    const live = response?.status === 200 ? (response.body as CrdLike) : undefined;
+    const established = live?.status?.conditions?.some(
+      (c) => c.type === 'Established' && c.status === 'True',
+    );
+    if (established && (await servesAllVersions(client, live!))) return;
+    if (Date.now() > deadline) {
+      const problem = live?.status?.conditions
+        ?.filter((c) => c.status !== 'True')
+        .map((c) => `${c.type}: ${c.reason ?? ''} ${c.message ?? ''}`.trim())
+        .join('; ');
+      throw new LlmisvcError('LLMISVC_ERR_KUBE', `${describe(crd)} did not become Established`, {
+        hint: problem || 'check the API server log (logs/kube-apiserver.log in the server folder)',
+      });
+    }
+    await sleep(100);
+  }
+}
+
+/** Established is set a moment before every served version's REST handler answers; a list request proves it. */
+async function servesAllVersions(client: RestClient, crd: CrdLike): Promise<boolean> {
+  const group = crd.spec?.group;
+  const plural = crd.spec?.names?.plural;
+  if (!group || !plural) return true;
+  for (const version of crd.spec?.versions ?? []) {
+    if (version.served === false) continue;
+    const response = await client.request('GET', `/apis/${group}/${version.name}/${plural}?limit=1`);
+    if (response.status !== 200) return false;
+  }
+  return true;
+}
+
+function crdPath(crd: CrdLike): string {
+  return `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${encodeURIComponent(crd.metadata?.name ?? '')}`;
+}
+
+function describe(object: KubernetesObject): string {
+  const ns = object.metadata?.namespace ? `${object.metadata.namespace}/` : '';
+  return `${object.kind} ${ns}${object.metadata?.name ?? '(no name)'}`;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

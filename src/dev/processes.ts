@@ -1,0 +1,168 @@
+/**
+ * @module dev/processes
+ * Child processes of the development API server (etcd, kube-apiserver): started with their output in a log file,
+ * stopped with SIGTERM then SIGKILL, and never outliving this Node process. An `exit` handler covers normal exits
+ * and uncaught errors; for a SIGKILL (a test runner's timeout, the OOM killer) each child gets a watchdog: a `sh`
+ * blocked reading a pipe from this process. The kernel closes that pipe however this process dies, `read` returns,
+ * and the watchdog stops the child. It costs one idle shell per child and no polling.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface ManagedProcess {
+  name: string;
+  pid: number;
+  logPath: string;
+  /** Resolves when the process has exited (never rejects). */
+  exited: Promise<ExitInfo>;
+  /** True once the process has exited. */
+  readonly hasExited: boolean;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves when it is gone. */
+  stop(graceMs?: number): Promise<ExitInfo>;
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/** Last resort: an `exit` handler runs synchronously, so it can still SIGKILL what is left. */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const child of live) {
+      try {
+        child.kill('SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
+}
+
+export function startProcess(input: {
+  name: string;
+  command: string;
+  args: readonly string[];
+  logPath: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}): ManagedProcess {
+  installExitHook();
+  const fd = openSync(input.logPath, 'a');
+  let child: ChildProcess;
+  try {
+    // The child writes straight into the log file, so a busy event loop here never blocks its output.
+    child = spawn(input.command, input.args, {
+      stdio: ['ignore', fd, fd],
+      env: input.env ?? { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
+      cwd: input.cwd,
+    });
+  } finally {
+    closeSync(fd);
+  }
+  live.add(child);
+  const watchdog = child.pid ? startWatchdog(child.pid) : undefined;
+  let hasExited = false;
+  const exited = new Promise<ExitInfo>((resolve) => {
+    const onGone = (info: ExitInfo) => {
+      hasExited = true;
+      live.delete(child);
+      // Killed, not released: its `kill` must not run against a pid the system may hand out again.
+      watchdog?.kill('SIGKILL');
+      resolve(info);
+    };
+    child.once('exit', (code, signal) => onGone({ code, signal }));
+    child.once('error', () => onGone({ code: null, signal: null }));
+  });
+  return {
+    name: input.name,
+    pid: child.pid ?? -1,
+    logPath: input.logPath,
+    exited,
+    get hasExited() {
+      return hasExited;
+    },
+    async stop(graceMs = 10_000) {
+      if (hasExited) return exited;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => {
+        if (!hasExited) child.kill('SIGKILL');
+      }, graceMs);
+      const info = await exited;
+      clearTimeout(timer);
+      return info;
+    },
+  };
+}
+
+/**
+ * The watchdog of one child: ignores the terminal's signals (a Ctrl-C is this process's to handle), waits for EOF on
+ * stdin, then sends SIGTERM and, if the child is still there 5 s later, SIGKILL.
+ */
+function startWatchdog(pid: number): ChildProcess | undefined {
+  const script =
+    `trap '' INT TERM HUP; read _; kill -TERM ${pid} 2>/dev/null || exit 0; ` +
+    `for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 ${pid} 2>/dev/null || exit 0; sleep 0.5; done; kill -KILL ${pid} 2>/dev/null`;
+  try {
+    const watchdog = spawn('/bin/sh', ['-c', script], { stdio: ['pipe', 'ignore', 'ignore'] });
+    watchdog.on('error', () => {});
+    watchdog.stdin?.on('error', () => {});
+    // Neither the watchdog nor its pipe may keep this process's event loop alive.
+    watchdog.unref();
+    (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+    live.add(watchdog);
+    watchdog.once('exit', () => live.delete(watchdog));
+    return watchdog;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The last lines of a log file, for error messages. */
+export async function logTail(path: string, lines = 25): Promise<string> {
+  const text = await readFile(path, 'utf8').catch(() => '');
+  return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago. etcd and kube-apiserver cannot report a port they chose
+ * themselves, so the caller picks one and retries with another if the process then fails to bind it.
+ */
+export function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Whether a pid belongs to a running process. Someone else's process counts as running; a zombie (exited, not yet
+ * reaped by a parent that is not us) does not.
+ */
+export function isPidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    // /proc/PID/stat: "pid (comm) S …"; comm may contain spaces and parentheses, the state follows the last ")".
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc (not Linux): the signal check has to do
+  }
+}
