@@ -45,11 +45,13 @@ function exposition(state: FixtureState, model: string): string {
   ].join('\n');
 }
 
-/** Starts a fixture on 127.0.0.1 and an ephemeral port. */
+/** Starts a fixture on `host` (default 127.0.0.1; any 127.x.y.z works on Linux) and `port` (default ephemeral). */
 export async function startModelServerFixture(
   name: string,
   model = 'test-model',
+  listen: { host?: string; port?: number } = {},
 ): Promise<ModelServerFixture> {
+  const host = listen.host ?? '127.0.0.1';
   const state: FixtureState = {
     waiting: 0,
     running: 0,
@@ -95,11 +97,14 @@ export async function startModelServerFixture(
       else reply();
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port ?? 0, host, resolve);
+  });
   const port = (server.address() as { port: number }).port;
   return {
     name,
-    address: `127.0.0.1:${port}`,
+    address: `${host}:${port}`,
     state,
     received,
     close: () =>
