@@ -27,6 +27,11 @@ export interface EnvoyBootstrapOptions {
   routes?: { prefix: string; rewrite?: string }[];
   /** Name of the ORIGINAL_DST cluster (default `inference_pool`). */
   poolClusterName?: string;
+  /**
+   * Baseline for benchmarks: no ext_proc filter and a plain cluster to this one model server, so the cost of the
+   * EPP can be measured as the difference between the two gateways.
+   */
+  bypassEpp?: { host: string; port: number };
 }
 
 export const DESTINATION_ENDPOINT_HEADER = 'x-gateway-destination-endpoint';
@@ -83,6 +88,59 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
       },
     };
   }
+  const extProcFilter = {
+    name: 'envoy.filters.http.ext_proc',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor',
+      grpc_service: {
+        envoy_grpc: { cluster_name: 'epp' },
+        timeout: seconds(options.messageTimeoutMs ?? 10_000),
+      },
+      processing_mode: {
+        request_header_mode: 'SEND',
+        response_header_mode: 'SEND',
+        request_body_mode: options.requestBodyMode ?? 'FULL_DUPLEX_STREAMED',
+        response_body_mode: 'NONE',
+        request_trailer_mode: 'SEND',
+        response_trailer_mode: 'SKIP',
+      },
+      message_timeout: seconds(options.messageTimeoutMs ?? 10_000),
+      failure_mode_allow: false,
+    },
+  };
+  const router = {
+    name: 'envoy.filters.http.router',
+    typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' },
+  };
+  const poolCluster = options.bypassEpp
+    ? {
+        name: pool,
+        type: 'STATIC',
+        connect_timeout: '2s',
+        load_assignment: {
+          cluster_name: pool,
+          endpoints: [
+            {
+              lb_endpoints: [
+                {
+                  endpoint: {
+                    address: {
+                      socket_address: { address: options.bypassEpp.host, port_value: options.bypassEpp.port },
+                    },
+                  },
+                },
+              ],
+            },
+          ],
+        },
+      }
+    : {
+        name: pool,
+        type: 'ORIGINAL_DST',
+        lb_policy: 'CLUSTER_PROVIDED',
+        connect_timeout: '2s',
+        original_dst_lb_config: { use_http_header: true, http_header_name: DESTINATION_ENDPOINT_HEADER },
+      };
   return {
     admin: {
       address: {
@@ -109,35 +167,7 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
                       name: 'gateway',
                       virtual_hosts: [{ name: 'inference', domains: ['*'], routes }],
                     },
-                    http_filters: [
-                      {
-                        name: 'envoy.filters.http.ext_proc',
-                        typed_config: {
-                          '@type':
-                            'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor',
-                          grpc_service: {
-                            envoy_grpc: { cluster_name: 'epp' },
-                            timeout: seconds(options.messageTimeoutMs ?? 10_000),
-                          },
-                          processing_mode: {
-                            request_header_mode: 'SEND',
-                            response_header_mode: 'SEND',
-                            request_body_mode: options.requestBodyMode ?? 'FULL_DUPLEX_STREAMED',
-                            response_body_mode: 'NONE',
-                            request_trailer_mode: 'SEND',
-                            response_trailer_mode: 'SKIP',
-                          },
-                          message_timeout: seconds(options.messageTimeoutMs ?? 10_000),
-                          failure_mode_allow: false,
-                        },
-                      },
-                      {
-                        name: 'envoy.filters.http.router',
-                        typed_config: {
-                          '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
-                        },
-                      },
-                    ],
+                    http_filters: options.bypassEpp ? [router] : [extProcFilter, router],
                   },
                 },
               ],
@@ -145,16 +175,7 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
           ],
         },
       ],
-      clusters: [
-        eppCluster,
-        {
-          name: pool,
-          type: 'ORIGINAL_DST',
-          lb_policy: 'CLUSTER_PROVIDED',
-          connect_timeout: '2s',
-          original_dst_lb_config: { use_http_header: true, http_header_name: DESTINATION_ENDPOINT_HEADER },
-        },
-      ],
+      clusters: options.bypassEpp ? [poolCluster] : [eppCluster, poolCluster],
     },
   };
 }
