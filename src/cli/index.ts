@@ -18,6 +18,7 @@ async function commands(): Promise<Register[]> {
     import('./dev.js').then((m) => m.register),
     import('./sim.js').then((m) => m.register),
     import('./bench.js').then((m) => m.register),
+    import('./epp.js').then((m) => m.register),
   ]);
 }
 
