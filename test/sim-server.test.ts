@@ -235,6 +235,12 @@ describe('simulator over HTTP', () => {
     });
   }
 
+  it('answers 405 for the wrong method', async () => {
+    const response = await fetch(`${sim.url}/v1/completions`);
+    assert.equal(response.status, 405);
+    assert.equal(((await response.json()) as { error: { code: number } }).error.code, 405);
+  });
+
   it('exposes vLLM metrics as valid Prometheus text with vLLM label sets', async () => {
     const samples = await metrics(sim);
     const labelsOf = (name: string): string[] =>
@@ -351,6 +357,18 @@ describe('simulator overload and failures', () => {
         ((await response.json()) as { error: { type: string } }).error.type,
         'ServiceUnavailableError',
       );
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it('delivers every token of a stalled stream', async () => {
+    const sim = await startSimulator({ ...fast, stallRate: 1, stallMs: 20_000 });
+    try {
+      const response = await post(`${sim.url}/v1/completions`, { prompt: 'x', max_tokens: 4, stream: true });
+      const { events, done } = sseEvents(await response.text());
+      assert.ok(done);
+      assert.equal(events.length, 4);
     } finally {
       await sim.close();
     }

@@ -323,7 +323,7 @@ class Simulator {
     let arrival = 0;
     let queuedMs = 0;
     let cachedTokens = 0;
-    const times: number[] = [];
+    let lastTokenAt = 0;
     const pending: string[] = [];
     let stallUntil = 0;
     let finished = false;
@@ -337,14 +337,8 @@ class Simulator {
       finished = true;
       this.open.delete(res);
       const totals = usage(job.promptTokens, text.length, cachedTokens);
-      const ms = (t: number): number => t / 1000;
       this.metrics.requestFinished({
-        promptTokens: job.promptTokens,
-        outputTokens: text.length,
-        queueSeconds: ms(queuedMs),
-        ttftSeconds: ms((times[0] ?? at) - arrival),
-        interTokenSeconds: times.slice(1).map((t, i) => ms(t - (times[i] as number))),
-        e2eSeconds: ms(at - arrival),
+        e2eSeconds: (at - arrival) / 1000,
         finishedReason: job.finishReason === 'stop' ? 'stop' : 'length',
       });
       if (!request.stream) {
@@ -373,7 +367,16 @@ class Simulator {
           queuedMs = queued;
         },
         onToken: (index, at) => {
-          times.push(at);
+          if (index === 0) {
+            this.metrics.firstToken({
+              promptTokens: job.promptTokens,
+              queueSeconds: queuedMs / 1000,
+              ttftSeconds: (at - arrival) / 1000,
+            });
+          } else {
+            this.metrics.nextToken((at - lastTokenAt) / 1000);
+          }
+          lastTokenAt = at;
           if (!request.stream) return;
           if (index === 0 && job.stallMs > 0) {
             // An injected stall: the first token is held back, and everything after it queues behind it.
