@@ -362,6 +362,21 @@ describe('simulator overload and failures', () => {
     }
   });
 
+  it('answers 400, even to a stream, for a request larger than the whole KV cache', async () => {
+    const sim = await startSimulator({ ...fast, numGpuBlocks: 2, blockSize: 16 });
+    try {
+      const prompt = Array.from({ length: 40 }, (_, i) => `w${i}`).join(' ');
+      const response = await post(`${sim.url}/v1/completions`, { prompt, max_tokens: 1, stream: true });
+      assert.equal(response.status, 400);
+      assert.match(
+        ((await response.json()) as { error: { message: string } }).error.message,
+        /KV-cache blocks/,
+      );
+    } finally {
+      await sim.close();
+    }
+  });
+
   it('delivers every token of a stalled stream', async () => {
     const sim = await startSimulator({ ...fast, stallRate: 1, stallMs: 20_000 });
     try {

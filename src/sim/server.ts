@@ -117,6 +117,8 @@ class Simulator {
 
   handle(req: IncomingMessage, res: ServerResponse): void {
     res.setHeader(podHeader, this.podName);
+    const requestId = req.headers['x-request-id'];
+    if (typeof requestId === 'string') res.setHeader('x-request-id', requestId);
     this.route(req, res).catch((error: unknown) => {
       if (error instanceof ApiError) return sendError(res, error);
       sendError(res, new ApiError(500, `internal error: ${(error as Error).message}`));
@@ -351,15 +353,6 @@ class Simulator {
       else res.end();
     };
 
-    if (request.stream) {
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-      });
-      res.flushHeaders();
-    }
-    this.open.add(res);
     try {
       arrival = this.engine.submit(engineRequest, {
         onAdmitted: (cached, queued) => {
@@ -397,9 +390,19 @@ class Simulator {
         onFinished: finish,
       });
     } catch (error) {
-      this.open.delete(res);
       if (error instanceof EngineRejection) throw new ApiError(400, error.message);
       throw error;
+    }
+    // Headers go out once the engine has accepted the request (its callbacks run on a later tick), so a rejection
+    // above is still a plain 400.
+    this.open.add(res);
+    if (request.stream) {
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+      });
+      res.flushHeaders();
     }
     signal.addEventListener('abort', () => {
       this.open.delete(res);
