@@ -402,12 +402,14 @@ describe('simulator overload and failures', () => {
       await reader.cancel();
       // The server sees the disconnect asynchronously; poll until the engine has dropped the request.
       let running = 1;
-      while (running !== 0) {
+      // Bounded only so that a regression fails instead of hanging the run; the bound is far beyond any real delay.
+      for (let poll = 0; poll < 3000 && running !== 0; poll++) {
         await new Promise((resolve) => setTimeout(resolve, 20));
         const samples = await metrics(sim);
         running = value(samples, 'vllm:num_requests_running');
         if (running === 0) assert.equal(value(samples, 'vllm:kv_cache_usage_perc'), 0);
       }
+      assert.equal(running, 0);
     } finally {
       await sim.close();
     }
