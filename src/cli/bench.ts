@@ -117,7 +117,11 @@ export function register(program: Command): void {
         throw new LlmisvcError('LLMISVC_ERR_CONFIG', `--seed '${flags.seed}' must be an integer`);
       const params = parseParams(flags.param);
       const first = (urls[0] as { url: string }).url;
-      const served = await discoverModels(first);
+      // With --model given, the listing only finds LoRA adapters; a server without /v1/models still gets benchmarked.
+      const served = await discoverModels(first).catch((error: unknown) => {
+        if (flags.model) return { base: [], adapters: [] };
+        throw error;
+      });
       const model = flags.model ?? served.base[0];
       if (!model)
         throw new LlmisvcError('LLMISVC_ERR_INPUT', `${first} lists no base model`, { hint: 'pass --model' });
