@@ -79,7 +79,8 @@ export async function startSimulator(input: Partial<SimulatorOptions> = {}): Pro
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
   return {
     port,
-    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+    // A wildcard bind is reached through loopback.
+    url: `http://${['0.0.0.0', '[::]'].includes(host) ? '127.0.0.1' : host}:${port}`,
     podName,
     options,
     close: () => simulator.close(server),
@@ -97,6 +98,7 @@ class Simulator {
   private readonly created = Math.floor(Date.now() / 1000);
   private readonly open = new Set<ServerResponse>();
   private counter = 0;
+  private closing = false;
 
   constructor(options: SimulatorOptions, podName: string) {
     this.options = options;
@@ -126,6 +128,7 @@ class Simulator {
   }
 
   async close(server: Server): Promise<void> {
+    this.closing = true;
     this.engine.close();
     for (const res of this.open) res.destroy();
     server.closeAllConnections();
@@ -182,6 +185,7 @@ class Simulator {
     req: IncomingMessage,
     res: ServerResponse,
   ): Promise<void> {
+    if (this.closing) throw new ApiError(503, 'The simulator is shutting down.');
     const raw = await readBody(req);
     let body: unknown;
     try {
