@@ -21,7 +21,13 @@ export function toStructural(node: unknown): unknown {
   const out: Schema = {};
   for (const [key, value] of Object.entries(node as Schema)) {
     if (key === '$schema' || key === 'propertyNames' || key === 'id') continue;
-    if (key === 'additionalProperties' && (value === false || isEmptyObject(value))) continue;
+    if (key === 'additionalProperties' && value === false) continue;
+    // A loose object (zod's `additionalProperties: {}`) keeps fields it does not list: without this the API
+    // server would prune, say, `resources` from the containers of a pod spec.
+    if (key === 'additionalProperties' && isEmptyObject(value)) {
+      out['x-kubernetes-preserve-unknown-fields'] = true;
+      continue;
+    }
     out[key] = toStructural(value);
   }
   if (out['type'] === 'integer') {
