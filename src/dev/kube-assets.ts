@@ -56,7 +56,16 @@ export async function ensureKubeAssets(options: EnsureKubeAssetsOptions): Promis
   const release = await acquireLock(`${dir}.lock`, options.go.log);
   try {
     // Another process may have finished the build while this one waited for the lock.
-    if (!(await isCompleteAssetsDir(dir))) await buildKubeAssets(dir, version, options.go);
+    if (!(await isCompleteAssetsDir(dir))) {
+      const work = join(dirname(dir), `.${version}.tmp-${process.pid}`);
+      try {
+        await buildKubeAssets(dir, work, version, options.go);
+      } catch (error) {
+        // A failed build leaves nothing behind; the Go module and build caches keep what was already done.
+        await rm(work, { recursive: true, force: true });
+        throw error;
+      }
+    }
   } finally {
     await release();
   }
@@ -214,11 +223,15 @@ export function kubernetesLdflags(kubernetesVersion: string): string {
   return flags.join(' ');
 }
 
-async function buildKubeAssets(finalDir: string, version: string, go: GoContext): Promise<void> {
+async function buildKubeAssets(
+  finalDir: string,
+  work: string,
+  version: string,
+  go: GoContext,
+): Promise<void> {
   const parent = dirname(finalDir);
   await mkdir(parent, { recursive: true });
   await removeStaleBuilds(parent, version, go.log);
-  const work = join(parent, `.${version}.tmp-${process.pid}`);
   await rm(work, { recursive: true, force: true });
   await mkdir(join(work, 'src'), { recursive: true });
   const started = Date.now();

@@ -106,7 +106,7 @@ export function startProcess(input: {
  * The watchdog of one child: ignores the terminal's signals (a Ctrl-C is this process's to handle), waits for EOF on
  * stdin, then sends SIGTERM and, if the child is still there 5 s later, SIGKILL.
  */
-function startWatchdog(pid: number): ChildProcess | undefined {
+export function startWatchdog(pid: number): ChildProcess | undefined {
   const script =
     `trap '' INT TERM HUP; read _; kill -TERM ${pid} 2>/dev/null || exit 0; ` +
     `for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 ${pid} 2>/dev/null || exit 0; sleep 0.5; done; kill -KILL ${pid} 2>/dev/null`;
@@ -117,8 +117,7 @@ function startWatchdog(pid: number): ChildProcess | undefined {
     // Neither the watchdog nor its pipe may keep this process's event loop alive.
     watchdog.unref();
     (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
-    live.add(watchdog);
-    watchdog.once('exit', () => live.delete(watchdog));
+    // Not in `live`: when this process exits, its pipe closes and the watchdog does its job.
     return watchdog;
   } catch {
     return undefined;
