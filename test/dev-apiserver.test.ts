@@ -150,6 +150,22 @@ describe('llmisvc dev apiserver', () => {
     assert.equal((await rejection(custom.listClusterCustomObject(pools))).code, 404);
   });
 
+  it('restarts kube-apiserver on the same address; objects and clients survive', async () => {
+    const core = config.makeApiClient(CoreV1Api);
+    await core.createNamespace({ body: { metadata: { name: 'restart' } } });
+    await core.createNamespacedConfigMap({
+      namespace: 'restart',
+      body: { metadata: { name: 'kept' }, data: { answer: '42' } },
+    });
+    const { server: before, pids } = { server: server.server, pids: { ...server.pids } };
+    await server.restartApiServer();
+    assert.equal(server.server, before);
+    assert.notEqual(server.pids.kubeApiserver, pids.kubeApiserver);
+    assert.ok(!isPidAlive(pids.kubeApiserver), 'the old kube-apiserver is gone');
+    const kept = await core.readNamespacedConfigMap({ namespace: 'restart', name: 'kept' });
+    assert.equal(kept.data?.['answer'], '42');
+  });
+
   it('stops both processes and frees the port; stop() can be called again', async () => {
     const second = await startDevApiServer({
       dir: join(dir, 'second'),
@@ -160,6 +176,9 @@ describe('llmisvc dev apiserver', () => {
     assert.ok(isPidAlive(second.pids.etcd) && isPidAlive(second.pids.kubeApiserver));
     assert.ok(await portAcceptsConnections(second.server));
     assert.ok(existsSync(join(second.dir, 'state.json')));
+    const secondConfig = new KubeConfig();
+    secondConfig.loadFromFile(second.kubeconfigPath);
+    await secondConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'survivor' } } });
     await second.stop();
     await second.stop();
     assert.ok(!isPidAlive(second.pids.kubeApiserver), 'kube-apiserver still running');
@@ -167,6 +186,23 @@ describe('llmisvc dev apiserver', () => {
     assert.equal(await portAcceptsConnections(second.server), false);
     assert.equal(await portAcceptsConnections(second.etcdUrl), false);
     assert.ok(!existsSync(join(second.dir, 'state.json')));
+
+    // The same folder again: same data, same token, and the same address while the port is still free.
+    const again = await startDevApiServer({
+      dir: second.dir,
+      crds: false,
+      env: process.env,
+      assets: server.assets,
+    });
+    try {
+      assert.equal(again.token, second.token);
+      assert.equal(again.server, second.server);
+      // The kubeconfig read before the restart still works, and the namespace made then is still there.
+      const survivor = await secondConfig.makeApiClient(CoreV1Api).readNamespace({ name: 'survivor' });
+      assert.equal(survivor.metadata?.name, 'survivor');
+    } finally {
+      await again.stop();
+    }
   });
 
   it('leaves no process behind when its owner is killed with SIGKILL', async () => {

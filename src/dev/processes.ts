@@ -131,18 +131,30 @@ export async function logTail(path: string, lines = 25): Promise<string> {
 }
 
 /**
- * A TCP port on 127.0.0.1 that was free a moment ago. etcd and kube-apiserver cannot report a port they chose
+ * A TCP port on 127.0.0.1 that was free a moment ago: `preferred` when it is free (so a restarted server keeps its
+ * address), else one the kernel picks, never one of `avoid`. etcd and kube-apiserver cannot report a port they chose
  * themselves, so the caller picks one and retries with another if the process then fails to bind it.
  */
-export function freeLoopbackPort(): Promise<number> {
+export async function freeLoopbackPort(preferred?: number, avoid: readonly number[] = []): Promise<number> {
+  if (preferred && !avoid.includes(preferred)) {
+    const port = await tryListen(preferred).catch(() => undefined);
+    if (port) return port;
+  }
+  for (;;) {
+    const port = await tryListen(0);
+    if (!avoid.includes(port)) return port;
+  }
+}
+
+function tryListen(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(port, '127.0.0.1', () => {
       const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
+      const bound = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(bound));
     });
   });
 }
