@@ -12,7 +12,13 @@ async function commands(): Promise<Register[]> {
   // Imported lazily so that `llmisvc render` does not load gRPC, the Kubernetes client and the rest.
   return Promise.all([
     // one line per command file, in the order `llmisvc --help` lists them
+    import('./validate.js').then((m) => m.register),
+    import('./render.js').then((m) => m.register),
+    import('./generate.js').then((m) => m.register),
     import('./dev.js').then((m) => m.register),
+    import('./sim.js').then((m) => m.register),
+    import('./bench.js').then((m) => m.register),
+    import('./epp.js').then((m) => m.register),
   ]);
 }
 

@@ -1,0 +1,305 @@
+/**
+ * @module api/schema
+ * The LLMInferenceService API, defined once. These zod schemas are the single source of truth for the TypeScript
+ * types (`z.infer`), for structural validation (unknown fields, types, minimums) and for the CRD manifests
+ * (`crd.ts` turns them into OpenAPI v3 structural schemas). Field names and shapes follow KServe's
+ * `serving.kserve.io` API so existing manifests work unchanged.
+ *
+ * Pod specs are not spelled out here: the CRD keeps them as `x-kubernetes-preserve-unknown-fields` objects (the
+ * full PodSpec schema five times over, in two versions, would push the CRD past etcd's object size limit), and
+ * `pod-spec.ts` checks their field names against Kubernetes' own PodSpec model instead.
+ */
+import { z } from 'zod';
+
+export const GROUP = 'serving.kserve.io';
+export const STORAGE_VERSION = 'v1alpha2';
+export const SERVED_VERSIONS = ['v1alpha1', 'v1alpha2'] as const;
+export type ApiVersionName = (typeof SERVED_VERSIONS)[number];
+
+const PRESERVE = { 'x-kubernetes-preserve-unknown-fields': true } as const;
+
+const count = (what: string) =>
+  z.int32({ error: `must be a whole number (${what})` }).min(1, { error: `must be at least 1 (${what})` });
+
+const stringMap = z.record(z.string(), z.string());
+
+/** A Kubernetes PodSpec; its fields are checked against the Kubernetes model in `pod-spec.ts`. */
+export const PodSpecSchema = z
+  .looseObject({
+    containers: z.array(z.looseObject({ name: z.string() })).optional(),
+    initContainers: z.array(z.looseObject({ name: z.string() })).optional(),
+    volumes: z.array(z.looseObject({ name: z.string() })).optional(),
+  })
+  .meta({ ...PRESERVE, description: 'A Kubernetes PodSpec (core/v1).' });
+
+const LocalObjectReference = z.strictObject({ name: z.string().min(1, { error: 'must not be empty' }) });
+
+export const LoRAAdapterSchema = z
+  .looseObject({
+    uri: z.string().optional(),
+    name: z.string().optional(),
+  })
+  .meta({
+    ...PRESERVE,
+    description: 'A LoRA adapter: its uri (hf://, s3://, pvc://) and the model name it serves.',
+  });
+
+export const LoRASpecSchema = z.strictObject({
+  adapters: z
+    .array(LoRAAdapterSchema)
+    .optional()
+    .meta({ description: 'LoRA adapters loaded with the base model.' }),
+  maxRank: count('maxRank').optional().meta({ description: 'vLLM --max-lora-rank.' }),
+  maxAdapters: count('maxAdapters').optional().meta({ description: 'vLLM --max-loras.' }),
+  maxCpuAdapters: count('maxCpuAdapters').optional().meta({ description: 'vLLM --max-cpu-loras.' }),
+});
+
+const Criticality = z.enum(['Critical', 'Standard', 'Sheddable'], {
+  error: 'must be one of Critical, Standard, Sheddable',
+});
+
+function modelSchema(version: ApiVersionName) {
+  return z.strictObject({
+    uri: z
+      .string()
+      .optional()
+      .meta({ description: 'Where the model comes from: hf://, s3://, gs://, pvc://, oci://.' }),
+    name: z
+      .string()
+      .optional()
+      .meta({ description: 'The model name clients send; defaults to metadata.name.' }),
+    ...(version === 'v1alpha1'
+      ? { criticality: Criticality.optional().meta({ description: 'How important serving this model is.' }) }
+      : {}),
+    lora: LoRASpecSchema.optional(),
+  });
+}
+
+export const ParallelismSchema = z.strictObject({
+  tensor: count('tensor').optional().meta({ description: 'Tensor parallel size (GPUs per node).' }),
+  pipeline: count('pipeline').optional().meta({ description: 'Pipeline parallel size (nodes per group).' }),
+  data: count('data').optional().meta({ description: 'Data parallel size (ranks in all).' }),
+  dataLocal: count('dataLocal').optional().meta({ description: 'Data parallel ranks per node.' }),
+  dataRPCPort: z
+    .int32({ error: 'must be a port number' })
+    .min(1, { error: 'must be a port number from 1 to 65535' })
+    .max(65535, { error: 'must be a port number from 1 to 65535' })
+    .optional()
+    .meta({ description: 'Data parallel RPC port (default 5555).' }),
+  expert: z.boolean().optional().meta({ description: 'Enable expert parallelism.' }),
+});
+
+const workloadFields = {
+  replicas: z
+    .int32({ error: 'must be a whole number' })
+    .min(0, { error: 'must be 0 or more' })
+    .optional()
+    .meta({
+      description: 'Replicas (groups, for multi-node); unset keeps the live value (for autoscalers).',
+    }),
+  parallelism: ParallelismSchema.optional(),
+  labels: stringMap.optional().meta({ description: 'Labels added to the workload pods.' }),
+  annotations: stringMap.optional().meta({ description: 'Annotations added to the workload pods.' }),
+  template: PodSpecSchema.optional(),
+  worker: PodSpecSchema.optional(),
+};
+
+export const WorkloadSpecSchema = z.strictObject(workloadFields);
+
+/** InferencePool spec in the GIE v1 shape (stored in v1alpha2). */
+const PoolSpecV1 = z
+  .looseObject({
+    selector: z.looseObject({ matchLabels: stringMap.optional() }).optional(),
+    targetPorts: z.array(z.looseObject({ number: z.int32() })).optional(),
+    endpointPickerRef: z
+      .looseObject({
+        name: z.string().optional(),
+        kind: z.string().optional(),
+        group: z.string().optional(),
+        port: z.looseObject({ number: z.int32() }).optional(),
+        failureMode: z.string().optional(),
+      })
+      .optional(),
+  })
+  .meta({ ...PRESERVE, description: 'An InferencePool spec (inference.networking.k8s.io/v1).' });
+
+/** InferencePool spec in the older GIE v1alpha2 shape (v1alpha1 of this API). */
+const PoolSpecV1alpha2 = z
+  .looseObject({
+    selector: stringMap.optional(),
+    targetPortNumber: z.int32().optional(),
+    extensionRef: z
+      .looseObject({
+        name: z.string().optional(),
+        kind: z.string().optional(),
+        group: z.string().optional(),
+        portNumber: z.int32().optional(),
+        failureMode: z.string().optional(),
+      })
+      .optional(),
+  })
+  .meta({ ...PRESERVE, description: 'An InferencePool spec (inference.networking.x-k8s.io/v1alpha2).' });
+
+function routerSchema(version: ApiVersionName) {
+  return z.strictObject({
+    route: z
+      .strictObject({
+        http: z
+          .strictObject({
+            refs: z
+              .array(LocalObjectReference)
+              .optional()
+              .meta({ description: 'Existing HTTPRoutes to use.' }),
+            spec: z
+              .looseObject({})
+              .optional()
+              .meta({ ...PRESERVE, description: 'An HTTPRoute spec for the managed route.' }),
+          })
+          .optional(),
+      })
+      .optional()
+      .meta({ description: 'Gateway API route; `{}` means a managed HTTPRoute.' }),
+    gateway: z
+      .strictObject({
+        refs: z
+          .array(
+            z.strictObject({
+              name: z.string().min(1, { error: 'must not be empty' }),
+              namespace: z.string().optional(),
+              sectionName: z.string().optional(),
+            }),
+          )
+          .optional()
+          .meta({ description: 'Existing Gateways the route attaches to.' }),
+      })
+      .optional()
+      .meta({ description: 'Gateway API gateway; `{}` means the default Gateway.' }),
+    scheduler: z
+      .strictObject({
+        pool: z
+          .strictObject({
+            spec: (version === 'v1alpha1' ? PoolSpecV1alpha2 : PoolSpecV1).optional(),
+            ref: LocalObjectReference.optional().meta({ description: 'An existing InferencePool to use.' }),
+          })
+          .optional(),
+        labels: stringMap.optional(),
+        annotations: stringMap.optional(),
+        template: PodSpecSchema.optional(),
+        config: z
+          .strictObject({
+            inline: z
+              .looseObject({})
+              .optional()
+              .meta({ ...PRESERVE, description: 'An inline EndpointPickerConfig.' }),
+            ref: z
+              .strictObject({
+                name: z.string().min(1),
+                key: z.string().min(1),
+                optional: z.boolean().optional(),
+              })
+              .optional()
+              .meta({ description: 'A ConfigMap key holding an EndpointPickerConfig.' }),
+          })
+          .optional(),
+        replicas: z
+          .int32({ error: 'must be a whole number' })
+          .min(0, { error: 'must be 0 or more' })
+          .optional()
+          .meta({ description: 'Endpoint Picker replicas.' }),
+      })
+      .optional()
+      .meta({ description: 'The Endpoint Picker (GIE scheduler); `{}` means a managed pool and picker.' }),
+  });
+}
+
+export function specSchema(version: ApiVersionName) {
+  return z.strictObject({
+    model: modelSchema(version).optional(),
+    ...workloadFields,
+    prefill: WorkloadSpecSchema.optional().meta({ description: 'A separate prefill workload (P/D).' }),
+    router: routerSchema(version).optional(),
+    baseRefs: z
+      .array(LocalObjectReference)
+      .optional()
+      .meta({ description: 'LLMInferenceServiceConfigs merged under this spec, later wins.' }),
+    storageInitializer: z
+      .strictObject({ enabled: z.boolean().optional() })
+      .optional()
+      .meta({ description: 'The model download init container; enabled by default.' }),
+  });
+}
+
+const Condition = z.looseObject({
+  type: z.string(),
+  status: z.enum(['True', 'False', 'Unknown']),
+  reason: z.string().optional(),
+  message: z.string().optional(),
+  lastTransitionTime: z.string().optional(),
+  severity: z.string().optional(),
+  observedGeneration: z.int().optional(),
+});
+
+export const StatusSchema = z.looseObject({
+  url: z.string().optional(),
+  addresses: z.array(z.looseObject({ url: z.string().optional(), name: z.string().optional() })).optional(),
+  conditions: z.array(Condition).optional(),
+  observedGeneration: z.int().optional(),
+});
+
+export const ObjectMetaSchema = z.looseObject({
+  name: z.string().optional(),
+  namespace: z.string().optional(),
+  uid: z.string().optional(),
+  generation: z.int().optional(),
+  labels: stringMap.optional(),
+  annotations: stringMap.optional(),
+});
+
+export const SpecV1alpha2 = specSchema('v1alpha2');
+export const SpecV1alpha1 = specSchema('v1alpha1');
+
+export type LLMInferenceServiceSpec = z.infer<typeof SpecV1alpha2>;
+export type LLMInferenceServiceSpecV1alpha1 = z.infer<typeof SpecV1alpha1>;
+export type WorkloadSpec = z.infer<typeof WorkloadSpecSchema>;
+export type ParallelismSpec = z.infer<typeof ParallelismSchema>;
+export type LoRAAdapter = z.infer<typeof LoRAAdapterSchema>;
+export type LLMInferenceServiceStatus = z.infer<typeof StatusSchema>;
+export type ObjectMeta = z.infer<typeof ObjectMetaSchema>;
+export type Criticality = z.infer<typeof Criticality>;
+
+export const KINDS = ['LLMInferenceService', 'LLMInferenceServiceConfig'] as const;
+export type Kind = (typeof KINDS)[number];
+
+export interface LLMInferenceService {
+  apiVersion: `${typeof GROUP}/v1alpha2`;
+  kind: 'LLMInferenceService';
+  metadata: ObjectMeta & { name: string };
+  spec: LLMInferenceServiceSpec;
+  status?: LLMInferenceServiceStatus;
+}
+
+export interface LLMInferenceServiceConfig {
+  apiVersion: `${typeof GROUP}/v1alpha2`;
+  kind: 'LLMInferenceServiceConfig';
+  metadata: ObjectMeta & { name: string };
+  spec: LLMInferenceServiceSpec;
+}
+
+/** A pod spec as the renderer handles it: the fields it touches are typed, the rest passes through. */
+export interface Container {
+  name: string;
+  image?: string;
+  command?: string[];
+  args?: string[];
+  env?: { name: string; value?: string; valueFrom?: unknown }[];
+  ports?: { containerPort: number; name?: string; protocol?: string }[];
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
+  [field: string]: unknown;
+}
+
+export interface PodSpec {
+  containers?: Container[];
+  initContainers?: Container[];
+  volumes?: { name: string; [field: string]: unknown }[];
+  [field: string]: unknown;
+}

@@ -1,0 +1,226 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ValidationError } from '../errors/index.js';
+import { toTypedObject, validateObject } from './index.js';
+
+function service(spec: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+  return {
+    apiVersion: 'serving.kserve.io/v1alpha2',
+    kind: 'LLMInferenceService',
+    metadata: { name: 'svc' },
+    spec,
+    ...extra,
+  };
+}
+
+function problems(object: Record<string, unknown>): string[] {
+  return validateObject(object).map((p) => `${p.path}: ${p.message}`);
+}
+
+function assertProblem(object: Record<string, unknown>, path: string, fragment: RegExp): void {
+  const found = validateObject(object).filter((p) => p.path === path);
+  assert.ok(
+    found.some((p) => fragment.test(p.message)),
+    `expected a problem at ${path} matching ${fragment}; got:\n${problems(object).join('\n')}`,
+  );
+}
+
+describe('validation: the cases KServe rejects', () => {
+  const cases: { name: string; spec: Record<string, unknown>; path: string; message: RegExp }[] = [
+    {
+      name: 'worker without parallelism',
+      spec: { worker: { containers: [] } },
+      path: 'spec.worker',
+      message: /data or pipeline parallelism/,
+    },
+    {
+      name: 'worker with only tensor parallelism',
+      spec: { worker: {}, parallelism: { tensor: 2 } },
+      path: 'spec.worker',
+      message: /data or pipeline/,
+    },
+    {
+      name: 'pipeline with data',
+      spec: { parallelism: { pipeline: 2, data: 2, dataLocal: 1 } },
+      path: 'spec.parallelism',
+      message: /pipeline cannot be combined/,
+    },
+    {
+      name: 'data without dataLocal',
+      spec: { parallelism: { data: 4 } },
+      path: 'spec.parallelism.dataLocal',
+      message: /required when data/,
+    },
+    {
+      name: 'dataLocal without data',
+      spec: { parallelism: { dataLocal: 4 } },
+      path: 'spec.parallelism.data',
+      message: /required when dataLocal/,
+    },
+    {
+      name: 'tensor below 1',
+      spec: { parallelism: { tensor: 0 } },
+      path: 'spec.parallelism.tensor',
+      message: /at least 1/,
+    },
+    {
+      name: 'prefill data below 1',
+      spec: { prefill: { parallelism: { data: 0, dataLocal: 1 } } },
+      path: 'spec.prefill.parallelism.data',
+      message: /at least 1/,
+    },
+    { name: 'replicas below 0', spec: { replicas: -1 }, path: 'spec.replicas', message: /0 or more/ },
+    {
+      name: 'replicas not a number',
+      spec: { replicas: 'two' },
+      path: 'spec.replicas',
+      message: /whole number|must be/,
+    },
+    {
+      name: 'route refs with a managed spec',
+      spec: { router: { route: { http: { refs: [{ name: 'r' }], spec: { rules: [] } } } } },
+      path: 'spec.router.route.http',
+      message: /cannot both be set/,
+    },
+    {
+      name: 'route refs with the managed gateway',
+      spec: { router: { route: { http: { refs: [{ name: 'r' }] } }, gateway: {} } },
+      path: 'spec.router.route.http.refs',
+      message: /managed gateway/,
+    },
+    {
+      name: 'scheduler config with both',
+      spec: {
+        router: {
+          scheduler: { config: { inline: { kind: 'EndpointPickerConfig' }, ref: { name: 'c', key: 'k' } } },
+        },
+      },
+      path: 'spec.router.scheduler.config',
+      message: /cannot both be set/,
+    },
+    {
+      name: 'scheduler config with neither',
+      spec: { router: { scheduler: { config: {} } } },
+      path: 'spec.router.scheduler.config',
+      message: /needs either inline/,
+    },
+    {
+      name: 'empty adapter name',
+      spec: { model: { lora: { adapters: [{ name: '', uri: 'hf://a/b' }] } } },
+      path: 'spec.model.lora.adapters[0].name',
+      message: /required/,
+    },
+    {
+      name: 'adapter name with ..',
+      spec: { model: { lora: { adapters: [{ name: '../etc', uri: 'hf://a/b' }] } } },
+      path: 'spec.model.lora.adapters[0].name',
+      message: /not a valid adapter name/,
+    },
+    {
+      name: 'adapter name .',
+      spec: { model: { lora: { adapters: [{ name: '.', uri: 'hf://a/b' }] } } },
+      path: 'spec.model.lora.adapters[0].name',
+      message: /not a valid adapter name/,
+    },
+    {
+      name: 'repeated adapter name',
+      spec: {
+        model: {
+          lora: {
+            adapters: [
+              { name: 'a', uri: 'hf://a/b' },
+              { name: 'a', uri: 'hf://a/c' },
+            ],
+          },
+        },
+      },
+      path: 'spec.model.lora.adapters[1].name',
+      message: /already used by spec.model.lora.adapters\[0\]/,
+    },
+    {
+      name: 'adapter named like the base model',
+      spec: { model: { name: 'base', lora: { adapters: [{ name: 'base', uri: 'hf://a/b' }] } } },
+      path: 'spec.model.lora.adapters[0].name',
+      message: /base model/,
+    },
+    {
+      name: 'adapter named like the service when the model has no name',
+      spec: { model: { lora: { adapters: [{ name: 'svc', uri: 'hf://a/b' }] } } },
+      path: 'spec.model.lora.adapters[0].name',
+      message: /base model/,
+    },
+    {
+      name: 'unknown spec field',
+      spec: { replica: 2 },
+      path: 'spec.replica',
+      message: /unknown field "replica"/,
+    },
+    {
+      name: 'unknown PodSpec field, with a suggestion',
+      spec: { template: { containres: [] } },
+      path: 'spec.template.containres',
+      message: /did you mean "containers"/,
+    },
+    {
+      name: 'unknown container field',
+      spec: { template: { containers: [{ name: 'main', imagee: 'x' }] } },
+      path: 'spec.template.containers[0].imagee',
+      message: /unknown field "imagee" in a Kubernetes Container; did you mean "image"/,
+    },
+  ];
+  for (const c of cases) {
+    it(`rejects ${c.name}`, () => assertProblem(service(c.spec), c.path, c.message));
+  }
+
+  it('reports every problem at once', () => {
+    const found = problems(
+      service({ replicas: -1, parallelism: { data: 4 }, router: { scheduler: { config: {} } } }),
+    );
+    assert.ok(found.length >= 1);
+    // Structural problems come first; once fixed, the cross-field rules report all of theirs together.
+    const semantic = problems(
+      service({ parallelism: { data: 4, pipeline: 2 }, router: { scheduler: { config: {} } } }),
+    );
+    assert.deepEqual(semantic.map((p) => p.split(':')[0]).sort(), [
+      'spec.parallelism',
+      'spec.parallelism.dataLocal',
+      'spec.router.scheduler.config',
+    ]);
+  });
+
+  it('accepts a valid multi-node data-parallel service', () => {
+    assert.deepEqual(problems(service({ worker: {}, parallelism: { data: 8, dataLocal: 2 } })), []);
+  });
+
+  it('rejects a wrong apiVersion, kind and name with clear messages', () => {
+    const found = problems({
+      apiVersion: 'serving.kserve.io/v1beta1',
+      kind: 'InferenceService',
+      metadata: { name: 'Bad_Name' },
+      spec: {},
+    });
+    assert.ok(found.some((p) => p.startsWith('apiVersion: must be serving.kserve.io/v1alpha2')));
+    assert.ok(
+      found.some((p) => p.startsWith('kind: must be LLMInferenceService or LLMInferenceServiceConfig')),
+    );
+    assert.ok(found.some((p) => p.startsWith('metadata.name: "Bad_Name" must be a DNS label')));
+  });
+
+  it('throws a ValidationError naming the object and its source', () => {
+    assert.throws(
+      () => toTypedObject({ object: service({ replicas: -1 }), source: 'svc.yaml' }),
+      (error: unknown) =>
+        error instanceof ValidationError && /LLMInferenceService "svc" in svc.yaml/.test(error.message),
+    );
+  });
+
+  it('lets configs hold partial specs (the cross-field rules apply to services)', () => {
+    const config = {
+      apiVersion: 'serving.kserve.io/v1alpha2',
+      kind: 'LLMInferenceServiceConfig',
+      metadata: { name: 'c' },
+      spec: { worker: {} },
+    };
+    assert.deepEqual(problems(config), []);
+  });
+});

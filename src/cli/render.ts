@@ -1,0 +1,121 @@
+/**
+ * @module cli/render
+ * `llmisvc render`: every object the system will create for the given services, offline.
+ */
+import type { Command } from 'commander';
+import { stringify } from 'yaml';
+import { type LLMInferenceService, toTypedObject } from '../api/index.js';
+import { LlmisvcError } from '../errors/index.js';
+import { DEFAULT_RENDER_OPTIONS, type KubeObject, parseApiVersions, renderService } from '../render/index.js';
+import { collect, readObjects, splitTyped } from './inputs.js';
+
+interface RenderFlags {
+  file: string[];
+  configDir: string[];
+  output: string;
+  apiVersions?: string;
+  namespace?: string;
+  gatewayName?: string;
+  gatewayNamespace?: string;
+  gatewayClass?: string;
+}
+
+/** Renders each service; objects shared by several services (the default Gateway) are printed once. */
+export function renderObjects(
+  services: LLMInferenceService[],
+  flags: RenderFlags,
+  configs: Parameters<typeof renderService>[0]['configs'],
+): KubeObject[] {
+  const apiVersions = parseApiVersions(flags.apiVersions);
+  const options = {
+    ...DEFAULT_RENDER_OPTIONS,
+    gateway: {
+      ...DEFAULT_RENDER_OPTIONS.gateway,
+      ...(flags.gatewayName ? { name: flags.gatewayName } : {}),
+      ...(flags.gatewayNamespace ? { namespace: flags.gatewayNamespace } : {}),
+      ...(flags.gatewayClass ? { className: flags.gatewayClass } : {}),
+    },
+  };
+  const shared = new Map<string, KubeObject>();
+  const objects: KubeObject[] = [];
+  for (const service of services) {
+    const output = renderService({ service, configs, apiVersions, options });
+    if (output.missing.length > 0) {
+      const lines = output.missing.map(
+        (m) => `  ${m.feature}: needs ${m.kinds.join('/')} (${m.apiVersions.join(' or ')}): ${m.reason}`,
+      );
+      throw new LlmisvcError(
+        'LLMISVC_ERR_DEPENDENCY',
+        `LLMInferenceService "${service.metadata.name}" needs APIs the target cluster does not serve:\n${lines.join('\n')}`,
+        {
+          hint: `add them to --api-versions if the cluster has them; otherwise ${output.missing[0]!.install}`,
+        },
+      );
+    }
+    for (const object of output.shared) {
+      const metadata = object.metadata as { name: string; namespace: string };
+      shared.set(`${object.kind}/${metadata.namespace}/${metadata.name}`, object);
+    }
+    objects.push(...output.children);
+  }
+  return [...shared.values(), ...objects];
+}
+
+export function register(program: Command): void {
+  program
+    .command('render')
+    .description('print every object the system creates for the given LLMInferenceServices (offline)')
+    .option(
+      '-f, --file <file>',
+      'a YAML/JSON file of services and configs (repeatable; - for stdin)',
+      collect,
+      [],
+    )
+    .option(
+      '--config-dir <dir>',
+      'a folder of LLMInferenceServiceConfig files for baseRefs (repeatable)',
+      collect,
+      [],
+    )
+    .option('-o, --output <format>', 'yaml (a document stream) or json (a v1 List)', 'yaml')
+    .option(
+      '--api-versions <list>',
+      'group/versions the cluster serves, comma-separated (default: a current cluster)',
+    )
+    .option('-n, --namespace <namespace>', 'namespace for services that name none')
+    .option('--gateway-name <name>', 'the default Gateway name', DEFAULT_RENDER_OPTIONS.gateway.name)
+    .option(
+      '--gateway-namespace <namespace>',
+      'the default Gateway namespace',
+      DEFAULT_RENDER_OPTIONS.gateway.namespace,
+    )
+    .option('--gateway-class <class>', 'the default Gateway class', DEFAULT_RENDER_OPTIONS.gateway.className)
+    .action((flags: RenderFlags) => {
+      if (flags.output !== 'yaml' && flags.output !== 'json') {
+        throw new LlmisvcError('LLMISVC_ERR_CONFIG', `--output must be yaml or json, not "${flags.output}"`);
+      }
+      const typed = readObjects(flags.file).map((sourced) => {
+        const metadata = (sourced.object['metadata'] ?? {}) as Record<string, unknown>;
+        if (flags.namespace && metadata['namespace'] === undefined) {
+          sourced.object['metadata'] = { ...metadata, namespace: flags.namespace };
+        }
+        return toTypedObject(sourced);
+      });
+      const { services, configs } = splitTyped(typed, flags.configDir);
+      if (services.length === 0) {
+        throw new LlmisvcError('LLMISVC_ERR_INPUT', 'the input holds no LLMInferenceService (only configs)', {
+          hint: 'pass the service with -f; configs alone render nothing',
+        });
+      }
+      const objects = renderObjects(services, flags, configs);
+      if (flags.output === 'json') {
+        process.stdout.write(
+          JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }, null, 2) + '\n',
+        );
+      } else {
+        process.stdout.write(
+          objects.map((o) => stringify(o, { lineWidth: 0, aliasDuplicateObjects: false })).join('---\n'),
+        );
+      }
+    });
+}

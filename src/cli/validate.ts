@@ -1,0 +1,92 @@
+/**
+ * @module cli/validate
+ * `llmisvc validate`: every problem of every object in the given files, as `<field path>: <message>`.
+ */
+import type { Command } from 'commander';
+import {
+  type LLMInferenceService,
+  type LLMInferenceServiceConfig,
+  objectProblems,
+  toTypedObject,
+} from '../api/index.js';
+import { type FieldProblem, formatProblem, isLlmisvcError, ValidationError } from '../errors/index.js';
+import { DEFAULT_RENDER_OPTIONS, parseApiVersions } from '../render/index.js';
+import { collect, readObjects, splitTyped } from './inputs.js';
+import { renderObjects } from './render.js';
+
+interface ValidateFlags {
+  file: string[];
+  configDir: string[];
+  apiVersions?: string;
+}
+
+export function register(program: Command): void {
+  program
+    .command('validate')
+    .description(
+      'check LLMInferenceServices and configs; exit 1 with every problem as "<field path>: <message>"',
+    )
+    .option('-f, --file <file>', 'a YAML/JSON file (repeatable; - for stdin)', collect, [])
+    .option(
+      '--config-dir <dir>',
+      'a folder of LLMInferenceServiceConfig files for baseRefs (repeatable)',
+      collect,
+      [],
+    )
+    .option(
+      '--api-versions <list>',
+      'group/versions the cluster serves, comma-separated (default: a current cluster)',
+    )
+    .action((flags: ValidateFlags) => {
+      const reports: { subject: string; problems: FieldProblem[] }[] = [];
+      const typed: (LLMInferenceService | LLMInferenceServiceConfig)[] = [];
+      for (const sourced of readObjects(flags.file)) {
+        const metadata = (sourced.object['metadata'] ?? {}) as Record<string, unknown>;
+        const subject = `${String(sourced.object['kind'] ?? 'object')} "${String(metadata['name'] ?? '')}" (${sourced.source})`;
+        const structural = objectProblems(sourced.object);
+        if (structural.length > 0) {
+          reports.push({ subject, problems: structural });
+          continue;
+        }
+        try {
+          typed.push(toTypedObject(sourced));
+        } catch (error) {
+          if (error instanceof ValidationError) reports.push({ subject, problems: [...error.problems] });
+          else throw error;
+        }
+      }
+      // Then the merged view: presets, baseRefs and the cluster's APIs, exactly as `render` and the controller see it.
+      if (reports.length === 0) {
+        const { services, configs } = splitTyped(typed, flags.configDir);
+        for (const service of services) {
+          try {
+            renderObjects(
+              [service],
+              { file: [], configDir: [], output: 'yaml', apiVersions: flags.apiVersions },
+              configs,
+            );
+          } catch (error) {
+            if (!isLlmisvcError(error)) throw error;
+            const problems =
+              error instanceof ValidationError ? [...error.problems] : [{ path: '', message: error.message }];
+            reports.push({ subject: `LLMInferenceService "${service.metadata.name}"`, problems });
+          }
+        }
+      }
+      if (reports.length === 0) {
+        const count = typed.length;
+        const versions = [...parseApiVersions(flags.apiVersions)].join(', ');
+        console.log(
+          `valid: ${count} object${count === 1 ? '' : 's'} (cluster APIs: ${versions}; default gateway ${DEFAULT_RENDER_OPTIONS.gateway.namespace}/${DEFAULT_RENDER_OPTIONS.gateway.name})`,
+        );
+        return;
+      }
+      for (const report of reports) {
+        console.error(`${report.subject}:`);
+        for (const problem of report.problems) console.error(`  ${formatProblem(problem)}`);
+      }
+      const total = reports.reduce((n, r) => n + r.problems.length, 0);
+      console.error(`${total} problem${total === 1 ? '' : 's'} found`);
+      process.exitCode = 1;
+    });
+}

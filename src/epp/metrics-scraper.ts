@@ -1,0 +1,71 @@
+/**
+ * @module epp/metrics-scraper
+ * Scrapes every endpoint's `/metrics` on an interval (default 50 ms) and stores the result in the datastore. A
+ * failed or slow scrape marks the endpoint stale at once; an endpoint whose last good scrape is older than the
+ * staleness threshold is stale too (the director checks that), so it is avoided rather than chosen blindly.
+ */
+import { Agent, request } from 'undici';
+import type { Datastore } from './datastore.js';
+import { metricsFromExposition } from './model-server-metrics.js';
+
+export interface ScraperOptions {
+  intervalMs: number;
+  /** Per-scrape timeout; defaults to max(interval, 500 ms). */
+  timeoutMs?: number;
+  /** Path of the metrics endpoint on the model server. */
+  path?: string;
+  onError?: (address: string, error: unknown) => void;
+}
+
+export class MetricsScraper {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly inFlight = new Set<string>();
+  private readonly agent: Agent;
+  private readonly timeoutMs: number;
+
+  constructor(
+    private readonly datastore: Datastore,
+    private readonly options: ScraperOptions,
+  ) {
+    this.timeoutMs = options.timeoutMs ?? Math.max(options.intervalMs, 500);
+    this.agent = new Agent({ keepAliveTimeout: 30_000, connections: 2 });
+  }
+
+  /** Scrapes every endpoint once and resolves when all answered (or failed). */
+  async scrapeAll(): Promise<void> {
+    await Promise.all(this.datastore.endpoints().map((e) => this.scrape(e.address)));
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.scrapeAll(), this.options.intervalMs);
+    this.timer.unref();
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.agent.close();
+  }
+
+  private async scrape(address: string): Promise<void> {
+    // One scrape per endpoint at a time: a slow server must not pile up requests.
+    if (this.inFlight.has(address)) return;
+    this.inFlight.add(address);
+    try {
+      const response = await request(`http://${address}${this.options.path ?? '/metrics'}`, {
+        dispatcher: this.agent,
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+      });
+      const text = await response.body.text();
+      if (response.statusCode !== 200) throw new Error(`HTTP ${response.statusCode}`);
+      this.datastore.updateMetrics(address, metricsFromExposition(text, Date.now()));
+    } catch (error) {
+      this.datastore.markFailed(address);
+      this.options.onError?.(address, error);
+    } finally {
+      this.inFlight.delete(address);
+    }
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * @module presets
+ * Turns a service into its effective spec: chooses the well-known presets (as KServe does), merges presets, then
+ * `baseRefs` in list order, then the service's own spec (later wins, strategic-merge semantics), and renders the
+ * template expressions in the result.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  type LLMInferenceService,
+  type LLMInferenceServiceConfig,
+  type LLMInferenceServiceSpec,
+  parseDocuments,
+  SpecV1alpha2,
+  toTypedObject,
+} from '../api/index.js';
+import { LlmisvcError } from '../errors/index.js';
+import { strategicMerge } from './strategic-merge.js';
+import { renderTemplates, type TemplateScope } from './template.js';
+
+export { strategicMerge } from './strategic-merge.js';
+export { renderString, renderTemplates, type TemplateScope } from './template.js';
+
+/** The folder of the shipped preset files (also applied to clusters by `kubectl apply -k deploy/`). */
+export const PRESET_DIR = fileURLToPath(new URL('../../../deploy/presets/', import.meta.url));
+
+export const PRESET_NAMES = [
+  'config-llm-template',
+  'config-llm-worker-data-parallel',
+  'config-llm-worker-pipeline-parallel',
+  'config-llm-decode-template',
+  'config-llm-decode-worker-data-parallel',
+  'config-llm-prefill-template',
+  'config-llm-prefill-worker-data-parallel',
+  'config-llm-scheduler',
+  'config-llm-router-route',
+] as const;
+
+/** Values the templates see under `.GlobalConfig`: cluster-wide settings of the controller. */
+export interface GlobalConfig {
+  IngressGatewayName: string;
+  IngressGatewayNamespace: string;
+  SchedulerImage: string;
+  /** The API group of the InferencePool the route points at (v1 preferred when the cluster serves it). */
+  InferencePoolGroup: string;
+}
+
+let shipped: LLMInferenceServiceConfig[] | undefined;
+
+/** Reads the preset files that ship with llmisvc (once). */
+export function shippedPresets(): LLMInferenceServiceConfig[] {
+  shipped ??= loadConfigDir(PRESET_DIR);
+  return shipped;
+}
+
+/** Reads every LLMInferenceServiceConfig in the YAML files of a folder. */
+export function loadConfigDir(dir: string): LLMInferenceServiceConfig[] {
+  let files: string[];
+  try {
+    files = readdirSync(dir)
+      .filter((f) => /\.(ya?ml|json)$/.test(f))
+      .sort();
+  } catch (error) {
+    throw new LlmisvcError(
+      'LLMISVC_ERR_INPUT',
+      `cannot read the config folder ${dir}: ${(error as Error).message}`,
+    );
+  }
+  return files.flatMap((file) =>
+    parseDocuments(readFileSync(join(dir, file), 'utf8'), join(dir, file))
+      .filter(({ object }) => object['kind'] === 'LLMInferenceServiceConfig')
+      .map((sourced) => toTypedObject(sourced) as LLMInferenceServiceConfig),
+  );
+}
+
+/**
+ * The presets a spec needs, in merge order, by KServe's rules: the workload template by topology (prefill?
+ * worker? data or pipeline parallel?), the scheduler when it has no pool ref, the route when it has no refs.
+ */
+export function presetsFor(spec: LLMInferenceServiceSpec): string[] {
+  const names: string[] = [];
+  const isPipeline = (p?: LLMInferenceServiceSpec['parallelism']) => p?.pipeline !== undefined;
+  if (spec.prefill) {
+    names.push(
+      spec.prefill.worker ? 'config-llm-prefill-worker-data-parallel' : 'config-llm-prefill-template',
+    );
+    names.push(spec.worker ? 'config-llm-decode-worker-data-parallel' : 'config-llm-decode-template');
+  } else if (spec.worker) {
+    names.push(
+      isPipeline(spec.parallelism)
+        ? 'config-llm-worker-pipeline-parallel'
+        : 'config-llm-worker-data-parallel',
+    );
+  } else {
+    names.push('config-llm-template');
+  }
+  const scheduler = spec.router?.scheduler;
+  if (scheduler && !scheduler.pool?.ref) names.push('config-llm-scheduler');
+  const route = spec.router?.route;
+  if (route && !(route.http?.refs && route.http.refs.length > 0)) names.push('config-llm-router-route');
+  return names;
+}
+
+/** Which keys a template may use at a path of `.Spec`, from the schema; undefined where any key is allowed. */
+function specKeysAt(path: readonly string[]): readonly string[] | undefined {
+  // zod internals: optional wraps its inner type; objects list their shape; loose objects accept any key.
+  type Node = { def: { type: string; innerType?: Node; catchall?: Node }; shape?: Record<string, Node> };
+  let node = SpecV1alpha2 as unknown as Node;
+  const unwrap = (n: Node) => (n.def.type === 'optional' && n.def.innerType ? n.def.innerType : n);
+  for (const key of path) {
+    node = unwrap(node);
+    const child = node.shape?.[key];
+    if (!child) return undefined;
+    node = child;
+  }
+  node = unwrap(node);
+  if (node.def.type !== 'object' || !node.shape || node.def.catchall?.def.type === 'unknown')
+    return undefined;
+  return Object.keys(node.shape);
+}
+
+function templateScope(
+  service: LLMInferenceService,
+  spec: LLMInferenceServiceSpec,
+  global: GlobalConfig,
+): TemplateScope {
+  const meta = service.metadata;
+  return {
+    data: {
+      ObjectMeta: {
+        Name: meta.name,
+        Namespace: meta.namespace ?? 'default',
+        Labels: meta.labels ?? {},
+        Annotations: meta.annotations ?? {},
+        UID: meta.uid ?? '',
+      },
+      Spec: spec,
+      GlobalConfig: global,
+    },
+    known: (path) => {
+      if (path.length === 0) return ['ObjectMeta', 'Spec', 'GlobalConfig'];
+      if (path[0] === 'ObjectMeta')
+        return path.length === 1 ? ['Name', 'Namespace', 'Labels', 'Annotations', 'UID'] : undefined;
+      if (path[0] === 'GlobalConfig') return path.length === 1 ? Object.keys(global) : undefined;
+      return specKeysAt(path.slice(1));
+    },
+  };
+}
+
+export interface ComposeInput {
+  service: LLMInferenceService;
+  /** LLMInferenceServiceConfigs visible to the service; one named like a preset replaces the shipped preset. */
+  configs: readonly LLMInferenceServiceConfig[];
+  global: GlobalConfig;
+  /** Where to look for configs, in order of preference (the service's namespace, then the system namespace). */
+  namespaces: readonly string[];
+}
+
+export interface ComposedSpec {
+  spec: LLMInferenceServiceSpec;
+  /** The configs merged under the service's own spec, in order (presets then baseRefs). */
+  applied: string[];
+}
+
+function findConfig(name: string, input: ComposeInput): LLMInferenceServiceConfig | undefined {
+  for (const namespace of input.namespaces) {
+    const found = input.configs.find(
+      (c) => c.metadata.name === name && (c.metadata.namespace ?? namespace) === namespace,
+    );
+    if (found) return found;
+  }
+  return shippedPresets().find((c) => c.metadata.name === name);
+}
+
+/**
+ * The effective spec of a service: presets → baseRefs → own spec, merged, defaulted (`model.name` from
+ * metadata.name) and with every template rendered.
+ */
+export function composeSpec(input: ComposeInput): ComposedSpec {
+  const { service } = input;
+  const baseRefs = service.spec.baseRefs ?? [];
+  const bases = baseRefs.map((ref, index) => {
+    const config = findConfig(ref.name, input);
+    if (!config) {
+      throw new LlmisvcError(
+        'LLMISVC_ERR_NOT_FOUND',
+        `spec.baseRefs[${index}]: LLMInferenceServiceConfig "${ref.name}" was not found in namespace ${input.namespaces.join(' or ')}`,
+        { hint: 'create that LLMInferenceServiceConfig, or pass the folder holding it with --config-dir' },
+      );
+    }
+    return config;
+  });
+  const { baseRefs: _ignored, ...ownSpec } = service.spec;
+  const withBases = [...bases.map((b) => b.spec), ownSpec].reduce<LLMInferenceServiceSpec>(
+    (merged, next) => strategicMerge(merged, next as Record<string, unknown>),
+    {},
+  );
+  const presets = presetsFor(withBases).map((name) => {
+    const preset = findConfig(name, input);
+    if (!preset) {
+      throw new LlmisvcError(
+        'LLMISVC_ERR_NOT_FOUND',
+        `the preset LLMInferenceServiceConfig "${name}" is missing`,
+        {
+          hint: 'reinstall llmisvc (deploy/presets), or create that config in the system namespace',
+        },
+      );
+    }
+    return preset;
+  });
+  let spec = [...presets, ...bases]
+    .map((c) => c.spec)
+    .concat(ownSpec)
+    .reduce<LLMInferenceServiceSpec>(
+      (merged, next) => strategicMerge(merged, next as Record<string, unknown>),
+      {},
+    );
+  spec = { ...spec, model: { ...spec.model, name: spec.model?.name ?? service.metadata.name } };
+  spec = renderTemplates(spec, templateScope(service, spec, input.global), 'spec');
+  return { spec, applied: [...presets, ...bases].map((c) => c.metadata.name) };
+}

@@ -1,0 +1,241 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { LLMInferenceService, LLMInferenceServiceConfig } from '../api/index.js';
+import { LlmisvcError } from '../errors/index.js';
+import {
+  composeSpec,
+  type GlobalConfig,
+  PRESET_NAMES,
+  presetsFor,
+  renderString,
+  shippedPresets,
+  strategicMerge,
+} from './index.js';
+
+const global: GlobalConfig = {
+  IngressGatewayName: 'gw',
+  IngressGatewayNamespace: 'gw-ns',
+  SchedulerImage: 'img',
+  InferencePoolGroup: 'inference.networking.k8s.io',
+};
+
+function service(spec: LLMInferenceService['spec'], name = 'svc'): LLMInferenceService {
+  return {
+    apiVersion: 'serving.kserve.io/v1alpha2',
+    kind: 'LLMInferenceService',
+    metadata: { name, namespace: 'ns' },
+    spec,
+  };
+}
+
+const scope = {
+  data: {
+    ObjectMeta: { Name: 'svc', Namespace: 'ns' },
+    Spec: { model: { name: 'm' }, parallelism: { data: 4 } },
+    GlobalConfig: global,
+  },
+  known: (path: readonly string[]) =>
+    path.length === 0
+      ? ['ObjectMeta', 'Spec', 'GlobalConfig']
+      : path[0] === 'Spec' && path.length === 1
+        ? ['model', 'parallelism', 'router']
+        : undefined,
+};
+
+describe('preset selection (KServe rules)', () => {
+  const cases: [string, LLMInferenceService['spec'], string[]][] = [
+    ['single node', {}, ['config-llm-template']],
+    [
+      'scheduler and route',
+      { router: { scheduler: {}, route: {} } },
+      ['config-llm-template', 'config-llm-scheduler', 'config-llm-router-route'],
+    ],
+    [
+      'scheduler with a pool ref',
+      { router: { scheduler: { pool: { ref: { name: 'p' } } } } },
+      ['config-llm-template'],
+    ],
+    ['route with refs', { router: { route: { http: { refs: [{ name: 'r' }] } } } }, ['config-llm-template']],
+    [
+      'data parallel worker',
+      { worker: {}, parallelism: { data: 4, dataLocal: 2 } },
+      ['config-llm-worker-data-parallel'],
+    ],
+    [
+      'pipeline parallel worker',
+      { worker: {}, parallelism: { pipeline: 2 } },
+      ['config-llm-worker-pipeline-parallel'],
+    ],
+    ['prefill/decode', { prefill: {} }, ['config-llm-prefill-template', 'config-llm-decode-template']],
+    [
+      'prefill/decode, both multi-node',
+      { worker: {}, prefill: { worker: {} } },
+      ['config-llm-prefill-worker-data-parallel', 'config-llm-decode-worker-data-parallel'],
+    ],
+  ];
+  for (const [name, spec, expected] of cases) it(name, () => assert.deepEqual(presetsFor(spec), expected));
+
+  it('ships every well-known preset', () => {
+    assert.deepEqual(
+      shippedPresets()
+        .map((p) => p.metadata.name)
+        .sort(),
+      [...PRESET_NAMES].sort(),
+    );
+  });
+});
+
+describe('strategic merge', () => {
+  it('merges containers, env and volumes by name and replaces args', () => {
+    const merged = strategicMerge(
+      {
+        containers: [
+          {
+            name: 'main',
+            image: 'a',
+            args: ['--x'],
+            env: [{ name: 'A', value: '1' }],
+            ports: [{ containerPort: 8000 }],
+          },
+        ],
+        volumes: [{ name: 'v1', emptyDir: {} }],
+      },
+      {
+        containers: [
+          {
+            name: 'main',
+            args: ['--y'],
+            env: [{ name: 'B', value: '2' }],
+            ports: [{ containerPort: 8000, name: 'http' }],
+          },
+          { name: 'side' },
+        ],
+        volumes: [{ name: 'v2', emptyDir: {} }],
+      },
+    );
+    assert.deepEqual(merged, {
+      containers: [
+        {
+          name: 'main',
+          image: 'a',
+          args: ['--y'],
+          env: [
+            { name: 'A', value: '1' },
+            { name: 'B', value: '2' },
+          ],
+          ports: [{ containerPort: 8000, name: 'http' }],
+        },
+        { name: 'side' },
+      ],
+      volumes: [
+        { name: 'v1', emptyDir: {} },
+        { name: 'v2', emptyDir: {} },
+      ],
+    });
+  });
+
+  it('removes a field set to null and leaves its inputs unchanged', () => {
+    const base = { replicas: 2, labels: { a: '1' } };
+    assert.deepEqual(strategicMerge(base, { replicas: null, labels: { b: '2' } }), {
+      labels: { a: '1', b: '2' },
+    });
+    assert.deepEqual(base, { replicas: 2, labels: { a: '1' } });
+  });
+});
+
+describe('templates', () => {
+  it('renders paths (ignoring case, as Go field names), functions and conditionals', () => {
+    assert.equal(renderString('{{ .Spec.Model.Name }}', scope, 'x'), 'm');
+    assert.equal(
+      renderString('{{ ChildName .ObjectMeta.Name `-inference-pool` }}', scope, 'x'),
+      'svc-inference-pool',
+    );
+    assert.equal(renderString('{{ or .Spec.Parallelism.DataRPCPort 5555 }}', scope, 'x'), '5555');
+    assert.equal(
+      renderString('a {{- if .Spec.Parallelism.Data }} b{{ else }} c{{ end }}', scope, 'x'),
+      'a b',
+    );
+    assert.equal(
+      renderString('{{ if .Spec.Router }}r{{ else if .Spec.Parallelism }}p{{ else }}n{{ end }}', scope, 'x'),
+      'p',
+    );
+  });
+
+  it('names an unknown key, the template and the field', () => {
+    assert.throws(
+      () => renderString('{{ .Spec.Modle.Name }}', scope, 'spec.template.containers[0].args[1]'),
+      (e: unknown) =>
+        e instanceof LlmisvcError &&
+        e.code === 'LLMISVC_ERR_TEMPLATE' &&
+        e.message.includes('spec.template.containers[0].args[1]') &&
+        e.message.includes('"Modle"'),
+    );
+    assert.throws(() => renderString('{{ Nope .Spec }}', scope, 'x'), /unknown function "Nope"/);
+    assert.throws(() => renderString('{{ if .Spec }}x', scope, 'x'), /without its "end"/);
+  });
+});
+
+describe('composition: presets, then baseRefs in order, then the spec', () => {
+  const base = (
+    name: string,
+    spec: LLMInferenceServiceConfig['spec'],
+    namespace = 'ns',
+  ): LLMInferenceServiceConfig => ({
+    apiVersion: 'serving.kserve.io/v1alpha2',
+    kind: 'LLMInferenceServiceConfig',
+    metadata: { name, namespace },
+    spec,
+  });
+
+  it('lets later layers win and renders templates with the merged spec', () => {
+    const { spec, applied } = composeSpec({
+      service: service({ baseRefs: [{ name: 'one' }, { name: 'two' }], replicas: 3 }),
+      configs: [base('one', { replicas: 1, labels: { a: 'one' } }), base('two', { labels: { a: 'two' } })],
+      global,
+      namespaces: ['ns', 'system'],
+    });
+    assert.deepEqual(applied, ['config-llm-template', 'one', 'two']);
+    assert.equal(spec.replicas, 3);
+    assert.deepEqual(spec.labels, { a: 'two' });
+    const main = spec.template?.containers?.find((c) => c.name === 'main');
+    assert.ok(
+      main?.['args'] && (main['args'] as string[]).includes('svc'),
+      'the model name defaults to metadata.name',
+    );
+  });
+
+  it('prefers a config in the service namespace over the system namespace, and a user preset over the shipped one', () => {
+    const { spec } = composeSpec({
+      service: service({ baseRefs: [{ name: 'shared' }] }),
+      configs: [
+        base('shared', { labels: { from: 'system' } }, 'system'),
+        base('shared', { labels: { from: 'ns' } }),
+        base(
+          'config-llm-template',
+          { template: { containers: [{ name: 'main', image: 'mine' }] } },
+          'system',
+        ),
+      ],
+      global,
+      namespaces: ['ns', 'system'],
+    });
+    assert.deepEqual(spec.labels, { from: 'ns' });
+    assert.deepEqual(spec.template?.containers, [{ name: 'main', image: 'mine' }]);
+  });
+
+  it('names a missing baseRef and what to do', () => {
+    assert.throws(
+      () =>
+        composeSpec({
+          service: service({ baseRefs: [{ name: 'gone' }] }),
+          configs: [],
+          global,
+          namespaces: ['ns'],
+        }),
+      (e: unknown) =>
+        e instanceof LlmisvcError &&
+        e.code === 'LLMISVC_ERR_NOT_FOUND' &&
+        /spec.baseRefs\[0\].*"gone"/.test(e.message),
+    );
+  });
+});

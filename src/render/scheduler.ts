@@ -1,0 +1,222 @@
+/**
+ * @module render/scheduler
+ * The Gateway API Inference Extension side of a service: the InferencePool (GIE v1 and/or v1alpha2, whichever the
+ * cluster serves), the v1alpha2 InferenceModel, and the Endpoint Picker that the pool points at — its Deployment
+ * (running `llmisvc epp`), Service, ServiceAccount and a least-privilege Role.
+ */
+import { stringify } from 'yaml';
+import {
+  childNames,
+  CRITICALITY_ANNOTATION,
+  type LLMInferenceService,
+  type LLMInferenceServiceSpec,
+  type PodSpec,
+} from '../api/index.js';
+import { INFERENCE_POOL_V1, INFERENCE_X_V1ALPHA2 } from './dependencies.js';
+import { defaultEndpointPickerConfig, prefillDecodeEndpointPickerConfig } from './endpoint-picker-config.js';
+import { childMetadata, componentSelector } from './labels.js';
+import type { KubeObject } from './workload.js';
+
+type Json = Record<string, unknown>;
+
+const EPP_CONFIG_MOUNT = '/etc/llmisvc/epp';
+
+/** The v1 pool spec in GIE's v1alpha2 shape (selector map, targetPortNumber, extensionRef). */
+export function poolSpecV1alpha2(spec: Json): Json {
+  const { selector, targetPorts, endpointPickerRef, ...rest } = spec;
+  const ref = (endpointPickerRef ?? {}) as Json;
+  const { port, ...refRest } = ref;
+  return {
+    ...rest,
+    selector: ((selector ?? {}) as Json)['matchLabels'] ?? {},
+    targetPortNumber: ((targetPorts as Json[] | undefined)?.[0]?.['number'] as number | undefined) ?? 8000,
+    extensionRef: {
+      ...refRest,
+      ...(port ? { portNumber: (port as Json)['number'] } : {}),
+    },
+  };
+}
+
+function inferencePools(
+  service: LLMInferenceService,
+  spec: LLMInferenceServiceSpec,
+  served: ReadonlySet<string>,
+): KubeObject[] {
+  const poolSpec = (spec.router?.scheduler?.pool?.spec ?? {}) as Json;
+  const name = childNames(service.metadata.name).inferencePool;
+  const pools: KubeObject[] = [];
+  if (served.has(INFERENCE_POOL_V1)) {
+    pools.push({
+      apiVersion: INFERENCE_POOL_V1,
+      kind: 'InferencePool',
+      metadata: childMetadata(service, name),
+      spec: poolSpec,
+    });
+  }
+  if (served.has(INFERENCE_X_V1ALPHA2)) {
+    pools.push({
+      apiVersion: INFERENCE_X_V1ALPHA2,
+      kind: 'InferencePool',
+      metadata: childMetadata(service, name),
+      spec: poolSpecV1alpha2(poolSpec),
+    });
+  }
+  return pools;
+}
+
+function inferenceModel(service: LLMInferenceService, spec: LLMInferenceServiceSpec): KubeObject {
+  const names = childNames(service.metadata.name);
+  const pool = spec.router?.scheduler?.pool?.ref?.name ?? names.inferencePool;
+  return {
+    apiVersion: INFERENCE_X_V1ALPHA2,
+    kind: 'InferenceModel',
+    metadata: childMetadata(service, names.inferenceModel),
+    spec: {
+      modelName: spec.model?.name ?? service.metadata.name,
+      criticality: service.metadata.annotations?.[CRITICALITY_ANNOTATION] ?? 'Critical',
+      poolRef: { group: 'inference.networking.x-k8s.io', kind: 'InferencePool', name: pool },
+    },
+  };
+}
+
+/** The EndpointPickerConfig flags: inline (or the default) as text, a ConfigMap ref as a mounted file. */
+function configWiring(spec: LLMInferenceServiceSpec): { args: string[]; volumes: Json[]; mounts: Json[] } {
+  const config = spec.router?.scheduler?.config;
+  if (config?.ref) {
+    return {
+      args: ['--config-file', `${EPP_CONFIG_MOUNT}/${config.ref.key}`],
+      volumes: [{ name: 'epp-config', configMap: { name: config.ref.name } }],
+      mounts: [{ name: 'epp-config', mountPath: EPP_CONFIG_MOUNT, readOnly: true }],
+    };
+  }
+  const text = config?.inline
+    ? stringify(config.inline, { aliasDuplicateObjects: false })
+    : spec.prefill
+      ? prefillDecodeEndpointPickerConfig
+      : defaultEndpointPickerConfig;
+  return { args: ['--config-text', text], volumes: [], mounts: [] };
+}
+
+function schedulerDeployment(service: LLMInferenceService, spec: LLMInferenceServiceSpec): KubeObject {
+  const names = childNames(service.metadata.name);
+  const scheduler = spec.router?.scheduler ?? {};
+  const template: PodSpec = scheduler.template ?? { containers: [] };
+  const wiring = configWiring(spec);
+  const selector = componentSelector(service, 'llminferenceservice-router-scheduler');
+  const pod: PodSpec = {
+    ...template,
+    serviceAccountName: names.eppServiceAccount,
+    containers: (template.containers ?? []).map((c) =>
+      c.name === 'main'
+        ? {
+            ...c,
+            args: [...(c.args ?? []), ...wiring.args],
+            volumeMounts: [...(c.volumeMounts ?? []), ...(wiring.mounts as never[])],
+          }
+        : c,
+    ),
+    ...(wiring.volumes.length
+      ? { volumes: [...(template.volumes ?? []), ...(wiring.volumes as never[])] }
+      : {}),
+  };
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: childMetadata(service, names.scheduler, {
+      'app.kubernetes.io/component': 'llminferenceservice-router-scheduler',
+    }),
+    spec: {
+      replicas: scheduler.replicas ?? 1,
+      selector: { matchLabels: selector },
+      template: {
+        metadata: {
+          labels: { ...(scheduler.labels ?? {}), ...selector },
+          ...(scheduler.annotations ? { annotations: scheduler.annotations } : {}),
+        },
+        spec: pod,
+      },
+    },
+  };
+}
+
+function schedulerAccess(service: LLMInferenceService): KubeObject[] {
+  const names = childNames(service.metadata.name);
+  const component = { 'app.kubernetes.io/component': 'llminferenceservice-router-scheduler' };
+  const read = ['get', 'list', 'watch'];
+  return [
+    {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: childMetadata(service, names.eppServiceAccount, component),
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: childMetadata(service, names.eppRole, component),
+      // Read-only, namespaced: the picker watches its pool, the pool's pods and the models that map onto it.
+      rules: [
+        { apiGroups: [''], resources: ['pods'], verbs: read },
+        { apiGroups: ['inference.networking.k8s.io'], resources: ['inferencepools'], verbs: read },
+        {
+          apiGroups: ['inference.networking.x-k8s.io'],
+          resources: ['inferencepools', 'inferencemodels', 'inferenceobjectives'],
+          verbs: read,
+        },
+      ],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: childMetadata(service, names.eppRoleBinding, component),
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: names.eppRole },
+      subjects: [
+        {
+          kind: 'ServiceAccount',
+          name: names.eppServiceAccount,
+          namespace: service.metadata.namespace ?? 'default',
+        },
+      ],
+    },
+  ];
+}
+
+function schedulerService(service: LLMInferenceService): KubeObject {
+  const names = childNames(service.metadata.name);
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: childMetadata(service, names.eppService, {
+      'app.kubernetes.io/component': 'llminferenceservice-router-scheduler',
+    }),
+    spec: {
+      type: 'ClusterIP',
+      selector: componentSelector(service, 'llminferenceservice-router-scheduler'),
+      ports: [
+        { name: 'grpc', port: 9002, targetPort: 9002, protocol: 'TCP', appProtocol: 'http2' },
+        { name: 'grpc-health', port: 9003, targetPort: 9003, protocol: 'TCP' },
+        { name: 'metrics', port: 9090, targetPort: 9090, protocol: 'TCP' },
+      ],
+    },
+  };
+}
+
+/**
+ * Everything `router.scheduler` creates. With `pool.ref` the pool and its picker exist already: only the
+ * InferenceModel (on v1alpha2 clusters) is made, pointing at that pool.
+ */
+export function renderScheduler(
+  service: LLMInferenceService,
+  spec: LLMInferenceServiceSpec,
+  served: ReadonlySet<string>,
+): KubeObject[] {
+  if (!spec.router?.scheduler) return [];
+  const model = served.has(INFERENCE_X_V1ALPHA2) ? [inferenceModel(service, spec)] : [];
+  if (spec.router.scheduler.pool?.ref) return model;
+  return [
+    ...schedulerAccess(service),
+    schedulerService(service),
+    schedulerDeployment(service, spec),
+    ...inferencePools(service, spec, served),
+    ...model,
+  ];
+}

@@ -1,0 +1,188 @@
+// The CLI as users run it: exit codes, messages that name the field and say what to do, never a stack trace.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { parse, parseAllDocuments } from 'yaml';
+import { CLI, REPO_ROOT } from './harness/repo.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'llmisvc-cli-'));
+
+function file(name: string, content: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, content);
+  return path;
+}
+
+function run(...args: string[]) {
+  const result = spawnSync(process.execPath, [CLI, ...args], { cwd: REPO_ROOT, encoding: 'utf8' });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function assertNoStack(output: string) {
+  assert.doesNotMatch(output, /\n\s+at .+:\d+:\d+/, `a stack trace was printed:\n${output}`);
+}
+
+describe('llmisvc validate', () => {
+  it('exits 0 on every example', () => {
+    const files = [
+      'quickstart',
+      'single-node',
+      'no-scheduler',
+      'prefill-decode',
+      'multi-node-data-parallel',
+      'dp-ep',
+      'pipeline-parallel',
+      'lora',
+    ];
+    const result = run('validate', ...files.flatMap((f) => ['-f', `examples/${f}.yaml`]));
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /valid: 8 objects/);
+  });
+
+  it('exits 1 with every problem of every object as "<field path>: <message>"', () => {
+    const path = file(
+      'bad.yaml',
+      `apiVersion: serving.kserve.io/v1alpha2
+kind: LLMInferenceService
+metadata: { name: bad }
+spec:
+  worker: {}
+  parallelism: { data: 4 }
+  router:
+    route: { http: { refs: [{ name: r }], spec: {} } }
+    scheduler: { config: {} }
+---
+apiVersion: serving.kserve.io/v1alpha2
+kind: LLMInferenceService
+metadata: { name: typo }
+spec:
+  replicas: -2
+  templat: {}
+`,
+    );
+    const result = run('validate', '-f', path);
+    assert.equal(result.code, 1);
+    for (const line of [
+      'spec.parallelism.dataLocal: is required when data is set',
+      'spec.router.route.http: refs and spec cannot both be set',
+      'spec.router.scheduler.config: needs either inline',
+      'spec.replicas: must be 0 or more',
+      'spec.templat: unknown field "templat"',
+    ]) {
+      assert.ok(result.stderr.includes(line), `missing "${line}" in:\n${result.stderr}`);
+    }
+    assertNoStack(result.stderr);
+  });
+
+  it('explains a file that is not YAML, with the line', () => {
+    const result = run('validate', '-f', file('broken.yaml', 'spec:\n  a: [1, 2\n  b: {\n'));
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /broken.yaml:\d+:\d+ is not valid YAML/);
+    assertNoStack(result.stderr);
+  });
+
+  it('names a wrong apiVersion and kind', () => {
+    const result = run(
+      'validate',
+      '-f',
+      file('kind.yaml', 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\n'),
+    );
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /apiVersion: must be serving.kserve.io\/v1alpha2/);
+    assert.match(result.stderr, /kind: must be LLMInferenceService or LLMInferenceServiceConfig/);
+  });
+
+  it('names a missing file', () => {
+    const result = run('validate', '-f', join(dir, 'nope.yaml'));
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /cannot read .*nope.yaml: ENOENT/);
+    assertNoStack(result.stderr);
+  });
+
+  it('resolves baseRefs from --config-dir and reports a missing one', () => {
+    const configs = mkdtempSync(join(dir, 'configs-'));
+    writeFileSync(
+      join(configs, 'gpu.yaml'),
+      'apiVersion: serving.kserve.io/v1alpha2\nkind: LLMInferenceServiceConfig\nmetadata: {name: gpu}\nspec:\n  template:\n    containers: [{name: main, resources: {limits: {nvidia.com/gpu: "1"}}}]\n',
+    );
+    const svc = file(
+      'ref.yaml',
+      'apiVersion: serving.kserve.io/v1alpha2\nkind: LLMInferenceService\nmetadata: {name: ref}\nspec:\n  baseRefs: [{name: gpu}]\n',
+    );
+    assert.equal(run('validate', '-f', svc, '--config-dir', configs).code, 0);
+    const missing = run('validate', '-f', svc);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /spec.baseRefs\[0\]: LLMInferenceServiceConfig "gpu" was not found/);
+  });
+});
+
+describe('llmisvc render', () => {
+  it('prints a v1 List with -o json', () => {
+    const result = run('render', '-f', 'examples/quickstart.yaml', '-o', 'json');
+    assert.equal(result.code, 0, result.stderr);
+    const list = JSON.parse(result.stdout) as { apiVersion: string; kind: string; items: { kind: string }[] };
+    assert.equal(list.kind, 'List');
+    assert.equal(list.apiVersion, 'v1');
+    assert.deepEqual([...new Set(list.items.map((i) => i.kind))].sort(), [
+      'Deployment',
+      'Gateway',
+      'HTTPRoute',
+      'InferencePool',
+      'Role',
+      'RoleBinding',
+      'Service',
+      'ServiceAccount',
+    ]);
+  });
+
+  it('prints one YAML document per object, and the default Gateway once for several services', () => {
+    const result = run('render', '-f', 'examples/quickstart.yaml', '-f', 'examples/lora.yaml');
+    assert.equal(result.code, 0, result.stderr);
+    const kinds = parseAllDocuments(result.stdout).map((d) => (d.toJS() as { kind: string }).kind);
+    assert.equal(kinds.filter((k) => k === 'Gateway').length, 1);
+    assert.equal(kinds.filter((k) => k === 'HTTPRoute').length, 2);
+  });
+
+  it('fails with the missing API and how to install it when --api-versions lacks one', () => {
+    const result = run(
+      'render',
+      '-f',
+      'examples/multi-node-data-parallel.yaml',
+      '--api-versions',
+      'gateway.networking.k8s.io/v1,inference.networking.k8s.io/v1',
+    );
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /needs APIs the target cluster does not serve/);
+    assert.match(result.stderr, /worker: needs LeaderWorkerSet \(leaderworkerset.x-k8s.io\/v1\)/);
+    assert.match(result.stderr, /hint: .*LeaderWorkerSet/);
+  });
+
+  it('reads v1alpha1 manifests (criticality, old pool shape) and renders them as v1alpha2', () => {
+    const path = file(
+      'old.yaml',
+      `apiVersion: serving.kserve.io/v1alpha1
+kind: LLMInferenceService
+metadata: { name: old, namespace: ns }
+spec:
+  model: { uri: "hf://org/m", criticality: Sheddable }
+  router: { scheduler: {} }
+`,
+    );
+    const result = run('render', '-f', path, '--api-versions', 'inference.networking.x-k8s.io/v1alpha2');
+    assert.equal(result.code, 0, result.stderr);
+    const model = parseAllDocuments(result.stdout)
+      .map((d) => d.toJS() as { kind: string; spec: { criticality: string } })
+      .find((o) => o.kind === 'InferenceModel');
+    assert.equal(model?.spec.criticality, 'Sheddable');
+  });
+
+  it('rejects an unknown output format', () => {
+    const result = run('render', '-f', 'examples/quickstart.yaml', '-o', 'xml');
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /--output must be yaml or json/);
+    assert.equal(parse(result.stdout ?? ''), null);
+  });
+});

@@ -1,0 +1,105 @@
+// The generated CRDs on a real kube-apiserver (the shared one of `npm test`): every example is accepted as written,
+// and the CEL rules in the CRD reject what the API server can check by itself, with our messages.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { RestClient, statusMessage } from '../src/dev/rest.js';
+import { REPO_ROOT } from './harness/repo.js';
+
+const kubeconfig = process.env['LLMISVC_TEST_KUBECONFIG'];
+const NAMESPACE = 'crd-test';
+const BASE = `/apis/serving.kserve.io/v1alpha2/namespaces/${NAMESPACE}/llminferenceservices`;
+
+function service(name: string, spec: Record<string, unknown>) {
+  return {
+    apiVersion: 'serving.kserve.io/v1alpha2',
+    kind: 'LLMInferenceService',
+    metadata: { name, namespace: NAMESPACE },
+    spec,
+  };
+}
+
+describe(
+  'generated CRDs on a real API server',
+  { skip: kubeconfig ? false : 'needs LLMISVC_TEST_KUBECONFIG (npm test sets it)' },
+  () => {
+    let client: RestClient;
+
+    before(async () => {
+      client = await RestClient.fromKubeconfig(kubeconfig!);
+      const created = await client.request('POST', '/api/v1/namespaces', {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: NAMESPACE },
+      });
+      assert.ok([201, 409].includes(created.status), statusMessage(created));
+    });
+
+    it('accepts every example as written', async () => {
+      for (const file of readdirSync(join(REPO_ROOT, 'examples')).filter((f) => f.endsWith('.yaml'))) {
+        const object = parse(readFileSync(join(REPO_ROOT, 'examples', file), 'utf8')) as {
+          metadata: Record<string, unknown>;
+        };
+        object.metadata['namespace'] = NAMESPACE;
+        const response = await client.request('POST', BASE, object);
+        assert.equal(response.status, 201, `${file}: ${statusMessage(response)}`);
+        const read = await client.request('GET', `${BASE}/${String(object.metadata['name'])}`);
+        assert.deepEqual(
+          (read.body as { spec: unknown }).spec,
+          (object as unknown as { spec: unknown }).spec,
+          `${file} lost fields on the way in`,
+        );
+      }
+    });
+
+    const rejected: [string, Record<string, unknown>, RegExp][] = [
+      [
+        'worker without parallelism',
+        { worker: { containers: [] } },
+        /worker needs data or pipeline parallelism/,
+      ],
+      [
+        'pipeline with data',
+        { parallelism: { pipeline: 2, data: 2, dataLocal: 1 } },
+        /pipeline cannot be combined with data/,
+      ],
+      ['data without dataLocal', { parallelism: { data: 2 } }, /data and dataLocal must be set together/],
+      [
+        'route refs with a spec',
+        { router: { route: { http: { refs: [{ name: 'r' }], spec: {} } } } },
+        /refs and spec cannot both be set/,
+      ],
+      [
+        'scheduler config with neither',
+        { router: { scheduler: { config: {} } } },
+        /set exactly one of inline/,
+      ],
+      ['replicas below 0', { replicas: -1 }, /spec.replicas: Invalid value: -1/],
+      ['tensor below 1', { parallelism: { tensor: 0 } }, /spec.parallelism.tensor/],
+    ];
+    for (const [name, spec, message] of rejected) {
+      it(`rejects ${name}`, async () => {
+        const response = await client.request(
+          'POST',
+          BASE,
+          service(`bad-${name.replace(/\W+/g, '-')}`, spec),
+        );
+        assert.equal(response.status, 422, statusMessage(response));
+        assert.match(statusMessage(response), message);
+      });
+    }
+
+    it('prunes unknown fields outside the schemaless pod specs', async () => {
+      const response = await client.request(
+        'POST',
+        BASE,
+        service('pruned', { replicas: 1, unknownField: true }),
+      );
+      assert.ok([201, 400].includes(response.status), statusMessage(response));
+      if (response.status === 201)
+        assert.equal((response.body as { spec: Record<string, unknown> }).spec['unknownField'], undefined);
+    });
+  },
+);
