@@ -14,7 +14,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
-import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig, VersionApi } from '@kubernetes/client-node';
+import {
+  ApiException,
+  AuthenticationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  VersionApi,
+} from '@kubernetes/client-node';
 import { startDevApiServer, type DevApiServer } from '../src/dev/index.js';
 import { isPidAlive } from '../src/dev/processes.js';
 
@@ -139,6 +146,37 @@ describe('llmisvc dev apiserver', () => {
     });
     assert.equal(pod.metadata?.name, 'model-server');
     assert.equal(pod.spec?.nodeName, undefined, 'no scheduler binds it');
+  });
+
+  it('issues service-account tokens that authenticate, and enforces RBAC on them', async () => {
+    const core = config.makeApiClient(CoreV1Api);
+    await core.createNamespace({ body: { metadata: { name: 'rbac' } } });
+    await core.createNamespacedServiceAccount({
+      namespace: 'rbac',
+      body: { metadata: { name: 'controller' } },
+    });
+    const request = await core.createNamespacedServiceAccountToken({
+      namespace: 'rbac',
+      name: 'controller',
+      body: { spec: { audiences: [], expirationSeconds: 600 } },
+    });
+    const token = request.status?.token;
+    assert.ok(token, 'the TokenRequest API returned a token');
+    const asServiceAccount = new KubeConfig();
+    asServiceAccount.loadFromOptions({
+      clusters: [config.getCurrentCluster()!],
+      users: [{ name: 'sa', token }],
+      contexts: [{ name: 'sa', cluster: config.getCurrentCluster()!.name, user: 'sa' }],
+      currentContext: 'sa',
+    });
+    const review = await asServiceAccount.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({
+      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
+    });
+    assert.equal(review.status?.userInfo?.username, 'system:serviceaccount:rbac:controller');
+    const denied = await rejection(
+      asServiceAccount.makeApiClient(CoreV1Api).listNamespacedSecret({ namespace: 'rbac' }),
+    );
+    assert.equal(denied.code, 403);
   });
 
   it('installs a CRD set after start and removes it again', async () => {
