@@ -103,7 +103,12 @@ export async function startDevApiServer(options: StartDevApiServerOptions): Prom
   // Everything that may take long (a first build, module downloads) happens before any port is taken.
   const assets =
     options.assets ??
-    (await ensureKubeAssets({ kubebuilderAssets: env['KUBEBUILDER_ASSETS'], cacheDir, go }));
+    (await ensureKubeAssets({
+      kubebuilderAssets: env['KUBEBUILDER_ASSETS'],
+      kubernetesVersion: options.kubernetesVersion,
+      cacheDir,
+      go,
+    }));
   const crdSets = await ensureCrdManifests(crdSetNames, { cacheDir, repoRoot: root, go });
   const pki = await ensureDevPki(join(dir, 'pki'));
 
