@@ -284,8 +284,20 @@ async function buildKubeAssets(
       go.log(`  ${binary}: compiled ${compiled} of at most ${total} packages, ${elapsed(binaryStarted)}`),
     );
     try {
-      // -mod=mod wins over a GOFLAGS=-mod=vendor the caller's environment may carry.
-      await runGo(go, ['build', '-mod=mod', '-v', '-ldflags', ldflags, '-o', join(work, binary), pkg], {
+      // -mod=mod wins over a GOFLAGS=-mod=vendor the caller's environment may carry; -buildvcs=false because the
+      // cache may sit inside someone's git checkout, whose state has nothing to do with these binaries.
+      const args = [
+        'build',
+        '-mod=mod',
+        '-buildvcs=false',
+        '-v',
+        '-ldflags',
+        ldflags,
+        '-o',
+        join(work, binary),
+        pkg,
+      ];
+      await runGo(go, args, {
         cwd: src,
         onStderrLine: (line) => {
           if (line && !line.startsWith('go: ')) compiled++;
