@@ -64,7 +64,7 @@ export async function ensureNamespace(c: KubeClient, name: string): Promise<void
   }
 }
 
-/** Installs deploy/crds (unchanged) and the presets into `systemNamespace`. */
+/** Installs deploy/crds and the presets into `systemNamespace`. */
 export async function installProject(
   c: KubeClient,
   systemNamespace: string,
@@ -72,7 +72,7 @@ export async function installProject(
 ): Promise<void> {
   const crdDir = join(root, 'deploy/crds');
   for (const file of readdirSync(crdDir).filter((f) => f.startsWith('serving.kserve.io_')))
-    await apply(c, readYaml(join(crdDir, file)).map(keepPodSpecFields));
+    await apply(c, readYaml(join(crdDir, file)));
   await waitFor(
     'project CRDs served',
     async () =>
@@ -83,30 +83,6 @@ export async function installProject(
   for (const file of readdirSync(presetDir).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml'))
     await apply(c, readYaml(join(presetDir, file)), systemNamespace);
   void CONFIG_RESOURCE;
-}
-
-/**
- * The generated CRDs (as of this writing) describe pod specs only down to container names, so the API server prunes
- * image, args, resources… from presets and services. Until the generator keeps them, mark pod-spec nodes
- * `x-kubernetes-preserve-unknown-fields` so the controller tests see the objects users wrote. A no-op once fixed.
- */
-export function keepPodSpecFields(crd: KubeObject): KubeObject {
-  const visit = (node: unknown): void => {
-    if (!node || typeof node !== 'object') return;
-    const schema = node as Record<string, unknown>;
-    const props = schema['properties'] as Record<string, Record<string, unknown>> | undefined;
-    if (props?.['containers']) {
-      schema['x-kubernetes-preserve-unknown-fields'] = true;
-      for (const list of ['containers', 'initContainers', 'volumes']) {
-        const items = props[list]?.['items'] as Record<string, unknown> | undefined;
-        if (items) items['x-kubernetes-preserve-unknown-fields'] = true;
-      }
-    }
-    for (const value of Object.values(schema)) if (value && typeof value === 'object') visit(value);
-  };
-  const copy = structuredClone(crd);
-  visit(copy['spec']);
-  return copy;
 }
 
 /** Polls `check` until it returns a truthy value (or throws the last error after `timeoutMs`). */
