@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { KubeClientOptions } from '../kube/index.js';
+import { LlmisvcError } from '../errors/index.js';
 import { KubeClient, LeaderElector } from '../kube/index.js';
 import { CertKeeper } from './cert-keeper.js';
 import { serviceDnsNames } from './certs.js';
@@ -173,6 +174,12 @@ export async function runController(options: RunOptions): Promise<RunningControl
         });
         log.info({ identity }, 'waiting for leadership');
         await elector.run(abort.signal, lead);
+        // Leadership ended without a stop request: exit non-zero so the replica restarts and campaigns afresh
+        // (as controller-runtime does) instead of idling as a former leader.
+        if (!abort.signal.aborted)
+          throw new LlmisvcError('LLMISVC_ERR_KUBE', 'lost the leader-election lease; exiting', {
+            hint: 'the API server was unreachable for longer than --leader-elect-renew-deadline',
+          });
       } else {
         const leadership = new AbortController();
         abort.signal.addEventListener('abort', () => leadership.abort(), { once: true });
