@@ -391,3 +391,30 @@ test('deleting a service removes its children, then the finalizer lets it go', {
   for (const child of children) await waitFor(`${child.kind} deleted`, async () => !(await liveChild(child)));
   await waitFor('service gone', async () => !(await getOrUndefined(c, SERVICE, ns, name)));
 });
+
+test('a default Gateway that users manage is left alone', { skip }, async () => {
+  const gateways = await resourceOf(c, { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway' });
+  await waitFor('default gateway', () => getOrUndefined(c, gateways, sys, 'llmisvc-gateway'));
+  // The user takes the Gateway over: drops the managed-by label and changes its listeners.
+  await c.mergePatch(gateways, sys, 'llmisvc-gateway', {
+    metadata: { labels: { 'app.kubernetes.io/managed-by': null } },
+    spec: { listeners: [{ name: 'mine', port: 8080, protocol: 'HTTP' }] },
+  });
+  const edited = await c.get(gateways, sys, 'llmisvc-gateway');
+  const reconciles = async () =>
+    (await controller.controller.metrics.reconciles.get()).values.reduce((a, v) => a + v.value, 0);
+  const before = await reconciles();
+  // A change to a service that routes through the Gateway: its pass sees the user's Gateway.
+  await c.mergePatch(SERVICE, ns, 'llama-single', { metadata: { annotations: { touched: 'yes' } } });
+  await waitFor(
+    'reconciled',
+    async () => (await reconciles()) > before && controller.controller.queue.length === 0,
+  );
+  const after = await c.get(gateways, sys, 'llmisvc-gateway');
+  assert.equal(
+    after.metadata.resourceVersion,
+    edited.metadata.resourceVersion,
+    'the controller did not write to it',
+  );
+  assert.equal((after['spec'] as { listeners: { name: string }[] }).listeners[0]!.name, 'mine');
+});
