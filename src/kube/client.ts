@@ -100,6 +100,8 @@ export class KubeClient {
   readonly counts = new Map<Verb, number>();
   private readonly listeners: ((record: RequestRecord) => void)[] = [];
   private readonly agent: http.Agent;
+  /** Watches hold their connection for minutes: a pool of their own, so they can never starve plain requests. */
+  private readonly watchAgent: http.Agent;
   private headers: Record<string, string | string[]> = {};
   private headersAt = 0;
   private readonly bucket: TokenBucket;
@@ -115,10 +117,9 @@ export class KubeClient {
     if (!cluster) throw new LlmisvcError('LLMISVC_ERR_CONFIG', 'the kubeconfig has no current cluster');
     this.server = new URL(cluster.server);
     const agentOptions = { keepAlive: true, maxSockets: 32 };
-    this.agent =
-      this.server.protocol === 'https:'
-        ? new https.Agent({ ...tls, ...agentOptions })
-        : new http.Agent(agentOptions);
+    const secure = this.server.protocol === 'https:';
+    this.agent = secure ? new https.Agent({ ...tls, ...agentOptions }) : new http.Agent(agentOptions);
+    this.watchAgent = secure ? new https.Agent({ ...tls }) : new http.Agent();
     this.bucket = new TokenBucket(options.qps ?? 100, options.burst ?? 200);
     this.userAgent = options.userAgent ?? 'llmisvc';
     this.impersonate = options.impersonate;
@@ -168,6 +169,7 @@ export class KubeClient {
 
   close(): void {
     this.agent.destroy();
+    this.watchAgent.destroy();
   }
 
   // Tokens from exec plugins or projected service-account files rotate; refresh the headers once a minute.
@@ -206,10 +208,11 @@ export class KubeClient {
     headers: Record<string, string | string[]>,
     body: string | undefined,
     signal?: AbortSignal,
+    agent: http.Agent = this.agent,
   ): Promise<http.IncomingMessage> {
     const transport = url.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
-      const req = transport.request(url, { method, agent: this.agent, headers, signal }, resolve);
+      const req = transport.request(url, { method, agent, headers, signal }, resolve);
       req.on('error', reject);
       req.end(body);
     });
@@ -374,7 +377,7 @@ export class KubeClient {
     };
     let res: http.IncomingMessage;
     try {
-      res = await this.open('GET', url, headers, undefined, options.signal);
+      res = await this.open('GET', url, headers, undefined, options.signal, this.watchAgent);
     } catch (error) {
       this.record('watch', path, 0);
       if (options.signal?.aborted) return;
