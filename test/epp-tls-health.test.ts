@@ -48,7 +48,7 @@ test('health: SERVING over grpc.health.v1', async () => {
   const health = new HealthClient(
     `127.0.0.1:${epp.healthPort}`,
     grpc.credentials.createInsecure(),
-  ) as grpc.Client & {
+  ) as unknown as grpc.Client & {
     Check(req: object, cb: (e: Error | null, r: { status: string }) => void): void;
   };
   const reply = await new Promise<{ status: string }>((resolve, reject) =>
