@@ -12,7 +12,7 @@
  * path, default 10), --rates 100,500,1000, --out <file>.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem, release, platform } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -245,6 +245,63 @@ async function startEppProcess(
   });
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
+function processCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14 and 15 of stat (utime, stime), counted from after the command name, in clock ticks.
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** Model-server fixtures in their own process, so the load generator does not share an event loop with them. */
+async function startFixtureProcess(count: number): Promise<{ child: ChildProcess; addresses: string[] }> {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--fixtures', String(count)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      const line = buffered.split('\n').find((l) => l.startsWith('fixtures '));
+      if (line) resolve({ child, addresses: line.slice('fixtures '.length).split(',') });
+    });
+    child.once('exit', (code) => reject(new Error(`fixture process exited with ${code}`)));
+  });
+}
+
+async function runFixtures(count: number): Promise<void> {
+  const fixtures = await Promise.all(
+    Array.from({ length: count }, (_, i) => startModelServerFixture(`f${i}`)),
+  );
+  console.log(`fixtures ${fixtures.map((f) => f.address).join(',')}`);
+  process.once('SIGTERM', () => void Promise.all(fixtures.map((f) => f.close())).then(() => process.exit(0)));
+}
+
+/** Cumulative histogram buckets of one metric from a Prometheus exposition. */
+function buckets(text: string, name: string): Map<number, number> {
+  const out = new Map<number, number>();
+  const re = new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`, 'gm');
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(text)) !== null) out.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
+  return out;
+}
+
+/** The bucket bound under which `p` percent of the observations between two scrapes fall. */
+function bucketPercentile(before: Map<number, number>, after: Map<number, number>, p: number): number {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const total = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
+  for (const le of bounds) {
+    if ((after.get(le) ?? 0) - (before.get(le) ?? 0) >= (p / 100) * total) return le;
+  }
+  return Infinity;
+}
+
+async function eppMetrics(port: number): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+}
+
 function ms(x: number): string {
   return Number.isFinite(x) ? x.toFixed(3) : 'n/a';
 }
@@ -304,7 +361,8 @@ async function main(): Promise<void> {
   log(`default ${Math.round(single.perCpuSecond)}/CPU-s, P/D ${Math.round(pd.perCpuSecond)}/CPU-s`);
 
   log('starting fixtures, the EPP and two Envoys');
-  const fixtures = await Promise.all(['a', 'b', 'c', 'd'].map((n) => startModelServerFixture(n)));
+  const fixtureProcess = await startFixtureProcess(4);
+  const fixtures = fixtureProcess.addresses.map((address) => ({ address }));
   const epp = await startEppProcess(fixtures.map((f) => f.address));
   const viaEpp = await startEnvoy(envoyBin, { eppHost: '127.0.0.1', eppPort: epp.grpcPort });
   const [fh, fp] = fixtures[0]!.address.split(':');
@@ -324,14 +382,25 @@ async function main(): Promise<void> {
       '| rate (req/s) | path | achieved req/s | ok | errors | p50 | p95 | p99 |',
       '|---:|---|---:|---:|---:|---:|---:|---:|',
     );
-    const added: string[] = ['| rate (req/s) | added p50 | added p95 | added p99 |', '|---:|---:|---:|---:|'];
+    const added: string[] = [
+      '| rate (req/s) | added p50 | added p95 | added p99 | EPP request phase p50 / p99 (bucket bound) | EPP CPU µs/req | extra Envoy CPU µs/req |',
+      '|---:|---:|---:|---:|---:|---:|---:|',
+    ];
     for (const rate of rates) {
       await openLoop(direct.port, Math.min(rate, 200), 2, prompt);
       await openLoop(viaEpp.port, Math.min(rate, 200), 2, prompt);
       log(`rate ${rate}: direct`);
+      const directCpu0 = processCpuSeconds(direct.pid);
       const d = await openLoop(direct.port, rate, durationS, prompt);
+      const directCpu = processCpuSeconds(direct.pid) - directCpu0;
       log(`rate ${rate}: via EPP`);
+      const before = buckets(await eppMetrics(epp.metricsPort), 'llmisvc_epp_request_phase_seconds');
+      const eppCpu0 = processCpuSeconds(epp.child.pid!);
+      const envoyCpu0 = processCpuSeconds(viaEpp.pid);
       const e = await openLoop(viaEpp.port, rate, durationS, prompt);
+      const eppCpu = processCpuSeconds(epp.child.pid!) - eppCpu0;
+      const envoyCpu = processCpuSeconds(viaEpp.pid) - envoyCpu0;
+      const after = buckets(await eppMetrics(epp.metricsPort), 'llmisvc_epp_request_phase_seconds');
       for (const [name, r] of [
         ['direct', d],
         ['EPP', e],
@@ -340,12 +409,25 @@ async function main(): Promise<void> {
           `| ${rate} | ${name} | ${r.achievedRps.toFixed(0)} | ${r.ok} | ${r.errors} | ${ms(r.p50)} | ${ms(r.p95)} | ${ms(r.p99)} |`,
         );
       }
-      added.push(`| ${rate} | ${ms(e.p50 - d.p50)} | ${ms(e.p95 - d.p95)} | ${ms(e.p99 - d.p99)} |`);
+      const phase = `≤ ${ms(bucketPercentile(before, after, 50) * 1000)} / ≤ ${ms(bucketPercentile(before, after, 99) * 1000)}`;
+      const eppUs = ((eppCpu / e.sent) * 1e6).toFixed(0);
+      const envoyUs = ((envoyCpu / e.sent - directCpu / d.sent) * 1e6).toFixed(0);
+      added.push(
+        `| ${rate} | ${ms(e.p50 - d.p50)} | ${ms(e.p95 - d.p95)} | ${ms(e.p99 - d.p99)} | ${phase} | ${eppUs} | ${envoyUs} |`,
+      );
       log(
-        `rate ${rate}: added p50 ${ms(e.p50 - d.p50)} p95 ${ms(e.p95 - d.p95)} p99 ${ms(e.p99 - d.p99)} ms`,
+        `rate ${rate}: added p50 ${ms(e.p50 - d.p50)} p95 ${ms(e.p95 - d.p95)} p99 ${ms(e.p99 - d.p99)} ms; phase ${phase} ms; EPP CPU ${eppUs} µs/req; Envoy +${envoyUs} µs/req; load ${loadavg()[0]!.toFixed(1)}`,
       );
     }
-    lines.push('', ...added, '', 'Target: added p99 < 2 ms at 500 req/s.', '');
+    lines.push(
+      '',
+      ...added,
+      '',
+      'EPP request phase = from the first ext_proc message of a request to the answer that releases it, inside the EPP (`llmisvc_epp_request_phase_seconds`; includes waiting for the body from Envoy). CPU columns are process CPU time over the run divided by requests sent (Envoy: the ext_proc Envoy minus the direct Envoy).',
+      '',
+      'Target: added p99 < 2 ms at 500 req/s.',
+      '',
+    );
     const metrics = await (await fetch(`http://127.0.0.1:${epp.metricsPort}/metrics`)).text();
     const sum = Number(/llmisvc_epp_scheduling_duration_seconds_sum ([\d.e+-]+)/.exec(metrics)?.[1]);
     const count = Number(/llmisvc_epp_scheduling_duration_seconds_count (\d+)/.exec(metrics)?.[1]);
@@ -358,7 +440,8 @@ async function main(): Promise<void> {
     await direct.close();
     epp.child.kill('SIGTERM');
     await new Promise((r) => epp.child.once('exit', r));
-    for (const f of fixtures) await f.close();
+    fixtureProcess.child.kill('SIGTERM');
+    await new Promise((r) => fixtureProcess.child.once('exit', r));
   }
   lines.push(
     `Load average at finish: ${loadavg()
@@ -371,7 +454,10 @@ async function main(): Promise<void> {
   log(`wrote ${out}`);
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exitCode = 1;
-});
+const fixturesFlag = process.argv.indexOf('--fixtures');
+(fixturesFlag !== -1 ? runFixtures(Number(process.argv[fixturesFlag + 1])) : main()).catch(
+  (error: unknown) => {
+    console.error(error);
+    process.exitCode = 1;
+  },
+);
