@@ -19,6 +19,8 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import {
+  createExtProcClient,
+  pickEndpoint,
   decide,
   defaultEndpointPickerConfig,
   emptyModelDirectory,
@@ -302,6 +304,56 @@ async function eppMetrics(port: number): Promise<string> {
   return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
 }
 
+/** EPP process CPU per request, measured without Envoy: closed-loop ext_proc requests minus idle scraping CPU. */
+async function eppCpuPerRequest(): Promise<{
+  requests: number;
+  cpuUsPerRequest: number;
+  idleCpuMsPerSecond: number;
+  p50: number;
+  p99: number;
+}> {
+  const fixtureProcess = await startFixtureProcess(4);
+  const epp = await startEppProcess(fixtureProcess.addresses);
+  const client = createExtProcClient(`127.0.0.1:${epp.grpcPort}`);
+  const prompt = promptMaker();
+  try {
+    const body = () => Buffer.from(JSON.stringify({ model: 'test-model', prompt: prompt(), max_tokens: 16 }));
+    for (let i = 0; i < 2000; i++)
+      (await pickEndpoint(client, { path: '/v1/completions', body: body() })).done();
+    const idle0 = processCpuSeconds(epp.child.pid!);
+    const idleStart = performance.now();
+    await new Promise((r) => setTimeout(r, 3000));
+    const idleSeconds = (performance.now() - idleStart) / 1000;
+    const idleRate = (processCpuSeconds(epp.child.pid!) - idle0) / idleSeconds;
+    const requests = 5000;
+    const latencies = new Float64Array(requests);
+    const cpu0 = processCpuSeconds(epp.child.pid!);
+    const started = performance.now();
+    for (let i = 0; i < requests; i++) {
+      const t0 = performance.now();
+      const pick = await pickEndpoint(client, { path: '/v1/completions', body: body() });
+      latencies[i] = performance.now() - t0;
+      pick.done();
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const busy = processCpuSeconds(epp.child.pid!) - cpu0 - idleRate * seconds;
+    latencies.sort();
+    return {
+      requests,
+      cpuUsPerRequest: (busy / requests) * 1e6,
+      idleCpuMsPerSecond: idleRate * 1000,
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
+    };
+  } finally {
+    client.close();
+    epp.child.kill('SIGTERM');
+    await new Promise((r) => epp.child.once('exit', r));
+    fixtureProcess.child.kill('SIGTERM');
+    await new Promise((r) => fixtureProcess.child.once('exit', r));
+  }
+}
+
 function ms(x: number): string {
   return Number.isFinite(x) ? x.toFixed(3) : 'n/a';
 }
@@ -359,6 +411,25 @@ async function main(): Promise<void> {
   }
   lines.push('', `Target: ≥ 20,000 decisions/s/core.`, '');
   log(`default ${Math.round(single.perCpuSecond)}/CPU-s, P/D ${Math.round(pd.perCpuSecond)}/CPU-s`);
+
+  log('EPP CPU per ext_proc request (closed loop, no Envoy)');
+  const perRequest = await eppCpuPerRequest();
+  lines.push('## EPP CPU per request over ext_proc', '');
+  lines.push(
+    `\`llmisvc epp\` in its own process with 4 fixture endpoints; ${perRequest.requests.toLocaleString('en')} requests sent one after another with the ext_proc client (full-duplex: headers + 2 KB body in, headers + body answer out). CPU of the EPP process while serving, minus its idle CPU (metrics scraping) over the same time.`,
+    '',
+  );
+  lines.push(
+    '| EPP CPU per request | idle CPU (4 endpoints, 50 ms scrapes) | sequential round trip p50 / p99 |',
+    '|---:|---:|---:|',
+  );
+  lines.push(
+    `| ${perRequest.cpuUsPerRequest.toFixed(0)} µs | ${perRequest.idleCpuMsPerSecond.toFixed(1)} ms/s | ${ms(perRequest.p50)} / ${ms(perRequest.p99)} ms |`,
+    '',
+  );
+  log(
+    `EPP CPU ${perRequest.cpuUsPerRequest.toFixed(0)} µs/request, idle ${perRequest.idleCpuMsPerSecond.toFixed(1)} ms/s`,
+  );
 
   log('starting fixtures, the EPP and two Envoys');
   const fixtureProcess = await startFixtureProcess(4);
