@@ -174,7 +174,7 @@ describe('load generator against a simulator', () => {
     }
   });
 
-  it('llmisvc bench writes the report and charts', async () => {
+  it('llmisvc bench compares two URLs and writes the report and charts', async () => {
     const out = join(dir, 'cli');
     const { stdout } = await promisify(execFile)(
       process.execPath,
@@ -182,7 +182,9 @@ describe('load generator against a simulator', () => {
         join(root, 'bin/llmisvc.js'),
         'bench',
         '--url',
-        `${sim.url}/v1/completions`,
+        `a=${sim.url}/v1/completions`,
+        '--url',
+        `b=${sim.url}`,
         '--workload',
         'shared-prefix',
         '--sweep',
@@ -196,7 +198,10 @@ describe('load generator against a simulator', () => {
       { cwd: root },
     );
     assert.ok(stdout.startsWith('# llmisvc bench: shared-prefix'), stdout);
-    assert.equal(stdout.split('\n').filter((l) => l.startsWith(`| ${new URL(sim.url).host} |`)).length, 2);
+    const rows = (name: string): number =>
+      stdout.split('\n').filter((l) => l.startsWith(`| ${name} |`) && l.split('|').length === 14).length;
+    assert.deepEqual([rows('a'), rows('b')], [2, 2]);
+    assert.ok(stdout.includes('## Compared with a'));
     assert.deepEqual((await readdir(out)).sort(), [
       'itl-p90.svg',
       'output-throughput.svg',

@@ -235,6 +235,12 @@ describe('simulator over HTTP', () => {
     });
   }
 
+  it('answers 405 for the wrong method', async () => {
+    const response = await fetch(`${sim.url}/v1/completions`);
+    assert.equal(response.status, 405);
+    assert.equal(((await response.json()) as { error: { code: number } }).error.code, 405);
+  });
+
   it('exposes vLLM metrics as valid Prometheus text with vLLM label sets', async () => {
     const samples = await metrics(sim);
     const labelsOf = (name: string): string[] =>
@@ -356,6 +362,33 @@ describe('simulator overload and failures', () => {
     }
   });
 
+  it('answers 400, even to a stream, for a request larger than the whole KV cache', async () => {
+    const sim = await startSimulator({ ...fast, numGpuBlocks: 2, blockSize: 16 });
+    try {
+      const prompt = Array.from({ length: 40 }, (_, i) => `w${i}`).join(' ');
+      const response = await post(`${sim.url}/v1/completions`, { prompt, max_tokens: 1, stream: true });
+      assert.equal(response.status, 400);
+      assert.match(
+        ((await response.json()) as { error: { message: string } }).error.message,
+        /KV-cache blocks/,
+      );
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it('delivers every token of a stalled stream', async () => {
+    const sim = await startSimulator({ ...fast, stallRate: 1, stallMs: 20_000 });
+    try {
+      const response = await post(`${sim.url}/v1/completions`, { prompt: 'x', max_tokens: 4, stream: true });
+      const { events, done } = sseEvents(await response.text());
+      assert.ok(done);
+      assert.equal(events.length, 4);
+    } finally {
+      await sim.close();
+    }
+  });
+
   it('frees a request whose client went away', async () => {
     const sim = await startSimulator({ port: 0 });
     try {
@@ -369,12 +402,14 @@ describe('simulator overload and failures', () => {
       await reader.cancel();
       // The server sees the disconnect asynchronously; poll until the engine has dropped the request.
       let running = 1;
-      while (running !== 0) {
+      // Bounded only so that a regression fails instead of hanging the run; the bound is far beyond any real delay.
+      for (let poll = 0; poll < 3000 && running !== 0; poll++) {
         await new Promise((resolve) => setTimeout(resolve, 20));
         const samples = await metrics(sim);
         running = value(samples, 'vllm:num_requests_running');
         if (running === 0) assert.equal(value(samples, 'vllm:kv_cache_usage_perc'), 0);
       }
+      assert.equal(running, 0);
     } finally {
       await sim.close();
     }

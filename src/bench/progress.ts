@@ -27,7 +27,9 @@ export function progressDisplay(stream: NodeJS.WriteStream, label: string): Prog
   let shown = false;
   return {
     update(progress) {
-      const line = progressLine(label, progress).slice(0, Math.max(20, (stream.columns ?? 100) - 1));
+      // Terminals without a known size report 0 columns; do not cut the line to nothing there.
+      const columns = stream.columns && stream.columns > 20 ? stream.columns - 1 : 160;
+      const line = progressLine(label, progress).slice(0, columns);
       stream.write(`\r\x1b[2K${line}`);
       shown = true;
     },

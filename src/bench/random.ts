@@ -4,19 +4,10 @@
  * routing configurations are compared on exactly the same traffic.
  */
 
-/** A generator of floats in [0, 1) (mulberry32). */
-export type Random = () => number;
+// The simulator's seeded generator (mulberry32), so that a seed means the same sequence everywhere.
+import { seededRandom, type Random } from '../sim/index.js';
 
-export function seededRandom(seed: number): Random {
-  let state = seed >>> 0;
-  return function next(): number {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom, type Random };
 
 /** An integer in [0, n). */
 export function randomInt(random: Random, n: number): number {

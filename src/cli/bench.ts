@@ -46,7 +46,7 @@ export function parseQpsList(text: string, flag: string): number[] {
 }
 
 /** Parses `--url` values: `http://...` or `name=http://...`. */
-export function parseTargets(urls: readonly string[]): BenchTarget[] {
+export function parseTargets(urls: readonly string[]): { name: string; url: string }[] {
   return urls.map((value, i) => {
     const named = /^([A-Za-z0-9_.-]+)=(.+)$/.exec(value);
     const url = named ? (named[2] as string) : value;
@@ -57,10 +57,8 @@ export function parseTargets(urls: readonly string[]): BenchTarget[] {
         hint: 'write it like http://127.0.0.1:8080 or rr=http://127.0.0.1:8080',
       });
     }
-    return urlTarget(
-      named ? (named[1] as string) : urls.length > 1 ? `target-${i + 1}` : new URL(url).host,
-      url,
-    );
+    const name = named ? (named[1] as string) : urls.length > 1 ? `target-${i + 1}` : new URL(url).host;
+    return { name, url };
   });
 }
 
@@ -108,7 +106,9 @@ export function register(program: Command): void {
     .option('--out <dir>', 'write report.md, results.json and SVG charts here')
     .option('--title <text>', 'report title')
     .action(async (flags: BenchFlags) => {
-      const targets = parseTargets(flags.url);
+      const urls = parseTargets(flags.url);
+      // Running URLs for now; `--compare` will add targets that start a fleet per routing configuration.
+      const targets: BenchTarget[] = urls.map((t) => urlTarget(t.name, t.url));
       const qps = parseQpsList(flags.sweep ?? flags.qps, flags.sweep ? 'sweep' : 'qps');
       const durationMs = parseDuration(flags.duration);
       const timeoutMs = parseDuration(flags.timeout, 'timeout');
@@ -116,8 +116,12 @@ export function register(program: Command): void {
       if (!Number.isInteger(seed))
         throw new LlmisvcError('LLMISVC_ERR_CONFIG', `--seed '${flags.seed}' must be an integer`);
       const params = parseParams(flags.param);
-      const first = (await targets[0]?.start())?.url as string;
-      const served = await discoverModels(first);
+      const first = (urls[0] as { url: string }).url;
+      // With --model given, the listing only finds LoRA adapters; a server without /v1/models still gets benchmarked.
+      const served = await discoverModels(first).catch((error: unknown) => {
+        if (flags.model) return { base: [], adapters: [] };
+        throw error;
+      });
       const model = flags.model ?? served.base[0];
       if (!model)
         throw new LlmisvcError('LLMISVC_ERR_INPUT', `${first} lists no base model`, { hint: 'pass --model' });

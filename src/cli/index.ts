@@ -9,7 +9,8 @@ import { isLlmisvcError } from '../errors/index.js';
 type Register = (program: Command) => void;
 
 async function commands(): Promise<Register[]> {
-  // Imported lazily so that `llmisvc render` does not load gRPC, the Kubernetes client and the rest.
+  // Command files stay light: heavy modules (gRPC, the Kubernetes client) are imported inside their actions, so
+  // that `llmisvc render` does not pay for them.
   return Promise.all([
     // one line per command file, in the order `llmisvc --help` lists them
     import('./validate.js').then((m) => m.register),

@@ -35,4 +35,4 @@ export {
   type StepResult,
 } from './performance-model.js';
 export { KvCache, type KvCacheStats } from './kv-cache.js';
-export { blockHashes, outputTokens, seededRandom, tokenize } from './tokens.js';
+export { blockHashes, outputTokens, seededRandom, tokenize, type Random } from './tokens.js';

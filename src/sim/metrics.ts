@@ -202,24 +202,26 @@ export class SimulatorMetrics {
     this.generationTokens.inc(labels, 0);
   }
 
-  /** Records a finished request; times are modelled seconds. */
-  requestFinished(record: {
-    promptTokens: number;
-    outputTokens: number;
-    queueSeconds: number;
-    ttftSeconds: number;
-    interTokenSeconds: readonly number[];
-    e2eSeconds: number;
-    finishedReason: 'stop' | 'length' | 'abort';
-  }): void {
-    const labels = this.labels;
-    this.promptTokens.inc(labels, record.promptTokens);
-    this.generationTokens.inc(labels, record.outputTokens);
-    this.success.inc({ ...labels, finished_reason: record.finishedReason });
-    this.queueTime.observe(labels, record.queueSeconds);
-    this.ttft.observe(labels, record.ttftSeconds);
-    for (const gap of record.interTokenSeconds) this.itl.observe(labels, gap);
-    this.e2e.observe(labels, record.e2eSeconds);
+  // Recorded as the engine produces them, as vLLM does, so a scraper sees latency and throughput while long
+  // requests are still running. Times are modelled seconds.
+
+  /** A request's first token: its prompt is processed. */
+  firstToken(record: { promptTokens: number; queueSeconds: number; ttftSeconds: number }): void {
+    this.promptTokens.inc(this.labels, record.promptTokens);
+    this.generationTokens.inc(this.labels, 1);
+    this.queueTime.observe(this.labels, record.queueSeconds);
+    this.ttft.observe(this.labels, record.ttftSeconds);
+  }
+
+  /** Each later token, with the gap since the one before. */
+  nextToken(gapSeconds: number): void {
+    this.generationTokens.inc(this.labels, 1);
+    this.itl.observe(this.labels, gapSeconds);
+  }
+
+  requestFinished(record: { e2eSeconds: number; finishedReason: 'stop' | 'length' }): void {
+    this.success.inc({ ...this.labels, finished_reason: record.finishedReason });
+    this.e2e.observe(this.labels, record.e2eSeconds);
   }
 
   /** The Prometheus exposition text. */

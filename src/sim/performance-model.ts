@@ -162,9 +162,9 @@ export class PerformanceModel {
   }
 
   /**
-   * Runs one engine step starting where the previous one ended if the engine stayed busy, otherwise when the first
-   * waiting request arrived (at the latest `now`):
-   * schedules decodes, prefill chunks and admissions, and reports what happened at the step's end.
+   * Runs one engine step: schedules decodes, prefill chunks and admissions, and reports what happened at the step's
+   * end. The step starts where the previous one ended if the engine stayed busy, otherwise when the first waiting
+   * request arrived (at the latest `now`).
    */
   step(now: number): StepResult {
     // An idle engine starts when the first waiting request arrived, not when the caller got round to stepping, so
@@ -196,7 +196,7 @@ export class PerformanceModel {
       if (sequence.phase === 'prefill' && budget > 0)
         budget -= this.schedulePrefill(sequence, budget, result);
     }
-    budget = this.admit(start, budget, result);
+    this.admit(start, budget, result);
 
     let duration = stepDurationMs(this.options, result);
     if (duration === 0) {

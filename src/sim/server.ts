@@ -79,7 +79,8 @@ export async function startSimulator(input: Partial<SimulatorOptions> = {}): Pro
   const host = options.host.includes(':') ? `[${options.host}]` : options.host;
   return {
     port,
-    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+    // A wildcard bind is reached through loopback.
+    url: `http://${['0.0.0.0', '[::]'].includes(host) ? '127.0.0.1' : host}:${port}`,
     podName,
     options,
     close: () => simulator.close(server),
@@ -97,6 +98,7 @@ class Simulator {
   private readonly created = Math.floor(Date.now() / 1000);
   private readonly open = new Set<ServerResponse>();
   private counter = 0;
+  private closing = false;
 
   constructor(options: SimulatorOptions, podName: string) {
     this.options = options;
@@ -117,6 +119,8 @@ class Simulator {
 
   handle(req: IncomingMessage, res: ServerResponse): void {
     res.setHeader(podHeader, this.podName);
+    const requestId = req.headers['x-request-id'];
+    if (typeof requestId === 'string') res.setHeader('x-request-id', requestId);
     this.route(req, res).catch((error: unknown) => {
       if (error instanceof ApiError) return sendError(res, error);
       sendError(res, new ApiError(500, `internal error: ${(error as Error).message}`));
@@ -124,6 +128,7 @@ class Simulator {
   }
 
   async close(server: Server): Promise<void> {
+    this.closing = true;
     this.engine.close();
     for (const res of this.open) res.destroy();
     server.closeAllConnections();
@@ -180,6 +185,7 @@ class Simulator {
     req: IncomingMessage,
     res: ServerResponse,
   ): Promise<void> {
+    if (this.closing) throw new ApiError(503, 'The simulator is shutting down.');
     const raw = await readBody(req);
     let body: unknown;
     try {
@@ -323,7 +329,7 @@ class Simulator {
     let arrival = 0;
     let queuedMs = 0;
     let cachedTokens = 0;
-    const times: number[] = [];
+    let lastTokenAt = 0;
     const pending: string[] = [];
     let stallUntil = 0;
     let finished = false;
@@ -337,14 +343,8 @@ class Simulator {
       finished = true;
       this.open.delete(res);
       const totals = usage(job.promptTokens, text.length, cachedTokens);
-      const ms = (t: number): number => t / 1000;
       this.metrics.requestFinished({
-        promptTokens: job.promptTokens,
-        outputTokens: text.length,
-        queueSeconds: ms(queuedMs),
-        ttftSeconds: ms((times[0] ?? at) - arrival),
-        interTokenSeconds: times.slice(1).map((t, i) => ms(t - (times[i] as number))),
-        e2eSeconds: ms(at - arrival),
+        e2eSeconds: (at - arrival) / 1000,
         finishedReason: job.finishReason === 'stop' ? 'stop' : 'length',
       });
       if (!request.stream) {
@@ -357,15 +357,6 @@ class Simulator {
       else res.end();
     };
 
-    if (request.stream) {
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-      });
-      res.flushHeaders();
-    }
-    this.open.add(res);
     try {
       arrival = this.engine.submit(engineRequest, {
         onAdmitted: (cached, queued) => {
@@ -373,7 +364,16 @@ class Simulator {
           queuedMs = queued;
         },
         onToken: (index, at) => {
-          times.push(at);
+          if (index === 0) {
+            this.metrics.firstToken({
+              promptTokens: job.promptTokens,
+              queueSeconds: queuedMs / 1000,
+              ttftSeconds: (at - arrival) / 1000,
+            });
+          } else {
+            this.metrics.nextToken((at - lastTokenAt) / 1000);
+          }
+          lastTokenAt = at;
           if (!request.stream) return;
           if (index === 0 && job.stallMs > 0) {
             // An injected stall: the first token is held back, and everything after it queues behind it.
@@ -394,9 +394,19 @@ class Simulator {
         onFinished: finish,
       });
     } catch (error) {
-      this.open.delete(res);
       if (error instanceof EngineRejection) throw new ApiError(400, error.message);
       throw error;
+    }
+    // Headers go out once the engine has accepted the request (its callbacks run on a later tick), so a rejection
+    // above is still a plain 400.
+    this.open.add(res);
+    if (request.stream) {
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+      });
+      res.flushHeaders();
     }
     signal.addEventListener('abort', () => {
       this.open.delete(res);
