@@ -14,8 +14,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
-import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig, VersionApi } from '@kubernetes/client-node';
-import { startDevApiServer, type DevApiServer } from '../src/dev/index.js';
+import {
+  ApiException,
+  AuthenticationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  VersionApi,
+} from '@kubernetes/client-node';
+import { stringify } from 'yaml';
+import {
+  cachedDependencyCrds,
+  dependencyCrdSet,
+  installManifests,
+  llmisvcCacheDir,
+  removeManifests,
+  startDevApiServer,
+  type DevApiServer,
+} from '../src/dev/index.js';
 import { isPidAlive } from '../src/dev/processes.js';
 
 function portAcceptsConnections(url: string): Promise<boolean> {
@@ -141,6 +157,97 @@ describe('llmisvc dev apiserver', () => {
     assert.equal(pod.spec?.nodeName, undefined, 'no scheduler binds it');
   });
 
+  it('issues service-account tokens that authenticate, and enforces RBAC on them', async () => {
+    const core = config.makeApiClient(CoreV1Api);
+    await core.createNamespace({ body: { metadata: { name: 'rbac' } } });
+    await core.createNamespacedServiceAccount({
+      namespace: 'rbac',
+      body: { metadata: { name: 'controller' } },
+    });
+    const request = await core.createNamespacedServiceAccountToken({
+      namespace: 'rbac',
+      name: 'controller',
+      body: { spec: { audiences: [], expirationSeconds: 600 } },
+    });
+    const token = request.status?.token;
+    assert.ok(token, 'the TokenRequest API returned a token');
+    const asServiceAccount = new KubeConfig();
+    asServiceAccount.loadFromOptions({
+      clusters: [config.getCurrentCluster()!],
+      users: [{ name: 'sa', token }],
+      contexts: [{ name: 'sa', cluster: config.getCurrentCluster()!.name, user: 'sa' }],
+      currentContext: 'sa',
+    });
+    const review = await asServiceAccount.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({
+      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
+    });
+    assert.equal(review.status?.userInfo?.username, 'system:serviceaccount:rbac:controller');
+    const denied = await rejection(
+      asServiceAccount.makeApiClient(CoreV1Api).listNamespacedSecret({ namespace: 'rbac' }),
+    );
+    assert.equal(denied.code, 403);
+  });
+
+  it("enforces Gateway API's safe-upgrades policy until it is removed", async () => {
+    // A CRD in the Gateway API group that claims an old bundle version, as an older install would.
+    const oldCrd = join(dir, 'old-gateway-crd.yaml');
+    await writeFile(
+      oldCrd,
+      stringify({
+        apiVersion: 'apiextensions.k8s.io/v1',
+        kind: 'CustomResourceDefinition',
+        metadata: {
+          name: 'legacyroutes.gateway.networking.k8s.io',
+          annotations: {
+            // Required of every CRD in a *.k8s.io group; the value only has to be a URL.
+            'api-approved.kubernetes.io': 'https://github.com/kubernetes-sigs/gateway-api/pull/1538',
+            'gateway.networking.k8s.io/bundle-version': 'v1.2.0',
+            'gateway.networking.k8s.io/channel': 'standard',
+          },
+        },
+        spec: {
+          group: 'gateway.networking.k8s.io',
+          scope: 'Namespaced',
+          names: {
+            kind: 'LegacyRoute',
+            plural: 'legacyroutes',
+            singular: 'legacyroute',
+            listKind: 'LegacyRouteList',
+          },
+          versions: [
+            {
+              name: 'v1',
+              served: true,
+              storage: true,
+              schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+            },
+          ],
+        },
+      }),
+    );
+    await assert.rejects(installManifests([oldCrd], { kubeconfigPath: server.kubeconfigPath }), {
+      code: 'LLMISVC_ERR_KUBE',
+      message: /Installing CRDs with version before v1\.5\.0 is prohibited/,
+    });
+
+    const gatewayApi = cachedDependencyCrds(llmisvcCacheDir(process.env), dependencyCrdSet('gateway-api'));
+    const policy = gatewayApi!.files.filter((file) => file.endsWith('_vap_safeupgrades.yaml'));
+    assert.equal(policy.length, 1);
+    await removeManifests(policy, { kubeconfigPath: server.kubeconfigPath });
+    // Admission policies take effect through an informer: allow it a moment to notice the removal.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await installManifests([oldCrd], { kubeconfigPath: server.kubeconfigPath });
+        break;
+      } catch (error) {
+        if (attempt >= 50) throw error;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    await removeManifests([oldCrd], { kubeconfigPath: server.kubeconfigPath });
+    await installManifests(policy, { kubeconfigPath: server.kubeconfigPath });
+  });
+
   it('installs a CRD set after start and removes it again', async () => {
     const custom = config.makeApiClient(CustomObjectsApi);
     const pools = { group: 'inference.networking.k8s.io', version: 'v1', plural: 'inferencepools' };
@@ -148,6 +255,22 @@ describe('llmisvc dev apiserver', () => {
     await custom.listClusterCustomObject(pools);
     await server.removeCrds(['inference-extension']);
     assert.equal((await rejection(custom.listClusterCustomObject(pools))).code, 404);
+  });
+
+  it('restarts kube-apiserver on the same address; objects and clients survive', async () => {
+    const core = config.makeApiClient(CoreV1Api);
+    await core.createNamespace({ body: { metadata: { name: 'restart' } } });
+    await core.createNamespacedConfigMap({
+      namespace: 'restart',
+      body: { metadata: { name: 'kept' }, data: { answer: '42' } },
+    });
+    const { server: before, pids } = { server: server.server, pids: { ...server.pids } };
+    await server.restartApiServer();
+    assert.equal(server.server, before);
+    assert.notEqual(server.pids.kubeApiserver, pids.kubeApiserver);
+    assert.ok(!isPidAlive(pids.kubeApiserver), 'the old kube-apiserver is gone');
+    const kept = await core.readNamespacedConfigMap({ namespace: 'restart', name: 'kept' });
+    assert.equal(kept.data?.['answer'], '42');
   });
 
   it('stops both processes and frees the port; stop() can be called again', async () => {
@@ -160,6 +283,9 @@ describe('llmisvc dev apiserver', () => {
     assert.ok(isPidAlive(second.pids.etcd) && isPidAlive(second.pids.kubeApiserver));
     assert.ok(await portAcceptsConnections(second.server));
     assert.ok(existsSync(join(second.dir, 'state.json')));
+    const secondConfig = new KubeConfig();
+    secondConfig.loadFromFile(second.kubeconfigPath);
+    await secondConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: 'survivor' } } });
     await second.stop();
     await second.stop();
     assert.ok(!isPidAlive(second.pids.kubeApiserver), 'kube-apiserver still running');
@@ -167,6 +293,23 @@ describe('llmisvc dev apiserver', () => {
     assert.equal(await portAcceptsConnections(second.server), false);
     assert.equal(await portAcceptsConnections(second.etcdUrl), false);
     assert.ok(!existsSync(join(second.dir, 'state.json')));
+
+    // The same folder again: same data, same token, and the same address while the port is still free.
+    const again = await startDevApiServer({
+      dir: second.dir,
+      crds: false,
+      env: process.env,
+      assets: server.assets,
+    });
+    try {
+      assert.equal(again.token, second.token);
+      assert.equal(again.server, second.server);
+      // The kubeconfig read before the restart still works, and the namespace made then is still there.
+      const survivor = await secondConfig.makeApiClient(CoreV1Api).readNamespace({ name: 'survivor' });
+      assert.equal(survivor.metadata?.name, 'survivor');
+    } finally {
+      await again.stop();
+    }
   });
 
   it('leaves no process behind when its owner is killed with SIGKILL', async () => {

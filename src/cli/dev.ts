@@ -1,12 +1,15 @@
 /**
  * @module cli/dev
  * `llmisvc dev apiserver --dir DIR`: a real etcd + kube-apiserver on loopback with this project's CRDs and its
- * dependencies' CRDs, running until Ctrl-C. Thin: flags in, `startDevApiServer` does the work.
+ * dependencies' CRDs, running until Ctrl-C; `llmisvc dev assets`: provision its binaries and manifests ahead of time.
+ * Thin: flags in, src/dev does the work.
  */
+import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import {
   ALL_CRD_SETS,
   DEFAULT_KUBERNETES_VERSION,
+  provisionDevAssets,
   selectCrdSets,
   startDevApiServer,
   type CrdSetName,
@@ -69,6 +72,31 @@ export function register(program: Command): void {
       await untilInterrupted();
       console.error('[dev apiserver] stopping …');
       await server.stop();
+    });
+
+  dev
+    .command('assets')
+    .description(
+      'make sure kube-apiserver, etcd, kubectl and the dependency CRD manifests are on this machine (building them ' +
+        'once from Go modules when KUBEBUILDER_ASSETS is unset) and print where they are',
+    )
+    .option(
+      '--kubernetes-version <version>',
+      `the Kubernetes release to build (default ${DEFAULT_KUBERNETES_VERSION})`,
+    )
+    .action(async (flags: { kubernetesVersion?: string }) => {
+      const { assets, crdSets } = await provisionDevAssets({
+        env: process.env,
+        kubernetesVersion: flags.kubernetesVersion,
+        log: (message) => console.error(`[dev assets] ${message}`),
+      });
+      console.log(`KUBEBUILDER_ASSETS=${assets.dir}`);
+      if (assets.kubectl) console.log(`kubectl: ${assets.kubectl}`);
+      for (const set of crdSets) {
+        console.log(
+          `CRDs ${set.name}: ${set.files.length} files in ${set.files[0] ? dirname(set.files[0]) : '-'}`,
+        );
+      }
     });
 }
 

@@ -7,7 +7,8 @@
  *
  * Folder layout (`dir`): `kubeconfig`, `pki/` (admin token, service-account keys, the serving certificate the API
  * server generates), `etcd/` (data, reused when the same folder is started again), `logs/etcd.log`,
- * `logs/kube-apiserver.log`, and `state.json` (the pids while it runs).
+ * `logs/kube-apiserver.log`, `ports.json` (reused on the next start, so the kubeconfig stays valid when the ports are
+ * still free) and `state.json` (the pids while it runs).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -60,6 +61,11 @@ export interface DevApiServer {
   installCrds(names: readonly CrdSetName[]): Promise<void>;
   /** Removes CRD sets and waits until they are gone. */
   removeCrds(names: readonly CrdSetName[]): Promise<void>;
+  /**
+   * Stops kube-apiserver and starts it again on the same port and etcd (objects, kubeconfig and token stay), for
+   * tests of watches and clients that must survive an API server restart. `server` and `pids` are updated.
+   */
+  restartApiServer(): Promise<void>;
   /** Stops kube-apiserver, then etcd; resolves once both have exited. Safe to call more than once. */
   stop(): Promise<void>;
 }
@@ -97,47 +103,49 @@ export async function startDevApiServer(options: StartDevApiServerOptions): Prom
   // Everything that may take long (a first build, module downloads) happens before any port is taken.
   const assets =
     options.assets ??
-    (await ensureKubeAssets({ kubebuilderAssets: env['KUBEBUILDER_ASSETS'], cacheDir, go }));
+    (await ensureKubeAssets({
+      kubebuilderAssets: env['KUBEBUILDER_ASSETS'],
+      kubernetesVersion: options.kubernetesVersion,
+      cacheDir,
+      go,
+    }));
   const crdSets = await ensureCrdManifests(crdSetNames, { cacheDir, repoRoot: root, go });
   const pki = await ensureDevPki(join(dir, 'pki'));
 
-  const processes: ManagedProcess[] = [];
+  const ports = await readPorts(dir);
+  let etcd: { process: ManagedProcess; url: string } | undefined;
+  let apiserver: { process: ManagedProcess; url: string } | undefined;
   const stopAll = async () => {
-    for (const p of [...processes].reverse()) await p.stop();
+    await apiserver?.process.stop();
+    await etcd?.process.stop();
   };
   try {
-    const etcd = await startEtcd(dir, assets, timeoutMs, log);
-    processes.push(etcd.process);
-    const apiserver = await startKubeApiserver(
-      dir,
-      assets,
-      pki,
-      etcd.url,
-      options.apiServerArgs ?? [],
-      timeoutMs,
-      log,
-    );
-    processes.push(apiserver.process);
+    etcd = await startEtcd(dir, assets, ports, timeoutMs, log);
+    const etcdUrl = etcd.url;
+    const launchApiserver = async () =>
+      startKubeApiserver(dir, assets, pki, etcdUrl, options.apiServerArgs ?? [], ports, timeoutMs, log);
+    apiserver = await launchApiserver();
 
     const caPem = await readFile(pki.servingCert, 'utf8');
     const kubeconfigPath = join(dir, 'kubeconfig');
-    await writeFile(kubeconfigPath, renderDevKubeconfig({ server: apiserver.url, caPem, token: pki.token }), {
-      mode: 0o600,
-    });
-    const state: DevState = {
-      owner: process.pid,
-      etcd: etcd.process.pid,
-      kubeApiserver: apiserver.process.pid,
-      server: apiserver.url,
+    const writeState = async () => {
+      await writeFile(
+        kubeconfigPath,
+        renderDevKubeconfig({ server: apiserver!.url, caPem, token: pki.token }),
+        { mode: 0o600 },
+      );
+      const state: DevState = {
+        owner: process.pid,
+        etcd: etcd!.process.pid,
+        kubeApiserver: apiserver!.process.pid,
+        server: apiserver!.url,
+      };
+      await writeFile(join(dir, 'state.json'), JSON.stringify(state, null, 2) + '\n');
+      await writeFile(join(dir, 'ports.json'), JSON.stringify(ports, null, 2) + '\n');
     };
-    await writeFile(join(dir, 'state.json'), JSON.stringify(state, null, 2) + '\n');
+    await writeState();
 
     const manifestFiles = (sets: readonly CrdManifestSet[]) => sets.flatMap((s) => s.files);
-    const crdOptions = (extra: Partial<{ log: (m: string) => void }> = {}) => ({
-      kubeconfigPath,
-      log,
-      ...extra,
-    });
     if (crdSets.length) {
       const files = manifestFiles(crdSets);
       const empty = crdSets.filter((s) => s.files.length === 0).map((s) => s.name);
@@ -145,26 +153,35 @@ export async function startDevApiServer(options: StartDevApiServerOptions): Prom
         `installing CRD sets ${crdSets.map((s) => s.name).join(', ')}` +
           (empty.length ? ` (${empty.join(', ')} has no manifests yet)` : ''),
       );
-      if (files.length) await installManifests(files, crdOptions());
+      if (files.length) await installManifests(files, { kubeconfigPath, log });
     }
 
     let stopping: Promise<void> | undefined;
-    return {
+    const server: DevApiServer = {
       dir,
       kubeconfigPath,
       server: apiserver.url,
       token: pki.token,
       caPem,
-      etcdUrl: etcd.url,
+      etcdUrl,
       assets,
       pids: { etcd: etcd.process.pid, kubeApiserver: apiserver.process.pid },
       async installCrds(names) {
         const sets = await ensureCrdManifests(selectCrdSets(names), { cacheDir, repoRoot: root, go });
-        await installManifests(manifestFiles(sets), crdOptions());
+        await installManifests(manifestFiles(sets), { kubeconfigPath, log });
       },
       async removeCrds(names) {
         const sets = await ensureCrdManifests(selectCrdSets(names), { cacheDir, repoRoot: root, go });
-        await removeManifests(manifestFiles(sets), crdOptions());
+        await removeManifests(manifestFiles(sets), { kubeconfigPath, log });
+      },
+      async restartApiServer() {
+        if (stopping) throw new LlmisvcError('LLMISVC_ERR_PROCESS', 'the development API server was stopped');
+        await apiserver!.process.stop();
+        log('kube-apiserver stopped for a restart');
+        apiserver = await launchApiserver();
+        server.server = apiserver.url;
+        server.pids.kubeApiserver = apiserver.process.pid;
+        await writeState();
       },
       stop() {
         stopping ??= (async () => {
@@ -175,9 +192,25 @@ export async function startDevApiServer(options: StartDevApiServerOptions): Prom
         return stopping;
       },
     };
+    return server;
   } catch (error) {
     await stopAll();
     throw error;
+  }
+}
+
+/** The loopback ports of the last run in a folder, tried first so that a restart keeps the kubeconfig valid. */
+interface DevPorts {
+  apiserver?: number;
+  etcdClient?: number;
+  etcdPeer?: number;
+}
+
+async function readPorts(dir: string): Promise<DevPorts> {
+  try {
+    return JSON.parse(await readFile(join(dir, 'ports.json'), 'utf8')) as DevPorts;
+  } catch {
+    return {};
   }
 }
 
@@ -189,17 +222,20 @@ async function cleanUpPreviousRun(dir: string, log: (m: string) => void): Promis
   const statePath = join(dir, 'state.json');
   if (!existsSync(statePath)) return;
   const state = JSON.parse(await readFile(statePath, 'utf8')) as DevState;
-  if (state.owner !== process.pid && isPidAlive(state.owner)) {
+  const leftovers = [state.kubeApiserver, state.etcd].filter(
+    (pid) => pid && isPidAlive(pid) && commandLineMentions(pid, dir),
+  );
+  const inUse = state.owner !== process.pid ? isPidAlive(state.owner) : leftovers.length > 0;
+  if (inUse) {
     throw new LlmisvcError(
       'LLMISVC_ERR_CONFIG',
       `${dir} is in use by a development API server (process ${state.owner})`,
       {
-        hint: `stop that process (Ctrl-C), or use another --dir; its kubeconfig is ${join(dir, 'kubeconfig')}`,
+        hint: `stop that server first (Ctrl-C, or stop()), or use another folder; its kubeconfig is ${join(dir, 'kubeconfig')}`,
       },
     );
   }
-  for (const pid of [state.kubeApiserver, state.etcd]) {
-    if (!pid || !isPidAlive(pid) || !commandLineMentions(pid, dir)) continue;
+  for (const pid of leftovers) {
     log(`stopping process ${pid} left behind by an earlier run in ${dir}`);
     process.kill(pid, 'SIGKILL');
     for (let i = 0; i < 50 && isPidAlive(pid); i++) await sleep(100);
@@ -218,13 +254,16 @@ function commandLineMentions(pid: number, text: string): boolean {
 async function startEtcd(
   dir: string,
   assets: KubeAssets,
+  ports: DevPorts,
   timeoutMs: number,
   log: (m: string) => void,
 ): Promise<{ process: ManagedProcess; url: string }> {
   const logPath = join(dir, 'logs', 'etcd.log');
   for (let attempt = 1; ; attempt++) {
-    const clientPort = await freeLoopbackPort();
-    const peerPort = await freeLoopbackPort();
+    const clientPort = await freeLoopbackPort(attempt === 1 ? ports.etcdClient : undefined);
+    const peerPort = await freeLoopbackPort(attempt === 1 ? ports.etcdPeer : undefined, [clientPort]);
+    ports.etcdClient = clientPort;
+    ports.etcdPeer = peerPort;
     const url = `http://127.0.0.1:${clientPort}`;
     const peer = `http://127.0.0.1:${peerPort}`;
     const etcd = startProcess({
@@ -261,12 +300,14 @@ async function startKubeApiserver(
   pki: DevPki,
   etcdUrl: string,
   extraArgs: readonly string[],
+  ports: DevPorts,
   timeoutMs: number,
   log: (m: string) => void,
 ): Promise<{ process: ManagedProcess; url: string }> {
   const logPath = join(dir, 'logs', 'kube-apiserver.log');
   for (let attempt = 1; ; attempt++) {
-    const port = await freeLoopbackPort();
+    const port = await freeLoopbackPort(attempt === 1 ? ports.apiserver : undefined);
+    ports.apiserver = port;
     const url = `https://127.0.0.1:${port}`;
     const apiserver = startProcess({
       name: 'kube-apiserver',

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { LlmisvcError } from '../errors/index.js';
+import { startWatchdog } from './processes.js';
 
 export interface GoContext {
   /** The environment the `go` command runs with (GOPATH, GOPROXY, GOFLAGS, PATH …). */
@@ -30,8 +31,9 @@ export function goBinary(env: NodeJS.ProcessEnv): string {
   }
   throw new LlmisvcError('LLMISVC_ERR_DEPENDENCY', 'the Go toolchain (`go`) was not found on PATH', {
     hint:
-      'install Go 1.24 or newer (https://go.dev/doc/install) so kube-apiserver, etcd and the CRD manifests can be ' +
-      'built and downloaded once, or set KUBEBUILDER_ASSETS to a folder holding kube-apiserver and etcd',
+      'install Go 1.24 or newer (https://go.dev/doc/install): it is needed once per machine to build kube-apiserver ' +
+      'and etcd (unless KUBEBUILDER_ASSETS names a folder holding them) and to fetch the dependency CRDs (unless ' +
+      '--no-crds)',
   });
 }
 
@@ -48,6 +50,8 @@ export function runGo(context: GoContext, args: readonly string[], options: RunG
     // GOWORK=off: a go.work in some parent folder of the cache must not pull other modules into the build.
     const env = { ...context.env, GOWORK: 'off' };
     const child = spawn(go, args, { cwd: options.cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // A `go build` of kube-apiserver runs for minutes; it must not go on compiling after this process was killed.
+    const watchdog = child.pid ? startWatchdog(child.pid) : undefined;
     const stdout: Buffer[] = [];
     const stderrTail: string[] = [];
     let partial = '';
@@ -69,6 +73,7 @@ export function runGo(context: GoContext, args: readonly string[], options: RunG
       ),
     );
     child.on('close', (code, signal) => {
+      watchdog?.kill('SIGKILL');
       if (partial) acceptLine(partial);
       if (code === 0) {
         resolve(Buffer.concat(stdout).toString('utf8'));

@@ -10,6 +10,7 @@ export {
   DEPENDENCY_CRD_SETS,
   PROJECT_CRD_SET,
   cachedDependencyCrds,
+  dependencyCrdSet,
   ensureCrdManifests,
   projectCrdManifests,
   selectCrdSets,
@@ -28,4 +29,5 @@ export {
 export { DEV_CONTEXT_NAME, renderDevKubeconfig } from './kubeconfig.js';
 export { DEV_FIELD_MANAGER, installManifests, readManifestObjects, removeManifests } from './manifests.js';
 export { DEV_ADMIN_GROUP, DEV_ADMIN_USER } from './pki.js';
+export { provisionDevAssets, type DevAssets } from './provision.js';
 export { kubeAssetsDir, llmisvcCacheDir, repoRoot } from './paths.js';

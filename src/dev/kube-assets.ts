@@ -22,9 +22,10 @@ import { isPidAlive } from './processes.js';
 const execFileAsync = promisify(execFile);
 
 /**
- * The Kubernetes version built when `KUBEBUILDER_ASSETS` is not set. 1.34 is the newest line whose module builds
- * with the Go on the project's machines (1.26) without a toolchain switch; its go.mod pins etcd 3.6.4, which is the
- * etcd that release is tested with, so etcd is built from the same module graph and shares its compiled packages.
+ * The Kubernetes version built when `KUBEBUILDER_ASSETS` is not set: the release this project is tested against.
+ * Its go.mod pins etcd 3.6.4, the etcd that release is tested with, so etcd is built from the same module graph and
+ * shares its compiled packages (etcd then costs seconds, not minutes). Newer releases served by the Go module proxy
+ * can be asked for (`--kubernetes-version`), but only this one has been built and run here.
  */
 export const DEFAULT_KUBERNETES_VERSION = 'v1.34.4';
 
@@ -56,7 +57,16 @@ export async function ensureKubeAssets(options: EnsureKubeAssetsOptions): Promis
   const release = await acquireLock(`${dir}.lock`, options.go.log);
   try {
     // Another process may have finished the build while this one waited for the lock.
-    if (!(await isCompleteAssetsDir(dir))) await buildKubeAssets(dir, version, options.go);
+    if (!(await isCompleteAssetsDir(dir))) {
+      const work = join(dirname(dir), `.${version}.tmp-${process.pid}`);
+      try {
+        await buildKubeAssets(dir, work, version, options.go);
+      } catch (error) {
+        // A failed build leaves nothing behind; the Go module and build caches keep what was already done.
+        await rm(work, { recursive: true, force: true });
+        throw error;
+      }
+    }
   } finally {
     await release();
   }
@@ -214,17 +224,21 @@ export function kubernetesLdflags(kubernetesVersion: string): string {
   return flags.join(' ');
 }
 
-async function buildKubeAssets(finalDir: string, version: string, go: GoContext): Promise<void> {
+async function buildKubeAssets(
+  finalDir: string,
+  work: string,
+  version: string,
+  go: GoContext,
+): Promise<void> {
   const parent = dirname(finalDir);
   await mkdir(parent, { recursive: true });
   await removeStaleBuilds(parent, version, go.log);
-  const work = join(parent, `.${version}.tmp-${process.pid}`);
   await rm(work, { recursive: true, force: true });
   await mkdir(join(work, 'src'), { recursive: true });
   const started = Date.now();
   go.log(
     `building kube-apiserver, etcd and kubectl ${version} from Go modules into ${finalDir} ` +
-      '(once per machine; about 10-20 minutes on 2 cores with empty Go caches)',
+      '(once per machine; with empty Go caches about 10 CPU-minutes: 5-10 minutes on 2 idle cores)',
   );
 
   const kubernetes = await goModDownload(go, 'k8s.io/kubernetes', version, parent);
@@ -270,8 +284,20 @@ async function buildKubeAssets(finalDir: string, version: string, go: GoContext)
       go.log(`  ${binary}: compiled ${compiled} of at most ${total} packages, ${elapsed(binaryStarted)}`),
     );
     try {
-      // -mod=mod wins over a GOFLAGS=-mod=vendor the caller's environment may carry.
-      await runGo(go, ['build', '-mod=mod', '-v', '-ldflags', ldflags, '-o', join(work, binary), pkg], {
+      // -mod=mod wins over a GOFLAGS=-mod=vendor the caller's environment may carry; -buildvcs=false because the
+      // cache may sit inside someone's git checkout, whose state has nothing to do with these binaries.
+      const args = [
+        'build',
+        '-mod=mod',
+        '-buildvcs=false',
+        '-v',
+        '-ldflags',
+        ldflags,
+        '-o',
+        join(work, binary),
+        pkg,
+      ];
+      await runGo(go, args, {
         cwd: src,
         onStderrLine: (line) => {
           if (line && !line.startsWith('go: ')) compiled++;

@@ -25,7 +25,7 @@ interface CrdLike extends KubernetesObject {
   spec?: {
     group?: string;
     names?: { kind?: string; plural?: string };
-    versions?: { name: string; served?: boolean }[];
+    versions?: { name: string; served?: boolean; storage?: boolean }[];
   };
   status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] };
 }
@@ -114,7 +114,7 @@ async function waitEstablished(client: RestClient, crd: CrdLike, deadline: numbe
     const established = live?.status?.conditions?.some(
       (c) => c.type === 'Established' && c.status === 'True',
     );
-    if (established && (await servesAllVersions(client, live!))) return;
+    if (established && (await servesStorageVersion(client, live!))) return;
     if (Date.now() > deadline) {
       const problem = live?.status?.conditions
         ?.filter((c) => c.status !== 'True')
@@ -128,17 +128,18 @@ async function waitEstablished(client: RestClient, crd: CrdLike, deadline: numbe
   }
 }
 
-/** Established is set a moment before every served version's REST handler answers; a list request proves it. */
-async function servesAllVersions(client: RestClient, crd: CrdLike): Promise<boolean> {
+/**
+ * Established is set a moment before the REST handler answers; a list request proves it. Only the storage version is
+ * asked: all versions are served by one handler, and listing another version of existing objects would call the
+ * CRD's conversion webhook, which may not be running yet.
+ */
+async function servesStorageVersion(client: RestClient, crd: CrdLike): Promise<boolean> {
   const group = crd.spec?.group;
   const plural = crd.spec?.names?.plural;
-  if (!group || !plural) return true;
-  for (const version of crd.spec?.versions ?? []) {
-    if (version.served === false) continue;
-    const response = await client.request('GET', `/apis/${group}/${version.name}/${plural}?limit=1`);
-    if (response.status !== 200) return false;
-  }
-  return true;
+  const version = crd.spec?.versions?.find((v) => v.storage)?.name;
+  if (!group || !plural || !version) return true;
+  const response = await client.request('GET', `/apis/${group}/${version}/${plural}?limit=1`);
+  return response.status === 200;
 }
 
 function crdPath(crd: CrdLike): string {

@@ -106,7 +106,7 @@ export function startProcess(input: {
  * The watchdog of one child: ignores the terminal's signals (a Ctrl-C is this process's to handle), waits for EOF on
  * stdin, then sends SIGTERM and, if the child is still there 5 s later, SIGKILL.
  */
-function startWatchdog(pid: number): ChildProcess | undefined {
+export function startWatchdog(pid: number): ChildProcess | undefined {
   const script =
     `trap '' INT TERM HUP; read _; kill -TERM ${pid} 2>/dev/null || exit 0; ` +
     `for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 ${pid} 2>/dev/null || exit 0; sleep 0.5; done; kill -KILL ${pid} 2>/dev/null`;
@@ -117,8 +117,7 @@ function startWatchdog(pid: number): ChildProcess | undefined {
     // Neither the watchdog nor its pipe may keep this process's event loop alive.
     watchdog.unref();
     (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
-    live.add(watchdog);
-    watchdog.once('exit', () => live.delete(watchdog));
+    // Not in `live`: when this process exits, its pipe closes and the watchdog does its job.
     return watchdog;
   } catch {
     return undefined;
@@ -132,18 +131,30 @@ export async function logTail(path: string, lines = 25): Promise<string> {
 }
 
 /**
- * A TCP port on 127.0.0.1 that was free a moment ago. etcd and kube-apiserver cannot report a port they chose
+ * A TCP port on 127.0.0.1 that was free a moment ago: `preferred` when it is free (so a restarted server keeps its
+ * address), else one the kernel picks, never one of `avoid`. etcd and kube-apiserver cannot report a port they chose
  * themselves, so the caller picks one and retries with another if the process then fails to bind it.
  */
-export function freeLoopbackPort(): Promise<number> {
+export async function freeLoopbackPort(preferred?: number, avoid: readonly number[] = []): Promise<number> {
+  if (preferred && !avoid.includes(preferred)) {
+    const port = await tryListen(preferred).catch(() => undefined);
+    if (port) return port;
+  }
+  for (;;) {
+    const port = await tryListen(0);
+    if (!avoid.includes(port)) return port;
+  }
+}
+
+function tryListen(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(port, '127.0.0.1', () => {
       const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
+      const bound = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(bound));
     });
   });
 }

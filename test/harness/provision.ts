@@ -7,14 +7,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  DEPENDENCY_CRD_SETS,
-  ensureCrdManifests,
-  ensureKubeAssets,
-  llmisvcCacheDir,
-  repoRoot,
-  startDevApiServer,
-} from '../../src/dev/index.js';
+import { provisionDevAssets, startDevApiServer } from '../../src/dev/index.js';
 import { envoyProvisioner } from './envoy.js';
 
 export interface HarnessContext {
@@ -40,13 +33,7 @@ export interface TestService {
 const kubeApiserverAssets: Provisioner = {
   name: 'kube-apiserver',
   async provision({ log, env }) {
-    const cacheDir = llmisvcCacheDir(env);
-    const go = { env, log };
-    const assets = await ensureKubeAssets({ kubebuilderAssets: env['KUBEBUILDER_ASSETS'], cacheDir, go });
-    await ensureCrdManifests(
-      DEPENDENCY_CRD_SETS.map((set) => set.name),
-      { cacheDir, repoRoot: repoRoot(), go },
-    );
+    const { assets } = await provisionDevAssets({ env, log });
     log(`binaries from ${assets.source === 'cache' ? 'the cache' : 'KUBEBUILDER_ASSETS'}: ${assets.dir}`);
     return {
       KUBEBUILDER_ASSETS: assets.dir,

@@ -1,0 +1,35 @@
+/**
+ * @module dev/provision
+ * Everything the development API server needs on this machine, in one call: the binaries (KUBEBUILDER_ASSETS, else
+ * built once into the cache) and the dependency CRD manifests (fetched once into the cache). Used by the test
+ * harness and by `llmisvc dev assets` to warm a machine ahead of time.
+ */
+import { DEPENDENCY_CRD_SETS, ensureCrdManifests, type CrdManifestSet } from './crd-sets.js';
+import { ensureKubeAssets, type KubeAssets } from './kube-assets.js';
+import { llmisvcCacheDir, repoRoot } from './paths.js';
+
+export interface DevAssets {
+  assets: KubeAssets;
+  crdSets: CrdManifestSet[];
+}
+
+export async function provisionDevAssets(options: {
+  /** Read for KUBEBUILDER_ASSETS and XDG_CACHE_HOME, and passed to `go`. */
+  env: NodeJS.ProcessEnv;
+  kubernetesVersion?: string | undefined;
+  log: (message: string) => void;
+}): Promise<DevAssets> {
+  const cacheDir = llmisvcCacheDir(options.env);
+  const go = { env: options.env, log: options.log };
+  const assets = await ensureKubeAssets({
+    kubebuilderAssets: options.env['KUBEBUILDER_ASSETS'],
+    kubernetesVersion: options.kubernetesVersion,
+    cacheDir,
+    go,
+  });
+  const crdSets = await ensureCrdManifests(
+    DEPENDENCY_CRD_SETS.map((set) => set.name),
+    { cacheDir, repoRoot: repoRoot(), go },
+  );
+  return { assets, crdSets };
+}
