@@ -56,10 +56,14 @@ test('llmisvc epp serves the ports it logs and stops on SIGTERM', async () => {
     });
     const client = createExtProcClient(`127.0.0.1:${listening.grpcPort}`);
     const prompt = 'A long document to summarise. '.repeat(20);
-    const pick = await pickEndpoint(client, {
-      path: '/v1/completions',
-      body: Buffer.from(JSON.stringify({ model: 'm', prompt })),
-    });
+    const body = Buffer.from(JSON.stringify({ model: 'm', prompt }));
+    // "Listening" comes before the first metrics scrape; until then every endpoint is stale and the answer is 503.
+    let pick = await pickEndpoint(client, { path: '/v1/completions', body });
+    for (let i = 0; i < 200 && pick.immediateResponse?.status === 503; i++) {
+      pick.done();
+      await new Promise((r) => setTimeout(r, 25));
+      pick = await pickEndpoint(client, { path: '/v1/completions', body });
+    }
     assert.equal(pick.endpoint, fixtures[1]!.address, 'the decode endpoint receives the request');
     assert.equal(
       pick.headers['x-prefiller-host-port'],
