@@ -16,6 +16,8 @@ async function commands(): Promise<Register[]> {
     import('./render.js').then((m) => m.register),
     import('./generate.js').then((m) => m.register),
     import('./dev.js').then((m) => m.register),
+    import('./deps.js').then((m) => m.register),
+    import('./doctor.js').then((m) => m.register),
   ]);
 }
 

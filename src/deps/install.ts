@@ -133,8 +133,15 @@ export function parseManifest(text: string, source: string): KubeObject[] {
   return objects;
 }
 
-async function readSource(step: StepName, options: InstallOptions): Promise<KubeObject[]> {
+/** A batch of objects and the namespace for those that name none. */
+interface Batch {
+  objects: KubeObject[];
+  namespace: string;
+}
+
+async function readSources(step: StepName, options: InstallOptions): Promise<Batch[]> {
   const apply = COMPONENTS[step].apply;
+  const fallback = apply.kind === 'helm' ? apply.namespaces[0]! : 'default';
   if (options.from) {
     const path = join(options.from, apply.file);
     let text: string;
@@ -142,12 +149,20 @@ async function readSource(step: StepName, options: InstallOptions): Promise<Kube
       text = await readFile(path, 'utf8');
     } catch {
       throw new LlmisvcError('LLMISVC_ERR_INPUT', `--from ${options.from}: ${apply.file} is missing for step ${step}`, {
-        hint: `fetch it where there is network with the air-gapped lines of \`llmisvc deps plan -o json\` (step ${step}), and copy it to ${path}`,
+        hint: `fetch it where there is network with the airGapped lines of \`llmisvc deps plan -o json\` (step ${step}), and copy it to ${path}`,
       });
     }
-    return parseManifest(text, path);
+    return [{ objects: parseManifest(text, path), namespace: fallback }];
   }
-  if (apply.kind === 'helm') return [];
+  if (apply.kind === 'helm') {
+    const batches: Batch[] = [];
+    for (const args of apply.templates) {
+      const text = await helmTemplate(options.helm ?? 'helm', args, options.log);
+      const n = args.indexOf('-n');
+      batches.push({ objects: parseManifest(text, `helm template ${args[0]}`), namespace: n >= 0 ? args[n + 1]! : fallback });
+    }
+    return batches;
+  }
   let response: globalThis.Response;
   try {
     response = await fetch(apply.url, { redirect: 'follow' });
@@ -161,24 +176,25 @@ async function readSource(step: StepName, options: InstallOptions): Promise<Kube
       hint: `check the URL in a browser; or download the release asset and use --from DIR with DIR/${apply.file}`,
     });
   }
-  return parseManifest(await response.text(), apply.url);
+  return [{ objects: parseManifest(await response.text(), apply.url), namespace: fallback }];
 }
 
 /** Namespaces, then CRDs (waited for), then everything else: a CR must never race its CRD. */
-async function applyObjects(client: KubeClient, objects: readonly KubeObject[], timeoutMs: number): Promise<void> {
+async function applyObjects(client: KubeClient, batches: readonly Batch[], timeoutMs: number): Promise<void> {
   const rank = (o: KubeObject) => (o.kind === 'Namespace' ? 0 : o.kind === 'CustomResourceDefinition' ? 1 : 2);
-  const ordered = [...objects].sort((a, b) => rank(a) - rank(b));
-  const crds = ordered.filter((o) => rank(o) < 2);
-  for (const object of crds) await client.apply(object);
+  const all = batches.flatMap((b) => b.objects.map((object) => ({ object, namespace: b.namespace })));
+  const ordered = [...all].sort((a, b) => rank(a.object) - rank(b.object));
+  const early = ordered.filter((o) => rank(o.object) < 2);
+  for (const { object } of early) await client.apply(object);
   const deadline = Date.now() + timeoutMs;
-  for (const crd of crds.filter((o) => o.kind === 'CustomResourceDefinition')) {
+  for (const { object: crd } of early.filter((o) => o.object.kind === 'CustomResourceDefinition')) {
     await waitFor(deadline, `CRD ${crd.metadata?.name} to become Established`, async () =>
       isTrue(await client.get(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata?.name}`), 'Established'),
     );
   }
-  for (const object of ordered.filter((o) => rank(o) === 2)) {
+  for (const { object, namespace } of ordered.filter((o) => rank(o.object) === 2)) {
     try {
-      await client.apply(object);
+      await client.apply(object, namespace);
     } catch (error) {
       throw new LlmisvcError('LLMISVC_ERR_KUBE', `applying ${describe(object)} failed: ${(error as Error).message}`, {
         hint: (error as LlmisvcError).hint ?? 'fix the cause above and run the same command again (install is idempotent)',
@@ -190,18 +206,24 @@ async function applyObjects(client: KubeClient, objects: readonly KubeObject[], 
 async function applyStep(client: KubeClient, step: StepName, options: InstallOptions): Promise<number> {
   const apply = COMPONENTS[step].apply;
   const timeoutMs = options.stepTimeoutMs ?? 300_000;
-  if (apply.kind === 'helm' && !options.from) {
-    for (const args of apply.releases) await runHelm(options.helm ?? 'helm', args, options.log);
+  const batches = await readSources(step, options);
+  if (apply.kind === 'helm') {
+    // `helm template` emits no Namespace objects (helm creates them itself with --create-namespace).
+    const namespaces = apply.namespaces.map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }));
+    batches.unshift({ objects: namespaces, namespace: 'default' });
+    batches.push({ objects: [...(apply.objects ?? [])] as KubeObject[], namespace: apply.namespaces[0]! });
   }
-  const objects = [...(await readSource(step, options)), ...((apply.kind === 'helm' ? apply.objects : []) ?? [])] as KubeObject[];
-  await applyObjects(client, objects, timeoutMs);
-  return objects.length;
+  await applyObjects(client, batches, timeoutMs);
+  return batches.reduce((n, b) => n + b.objects.length, 0);
 }
 
-function runHelm(helm: string, args: readonly string[], log: (l: string) => void): Promise<void> {
-  log(`  $ ${helm} ${args.join(' ')}`);
+function helmTemplate(helm: string, args: readonly string[], log: (l: string) => void): Promise<string> {
+  const argv = ['template', ...args];
+  log(`  $ ${helm} ${argv.join(' ')}`);
   return new Promise((resolve, reject) => {
-    const child = spawn(helm, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawn(helm, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => chunks.push(c));
     child.on('error', (error) =>
       reject(
         new LlmisvcError('LLMISVC_ERR_DEPENDENCY', `cannot run ${helm}: ${error.message}`, {
@@ -209,12 +231,12 @@ function runHelm(helm: string, args: readonly string[], log: (l: string) => void
         }),
       ),
     );
-    child.on('exit', (code) =>
+    child.on('close', (code) =>
       code === 0
-        ? resolve()
+        ? resolve(Buffer.concat(chunks).toString('utf8'))
         : reject(
-            new LlmisvcError('LLMISVC_ERR_DEPENDENCY', `${helm} ${args.slice(0, 3).join(' ')} exited with code ${code}`, {
-              hint: 'read helm’s message above; fix it and run llmisvc deps install again (it resumes where it stopped)',
+            new LlmisvcError('LLMISVC_ERR_DEPENDENCY', `${helm} template ${args[0]} exited with code ${code}`, {
+              hint: 'read helm’s message above; fix it and run llmisvc deps install again (it skips finished steps)',
             }),
           ),
     );

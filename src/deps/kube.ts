@@ -155,19 +155,22 @@ export class KubeClient {
   }
 
   /** The URL path of an object, found through discovery (CRDs installed a moment ago included). */
-  async objectPath(object: KubeObject, withName = true): Promise<string> {
+  async objectPath(object: KubeObject, withName = true, defaultNamespace = 'default'): Promise<string> {
     const apiVersion = object.apiVersion ?? '';
     const kind = object.kind ?? '';
     const resource = await this.resourceFor(apiVersion, kind);
     const prefix = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
-    const namespace = resource.namespaced ? `/namespaces/${object.metadata?.namespace || 'default'}` : '';
+    const namespace = resource.namespaced ? `/namespaces/${object.metadata?.namespace || defaultNamespace}` : '';
     const name = withName ? `/${encodeURIComponent(object.metadata?.name ?? '')}` : '';
     return `${prefix}${namespace}/${resource.name}${name}`;
   }
 
   /** Server-side apply of one object, forced (this tool owns what it installs). */
-  async apply(object: KubeObject): Promise<void> {
-    const path = await this.objectPath(object);
+  async apply(object: KubeObject, defaultNamespace = 'default'): Promise<void> {
+    const path = await this.objectPath(object, true, defaultNamespace);
+    if (!object.metadata?.namespace && path.includes('/namespaces/')) {
+      object = { ...object, metadata: { ...object.metadata, namespace: defaultNamespace } };
+    }
     const response = await this.request(
       'PATCH',
       `${path}?fieldManager=${DEPS_FIELD_MANAGER}&force=true`,

@@ -30,12 +30,22 @@ export type HealthCheck =
 
 /**
  * How `llmisvc deps install` applies a step. `manifest`: server-side apply of a YAML stream, from `url` or, with
- * `--from DIR`, from `DIR/<file>`. `helm`: run helm with these argument lists, or with `--from DIR` apply
- * `DIR/<file>` (the output of the step's `helm template` lines, produced where there is network).
+ * `--from DIR`, from `DIR/<file>`. `helm`: server-side apply of what `helm template` renders (so install works the
+ * same with and without helm releases, and re-running it is a no-op), or with `--from DIR` of `DIR/<file>`, the
+ * same output produced where there is network.
  */
 export type ApplySource =
   | { kind: 'manifest'; url: string; file: string }
-  | { kind: 'helm'; releases: readonly (readonly string[])[]; file: string; objects?: readonly object[] };
+  | {
+      kind: 'helm';
+      /** Argument lists of `helm template`; their output is what gets applied (helm never talks to the cluster). */
+      templates: readonly (readonly string[])[];
+      /** Where objects that name no namespace go (`helm template` leaves some without one). */
+      namespaces: readonly string[];
+      file: string;
+      /** Objects applied after the templates (a GatewayClass the chart does not create). */
+      objects?: readonly object[];
+    };
 
 export interface Component {
   name: StepName;
@@ -81,6 +91,7 @@ export const GATEWAY_API_BUNDLE_ANNOTATION = 'gateway.networking.k8s.io/bundle-v
 export const INFERENCE_POOL_CRD = 'inferencepools.inference.networking.k8s.io';
 
 const WAIT = '--timeout=5m';
+const ISTIO_REPO = 'https://istio-release.storage.googleapis.com/charts';
 
 export const PROVIDER_FACTS: Record<ProviderName, ProviderFacts> = {
   'envoy-gateway': {
@@ -224,7 +235,8 @@ export const COMPONENTS: Record<StepName, Component> = {
     version: VERSIONS.envoyGateway,
     purpose: `Envoy Gateway programs the Gateways; with Envoy AI Gateway ${VERSIONS.envoyAiGateway}'s values and its InferencePool add-on it routes HTTPRoutes to InferencePools through the Endpoint Picker. GatewayClass "eg" is the class llmisvc's default Gateway uses`,
     commands: [
-      `helm upgrade -i eg oci://docker.io/envoyproxy/gateway-helm --version ${VERSIONS.envoyGateway} -n envoy-gateway-system --create-namespace -f ${aiGatewayFile('manifests/envoy-gateway-values.yaml')} -f ${aiGatewayFile('examples/inference-pool/envoy-gateway-values-addon.yaml')}`,
+      `helm template eg-crds oci://docker.io/envoyproxy/gateway-crds-helm --version ${VERSIONS.envoyGateway} --set crds.gatewayAPI.enabled=false --set crds.envoyGateway.enabled=true | kubectl apply --server-side -f -`,
+      `helm upgrade -i eg oci://docker.io/envoyproxy/gateway-helm --version ${VERSIONS.envoyGateway} -n envoy-gateway-system --create-namespace --skip-crds -f ${aiGatewayFile('manifests/envoy-gateway-values.yaml')} -f ${aiGatewayFile('examples/inference-pool/envoy-gateway-values-addon.yaml')}`,
       `helm upgrade -i aieg-crd oci://docker.io/envoyproxy/ai-gateway-crds-helm --version ${VERSIONS.envoyAiGateway} -n envoy-ai-gateway-system --create-namespace`,
       `helm upgrade -i aieg oci://docker.io/envoyproxy/ai-gateway-helm --version ${VERSIONS.envoyAiGateway} -n envoy-ai-gateway-system --create-namespace`,
       `kubectl apply --server-side -f - <<'EOF'\napiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata:\n  name: eg\nspec:\n  controllerName: ${EG_CLASS.spec.controllerName}\nEOF`,
@@ -237,44 +249,33 @@ export const COMPONENTS: Record<StepName, Component> = {
     apply: {
       kind: 'helm',
       file: 'envoy-gateway.yaml',
-      releases: [
+      namespaces: ['envoy-gateway-system', 'envoy-ai-gateway-system'],
+      templates: [
         [
-          'upgrade',
-          '-i',
+          'eg-crds',
+          'oci://docker.io/envoyproxy/gateway-crds-helm',
+          '--version',
+          VERSIONS.envoyGateway,
+          '--set',
+          'crds.gatewayAPI.enabled=false',
+          '--set',
+          'crds.envoyGateway.enabled=true',
+        ],
+        [
           'eg',
           'oci://docker.io/envoyproxy/gateway-helm',
           '--version',
           VERSIONS.envoyGateway,
           '-n',
           'envoy-gateway-system',
-          '--create-namespace',
+          '--skip-crds',
           '-f',
           aiGatewayFile('manifests/envoy-gateway-values.yaml'),
           '-f',
           aiGatewayFile('examples/inference-pool/envoy-gateway-values-addon.yaml'),
         ],
-        [
-          'upgrade',
-          '-i',
-          'aieg-crd',
-          'oci://docker.io/envoyproxy/ai-gateway-crds-helm',
-          '--version',
-          VERSIONS.envoyAiGateway,
-          '-n',
-          'envoy-ai-gateway-system',
-          '--create-namespace',
-        ],
-        [
-          'upgrade',
-          '-i',
-          'aieg',
-          'oci://docker.io/envoyproxy/ai-gateway-helm',
-          '--version',
-          VERSIONS.envoyAiGateway,
-          '-n',
-          'envoy-ai-gateway-system',
-          '--create-namespace',
-        ],
+        ['aieg-crd', 'oci://docker.io/envoyproxy/ai-gateway-crds-helm', '--version', VERSIONS.envoyAiGateway, '-n', 'envoy-ai-gateway-system'],
+        ['aieg', 'oci://docker.io/envoyproxy/ai-gateway-helm', '--version', VERSIONS.envoyAiGateway, '-n', 'envoy-ai-gateway-system'],
       ],
       objects: [EG_CLASS],
     },
@@ -290,22 +291,21 @@ export const COMPONENTS: Record<StepName, Component> = {
     purpose:
       'istiod programs the Gateways; pilot env ENABLE_GATEWAY_API_INFERENCE_EXTENSION=true makes it route HTTPRoutes to InferencePools through the Endpoint Picker. Use GatewayClass "istio" (controller flag --gateway-class istio)',
     commands: [
-      'helm repo add istio https://istio-release.storage.googleapis.com/charts && helm repo update istio',
-      `helm upgrade -i istio-base istio/base --version ${VERSIONS.istio} -n istio-system --create-namespace`,
-      `helm upgrade -i istiod istio/istiod --version ${VERSIONS.istio} -n istio-system --set pilot.env.ENABLE_GATEWAY_API_INFERENCE_EXTENSION=true`,
+      `helm upgrade -i istio-base base --repo ${ISTIO_REPO} --version ${VERSIONS.istio} -n istio-system --create-namespace`,
+      `helm upgrade -i istiod istiod --repo ${ISTIO_REPO} --version ${VERSIONS.istio} -n istio-system --set pilot.env.ENABLE_GATEWAY_API_INFERENCE_EXTENSION=true`,
     ],
     verify: [waitDeployment('istio-system', 'istiod'), `kubectl wait --for=condition=Accepted gatewayclass/istio ${WAIT}`],
     apply: {
       kind: 'helm',
       file: 'istio.yaml',
-      releases: [
-        ['repo', 'add', 'istio', 'https://istio-release.storage.googleapis.com/charts', '--force-update'],
-        ['upgrade', '-i', 'istio-base', 'istio/base', '--version', VERSIONS.istio, '-n', 'istio-system', '--create-namespace'],
+      namespaces: ['istio-system'],
+      templates: [
+        ['istio-base', 'base', '--repo', ISTIO_REPO, '--version', VERSIONS.istio, '-n', 'istio-system', '--include-crds'],
         [
-          'upgrade',
-          '-i',
           'istiod',
-          'istio/istiod',
+          'istiod',
+          '--repo',
+          ISTIO_REPO,
           '--version',
           VERSIONS.istio,
           '-n',
@@ -333,28 +333,16 @@ export const COMPONENTS: Record<StepName, Component> = {
     apply: {
       kind: 'helm',
       file: 'kgateway.yaml',
-      releases: [
+      namespaces: ['kgateway-system'],
+      templates: [
+        ['kgateway-crds', 'oci://cr.kgateway.dev/kgateway-dev/charts/kgateway-crds', '--version', VERSIONS.kgateway, '-n', 'kgateway-system'],
         [
-          'upgrade',
-          '-i',
-          'kgateway-crds',
-          'oci://cr.kgateway.dev/kgateway-dev/charts/kgateway-crds',
-          '--version',
-          VERSIONS.kgateway,
-          '-n',
-          'kgateway-system',
-          '--create-namespace',
-        ],
-        [
-          'upgrade',
-          '-i',
           'kgateway',
           'oci://cr.kgateway.dev/kgateway-dev/charts/kgateway',
           '--version',
           VERSIONS.kgateway,
           '-n',
           'kgateway-system',
-          '--create-namespace',
           '--set',
           'inferenceExtension.enabled=true',
         ],
@@ -381,28 +369,16 @@ export const COMPONENTS: Record<StepName, Component> = {
     apply: {
       kind: 'helm',
       file: 'agentgateway.yaml',
-      releases: [
+      namespaces: ['agentgateway-system'],
+      templates: [
+        ['agentgateway-crds', 'oci://cr.agentgateway.dev/charts/agentgateway-crds', '--version', VERSIONS.agentgateway, '-n', 'agentgateway-system'],
         [
-          'upgrade',
-          '-i',
-          'agentgateway-crds',
-          'oci://cr.agentgateway.dev/charts/agentgateway-crds',
-          '--version',
-          VERSIONS.agentgateway,
-          '-n',
-          'agentgateway-system',
-          '--create-namespace',
-        ],
-        [
-          'upgrade',
-          '-i',
           'agentgateway',
           'oci://cr.agentgateway.dev/charts/agentgateway',
           '--version',
           VERSIONS.agentgateway,
           '-n',
           'agentgateway-system',
-          '--create-namespace',
           '--set',
           'inferenceExtension.enabled=true',
         ],
@@ -441,17 +417,10 @@ export const COMPONENTS: Record<StepName, Component> = {
   },
 };
 
-/** The `helm template` lines that produce a provider's `--from DIR` file where there is network. */
+/** Commands that put a step's manifests into `DIR/<file>` where there is network, for `install --from DIR`. */
 export function airGappedCommands(component: Component): string[] {
-  if (component.apply.kind === 'manifest') {
-    return [`curl -fsSL -o DIR/${component.apply.file} ${component.apply.url}`];
-  }
-  const lines = component.apply.releases
-    .filter((args) => args[0] === 'upgrade')
-    .map((args) => {
-      const release = args[2]!;
-      const rest = args.slice(3).filter((a) => a !== '--create-namespace');
-      return `helm template ${release} ${rest.join(' ')} --include-crds >> DIR/${component.apply.file}`;
-    });
-  return [`: > DIR/${component.apply.file}`, ...lines];
+  const apply = component.apply;
+  if (apply.kind === 'manifest') return [`curl -fsSL -o DIR/${apply.file} ${apply.url}`];
+  const lines = apply.templates.map((args) => `{ helm template ${args.join(' ')}; echo '---'; } >> DIR/${apply.file}`);
+  return [`: > DIR/${apply.file}`, ...lines];
 }

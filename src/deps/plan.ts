@@ -121,12 +121,13 @@ function usesOf(all: readonly ServiceNeeds[], feature: Feature): string[] {
  */
 export function planSteps(all: readonly ServiceNeeds[], provider: ProviderName): PlanStep[] {
   const routeUsers = usesOf(all, 'route');
+  const routeServices = all.filter((s) => s.needs.some((n) => n.feature === 'route')).map((s) => s.service);
   const schedulerUsers = usesOf(all, 'scheduler');
   const workerUsers = usesOf(all, 'worker');
   const wanted: Partial<Record<StepName, string>> = {
     // The matrix: Gateway API and a provider always (the Gateway is every service's entry point).
     'gateway-api': routeUsers.length ? `used by ${routeUsers.join('; ')}` : 'the entry point of every service',
-    [provider]: routeUsers.length ? `serves the routes of ${routeUsers.map((u) => u.split(' ')[0]).join(', ')}` : '',
+    [provider]: routeUsers.length ? `serves the routes of ${routeServices.join(', ')}` : '',
   };
   if (schedulerUsers.length) wanted['gateway-api-inference-extension'] = `used by ${schedulerUsers.join('; ')}`;
   if (workerUsers.length) {
