@@ -106,6 +106,7 @@ export async function diagnose(client: KubeClient, name: string, namespace: stri
       status: 'fail',
       subject,
       message: [conditionText(ready), ...causes.map(conditionText)].join('; '),
+      next: `kubectl describe llminferenceservice ${name} -n ${namespace}  # the findings below name the part that is not ready`,
     });
   }
   if (status?.observedGeneration !== undefined && status.observedGeneration < (live.metadata?.generation ?? 0)) {
@@ -360,7 +361,10 @@ export function formatDiagnosis(d: Diagnosis): string {
     lines.push(`${mark[f.status]} ${f.subject}: ${f.message}`);
     if (f.status !== 'ok' && f.next) lines.push(`     next: ${f.next}`);
   }
-  const first = d.findings.find((f) => f.status === 'fail');
+  // The service's own Ready=False summarises the others; the first failing part is where to start.
+  const failures = d.findings.filter((f) => f.status === 'fail');
+  const summary = (f: Finding) => f.subject.startsWith('LLMInferenceService ') && f.message.startsWith('Ready=');
+  const first = failures.find((f) => !summary(f)) ?? failures[0];
   lines.push(
     first
       ? `diagnosis: not ready — start with ${first.subject}: ${first.message}\nnext: ${first.next ?? 'see above'}`
