@@ -40,9 +40,16 @@ const condition = (type: string, status: string, reason: string, extra: Record<s
   ...extra,
 });
 
-async function ok(client: KubeClient, method: string, path: string, body: unknown, type = 'application/merge-patch+json') {
+async function ok(
+  client: KubeClient,
+  method: string,
+  path: string,
+  body: unknown,
+  type = 'application/merge-patch+json',
+) {
   const response = await client.request(method, path, body, type);
-  if (response.status >= 300) throw new Error(`${method} ${path}: HTTP ${response.status} ${JSON.stringify(response.body)}`);
+  if (response.status >= 300)
+    throw new Error(`${method} ${path}: HTTP ${response.status} ${JSON.stringify(response.body)}`);
   return response.body as KubeObject;
 }
 
@@ -58,19 +65,32 @@ export function deploymentManifest(namespace: string, name: string): KubeObject 
     spec: {
       replicas: 1,
       selector: { matchLabels: { app: name } },
-      template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'main', image: `example.com/${name}:test` }] } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: { containers: [{ name: 'main', image: `example.com/${name}:test` }] },
+      },
     },
   };
 }
 
 /** A Deployment whose status says what a controller-manager would. */
-export async function createDeployment(client: KubeClient, namespace: string, name: string, available = true): Promise<void> {
+export async function createDeployment(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+  available = true,
+): Promise<void> {
   await ensureNamespace(client, namespace);
   await client.apply(deploymentManifest(namespace, name));
   await markDeployment(client, namespace, name, available);
 }
 
-export async function markDeployment(client: KubeClient, namespace: string, name: string, available: boolean): Promise<void> {
+export async function markDeployment(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+  available: boolean,
+): Promise<void> {
   const path = `/apis/apps/v1/namespaces/${namespace}/deployments/${name}`;
   const live = (await client.get(path))!;
   await ok(client, 'PATCH', `${path}/status`, {
@@ -80,9 +100,14 @@ export async function markDeployment(client: KubeClient, namespace: string, name
       readyReplicas: available ? 1 : 0,
       availableReplicas: available ? 1 : 0,
       conditions: [
-        condition('Available', available ? 'True' : 'False', available ? 'MinimumReplicasAvailable' : 'MinimumReplicasUnavailable', {
-          lastUpdateTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-        }),
+        condition(
+          'Available',
+          available ? 'True' : 'False',
+          available ? 'MinimumReplicasAvailable' : 'MinimumReplicasUnavailable',
+          {
+            lastUpdateTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+          },
+        ),
       ],
     },
   });
@@ -111,7 +136,11 @@ export async function createPod(
   );
   const at = startTime.toISOString().replace(/\.\d+Z$/, 'Z');
   await ok(client, 'PATCH', `/api/v1/namespaces/${namespace}/pods/${name}/status`, {
-    status: { phase: 'Running', startTime: at, conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: at }] },
+    status: {
+      phase: 'Running',
+      startTime: at,
+      conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: at }],
+    },
   });
 }
 
@@ -119,8 +148,17 @@ export async function deletePod(client: KubeClient, namespace: string, name: str
   await client.request('DELETE', `/api/v1/namespaces/${namespace}/pods/${name}?gracePeriodSeconds=0`);
 }
 
-export async function acceptGatewayClass(client: KubeClient, name: string, controllerName: string): Promise<void> {
-  await client.apply({ apiVersion: 'gateway.networking.k8s.io/v1', kind: 'GatewayClass', metadata: { name }, spec: { controllerName } });
+export async function acceptGatewayClass(
+  client: KubeClient,
+  name: string,
+  controllerName: string,
+): Promise<void> {
+  await client.apply({
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'GatewayClass',
+    metadata: { name },
+    spec: { controllerName },
+  });
   await markGatewayClass(client, name);
 }
 
@@ -128,7 +166,11 @@ async function markGatewayClass(client: KubeClient, name: string): Promise<void>
   const path = `/apis/gateway.networking.k8s.io/v1/gatewayclasses/${name}`;
   const live = (await client.get(path))!;
   await ok(client, 'PATCH', `${path}/status`, {
-    status: { conditions: [condition('Accepted', 'True', 'Accepted', { observedGeneration: live.metadata?.generation ?? 1 })] },
+    status: {
+      conditions: [
+        condition('Accepted', 'True', 'Accepted', { observedGeneration: live.metadata?.generation ?? 1 }),
+      ],
+    },
   });
 }
 
@@ -150,7 +192,12 @@ export async function createGateway(
   await setGatewayAddress(client, namespace, name, address);
 }
 
-export async function setGatewayAddress(client: KubeClient, namespace: string, name: string, address?: string): Promise<void> {
+export async function setGatewayAddress(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+  address?: string,
+): Promise<void> {
   const path = `/apis/gateway.networking.k8s.io/v1/namespaces/${namespace}/gateways/${name}`;
   const live = (await client.get(path))!;
   const generation = live.metadata?.generation ?? 1;
@@ -196,12 +243,19 @@ async function reconcileOnce(client: KubeClient): Promise<void> {
     const name = d.metadata!.name!;
     const generation = String(d.metadata?.generation ?? 1);
     const labels = (d['spec'] as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels;
-    const selector = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
-    const pods = await client.list(`/api/v1/namespaces/${ns}/pods?labelSelector=${encodeURIComponent(selector)}`);
+    const selector = Object.entries(labels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',');
+    const pods = await client.list(
+      `/api/v1/namespaces/${ns}/pods?labelSelector=${encodeURIComponent(selector)}`,
+    );
     const current = pods.filter((p) => p.metadata?.annotations?.['test/generation'] === generation);
-    for (const pod of pods.filter((p) => !current.includes(p))) await deletePod(client, ns, pod.metadata!.name!);
+    for (const pod of pods.filter((p) => !current.includes(p)))
+      await deletePod(client, ns, pod.metadata!.name!);
     if (current.length === 0) {
-      await createPod(client, ns, `${name}-g${generation}`, labels, new Date(), { 'test/generation': generation });
+      await createPod(client, ns, `${name}-g${generation}`, labels, new Date(), {
+        'test/generation': generation,
+      });
     }
     const status = d['status'] as { observedGeneration?: number } | undefined;
     if (String(status?.observedGeneration ?? '') !== generation) await markDeployment(client, ns, name, true);
@@ -209,7 +263,9 @@ async function reconcileOnce(client: KubeClient): Promise<void> {
   const served = await client.request('GET', '/apis/gateway.networking.k8s.io/v1');
   if (served.status !== 200) return;
   for (const gc of await client.list('/apis/gateway.networking.k8s.io/v1/gatewayclasses')) {
-    const conditions = (gc['status'] as { conditions?: { type: string; status: string }[] } | undefined)?.conditions ?? [];
-    if (!conditions.some((c) => c.type === 'Accepted' && c.status === 'True')) await markGatewayClass(client, gc.metadata!.name!);
+    const conditions =
+      (gc['status'] as { conditions?: { type: string; status: string }[] } | undefined)?.conditions ?? [];
+    if (!conditions.some((c) => c.type === 'Accepted' && c.status === 'True'))
+      await markGatewayClass(client, gc.metadata!.name!);
   }
 }

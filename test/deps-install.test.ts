@@ -12,7 +12,14 @@ import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { DEPENDENCY_CRD_SETS, cachedDependencyCrds, llmisvcCacheDir } from '../src/dev/index.js';
 import { INFERENCE_POOL_CRD, type KubeObject } from '../src/deps/index.js';
-import { createDeployment, createPod, deploymentManifest, fakeControllers, startTestCluster, type TestCluster } from './deps-fixtures.js';
+import {
+  createDeployment,
+  createPod,
+  deploymentManifest,
+  fakeControllers,
+  startTestCluster,
+  type TestCluster,
+} from './deps-fixtures.js';
 import { CLI, REPO_ROOT } from './harness/repo.js';
 
 const exec = promisify(execFile);
@@ -30,7 +37,10 @@ async function cli(...args: string[]): Promise<{ code: number; stdout: string; s
 async function cachedFiles(name: string): Promise<string> {
   const set = DEPENDENCY_CRD_SETS.find((s) => s.name === name)!;
   const cached = cachedDependencyCrds(llmisvcCacheDir(process.env), set);
-  assert.ok(cached, `${name} CRDs are not cached: run through npm test (the kube-apiserver provisioner fetches them)`);
+  assert.ok(
+    cached,
+    `${name} CRDs are not cached: run through npm test (the kube-apiserver provisioner fetches them)`,
+  );
   const texts = await Promise.all(cached.files.map((f) => readFile(f, 'utf8')));
   return texts.join('\n---\n');
 }
@@ -74,24 +84,51 @@ describe('llmisvc deps install --from DIR (real API server)', () => {
         namespace('cert-manager'),
         crd('cert-manager.io', 'Certificate', 'certificates'),
         crd('cert-manager.io', 'Issuer', 'issuers'),
-        ...['cert-manager', 'cert-manager-cainjector', 'cert-manager-webhook'].map((n) => deploymentManifest('cert-manager', n)),
+        ...['cert-manager', 'cert-manager-cainjector', 'cert-manager-webhook'].map((n) =>
+          deploymentManifest('cert-manager', n),
+        ),
       ]),
     );
     await writeFile(join(dir, 'gateway-api.yaml'), await cachedFiles('gateway-api'));
-    await writeFile(join(dir, 'gateway-api-inference-extension.yaml'), await cachedFiles('inference-extension'));
+    await writeFile(
+      join(dir, 'gateway-api-inference-extension.yaml'),
+      await cachedFiles('inference-extension'),
+    );
     // The provider's own file, as `helm template` would render it (namespaces come from the step).
     await writeFile(
       join(dir, 'envoy-gateway.yaml'),
-      yaml([deploymentManifest('envoy-gateway-system', 'envoy-gateway'), deploymentManifest('envoy-ai-gateway-system', 'ai-gateway-controller')]),
+      yaml([
+        deploymentManifest('envoy-gateway-system', 'envoy-gateway'),
+        deploymentManifest('envoy-ai-gateway-system', 'ai-gateway-controller'),
+      ]),
     );
     await writeFile(
       join(dir, 'lws.yaml'),
-      yaml([namespace('lws-system'), deploymentManifest('lws-system', 'lws-controller-manager')]) + '---\n' + (await cachedFiles('leader-worker-set')),
+      yaml([namespace('lws-system'), deploymentManifest('lws-system', 'lws-controller-manager')]) +
+        '---\n' +
+        (await cachedFiles('leader-worker-set')),
     );
     // Envoy Gateway already runs (installed by hand, an hour ago), before any GIE CRD existed.
     await createDeployment(cluster.client, 'envoy-gateway-system', 'envoy-gateway');
-    await createPod(cluster.client, 'envoy-gateway-system', 'envoy-gateway-manual', { app: 'envoy-gateway' }, new Date(Date.now() - 3_600_000));
-    install = (...extra) => cli('deps', 'install', '--kubeconfig', cluster.server.kubeconfigPath, '--from', dir, '--timeout', '90', ...extra);
+    await createPod(
+      cluster.client,
+      'envoy-gateway-system',
+      'envoy-gateway-manual',
+      { app: 'envoy-gateway' },
+      new Date(Date.now() - 3_600_000),
+    );
+    install = (...extra) =>
+      cli(
+        'deps',
+        'install',
+        '--kubeconfig',
+        cluster.server.kubeconfigPath,
+        '--from',
+        dir,
+        '--timeout',
+        '90',
+        ...extra,
+      );
   });
 
   after(async () => {
@@ -104,18 +141,39 @@ describe('llmisvc deps install --from DIR (real API server)', () => {
     const result = await cli('deps', 'install', '--dry-run', '--from', dir, '--kubeconfig', '/nonexistent');
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /# dry run: nothing is applied/);
-    assert.match(result.stdout, /\[1\/5\] cert-manager v[\d.]+\n {2}kubectl apply --server-side -f .*cert-manager\.yaml/);
+    assert.match(
+      result.stdout,
+      /\[1\/5\] cert-manager v[\d.]+\n {2}kubectl apply --server-side -f .*cert-manager\.yaml/,
+    );
     assert.match(result.stdout, /kubectl rollout restart deployment\/envoy-gateway -n envoy-gateway-system/);
-    assert.equal(await cluster.client.get(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${INFERENCE_POOL_CRD}`), undefined);
+    assert.equal(
+      await cluster.client.get(
+        `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${INFERENCE_POOL_CRD}`,
+      ),
+      undefined,
+    );
   });
 
   it('names the missing file and where to get it', async () => {
     const empty = await mkdtemp(join(tmpdir(), 'llmisvc-deps-empty-'));
     try {
-      const result = await cli('deps', 'install', '--kubeconfig', cluster.server.kubeconfigPath, '--from', empty);
+      const result = await cli(
+        'deps',
+        'install',
+        '--kubeconfig',
+        cluster.server.kubeconfigPath,
+        '--from',
+        empty,
+      );
       assert.equal(result.code, 1);
-      assert.match(result.stderr, /error LLMISVC_ERR_INPUT: --from .*: cert-manager\.yaml is missing for step cert-manager/);
-      assert.match(result.stderr, /hint: fetch it where there is network with the airGapped lines of `llmisvc deps plan -o json`/);
+      assert.match(
+        result.stderr,
+        /error LLMISVC_ERR_INPUT: --from .*: cert-manager\.yaml is missing for step cert-manager/,
+      );
+      assert.match(
+        result.stderr,
+        /hint: fetch it where there is network with the airGapped lines of `llmisvc deps plan -o json`/,
+      );
     } finally {
       await rm(empty, { recursive: true, force: true });
     }
@@ -125,17 +183,37 @@ describe('llmisvc deps install --from DIR (real API server)', () => {
     stopControllers = fakeControllers(cluster.client);
     const result = await install();
     assert.equal(result.code, 0, result.stdout + result.stderr);
-    const order = ['cert-manager', 'gateway-api', 'gateway-api-inference-extension', 'envoy-gateway', 'lws'].map((s) =>
-      result.stdout.indexOf(`] ${s} v`),
+    const order = [
+      'cert-manager',
+      'gateway-api',
+      'gateway-api-inference-extension',
+      'envoy-gateway',
+      'lws',
+    ].map((s) => result.stdout.indexOf(`] ${s} v`));
+    assert.ok(
+      order.every((i, n) => i >= 0 && (n === 0 || i > order[n - 1]!)),
+      `steps out of order:\n${result.stdout}`,
     );
-    assert.ok(order.every((i, n) => i >= 0 && (n === 0 || i > order[n - 1]!)), `steps out of order:\n${result.stdout}`);
-    assert.match(result.stdout, /\[4\/5\] envoy-gateway v[\d.]+: restarted so that it watches InferencePools/);
+    assert.match(
+      result.stdout,
+      /\[4\/5\] envoy-gateway v[\d.]+: restarted so that it watches InferencePools/,
+    );
     assert.match(result.stdout, /done: 5 step\(s\) applied, 0 already healthy, envoy-gateway restarted/);
-    const deployment = await cluster.client.get('/apis/apps/v1/namespaces/envoy-gateway-system/deployments/envoy-gateway');
-    const template = (deployment!['spec'] as { template: { metadata: { annotations?: Record<string, string> } } }).template;
-    assert.ok(template.metadata.annotations?.['kubectl.kubernetes.io/restartedAt'], 'no rollout restart happened');
+    const deployment = await cluster.client.get(
+      '/apis/apps/v1/namespaces/envoy-gateway-system/deployments/envoy-gateway',
+    );
+    const template = (
+      deployment!['spec'] as { template: { metadata: { annotations?: Record<string, string> } } }
+    ).template;
+    assert.ok(
+      template.metadata.annotations?.['kubectl.kubernetes.io/restartedAt'],
+      'no rollout restart happened',
+    );
     const gatewayClass = await cluster.client.get('/apis/gateway.networking.k8s.io/v1/gatewayclasses/eg');
-    assert.equal((gatewayClass!['spec'] as { controllerName: string }).controllerName, 'gateway.envoyproxy.io/gatewayclass-controller');
+    assert.equal(
+      (gatewayClass!['spec'] as { controllerName: string }).controllerName,
+      'gateway.envoyproxy.io/gatewayclass-controller',
+    );
   });
 
   it('is idempotent: a second run skips every step and restarts nothing', async () => {

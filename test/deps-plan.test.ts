@@ -6,7 +6,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { parseDocuments, toTypedObject, type LLMInferenceService, type LLMInferenceServiceConfig } from '../src/api/index.js';
+import {
+  parseDocuments,
+  toTypedObject,
+  type LLMInferenceService,
+  type LLMInferenceServiceConfig,
+} from '../src/api/index.js';
 import {
   ALL_FEATURES,
   deriveRange,
@@ -20,7 +25,9 @@ import {
 import { CLI, REPO_ROOT } from './harness/repo.js';
 
 function example(name: string): ServiceNeeds[] {
-  const typed = parseDocuments(readFileSync(join(REPO_ROOT, 'examples', `${name}.yaml`), 'utf8'), name).map(toTypedObject);
+  const typed = parseDocuments(readFileSync(join(REPO_ROOT, 'examples', `${name}.yaml`), 'utf8'), name).map(
+    toTypedObject,
+  );
   return servicesNeeds(
     typed.filter((o): o is LLMInferenceService => o.kind === 'LLMInferenceService'),
     typed.filter((o): o is LLMInferenceServiceConfig => o.kind === 'LLMInferenceServiceConfig'),
@@ -67,7 +74,10 @@ describe('deps plan: the dependency matrix per example', () => {
       const step = steps.find((s) => s.name === provider)!;
       assert.match(step.commands.join('\n'), flags[provider]!);
       assert.match(step.version, /^v?\d+\.\d+\.\d+$/);
-      assert.ok(step.verify.some((v) => v.includes('kubectl wait')), `${provider} has no wait command`);
+      assert.ok(
+        step.verify.some((v) => v.includes('kubectl wait')),
+        `${provider} has no wait command`,
+      );
     }
   });
 
@@ -110,16 +120,25 @@ spec:
   });
 
   it('plans every feature when no service is given, and every plan follows the one order', () => {
-    assert.deepEqual(planSteps([ALL_FEATURES], 'kgateway').map((s) => s.name), stepOrder('kgateway'));
+    assert.deepEqual(
+      planSteps([ALL_FEATURES], 'kgateway').map((s) => s.name),
+      stepOrder('kgateway'),
+    );
     for (const name of ['quickstart', 'no-scheduler', 'dp-ep']) {
       const names = planSteps(example(name), 'agentgateway').map((s) => s.name);
       const order = stepOrder('agentgateway');
-      assert.deepEqual([...names].sort((a, b) => order.indexOf(a) - order.indexOf(b)), names);
+      assert.deepEqual(
+        [...names].sort((a, b) => order.indexOf(a) - order.indexOf(b)),
+        names,
+      );
     }
   });
 
   it('refuses an unknown provider with the list of known ones', () => {
-    assert.throws(() => parseProvider('nginx'), { code: 'LLMISVC_ERR_CONFIG', hint: /envoy-gateway, istio, kgateway, agentgateway/ });
+    assert.throws(() => parseProvider('nginx'), {
+      code: 'LLMISVC_ERR_CONFIG',
+      hint: /envoy-gateway, istio, kgateway, agentgateway/,
+    });
   });
 });
 
@@ -150,9 +169,13 @@ describe('llmisvc deps plan / lb (CLI)', () => {
     const result = run('deps', 'plan', '-f', 'examples/multi-node-data-parallel.yaml', '-o', 'json');
     assert.equal(result.code, 0, result.stderr);
     const steps = JSON.parse(result.stdout) as Record<string, unknown>[];
-    assert.deepEqual(steps.map((s) => s['name']), MULTI_NODE);
+    assert.deepEqual(
+      steps.map((s) => s['name']),
+      MULTI_NODE,
+    );
     for (const step of steps) {
-      for (const key of ['name', 'version', 'reason', 'commands', 'verify']) assert.ok(key in step, `${key} missing`);
+      for (const key of ['name', 'version', 'reason', 'commands', 'verify'])
+        assert.ok(key in step, `${key} missing`);
     }
   });
 
@@ -181,11 +204,19 @@ describe('llmisvc deps plan / lb (CLI)', () => {
   it('prints MetalLB pools in the current and the legacy form', () => {
     const current = run('deps', 'lb', 'metallb', '--range', '172.18.255.200-172.18.255.250');
     assert.equal(current.code, 0, current.stderr);
-    const objects = parseAllDocuments(current.stdout).map((d) => d.toJS() as { kind: string; spec: Record<string, unknown> });
-    assert.deepEqual(objects.map((o) => o.kind), ['IPAddressPool', 'L2Advertisement']);
+    const objects = parseAllDocuments(current.stdout).map(
+      (d) => d.toJS() as { kind: string; spec: Record<string, unknown> },
+    );
+    assert.deepEqual(
+      objects.map((o) => o.kind),
+      ['IPAddressPool', 'L2Advertisement'],
+    );
     assert.deepEqual(objects[0]!.spec['addresses'], ['172.18.255.200-172.18.255.250']);
     const legacy = run('deps', 'lb', 'metallb', '--range', '192.168.1.240/28', '--legacy');
-    const configMap = parseAllDocuments(legacy.stdout)[0]!.toJS() as { kind: string; data: { config: string } };
+    const configMap = parseAllDocuments(legacy.stdout)[0]!.toJS() as {
+      kind: string;
+      data: { config: string };
+    };
     assert.equal(configMap.kind, 'ConfigMap');
     assert.match(configMap.data.config, /protocol: layer2\n {2}addresses:\n {2}- 192\.168\.1\.240\/28/);
     const bad = run('deps', 'lb', 'metallb', '--range', '10.0.0.9-10.0.0.1');
@@ -198,7 +229,10 @@ describe('llmisvc deps plan / lb (CLI)', () => {
     assert.match(kind.stdout, /go install sigs\.k8s\.io\/cloud-provider-kind@v\d/);
     assert.match(kind.stdout, /exclude-from-external-load-balancers-/);
     const forward = run('deps', 'lb', 'port-forward', '--provider', 'istio', '--gateway', 'gw/web');
-    assert.match(forward.stdout, /kubectl port-forward -n gw .*gateway\.networking\.k8s\.io\/gateway-name=web/);
+    assert.match(
+      forward.stdout,
+      /kubectl port-forward -n gw .*gateway\.networking\.k8s\.io\/gateway-name=web/,
+    );
     assert.match(forward.stdout, /no load balancing across gateway replicas/);
     assert.equal(run('deps', 'lb', 'port-forward', '--gateway', 'web').code, 1);
   });
@@ -208,7 +242,10 @@ describe('llmisvc deps plan / lb (CLI)', () => {
 describe('deps plan: air-gapped file names', () => {
   it('names one file per step, matching install --from', () => {
     for (const step of planSteps([ALL_FEATURES], 'envoy-gateway')) {
-      assert.ok(step.airGapped.some((line) => line.includes(`DIR/${step.name}.yaml`)), step.name);
+      assert.ok(
+        step.airGapped.some((line) => line.includes(`DIR/${step.name}.yaml`)),
+        step.name,
+      );
     }
   });
 });

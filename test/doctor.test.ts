@@ -17,7 +17,11 @@ const NS = `doctor-${process.pid}`;
 
 async function doctor(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await exec(process.execPath, [CLI, 'doctor', '--kubeconfig', kubeconfig!, ...args], { cwd: REPO_ROOT });
+    const { stdout, stderr } = await exec(
+      process.execPath,
+      [CLI, 'doctor', '--kubeconfig', kubeconfig!, ...args],
+      { cwd: REPO_ROOT },
+    );
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code: number; stdout: string; stderr: string };
@@ -34,8 +38,16 @@ const condition = (type: string, status: string, reason: string) => ({
 });
 
 async function patchStatus(client: KubeClient, path: string, status: unknown): Promise<void> {
-  const response = await client.request('PATCH', `${path}/status`, { status }, 'application/merge-patch+json');
-  assert.ok(response.status < 300, `${path}/status: HTTP ${response.status} ${JSON.stringify(response.body)}`);
+  const response = await client.request(
+    'PATCH',
+    `${path}/status`,
+    { status },
+    'application/merge-patch+json',
+  );
+  assert.ok(
+    response.status < 300,
+    `${path}/status: HTTP ${response.status} ${JSON.stringify(response.body)}`,
+  );
 }
 
 describe('llmisvc doctor (real API server)', () => {
@@ -59,53 +71,96 @@ describe('llmisvc doctor (real API server)', () => {
 
   after(async () => {
     // No namespace controller: delete what was created so the shared server stays small.
-    await client?.request('DELETE', `/apis/serving.kserve.io/v1alpha2/namespaces/${NS}/llminferenceservices/chat`);
+    await client?.request(
+      'DELETE',
+      `/apis/serving.kserve.io/v1alpha2/namespaces/${NS}/llminferenceservices/chat`,
+    );
   });
 
   it('says when the service does not exist, and how to list the ones that do', async () => {
     const result = await doctor('nope', '-n', NS);
     assert.equal(result.code, 1);
-    assert.match(result.stdout, new RegExp(`FAIL LLMInferenceService ${NS}/nope: not found\\n {5}next: kubectl get llminferenceservices -n ${NS}`));
+    assert.match(
+      result.stdout,
+      new RegExp(
+        `FAIL LLMInferenceService ${NS}/nope: not found\\n {5}next: kubectl get llminferenceservices -n ${NS}`,
+      ),
+    );
   });
 
   it('says when no controller has reconciled the service, and which children are missing', async () => {
     await client.apply(service);
     const result = await doctor('chat', '-n', NS);
     assert.equal(result.code, 1);
-    assert.match(result.stdout, /FAIL LLMInferenceService .*: has no status conditions: no controller has reconciled it/);
-    assert.match(result.stdout, new RegExp(`FAIL Deployment ${NS}/chat-kserve: missing: the controller has not created it`));
-    assert.match(result.stdout, /diagnosis: not ready — start with LLMInferenceService .*\nnext: kubectl get pods -A -l app.kubernetes.io\/name=llmisvc-controller/);
+    assert.match(
+      result.stdout,
+      /FAIL LLMInferenceService .*: has no status conditions: no controller has reconciled it/,
+    );
+    assert.match(
+      result.stdout,
+      new RegExp(`FAIL Deployment ${NS}/chat-kserve: missing: the controller has not created it`),
+    );
+    assert.match(
+      result.stdout,
+      /diagnosis: not ready — start with LLMInferenceService .*\nnext: kubectl get pods -A -l app.kubernetes.io\/name=llmisvc-controller/,
+    );
   });
 
   it('walks conditions, children, Gateway, route, pool, Endpoint Picker and endpoints', async () => {
-    const live = (await client.get(`/apis/serving.kserve.io/v1alpha2/namespaces/${NS}/llminferenceservices/chat`))!;
+    const live = (await client.get(
+      `/apis/serving.kserve.io/v1alpha2/namespaces/${NS}/llminferenceservices/chat`,
+    ))!;
     const typed = toTypedObject({
-      object: { apiVersion: live.apiVersion, kind: live.kind, metadata: { name: 'chat', namespace: NS, uid: live.metadata!.uid }, spec: live['spec'] },
+      object: {
+        apiVersion: live.apiVersion,
+        kind: live.kind,
+        metadata: { name: 'chat', namespace: NS, uid: live.metadata!.uid },
+        spec: live['spec'],
+      },
       source: 'test',
     }) as LLMInferenceService;
-    const rendered = renderService({ service: typed, configs: [], apiVersions: parseApiVersions(undefined), options: DEFAULT_RENDER_OPTIONS });
+    const rendered = renderService({
+      service: typed,
+      configs: [],
+      apiVersions: parseApiVersions(undefined),
+      options: DEFAULT_RENDER_OPTIONS,
+    });
     for (const child of rendered.children) await client.apply(child as KubeObject);
     // What a controller and the cluster would have reported by now.
     await patchStatus(client, `/apis/serving.kserve.io/v1alpha2/namespaces/${NS}/llminferenceservices/chat`, {
       observedGeneration: live.metadata!.generation,
-      conditions: [condition('Ready', 'False', 'RouterNotReady'), condition('RouterReady', 'False', 'GatewayNotProgrammed')],
+      conditions: [
+        condition('Ready', 'False', 'RouterNotReady'),
+        condition('RouterReady', 'False', 'GatewayNotProgrammed'),
+      ],
     });
     await markDeployment(client, NS, 'chat-kserve', true);
     await markDeployment(client, NS, 'chat-kserve-router-scheduler', false);
     await createGateway(client, NS, 'gw', 'eg');
-    await patchStatus(client, `/apis/gateway.networking.k8s.io/v1/namespaces/${NS}/httproutes/chat-kserve-route`, {
-      parents: [
-        {
-          parentRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw', namespace: NS },
-          controllerName: 'gateway.envoyproxy.io/gatewayclass-controller',
-          conditions: [condition('Accepted', 'True', 'Accepted'), condition('ResolvedRefs', 'True', 'ResolvedRefs')],
-        },
-      ],
-    });
+    await patchStatus(
+      client,
+      `/apis/gateway.networking.k8s.io/v1/namespaces/${NS}/httproutes/chat-kserve-route`,
+      {
+        parents: [
+          {
+            parentRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw', namespace: NS },
+            controllerName: 'gateway.envoyproxy.io/gatewayclass-controller',
+            conditions: [
+              condition('Accepted', 'True', 'Accepted'),
+              condition('ResolvedRefs', 'True', 'ResolvedRefs'),
+            ],
+          },
+        ],
+      },
+    );
     await client.apply({
       apiVersion: 'discovery.k8s.io/v1',
       kind: 'EndpointSlice',
-      metadata: { name: 'chat-workload-1', namespace: NS, labels: { 'kubernetes.io/service-name': 'chat-kserve-workload-svc' } },
+      metadata: {
+        name: 'chat-workload-1',
+        namespace: NS,
+        labels: { 'kubernetes.io/service-name': 'chat-kserve-workload-svc' },
+      },
       addressType: 'IPv4',
       endpoints: [{ addresses: ['10.1.0.5'], conditions: { ready: true } }],
       ports: [{ name: 'https', port: 8000, protocol: 'TCP' }],
@@ -115,14 +170,22 @@ describe('llmisvc doctor (real API server)', () => {
     assert.equal(result.code, 1, result.stdout + result.stderr);
     const out = result.stdout;
     for (const expected of [
-      new RegExp(`FAIL LLMInferenceService ${NS}/chat: Ready=False \\(RouterNotReady\\).*; RouterReady=False \\(GatewayNotProgrammed\\)`),
+      new RegExp(
+        `FAIL LLMInferenceService ${NS}/chat: Ready=False \\(RouterNotReady\\).*; RouterReady=False \\(GatewayNotProgrammed\\)`,
+      ),
       new RegExp(`ok {3}Deployment ${NS}/chat-kserve: Available`),
       new RegExp(`FAIL Deployment ${NS}/chat-kserve-router-scheduler: not Available: 0/1 replicas ready`),
-      new RegExp(`FAIL InferencePool ${NS}/chat-inference-pool: no gateway has reported on it .*\\n {5}next: llmisvc deps verify`),
+      new RegExp(
+        `FAIL InferencePool ${NS}/chat-inference-pool: no gateway has reported on it .*\\n {5}next: llmisvc deps verify`,
+      ),
       new RegExp(`ok {3}HTTPRoute ${NS}/chat-kserve-route: accepted by gw`),
       new RegExp(`FAIL Gateway ${NS}/gw: not Programmed: Programmed=False \\(AddressNotAssigned\\)`),
-      new RegExp(`FAIL Gateway ${NS}/gw: has no address: the cluster hands out no LoadBalancer IP\\n {5}next: llmisvc deps lb kind`),
-      new RegExp(`FAIL Endpoint Picker ${NS}/chat-epp-service: no ready pod behind Service chat-epp-service \\(0 ready endpoints\\)`),
+      new RegExp(
+        `FAIL Gateway ${NS}/gw: has no address: the cluster hands out no LoadBalancer IP\\n {5}next: llmisvc deps lb kind`,
+      ),
+      new RegExp(
+        `FAIL Endpoint Picker ${NS}/chat-epp-service: no ready pod behind Service chat-epp-service \\(0 ready endpoints\\)`,
+      ),
       new RegExp(`ok {3}Service ${NS}/chat-kserve-workload-svc: 1 ready model-server endpoint`),
       new RegExp(`diagnosis: not ready — start with Deployment ${NS}/chat-kserve-router-scheduler`),
     ]) {
@@ -131,8 +194,14 @@ describe('llmisvc doctor (real API server)', () => {
     assert.doesNotMatch(result.stderr, /\n\s+at .+:\d+:\d+/);
 
     const json = await doctor('chat', '-n', NS, '-o', 'json');
-    const diagnosis = JSON.parse(json.stdout) as { ready: boolean; findings: { status: string; next?: string }[] };
+    const diagnosis = JSON.parse(json.stdout) as {
+      ready: boolean;
+      findings: { status: string; next?: string }[];
+    };
     assert.equal(diagnosis.ready, false);
-    assert.ok(diagnosis.findings.filter((f) => f.status === 'fail').every((f) => f.next), 'every problem has a next command');
+    assert.ok(
+      diagnosis.findings.filter((f) => f.status === 'fail').every((f) => f.next),
+      'every problem has a next command',
+    );
   });
 });

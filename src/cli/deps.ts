@@ -62,8 +62,18 @@ function outputFormat(value: string): 'text' | 'json' {
 
 function inputOptions(command: Command): Command {
   return command
-    .option('-f, --file <file>', 'LLMInferenceService files to plan for (repeatable; default: every feature)', collect, [])
-    .option('--config-dir <dir>', 'a folder of LLMInferenceServiceConfig files for baseRefs (repeatable)', collect, []);
+    .option(
+      '-f, --file <file>',
+      'LLMInferenceService files to plan for (repeatable; default: every feature)',
+      collect,
+      [],
+    )
+    .option(
+      '--config-dir <dir>',
+      'a folder of LLMInferenceServiceConfig files for baseRefs (repeatable)',
+      collect,
+      [],
+    );
 }
 
 function clusterOptions(command: Command): Command {
@@ -73,7 +83,9 @@ function clusterOptions(command: Command): Command {
 }
 
 function printAdvice(advice: LbAdvice): void {
-  process.stdout.write(advice.commands.join('\n') + '\n\n' + advice.notes.map((n) => `# ${n}`).join('\n') + '\n');
+  process.stdout.write(
+    advice.commands.join('\n') + '\n\n' + advice.notes.map((n) => `# ${n}`).join('\n') + '\n',
+  );
 }
 
 export function register(program: Command): void {
@@ -83,8 +95,16 @@ export function register(program: Command): void {
 
   inputOptions(deps.command('plan'))
     .description('the install steps the services need, in the only safe order')
-    .option('--provider <name>', 'gateway provider: envoy-gateway, istio, kgateway or agentgateway', 'envoy-gateway')
-    .option('-o, --output <format>', 'text or json (an array of {name, version, reason, commands, verify})', 'text')
+    .option(
+      '--provider <name>',
+      'gateway provider: envoy-gateway, istio, kgateway or agentgateway',
+      'envoy-gateway',
+    )
+    .option(
+      '-o, --output <format>',
+      'text or json (an array of {name, version, reason, commands, verify})',
+      'text',
+    )
     .action((flags: InputFlags & { output: string }) => {
       const format = outputFormat(flags.output);
       const provider = parseProvider(flags.provider);
@@ -97,8 +117,15 @@ export function register(program: Command): void {
 
   clusterOptions(inputOptions(deps.command('install')))
     .description('apply the plan to the current cluster, step by step, waiting until each is healthy')
-    .option('--provider <name>', 'gateway provider: envoy-gateway, istio, kgateway or agentgateway', 'envoy-gateway')
-    .option('--from <dir>', 'apply local manifests DIR/<step>.yaml instead of downloading (air-gapped clusters)')
+    .option(
+      '--provider <name>',
+      'gateway provider: envoy-gateway, istio, kgateway or agentgateway',
+      'envoy-gateway',
+    )
+    .option(
+      '--from <dir>',
+      'apply local manifests DIR/<step>.yaml instead of downloading (air-gapped clusters)',
+    )
     .option('--dry-run', 'print what would be done and do nothing')
     .option('--timeout <seconds>', 'how long each step may take to become healthy', '300')
     .option('--helm <path>', 'the helm binary for provider steps without --from', 'helm')
@@ -110,7 +137,10 @@ export function register(program: Command): void {
         const steps = planSteps(needsOf(flags), provider);
         const seconds = Number(flags.timeout);
         if (!Number.isFinite(seconds) || seconds <= 0) {
-          throw new LlmisvcError('LLMISVC_ERR_CONFIG', `--timeout must be a number of seconds, not "${flags.timeout}"`);
+          throw new LlmisvcError(
+            'LLMISVC_ERR_CONFIG',
+            `--timeout must be a number of seconds, not "${flags.timeout}"`,
+          );
         }
         const client = flags.dryRun ? undefined : await KubeClient.load(flags.kubeconfig, flags.context);
         const log = (line: string) => process.stdout.write(line + '\n');
@@ -134,27 +164,39 @@ export function register(program: Command): void {
     );
 
   clusterOptions(inputOptions(deps.command('verify')))
-    .description('check the cluster has everything the services need, healthy; exit 1 with the fixes otherwise')
-    .option('--provider <name>', 'gateway provider (default: the one running in the cluster, else envoy-gateway)')
+    .description(
+      'check the cluster has everything the services need, healthy; exit 1 with the fixes otherwise',
+    )
+    .option(
+      '--provider <name>',
+      'gateway provider (default: the one running in the cluster, else envoy-gateway)',
+    )
     .option('-o, --output <format>', 'text or json', 'text')
     .action(async (flags: InputFlags & ClusterFlags & { output: string }) => {
       const format = outputFormat(flags.output);
       const all = needsOf(flags);
       const client = await KubeClient.load(flags.kubeconfig, flags.context);
       const snapshot = await observeCluster(client);
-      const provider = flags.provider ? parseProvider(flags.provider) : (detectProvider(snapshot) ?? 'envoy-gateway');
+      const provider = flags.provider
+        ? parseProvider(flags.provider)
+        : (detectProvider(snapshot) ?? 'envoy-gateway');
       const result = evaluateCluster(snapshot, all, provider);
       process.stdout.write(format === 'json' ? JSON.stringify(result, null, 2) + '\n' : formatVerify(result));
       if (!result.healthy) process.exitCode = 1;
     });
 
-  const lb = deps.command('lb').description('give Gateways an address on clusters without a cloud load balancer');
+  const lb = deps
+    .command('lb')
+    .description('give Gateways an address on clusters without a cloud load balancer');
   lb.command('kind')
     .description('the commands to run cloud-provider-kind')
     .action(() => printAdvice(kindLoadBalancer()));
   clusterOptions(lb.command('metallb'))
     .description('MetalLB address pool manifests (IPAddressPool + L2Advertisement, or --legacy ConfigMap)')
-    .option('--range <range>', 'addresses to hand out, FIRST-LAST or a CIDR (default: derived from the nodes)')
+    .option(
+      '--range <range>',
+      'addresses to hand out, FIRST-LAST or a CIDR (default: derived from the nodes)',
+    )
     .option('--prefix <length>', 'prefix length of the nodes’ network when deriving the range', '24')
     .option('--legacy', 'print the ConfigMap form for MetalLB older than 0.13')
     .action(async (flags: ClusterFlags & { range?: string; prefix: string; legacy?: boolean }) => {
@@ -167,9 +209,9 @@ export function register(program: Command): void {
         const client = await KubeClient.load(flags.kubeconfig, flags.context);
         const nodes = await client.list('/api/v1/nodes');
         const ips = nodes.flatMap((n) =>
-          (((n['status'] as { addresses?: { type: string; address: string }[] } | undefined)?.addresses ?? [])
+          ((n['status'] as { addresses?: { type: string; address: string }[] } | undefined)?.addresses ?? [])
             .filter((a) => a.type === 'InternalIP')
-            .map((a) => a.address)),
+            .map((a) => a.address),
         );
         range = deriveRange(ips, Number(flags.prefix));
         origin = `derived from node address(es) ${ips.join(', ')} with /${flags.prefix}; pass --range if these are taken`;

@@ -16,9 +16,15 @@ export function register(program: Command): void {
     .option('--context <name>', 'the kubeconfig context to use')
     .option('-o, --output <format>', 'text or json', 'text')
     .action(
-      async (name: string, flags: { namespace: string; kubeconfig?: string; context?: string; output: string }) => {
+      async (
+        name: string,
+        flags: { namespace: string; kubeconfig?: string; context?: string; output: string },
+      ) => {
         if (flags.output !== 'text' && flags.output !== 'json') {
-          throw new LlmisvcError('LLMISVC_ERR_CONFIG', `--output must be text or json, not "${flags.output}"`);
+          throw new LlmisvcError(
+            'LLMISVC_ERR_CONFIG',
+            `--output must be text or json, not "${flags.output}"`,
+          );
         }
         const client = await KubeClient.load(flags.kubeconfig, flags.context);
         const diagnosis = await diagnose(client, name, flags.namespace);

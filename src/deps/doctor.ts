@@ -71,7 +71,8 @@ export async function diagnose(client: KubeClient, name: string, namespace: stri
     findings.push({
       status: 'fail',
       subject,
-      message: 'the cluster does not serve serving.kserve.io/v1alpha2: the LLMInferenceService CRD is not installed',
+      message:
+        'the cluster does not serve serving.kserve.io/v1alpha2: the LLMInferenceService CRD is not installed',
       next: 'kubectl apply --server-side -f deploy/crds/  # from the llmisvc repository, then install the controller',
     });
     return done();
@@ -109,7 +110,10 @@ export async function diagnose(client: KubeClient, name: string, namespace: stri
       next: `kubectl describe llminferenceservice ${name} -n ${namespace}  # the findings below name the part that is not ready`,
     });
   }
-  if (status?.observedGeneration !== undefined && status.observedGeneration < (live.metadata?.generation ?? 0)) {
+  if (
+    status?.observedGeneration !== undefined &&
+    status.observedGeneration < (live.metadata?.generation ?? 0)
+  ) {
     findings.push({
       status: 'warn',
       subject,
@@ -120,7 +124,8 @@ export async function diagnose(client: KubeClient, name: string, namespace: stri
   // 2. What it should have, from the renderer.
   const served = await client.servedGroupVersions();
   const apiVersions = new Set<string>();
-  for (const [group, versions] of served) for (const v of versions) if (group) apiVersions.add(`${group}/${v}`);
+  for (const [group, versions] of served)
+    for (const v of versions) if (group) apiVersions.add(`${group}/${v}`);
   let service: LLMInferenceService;
   let rendered: ReturnType<typeof renderService>;
   try {
@@ -133,7 +138,9 @@ export async function diagnose(client: KubeClient, name: string, namespace: stri
       status: 'fail',
       subject,
       message: `cannot be rendered: ${error.message}`,
-      next: error.hint ?? `kubectl edit llminferenceservice ${name} -n ${namespace}  # fix the fields named above`,
+      next:
+        error.hint ??
+        `kubectl edit llminferenceservice ${name} -n ${namespace}  # fix the fields named above`,
     });
     return done();
   }
@@ -151,8 +158,8 @@ export async function diagnose(client: KubeClient, name: string, namespace: stri
 
   // 4. The Gateways the route attaches to.
   const route = rendered.children.find((c) => c.kind === 'HTTPRoute');
-  const parents = ((route?.['spec'] as { parentRefs?: { name: string; namespace?: string }[] } | undefined)?.parentRefs ??
-    []) as { name: string; namespace?: string }[];
+  const parents = ((route?.['spec'] as { parentRefs?: { name: string; namespace?: string }[] } | undefined)
+    ?.parentRefs ?? []) as { name: string; namespace?: string }[];
   for (const parent of parents) {
     await checkGateway(client, parent.namespace ?? namespace, parent.name, findings);
   }
@@ -163,11 +170,19 @@ export async function diagnose(client: KubeClient, name: string, namespace: stri
   return done();
 }
 
-async function listConfigs(client: KubeClient, namespaces: readonly string[]): Promise<LLMInferenceServiceConfig[]> {
+async function listConfigs(
+  client: KubeClient,
+  namespaces: readonly string[],
+): Promise<LLMInferenceServiceConfig[]> {
   const configs: LLMInferenceServiceConfig[] = [];
   for (const ns of new Set(namespaces)) {
     for (const item of await client.list(`${SERVICE_API}/namespaces/${ns}/llminferenceserviceconfigs`)) {
-      configs.push(toTypedObject({ object: bare(item), source: `cluster ${ns}/${item.metadata?.name}` }) as LLMInferenceServiceConfig);
+      configs.push(
+        toTypedObject({
+          object: bare(item),
+          source: `cluster ${ns}/${item.metadata?.name}`,
+        }) as LLMInferenceServiceConfig,
+      );
     }
   }
   return configs;
@@ -179,7 +194,13 @@ function metaOf(object: RenderedObject): { name: string; namespace?: string } {
 
 async function checkChild(client: KubeClient, child: RenderedObject, findings: Finding[]): Promise<void> {
   const meta = metaOf(child);
-  const subject = `${child.kind} ${meta.namespace ? `${meta.namespace}/` : ''}${meta.name}`;
+  // Both InferencePool generations can be rendered at once; kubectl's kind.group form tells them apart.
+  const group = String(child.apiVersion ?? '').split('/')[0] ?? '';
+  const kind =
+    group.endsWith('.x-k8s.io') && group !== 'leaderworkerset.x-k8s.io'
+      ? `${child.kind}.${group}`
+      : child.kind;
+  const subject = `${kind} ${meta.namespace ? `${meta.namespace}/` : ''}${meta.name}`;
   let live: KubeObject | undefined;
   try {
     live = await client.get(await client.objectPath(child as KubeObject));
@@ -217,7 +238,10 @@ async function checkChild(client: KubeClient, child: RenderedObject, findings: F
   }
   if (child.kind === 'HTTPRoute' || child.kind === 'InferencePool') {
     const s = live['status'] as
-      | { parents?: { parentRef?: { name?: string }; conditions?: Condition[] }[]; parent?: { parentRef?: { name?: string }; conditions?: Condition[] }[] }
+      | {
+          parents?: { parentRef?: { name?: string }; conditions?: Condition[] }[];
+          parent?: { parentRef?: { name?: string }; conditions?: Condition[] }[];
+        }
       | undefined;
     const parents = s?.parents ?? s?.parent ?? [];
     const kind = child.kind.toLowerCase();
@@ -234,21 +258,39 @@ async function checkChild(client: KubeClient, child: RenderedObject, findings: F
       return;
     }
     const bad = parents.flatMap((p) =>
-      (p.conditions ?? []).filter((c) => ['Accepted', 'ResolvedRefs'].includes(c.type) && c.status !== 'True').map((c) => `${p.parentRef?.name ?? '?'}: ${conditionText(c)}`),
+      (p.conditions ?? [])
+        .filter((c) => ['Accepted', 'ResolvedRefs'].includes(c.type) && c.status !== 'True')
+        .map((c) => `${p.parentRef?.name ?? '?'}: ${conditionText(c)}`),
     );
     findings.push(
       bad.length
-        ? { status: 'fail', subject, message: bad.join('; '), next: `kubectl describe ${kind} ${meta.name} -n ${ns}` }
-        : { status: 'ok', subject, message: `accepted by ${parents.map((p) => p.parentRef?.name ?? '?').join(', ')}` },
+        ? {
+            status: 'fail',
+            subject,
+            message: bad.join('; '),
+            next: `kubectl describe ${kind} ${meta.name} -n ${ns}`,
+          }
+        : {
+            status: 'ok',
+            subject,
+            message: `accepted by ${parents.map((p) => p.parentRef?.name ?? '?').join(', ')}`,
+          },
     );
     return;
   }
   findings.push({ status: 'ok', subject, message: 'exists' });
 }
 
-async function checkGateway(client: KubeClient, namespace: string, name: string, findings: Finding[]): Promise<void> {
+async function checkGateway(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+  findings: Finding[],
+): Promise<void> {
   const subject = `Gateway ${namespace}/${name}`;
-  const gw = await client.get(`/apis/gateway.networking.k8s.io/v1/namespaces/${namespace}/gateways/${name}`).catch(() => undefined);
+  const gw = await client
+    .get(`/apis/gateway.networking.k8s.io/v1/namespaces/${namespace}/gateways/${name}`)
+    .catch(() => undefined);
   if (!gw) {
     findings.push({
       status: 'fail',
@@ -297,8 +339,15 @@ async function checkEndpointPicker(
   const slices = await client.list(
     `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices?labelSelector=${encodeURIComponent(`kubernetes.io/service-name=${svc}`)}`,
   );
-  const ready = slices.flatMap((s) => ((s['endpoints'] ?? []) as { conditions?: { ready?: boolean } }[]).filter((e) => e.conditions?.ready !== false));
-  const metrics = await client.request('GET', `/api/v1/namespaces/${namespace}/services/${svc}:9090/proxy/metrics`);
+  const ready = slices.flatMap((s) =>
+    ((s['endpoints'] ?? []) as { conditions?: { ready?: boolean } }[]).filter(
+      (e) => e.conditions?.ready !== false,
+    ),
+  );
+  const metrics = await client.request(
+    'GET',
+    `/api/v1/namespaces/${namespace}/services/${svc}:9090/proxy/metrics`,
+  );
   if (metrics.status === 200 && typeof metrics.body === 'string') {
     const pods = /^inference_pool_ready_pods\{[^}]*\}\s+(\S+)/m.exec(metrics.body)?.[1];
     findings.push({
@@ -333,7 +382,7 @@ async function checkModelServers(
   namespace: string,
   findings: Finding[],
 ): Promise<void> {
-  const svc = children.find((c) => c.kind === 'Service' && (metaOf(c).name.endsWith('-kserve-workload-svc')));
+  const svc = children.find((c) => c.kind === 'Service' && metaOf(c).name.endsWith('-kserve-workload-svc'));
   if (!svc) return;
   const name = metaOf(svc).name;
   const slices = await client.list(
@@ -343,12 +392,20 @@ async function checkModelServers(
   const ready = endpoints.filter((e) => e.conditions?.ready !== false).length;
   findings.push(
     ready > 0
-      ? { status: 'ok', subject: `Service ${namespace}/${name}`, message: `${ready} ready model-server endpoint(s)` }
+      ? {
+          status: 'ok',
+          subject: `Service ${namespace}/${name}`,
+          message: `${ready} ready model-server endpoint(s)`,
+        }
       : {
           status: 'fail',
           subject: `Service ${namespace}/${name}`,
           message: `no ready model-server endpoint (${endpoints.length} not ready): nothing can serve requests`,
-          next: `kubectl get pods -n ${namespace} -l ${Object.entries(((svc['spec'] as { selector?: Record<string, string> }).selector ?? {})).map(([k, v]) => `${k}=${v}`).join(',')} -o wide`,
+          next: `kubectl get pods -n ${namespace} -l ${Object.entries(
+            (svc['spec'] as { selector?: Record<string, string> }).selector ?? {},
+          )
+            .map(([k, v]) => `${k}=${v}`)
+            .join(',')} -o wide`,
         },
   );
 }
@@ -363,7 +420,8 @@ export function formatDiagnosis(d: Diagnosis): string {
   }
   // The service's own Ready=False summarises the others; the first failing part is where to start.
   const failures = d.findings.filter((f) => f.status === 'fail');
-  const summary = (f: Finding) => f.subject.startsWith('LLMInferenceService ') && f.message.startsWith('Ready=');
+  const summary = (f: Finding) =>
+    f.subject.startsWith('LLMInferenceService ') && f.message.startsWith('Ready=');
   const first = failures.find((f) => !summary(f)) ?? failures[0];
   lines.push(
     first

@@ -14,7 +14,14 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { LlmisvcError } from '../errors/index.js';
 import { conditionOf, describe, isTrue, type KubeClient, type KubeObject, sleep } from './kube.js';
-import { COMPONENTS, type HealthCheck, INFERENCE_POOL_CRD, PROVIDER_FACTS, type ProviderName, type StepName } from './matrix.js';
+import {
+  COMPONENTS,
+  type HealthCheck,
+  INFERENCE_POOL_CRD,
+  PROVIDER_FACTS,
+  type ProviderName,
+  type StepName,
+} from './matrix.js';
 import type { PlanStep } from './plan.js';
 
 export interface InstallOptions {
@@ -57,7 +64,8 @@ export async function installPlan(
   options: InstallOptions,
 ): Promise<InstallResult> {
   if (options.dryRun) return dryRun(steps, options);
-  if (!client) throw new LlmisvcError('LLMISVC_ERR_CONFIG', 'installing needs a cluster: no kubeconfig given');
+  if (!client)
+    throw new LlmisvcError('LLMISVC_ERR_CONFIG', 'installing needs a cluster: no kubeconfig given');
   const timeoutMs = options.stepTimeoutMs ?? 300_000;
   const facts = PROVIDER_FACTS[options.provider];
   const outcomes: StepOutcome[] = [];
@@ -72,7 +80,10 @@ export async function installPlan(
     } else {
       if (step.name === 'gateway-api-inference-extension') {
         // A provider running now will not notice the CRDs it is about to get.
-        restartProvider = (await client.get(`/apis/apps/v1/namespaces/${facts.namespace}/deployments/${facts.deployment}`)) !== undefined;
+        restartProvider =
+          (await client.get(
+            `/apis/apps/v1/namespaces/${facts.namespace}/deployments/${facts.deployment}`,
+          )) !== undefined;
       }
       options.log(`${label}: installing (${missing[0]})`);
       const objects = await applyStep(client, step.name, options);
@@ -107,10 +118,15 @@ function dryRun(steps: readonly PlanStep[], options: InstallOptions): InstallRes
     log(`  then wait until healthy: ${component.verify.join(' && ')}`);
     if (step.name === options.provider && steps.some((s) => s.name === 'gateway-api-inference-extension')) {
       const f = PROVIDER_FACTS[options.provider];
-      log(`  then, if its pods are older than the InferencePool CRD: kubectl rollout restart deployment/${f.deployment} -n ${f.namespace}`);
+      log(
+        `  then, if its pods are older than the InferencePool CRD: kubectl rollout restart deployment/${f.deployment} -n ${f.namespace}`,
+      );
     }
   }
-  return { steps: steps.map((s) => ({ step: s.name, action: 'would-apply', objects: 0 })), restartedProvider: false };
+  return {
+    steps: steps.map((s) => ({ step: s.name, action: 'would-apply', objects: 0 })),
+    restartedProvider: false,
+  };
 }
 
 /** Reads a YAML stream into objects (empty documents and `List` wrappers handled). */
@@ -148,9 +164,13 @@ async function readSources(step: StepName, options: InstallOptions): Promise<Bat
     try {
       text = await readFile(path, 'utf8');
     } catch {
-      throw new LlmisvcError('LLMISVC_ERR_INPUT', `--from ${options.from}: ${apply.file} is missing for step ${step}`, {
-        hint: `fetch it where there is network with the airGapped lines of \`llmisvc deps plan -o json\` (step ${step}), and copy it to ${path}`,
-      });
+      throw new LlmisvcError(
+        'LLMISVC_ERR_INPUT',
+        `--from ${options.from}: ${apply.file} is missing for step ${step}`,
+        {
+          hint: `fetch it where there is network with the airGapped lines of \`llmisvc deps plan -o json\` (step ${step}), and copy it to ${path}`,
+        },
+      );
     }
     return [{ objects: parseManifest(text, path), namespace: fallback }];
   }
@@ -159,7 +179,10 @@ async function readSources(step: StepName, options: InstallOptions): Promise<Bat
     for (const args of apply.templates) {
       const text = await helmTemplate(options.helm ?? 'helm', args, options.log);
       const n = args.indexOf('-n');
-      batches.push({ objects: parseManifest(text, `helm template ${args[0]}`), namespace: n >= 0 ? args[n + 1]! : fallback });
+      batches.push({
+        objects: parseManifest(text, `helm template ${args[0]}`),
+        namespace: n >= 0 ? args[n + 1]! : fallback,
+      });
     }
     return batches;
   }
@@ -167,21 +190,30 @@ async function readSources(step: StepName, options: InstallOptions): Promise<Bat
   try {
     response = await fetch(apply.url, { redirect: 'follow' });
   } catch (error) {
-    throw new LlmisvcError('LLMISVC_ERR_DEPENDENCY', `cannot download ${apply.url}: ${(error as Error).message}`, {
-      hint: `without network, download it elsewhere and use --from DIR with DIR/${apply.file}`,
-    });
+    throw new LlmisvcError(
+      'LLMISVC_ERR_DEPENDENCY',
+      `cannot download ${apply.url}: ${(error as Error).message}`,
+      {
+        hint: `without network, download it elsewhere and use --from DIR with DIR/${apply.file}`,
+      },
+    );
   }
   if (!response.ok) {
-    throw new LlmisvcError('LLMISVC_ERR_DEPENDENCY', `downloading ${apply.url} answered HTTP ${response.status}`, {
-      hint: `check the URL in a browser; or download the release asset and use --from DIR with DIR/${apply.file}`,
-    });
+    throw new LlmisvcError(
+      'LLMISVC_ERR_DEPENDENCY',
+      `downloading ${apply.url} answered HTTP ${response.status}`,
+      {
+        hint: `check the URL in a browser; or download the release asset and use --from DIR with DIR/${apply.file}`,
+      },
+    );
   }
   return [{ objects: parseManifest(await response.text(), apply.url), namespace: fallback }];
 }
 
 /** Namespaces, then CRDs (waited for), then everything else: a CR must never race its CRD. */
 async function applyObjects(client: KubeClient, batches: readonly Batch[], timeoutMs: number): Promise<void> {
-  const rank = (o: KubeObject) => (o.kind === 'Namespace' ? 0 : o.kind === 'CustomResourceDefinition' ? 1 : 2);
+  const rank = (o: KubeObject) =>
+    o.kind === 'Namespace' ? 0 : o.kind === 'CustomResourceDefinition' ? 1 : 2;
   const all = batches.flatMap((b) => b.objects.map((object) => ({ object, namespace: b.namespace })));
   const ordered = [...all].sort((a, b) => rank(a.object) - rank(b.object));
   const early = ordered.filter((o) => rank(o.object) < 2);
@@ -189,16 +221,25 @@ async function applyObjects(client: KubeClient, batches: readonly Batch[], timeo
   const deadline = Date.now() + timeoutMs;
   for (const { object: crd } of early.filter((o) => o.object.kind === 'CustomResourceDefinition')) {
     await waitFor(deadline, `CRD ${crd.metadata?.name} to become Established`, async () =>
-      isTrue(await client.get(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata?.name}`), 'Established'),
+      isTrue(
+        await client.get(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata?.name}`),
+        'Established',
+      ),
     );
   }
   for (const { object, namespace } of ordered.filter((o) => rank(o.object) === 2)) {
     try {
       await client.apply(object, namespace);
     } catch (error) {
-      throw new LlmisvcError('LLMISVC_ERR_KUBE', `applying ${describe(object)} failed: ${(error as Error).message}`, {
-        hint: (error as LlmisvcError).hint ?? 'fix the cause above and run the same command again (install is idempotent)',
-      });
+      throw new LlmisvcError(
+        'LLMISVC_ERR_KUBE',
+        `applying ${describe(object)} failed: ${(error as Error).message}`,
+        {
+          hint:
+            (error as LlmisvcError).hint ??
+            'fix the cause above and run the same command again (install is idempotent)',
+        },
+      );
     }
   }
 }
@@ -209,7 +250,11 @@ async function applyStep(client: KubeClient, step: StepName, options: InstallOpt
   const batches = await readSources(step, options);
   if (apply.kind === 'helm') {
     // `helm template` emits no Namespace objects (helm creates them itself with --create-namespace).
-    const namespaces = apply.namespaces.map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }));
+    const namespaces = apply.namespaces.map((name) => ({
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name },
+    }));
     batches.unshift({ objects: namespaces, namespace: 'default' });
     batches.push({ objects: [...(apply.objects ?? [])] as KubeObject[], namespace: apply.namespaces[0]! });
   }
@@ -235,9 +280,13 @@ function helmTemplate(helm: string, args: readonly string[], log: (l: string) =>
       code === 0
         ? resolve(Buffer.concat(chunks).toString('utf8'))
         : reject(
-            new LlmisvcError('LLMISVC_ERR_DEPENDENCY', `${helm} template ${args[0]} exited with code ${code}`, {
-              hint: 'read helm’s message above; fix it and run llmisvc deps install again (it skips finished steps)',
-            }),
+            new LlmisvcError(
+              'LLMISVC_ERR_DEPENDENCY',
+              `${helm} template ${args[0]} exited with code ${code}`,
+              {
+                hint: 'read helm’s message above; fix it and run llmisvc deps install again (it skips finished steps)',
+              },
+            ),
           ),
     );
   });
@@ -256,7 +305,8 @@ export async function unhealthy(client: KubeClient, health: readonly HealthCheck
       if (response.status !== 200) problems.push(`${h.groupVersion} is not served`);
     } else if (h.kind === 'deployment') {
       const d = await client.get(`/apis/apps/v1/namespaces/${h.namespace}/deployments/${h.name}`);
-      const observed = (d?.['status'] as { observedGeneration?: number } | undefined)?.observedGeneration ?? 0;
+      const observed =
+        (d?.['status'] as { observedGeneration?: number } | undefined)?.observedGeneration ?? 0;
       if (!d) problems.push(`Deployment ${h.namespace}/${h.name} is missing`);
       else if (!isTrue(d, 'Available') || observed < (d.metadata?.generation ?? 0)) {
         const c = conditionOf(d, 'Available');
@@ -294,7 +344,9 @@ async function waitHealthy(
       throw new LlmisvcError(
         'LLMISVC_ERR_DEPENDENCY',
         `${step} did not become healthy within ${Math.round(timeoutMs / 1000)} s: ${problems.join('; ')}`,
-        { hint: `${COMPONENTS[step].verify.join(' && ')}  # then run llmisvc deps install again; it skips what is done` },
+        {
+          hint: `${COMPONENTS[step].verify.join(' && ')}  # then run llmisvc deps install again; it skips what is done`,
+        },
       );
     }
     await sleep(POLL_MS);
@@ -314,18 +366,28 @@ async function waitFor(deadline: number, what: string, probe: () => Promise<bool
 
 /** True when a provider pod started before the InferencePool CRD was created. */
 export async function providerOlderThanGie(client: KubeClient, provider: ProviderName): Promise<boolean> {
-  const crd = await client.get(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${INFERENCE_POOL_CRD}`);
+  const crd = await client.get(
+    `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${INFERENCE_POOL_CRD}`,
+  );
   if (!crd?.metadata?.creationTimestamp) return false;
   const facts = PROVIDER_FACTS[provider];
-  const deployment = await client.get(`/apis/apps/v1/namespaces/${facts.namespace}/deployments/${facts.deployment}`);
+  const deployment = await client.get(
+    `/apis/apps/v1/namespaces/${facts.namespace}/deployments/${facts.deployment}`,
+  );
   const labels =
-    (deployment?.['spec'] as { selector?: { matchLabels?: Record<string, string> } } | undefined)?.selector?.matchLabels ?? {};
-  const selector = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
+    (deployment?.['spec'] as { selector?: { matchLabels?: Record<string, string> } } | undefined)?.selector
+      ?.matchLabels ?? {};
+  const selector = Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
   if (!selector) return false;
-  const pods = await client.list(`/api/v1/namespaces/${facts.namespace}/pods?labelSelector=${encodeURIComponent(selector)}`);
+  const pods = await client.list(
+    `/api/v1/namespaces/${facts.namespace}/pods?labelSelector=${encodeURIComponent(selector)}`,
+  );
   const created = Date.parse(crd.metadata.creationTimestamp);
   return pods.some((pod) => {
-    const start = (pod['status'] as { startTime?: string } | undefined)?.startTime ?? pod.metadata?.creationTimestamp;
+    const start =
+      (pod['status'] as { startTime?: string } | undefined)?.startTime ?? pod.metadata?.creationTimestamp;
     return start !== undefined && Date.parse(start) < created;
   });
 }
@@ -341,13 +403,23 @@ export async function restartDeployment(
   const response = await client.request(
     'PATCH',
     path,
-    { spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': new Date().toISOString() } } } } },
+    {
+      spec: {
+        template: {
+          metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': new Date().toISOString() } },
+        },
+      },
+    },
     'application/strategic-merge-patch+json',
   );
   if (response.status >= 300) {
-    throw new LlmisvcError('LLMISVC_ERR_KUBE', `restarting deployment ${namespace}/${name} answered HTTP ${response.status}`, {
-      hint: `run it yourself: kubectl rollout restart deployment/${name} -n ${namespace}`,
-    });
+    throw new LlmisvcError(
+      'LLMISVC_ERR_KUBE',
+      `restarting deployment ${namespace}/${name} answered HTTP ${response.status}`,
+      {
+        hint: `run it yourself: kubectl rollout restart deployment/${name} -n ${namespace}`,
+      },
+    );
   }
   log(`  restarted deployment ${namespace}/${name} (the InferencePool CRD is newer than its pods)`);
 }

@@ -65,9 +65,13 @@ export class KubeClient {
       if (kubeconfigPath) config.loadFromFile(kubeconfigPath);
       else config.loadFromDefault();
     } catch (error) {
-      throw new LlmisvcError('LLMISVC_ERR_CONFIG', `cannot read the kubeconfig: ${(error as Error).message}`, {
-        hint: 'pass --kubeconfig FILE or set KUBECONFIG',
-      });
+      throw new LlmisvcError(
+        'LLMISVC_ERR_CONFIG',
+        `cannot read the kubeconfig: ${(error as Error).message}`,
+        {
+          hint: 'pass --kubeconfig FILE or set KUBECONFIG',
+        },
+      );
     }
     if (context) config.setCurrentContext(context);
     const cluster = config.getCurrentCluster();
@@ -82,7 +86,12 @@ export class KubeClient {
   }
 
   /** One request; JSON in and out. Connection failures become an error that names the server. */
-  async request(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<Response> {
+  async request(
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType = 'application/json',
+  ): Promise<Response> {
     const url = new URL(path, this.server);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
@@ -115,7 +124,9 @@ export class KubeClient {
             res.on('error', reject);
           },
         );
-        req.setTimeout(30_000, () => req.destroy(new Error(`${method} ${url.pathname} timed out after 30 s`)));
+        req.setTimeout(30_000, () =>
+          req.destroy(new Error(`${method} ${url.pathname} timed out after 30 s`)),
+        );
         req.on('error', reject);
         req.end(payload);
       });
@@ -160,7 +171,9 @@ export class KubeClient {
     const kind = object.kind ?? '';
     const resource = await this.resourceFor(apiVersion, kind);
     const prefix = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
-    const namespace = resource.namespaced ? `/namespaces/${object.metadata?.namespace || defaultNamespace}` : '';
+    const namespace = resource.namespaced
+      ? `/namespaces/${object.metadata?.namespace || defaultNamespace}`
+      : '';
     const name = withName ? `/${encodeURIComponent(object.metadata?.name ?? '')}` : '';
     return `${prefix}${namespace}/${resource.name}${name}`;
   }
@@ -187,7 +200,8 @@ export class KubeClient {
     if (known) return known;
     const path = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
     const response = await this.request('GET', path);
-    const list = response.status === 200 ? ((response.body as { resources?: ApiResource[] }).resources ?? []) : null;
+    const list =
+      response.status === 200 ? ((response.body as { resources?: ApiResource[] }).resources ?? []) : null;
     this.resources.set(apiVersion, list);
     const found = find(list);
     if (found) return found;
@@ -205,8 +219,7 @@ export function describe(object: KubeObject): string {
 
 export function apiError(verb: string, what: string, response: Response): LlmisvcError {
   const body = response.body as { message?: string } | string | undefined;
-  const message =
-    typeof body === 'object' && body?.message ? body.message : String(body ?? '').slice(0, 300);
+  const message = typeof body === 'object' && body?.message ? body.message : String(body ?? '').slice(0, 300);
   const hint =
     response.status === 401 || response.status === 403
       ? 'the kubeconfig user lacks the permission: use a cluster-admin context for dependency installs'

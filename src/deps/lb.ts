@@ -53,9 +53,13 @@ function intToIp(n: number): string {
 export function deriveRange(nodeIps: readonly string[], prefixLength: number): string {
   const ipv4 = nodeIps.filter((ip) => /^\d+\.\d+\.\d+\.\d+$/.test(ip));
   if (ipv4.length === 0) {
-    throw new LlmisvcError('LLMISVC_ERR_CONFIG', 'no node has an IPv4 InternalIP to derive an address range from', {
-      hint: 'give the range yourself: llmisvc deps lb metallb --range A-B (free addresses on the nodes’ network)',
-    });
+    throw new LlmisvcError(
+      'LLMISVC_ERR_CONFIG',
+      'no node has an IPv4 InternalIP to derive an address range from',
+      {
+        hint: 'give the range yourself: llmisvc deps lb metallb --range A-B (free addresses on the nodes’ network)',
+      },
+    );
   }
   if (!Number.isInteger(prefixLength) || prefixLength < 8 || prefixLength > 29) {
     throw new LlmisvcError('LLMISVC_ERR_CONFIG', `--prefix ${prefixLength} must be between 8 and 29`, {
@@ -72,9 +76,13 @@ export function deriveRange(nodeIps: readonly string[], prefixLength: number): s
     return n >= start && n <= end;
   });
   if (clash) {
-    throw new LlmisvcError('LLMISVC_ERR_CONFIG', `node address ${clash} lies in the derived range ${intToIp(start)}-${intToIp(end)}`, {
-      hint: 'give a range of free addresses yourself: --range A-B',
-    });
+    throw new LlmisvcError(
+      'LLMISVC_ERR_CONFIG',
+      `node address ${clash} lies in the derived range ${intToIp(start)}-${intToIp(end)}`,
+      {
+        hint: 'give a range of free addresses yourself: --range A-B',
+      },
+    );
   }
   return `${intToIp(start)}-${intToIp(end)}`;
 }

@@ -19,7 +19,8 @@ export const PROVIDERS: readonly ProviderName[] = ['envoy-gateway', 'istio', 'kg
 
 export const DEFAULT_PROVIDER: ProviderName = 'envoy-gateway';
 
-export type StepName = 'cert-manager' | 'gateway-api' | 'gateway-api-inference-extension' | ProviderName | 'lws';
+export type StepName =
+  'cert-manager' | 'gateway-api' | 'gateway-api-inference-extension' | ProviderName | 'lws';
 
 /** What must hold for a step to count as healthy. */
 export type HealthCheck =
@@ -141,7 +142,11 @@ export const PROVIDER_FACTS: Record<ProviderName, ProviderFacts> = {
   },
 };
 
-const deployment = (namespace: string, name: string): HealthCheck => ({ kind: 'deployment', namespace, name });
+const deployment = (namespace: string, name: string): HealthCheck => ({
+  kind: 'deployment',
+  namespace,
+  name,
+});
 const waitDeployment = (namespace: string, name: string) =>
   `kubectl wait --for=condition=Available deployment/${name} -n ${namespace} ${WAIT}`;
 const waitCrds = (...names: string[]) =>
@@ -274,8 +279,22 @@ export const COMPONENTS: Record<StepName, Component> = {
           '-f',
           aiGatewayFile('examples/inference-pool/envoy-gateway-values-addon.yaml'),
         ],
-        ['aieg-crd', 'oci://docker.io/envoyproxy/ai-gateway-crds-helm', '--version', VERSIONS.envoyAiGateway, '-n', 'envoy-ai-gateway-system'],
-        ['aieg', 'oci://docker.io/envoyproxy/ai-gateway-helm', '--version', VERSIONS.envoyAiGateway, '-n', 'envoy-ai-gateway-system'],
+        [
+          'aieg-crd',
+          'oci://docker.io/envoyproxy/ai-gateway-crds-helm',
+          '--version',
+          VERSIONS.envoyAiGateway,
+          '-n',
+          'envoy-ai-gateway-system',
+        ],
+        [
+          'aieg',
+          'oci://docker.io/envoyproxy/ai-gateway-helm',
+          '--version',
+          VERSIONS.envoyAiGateway,
+          '-n',
+          'envoy-ai-gateway-system',
+        ],
       ],
       objects: [EG_CLASS],
     },
@@ -294,13 +313,26 @@ export const COMPONENTS: Record<StepName, Component> = {
       `helm upgrade -i istio-base base --repo ${ISTIO_REPO} --version ${VERSIONS.istio} -n istio-system --create-namespace`,
       `helm upgrade -i istiod istiod --repo ${ISTIO_REPO} --version ${VERSIONS.istio} -n istio-system --set pilot.env.ENABLE_GATEWAY_API_INFERENCE_EXTENSION=true`,
     ],
-    verify: [waitDeployment('istio-system', 'istiod'), `kubectl wait --for=condition=Accepted gatewayclass/istio ${WAIT}`],
+    verify: [
+      waitDeployment('istio-system', 'istiod'),
+      `kubectl wait --for=condition=Accepted gatewayclass/istio ${WAIT}`,
+    ],
     apply: {
       kind: 'helm',
       file: 'istio.yaml',
       namespaces: ['istio-system'],
       templates: [
-        ['istio-base', 'base', '--repo', ISTIO_REPO, '--version', VERSIONS.istio, '-n', 'istio-system', '--include-crds'],
+        [
+          'istio-base',
+          'base',
+          '--repo',
+          ISTIO_REPO,
+          '--version',
+          VERSIONS.istio,
+          '-n',
+          'istio-system',
+          '--include-crds',
+        ],
         [
           'istiod',
           'istiod',
@@ -329,13 +361,23 @@ export const COMPONENTS: Record<StepName, Component> = {
       `helm upgrade -i kgateway-crds oci://cr.kgateway.dev/kgateway-dev/charts/kgateway-crds --version ${VERSIONS.kgateway} -n kgateway-system --create-namespace`,
       `helm upgrade -i kgateway oci://cr.kgateway.dev/kgateway-dev/charts/kgateway --version ${VERSIONS.kgateway} -n kgateway-system --create-namespace --set inferenceExtension.enabled=true`,
     ],
-    verify: [waitDeployment('kgateway-system', 'kgateway'), `kubectl wait --for=condition=Accepted gatewayclass/kgateway ${WAIT}`],
+    verify: [
+      waitDeployment('kgateway-system', 'kgateway'),
+      `kubectl wait --for=condition=Accepted gatewayclass/kgateway ${WAIT}`,
+    ],
     apply: {
       kind: 'helm',
       file: 'kgateway.yaml',
       namespaces: ['kgateway-system'],
       templates: [
-        ['kgateway-crds', 'oci://cr.kgateway.dev/kgateway-dev/charts/kgateway-crds', '--version', VERSIONS.kgateway, '-n', 'kgateway-system'],
+        [
+          'kgateway-crds',
+          'oci://cr.kgateway.dev/kgateway-dev/charts/kgateway-crds',
+          '--version',
+          VERSIONS.kgateway,
+          '-n',
+          'kgateway-system',
+        ],
         [
           'kgateway',
           'oci://cr.kgateway.dev/kgateway-dev/charts/kgateway',
@@ -371,7 +413,14 @@ export const COMPONENTS: Record<StepName, Component> = {
       file: 'agentgateway.yaml',
       namespaces: ['agentgateway-system'],
       templates: [
-        ['agentgateway-crds', 'oci://cr.agentgateway.dev/charts/agentgateway-crds', '--version', VERSIONS.agentgateway, '-n', 'agentgateway-system'],
+        [
+          'agentgateway-crds',
+          'oci://cr.agentgateway.dev/charts/agentgateway-crds',
+          '--version',
+          VERSIONS.agentgateway,
+          '-n',
+          'agentgateway-system',
+        ],
         [
           'agentgateway',
           'oci://cr.agentgateway.dev/charts/agentgateway',
@@ -396,7 +445,8 @@ export const COMPONENTS: Record<StepName, Component> = {
   lws: {
     name: 'lws',
     version: VERSIONS.lws,
-    purpose: 'the LeaderWorkerSet API and controller that run one multi-node replica as a leader pod plus workers',
+    purpose:
+      'the LeaderWorkerSet API and controller that run one multi-node replica as a leader pod plus workers',
     commands: [
       `kubectl apply --server-side -f https://github.com/kubernetes-sigs/lws/releases/download/${VERSIONS.lws}/manifests.yaml`,
     ],
@@ -421,6 +471,8 @@ export const COMPONENTS: Record<StepName, Component> = {
 export function airGappedCommands(component: Component): string[] {
   const apply = component.apply;
   if (apply.kind === 'manifest') return [`curl -fsSL -o DIR/${apply.file} ${apply.url}`];
-  const lines = apply.templates.map((args) => `{ helm template ${args.join(' ')}; echo '---'; } >> DIR/${apply.file}`);
+  const lines = apply.templates.map(
+    (args) => `{ helm template ${args.join(' ')}; echo '---'; } >> DIR/${apply.file}`,
+  );
   return [`: > DIR/${apply.file}`, ...lines];
 }

@@ -126,10 +126,13 @@ export function planSteps(all: readonly ServiceNeeds[], provider: ProviderName):
   const workerUsers = usesOf(all, 'worker');
   const wanted: Partial<Record<StepName, string>> = {
     // The matrix: Gateway API and a provider always (the Gateway is every service's entry point).
-    'gateway-api': routeUsers.length ? `used by ${routeUsers.join('; ')}` : 'the entry point of every service',
+    'gateway-api': routeUsers.length
+      ? `used by ${routeUsers.join('; ')}`
+      : 'the entry point of every service',
     [provider]: routeUsers.length ? `serves the routes of ${routeServices.join(', ')}` : '',
   };
-  if (schedulerUsers.length) wanted['gateway-api-inference-extension'] = `used by ${schedulerUsers.join('; ')}`;
+  if (schedulerUsers.length)
+    wanted['gateway-api-inference-extension'] = `used by ${schedulerUsers.join('; ')}`;
   if (workerUsers.length) {
     wanted.lws = `used by ${workerUsers.join('; ')}`;
     wanted['cert-manager'] = 'LeaderWorkerSet needs it';
@@ -151,9 +154,15 @@ function toStep(component: Component, uses: string): PlanStep {
 }
 
 /** The plan as text: numbered steps with their commands and checks, the way a runbook reads. */
-export function formatPlan(steps: readonly PlanStep[], all: readonly ServiceNeeds[], provider: ProviderName): string {
+export function formatPlan(
+  steps: readonly PlanStep[],
+  all: readonly ServiceNeeds[],
+  provider: ProviderName,
+): string {
   const lines: string[] = [];
-  lines.push(`# Dependencies for ${all.map((s) => s.service).join(', ')}: ${steps.length} steps, in this order`);
+  lines.push(
+    `# Dependencies for ${all.map((s) => s.service).join(', ')}: ${steps.length} steps, in this order`,
+  );
   steps.forEach((step, i) => {
     lines.push('', `## ${i + 1}. ${step.name} ${step.version}`, `why: ${step.reason}`, 'install:');
     for (const command of step.commands) lines.push(...indent(command));

@@ -129,7 +129,8 @@ export async function observeCluster(client: KubeClient): Promise<ClusterSnapsho
         ...(accepted ? { accepted } : {}),
       });
     }
-    for (const gw of await client.list('/apis/gateway.networking.k8s.io/v1/gateways')) gateways.push(gatewayState(gw));
+    for (const gw of await client.list('/apis/gateway.networking.k8s.io/v1/gateways'))
+      gateways.push(gatewayState(gw));
   }
   return { served, crds, deployments, gatewayClasses, gateways };
 }
@@ -165,7 +166,10 @@ export async function deploymentState(client: KubeClient, deployment: KubeObject
       ? undefined
       : [available, progressing]
           .filter((c): c is Condition => c !== undefined && c.status !== 'True')
-          .map((c) => `${c.type}=${c.status}${c.reason ? ` (${c.reason}${c.message ? `: ${c.message}` : ''})` : ''}`)
+          .map(
+            (c) =>
+              `${c.type}=${c.status}${c.reason ? ` (${c.reason}${c.message ? `: ${c.message}` : ''})` : ''}`,
+          )
           .join('; ') || 'no Available condition yet (is the controller-manager running?)';
   return {
     available: available?.status === 'True',
@@ -191,7 +195,12 @@ export function detectProvider(snapshot: ClusterSnapshot): ProviderName | undefi
 
 /** Compares `vX.Y.Z` strings numerically; a missing part counts as 0. */
 export function compareVersions(a: string, b: string): number {
-  const parts = (v: string) => v.replace(/^v/, '').split(/[.-]/).slice(0, 3).map((p) => Number.parseInt(p, 10) || 0);
+  const parts = (v: string) =>
+    v
+      .replace(/^v/, '')
+      .split(/[.-]/)
+      .slice(0, 3)
+      .map((p) => Number.parseInt(p, 10) || 0);
   const [x, y] = [parts(a), parts(b)];
   for (let i = 0; i < 3; i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
   return 0;
@@ -214,7 +223,12 @@ function healthChecks(
     if (h.kind === 'crd') {
       const crd = snapshot.crds.get(h.name);
       if (!crd) {
-        checks.push({ step: step.name, status: 'fail', message: `CRD ${h.name} is not installed`, fix: installHint });
+        checks.push({
+          step: step.name,
+          status: 'fail',
+          message: `CRD ${h.name} is not installed`,
+          fix: installHint,
+        });
       } else if (!crd.established) {
         checks.push({
           step: step.name,
@@ -261,7 +275,11 @@ function healthChecks(
           fix: `kubectl describe deployment/${h.name} -n ${h.namespace} && kubectl logs deployment/${h.name} -n ${h.namespace} --tail=50`,
         });
       } else {
-        checks.push({ step: step.name, status: 'ok', message: `Deployment ${h.namespace}/${h.name} Available` });
+        checks.push({
+          step: step.name,
+          status: 'ok',
+          message: `Deployment ${h.namespace}/${h.name} Available`,
+        });
       }
     } else {
       const gc = snapshot.gatewayClasses.get(h.name);
@@ -343,7 +361,11 @@ export function evaluateCluster(
   return { provider, steps, checks, healthy: !checks.some((c) => c.status === 'fail') };
 }
 
-function providerChecks(snapshot: ClusterSnapshot, provider: ProviderName, steps: readonly PlanStep[]): Check[] {
+function providerChecks(
+  snapshot: ClusterSnapshot,
+  provider: ProviderName,
+  steps: readonly PlanStep[],
+): Check[] {
   const facts = PROVIDER_FACTS[provider];
   const state = snapshot.deployments.get(`${facts.namespace}/${facts.deployment}`);
   if (!state) return [];
@@ -408,7 +430,11 @@ function loadBalancerChecks(snapshot: ClusterSnapshot, className: string): Check
   return gateways.map((g): Check => {
     const id = `${g.namespace}/${g.name}`;
     if (g.addresses.length) {
-      return { step: 'load-balancer', status: 'ok', message: `Gateway ${id} has address ${g.addresses.join(', ')}` };
+      return {
+        step: 'load-balancer',
+        status: 'ok',
+        message: `Gateway ${id} has address ${g.addresses.join(', ')}`,
+      };
     }
     const programmed = g.programmed
       ? ` (Programmed=${g.programmed.status}${g.programmed.reason ? `, ${g.programmed.reason}` : ''})`
