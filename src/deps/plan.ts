@@ -32,6 +32,8 @@ export interface ServiceNeeds {
   /** `namespace/name`, or `all features` when no service was given. */
   service: string;
   needs: ApiNeed[];
+  /** The Gateways its route attaches to (`namespace/name`); absent for "all features". */
+  gateways?: string[];
 }
 
 /** One step of a plan; `-o json` prints an array of these. */
@@ -66,13 +68,21 @@ export function servicesNeeds(
   configs: readonly LLMInferenceServiceConfig[],
 ): ServiceNeeds[] {
   return services.map((service) => {
-    const { needs } = renderService({
+    const namespace = service.metadata.namespace ?? 'default';
+    const { needs, children } = renderService({
       service,
       configs,
       apiVersions: DEFAULT_API_VERSIONS,
       options: DEFAULT_RENDER_OPTIONS,
     });
-    return { service: `${service.metadata.namespace ?? 'default'}/${service.metadata.name}`, needs };
+    const parents = children
+      .filter((c) => c.kind === 'HTTPRoute')
+      .flatMap((route) =>
+        ((route['spec'] as { parentRefs?: { name: string; namespace?: string }[] }).parentRefs ?? []).map(
+          (ref) => `${ref.namespace ?? namespace}/${ref.name}`,
+        ),
+      );
+    return { service: `${namespace}/${service.metadata.name}`, needs, gateways: [...new Set(parents)] };
   });
 }
 

@@ -357,7 +357,10 @@ export function evaluateCluster(
     }
     if (step.name === provider) checks.push(...providerChecks(snapshot, provider, steps));
   }
-  checks.push(...loadBalancerChecks(snapshot, facts.gatewayClass));
+  const named = all.some((s) => s.gateways !== undefined)
+    ? [...new Set(all.flatMap((s) => s.gateways ?? []))]
+    : undefined;
+  checks.push(...loadBalancerChecks(snapshot, facts.gatewayClass, named));
   return { provider, steps, checks, healthy: !checks.some((c) => c.status === 'fail') };
 }
 
@@ -414,7 +417,28 @@ function providerChecks(
   return checks;
 }
 
-function loadBalancerChecks(snapshot: ClusterSnapshot, className: string): Check[] {
+/**
+ * Whether Gateways get an address: the services' own Gateways when services were given (`named`), else every
+ * Gateway of the provider's class.
+ */
+function loadBalancerChecks(
+  snapshot: ClusterSnapshot,
+  className: string,
+  named?: readonly string[],
+): Check[] {
+  if (named) {
+    return named.map((id): Check => {
+      const gateway = snapshot.gateways.find((g) => `${g.namespace}/${g.name}` === id);
+      return gateway
+        ? gatewayAddressCheck(gateway)
+        : {
+            step: 'load-balancer',
+            status: 'warn',
+            message: `Gateway ${id} does not exist yet, so whether it gets an address is unknown (the controller creates the default one with the first service that uses it)`,
+            fix: 'run `llmisvc deps verify` again once the service is applied',
+          };
+    });
+  }
   const gateways = snapshot.gateways.filter((g) => g.className === className);
   if (!snapshot.gatewayClasses.has(className) && gateways.length === 0) return [];
   if (gateways.length === 0) {
@@ -427,25 +451,27 @@ function loadBalancerChecks(snapshot: ClusterSnapshot, className: string): Check
       },
     ];
   }
-  return gateways.map((g): Check => {
-    const id = `${g.namespace}/${g.name}`;
-    if (g.addresses.length) {
-      return {
-        step: 'load-balancer',
-        status: 'ok',
-        message: `Gateway ${id} has address ${g.addresses.join(', ')}`,
-      };
-    }
-    const programmed = g.programmed
-      ? ` (Programmed=${g.programmed.status}${g.programmed.reason ? `, ${g.programmed.reason}` : ''})`
-      : '';
+  return gateways.map(gatewayAddressCheck);
+}
+
+function gatewayAddressCheck(g: GatewayState): Check {
+  const id = `${g.namespace}/${g.name}`;
+  if (g.addresses.length) {
     return {
       step: 'load-balancer',
-      status: 'fail',
-      message: `Gateway ${id} has no address${programmed}: the cluster hands out no LoadBalancer IPs`,
-      fix: 'on kind: `llmisvc deps lb kind`; on bare metal: `llmisvc deps lb metallb`; to test without one: `llmisvc deps lb port-forward`',
+      status: 'ok',
+      message: `Gateway ${id} has address ${g.addresses.join(', ')}`,
     };
-  });
+  }
+  const programmed = g.programmed
+    ? ` (Programmed=${g.programmed.status}${g.programmed.reason ? `, ${g.programmed.reason}` : ''})`
+    : '';
+  return {
+    step: 'load-balancer',
+    status: 'fail',
+    message: `Gateway ${id} has no address${programmed}: the cluster hands out no LoadBalancer IPs`,
+    fix: 'on kind: `llmisvc deps lb kind`; on bare metal: `llmisvc deps lb metallb`; to test without one: `llmisvc deps lb port-forward`',
+  };
 }
 
 /** The result as text: one line per check, the fix under each failed one, a summary last. */
