@@ -308,11 +308,14 @@ export async function unhealthy(client: KubeClient, health: readonly HealthCheck
       const observed =
         (d?.['status'] as { observedGeneration?: number } | undefined)?.observedGeneration ?? 0;
       if (!d) problems.push(`Deployment ${h.namespace}/${h.name} is missing`);
-      else if (!isTrue(d, 'Available') || observed < (d.metadata?.generation ?? 0)) {
+      else if (!isTrue(d, 'Available')) {
         const c = conditionOf(d, 'Available');
         problems.push(
-          `Deployment ${h.namespace}/${h.name} is not Available${c?.message ? ` (${c.message})` : ''}` +
-            (observed < (d.metadata?.generation ?? 0) ? ' (rollout in progress)' : ''),
+          `Deployment ${h.namespace}/${h.name} is not Available${c?.message ? ` (${c.message})` : ''}`,
+        );
+      } else if (observed < (d.metadata?.generation ?? 0)) {
+        problems.push(
+          `Deployment ${h.namespace}/${h.name} is rolling out (generation ${d.metadata?.generation} not yet observed)`,
         );
       }
     } else {

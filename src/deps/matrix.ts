@@ -167,7 +167,7 @@ export const COMPONENTS: Record<StepName, Component> = {
     name: 'cert-manager',
     version: VERSIONS.certManager,
     purpose:
-      'issues the serving certificates of the LeaderWorkerSet webhooks; it must run before LWS is installed',
+      'issues the serving certificates of the LeaderWorkerSet webhooks (LWS can also rotate its own; installing cert-manager first makes either setup work), so it runs before LWS',
     commands: [
       `kubectl apply --server-side -f https://github.com/cert-manager/cert-manager/releases/download/${VERSIONS.certManager}/cert-manager.yaml`,
     ],

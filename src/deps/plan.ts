@@ -145,7 +145,8 @@ export function planSteps(all: readonly ServiceNeeds[], provider: ProviderName):
     wanted['gateway-api-inference-extension'] = `used by ${schedulerUsers.join('; ')}`;
   if (workerUsers.length) {
     wanted.lws = `used by ${workerUsers.join('; ')}`;
-    wanted['cert-manager'] = 'LeaderWorkerSet needs it';
+    wanted['cert-manager'] =
+      `for LeaderWorkerSet, used by ${workerUsers.map((u) => u.split(' (')[0]).join(', ')}`;
   }
   return stepOrder(provider)
     .filter((name) => wanted[name] !== undefined)
