@@ -111,7 +111,9 @@ export function register(program: Command): void {
       const all = needsOf(flags);
       const steps = planSteps(all, provider);
       process.stdout.write(
-        format === 'json' ? JSON.stringify(steps, null, 2) + '\n' : formatPlan(steps, all, provider),
+        format === 'json'
+          ? JSON.stringify(steps, null, 2) + '\n'
+          : formatPlan(steps, all, provider, flags.file.map((f) => `-f ${f}`).join(' ')),
       );
     });
 

@@ -169,6 +169,8 @@ export function formatPlan(
   steps: readonly PlanStep[],
   all: readonly ServiceNeeds[],
   provider: ProviderName,
+  /** The `-f` arguments the user gave, repeated in the suggested install/verify lines. */
+  inputArgs = '',
 ): string {
   const lines: string[] = [];
   lines.push(
@@ -180,7 +182,8 @@ export function formatPlan(
     lines.push('verify:');
     for (const command of step.verify) lines.push(...indent(command));
   });
-  const flag = provider === DEFAULT_PROVIDER ? '' : ` --provider ${provider}`;
+  const flag =
+    (provider === DEFAULT_PROVIDER ? '' : ` --provider ${provider}`) + (inputArgs ? ` ${inputArgs}` : '');
   lines.push(
     '',
     `Or let llmisvc run them, waiting for each step to be healthy: llmisvc deps install${flag}`,
