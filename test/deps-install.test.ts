@@ -223,6 +223,71 @@ describe('llmisvc deps install --from DIR (real API server)', () => {
     assert.match(result.stdout, /done: 0 step\(s\) applied, 5 already healthy;/);
   });
 
+  it('renders a helm provider with `helm template` and applies it, namespaces included', async () => {
+    // helm cannot reach a chart registry here, so a stand-in records its arguments and prints what the chart would:
+    // objects without a namespace (as some charts render them) must land in the release namespace.
+    const log = join(dir, 'helm-args.log');
+    const helm = join(dir, 'helm');
+    await writeFile(
+      helm,
+      [
+        '#!/bin/sh',
+        `echo "$*" >> ${JSON.stringify(log)}`,
+        'if [ "$2" = istiod ]; then',
+        "cat <<'EOF'",
+        yaml([
+          {
+            apiVersion: 'apps/v1',
+            kind: 'Deployment',
+            metadata: { name: 'istiod' },
+            spec: deploymentManifest('x', 'istiod')['spec'],
+          },
+          {
+            apiVersion: 'gateway.networking.k8s.io/v1',
+            kind: 'GatewayClass',
+            metadata: { name: 'istio' },
+            spec: { controllerName: 'istio.io/gateway-controller' },
+          },
+        ]),
+        'EOF',
+        'fi',
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    const result = await cli(
+      'deps',
+      'install',
+      '--kubeconfig',
+      cluster.server.kubeconfigPath,
+      '--provider',
+      'istio',
+      '-f',
+      'examples/no-scheduler.yaml',
+      '--helm',
+      helm,
+      '--timeout',
+      '90',
+    );
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.match(result.stdout, /\[1\/2\] gateway-api v[\d.]+: already installed and healthy, skipping/);
+    assert.match(result.stdout, /\[2\/2\] istio 1\.\d+\.\d+: healthy/);
+    const calls = (await readFile(log, 'utf8')).trim().split('\n');
+    assert.equal(calls.length, 2);
+    assert.match(
+      calls[0]!,
+      /^template istio-base base --repo https:\/\/istio-release\.storage\.googleapis\.com\/charts --version 1\.\d+\.\d+ -n istio-system --include-crds$/,
+    );
+    assert.match(
+      calls[1]!,
+      /^template istiod istiod .* -n istio-system --set pilot\.env\.ENABLE_GATEWAY_API_INFERENCE_EXTENSION=true$/,
+    );
+    assert.ok(
+      await cluster.client.get('/apis/apps/v1/namespaces/istio-system/deployments/istiod'),
+      'istiod not in istio-system',
+    );
+  });
+
   it('leaves a cluster that deps verify calls healthy', async () => {
     const result = await cli('deps', 'verify', '--kubeconfig', cluster.server.kubeconfigPath);
     assert.equal(result.code, 0, result.stdout);
