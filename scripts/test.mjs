@@ -61,6 +61,14 @@ const child = spawn(process.execPath, ['--enable-source-maps', '--test', '--test
   env,
   stdio: 'inherit',
 });
+// A test file whose process never exits (a handle left open) would hang the run until CI's limit: stop it here
+// instead, loudly. Far above the suite's normal duration.
+const limitMinutes = Number(process.env['LLMISVC_TEST_TIMEOUT_MINUTES'] ?? 30);
+const watchdog = setTimeout(() => {
+  console.error(`[test] still running after ${limitMinutes} minutes: stopping (a test left a handle open?)`);
+  child.kill('SIGTERM');
+}, limitMinutes * 60_000);
 const code = await new Promise((resolve) => child.on('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0))));
+clearTimeout(watchdog);
 for (const stop of stops.reverse()) await stop();
 process.exit(code);

@@ -6,26 +6,7 @@
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { toTypedObject } from '../api/index.js';
-import {
-  ALL_FEATURES,
-  deriveRange,
-  detectProvider,
-  evaluateCluster,
-  formatPlan,
-  formatVerify,
-  installPlan,
-  KubeClient,
-  kindLoadBalancer,
-  type LbAdvice,
-  metallbManifests,
-  observeCluster,
-  parseProvider,
-  parseRange,
-  planSteps,
-  portForward,
-  type ServiceNeeds,
-  servicesNeeds,
-} from '../deps/index.js';
+import type { LbAdvice, ServiceNeeds } from '../deps/index.js';
 import { LlmisvcError } from '../errors/index.js';
 import { collect, readObjects, splitTyped } from './inputs.js';
 
@@ -40,8 +21,12 @@ interface ClusterFlags {
   context?: string;
 }
 
+/** The deps module, loaded when a command runs: it brings the Kubernetes client, which `render` need not pay for. */
+const load = () => import('../deps/index.js');
+
 /** The needs of the `-f` services, or every feature when no file is given. */
-function needsOf(flags: InputFlags): ServiceNeeds[] {
+async function needsOf(flags: InputFlags): Promise<ServiceNeeds[]> {
+  const { ALL_FEATURES, servicesNeeds } = await load();
   if (flags.file.length === 0) return [ALL_FEATURES];
   const typed = readObjects(flags.file).map(toTypedObject);
   const { services, configs } = splitTyped(typed, flags.configDir);
@@ -105,10 +90,11 @@ export function register(program: Command): void {
       'text or json (an array of {name, version, reason, commands, verify})',
       'text',
     )
-    .action((flags: InputFlags & { output: string }) => {
+    .action(async (flags: InputFlags & { output: string }) => {
+      const { formatPlan, parseProvider, planSteps } = await load();
       const format = outputFormat(flags.output);
       const provider = parseProvider(flags.provider);
-      const all = needsOf(flags);
+      const all = await needsOf(flags);
       const steps = planSteps(all, provider);
       process.stdout.write(
         format === 'json'
@@ -135,8 +121,9 @@ export function register(program: Command): void {
       async (
         flags: InputFlags & ClusterFlags & { from?: string; dryRun?: boolean; timeout: string; helm: string },
       ) => {
+        const { installPlan, KubeClient, parseProvider, planSteps } = await load();
         const provider = parseProvider(flags.provider);
-        const steps = planSteps(needsOf(flags), provider);
+        const steps = planSteps(await needsOf(flags), provider);
         const seconds = Number(flags.timeout);
         if (!Number.isFinite(seconds) || seconds <= 0) {
           throw new LlmisvcError(
@@ -175,8 +162,10 @@ export function register(program: Command): void {
     )
     .option('-o, --output <format>', 'text or json', 'text')
     .action(async (flags: InputFlags & ClusterFlags & { output: string }) => {
+      const { detectProvider, evaluateCluster, formatVerify, KubeClient, observeCluster, parseProvider } =
+        await load();
       const format = outputFormat(flags.output);
-      const all = needsOf(flags);
+      const all = await needsOf(flags);
       const client = await KubeClient.load(flags.kubeconfig, flags.context);
       const snapshot = await observeCluster(client);
       const provider = flags.provider
@@ -192,7 +181,7 @@ export function register(program: Command): void {
     .description('give Gateways an address on clusters without a cloud load balancer');
   lb.command('kind')
     .description('the commands to run cloud-provider-kind')
-    .action(() => printAdvice(kindLoadBalancer()));
+    .action(async () => printAdvice((await load()).kindLoadBalancer()));
   clusterOptions(lb.command('metallb'))
     .description('MetalLB address pool manifests (IPAddressPool + L2Advertisement, or --legacy ConfigMap)')
     .option(
@@ -202,6 +191,7 @@ export function register(program: Command): void {
     .option('--prefix <length>', 'prefix length of the nodes’ network when deriving the range', '24')
     .option('--legacy', 'print the ConfigMap form for MetalLB older than 0.13')
     .action(async (flags: ClusterFlags & { range?: string; prefix: string; legacy?: boolean }) => {
+      const { deriveRange, KubeClient, metallbManifests, parseRange } = await load();
       let range: string;
       let origin: string;
       if (flags.range) {
@@ -237,7 +227,8 @@ export function register(program: Command): void {
     .option('--provider <name>', 'gateway provider', 'envoy-gateway')
     .option('--gateway <namespace/name>', 'the Gateway', 'llmisvc-system/llmisvc-gateway')
     .option('--local-port <port>', 'the local port', '8080')
-    .action((flags: { provider: string; gateway: string; localPort: string }) => {
+    .action(async (flags: { provider: string; gateway: string; localPort: string }) => {
+      const { parseProvider, portForward } = await load();
       const [namespace, name, ...rest] = flags.gateway.split('/');
       if (!namespace || !name || rest.length) {
         throw new LlmisvcError('LLMISVC_ERR_CONFIG', `--gateway "${flags.gateway}" must be NAMESPACE/NAME`, {

@@ -3,7 +3,6 @@
  * `llmisvc doctor NAME`: why a service is not Ready, and the next command to run.
  */
 import type { Command } from 'commander';
-import { diagnose, formatDiagnosis, KubeClient } from '../deps/index.js';
 import { LlmisvcError } from '../errors/index.js';
 
 export function register(program: Command): void {
@@ -26,6 +25,8 @@ export function register(program: Command): void {
             `--output must be text or json, not "${flags.output}"`,
           );
         }
+        // Loaded here: the Kubernetes client is not something `llmisvc render` should pay for.
+        const { diagnose, formatDiagnosis, KubeClient } = await import('../deps/index.js');
         const client = await KubeClient.load(flags.kubeconfig, flags.context);
         const diagnosis = await diagnose(client, name, flags.namespace);
         process.stdout.write(

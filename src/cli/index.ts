@@ -9,13 +9,17 @@ import { isLlmisvcError } from '../errors/index.js';
 type Register = (program: Command) => void;
 
 async function commands(): Promise<Register[]> {
-  // Imported lazily so that `llmisvc render` does not load gRPC, the Kubernetes client and the rest.
+  // Command files stay light: heavy modules (gRPC, the Kubernetes client) are imported inside their actions, so
+  // that `llmisvc render` does not pay for them.
   return Promise.all([
     // one line per command file, in the order `llmisvc --help` lists them
     import('./validate.js').then((m) => m.register),
     import('./render.js').then((m) => m.register),
     import('./generate.js').then((m) => m.register),
     import('./dev.js').then((m) => m.register),
+    import('./sim.js').then((m) => m.register),
+    import('./bench.js').then((m) => m.register),
+    import('./epp.js').then((m) => m.register),
     import('./deps.js').then((m) => m.register),
     import('./doctor.js').then((m) => m.register),
   ]);

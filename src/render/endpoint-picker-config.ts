@@ -1,53 +1,76 @@
 /**
  * @module render/endpoint-picker-config
  * The EndpointPickerConfig a managed Endpoint Picker runs when the service gives none, in the format llm-d and
- * GIE use (plugins by type, scheduling profiles that weight them). Single pool: queue 2, KV cache 2, prefix
- * cache 3, max-score picker. Prefill/decode: a profile handler that sends a request to a prefill endpoint only
- * when its uncached prompt is long enough, and one profile per role.
+ * GIE use (plugins by type, scheduling profiles that weight them). The renderer embeds it in the EPP Deployment
+ * (`--config-text`) and `llmisvc epp` falls back to it, so both read this one copy.
  */
 
-const SCORERS = [
-  { pluginRef: 'queue-scorer', weight: 2 },
-  { pluginRef: 'kv-cache-utilization-scorer', weight: 2 },
-  { pluginRef: 'prefix-cache-scorer', weight: 3 },
-];
+/** The config llmisvc uses when none is given: queue 2, KV-cache 2, prefix 3, max-score picker. */
+export const defaultEndpointPickerConfig = `apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+  - type: single-profile-handler
+  - type: queue-scorer
+  - type: kv-cache-utilization-scorer
+  - type: prefix-cache-scorer
+    parameters:
+      hashBlockSize: 64
+      maxPrefixBlocksToMatch: 256
+      lruCapacityPerServer: 31250
+  - type: max-score-picker
+schedulingProfiles:
+  - name: default
+    plugins:
+      - pluginRef: queue-scorer
+        weight: 2
+      - pluginRef: kv-cache-utilization-scorer
+        weight: 2
+      - pluginRef: prefix-cache-scorer
+        weight: 3
+      - pluginRef: max-score-picker
+`;
 
-const SCORER_PLUGINS = [
-  { type: 'queue-scorer' },
-  { type: 'kv-cache-utilization-scorer' },
-  { type: 'prefix-cache-scorer' },
-];
-
-export function defaultEndpointPickerConfig(): Record<string, unknown> {
-  return {
-    apiVersion: 'inference.networking.x-k8s.io/v1alpha1',
-    kind: 'EndpointPickerConfig',
-    plugins: [...SCORER_PLUGINS, { type: 'max-score-picker' }],
-    schedulingProfiles: [{ name: 'default', plugins: [...SCORERS, { pluginRef: 'max-score-picker' }] }],
-  };
-}
-
-export function prefillDecodeEndpointPickerConfig(): Record<string, unknown> {
-  return {
-    apiVersion: 'inference.networking.x-k8s.io/v1alpha1',
-    kind: 'EndpointPickerConfig',
-    plugins: [
-      { type: 'prefill-header-handler' },
-      { type: 'prefill-filter' },
-      { type: 'decode-filter' },
-      ...SCORER_PLUGINS,
-      { type: 'max-score-picker' },
-      { type: 'pd-profile-handler', parameters: { threshold: 256 } },
-    ],
-    schedulingProfiles: [
-      {
-        name: 'prefill',
-        plugins: [{ pluginRef: 'prefill-filter' }, ...SCORERS, { pluginRef: 'max-score-picker' }],
-      },
-      {
-        name: 'decode',
-        plugins: [{ pluginRef: 'decode-filter' }, ...SCORERS, { pluginRef: 'max-score-picker' }],
-      },
-    ],
-  };
-}
+/**
+ * The prefill/decode config: decode runs first; when the uncached part of the prompt is at least `threshold`
+ * characters a prefill endpoint is chosen too and named in `x-prefiller-host-port`.
+ */
+export const prefillDecodeEndpointPickerConfig = `apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+  - type: pd-profile-handler
+    parameters:
+      threshold: 256
+      hashBlockSize: 64
+  - type: prefill-header-handler
+  - type: prefill-filter
+  - type: decode-filter
+  - type: queue-scorer
+  - type: kv-cache-utilization-scorer
+  - type: prefix-cache-scorer
+    parameters:
+      hashBlockSize: 64
+      maxPrefixBlocksToMatch: 256
+      lruCapacityPerServer: 31250
+  - type: max-score-picker
+schedulingProfiles:
+  - name: prefill
+    plugins:
+      - pluginRef: prefill-filter
+      - pluginRef: queue-scorer
+        weight: 2
+      - pluginRef: kv-cache-utilization-scorer
+        weight: 2
+      - pluginRef: prefix-cache-scorer
+        weight: 3
+      - pluginRef: max-score-picker
+  - name: decode
+    plugins:
+      - pluginRef: decode-filter
+      - pluginRef: queue-scorer
+        weight: 2
+      - pluginRef: kv-cache-utilization-scorer
+        weight: 2
+      - pluginRef: prefix-cache-scorer
+        weight: 3
+      - pluginRef: max-score-picker
+`;

@@ -89,13 +89,12 @@ function configWiring(spec: LLMInferenceServiceSpec): { args: string[]; volumes:
       mounts: [{ name: 'epp-config', mountPath: EPP_CONFIG_MOUNT, readOnly: true }],
     };
   }
-  const inline =
-    config?.inline ?? (spec.prefill ? prefillDecodeEndpointPickerConfig() : defaultEndpointPickerConfig());
-  return {
-    args: ['--config-text', stringify(inline, { aliasDuplicateObjects: false })],
-    volumes: [],
-    mounts: [],
-  };
+  const text = config?.inline
+    ? stringify(config.inline, { aliasDuplicateObjects: false })
+    : spec.prefill
+      ? prefillDecodeEndpointPickerConfig
+      : defaultEndpointPickerConfig;
+  return { args: ['--config-text', text], volumes: [], mounts: [] };
 }
 
 function schedulerDeployment(service: LLMInferenceService, spec: LLMInferenceServiceSpec): KubeObject {

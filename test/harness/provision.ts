@@ -15,6 +15,7 @@ import {
   repoRoot,
   startDevApiServer,
 } from '../../src/dev/index.js';
+import { envoyProvisioner } from './envoy.js';
 
 export interface HarnessContext {
   log: (message: string) => void;
@@ -75,6 +76,6 @@ const sharedKubeApiserver: TestService = {
   },
 };
 
-export const provisioners: Provisioner[] = [kubeApiserverAssets];
+export const provisioners: Provisioner[] = [kubeApiserverAssets, envoyProvisioner];
 
 export const services: TestService[] = [sharedKubeApiserver];

@@ -1,0 +1,101 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ValidationError } from '../errors/index.js';
+import {
+  defaultEndpointPickerConfig,
+  loadEndpointPickerConfig,
+  parseDurationMs,
+  prefillDecodeEndpointPickerConfig,
+} from './config.js';
+
+test('config: the shipped configs load', () => {
+  const d = loadEndpointPickerConfig(defaultEndpointPickerConfig);
+  const profile = d.scheduler.profiles.get('default')!;
+  assert.deepEqual(
+    profile.scorers.map((s) => [s.scorer.type, s.weight]),
+    [
+      ['queue-scorer', 2],
+      ['kv-cache-utilization-scorer', 2],
+      ['prefix-cache-scorer', 3],
+    ],
+  );
+  assert.equal(profile.picker.type, 'max-score-picker');
+  const pd = loadEndpointPickerConfig(prefillDecodeEndpointPickerConfig);
+  assert.deepEqual([...pd.scheduler.profiles.keys()], ['prefill', 'decode']);
+  assert.equal(pd.scheduler.handler.type, 'pd-profile-handler');
+});
+
+test('config: llm-d apiVersion and plugin aliases are accepted', () => {
+  const c = loadEndpointPickerConfig(`apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: kv-cache-scorer
+- type: prefix-cache
+  parameters: {hashBlockSize: 5, maxPrefixBlocksToMatch: 256, lruCapacityPerServer: 31250}
+- type: max-score
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: kv-cache-scorer
+  - pluginRef: prefix-cache
+    weight: 50
+  - pluginRef: max-score
+`);
+  assert.deepEqual(
+    c.scheduler.profiles.get('default')!.scorers.map((s) => s.scorer.type),
+    ['kv-cache-utilization-scorer', 'prefix-cache-scorer'],
+  );
+});
+
+test('config: every mistake is reported with its path', () => {
+  const cases: { text: string; paths: string[] }[] = [
+    {
+      text: 'apiVersion: v1\nkind: Foo\nplugins: []\nschedulingProfiles: []',
+      paths: ['apiVersion', 'kind', 'plugins', 'schedulingProfiles'],
+    },
+    {
+      text: `apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: queue-scorer-typo
+- type: prefix-cache-scorer
+  parameters: {hashBlockSize: -1, colour: blue}
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: missing
+  - pluginRef: prefix-cache-scorer
+    weight: -2
+`,
+      paths: [
+        'plugins[0].type',
+        'plugins[1].parameters.hashBlockSize',
+        'plugins[1].parameters.colour',
+        'schedulingProfiles[0].plugins[0].pluginRef',
+        'schedulingProfiles[0].plugins[1].weight',
+      ],
+    },
+  ];
+  for (const c of cases) {
+    assert.throws(
+      () => loadEndpointPickerConfig(c.text),
+      (error: unknown) => {
+        assert.ok(error instanceof ValidationError);
+        assert.deepEqual(error.problems.map((p) => p.path).sort(), [...c.paths].sort());
+        return true;
+      },
+    );
+  }
+});
+
+test('config: durations', () => {
+  const table: [unknown, number | undefined][] = [
+    ['200ms', 200],
+    ['2s', 2000],
+    ['1m', 60000],
+    [50, 50],
+    ['soon', undefined],
+    [-1, undefined],
+  ];
+  for (const [input, want] of table) assert.equal(parseDurationMs(input), want, String(input));
+});

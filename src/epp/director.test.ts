@@ -1,0 +1,190 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  loadEndpointPickerConfig,
+  defaultEndpointPickerConfig,
+  prefillDecodeEndpointPickerConfig,
+} from './config.js';
+import { decide, emptyModelDirectory, type ModelDirectory } from './director.js';
+import { endpoint, seededRandom } from './test-endpoints.js';
+import type { Endpoint } from './types.js';
+
+const NOW = 1_000_000;
+
+function body(model: string, prompt: string): Buffer {
+  return Buffer.from(JSON.stringify({ model, prompt, max_tokens: 4 }));
+}
+
+function route(
+  config: ReturnType<typeof loadEndpointPickerConfig>,
+  endpoints: Endpoint[],
+  b: Buffer | undefined,
+  extra: {
+    headers?: Record<string, string>;
+    directory?: ModelDirectory;
+    seed?: number;
+    subset?: Set<string>;
+  } = {},
+) {
+  return decide(
+    {
+      requestId: 'r',
+      path: '/v1/completions',
+      headers: extra.headers ?? {},
+      body: b,
+      subsetHint: extra.subset,
+    },
+    endpoints,
+    config,
+    extra.directory ?? emptyModelDirectory,
+    NOW,
+    seededRandom(extra.seed ?? 1),
+  );
+}
+
+test('decisions: rejections by status', () => {
+  const config = loadEndpointPickerConfig(defaultEndpointPickerConfig);
+  const fresh = [endpoint('10.0.0.1:8000'), endpoint('10.0.0.2:8000')];
+  const cases: {
+    name: string;
+    endpoints: Endpoint[];
+    body: Buffer | undefined;
+    status: number;
+    headers?: Record<string, string>;
+    directory?: ModelDirectory;
+  }[] = [
+    { name: 'not JSON', endpoints: fresh, body: Buffer.from('{"model": '), status: 400 },
+    { name: 'no model', endpoints: fresh, body: Buffer.from('{"prompt":"x"}'), status: 400 },
+    { name: 'JSON array', endpoints: fresh, body: Buffer.from('[1,2]'), status: 400 },
+    {
+      name: 'unknown model when models are declared',
+      endpoints: fresh,
+      body: body('other', 'x'),
+      status: 404,
+      directory: {
+        models: new Map([['m', { criticality: 'Standard', targets: [] }]]),
+        objectives: new Map(),
+      },
+    },
+    { name: 'no endpoints', endpoints: [], body: body('m', 'x'), status: 503 },
+    {
+      name: 'only stale endpoints',
+      endpoints: [endpoint('10.0.0.1:8000', { updatedAt: NOW - 10_000 })],
+      body: body('m', 'x'),
+      status: 503,
+    },
+    {
+      name: 'sheddable while saturated',
+      endpoints: [
+        endpoint('10.0.0.1:8000', { waitingQueueSize: 50 }),
+        endpoint('10.0.0.2:8000', { kvCacheUsage: 0.99 }),
+      ],
+      body: body('m', 'x'),
+      headers: { 'x-gateway-inference-objective': 'batch' },
+      directory: { models: new Map(), objectives: new Map([['batch', -1]]) },
+      status: 429,
+    },
+  ];
+  for (const c of cases) {
+    const d = route(config, c.endpoints, c.body, { headers: c.headers, directory: c.directory });
+    assert.equal(d.kind, 'reject', c.name);
+    if (d.kind === 'reject') assert.equal(d.error.status, c.status, c.name);
+  }
+});
+
+test('decisions: critical requests are not shed while saturated', () => {
+  const config = loadEndpointPickerConfig(defaultEndpointPickerConfig);
+  const saturated = [
+    endpoint('10.0.0.1:8000', { waitingQueueSize: 50 }),
+    endpoint('10.0.0.2:8000', { waitingQueueSize: 40 }),
+  ];
+  const directory: ModelDirectory = {
+    models: new Map(),
+    objectives: new Map([
+      ['chat', 10],
+      ['batch', -5],
+    ]),
+  };
+  const critical = route(config, saturated, body('m', 'x'), {
+    headers: { 'x-gateway-inference-objective': 'chat' },
+    directory,
+  });
+  assert.equal(critical.kind, 'route');
+  if (critical.kind === 'route') assert.equal(critical.endpoint.address, '10.0.0.2:8000');
+  const standard = route(config, saturated, body('m', 'x'));
+  assert.equal(standard.kind, 'route');
+});
+
+test('decisions: stale endpoints are avoided and the subset hint is respected', () => {
+  const config = loadEndpointPickerConfig(defaultEndpointPickerConfig);
+  const endpoints = [
+    endpoint('10.0.0.1:8000', { updatedAt: NOW - 5000 }),
+    { ...endpoint('10.0.0.2:8000'), stale: true },
+    endpoint('10.0.0.3:8000', { waitingQueueSize: 3 }),
+    endpoint('10.0.0.4:8000', { waitingQueueSize: 4 }),
+  ];
+  for (let seed = 1; seed < 20; seed++) {
+    const d = route(config, endpoints, body('m', 'hello'), { seed });
+    assert.equal(d.kind, 'route');
+    if (d.kind === 'route') assert.equal(d.endpoint.address, '10.0.0.3:8000');
+  }
+  const hinted = route(config, endpoints, body('m', 'hello'), { subset: new Set(['10.0.0.4:8000']) });
+  assert.equal(hinted.kind === 'route' && hinted.endpoint.address, '10.0.0.4:8000');
+});
+
+test('decisions: a shared long prefix sticks to the endpoint that served it', () => {
+  const config = loadEndpointPickerConfig(defaultEndpointPickerConfig);
+  const endpoints = ['1', '2', '3', '4'].map((i) => endpoint(`10.0.0.${i}:8000`));
+  const system = 'You are a careful assistant. '.repeat(40);
+  const first = route(config, endpoints, body('m', system + 'question one'), { seed: 7 });
+  assert.equal(first.kind, 'route');
+  const home = first.kind === 'route' ? first.endpoint.address : '';
+  for (let i = 0; i < 10; i++) {
+    const d = route(config, endpoints, body('m', `${system}question ${i}`), { seed: 100 + i });
+    assert.equal(d.kind === 'route' && d.endpoint.address, home, `request ${i}`);
+  }
+  // A different prefix is free to go anywhere; with a long queue at home it must leave.
+  const busy = endpoints.map((e) =>
+    e.address === home ? { ...e, metrics: { ...e.metrics, waitingQueueSize: 20 } } : e,
+  );
+  const moved = route(config, busy, body('m', 'Completely different text. '.repeat(40)), { seed: 3 });
+  assert.notEqual(moved.kind === 'route' && moved.endpoint.address, home);
+});
+
+test('decisions: InferenceModel mapping rewrites the model in the body', () => {
+  const config = loadEndpointPickerConfig(defaultEndpointPickerConfig);
+  const directory: ModelDirectory = {
+    models: new Map([
+      ['chat', { criticality: 'Critical', targets: [{ name: 'chat-lora-v2', weight: 100 }] }],
+    ]),
+    objectives: new Map(),
+  };
+  const d = route(config, [endpoint('10.0.0.1:8000')], body('chat', 'hi'), { directory });
+  assert.equal(d.kind, 'route');
+  if (d.kind === 'route') {
+    assert.equal(d.targetModel, 'chat-lora-v2');
+    assert.equal(JSON.parse(d.rewrittenBody!.toString()).model, 'chat-lora-v2');
+    assert.equal(d.criticality, 'Critical');
+  }
+});
+
+test('decisions: P/D sends long uncached prompts through a prefill endpoint', () => {
+  const config = loadEndpointPickerConfig(prefillDecodeEndpointPickerConfig);
+  const endpoints = [
+    endpoint('10.0.1.1:8000', {}, 'prefill'),
+    endpoint('10.0.2.1:8000', {}, 'decode'),
+    endpoint('10.0.2.2:8000', {}, 'decode'),
+  ];
+  const long = 'Summarise the following report. '.repeat(30);
+  const d = route(config, endpoints, body('m', long));
+  assert.equal(d.kind, 'route');
+  if (d.kind === 'route') {
+    assert.equal(d.headers['x-prefiller-host-port'], '10.0.1.1:8000');
+    assert.match(d.endpoint.address, /^10\.0\.2\./);
+  }
+  const short = route(config, endpoints, body('m', 'hi'));
+  assert.equal(short.kind === 'route' && short.headers['x-prefiller-host-port'], undefined);
+  // Once the decode endpoint has the prefix cached, the same long prompt no longer needs a prefill.
+  const again = route(config, endpoints, body('m', long));
+  assert.equal(again.kind === 'route' && again.headers['x-prefiller-host-port'], undefined);
+});

@@ -1,0 +1,191 @@
+/**
+ * @module epp/director
+ * One request's decision, pure: parse the body, resolve the model (InferenceModel / InferenceObjective mapping and
+ * criticality), keep the candidates that are fresh and allowed by the gateway's subset hint, shed sheddable load
+ * when saturated, then run the scheduler. The ext_proc server (I/O) calls this and turns the answer into messages.
+ */
+import type { EndpointPickerConfig } from './config.js';
+import { PREFIX_MATCHES, type PrefixMatches } from './plugins/index.js';
+import { RequestError, parseRequestBody } from './request.js';
+import { isSaturated, isStale, shouldShed } from './saturation.js';
+import { primaryTarget, schedule } from './scheduler.js';
+import {
+  CycleState,
+  type Criticality,
+  type Endpoint,
+  type SchedulingRequest,
+  type SchedulingResult,
+} from './types.js';
+
+/** How a client-facing model name is served (InferenceModel v1alpha2 / InferenceObjective v1). */
+export interface ModelRoute {
+  criticality: Criticality;
+  /** Target models (base model or LoRA adapter) with weights; empty = serve the requested name as is. */
+  targets: readonly { name: string; weight: number }[];
+}
+
+/** What Kubernetes (or static flags) say about models and objectives. */
+export interface ModelDirectory {
+  /** By client-facing model name; when non-empty, models not listed get 404. */
+  readonly models: ReadonlyMap<string, ModelRoute>;
+  /** InferenceObjective name → priority (negative = sheddable), selected by header `x-gateway-inference-objective`. */
+  readonly objectives: ReadonlyMap<string, number>;
+}
+
+export const emptyModelDirectory: ModelDirectory = { models: new Map(), objectives: new Map() };
+
+export const OBJECTIVE_HEADER = 'x-gateway-inference-objective';
+
+export interface DecisionInput {
+  requestId: string;
+  path: string;
+  /** Lower-case header names. */
+  headers: Readonly<Record<string, string>>;
+  /** The request body; undefined for requests without one (then no prompt and no model are known). */
+  body: Buffer | undefined;
+  /** `envoy.lb.subset_hint` addresses, when the gateway sent some. */
+  subsetHint?: ReadonlySet<string> | undefined;
+}
+
+export type Decision =
+  | {
+      kind: 'route';
+      endpoint: Endpoint;
+      /** Headers to add (prefill header and the like). */
+      headers: Record<string, string>;
+      model: string;
+      targetModel: string;
+      /** The re-serialised body when the model name was rewritten; undefined = forward unchanged. */
+      rewrittenBody: Buffer | undefined;
+      result: SchedulingResult;
+      criticality: Criticality;
+      /** The request as the scheduler saw it (post-response hooks get it back). */
+      request: SchedulingRequest;
+      /** Share of the prompt's blocks the chosen endpoint held, when a prefix scorer ran. */
+      prefixHitRatio: number | undefined;
+    }
+  | { kind: 'reject'; error: RequestError; model: string };
+
+export function criticalityOfPriority(priority: number): Criticality {
+  return priority < 0 ? 'Sheddable' : priority > 0 ? 'Critical' : 'Standard';
+}
+
+function chooseTarget(route: ModelRoute | undefined, model: string, random: () => number): string {
+  if (!route || route.targets.length === 0) return model;
+  const total = route.targets.reduce((sum, t) => sum + Math.max(0, t.weight), 0);
+  if (total <= 0) return route.targets[0]!.name;
+  let r = random() * total;
+  for (const t of route.targets) {
+    r -= Math.max(0, t.weight);
+    if (r < 0) return t.name;
+  }
+  return route.targets[route.targets.length - 1]!.name;
+}
+
+/** Decides where one request goes, or why it is refused. */
+export function decide(
+  input: DecisionInput,
+  endpoints: readonly Endpoint[],
+  config: EndpointPickerConfig,
+  directory: ModelDirectory,
+  now: number,
+  random: () => number = Math.random,
+): Decision {
+  let model = '';
+  let prompt = '';
+  let json: Record<string, unknown> | undefined;
+  try {
+    if (input.body !== undefined && input.body.length > 0) {
+      const parsed = parseRequestBody(input.path, input.body);
+      model = parsed.model;
+      prompt = parsed.prompt;
+      json = parsed.json;
+    }
+  } catch (error) {
+    if (error instanceof RequestError) return { kind: 'reject', error, model };
+    throw error;
+  }
+
+  const route = model ? directory.models.get(model) : undefined;
+  if (model && directory.models.size > 0 && !route) {
+    return {
+      kind: 'reject',
+      model,
+      error: new RequestError(404, `model "${model}" is not served by this pool`, 'model_not_found'),
+    };
+  }
+  let criticality: Criticality = route?.criticality ?? 'Standard';
+  const objective = input.headers[OBJECTIVE_HEADER];
+  if (objective !== undefined) {
+    const priority = directory.objectives.get(objective);
+    if (priority !== undefined) criticality = criticalityOfPriority(priority);
+  }
+  const targetModel = chooseTarget(route, model, random);
+
+  const thresholds = config.saturation;
+  const candidates: Endpoint[] = [];
+  for (const e of endpoints) {
+    if (isStale(e, now, thresholds)) continue;
+    if (input.subsetHint && !input.subsetHint.has(e.address)) continue;
+    candidates.push(e);
+  }
+  if (candidates.length === 0) {
+    return {
+      kind: 'reject',
+      model,
+      error: new RequestError(503, 'no ready model server endpoint with fresh metrics'),
+    };
+  }
+  if (shouldShed(criticality, isSaturated(candidates, now, thresholds))) {
+    return {
+      kind: 'reject',
+      model,
+      error: new RequestError(429, 'the pool is saturated and this request is sheddable; retry later'),
+    };
+  }
+
+  const context = {
+    request: {
+      requestId: input.requestId,
+      model,
+      targetModel,
+      prompt,
+      criticality,
+      headers: input.headers,
+      subsetHint: input.subsetHint,
+    },
+    state: new CycleState(),
+    now,
+    random,
+  };
+  const result = schedule(config.scheduler, context, candidates);
+  if (!result) {
+    return {
+      kind: 'reject',
+      model,
+      error: new RequestError(503, 'no endpoint passed the scheduling filters'),
+    };
+  }
+  let rewrittenBody: Buffer | undefined;
+  if (json && targetModel !== model) {
+    json['model'] = targetModel;
+    rewrittenBody = Buffer.from(JSON.stringify(json));
+  }
+  const endpoint = primaryTarget(result);
+  const matches = context.state.read<PrefixMatches>(PREFIX_MATCHES);
+  return {
+    kind: 'route',
+    endpoint,
+    request: context.request,
+    prefixHitRatio:
+      matches && matches.totalBlocks > 0
+        ? (matches.matched.get(endpoint.address) ?? 0) / matches.totalBlocks
+        : undefined,
+    headers: result.headers,
+    model,
+    targetModel,
+    rewrittenBody,
+    result,
+    criticality,
+  };
+}

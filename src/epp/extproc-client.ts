@@ -1,0 +1,173 @@
+/**
+ * @module epp/extproc-client
+ * A small ext_proc client: what a gateway does for one request, in one call. The builtin Node gateway of
+ * `llmisvc up` routes with it, and tests use it to talk to the EPP without Envoy. Speaks full-duplex mode, like
+ * the Envoy configuration GIE generates.
+ *
+ * @example
+ * const client = createExtProcClient('127.0.0.1:9002');
+ * const pick = await pickEndpoint(client, { path: '/v1/completions', headers: { 'content-type': 'application/json' }, body });
+ * if (pick.immediateResponse) reply(pick.immediateResponse.status, pick.immediateResponse.body);
+ * else { await forward(pick.endpoint, pick.headers, pick.body); pick.done(); }
+ */
+import * as grpc from '@grpc/grpc-js';
+import { BodySendMode, loadProtos } from './proto.js';
+import { DESTINATION_HEADER } from './extproc-server.js';
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- dynamic protobuf messages */
+type Message = Record<string, any>;
+
+export type ExtProcClient = grpc.Client & {
+  Process(options?: grpc.CallOptions): grpc.ClientDuplexStream<Message, Message>;
+};
+
+/** Connects to an EPP; `tls: true` accepts its self-signed certificate (as GIE gateways do). */
+export function createExtProcClient(address: string, options: { tls?: boolean } = {}): ExtProcClient {
+  const { ExtProcClient } = loadProtos();
+  const credentials = options.tls
+    ? grpc.credentials.createSsl(null, null, null, {
+        checkServerIdentity: () => undefined,
+        rejectUnauthorized: false,
+      })
+    : grpc.credentials.createInsecure();
+  return new ExtProcClient(address, credentials) as unknown as ExtProcClient;
+}
+
+export interface PickRequest {
+  method?: string;
+  path: string;
+  /** Request headers (any case); `:method`, `:path` and `:authority` are added. */
+  headers?: Record<string, string>;
+  /** The request body; undefined for a request without one. */
+  body?: Buffer;
+  /** Addresses the gateway allows (`envoy.lb.subset_hint`). */
+  subsetHint?: string[];
+}
+
+export interface PickResult {
+  /** `ip:port` to send the request to; undefined when the EPP answered immediately. */
+  endpoint: string | undefined;
+  /** Headers the EPP asked to set (including `x-gateway-destination-endpoint`). */
+  headers: Record<string, string>;
+  /** The body to forward (rewritten when the EPP mapped the model). */
+  body: Buffer | undefined;
+  /** Set when the EPP answered the client itself (400, 404, 413, 429, 503 …). */
+  immediateResponse?: { status: number; headers: Record<string, string>; body: Buffer } | undefined;
+  /** Tells the EPP the request finished (ends the stream); call once the upstream response is done. */
+  done(): void;
+}
+
+function headerMap(headers: Record<string, string>): Message {
+  return {
+    headers: Object.entries(headers).map(([key, value]) => ({
+      key: key.toLowerCase(),
+      raw_value: Buffer.from(value),
+    })),
+  };
+}
+
+function mutationHeaders(mutation: Message | undefined, into: Record<string, string>): void {
+  for (const option of mutation?.['set_headers'] ?? []) {
+    const h = option?.header;
+    if (!h?.key) continue;
+    into[h.key] =
+      h.raw_value && h.raw_value.length > 0 ? Buffer.from(h.raw_value).toString('latin1') : (h.value ?? '');
+  }
+}
+
+/** Runs the request phase of one ext_proc stream and returns the EPP's decision. */
+export function pickEndpoint(
+  client: ExtProcClient,
+  request: PickRequest,
+  options: { timeoutMs?: number } = {},
+): Promise<PickResult> {
+  const stream = client.Process(options.timeoutMs ? { deadline: Date.now() + options.timeoutMs } : {});
+  const hasBody = request.body !== undefined;
+  const headers: Record<string, string> = {
+    ':method': request.method ?? (hasBody ? 'POST' : 'GET'),
+    ':path': request.path,
+    ':authority': 'llmisvc',
+    ...request.headers,
+  };
+  if (hasBody) headers['content-length'] = String(request.body!.length);
+  const first: Message = {
+    request_headers: { headers: headerMap(headers), end_of_stream: !hasBody },
+    protocol_config: {
+      request_body_mode: BodySendMode.FULL_DUPLEX_STREAMED,
+      response_body_mode: BodySendMode.NONE,
+    },
+  };
+  if (request.subsetHint) {
+    first['metadata_context'] = {
+      filter_metadata: {
+        'envoy.lb.subset_hint': {
+          fields: {
+            'x-gateway-destination-endpoint-subset': {
+              listValue: { values: request.subsetHint.map((s) => ({ stringValue: s })) },
+            },
+          },
+        },
+      },
+    };
+  }
+  let ended = false;
+  const done = () => {
+    if (ended) return;
+    ended = true;
+    stream.end();
+  };
+  return new Promise<PickResult>((resolve, reject) => {
+    const set: Record<string, string> = {};
+    let body: Buffer | undefined;
+    let settled = false;
+    const settle = (result: PickResult | Error) => {
+      if (settled) return;
+      settled = true;
+      if (result instanceof Error) {
+        stream.cancel();
+        reject(result);
+      } else resolve(result);
+    };
+    stream.on('data', (message: Message) => {
+      if (message['immediate_response']) {
+        const ir = message['immediate_response'];
+        const h: Record<string, string> = {};
+        mutationHeaders(ir['headers'], h);
+        done();
+        settle({
+          endpoint: undefined,
+          headers: {},
+          body: undefined,
+          immediateResponse: {
+            status: Number(ir['status']?.['code'] ?? 500),
+            headers: h,
+            body: Buffer.from(ir['body'] ?? []),
+          },
+          done,
+        });
+        return;
+      }
+      if (message['request_headers'])
+        mutationHeaders(message['request_headers']['response']?.['header_mutation'], set);
+      if (message['request_body']) {
+        const r = message['request_body']['response'] ?? {};
+        mutationHeaders(r['header_mutation'], set);
+        const m = r['body_mutation'];
+        body = m?.['streamed_response']
+          ? Buffer.from(m['streamed_response']['body'] ?? [])
+          : m?.['body']
+            ? Buffer.from(m['body'])
+            : request.body;
+      }
+      const complete = hasBody
+        ? message['request_body'] !== undefined
+        : message['request_headers'] !== undefined;
+      if (complete)
+        settle({ endpoint: set[DESTINATION_HEADER], headers: set, body: hasBody ? body : undefined, done });
+    });
+    stream.on('error', (error: Error) => settle(error));
+    stream.on('end', () => settle(new Error('the endpoint picker closed the stream without a decision')));
+    stream.write(first);
+    if (hasBody) stream.write({ request_body: { body: request.body, end_of_stream: true } });
+  });
+}

@@ -1,0 +1,347 @@
+/**
+ * @module epp/extproc-server
+ * The Envoy ext_proc stream handler: one gRPC stream per HTTP request. It collects the request headers and body,
+ * asks the director where the request goes, and answers with the destination in header
+ * `x-gateway-destination-endpoint` and in dynamic metadata `envoy.lb` — or with an immediate OpenAI-style error.
+ *
+ * Body modes: with `FULL_DUPLEX_STREAMED` (what GIE gateways configure) Envoy sends the body without waiting for the
+ * headers answer, so the headers answer is held until the body is complete and the body is then streamed back;
+ * with `BUFFERED` Envoy waits for the headers answer first, so it is sent at once and the destination travels in
+ * the body answer. The gateway's mode is read from `protocol_config` in the first message (Envoy ≥ 1.35); without
+ * it, full duplex is assumed. Any message order or content is survived: the worst outcome for a broken stream is
+ * an error answer on that stream.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { EndpointPickerConfig } from './config.js';
+import type { Datastore } from './datastore.js';
+import { decide, type ModelDirectory } from './director.js';
+import type { EppMetrics } from './epp-metrics.js';
+import { BodySendMode } from './proto.js';
+import { RequestError, openAiErrorBody } from './request.js';
+import type { Endpoint, SchedulingRequest } from './types.js';
+
+export const DESTINATION_HEADER = 'x-gateway-destination-endpoint';
+export const DESTINATION_METADATA_NAMESPACE = 'envoy.lb';
+export const SUBSET_HINT_NAMESPACE = 'envoy.lb.subset_hint';
+export const SUBSET_HINT_KEY = 'x-gateway-destination-endpoint-subset';
+
+/** What the stream handler needs; `config` and `directory` are read per request so they can change live. */
+export interface ExtProcDeps {
+  datastore: Datastore;
+  config: () => EndpointPickerConfig;
+  directory: () => ModelDirectory;
+  metrics: EppMetrics;
+  logger: Logger;
+  /** Largest request body accepted; larger gets 413. */
+  bodyLimitBytes: number;
+}
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- the messages are dynamic protobuf objects */
+type Message = Record<string, any>;
+
+interface HeaderValueOption {
+  header: { key: string; raw_value: Buffer };
+  append_action: number;
+}
+
+const OVERWRITE_IF_EXISTS_OR_ADD = 2;
+
+function setHeader(key: string, value: string): HeaderValueOption {
+  return { header: { key, raw_value: Buffer.from(value) }, append_action: OVERWRITE_IF_EXISTS_OR_ADD };
+}
+
+function readHeaders(map: Message | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  const list = map?.['headers'];
+  if (!Array.isArray(list)) return out;
+  for (const h of list) {
+    if (!h || typeof h.key !== 'string') continue;
+    const raw = h.raw_value;
+    out[h.key.toLowerCase()] =
+      raw && raw.length > 0
+        ? Buffer.from(raw).toString('latin1')
+        : typeof h.value === 'string'
+          ? h.value
+          : '';
+  }
+  return out;
+}
+
+/** Addresses from `envoy.lb.subset_hint`, expanded so that a bare IP admits every port of that IP. */
+function subsetHint(message: Message, endpoints: readonly Endpoint[]): Set<string> | undefined {
+  const ns = message['metadata_context']?.['filter_metadata']?.[SUBSET_HINT_NAMESPACE];
+  const values = ns?.['fields']?.[SUBSET_HINT_KEY]?.['listValue']?.['values'];
+  if (!Array.isArray(values)) return undefined;
+  const hinted = new Set<string>();
+  for (const v of values) if (typeof v?.stringValue === 'string') hinted.add(v.stringValue);
+  const allowed = new Set<string>();
+  for (const e of endpoints) {
+    if (hinted.has(e.address) || hinted.has(e.address.slice(0, e.address.lastIndexOf(':'))))
+      allowed.add(e.address);
+  }
+  return allowed;
+}
+
+function destinationMetadata(address: string): Message {
+  return {
+    fields: {
+      [DESTINATION_METADATA_NAMESPACE]: {
+        structValue: { fields: { [DESTINATION_HEADER]: { stringValue: address } } },
+      },
+    },
+  };
+}
+
+let requestCounter = 0;
+
+/** Creates the `Process` handler for a gRPC server. */
+export function createProcessHandler(deps: ExtProcDeps): grpc.handleBidiStreamingCall<Message, Message> {
+  return function processStream(call) {
+    let headers: Record<string, string> | undefined;
+    let subset: Set<string> | undefined;
+    let requestBodyMode: number = BodySendMode.FULL_DUPLEX_STREAMED;
+    let responseBodyMode: number = BodySendMode.NONE;
+    const chunks: Buffer[] = [];
+    let bodyBytes = 0;
+    let decided = false;
+    let closed = false;
+    let routed: Endpoint | undefined;
+    let routedRequest: SchedulingRequest | undefined;
+    let model = '';
+    let firstMessageAt = 0;
+
+    function write(message: Message): void {
+      if (closed || call.cancelled || call.destroyed) return;
+      call.write(message);
+    }
+
+    function finish(): void {
+      if (!routed) return;
+      const endpoint = routed;
+      routed = undefined;
+      endpoint.inFlight = Math.max(0, endpoint.inFlight - 1);
+      for (const hook of deps.config().scheduler.postResponse) {
+        try {
+          hook.postResponse(routedRequest!, endpoint);
+        } catch (error) {
+          deps.logger.error({ err: error, plugin: hook.name }, 'post-response hook failed');
+        }
+      }
+    }
+
+    function immediate(error: RequestError): void {
+      deps.metrics.requests.inc({ model, outcome: String(error.status) });
+      if (error.status === 429) deps.metrics.shed.inc({ model });
+      write({
+        immediate_response: {
+          status: { code: error.status },
+          headers: { set_headers: [setHeader('content-type', 'application/json')] },
+          body: Buffer.from(openAiErrorBody(error)),
+          details: `llmisvc_epp_${error.status}`,
+        },
+      });
+      closed = true;
+      // The stream ends here, so a request routed earlier on it (a protocol error after the pick) is done too.
+      finish();
+      call.end();
+    }
+
+    function route(body: Buffer | undefined, trailersFollow: boolean): void {
+      decided = true;
+      const started = performance.now();
+      // Observed after the answer is written, below and in immediate().
+      const observePhase = () =>
+        deps.metrics.requestPhaseSeconds.observe((performance.now() - firstMessageAt) / 1000);
+      const id = headers?.['x-request-id'] ?? `epp-${++requestCounter}`;
+      const endpoints = deps.datastore.endpoints();
+      const decision = decide(
+        { requestId: id, path: headers?.[':path'] ?? '', headers: headers ?? {}, body, subsetHint: subset },
+        endpoints,
+        deps.config(),
+        deps.directory(),
+        Date.now(),
+      );
+      deps.metrics.schedulingSeconds.observe((performance.now() - started) / 1000);
+      model = decision.model;
+      if (decision.kind === 'reject') {
+        if (deps.logger.isLevelEnabled('debug')) {
+          deps.logger.debug(
+            { requestId: id, model, status: decision.error.status, reason: decision.error.message },
+            'request refused',
+          );
+        }
+        immediate(decision.error);
+        observePhase();
+        return;
+      }
+      const endpoint = decision.endpoint;
+      endpoint.inFlight++;
+      routed = endpoint;
+      routedRequest = decision.request;
+      deps.metrics.requests.inc({ model, outcome: 'routed' });
+      if (decision.prefixHitRatio !== undefined) deps.metrics.prefixHitRatio.observe(decision.prefixHitRatio);
+      for (const [profile, result] of decision.result.results) {
+        const target = result.targets[0];
+        if (target) deps.metrics.picks.inc({ endpoint: target.address, profile });
+      }
+      if (deps.logger.isLevelEnabled('debug')) {
+        deps.logger.debug(
+          {
+            requestId: id,
+            model,
+            targetModel: decision.targetModel,
+            endpoint: endpoint.address,
+            headers: decision.headers,
+            criticality: decision.criticality,
+          },
+          'request scheduled',
+        );
+      }
+      const mutations = [setHeader(DESTINATION_HEADER, endpoint.address)];
+      for (const [k, v] of Object.entries(decision.headers)) mutations.push(setHeader(k, v));
+      const outBody = decision.rewrittenBody ?? body;
+      if (decision.rewrittenBody)
+        mutations.push(setHeader('content-length', String(decision.rewrittenBody.length)));
+      const metadata = destinationMetadata(endpoint.address);
+      if (body === undefined) {
+        // Headers-only request: the headers answer carries everything.
+        write({
+          request_headers: {
+            response: { header_mutation: { set_headers: mutations }, clear_route_cache: true },
+          },
+          dynamic_metadata: metadata,
+        });
+      } else if (requestBodyMode === BodySendMode.FULL_DUPLEX_STREAMED) {
+        write({
+          request_headers: {
+            response: { header_mutation: { set_headers: mutations }, clear_route_cache: true },
+          },
+          dynamic_metadata: metadata,
+        });
+        write({
+          request_body: {
+            response: {
+              body_mutation: {
+                streamed_response: { body: outBody ?? Buffer.alloc(0), end_of_stream: !trailersFollow },
+              },
+            },
+          },
+        });
+        if (trailersFollow) write({ request_trailers: {} });
+      } else {
+        const response: Message = { header_mutation: { set_headers: mutations }, clear_route_cache: true };
+        if (decision.rewrittenBody) response['body_mutation'] = { body: decision.rewrittenBody };
+        write({ request_body: { response }, dynamic_metadata: metadata });
+      }
+      observePhase();
+    }
+
+    function onMessage(message: Message): void {
+      if (closed) return;
+      if (firstMessageAt === 0) firstMessageAt = performance.now();
+      const protocol = message['protocol_config'];
+      if (protocol) {
+        requestBodyMode = Number(protocol['request_body_mode'] ?? requestBodyMode);
+        responseBodyMode = Number(protocol['response_body_mode'] ?? responseBodyMode);
+      }
+      switch (message['request']) {
+        case 'request_headers': {
+          if (headers !== undefined || decided)
+            return immediate(new RequestError(400, 'request headers sent twice'));
+          const h = message['request_headers'] ?? {};
+          headers = readHeaders(h['headers']);
+          subset = subsetHint(message, deps.datastore.endpoints());
+          const length = Number(headers['content-length']);
+          if (Number.isFinite(length) && length > deps.bodyLimitBytes) {
+            return immediate(
+              new RequestError(
+                413,
+                `request body of ${length} bytes exceeds the limit of ${deps.bodyLimitBytes} bytes`,
+              ),
+            );
+          }
+          if (h['end_of_stream']) return route(undefined, false);
+          if (requestBodyMode !== BodySendMode.FULL_DUPLEX_STREAMED)
+            write({ request_headers: { response: {} } });
+          return;
+        }
+        case 'request_body': {
+          if (decided) return;
+          const b = message['request_body'] ?? {};
+          const chunk: Buffer = b['body'] ? Buffer.from(b['body']) : Buffer.alloc(0);
+          bodyBytes += chunk.length;
+          if (bodyBytes > deps.bodyLimitBytes) {
+            return immediate(
+              new RequestError(413, `request body exceeds the limit of ${deps.bodyLimitBytes} bytes`),
+            );
+          }
+          if (chunk.length > 0) chunks.push(chunk);
+          if (b['end_of_stream']) return route(Buffer.concat(chunks, bodyBytes), false);
+          return;
+        }
+        case 'request_trailers': {
+          // Trailers end the request body in full-duplex mode.
+          if (!decided) return route(Buffer.concat(chunks, bodyBytes), true);
+          write({ request_trailers: {} });
+          return;
+        }
+        case 'response_headers': {
+          write({ response_headers: { response: {} } });
+          if (message['response_headers']?.['end_of_stream']) finish();
+          return;
+        }
+        case 'response_body': {
+          const b = message['response_body'] ?? {};
+          if (responseBodyMode === BodySendMode.FULL_DUPLEX_STREAMED) {
+            write({
+              response_body: {
+                response: {
+                  body_mutation: {
+                    streamed_response: {
+                      body: b['body'] ?? Buffer.alloc(0),
+                      end_of_stream: Boolean(b['end_of_stream']),
+                    },
+                  },
+                },
+              },
+            });
+          } else write({ response_body: { response: {} } });
+          if (b['end_of_stream']) finish();
+          return;
+        }
+        case 'response_trailers': {
+          write({ response_trailers: {} });
+          finish();
+          return;
+        }
+        default:
+          return;
+      }
+    }
+
+    call.on('data', (message: Message) => {
+      try {
+        onMessage(message);
+      } catch (error) {
+        deps.logger.error({ err: error }, 'ext_proc message handling failed');
+        if (!closed) immediate(new RequestError(500, 'internal error in the endpoint picker'));
+      }
+    });
+    call.on('end', () => {
+      finish();
+      if (!closed) {
+        closed = true;
+        call.end();
+      }
+    });
+    call.on('error', () => {
+      finish();
+      closed = true;
+    });
+    call.on('cancelled', () => {
+      finish();
+      closed = true;
+    });
+  };
+}

@@ -1,0 +1,42 @@
+/**
+ * @module epp
+ * The Endpoint Picker: an Envoy ext_proc server that picks a model server for every OpenAI request by prefix-cache
+ * affinity and load. Public surface for the CLI, `llmisvc up`, the renderer and the tests.
+ */
+export { startEpp, DEFAULT_BODY_LIMIT, type EppOptions, type RunningEpp } from './server.js';
+export {
+  createExtProcClient,
+  pickEndpoint,
+  type ExtProcClient,
+  type PickRequest,
+  type PickResult,
+} from './extproc-client.js';
+export {
+  defaultEndpointPickerConfig,
+  prefillDecodeEndpointPickerConfig,
+  loadEndpointPickerConfig,
+  parseDurationMs,
+  ACCEPTED_API_VERSIONS,
+  type EndpointPickerConfig,
+} from './config.js';
+export { parseEndpointList, Datastore, type EndpointSpec } from './datastore.js';
+export {
+  decide,
+  emptyModelDirectory,
+  OBJECTIVE_HEADER,
+  type Decision,
+  type ModelDirectory,
+  type ModelRoute,
+} from './director.js';
+export {
+  DESTINATION_HEADER,
+  DESTINATION_METADATA_NAMESPACE,
+  SUBSET_HINT_NAMESPACE,
+  SUBSET_HINT_KEY,
+} from './extproc-server.js';
+export { PREFILL_HEADER, pluginTypes } from './plugins/index.js';
+export { schedule } from './scheduler.js';
+export { ROLE_LABEL, endpointsFromPods, poolSpecOf, directoryFrom } from './kubernetes.js';
+export { metricsFromExposition } from './model-server-metrics.js';
+export { loadProtos, BodySendMode } from './proto.js';
+export type { Endpoint, EndpointMetrics, EndpointRole, Criticality, SchedulingRequest } from './types.js';

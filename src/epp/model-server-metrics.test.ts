@@ -1,0 +1,37 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { metricsFromExposition } from './model-server-metrics.js';
+
+test('vLLM exposition → endpoint metrics', () => {
+  const text = `# HELP vllm:num_requests_waiting Number of requests waiting.
+# TYPE vllm:num_requests_waiting gauge
+vllm:num_requests_waiting{model_name="a"} 3.0
+vllm:num_requests_waiting{model_name="b"} 2
+vllm:num_requests_running{model_name="a"} 7
+vllm:kv_cache_usage_perc{model_name="a"} 0.42
+vllm:lora_requests_info{max_lora="4",running_lora_adapters="sql,chat",waiting_lora_adapters=""} 1.7e9
+vllm:lora_requests_info{max_lora="4",running_lora_adapters="old",waiting_lora_adapters="x"} 1.6e9
+vllm:cache_config_info{block_size="16",num_gpu_blocks="2048",cache_dtype="auto"} 1
+vllm:num_requests_waiting_total 99
+`;
+  const m = metricsFromExposition(text, 5);
+  assert.equal(m.waitingQueueSize, 5);
+  assert.equal(m.runningQueueSize, 7);
+  assert.equal(m.kvCacheUsage, 0.42);
+  assert.deepEqual([...m.activeAdapters], ['sql', 'chat']);
+  assert.deepEqual([...m.waitingAdapters], []);
+  assert.equal(m.maxActiveAdapters, 4);
+  assert.equal(m.blockSize, 16);
+  assert.equal(m.numGpuBlocks, 2048);
+  assert.equal(m.updatedAt, 5);
+});
+
+test('older vLLM and SGLang names', () => {
+  assert.equal(metricsFromExposition('vllm:gpu_cache_usage_perc 0.9\n', 1).kvCacheUsage, 0.9);
+  const s = metricsFromExposition(
+    'sglang:num_queue_reqs{tp_rank="0"} 4\nsglang:num_running_reqs 2\nsglang:token_usage 0.5\n',
+    1,
+  );
+  assert.deepEqual([s.waitingQueueSize, s.runningQueueSize, s.kvCacheUsage], [4, 2, 0.5]);
+  assert.equal(metricsFromExposition('garbage {{{\n\n', 1).waitingQueueSize, 0);
+});

@@ -1,0 +1,78 @@
+/**
+ * @module epp/plugins/parameters
+ * Reading a plugin's `parameters` map from an EndpointPickerConfig: each reader checks the type and range and
+ * records a problem naming the plugin and the parameter instead of throwing, so one start reports every mistake.
+ */
+import type { FieldProblem } from '../../errors/index.js';
+
+/** A plugin's parameters plus where to report problems with them. */
+export class Parameters {
+  private readonly known = new Set<string>();
+
+  constructor(
+    private readonly values: Readonly<Record<string, unknown>>,
+    /** Config path of the parameters map, e.g. `plugins[2].parameters`. */
+    private readonly path: string,
+    private readonly problems: FieldProblem[],
+  ) {}
+
+  /** A number in [min, max], or `fallback` when absent. */
+  number(key: string, fallback: number, min = -Infinity, max = Infinity): number {
+    this.known.add(key);
+    const value = this.values[key];
+    if (value === undefined || value === null) return fallback;
+    const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+    if (typeof n !== 'number' || !Number.isFinite(n) || n < min || n > max) {
+      this.problems.push({
+        path: `${this.path}.${key}`,
+        message: `must be a number between ${min} and ${max}, got ${JSON.stringify(value)}`,
+      });
+      return fallback;
+    }
+    return n;
+  }
+
+  /** An integer in [min, max]. */
+  integer(key: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+    const n = this.number(key, fallback, min, max);
+    if (!Number.isInteger(n)) {
+      this.problems.push({ path: `${this.path}.${key}`, message: `must be an integer, got ${n}` });
+      return fallback;
+    }
+    return n;
+  }
+
+  string(key: string, fallback: string): string {
+    this.known.add(key);
+    const value = this.values[key];
+    if (value === undefined || value === null) return fallback;
+    if (typeof value !== 'string' || value === '') {
+      this.problems.push({ path: `${this.path}.${key}`, message: `must be a non-empty string` });
+      return fallback;
+    }
+    return value;
+  }
+
+  boolean(key: string, fallback: boolean): boolean {
+    this.known.add(key);
+    const value = this.values[key];
+    if (value === undefined || value === null) return fallback;
+    if (typeof value !== 'boolean') {
+      this.problems.push({ path: `${this.path}.${key}`, message: `must be true or false` });
+      return fallback;
+    }
+    return value;
+  }
+
+  /** Reports parameters the plugin does not understand (a typo should not be silently ignored). */
+  rejectUnknown(type: string): void {
+    for (const key of Object.keys(this.values)) {
+      if (!this.known.has(key)) {
+        this.problems.push({
+          path: `${this.path}.${key}`,
+          message: `unknown parameter for plugin type "${type}" (known: ${[...this.known].join(', ') || 'none'})`,
+        });
+      }
+    }
+  }
+}

@@ -1,0 +1,220 @@
+/**
+ * @module epp/plugins/prefix-cache-scorer
+ * `prefix-cache-scorer`: approximates which model server still holds the KV-cache for the start of a prompt. The
+ * prompt is cut into fixed-size blocks (`hashBlockSize` characters, default 64); each block's hash chains the previous
+ * one, so a block hash identifies the whole prefix up to it. When a request is sent to an endpoint its block hashes
+ * are recorded in that endpoint's LRU (`lruCapacityPerServer` blocks); the score of an endpoint is the number of
+ * leading blocks it holds divided by the prompt's blocks (at most `maxPrefixBlocksToMatch`).
+ *
+ * An index from block hash to endpoints makes scoring cost proportional to the blocks that match, not to
+ * endpoints × blocks, which keeps a decision over 100 endpoints cheap.
+ */
+import type { Endpoint, PreRequest, Scorer, SchedulingContext, SchedulingResult } from '../types.js';
+
+export const PREFIX_HASHES = 'prefix-cache/hashes';
+export const PREFIX_MATCHES = 'prefix-cache/matches';
+
+export interface PrefixCacheParameters {
+  hashBlockSize: number;
+  maxPrefixBlocksToMatch: number;
+  lruCapacityPerServer: number;
+}
+
+export const defaultPrefixCacheParameters: PrefixCacheParameters = {
+  hashBlockSize: 64,
+  maxPrefixBlocksToMatch: 256,
+  lruCapacityPerServer: 31250,
+};
+
+/** What the scorer computed for the current request, readable by other plugins through the cycle state. */
+export interface PrefixMatches {
+  /** Blocks in the prompt considered (after the cap). */
+  totalBlocks: number;
+  /** Leading blocks each endpoint (by address) holds; absent = 0. */
+  matched: Map<string, number>;
+  /** Characters per block, to convert blocks back to prompt length. */
+  blockSize: number;
+}
+
+/**
+ * Chained 53-bit block hashes of `text` (the model name seeds the chain so two models never share blocks).
+ * Only full blocks are hashed: a partial tail block cannot be reused by the model server either.
+ */
+export function prefixBlockHashes(
+  model: string,
+  text: string,
+  blockSize: number,
+  maxBlocks: number,
+): number[] {
+  const blocks = Math.min(Math.floor(text.length / blockSize), maxBlocks);
+  const hashes = new Array<number>(blocks);
+  let previous = hashRange(model, 0, model.length, 0x9e3779b9);
+  for (let b = 0; b < blocks; b++) {
+    previous = hashRange(text, b * blockSize, (b + 1) * blockSize, previous);
+    hashes[b] = previous;
+  }
+  return hashes;
+}
+
+/** A fast 53-bit string hash over text[start, end) seeded by `seed` (two 32-bit multiply-xorshift lanes). */
+function hashRange(text: string, start: number, end: number, seed: number): number {
+  let h1 = 0xdeadbeef ^ (seed >>> 0);
+  let h2 = 0x41c6ce57 ^ Math.floor(seed / 4294967296);
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 2654435761);
+    h2 = Math.imul(h2 ^ c, 1597334677);
+  }
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
+  h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
+  return 4294967296 * (2097151 & h2) + (h1 >>> 0);
+}
+
+/**
+ * The block index shared by the scorer and its pre-request hook.
+ *
+ * Each endpoint's blocks live in a Map in insertion order with the sequence number of their last refresh; the
+ * oldest entry is evicted first. Refreshing (delete + re-insert) a block on every request costs more than the rest
+ * of a decision, so a block is only refreshed once it is older than half the capacity: a block used within the last
+ * capacity/2 insertions is never evicted before another capacity/2 insertions, which keeps the LRU within a
+ * factor of two of exact while most requests touch only `Map.get`.
+ */
+export class PrefixIndex {
+  /** hash → endpoints (addresses) holding it. */
+  private readonly holders = new Map<number, Set<string>>();
+  /** address → its blocks (hash → sequence of last refresh), oldest first. */
+  private readonly lru = new Map<string, { blocks: Map<number, number>; sequence: number }>();
+  private readonly refreshAge: number;
+
+  constructor(private readonly capacityPerServer: number) {
+    this.refreshAge = Math.max(1, Math.floor(capacityPerServer / 2));
+  }
+
+  /** Records that `address` now caches `hashes` (most recent last). */
+  add(address: string, hashes: readonly number[]): void {
+    let server = this.lru.get(address);
+    if (!server) {
+      server = { blocks: new Map(), sequence: 0 };
+      this.lru.set(address, server);
+    }
+    const blocks = server.blocks;
+    for (const h of hashes) {
+      const seen = blocks.get(h);
+      if (seen !== undefined) {
+        if (server.sequence - seen < this.refreshAge) continue;
+        blocks.delete(h);
+        blocks.set(h, ++server.sequence);
+        continue;
+      }
+      blocks.set(h, ++server.sequence);
+      let set = this.holders.get(h);
+      if (!set) {
+        set = new Set();
+        this.holders.set(h, set);
+      }
+      set.add(address);
+    }
+    while (blocks.size > this.capacityPerServer) {
+      const oldest = blocks.keys().next().value as number;
+      blocks.delete(oldest);
+      const set = this.holders.get(oldest);
+      set?.delete(address);
+      if (set && set.size === 0) this.holders.delete(oldest);
+    }
+  }
+
+  /** Forgets an endpoint that left the pool. */
+  remove(address: string): void {
+    const server = this.lru.get(address);
+    if (!server) return;
+    for (const h of server.blocks.keys()) {
+      const set = this.holders.get(h);
+      set?.delete(address);
+      if (set && set.size === 0) this.holders.delete(h);
+    }
+    this.lru.delete(address);
+  }
+
+  /** Leading blocks held per address. */
+  match(hashes: readonly number[]): Map<string, number> {
+    const matched = new Map<string, number>();
+    if (hashes.length === 0) return matched;
+    const first = this.holders.get(hashes[0]!);
+    if (!first) return matched;
+    // Endpoints still matching every block so far; each drops out at the first block it lacks.
+    const alive = [...first];
+    let count = alive.length;
+    let b = 1;
+    for (; b < hashes.length && count > 0; b++) {
+      const set = this.holders.get(hashes[b]!);
+      let kept = 0;
+      for (let i = 0; i < count; i++) {
+        const address = alive[i]!;
+        if (set?.has(address)) alive[kept++] = address;
+        else matched.set(address, b);
+      }
+      count = kept;
+    }
+    for (let i = 0; i < count; i++) matched.set(alive[i]!, b);
+    return matched;
+  }
+
+  /** Blocks cached per endpoint (for metrics and tests). */
+  size(address: string): number {
+    return this.lru.get(address)?.blocks.size ?? 0;
+  }
+}
+
+/** Computes (once per cycle) the request's block hashes and per-endpoint matches. */
+export function prefixMatches(
+  context: SchedulingContext,
+  index: PrefixIndex,
+  parameters: PrefixCacheParameters,
+): PrefixMatches {
+  const cached = context.state.read<PrefixMatches>(PREFIX_MATCHES);
+  if (cached) return cached;
+  const hashes = prefixBlockHashes(
+    context.request.targetModel,
+    context.request.prompt,
+    parameters.hashBlockSize,
+    parameters.maxPrefixBlocksToMatch,
+  );
+  const result: PrefixMatches = {
+    totalBlocks: hashes.length,
+    matched: index.match(hashes),
+    blockSize: parameters.hashBlockSize,
+  };
+  context.state.write(PREFIX_HASHES, hashes);
+  context.state.write(PREFIX_MATCHES, result);
+  return result;
+}
+
+export type PrefixCacheScorer = Scorer & PreRequest & { readonly index: PrefixIndex };
+
+export function prefixCacheScorer(name: string, parameters: PrefixCacheParameters): PrefixCacheScorer {
+  const index = new PrefixIndex(parameters.lruCapacityPerServer);
+  return {
+    type: 'prefix-cache-scorer',
+    name,
+    index,
+    score(context, endpoints: readonly Endpoint[]): Float64Array {
+      const { totalBlocks, matched } = prefixMatches(context, index, parameters);
+      const scores = new Float64Array(endpoints.length);
+      if (totalBlocks === 0 || matched.size === 0) return scores;
+      for (let i = 0; i < endpoints.length; i++) {
+        scores[i] = (matched.get(endpoints[i]!.address) ?? 0) / totalBlocks;
+      }
+      return scores;
+    },
+    preRequest(context, result: SchedulingResult): void {
+      prefixMatches(context, index, parameters);
+      const hashes = context.state.read<number[]>(PREFIX_HASHES) ?? [];
+      if (hashes.length === 0) return;
+      // Every endpoint that will process the prompt (decode and, for P/D, prefill) ends up holding its blocks.
+      for (const profile of result.results.values()) {
+        const target = profile.targets[0];
+        if (target) index.add(target.address, hashes);
+      }
+    },
+  };
+}

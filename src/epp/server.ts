@@ -1,0 +1,235 @@
+/**
+ * @module epp/server
+ * `startEpp`: the whole Endpoint Picker in one process — ext_proc gRPC server, gRPC health server, Prometheus
+ * metrics over HTTP, the metrics scraper, and the endpoint source (static list or Kubernetes watches). Used by
+ * `llmisvc epp`, by `llmisvc up` and by the tests (port 0 = ephemeral).
+ */
+import { createServer, type Server as HttpServer } from 'node:http';
+import * as grpc from '@grpc/grpc-js';
+import { pino, type Logger } from 'pino';
+import { LlmisvcError } from '../errors/index.js';
+import {
+  defaultEndpointPickerConfig,
+  loadEndpointPickerConfig,
+  type EndpointPickerConfig,
+} from './config.js';
+import { Datastore, type EndpointSpec } from './datastore.js';
+import { emptyModelDirectory, type ModelDirectory } from './director.js';
+import { EppMetrics } from './epp-metrics.js';
+import { createProcessHandler } from './extproc-server.js';
+import { watchInferencePool, type KubernetesSource } from './kubernetes.js';
+import { MetricsScraper } from './metrics-scraper.js';
+import { PrefixIndex } from './plugins/index.js';
+import { loadProtos } from './proto.js';
+import { loadKeyPair, selfSignedKeyPair } from './tls.js';
+
+export interface EppOptions {
+  /** ext_proc port (upstream default 9002; 0 = any free port). */
+  grpcPort?: number;
+  /** gRPC health port (default 9003). */
+  grpcHealthPort?: number;
+  /** Prometheus metrics port (default 9090). */
+  metricsPort?: number;
+  /** Address to listen on (default 0.0.0.0). */
+  host?: string;
+  /** Static mode: the model servers. */
+  endpoints?: EndpointSpec[];
+  /** Kubernetes mode: the InferencePool to serve. */
+  pool?: { name: string; namespace: string; kubeconfig?: string | undefined };
+  /** EndpointPickerConfig YAML; default: queue 2, KV-cache 2, prefix 3, max-score. */
+  configText?: string;
+  /** Scrape interval of model-server metrics (default 50 ms). */
+  refreshMetricsIntervalMs?: number;
+  /** Largest request body (default 16 MiB). */
+  bodyLimitBytes?: number;
+  /** Serve TLS: `certPath` with tls.crt/tls.key, or a self-signed certificate when omitted. */
+  tls?: { certPath?: string | undefined } | undefined;
+  /** Static InferenceObjective priorities / model routes (Kubernetes mode reads them from the API). */
+  directory?: ModelDirectory;
+  logger?: Logger;
+}
+
+export interface RunningEpp {
+  grpcPort: number;
+  healthPort: number;
+  metricsPort: number;
+  datastore: Datastore;
+  config: EndpointPickerConfig;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_BODY_LIMIT = 16 * 1024 * 1024;
+
+function bindGrpc(
+  server: grpc.Server,
+  address: string,
+  credentials: grpc.ServerCredentials,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, credentials, (error, port) => {
+      if (error) {
+        reject(
+          new LlmisvcError('LLMISVC_ERR_PROCESS', `cannot listen on ${address}: ${error.message}`, {
+            hint: 'Choose another port.',
+          }),
+        );
+      } else resolve(port);
+    });
+  });
+}
+
+function listenHttp(server: HttpServer, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (error) =>
+      reject(
+        new LlmisvcError('LLMISVC_ERR_PROCESS', `cannot listen on ${host}:${port}: ${error.message}`, {
+          hint: 'Choose another port.',
+        }),
+      ),
+    );
+    server.listen(port, host, () => {
+      const address = server.address();
+      resolve(typeof address === 'object' && address ? address.port : port);
+    });
+  });
+}
+
+/** Starts an EPP; resolves once it listens and has scraped every endpoint once. */
+export async function startEpp(options: EppOptions): Promise<RunningEpp> {
+  if (!options.endpoints && !options.pool) {
+    throw new LlmisvcError(
+      'LLMISVC_ERR_CONFIG',
+      'the endpoint picker needs endpoints: --endpoints or --pool-name',
+      {
+        hint: 'Static: --endpoints 127.0.0.1:8001,127.0.0.1:8002. Kubernetes: --pool-name <InferencePool> --pool-namespace <ns>.',
+      },
+    );
+  }
+  const logger = options.logger ?? pino({ level: 'info' });
+  const config = loadEndpointPickerConfig(options.configText ?? defaultEndpointPickerConfig);
+  const datastore = new Datastore();
+  // Per-endpoint plugin state (prefix LRUs) is dropped when an endpoint leaves the pool.
+  for (const plugin of config.plugins.values()) {
+    const index = (plugin as { index?: unknown }).index;
+    if (index instanceof PrefixIndex) datastore.onRemove((address) => index.remove(address));
+  }
+  const metrics = new EppMetrics(datastore);
+  let directory: ModelDirectory = options.directory ?? emptyModelDirectory;
+  const host = options.host ?? '0.0.0.0';
+
+  const scraper = new MetricsScraper(datastore, {
+    intervalMs: options.refreshMetricsIntervalMs ?? 50,
+    onError: (address, error) =>
+      logger.debug({ endpoint: address, err: String(error) }, 'metrics scrape failed'),
+  });
+
+  let kube: KubernetesSource | undefined;
+  if (options.endpoints) datastore.setEndpoints(options.endpoints);
+  else if (options.pool) {
+    kube = await watchInferencePool({
+      ...options.pool,
+      logger,
+      onEndpoints: (specs) => {
+        datastore.setEndpoints(specs);
+        void scraper.scrapeAll();
+      },
+      onDirectory: (d) => {
+        directory = d;
+      },
+    });
+  }
+  await scraper.scrapeAll();
+  scraper.start();
+
+  const protos = loadProtos();
+  let credentials = grpc.ServerCredentials.createInsecure();
+  if (options.tls) {
+    const pair = options.tls.certPath ? loadKeyPair(options.tls.certPath) : selfSignedKeyPair();
+    credentials = grpc.ServerCredentials.createSsl(
+      null,
+      [{ private_key: pair.key, cert_chain: pair.cert }],
+      false,
+    );
+  }
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': (options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT) + 1024 * 1024,
+  });
+  server.addService(protos.extProcService, {
+    Process: createProcessHandler({
+      datastore,
+      config: () => config,
+      directory: () => directory,
+      metrics,
+      logger,
+      bodyLimitBytes: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT,
+    }),
+  });
+  const health = new grpc.Server();
+  const watchers = new Set<grpc.ServerWritableStream<unknown, unknown>>();
+  const status = () => (datastore.endpoints().length > 0 ? 'SERVING' : 'NOT_SERVING');
+  health.addService(protos.healthService, {
+    Check: (_call: unknown, callback: grpc.sendUnaryData<unknown>) => callback(null, { status: status() }),
+    Watch: (call: grpc.ServerWritableStream<unknown, unknown>) => {
+      watchers.add(call);
+      call.write({ status: status() });
+      call.on('cancelled', () => watchers.delete(call));
+    },
+  });
+  const metricsServer = createServer((req, res) => {
+    if (req.url === '/metrics' || req.url?.startsWith('/metrics?')) {
+      metrics.registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          res.end(text);
+        },
+        (error: unknown) => {
+          res.writeHead(500);
+          res.end(String(error));
+        },
+      );
+    } else {
+      res.writeHead(404);
+      res.end('not found\n');
+    }
+  });
+
+  try {
+    const grpcPort = await bindGrpc(server, `${host}:${options.grpcPort ?? 9002}`, credentials);
+    const healthPort = await bindGrpc(
+      health,
+      `${host}:${options.grpcHealthPort ?? 9003}`,
+      grpc.ServerCredentials.createInsecure(),
+    );
+    const metricsPort = await listenHttp(metricsServer, host, options.metricsPort ?? 9090);
+    logger.info(
+      { grpcPort, healthPort, metricsPort, endpoints: datastore.endpoints().length },
+      'endpoint picker listening',
+    );
+    return {
+      grpcPort,
+      healthPort,
+      metricsPort,
+      datastore,
+      config,
+      async close() {
+        await scraper.close();
+        await kube?.close();
+        for (const w of watchers) w.end();
+        // In-flight ext_proc streams belong to requests the gateway will retry elsewhere; do not wait for them.
+        server.forceShutdown();
+        health.forceShutdown();
+        await new Promise<void>((resolve) => {
+          metricsServer.close(() => resolve());
+          metricsServer.closeAllConnections();
+        });
+      },
+    };
+  } catch (error) {
+    await scraper.close();
+    await kube?.close();
+    server.forceShutdown();
+    health.forceShutdown();
+    metricsServer.close();
+    throw error;
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * @module epp/types
+ * The plain data the scheduling core works on: endpoints with their scraped state, the parsed request, and the
+ * plugin interfaces (profile handler, filter, scorer, picker, pre-request / post-response hooks) that mirror the
+ * stages of the GIE / llm-d scheduler. Nothing here does I/O.
+ */
+
+/** The role a model server plays in prefill/decode disaggregation (`llm-d.ai/role` pod label). */
+export type EndpointRole = 'both' | 'prefill' | 'decode';
+
+/** What the metrics scraper last saw on an endpoint (vLLM or SGLang names, normalised). */
+export interface EndpointMetrics {
+  /** Requests queued, not yet running (`vllm:num_requests_waiting`). */
+  waitingQueueSize: number;
+  /** Requests running (`vllm:num_requests_running`). */
+  runningQueueSize: number;
+  /** KV-cache usage in [0, 1] (`vllm:kv_cache_usage_perc`, older `vllm:gpu_cache_usage_perc`). */
+  kvCacheUsage: number;
+  /** LoRA adapters loaded and running, from `vllm:lora_requests_info`. */
+  activeAdapters: ReadonlySet<string>;
+  /** LoRA adapters requests are waiting for. */
+  waitingAdapters: ReadonlySet<string>;
+  /** The most adapters the server holds at once (0 when unknown). */
+  maxActiveAdapters: number;
+  /** Tokens per KV block from `vllm:cache_config_info` (0 when unknown). */
+  blockSize: number;
+  /** KV blocks on the GPU from `vllm:cache_config_info` (0 when unknown). */
+  numGpuBlocks: number;
+  /** When these numbers were scraped (ms since epoch); 0 = never. */
+  updatedAt: number;
+}
+
+/** One model-server endpoint in the pool, as the scheduler sees it. */
+export interface Endpoint {
+  /** `ip:port`, the value written to `x-gateway-destination-endpoint`. */
+  readonly address: string;
+  /** A stable name (pod name in Kubernetes mode, the address in static mode). */
+  readonly name: string;
+  readonly role: EndpointRole;
+  /** Pod labels (empty in static mode except `llm-d.ai/role`). */
+  readonly labels: Readonly<Record<string, string>>;
+  metrics: EndpointMetrics;
+  /** Requests the EPP sent to this endpoint that have not finished yet (its own count, not scraped). */
+  inFlight: number;
+  /** True when the last scrape failed or the metrics are older than the staleness threshold. */
+  stale: boolean;
+}
+
+/** Criticality of a request, as InferenceModel (v1alpha2) names it; priority < 0 maps to Sheddable. */
+export type Criticality = 'Critical' | 'Standard' | 'Sheddable';
+
+/** The part of an OpenAI request the scheduler uses. */
+export interface SchedulingRequest {
+  /** Id for logs (`x-request-id` when the gateway sent one). */
+  readonly requestId: string;
+  /** The model name the client asked for. */
+  readonly model: string;
+  /** The model the server should run (after InferenceModel mapping; equal to `model` when unmapped). */
+  readonly targetModel: string;
+  /** The prompt as one string (chat messages are flattened in order), used for prefix hashing. */
+  readonly prompt: string;
+  readonly criticality: Criticality;
+  /** Request headers, lower-case names. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** Endpoint addresses the gateway allows (`envoy.lb.subset_hint`); undefined = all. */
+  readonly subsetHint?: ReadonlySet<string> | undefined;
+}
+
+/** Per-request scratch space plugins share within one scheduling cycle (e.g. prefix hashes computed once). */
+export class CycleState {
+  private readonly values = new Map<string, unknown>();
+  read<T>(key: string): T | undefined {
+    return this.values.get(key) as T | undefined;
+  }
+  write(key: string, value: unknown): void {
+    this.values.set(key, value);
+  }
+}
+
+/** Everything a plugin may look at; `now` is passed in so the core stays deterministic under test. */
+export interface SchedulingContext {
+  readonly request: SchedulingRequest;
+  readonly state: CycleState;
+  readonly now: number;
+  /** Random numbers in [0, 1); injected so pickers are testable. */
+  readonly random: () => number;
+}
+
+/** Common shape of every plugin: its type name and instance name from the config. */
+export interface Plugin {
+  readonly type: string;
+  readonly name: string;
+}
+
+export interface Filter extends Plugin {
+  filter(context: SchedulingContext, endpoints: readonly Endpoint[]): Endpoint[];
+}
+
+export interface Scorer extends Plugin {
+  /** Scores in [0, 1], one per endpoint, same order; higher is better. */
+  score(context: SchedulingContext, endpoints: readonly Endpoint[]): Float64Array;
+}
+
+export interface ScoredEndpoint {
+  endpoint: Endpoint;
+  score: number;
+}
+
+export interface Picker extends Plugin {
+  pick(context: SchedulingContext, scored: readonly ScoredEndpoint[]): Endpoint[];
+}
+
+/** Outcome of one profile run. */
+export interface ProfileResult {
+  readonly profile: string;
+  /** Chosen endpoints, best first; empty when filters left none. */
+  readonly targets: readonly Endpoint[];
+}
+
+/** A named pipeline: filters → weighted scorers → picker. */
+export interface SchedulingProfile {
+  readonly name: string;
+  readonly filters: readonly Filter[];
+  readonly scorers: readonly { scorer: Scorer; weight: number }[];
+  readonly picker: Picker;
+}
+
+/** Decides which profiles run (one at a time, seeing earlier results) and which result is primary. */
+export interface ProfileHandler extends Plugin {
+  /** Names of the profiles to run next, given the results so far; empty = done. */
+  pickProfiles(
+    context: SchedulingContext,
+    profiles: ReadonlyMap<string, SchedulingProfile>,
+    results: ReadonlyMap<string, ProfileResult>,
+  ): string[];
+  /** The profile whose first target receives the request. */
+  primaryProfile(results: ReadonlyMap<string, ProfileResult>): string;
+}
+
+/** The scheduler's answer. */
+export interface SchedulingResult {
+  readonly primaryProfile: string;
+  readonly results: ReadonlyMap<string, ProfileResult>;
+  /** Headers the gateway must add to the request (e.g. `x-prefiller-host-port`). */
+  readonly headers: Record<string, string>;
+}
+
+/** Runs after a request is scheduled, before it is sent (may add headers, record state). */
+export interface PreRequest extends Plugin {
+  preRequest(context: SchedulingContext, result: SchedulingResult): void;
+}
+
+/** Runs when the response for a request arrives (or the stream ends). */
+export interface PostResponse extends Plugin {
+  postResponse(request: SchedulingRequest, endpoint: Endpoint): void;
+}
+
+export function isFilter(p: Plugin): p is Filter {
+  return typeof (p as Partial<Filter>).filter === 'function';
+}
+export function isScorer(p: Plugin): p is Scorer {
+  return typeof (p as Partial<Scorer>).score === 'function';
+}
+export function isPicker(p: Plugin): p is Picker {
+  return typeof (p as Partial<Picker>).pick === 'function';
+}
+export function isProfileHandler(p: Plugin): p is ProfileHandler {
+  return typeof (p as Partial<ProfileHandler>).pickProfiles === 'function';
+}
+export function isPreRequest(p: Plugin): p is PreRequest {
+  return typeof (p as Partial<PreRequest>).preRequest === 'function';
+}
+export function isPostResponse(p: Plugin): p is PostResponse {
+  return typeof (p as Partial<PostResponse>).postResponse === 'function';
+}
+
+/** Metrics of an endpoint never scraped. */
+export function emptyMetrics(): EndpointMetrics {
+  return {
+    waitingQueueSize: 0,
+    runningQueueSize: 0,
+    kvCacheUsage: 0,
+    activeAdapters: new Set(),
+    waitingAdapters: new Set(),
+    maxActiveAdapters: 0,
+    blockSize: 0,
+    numGpuBlocks: 0,
+    updatedAt: 0,
+  };
+}

@@ -1,0 +1,74 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { envoyBootstrap } from './envoy-bootstrap.js';
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- walking a generated config */
+function parts(config: Record<string, unknown>) {
+  const resources = config['static_resources'] as any;
+  const hcm = resources.listeners[0].filter_chains[0].filters[0].typed_config;
+  const clusters = new Map<string, any>(resources.clusters.map((c: any) => [c.name, c]));
+  return { hcm, clusters, filters: hcm.http_filters.map((f: any) => f.name) as string[] };
+}
+
+test('the GIE gateway shape: ext_proc before the router, HTTP/2 EPP cluster, ORIGINAL_DST pool keyed on the header', () => {
+  const { hcm, clusters, filters } = parts(
+    envoyBootstrap({ listenPort: 8080, eppHost: '10.0.0.5', eppPort: 9002 }),
+  );
+  assert.deepEqual(filters, ['envoy.filters.http.ext_proc', 'envoy.filters.http.router']);
+  const extProc = hcm.http_filters[0].typed_config;
+  assert.equal(extProc.failure_mode_allow, false);
+  assert.deepEqual(extProc.processing_mode, {
+    request_header_mode: 'SEND',
+    response_header_mode: 'SEND',
+    request_body_mode: 'FULL_DUPLEX_STREAMED',
+    response_body_mode: 'NONE',
+    request_trailer_mode: 'SEND',
+    response_trailer_mode: 'SKIP',
+  });
+  const epp = clusters.get('epp');
+  assert.equal(epp.type, 'STATIC');
+  assert.ok(
+    epp.typed_extension_protocol_options['envoy.extensions.upstreams.http.v3.HttpProtocolOptions']
+      .explicit_http_config.http2_protocol_options,
+  );
+  assert.equal(epp.transport_socket, undefined);
+  const pool = clusters.get('inference_pool');
+  assert.equal(pool.type, 'ORIGINAL_DST');
+  assert.equal(pool.lb_policy, 'CLUSTER_PROVIDED');
+  assert.deepEqual(pool.original_dst_lb_config, {
+    use_http_header: true,
+    http_header_name: 'x-gateway-destination-endpoint',
+  });
+  assert.equal(hcm.route_config.virtual_hosts[0].routes[0].route.timeout, '0s');
+  for (const c of clusters.values())
+    assert.ok(c.circuit_breakers.thresholds[0].max_requests >= 100_000, c.name);
+});
+
+test('options: DNS name, TLS, buffered mode, prefix rewrites, bypass baseline', () => {
+  const c = parts(
+    envoyBootstrap({
+      listenPort: 0,
+      eppHost: 'epp.default.svc',
+      eppPort: 9002,
+      eppTls: true,
+      requestBodyMode: 'BUFFERED',
+      routes: [{ prefix: '/llm/ns/name/', rewrite: '/' }],
+    }),
+  );
+  assert.equal(c.clusters.get('epp').type, 'STRICT_DNS');
+  assert.equal(c.clusters.get('epp').transport_socket.name, 'envoy.transport_sockets.tls');
+  assert.equal(c.hcm.http_filters[0].typed_config.processing_mode.request_body_mode, 'BUFFERED');
+  assert.deepEqual(c.hcm.route_config.virtual_hosts[0].routes[0].match, { prefix: '/llm/ns/name/' });
+  assert.equal(c.hcm.route_config.virtual_hosts[0].routes[0].route.prefix_rewrite, '/');
+  const bypass = parts(
+    envoyBootstrap({
+      listenPort: 0,
+      eppHost: '127.0.0.1',
+      eppPort: 1,
+      bypassEpp: { host: '127.0.0.1', port: 8000 },
+    }),
+  );
+  assert.deepEqual(bypass.filters, ['envoy.filters.http.router']);
+  assert.equal(bypass.clusters.get('inference_pool').type, 'STATIC');
+  assert.equal(bypass.clusters.has('epp'), false);
+});

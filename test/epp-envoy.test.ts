@@ -1,0 +1,321 @@
+/**
+ * Integration: real Envoy (ext_proc filter + ORIGINAL_DST cluster, as GIE gateways configure it) in front of the
+ * EPP, in front of small model-server fixtures. Asserts where requests really land.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { request } from 'undici';
+import { prefillDecodeEndpointPickerConfig, startEpp, type RunningEpp } from '../src/epp/index.js';
+import { startEnvoy, type RunningEnvoy } from './harness/envoy.js';
+import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
+
+const ENVOY_BIN = process.env['ENVOY_BIN'];
+const quiet = pino({ level: 'silent' });
+
+interface Reply {
+  status: number;
+  json: Record<string, unknown>;
+}
+
+async function post(
+  port: number,
+  path: string,
+  body: string | object,
+  headers: Record<string, string> = {},
+): Promise<Reply> {
+  const res = await request(`http://127.0.0.1:${port}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.body.text();
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = { raw: text };
+  }
+  return { status: res.statusCode, json };
+}
+
+/** Waits (event-driven polling, not a timing assertion) until the EPP has scraped a condition. */
+async function until(what: string, condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if (condition()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting until ${what}`);
+}
+
+function randomPrompt(): string {
+  return `${Math.random().toString(36)} `.repeat(40);
+}
+
+describe(
+  'EPP behind a real Envoy',
+  { skip: ENVOY_BIN ? false : 'ENVOY_BIN not set (run through npm test)' },
+  () => {
+    const fixtures: ModelServerFixture[] = [];
+    let epp: RunningEpp;
+    let envoy: RunningEnvoy;
+    let buffered: RunningEnvoy;
+
+    before(async () => {
+      for (const name of ['a', 'b', 'c']) fixtures.push(await startModelServerFixture(name));
+      epp = await startEpp({
+        host: '127.0.0.1',
+        grpcPort: 0,
+        grpcHealthPort: 0,
+        metricsPort: 0,
+        endpoints: fixtures.map((f) => ({ address: f.address })),
+        refreshMetricsIntervalMs: 25,
+        bodyLimitBytes: 64 * 1024,
+        directory: {
+          models: new Map([
+            ['test-model', { criticality: 'Standard', targets: [] }],
+            ['chat', { criticality: 'Critical', targets: [{ name: 'chat-lora-v2', weight: 1 }] }],
+          ]),
+          objectives: new Map([['batch', -1]]),
+        },
+        logger: quiet,
+      });
+      envoy = await startEnvoy(ENVOY_BIN!, { eppHost: '127.0.0.1', eppPort: epp.grpcPort });
+      buffered = await startEnvoy(ENVOY_BIN!, {
+        eppHost: '127.0.0.1',
+        eppPort: epp.grpcPort,
+        requestBodyMode: 'BUFFERED',
+      });
+    });
+
+    after(async () => {
+      await envoy?.close();
+      await buffered?.close();
+      await epp?.close();
+      for (const f of fixtures) await f.close();
+    });
+
+    function reset(): void {
+      for (const f of fixtures)
+        Object.assign(f.state, { waiting: 0, running: 0, kvCacheUsage: 0, failMetrics: false });
+    }
+
+    async function settled(): Promise<void> {
+      await until('every fixture is scraped fresh', () =>
+        fixtures.every((f) => {
+          const e = epp.datastore.get(f.address)!;
+          return (
+            !e.stale &&
+            e.metrics.waitingQueueSize === f.state.waiting &&
+            e.metrics.kvCacheUsage === f.state.kvCacheUsage
+          );
+        }),
+      );
+    }
+
+    test('routes an OpenAI request to the endpoint named in x-gateway-destination-endpoint', async () => {
+      reset();
+      await settled();
+      const reply = await post(envoy.port, '/v1/completions', {
+        model: 'test-model',
+        prompt: 'hello',
+        max_tokens: 1,
+      });
+      assert.equal(reply.status, 200);
+      const served = fixtures.find((f) => f.name === reply.json['served_by'])!;
+      const last = served.received.at(-1)!;
+      assert.equal(last.headers['x-gateway-destination-endpoint'], served.address);
+      assert.equal(JSON.parse(last.body).prompt, 'hello', 'the body reaches the model server unchanged');
+    });
+
+    test('requests sharing a long prefix stick to one endpoint', async () => {
+      reset();
+      await settled();
+      const system = 'You are a meticulous assistant that answers in haiku. '.repeat(30);
+      const servedBy = new Set<unknown>();
+      for (let i = 0; i < 12; i++) {
+        const reply = await post(envoy.port, '/v1/completions', {
+          model: 'test-model',
+          prompt: `${system}Question ${i}?`,
+        });
+        assert.equal(reply.status, 200);
+        servedBy.add(reply.json['served_by']);
+      }
+      assert.equal(servedBy.size, 1, `served by ${[...servedBy].join(', ')}`);
+    });
+
+    test('load spreads away from endpoints whose queues grow', async () => {
+      reset();
+      fixtures[0]!.state.waiting = 20;
+      await settled();
+      const counts = new Map<unknown, number>();
+      for (let i = 0; i < 12; i++) {
+        const reply = await post(envoy.port, '/v1/completions', {
+          model: 'test-model',
+          prompt: randomPrompt(),
+        });
+        counts.set(reply.json['served_by'], (counts.get(reply.json['served_by']) ?? 0) + 1);
+      }
+      assert.equal(counts.get('a'), undefined, JSON.stringify([...counts]));
+      fixtures[1]!.state.waiting = 20;
+      await settled();
+      for (let i = 0; i < 6; i++) {
+        const reply = await post(envoy.port, '/v1/completions', {
+          model: 'test-model',
+          prompt: randomPrompt(),
+        });
+        assert.equal(reply.json['served_by'], 'c');
+      }
+    });
+
+    test('stale or failing endpoints are avoided', async () => {
+      reset();
+      await settled();
+      fixtures[2]!.state.failMetrics = true;
+      await until('c is marked stale', () => epp.datastore.get(fixtures[2]!.address)!.stale);
+      for (let i = 0; i < 12; i++) {
+        const reply = await post(envoy.port, '/v1/completions', {
+          model: 'test-model',
+          prompt: randomPrompt(),
+        });
+        assert.equal(reply.status, 200);
+        assert.notEqual(reply.json['served_by'], 'c');
+      }
+    });
+
+    test('sheddable requests get 429 while saturated; critical and standard ones still run', async () => {
+      reset();
+      for (const f of fixtures) f.state.waiting = 50;
+      await settled();
+      const shed = await post(
+        envoy.port,
+        '/v1/completions',
+        { model: 'test-model', prompt: 'x' },
+        { 'x-gateway-inference-objective': 'batch' },
+      );
+      assert.equal(shed.status, 429);
+      assert.equal((shed.json['error'] as { type: string }).type, 'rate_limit_exceeded');
+      const standard = await post(envoy.port, '/v1/completions', { model: 'test-model', prompt: 'x' });
+      assert.equal(standard.status, 200);
+      reset();
+      await settled();
+      const relieved = await post(
+        envoy.port,
+        '/v1/completions',
+        { model: 'test-model', prompt: 'x' },
+        { 'x-gateway-inference-objective': 'batch' },
+      );
+      assert.equal(relieved.status, 200);
+    });
+
+    test('malformed bodies get 400, unknown models 404, oversized bodies 413 — as OpenAI errors', async () => {
+      reset();
+      await settled();
+      const cases: [string, number][] = [
+        ['{"model": "test-model", "prompt": ', 400],
+        ['{"prompt": "no model"}', 400],
+        ['not json at all', 400],
+        [JSON.stringify({ model: 'nobody-serves-this', prompt: 'x' }), 404],
+        [JSON.stringify({ model: 'test-model', prompt: 'x'.repeat(100 * 1024) }), 413],
+      ];
+      for (const [body, status] of cases) {
+        const reply = await post(envoy.port, '/v1/completions', body);
+        assert.equal(reply.status, status, body.slice(0, 40));
+        assert.equal(typeof (reply.json['error'] as { message?: unknown } | undefined)?.message, 'string');
+      }
+    });
+
+    test('an InferenceModel mapping rewrites the model the server sees', async () => {
+      reset();
+      await settled();
+      const reply = await post(envoy.port, '/v1/chat/completions', {
+        model: 'chat',
+        messages: [{ role: 'user', content: 'hi' }],
+      });
+      assert.equal(reply.status, 200);
+      assert.equal(reply.json['model'], 'chat-lora-v2');
+    });
+
+    test('buffered body mode (older gateways) routes too', async () => {
+      reset();
+      await settled();
+      const reply = await post(buffered.port, '/v1/completions', { model: 'test-model', prompt: 'buffered' });
+      assert.equal(reply.status, 200);
+      const bad = await post(buffered.port, '/v1/completions', '{"model":');
+      assert.equal(bad.status, 400);
+      const mapped = await post(buffered.port, '/v1/chat/completions', { model: 'chat', messages: [] });
+      assert.equal(mapped.json['model'], 'chat-lora-v2');
+    });
+
+    test('requests without a body are routed on headers alone', async () => {
+      reset();
+      await settled();
+      const res = await request(`http://127.0.0.1:${envoy.port}/v1/models`);
+      await res.body.text();
+      assert.equal(res.statusCode, 200);
+      assert.ok(['a', 'b', 'c'].includes(String(res.headers['x-served-by'])));
+    });
+
+    test('the EPP exports its own metrics', async () => {
+      const res = await request(`http://127.0.0.1:${epp.metricsPort}/metrics`);
+      const text = await res.body.text();
+      assert.match(text, /llmisvc_epp_requests_total\{model="test-model",outcome="routed"\} \d+/);
+      assert.match(text, /llmisvc_epp_requests_total\{model="test-model",outcome="429"\} 1/);
+      assert.match(text, /llmisvc_epp_shed_requests_total\{model="test-model"\} 1/);
+      assert.match(text, /llmisvc_epp_scheduling_duration_seconds_count \d+/);
+      assert.match(text, /llmisvc_epp_endpoint_waiting_requests\{endpoint="127\.0\.0\.1:\d+"\}/);
+    });
+  },
+);
+
+describe(
+  'prefill/decode behind a real Envoy',
+  { skip: ENVOY_BIN ? false : 'ENVOY_BIN not set (run through npm test)' },
+  () => {
+    let prefill: ModelServerFixture;
+    const decode: ModelServerFixture[] = [];
+    let epp: RunningEpp;
+    let envoy: RunningEnvoy;
+
+    before(async () => {
+      prefill = await startModelServerFixture('prefill');
+      for (const name of ['decode-1', 'decode-2']) decode.push(await startModelServerFixture(name));
+      epp = await startEpp({
+        host: '127.0.0.1',
+        grpcPort: 0,
+        grpcHealthPort: 0,
+        metricsPort: 0,
+        endpoints: [
+          { address: prefill.address, role: 'prefill' },
+          ...decode.map((d) => ({ address: d.address, role: 'decode' as const })),
+        ],
+        configText: prefillDecodeEndpointPickerConfig,
+        logger: quiet,
+      });
+      envoy = await startEnvoy(ENVOY_BIN!, { eppHost: '127.0.0.1', eppPort: epp.grpcPort });
+    });
+
+    after(async () => {
+      await envoy?.close();
+      await epp?.close();
+      for (const f of [prefill, ...decode]) await f?.close();
+    });
+
+    test('long uncached prompts name the prefill endpoint; the decode endpoint serves', async () => {
+      const long = 'Summarise this quarterly report in three bullet points please. '.repeat(20);
+      const reply = await post(envoy.port, '/v1/completions', { model: 'test-model', prompt: long });
+      assert.equal(reply.status, 200);
+      const served = decode.find((d) => d.name === reply.json['served_by']);
+      assert.ok(served, `served by ${String(reply.json['served_by'])}, not a decode endpoint`);
+      assert.equal(served.received.at(-1)!.headers['x-prefiller-host-port'], prefill.address);
+      assert.equal(
+        prefill.received.length,
+        0,
+        'the gateway sends the request to decode; decode pulls from prefill',
+      );
+      const short = await post(envoy.port, '/v1/completions', { model: 'test-model', prompt: 'hi' });
+      const shortServed = decode.find((d) => d.name === short.json['served_by'])!;
+      assert.equal(shortServed.received.at(-1)!.headers['x-prefiller-host-port'], undefined);
+    });
+  },
+);

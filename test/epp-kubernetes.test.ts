@@ -1,0 +1,243 @@
+/**
+ * Integration: the EPP in Kubernetes mode against a real kube-apiserver (`LLMISVC_TEST_KUBECONFIG`, from the shared
+ * API server `npm test` starts). There is no kubelet, so the test writes pod status itself (IP and Ready condition)
+ * and runs the "pods" as fixtures on loopback addresses 127.0.0.2/127.0.0.3 sharing one port, like pod IPs
+ * sharing the pool's target port.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import {
+  createExtProcClient,
+  pickEndpoint,
+  startEpp,
+  type ExtProcClient,
+  type RunningEpp,
+} from '../src/epp/index.js';
+import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
+
+const KUBECONFIG = process.env['LLMISVC_TEST_KUBECONFIG'];
+
+async function until(what: string, condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    if (condition()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting until ${what}`);
+}
+
+describe(
+  'EPP in Kubernetes mode',
+  { skip: KUBECONFIG ? false : 'LLMISVC_TEST_KUBECONFIG not set (run through npm test)' },
+  () => {
+    const namespace = `epp-${Date.now().toString(36)}`;
+    let core: CoreV1Api;
+    let custom: CustomObjectsApi;
+    const fixtures: ModelServerFixture[] = [];
+    let port = 0;
+    let epp: RunningEpp | undefined;
+    let client: ExtProcClient | undefined;
+
+    async function createPod(name: string, ip: string, labels: Record<string, string>): Promise<void> {
+      await core.createNamespacedPod({
+        namespace,
+        body: {
+          metadata: { name, labels },
+          spec: { containers: [{ name: 'vllm', image: 'vllm/vllm-openai' }] },
+        },
+      });
+      await setReady(name, ip, true);
+    }
+
+    async function setReady(name: string, ip: string, ready: boolean): Promise<void> {
+      const pod: V1Pod = await core.readNamespacedPod({ name, namespace });
+      pod.status = {
+        phase: 'Running',
+        podIP: ip,
+        podIPs: [{ ip }],
+        conditions: [{ type: 'Ready', status: ready ? 'True' : 'False', lastTransitionTime: new Date() }],
+      };
+      await core.replaceNamespacedPodStatus({ name, namespace, body: pod });
+    }
+
+    before(async () => {
+      const kc = new KubeConfig();
+      kc.loadFromFile(KUBECONFIG!);
+      core = kc.makeApiClient(CoreV1Api);
+      custom = kc.makeApiClient(CustomObjectsApi);
+      await core.createNamespace({ body: { metadata: { name: namespace } } });
+      const first = await startModelServerFixture('pod-a', 'base', { host: '127.0.0.2' });
+      port = Number(first.address.split(':')[1]);
+      fixtures.push(first, await startModelServerFixture('pod-b', 'base', { host: '127.0.0.3', port }));
+    });
+
+    after(async () => {
+      client?.close();
+      await epp?.close();
+      for (const f of fixtures) await f.close();
+      await core?.deleteNamespace({ name: namespace }).catch(() => undefined);
+    });
+
+    test('follows the InferencePool v1, its Ready pods, InferenceModels and InferenceObjectives', async () => {
+      await custom.createNamespacedCustomObject({
+        group: 'inference.networking.k8s.io',
+        version: 'v1',
+        namespace,
+        plural: 'inferencepools',
+        body: {
+          apiVersion: 'inference.networking.k8s.io/v1',
+          kind: 'InferencePool',
+          metadata: { name: 'pool' },
+          spec: {
+            selector: { matchLabels: { app: 'llm' } },
+            targetPorts: [{ number: port }],
+            endpointPickerRef: { name: 'pool-epp', port: { number: 9002 } },
+          },
+        },
+      });
+      await createPod('pod-a', '127.0.0.2', { app: 'llm', 'llm-d.ai/role': 'both' });
+      await createPod('pod-b', '127.0.0.3', { app: 'llm' });
+      await createPod('other', '127.0.0.4', { app: 'something-else' });
+
+      epp = await startEpp({
+        host: '127.0.0.1',
+        grpcPort: 0,
+        grpcHealthPort: 0,
+        metricsPort: 0,
+        pool: { name: 'pool', namespace, kubeconfig: KUBECONFIG },
+        refreshMetricsIntervalMs: 25,
+        logger: pino({ level: 'silent' }),
+      });
+      await until('both pods are endpoints', () => epp!.datastore.endpoints().length === 2);
+      assert.deepEqual(
+        epp.datastore.endpoints().map((e) => [e.address, e.name]),
+        [
+          [`127.0.0.2:${port}`, 'pod-a'],
+          [`127.0.0.3:${port}`, 'pod-b'],
+        ],
+      );
+      await until('both endpoints are scraped', () => epp!.datastore.endpoints().every((e) => !e.stale));
+      client = createExtProcClient(`127.0.0.1:${epp.grpcPort}`);
+      const pick = await pickEndpoint(client, {
+        path: '/v1/completions',
+        body: Buffer.from('{"model":"base","prompt":"hi"}'),
+      });
+      assert.ok([`127.0.0.2:${port}`, `127.0.0.3:${port}`].includes(pick.endpoint!), String(pick.endpoint));
+      pick.done();
+
+      // A pod that stops being Ready leaves the pool.
+      await setReady('pod-b', '127.0.0.3', false);
+      await until('pod-b leaves', () => epp!.datastore.endpoints().length === 1);
+      for (let i = 0; i < 5; i++) {
+        const p = await pickEndpoint(client, {
+          path: '/v1/completions',
+          body: Buffer.from(`{"model":"base","prompt":"${i}"}`),
+        });
+        assert.equal(p.endpoint, `127.0.0.2:${port}`);
+        p.done();
+      }
+
+      // InferenceModel: a client-facing name mapped onto an adapter; other names are now 404.
+      await custom.createNamespacedCustomObject({
+        group: 'inference.networking.x-k8s.io',
+        version: 'v1alpha2',
+        namespace,
+        plural: 'inferencemodels',
+        body: {
+          apiVersion: 'inference.networking.x-k8s.io/v1alpha2',
+          kind: 'InferenceModel',
+          metadata: { name: 'chat' },
+          spec: {
+            modelName: 'chat',
+            criticality: 'Critical',
+            poolRef: { name: 'pool' },
+            targetModels: [{ name: 'chat-lora', weight: 100 }],
+          },
+        },
+      });
+      await custom.createNamespacedCustomObject({
+        group: 'inference.networking.x-k8s.io',
+        version: 'v1alpha2',
+        namespace,
+        plural: 'inferenceobjectives',
+        body: {
+          apiVersion: 'inference.networking.x-k8s.io/v1alpha2',
+          kind: 'InferenceObjective',
+          metadata: { name: 'batch' },
+          spec: { priority: -10, poolRef: { name: 'pool' } },
+        },
+      });
+      let mapped = await pickEndpoint(client, {
+        path: '/v1/completions',
+        body: Buffer.from('{"model":"chat","prompt":"x"}'),
+      });
+      for (let i = 0; i < 200 && JSON.parse(mapped.body?.toString() ?? '{}').model !== 'chat-lora'; i++) {
+        mapped.done();
+        await new Promise((r) => setTimeout(r, 25));
+        mapped = await pickEndpoint(client, {
+          path: '/v1/completions',
+          body: Buffer.from('{"model":"chat","prompt":"x"}'),
+        });
+      }
+      assert.equal(JSON.parse(mapped.body!.toString()).model, 'chat-lora');
+      mapped.done();
+      const unknown = await pickEndpoint(client, {
+        path: '/v1/completions',
+        body: Buffer.from('{"model":"base","prompt":"x"}'),
+      });
+      assert.equal(unknown.immediateResponse?.status, 404);
+
+      // InferenceObjective priority < 0 is sheddable: refused while the only endpoint is saturated.
+      fixtures[0]!.state.waiting = 100;
+      await until(
+        'saturation is scraped',
+        () => epp!.datastore.get(`127.0.0.2:${port}`)!.metrics.waitingQueueSize === 100,
+      );
+      const shed = await pickEndpoint(client, {
+        path: '/v1/completions',
+        headers: { 'x-gateway-inference-objective': 'batch' },
+        body: Buffer.from('{"model":"chat","prompt":"x"}'),
+      });
+      assert.equal(shed.immediateResponse?.status, 429);
+      const critical = await pickEndpoint(client, {
+        path: '/v1/completions',
+        body: Buffer.from('{"model":"chat","prompt":"x"}'),
+      });
+      assert.equal(critical.endpoint, `127.0.0.2:${port}`);
+      critical.done();
+      fixtures[0]!.state.waiting = 0;
+    });
+
+    test('also reads an InferencePool v1alpha2', async () => {
+      await epp?.close();
+      epp = undefined;
+      await custom.createNamespacedCustomObject({
+        group: 'inference.networking.x-k8s.io',
+        version: 'v1alpha2',
+        namespace,
+        plural: 'inferencepools',
+        body: {
+          apiVersion: 'inference.networking.x-k8s.io/v1alpha2',
+          kind: 'InferencePool',
+          metadata: { name: 'legacy' },
+          spec: { selector: { app: 'llm' }, targetPortNumber: port, extensionRef: { name: 'legacy-epp' } },
+        },
+      });
+      await setReady('pod-b', '127.0.0.3', true);
+      epp = await startEpp({
+        host: '127.0.0.1',
+        grpcPort: 0,
+        grpcHealthPort: 0,
+        metricsPort: 0,
+        pool: { name: 'legacy', namespace, kubeconfig: KUBECONFIG },
+        logger: pino({ level: 'silent' }),
+      });
+      await until('both pods are endpoints', () => epp!.datastore.endpoints().length === 2);
+      assert.deepEqual(
+        epp.datastore.endpoints().map((e) => e.address),
+        [`127.0.0.2:${port}`, `127.0.0.3:${port}`],
+      );
+    });
+  },
+);

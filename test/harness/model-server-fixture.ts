@@ -1,0 +1,116 @@
+/**
+ * @module test/harness/model-server-fixture
+ * A small stand-in for a vLLM server until the simulator lands: `/metrics` in vLLM's names with numbers the test
+ * sets, `/v1/completions` and `/v1/chat/completions` answering an OpenAI-shaped JSON that says which server
+ * answered, and a log of the requests it received (headers and body). It does no inference and pretends none.
+ */
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+
+export interface FixtureState {
+  waiting: number;
+  running: number;
+  kvCacheUsage: number;
+  /** When true `/metrics` answers 500 (a failing endpoint). */
+  failMetrics: boolean;
+  /** Delay before answering a completion (ms). */
+  responseDelayMs: number;
+}
+
+export interface ReceivedRequest {
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+export interface ModelServerFixture {
+  name: string;
+  address: string;
+  state: FixtureState;
+  received: ReceivedRequest[];
+  close(): Promise<void>;
+}
+
+function exposition(state: FixtureState, model: string): string {
+  return [
+    '# HELP vllm:num_requests_waiting Number of requests waiting to be processed.',
+    '# TYPE vllm:num_requests_waiting gauge',
+    `vllm:num_requests_waiting{model_name="${model}"} ${state.waiting}`,
+    '# TYPE vllm:num_requests_running gauge',
+    `vllm:num_requests_running{model_name="${model}"} ${state.running}`,
+    '# TYPE vllm:kv_cache_usage_perc gauge',
+    `vllm:kv_cache_usage_perc{model_name="${model}"} ${state.kvCacheUsage}`,
+    '# TYPE vllm:cache_config_info gauge',
+    `vllm:cache_config_info{block_size="16",num_gpu_blocks="4096"} 1.0`,
+    '',
+  ].join('\n');
+}
+
+/** Starts a fixture on `host` (default 127.0.0.1; any 127.x.y.z works on Linux) and `port` (default ephemeral). */
+export async function startModelServerFixture(
+  name: string,
+  model = 'test-model',
+  listen: { host?: string; port?: number } = {},
+): Promise<ModelServerFixture> {
+  const host = listen.host ?? '127.0.0.1';
+  const state: FixtureState = {
+    waiting: 0,
+    running: 0,
+    kvCacheUsage: 0,
+    failMetrics: false,
+    responseDelayMs: 0,
+  };
+  const received: ReceivedRequest[] = [];
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      if (req.url === '/metrics') {
+        if (state.failMetrics) {
+          res.writeHead(500).end('metrics unavailable\n');
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(exposition(state, model));
+        return;
+      }
+      received.push({ path: req.url ?? '', headers: req.headers, body });
+      const reply = () => {
+        let requested = model;
+        try {
+          requested = String(JSON.parse(body).model ?? model);
+        } catch {
+          // The fixture answers whatever it is sent; the EPP decides what is valid.
+        }
+        res.writeHead(200, { 'content-type': 'application/json', 'x-served-by': name });
+        res.end(
+          JSON.stringify({
+            id: `cmpl-${received.length}`,
+            object: req.url?.includes('chat') ? 'chat.completion' : 'text_completion',
+            model: requested,
+            served_by: name,
+            choices: [{ index: 0, text: 'ok', finish_reason: 'length' }],
+            usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+          }),
+        );
+      };
+      if (state.responseDelayMs > 0) setTimeout(reply, state.responseDelayMs);
+      else reply();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port ?? 0, host, resolve);
+  });
+  const port = (server.address() as { port: number }).port;
+  return {
+    name,
+    address: `${host}:${port}`,
+    state,
+    received,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
