@@ -20,6 +20,8 @@ async function commands(): Promise<Register[]> {
     import('./sim.js').then((m) => m.register),
     import('./bench.js').then((m) => m.register),
     import('./epp.js').then((m) => m.register),
+    import('./deps.js').then((m) => m.register),
+    import('./doctor.js').then((m) => m.register),
   ]);
 }
 
