@@ -22,7 +22,16 @@ import {
   KubeConfig,
   VersionApi,
 } from '@kubernetes/client-node';
-import { startDevApiServer, type DevApiServer } from '../src/dev/index.js';
+import { stringify } from 'yaml';
+import {
+  cachedDependencyCrds,
+  dependencyCrdSet,
+  installManifests,
+  llmisvcCacheDir,
+  removeManifests,
+  startDevApiServer,
+  type DevApiServer,
+} from '../src/dev/index.js';
 import { isPidAlive } from '../src/dev/processes.js';
 
 function portAcceptsConnections(url: string): Promise<boolean> {
@@ -177,6 +186,66 @@ describe('llmisvc dev apiserver', () => {
       asServiceAccount.makeApiClient(CoreV1Api).listNamespacedSecret({ namespace: 'rbac' }),
     );
     assert.equal(denied.code, 403);
+  });
+
+  it("enforces Gateway API's safe-upgrades policy until it is removed", async () => {
+    // A CRD in the Gateway API group that claims an old bundle version, as an older install would.
+    const oldCrd = join(dir, 'old-gateway-crd.yaml');
+    await writeFile(
+      oldCrd,
+      stringify({
+        apiVersion: 'apiextensions.k8s.io/v1',
+        kind: 'CustomResourceDefinition',
+        metadata: {
+          name: 'legacyroutes.gateway.networking.k8s.io',
+          annotations: {
+            // Required of every CRD in a *.k8s.io group; the value only has to be a URL.
+            'api-approved.kubernetes.io': 'https://github.com/kubernetes-sigs/gateway-api/pull/1538',
+            'gateway.networking.k8s.io/bundle-version': 'v1.2.0',
+            'gateway.networking.k8s.io/channel': 'standard',
+          },
+        },
+        spec: {
+          group: 'gateway.networking.k8s.io',
+          scope: 'Namespaced',
+          names: {
+            kind: 'LegacyRoute',
+            plural: 'legacyroutes',
+            singular: 'legacyroute',
+            listKind: 'LegacyRouteList',
+          },
+          versions: [
+            {
+              name: 'v1',
+              served: true,
+              storage: true,
+              schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+            },
+          ],
+        },
+      }),
+    );
+    await assert.rejects(installManifests([oldCrd], { kubeconfigPath: server.kubeconfigPath }), {
+      code: 'LLMISVC_ERR_KUBE',
+      message: /Installing CRDs with version before v1\.5\.0 is prohibited/,
+    });
+
+    const gatewayApi = cachedDependencyCrds(llmisvcCacheDir(process.env), dependencyCrdSet('gateway-api'));
+    const policy = gatewayApi!.files.filter((file) => file.endsWith('_vap_safeupgrades.yaml'));
+    assert.equal(policy.length, 1);
+    await removeManifests(policy, { kubeconfigPath: server.kubeconfigPath });
+    // Admission policies take effect through an informer: allow it a moment to notice the removal.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await installManifests([oldCrd], { kubeconfigPath: server.kubeconfigPath });
+        break;
+      } catch (error) {
+        if (attempt >= 50) throw error;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    await removeManifests([oldCrd], { kubeconfigPath: server.kubeconfigPath });
+    await installManifests(policy, { kubeconfigPath: server.kubeconfigPath });
   });
 
   it('installs a CRD set after start and removes it again', async () => {

@@ -172,6 +172,18 @@ test('a fuzzed stream of ext_proc messages does not take the EPP down', async ()
     `picked ${pick.endpoint}`,
   );
   pick.done();
+  // The gateway's subset hint (envoy.lb.subset_hint) limits the choice, by address or by bare IP.
+  for (const hint of [[fixtures[1]!.address], ['127.0.0.1'], ['10.9.9.9:80']]) {
+    const hinted = await pickEndpoint(client, {
+      path: '/v1/completions',
+      subsetHint: hint,
+      body: Buffer.from('{"model":"m","prompt":"hinted"}'),
+    });
+    if (hint[0] === '10.9.9.9:80') assert.equal(hinted.immediateResponse?.status, 503, 'no allowed endpoint');
+    else if (hint[0] === '127.0.0.1') assert.ok(fixtures.some((f) => f.address === hinted.endpoint));
+    else assert.equal(hinted.endpoint, fixtures[1]!.address);
+    hinted.done();
+  }
   const bad = await pickEndpoint(client, { path: '/v1/completions', body: Buffer.from('{') });
   assert.equal(bad.immediateResponse?.status, 400);
   for (let i = 0; i < 200 && epp.datastore.endpoints().some((e) => e.inFlight > 0); i++) {

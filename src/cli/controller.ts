@@ -5,8 +5,6 @@
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { pino } from 'pino';
-import { defaultEngine, runController } from '../controller/index.js';
 import { LlmisvcError } from '../errors/index.js';
 import { DEFAULT_RENDER_OPTIONS } from '../render/index.js';
 
@@ -139,6 +137,9 @@ export function register(program: Command): void {
     .option('--kube-api-burst <n>', 'burst above --kube-api-qps', '200')
     .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
     .action(async (flags: ControllerFlags) => {
+      // Loaded here, not at the top: `llmisvc --help` should not pay for the Kubernetes client.
+      const { pino } = await import('pino');
+      const { defaultEngine, runController } = await import('../controller/index.js');
       const logger = pino({ level: flags.logLevel, base: { component: 'llmisvc-controller' } });
       const engine = defaultEngine({
         ...DEFAULT_RENDER_OPTIONS,

@@ -8,20 +8,28 @@ import { isLlmisvcError } from '../errors/index.js';
 /** Each command module adds itself to the program. */
 type Register = (program: Command) => void;
 
-async function commands(): Promise<Register[]> {
-  // Command files stay light: heavy modules (gRPC, the Kubernetes client) are imported inside their actions, so
-  // that `llmisvc render` does not pay for them.
-  return Promise.all([
-    // one line per command file, in the order `llmisvc --help` lists them
-    import('./validate.js').then((m) => m.register),
-    import('./render.js').then((m) => m.register),
-    import('./generate.js').then((m) => m.register),
-    import('./dev.js').then((m) => m.register),
-    import('./sim.js').then((m) => m.register),
-    import('./bench.js').then((m) => m.register),
-    import('./epp.js').then((m) => m.register),
-    import('./controller.js').then((m) => m.register),
-  ]);
+/** Every command, by name, in the order `llmisvc --help` lists them; one file each. */
+const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
+  validate: () => import('./validate.js'),
+  render: () => import('./render.js'),
+  generate: () => import('./generate.js'),
+  dev: () => import('./dev.js'),
+  sim: () => import('./sim.js'),
+  bench: () => import('./bench.js'),
+  epp: () => import('./epp.js'),
+  deps: () => import('./deps.js'),
+  doctor: () => import('./doctor.js'),
+  controller: () => import('./controller.js'),
+};
+
+/**
+ * Loads only the command that runs (some pull in gRPC or the Kubernetes client, which `llmisvc render` should not
+ * pay for); all of them for the top-level help or an unknown command.
+ */
+async function commands(argv: readonly string[]): Promise<Register[]> {
+  const name = argv.slice(2).find((arg) => !arg.startsWith('-'));
+  const chosen = name && COMMANDS[name] ? [COMMANDS[name]] : Object.values(COMMANDS);
+  return Promise.all(chosen.map(async (load) => (await load()).register));
 }
 
 /** Runs the CLI and resolves to the process exit code. */
@@ -31,7 +39,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--verbose', 'print stack traces and debug detail')
     .showHelpAfterError()
     .exitOverride();
-  for (const register of await commands()) register(program);
+  for (const register of await commands(argv)) register(program);
   try {
     await program.parseAsync([...argv]);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

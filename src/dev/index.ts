@@ -10,6 +10,7 @@ export {
   DEPENDENCY_CRD_SETS,
   PROJECT_CRD_SET,
   cachedDependencyCrds,
+  dependencyCrdSet,
   ensureCrdManifests,
   projectCrdManifests,
   selectCrdSets,

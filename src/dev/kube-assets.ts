@@ -238,7 +238,7 @@ async function buildKubeAssets(
   const started = Date.now();
   go.log(
     `building kube-apiserver, etcd and kubectl ${version} from Go modules into ${finalDir} ` +
-      '(once per machine; about 10-20 minutes on 2 cores with empty Go caches)',
+      '(once per machine; with empty Go caches about 10 CPU-minutes: 5-10 minutes on 2 idle cores)',
   );
 
   const kubernetes = await goModDownload(go, 'k8s.io/kubernetes', version, parent);

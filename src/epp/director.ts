@@ -9,7 +9,13 @@ import { PREFIX_MATCHES, type PrefixMatches } from './plugins/index.js';
 import { RequestError, parseRequestBody } from './request.js';
 import { isSaturated, isStale, shouldShed } from './saturation.js';
 import { primaryTarget, schedule } from './scheduler.js';
-import { CycleState, type Criticality, type Endpoint, type SchedulingResult } from './types.js';
+import {
+  CycleState,
+  type Criticality,
+  type Endpoint,
+  type SchedulingRequest,
+  type SchedulingResult,
+} from './types.js';
 
 /** How a client-facing model name is served (InferenceModel v1alpha2 / InferenceObjective v1). */
 export interface ModelRoute {
@@ -53,6 +59,8 @@ export type Decision =
       rewrittenBody: Buffer | undefined;
       result: SchedulingResult;
       criticality: Criticality;
+      /** The request as the scheduler saw it (post-response hooks get it back). */
+      request: SchedulingRequest;
       /** Share of the prompt's blocks the chosen endpoint held, when a prefix scorer ran. */
       prefixHitRatio: number | undefined;
     }
@@ -168,6 +176,7 @@ export function decide(
   return {
     kind: 'route',
     endpoint,
+    request: context.request,
     prefixHitRatio:
       matches && matches.totalBlocks > 0
         ? (matches.matched.get(endpoint.address) ?? 0) / matches.totalBlocks

@@ -14,6 +14,7 @@ export class EppMetrics {
   readonly picks: Counter<'endpoint' | 'profile'>;
   readonly shed: Counter<'model'>;
   readonly prefixHitRatio: Histogram;
+  readonly requestPhaseSeconds: Histogram;
 
   constructor(datastore: Datastore) {
     const registers = [this.registry];
@@ -39,6 +40,12 @@ export class EppMetrics {
       name: 'llmisvc_epp_shed_requests_total',
       help: 'Sheddable requests refused with 429 because the pool was saturated.',
       labelNames: ['model'],
+      registers,
+    });
+    this.requestPhaseSeconds = new Histogram({
+      name: 'llmisvc_epp_request_phase_seconds',
+      help: 'From the first ext_proc message of a request to the answer that releases it (includes waiting for the body).',
+      buckets: [0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01, 0.025, 0.1],
       registers,
     });
     this.prefixHitRatio = new Histogram({

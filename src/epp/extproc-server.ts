@@ -19,7 +19,7 @@ import { decide, type ModelDirectory } from './director.js';
 import type { EppMetrics } from './epp-metrics.js';
 import { BodySendMode } from './proto.js';
 import { RequestError, openAiErrorBody } from './request.js';
-import type { Endpoint } from './types.js';
+import type { Endpoint, SchedulingRequest } from './types.js';
 
 export const DESTINATION_HEADER = 'x-gateway-destination-endpoint';
 export const DESTINATION_METADATA_NAMESPACE = 'envoy.lb';
@@ -107,7 +107,9 @@ export function createProcessHandler(deps: ExtProcDeps): grpc.handleBidiStreamin
     let decided = false;
     let closed = false;
     let routed: Endpoint | undefined;
+    let routedRequest: SchedulingRequest | undefined;
     let model = '';
+    let firstMessageAt = 0;
 
     function write(message: Message): void {
       if (closed || call.cancelled || call.destroyed) return;
@@ -115,9 +117,16 @@ export function createProcessHandler(deps: ExtProcDeps): grpc.handleBidiStreamin
     }
 
     function finish(): void {
-      if (routed) {
-        routed.inFlight = Math.max(0, routed.inFlight - 1);
-        routed = undefined;
+      if (!routed) return;
+      const endpoint = routed;
+      routed = undefined;
+      endpoint.inFlight = Math.max(0, endpoint.inFlight - 1);
+      for (const hook of deps.config().scheduler.postResponse) {
+        try {
+          hook.postResponse(routedRequest!, endpoint);
+        } catch (error) {
+          deps.logger.error({ err: error, plugin: hook.name }, 'post-response hook failed');
+        }
       }
     }
 
@@ -141,6 +150,9 @@ export function createProcessHandler(deps: ExtProcDeps): grpc.handleBidiStreamin
     function route(body: Buffer | undefined, trailersFollow: boolean): void {
       decided = true;
       const started = performance.now();
+      // Observed after the answer is written, below and in immediate().
+      const observePhase = () =>
+        deps.metrics.requestPhaseSeconds.observe((performance.now() - firstMessageAt) / 1000);
       const id = headers?.['x-request-id'] ?? `epp-${++requestCounter}`;
       const endpoints = deps.datastore.endpoints();
       const decision = decide(
@@ -160,11 +172,13 @@ export function createProcessHandler(deps: ExtProcDeps): grpc.handleBidiStreamin
           );
         }
         immediate(decision.error);
+        observePhase();
         return;
       }
       const endpoint = decision.endpoint;
       endpoint.inFlight++;
       routed = endpoint;
+      routedRequest = decision.request;
       deps.metrics.requests.inc({ model, outcome: 'routed' });
       if (decision.prefixHitRatio !== undefined) deps.metrics.prefixHitRatio.observe(decision.prefixHitRatio);
       for (const [profile, result] of decision.result.results) {
@@ -220,10 +234,12 @@ export function createProcessHandler(deps: ExtProcDeps): grpc.handleBidiStreamin
         if (decision.rewrittenBody) response['body_mutation'] = { body: decision.rewrittenBody };
         write({ request_body: { response }, dynamic_metadata: metadata });
       }
+      observePhase();
     }
 
     function onMessage(message: Message): void {
       if (closed) return;
+      if (firstMessageAt === 0) firstMessageAt = performance.now();
       const protocol = message['protocol_config'];
       if (protocol) {
         requestBodyMode = Number(protocol['request_body_mode'] ?? requestBodyMode);

@@ -34,9 +34,18 @@ export function parseSamples(text: string): Sample[] {
   while (start < text.length) {
     let end = text.indexOf('\n', start);
     if (end === -1) end = text.length;
+    // Most of a vLLM exposition is histograms the EPP ignores: skip them before allocating the line.
+    const c = text.charCodeAt(start);
+    if (c !== 118 /* v */ && c !== 115 /* s */) {
+      start = end + 1;
+      continue;
+    }
+    if (!text.startsWith('vllm:', start) && !text.startsWith('sglang:', start)) {
+      start = end + 1;
+      continue;
+    }
     const line = text.slice(start, end).trim();
     start = end + 1;
-    if (line === '' || line.charCodeAt(0) === 35 /* # */) continue;
     const brace = line.indexOf('{');
     const space = line.indexOf(' ');
     const nameEnd = brace !== -1 && (space === -1 || brace < space) ? brace : space;

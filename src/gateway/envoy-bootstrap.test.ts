@@ -40,6 +40,8 @@ test('the GIE gateway shape: ext_proc before the router, HTTP/2 EPP cluster, ORI
     http_header_name: 'x-gateway-destination-endpoint',
   });
   assert.equal(hcm.route_config.virtual_hosts[0].routes[0].route.timeout, '0s');
+  for (const c of clusters.values())
+    assert.ok(c.circuit_breakers.thresholds[0].max_requests >= 100_000, c.name);
 });
 
 test('options: DNS name, TLS, buffered mode, prefix rewrites, bypass baseline', () => {

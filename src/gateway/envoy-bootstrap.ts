@@ -36,6 +36,17 @@ export interface EnvoyBootstrapOptions {
 
 export const DESTINATION_ENDPOINT_HEADER = 'x-gateway-destination-endpoint';
 
+/**
+ * Envoy's default circuit breakers allow 1,024 concurrent requests per cluster; every in-flight inference request
+ * holds one ext_proc stream to the EPP and one upstream request for its whole (long, streaming) lifetime, so those
+ * defaults would turn load into 503s long before the model servers are busy.
+ */
+const CIRCUIT_BREAKERS = {
+  thresholds: [
+    { max_connections: 100_000, max_pending_requests: 100_000, max_requests: 100_000, max_retries: 3 },
+  ],
+};
+
 const IP_PATTERN = /^(\d{1,3}\.){3}\d{1,3}$|^[0-9a-fA-F:]+$/;
 
 function seconds(ms: number): string {
@@ -58,6 +69,7 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
     name: 'epp',
     type: IP_PATTERN.test(options.eppHost) ? 'STATIC' : 'STRICT_DNS',
     connect_timeout: '1s',
+    circuit_breakers: CIRCUIT_BREAKERS,
     typed_extension_protocol_options: {
       'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
         '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
@@ -117,6 +129,7 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
         name: pool,
         type: 'STATIC',
         connect_timeout: '2s',
+        circuit_breakers: CIRCUIT_BREAKERS,
         load_assignment: {
           cluster_name: pool,
           endpoints: [
@@ -139,6 +152,7 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
         type: 'ORIGINAL_DST',
         lb_policy: 'CLUSTER_PROVIDED',
         connect_timeout: '2s',
+        circuit_breakers: CIRCUIT_BREAKERS,
         original_dst_lb_config: { use_http_header: true, http_header_name: DESTINATION_ENDPOINT_HEADER },
       };
   return {

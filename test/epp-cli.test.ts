@@ -1,0 +1,96 @@
+/**
+ * Integration: `llmisvc epp` as a child process, the way `llmisvc up` runs it — it listens on the ports it logs,
+ * routes over ext_proc, reports flag mistakes with a stable code, and exits cleanly on SIGTERM.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { createExtProcClient, pickEndpoint, prefillDecodeEndpointPickerConfig } from '../src/epp/index.js';
+import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
+
+const bin = fileURLToPath(new URL('../../bin/llmisvc.js', import.meta.url));
+let fixtures: ModelServerFixture[] = [];
+
+before(async () => {
+  fixtures = [await startModelServerFixture('p'), await startModelServerFixture('d')];
+});
+
+after(async () => {
+  for (const f of fixtures) await f.close();
+});
+
+test('llmisvc epp serves the ports it logs and stops on SIGTERM', async () => {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      bin,
+      'epp',
+      '--endpoints',
+      `${fixtures[0]!.address},role=prefill,${fixtures[1]!.address},role=decode`,
+      '--host',
+      '127.0.0.1',
+      '--grpc-port',
+      '0',
+      '--grpc-health-port',
+      '0',
+      '--metrics-port',
+      '0',
+      '--refresh-metrics-interval',
+      '25ms',
+      '--config-text',
+      prefillDecodeEndpointPickerConfig,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  try {
+    const listening = await new Promise<{ grpcPort: number; metricsPort: number }>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const line = out.split('\n').find((l) => l.includes('endpoint picker listening'));
+        if (line) resolve(JSON.parse(line));
+      });
+      child.once('exit', (code) => reject(new Error(`exited with ${code}: ${out}`)));
+    });
+    const client = createExtProcClient(`127.0.0.1:${listening.grpcPort}`);
+    const prompt = 'A long document to summarise. '.repeat(20);
+    const body = Buffer.from(JSON.stringify({ model: 'm', prompt }));
+    // "Listening" comes before the first metrics scrape; until then every endpoint is stale and the answer is 503.
+    let pick = await pickEndpoint(client, { path: '/v1/completions', body });
+    for (let i = 0; i < 200 && pick.immediateResponse?.status === 503; i++) {
+      pick.done();
+      await new Promise((r) => setTimeout(r, 25));
+      pick = await pickEndpoint(client, { path: '/v1/completions', body });
+    }
+    assert.equal(pick.endpoint, fixtures[1]!.address, 'the decode endpoint receives the request');
+    assert.equal(
+      pick.headers['x-prefiller-host-port'],
+      fixtures[0]!.address,
+      'and is told where the prefill ran',
+    );
+    pick.done();
+    client.close();
+    const metrics = await (await fetch(`http://127.0.0.1:${listening.metricsPort}/metrics`)).text();
+    assert.match(metrics, /llmisvc_epp_requests_total\{model="m",outcome="routed"\} 1/);
+  } finally {
+    child.kill('SIGTERM');
+  }
+  const [code] = await once(child, 'exit');
+  assert.equal(code, 0);
+});
+
+test('llmisvc epp reports flag mistakes with a code and a hint', () => {
+  const cases: [string[], RegExp][] = [
+    [['epp'], /LLMISVC_ERR_CONFIG: give exactly one of --endpoints/],
+    [['epp', '--endpoints', 'nohost'], /LLMISVC_ERR_CONFIG: --endpoints: "nohost" is not host:port/],
+    [['epp', '--endpoints', '127.0.0.1:1', '--config-text', 'kind: Nope'], /LLMISVC_ERR_INVALID/],
+    [['epp', '--endpoints', '127.0.0.1:1', '--body-limit', 'lots'], /--body-limit lots/],
+  ];
+  for (const [args, pattern] of cases) {
+    const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(result.status, 1, args.join(' '));
+    assert.match(result.stderr, pattern, args.join(' '));
+  }
+});
