@@ -19,6 +19,7 @@ async function commands(): Promise<Register[]> {
     import('./sim.js').then((m) => m.register),
     import('./bench.js').then((m) => m.register),
     import('./epp.js').then((m) => m.register),
+    import('./up.js').then((m) => m.register),
   ]);
 }
 
