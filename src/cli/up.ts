@@ -146,7 +146,6 @@ export function register(program: Command): void {
       }
       const timeScale = flags.timeScale === undefined ? undefined : Number(flags.timeScale);
       const progress = progressPrinter(Boolean(process.stdout.isTTY));
-      let stack: LocalStack | undefined;
       let stopping = false;
       const stopped = new Promise<void>((resolve) => {
         const onSignal = () => {
@@ -174,7 +173,7 @@ export function register(program: Command): void {
         onEvent: (e) => progress.event(e),
       });
       // A Ctrl-C during start-up waits for the start to settle, then stops what started.
-      stack = await Promise.race([starting, stopped.then(() => undefined)]);
+      const stack: LocalStack | undefined = await Promise.race([starting, stopped.then(() => undefined)]);
       if (!stack) {
         progress.clear();
         console.log('stopping…');

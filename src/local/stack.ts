@@ -252,7 +252,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const endpoints: LocalEndpoint[] = planned.map((p, i) => ({ ...p, address: `127.0.0.1:${ports[i]}` }));
     const simEntry = fileURLToPath(new URL('./sim-child.js', import.meta.url));
     const command = options.modelServerCmd ?? (options.modelServer === 'vllm' ? VLLM_COMMAND : undefined);
-    await Promise.all(
+    // The model servers and the EPP start side by side: the EPP knows the addresses already, and the endpoints it
+    // cannot scrape yet are marked stale until they answer (the gateway opens only once all are ready).
+    const serversReady = Promise.all(
       endpoints.map((e, i) => {
         const port = ports[i]!;
         const base = `http://${e.address}`;
@@ -291,12 +293,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     );
     state.setEndpoints(endpoints);
 
-    let eppEndpoints: string | undefined;
-    if (useEpp) {
+    const eppEndpoints = useEpp
+      ? endpoints.map((e) => (e.role === 'both' ? e.address : `${e.address},role=${e.role}`)).join(',')
+      : undefined;
+    const eppReady = (async () => {
+      if (eppEndpoints === undefined) return;
       const te = performance.now();
-      eppEndpoints = endpoints
-        .map((e) => (e.role === 'both' ? e.address : `${e.address},role=${e.role}`))
-        .join(',');
       epp = await startEpp({
         grpcPort: 0,
         grpcHealthPort: 0,
@@ -314,7 +316,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         address: `127.0.0.1:${epp.grpcPort}`,
         ms: Math.round(performance.now() - te),
       });
-    }
+    })();
+    const started = await Promise.allSettled([serversReady, eppReady]);
+    for (const result of started) if (result.status === 'rejected') throw result.reason;
 
     const routes: GatewayRoute[] = topology.routes.length
       ? topology.routes.map((r) => ({ prefix: r.prefix, rewrite: r.rewrite, backend: r.backend }))
