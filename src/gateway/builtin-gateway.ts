@@ -113,7 +113,12 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-la
   });
 }
 
-function matchRoute(
+/**
+ * The route for a request URL (routes sorted longest prefix first) and the upstream path after the rewrite.
+ * @example matchRoute([{ prefix: '/ns/m/v1/completions', rewrite: '/v1/completions', backend: 'pool' }], '/ns/m/v1/completions?x=1')
+ *   // → { route, path: '/v1/completions?x=1' }
+ */
+export function matchRoute(
   routes: readonly GatewayRoute[],
   url: string,
 ): { route: GatewayRoute; path: string } | undefined {

@@ -17,6 +17,7 @@ export {
 } from './envoy-binary.js';
 export {
   startBuiltinGateway,
+  matchRoute,
   type BuiltinGatewayOptions,
   type GatewayRoute,
   type RoutingDecision,
