@@ -241,6 +241,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>llmisvc · local stack</title>
+<link rel="icon" href="data:,">
 <style>
   :root { --bg:#0f1419; --panel:#171d24; --line:#2a323c; --text:#e6e9ee; --dim:#8b96a5; --accent:#4fb3ff; --ok:#3ecf8e; --warn:#f5b83d; --bad:#ff6b6b; }
   * { box-sizing: border-box; }

@@ -15,6 +15,7 @@ import {
   repoRoot,
   startDevApiServer,
 } from '../../src/dev/index.js';
+import { chromiumProvisioner } from './chromium.js';
 import { envoyProvisioner } from './envoy.js';
 
 export interface HarnessContext {
@@ -76,6 +77,6 @@ const sharedKubeApiserver: TestService = {
   },
 };
 
-export const provisioners: Provisioner[] = [kubeApiserverAssets, envoyProvisioner];
+export const provisioners: Provisioner[] = [kubeApiserverAssets, envoyProvisioner, chromiumProvisioner];
 
 export const services: TestService[] = [sharedKubeApiserver];
