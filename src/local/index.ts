@@ -32,3 +32,11 @@ export {
   type EndpointView,
 } from './dashboard.js';
 export { Supervisor, restartDelayMs, type ProcessSpec, type SupervisorEvent } from './supervisor.js';
+export {
+  BUILTIN_SETUPS,
+  fleetModel,
+  fleetTarget,
+  parseRoutingSetups,
+  prefixHeavyEndpointPickerConfig,
+  type RoutingSetup,
+} from './fleets.js';
