@@ -6,6 +6,7 @@
  * serving the HTTPRoute's paths. `llmisvc up` and `llmisvc bench --compare` both run on it.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { connect, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +25,7 @@ import {
   ensureEnvoy,
   startBuiltinGateway,
   type GatewayRoute,
+  type RoutingDecision,
   type RunningGateway,
 } from '../gateway/index.js';
 import { DEFAULT_RENDER_OPTIONS, parseApiVersions, renderService } from '../render/index.js';
@@ -224,9 +226,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   let gateway: RunningGateway | undefined;
   let dashboardServer: { close(): Promise<void> } | undefined;
   const state = new DashboardState();
+  let stopAccessLog: (() => void) | undefined;
 
   const stop = async () => {
     state.close();
+    stopAccessLog?.();
     await gateway?.close().catch(() => undefined);
     await dashboardServer?.close().catch(() => undefined);
     await supervisor.stopAll();
@@ -349,7 +353,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           ...(r.rewrite !== undefined ? { rewrite: r.rewrite } : {}),
         })),
       });
-      addDashboardRoute(bootstrap, dash.port);
+      const accessLog = join(logDir, 'envoy-access.log');
+      addDashboardRoute(bootstrap, dash.port, accessLog);
+      stopAccessLog = followAccessLog(accessLog, (d) => state.record(d));
       const configPath = join(logDir, 'envoy.json');
       writeFileSync(configPath, JSON.stringify(bootstrap, null, 2));
       await supervisor.start({
@@ -403,10 +409,33 @@ export const VLLM_COMMAND = 'vllm serve {model} --host 127.0.0.1 --port {port} -
  * Adds `/dashboard` to Envoy's route table, served by the stack's dashboard server and exempt from ext_proc (the
  * page is not an inference request).
  */
-function addDashboardRoute(bootstrap: Record<string, unknown>, port: number): void {
+function addDashboardRoute(bootstrap: Record<string, unknown>, port: number, accessLogPath: string): void {
   /* eslint-disable @typescript-eslint/no-explicit-any -- walking the generated bootstrap */
   const resources = bootstrap['static_resources'] as any;
   const hcm = resources.listeners[0].filter_chains[0].filters[0].typed_config;
+  // One JSON line per request: the dashboard's routing decisions when Envoy is the gateway.
+  hcm.access_log = [
+    {
+      name: 'envoy.access_loggers.file',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+        path: accessLogPath,
+        log_format: {
+          json_format: {
+            start: '%START_TIME(%s.%3f)%',
+            method: '%REQ(:METHOD)%',
+            path: '%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%',
+            endpoint: '%UPSTREAM_HOST%',
+            pod: '%RESP(X-INFERENCE-POD)%',
+            prefill: '%REQ(X-PREFILLER-HOST-PORT)%',
+            status: '%RESPONSE_CODE%',
+            headersMs: '%RESPONSE_DURATION%',
+            totalMs: '%DURATION%',
+          },
+        },
+      },
+    },
+  ];
   const routes = hcm.route_config.virtual_hosts[0].routes as any[];
   routes.unshift({
     match: { prefix: '/dashboard' },
@@ -434,4 +463,59 @@ function addDashboardRoute(bootstrap: Record<string, unknown>, port: number): vo
     },
   });
   /* eslint-enable @typescript-eslint/no-explicit-any */
+}
+
+/** Reads Envoy's JSON access log as it grows and turns each line into a routing decision. */
+function followAccessLog(path: string, onDecision: (d: RoutingDecision) => void): () => void {
+  let offset = 0;
+  let partial = '';
+  let reading = false;
+  const value = (v: unknown): string | undefined =>
+    typeof v === 'string' && v !== '-' && v !== '' ? v : undefined;
+  const poll = async () => {
+    if (reading) return;
+    reading = true;
+    try {
+      const handle = await open(path, 'r').catch(() => undefined);
+      if (!handle) return;
+      try {
+        const { size } = await handle.stat();
+        if (size <= offset) return;
+        const buffer = Buffer.alloc(size - offset);
+        await handle.read(buffer, 0, buffer.length, offset);
+        offset = size;
+        const lines = (partial + buffer.toString('utf8')).split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) {
+          if (!line.trim()) continue;
+          try {
+            const e = JSON.parse(line) as Record<string, unknown>;
+            if (String(e['path'] ?? '').startsWith('/dashboard')) continue;
+            const endpoint = value(e['endpoint']);
+            onDecision({
+              time: Math.round(Number(e['start']) * 1000) || Date.now(),
+              method: String(e['method'] ?? ''),
+              path: String(e['path'] ?? ''),
+              endpoint,
+              pod: value(e['pod']),
+              prefill: value(e['prefill']),
+              status: Number(e['status'] ?? 0),
+              headersMs: Number(e['headersMs']) || 0,
+              totalMs: Number(e['totalMs']) || 0,
+              via: endpoint ? 'epp' : 'epp-immediate',
+            });
+          } catch {
+            // a line Envoy is still writing, or not ours
+          }
+        }
+      } finally {
+        await handle.close();
+      }
+    } finally {
+      reading = false;
+    }
+  };
+  const timer = setInterval(() => void poll(), 250);
+  timer.unref();
+  return () => clearInterval(timer);
 }
