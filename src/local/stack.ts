@@ -149,6 +149,27 @@ function freePort(): Promise<number> {
   });
 }
 
+function assertPortFree(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const server = createNetServer();
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        new LlmisvcError(
+          'LLMISVC_ERR_PROCESS',
+          `cannot listen on 127.0.0.1:${port}: ${error.code ?? error.message}`,
+          {
+            hint:
+              error.code === 'EADDRINUSE'
+                ? 'Another process uses this port (an earlier `llmisvc up`?): stop it or choose one with --port.'
+                : 'Choose another port with --port.',
+          },
+        ),
+      ),
+    );
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
+  });
+}
+
 async function httpOk(url: string): Promise<boolean> {
   const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
   await res.arrayBuffer();
@@ -215,6 +236,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       hint: 'Run it with the default routing.',
     });
   }
+  // A taken gateway port is the most common start-up failure: report it before starting anything.
+  if ((options.port ?? 8080) !== 0) await assertPortFree(options.port ?? 8080);
   const planned = plannedEndpoints(topology, options.replicas);
   emit({ type: 'rendered', topology, endpoints: planned.length });
 
