@@ -31,9 +31,12 @@ function progressPrinter(tty: boolean): { event: (e: StackEvent) => void; clear:
     }
   };
   const print = (text: string) => {
+    const redraw = live;
     if (live) process.stdout.write('\r\x1b[K');
     live = false;
     console.log(text);
+    // Keep the progress line under the message while servers are still starting.
+    if (redraw && ready < total) line(`  starting model servers ${ready}/${total}`);
   };
   return {
     event(e) {
