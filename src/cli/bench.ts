@@ -3,9 +3,9 @@
  * `llmisvc bench`: sends a seeded workload to one or more OpenAI-compatible URLs at a QPS or a QPS sweep and
  * prints a Markdown report (and, with `--out`, writes it with JSON results and SVG charts).
  *
- * Setups are {@link BenchTarget}s. Today they are running URLs (`--url name=http://...`, repeatable); `--compare`
- * will add targets that start a simulated fleet per routing configuration through `llmisvc up`'s orchestration and
- * pass them to the same `runComparison`.
+ * Setups are {@link BenchTarget}s: running URLs (`--url name=http://...`, repeatable), or with `--compare` one
+ * simulated fleet per routing configuration, started through `llmisvc up`'s orchestration (`fleetTarget`) and
+ * passed to the same `runComparison`.
  */
 import type { Command } from 'commander';
 import { LlmisvcError } from '../errors/index.js';
@@ -22,6 +22,7 @@ import {
   type BenchTarget,
   type ProgressDisplay,
 } from '../bench/index.js';
+import { fleetModel, fleetTarget, parseRoutingSetups } from '../local/index.js';
 
 /** Parses `30s`, `2m`, `500ms`, `1h` or a plain number of seconds into milliseconds. */
 export function parseDuration(text: string, flag = 'duration'): number {
@@ -46,7 +47,7 @@ export function parseQpsList(text: string, flag: string): number[] {
 }
 
 /** Parses `--url` values: `http://...` or `name=http://...`. */
-export function parseTargets(urls: readonly string[]): { name: string; url: string }[] {
+export function parseTargets(urls: readonly string[]): BenchTarget[] {
   return urls.map((value, i) => {
     const named = /^([A-Za-z0-9_.-]+)=(.+)$/.exec(value);
     const url = named ? (named[2] as string) : value;
@@ -57,8 +58,10 @@ export function parseTargets(urls: readonly string[]): { name: string; url: stri
         hint: 'write it like http://127.0.0.1:8080 or rr=http://127.0.0.1:8080',
       });
     }
-    const name = named ? (named[1] as string) : urls.length > 1 ? `target-${i + 1}` : new URL(url).host;
-    return { name, url };
+    return urlTarget(
+      named ? (named[1] as string) : urls.length > 1 ? `target-${i + 1}` : new URL(url).host,
+      url,
+    );
   });
 }
 
@@ -73,7 +76,11 @@ function parseParams(entries: readonly string[]): Record<string, string> {
 }
 
 interface BenchFlags {
-  url: string[];
+  url?: string[];
+  compare?: string;
+  file?: string;
+  replicas?: string;
+  timeScale?: string;
   workload: string;
   qps: string;
   sweep?: string;
@@ -93,7 +100,17 @@ export function register(program: Command): void {
     .description(
       'load-test OpenAI-compatible endpoints with a seeded open-loop workload and report latency and throughput',
     )
-    .requiredOption('--url <url...>', 'server or gateway URL; repeat (as name=URL) to compare setups')
+    .option('--url <url...>', 'server or gateway URL; repeat (as name=URL) to compare setups')
+    .option(
+      '--compare <setups>',
+      'start a simulated fleet per routing setup and compare them: round-robin, epp, prefix-heavy, name=config.yaml',
+    )
+    .option(
+      '-f, --file <service.yaml>',
+      'with --compare: the service to run (default: examples/quickstart.yaml)',
+    )
+    .option('--replicas <n>', 'with --compare: simulated endpoints per fleet (default: the service replicas)')
+    .option('--time-scale <x>', 'with --compare: simulator wall seconds per modelled second', '1')
     .option('--workload <name>', `one of ${workloadNames.join(', ')}`, 'shared-prefix')
     .option('--qps <n>', 'mean request rate (Poisson arrivals)', '10')
     .option('--sweep <list>', 'run at each of these rates, e.g. 5,10,20 (instead of --qps)')
@@ -106,9 +123,35 @@ export function register(program: Command): void {
     .option('--out <dir>', 'write report.md, results.json and SVG charts here')
     .option('--title <text>', 'report title')
     .action(async (flags: BenchFlags) => {
-      const urls = parseTargets(flags.url);
-      // Running URLs for now; `--compare` will add targets that start a fleet per routing configuration.
-      const targets: BenchTarget[] = urls.map((t) => urlTarget(t.name, t.url));
+      if (!flags.url && !flags.compare)
+        throw new LlmisvcError(
+          'LLMISVC_ERR_CONFIG',
+          'give --url (running servers) or --compare (simulated fleets)',
+          {
+            hint: 'For example: llmisvc bench --compare round-robin,epp,prefix-heavy --replicas 8 --sweep 20,40,60',
+          },
+        );
+      if (flags.url && flags.compare)
+        throw new LlmisvcError('LLMISVC_ERR_CONFIG', '--url and --compare do not go together', {
+          hint: '--compare starts its own fleets; drop --url.',
+        });
+      const replicas = flags.replicas === undefined ? undefined : Number(flags.replicas);
+      if (replicas !== undefined && !(Number.isInteger(replicas) && replicas > 0))
+        throw new LlmisvcError(
+          'LLMISVC_ERR_CONFIG',
+          `--replicas '${flags.replicas}' must be a positive integer`,
+        );
+      const timeScale = Number(flags.timeScale ?? '1');
+      if (!(timeScale > 0))
+        throw new LlmisvcError(
+          'LLMISVC_ERR_CONFIG',
+          `--time-scale '${flags.timeScale}' must be a positive number`,
+        );
+      const targets: BenchTarget[] = flags.compare
+        ? parseRoutingSetups(flags.compare).map((setup) =>
+            fleetTarget(setup, { file: flags.file, replicas, simulator: { timeScale } }),
+          )
+        : parseTargets(flags.url ?? []);
       const qps = parseQpsList(flags.sweep ?? flags.qps, flags.sweep ? 'sweep' : 'qps');
       const durationMs = parseDuration(flags.duration);
       const timeoutMs = parseDuration(flags.timeout, 'timeout');
@@ -116,12 +159,15 @@ export function register(program: Command): void {
       if (!Number.isInteger(seed))
         throw new LlmisvcError('LLMISVC_ERR_CONFIG', `--seed '${flags.seed}' must be an integer`);
       const params = parseParams(flags.param);
-      const first = (urls[0] as { url: string }).url;
+      // Fleets are not running yet: their model comes from the service file, and they serve no adapters.
+      const first = flags.compare ? undefined : ((await targets[0]?.start())?.url as string);
       // With --model given, the listing only finds LoRA adapters; a server without /v1/models still gets benchmarked.
-      const served = await discoverModels(first).catch((error: unknown) => {
-        if (flags.model) return { base: [], adapters: [] };
-        throw error;
-      });
+      const served = first
+        ? await discoverModels(first).catch((error: unknown) => {
+            if (flags.model) return { base: [], adapters: [] };
+            throw error;
+          })
+        : { base: [fleetModel(flags.file)], adapters: [] };
       const model = flags.model ?? served.base[0];
       if (!model)
         throw new LlmisvcError('LLMISVC_ERR_INPUT', `${first} lists no base model`, { hint: 'pass --model' });

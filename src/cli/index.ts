@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
   deps: () => import('./deps.js'),
   doctor: () => import('./doctor.js'),
   controller: () => import('./controller.js'),
+  up: () => import('./up.js'),
 };
 
 /**

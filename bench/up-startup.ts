@@ -1,0 +1,61 @@
+/**
+ * @module bench/up-startup
+ * `npm run bench:up-startup`: how long `llmisvc up` (the embedded quickstart: 4 simulators, the EPP, the builtin
+ * gateway) takes from running the command to printing its summary, and the stack's own "Ready in" (from the start
+ * of `startLocalStack`). Five runs, each stopped with SIGTERM; writes bench/results/up-startup/report.md.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { machineDescription } from '../src/bench/index.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const cli = join(root, 'bin/llmisvc.js');
+const runs = Number(process.env['RUNS'] ?? 5);
+const rows: string[] = [];
+const walls: number[] = [];
+for (let i = 0; i < runs; i++) {
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [cli, 'up', '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('Ctrl-C')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`llmisvc up exited ${code}:\n${out}`)));
+  });
+  const wall = performance.now() - t0;
+  walls.push(wall);
+  const stack = /Ready in ([\d.]+) s/.exec(out)?.[1] ?? '?';
+  rows.push(`| ${i + 1} | ${(wall / 1000).toFixed(2)} | ${stack} |`);
+  child.removeAllListeners('exit');
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+}
+walls.sort((a, b) => a - b);
+const report = [
+  '# `llmisvc up` start-up time',
+  '',
+  `- Machine: ${machineDescription()}`,
+  `- Date: ${new Date().toISOString()}`,
+  `- Load average at the end (other work on the machine): ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(', ')}`,
+  '- Command: `npm run bench:up-startup` (runs `node bin/llmisvc.js up --port 0` and waits for the summary)',
+  '',
+  '| Run | Command to summary (s) | Stack "Ready in" (s) |',
+  '| ---: | ---: | ---: |',
+  ...rows,
+  '',
+  `Median command-to-summary: ${(walls[Math.floor(walls.length / 2)]! / 1000).toFixed(2)} s. The difference between`,
+  'the columns is Node start-up and loading the CLI; the stack time covers rendering, 4 simulator processes, the EPP',
+  'and the gateway.',
+  '',
+].join('\n');
+const out = join(root, 'bench/results/up-startup');
+await mkdir(out, { recursive: true });
+await writeFile(join(out, 'report.md'), report);
+console.log(report);

@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import {
+  matchRoute,
+  startBuiltinGateway,
+  type GatewayRoute,
+  type RunningGateway,
+} from './builtin-gateway.js';
+
+const routes: GatewayRoute[] = [
+  { prefix: '/ns/m/v1/chat/completions', rewrite: '/v1/chat/completions', backend: 'pool' },
+  { prefix: '/ns/m/v1/completions', rewrite: '/v1/completions', backend: 'pool' },
+  { prefix: '/ns/m', rewrite: '/', backend: 'service' },
+];
+
+describe('matchRoute', () => {
+  const cases: [string, string | undefined, 'pool' | 'service' | undefined][] = [
+    ['/ns/m/v1/completions', '/v1/completions', 'pool'],
+    ['/ns/m/v1/completions?stream=1', '/v1/completions?stream=1', 'pool'],
+    ['/ns/m/v1/chat/completions', '/v1/chat/completions', 'pool'],
+    ['/ns/m/v1/models', '/v1/models', 'service'],
+    ['/ns/m', '/', 'service'],
+    ['/ns/mx/v1/models', undefined, undefined],
+    ['/other', undefined, undefined],
+  ];
+  for (const [url, path, backend] of cases) {
+    it(`${url} → ${path ?? 'no route'}`, () => {
+      const m = matchRoute(routes, url);
+      assert.equal(m?.path, path);
+      assert.equal(m?.route.backend, backend);
+    });
+  }
+});
+
+function listen(server: Server): Promise<number> {
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => {
+      const a = server.address();
+      resolve(typeof a === 'object' && a ? a.port : 0);
+    }),
+  );
+}
+
+describe('builtin gateway over real HTTP (round robin, no EPP)', () => {
+  const upstreams: Server[] = [];
+  const seen: string[] = [];
+  let closedEarly = 0;
+  let gateway: RunningGateway;
+  let release: (() => void) | undefined;
+
+  before(async () => {
+    const addresses: string[] = [];
+    for (const name of ['a', 'b']) {
+      const server = createServer((req, res: ServerResponse) => {
+        seen.push(`${name} ${req.method} ${req.url}`);
+        res.setHeader('x-inference-pod', name);
+        if (req.url === '/v1/completions') {
+          // An SSE stream whose second event waits for the test: proves chunks pass through as they come.
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.write('data: {"n":1}\n\n');
+          res.on('close', () => {
+            if (!res.writableFinished) closedEarly += 1;
+          });
+          release = () => {
+            res.write('data: [DONE]\n\n');
+            res.end();
+          };
+          return;
+        }
+        req.resume();
+        req.on('end', () => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ pod: name }));
+        });
+      });
+      upstreams.push(server);
+      addresses.push(`127.0.0.1:${await listen(server)}`);
+    }
+    gateway = await startBuiltinGateway({ port: 0, routes, serviceEndpoints: addresses });
+  });
+  after(async () => {
+    await gateway.close();
+    for (const s of upstreams) {
+      s.closeAllConnections();
+      s.close();
+    }
+  });
+
+  it('rewrites the path and balances round robin', async () => {
+    const pods: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const res = await fetch(`${gateway.url}/ns/m/v1/models`);
+      assert.equal(res.status, 200);
+      pods.push(((await res.json()) as { pod: string }).pod);
+    }
+    assert.deepEqual(pods.sort(), ['a', 'a', 'b', 'b']);
+    assert.ok(seen.includes('a GET /v1/models'));
+  });
+
+  it('answers 404 with an OpenAI error outside the routes', async () => {
+    const res = await fetch(`${gateway.url}/elsewhere`);
+    assert.equal(res.status, 404);
+    assert.ok(((await res.json()) as { error: { message: string } }).error.message);
+  });
+
+  it('streams SSE events as they come', async () => {
+    const res = await fetch(`${gateway.url}/ns/m/v1/completions`, { method: 'POST', body: '{}' });
+    const reader = res.body!.getReader();
+    const first = await reader.read();
+    assert.match(Buffer.from(first.value!).toString(), /"n":1/);
+    release!();
+    let rest = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      rest += Buffer.from(value).toString();
+    }
+    assert.match(rest, /\[DONE\]/);
+  });
+
+  it('aborts the upstream request when the client goes away', async () => {
+    const before = closedEarly;
+    const controller = new AbortController();
+    const res = await fetch(`${gateway.url}/ns/m/v1/completions`, {
+      method: 'POST',
+      body: '{}',
+      signal: controller.signal,
+    });
+    await res.body!.getReader().read();
+    controller.abort();
+    const deadline = Date.now() + 5000;
+    while (closedEarly === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(closedEarly, before + 1);
+  });
+
+  it('answers 502 when the endpoint is gone', async () => {
+    const g = await startBuiltinGateway({ port: 0, routes, serviceEndpoints: ['127.0.0.1:1'] });
+    try {
+      const res = await fetch(`${g.url}/ns/m/v1/models`);
+      assert.equal(res.status, 502);
+      assert.match(((await res.json()) as { error: { message: string } }).error.message, /127\.0\.0\.1:1/);
+    } finally {
+      await g.close();
+    }
+  });
+});

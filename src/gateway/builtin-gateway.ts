@@ -1,0 +1,365 @@
+/**
+ * @module gateway/builtin-gateway
+ * The lean Node gateway of `llmisvc up`: for each request it asks the Endpoint Picker over the same ext_proc
+ * protocol Envoy speaks (full-duplex, one gRPC stream per request), then proxies to the `ip:port` the EPP chose
+ * through an undici keep-alive pool per endpoint. Responses stream through untouched (SSE included); a client that
+ * goes away aborts the upstream request; the EPP's immediate answers (400/404/413/429/503 with OpenAI error JSON)
+ * go to the client as they are. Without an EPP (or for Service-backed routes) it balances round robin, which is what
+ * a plain Kubernetes Service gives — the baseline of `bench --compare`.
+ */
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Pool } from 'undici';
+import { LlmisvcError } from '../errors/index.js';
+import { createExtProcClient, pickEndpoint, type ExtProcClient } from '../epp/index.js';
+
+export interface GatewayRoute {
+  /** Path prefix to match (`/default/quickstart/v1/completions`). */
+  prefix: string;
+  /** Replacement for the matched prefix (`/v1/completions`); undefined keeps the path. */
+  rewrite?: string | undefined;
+  /** `pool`: ask the EPP; `service`: round robin over `serviceEndpoints`. */
+  backend: 'pool' | 'service';
+}
+
+/** One routed request, for the dashboard's "recent decisions". */
+export interface RoutingDecision {
+  time: number;
+  method: string;
+  path: string;
+  /** `ip:port` chosen; undefined when the EPP answered itself or nothing matched. */
+  endpoint: string | undefined;
+  /** The pod that answered (`x-inference-pod`). */
+  pod: string | undefined;
+  /** `x-prefiller-host-port` the EPP set (P/D). */
+  prefill: string | undefined;
+  status: number;
+  /** Time to the upstream's response headers (ms). */
+  headersMs: number;
+  /** Time to the end of the response (ms). */
+  totalMs: number;
+  /** How the endpoint was chosen. */
+  via: 'epp' | 'round-robin' | 'epp-immediate' | 'gateway';
+}
+
+export interface BuiltinGatewayOptions {
+  host?: string;
+  /** Port to listen on (0 = any free port). */
+  port: number;
+  routes: readonly GatewayRoute[];
+  /** ext_proc address of the EPP (`127.0.0.1:9002`); undefined = round robin for pool routes too. */
+  eppAddress?: string | undefined;
+  /** `ip:port` of every model server, for round robin (Service routes, or no EPP). */
+  serviceEndpoints: readonly string[];
+  /** How long to wait for an upstream's response headers (default 10 min: requests may queue a long time). */
+  headersTimeoutMs?: number;
+  /** Longest silence between two body chunks of an upstream response (default 5 min). */
+  bodyTimeoutMs?: number;
+  /** How long to wait for the EPP's decision (default 10 s, as Envoy's `message_timeout`). */
+  eppTimeoutMs?: number;
+  /** Largest request body (default 16 MiB). */
+  bodyLimitBytes?: number;
+  /** Called after every request (keep it cheap: it runs on the hot path). */
+  onDecision?: (decision: RoutingDecision) => void;
+  /** Requests this returns true for were answered by the caller (the dashboard). */
+  extraHandler?: (req: IncomingMessage, res: ServerResponse) => boolean;
+}
+
+export interface RunningGateway {
+  port: number;
+  url: string;
+  /** Replaces the round-robin list (a restarted model server keeps its address, so this is rarely needed). */
+  setServiceEndpoints(endpoints: readonly string[]): void;
+  close(): Promise<void>;
+}
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+  'host',
+  'content-length',
+  'expect',
+]);
+
+function openAiError(res: ServerResponse, status: number, message: string, type: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error: { message, type, param: null, code: status } });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large'> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) over = true;
+      else chunks.push(chunk);
+    });
+    req.on('end', () =>
+      resolve(over ? 'too-large' : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)),
+    );
+    req.on('error', reject);
+  });
+}
+
+/**
+ * The route for a request URL (routes sorted longest prefix first) and the upstream path after the rewrite.
+ * @example matchRoute([{ prefix: '/ns/m/v1/completions', rewrite: '/v1/completions', backend: 'pool' }], '/ns/m/v1/completions?x=1')
+ *   // → { route, path: '/v1/completions?x=1' }
+ */
+export function matchRoute(
+  routes: readonly GatewayRoute[],
+  url: string,
+): { route: GatewayRoute; path: string } | undefined {
+  for (const route of routes) {
+    if (!url.startsWith(route.prefix)) continue;
+    const rest = url.slice(route.prefix.length);
+    // PathPrefix matches whole path elements: /a/b matches /a/b, /a/b/c and /a/b?x, not /a/bc.
+    if (rest !== '' && !route.prefix.endsWith('/') && rest[0] !== '/' && rest[0] !== '?') continue;
+    if (route.rewrite === undefined) return { route, path: url };
+    let path = route.rewrite + rest;
+    if (route.rewrite.endsWith('/') && rest.startsWith('/')) path = route.rewrite + rest.slice(1);
+    return { route, path: path.startsWith('/') ? path : `/${path}` };
+  }
+  return undefined;
+}
+
+/** Starts the gateway; resolves once it listens. */
+export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promise<RunningGateway> {
+  const host = options.host ?? '127.0.0.1';
+  const headersTimeout = options.headersTimeoutMs ?? 600_000;
+  const bodyTimeout = options.bodyTimeoutMs ?? 300_000;
+  const eppTimeoutMs = options.eppTimeoutMs ?? 10_000;
+  const bodyLimit = options.bodyLimitBytes ?? 16 * 1024 * 1024;
+  const routes = [...options.routes].sort((a, b) => b.prefix.length - a.prefix.length);
+  const client: ExtProcClient | undefined = options.eppAddress
+    ? createExtProcClient(options.eppAddress)
+    : undefined;
+  const pools = new Map<string, Pool>();
+  let serviceEndpoints = [...options.serviceEndpoints];
+  let next = 0;
+  const onDecision = options.onDecision;
+
+  function poolFor(address: string): Pool {
+    let pool = pools.get(address);
+    if (!pool) {
+      pool = new Pool(`http://${address}`, {
+        connections: 256,
+        pipelining: 1,
+        keepAliveTimeout: 30_000,
+        headersTimeout: headersTimeout,
+        bodyTimeout: bodyTimeout,
+      });
+      pools.set(address, pool);
+    }
+    return pool;
+  }
+
+  function roundRobin(): string | undefined {
+    if (serviceEndpoints.length === 0) return undefined;
+    const address = serviceEndpoints[next % serviceEndpoints.length];
+    next = (next + 1) % serviceEndpoints.length;
+    return address;
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const url = req.url ?? '/';
+    const method = req.method ?? 'GET';
+    const matched = matchRoute(routes, url);
+    const record = (d: Omit<RoutingDecision, 'time' | 'method' | 'path' | 'totalMs'>) =>
+      onDecision?.({ time: Date.now(), method, path: url, totalMs: performance.now() - started, ...d });
+    if (!matched) {
+      openAiError(res, 404, `no route for ${url}`, 'NotFoundError');
+      record({
+        endpoint: undefined,
+        pod: undefined,
+        prefill: undefined,
+        status: 404,
+        headersMs: 0,
+        via: 'gateway',
+      });
+      return;
+    }
+    const hasBody = method !== 'GET' && method !== 'HEAD';
+    const body = hasBody ? await readBody(req, bodyLimit) : undefined;
+    if (body === 'too-large') {
+      openAiError(res, 413, `request body larger than ${bodyLimit} bytes`, 'BadRequestError');
+      return;
+    }
+    const headers: Record<string, string> = {};
+    for (const [key, value] of Object.entries(req.headers)) {
+      if (value === undefined || HOP_BY_HOP.has(key)) continue;
+      headers[key] = Array.isArray(value) ? value.join(', ') : value;
+    }
+
+    let endpoint: string | undefined;
+    let forwardBody: Buffer | undefined = body;
+    let done: (() => void) | undefined;
+    let via: RoutingDecision['via'] = 'round-robin';
+    if (matched.route.backend === 'pool' && client) {
+      via = 'epp';
+      let pick;
+      try {
+        pick = await pickEndpoint(
+          client,
+          { method, path: url, headers, ...(body !== undefined ? { body } : {}) },
+          { timeoutMs: eppTimeoutMs },
+        );
+      } catch (error) {
+        openAiError(
+          res,
+          503,
+          `endpoint picker unavailable: ${(error as Error).message}`,
+          'ServiceUnavailableError',
+        );
+        record({
+          endpoint: undefined,
+          pod: undefined,
+          prefill: undefined,
+          status: 503,
+          headersMs: 0,
+          via: 'gateway',
+        });
+        return;
+      }
+      if (pick.immediateResponse) {
+        const ir = pick.immediateResponse;
+        res.writeHead(ir.status, {
+          'content-type': 'application/json',
+          ...ir.headers,
+          'content-length': ir.body.length,
+        });
+        res.end(ir.body);
+        record({
+          endpoint: undefined,
+          pod: undefined,
+          prefill: undefined,
+          status: ir.status,
+          headersMs: 0,
+          via: 'epp-immediate',
+        });
+        return;
+      }
+      endpoint = pick.endpoint;
+      done = pick.done;
+      Object.assign(headers, pick.headers);
+      forwardBody = pick.body ?? body;
+    } else {
+      endpoint = roundRobin();
+    }
+    if (!endpoint) {
+      done?.();
+      openAiError(res, 503, 'no model server available', 'ServiceUnavailableError');
+      record({
+        endpoint: undefined,
+        pod: undefined,
+        prefill: undefined,
+        status: 503,
+        headersMs: 0,
+        via: 'gateway',
+      });
+      return;
+    }
+    if (forwardBody !== undefined) headers['content-length'] = String(forwardBody.length);
+
+    const abort = new AbortController();
+    const onClientGone = () => {
+      if (!res.writableFinished) abort.abort();
+    };
+    res.once('close', onClientGone);
+    try {
+      const upstream = await poolFor(endpoint).request({
+        method: method as 'GET',
+        path: matched.path,
+        headers,
+        body: forwardBody ?? null,
+        signal: abort.signal,
+      });
+      const headersMs = performance.now() - started;
+      const out: Record<string, string | string[]> = {};
+      for (const [key, value] of Object.entries(upstream.headers)) {
+        if (value === undefined || (HOP_BY_HOP.has(key) && key !== 'content-length')) continue;
+        out[key] = value;
+      }
+      res.writeHead(upstream.statusCode, out);
+      // Flush headers at once so an SSE client sees the stream open before the first token.
+      res.flushHeaders();
+      for await (const chunk of upstream.body) {
+        // Backpressure: a slow client slows the upstream read instead of buffering here.
+        if (!res.write(chunk as Buffer)) await once(res, 'drain', { signal: abort.signal });
+      }
+      res.end();
+      const pod = upstream.headers['x-inference-pod'];
+      record({
+        endpoint,
+        pod: typeof pod === 'string' ? pod : undefined,
+        prefill: headers['x-prefiller-host-port'],
+        status: upstream.statusCode,
+        headersMs,
+        via,
+      });
+    } catch (error) {
+      if (abort.signal.aborted) {
+        res.destroy();
+      } else {
+        openAiError(res, 502, `upstream ${endpoint} failed: ${(error as Error).message}`, 'BadGatewayError');
+        record({ endpoint, pod: undefined, prefill: undefined, status: 502, headersMs: 0, via });
+      }
+    } finally {
+      res.off('close', onClientGone);
+      done?.();
+    }
+  }
+
+  const server: Server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+    if (options.extraHandler?.(req, res)) return;
+    handle(req, res).catch((error: unknown) =>
+      openAiError(res, 500, `gateway error: ${(error as Error).message}`, 'InternalServerError'),
+    );
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        new LlmisvcError(
+          'LLMISVC_ERR_PROCESS',
+          `cannot listen on ${host}:${options.port}: ${error.message}`,
+          {
+            hint:
+              error.code === 'EADDRINUSE'
+                ? 'Another process uses this port: choose one with --port.'
+                : 'Check the address and port.',
+          },
+        ),
+      ),
+    );
+    server.listen(options.port, host, () => {
+      const address = server.address();
+      resolve(typeof address === 'object' && address ? address.port : options.port);
+    });
+  });
+  return {
+    port,
+    url: `http://${host}:${port}`,
+    setServiceEndpoints(endpoints) {
+      serviceEndpoints = [...endpoints];
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      client?.close();
+      await Promise.all([...pools.values()].map((p) => p.destroy()));
+    },
+  };
+}

