@@ -216,7 +216,7 @@ export async function watchInferencePool(options: WatchOptions): Promise<Kuberne
       currentSelector = selector;
       const old = podInformer;
       podInformer = undefined;
-      void old?.stop();
+      if (old) void stopForGood(old as Watched<KubernetesObject>);
       if (selector) {
         const pods = makeInformer<V1Pod>(
           kc,
@@ -249,8 +249,25 @@ export async function watchInferencePool(options: WatchOptions): Promise<Kuberne
   return {
     async close() {
       closed = true;
-      await Promise.all([...pools, models, objectives].map((i) => i.stop().catch(() => undefined)));
-      await podInformer?.stop().catch(() => undefined);
+      const informers: Watched<KubernetesObject>[] = [...pools, models, objectives];
+      if (podInformer) informers.push(podInformer as Watched<KubernetesObject>);
+      await Promise.all(informers.map(stopForGood));
     },
   };
+}
+
+/**
+ * Stops an informer for good. client-node's ListWatch can outlive `stop()`: a stop that lands while it is listing
+ * or opening its watch finds no request to abort, and the watch it opens a moment later then runs on (keeping the
+ * process alive: seen as a test file that never exits). So after stopping, keep aborting any request that
+ * appears, for a while, on an unref'd timer that never holds the process up.
+ */
+async function stopForGood(informer: Watched<KubernetesObject>): Promise<void> {
+  await informer.stop().catch(() => undefined);
+  const late = informer as unknown as { request?: unknown };
+  const sweep = setInterval(() => {
+    if (late.request) void informer.stop().catch(() => undefined);
+  }, 50);
+  sweep.unref();
+  setTimeout(() => clearInterval(sweep), 30_000).unref();
 }
