@@ -23,6 +23,8 @@ COPY --from=build /app/bin ./bin
 COPY --from=build /app/dist/src ./dist/src
 COPY deploy ./deploy
 COPY examples ./examples
+# The scheduler Deployments the renderer writes run `llmisvc epp …` as their command: put the CLI on PATH.
+RUN ln -s /app/bin/llmisvc.js /usr/local/bin/llmisvc
 # The numeric uid lets Kubernetes check runAsNonRoot.
 USER 1000:1000
 EXPOSE 8080 9443 9002 9003 9090
