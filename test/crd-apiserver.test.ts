@@ -3,9 +3,9 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { RestClient, statusMessage } from '../src/dev/rest.js';
+import { KubeClient, statusMessage } from '../src/kube/index.js';
 import { REPO_ROOT } from './harness/repo.js';
 
 const kubeconfig = process.env['LLMISVC_TEST_KUBECONFIG'];
@@ -25,17 +25,18 @@ describe(
   'generated CRDs on a real API server',
   { skip: kubeconfig ? false : 'needs LLMISVC_TEST_KUBECONFIG (npm test sets it)' },
   () => {
-    let client: RestClient;
+    let client: KubeClient;
 
     before(async () => {
-      client = await RestClient.fromKubeconfig(kubeconfig!);
-      const created = await client.request('POST', '/api/v1/namespaces', {
+      client = await KubeClient.create({ kubeconfig: kubeconfig!, requestTimeoutMs: 30_000 });
+      const created = await client.send('POST', '/api/v1/namespaces', {
         apiVersion: 'v1',
         kind: 'Namespace',
         metadata: { name: NAMESPACE },
       });
       assert.ok([201, 409].includes(created.status), statusMessage(created));
     });
+    after(() => client?.close());
 
     it('accepts every example as written', async () => {
       for (const file of readdirSync(join(REPO_ROOT, 'examples')).filter((f) => f.endsWith('.yaml'))) {
@@ -43,9 +44,9 @@ describe(
           metadata: Record<string, unknown>;
         };
         object.metadata['namespace'] = NAMESPACE;
-        const response = await client.request('POST', BASE, object);
+        const response = await client.send('POST', BASE, object);
         assert.equal(response.status, 201, `${file}: ${statusMessage(response)}`);
-        const read = await client.request('GET', `${BASE}/${String(object.metadata['name'])}`);
+        const read = await client.send('GET', `${BASE}/${String(object.metadata['name'])}`);
         assert.deepEqual(
           (read.body as { spec: unknown }).spec,
           (object as unknown as { spec: unknown }).spec,
@@ -81,18 +82,14 @@ describe(
     ];
     for (const [name, spec, message] of rejected) {
       it(`rejects ${name}`, async () => {
-        const response = await client.request(
-          'POST',
-          BASE,
-          service(`bad-${name.replace(/\W+/g, '-')}`, spec),
-        );
+        const response = await client.send('POST', BASE, service(`bad-${name.replace(/\W+/g, '-')}`, spec));
         assert.equal(response.status, 422, statusMessage(response));
         assert.match(statusMessage(response), message);
       });
     }
 
     it('prunes unknown fields outside the schemaless pod specs', async () => {
-      const response = await client.request(
+      const response = await client.send(
         'POST',
         BASE,
         service('pruned', { replicas: 1, unknownField: true }),

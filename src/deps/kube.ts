@@ -1,13 +1,12 @@
 /**
  * @module deps/kube
- * The little of the Kubernetes API that `deps` and `doctor` use, over raw JSON. @kubernetes/client-node provides the
- * kubeconfig handling (every auth method it understands works), but its typed object API serializes known kinds
- * through generated models that drop fields they do not know — fatal for CRD manifests (CEL rules,
- * `x-kubernetes-*`) — so requests and bodies go out and come back exactly as JSON.
+ * The little of the Kubernetes API that `deps` and `doctor` use, as a thin view over kube/'s client (which does all
+ * the talking: kubeconfig, TLS, keep-alive, raw JSON bodies so CRD manifests keep their CEL rules and
+ * `x-kubernetes-*` fields). What stays here is the tooling's way of asking: paths rather than resource references,
+ * a missing object as `undefined` rather than an error, forced apply under the tooling's own field manager, and
+ * messages that point at the kubeconfig the user passed.
  */
-import { request as httpRequest, type RequestOptions } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import { KubeConfig } from '@kubernetes/client-node';
+import { Discovery, KubeApiError, KubeClient as ApiClient, type RawResponse } from '../kube/index.js';
 import { LlmisvcError } from '../errors/index.js';
 
 export interface KubeObject {
@@ -34,109 +33,70 @@ export interface Condition {
   observedGeneration?: number;
 }
 
-export interface Response {
-  status: number;
-  body: unknown;
-}
-
-interface ApiResource {
-  name: string;
-  kind: string;
-  namespaced: boolean;
-}
+export type Response = RawResponse;
 
 /** The field manager of everything `llmisvc deps install` applies. */
 export const DEPS_FIELD_MANAGER = 'llmisvc-deps';
 
 export class KubeClient {
-  private readonly resources = new Map<string, ApiResource[] | null>();
+  private readonly discovery: Discovery;
 
   private constructor(
-    readonly server: URL,
-    private readonly base: RequestOptions,
+    private readonly api: ApiClient,
     /** Where the configuration came from, for messages. */
     readonly source: string,
-  ) {}
+  ) {
+    this.discovery = new Discovery(api);
+  }
+
+  get server(): URL {
+    return this.api.server;
+  }
 
   /** From a kubeconfig file, or the default one (KUBECONFIG, ~/.kube/config, in-cluster) when no path is given. */
   static async load(kubeconfigPath?: string, context?: string): Promise<KubeClient> {
-    const config = new KubeConfig();
+    let api: ApiClient;
     try {
-      if (kubeconfigPath) config.loadFromFile(kubeconfigPath);
-      else config.loadFromDefault();
+      // A one-shot command: a silent connection fails after 30 s instead of hanging.
+      api = await ApiClient.create({ kubeconfig: kubeconfigPath, context, requestTimeoutMs: 30_000 });
     } catch (error) {
+      // kube/ words these for the controller's operator; the user here passed --kubeconfig/--context.
+      const noCluster = /no current cluster/.test((error as Error).message);
       throw new LlmisvcError(
         'LLMISVC_ERR_CONFIG',
-        `cannot read the kubeconfig: ${(error as Error).message}`,
+        noCluster
+          ? 'the kubeconfig names no current cluster'
+          : `cannot read the kubeconfig: ${((error as Error).cause as Error | undefined)?.message ?? (error as Error).message}`,
         {
-          hint: 'pass --kubeconfig FILE or set KUBECONFIG',
+          hint: noCluster
+            ? 'pass --kubeconfig FILE or --context NAME, or run `kubectl config use-context NAME`'
+            : 'pass --kubeconfig FILE or set KUBECONFIG',
         },
       );
     }
-    if (context) config.setCurrentContext(context);
-    const cluster = config.getCurrentCluster();
-    if (!cluster) {
-      throw new LlmisvcError('LLMISVC_ERR_CONFIG', 'the kubeconfig names no current cluster', {
-        hint: 'pass --kubeconfig FILE or --context NAME, or run `kubectl config use-context NAME`',
-      });
-    }
-    const options: RequestOptions = {};
-    await config.applyToHTTPSOptions(options);
-    return new KubeClient(new URL(cluster.server), options, kubeconfigPath ?? 'the default kubeconfig');
+    return new KubeClient(api, kubeconfigPath ?? 'the default kubeconfig');
   }
 
   /** One request; JSON in and out. Connection failures become an error that names the server. */
-  async request(
-    method: string,
-    path: string,
-    body?: unknown,
-    contentType = 'application/json',
-  ): Promise<Response> {
-    const url = new URL(path, this.server);
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
+  async request(method: string, path: string, body?: unknown, contentType?: string): Promise<Response> {
     try {
-      return await new Promise<Response>((resolve, reject) => {
-        const req = send(
-          url,
-          {
-            ...this.base,
-            method,
-            headers: {
-              ...(this.base.headers as Record<string, string> | undefined),
-              accept: 'application/json',
-              ...(payload ? { 'content-type': contentType, 'content-length': String(payload.length) } : {}),
-            },
-          },
-          (res) => {
-            const chunks: Buffer[] = [];
-            res.on('data', (c: Buffer) => chunks.push(c));
-            res.on('end', () => {
-              const text = Buffer.concat(chunks).toString('utf8');
-              let parsed: unknown = text;
-              try {
-                parsed = text ? JSON.parse(text) : undefined;
-              } catch {
-                // not JSON (a proxied plain-text answer, say): keep the text
-              }
-              resolve({ status: res.statusCode ?? 0, body: parsed });
-            });
-            res.on('error', reject);
-          },
-        );
-        req.setTimeout(30_000, () =>
-          req.destroy(new Error(`${method} ${url.pathname} timed out after 30 s`)),
-        );
-        req.on('error', reject);
-        req.end(payload);
-      });
+      return await this.api.send(method, path, body, contentType);
     } catch (error) {
-      throw new LlmisvcError(
-        'LLMISVC_ERR_KUBE',
-        `cannot reach the API server ${this.server.origin}: ${(error as Error).message}`,
-        { hint: `check that the cluster of ${this.source} is running (kubectl cluster-info)`, cause: error },
-      );
+      throw this.unreachable(error);
     }
+  }
+
+  /** A connection failure, worded for the user of this tool: which server, and which kubeconfig named it. */
+  private unreachable(error: unknown): LlmisvcError {
+    const reason = ((error as Error).cause as Error | undefined)?.message ?? (error as Error).message;
+    return new LlmisvcError(
+      'LLMISVC_ERR_KUBE',
+      `cannot reach the API server ${this.server.origin}: ${reason}`,
+      {
+        hint: `check that the cluster of ${this.source} is running (kubectl cluster-info)`,
+        cause: error,
+      },
+    );
   }
 
   /** GET that answers undefined for 404 and throws for other errors. */
@@ -167,15 +127,23 @@ export class KubeClient {
 
   /** The URL path of an object, found through discovery (CRDs installed a moment ago included). */
   async objectPath(object: KubeObject, withName = true, defaultNamespace = 'default'): Promise<string> {
-    const apiVersion = object.apiVersion ?? '';
-    const kind = object.kind ?? '';
-    const resource = await this.resourceFor(apiVersion, kind);
-    const prefix = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
-    const namespace = resource.namespaced
-      ? `/namespaces/${object.metadata?.namespace || defaultNamespace}`
-      : '';
-    const name = withName ? `/${encodeURIComponent(object.metadata?.name ?? '')}` : '';
-    return `${prefix}${namespace}/${resource.name}${name}`;
+    try {
+      return await this.discovery.objectPath(object, {
+        withName,
+        defaultNamespace,
+        hint: 'the CRD that defines it must be installed first: run `llmisvc deps plan` to see the order',
+      });
+    } catch (error) {
+      // An answer of the server (or "not served") stands; only a connection failure gets this tool's wording.
+      if (
+        error instanceof KubeApiError ||
+        (error instanceof LlmisvcError &&
+          error.code === 'LLMISVC_ERR_KUBE' &&
+          /does not serve/.test(error.message))
+      )
+        throw error;
+      throw this.unreachable(error);
+    }
   }
 
   /** Server-side apply of one object, forced (this tool owns what it installs). */
@@ -191,23 +159,6 @@ export class KubeClient {
       'application/apply-patch+yaml',
     );
     if (response.status >= 300) throw apiError('apply', describe(object), response);
-  }
-
-  private async resourceFor(apiVersion: string, kind: string): Promise<ApiResource> {
-    const find = (list: ApiResource[] | null | undefined) =>
-      list?.find((r) => r.kind === kind && !r.name.includes('/'));
-    const known = find(this.resources.get(apiVersion));
-    if (known) return known;
-    const path = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
-    const response = await this.request('GET', path);
-    const list =
-      response.status === 200 ? ((response.body as { resources?: ApiResource[] }).resources ?? []) : null;
-    this.resources.set(apiVersion, list);
-    const found = find(list);
-    if (found) return found;
-    throw new LlmisvcError('LLMISVC_ERR_KUBE', `the API server does not serve ${kind} in ${apiVersion}`, {
-      hint: 'the CRD that defines it must be installed first: run `llmisvc deps plan` to see the order',
-    });
   }
 }
 

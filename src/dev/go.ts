@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { LlmisvcError } from '../errors/index.js';
-import { startWatchdog } from './processes.js';
+import { startWatchdog } from '../process/index.js';
 
 export interface GoContext {
   /** The environment the `go` command runs with (GOPATH, GOPROXY, GOFLAGS, PATH …). */

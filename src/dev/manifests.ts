@@ -2,13 +2,14 @@
  * @module dev/manifests
  * Installs and removes manifest files (CRDs and whatever ships beside them, such as Gateway API's admission policy)
  * on an API server, and waits until the CRDs are really served — or really gone — so a test that runs next does not
- * race the API server's own CRD controllers.
+ * race the API server's own CRD controllers. Objects go out raw, byte-for-byte as parsed (see kube/client for why
+ * the typed client-node API cannot be used for manifests).
  */
 import { readFile } from 'node:fs/promises';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { LlmisvcError } from '../errors/index.js';
-import { RestClient, statusMessage } from './rest.js';
+import { Discovery, KubeClient, statusMessage } from '../kube/index.js';
 
 /** The field manager of everything the development server applies. */
 export const DEV_FIELD_MANAGER = 'llmisvc-dev';
@@ -58,58 +59,73 @@ const isCrd = (o: KubernetesObject): o is CrdLike =>
  */
 export async function installManifests(files: readonly string[], options: ManifestOptions): Promise<void> {
   const objects = await readManifestObjects(files);
-  const client = await RestClient.fromKubeconfig(options.kubeconfigPath);
-  for (const object of objects) {
-    const path = await client.objectPath(object);
-    const response = await client.request(
-      'PATCH',
-      `${path}?fieldManager=${DEV_FIELD_MANAGER}&force=true`,
-      object,
-      'application/apply-patch+yaml',
-    );
-    if (response.status >= 300) {
-      throw new LlmisvcError(
-        'LLMISVC_ERR_KUBE',
-        `applying ${describe(object)} failed: HTTP ${response.status}: ${statusMessage(response)}`,
+  const client = await manifestClient(options.kubeconfigPath);
+  try {
+    const discovery = new Discovery(client);
+    for (const object of objects) {
+      const path = await discovery.objectPath(object);
+      const response = await client.send(
+        'PATCH',
+        `${path}?fieldManager=${DEV_FIELD_MANAGER}&force=true`,
+        object,
+        'application/apply-patch+yaml',
       );
+      if (response.status >= 300) {
+        throw new LlmisvcError(
+          'LLMISVC_ERR_KUBE',
+          `applying ${describe(object)} failed: HTTP ${response.status}: ${statusMessage(response)}`,
+        );
+      }
     }
+    const crds = objects.filter(isCrd);
+    const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+    for (const crd of crds) await waitEstablished(client, crd, deadline);
+    options.log?.(`installed ${objects.length} objects (${crds.length} CRDs established)`);
+  } finally {
+    client.close();
   }
-  const crds = objects.filter(isCrd);
-  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
-  for (const crd of crds) await waitEstablished(client, crd, deadline);
-  options.log?.(`installed ${objects.length} objects (${crds.length} CRDs established)`);
 }
 
 /** Deletes every object in the files (missing ones are fine) and waits until the CRDs are gone. */
 export async function removeManifests(files: readonly string[], options: ManifestOptions): Promise<void> {
   const objects = await readManifestObjects(files);
-  const client = await RestClient.fromKubeconfig(options.kubeconfigPath);
-  for (const object of [...objects].reverse()) {
-    const response = await client.request('DELETE', await client.objectPath(object));
-    if (response.status >= 300 && response.status !== 404) {
-      throw new LlmisvcError(
-        'LLMISVC_ERR_KUBE',
-        `deleting ${describe(object)} failed: HTTP ${response.status}: ${statusMessage(response)}`,
-      );
-    }
-  }
-  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
-  for (const crd of objects.filter(isCrd)) {
-    while ((await client.request('GET', crdPath(crd))).status !== 404) {
-      if (Date.now() > deadline) {
-        throw new LlmisvcError('LLMISVC_ERR_KUBE', `${describe(crd)} was deleted but is still there`, {
-          hint: 'objects of that CRD may still be finalizing; delete them first',
-        });
+  const client = await manifestClient(options.kubeconfigPath);
+  try {
+    const discovery = new Discovery(client);
+    for (const object of [...objects].reverse()) {
+      const response = await client.send('DELETE', await discovery.objectPath(object));
+      if (response.status >= 300 && response.status !== 404) {
+        throw new LlmisvcError(
+          'LLMISVC_ERR_KUBE',
+          `deleting ${describe(object)} failed: HTTP ${response.status}: ${statusMessage(response)}`,
+        );
       }
-      await sleep(200);
     }
+    const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+    for (const crd of objects.filter(isCrd)) {
+      while ((await client.send('GET', crdPath(crd))).status !== 404) {
+        if (Date.now() > deadline) {
+          throw new LlmisvcError('LLMISVC_ERR_KUBE', `${describe(crd)} was deleted but is still there`, {
+            hint: 'objects of that CRD may still be finalizing; delete them first',
+          });
+        }
+        await sleep(200);
+      }
+    }
+    options.log?.(`removed ${objects.length} objects`);
+  } finally {
+    client.close();
   }
-  options.log?.(`removed ${objects.length} objects`);
 }
 
-async function waitEstablished(client: RestClient, crd: CrdLike, deadline: number): Promise<void> {
+/** One-shot work against a development server: a silent connection fails after 30 s instead of hanging. */
+function manifestClient(kubeconfig: string): Promise<KubeClient> {
+  return KubeClient.create({ kubeconfig, requestTimeoutMs: 30_000 });
+}
+
+async function waitEstablished(client: KubeClient, crd: CrdLike, deadline: number): Promise<void> {
   for (;;) {
-    const response = await client.request('GET', crdPath(crd)).catch(() => undefined);
+    const response = await client.send('GET', crdPath(crd)).catch(() => undefined);
     const live = response?.status === 200 ? (response.body as CrdLike) : undefined;
     const established = live?.status?.conditions?.some(
       (c) => c.type === 'Established' && c.status === 'True',
@@ -133,12 +149,12 @@ async function waitEstablished(client: RestClient, crd: CrdLike, deadline: numbe
  * asked: all versions are served by one handler, and listing another version of existing objects would call the
  * CRD's conversion webhook, which may not be running yet.
  */
-async function servesStorageVersion(client: RestClient, crd: CrdLike): Promise<boolean> {
+async function servesStorageVersion(client: KubeClient, crd: CrdLike): Promise<boolean> {
   const group = crd.spec?.group;
   const plural = crd.spec?.names?.plural;
   const version = crd.spec?.versions?.find((v) => v.storage)?.name;
   if (!group || !plural || !version) return true;
-  const response = await client.request('GET', `/apis/${group}/${version}/${plural}?limit=1`);
+  const response = await client.send('GET', `/apis/${group}/${version}/${plural}?limit=1`);
   return response.status === 200;
 }
 

@@ -1,15 +1,14 @@
 /**
  * @module dev/processes
  * Child processes of the development API server (etcd, kube-apiserver): started with their output in a log file,
- * stopped with SIGTERM then SIGKILL, and never outliving this Node process. An `exit` handler covers normal exits
- * and uncaught errors; for a SIGKILL (a test runner's timeout, the OOM killer) each child gets a watchdog: a `sh`
- * blocked reading a pipe from this process. The kernel closes that pipe however this process dies, `read` returns,
- * and the watchdog stops the child. It costs one idle shell per child and no polling.
+ * stopped with SIGTERM then SIGKILL, and never outliving this Node process (an `exit` hook plus a parent-death
+ * watchdog per child, from process/).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { forgetChild, killOnExit, startWatchdog } from '../process/index.js';
 
 export interface ExitInfo {
   code: number | null;
@@ -28,24 +27,6 @@ export interface ManagedProcess {
   stop(graceMs?: number): Promise<ExitInfo>;
 }
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-/** Last resort: an `exit` handler runs synchronously, so it can still SIGKILL what is left. */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const child of live) {
-      try {
-        child.kill('SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  });
-}
-
 export function startProcess(input: {
   name: string;
   command: string;
@@ -54,7 +35,6 @@ export function startProcess(input: {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
 }): ManagedProcess {
-  installExitHook();
   const fd = openSync(input.logPath, 'a');
   let child: ChildProcess;
   try {
@@ -67,13 +47,14 @@ export function startProcess(input: {
   } finally {
     closeSync(fd);
   }
-  live.add(child);
-  const watchdog = child.pid ? startWatchdog(child.pid) : undefined;
+  killOnExit(child);
+  // Not itself killed on exit: when this process exits, its pipe closes and the watchdog does its job.
+  const watchdog = child.pid ? startWatchdog(child.pid, { graceMs: 5000 }) : undefined;
   let hasExited = false;
   const exited = new Promise<ExitInfo>((resolve) => {
     const onGone = (info: ExitInfo) => {
       hasExited = true;
-      live.delete(child);
+      forgetChild(child);
       // Killed, not released: its `kill` must not run against a pid the system may hand out again.
       watchdog?.kill('SIGKILL');
       resolve(info);
@@ -100,28 +81,6 @@ export function startProcess(input: {
       return info;
     },
   };
-}
-
-/**
- * The watchdog of one child: ignores the terminal's signals (a Ctrl-C is this process's to handle), waits for EOF on
- * stdin, then sends SIGTERM and, if the child is still there 5 s later, SIGKILL.
- */
-export function startWatchdog(pid: number): ChildProcess | undefined {
-  const script =
-    `trap '' INT TERM HUP; read _; kill -TERM ${pid} 2>/dev/null || exit 0; ` +
-    `for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 ${pid} 2>/dev/null || exit 0; sleep 0.5; done; kill -KILL ${pid} 2>/dev/null`;
-  try {
-    const watchdog = spawn('/bin/sh', ['-c', script], { stdio: ['pipe', 'ignore', 'ignore'] });
-    watchdog.on('error', () => {});
-    watchdog.stdin?.on('error', () => {});
-    // Neither the watchdog nor its pipe may keep this process's event loop alive.
-    watchdog.unref();
-    (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
-    // Not in `live`: when this process exits, its pipe closes and the watchdog does its job.
-    return watchdog;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The last lines of a log file, for error messages. */

@@ -4,6 +4,13 @@
  * come from a kubeconfig (or the in-cluster service account) through `@kubernetes/client-node`'s KubeConfig, which
  * knows every auth flavour; the requests themselves go through one keep-alive agent so that every call is counted
  * (the controller's "zero writes in steady state" promise is measured here) and rate limited like client-go.
+ *
+ * The one client of the project: the controller uses its typed helpers, the development API server (dev/) and the
+ * dependency tooling (deps/) apply raw manifests through `send` with paths from `Discovery.objectPath`. Manifests
+ * must go out as JSON exactly as parsed from the file: @kubernetes/client-node's `KubernetesObjectApi` serializes
+ * known kinds through its generated models, which silently drops keys the models spell differently — CRD schemas
+ * lose `x-kubernetes-int-or-string`, `x-kubernetes-validations` (CEL rules) and the like. So client-node only
+ * supplies the kubeconfig handling (every auth flavour it understands works) and never sees a body.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -51,6 +58,17 @@ export interface KubeClientOptions {
   userAgent?: string;
   /** Act as this user (and groups), like `kubectl --as`; used to check the controller's RBAC in tests. */
   impersonate?: { user: string; groups?: string[] };
+  /**
+   * Gives up on a plain request whose connection stays silent this long (watches are exempt; they have
+   * `idleTimeoutMs`). Unset: no limit, as the controller retries through its work queue; one-shot tools set 30 s.
+   */
+  requestTimeoutMs?: number;
+}
+
+/** A raw answer of `send`: the status and the body, parsed as JSON when it is JSON, else the text. */
+export interface RawResponse {
+  status: number;
+  body: unknown;
 }
 
 export type Verb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'apply' | 'delete';
@@ -107,6 +125,7 @@ export class KubeClient {
   private readonly bucket: TokenBucket;
   private readonly userAgent: string;
   private readonly impersonate: KubeClientOptions['impersonate'];
+  private readonly requestTimeoutMs: number | undefined;
 
   private constructor(
     private readonly config: KubeConfig,
@@ -123,6 +142,7 @@ export class KubeClient {
     this.bucket = new TokenBucket(options.qps ?? 100, options.burst ?? 200);
     this.userAgent = options.userAgent ?? 'llmisvc';
     this.impersonate = options.impersonate;
+    this.requestTimeoutMs = options.requestTimeoutMs;
   }
 
   /** Builds a client from a kubeconfig file, the default kubeconfig, or the in-cluster service account. */
@@ -211,15 +231,23 @@ export class KubeClient {
     agent: http.Agent = this.agent,
   ): Promise<http.IncomingMessage> {
     const transport = url.protocol === 'https:' ? https : http;
+    const timeoutMs = agent === this.watchAgent ? undefined : this.requestTimeoutMs;
     return new Promise((resolve, reject) => {
       const req = transport.request(url, { method, agent, headers, signal }, resolve);
+      if (timeoutMs) {
+        req.setTimeout(timeoutMs, () => req.destroy(new Error(`timed out after ${timeoutMs / 1000} s`)));
+      }
       req.on('error', reject);
       req.end(body);
     });
   }
 
-  /** One JSON request; throws KubeApiError on a non-2xx answer. */
-  async request<T>(method: string, path: string, options: RequestOptions): Promise<T> {
+  /** One request, answered with its status and body text; only a connection failure throws. */
+  private async exchange(
+    method: string,
+    path: string,
+    options: RequestOptions,
+  ): Promise<{ status: number; text: string }> {
     await this.bucket.take();
     const body = options.body === undefined ? undefined : JSON.stringify(options.body);
     const headers: Record<string, string | string[]> = {
@@ -249,8 +277,37 @@ export class KubeClient {
     const text = Buffer.concat(chunks).toString('utf8');
     const status = res.statusCode ?? 0;
     this.record(options.verb, path, status);
+    return { status, text };
+  }
+
+  /** One JSON request; throws KubeApiError on a non-2xx answer. */
+  async request<T>(method: string, path: string, options: RequestOptions): Promise<T> {
+    const { status, text } = await this.exchange(method, path, options);
     if (status < 200 || status >= 300) throw apiError(status, method, path, text);
     return (text ? JSON.parse(text) : {}) as T;
+  }
+
+  /**
+   * One request that answers whatever the server says (non-2xx included) as `{ status, body }`; the body goes out as
+   * JSON exactly as given, so raw manifests keep every field. `path` may carry its query string.
+   *
+   * @example
+   * const r = await client.send('PATCH', `${path}?fieldManager=me&force=true`, manifest, 'application/apply-patch+yaml');
+   * if (r.status >= 300) throw new Error(statusMessage(r));
+   */
+  async send(method: string, path: string, body?: unknown, contentType?: string): Promise<RawResponse> {
+    const { status, text } = await this.exchange(method, path, {
+      verb: verbOf(method, contentType),
+      body,
+      contentType,
+    });
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      // not JSON (an HTML proxy error page, say): keep the text
+    }
+    return { status, body: parsed };
   }
 
   get<T extends KubeObject>(ref: ResourceRef, namespace: string | undefined, name: string): Promise<T> {
@@ -449,6 +506,29 @@ interface KubeStatus {
   code?: number;
   reason?: string;
   message?: string;
+}
+
+/** The message of a Kubernetes Status answer of `send`, or the raw body. */
+export function statusMessage(response: RawResponse): string {
+  const body = response.body as { message?: string } | string | undefined;
+  if (typeof body === 'object' && body?.message) return body.message;
+  return typeof body === 'string' ? body.slice(0, 500) : JSON.stringify(body ?? '').slice(0, 500);
+}
+
+/** The verb a raw request is counted under. */
+function verbOf(method: string, contentType: string | undefined): Verb {
+  switch (method.toUpperCase()) {
+    case 'POST':
+      return 'create';
+    case 'PUT':
+      return 'update';
+    case 'PATCH':
+      return contentType === 'application/apply-patch+yaml' ? 'apply' : 'patch';
+    case 'DELETE':
+      return 'delete';
+    default:
+      return 'get';
+  }
 }
 
 function apiError(status: number, method: string, path: string, text: string): KubeApiError {

@@ -3,12 +3,29 @@
  * Which group/versions and kinds the API server serves. The controller asks before it renders (the renderer picks
  * API versions from this set) and before it watches a kind. Answers are cached until `invalidate()`, which the CRD
  * watcher calls whenever a CustomResourceDefinition changes, so a dependency installed later shows up without a
- * restart.
+ * restart. `objectPath` finds where an arbitrary manifest goes (dev/ and deps/ apply whole files of them).
  */
+import { LlmisvcError } from '../errors/index.js';
 import type { KubeClient } from './client.js';
 import { isNotFound } from './client.js';
 import type { ResourceRef } from './resources.js';
-import { splitApiVersion } from './resources.js';
+import { resourcePath, splitApiVersion } from './resources.js';
+
+/** The part of a manifest that says where it goes; everything else is left alone. */
+export interface ManifestHeader {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string };
+}
+
+export interface ObjectPathOptions {
+  /** Include the object's name (default) or stop at the collection, for a create. */
+  withName?: boolean;
+  /** Namespace of a namespaced object that names none; default `default`. */
+  defaultNamespace?: string;
+  /** What to tell the user when the kind is not served. */
+  hint?: string;
+}
 
 interface ApiVersions {
   versions: string[];
@@ -75,6 +92,39 @@ export class Discovery {
       cached.catch(() => this.resources.delete(apiVersion));
     }
     return cached;
+  }
+
+  /**
+   * The URL path of a manifest (`/apis/g/v/namespaces/ns/plural/name`), found through discovery. A kind not in the
+   * cached answer is asked for once more, since its CRD may have been installed a moment ago.
+   *
+   * @example
+   * await discovery.objectPath({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web' } })
+   * // '/apis/apps/v1/namespaces/default/deployments/web'
+   */
+  async objectPath(object: ManifestHeader, options: ObjectPathOptions = {}): Promise<string> {
+    const apiVersion = object.apiVersion ?? '';
+    const kind = object.kind ?? '';
+    const find = async () => (await this.resourcesOf(apiVersion)).find((r) => r.kind === kind);
+    const wasCached = this.resources.has(apiVersion);
+    let ref = await find();
+    if (!ref && wasCached) {
+      this.resources.delete(apiVersion);
+      ref = await find();
+    }
+    if (!ref) {
+      throw new LlmisvcError('LLMISVC_ERR_KUBE', `the API server does not serve ${kind} in ${apiVersion}`, {
+        hint: options.hint ?? 'install the CRD that defines it first',
+      });
+    }
+    const namespace = ref.namespaced
+      ? object.metadata?.namespace || (options.defaultNamespace ?? 'default')
+      : undefined;
+    return resourcePath(
+      ref,
+      namespace,
+      options.withName === false ? undefined : (object.metadata?.name ?? ''),
+    );
   }
 
   /** Where `kind` of `apiVersion` lives, or undefined when the server does not serve it. */

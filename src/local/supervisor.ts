@@ -2,12 +2,12 @@
  * @module local/supervisor
  * Runs the local stack's child processes (simulators, real model servers, Envoy): output to a log file each, a
  * readiness probe, and a restart with exponential back-off when one dies. No child outlives this process: an `exit`
- * handler SIGKILLs what is left on a normal exit, and for a SIGKILL of this process each child has a watchdog — an
- * idle `sh` blocked on a pipe from us; the kernel closes the pipe however we die, and the watchdog kills the child.
+ * hook plus a parent-death watchdog per child, from process/.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { forgetChild, killOnExit, startWatchdog } from '../process/index.js';
 
 export interface ProcessSpec {
   /** A stable name (the pod name). */
@@ -32,41 +32,6 @@ export interface SupervisedProcess {
   readonly pid: number;
   readonly restarts: number;
   readonly logPath: string;
-}
-
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const child of live) {
-      try {
-        child.kill('SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  });
-}
-
-function startWatchdog(pid: number): ChildProcess | undefined {
-  const script =
-    `trap '' INT TERM HUP; read _; kill -TERM ${pid} 2>/dev/null || exit 0; ` +
-    `for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 ${pid} 2>/dev/null || exit 0; sleep 0.3; done; kill -KILL ${pid} 2>/dev/null`;
-  try {
-    const watchdog = spawn('/bin/sh', ['-c', script], { stdio: ['pipe', 'ignore', 'ignore'] });
-    watchdog.on('error', () => {});
-    watchdog.stdin?.on('error', () => {});
-    watchdog.unref();
-    (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
-    live.add(watchdog);
-    watchdog.once('exit', () => live.delete(watchdog));
-    return watchdog;
-  } catch {
-    return undefined;
-  }
 }
 
 async function tail(path: string, lines = 12): Promise<string> {
@@ -110,7 +75,6 @@ class Supervised implements SupervisedProcess {
   }
 
   private spawnChild(): void {
-    installExitHook();
     const fd = openSync(this.spec.logPath, 'a');
     let child: ChildProcess;
     try {
@@ -124,12 +88,13 @@ class Supervised implements SupervisedProcess {
     this.child = child;
     this.pid = child.pid ?? -1;
     this.startedAt = Date.now();
-    live.add(child);
-    this.watchdog = child.pid ? startWatchdog(child.pid) : undefined;
+    killOnExit(child);
+    // A 3 s grace, as `stop`; the exit hook kills the watchdog too, having already killed the child.
+    this.watchdog = child.pid ? startWatchdog(child.pid, { graceMs: 3000, killOnExit: true }) : undefined;
     const watchdog = this.watchdog;
     this.exited = new Promise<void>((resolve) => {
       const onGone = (code: number | null, signal: NodeJS.Signals | null) => {
-        live.delete(child);
+        forgetChild(child);
         watchdog?.kill('SIGKILL');
         resolve();
         if (this.child === child) this.child = undefined;
