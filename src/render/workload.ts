@@ -88,7 +88,17 @@ function podSpec(
 interface WorkloadPlan {
   workload: WorkloadSpec;
   role: Role;
-  prefill: boolean;
+  /** The Deployment or LeaderWorkerSet name. */
+  name: string;
+  /** The component of the pods that serve (the Deployment's, or the LeaderWorkerSet leaders'). */
+  component: Component;
+  /** The component of LeaderWorkerSet workers, which do not join the pool. */
+  workerComponent: Component;
+}
+
+/** Unset replicas leave the live value alone, so that an autoscaler can own it. */
+function replicasField(workload: WorkloadSpec): { replicas?: number } {
+  return workload.replicas !== undefined ? { replicas: workload.replicas } : {};
 }
 
 function podLabels(
@@ -115,23 +125,18 @@ function deployment(
   spec: LLMInferenceServiceSpec,
   plan: WorkloadPlan,
 ): KubeObject {
-  const names = childNames(service.metadata.name);
-  const component: Component = plan.prefill
-    ? 'llminferenceservice-workload-prefill'
-    : 'llminferenceservice-workload';
-  const labels = podLabels(service, component, plan.role, plan.workload, true);
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: childMetadata(service, plan.prefill ? names.prefillWorkload : names.mainWorkload, {
-      'app.kubernetes.io/component': component,
-    }),
+    metadata: childMetadata(service, plan.name, { 'app.kubernetes.io/component': plan.component }),
     spec: {
-      // Unset replicas leave the live value alone, so that an autoscaler can own it.
-      ...(plan.workload.replicas !== undefined ? { replicas: plan.workload.replicas } : {}),
-      selector: { matchLabels: componentSelector(service, component) },
+      ...replicasField(plan.workload),
+      selector: { matchLabels: componentSelector(service, plan.component) },
       template: {
-        metadata: templateMetadata(labels, plan.workload),
+        metadata: templateMetadata(
+          podLabels(service, plan.component, plan.role, plan.workload, true),
+          plan.workload,
+        ),
         spec: podSpec(plan.workload.template, spec, plan.workload, true),
       },
     },
@@ -143,24 +148,15 @@ function leaderWorkerSet(
   spec: LLMInferenceServiceSpec,
   plan: WorkloadPlan,
 ): KubeObject {
-  const names = childNames(service.metadata.name);
-  const component: Component = plan.prefill
-    ? 'llminferenceservice-workload-prefill'
-    : 'llminferenceservice-workload';
-  const workerComponent: Component = plan.prefill
-    ? 'llminferenceservice-workload-worker-prefill'
-    : 'llminferenceservice-workload-worker';
   // Only leaders join the InferencePool: they serve the OpenAI API for their group.
-  const leaderLabels = podLabels(service, component, plan.role, plan.workload, true);
-  const workerLabels = podLabels(service, workerComponent, plan.role, plan.workload, false);
+  const leaderLabels = podLabels(service, plan.component, plan.role, plan.workload, true);
+  const workerLabels = podLabels(service, plan.workerComponent, plan.role, plan.workload, false);
   return {
     apiVersion: 'leaderworkerset.x-k8s.io/v1',
     kind: 'LeaderWorkerSet',
-    metadata: childMetadata(service, plan.prefill ? names.multiNodePrefill : names.multiNode, {
-      'app.kubernetes.io/component': component,
-    }),
+    metadata: childMetadata(service, plan.name, { 'app.kubernetes.io/component': plan.component }),
     spec: {
-      ...(plan.workload.replicas !== undefined ? { replicas: plan.workload.replicas } : {}),
+      ...replicasField(plan.workload),
       startupPolicy: 'LeaderCreated',
       leaderWorkerTemplate: {
         size: lwsGroupSize(plan.workload.parallelism),
@@ -180,8 +176,25 @@ function leaderWorkerSet(
 
 /** The workload objects of a merged spec: main (or decode) and, with `prefill`, the prefill workload. */
 export function renderWorkloads(service: LLMInferenceService, spec: LLMInferenceServiceSpec): KubeObject[] {
-  const plans: WorkloadPlan[] = [{ workload: spec, role: spec.prefill ? 'decode' : 'both', prefill: false }];
-  if (spec.prefill) plans.push({ workload: spec.prefill, role: 'prefill', prefill: true });
+  const names = childNames(service.metadata.name);
+  const plans: WorkloadPlan[] = [
+    {
+      workload: spec,
+      role: spec.prefill ? 'decode' : 'both',
+      name: spec.worker ? names.multiNode : names.mainWorkload,
+      component: 'llminferenceservice-workload',
+      workerComponent: 'llminferenceservice-workload-worker',
+    },
+  ];
+  if (spec.prefill) {
+    plans.push({
+      workload: spec.prefill,
+      role: 'prefill',
+      name: spec.prefill.worker ? names.multiNodePrefill : names.prefillWorkload,
+      component: 'llminferenceservice-workload-prefill',
+      workerComponent: 'llminferenceservice-workload-worker-prefill',
+    });
+  }
   return plans.map((plan) =>
     plan.workload.worker ? leaderWorkerSet(service, spec, plan) : deployment(service, spec, plan),
   );
