@@ -24,6 +24,7 @@ import {
   splitApiVersion,
   splitKey,
   watchCrds,
+  type CrdChange,
 } from '../kube/index.js';
 import { isLlmisvcError, LlmisvcError } from '../errors/index.js';
 import type { Condition, LiveObject, MissingDependency, ObservedChild } from './conditions.js';
@@ -180,7 +181,7 @@ export class Controller {
       this.discovery,
       (change) => {
         this.log.info(change, 'CustomResourceDefinition changed; re-checking dependencies');
-        void this.startServedInformers().then(() => this.enqueueAll());
+        void this.pickUpCrdChange(change);
       },
       this.log,
     );
@@ -212,6 +213,23 @@ export class Controller {
     if (this.gateways) informers.push(this.gateways);
     if (this.crds) informers.push(this.crds);
     await Promise.all(informers.map((i) => i.stop()));
+  }
+
+  /**
+   * Starts watching what a CRD change made available and re-checks every service. The API server lists a new CRD's
+   * API in discovery a moment after it reports the CRD Established, so when discovery does not show it yet, ask
+   * again with back-off (seen as a LeaderWorkerSet that was only created at the next resync, minutes later).
+   */
+  private async pickUpCrdChange(change: CrdChange): Promise<void> {
+    const expected = change.servedVersions.map((v) => (change.group ? `${change.group}/${v}` : v));
+    for (let attempt = 0; !this.abort.signal.aborted; attempt++) {
+      await this.startServedInformers();
+      this.enqueueAll();
+      const served = await this.discovery.servedGroupVersions().catch(() => new Set<string>());
+      if (expected.every((v) => served.has(v)) || attempt >= 10) return;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 5_000)).unref());
+      this.discovery.invalidate();
+    }
   }
 
   /** Starts informers for every candidate child kind and the Gateway kind that the API server now serves. */
