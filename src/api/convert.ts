@@ -51,7 +51,11 @@ function poolSpecToV1(spec: Json, extraPorts: string | undefined): Json {
   return out;
 }
 
-function poolSpecToV1alpha2(spec: Json): { spec: Json; extraPorts: string | undefined } {
+/**
+ * An InferencePool spec in GIE v1's shape rewritten to v1alpha2's (selector map, targetPortNumber, extensionRef).
+ * Target ports beyond the first, which v1alpha2 cannot hold, come back as JSON in `extraPorts`.
+ */
+export function poolSpecToV1alpha2(spec: Json): { spec: Json; extraPorts: string | undefined } {
   const { selector, targetPorts, endpointPickerRef, ...rest } = spec;
   const out: Json = { ...rest };
   let extraPorts: string | undefined;

@@ -3,7 +3,7 @@
  * The LLMInferenceService API: types, schema, validation, conversion and CRD generation.
  */
 export * from './schema.js';
-export { CRITICALITY_ANNOTATION, convertObject, versionOf } from './convert.js';
+export { CRITICALITY_ANNOTATION, convertObject, poolSpecToV1alpha2, versionOf } from './convert.js';
 export {
   customResourceDefinition,
   customResourceDefinitions,

@@ -7,6 +7,7 @@
 import { stringify } from 'yaml';
 import {
   childNames,
+  poolSpecToV1alpha2,
   CRITICALITY_ANNOTATION,
   type LLMInferenceService,
   type LLMInferenceServiceSpec,
@@ -21,19 +22,17 @@ type Json = Record<string, unknown>;
 
 const EPP_CONFIG_MOUNT = '/etc/llmisvc/epp';
 
-/** The v1 pool spec in GIE's v1alpha2 shape (selector map, targetPortNumber, extensionRef). */
-export function poolSpecV1alpha2(spec: Json): Json {
-  const { selector, targetPorts, endpointPickerRef, ...rest } = spec;
-  const ref = (endpointPickerRef ?? {}) as Json;
-  const { port, ...refRest } = ref;
+/**
+ * The pool spec for a v1alpha2 cluster: the conversion the API itself uses, with the fields v1alpha2 requires
+ * present even when the merged spec lacks them.
+ */
+function poolSpecV1alpha2(spec: Json): Json {
+  const converted = poolSpecToV1alpha2(spec).spec;
   return {
-    ...rest,
-    selector: ((selector ?? {}) as Json)['matchLabels'] ?? {},
-    targetPortNumber: ((targetPorts as Json[] | undefined)?.[0]?.['number'] as number | undefined) ?? 8000,
-    extensionRef: {
-      ...refRest,
-      ...(port ? { portNumber: (port as Json)['number'] } : {}),
-    },
+    ...converted,
+    selector: converted['selector'] ?? {},
+    targetPortNumber: converted['targetPortNumber'] ?? 8000,
+    extensionRef: converted['extensionRef'] ?? {},
   };
 }
 
