@@ -5,11 +5,14 @@
  * and Gateways with the status a provider would write, and a small stand-in for the deployment controller + kubelet
  * so that `deps install` can wait for health and see a restarted provider roll its pods.
  */
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { type DevApiServer, startDevApiServer, type CrdSetName } from '../src/dev/index.js';
 import { KubeClient, type KubeObject } from '../src/deps/index.js';
+import { CLI, REPO_ROOT } from './harness/repo.js';
 
 export interface TestCluster {
   server: DevApiServer;
@@ -267,5 +270,18 @@ async function reconcileOnce(client: KubeClient): Promise<void> {
       (gc['status'] as { conditions?: { type: string; status: string }[] } | undefined)?.conditions ?? [];
     if (!conditions.some((c) => c.type === 'Accepted' && c.status === 'True'))
       await markGatewayClass(client, gc.metadata!.name!);
+  }
+}
+
+const exec = promisify(execFile);
+
+/** Runs `llmisvc` as a user would and returns its exit code and output (never throws on a non-zero exit). */
+export async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [CLI, ...args], { cwd: REPO_ROOT });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
 }

@@ -3,12 +3,10 @@
 // nothing, and a missing file that says what to fetch. The manifests are the cached upstream CRDs (Gateway API, GIE,
 // LWS) plus small controller Deployments the test writes; a stand-in controller makes Deployments Available.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { DEPENDENCY_CRD_SETS, cachedDependencyCrds, llmisvcCacheDir } from '../src/dev/index.js';
 import { INFERENCE_POOL_CRD, type KubeObject } from '../src/deps/index.js';
@@ -19,20 +17,8 @@ import {
   fakeControllers,
   startTestCluster,
   type TestCluster,
+  cli,
 } from './deps-fixtures.js';
-import { CLI, REPO_ROOT } from './harness/repo.js';
-
-const exec = promisify(execFile);
-
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [CLI, ...args], { cwd: REPO_ROOT });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 async function cachedFiles(name: string): Promise<string> {
   const set = DEPENDENCY_CRD_SETS.find((s) => s.name === name)!;

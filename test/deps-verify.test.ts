@@ -2,9 +2,7 @@
 // started (the restart command), a Gateway without an address, and finally healthy — exit codes and messages as a
 // user sees them.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import {
   compareVersions,
   evaluateCluster,
@@ -22,20 +20,8 @@ import {
   setGatewayAddress,
   startTestCluster,
   type TestCluster,
+  cli,
 } from './deps-fixtures.js';
-import { CLI, REPO_ROOT } from './harness/repo.js';
-
-const exec = promisify(execFile);
-
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [CLI, ...args], { cwd: REPO_ROOT });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 const EG = 'envoy-gateway-system';
 const HOUR_AGO = new Date(Date.now() - 3_600_000);
