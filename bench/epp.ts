@@ -96,6 +96,7 @@ function decisionsPerSecond(configText: string, roles: boolean): DecisionRate {
       maxActiveAdapters: 0,
       blockSize: 16,
       numGpuBlocks: 4096,
+      promptTokensTotal: -1,
       updatedAt: now,
     },
     inFlight: 0,

@@ -13,6 +13,9 @@ vllm:lora_requests_info{max_lora="4",running_lora_adapters="sql,chat",waiting_lo
 vllm:lora_requests_info{max_lora="4",running_lora_adapters="old",waiting_lora_adapters="x"} 1.6e9
 vllm:cache_config_info{block_size="16",num_gpu_blocks="2048",cache_dtype="auto"} 1
 vllm:num_requests_waiting_total 99
+vllm:prompt_tokens_total{model_name="a"} 1200
+vllm:prompt_tokens_total{model_name="b"} 34
+vllm:prompt_tokens_created{model_name="a"} 1.7e9
 `;
   const m = metricsFromExposition(text, 5);
   assert.equal(m.waitingQueueSize, 5);
@@ -23,6 +26,7 @@ vllm:num_requests_waiting_total 99
   assert.equal(m.maxActiveAdapters, 4);
   assert.equal(m.blockSize, 16);
   assert.equal(m.numGpuBlocks, 2048);
+  assert.equal(m.promptTokensTotal, 1234, 'one counter series per model, summed');
   assert.equal(m.updatedAt, 5);
 });
 
@@ -34,4 +38,10 @@ test('older vLLM and SGLang names', () => {
   );
   assert.deepEqual([s.waitingQueueSize, s.runningQueueSize, s.kvCacheUsage], [4, 2, 0.5]);
   assert.equal(metricsFromExposition('garbage {{{\n\n', 1).waitingQueueSize, 0);
+  assert.equal(metricsFromExposition('sglang:prompt_tokens_total 0\n', 1).promptTokensTotal, 0);
+  assert.equal(
+    metricsFromExposition('vllm:num_requests_running 1\n', 1).promptTokensTotal,
+    -1,
+    'not reported',
+  );
 });

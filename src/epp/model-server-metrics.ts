@@ -2,9 +2,9 @@
  * @module epp/model-server-metrics
  * Turns a model server's Prometheus text exposition into `EndpointMetrics`, pure. Understands vLLM's names
  * (`vllm:num_requests_waiting`, `vllm:num_requests_running`, `vllm:kv_cache_usage_perc` and the older
- * `vllm:gpu_cache_usage_perc`, `vllm:lora_requests_info`, `vllm:cache_config_info`) and SGLang's
- * (`sglang:num_queue_reqs`, `sglang:num_running_reqs`, `sglang:token_usage`). Series of one name are summed for
- * queue counts (one series per model) and maxed for usage.
+ * `vllm:gpu_cache_usage_perc`, `vllm:lora_requests_info`, `vllm:cache_config_info`, `vllm:prompt_tokens_total`) and
+ * SGLang's (`sglang:num_queue_reqs`, `sglang:num_running_reqs`, `sglang:token_usage`, `sglang:prompt_tokens_total`).
+ * Series of one name are summed for queue counts and token counters (one series per model) and maxed for usage.
  */
 import type { EndpointMetrics } from './types.js';
 
@@ -22,6 +22,8 @@ const WANTED = new Set([
   'vllm:gpu_cache_usage_perc',
   'vllm:lora_requests_info',
   'vllm:cache_config_info',
+  'vllm:prompt_tokens_total',
+  'sglang:prompt_tokens_total',
   'sglang:num_queue_reqs',
   'sglang:num_running_reqs',
   'sglang:token_usage',
@@ -94,6 +96,7 @@ export function metricsFromExposition(text: string, now: number): EndpointMetric
   let lora: Sample | undefined;
   let blockSize = 0;
   let numGpuBlocks = 0;
+  let promptTokensTotal = -1;
   for (const s of parseSamples(text)) {
     switch (s.name) {
       case 'vllm:num_requests_waiting':
@@ -117,6 +120,10 @@ export function metricsFromExposition(text: string, now: number): EndpointMetric
         blockSize = Number(s.labels['block_size']) || 0;
         numGpuBlocks = Number(s.labels['num_gpu_blocks']) || 0;
         break;
+      case 'vllm:prompt_tokens_total':
+      case 'sglang:prompt_tokens_total':
+        promptTokensTotal = Math.max(0, promptTokensTotal) + s.value;
+        break;
     }
   }
   return {
@@ -128,6 +135,7 @@ export function metricsFromExposition(text: string, now: number): EndpointMetric
     maxActiveAdapters: Number(lora?.labels['max_lora']) || 0,
     blockSize,
     numGpuBlocks,
+    promptTokensTotal,
     updatedAt: now,
   };
 }

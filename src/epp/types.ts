@@ -26,6 +26,8 @@ export interface EndpointMetrics {
   blockSize: number;
   /** KV blocks on the GPU from `vllm:cache_config_info` (0 when unknown). */
   numGpuBlocks: number;
+  /** Prompt tokens the server has processed since it started (`vllm:prompt_tokens_total`); -1 when not reported. */
+  promptTokensTotal: number;
   /** When these numbers were scraped (ms since epoch); 0 = never. */
   updatedAt: number;
 }
@@ -185,6 +187,7 @@ export function emptyMetrics(): EndpointMetrics {
     maxActiveAdapters: 0,
     blockSize: 0,
     numGpuBlocks: 0,
+    promptTokensTotal: -1,
     updatedAt: 0,
   };
 }

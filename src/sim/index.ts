@@ -25,6 +25,7 @@ export {
 export {
   EngineRejection,
   PerformanceModel,
+  advanceUntil,
   kvTransferMs,
   simulate,
   stepDurationMs,

@@ -4,6 +4,7 @@ import { defaultSimulatorOptions, type PerformanceOptions } from './options.js';
 import {
   EngineRejection,
   PerformanceModel,
+  advanceUntil,
   kvTransferMs,
   simulate,
   stepDurationMs,
@@ -243,5 +244,48 @@ describe('simulate: prefill/decode disaggregation', () => {
     );
     assert.equal(out['b']?.cachedTokens, 1584);
     assert.ok(Math.abs((out['b']?.ttft as number) - kvTransferMs(base, 16)) < 1e-9);
+  });
+});
+
+describe('advanceUntil', () => {
+  it('interleaving submits with advanceUntil gives what simulate gives for the same trace', () => {
+    const trace = [
+      request('a', 0, prompt('a', 320, 'g', 256)),
+      request('b', 5, prompt('b', 320, 'g', 256)),
+      request('c', 40, { outputTokens: 30 }),
+      request('d', 41, prompt('d', 320, 'g', 256)),
+      request('e', 400),
+    ];
+    const model = new PerformanceModel(base);
+    const firstToken = new Map<string, number>();
+    const cached = new Map<string, number>();
+    const record = (step: {
+      end: number;
+      emitted: string[];
+      admitted: { id: string; cachedTokens: number }[];
+    }) => {
+      for (const a of step.admitted) cached.set(a.id, a.cachedTokens);
+      for (const id of step.emitted) if (!firstToken.has(id)) firstToken.set(id, step.end);
+    };
+    for (const { at, ...r } of trace) {
+      advanceUntil(model, at, record);
+      model.submit(r, at);
+    }
+    advanceUntil(model, Infinity, record);
+    assert.equal(model.hasWork(), false);
+    for (const o of simulate(base, trace)) {
+      assert.equal(firstToken.get(o.id), o.firstTokenAt, `first token of ${o.id}`);
+      assert.equal(cached.get(o.id), o.cachedTokens, `cached tokens of ${o.id}`);
+    }
+    assert.ok((cached.get('b') ?? 0) > 0 || (cached.get('d') ?? 0) > 0, 'the shared prefix was reused');
+  });
+
+  it('stops at the time asked for, leaving later work queued', () => {
+    const model = new PerformanceModel(base);
+    model.submit({ id: 'a', ...prompt('a', 160), outputTokens: 50 }, 0);
+    let steps = 0;
+    advanceUntil(model, 30, () => steps++);
+    assert.ok(model.now >= 30 && model.now < 60, `clock ${model.now}`);
+    assert.ok(steps > 0 && model.hasWork());
   });
 });

@@ -318,6 +318,27 @@ export class PerformanceModel {
   }
 }
 
+/**
+ * Steps `model` until its clock reaches `until` or it has nothing left to do, handing every step to `onStep`. With
+ * it a caller can interleave its own decisions with several engines in modelled time: advance every engine to the
+ * next arrival, look at their {@link PerformanceModel.stats}, decide, `submit`, repeat. A step that starts before
+ * `until` may end after it; requests submitted meanwhile join the next step, as they do in the running simulator.
+ *
+ * @example for (const e of engines) advanceUntil(e, arrival.at, record); // then route the arrival
+ */
+export function advanceUntil(
+  model: PerformanceModel,
+  until: number,
+  onStep: (step: StepResult) => void,
+): void {
+  while (model.hasWork() && model.now < until) {
+    const step = model.step(until);
+    onStep(step);
+    if (step.end === step.start && step.admitted.length === 0 && step.emitted.length === 0)
+      throw new Error(`the engine made no progress at ${step.start} ms`);
+  }
+}
+
 /** One request of a trace for {@link simulate}. */
 export interface TraceArrival extends EngineRequest {
   /** Arrival time in modelled milliseconds. */

@@ -14,17 +14,62 @@ import { Parameters } from './parameters.js';
 import { pdProfileHandler } from './pd-profile-handler.js';
 import { prefillHeaderHandler } from './prefill-header-handler.js';
 import { queueScorer } from './queue-scorer.js';
-import { defaultPrefixCacheParameters, prefixCacheScorer } from './prefix-cache-scorer.js';
+import {
+  defaultPrefixCacheParameters,
+  prefixCacheScorer,
+  type PrefixCacheParameters,
+} from './prefix-cache-scorer.js';
+import { MAX_CHARS_PER_TOKEN, MIN_CHARS_PER_TOKEN } from './prefix-cache-tuning.js';
 import { randomPicker } from './random-picker.js';
 import { decodeFilter, prefillFilter } from './role-filter.js';
 import { singleProfileHandler } from './single-profile-handler.js';
 import { weightedRandomPicker } from './weighted-random-picker.js';
 
 export { Parameters } from './parameters.js';
-export { PrefixIndex, prefixBlockHashes, PREFIX_MATCHES, type PrefixMatches } from './prefix-cache-scorer.js';
+export {
+  PrefixIndex,
+  prefixBlockHashes,
+  PREFIX_MATCHES,
+  type PrefixCacheScorer,
+  type PrefixMatches,
+} from './prefix-cache-scorer.js';
+export { CharsPerTokenMeter, tunedCapacityBlocks } from './prefix-cache-tuning.js';
 export { PREFILL_HEADER } from './prefill-header-handler.js';
 
 type Factory = (name: string, p: Parameters) => Plugin;
+
+/**
+ * The prefix-cache-scorer's parameters, under GIE's and llm-d's names: `hashBlockSize` (GIE) or `blockSize` (some
+ * llm-d samples) in characters, or `blockSizeTokens` (newer llm-d) in tokens × `averageCharactersPerToken`;
+ * `autoTune` as GIE and llm-d spell it.
+ */
+function prefixCacheParameters(p: Parameters): PrefixCacheParameters {
+  const d = defaultPrefixCacheParameters;
+  const averageCharactersPerToken = p.number(
+    'averageCharactersPerToken',
+    d.averageCharactersPerToken,
+    MIN_CHARS_PER_TOKEN,
+    MAX_CHARS_PER_TOKEN,
+  );
+  let hashBlockSize = p.integer('hashBlockSize', p.integer('blockSize', d.hashBlockSize, 1), 1);
+  const blockSizeTokens = p.integer('blockSizeTokens', 0, 1, 1 << 20);
+  if (p.has('blockSizeTokens')) {
+    if (p.has('hashBlockSize') || p.has('blockSize'))
+      p.problem(
+        'blockSizeTokens',
+        'give the block size once: blockSizeTokens (tokens) or hashBlockSize / blockSize (characters)',
+      );
+    else if (blockSizeTokens > 0)
+      hashBlockSize = Math.max(1, Math.round(blockSizeTokens * averageCharactersPerToken));
+  }
+  return {
+    hashBlockSize,
+    maxPrefixBlocksToMatch: p.integer('maxPrefixBlocksToMatch', d.maxPrefixBlocksToMatch, 1),
+    lruCapacityPerServer: p.integer('lruCapacityPerServer', d.lruCapacityPerServer, 1),
+    autoTune: p.boolean('autoTune', d.autoTune),
+    averageCharactersPerToken,
+  };
+}
 
 function pickerFactory(make: (name: string, n: number) => Plugin): Factory {
   return (name, p) => make(name, p.integer('maxNumOfEndpoints', 1, 1, 1000));
@@ -33,25 +78,7 @@ function pickerFactory(make: (name: string, n: number) => Plugin): Factory {
 const factories: Record<string, Factory> = {
   'queue-scorer': (name) => queueScorer(name),
   'kv-cache-utilization-scorer': (name) => kvCacheUtilizationScorer(name),
-  'prefix-cache-scorer': (name, p) =>
-    prefixCacheScorer(name, {
-      // `blockSize` is what some llm-d samples call it; `hashBlockSize` is the GIE name.
-      hashBlockSize: p.integer(
-        'hashBlockSize',
-        p.integer('blockSize', defaultPrefixCacheParameters.hashBlockSize, 1),
-        1,
-      ),
-      maxPrefixBlocksToMatch: p.integer(
-        'maxPrefixBlocksToMatch',
-        defaultPrefixCacheParameters.maxPrefixBlocksToMatch,
-        1,
-      ),
-      lruCapacityPerServer: p.integer(
-        'lruCapacityPerServer',
-        defaultPrefixCacheParameters.lruCapacityPerServer,
-        1,
-      ),
-    }),
+  'prefix-cache-scorer': (name, p) => prefixCacheScorer(name, prefixCacheParameters(p)),
   'lora-affinity-scorer': (name) => loraAffinityScorer(name),
   'active-request-scorer': (name) => activeRequestScorer(name),
   'no-hit-lru-scorer': (name) => noHitLruScorer(name),

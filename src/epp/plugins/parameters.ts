@@ -64,6 +64,17 @@ export class Parameters {
     return value;
   }
 
+  /** Whether the parameter was given (a null value counts as absent). */
+  has(key: string): boolean {
+    const value = this.values[key];
+    return value !== undefined && value !== null;
+  }
+
+  /** Records a problem with a parameter that its type check alone cannot catch (e.g. two that conflict). */
+  problem(key: string, message: string): void {
+    this.problems.push({ path: `${this.path}.${key}`, message });
+  }
+
   /** Reports parameters the plugin does not understand (a typo should not be silently ignored). */
   rejectUnknown(type: string): void {
     for (const key of Object.keys(this.values)) {

@@ -8,22 +8,43 @@
  *
  * An index from block hash to endpoints makes scoring cost proportional to the blocks that match, not to
  * endpoints × blocks, which keeps a decision over 100 endpoints cheap.
+ *
+ * With `autoTune` (GIE's name for it) each endpoint's LRU holds what its server reports it can cache instead of a
+ * fixed count: `num_gpu_blocks` × `block_size` tokens × the characters per token measured for that endpoint (see
+ * prefix-cache-tuning.ts). Servers that report no `cache_config_info` keep `lruCapacityPerServer`.
  */
-import type { Endpoint, PreRequest, Scorer, SchedulingContext, SchedulingResult } from '../types.js';
+import type {
+  Endpoint,
+  EndpointMetrics,
+  PostResponse,
+  PreRequest,
+  Scorer,
+  SchedulingContext,
+  SchedulingResult,
+} from '../types.js';
+import { CharsPerTokenMeter, DEFAULT_CHARS_PER_TOKEN, tunedCapacityBlocks } from './prefix-cache-tuning.js';
 
 export const PREFIX_HASHES = 'prefix-cache/hashes';
 export const PREFIX_MATCHES = 'prefix-cache/matches';
 
 export interface PrefixCacheParameters {
+  /** Characters per hashed block. */
   hashBlockSize: number;
   maxPrefixBlocksToMatch: number;
+  /** Blocks per endpoint; with `autoTune`, only for endpoints that do not report their KV cache. */
   lruCapacityPerServer: number;
+  /** Size each endpoint's LRU after the KV cache its server reports (`vllm:cache_config_info`). */
+  autoTune: boolean;
+  /** Characters per token assumed by `autoTune` until it has measured one. */
+  averageCharactersPerToken: number;
 }
 
 export const defaultPrefixCacheParameters: PrefixCacheParameters = {
   hashBlockSize: 64,
   maxPrefixBlocksToMatch: 256,
   lruCapacityPerServer: 31250,
+  autoTune: false,
+  averageCharactersPerToken: DEFAULT_CHARS_PER_TOKEN,
 };
 
 /** What the scorer computed for the current request, readable by other plugins through the cycle state. */
@@ -70,6 +91,15 @@ function hashRange(text: string, start: number, end: number, seed: number): numb
   return 4294967296 * (2097151 & h2) + (h1 >>> 0);
 }
 
+/** One endpoint's recorded blocks. */
+interface ServerBlocks {
+  /** hash → sequence number of its last refresh, oldest first (a Map keeps insertion order). */
+  blocks: Map<number, number>;
+  sequence: number;
+  capacity: number;
+  refreshAge: number;
+}
+
 /**
  * The block index shared by the scorer and its pre-request hook.
  *
@@ -78,30 +108,41 @@ function hashRange(text: string, start: number, end: number, seed: number): numb
  * of a decision, so a block is only refreshed once it is older than half the capacity: a block used within the last
  * capacity/2 insertions is never evicted before another capacity/2 insertions, which keeps the LRU within a
  * factor of two of exact while most requests touch only `Map.get`.
+ *
+ * Every endpoint has its own capacity (the default until {@link PrefixIndex.setCapacity} says otherwise), so the
+ * index can follow what each model server reports it can cache; changing it costs O(1) plus the blocks it evicts.
  */
 export class PrefixIndex {
   /** hash → endpoints (addresses) holding it. */
   private readonly holders = new Map<number, Set<string>>();
-  /** address → its blocks (hash → sequence of last refresh), oldest first. */
-  private readonly lru = new Map<string, { blocks: Map<number, number>; sequence: number }>();
-  private readonly refreshAge: number;
+  /** address → its blocks. */
+  private readonly lru = new Map<string, ServerBlocks>();
 
-  constructor(private readonly capacityPerServer: number) {
-    this.refreshAge = Math.max(1, Math.floor(capacityPerServer / 2));
+  constructor(private readonly defaultCapacity: number) {}
+
+  private server(address: string): ServerBlocks {
+    let server = this.lru.get(address);
+    if (!server) {
+      server = {
+        blocks: new Map(),
+        sequence: 0,
+        capacity: this.defaultCapacity,
+        refreshAge: refreshAgeOf(this.defaultCapacity),
+      };
+      this.lru.set(address, server);
+    }
+    return server;
   }
 
   /** Records that `address` now caches `hashes` (most recent last). */
   add(address: string, hashes: readonly number[]): void {
-    let server = this.lru.get(address);
-    if (!server) {
-      server = { blocks: new Map(), sequence: 0 };
-      this.lru.set(address, server);
-    }
+    const server = this.server(address);
     const blocks = server.blocks;
+    const refreshAge = server.refreshAge;
     for (const h of hashes) {
       const seen = blocks.get(h);
       if (seen !== undefined) {
-        if (server.sequence - seen < this.refreshAge) continue;
+        if (server.sequence - seen < refreshAge) continue;
         blocks.delete(h);
         blocks.set(h, ++server.sequence);
         continue;
@@ -114,7 +155,30 @@ export class PrefixIndex {
       }
       set.add(address);
     }
-    while (blocks.size > this.capacityPerServer) {
+    this.evict(address, server);
+  }
+
+  /**
+   * Sets how many blocks `address` may hold; when it shrinks, the oldest blocks go at once (the server has evicted
+   * them too), so the next match no longer counts them.
+   */
+  setCapacity(address: string, capacity: number): void {
+    const server = this.server(address);
+    const c = Math.max(1, Math.floor(capacity));
+    if (c === server.capacity) return;
+    server.capacity = c;
+    server.refreshAge = refreshAgeOf(c);
+    this.evict(address, server);
+  }
+
+  /** The number of blocks `address` may hold. */
+  capacity(address: string): number {
+    return this.lru.get(address)?.capacity ?? this.defaultCapacity;
+  }
+
+  private evict(address: string, server: ServerBlocks): void {
+    const blocks = server.blocks;
+    while (blocks.size > server.capacity) {
       const oldest = blocks.keys().next().value as number;
       blocks.delete(oldest);
       const set = this.holders.get(oldest);
@@ -123,7 +187,7 @@ export class PrefixIndex {
     }
   }
 
-  /** Forgets an endpoint that left the pool. */
+  /** Forgets an endpoint that left the pool (or restarted with an empty cache), capacity included. */
   remove(address: string): void {
     const server = this.lru.get(address);
     if (!server) return;
@@ -159,10 +223,14 @@ export class PrefixIndex {
     return matched;
   }
 
-  /** Blocks cached per endpoint (for metrics and tests). */
+  /** Blocks recorded for an endpoint (for metrics and tests). */
   size(address: string): number {
     return this.lru.get(address)?.blocks.size ?? 0;
   }
+}
+
+function refreshAgeOf(capacity: number): number {
+  return Math.max(1, Math.floor(capacity / 2));
 }
 
 /** Computes (once per cycle) the request's block hashes and per-endpoint matches. */
@@ -189,14 +257,70 @@ export function prefixMatches(
   return result;
 }
 
-export type PrefixCacheScorer = Scorer & PreRequest & { readonly index: PrefixIndex };
+export type PrefixCacheScorer = Scorer &
+  PreRequest &
+  Partial<PostResponse> & {
+    readonly index: PrefixIndex;
+    /** The characters per token `autoTune` uses for an endpoint (undefined without `autoTune`). */
+    charsPerToken(address: string): number | undefined;
+  };
+
+/** What `autoTune` keeps per endpoint. */
+interface EndpointTuning {
+  meter: CharsPerTokenMeter;
+  /** The scrape last applied; a new one replaces the object, so identity tells whether anything changed. */
+  metrics: EndpointMetrics | undefined;
+}
 
 export function prefixCacheScorer(name: string, parameters: PrefixCacheParameters): PrefixCacheScorer {
   const index = new PrefixIndex(parameters.lruCapacityPerServer);
-  return {
+  const tuning = parameters.autoTune ? new Map<string, EndpointTuning>() : undefined;
+  /** The latest measurement from any endpoint: a better first guess for a new endpoint than the default. */
+  let poolCharsPerToken: number | undefined;
+
+  const charsPerTokenOf = (t: EndpointTuning | undefined): number =>
+    t?.meter.charsPerToken ?? poolCharsPerToken ?? parameters.averageCharactersPerToken;
+
+  function tuningOf(address: string, tuned: Map<string, EndpointTuning>): EndpointTuning {
+    let t = tuned.get(address);
+    if (!t) {
+      t = { meter: new CharsPerTokenMeter(), metrics: undefined };
+      tuned.set(address, t);
+    }
+    return t;
+  }
+
+  /**
+   * When a new scrape of the endpoint arrived, updates its chars/token and resizes its LRU. Only the endpoints a
+   * request goes to are tuned, so a decision costs O(1) more, not O(endpoints).
+   */
+  function tune(endpoint: Endpoint, tuned: Map<string, EndpointTuning>): void {
+    const t = tuningOf(endpoint.address, tuned);
+    if (t.metrics === endpoint.metrics) return;
+    t.metrics = endpoint.metrics;
+    const measured = t.meter.charsPerToken;
+    // The token counter went backwards: the server restarted with an empty cache, so forget what it held.
+    if (t.meter.observe(endpoint.metrics.promptTokensTotal, endpoint.metrics.waitingQueueSize) === 'reset')
+      index.remove(endpoint.address);
+    if (t.meter.charsPerToken !== measured) poolCharsPerToken = t.meter.charsPerToken;
+    index.setCapacity(
+      endpoint.address,
+      tunedCapacityBlocks(
+        endpoint.metrics,
+        charsPerTokenOf(t),
+        parameters.hashBlockSize,
+        parameters.lruCapacityPerServer,
+      ),
+    );
+  }
+
+  const scorer: PrefixCacheScorer = {
     type: 'prefix-cache-scorer',
     name,
     index,
+    charsPerToken(address: string): number | undefined {
+      return tuning ? charsPerTokenOf(tuning.get(address)) : undefined;
+    },
     score(context, endpoints: readonly Endpoint[]): Float64Array {
       const { totalBlocks, matched } = prefixMatches(context, index, parameters);
       const scores = new Float64Array(endpoints.length);
@@ -209,12 +333,22 @@ export function prefixCacheScorer(name: string, parameters: PrefixCacheParameter
     preRequest(context, result: SchedulingResult): void {
       prefixMatches(context, index, parameters);
       const hashes = context.state.read<number[]>(PREFIX_HASHES) ?? [];
-      if (hashes.length === 0) return;
       // Every endpoint that will process the prompt (decode and, for P/D, prefill) ends up holding its blocks.
       for (const profile of result.results.values()) {
         const target = profile.targets[0];
-        if (target) index.add(target.address, hashes);
+        if (!target) continue;
+        if (tuning) {
+          tune(target, tuning);
+          tuningOf(target.address, tuning).meter.addRouted(context.request.prompt.length);
+        }
+        if (hashes.length > 0) index.add(target.address, hashes);
       }
     },
   };
+  if (tuning) {
+    // Only with autoTune: a plugin with this hook is called for every response.
+    scorer.postResponse = (request, endpoint) =>
+      tuningOf(endpoint.address, tuning).meter.addCompleted(request.prompt.length);
+  }
+  return scorer;
 }
