@@ -99,3 +99,54 @@ test('config: durations', () => {
   ];
   for (const [input, want] of table) assert.equal(parseDurationMs(input), want, String(input));
 });
+
+test('config: prefix-cache-scorer autoTune parameters under GIE / llm-d names', () => {
+  const config = (parameters: string) => `apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: prefix-cache-scorer
+  parameters: ${parameters}
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: prefix-cache-scorer
+`;
+  const scorerOf = (parameters: string) =>
+    loadEndpointPickerConfig(config(parameters)).plugins.get('prefix-cache-scorer') as unknown as {
+      charsPerToken(address: string): number | undefined;
+      postResponse?: unknown;
+    };
+  const tuned = scorerOf('{autoTune: true, averageCharactersPerToken: 3.5, lruCapacityPerServer: 1000}');
+  assert.equal(tuned.charsPerToken('any'), 3.5);
+  assert.equal(typeof tuned.postResponse, 'function');
+  assert.equal(scorerOf('{autoTune: false}').charsPerToken('any'), undefined);
+  // `blockSizeTokens` (newer llm-d) is converted to characters with averageCharactersPerToken.
+  assert.doesNotThrow(() => scorerOf('{autoTune: true, blockSizeTokens: 16}'));
+
+  const bad: { parameters: string; path: string; message: RegExp }[] = [
+    { parameters: '{autoTune: "yes"}', path: 'autoTune', message: /true or false/ },
+    {
+      parameters: '{averageCharactersPerToken: 0}',
+      path: 'averageCharactersPerToken',
+      message: /between 0.5 and 32/,
+    },
+    { parameters: '{averageCharactersPerToken: 100}', path: 'averageCharactersPerToken', message: /between/ },
+    { parameters: '{blockSizeTokens: 0}', path: 'blockSizeTokens', message: /between 1 and/ },
+    { parameters: '{blockSizeTokens: 1.5}', path: 'blockSizeTokens', message: /integer/ },
+    { parameters: '{blockSizeTokens: 16, hashBlockSize: 64}', path: 'blockSizeTokens', message: /once/ },
+    { parameters: '{lruCapacityPerServer: 0}', path: 'lruCapacityPerServer', message: /between 1 and/ },
+  ];
+  for (const c of bad) {
+    assert.throws(
+      () => loadEndpointPickerConfig(config(c.parameters)),
+      (error: unknown) => {
+        assert.ok(error instanceof ValidationError, c.parameters);
+        assert.equal(error.problems.length, 1, JSON.stringify(error.problems));
+        assert.equal(error.problems[0]!.path, `plugins[0].parameters.${c.path}`);
+        assert.match(error.problems[0]!.message, c.message);
+        assert.match(error.message, new RegExp(c.path), 'the message a user sees names the parameter');
+        return true;
+      },
+    );
+  }
+});

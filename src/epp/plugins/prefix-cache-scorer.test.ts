@@ -1,0 +1,113 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { endpoint, seededRandom } from '../test-endpoints.js';
+import { CycleState, type Endpoint, type SchedulingContext, type SchedulingResult } from '../types.js';
+import { PrefixIndex, defaultPrefixCacheParameters, prefixCacheScorer } from './prefix-cache-scorer.js';
+
+function context(prompt: string): SchedulingContext {
+  return {
+    request: { requestId: 'r', model: 'm', targetModel: 'm', prompt, criticality: 'Standard', headers: {} },
+    state: new CycleState(),
+    now: 1_000_000,
+    random: seededRandom(1),
+  };
+}
+
+function routedTo(target: Endpoint): SchedulingResult {
+  return {
+    primaryProfile: 'default',
+    results: new Map([['default', { profile: 'default', targets: [target] }]]),
+    headers: {},
+  };
+}
+
+test('prefix index: each endpoint has its own capacity', () => {
+  const index = new PrefixIndex(4);
+  index.setCapacity('small', 2);
+  index.add('small', [1, 2, 3]);
+  index.add('large', [1, 2, 3]);
+  assert.equal(index.size('small'), 2);
+  assert.equal(index.size('large'), 3);
+  assert.equal(index.capacity('small'), 2);
+  assert.equal(index.capacity('large'), 4, 'the default until told otherwise');
+  assert.equal(index.capacity('unknown'), 4);
+  assert.deepEqual([...index.match([1, 2, 3])], [['large', 3]], 'small evicted its oldest block, 1');
+});
+
+test('prefix index: a capacity drop evicts the oldest blocks at once, a rise keeps everything', () => {
+  const index = new PrefixIndex(10);
+  index.add('e', [1, 2, 3, 4, 5, 6]);
+  index.add('f', [1, 2]);
+  index.setCapacity('e', 3);
+  assert.equal(index.size('e'), 3);
+  assert.deepEqual([...index.match([4, 5, 6])], [['e', 3]]);
+  assert.deepEqual([...index.match([1, 2])], [['f', 2]], 'another endpoint keeps the shared blocks');
+  index.setCapacity('e', 100);
+  index.add('e', [7, 8, 9, 10, 11, 12, 13]);
+  assert.equal(index.size('e'), 10);
+  index.setCapacity('e', 0.4);
+  assert.equal(index.capacity('e'), 1, 'at least one block');
+  assert.deepEqual([...index.match([13])], [['e', 1]], 'the most recent block stays');
+  index.remove('e');
+  assert.equal(index.capacity('e'), 10, 'a removed endpoint forgets its capacity too');
+});
+
+test('autoTune: LRU sized from cache_config_info and the measured chars/token; fixed without the metric', () => {
+  const scorer = prefixCacheScorer('p', {
+    ...defaultPrefixCacheParameters,
+    hashBlockSize: 8,
+    autoTune: true,
+  });
+  assert.ok(scorer.postResponse, 'autoTune counts completed prompts');
+  const a = endpoint('a', { blockSize: 16, numGpuBlocks: 100, promptTokensTotal: 0 });
+  const b = endpoint('b', { blockSize: 0, numGpuBlocks: 0 });
+  const prompt = 'x'.repeat(6000);
+  const send = (target: Endpoint): void => {
+    const ctx = context(prompt);
+    scorer.score(ctx, [a, b]);
+    scorer.preRequest(ctx, routedTo(target));
+  };
+  send(a);
+  // 1600 tokens of cache × 4 chars/token (nothing measured yet) / 8 chars per block.
+  assert.equal(scorer.index.capacity('a'), 800);
+  assert.equal(scorer.charsPerToken('a'), 4);
+  send(b);
+  assert.equal(scorer.index.capacity('b'), defaultPrefixCacheParameters.lruCapacityPerServer);
+  // 31 prompts of 6000 chars routed, 11 still waiting at the server, which counted the other 20 as 20,000 tokens.
+  for (let i = 0; i < 30; i++) send(a);
+  a.metrics = { ...a.metrics, promptTokensTotal: 20_000, waitingQueueSize: 11 };
+  send(a);
+  assert.equal(scorer.charsPerToken('a'), 6);
+  assert.equal(scorer.index.capacity('a'), 1200);
+  assert.equal(scorer.charsPerToken('b'), 6, 'an endpoint without a measurement of its own takes the pool’s');
+});
+
+test('autoTune: a restarted server (its token counter went backwards) is forgotten', () => {
+  const scorer = prefixCacheScorer('p', {
+    ...defaultPrefixCacheParameters,
+    hashBlockSize: 8,
+    autoTune: true,
+  });
+  const a = endpoint('a', { blockSize: 16, numGpuBlocks: 100, promptTokensTotal: 50_000 });
+  const ctx = context('y'.repeat(80));
+  scorer.score(ctx, [a]);
+  scorer.preRequest(ctx, routedTo(a));
+  assert.equal(scorer.index.size('a'), 10);
+  a.metrics = { ...a.metrics, promptTokensTotal: 10 };
+  const next = context('z'.repeat(16));
+  scorer.score(next, [a]);
+  scorer.preRequest(next, routedTo(a));
+  assert.equal(scorer.index.size('a'), 2, 'only the blocks sent since the restart');
+});
+
+test('without autoTune the capacity stays fixed and no response hook is installed', () => {
+  const scorer = prefixCacheScorer('p', { ...defaultPrefixCacheParameters, lruCapacityPerServer: 5 });
+  assert.equal(scorer.postResponse, undefined);
+  const a = endpoint('a', { blockSize: 16, numGpuBlocks: 100, promptTokensTotal: 0 });
+  const ctx = context('q'.repeat(64 * 8));
+  scorer.score(ctx, [a]);
+  scorer.preRequest(ctx, routedTo(a));
+  assert.equal(scorer.index.capacity('a'), 5);
+  assert.equal(scorer.index.size('a'), 5);
+  assert.equal(scorer.charsPerToken('a'), undefined);
+});
