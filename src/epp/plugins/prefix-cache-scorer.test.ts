@@ -111,3 +111,46 @@ test('without autoTune the capacity stays fixed and no response hook is installe
   assert.equal(scorer.index.size('a'), 5);
   assert.equal(scorer.charsPerToken('a'), undefined);
 });
+
+test('prefix index: blocks shared by several endpoints stay matched for each until each evicts them', () => {
+  const index = new PrefixIndex(3);
+  for (const e of ['a', 'b', 'c']) index.add(e, [1, 2]);
+  index.remove('b');
+  assert.deepEqual([...index.match([1, 2])].sort(), [
+    ['a', 2],
+    ['c', 2],
+  ]);
+  index.add('a', [5, 6]); // a evicts 1 and 2; c still holds them
+  assert.deepEqual([...index.match([1, 2])], [['c', 2]]);
+  index.add('a', [1]);
+  assert.deepEqual([...index.match([1, 2])].sort(), [
+    ['a', 1],
+    ['c', 2],
+  ]);
+  index.remove('c');
+  index.remove('a');
+  assert.deepEqual([...index.match([1])], []);
+});
+
+test('prefix index: under steady churn every endpoint stays within capacity and keeps its newest blocks', () => {
+  const capacity = 50;
+  const index = new PrefixIndex(capacity);
+  const endpoints = ['a', 'b', 'c'];
+  const recent = new Map<string, number[]>(endpoints.map((e) => [e, []]));
+  let x = 7;
+  for (let i = 0; i < 20_000; i++) {
+    x = (x * 48271) % 2147483647;
+    const e = endpoints[i % 3]!;
+    // Hashes overlap between endpoints (the same prefixes go to several) and repeat (refreshes).
+    const h = x % 400;
+    index.add(e, [h]);
+    const list = recent.get(e)!;
+    list.push(h);
+    if (list.length > capacity / 2) list.shift();
+    if (i % 997 === 0) index.setCapacity(e, i % 2 === 0 ? capacity : capacity * 2);
+  }
+  for (const e of endpoints) {
+    assert.ok(index.size(e) <= index.capacity(e), `${e}: ${index.size(e)} > ${index.capacity(e)}`);
+    for (const h of recent.get(e)!) assert.ok(index.match([h]).has(e), `${e} lost its recent block ${h}`);
+  }
+});

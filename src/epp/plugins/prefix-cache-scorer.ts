@@ -98,6 +98,12 @@ interface ServerBlocks {
   sequence: number;
   capacity: number;
   refreshAge: number;
+  /**
+   * A live iterator over `blocks`, at the oldest block. `blocks.keys().next()` from scratch costs O(entries deleted
+   * at the front since V8 last compacted the table), which made a full index ten times slower per request; a Map
+   * iterator survives deletes, re-inserts and rehashing, so keeping one makes each eviction O(1) amortised.
+   */
+  oldest: Iterator<number> | undefined;
 }
 
 /**
@@ -113,8 +119,11 @@ interface ServerBlocks {
  * index can follow what each model server reports it can cache; changing it costs O(1) plus the blocks it evicts.
  */
 export class PrefixIndex {
-  /** hash → endpoints (addresses) holding it. */
-  private readonly holders = new Map<number, Set<string>>();
+  /**
+   * hash → the endpoint (address) holding it, or a Set when several do. Most blocks are held by one endpoint, and
+   * not allocating a Set for each keeps a churning index (one smaller than the traffic's working set) cheap.
+   */
+  private readonly holders = new Map<number, string | Set<string>>();
   /** address → its blocks. */
   private readonly lru = new Map<string, ServerBlocks>();
 
@@ -128,6 +137,7 @@ export class PrefixIndex {
         sequence: 0,
         capacity: this.defaultCapacity,
         refreshAge: refreshAgeOf(this.defaultCapacity),
+        oldest: undefined,
       };
       this.lru.set(address, server);
     }
@@ -148,12 +158,11 @@ export class PrefixIndex {
         continue;
       }
       blocks.set(h, ++server.sequence);
-      let set = this.holders.get(h);
-      if (!set) {
-        set = new Set();
-        this.holders.set(h, set);
-      }
-      set.add(address);
+      const held = this.holders.get(h);
+      if (held === undefined) this.holders.set(h, address);
+      else if (typeof held === 'string') {
+        if (held !== address) this.holders.set(h, new Set([held, address]));
+      } else held.add(address);
     }
     this.evict(address, server);
   }
@@ -179,11 +188,12 @@ export class PrefixIndex {
   private evict(address: string, server: ServerBlocks): void {
     const blocks = server.blocks;
     while (blocks.size > server.capacity) {
-      const oldest = blocks.keys().next().value as number;
+      // Everything before the iterator has been evicted or re-inserted after it, so it points at the oldest block.
+      let next = (server.oldest ??= blocks.keys()).next();
+      if (next.done) next = (server.oldest = blocks.keys()).next();
+      const oldest = next.value as number;
       blocks.delete(oldest);
-      const set = this.holders.get(oldest);
-      set?.delete(address);
-      if (set && set.size === 0) this.holders.delete(oldest);
+      this.release(oldest, address);
     }
   }
 
@@ -191,12 +201,18 @@ export class PrefixIndex {
   remove(address: string): void {
     const server = this.lru.get(address);
     if (!server) return;
-    for (const h of server.blocks.keys()) {
-      const set = this.holders.get(h);
-      set?.delete(address);
-      if (set && set.size === 0) this.holders.delete(h);
-    }
+    for (const h of server.blocks.keys()) this.release(h, address);
     this.lru.delete(address);
+  }
+
+  /** `address` no longer holds block `h`. */
+  private release(h: number, address: string): void {
+    const held = this.holders.get(h);
+    if (held === address) this.holders.delete(h);
+    else if (held instanceof Set) {
+      held.delete(address);
+      if (held.size === 1) this.holders.set(h, held.values().next().value as string);
+    }
   }
 
   /** Leading blocks held per address. */
@@ -206,15 +222,15 @@ export class PrefixIndex {
     const first = this.holders.get(hashes[0]!);
     if (!first) return matched;
     // Endpoints still matching every block so far; each drops out at the first block it lacks.
-    const alive = [...first];
+    const alive = typeof first === 'string' ? [first] : [...first];
     let count = alive.length;
     let b = 1;
     for (; b < hashes.length && count > 0; b++) {
-      const set = this.holders.get(hashes[b]!);
+      const held = this.holders.get(hashes[b]!);
       let kept = 0;
       for (let i = 0; i < count; i++) {
         const address = alive[i]!;
-        if (set?.has(address)) alive[kept++] = address;
+        if (held === address || (typeof held === 'object' && held.has(address))) alive[kept++] = address;
         else matched.set(address, b);
       }
       count = kept;
