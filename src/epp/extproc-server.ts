@@ -11,12 +11,12 @@
  * it, full duplex is assumed. Any message order or content is survived: the worst outcome for a broken stream is
  * an error answer on that stream.
  */
-import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { EndpointPickerConfig } from './config.js';
 import type { Datastore } from './datastore.js';
 import { decide, type ModelDirectory } from './director.js';
 import type { EppMetrics } from './epp-metrics.js';
+import type { GrpcCall, GrpcCallHandlers } from './grpc-server.js';
 import { BodySendMode } from './proto.js';
 import { RequestError, openAiErrorBody } from './request.js';
 import type { Endpoint, SchedulingRequest } from './types.js';
@@ -95,8 +95,10 @@ function destinationMetadata(address: string): Message {
 
 let requestCounter = 0;
 
-/** Creates the `Process` handler for a gRPC server. */
-export function createProcessHandler(deps: ExtProcDeps): grpc.handleBidiStreamingCall<Message, Message> {
+/** Creates the `Process` method: what to do with each ext_proc stream (one per HTTP request). */
+export function createProcessHandler(
+  deps: ExtProcDeps,
+): (call: GrpcCall<Message>) => GrpcCallHandlers<Message> {
   return function processStream(call) {
     let headers: Record<string, string> | undefined;
     let subset: Set<string> | undefined;
@@ -112,8 +114,8 @@ export function createProcessHandler(deps: ExtProcDeps): grpc.handleBidiStreamin
     let firstMessageAt = 0;
 
     function write(message: Message): void {
-      if (closed || call.cancelled || call.destroyed) return;
-      call.write(message);
+      if (closed || !call.open) return;
+      call.send(message);
     }
 
     function finish(): void {
@@ -320,28 +322,26 @@ export function createProcessHandler(deps: ExtProcDeps): grpc.handleBidiStreamin
       }
     }
 
-    call.on('data', (message: Message) => {
-      try {
-        onMessage(message);
-      } catch (error) {
-        deps.logger.error({ err: error }, 'ext_proc message handling failed');
-        if (!closed) immediate(new RequestError(500, 'internal error in the endpoint picker'));
-      }
-    });
-    call.on('end', () => {
-      finish();
-      if (!closed) {
+    return {
+      message(message: Message) {
+        try {
+          onMessage(message);
+        } catch (error) {
+          deps.logger.error({ err: error }, 'ext_proc message handling failed');
+          if (!closed) immediate(new RequestError(500, 'internal error in the endpoint picker'));
+        }
+      },
+      end() {
+        finish();
+        if (!closed) {
+          closed = true;
+          call.end();
+        }
+      },
+      abort() {
+        finish();
         closed = true;
-        call.end();
-      }
-    });
-    call.on('error', () => {
-      finish();
-      closed = true;
-    });
-    call.on('cancelled', () => {
-      finish();
-      closed = true;
-    });
+      },
+    };
   };
 }

@@ -128,6 +128,21 @@ const healthDescriptor: protobuf.INamespace = {
   },
 };
 
+/** Encodes and decodes one message type as plain objects, the way `@grpc/proto-loader` does for grpc-js. */
+export interface MessageCodec {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- dynamic protobuf objects
+  decode(bytes: Uint8Array): Record<string, any>;
+  encode(message: object): Uint8Array;
+}
+
+function codec(type: protobuf.Type, enums: typeof Number | typeof String): MessageCodec {
+  const conversion: protobuf.IConversionOptions = { longs: String, enums, defaults: false, oneofs: true };
+  return {
+    decode: (bytes) => type.toObject(type.decode(bytes), conversion),
+    encode: (message) => type.encode(type.fromObject(message)).finish(),
+  };
+}
+
 export interface Protos {
   /** Service definition of `envoy.service.ext_proc.v3.ExternalProcessor`. */
   extProcService: grpc.ServiceDefinition;
@@ -135,6 +150,11 @@ export interface Protos {
   ExtProcClient: grpc.ServiceClientConstructor;
   healthService: grpc.ServiceDefinition;
   HealthClient: grpc.ServiceClientConstructor;
+  /** Message codecs for the EPP's own gRPC server. */
+  processingRequest: MessageCodec;
+  processingResponse: MessageCodec;
+  healthCheckRequest: MessageCodec;
+  healthCheckResponse: MessageCodec;
 }
 
 let cached: Protos | undefined;
@@ -142,7 +162,9 @@ let cached: Protos | undefined;
 /** Loads (once per process) the service definitions. */
 export function loadProtos(): Protos {
   if (cached) return cached;
-  const extProc = grpc.loadPackageDefinition(protoLoader.fromJSON(loadExtProcRoot().toJSON(), loaderOptions));
+  const extProcRoot = loadExtProcRoot();
+  const healthRoot = protobuf.Root.fromJSON(healthDescriptor);
+  const extProc = grpc.loadPackageDefinition(protoLoader.fromJSON(extProcRoot.toJSON(), loaderOptions));
   const health = grpc.loadPackageDefinition(
     protoLoader.fromJSON(healthDescriptor, { ...loaderOptions, enums: String }),
   );
@@ -153,6 +175,10 @@ export function loadProtos(): Protos {
     ExtProcClient,
     healthService: HealthClient.service,
     HealthClient,
+    processingRequest: codec(extProcRoot.lookupType('envoy.service.ext_proc.v3.ProcessingRequest'), Number),
+    processingResponse: codec(extProcRoot.lookupType('envoy.service.ext_proc.v3.ProcessingResponse'), Number),
+    healthCheckRequest: codec(healthRoot.lookupType('grpc.health.v1.HealthCheckRequest'), String),
+    healthCheckResponse: codec(healthRoot.lookupType('grpc.health.v1.HealthCheckResponse'), String),
   };
   return cached;
 }

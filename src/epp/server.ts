@@ -5,7 +5,6 @@
  * `llmisvc epp`, by `llmisvc up` and by the tests (port 0 = ephemeral).
  */
 import { createServer, type Server as HttpServer } from 'node:http';
-import * as grpc from '@grpc/grpc-js';
 import { pino, type Logger } from 'pino';
 import { LlmisvcError } from '../errors/index.js';
 import {
@@ -17,6 +16,7 @@ import { Datastore, type EndpointSpec } from './datastore.js';
 import { emptyModelDirectory, type ModelDirectory } from './director.js';
 import { EppMetrics } from './epp-metrics.js';
 import { createProcessHandler } from './extproc-server.js';
+import { createGrpcServer, type GrpcCall, type GrpcServer } from './grpc-server.js';
 import { watchInferencePool, type KubernetesSource } from './kubernetes.js';
 import { MetricsScraper } from './metrics-scraper.js';
 import { PrefixIndex } from './plugins/index.js';
@@ -60,22 +60,18 @@ export interface RunningEpp {
 
 export const DEFAULT_BODY_LIMIT = 16 * 1024 * 1024;
 
-function bindGrpc(
-  server: grpc.Server,
-  address: string,
-  credentials: grpc.ServerCredentials,
-): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(address, credentials, (error, port) => {
-      if (error) {
-        reject(
-          new LlmisvcError('LLMISVC_ERR_PROCESS', `cannot listen on ${address}: ${error.message}`, {
-            hint: 'Choose another port.',
-          }),
-        );
-      } else resolve(port);
-    });
-  });
+async function listenGrpc(server: GrpcServer, host: string, port: number): Promise<number> {
+  try {
+    return await server.listen(host, port);
+  } catch (error) {
+    throw new LlmisvcError(
+      'LLMISVC_ERR_PROCESS',
+      `cannot listen on ${host}:${port}: ${(error as Error).message}`,
+      {
+        hint: 'Choose another port.',
+      },
+    );
+  }
 }
 
 function listenHttp(server: HttpServer, host: string, port: number): Promise<number> {
@@ -142,38 +138,67 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
   scraper.start();
 
   const protos = loadProtos();
-  let credentials = grpc.ServerCredentials.createInsecure();
-  if (options.tls) {
-    const pair = options.tls.certPath ? loadKeyPair(options.tls.certPath) : selfSignedKeyPair();
-    credentials = grpc.ServerCredentials.createSsl(
-      null,
-      [{ private_key: pair.key, cert_chain: pair.cert }],
-      false,
-    );
-  }
-  const server = new grpc.Server({
-    'grpc.max_receive_message_length': (options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT) + 1024 * 1024,
-  });
-  server.addService(protos.extProcService, {
-    Process: createProcessHandler({
-      datastore,
-      config: () => config,
-      directory: () => directory,
-      metrics,
-      logger,
-      bodyLimitBytes: options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT,
-    }),
-  });
-  const health = new grpc.Server();
-  const watchers = new Set<grpc.ServerWritableStream<unknown, unknown>>();
-  const status = () => (datastore.endpoints().length > 0 ? 'SERVING' : 'NOT_SERVING');
-  health.addService(protos.healthService, {
-    Check: (_call: unknown, callback: grpc.sendUnaryData<unknown>) => callback(null, { status: status() }),
-    Watch: (call: grpc.ServerWritableStream<unknown, unknown>) => {
-      watchers.add(call);
-      call.write({ status: status() });
-      call.on('cancelled', () => watchers.delete(call));
+  const bodyLimitBytes = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
+  const onError = (error: unknown) => logger.debug({ err: error }, 'gRPC stream error');
+  const server = createGrpcServer({
+    methods: {
+      '/envoy.service.ext_proc.v3.ExternalProcessor/Process': {
+        decode: protos.processingRequest.decode,
+        encode: protos.processingResponse.encode,
+        open: createProcessHandler({
+          datastore,
+          config: () => config,
+          directory: () => directory,
+          metrics,
+          logger,
+          bodyLimitBytes,
+        }),
+      },
     },
+    // A body message carries at most the body limit; headers and metadata ride in separate messages.
+    maxMessageBytes: bodyLimitBytes + 1024 * 1024,
+    tls: options.tls
+      ? options.tls.certPath
+        ? loadKeyPair(options.tls.certPath)
+        : selfSignedKeyPair()
+      : undefined,
+    onError,
+  });
+  const watchers = new Set<GrpcCall<object>>();
+  const status = () => ({ status: datastore.endpoints().length > 0 ? 'SERVING' : 'NOT_SERVING' });
+  const health = createGrpcServer({
+    methods: {
+      '/grpc.health.v1.Health/Check': {
+        decode: protos.healthCheckRequest.decode,
+        encode: protos.healthCheckResponse.encode,
+        open: (call: GrpcCall<object>) => ({
+          message() {
+            call.send(status());
+            call.end();
+          },
+          end() {
+            if (call.open) call.end();
+          },
+          abort() {},
+        }),
+      },
+      '/grpc.health.v1.Health/Watch': {
+        decode: protos.healthCheckRequest.decode,
+        encode: protos.healthCheckResponse.encode,
+        open: (call: GrpcCall<object>) => ({
+          message() {
+            watchers.add(call);
+            call.send(status());
+          },
+          end() {},
+          abort() {
+            watchers.delete(call);
+          },
+        }),
+      },
+    },
+    maxMessageBytes: 64 * 1024,
+    onError,
   });
   const metricsServer = createServer((req, res) => {
     if (req.url === '/metrics' || req.url?.startsWith('/metrics?')) {
@@ -194,12 +219,8 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
   });
 
   try {
-    const grpcPort = await bindGrpc(server, `${host}:${options.grpcPort ?? 9002}`, credentials);
-    const healthPort = await bindGrpc(
-      health,
-      `${host}:${options.grpcHealthPort ?? 9003}`,
-      grpc.ServerCredentials.createInsecure(),
-    );
+    const grpcPort = await listenGrpc(server, host, options.grpcPort ?? 9002);
+    const healthPort = await listenGrpc(health, host, options.grpcHealthPort ?? 9003);
     const metricsPort = await listenHttp(metricsServer, host, options.metricsPort ?? 9090);
     logger.info(
       { grpcPort, healthPort, metricsPort, endpoints: datastore.endpoints().length },
@@ -216,8 +237,8 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
         await kube?.close();
         for (const w of watchers) w.end();
         // In-flight ext_proc streams belong to requests the gateway will retry elsewhere; do not wait for them.
-        server.forceShutdown();
-        health.forceShutdown();
+        await server.close();
+        await health.close();
         await new Promise<void>((resolve) => {
           metricsServer.close(() => resolve());
           metricsServer.closeAllConnections();
@@ -227,8 +248,8 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
   } catch (error) {
     await scraper.close();
     await kube?.close();
-    server.forceShutdown();
-    health.forceShutdown();
+    await server.close();
+    await health.close();
     metricsServer.close();
     throw error;
   }
