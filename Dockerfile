@@ -1,8 +1,10 @@
 # One image for the cluster side of llmisvc: `llmisvc controller` (the default) and `llmisvc epp`
 # (the scheduler Deployments the controller creates run it with `epp` arguments).
 # Build: docker build -t ghcr.io/llmisvc/llmisvc:0.1.0 .
+# Node 22 (not the 20 the project also runs on): only Node >= 22.10 lets the EPP raise HTTP/2's stream-reset
+# limit, which a gateway's ext_proc traffic exceeds (see src/epp/grpc-server.ts).
 
-FROM node:20-bookworm-slim AS build
+FROM node:22-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: `prepare` would build before the sources are copied.
@@ -14,7 +16,7 @@ COPY test ./test
 COPY bench ./bench
 RUN npx tsc -p tsconfig.json && npm prune --omit=dev --ignore-scripts
 
-FROM node:20-bookworm-slim
+FROM node:22-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/package.json ./

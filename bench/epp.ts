@@ -5,11 +5,13 @@
  * 1. Scheduling decisions per second on one core (Node runs the decision loop on one thread) over 100 endpoints:
  *    the full per-request decision (JSON body parse, prefix hashing, filters, scorers, picker, pre-request hooks).
  * 2. Added latency in the request path at fixed request rates: a real Envoy → EPP (`llmisvc epp`, its own process)
- *    → model-server fixture, against an Envoy → the same fixture directly, in the same run. Open-loop load (requests
- *    are sent on schedule whether or not earlier ones finished), latency from send to the last byte.
+ *    → model-server fixture, against an Envoy → the same fixture directly, in the same run, the two paths
+ *    alternating in 2 s slices so that the shared machine's background load falls on both alike. Open-loop load
+ *    (requests are sent on schedule whether or not earlier ones finished), latency from send to the last byte;
+ *    failed requests are counted by status, never dropped silently.
  *
  * Writes bench/results/epp-<date>.md with the machine, the date and the command. Flags: --duration <s> (per rate and
- * path, default 10), --rates 100,500,1000, --out <file>.
+ * path, default 10), --rates 100,500,1000, --epp-node-options '<node flags for the EPP process>', --out <file>.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -40,6 +42,11 @@ function flag(name: string, fallback: string): string {
 }
 
 const durationS = Number(flag('duration', '10'));
+/** The direct and EPP paths alternate in slices of this length, so background load hits both alike. */
+const sliceS = Math.min(2, durationS);
+const slices = Math.max(1, Math.round(durationS / sliceS));
+/** Node options for the EPP process (e.g. GC settings to compare). */
+const eppNodeOptions = flag('epp-node-options', '').split(' ').filter(Boolean);
 const rates = flag('rates', '100,500,1000').split(',').map(Number);
 const date = new Date().toISOString().slice(0, 10);
 const out = flag('out', join(root, 'bench', 'results', `epp-${date}.md`));
@@ -137,27 +144,60 @@ function decisionsPerSecond(configText: string, roles: boolean): DecisionRate {
   };
 }
 
+/** What one path (direct or through the EPP) got over all its slices at one rate. */
+interface PathRun {
+  latencies: number[];
+  sent: number;
+  ok: number;
+  /** Failures by HTTP status or error code. */
+  errors: Map<string, number>;
+  sendSeconds: number;
+}
+
+function newPathRun(): PathRun {
+  return { latencies: [], sent: 0, ok: 0, errors: new Map(), sendSeconds: 0 };
+}
+
 interface RunResult {
   sent: number;
   ok: number;
   errors: number;
+  errorKinds: string;
   p50: number;
   p95: number;
   p99: number;
   achievedRps: number;
 }
 
+function summarizeRun(run: PathRun): RunResult {
+  const sorted = Float64Array.from(run.latencies).sort();
+  let errors = 0;
+  for (const n of run.errors.values()) errors += n;
+  return {
+    sent: run.sent,
+    ok: run.ok,
+    errors,
+    errorKinds: [...run.errors].map(([kind, n]) => `${n}× ${kind}`).join(', '),
+    p50: percentile(sorted, 50),
+    p95: percentile(sorted, 95),
+    p99: percentile(sorted, 99),
+    achievedRps: run.sent / run.sendSeconds,
+  };
+}
+
+/** Sends `rate` requests per second for `seconds` on schedule (open loop) and adds what happened to `into`. */
 async function openLoop(
   port: number,
   rate: number,
   seconds: number,
   prompt: () => string,
-): Promise<RunResult> {
+  into: PathRun,
+): Promise<void> {
   const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 256, pipelining: 1 });
-  const latencies: number[] = [];
+  const fail = (kind: string): void => {
+    into.errors.set(kind, (into.errors.get(kind) ?? 0) + 1);
+  };
   let sent = 0;
-  let ok = 0;
-  let errors = 0;
   const pending = new Set<Promise<void>>();
   const started = performance.now();
   const send = () => {
@@ -174,13 +214,11 @@ async function openLoop(
       .then(async (res) => {
         await res.body.text();
         if (res.statusCode === 200) {
-          ok++;
-          latencies.push(performance.now() - t0);
-        } else errors++;
+          into.ok++;
+          into.latencies.push(performance.now() - t0);
+        } else fail(`HTTP ${res.statusCode}`);
       })
-      .catch(() => {
-        errors++;
-      })
+      .catch((error: { code?: string }) => fail(error.code ?? 'error'))
       .finally(() => pending.delete(p));
     pending.add(p);
   };
@@ -196,19 +234,10 @@ async function openLoop(
       while (sent < due) send();
     }, 1);
   });
-  const sendWindow = (performance.now() - started) / 1000;
+  into.sendSeconds += (performance.now() - started) / 1000;
+  into.sent += sent;
   await Promise.all(pending);
   await pool.close();
-  const sorted = Float64Array.from(latencies).sort();
-  return {
-    sent,
-    ok,
-    errors,
-    p50: percentile(sorted, 50),
-    p95: percentile(sorted, 95),
-    p99: percentile(sorted, 99),
-    achievedRps: sent / sendWindow,
-  };
 }
 
 async function startEppProcess(
@@ -217,6 +246,7 @@ async function startEppProcess(
   const child = spawn(
     process.execPath,
     [
+      ...eppNodeOptions,
       join(root, 'bin', 'llmisvc.js'),
       'epp',
       '--endpoints',
@@ -371,7 +401,10 @@ async function main(): Promise<void> {
     /\/(\d+\.\d+\.\d+)\//.exec(spawnSync(envoyBin, ['--version'], { encoding: 'utf8' }).stdout)?.[1] ??
     'unknown';
   lines.push(`# Endpoint Picker benchmark — ${date}`, '');
-  lines.push(`- Command: \`npm run bench:epp -- --duration ${durationS} --rates ${rates.join(',')}\``);
+  const nodeOptionsFlag = eppNodeOptions.length ? ` --epp-node-options '${eppNodeOptions.join(' ')}'` : '';
+  lines.push(
+    `- Command: \`npm run bench:epp -- --duration ${durationS} --rates ${rates.join(',')}${nodeOptionsFlag}\``,
+  );
   lines.push(`- Date: ${new Date().toISOString()}`);
   lines.push(
     `- Machine: ${cpu.length} × ${cpu[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, ${platform()} ${release()}`,
@@ -457,7 +490,7 @@ async function main(): Promise<void> {
   try {
     lines.push('## Added latency in the request path', '');
     lines.push(
-      `Open-loop load, ${durationS} s per rate and path, after a 2 s warm-up of each path. Direct = Envoy → fixture; EPP = Envoy → ext_proc (full-duplex) → \`llmisvc epp\` (own process, 4 endpoints, 50 ms scrapes) → fixture. Added = EPP − direct at the same percentile. Milliseconds.`,
+      `Open-loop load, ${durationS} s per rate and path, after a 2 s warm-up of each path. Direct = Envoy → fixture; EPP = Envoy → ext_proc (full-duplex) → \`llmisvc epp\` (own process, 4 endpoints, 50 ms scrapes) → fixture. The two paths alternate in ${sliceS} s slices (${slices} each), so both see the same background load on the shared machine. Added = EPP − direct at the same percentile. Milliseconds.`,
       '',
     );
     lines.push(
@@ -469,26 +502,34 @@ async function main(): Promise<void> {
       '|---:|---:|---:|---:|---:|---:|---:|',
     ];
     for (const rate of rates) {
-      await openLoop(direct.port, Math.min(rate, 200), 2, prompt);
-      await openLoop(viaEpp.port, Math.min(rate, 200), 2, prompt);
-      log(`rate ${rate}: direct`);
-      const directCpu0 = processCpuSeconds(direct.pid);
-      const d = await openLoop(direct.port, rate, durationS, prompt);
-      const directCpu = processCpuSeconds(direct.pid) - directCpu0;
-      log(`rate ${rate}: via EPP`);
+      await openLoop(direct.port, Math.min(rate, 200), 2, prompt, newPathRun());
+      await openLoop(viaEpp.port, Math.min(rate, 200), 2, prompt, newPathRun());
+      log(`rate ${rate}: ${slices} × ${sliceS} s on each path, alternating`);
+      const directRun = newPathRun();
+      const eppRun = newPathRun();
       const before = buckets(await eppMetrics(epp.metricsPort), 'llmisvc_epp_request_phase_seconds');
-      const eppCpu0 = processCpuSeconds(epp.child.pid!);
-      const envoyCpu0 = processCpuSeconds(viaEpp.pid);
-      const e = await openLoop(viaEpp.port, rate, durationS, prompt);
-      const eppCpu = processCpuSeconds(epp.child.pid!) - eppCpu0;
-      const envoyCpu = processCpuSeconds(viaEpp.pid) - envoyCpu0;
+      let directCpu = 0;
+      let eppCpu = 0;
+      let envoyCpu = 0;
+      for (let slice = 0; slice < slices; slice++) {
+        const directCpu0 = processCpuSeconds(direct.pid);
+        await openLoop(direct.port, rate, sliceS, prompt, directRun);
+        directCpu += processCpuSeconds(direct.pid) - directCpu0;
+        const eppCpu0 = processCpuSeconds(epp.child.pid!);
+        const envoyCpu0 = processCpuSeconds(viaEpp.pid);
+        await openLoop(viaEpp.port, rate, sliceS, prompt, eppRun);
+        eppCpu += processCpuSeconds(epp.child.pid!) - eppCpu0;
+        envoyCpu += processCpuSeconds(viaEpp.pid) - envoyCpu0;
+      }
       const after = buckets(await eppMetrics(epp.metricsPort), 'llmisvc_epp_request_phase_seconds');
+      const d = summarizeRun(directRun);
+      const e = summarizeRun(eppRun);
       for (const [name, r] of [
         ['direct', d],
         ['EPP', e],
       ] as const) {
         lines.push(
-          `| ${rate} | ${name} | ${r.achievedRps.toFixed(0)} | ${r.ok} | ${r.errors} | ${ms(r.p50)} | ${ms(r.p95)} | ${ms(r.p99)} |`,
+          `| ${rate} | ${name} | ${r.achievedRps.toFixed(0)} | ${r.ok} | ${r.errors}${r.errors ? ` (${r.errorKinds})` : ''} | ${ms(r.p50)} | ${ms(r.p95)} | ${ms(r.p99)} |`,
         );
       }
       const phase = `≤ ${ms(bucketPercentile(before, after, 50) * 1000)} / ≤ ${ms(bucketPercentile(before, after, 99) * 1000)}`;
@@ -498,7 +539,7 @@ async function main(): Promise<void> {
         `| ${rate} | ${ms(e.p50 - d.p50)} | ${ms(e.p95 - d.p95)} | ${ms(e.p99 - d.p99)} | ${phase} | ${eppUs} | ${envoyUs} |`,
       );
       log(
-        `rate ${rate}: added p50 ${ms(e.p50 - d.p50)} p95 ${ms(e.p95 - d.p95)} p99 ${ms(e.p99 - d.p99)} ms; phase ${phase} ms; EPP CPU ${eppUs} µs/req; Envoy +${envoyUs} µs/req; load ${loadavg()[0]!.toFixed(1)}`,
+        `rate ${rate}: added p50 ${ms(e.p50 - d.p50)} p95 ${ms(e.p95 - d.p95)} p99 ${ms(e.p99 - d.p99)} ms (direct p99 ${ms(d.p99)}, EPP p99 ${ms(e.p99)}); errors ${d.errors} / ${e.errors}; phase ${phase} ms; EPP CPU ${eppUs} µs/req; Envoy +${envoyUs} µs/req; load ${loadavg()[0]!.toFixed(1)}`,
       );
     }
     lines.push(

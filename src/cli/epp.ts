@@ -12,6 +12,7 @@ import {
   parseDurationMs,
   parseEndpointList,
   startEpp,
+  resetRateLimitConfigurable,
   type ModelDirectory,
 } from '../epp/index.js';
 
@@ -172,6 +173,12 @@ export function register(program: Command): void {
         directory: objectives(flags.objective),
         logger,
       });
+      if (!resetRateLimitConfigurable()) {
+        logger.warn(
+          { node: process.version },
+          "this Node cannot raise HTTP/2's stream-reset limit: above ~33 requests/s a gateway's connection is dropped every ~1,000 requests unless the gateway recycles it sooner (Envoy: max_requests_per_connection ≤ 900 on the EPP cluster); run Node ≥ 22.10 (the llmisvc image does)",
+        );
+      }
       await new Promise<void>((resolve) => {
         const stop = () => {
           logger.info('shutting down');

@@ -39,4 +39,5 @@ export { schedule } from './scheduler.js';
 export { ROLE_LABEL, endpointsFromPods, poolSpecOf, directoryFrom } from './kubernetes.js';
 export { metricsFromExposition } from './model-server-metrics.js';
 export { loadProtos, BodySendMode } from './proto.js';
+export { resetRateLimitConfigurable } from './grpc-server.js';
 export type { Endpoint, EndpointMetrics, EndpointRole, Criticality, SchedulingRequest } from './types.js';
