@@ -321,6 +321,45 @@ function buckets(text: string, name: string): Map<number, number> {
   return out;
 }
 
+interface GcPauses {
+  count: number;
+  seconds: number;
+  over5ms: number;
+}
+
+/** Garbage-collection pauses by kind (`minor`, `major`, …) from prom-client's `nodejs_gc_duration_seconds`. */
+function gcPauses(text: string): Map<string, GcPauses> {
+  const out = new Map<string, GcPauses>();
+  const entry = (kind: string) => {
+    let e = out.get(kind);
+    if (!e) out.set(kind, (e = { count: 0, seconds: 0, over5ms: 0 }));
+    return e;
+  };
+  for (const m of text.matchAll(/^nodejs_gc_duration_seconds_(sum|count)\{kind="(\w+)"\} ([\d.e+-]+)/gm)) {
+    if (m[1] === 'sum') entry(m[2]!).seconds = Number(m[3]);
+    else entry(m[2]!).count = Number(m[3]);
+  }
+  for (const m of text.matchAll(/^nodejs_gc_duration_seconds_bucket\{le="0.005",kind="(\w+)"\} (\d+)/gm)) {
+    entry(m[1]!).over5ms = -Number(m[2]);
+  }
+  for (const e of out.values()) e.over5ms += e.count;
+  return out;
+}
+
+/** What changed between two `gcPauses` readings, as "kind: n pauses, mean x ms, k over 5 ms". */
+function gcDelta(before: Map<string, GcPauses>, after: Map<string, GcPauses>): string {
+  const parts: string[] = [];
+  for (const [kind, a] of after) {
+    const b = before.get(kind) ?? { count: 0, seconds: 0, over5ms: 0 };
+    const count = a.count - b.count;
+    if (count === 0) continue;
+    parts.push(
+      `${kind} ${count} × ${(((a.seconds - b.seconds) / count) * 1000).toFixed(1)} ms (${a.over5ms - b.over5ms} > 5 ms)`,
+    );
+  }
+  return parts.join(', ') || 'none';
+}
+
 /** The bucket bound under which `p` percent of the observations between two scrapes fall. */
 function bucketPercentile(before: Map<number, number>, after: Map<number, number>, p: number): number {
   const bounds = [...after.keys()].sort((a, b) => a - b);
@@ -501,13 +540,18 @@ async function main(): Promise<void> {
       '| rate (req/s) | added p50 | added p95 | added p99 | EPP request phase p50 / p99 (bucket bound) | EPP CPU µs/req | extra Envoy CPU µs/req |',
       '|---:|---:|---:|---:|---:|---:|---:|',
     ];
+    const gcLines = [
+      "| rate (req/s) | EPP garbage-collection pauses over both paths' slices |",
+      '|---:|---|',
+    ];
     for (const rate of rates) {
       await openLoop(direct.port, Math.min(rate, 200), 2, prompt, newPathRun());
       await openLoop(viaEpp.port, Math.min(rate, 200), 2, prompt, newPathRun());
       log(`rate ${rate}: ${slices} × ${sliceS} s on each path, alternating`);
       const directRun = newPathRun();
       const eppRun = newPathRun();
-      const before = buckets(await eppMetrics(epp.metricsPort), 'llmisvc_epp_request_phase_seconds');
+      const metricsBefore = await eppMetrics(epp.metricsPort);
+      const before = buckets(metricsBefore, 'llmisvc_epp_request_phase_seconds');
       let directCpu = 0;
       let eppCpu = 0;
       let envoyCpu = 0;
@@ -521,7 +565,9 @@ async function main(): Promise<void> {
         eppCpu += processCpuSeconds(epp.child.pid!) - eppCpu0;
         envoyCpu += processCpuSeconds(viaEpp.pid) - envoyCpu0;
       }
-      const after = buckets(await eppMetrics(epp.metricsPort), 'llmisvc_epp_request_phase_seconds');
+      const metricsAfter = await eppMetrics(epp.metricsPort);
+      const after = buckets(metricsAfter, 'llmisvc_epp_request_phase_seconds');
+      gcLines.push(`| ${rate} | ${gcDelta(gcPauses(metricsBefore), gcPauses(metricsAfter))} |`);
       const d = summarizeRun(directRun);
       const e = summarizeRun(eppRun);
       for (const [name, r] of [
@@ -549,6 +595,10 @@ async function main(): Promise<void> {
       'EPP request phase = from the first ext_proc message of a request to the answer that releases it, inside the EPP (`llmisvc_epp_request_phase_seconds`; includes waiting for the body from Envoy). CPU columns are process CPU time over the run divided by requests sent (Envoy: the ext_proc Envoy minus the direct Envoy).',
       '',
       'Target: added p99 < 2 ms at 500 req/s.',
+      '',
+      "A garbage-collection pause stalls every request the EPP holds and every message waiting for it, so the pauses (from the EPP's `nodejs_gc_duration_seconds`) are what the tail is made of:",
+      '',
+      ...gcLines,
       '',
     );
     const metrics = await (await fetch(`http://127.0.0.1:${epp.metricsPort}/metrics`)).text();

@@ -171,6 +171,7 @@ export function register(program: Command): void {
         bodyLimitBytes: bodyLimit,
         tls: secure ? { certPath: flags.certPath } : undefined,
         directory: objectives(flags.objective),
+        processMetrics: true,
         logger,
       });
       if (!resetRateLimitConfigurable()) {

@@ -1,10 +1,10 @@
 /**
  * @module epp/epp-metrics
  * The EPP's own Prometheus metrics (served on `--metrics-port`): requests by model and outcome, scheduling latency,
- * picks per endpoint, shed requests, prefix-cache hit ratio and the scraped state of every endpoint. A registry per
- * EPP instance, so several can run in one process (tests, `llmisvc up`).
+ * picks per endpoint, shed requests, prefix-cache hit ratio and the scraped state of every endpoint, and optionally
+ * the process's own metrics. A registry per EPP instance, so several can run in one process (tests, `llmisvc up`).
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Datastore } from './datastore.js';
 
 export class EppMetrics {
@@ -16,8 +16,19 @@ export class EppMetrics {
   readonly prefixHitRatio: Histogram;
   readonly requestPhaseSeconds: Histogram;
 
-  constructor(datastore: Datastore) {
+  /**
+   * `processMetrics`: also export the process's own (`process_cpu_seconds_total`, `nodejs_gc_duration_seconds`,
+   * `nodejs_eventloop_lag_*`, heap…) — for an EPP that is its own process; not for one inside `llmisvc up`.
+   */
+  constructor(datastore: Datastore, options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
+    if (options.processMetrics) {
+      // GC pauses stall every request in flight: buckets fine enough to see the ones that reach the tail.
+      collectDefaultMetrics({
+        register: this.registry,
+        gcDurationBuckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5],
+      });
+    }
     this.requests = new Counter({
       name: 'llmisvc_epp_requests_total',
       help: 'Requests seen by the endpoint picker, by model and outcome (routed, or the HTTP status it answered).',

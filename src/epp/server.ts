@@ -40,6 +40,8 @@ export interface EppOptions {
   configText?: string;
   /** Scrape interval of model-server metrics (default 50 ms). */
   refreshMetricsIntervalMs?: number;
+  /** Also export process metrics (CPU, GC pauses, event-loop lag): for an EPP that is its own process. */
+  processMetrics?: boolean;
   /** Largest request body (default 16 MiB). */
   bodyLimitBytes?: number;
   /** Serve TLS: `certPath` with tls.crt/tls.key, or a self-signed certificate when omitted. */
@@ -109,7 +111,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
     const index = (plugin as { index?: unknown }).index;
     if (index instanceof PrefixIndex) datastore.onRemove((address) => index.remove(address));
   }
-  const metrics = new EppMetrics(datastore);
+  const metrics = new EppMetrics(datastore, { processMetrics: options.processMetrics ?? false });
   let directory: ModelDirectory = options.directory ?? emptyModelDirectory;
   const host = options.host ?? '0.0.0.0';
 
