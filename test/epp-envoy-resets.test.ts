@@ -93,7 +93,9 @@ test(
       'cluster.epp.upstream_cx_destroy_remote_with_active_rq',
       'the EPP closed a connection that carried streams',
     );
-    assertZero(stats, 'cluster.epp.upstream_cx_close_notify', 'the EPP sent GOAWAY');
+    // Not asserted: `upstream_cx_close_notify` (GOAWAYs from the EPP). Node answers the end of a connection Envoy
+    // retires with a graceful GOAWAY of its own, which Envoy counts when its side is still open (seen under load);
+    // harmless, unlike a GOAWAY with streams in flight, which the stat above and the statuses catch.
     assertZero(
       stats,
       'cluster.epp.upstream_rq_pending_failure_eject',
