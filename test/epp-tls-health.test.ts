@@ -83,3 +83,52 @@ test(
     assert.equal(json.served_by, 'tls');
   },
 );
+
+type HealthStub = grpc.Client & {
+  Check(req: object, cb: (e: Error | null, r: { status: string }) => void): void;
+  Watch(req: object): grpc.ClientReadableStream<{ status: string }>;
+};
+
+function healthClient(): HealthStub {
+  const { HealthClient } = loadProtos();
+  return new HealthClient(
+    `127.0.0.1:${epp.healthPort}`,
+    grpc.credentials.createInsecure(),
+  ) as unknown as HealthStub;
+}
+
+function check(health: HealthStub): Promise<string> {
+  return new Promise((resolve, reject) =>
+    health.Check({ service: '' }, (e, r) => (e ? reject(e) : resolve(r.status))),
+  );
+}
+
+/** The first status a Watch sends, then cancels it (the server must take the cancel as the end of the watch). */
+function firstWatched(health: HealthStub): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const watch = health.Watch({ service: '' });
+    watch.on('error', (error: grpc.ServiceError) => {
+      if (error.code !== grpc.status.CANCELLED) reject(error);
+    });
+    watch.once('data', (reply: { status: string }) => {
+      resolve(reply.status);
+      watch.cancel();
+    });
+  });
+}
+
+test('health: NOT_SERVING without endpoints; Watch sends the current status', async () => {
+  const health = healthClient();
+  try {
+    assert.equal(await firstWatched(health), 'SERVING');
+    epp.datastore.setEndpoints([]);
+    assert.equal(await check(health), 'NOT_SERVING');
+    assert.equal(await firstWatched(health), 'NOT_SERVING');
+  } finally {
+    epp.datastore.setEndpoints([{ address: fixture.address }]);
+    health.close();
+  }
+  const again = healthClient();
+  assert.equal(await check(again), 'SERVING');
+  again.close();
+});

@@ -265,7 +265,9 @@ function serveStream(
     }
   });
   stream.on('end', () => {
-    if (ended) return;
+    // Node also ends the readable side when the stream is reset or its connection is lost ('aborted' comes first):
+    // that is no half-close, and the handlers hear `abort` from 'close' below instead of `end`.
+    if (ended || stream.aborted) return;
     if (pendingBytes > 0) {
       fail(GrpcStatus.INTERNAL, 'the stream ended inside a message');
       return;
