@@ -36,7 +36,6 @@ export {
 } from './extproc-server.js';
 export { PREFILL_HEADER, pluginTypes } from './plugins/index.js';
 export { schedule } from './scheduler.js';
-export { ROLE_LABEL, endpointsFromPods, poolSpecOf, directoryFrom } from './kubernetes.js';
 export { metricsFromExposition } from './model-server-metrics.js';
 export { loadProtos, BodySendMode } from './proto.js';
 export { resetRateLimitConfigurable } from './grpc-server.js';

@@ -17,7 +17,7 @@ import { emptyModelDirectory, type ModelDirectory } from './director.js';
 import { EppMetrics } from './epp-metrics.js';
 import { createProcessHandler } from './extproc-server.js';
 import { createGrpcServer, type GrpcCall, type GrpcServer } from './grpc-server.js';
-import { watchInferencePool, type KubernetesSource } from './kubernetes.js';
+import type { KubernetesSource } from './kubernetes.js';
 import { MetricsScraper } from './metrics-scraper.js';
 import { PrefixIndex } from './plugins/index.js';
 import { loadProtos } from './proto.js';
@@ -124,6 +124,9 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
   let kube: KubernetesSource | undefined;
   if (options.endpoints) datastore.setEndpoints(options.endpoints);
   else if (options.pool) {
+    // Loaded only in Kubernetes mode: @kubernetes/client-node alone holds ~27 MB of heap, which every major GC
+    // (a pause for all requests in flight) has to mark.
+    const { watchInferencePool } = await import('./kubernetes.js');
     kube = await watchInferencePool({
       ...options.pool,
       logger,
