@@ -181,7 +181,7 @@ function serveStream(
   };
   const call: GrpcCall<unknown> = {
     send(message) {
-      if (ended || stream.destroyed || stream.closed) return;
+      if (!call.open) return;
       if (!stream.headersSent) {
         stream.respond(
           { ':status': 200, 'content-type': GRPC_CONTENT_TYPE, 'grpc-accept-encoding': 'identity' },

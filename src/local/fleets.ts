@@ -8,34 +8,21 @@
  */
 import { readFileSync } from 'node:fs';
 import { LlmisvcError } from '../errors/index.js';
-import { DEFAULT_RENDER_OPTIONS, parseApiVersions, renderService } from '../render/index.js';
+import {
+  DEFAULT_RENDER_OPTIONS,
+  parseApiVersions,
+  renderService,
+  weightedEndpointPickerConfig,
+} from '../render/index.js';
 import { DEFAULT_SERVICE_FILE, readServiceFile, startLocalStack, type LocalStackOptions } from './stack.js';
 import { localTopology } from './topology.js';
 
 /** Prefix-cache affinity first, load second: queue 1, KV-cache 1, prefix 5. */
-export const prefixHeavyEndpointPickerConfig = `apiVersion: inference.networking.x-k8s.io/v1alpha1
-kind: EndpointPickerConfig
-plugins:
-  - type: single-profile-handler
-  - type: queue-scorer
-  - type: kv-cache-utilization-scorer
-  - type: prefix-cache-scorer
-    parameters:
-      hashBlockSize: 64
-      maxPrefixBlocksToMatch: 256
-      lruCapacityPerServer: 31250
-  - type: max-score-picker
-schedulingProfiles:
-  - name: default
-    plugins:
-      - pluginRef: queue-scorer
-        weight: 1
-      - pluginRef: kv-cache-utilization-scorer
-        weight: 1
-      - pluginRef: prefix-cache-scorer
-        weight: 5
-      - pluginRef: max-score-picker
-`;
+export const prefixHeavyEndpointPickerConfig = weightedEndpointPickerConfig({
+  queue: 1,
+  kvCache: 1,
+  prefix: 5,
+});
 
 export interface RoutingSetup {
   name: string;

@@ -5,8 +5,16 @@
  * (`--config-text`) and `llmisvc epp` falls back to it, so both read this one copy.
  */
 
-/** The config llmisvc uses when none is given: queue 2, KV-cache 2, prefix 3, max-score picker. */
-export const defaultEndpointPickerConfig = `apiVersion: inference.networking.x-k8s.io/v1alpha1
+/** Weights of a single-profile config's three scorers. */
+export interface ScorerWeights {
+  queue: number;
+  kvCache: number;
+  prefix: number;
+}
+
+/** A single-profile config: queue, KV-cache and prefix-cache scorers with these weights, then the max-score picker. */
+export function weightedEndpointPickerConfig(weights: ScorerWeights): string {
+  return `apiVersion: inference.networking.x-k8s.io/v1alpha1
 kind: EndpointPickerConfig
 plugins:
   - type: single-profile-handler
@@ -22,13 +30,17 @@ schedulingProfiles:
   - name: default
     plugins:
       - pluginRef: queue-scorer
-        weight: 2
+        weight: ${weights.queue}
       - pluginRef: kv-cache-utilization-scorer
-        weight: 2
+        weight: ${weights.kvCache}
       - pluginRef: prefix-cache-scorer
-        weight: 3
+        weight: ${weights.prefix}
       - pluginRef: max-score-picker
 `;
+}
+
+/** The config llmisvc uses when none is given: queue 2, KV-cache 2, prefix 3, max-score picker. */
+export const defaultEndpointPickerConfig = weightedEndpointPickerConfig({ queue: 2, kvCache: 2, prefix: 3 });
 
 /**
  * The prefill/decode config: decode runs first; when the uncached part of the prompt is at least `threshold`
