@@ -276,7 +276,8 @@ describe('llmisvc deps install --from DIR (real API server)', () => {
 
   it('leaves a cluster that deps verify calls healthy', async () => {
     const result = await cli('deps', 'verify', '--kubeconfig', cluster.server.kubeconfigPath);
-    assert.equal(result.code, 0, result.stdout);
+    // Both streams: a failure that prints only to stderr (seen once under full-suite load) must say what it was.
+    assert.equal(result.code, 0, `stdout:\n${result.stdout}\nstderr:\n${result.stderr}`);
     assert.match(result.stdout, /warn load-balancer: no Gateway of class eg exists yet/);
   });
 });
