@@ -114,7 +114,7 @@ export function createProcessHandler(
     let firstMessageAt = 0;
 
     function write(message: Message): void {
-      if (closed || !call.open) return;
+      if (closed || !call.isOpen()) return;
       call.send(message);
     }
 

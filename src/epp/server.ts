@@ -182,7 +182,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
             call.end();
           },
           end() {
-            if (call.open) call.end();
+            if (call.isOpen()) call.end();
           },
           abort() {},
         }),
