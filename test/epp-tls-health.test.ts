@@ -117,6 +117,30 @@ function firstWatched(health: HealthStub): Promise<string> {
   });
 }
 
+test('health: a Watch is pushed each change of status, and only changes', async () => {
+  const health = healthClient();
+  const watch = health.Watch({ service: '' });
+  const seen: string[] = [];
+  const next = () =>
+    new Promise<string>((resolve, reject) => {
+      watch.once('data', (reply: { status: string }) => resolve(reply.status));
+      watch.once('error', reject);
+    });
+  try {
+    seen.push(await next());
+    epp.datastore.setEndpoints([{ address: fixture.address }]); // same set: no change to push
+    epp.datastore.setEndpoints([]);
+    seen.push(await next());
+    epp.datastore.setEndpoints([{ address: fixture.address }]);
+    seen.push(await next());
+    assert.deepEqual(seen, ['SERVING', 'NOT_SERVING', 'SERVING']);
+  } finally {
+    epp.datastore.setEndpoints([{ address: fixture.address }]);
+    watch.cancel();
+    health.close();
+  }
+});
+
 test('health: NOT_SERVING without endpoints; Watch sends the current status', async () => {
   const health = healthClient();
   try {

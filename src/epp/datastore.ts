@@ -18,6 +18,7 @@ export class Datastore {
   private readonly byAddress = new Map<string, Endpoint>();
   private snapshot: Endpoint[] = [];
   private readonly removalListeners: ((address: string) => void)[] = [];
+  private readonly changeListeners: (() => void)[] = [];
 
   /** Replaces the endpoint set, keeping state of endpoints that stay. */
   setEndpoints(specs: readonly EndpointSpec[]): void {
@@ -43,11 +44,17 @@ export class Datastore {
       });
     }
     this.snapshot = [...this.byAddress.values()];
+    for (const listener of this.changeListeners) listener();
   }
 
   /** Called with the address of every endpoint that leaves (plugins drop their per-endpoint state). */
   onRemove(listener: (address: string) => void): void {
     this.removalListeners.push(listener);
+  }
+
+  /** Called after every `setEndpoints` (the health service pushes a changed status to its watchers). */
+  onChange(listener: () => void): void {
+    this.changeListeners.push(listener);
   }
 
   endpoints(): readonly Endpoint[] {

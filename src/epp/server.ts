@@ -169,8 +169,17 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       : undefined,
     onError,
   });
-  const watchers = new Set<GrpcCall<object>>();
-  const status = () => ({ status: datastore.endpoints().length > 0 ? 'SERVING' : 'NOT_SERVING' });
+  const servingStatus = () => (datastore.endpoints().length > 0 ? 'SERVING' : 'NOT_SERVING');
+  // Open health Watch calls and the status each was last sent: a change is pushed, as the gRPC health protocol asks.
+  const watchers = new Map<GrpcCall<object>, string>();
+  datastore.onChange(() => {
+    const now = servingStatus();
+    for (const [call, sent] of watchers) {
+      if (sent === now) continue;
+      watchers.set(call, now);
+      call.send({ status: now });
+    }
+  });
   const health = createGrpcServer({
     methods: {
       '/grpc.health.v1.Health/Check': {
@@ -178,7 +187,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
         encode: protos.healthCheckResponse.encode,
         open: (call: GrpcCall<object>) => ({
           message() {
-            call.send(status());
+            call.send({ status: servingStatus() });
             call.end();
           },
           end() {
@@ -192,8 +201,9 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
         encode: protos.healthCheckResponse.encode,
         open: (call: GrpcCall<object>) => ({
           message() {
-            watchers.add(call);
-            call.send(status());
+            const now = servingStatus();
+            watchers.set(call, now);
+            call.send({ status: now });
           },
           end() {},
           abort() {
@@ -240,7 +250,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       async close() {
         await scraper.close();
         await kube?.close();
-        for (const w of watchers) w.end();
+        for (const w of watchers.keys()) w.end();
         // In-flight ext_proc streams belong to requests the gateway will retry elsewhere; do not wait for them.
         await server.close();
         await health.close();
