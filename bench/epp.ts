@@ -312,6 +312,63 @@ async function runFixtures(count: number): Promise<void> {
   process.once('SIGTERM', () => void Promise.all(fixtures.map((f) => f.close())).then(() => process.exit(0)));
 }
 
+/**
+ * A process that does nothing but wake every millisecond and count the wakes that came late: how often this machine
+ * keeps a runnable process off the CPU. Any process in the request path (load generator, Envoy, EPP, fixture) can be
+ * held up alike, so this is the floor under the latency tail that no code change in the EPP moves. It reports and
+ * resets its counts on each line read from stdin.
+ */
+function runStallMonitor(): void {
+  const over = { ms2: 0, ms5: 0, ms10: 0 };
+  let worst = 0;
+  let last = performance.now();
+  setInterval(() => {
+    const now = performance.now();
+    const late = now - last - 1;
+    last = now;
+    if (late >= 2) over.ms2++;
+    if (late >= 5) over.ms5++;
+    if (late >= 10) over.ms10++;
+    worst = Math.max(worst, late);
+  }, 1);
+  process.stdin.on('data', () => {
+    console.log(JSON.stringify({ ...over, worst }));
+    over.ms2 = over.ms5 = over.ms10 = worst = 0;
+  });
+}
+
+interface Stalls {
+  ms2: number;
+  ms5: number;
+  ms10: number;
+  worst: number;
+}
+
+async function startStallMonitor(): Promise<{ read(): Promise<Stalls>; stop(): void }> {
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--stall-monitor'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines: ((s: Stalls) => void)[] = [];
+  let buffered = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    buffered += d.toString();
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) !== -1) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      lines.shift()?.(JSON.parse(line) as Stalls);
+    }
+  });
+  return {
+    read: () =>
+      new Promise((resolve) => {
+        lines.push(resolve);
+        child.stdin!.write('\n');
+      }),
+    stop: () => child.kill('SIGTERM'),
+  };
+}
+
 /** Cumulative histogram buckets of one metric from a Prometheus exposition. */
 function buckets(text: string, name: string): Map<number, number> {
   const out = new Map<number, number>();
@@ -526,6 +583,7 @@ async function main(): Promise<void> {
     bypassEpp: { host: fh!, port: Number(fp) },
   });
   const prompt = promptMaker();
+  const stallMonitor = await startStallMonitor();
   try {
     lines.push('## Added latency in the request path', '');
     lines.push(
@@ -541,8 +599,8 @@ async function main(): Promise<void> {
       '|---:|---:|---:|---:|---:|---:|---:|',
     ];
     const gcLines = [
-      "| rate (req/s) | EPP garbage-collection pauses over both paths' slices |",
-      '|---:|---|',
+      "| rate (req/s) | EPP garbage-collection pauses over both paths' slices | machine stalls: an idle process woken ≥ 2 / ≥ 5 / ≥ 10 ms late (worst) |",
+      '|---:|---|---|',
     ];
     for (const rate of rates) {
       await openLoop(direct.port, Math.min(rate, 200), 2, prompt, newPathRun());
@@ -550,6 +608,7 @@ async function main(): Promise<void> {
       log(`rate ${rate}: ${slices} × ${sliceS} s on each path, alternating`);
       const directRun = newPathRun();
       const eppRun = newPathRun();
+      await stallMonitor.read(); // resets its counts
       const metricsBefore = await eppMetrics(epp.metricsPort);
       const before = buckets(metricsBefore, 'llmisvc_epp_request_phase_seconds');
       let directCpu = 0;
@@ -567,7 +626,10 @@ async function main(): Promise<void> {
       }
       const metricsAfter = await eppMetrics(epp.metricsPort);
       const after = buckets(metricsAfter, 'llmisvc_epp_request_phase_seconds');
-      gcLines.push(`| ${rate} | ${gcDelta(gcPauses(metricsBefore), gcPauses(metricsAfter))} |`);
+      const stalls = await stallMonitor.read();
+      gcLines.push(
+        `| ${rate} | ${gcDelta(gcPauses(metricsBefore), gcPauses(metricsAfter))} | ${stalls.ms2} / ${stalls.ms5} / ${stalls.ms10} (${stalls.worst.toFixed(1)} ms) |`,
+      );
       const d = summarizeRun(directRun);
       const e = summarizeRun(eppRun);
       for (const [name, r] of [
@@ -596,7 +658,7 @@ async function main(): Promise<void> {
       '',
       'Target: added p99 < 2 ms at 500 req/s.',
       '',
-      "A garbage-collection pause stalls every request the EPP holds and every message waiting for it, so the pauses (from the EPP's `nodejs_gc_duration_seconds`) are what the tail is made of:",
+      "What the tail is made of: a garbage-collection pause in the EPP stalls every request it holds and every message waiting for it (pauses from the EPP's `nodejs_gc_duration_seconds`); and the machine keeping any process of the path (load generator, Envoy, EPP, fixture) off the CPU stalls requests alike, which an idle process that wakes every millisecond measures (its late wakes over the same slices):",
       '',
       ...gcLines,
       '',
@@ -609,6 +671,7 @@ async function main(): Promise<void> {
       '',
     );
   } finally {
+    stallMonitor.stop();
     await viaEpp.close();
     await direct.close();
     epp.child.kill('SIGTERM');
@@ -628,7 +691,9 @@ async function main(): Promise<void> {
 }
 
 const fixturesFlag = process.argv.indexOf('--fixtures');
-(fixturesFlag !== -1 ? runFixtures(Number(process.argv[fixturesFlag + 1])) : main()).catch(
+if (process.argv.includes('--stall-monitor')) runStallMonitor();
+else
+  (fixturesFlag !== -1 ? runFixtures(Number(process.argv[fixturesFlag + 1])) : main()).catch(
   (error: unknown) => {
     console.error(error);
     process.exitCode = 1;
