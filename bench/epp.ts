@@ -694,8 +694,8 @@ const fixturesFlag = process.argv.indexOf('--fixtures');
 if (process.argv.includes('--stall-monitor')) runStallMonitor();
 else
   (fixturesFlag !== -1 ? runFixtures(Number(process.argv[fixturesFlag + 1])) : main()).catch(
-  (error: unknown) => {
-    console.error(error);
-    process.exitCode = 1;
-  },
-);
+    (error: unknown) => {
+      console.error(error);
+      process.exitCode = 1;
+    },
+  );
