@@ -110,6 +110,8 @@ export function createProcessHandler(
     let closed = false;
     let routed: Endpoint | undefined;
     let routedRequest: SchedulingRequest | undefined;
+    /** Every endpoint a profile picked (for P/D: the decode and the prefill endpoint); each hears the response. */
+    let servedBy: Endpoint[] = [];
     let model = '';
     let firstMessageAt = 0;
 
@@ -124,10 +126,12 @@ export function createProcessHandler(
       routed = undefined;
       endpoint.inFlight = Math.max(0, endpoint.inFlight - 1);
       for (const hook of deps.config().scheduler.postResponse) {
-        try {
-          hook.postResponse(routedRequest!, endpoint);
-        } catch (error) {
-          deps.logger.error({ err: error, plugin: hook.name }, 'post-response hook failed');
+        for (const served of servedBy) {
+          try {
+            hook.postResponse(routedRequest!, served);
+          } catch (error) {
+            deps.logger.error({ err: error, plugin: hook.name }, 'post-response hook failed');
+          }
         }
       }
     }
@@ -183,9 +187,12 @@ export function createProcessHandler(
       routedRequest = decision.request;
       deps.metrics.requests.inc({ model, outcome: 'routed' });
       if (decision.prefixHitRatio !== undefined) deps.metrics.prefixHitRatio.observe(decision.prefixHitRatio);
+      servedBy = [endpoint];
       for (const [profile, result] of decision.result.results) {
         const target = result.targets[0];
-        if (target) deps.metrics.picks.inc({ endpoint: target.address, profile });
+        if (!target) continue;
+        deps.metrics.picks.inc({ endpoint: target.address, profile });
+        if (!servedBy.includes(target)) servedBy.push(target);
       }
       if (deps.logger.isLevelEnabled('debug')) {
         deps.logger.debug(

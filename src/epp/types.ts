@@ -152,7 +152,10 @@ export interface PreRequest extends Plugin {
   preRequest(context: SchedulingContext, result: SchedulingResult): void;
 }
 
-/** Runs when the response for a request arrives (or the stream ends). */
+/**
+ * Runs when the response for a request has arrived (or its stream ended), once for each endpoint the request went to:
+ * for prefill/decode, the decode and the prefill endpoint.
+ */
 export interface PostResponse extends Plugin {
   postResponse(request: SchedulingRequest, endpoint: Endpoint): void;
 }

@@ -1,0 +1,76 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import pino from 'pino';
+import { loadEndpointPickerConfig, prefillDecodeEndpointPickerConfig } from './config.js';
+import { Datastore } from './datastore.js';
+import { emptyModelDirectory } from './director.js';
+import { EppMetrics } from './epp-metrics.js';
+import { DESTINATION_HEADER, createProcessHandler } from './extproc-server.js';
+import type { GrpcCall } from './grpc-server.js';
+import { BodySendMode } from './proto.js';
+import { emptyMetrics, type PostResponse } from './types.js';
+
+/* eslint-disable @typescript-eslint/no-explicit-any -- ext_proc messages are dynamic protobuf objects */
+
+/** One ext_proc stream driven by hand: what the handler sent, and whether it ended the call. */
+function stream(postResponse: PostResponse) {
+  const datastore = new Datastore();
+  datastore.setEndpoints([
+    { address: '10.0.0.1:8000', role: 'prefill' },
+    { address: '10.0.0.2:8000', role: 'decode' },
+  ]);
+  for (const e of datastore.endpoints())
+    datastore.updateMetrics(e.address, { ...emptyMetrics(), updatedAt: Date.now() });
+  const config = loadEndpointPickerConfig(prefillDecodeEndpointPickerConfig);
+  const withHook = { ...config, scheduler: { ...config.scheduler, postResponse: [postResponse] } };
+  const sent: any[] = [];
+  let ended = false;
+  const call: GrpcCall<any> = {
+    send: (m) => sent.push(m),
+    end: () => (ended = true),
+    isOpen: () => !ended,
+  };
+  const handlers = createProcessHandler({
+    datastore,
+    config: () => withHook,
+    directory: () => emptyModelDirectory,
+    metrics: new EppMetrics(datastore),
+    logger: pino({ level: 'silent' }),
+    bodyLimitBytes: 1 << 20,
+  })(call);
+  return { handlers, sent, datastore };
+}
+
+const header = (key: string, value: string) => ({ key, raw_value: Buffer.from(value) });
+
+test('ext_proc: after a prefill/decode response, post-response hooks hear both endpoints, once each', () => {
+  const heard: string[] = [];
+  const { handlers, sent, datastore } = stream({
+    type: 'recorder',
+    name: 'recorder',
+    postResponse: (_request, endpoint) => heard.push(`${endpoint.role} ${endpoint.address}`),
+  });
+  const prompt = 'a long document, '.repeat(200); // well over the P/D threshold of 256 uncached characters
+  handlers.message({
+    request: 'request_headers',
+    protocol_config: { request_body_mode: BodySendMode.FULL_DUPLEX_STREAMED },
+    request_headers: { headers: { headers: [header(':path', '/v1/completions')] } },
+  });
+  handlers.message({
+    request: 'request_body',
+    request_body: { body: Buffer.from(JSON.stringify({ model: 'm', prompt })), end_of_stream: true },
+  });
+  const setHeaders = sent[0].request_headers.response.header_mutation.set_headers;
+  const value = (key: string) =>
+    setHeaders.find((h: any) => h.header.key === key)?.header.raw_value.toString();
+  assert.equal(value(DESTINATION_HEADER), '10.0.0.2:8000');
+  assert.equal(value('x-prefiller-host-port'), '10.0.0.1:8000');
+  assert.equal(datastore.get('10.0.0.2:8000')!.inFlight, 1);
+  assert.deepEqual(heard, [], 'nothing is heard before the response');
+
+  handlers.message({ request: 'response_headers', response_headers: { end_of_stream: true } });
+  assert.deepEqual(heard.sort(), ['decode 10.0.0.2:8000', 'prefill 10.0.0.1:8000']);
+  assert.equal(datastore.get('10.0.0.2:8000')!.inFlight, 0);
+  handlers.abort(); // Envoy's reset at the end of the request: already finished, nothing is heard twice
+  assert.equal(heard.length, 2);
+});
