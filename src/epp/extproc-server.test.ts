@@ -12,7 +12,7 @@ import { emptyMetrics, type PostResponse } from './types.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- ext_proc messages are dynamic protobuf objects */
 
-/** One ext_proc stream driven by hand: what the handler sent, and whether it ended the call. */
+/** One ext_proc stream driven by hand over a prefill and a decode endpoint: its handlers and what they sent. */
 function stream(postResponse: PostResponse) {
   const datastore = new Datastore();
   datastore.setEndpoints([
