@@ -108,9 +108,11 @@ export function createProcessHandler(
     let bodyBytes = 0;
     let decided = false;
     let closed = false;
-    let routed: Endpoint | undefined;
     let routedRequest: SchedulingRequest | undefined;
-    /** Every endpoint a profile picked (for P/D: the decode and the prefill endpoint); each hears the response. */
+    /**
+     * Until the response is done: the endpoint the request went to (counted in flight there), then every other one a
+     * profile picked (for P/D the prefill endpoint); each hears the response.
+     */
     let servedBy: Endpoint[] = [];
     let model = '';
     let firstMessageAt = 0;
@@ -121,14 +123,14 @@ export function createProcessHandler(
     }
 
     function finish(): void {
-      if (!routed) return;
-      const endpoint = routed;
-      routed = undefined;
-      endpoint.inFlight = Math.max(0, endpoint.inFlight - 1);
+      const served = servedBy;
+      if (served.length === 0) return;
+      servedBy = [];
+      served[0]!.inFlight = Math.max(0, served[0]!.inFlight - 1);
       for (const hook of deps.config().scheduler.postResponse) {
-        for (const served of servedBy) {
+        for (const endpoint of served) {
           try {
-            hook.postResponse(routedRequest!, served);
+            hook.postResponse(routedRequest!, endpoint);
           } catch (error) {
             deps.logger.error({ err: error, plugin: hook.name }, 'post-response hook failed');
           }
@@ -183,7 +185,6 @@ export function createProcessHandler(
       }
       const endpoint = decision.endpoint;
       endpoint.inFlight++;
-      routed = endpoint;
       routedRequest = decision.request;
       deps.metrics.requests.inc({ model, outcome: 'routed' });
       if (decision.prefixHitRatio !== undefined) deps.metrics.prefixHitRatio.observe(decision.prefixHitRatio);
