@@ -32,6 +32,11 @@ export interface EnvoyBootstrapOptions {
    * EPP can be measured as the difference between the two gateways.
    */
   bypassEpp?: { host: string; port: number };
+  /**
+   * One JSON line per request into `path`: each field is an Envoy access-log command operator (`%DURATION%`,
+   * `%FILTER_STATE(envoy.filters.http.ext_proc:FIELD:request_header_latency_us)%`, ...).
+   */
+  accessLog?: { path: string; fields: Record<string, string> };
 }
 
 export const DESTINATION_ENDPOINT_HEADER = 'x-gateway-destination-endpoint';
@@ -51,6 +56,17 @@ const IP_PATTERN = /^(\d{1,3}\.){3}\d{1,3}$|^[0-9a-fA-F:]+$/;
 
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(3)}s`;
+}
+
+function fileAccessLog(log: { path: string; fields: Record<string, string> }): Record<string, unknown> {
+  return {
+    name: 'envoy.access_loggers.file',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+      path: log.path,
+      log_format: { json_format: log.fields },
+    },
+  };
 }
 
 /** The bootstrap as a plain object; `JSON.stringify` it into a file Envoy reads with `-c`. */
@@ -178,6 +194,7 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
                     '@type':
                       'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
                     stat_prefix: 'gateway',
+                    ...(options.accessLog ? { access_log: [fileAccessLog(options.accessLog)] } : {}),
                     route_config: {
                       name: 'gateway',
                       virtual_hosts: [{ name: 'inference', domains: ['*'], routes }],

@@ -367,6 +367,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       const dash = await startDashboardServer(state);
       dashboardServer = dash;
       const listenPort = port === 0 ? await freePort() : port;
+      const accessLog = join(logDir, 'envoy-access.log');
       const bootstrap = envoyBootstrap({
         listenPort,
         eppHost: '127.0.0.1',
@@ -375,9 +376,23 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           prefix: r.prefix,
           ...(r.rewrite !== undefined ? { rewrite: r.rewrite } : {}),
         })),
+        // One JSON line per request: the dashboard's routing decisions when Envoy is the gateway.
+        accessLog: {
+          path: accessLog,
+          fields: {
+            start: '%START_TIME(%s.%3f)%',
+            method: '%REQ(:METHOD)%',
+            path: '%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%',
+            endpoint: '%UPSTREAM_HOST%',
+            pod: '%RESP(X-INFERENCE-POD)%',
+            prefill: '%REQ(X-PREFILLER-HOST-PORT)%',
+            status: '%RESPONSE_CODE%',
+            headersMs: '%RESPONSE_DURATION%',
+            totalMs: '%DURATION%',
+          },
+        },
       });
-      const accessLog = join(logDir, 'envoy-access.log');
-      addDashboardRoute(bootstrap, dash.port, accessLog);
+      addDashboardRoute(bootstrap, dash.port);
       stopAccessLog = followAccessLog(accessLog, (d) => state.record(d));
       const configPath = join(logDir, 'envoy.json');
       writeFileSync(configPath, JSON.stringify(bootstrap, null, 2));
@@ -432,33 +447,10 @@ export const VLLM_COMMAND = 'vllm serve {model} --host 127.0.0.1 --port {port} -
  * Adds `/dashboard` to Envoy's route table, served by the stack's dashboard server and exempt from ext_proc (the
  * page is not an inference request).
  */
-function addDashboardRoute(bootstrap: Record<string, unknown>, port: number, accessLogPath: string): void {
+function addDashboardRoute(bootstrap: Record<string, unknown>, port: number): void {
   /* eslint-disable @typescript-eslint/no-explicit-any -- walking the generated bootstrap */
   const resources = bootstrap['static_resources'] as any;
   const hcm = resources.listeners[0].filter_chains[0].filters[0].typed_config;
-  // One JSON line per request: the dashboard's routing decisions when Envoy is the gateway.
-  hcm.access_log = [
-    {
-      name: 'envoy.access_loggers.file',
-      typed_config: {
-        '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
-        path: accessLogPath,
-        log_format: {
-          json_format: {
-            start: '%START_TIME(%s.%3f)%',
-            method: '%REQ(:METHOD)%',
-            path: '%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%',
-            endpoint: '%UPSTREAM_HOST%',
-            pod: '%RESP(X-INFERENCE-POD)%',
-            prefill: '%REQ(X-PREFILLER-HOST-PORT)%',
-            status: '%RESPONSE_CODE%',
-            headersMs: '%RESPONSE_DURATION%',
-            totalMs: '%DURATION%',
-          },
-        },
-      },
-    },
-  ];
   const routes = hcm.route_config.virtual_hosts[0].routes as any[];
   routes.unshift({
     match: { prefix: '/dashboard' },
