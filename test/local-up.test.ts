@@ -219,11 +219,24 @@ describe(
       await checkRequests(stack);
     });
 
-    it('serves the dashboard through Envoy', async () => {
-      const state = await fetch(`${stack.url}/dashboard/state`);
-      assert.equal(state.status, 200);
-      const json = (await state.json()) as { endpoints: unknown[] };
-      assert.equal(json.endpoints.length, 4);
+    it("serves the dashboard through Envoy, with the routing decisions from Envoy's access log", async () => {
+      const state = async () => {
+        const response = await fetch(`${stack.url}/dashboard/state`);
+        assert.equal(response.status, 200);
+        return (await response.json()) as { endpoints: unknown[]; decisions: { endpoint?: string }[] };
+      };
+      assert.equal((await state()).endpoints.length, 4);
+      // The requests of the test before went through Envoy; Envoy writes its access log at once when idle.
+      let decisions: { endpoint?: string }[] = [];
+      for (let i = 0; i < 50 && decisions.length === 0; i++) {
+        decisions = (await state()).decisions;
+        if (decisions.length === 0) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(decisions.length > 0, 'no routing decision reached the dashboard');
+      assert.ok(
+        decisions.some((d) => d.endpoint?.startsWith('127.0.0.1:')),
+        JSON.stringify(decisions.slice(0, 3)),
+      );
     });
 
     it('leaves no process after stop', async () => {
