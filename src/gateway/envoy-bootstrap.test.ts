@@ -44,7 +44,7 @@ test('the GIE gateway shape: ext_proc before the router, HTTP/2 EPP cluster, ORI
     assert.ok(c.circuit_breakers.thresholds[0].max_requests >= 100_000, c.name);
 });
 
-test('options: DNS name, TLS, buffered mode, prefix rewrites, bypass baseline', () => {
+test('options: DNS name, TLS, buffered mode, prefix rewrites, access log, bypass baseline', () => {
   const c = parts(
     envoyBootstrap({
       listenPort: 0,
@@ -53,8 +53,13 @@ test('options: DNS name, TLS, buffered mode, prefix rewrites, bypass baseline', 
       eppTls: true,
       requestBodyMode: 'BUFFERED',
       routes: [{ prefix: '/llm/ns/name/', rewrite: '/' }],
+      accessLog: { path: '/tmp/access.log', fields: { status: '%RESPONSE_CODE%' } },
     }),
   );
+  assert.equal(c.hcm.access_log[0].typed_config.path, '/tmp/access.log');
+  assert.deepEqual(c.hcm.access_log[0].typed_config.log_format, {
+    json_format: { status: '%RESPONSE_CODE%' },
+  });
   assert.equal(c.clusters.get('epp').type, 'STRICT_DNS');
   assert.equal(c.clusters.get('epp').transport_socket.name, 'envoy.transport_sockets.tls');
   assert.equal(c.hcm.http_filters[0].typed_config.processing_mode.request_body_mode, 'BUFFERED');
@@ -69,6 +74,7 @@ test('options: DNS name, TLS, buffered mode, prefix rewrites, bypass baseline', 
     }),
   );
   assert.deepEqual(bypass.filters, ['envoy.filters.http.router']);
+  assert.equal(bypass.hcm.access_log, undefined, 'no access log unless asked for');
   assert.equal(bypass.clusters.get('inference_pool').type, 'STATIC');
   assert.equal(bypass.clusters.has('epp'), false);
 });
