@@ -160,7 +160,7 @@ test('pickers: max-score spreads ties, weighted-random follows scores', () => {
   );
 });
 
-test('prefix index: a block used within half the capacity is not evicted by the next half', () => {
+test('prefix index: a block used again is the newest: it goes only after capacity newer blocks', () => {
   const capacity = 100;
   const index = new PrefixIndex(capacity);
   let next = 1;
@@ -168,14 +168,11 @@ test('prefix index: a block used within half the capacity is not evicted by the 
   index.add('e', [0]);
   for (let i = 0; i < 40; i++) index.add('e', [next++]);
   assert.equal(index.size('e'), capacity);
-  // Block 0 is used again while younger than capacity/2: the lazy refresh leaves it where it is …
-  index.add('e', [0]);
-  // … and it still survives the next capacity/2 insertions, which evict 50 older blocks.
-  for (let i = 0; i < capacity / 2; i++) index.add('e', [next++]);
-  assert.deepEqual([...index.match([0])], [['e', 1]]);
+  index.add('e', [0]); // used again: now the newest
+  for (let i = 0; i < capacity - 1; i++) index.add('e', [next++]);
+  assert.deepEqual([...index.match([0])], [['e', 1]], 'survives capacity - 1 newer blocks');
   assert.deepEqual([...index.match([1])], []);
-  // Not used again, it goes once the 9 blocks older than it are gone.
-  for (let i = 0; i < 10; i++) index.add('e', [next++]);
-  assert.deepEqual([...index.match([0])], []);
+  index.add('e', [next++]);
+  assert.deepEqual([...index.match([0])], [], 'the next one evicts it');
   assert.equal(index.size('e'), capacity);
 });

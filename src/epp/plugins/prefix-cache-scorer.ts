@@ -6,8 +6,8 @@
  * are recorded in that endpoint's LRU (`lruCapacityPerServer` blocks); the score of an endpoint is the number of
  * leading blocks it holds divided by the prompt's blocks (at most `maxPrefixBlocksToMatch`).
  *
- * An index from block hash to endpoints makes scoring cost proportional to the blocks that match, not to
- * endpoints × blocks, which keeps a decision over 100 endpoints cheap.
+ * Scoring asks every endpoint for the first block and only the endpoints still matching for the next, so a decision
+ * costs one probe per endpoint plus the blocks that match, not endpoints × blocks.
  *
  * With `autoTune` (GIE's name for it) each endpoint's LRU holds what its server reports it can cache instead of a
  * fixed count: `num_gpu_blocks` × `block_size` tokens × the characters per token measured for that endpoint (see
@@ -22,6 +22,7 @@ import type {
   SchedulingContext,
   SchedulingResult,
 } from '../types.js';
+import { BlockLru } from './block-lru.js';
 import { CharsPerTokenMeter, DEFAULT_CHARS_PER_TOKEN, tunedCapacityBlocks } from './prefix-cache-tuning.js';
 
 export const PREFIX_HASHES = 'prefix-cache/hashes';
@@ -91,55 +92,22 @@ function hashRange(text: string, start: number, end: number, seed: number): numb
   return 4294967296 * (2097151 & h2) + (h1 >>> 0);
 }
 
-/** One endpoint's recorded blocks. */
-interface ServerBlocks {
-  /** hash → sequence number of its last refresh, oldest first (a Map keeps insertion order). */
-  blocks: Map<number, number>;
-  sequence: number;
-  capacity: number;
-  refreshAge: number;
-  /**
-   * A live iterator over `blocks`, at the oldest block. `blocks.keys().next()` from scratch costs O(entries deleted
-   * at the front since V8 last compacted the table), which made a full index ten times slower per request; a Map
-   * iterator survives deletes, re-inserts and rehashing, so keeping one makes each eviction O(1) amortised.
-   */
-  oldest: Iterator<number> | undefined;
-}
-
 /**
- * The block index shared by the scorer and its pre-request hook.
- *
- * Each endpoint's blocks live in a Map in insertion order with the sequence number of their last refresh; the
- * oldest entry is evicted first. Refreshing (delete + re-insert) a block on every request costs more than the rest
- * of a decision, so a block is only refreshed once it is older than half the capacity: a block used within the last
- * capacity/2 insertions is never evicted before another capacity/2 insertions, which keeps the LRU within a
- * factor of two of exact while most requests touch only `Map.get`.
- *
- * Every endpoint has its own capacity (the default until {@link PrefixIndex.setCapacity} says otherwise), so the
- * index can follow what each model server reports it can cache; changing it costs O(1) plus the blocks it evicts.
+ * The block index shared by the scorer and its pre-request hook: per endpoint, an exact LRU of the blocks it was
+ * sent ({@link BlockLru}), with its own capacity (the default until {@link PrefixIndex.setCapacity} says otherwise),
+ * so the index can follow what each model server reports it can cache.
  */
 export class PrefixIndex {
-  /**
-   * hash → the endpoint (address) holding it, or a Set when several do. Most blocks are held by one endpoint, and
-   * not allocating a Set for each keeps a churning index (one smaller than the traffic's working set) cheap.
-   */
-  private readonly holders = new Map<number, string | Set<string>>();
   /** address → its blocks. */
-  private readonly lru = new Map<string, ServerBlocks>();
+  private readonly servers = new Map<string, BlockLru>();
 
   constructor(private readonly defaultCapacity: number) {}
 
-  private server(address: string): ServerBlocks {
-    let server = this.lru.get(address);
+  private server(address: string): BlockLru {
+    let server = this.servers.get(address);
     if (!server) {
-      server = {
-        blocks: new Map(),
-        sequence: 0,
-        capacity: this.defaultCapacity,
-        refreshAge: refreshAgeOf(this.defaultCapacity),
-        oldest: undefined,
-      };
-      this.lru.set(address, server);
+      server = new BlockLru(this.defaultCapacity);
+      this.servers.set(address, server);
     }
     return server;
   }
@@ -147,24 +115,7 @@ export class PrefixIndex {
   /** Records that `address` now caches `hashes` (most recent last). */
   add(address: string, hashes: readonly number[]): void {
     const server = this.server(address);
-    const blocks = server.blocks;
-    const refreshAge = server.refreshAge;
-    for (const h of hashes) {
-      const seen = blocks.get(h);
-      if (seen !== undefined) {
-        if (server.sequence - seen < refreshAge) continue;
-        blocks.delete(h);
-        blocks.set(h, ++server.sequence);
-        continue;
-      }
-      blocks.set(h, ++server.sequence);
-      const held = this.holders.get(h);
-      if (held === undefined) this.holders.set(h, address);
-      else if (typeof held === 'string') {
-        if (held !== address) this.holders.set(h, new Set([held, address]));
-      } else held.add(address);
-    }
-    this.evict(address, server);
+    for (const h of hashes) server.touch(h);
   }
 
   /**
@@ -172,81 +123,48 @@ export class PrefixIndex {
    * them too), so the next match no longer counts them.
    */
   setCapacity(address: string, capacity: number): void {
-    const server = this.server(address);
-    const c = Math.max(1, Math.floor(capacity));
-    if (c === server.capacity) return;
-    server.capacity = c;
-    server.refreshAge = refreshAgeOf(c);
-    this.evict(address, server);
+    this.server(address).setCapacity(capacity);
   }
 
   /** The number of blocks `address` may hold. */
   capacity(address: string): number {
-    return this.lru.get(address)?.capacity ?? this.defaultCapacity;
-  }
-
-  private evict(address: string, server: ServerBlocks): void {
-    const blocks = server.blocks;
-    while (blocks.size > server.capacity) {
-      // Everything before the iterator has been evicted or re-inserted after it, so it points at the oldest block.
-      let next = (server.oldest ??= blocks.keys()).next();
-      if (next.done) next = (server.oldest = blocks.keys()).next();
-      const oldest = next.value as number;
-      blocks.delete(oldest);
-      this.release(oldest, address);
-    }
+    return this.servers.get(address)?.capacity ?? this.defaultCapacity;
   }
 
   /** Forgets an endpoint that left the pool (or restarted with an empty cache), capacity included. */
   remove(address: string): void {
-    const server = this.lru.get(address);
-    if (!server) return;
-    for (const h of server.blocks.keys()) this.release(h, address);
-    this.lru.delete(address);
+    this.servers.delete(address);
   }
 
-  /** `address` no longer holds block `h`. */
-  private release(h: number, address: string): void {
-    const held = this.holders.get(h);
-    if (held === address) this.holders.delete(h);
-    else if (held instanceof Set) {
-      held.delete(address);
-      if (held.size === 1) this.holders.set(h, held.values().next().value as string);
-    }
-  }
-
-  /** Leading blocks held per address. */
+  /**
+   * Leading blocks held per address. Every endpoint is asked for the first block (one table probe each); only those
+   * holding it are asked for the next, each dropping out at the first block it lacks.
+   */
   match(hashes: readonly number[]): Map<string, number> {
     const matched = new Map<string, number>();
     if (hashes.length === 0) return matched;
-    const first = this.holders.get(hashes[0]!);
-    if (!first) return matched;
-    // Endpoints still matching every block so far; each drops out at the first block it lacks.
-    const alive = typeof first === 'string' ? [first] : [...first];
+    const alive: [string, BlockLru][] = [];
+    for (const entry of this.servers) if (entry[1].has(hashes[0]!)) alive.push(entry);
     let count = alive.length;
     let b = 1;
     for (; b < hashes.length && count > 0; b++) {
-      const held = this.holders.get(hashes[b]!);
+      const h = hashes[b]!;
       let kept = 0;
       for (let i = 0; i < count; i++) {
-        const address = alive[i]!;
-        if (held === address || (typeof held === 'object' && held.has(address))) alive[kept++] = address;
-        else matched.set(address, b);
+        const entry = alive[i]!;
+        if (entry[1].has(h)) alive[kept++] = entry;
+        else matched.set(entry[0], b);
       }
       count = kept;
     }
-    for (let i = 0; i < count; i++) matched.set(alive[i]!, b);
+    for (let i = 0; i < count; i++) matched.set(alive[i]![0], b);
     return matched;
   }
 
   /** Blocks recorded for an endpoint (for metrics and tests). */
   size(address: string): number {
-    return this.lru.get(address)?.blocks.size ?? 0;
+    return this.servers.get(address)?.size ?? 0;
   }
-}
-
-function refreshAgeOf(capacity: number): number {
-  return Math.max(1, Math.floor(capacity / 2));
 }
 
 /** Computes (once per cycle) the request's block hashes and per-endpoint matches. */
