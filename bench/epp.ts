@@ -31,6 +31,7 @@ import {
   prefillDecodeEndpointPickerConfig,
   type Endpoint,
 } from '../src/epp/index.js';
+import { PrefixIndex } from '../src/epp/plugins/index.js';
 import { defaultCacheDir, ensureEnvoy } from '../src/gateway/index.js';
 import { startEnvoy } from '../test/harness/envoy.js';
 import { startModelServerFixture } from '../test/harness/model-server-fixture.js';
@@ -527,6 +528,72 @@ function extProcWaits(
   return { request: p50p99(request), response: p50p99(response) };
 }
 
+interface IndexMemory {
+  endpoints: number;
+  blocksPerEndpoint: number;
+  bytesPerBlock: number;
+  megabytes: number;
+  fillMs: number;
+  fullGcMs: number;
+}
+
+/**
+ * Child mode (`--index-memory`, run with `--expose-gc`): fills a prefix index to the default capacity on 100
+ * endpoints and prints what it holds in memory (JS heap and typed-array buffers) and what a full collection costs
+ * with it alive.
+ */
+function runIndexMemory(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('--index-memory needs node --expose-gc');
+  const endpoints = 100;
+  const blocksPerEndpoint = 31250;
+  const used = () => process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
+  gc();
+  const before = used();
+  const index = new PrefixIndex(blocksPerEndpoint);
+  const started = performance.now();
+  let x = 1;
+  for (let e = 0; e < endpoints; e++) {
+    // Requests of 32 blocks each, every block new: the index ends full.
+    for (let r = 0; r < blocksPerEndpoint / 32; r++) {
+      const hashes: number[] = [];
+      for (let b = 0; b < 32; b++) {
+        x = (x * 48271) % 2147483647;
+        hashes.push(x * 4194304 + b);
+      }
+      index.add(`10.0.${e}.1:8000`, hashes);
+    }
+  }
+  const fillMs = performance.now() - started;
+  gc();
+  const bytes = used() - before;
+  const gcStarted = performance.now();
+  gc();
+  const fullGcMs = performance.now() - gcStarted;
+  if (index.size('10.0.0.1:8000') === 0) throw new Error('the index is empty');
+  const result: IndexMemory = {
+    endpoints,
+    blocksPerEndpoint,
+    bytesPerBlock: bytes / (endpoints * blocksPerEndpoint),
+    megabytes: bytes / 1048576,
+    fillMs,
+    fullGcMs,
+  };
+  console.log(JSON.stringify(result));
+}
+
+function indexMemory(): IndexMemory {
+  const child = spawnSync(
+    process.execPath,
+    ['--expose-gc', fileURLToPath(import.meta.url), '--index-memory'],
+    {
+      encoding: 'utf8',
+    },
+  );
+  if (child.status !== 0) throw new Error(`--index-memory failed: ${child.stderr}`);
+  return JSON.parse(child.stdout) as IndexMemory;
+}
+
 function ms(x: number): string {
   return Number.isFinite(x) ? x.toFixed(3) : 'n/a';
 }
@@ -596,6 +663,12 @@ async function main(): Promise<void> {
     );
   }
   lines.push('', `Target: ≥ 20,000 decisions/s/core.`, '');
+  const memory = indexMemory();
+  lines.push(
+    `Prefix index at its default capacity on ${memory.endpoints} endpoints (${memory.blocksPerEndpoint.toLocaleString('en')} blocks each, filled with 32-block requests): ${memory.megabytes.toFixed(0)} MB (${memory.bytesPerBlock.toFixed(0)} bytes per block, JS heap and typed-array buffers); filled in ${memory.fillMs.toFixed(0)} ms; a forced full garbage collection with it alive: ${memory.fullGcMs.toFixed(1)} ms.`,
+    '',
+  );
+  log(`prefix index: ${memory.megabytes.toFixed(0)} MB, full GC ${memory.fullGcMs.toFixed(1)} ms`);
   log(`default ${Math.round(single.perCpuSecond)}/CPU-s, P/D ${Math.round(pd.perCpuSecond)}/CPU-s`);
 
   log('EPP CPU per ext_proc request (closed loop, no Envoy)');
@@ -766,6 +839,7 @@ async function main(): Promise<void> {
 
 const fixturesFlag = process.argv.indexOf('--fixtures');
 if (process.argv.includes('--stall-monitor')) runStallMonitor();
+else if (process.argv.includes('--index-memory')) runIndexMemory();
 else
   (fixturesFlag !== -1 ? runFixtures(Number(process.argv[fixturesFlag + 1])) : main()).catch(
     (error: unknown) => {
