@@ -97,7 +97,13 @@ describe(
 
     function reset(): void {
       for (const f of fixtures)
-        Object.assign(f.state, { waiting: 0, running: 0, kvCacheUsage: 0, failMetrics: false });
+        Object.assign(f.state, {
+          waiting: 0,
+          running: 0,
+          kvCacheUsage: 0,
+          failMetrics: false,
+          bodyDelayMs: 0,
+        });
     }
 
     async function settled(): Promise<void> {
@@ -126,6 +132,27 @@ describe(
       const last = served.received.at(-1)!;
       assert.equal(last.headers['x-gateway-destination-endpoint'], served.address);
       assert.equal(JSON.parse(last.body).prompt, 'hello', 'the body reaches the model server unchanged');
+    });
+
+    test('an endpoint counts a request in flight until its response body has ended, not just its headers', async () => {
+      reset();
+      await settled();
+      for (const f of fixtures) f.state.bodyDelayMs = 800;
+      const res = await request(`http://127.0.0.1:${envoy.port}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'test-model', prompt: randomPrompt(), max_tokens: 1 }),
+      });
+      assert.equal(res.statusCode, 200);
+      const served = fixtures.find((f) => f.name === res.headers['x-served-by'])!;
+      const inFlight = () => epp.datastore.get(served.address)!.inFlight;
+      // The headers are here and the body is not: give a wrongly early release (at the response headers) time to
+      // show before looking.
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(inFlight(), 1, 'released before the response ended');
+      await res.body.text();
+      await until('the finished request is released', () => inFlight() === 0);
+      reset();
     });
 
     test('requests sharing a long prefix stick to one endpoint', async () => {

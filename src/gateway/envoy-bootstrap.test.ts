@@ -21,9 +21,9 @@ test('the GIE gateway shape: ext_proc before the router, HTTP/2 EPP cluster, ORI
     request_header_mode: 'SEND',
     response_header_mode: 'SEND',
     request_body_mode: 'FULL_DUPLEX_STREAMED',
-    response_body_mode: 'NONE',
+    response_body_mode: 'FULL_DUPLEX_STREAMED',
     request_trailer_mode: 'SEND',
-    response_trailer_mode: 'SKIP',
+    response_trailer_mode: 'SEND',
   });
   const epp = clusters.get('epp');
   assert.equal(epp.type, 'STATIC');

@@ -125,13 +125,16 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
         envoy_grpc: { cluster_name: 'epp' },
         timeout: seconds(options.messageTimeoutMs ?? 10_000),
       },
+      // The response body streams through the EPP too, as GIE gateways configure it: its end is the EPP's only sign
+      // that a request has finished. With the body left out, Envoy ends the ext_proc stream after the response
+      // headers, and a completion that streams for minutes stopped counting as in flight at its first byte.
       processing_mode: {
         request_header_mode: 'SEND',
         response_header_mode: 'SEND',
         request_body_mode: options.requestBodyMode ?? 'FULL_DUPLEX_STREAMED',
-        response_body_mode: 'NONE',
+        response_body_mode: 'FULL_DUPLEX_STREAMED',
         request_trailer_mode: 'SEND',
-        response_trailer_mode: 'SKIP',
+        response_trailer_mode: 'SEND',
       },
       message_timeout: seconds(options.messageTimeoutMs ?? 10_000),
       failure_mode_allow: false,

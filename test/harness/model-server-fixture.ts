@@ -14,6 +14,8 @@ export interface FixtureState {
   failMetrics: boolean;
   /** Delay before answering a completion (ms). */
   responseDelayMs: number;
+  /** Delay between the response headers and the body (ms), like a completion that streams for a while. */
+  bodyDelayMs: number;
 }
 
 export interface ReceivedRequest {
@@ -58,6 +60,7 @@ export async function startModelServerFixture(
     kvCacheUsage: 0,
     failMetrics: false,
     responseDelayMs: 0,
+    bodyDelayMs: 0,
   };
   const received: ReceivedRequest[] = [];
   const server: Server = createServer((req, res) => {
@@ -82,16 +85,18 @@ export async function startModelServerFixture(
           // The fixture answers whatever it is sent; the EPP decides what is valid.
         }
         res.writeHead(200, { 'content-type': 'application/json', 'x-served-by': name });
-        res.end(
-          JSON.stringify({
-            id: `cmpl-${received.length}`,
-            object: req.url?.includes('chat') ? 'chat.completion' : 'text_completion',
-            model: requested,
-            served_by: name,
-            choices: [{ index: 0, text: 'ok', finish_reason: 'length' }],
-            usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
-          }),
-        );
+        const answer = JSON.stringify({
+          id: `cmpl-${received.length}`,
+          object: req.url?.includes('chat') ? 'chat.completion' : 'text_completion',
+          model: requested,
+          served_by: name,
+          choices: [{ index: 0, text: 'ok', finish_reason: 'length' }],
+          usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+        });
+        if (state.bodyDelayMs > 0) {
+          res.flushHeaders();
+          setTimeout(() => res.end(answer), state.bodyDelayMs);
+        } else res.end(answer);
       };
       if (state.responseDelayMs > 0) setTimeout(reply, state.responseDelayMs);
       else reply();
