@@ -498,21 +498,26 @@ async function eppCpuPerRequest(): Promise<{
 
 /**
  * What the ext_proc Envoy's access log says about each EPP-path request: how long Envoy waited for the EPP's answer
- * to the request (from sending the headers, so including the body) and to the response headers.
+ * to the request (from sending the headers, so including the body), to the response headers and to the response
+ * body (the longest wait for one of its chunks).
  */
 const EXT_PROC_TIMINGS = {
   start: '%START_TIME(%s.%6f)%',
   requestUs: '%FILTER_STATE(envoy.filters.http.ext_proc:FIELD:request_header_latency_us)%',
   responseUs: '%FILTER_STATE(envoy.filters.http.ext_proc:FIELD:response_header_latency_us)%',
+  responseBodyUs: '%FILTER_STATE(envoy.filters.http.ext_proc:FIELD:response_body_max_latency_us)%',
 };
 
-/** `[p50, p99]` of both waits in milliseconds over the requests that started inside one of `windows` (epoch ms). */
+type P50P99 = [number, number];
+
+/** `[p50, p99]` of each wait in milliseconds over the requests that started inside one of `windows` (epoch ms). */
 function extProcWaits(
   log: string,
   windows: { from: number; to: number }[],
-): { request: [number, number]; response: [number, number] } {
+): { request: P50P99; response: P50P99; responseBody: P50P99 } {
   const request: number[] = [];
   const response: number[] = [];
+  const responseBody: number[] = [];
   for (const line of log.split('\n')) {
     if (!line) continue;
     const entry = JSON.parse(line) as Record<string, unknown>;
@@ -520,12 +525,13 @@ function extProcWaits(
     if (!windows.some((w) => start >= w.from && start <= w.to)) continue;
     request.push(Number(entry['requestUs']) / 1000);
     response.push(Number(entry['responseUs']) / 1000);
+    responseBody.push(Number(entry['responseBodyUs']) / 1000);
   }
-  const p50p99 = (values: number[]): [number, number] => {
+  const p50p99 = (values: number[]): P50P99 => {
     const sorted = Float64Array.from(values.filter(Number.isFinite)).sort();
     return [percentile(sorted, 50), percentile(sorted, 99)];
   };
-  return { request: p50p99(request), response: p50p99(response) };
+  return { request: p50p99(request), response: p50p99(response), responseBody: p50p99(responseBody) };
 }
 
 interface IndexMemory {
@@ -714,7 +720,7 @@ async function main(): Promise<void> {
   try {
     lines.push('## Added latency in the request path', '');
     lines.push(
-      `Open-loop load, ${durationS} s per rate and path, after a ${warmupS} s warm-up of each path at the same rate. Direct = Envoy → fixture; EPP = Envoy → ext_proc (full-duplex) → \`llmisvc epp\` (own process, 4 endpoints, 50 ms scrapes) → fixture. The two paths alternate in ${sliceS} s slices (${slices} each), so both see the same background load on the shared machine. Added = EPP − direct at the same percentile. Milliseconds.`,
+      `Open-loop load, ${durationS} s per rate and path, after a ${warmupS} s warm-up of each path at the same rate. Direct = Envoy → fixture; EPP = Envoy → ext_proc (request and response bodies full-duplex) → \`llmisvc epp\` (own process, 4 endpoints, 50 ms scrapes) → fixture. The two paths alternate in ${sliceS} s slices (${slices} each), so both see the same background load on the shared machine. Added = EPP − direct at the same percentile. Milliseconds.`,
       '',
     );
     lines.push(
@@ -814,15 +820,15 @@ async function main(): Promise<void> {
   const accessLog = readFileSync(accessLogPath, 'utf8');
   rmSync(accessLogDir, { recursive: true, force: true });
   lines.push(
-    "Where the EPP path's extra time goes, from Envoy's clock (its ext_proc access-log fields over the EPP slices): how long Envoy waited for the EPP's answer to the request (from sending the headers; the EPP answers once it has the body) and to the response headers. Each wait is a round trip Envoy → EPP → Envoy; the EPP's own share is its request phase above.",
+    "Where the EPP path's extra time goes, from Envoy's clock (its ext_proc access-log fields over the EPP slices): how long Envoy waited for the EPP's answer to the request (from sending the headers; the EPP answers once it has the body), to the response headers and to the response body (which streams through the EPP, as GIE gateways configure it; the longest wait for one chunk). Each wait is a round trip Envoy → EPP → Envoy; the EPP's own share is its request phase above.",
     '',
-    '| rate (req/s) | request: Envoy waits for the EPP, p50 / p99 | response headers: Envoy waits for the EPP, p50 / p99 |',
-    '|---:|---:|---:|',
+    '| rate (req/s) | request: Envoy waits for the EPP, p50 / p99 | response headers: p50 / p99 | response body: p50 / p99 |',
+    '|---:|---:|---:|---:|',
   );
   for (const [rate, windows] of eppWindows) {
     const waits = extProcWaits(accessLog, windows);
     lines.push(
-      `| ${rate} | ${ms(waits.request[0])} / ${ms(waits.request[1])} | ${ms(waits.response[0])} / ${ms(waits.response[1])} |`,
+      `| ${rate} | ${ms(waits.request[0])} / ${ms(waits.request[1])} | ${ms(waits.response[0])} / ${ms(waits.response[1])} | ${ms(waits.responseBody[0])} / ${ms(waits.responseBody[1])} |`,
     );
   }
   lines.push(
