@@ -32,11 +32,16 @@ export interface EnvoyBootstrapOptions {
    * EPP can be measured as the difference between the two gateways.
    */
   bypassEpp?: { host: string; port: number };
-  /**
-   * One JSON line per request into `path`: each field is an Envoy access-log command operator (`%DURATION%`,
-   * `%FILTER_STATE(envoy.filters.http.ext_proc:FIELD:request_header_latency_us)%`, ...).
-   */
-  accessLog?: { path: string; fields: Record<string, string> };
+  accessLog?: EnvoyAccessLog;
+}
+
+/**
+ * One JSON line per request into `path`: each field is an Envoy access-log command operator (`%DURATION%`,
+ * `%FILTER_STATE(envoy.filters.http.ext_proc:FIELD:request_header_latency_us)%`, ...).
+ */
+export interface EnvoyAccessLog {
+  path: string;
+  fields: Record<string, string>;
 }
 
 export const DESTINATION_ENDPOINT_HEADER = 'x-gateway-destination-endpoint';
@@ -58,7 +63,7 @@ function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(3)}s`;
 }
 
-function fileAccessLog(log: { path: string; fields: Record<string, string> }): Record<string, unknown> {
+function fileAccessLog(log: EnvoyAccessLog): Record<string, unknown> {
   return {
     name: 'envoy.access_loggers.file',
     typed_config: {

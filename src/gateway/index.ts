@@ -7,6 +7,7 @@ export {
   envoyBootstrap,
   DESTINATION_ENDPOINT_HEADER,
   type EnvoyBootstrapOptions,
+  type EnvoyAccessLog,
 } from './envoy-bootstrap.js';
 export {
   ensureEnvoy,
