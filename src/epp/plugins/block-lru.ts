@@ -4,7 +4,7 @@
  *
  * Why not a `Map`: at the default 31,250 blocks per endpoint and 100 endpoints, Maps keyed by hash (each key a heap
  * number) took ~84 bytes per block — 250 MB — and every full garbage collection had to mark all of it (a forced one
- * took 106 ms). Typed arrays hold the same set in ~24 bytes per block, and the collector does not look inside them.
+ * took 122 ms in `bench:epp`). Typed arrays hold the same set in ~24 bytes per block, and the collector does not look inside them.
  *
  * Layout: a slot per block holds its hash and its neighbours in recency order (a doubly linked list from oldest to
  * newest); an open-addressing table (linear probing, at most half full) maps a hash to its slot. The arrays grow
