@@ -57,10 +57,10 @@ function readHeaders(map: Message | undefined): Record<string, string> {
   if (!Array.isArray(list)) return out;
   for (const h of list) {
     if (!h || typeof h.key !== 'string') continue;
-    const raw = h.raw_value;
+    const raw: Uint8Array | undefined = h.raw_value;
     out[h.key.toLowerCase()] =
       raw && raw.length > 0
-        ? Buffer.from(raw).toString('latin1')
+        ? Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString('latin1')
         : typeof h.value === 'string'
           ? h.value
           : '';
@@ -104,7 +104,7 @@ export function createProcessHandler(
     let subset: Set<string> | undefined;
     let requestBodyMode: number = BodySendMode.FULL_DUPLEX_STREAMED;
     let responseBodyMode: number = BodySendMode.NONE;
-    const chunks: Buffer[] = [];
+    const chunks: Uint8Array[] = [];
     let bodyBytes = 0;
     let decided = false;
     let closed = false;
@@ -279,7 +279,8 @@ export function createProcessHandler(
         case 'request_body': {
           if (decided) return;
           const b = message['request_body'] ?? {};
-          const chunk: Buffer = b['body'] ? Buffer.from(b['body']) : Buffer.alloc(0);
+          // A view into the received gRPC message, which nothing reuses: kept without a copy until the body is whole.
+          const chunk: Uint8Array = b['body'] ?? Buffer.alloc(0);
           bodyBytes += chunk.length;
           if (bodyBytes > deps.bodyLimitBytes) {
             return immediate(

@@ -150,9 +150,13 @@ export interface Protos {
   ExtProcClient: grpc.ServiceClientConstructor;
   healthService: grpc.ServiceDefinition;
   HealthClient: grpc.ServiceClientConstructor;
-  /** Message codecs for the EPP's own gRPC server. */
+  /**
+   * protobufjs codecs of the ext_proc messages. The EPP's server uses the hand-written `ext-proc-codec` instead;
+   * these are the reference it is tested against.
+   */
   processingRequest: MessageCodec;
   processingResponse: MessageCodec;
+  /** Message codecs of the health service, for the EPP's own gRPC server. */
   healthCheckRequest: MessageCodec;
   healthCheckResponse: MessageCodec;
 }

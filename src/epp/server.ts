@@ -16,6 +16,7 @@ import { Datastore, type EndpointSpec } from './datastore.js';
 import { emptyModelDirectory, type ModelDirectory } from './director.js';
 import { EppMetrics } from './epp-metrics.js';
 import { createProcessHandler } from './extproc-server.js';
+import { decodeProcessingRequest, encodeProcessingResponse } from './ext-proc-codec.js';
 import { createGrpcServer, type GrpcCall, type GrpcServer } from './grpc-server.js';
 import type { KubernetesSource } from './kubernetes.js';
 import { MetricsScraper } from './metrics-scraper.js';
@@ -148,8 +149,8 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
   const server = createGrpcServer({
     methods: {
       '/envoy.service.ext_proc.v3.ExternalProcessor/Process': {
-        decode: protos.processingRequest.decode,
-        encode: protos.processingResponse.encode,
+        decode: decodeProcessingRequest,
+        encode: encodeProcessingResponse,
         open: createProcessHandler({
           datastore,
           config: () => config,
