@@ -47,11 +47,16 @@ function exposition(state: FixtureState, model: string): string {
   ].join('\n');
 }
 
-/** Starts a fixture on `host` (default 127.0.0.1; any 127.x.y.z works on Linux) and `port` (default ephemeral). */
+/**
+ * Starts a fixture on `host` (default 127.0.0.1; any 127.x.y.z works on Linux) and `port` (default ephemeral).
+ * `keepRequests: false` leaves `received` empty: a long-running user (a benchmark) would otherwise grow the heap by
+ * every request it sends, and the garbage collections of a growing heap add to the latency it measures.
+ */
 export async function startModelServerFixture(
   name: string,
   model = 'test-model',
   listen: { host?: string; port?: number } = {},
+  { keepRequests = true }: { keepRequests?: boolean } = {},
 ): Promise<ModelServerFixture> {
   const host = listen.host ?? '127.0.0.1';
   const state: FixtureState = {
@@ -63,6 +68,7 @@ export async function startModelServerFixture(
     bodyDelayMs: 0,
   };
   const received: ReceivedRequest[] = [];
+  let completions = 0;
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -76,7 +82,8 @@ export async function startModelServerFixture(
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(exposition(state, model));
         return;
       }
-      received.push({ path: req.url ?? '', headers: req.headers, body });
+      completions++;
+      if (keepRequests) received.push({ path: req.url ?? '', headers: req.headers, body });
       const reply = () => {
         let requested = model;
         try {
@@ -86,7 +93,7 @@ export async function startModelServerFixture(
         }
         res.writeHead(200, { 'content-type': 'application/json', 'x-served-by': name });
         const answer = JSON.stringify({
-          id: `cmpl-${received.length}`,
+          id: `cmpl-${completions}`,
           object: req.url?.includes('chat') ? 'chat.completion' : 'text_completion',
           model: requested,
           served_by: name,
