@@ -8,11 +8,16 @@
  *    → model-server fixture, against an Envoy → the same fixture directly, in the same run, the two paths
  *    alternating in 2 s slices so that the shared machine's background load falls on both alike. Open-loop load
  *    (requests are sent on schedule whether or not earlier ones finished), latency from send to the last byte;
- *    failed requests are counted by status, never dropped silently.
+ *    failed requests are counted by status, never dropped silently. The load comes from a process of its own
+ *    (bench/open-loop.ts: prebuilt requests on raw keep-alive connections, next to no allocation per request),
+ *    because a garbage-collection pause of the load generator delays the sends and reads it falls on and so is
+ *    measured as latency on both paths: in this process, whose heap the decision benchmark has grown, such pauses
+ *    made most of the tail being measured.
  *
  * Writes bench/results/epp-<date>.md with the machine, the date and the command. Flags: --duration <s> (per rate and
  * path, default 10), --warmup <s> (per rate and path, at the rate, default 5), --rates 100,500,1000,
- * --epp-node-options '<node flags for the EPP process>', --out <file>.
+ * --epp-node-options '<node flags for the EPP process>', --load-generator-node-options '<node flags for the load
+ * generator>' (e.g. --trace-gc), --out <file>.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,7 +25,6 @@ import { cpus, loadavg, totalmem, release, platform, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { Pool } from 'undici';
 import {
   createExtProcClient,
   pickEndpoint,
@@ -35,6 +39,7 @@ import { PrefixIndex } from '../src/epp/plugins/index.js';
 import { defaultCacheDir, ensureEnvoy } from '../src/gateway/index.js';
 import { startEnvoy } from '../test/harness/envoy.js';
 import { startModelServerFixture } from '../test/harness/model-server-fixture.js';
+import { startLoadGenerator, type OpenLoopResult } from './open-loop.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -53,6 +58,13 @@ const sliceS = Math.min(2, durationS);
 const slices = Math.max(1, Math.round(durationS / sliceS));
 /** Node options for the EPP process (e.g. GC settings to compare). */
 const eppNodeOptions = flag('epp-node-options', '').split(' ').filter(Boolean);
+/** Node options for the load generator's process (e.g. `--trace-gc` to check that its own pauses stay negligible). */
+const loadGeneratorNodeOptions = flag('load-generator-node-options', '').split(' ').filter(Boolean);
+/**
+ * Distinct requests the load generator prebuilds and cycles through. Repeating them changes no routing decision: the
+ * prompts' unique questions (after the 2 KB shared prefix) end before the prefix scorer's next full 64-character block.
+ */
+const REQUEST_CYCLE = 4096;
 const rates = flag('rates', '100,500,1000').split(',').map(Number);
 const date = new Date().toISOString().slice(0, 10);
 const out = flag('out', join(root, 'bench', 'results', `epp-${date}.md`));
@@ -198,61 +210,15 @@ function summarizeRun(run: PathRun): RunResult {
   };
 }
 
-/** Sends `rate` requests per second for `seconds` on schedule (open loop) and adds what happened to `into`. */
-async function openLoop(
-  port: number,
-  rate: number,
-  seconds: number,
-  prompt: () => string,
-  into: PathRun,
-): Promise<void> {
-  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 256, pipelining: 1 });
-  const fail = (kind: string): void => {
-    into.errors.set(kind, (into.errors.get(kind) ?? 0) + 1);
-  };
-  let sent = 0;
-  const firstLatency = into.latencies.length;
-  const pending = new Set<Promise<void>>();
-  const started = performance.now();
-  const send = () => {
-    sent++;
-    const body = JSON.stringify({ model: 'test-model', prompt: prompt(), max_tokens: 16 });
-    const t0 = performance.now();
-    const p = pool
-      .request({
-        method: 'POST',
-        path: '/v1/completions',
-        headers: { 'content-type': 'application/json' },
-        body,
-      })
-      .then(async (res) => {
-        await res.body.text();
-        if (res.statusCode === 200) {
-          into.ok++;
-          into.latencies.push(performance.now() - t0);
-        } else fail(`HTTP ${res.statusCode}`);
-      })
-      .catch((error: { code?: string }) => fail(error.code ?? 'error'))
-      .finally(() => pending.delete(p));
-    pending.add(p);
-  };
-  await new Promise<void>((resolve) => {
-    const timer = setInterval(() => {
-      const elapsed = (performance.now() - started) / 1000;
-      if (elapsed >= seconds) {
-        clearInterval(timer);
-        resolve();
-        return;
-      }
-      const due = Math.floor(elapsed * rate);
-      while (sent < due) send();
-    }, 1);
-  });
-  into.sendSeconds += (performance.now() - started) / 1000;
-  into.sent += sent;
-  await Promise.all(pending);
-  await pool.close();
-  into.sliceP99s.push(percentile(Float64Array.from(into.latencies.slice(firstLatency)).sort(), 99));
+/** Adds one slice of open-loop load to `into`. */
+function addSlice(into: PathRun, slice: OpenLoopResult): void {
+  for (const latency of slice.latencies) into.latencies.push(latency);
+  into.sliceP99s.push(percentile(slice.latencies.slice().sort(), 99));
+  into.sent += slice.sent;
+  into.ok += slice.ok;
+  for (const [kind, n] of Object.entries(slice.errors))
+    into.errors.set(kind, (into.errors.get(kind) ?? 0) + n);
+  into.sendSeconds += slice.sendSeconds;
 }
 
 async function startEppProcess(
@@ -321,7 +287,9 @@ async function startFixtureProcess(count: number): Promise<{ child: ChildProcess
 
 async function runFixtures(count: number): Promise<void> {
   const fixtures = await Promise.all(
-    Array.from({ length: count }, (_, i) => startModelServerFixture(`f${i}`)),
+    Array.from({ length: count }, (_, i) =>
+      startModelServerFixture(`f${i}`, 'test-model', {}, { keepRequests: false }),
+    ),
   );
   console.log(`fixtures ${fixtures.map((f) => f.address).join(',')}`);
   process.once('SIGTERM', () => void Promise.all(fixtures.map((f) => f.close())).then(() => process.exit(0)));
@@ -616,7 +584,11 @@ async function main(): Promise<void> {
     /\/(\d+\.\d+\.\d+)\//.exec(spawnSync(envoyBin, ['--version'], { encoding: 'utf8' }).stdout)?.[1] ??
     'unknown';
   lines.push(`# Endpoint Picker benchmark — ${date}`, '');
-  const nodeOptionsFlag = eppNodeOptions.length ? ` --epp-node-options '${eppNodeOptions.join(' ')}'` : '';
+  const nodeOptionsFlag =
+    (eppNodeOptions.length ? ` --epp-node-options '${eppNodeOptions.join(' ')}'` : '') +
+    (loadGeneratorNodeOptions.length
+      ? ` --load-generator-node-options '${loadGeneratorNodeOptions.join(' ')}'`
+      : '');
   lines.push(
     `- Command: \`npm run bench:epp -- --duration ${durationS} --warmup ${warmupS} --rates ${rates.join(',')}${nodeOptionsFlag}\``,
   );
@@ -714,13 +686,17 @@ async function main(): Promise<void> {
     bypassEpp: { host: fh!, port: Number(fp) },
   });
   const prompt = promptMaker();
+  const bodies = Array.from({ length: REQUEST_CYCLE }, () =>
+    JSON.stringify({ model: 'test-model', prompt: prompt(), max_tokens: 16 }),
+  );
   const stallMonitor = await startStallMonitor();
+  const loadGenerator = startLoadGenerator('/v1/completions', bodies, loadGeneratorNodeOptions);
   /** Per rate, when the EPP path's slices ran (epoch ms), to find their requests in Envoy's access log. */
   const eppWindows = new Map<number, { from: number; to: number }[]>();
   try {
     lines.push('## Added latency in the request path', '');
     lines.push(
-      `Open-loop load, ${durationS} s per rate and path, after a ${warmupS} s warm-up of each path at the same rate. Direct = Envoy → fixture; EPP = Envoy → ext_proc (request and response bodies full-duplex) → \`llmisvc epp\` (own process, 4 endpoints, 50 ms scrapes) → fixture. The two paths alternate in ${sliceS} s slices (${slices} each), so both see the same background load on the shared machine. Added = EPP − direct at the same percentile. Milliseconds.`,
+      `Open-loop load (from a load generator in a process of its own, keep-alive connections kept across slices), ${durationS} s per rate and path, after a ${warmupS} s warm-up of each path at the same rate. Direct = Envoy → fixture; EPP = Envoy → ext_proc (request and response bodies full-duplex) → \`llmisvc epp\` (own process, 4 endpoints, 50 ms scrapes) → fixture. The two paths alternate in ${sliceS} s slices (${slices} each), so both see the same background load on the shared machine. Added = EPP − direct at the same percentile. Milliseconds.`,
       '',
     );
     lines.push(
@@ -738,8 +714,8 @@ async function main(): Promise<void> {
     for (const rate of rates) {
       const windows: { from: number; to: number }[] = [];
       eppWindows.set(rate, windows);
-      await openLoop(direct.port, rate, warmupS, prompt, newPathRun());
-      await openLoop(viaEpp.port, rate, warmupS, prompt, newPathRun());
+      await loadGenerator.run(direct.port, rate, warmupS);
+      await loadGenerator.run(viaEpp.port, rate, warmupS);
       log(`rate ${rate}: ${slices} × ${sliceS} s on each path, alternating`);
       const directRun = newPathRun();
       const eppRun = newPathRun();
@@ -751,12 +727,12 @@ async function main(): Promise<void> {
       let envoyCpu = 0;
       for (let slice = 0; slice < slices; slice++) {
         const directCpu0 = processCpuSeconds(direct.pid);
-        await openLoop(direct.port, rate, sliceS, prompt, directRun);
+        addSlice(directRun, await loadGenerator.run(direct.port, rate, sliceS));
         directCpu += processCpuSeconds(direct.pid) - directCpu0;
         const eppCpu0 = processCpuSeconds(epp.child.pid!);
         const envoyCpu0 = processCpuSeconds(viaEpp.pid);
         const from = Date.now();
-        await openLoop(viaEpp.port, rate, sliceS, prompt, eppRun);
+        addSlice(eppRun, await loadGenerator.run(viaEpp.port, rate, sliceS));
         windows.push({ from, to: Date.now() });
         eppCpu += processCpuSeconds(epp.child.pid!) - eppCpu0;
         envoyCpu += processCpuSeconds(viaEpp.pid) - envoyCpu0;
@@ -808,6 +784,7 @@ async function main(): Promise<void> {
       '',
     );
   } finally {
+    await loadGenerator.stop();
     stallMonitor.stop();
     await viaEpp.close();
     await direct.close();
