@@ -138,6 +138,16 @@ export function createProcessHandler(
       }
     }
 
+    /**
+     * The response has passed through: nothing is left for Envoy to send, so the call ends here (OK) instead of
+     * waiting for Envoy to close it, as a gRPC server does when its answer is complete.
+     */
+    function complete(): void {
+      finish();
+      closed = true;
+      call.end();
+    }
+
     function immediate(error: RequestError): void {
       deps.metrics.requests.inc({ model, outcome: String(error.status) });
       if (error.status === 429) deps.metrics.shed.inc({ model });
@@ -299,7 +309,7 @@ export function createProcessHandler(
         }
         case 'response_headers': {
           write({ response_headers: { response: {} } });
-          if (message['response_headers']?.['end_of_stream']) finish();
+          if (message['response_headers']?.['end_of_stream']) complete();
           return;
         }
         case 'response_body': {
@@ -318,12 +328,12 @@ export function createProcessHandler(
               },
             });
           } else write({ response_body: { response: {} } });
-          if (b['end_of_stream']) finish();
+          if (b['end_of_stream']) complete();
           return;
         }
         case 'response_trailers': {
           write({ response_trailers: {} });
-          finish();
+          complete();
           return;
         }
         default:

@@ -444,6 +444,25 @@ describe('gRPC server on node:http2', () => {
     assert.deepEqual(calls[0]!.events, ['message:finish']);
   });
 
+  test('a call the server ends before the client half-closes: trailers, then RST_STREAM(NO_ERROR) closes it', async () => {
+    const stream = open();
+    const trailers = new Promise<Record<string, unknown>>((resolve) => stream.on('trailers', resolve));
+    // The client neither half-closes nor resets: the stream closes only because the server reset it.
+    const result = collect(stream, false);
+    await write(stream, frame('finish'));
+    const { messages, rstCode } = await Promise.race([
+      result,
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error('the server left the stream open')), 5000).unref(),
+      ),
+    ]);
+    assert.deepEqual(messages, ['done']);
+    assert.equal((await trailers)['grpc-status'], '0', 'the status arrives before the reset');
+    assert.equal(rstCode, constants.NGHTTP2_NO_ERROR);
+    await flushed();
+    assert.deepEqual(calls[0]!.events, ['message:finish'], 'ended by the server, so no abort');
+  });
+
   test('a server-streaming call (half-closed, still open) that the client cancels gets end, then abort', async () => {
     // Like health Watch: the request and the half-close come first, replies flow until the client cancels. The
     // handler must learn of the cancel to drop the call, so here `end` and `abort` both run, in that order, once.
