@@ -684,6 +684,8 @@ async function main(): Promise<void> {
     eppHost: '127.0.0.1',
     eppPort: 1,
     bypassEpp: { host: fh!, port: Number(fp) },
+    // Unread, but the same per-request work on its worker thread as the EPP path's Envoy does for its log.
+    accessLog: { path: join(accessLogDir, 'direct-access.log'), fields: EXT_PROC_TIMINGS },
   });
   const prompt = promptMaker();
   const bodies = Array.from({ length: REQUEST_CYCLE }, () =>
