@@ -14,6 +14,15 @@
  * google/protobuf/struct.proto, envoy/type/v3/http_status.proto.
  */
 
+/** Body send modes as Envoy numbers them (`ProcessingMode.BodySendMode`). */
+export const BodySendMode = {
+  NONE: 0,
+  STREAMED: 1,
+  BUFFERED: 2,
+  BUFFERED_PARTIAL: 3,
+  FULL_DUPLEX_STREAMED: 4,
+} as const;
+
 /* eslint-disable @typescript-eslint/no-explicit-any -- the messages are plain protobuf-shaped objects */
 type Message = Record<string, any>;
 

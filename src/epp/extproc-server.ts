@@ -17,7 +17,7 @@ import type { Datastore } from './datastore.js';
 import { decide, type ModelDirectory } from './director.js';
 import type { EppMetrics } from './epp-metrics.js';
 import type { GrpcCall, GrpcCallHandlers } from './grpc-server.js';
-import { BodySendMode } from './proto.js';
+import { BodySendMode } from './ext-proc-codec.js';
 import { RequestError, openAiErrorBody } from './request.js';
 import type { Endpoint, SchedulingRequest } from './types.js';
 

@@ -1,8 +1,10 @@
 /**
  * @module epp/proto
- * Loads the gRPC services the EPP speaks: Envoy's `envoy.service.ext_proc.v3.ExternalProcessor` (from the protos
- * that `@grpc/grpc-js-xds` vendors) and `grpc.health.v1.Health` (a tiny descriptor written here, since no
- * installed package ships it).
+ * Loads the schemas of the gRPC services the EPP speaks, for its clients (the ext_proc client of the tests and
+ * benchmarks, health clients) and as the reference its hand-written codecs are tested against; the EPP's server
+ * itself loads none of this. Envoy's `envoy.service.ext_proc.v3.ExternalProcessor` comes from the protos that
+ * `@grpc/grpc-js-xds` vendors, `grpc.health.v1.Health` from a tiny descriptor written here, since no installed
+ * package ships it.
  *
  * The vendored ext_proc proto predates Envoy's full-duplex body mode, so the pieces that mode needs are added to the
  * loaded schema before the gRPC definitions are built: `BodyMutation.streamed_response` (`StreamedBodyResponse`),
@@ -151,12 +153,11 @@ export interface Protos {
   healthService: grpc.ServiceDefinition;
   HealthClient: grpc.ServiceClientConstructor;
   /**
-   * protobufjs codecs of the ext_proc messages. The EPP's server uses the hand-written `ext-proc-codec` instead;
-   * these are the reference it is tested against.
+   * protobufjs codecs of the ext_proc messages: the reference for `ext-proc-codec.ts`.
    */
   processingRequest: MessageCodec;
   processingResponse: MessageCodec;
-  /** Message codecs of the health service, for the EPP's own gRPC server. */
+  /** protobufjs codecs of the health messages: the reference for `health-codec.ts`. */
   healthCheckRequest: MessageCodec;
   healthCheckResponse: MessageCodec;
 }
@@ -193,11 +194,4 @@ function lookup(root: grpc.GrpcObject, path: string): grpc.ServiceClientConstruc
   return node as grpc.ServiceClientConstructor;
 }
 
-/** Body send modes as Envoy numbers them. */
-export const BodySendMode = {
-  NONE: 0,
-  STREAMED: 1,
-  BUFFERED: 2,
-  BUFFERED_PARTIAL: 3,
-  FULL_DUPLEX_STREAMED: 4,
-} as const;
+export { BodySendMode } from './ext-proc-codec.js';

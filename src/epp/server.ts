@@ -17,11 +17,15 @@ import { emptyModelDirectory, type ModelDirectory } from './director.js';
 import { EppMetrics } from './epp-metrics.js';
 import { createProcessHandler } from './extproc-server.js';
 import { decodeProcessingRequest, encodeProcessingResponse } from './ext-proc-codec.js';
+import {
+  decodeHealthCheckRequest,
+  encodeHealthCheckResponse,
+  type ServingStatusName,
+} from './health-codec.js';
 import { createGrpcServer, type GrpcCall, type GrpcServer } from './grpc-server.js';
 import type { KubernetesSource } from './kubernetes.js';
 import { MetricsScraper } from './metrics-scraper.js';
 import { PrefixIndex } from './plugins/index.js';
-import { loadProtos } from './proto.js';
 import { loadKeyPair, selfSignedKeyPair } from './tls.js';
 
 export interface EppOptions {
@@ -143,7 +147,6 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
   await scraper.scrapeAll();
   scraper.start();
 
-  const protos = loadProtos();
   const bodyLimitBytes = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
   const onError = (error: unknown) => logger.debug({ err: error }, 'gRPC stream error');
   const server = createGrpcServer({
@@ -170,9 +173,10 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       : undefined,
     onError,
   });
-  const servingStatus = () => (datastore.endpoints().length > 0 ? 'SERVING' : 'NOT_SERVING');
+  const servingStatus = (): ServingStatusName =>
+    datastore.endpoints().length > 0 ? 'SERVING' : 'NOT_SERVING';
   // Open health Watch calls and the status each was last sent: a change is pushed, as the gRPC health protocol asks.
-  const watchers = new Map<GrpcCall<object>, string>();
+  const watchers = new Map<GrpcCall<{ status: ServingStatusName }>, ServingStatusName>();
   datastore.onChange(() => {
     const now = servingStatus();
     for (const [call, sent] of watchers) {
@@ -184,9 +188,9 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
   const health = createGrpcServer({
     methods: {
       '/grpc.health.v1.Health/Check': {
-        decode: protos.healthCheckRequest.decode,
-        encode: protos.healthCheckResponse.encode,
-        open: (call: GrpcCall<object>) => ({
+        decode: decodeHealthCheckRequest,
+        encode: encodeHealthCheckResponse,
+        open: (call: GrpcCall<{ status: ServingStatusName }>) => ({
           message() {
             call.send({ status: servingStatus() });
             call.end();
@@ -198,9 +202,9 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
         }),
       },
       '/grpc.health.v1.Health/Watch': {
-        decode: protos.healthCheckRequest.decode,
-        encode: protos.healthCheckResponse.encode,
-        open: (call: GrpcCall<object>) => ({
+        decode: decodeHealthCheckRequest,
+        encode: encodeHealthCheckResponse,
+        open: (call: GrpcCall<{ status: ServingStatusName }>) => ({
           message() {
             const now = servingStatus();
             watchers.set(call, now);
