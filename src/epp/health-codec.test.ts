@@ -22,6 +22,6 @@ test('health codec: unknown fields are skipped; a truncated request throws', () 
   // field 2 varint 150, field 3 fixed64, then service "ab"
   const wire = Buffer.from([0x10, 0x96, 0x01, 0x19, 1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 2, 0x61, 0x62]);
   assert.deepEqual(decodeHealthCheckRequest(wire), { service: 'ab' });
-  assert.throws(() => decodeHealthCheckRequest(Buffer.from([0x0a, 5, 0x61])), /past the message/);
+  assert.throws(() => decodeHealthCheckRequest(Buffer.from([0x0a, 5, 0x61])), /past its message/);
   assert.throws(() => decodeHealthCheckRequest(Buffer.from([0x10, 0x96])), /truncated/);
 });

@@ -1,0 +1,177 @@
+/**
+ * @module epp/protobuf-wire
+ * Reading and writing protobuf's wire format, for the EPP's hand-written message codecs (`ext-proc-codec.ts`,
+ * `health-codec.ts`): varints, length-delimited fields and fixed-size numbers, nothing schema-driven.
+ */
+
+export const VARINT = 0;
+export const FIXED64 = 1;
+export const LENGTH_DELIMITED = 2;
+export const FIXED32 = 5;
+
+/** Reads one protobuf message's fields from a byte range; a malformed message throws (the call then fails). */
+export class Reader {
+  pos: number;
+  constructor(
+    readonly buf: Buffer,
+    start: number,
+    readonly end: number,
+  ) {
+    this.pos = start;
+  }
+
+  more(): boolean {
+    return this.pos < this.end;
+  }
+
+  varint(): number {
+    let value = 0;
+    let scale = 1;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.end) throw new Error('truncated varint');
+      const byte = this.buf[this.pos++]!;
+      // Multiplication, not shifts: lengths and enums fit in 53 bits, and shifts would wrap at 32.
+      value += (byte & 0x7f) * scale;
+      if (byte < 0x80) return value;
+      scale *= 128;
+    }
+    throw new Error('varint longer than 10 bytes');
+  }
+
+  /** The byte range of a length-delimited field, after its tag. */
+  range(): [number, number] {
+    const length = this.varint();
+    const start = this.pos;
+    const end = start + length;
+    if (end > this.end) throw new Error('length-delimited field runs past its message');
+    this.pos = end;
+    return [start, end];
+  }
+
+  bytes(): Buffer {
+    const [start, end] = this.range();
+    return this.buf.subarray(start, end);
+  }
+
+  string(): string {
+    const [start, end] = this.range();
+    return this.buf.toString('utf8', start, end);
+  }
+
+  sub(): Reader {
+    const [start, end] = this.range();
+    return new Reader(this.buf, start, end);
+  }
+
+  double(): number {
+    if (this.pos + 8 > this.end) throw new Error('truncated double');
+    const value = this.buf.readDoubleLE(this.pos);
+    this.pos += 8;
+    return value;
+  }
+
+  skip(wireType: number): void {
+    if (wireType === VARINT) this.varint();
+    else if (wireType === FIXED64) this.pos += 8;
+    else if (wireType === LENGTH_DELIMITED) this.range();
+    else if (wireType === FIXED32) this.pos += 4;
+    else throw new Error(`unsupported wire type ${wireType}`);
+    if (this.pos > this.end) throw new Error('field runs past its message');
+  }
+}
+
+/**
+ * Writes a message tree in one pass: each length-delimited field reserves room for its length, the content is
+ * written after it and the length patched in, shifting the content when the length took more than the one byte
+ * reserved (only for fields of 128 bytes or more, such as bodies, which are copied once anyway).
+ */
+export class Writer {
+  buf: Buffer;
+  pos = 0;
+  constructor(capacity: number) {
+    this.buf = Buffer.allocUnsafe(capacity);
+  }
+
+  private ensure(extra: number): void {
+    if (this.pos + extra <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + extra));
+    this.buf.copy(grown, 0, 0, this.pos);
+    this.buf = grown;
+  }
+
+  varint(value: number): void {
+    this.ensure(10);
+    let v = value;
+    while (v >= 0x80) {
+      this.buf[this.pos++] = (v % 128) | 0x80;
+      v = Math.floor(v / 128);
+    }
+    this.buf[this.pos++] = v;
+  }
+
+  tag(field: number, wireType: number): void {
+    this.varint(field * 8 + wireType);
+  }
+
+  /** Starts a length-delimited field; returns where its content starts, for `close`. */
+  open(field: number): number {
+    this.tag(field, LENGTH_DELIMITED);
+    this.ensure(1);
+    this.pos++;
+    return this.pos;
+  }
+
+  close(start: number): void {
+    const length = this.pos - start;
+    if (length < 0x80) {
+      this.buf[start - 1] = length;
+      return;
+    }
+    let lengthBytes = 1;
+    for (let v = length; v >= 0x80; v = Math.floor(v / 128)) lengthBytes++;
+    this.ensure(lengthBytes - 1);
+    this.buf.copy(this.buf, start + lengthBytes - 1, start, this.pos);
+    this.pos = start - 1;
+    this.varint(length);
+    this.pos += length;
+  }
+
+  bytes(field: number, value: Uint8Array): void {
+    this.tag(field, LENGTH_DELIMITED);
+    this.varint(value.length);
+    this.ensure(value.length);
+    this.buf.set(value, this.pos);
+    this.pos += value.length;
+  }
+
+  string(field: number, value: string): void {
+    this.tag(field, LENGTH_DELIMITED);
+    const length = Buffer.byteLength(value);
+    this.varint(length);
+    this.ensure(length);
+    this.pos += this.buf.write(value, this.pos, 'utf8');
+  }
+
+  double(field: number, value: number): void {
+    this.tag(field, FIXED64);
+    this.ensure(8);
+    this.pos = this.buf.writeDoubleLE(value, this.pos);
+  }
+
+  bool(field: number, value: unknown): void {
+    if (!value) return;
+    this.tag(field, VARINT);
+    this.varint(1);
+  }
+
+  uint(field: number, value: unknown): void {
+    const n = Number(value ?? 0);
+    if (!n) return;
+    this.tag(field, VARINT);
+    this.varint(n);
+  }
+
+  finish(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+}
