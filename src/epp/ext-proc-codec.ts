@@ -14,6 +14,8 @@
  * google/protobuf/struct.proto, envoy/type/v3/http_status.proto.
  */
 
+import { FIXED64, LENGTH_DELIMITED, Reader, VARINT, Writer } from './protobuf-wire.js';
+
 /** Body send modes as Envoy numbers them (`ProcessingMode.BodySendMode`). */
 export const BodySendMode = {
   NONE: 0,
@@ -22,8 +24,6 @@ export const BodySendMode = {
   BUFFERED_PARTIAL: 3,
   FULL_DUPLEX_STREAMED: 4,
 } as const;
-
-import { FIXED64, LENGTH_DELIMITED, Reader, VARINT, Writer } from './protobuf-wire.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- the messages are plain protobuf-shaped objects */
 type Message = Record<string, any>;
@@ -207,9 +207,10 @@ export function encodeProcessingResponse(message: Message): Buffer {
   const w = new Writer(256);
   for (const [name, value] of Object.entries(message)) {
     if (value === undefined || value === null) continue;
-    const field = RESPONSE_ONEOF[name];
-    const start = name === 'dynamic_metadata' ? w.open(8) : field !== undefined ? w.open(field) : -1;
-    if (start === -1) throw new Error(`ProcessingResponse field ${name} is not supported by the encoder`);
+    const field = name === 'dynamic_metadata' ? 8 : RESPONSE_ONEOF[name];
+    if (field === undefined)
+      throw new Error(`ProcessingResponse field ${name} is not supported by the encoder`);
+    const start = w.open(field);
     if (name === 'dynamic_metadata') writeStruct(w, value);
     else if (name === 'immediate_response') writeImmediateResponse(w, value);
     else if (name === 'request_trailers' || name === 'response_trailers') {
