@@ -38,7 +38,7 @@ function stream(postResponse: PostResponse) {
     logger: pino({ level: 'silent' }),
     bodyLimitBytes: 1 << 20,
   })(call);
-  return { handlers, sent, datastore };
+  return { handlers, sent, datastore, ended: () => ended };
 }
 
 const header = (key: string, value: string) => ({ key, raw_value: Buffer.from(value) });
@@ -73,4 +73,39 @@ test('ext_proc: after a prefill/decode response, post-response hooks hear both e
   assert.equal(datastore.get('10.0.0.2:8000')!.inFlight, 0);
   handlers.abort(); // Envoy's reset at the end of the request: already finished, nothing is heard twice
   assert.equal(heard.length, 2);
+});
+
+test('ext_proc: the call ends once the response has passed through, not before', () => {
+  const { handlers, sent, datastore, ended } = stream({ type: 'none', name: 'none', postResponse: () => {} });
+  handlers.message({
+    request: 'request_headers',
+    protocol_config: {
+      request_body_mode: BodySendMode.FULL_DUPLEX_STREAMED,
+      response_body_mode: BodySendMode.FULL_DUPLEX_STREAMED,
+    },
+    request_headers: { headers: { headers: [header(':path', '/v1/completions')] } },
+  });
+  handlers.message({
+    request: 'request_body',
+    request_body: { body: Buffer.from(JSON.stringify({ model: 'm', prompt: 'hi' })), end_of_stream: true },
+  });
+  handlers.message({ request: 'response_headers', response_headers: {} });
+  handlers.message({
+    request: 'response_body',
+    response_body: { body: Buffer.from('{"id'), end_of_stream: false },
+  });
+  assert.equal(ended(), false, 'the response is still streaming');
+  assert.equal(datastore.get('10.0.0.2:8000')!.inFlight, 1);
+  handlers.message({
+    request: 'response_body',
+    response_body: { body: Buffer.from('":1}'), end_of_stream: true },
+  });
+  assert.equal(ended(), true, 'nothing is left for Envoy to send: the EPP ends the call (OK)');
+  assert.equal(datastore.get('10.0.0.2:8000')!.inFlight, 0);
+  const last = sent.at(-1).response_body.response.body_mutation.streamed_response;
+  assert.deepEqual(
+    [last.body.toString(), last.end_of_stream],
+    ['":1}', true],
+    'after echoing the last chunk',
+  );
 });
