@@ -5,9 +5,9 @@
  * `fromObject` / `toObject` copies) was a tenth of the EPP's CPU per request and a sixth of its garbage.
  *
  * The objects have the shape `@grpc/proto-loader` gives (snake_case fields, the oneof's name in `request`, bytes as
- * Buffers, `google.protobuf.Struct` values in camelCase), so the stream handler reads either. Decoding reads only the
- * fields the EPP uses and skips the rest by wire type; bytes and header values are views into the received message,
- * valid while the handler runs. `ext-proc-codec.test.ts` checks both directions against protobufjs with the full
+ * Buffers, `google.protobuf.Struct` values in camelCase), except that a `HeaderMap` decodes to a record of lower-case
+ * name → value. Decoding reads only the fields the EPP uses and skips the rest by wire type; bytes are views into the
+ * received message. `ext-proc-codec.test.ts` checks both directions against protobufjs with the full
  * Envoy schema.
  *
  * Field numbers: envoy/service/ext_proc/v3/external_processor.proto, envoy/config/core/v3/base.proto,
@@ -58,6 +58,7 @@ export function decodeProcessingRequest(bytes: Uint8Array): Message {
   return out;
 }
 
+/** `HttpHeaders`, with `headers` as a record (see `headerMap`). */
 function httpHeaders(r: Reader): Message {
   const out: Message = {};
   while (r.more()) {
@@ -90,24 +91,36 @@ function httpTrailers(r: Reader): Message {
   return out;
 }
 
-function headerMap(r: Reader): Message {
-  const headers: Message[] = [];
-  while (r.more()) {
-    const tag = r.varint();
-    if (tag === ((1 << 3) | LENGTH_DELIMITED)) headers.push(headerValue(r.sub()));
-    else r.skip(tag & 7);
-  }
-  return { headers };
-}
+const HEADER_VALUE = (1 << 3) | LENGTH_DELIMITED;
+const HEADER_KEY = (1 << 3) | LENGTH_DELIMITED;
+const HEADER_STRING_VALUE = (2 << 3) | LENGTH_DELIMITED;
+const HEADER_RAW_VALUE = (3 << 3) | LENGTH_DELIMITED;
 
-function headerValue(r: Reader): Message {
-  const out: Message = {};
+/**
+ * A `HeaderMap` as the EPP reads it: lower-case name → value, the value being `raw_value` as Latin-1 when set (what
+ * Envoy sends) and `value` otherwise; a header without a name is skipped and a repeated name keeps its last value.
+ * A record instead of protobufjs's list of `HeaderValue` objects: no object or Buffer view per header.
+ */
+function headerMap(r: Reader): Record<string, string> {
+  const out: Record<string, string> = {};
   while (r.more()) {
     const tag = r.varint();
-    if (tag === ((1 << 3) | LENGTH_DELIMITED)) out['key'] = r.string();
-    else if (tag === ((2 << 3) | LENGTH_DELIMITED)) out['value'] = r.string();
-    else if (tag === ((3 << 3) | LENGTH_DELIMITED)) out['raw_value'] = r.bytes();
-    else r.skip(tag & 7);
+    if (tag !== HEADER_VALUE) {
+      r.skip(tag & 7);
+      continue;
+    }
+    const header = r.sub();
+    let key = '';
+    let value = '';
+    let raw = '';
+    while (header.more()) {
+      const t = header.varint();
+      if (t === HEADER_KEY) key = header.string();
+      else if (t === HEADER_STRING_VALUE) value = header.string();
+      else if (t === HEADER_RAW_VALUE) raw = header.latin1();
+      else header.skip(t & 7);
+    }
+    if (key) out[key.toLowerCase()] = raw || value;
   }
   return out;
 }

@@ -41,8 +41,6 @@ function stream(postResponse: PostResponse) {
   return { handlers, sent, datastore, ended: () => ended };
 }
 
-const header = (key: string, value: string) => ({ key, raw_value: Buffer.from(value) });
-
 test('ext_proc: after a prefill/decode response, post-response hooks hear both endpoints, once each', () => {
   const heard: string[] = [];
   const { handlers, sent, datastore } = stream({
@@ -54,7 +52,7 @@ test('ext_proc: after a prefill/decode response, post-response hooks hear both e
   handlers.message({
     request: 'request_headers',
     protocol_config: { request_body_mode: BodySendMode.FULL_DUPLEX_STREAMED },
-    request_headers: { headers: { headers: [header(':path', '/v1/completions')] } },
+    request_headers: { headers: { ':path': '/v1/completions' } },
   });
   handlers.message({
     request: 'request_body',
@@ -83,7 +81,7 @@ test('ext_proc: the call ends once the response has passed through, not before',
       request_body_mode: BodySendMode.FULL_DUPLEX_STREAMED,
       response_body_mode: BodySendMode.FULL_DUPLEX_STREAMED,
     },
-    request_headers: { headers: { headers: [header(':path', '/v1/completions')] } },
+    request_headers: { headers: { ':path': '/v1/completions' } },
   });
   handlers.message({
     request: 'request_body',

@@ -51,23 +51,6 @@ function setHeader(key: string, value: string): HeaderValueOption {
   return { header: { key, raw_value: Buffer.from(value) }, append_action: OVERWRITE_IF_EXISTS_OR_ADD };
 }
 
-function readHeaders(map: Message | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  const list = map?.['headers'];
-  if (!Array.isArray(list)) return out;
-  for (const h of list) {
-    if (!h || typeof h.key !== 'string') continue;
-    const raw: Uint8Array | undefined = h.raw_value;
-    out[h.key.toLowerCase()] =
-      raw && raw.length > 0
-        ? Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString('latin1')
-        : typeof h.value === 'string'
-          ? h.value
-          : '';
-  }
-  return out;
-}
-
 /** Addresses from `envoy.lb.subset_hint`, expanded so that a bare IP admits every port of that IP. */
 function subsetHint(message: Message, endpoints: readonly Endpoint[]): Set<string> | undefined {
   const ns = message['metadata_context']?.['filter_metadata']?.[SUBSET_HINT_NAMESPACE];
@@ -270,7 +253,8 @@ export function createProcessHandler(
           if (headers !== undefined || decided)
             return immediate(new RequestError(400, 'request headers sent twice'));
           const h = message['request_headers'] ?? {};
-          headers = readHeaders(h['headers']);
+          // Decoded to a record of lower-case name → value (ext-proc-codec).
+          headers = (h['headers'] as Record<string, string> | undefined) ?? {};
           subset = subsetHint(message, deps.datastore.endpoints());
           const length = Number(headers['content-length']);
           if (Number.isFinite(length) && length > deps.bodyLimitBytes) {

@@ -48,6 +48,12 @@ export class Reader {
     return [start, end];
   }
 
+  /** A length-delimited field as a Latin-1 string: HTTP header values are bytes, and this keeps each byte. */
+  latin1(): string {
+    const [start, end] = this.range();
+    return this.buf.toString('latin1', start, end);
+  }
+
   bytes(): Buffer {
     const [start, end] = this.range();
     return this.buf.subarray(start, end);
