@@ -39,8 +39,7 @@ const REQUEST_ONEOF: Record<number, string> = {
 
 /** Decodes a `ProcessingRequest`: the oneof it carries, `metadata_context` and `protocol_config`. */
 export function decodeProcessingRequest(bytes: Uint8Array): Message {
-  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const r = new Reader(buf, 0, buf.length);
+  const r = Reader.of(bytes);
   const out: Message = {};
   while (r.more()) {
     const tag = r.varint();
@@ -252,10 +251,8 @@ function writeCommonResponse(w: Writer, m: Message): void {
   if (body) {
     writeMessage(w, 3, body, (w2, b) => {
       if (b['body'] !== undefined) w2.bytes(1, b['body']);
-      else if (b['clear_body'] !== undefined) {
-        w2.tag(2, VARINT);
-        w2.varint(b['clear_body'] ? 1 : 0);
-      } else if (b['streamed_response'])
+      else if (b['clear_body'] !== undefined) w2.varintField(2, b['clear_body'] ? 1 : 0);
+      else if (b['streamed_response'])
         writeMessage(w2, 3, b['streamed_response'], (w3, s) => {
           if (s['body']?.length) w3.bytes(1, s['body']);
           w3.bool(2, s['end_of_stream']);
@@ -299,16 +296,11 @@ function writeStruct(w: Writer, m: Message): void {
 }
 
 function writeValue(w: Writer, v: Message): void {
-  if (v['nullValue'] !== undefined) {
-    w.tag(1, VARINT);
-    w.varint(0);
-  } else if (v['numberValue'] !== undefined) {
-    w.double(2, Number(v['numberValue']));
-  } else if (v['stringValue'] !== undefined) w.string(3, v['stringValue']);
-  else if (v['boolValue'] !== undefined) {
-    w.tag(4, VARINT);
-    w.varint(v['boolValue'] ? 1 : 0);
-  } else if (v['structValue'] !== undefined) writeMessage(w, 5, v['structValue'], writeStruct);
+  if (v['nullValue'] !== undefined) w.varintField(1, 0);
+  else if (v['numberValue'] !== undefined) w.double(2, Number(v['numberValue']));
+  else if (v['stringValue'] !== undefined) w.string(3, v['stringValue']);
+  else if (v['boolValue'] !== undefined) w.varintField(4, v['boolValue'] ? 1 : 0);
+  else if (v['structValue'] !== undefined) writeMessage(w, 5, v['structValue'], writeStruct);
   else if (v['listValue'] !== undefined)
     writeMessage(w, 6, v['listValue'], (w2, list) => {
       for (const item of list['values'] ?? []) writeMessage(w2, 1, item, writeValue);

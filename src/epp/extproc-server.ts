@@ -122,8 +122,9 @@ export function createProcessHandler(
     }
 
     /**
-     * The response has passed through: nothing is left for Envoy to send, so the call ends here (OK) instead of
-     * waiting for Envoy to close it, as a gRPC server does when its answer is complete.
+     * Ends the call (OK) and the request with it: after an immediate response, or once the response has passed
+     * through and nothing is left for Envoy to send (rather than waiting for Envoy to close the call, as a gRPC
+     * server does when its answer is complete).
      */
     function complete(): void {
       finish();
@@ -142,10 +143,8 @@ export function createProcessHandler(
           details: `llmisvc_epp_${error.status}`,
         },
       });
-      closed = true;
       // The stream ends here, so a request routed earlier on it (a protocol error after the pick) is done too.
-      finish();
-      call.end();
+      complete();
     }
 
     function route(body: Buffer | undefined, trailersFollow: boolean): void {

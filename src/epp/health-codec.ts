@@ -15,7 +15,7 @@ const STATUS_TAG = (1 << 3) | VARINT;
 
 /** The requested service name; other fields are skipped, and a malformed message throws. */
 export function decodeHealthCheckRequest(bytes: Uint8Array): { service: string } {
-  const r = new Reader(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), 0, bytes.byteLength);
+  const r = Reader.of(bytes);
   let service = '';
   while (r.more()) {
     const tag = r.varint();

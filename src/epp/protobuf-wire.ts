@@ -20,6 +20,14 @@ export class Reader {
     this.pos = start;
   }
 
+  /** A reader of a whole message, viewing `bytes` without a copy. */
+  static of(bytes: Uint8Array): Reader {
+    const buf = Buffer.isBuffer(bytes)
+      ? bytes
+      : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return new Reader(buf, 0, buf.length);
+  }
+
   more(): boolean {
     return this.pos < this.end;
   }
@@ -164,17 +172,21 @@ export class Writer {
     this.pos = this.buf.writeDoubleLE(value, this.pos);
   }
 
-  bool(field: number, value: unknown): void {
-    if (!value) return;
+  /** A varint field, written even when zero: a oneof member's presence is its value. */
+  varintField(field: number, value: number): void {
     this.tag(field, VARINT);
-    this.varint(1);
+    this.varint(value);
   }
 
+  /** A bool field, left out when false (the default). */
+  bool(field: number, value: unknown): void {
+    if (value) this.varintField(field, 1);
+  }
+
+  /** An unsigned or enum field, left out when zero (the default). */
   uint(field: number, value: unknown): void {
     const n = Number(value ?? 0);
-    if (!n) return;
-    this.tag(field, VARINT);
-    this.varint(n);
+    if (n) this.varintField(field, n);
   }
 
   finish(): Buffer {
