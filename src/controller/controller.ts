@@ -216,17 +216,21 @@ export class Controller {
   }
 
   /**
-   * Starts watching what a CRD change made available and re-checks every service. The API server lists a new CRD's
-   * API in discovery a moment after it reports the CRD Established, so when discovery does not show it yet, ask
-   * again with back-off (seen as a LeaderWorkerSet that was only created at the next resync, minutes later).
+   * Starts watching what a CRD change made available and re-checks every service. The API server serves a new CRD's
+   * API a moment after it reports the CRD Established, and in two steps: `/apis` lists the group first, and the
+   * group/version's resource list answers 404 for about half a second more. Until discovery finds the CRD's kind in
+   * every served version, ask again with back-off (seen as a LeaderWorkerSet that was only created at the next
+   * resync, minutes later).
    */
   private async pickUpCrdChange(change: CrdChange): Promise<void> {
-    const expected = change.servedVersions.map((v) => (change.group ? `${change.group}/${v}` : v));
+    const apiVersions = change.servedVersions.map((v) => (change.group ? `${change.group}/${v}` : v));
+    const discovered = async (apiVersion: string): Promise<boolean> =>
+      (await this.discovery.resourceFor(apiVersion, change.kind).catch(() => undefined)) !== undefined;
     for (let attempt = 0; !this.abort.signal.aborted; attempt++) {
       await this.startServedInformers();
       this.enqueueAll();
-      const served = await this.discovery.servedGroupVersions().catch(() => new Set<string>());
-      if (expected.every((v) => served.has(v)) || attempt >= 10) return;
+      const found = await Promise.all(apiVersions.map(discovered));
+      if (found.every(Boolean) || attempt >= 10) return;
       await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 5_000)).unref());
       this.discovery.invalidate();
     }
