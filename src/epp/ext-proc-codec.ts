@@ -108,17 +108,18 @@ function headerMap(r: Reader): Record<string, string> {
       r.skip(tag & 7);
       continue;
     }
-    const header = r.sub();
+    const outerEnd = r.enter();
     let key = '';
     let value = '';
     let raw = '';
-    while (header.more()) {
-      const t = header.varint();
-      if (t === HEADER_KEY) key = header.string();
-      else if (t === HEADER_STRING_VALUE) value = header.string();
-      else if (t === HEADER_RAW_VALUE) raw = header.latin1();
-      else header.skip(t & 7);
+    while (r.more()) {
+      const t = r.varint();
+      if (t === HEADER_KEY) key = r.string();
+      else if (t === HEADER_STRING_VALUE) value = r.string();
+      else if (t === HEADER_RAW_VALUE) raw = r.latin1();
+      else r.skip(t & 7);
     }
+    r.leave(outerEnd);
     if (key) out[key.toLowerCase()] = raw || value;
   }
   return out;

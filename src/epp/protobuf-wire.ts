@@ -12,12 +12,15 @@ export const FIXED32 = 5;
 /** Reads one protobuf message's fields from a byte range; a malformed message throws (the call then fails). */
 export class Reader {
   pos: number;
+  /** Where reading stops: the end of the message, or of the nested message last `enter`ed. */
+  end: number;
   constructor(
     readonly buf: Buffer,
     start: number,
-    readonly end: number,
+    end: number,
   ) {
     this.pos = start;
+    this.end = end;
   }
 
   /** A reader of a whole message, viewing `bytes` without a copy. */
@@ -46,35 +49,59 @@ export class Reader {
     throw new Error('varint longer than 10 bytes');
   }
 
-  /** The byte range of a length-delimited field, after its tag. */
-  range(): [number, number] {
+  /** Reads a length-delimited field's length (after its tag) and returns where the field ends; `pos` is its start. */
+  private fieldEnd(): number {
     const length = this.varint();
-    const start = this.pos;
-    const end = start + length;
+    const end = this.pos + length;
     if (end > this.end) throw new Error('length-delimited field runs past its message');
-    this.pos = end;
-    return [start, end];
+    return end;
   }
 
   /** A length-delimited field as a Latin-1 string: HTTP header values are bytes, and this keeps each byte. */
   latin1(): string {
-    const [start, end] = this.range();
-    return this.buf.toString('latin1', start, end);
+    const end = this.fieldEnd();
+    const value = this.buf.toString('latin1', this.pos, end);
+    this.pos = end;
+    return value;
   }
 
   bytes(): Buffer {
-    const [start, end] = this.range();
-    return this.buf.subarray(start, end);
+    const end = this.fieldEnd();
+    const value = this.buf.subarray(this.pos, end);
+    this.pos = end;
+    return value;
   }
 
   string(): string {
-    const [start, end] = this.range();
-    return this.buf.toString('utf8', start, end);
+    const end = this.fieldEnd();
+    const value = this.buf.toString('utf8', this.pos, end);
+    this.pos = end;
+    return value;
   }
 
+  /** A nested message, as a reader of its own. */
   sub(): Reader {
-    const [start, end] = this.range();
-    return new Reader(this.buf, start, end);
+    const end = this.fieldEnd();
+    const nested = new Reader(this.buf, this.pos, end);
+    this.pos = end;
+    return nested;
+  }
+
+  /**
+   * Enters a nested message without a reader of its own: reads stop at its end until `leave` is given the end
+   * returned here. For loops over many small messages (a header each), where a reader each is garbage for nothing.
+   */
+  enter(): number {
+    const end = this.fieldEnd();
+    const outerEnd = this.end;
+    this.end = end;
+    return outerEnd;
+  }
+
+  /** Skips what is left of the message `enter` entered and goes on with the enclosing one. */
+  leave(outerEnd: number): void {
+    this.pos = this.end;
+    this.end = outerEnd;
   }
 
   double(): number {
@@ -87,7 +114,7 @@ export class Reader {
   skip(wireType: number): void {
     if (wireType === VARINT) this.varint();
     else if (wireType === FIXED64) this.pos += 8;
-    else if (wireType === LENGTH_DELIMITED) this.range();
+    else if (wireType === LENGTH_DELIMITED) this.pos = this.fieldEnd();
     else if (wireType === FIXED32) this.pos += 4;
     else throw new Error(`unsupported wire type ${wireType}`);
     if (this.pos > this.end) throw new Error('field runs past its message');
