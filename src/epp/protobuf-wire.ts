@@ -49,42 +49,35 @@ export class Reader {
     throw new Error('varint longer than 10 bytes');
   }
 
-  /** Reads a length-delimited field's length (after its tag) and returns where the field ends; `pos` is its start. */
-  private fieldEnd(): number {
+  /** Moves past a length-delimited field (after its tag) and returns where its content starts; it ends at `pos`. */
+  private field(): number {
     const length = this.varint();
-    const end = this.pos + length;
-    if (end > this.end) throw new Error('length-delimited field runs past its message');
-    return end;
+    const start = this.pos;
+    if (start + length > this.end) throw new Error('length-delimited field runs past its message');
+    this.pos = start + length;
+    return start;
   }
 
   /** A length-delimited field as a Latin-1 string: HTTP header values are bytes, and this keeps each byte. */
   latin1(): string {
-    const end = this.fieldEnd();
-    const value = this.buf.toString('latin1', this.pos, end);
-    this.pos = end;
-    return value;
+    const start = this.field();
+    return this.buf.toString('latin1', start, this.pos);
   }
 
   bytes(): Buffer {
-    const end = this.fieldEnd();
-    const value = this.buf.subarray(this.pos, end);
-    this.pos = end;
-    return value;
+    const start = this.field();
+    return this.buf.subarray(start, this.pos);
   }
 
   string(): string {
-    const end = this.fieldEnd();
-    const value = this.buf.toString('utf8', this.pos, end);
-    this.pos = end;
-    return value;
+    const start = this.field();
+    return this.buf.toString('utf8', start, this.pos);
   }
 
   /** A nested message, as a reader of its own. */
   sub(): Reader {
-    const end = this.fieldEnd();
-    const nested = new Reader(this.buf, this.pos, end);
-    this.pos = end;
-    return nested;
+    const start = this.field();
+    return new Reader(this.buf, start, this.pos);
   }
 
   /**
@@ -92,9 +85,10 @@ export class Reader {
    * returned here. For loops over many small messages (a header each), where a reader each is garbage for nothing.
    */
   enter(): number {
-    const end = this.fieldEnd();
+    const start = this.field();
     const outerEnd = this.end;
-    this.end = end;
+    this.end = this.pos;
+    this.pos = start;
     return outerEnd;
   }
 
@@ -114,7 +108,7 @@ export class Reader {
   skip(wireType: number): void {
     if (wireType === VARINT) this.varint();
     else if (wireType === FIXED64) this.pos += 8;
-    else if (wireType === LENGTH_DELIMITED) this.pos = this.fieldEnd();
+    else if (wireType === LENGTH_DELIMITED) this.field();
     else if (wireType === FIXED32) this.pos += 4;
     else throw new Error(`unsupported wire type ${wireType}`);
     if (this.pos > this.end) throw new Error('field runs past its message');
