@@ -216,11 +216,11 @@ export class Controller {
   }
 
   /**
-   * Starts watching what a CRD change made available and re-checks every service. The API server serves a new CRD's
-   * API a moment after it reports the CRD Established, and in two steps: `/apis` lists the group first, and the
-   * group/version's resource list answers 404 for about half a second more. Until discovery finds the CRD's kind in
-   * every served version, ask again with back-off (seen as a LeaderWorkerSet that was only created at the next
-   * resync, minutes later).
+   * Starts watching what a CRD change made available and re-checks every service. Discovery and the CRD's status do
+   * not change together: for a new group, `/apis` lists it ~0.4 s before the CRD is Established, and the
+   * group/version's resource list gains the kind at about the moment it is (the watch event can come first). So the
+   * group being served proves nothing; until discovery lists the CRD's kind in every served version, ask again with
+   * back-off (seen as a LeaderWorkerSet that was only created at the next resync, minutes later).
    */
   private async pickUpCrdChange(change: CrdChange): Promise<void> {
     const apiVersions = change.servedVersions.map((v) => (change.group ? `${change.group}/${v}` : v));
