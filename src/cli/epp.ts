@@ -12,7 +12,6 @@ import { LlmisvcError } from '../errors/index.js';
 import { parseDurationMs } from '../epp/config.js';
 import { parseEndpointList } from '../epp/datastore.js';
 import type { ModelDirectory } from '../epp/director.js';
-import { resetRateLimitConfigurable } from '../epp/grpc-server.js';
 import { DEFAULT_BODY_LIMIT, startEpp } from '../epp/server.js';
 
 interface EppFlags {
@@ -173,12 +172,6 @@ export function register(program: Command): void {
         processMetrics: true,
         logger,
       });
-      if (!resetRateLimitConfigurable()) {
-        logger.warn(
-          { node: process.version },
-          "this Node cannot raise HTTP/2's stream-reset limit: above ~33 requests/s a gateway's connection is dropped every ~1,000 requests unless the gateway recycles it sooner (Envoy: max_requests_per_connection ≤ 900 on the EPP cluster); run Node ≥ 22.10 (the llmisvc image does)",
-        );
-      }
       await new Promise<void>((resolve) => {
         const stop = () => {
           logger.info('shutting down');

@@ -10,7 +10,6 @@ import { connect as connectTcp } from 'node:net';
 import {
   createGrpcServer,
   GrpcStatus,
-  resetRateLimitConfigurable,
   type GrpcCall,
   type GrpcMethod,
   type GrpcServer,
@@ -123,7 +122,7 @@ interface CallResult {
   rstCode: number;
 }
 
-describe('gRPC server on node:http2', () => {
+describe('gRPC server', () => {
   let server: GrpcServer;
   let port: number;
   let session: ClientHttp2Session;
@@ -526,13 +525,4 @@ describe('gRPC server shutdown', () => {
     });
     assert.equal(refused, 'ECONNREFUSED');
   });
-});
-
-test('resetRateLimitConfigurable: Node ≥ 22.10 can raise nghttp2’s stream-reset limit', () => {
-  assert.equal(resetRateLimitConfigurable('20.20.2'), false);
-  assert.equal(resetRateLimitConfigurable('22.9.0'), false);
-  assert.equal(resetRateLimitConfigurable('22.10.0'), true);
-  assert.equal(resetRateLimitConfigurable('23.0.0'), true);
-  assert.equal(resetRateLimitConfigurable('24.1.0'), true);
-  assert.equal(typeof resetRateLimitConfigurable(), 'boolean');
 });

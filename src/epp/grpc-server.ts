@@ -1,25 +1,22 @@
 /**
  * @module epp/grpc-server
- * A small gRPC server on `node:http2` for the EPP's two services: the ext_proc `Process` stream, which every request
- * through the gateway opens, and `grpc.health.v1.Health`.
- *
- * Why not `@grpc/grpc-js`'s server: it does not let us set the HTTP/2 options a gateway's traffic needs (see
- * `SERVER_OPTIONS`: without them Node drops the gateway's connection every ~1,000 requests), and it costs more CPU
- * per stream (closed loop, 4 concurrent streams: 209 µs of EPP CPU per request with grpc-js, 143 µs with this).
+ * A small gRPC server for the EPP's two services: the ext_proc `Process` stream, which every request through the
+ * gateway opens, and `grpc.health.v1.Health`. It runs on the HTTP/2 connection of `http2-connection.ts`, which says
+ * why not `node:http2`; `@grpc/grpc-js`'s server sits on `node:http2` and costs more CPU per stream still.
  * The wire format is small: a POST to `/package.Service/Method` with `content-type: application/grpc`, messages
  * framed as 1 flag byte + 4 length bytes + protobuf, and the status in trailers (`grpc-status`, `grpc-message`).
  * This speaks that for any method shape: each stream gets handlers for its messages, its half-close and its abort.
  * Compression is not offered (`grpc-accept-encoding: identity`), so conforming clients never compress.
  */
+import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { encodeHeaderBlock } from './hpack.js';
 import {
-  constants,
-  createSecureServer,
-  createServer,
-  type Http2Server,
-  type Http2Session,
-  type IncomingHttpHeaders,
-  type ServerHttp2Stream,
-} from 'node:http2';
+  Http2Connection,
+  type RequestHead,
+  type ServerStream,
+  type StreamHandler,
+} from './http2-connection.js';
 import type { KeyPair } from './tls.js';
 
 /** gRPC status codes used here. */
@@ -74,54 +71,34 @@ export interface GrpcServer {
   close(): Promise<void>;
 }
 
-/**
- * HTTP/2 settings for a gateway's connection, which carries one stream per in-flight request.
- *
- * - Envoy's ext_proc client ends every stream with RST_STREAM, even after a clean close. nghttp2 (inside Node)
- *   treats more than 1000 resets in a burst, refilled at 33 per second, as a "rapid reset" attack and sends GOAWAY:
- *   above ~33 requests per second a connection was dropped every few seconds, and the streams Envoy had opened
- *   meanwhile were refused (HTTP 500 to clients, the gateway fails closed). Node ≥ 22.10 lets the limit be raised
- *   (`streamResetBurst` / `streamResetRate`); older Node ignores these options, so gateways must recycle connections
- *   before 1000 streams (our Envoy bootstrap sets `max_requests_per_connection`; see `resetRateLimitConfigurable`).
- * - No per-session memory cap or stream cap below what the process can hold, and windows that take a large prompt
- *   without a round trip per 64 KiB.
- */
-const SERVER_OPTIONS = {
-  settings: { initialWindowSize: 1 << 20, maxConcurrentStreams: 2 ** 31 - 1 },
-  maxSessionMemory: Number.MAX_SAFE_INTEGER,
-  streamResetBurst: 2 ** 31 - 1,
-  streamResetRate: 2 ** 31 - 1,
-};
-
-/** Whether this Node can raise nghttp2's stream-reset limit (added in Node 22.10 and 23.0; absent from Node 20). */
-export function resetRateLimitConfigurable(version = process.versions.node): boolean {
-  const [major = 0, minor = 0] = version.split('.').map(Number);
-  return major > 22 || (major === 22 && minor >= 10);
-}
-
 const GRPC_CONTENT_TYPE = 'application/grpc';
 const FRAME_HEADER_BYTES = 5;
 
+/** The blocks every successful call sends: encoded once. */
+const RESPONSE_HEADERS = encodeHeaderBlock([
+  [':status', '200'],
+  ['content-type', GRPC_CONTENT_TYPE],
+  ['grpc-accept-encoding', 'identity'],
+]);
+const OK_TRAILERS = encodeHeaderBlock([['grpc-status', '0']]);
+
 export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
-  const server: Http2Server = options.tls
-    ? createSecureServer({
-        ...SERVER_OPTIONS,
-        key: options.tls.key,
-        cert: options.tls.cert,
-        allowHTTP1: false,
-      })
-    : createServer(SERVER_OPTIONS);
-  const sessions = new Set<Http2Session>();
-  server.on('session', (session: Http2Session) => {
-    sessions.add(session);
-    session.once('close', () => sessions.delete(session));
-    session.on('error', (error) => options.onError?.(error));
-    // A connection window to match: concurrent large prompts do not queue behind the default 64 KiB.
-    session.setLocalWindowSize(16 << 20);
-  });
-  server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) =>
-    serveStream(stream, headers, options),
-  );
+  const connections = new Set<Http2Connection>();
+  const connectionOptions = {
+    onStream: (stream: ServerStream, head: RequestHead) => openCall(stream, head, options),
+    onError: options.onError,
+  };
+  const serve = (socket: Socket): void => {
+    socket.setNoDelay(true);
+    const connection = new Http2Connection(socket, connectionOptions);
+    connections.add(connection);
+    socket.once('close', () => connections.delete(connection));
+  };
+  const server: Server = options.tls
+    ? createTlsServer({ key: options.tls.key, cert: options.tls.cert, ALPNProtocols: ['h2'] }, serve)
+    : createTcpServer(serve);
+  // A failed TLS handshake concerns that client only.
+  server.on('tlsClientError', (error: Error) => options.onError?.(error));
   return {
     listen(host, port) {
       return new Promise((resolve, reject) => {
@@ -136,181 +113,199 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     close() {
       return new Promise((resolve) => {
         server.close(() => resolve());
-        for (const session of sessions) session.destroy();
+        for (const connection of connections) connection.close();
       });
     },
   };
 }
 
-function serveStream(
-  stream: ServerHttp2Stream,
-  headers: IncomingHttpHeaders,
-  options: GrpcServerOptions,
-): void {
-  // A reset from the client surfaces as an 'error' on the stream; the 'close' below is what matters.
-  stream.on('error', () => undefined);
-  if (headers[constants.HTTP2_HEADER_METHOD] !== 'POST') {
-    stream.respond({ ':status': 405 }, { endStream: true });
-    return;
-  }
-  const contentType = headers[constants.HTTP2_HEADER_CONTENT_TYPE];
-  if (typeof contentType !== 'string' || !contentType.startsWith(GRPC_CONTENT_TYPE)) {
-    stream.respond({ ':status': 415 }, { endStream: true });
-    return;
-  }
-  const path = String(headers[constants.HTTP2_HEADER_PATH] ?? '');
-  const method = Object.hasOwn(options.methods, path) ? options.methods[path] : undefined;
+function openCall(stream: ServerStream, head: RequestHead, options: GrpcServerOptions): StreamHandler {
+  if (head.method !== 'POST') return refuse(stream, '405');
+  if (!head.contentType.startsWith(GRPC_CONTENT_TYPE)) return refuse(stream, '415');
+  const method = Object.hasOwn(options.methods, head.path) ? options.methods[head.path] : undefined;
   if (!method) {
-    trailersOnly(stream, GrpcStatus.UNIMPLEMENTED, `unknown method ${path}`);
-    return;
+    stream.sendHeaders(trailersOnly(GrpcStatus.UNIMPLEMENTED, `unknown method ${head.path}`), true);
+    return IGNORE_CALL;
+  }
+  const call = new Call(stream, method, options);
+  call.handlers = method.open(call);
+  return call;
+}
+
+function refuse(stream: ServerStream, status: string): StreamHandler {
+  stream.sendHeaders(encodeHeaderBlock([[':status', status]]), true);
+  return IGNORE_CALL;
+}
+
+const IGNORE_CALL: StreamHandler = {
+  onData: () => undefined,
+  onEnd: () => undefined,
+  onAbort: () => undefined,
+};
+
+/**
+ * One call: the `GrpcCall` its method sees, and the stream's events, which it turns into messages. A class, so a
+ * call is one object whose methods are shared, rather than a set of closures per call.
+ */
+class Call implements GrpcCall<unknown>, StreamHandler {
+  handlers: GrpcCallHandlers<unknown> = IGNORE_HANDLERS;
+  /** The call is over, either side: nothing more is sent or delivered. */
+  private ended = false;
+  private headersSent = false;
+  /** Bytes of a message not complete yet, kept as chunks so a large message costs one copy, not one per chunk. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private needed = 0;
+
+  constructor(
+    private readonly stream: ServerStream,
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each method has its own message types
+    private readonly method: GrpcMethod<any, any>,
+    private readonly options: GrpcServerOptions,
+  ) {}
+
+  // ---- GrpcCall --------------------------------------------------------------------------------------------------
+
+  send(message: unknown): void {
+    if (!this.isOpen()) return;
+    if (!this.headersSent) {
+      this.headersSent = true;
+      this.stream.sendHeaders(RESPONSE_HEADERS, false);
+    }
+    this.stream.sendData(frame(this.method.encode(message)));
   }
 
-  let ended = false;
-  let trailers: Record<string, string> = { 'grpc-status': '0' };
+  end(): void {
+    this.finish(GrpcStatus.OK);
+  }
 
-  const finish = (code: number, message?: string): void => {
-    if (ended) return;
-    ended = true;
-    if (stream.destroyed || stream.closed) return;
-    if (!stream.headersSent) {
-      trailersOnly(stream, code, message);
-      return;
-    }
-    trailers = statusTrailers(code, message);
-    stream.end();
-  };
-  // Methods only, no accessor. With `get open()` here every call, and the stream and request state it reaches,
-  // survived young-generation collections and was freed only by a full one (V8 apparently keeps a literal's getter,
-  // a new closure per call, in a hidden class in the old generation, which a scavenge treats as alive). At 500 req/s
-  // that was ~7 KB promoted per request and a full collection every ~1.5 s; without it, almost nothing is promoted.
-  const call: GrpcCall<unknown> = {
-    send(message) {
-      if (!call.isOpen()) return;
-      if (!stream.headersSent) {
-        stream.respond(
-          { ':status': 200, 'content-type': GRPC_CONTENT_TYPE, 'grpc-accept-encoding': 'identity' },
-          { waitForTrailers: true },
-        );
-      }
-      stream.write(frame(method.encode(message)));
-    },
-    end: () => finish(GrpcStatus.OK),
-    isOpen: () => !ended && !stream.destroyed && !stream.closed,
-  };
-  stream.on('wantTrailers', () => {
-    stream.sendTrailers(trailers);
-    // The call is over but the client may not have half-closed: tell it to stop with RST_STREAM(NO_ERROR) after the
-    // trailers, as gRPC servers do (RFC 9113 §8.1). Otherwise the stream stays open until the client resets it, and
-    // Envoy's ext_proc client resets with an error code, for which Node builds an error with a formatted stack (13%
-    // of the EPP's JavaScript time). The reset waits for an immediate: Node writes the trailers in this turn's native
-    // immediate, which runs before ours, and a reset submitted now would go out first and drop them.
-    setImmediate(() => {
-      if (!stream.closed && !stream.destroyed) stream.close(constants.NGHTTP2_NO_ERROR);
-    });
-  });
+  isOpen(): boolean {
+    return !this.ended && this.stream.isOpen();
+  }
 
-  const handlers = method.open(call);
-  const fail = (code: number, message: string): void => {
-    finish(code, message);
-    handlers.abort();
-  };
-  const deliver = (bytes: Buffer): boolean => {
-    let message: unknown;
-    try {
-      message = method.decode(bytes);
-    } catch (error) {
-      options.onError?.(error);
-      fail(GrpcStatus.INTERNAL, `cannot decode the request message: ${(error as Error).message}`);
-      return false;
-    }
-    try {
-      handlers.message(message);
-    } catch (error) {
-      options.onError?.(error);
-      fail(GrpcStatus.INTERNAL, 'internal error handling the message');
-      return false;
-    }
-    return true;
-  };
+  // ---- StreamHandler ---------------------------------------------------------------------------------------------
 
-  // Bytes of a message not complete yet, kept as chunks so a large message costs one copy, not one per chunk.
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  let needed = 0;
-  stream.on('data', (chunk: Buffer) => {
-    if (ended) return;
+  onData(chunk: Buffer): void {
+    if (this.ended) return;
     let data = chunk;
-    if (pendingBytes > 0) {
-      pending.push(chunk);
-      pendingBytes += chunk.length;
-      if (pendingBytes < needed) return;
-      data = Buffer.concat(pending, pendingBytes);
-      pending = [];
-      pendingBytes = 0;
+    if (this.pendingBytes > 0) {
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      if (this.pendingBytes < this.needed) return;
+      data = Buffer.concat(this.pending, this.pendingBytes);
+      this.pending = [];
+      this.pendingBytes = 0;
     }
     while (data.length >= FRAME_HEADER_BYTES) {
       if (data[0] !== 0) {
-        fail(
+        this.fail(
           GrpcStatus.UNIMPLEMENTED,
           'compressed messages are not supported (grpc-accept-encoding: identity)',
         );
         return;
       }
       const length = data.readUInt32BE(1);
-      if (length > options.maxMessageBytes) {
-        fail(
+      if (length > this.options.maxMessageBytes) {
+        this.fail(
           GrpcStatus.RESOURCE_EXHAUSTED,
-          `message of ${length} bytes exceeds the limit of ${options.maxMessageBytes} bytes`,
+          `message of ${length} bytes exceeds the limit of ${this.options.maxMessageBytes} bytes`,
         );
         return;
       }
       const end = FRAME_HEADER_BYTES + length;
       if (data.length < end) break;
-      if (!deliver(data.subarray(FRAME_HEADER_BYTES, end)) || ended) return;
+      if (!this.deliver(data.subarray(FRAME_HEADER_BYTES, end)) || this.ended) return;
       data = data.subarray(end);
     }
     if (data.length > 0) {
-      pending = [data];
-      pendingBytes = data.length;
-      needed =
+      this.pending = [data];
+      this.pendingBytes = data.length;
+      this.needed =
         data.length >= FRAME_HEADER_BYTES ? FRAME_HEADER_BYTES + data.readUInt32BE(1) : FRAME_HEADER_BYTES;
     }
-  });
-  stream.on('end', () => {
-    // Node also ends the readable side when the stream is reset or its connection is lost ('aborted' comes first):
-    // that is no half-close, and the handlers hear `abort` from 'close' below instead of `end`.
-    if (ended || stream.aborted) return;
-    if (pendingBytes > 0) {
-      fail(GrpcStatus.INTERNAL, 'the stream ended inside a message');
+  }
+
+  onEnd(): void {
+    if (this.ended) return;
+    if (this.pendingBytes > 0) {
+      this.fail(GrpcStatus.INTERNAL, 'the stream ended inside a message');
       return;
     }
     try {
-      handlers.end();
+      this.handlers.end();
     } catch (error) {
-      options.onError?.(error);
-      finish(GrpcStatus.INTERNAL, 'internal error ending the call');
+      this.options.onError?.(error);
+      this.finish(GrpcStatus.INTERNAL, 'internal error ending the call');
     }
-  });
-  stream.on('close', () => {
-    if (ended) return;
-    ended = true;
-    handlers.abort();
-  });
+  }
+
+  onAbort(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.handlers.abort();
+  }
+
+  // ---- internals -------------------------------------------------------------------------------------------------
+
+  private deliver(bytes: Buffer): boolean {
+    let message: unknown;
+    try {
+      message = this.method.decode(bytes);
+    } catch (error) {
+      this.options.onError?.(error);
+      this.fail(GrpcStatus.INTERNAL, `cannot decode the request message: ${(error as Error).message}`);
+      return false;
+    }
+    try {
+      this.handlers.message(message);
+    } catch (error) {
+      this.options.onError?.(error);
+      this.fail(GrpcStatus.INTERNAL, 'internal error handling the message');
+      return false;
+    }
+    return true;
+  }
+
+  /** Ends the call with a status: in the trailers, or trailers-only if nothing was sent yet. */
+  private finish(code: number, message?: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (!this.headersSent) this.stream.sendHeaders(trailersOnly(code, message), true);
+    else this.stream.sendTrailers(code === GrpcStatus.OK ? OK_TRAILERS : statusTrailers(code, message));
+  }
+
+  private fail(code: number, message: string): void {
+    this.finish(code, message);
+    this.handlers.abort();
+  }
 }
+
+const IGNORE_HANDLERS: GrpcCallHandlers<unknown> = {
+  message: () => undefined,
+  end: () => undefined,
+  abort: () => undefined,
+};
 
 /** A whole call answered in one HEADERS frame (gRPC's "Trailers-Only" response). */
-function trailersOnly(stream: ServerHttp2Stream, code: number, message?: string): void {
-  if (stream.destroyed || stream.closed) return;
-  stream.respond(
-    { ':status': 200, 'content-type': GRPC_CONTENT_TYPE, ...statusTrailers(code, message) },
-    { endStream: true },
-  );
+function trailersOnly(code: number, message?: string): Buffer {
+  return encodeHeaderBlock([
+    [':status', '200'],
+    ['content-type', GRPC_CONTENT_TYPE],
+    ...statusFields(code, message),
+  ]);
 }
 
-function statusTrailers(code: number, message?: string): Record<string, string> {
+function statusTrailers(code: number, message?: string): Buffer {
+  return encodeHeaderBlock(statusFields(code, message));
+}
+
+function statusFields(code: number, message?: string): [string, string][] {
   return message === undefined
-    ? { 'grpc-status': String(code) }
-    : { 'grpc-status': String(code), 'grpc-message': encodeURIComponent(message) };
+    ? [['grpc-status', String(code)]]
+    : [
+        ['grpc-status', String(code)],
+        ['grpc-message', encodeURIComponent(message)],
+      ];
 }
 
 /** One length-prefixed, uncompressed gRPC message. */

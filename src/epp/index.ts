@@ -38,5 +38,4 @@ export { PREFILL_HEADER, pluginTypes } from './plugins/index.js';
 export { schedule } from './scheduler.js';
 export { metricsFromExposition } from './model-server-metrics.js';
 export { loadProtos, BodySendMode } from './proto.js';
-export { resetRateLimitConfigurable } from './grpc-server.js';
 export type { Endpoint, EndpointMetrics, EndpointRole, Criticality, SchedulingRequest } from './types.js';

@@ -95,7 +95,6 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
       'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
         '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
         explicit_http_config: { http2_protocol_options: {} },
-        common_http_protocol_options: { max_requests_per_connection: 500 },
       },
     },
     load_assignment: {

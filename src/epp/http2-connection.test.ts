@@ -1,0 +1,400 @@
+/**
+ * The HTTP/2 connection layer on real loopback sockets: with `node:http2`'s client (nghttp2, the other side of a
+ * well-behaved peer) for flow control in both directions, and with raw frames for what that client never sends
+ * (padding, priority fields, CONTINUATION, protocol violations, garbage).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect as connectHttp2, type ClientHttp2Session } from 'node:http2';
+import { connect as connectTcp, createServer, type Server, type Socket } from 'node:net';
+import { encodeHeaderBlock, HpackDecoder } from './hpack.js';
+import {
+  Http2Connection,
+  Http2ErrorCode,
+  type ServerStream,
+  type StreamHandler,
+} from './http2-connection.js';
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+const OK_HEADERS = encodeHeaderBlock([[':status', '200']]);
+const TRAILERS = encodeHeaderBlock([['x-done', '1']]);
+
+/**
+ * Echo: the response repeats the request body once the client half-closes, then trailers. The path `/size/N` answers
+ * N bytes instead, and `/hold` answers nothing until the client half-closes.
+ */
+function echo(events: string[]) {
+  return (stream: ServerStream, head: { method: string; path: string }): StreamHandler => {
+    const chunks: Buffer[] = [];
+    events.push(`open ${head.method} ${head.path}`);
+    return {
+      onData: (chunk) => chunks.push(Buffer.from(chunk)),
+      onEnd: () => {
+        events.push('end');
+        stream.sendHeaders(OK_HEADERS, false);
+        const size = /^\/size\/(\d+)$/.exec(head.path);
+        stream.sendData(size ? Buffer.alloc(Number(size[1]), 'x') : Buffer.concat(chunks));
+        stream.sendTrailers(TRAILERS);
+      },
+      onAbort: () => events.push('abort'),
+    };
+  };
+}
+
+interface Frame {
+  type: number;
+  flags: number;
+  id: number;
+  payload: Buffer;
+}
+
+function encodeFrame(type: number, flags: number, id: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const header = Buffer.alloc(9);
+  header.writeUIntBE(payload.length, 0, 3);
+  header[3] = type;
+  header[4] = flags;
+  header.writeUInt32BE(id, 5);
+  return Buffer.concat([header, payload]);
+}
+
+/** A raw client: writes bytes, and parses what comes back into frames. */
+class RawClient {
+  readonly frames: Frame[] = [];
+  closed = false;
+  private buffer = Buffer.alloc(0);
+  private waiters: (() => void)[] = [];
+  private constructor(private readonly socket: Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.buffer = Buffer.concat([this.buffer, chunk]);
+      while (this.buffer.length >= 9) {
+        const length = this.buffer.readUIntBE(0, 3);
+        if (this.buffer.length < 9 + length) break;
+        this.frames.push({
+          type: this.buffer[3]!,
+          flags: this.buffer[4]!,
+          id: this.buffer.readUInt32BE(5) & 0x7fffffff,
+          payload: this.buffer.subarray(9, 9 + length),
+        });
+        this.buffer = this.buffer.subarray(9 + length);
+      }
+      this.wake();
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+  }
+  static async connect(port: number, withPreface = true): Promise<RawClient> {
+    const socket = connectTcp(port, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const client = new RawClient(socket);
+    if (withPreface) client.write(Buffer.concat([PREFACE, encodeFrame(4, 0, 0)]));
+    return client;
+  }
+  write(bytes: Buffer): void {
+    this.socket.write(bytes);
+  }
+  destroy(): void {
+    this.socket.destroy();
+  }
+  private wake(): void {
+    for (const waiter of this.waiters.splice(0)) waiter();
+  }
+  /** Waits until `predicate` holds for the frames so far (or the socket closed); fails after 5 s. */
+  async until(predicate: (frames: Frame[]) => boolean, what: string): Promise<void> {
+    const deadline = Date.now() + 5000;
+    while (!predicate(this.frames)) {
+      if (this.closed) throw new Error(`the connection closed before ${what}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 50).unref();
+      });
+    }
+  }
+  async closedNow(): Promise<void> {
+    const deadline = Date.now() + 5000;
+    while (!this.closed) {
+      if (Date.now() > deadline) throw new Error('the server never closed the connection');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+  goaway(): { lastStreamId: number; code: number } | undefined {
+    const frame = this.frames.find((f) => f.type === 7);
+    return frame && { lastStreamId: frame.payload.readUInt32BE(0), code: frame.payload.readUInt32BE(4) };
+  }
+}
+
+/** HEADERS for a POST to `path`, as a header block. */
+function requestBlock(path: string): Buffer {
+  return encodeHeaderBlock([
+    [':method', 'POST'],
+    [':scheme', 'http'],
+    [':path', path],
+    [':authority', 'test'],
+  ]);
+}
+
+/** The decoded fields of each HEADERS frame the server sent on stream `id`. */
+function headersOn(frames: Frame[], id: number): [string, string][][] {
+  const decoder = new HpackDecoder();
+  return frames
+    .filter((f) => f.type === 1 && f.id === id)
+    .map((f) => {
+      const fields: [string, string][] = [];
+      decoder.decode(f.payload, (name, value) => fields.push([name, value]));
+      return fields;
+    });
+}
+
+function dataOn(frames: Frame[], id: number): Buffer {
+  return Buffer.concat(frames.filter((f) => f.type === 0 && f.id === id).map((f) => f.payload));
+}
+
+describe('HTTP/2 connection', () => {
+  let server: Server;
+  let port: number;
+  const events: string[] = [];
+  const errors: Error[] = [];
+
+  before(async () => {
+    server = createServer((socket) => {
+      new Http2Connection(socket, { onStream: echo(events), onError: (error) => errors.push(error) });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as { port: number }).port;
+  });
+
+  after(async () => {
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  function clear(): void {
+    events.length = 0;
+    errors.length = 0;
+  }
+
+  async function request(
+    session: ClientHttp2Session,
+    path: string,
+    body: Buffer,
+  ): Promise<{ status: unknown; body: Buffer; trailers: Record<string, unknown> }> {
+    const stream = session.request({ ':method': 'POST', ':path': path });
+    stream.end(body);
+    const chunks: Buffer[] = [];
+    let status: unknown;
+    let trailers: Record<string, unknown> = {};
+    stream.on('response', (headers) => (status = headers[':status']));
+    stream.on('trailers', (t) => (trailers = { ...t }));
+    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    await new Promise((resolve, reject) => {
+      stream.on('end', resolve);
+      stream.on('error', reject);
+    });
+    return { status, body: Buffer.concat(chunks), trailers };
+  }
+
+  test('a request body larger than the stream window arrives whole (the server tops up both windows)', async () => {
+    clear();
+    const session = connectHttp2(`http://127.0.0.1:${port}`);
+    // 40 MiB: 40 times the stream window and more than twice the connection window.
+    const body = Buffer.alloc(40 << 20);
+    for (let i = 0; i < body.length; i += 4096) body.writeUInt32BE(i, i);
+    const response = await request(session, '/echo', body);
+    assert.equal(response.status, 200);
+    assert.ok(response.body.equals(body), 'the echo matches the request byte for byte');
+    assert.equal(response.trailers['x-done'], '1');
+    session.close();
+    assert.deepEqual(errors, []);
+  });
+
+  test("a response larger than the client's windows waits for its WINDOW_UPDATEs, trailers after the data", async () => {
+    clear();
+    // A tiny stream window: the server must stop every 1,000 bytes and resume on each WINDOW_UPDATE.
+    const session = connectHttp2(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 1000 } });
+    const [small, large] = await Promise.all([
+      request(session, '/size/10', Buffer.from('a')),
+      request(session, `/size/${300_000}`, Buffer.from('b')),
+    ]);
+    assert.equal(small.body.length, 10);
+    assert.equal(large.body.length, 300_000);
+    assert.equal(large.trailers['x-done'], '1');
+    session.close();
+    assert.deepEqual(errors, []);
+  });
+
+  test('padding, priority fields and CONTINUATION in the request are understood', async () => {
+    clear();
+    const client = await RawClient.connect(port);
+    const block = requestBlock('/padded');
+    // HEADERS with PADDED and PRIORITY, the block split over two CONTINUATIONs.
+    const padding = 7;
+    const first = Buffer.concat([
+      Buffer.from([padding]),
+      Buffer.from([0, 0, 0, 0, 16]), // depends on stream 0, weight 16
+      block.subarray(0, 3),
+      Buffer.alloc(padding),
+    ]);
+    client.write(encodeFrame(1, 0x8 | 0x20, 1, first));
+    client.write(encodeFrame(9, 0, 1, block.subarray(3, 6)));
+    client.write(encodeFrame(9, 0x4, 1, block.subarray(6)));
+    // DATA padded, then END_STREAM on an empty DATA frame.
+    client.write(
+      encodeFrame(0, 0x8, 1, Buffer.concat([Buffer.from([3]), Buffer.from('hello'), Buffer.alloc(3)])),
+    );
+    client.write(encodeFrame(0, 0x1, 1));
+    await client.until(
+      (frames) => frames.some((f) => f.type === 1 && f.id === 1 && f.flags & 0x1),
+      'trailers',
+    );
+    assert.deepEqual(headersOn(client.frames, 1), [[[':status', '200']], [['x-done', '1']]]);
+    assert.equal(dataOn(client.frames, 1).toString(), 'hello');
+    assert.deepEqual(events, ['open POST /padded', 'end']);
+    client.destroy();
+  });
+
+  test('the server answers PING and acknowledges SETTINGS', async () => {
+    const client = await RawClient.connect(port);
+    client.write(encodeFrame(6, 0, 0, Buffer.from('12345678')));
+    await client.until((frames) => frames.some((f) => f.type === 6), 'the PING ack');
+    const ping = client.frames.find((f) => f.type === 6)!;
+    assert.equal(ping.flags, 1);
+    assert.equal(ping.payload.toString(), '12345678');
+    assert.ok(
+      client.frames.some((f) => f.type === 4 && f.flags === 1),
+      'our SETTINGS were acknowledged',
+    );
+    client.destroy();
+  });
+
+  test('a client GOAWAY lets open streams finish, then the server closes', async () => {
+    clear();
+    const client = await RawClient.connect(port);
+    client.write(encodeFrame(1, 0x4, 1, requestBlock('/hold')));
+    client.write(encodeFrame(7, 0, 0, Buffer.alloc(8)));
+    client.write(encodeFrame(0, 0x1, 1, Buffer.from('last')));
+    await client.closedNow();
+    assert.equal(dataOn(client.frames, 1).toString(), 'last');
+    assert.deepEqual(events, ['open POST /hold', 'end']);
+  });
+
+  const violations: [string, Buffer, number][] = [
+    ['no preface', Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), Http2ErrorCode.PROTOCOL_ERROR],
+    ['a first frame other than SETTINGS', Buffer.concat([PREFACE, encodeFrame(6, 0, 0, Buffer.alloc(8))]), 1],
+    ['DATA on stream 0', encodeFrame(0, 0, 0, Buffer.from('x')), Http2ErrorCode.PROTOCOL_ERROR],
+    ['DATA on an idle stream', encodeFrame(0, 0, 5, Buffer.from('x')), Http2ErrorCode.PROTOCOL_ERROR],
+    ['HEADERS on an even stream', encodeFrame(1, 0x4, 2, requestBlock('/x')), Http2ErrorCode.PROTOCOL_ERROR],
+    ['a frame over 16 KiB', encodeFrame(0, 0, 1, Buffer.alloc(16_385)), Http2ErrorCode.FRAME_SIZE_ERROR],
+    ['a bad HPACK block', encodeFrame(1, 0x4, 1, Buffer.from([0x80])), Http2ErrorCode.COMPRESSION_ERROR],
+    [
+      'CONTINUATION out of the blue',
+      encodeFrame(9, 0x4, 1, requestBlock('/x')),
+      Http2ErrorCode.PROTOCOL_ERROR,
+    ],
+    [
+      'a header block interrupted',
+      Buffer.concat([encodeFrame(1, 0, 1, requestBlock('/x')), encodeFrame(6, 0, 0, Buffer.alloc(8))]),
+      Http2ErrorCode.PROTOCOL_ERROR,
+    ],
+    ['PUSH_PROMISE from a client', encodeFrame(5, 0x4, 1, Buffer.alloc(4)), Http2ErrorCode.PROTOCOL_ERROR],
+    ['SETTINGS of a wrong size', encodeFrame(4, 0, 0, Buffer.alloc(5)), Http2ErrorCode.FRAME_SIZE_ERROR],
+    ['PING of a wrong size', encodeFrame(6, 0, 0, Buffer.alloc(7)), Http2ErrorCode.FRAME_SIZE_ERROR],
+    ['a zero connection WINDOW_UPDATE', encodeFrame(8, 0, 0, Buffer.alloc(4)), Http2ErrorCode.PROTOCOL_ERROR],
+    [
+      'a connection window over 2^31-1',
+      encodeFrame(8, 0, 0, Buffer.from([0x7f, 0xff, 0xff, 0xff])),
+      Http2ErrorCode.FLOW_CONTROL_ERROR,
+    ],
+    [
+      'padding longer than the frame',
+      encodeFrame(1, 0x4 | 0x8, 1, Buffer.from([200, 0x82])),
+      Http2ErrorCode.PROTOCOL_ERROR,
+    ],
+  ];
+  for (const [what, bytes, code] of violations) {
+    test(`${what} → GOAWAY(${code}) and the connection closes; the server goes on`, async () => {
+      clear();
+      const withPreface = what !== 'no preface' && what !== 'a first frame other than SETTINGS';
+      const client = await RawClient.connect(port, withPreface);
+      client.write(bytes);
+      await client.closedNow();
+      assert.equal(client.goaway()?.code, code, JSON.stringify(client.frames.map((f) => f.type)));
+      assert.equal(errors.length, 1, 'reported once');
+      // The next connection is served as usual.
+      const session = connectHttp2(`http://127.0.0.1:${port}`);
+      assert.equal(
+        (await request(session, '/echo', Buffer.from('still here'))).body.toString(),
+        'still here',
+      );
+      session.close();
+    });
+  }
+
+  test('a stream the client resets is aborted; frames still in flight for it are ignored', async () => {
+    clear();
+    const client = await RawClient.connect(port);
+    client.write(encodeFrame(1, 0x4, 1, requestBlock('/echo')));
+    client.write(encodeFrame(3, 0, 1, Buffer.from([0, 0, 0, 8])));
+    client.write(encodeFrame(0, 0, 1, Buffer.from('late')));
+    client.write(encodeFrame(8, 0, 1, Buffer.from([0, 0, 0, 1])));
+    client.write(encodeFrame(6, 0, 0, Buffer.alloc(8)));
+    await client.until((frames) => frames.some((f) => f.type === 6), 'the PING ack');
+    assert.deepEqual(events, ['open POST /echo', 'abort']);
+    assert.equal(client.goaway(), undefined);
+    client.destroy();
+  });
+
+  test('a stream without :path is refused with RST_STREAM(PROTOCOL_ERROR); the connection goes on', async () => {
+    clear();
+    const client = await RawClient.connect(port);
+    client.write(encodeFrame(1, 0x4 | 0x1, 1, encodeHeaderBlock([[':method', 'POST']])));
+    client.write(encodeFrame(1, 0x4, 3, requestBlock('/echo')));
+    client.write(encodeFrame(0, 0x1, 3, Buffer.from('ok')));
+    await client.until(
+      (frames) => frames.some((f) => f.type === 1 && f.id === 3 && f.flags & 0x1),
+      'trailers',
+    );
+    const reset = client.frames.find((f) => f.type === 3 && f.id === 1);
+    assert.equal(reset?.payload.readUInt32BE(0), Http2ErrorCode.PROTOCOL_ERROR);
+    assert.equal(dataOn(client.frames, 3).toString(), 'ok');
+    client.destroy();
+  });
+
+  test('random frames never crash the server: each connection gets answers or a GOAWAY', async () => {
+    clear();
+    let seed = 42;
+    const random = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    for (let round = 0; round < 200; round++) {
+      const client = await RawClient.connect(port);
+      const frames: Buffer[] = [];
+      for (let i = 0; i < 1 + random(8); i++) {
+        const type = random(11);
+        const id = random(4) === 0 ? 0 : 1 + 2 * random(3);
+        const payload =
+          type === 1 && random(2) === 0
+            ? requestBlock('/echo')
+            : Buffer.from(Array.from({ length: random(24) }, () => random(256)));
+        frames.push(encodeFrame(type, random(64), id, payload));
+      }
+      frames.push(encodeFrame(6, 0, 0, Buffer.from('probe!!!')));
+      client.write(Buffer.concat(frames));
+      await client.until(
+        (received) =>
+          client.closed || received.some((f) => f.type === 6 && f.payload.toString() === 'probe!!!'),
+        'a PING ack or the connection closed',
+      );
+      client.destroy();
+    }
+    const session = connectHttp2(`http://127.0.0.1:${port}`);
+    assert.equal((await request(session, '/echo', Buffer.from('alive'))).body.toString(), 'alive');
+    session.close();
+    assert.ok(
+      errors.every((error) => /^HTTP\/2 connection closed/.test(error.message)),
+      String(errors[0]),
+    );
+  });
+});
