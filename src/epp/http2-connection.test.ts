@@ -331,7 +331,7 @@ describe('HTTP/2 connection', () => {
     });
   }
 
-  test('a stream the client resets is aborted; frames still in flight for it are ignored', async () => {
+  test('a stream the client resets is aborted; its frames after the reset get RST_STREAM(STREAM_CLOSED)', async () => {
     clear();
     const client = await RawClient.connect(port);
     client.write(encodeFrame(1, 0x4, 1, requestBlock('/echo')));
@@ -342,6 +342,76 @@ describe('HTTP/2 connection', () => {
     await client.until((frames) => frames.some((f) => f.type === 6), 'the PING ack');
     assert.deepEqual(events, ['open POST /echo', 'abort']);
     assert.equal(client.goaway(), undefined);
+    const reset = client.frames.find((f) => f.type === 3 && f.id === 1);
+    assert.equal(reset?.payload.readUInt32BE(0), Http2ErrorCode.STREAM_CLOSED);
+    client.destroy();
+  });
+
+  test('DATA after the client ended the stream → GOAWAY(STREAM_CLOSED)', async () => {
+    clear();
+    const client = await RawClient.connect(port);
+    client.write(encodeFrame(1, 0x4 | 0x1, 1, requestBlock('/echo')));
+    await client.until(
+      (frames) => frames.some((f) => f.type === 1 && f.id === 1 && f.flags & 0x1),
+      'trailers',
+    );
+    client.write(encodeFrame(0, 0, 1, Buffer.from('after the end')));
+    await client.closedNow();
+    assert.equal(client.goaway()?.code, Http2ErrorCode.STREAM_CLOSED);
+  });
+
+  const malformed: [string, [string, string][]][] = [
+    ['an uppercase field name', [['X-Big', '1']]],
+    ['a connection-specific field', [['connection', 'keep-alive']]],
+    ['te other than trailers', [['te', 'gzip']]],
+    ['a response pseudo-header', [[':status', '200']]],
+    ['a duplicated :path', [[':path', '/again']]],
+    [
+      'a pseudo-header after a regular field',
+      [
+        ['x-a', '1'],
+        [':authority', 'late'],
+      ],
+    ],
+  ];
+  for (const [what, extra] of malformed) {
+    test(`a request with ${what} is refused with RST_STREAM(PROTOCOL_ERROR), and reported`, async () => {
+      clear();
+      const client = await RawClient.connect(port);
+      const fields: [string, string][] = [
+        [':method', 'POST'],
+        [':scheme', 'http'],
+        [':path', '/echo'],
+      ];
+      client.write(encodeFrame(1, 0x4 | 0x1, 1, encodeHeaderBlock([...fields, ...extra])));
+      await client.until((frames) => frames.some((f) => f.type === 3 && f.id === 1), 'RST_STREAM');
+      assert.equal(
+        client.frames.find((f) => f.type === 3)!.payload.readUInt32BE(0),
+        Http2ErrorCode.PROTOCOL_ERROR,
+      );
+      assert.deepEqual(events, [], 'the stream never reached the handler');
+      assert.match(String(errors[0]?.message), /^HTTP\/2 stream 1 refused \(PROTOCOL_ERROR\)/);
+      client.destroy();
+    });
+  }
+
+  test('a body that does not match its content-length → RST_STREAM(PROTOCOL_ERROR) and abort', async () => {
+    clear();
+    const client = await RawClient.connect(port);
+    const block = encodeHeaderBlock([
+      [':method', 'POST'],
+      [':scheme', 'http'],
+      [':path', '/echo'],
+      ['content-length', '10'],
+    ]);
+    client.write(encodeFrame(1, 0x4, 1, block));
+    client.write(encodeFrame(0, 0x1, 1, Buffer.from('short')));
+    await client.until((frames) => frames.some((f) => f.type === 3 && f.id === 1), 'RST_STREAM');
+    assert.equal(
+      client.frames.find((f) => f.type === 3)!.payload.readUInt32BE(0),
+      Http2ErrorCode.PROTOCOL_ERROR,
+    );
+    assert.deepEqual(events, ['open POST /echo', 'abort']);
     client.destroy();
   });
 
@@ -393,8 +463,8 @@ describe('HTTP/2 connection', () => {
     assert.equal((await request(session, '/echo', Buffer.from('alive'))).body.toString(), 'alive');
     session.close();
     assert.ok(
-      errors.every((error) => /^HTTP\/2 connection closed/.test(error.message)),
-      String(errors[0]),
+      errors.every((error) => /^HTTP\/2 (connection closed|stream \d+ refused)/.test(error.message)),
+      String(errors.find((error) => !/^HTTP\/2 /.test(error.message))),
     );
   });
 });

@@ -108,7 +108,7 @@ export interface ServerStream {
 export interface Http2ConnectionOptions {
   /** A new request stream: returns the handler of its events. Called with the stream's headers fully decoded. */
   onStream(stream: ServerStream, head: RequestHead): StreamHandler;
-  /** Connection errors (what the client did wrong) and exceptions from handlers. */
+  /** What a client did wrong (connection errors, requests refused as malformed) and exceptions from handlers. */
   onError?: ((error: Error) => void) | undefined;
 }
 
@@ -131,6 +131,9 @@ class Stream implements ServerStream {
   localEnded = false;
   /** Removed from the connection: nothing more is sent or delivered. */
   gone = false;
+  /** The request's content-length (-1: none), and the request bytes received so far. */
+  expectedBytes = -1;
+  receivedBytes = 0;
   /** DATA waiting for window, and the trailers to send after it. */
   blocked: Buffer[] | null = null;
   blockedTrailers: Buffer | null = null;
@@ -184,6 +187,105 @@ class ConnectionError extends Error {
   }
 }
 
+const METHOD = 1;
+const SCHEME = 2;
+const PATH = 4;
+const AUTHORITY = 8;
+const REQUIRED_PSEUDO_BITS = METHOD | SCHEME | PATH;
+const UPPERCASE = /[A-Z]/;
+/** Fields that belong to HTTP/1 connections and are malformed in HTTP/2 (RFC 9113 §8.2.2). */
+const CONNECTION_SPECIFIC = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/**
+ * Reads a request's header block field by field (HPACK's callback, so it must not throw): keeps what the gRPC layer
+ * needs and notes the first rule of RFC 9113 §8.2–8.3 the block breaks, for the connection to refuse the stream.
+ */
+class FieldReader {
+  head: RequestHead = { method: '', path: '', contentType: '' };
+  /** The pseudo-header fields seen (bits), whether a regular field came yet, the content-length (-1: none). */
+  pseudo = 0;
+  regular = false;
+  contentLength = -1;
+  /** Why the block is malformed; empty if it is not. */
+  malformed = '';
+
+  reset(): void {
+    this.head = { method: '', path: '', contentType: '' };
+    this.pseudo = 0;
+    this.regular = false;
+    this.contentLength = -1;
+    this.malformed = '';
+  }
+
+  readonly onField = (name: string, value: string): void => {
+    if (this.malformed) return;
+    if (UPPERCASE.test(name)) return this.fail(`uppercase field name ${name}`);
+    if (name.startsWith(':')) {
+      if (this.regular) return this.fail(`${name} after a regular field`);
+      const bit =
+        name === ':method'
+          ? METHOD
+          : name === ':scheme'
+            ? SCHEME
+            : name === ':path'
+              ? PATH
+              : name === ':authority'
+                ? AUTHORITY
+                : 0;
+      if (bit === 0) return this.fail(`pseudo-header ${name} in a request`);
+      if (this.pseudo & bit) return this.fail(`${name} twice`);
+      this.pseudo |= bit;
+      if (bit === METHOD) this.head.method = value;
+      else if (bit === PATH) this.head.path = value;
+      return;
+    }
+    this.regular = true;
+    if (name === 'content-type') this.head.contentType = value;
+    else if (name === 'te' && value !== 'trailers') this.fail(`te: ${value}`);
+    else if (name === 'content-length') {
+      if (!/^\d{1,15}$/.test(value)) return this.fail(`content-length: ${value}`);
+      this.contentLength = Number(value);
+    } else if (CONNECTION_SPECIFIC.has(name)) this.fail(`connection-specific field ${name}`);
+  };
+
+  private fail(reason: string): void {
+    this.malformed = reason;
+  }
+}
+
+const CLOSED_BY_END_STREAM = 1;
+const CLOSED_BY_RESET = 2;
+
+/** A bounded memory of stream ids and how each closed, oldest forgotten first. Looked up only for stray frames. */
+class RecentStreams {
+  private readonly ids: Int32Array;
+  private readonly how: Uint8Array;
+  private next = 0;
+  constructor(size: number) {
+    this.ids = new Int32Array(size);
+    this.how = new Uint8Array(size);
+  }
+  add(id: number, how: number): void {
+    this.ids[this.next] = id;
+    this.how[this.next] = how;
+    this.next = (this.next + 1) % this.ids.length;
+  }
+  /** How `id` closed, or 0 if it is not remembered; the latest entry wins (a reset after END_STREAM). */
+  get(id: number): number {
+    for (let i = 1; i <= this.ids.length; i++) {
+      const at = (this.next - i + this.ids.length) % this.ids.length;
+      if (this.ids[at] === id) return this.how[at]!;
+    }
+    return 0;
+  }
+}
+
 export class Http2Connection {
   private readonly streams = new Map<number, Stream>();
   /** Streams with DATA waiting for window, in the order they blocked. */
@@ -196,9 +298,17 @@ export class Http2Connection {
   /** Bytes of a frame (or the preface) cut by the end of a chunk. */
   private rest: Buffer | null = null;
   /** A header block waiting for CONTINUATION frames. */
-  private continuing: { id: number; flags: number; fragments: Buffer[]; bytes: number } | null = null;
-  /** The request head being decoded (HPACK calls `onField` with its fields). */
-  private head: RequestHead = { method: '', path: '', contentType: '' };
+  private continuing: {
+    id: number;
+    flags: number;
+    fragments: Buffer[];
+    bytes: number;
+    selfDependent: boolean;
+  } | null = null;
+  /** The last streams the client closed itself, to judge frames that still come for them. */
+  private readonly closedByClient = new RecentStreams(256);
+  /** Reads each header block's fields as HPACK decodes them. */
+  private readonly fields = new FieldReader();
 
   private sendWindow = 65_535;
   private receiveWindow = 65_535;
@@ -357,12 +467,16 @@ export class Http2Connection {
     if (!stream) {
       if (id > this.lastStreamId)
         throw new ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, `DATA on idle stream ${id}`);
-      return; // a stream already closed: frames in flight when it closed are ignored (RFC 9113 §5.1)
+      return this.onClosedStream(id);
     }
     if (stream.remoteEnded) return this.resetStream(stream, Http2ErrorCode.STREAM_CLOSED);
     stream.receiveWindow -= payload.length;
     if (stream.receiveWindow < 0) return this.resetStream(stream, Http2ErrorCode.FLOW_CONTROL_ERROR);
     stream.receivedUnacked += payload.length;
+    stream.receivedBytes += data.length;
+    if (stream.expectedBytes >= 0 && stream.receivedBytes > stream.expectedBytes) {
+      return this.resetStream(stream, Http2ErrorCode.PROTOCOL_ERROR); // more than its content-length
+    }
     if (data.length > 0) stream.handler.onData(data);
     if (stream.gone) return;
     if (flags & FLAG_END_STREAM) return this.remoteEnd(stream);
@@ -382,8 +496,12 @@ export class Http2Connection {
     }
     // Priority fields (dependency and weight) are skipped: this server does not prioritize.
     const fragment = frameContent(payload, (flags & FLAG_PADDED) !== 0, flags & FLAG_PRIORITY ? 5 : 0);
-    if (flags & FLAG_END_HEADERS) return this.onHeaderBlock(flags, id, fragment);
-    this.continuing = { id, flags, fragments: [fragment], bytes: fragment.length };
+    // A stream that depends on itself is a stream error (RFC 9113 §5.3.1); its block is still decoded for HPACK.
+    const selfDependent =
+      (flags & FLAG_PRIORITY) !== 0 &&
+      (payload.readUInt32BE(flags & FLAG_PADDED ? 1 : 0) & 0x7fffffff) === id;
+    if (flags & FLAG_END_HEADERS) return this.onHeaderBlock(flags, id, fragment, selfDependent);
+    this.continuing = { id, flags, fragments: [fragment], bytes: fragment.length, selfDependent };
   }
 
   private onContinuation(flags: number, id: number, payload: Buffer): void {
@@ -404,15 +522,20 @@ export class Http2Connection {
     }
     if (!(flags & FLAG_END_HEADERS)) return;
     this.continuing = null;
-    this.onHeaderBlock(continuing.flags, id, Buffer.concat(continuing.fragments, continuing.bytes));
+    this.onHeaderBlock(
+      continuing.flags,
+      id,
+      Buffer.concat(continuing.fragments, continuing.bytes),
+      continuing.selfDependent,
+    );
   }
 
-  private onHeaderBlock(flags: number, id: number, block: Buffer): void {
+  private onHeaderBlock(flags: number, id: number, block: Buffer, selfDependent: boolean): void {
     // Every block is decoded, even one that is ignored: it may change the HPACK table the next ones refer to.
-    const head: RequestHead = { method: '', path: '', contentType: '' };
-    this.head = head;
+    const fields = this.fields;
+    fields.reset();
     try {
-      this.decoder.decode(block, this.onField, MAX_HEADER_LIST_BYTES);
+      this.decoder.decode(block, fields.onField, MAX_HEADER_LIST_BYTES);
     } catch (error) {
       if (error instanceof HpackError) {
         throw new ConnectionError(Http2ErrorCode.COMPRESSION_ERROR, `bad header block: ${error.message}`);
@@ -421,37 +544,49 @@ export class Http2Connection {
     }
     const stream = this.streams.get(id);
     if (stream) {
-      // Trailers: they must end the stream (RFC 9113 §8.1).
+      // Trailers: they must end the stream and carry no pseudo-header (RFC 9113 §8.1).
       if (stream.remoteEnded) return this.resetStream(stream, Http2ErrorCode.STREAM_CLOSED);
-      if (!(flags & FLAG_END_STREAM)) return this.resetStream(stream, Http2ErrorCode.PROTOCOL_ERROR);
+      if (!(flags & FLAG_END_STREAM) || fields.malformed || fields.pseudo !== 0) {
+        return this.resetStream(stream, Http2ErrorCode.PROTOCOL_ERROR);
+      }
       return this.remoteEnd(stream);
     }
-    if (id <= this.lastStreamId) return; // a stream already closed
+    if (id <= this.lastStreamId) return this.onClosedStream(id);
     this.lastStreamId = id;
     if (this.peerGoaway) return;
-    if (head.method === '' || head.path === '') {
-      this.writeRstStream(id, Http2ErrorCode.PROTOCOL_ERROR); // malformed: no :method or :path (RFC 9113 §8.3.1)
+    // A malformed request is a stream error (RFC 9113 §8.1.1), and CONNECT, which needs no :scheme or :path, is not
+    // served here.
+    const refused =
+      fields.malformed ||
+      ((fields.pseudo & REQUIRED_PSEUDO_BITS) !== REQUIRED_PSEUDO_BITS || fields.head.path === ''
+        ? 'no :method, :scheme or :path'
+        : selfDependent
+          ? 'the stream depends on itself'
+          : '');
+    if (refused) {
+      this.options.onError?.(new Error(`HTTP/2 stream ${id} refused (PROTOCOL_ERROR): ${refused}`));
+      this.writeRstStream(id, Http2ErrorCode.PROTOCOL_ERROR);
       return;
     }
     const opened = new Stream(this, id, this.peerInitialWindow);
+    opened.expectedBytes = fields.contentLength;
     this.streams.set(id, opened);
-    opened.handler = this.options.onStream(opened, head);
+    opened.handler = this.options.onStream(opened, fields.head);
     if (!opened.gone && flags & FLAG_END_STREAM) this.remoteEnd(opened);
   }
 
-  private readonly onField = (name: string, value: string): void => {
-    if (name === ':method') this.head.method = value;
-    else if (name === ':path') this.head.path = value;
-    else if (name === 'content-type') this.head.contentType = value;
-  };
-
   private onPriority(id: number, payload: Buffer): void {
     if (id === 0) throw new ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, 'PRIORITY on stream 0');
-    if (payload.length !== 5) {
-      const stream = this.streams.get(id);
-      if (stream) this.resetStream(stream, Http2ErrorCode.FRAME_SIZE_ERROR);
-      else this.writeRstStream(id, Http2ErrorCode.FRAME_SIZE_ERROR);
-    }
+    const code =
+      payload.length !== 5
+        ? Http2ErrorCode.FRAME_SIZE_ERROR
+        : (payload.readUInt32BE(0) & 0x7fffffff) === id
+          ? Http2ErrorCode.PROTOCOL_ERROR // a stream depending on itself (RFC 9113 §5.3.1)
+          : Http2ErrorCode.NO_ERROR;
+    if (code === Http2ErrorCode.NO_ERROR) return; // priorities are not acted on
+    const stream = this.streams.get(id);
+    if (stream) this.resetStream(stream, code);
+    else this.writeRstStream(id, code);
   }
 
   private onReset(id: number, payload: Buffer): void {
@@ -465,7 +600,21 @@ export class Http2Connection {
       return;
     }
     this.remove(stream);
+    this.closedByClient.add(id, CLOSED_BY_RESET);
     stream.handler.onAbort();
+  }
+
+  /**
+   * DATA or HEADERS on a stream no longer open. After the client's own END_STREAM that is a connection error, after
+   * its RST_STREAM a stream error (RFC 9113 §5.1). Frames on a stream the server ended are ignored: the client may
+   * have sent them before it learned.
+   */
+  private onClosedStream(id: number): void {
+    const closed = this.closedByClient.get(id);
+    if (closed === CLOSED_BY_END_STREAM) {
+      throw new ConnectionError(Http2ErrorCode.STREAM_CLOSED, `a frame on stream ${id} after its END_STREAM`);
+    }
+    if (closed === CLOSED_BY_RESET) this.writeRstStream(id, Http2ErrorCode.STREAM_CLOSED);
   }
 
   private onSettings(flags: number, id: number, payload: Buffer): void {
@@ -552,6 +701,9 @@ export class Http2Connection {
   // ---- stream lifecycle ------------------------------------------------------------------------------------------
 
   private remoteEnd(stream: Stream): void {
+    if (stream.expectedBytes >= 0 && stream.receivedBytes !== stream.expectedBytes) {
+      return this.resetStream(stream, Http2ErrorCode.PROTOCOL_ERROR); // less than its content-length
+    }
     // Marked first: if the handler ends the call from `end`, both sides are done and no reset follows.
     stream.remoteEnded = true;
     stream.handler.onEnd();
@@ -572,6 +724,7 @@ export class Http2Connection {
   }
 
   private remove(stream: Stream): void {
+    if (stream.remoteEnded) this.closedByClient.add(stream.id, CLOSED_BY_END_STREAM);
     stream.gone = true;
     this.streams.delete(stream.id);
     this.blockedStreams.delete(stream);

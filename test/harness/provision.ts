@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { provisionDevAssets, startDevApiServer } from '../../src/dev/index.js';
 import { chromiumProvisioner } from './chromium.js';
 import { envoyProvisioner } from './envoy.js';
+import { h2specProvisioner } from './h2spec.js';
 
 export interface HarnessContext {
   log: (message: string) => void;
@@ -64,6 +65,11 @@ const sharedKubeApiserver: TestService = {
   },
 };
 
-export const provisioners: Provisioner[] = [kubeApiserverAssets, envoyProvisioner, chromiumProvisioner];
+export const provisioners: Provisioner[] = [
+  kubeApiserverAssets,
+  envoyProvisioner,
+  chromiumProvisioner,
+  h2specProvisioner,
+];
 
 export const services: TestService[] = [sharedKubeApiserver];
