@@ -318,6 +318,13 @@ describe('gRPC server', () => {
     assert.equal(calls.length, 0, 'no handler was opened for a rejected stream');
   });
 
+  test('a status message larger than a frame arrives whole (HEADERS + CONTINUATION)', async () => {
+    const path = `/test.Echo/${'x'.repeat(40_000)}`;
+    const result = await collect(open(path));
+    assert.equal(result.headers['grpc-status'], String(GrpcStatus.UNIMPLEMENTED));
+    assert.equal(decodeURIComponent(String(result.headers['grpc-message'])), `unknown method ${path}`);
+  });
+
   test('a compressed message → UNIMPLEMENTED and the handler aborts', async () => {
     const stream = open();
     const result = collect(stream);

@@ -191,6 +191,12 @@ const METHOD = 1;
 const SCHEME = 2;
 const PATH = 4;
 const AUTHORITY = 8;
+const PSEUDO_HEADER_BITS = new Map([
+  [':method', METHOD],
+  [':scheme', SCHEME],
+  [':path', PATH],
+  [':authority', AUTHORITY],
+]);
 const REQUIRED_PSEUDO_BITS = METHOD | SCHEME | PATH;
 const UPPERCASE = /[A-Z]/;
 /** Fields that belong to HTTP/1 connections and are malformed in HTTP/2 (RFC 9113 §8.2.2). */
@@ -228,16 +234,7 @@ class FieldReader {
     if (UPPERCASE.test(name)) return this.fail(`uppercase field name ${name}`);
     if (name.startsWith(':')) {
       if (this.regular) return this.fail(`${name} after a regular field`);
-      const bit =
-        name === ':method'
-          ? METHOD
-          : name === ':scheme'
-            ? SCHEME
-            : name === ':path'
-              ? PATH
-              : name === ':authority'
-                ? AUTHORITY
-                : 0;
+      const bit = PSEUDO_HEADER_BITS.get(name) ?? 0;
       if (bit === 0) return this.fail(`pseudo-header ${name} in a request`);
       if (this.pseudo & bit) return this.fail(`${name} twice`);
       this.pseudo |= bit;
@@ -767,9 +764,20 @@ export class Http2Connection {
 
   // ---- writing ---------------------------------------------------------------------------------------------------
 
+  /** A header block in one HEADERS frame, or, when larger than the client's frame size, followed by CONTINUATIONs. */
   writeHeaders(id: number, block: Buffer, endStream: boolean): void {
-    // Our blocks (status and trailers) are far below the client's frame size, so never need CONTINUATION.
-    this.writeFrame(HEADERS, FLAG_END_HEADERS | (endStream ? FLAG_END_STREAM : 0), id, block);
+    const max = this.peerMaxFrameBytes;
+    const endStreamFlag = endStream ? FLAG_END_STREAM : 0;
+    if (block.length <= max) {
+      this.writeFrame(HEADERS, FLAG_END_HEADERS | endStreamFlag, id, block);
+      return;
+    }
+    // Nothing can come between these frames: they are queued together, in this turn.
+    this.writeFrame(HEADERS, endStreamFlag, id, block.subarray(0, max));
+    for (let at = max; at < block.length; at += max) {
+      const end = Math.min(at + max, block.length);
+      this.writeFrame(CONTINUATION, end === block.length ? FLAG_END_HEADERS : 0, id, block.subarray(at, end));
+    }
   }
 
   /** Sends what the windows allow now; the rest waits in `stream.blocked` for WINDOW_UPDATE. */
