@@ -16,6 +16,9 @@
  */
 import type { Duplex } from 'node:stream';
 import { HpackDecoder, HpackError } from './hpack.js';
+import { RequestHeadReader, type RequestHead } from './http2-request-head.js';
+
+export type { RequestHead } from './http2-request-head.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const FRAME_HEADER_BYTES = 9;
@@ -72,13 +75,6 @@ const MAX_HEADER_LIST_BYTES = 64 << 10;
 const MAX_HEADER_BLOCK_BYTES = 2 * MAX_HEADER_LIST_BYTES;
 /** How long a connection we ended with GOAWAY waits for the client to close before it is dropped. */
 const CLOSE_GRACE_MS = 1000;
-
-/** The request fields the gRPC layer needs; the other request headers are decoded (HPACK needs it) and dropped. */
-export interface RequestHead {
-  method: string;
-  path: string;
-  contentType: string;
-}
 
 /** What the connection tells a stream's owner. Each stream hears `onEnd` at most once and `onAbort` at most once. */
 export interface StreamHandler {
@@ -187,75 +183,6 @@ class ConnectionError extends Error {
   }
 }
 
-const METHOD = 1;
-const SCHEME = 2;
-const PATH = 4;
-const AUTHORITY = 8;
-const PSEUDO_HEADER_BITS = new Map([
-  [':method', METHOD],
-  [':scheme', SCHEME],
-  [':path', PATH],
-  [':authority', AUTHORITY],
-]);
-const REQUIRED_PSEUDO_BITS = METHOD | SCHEME | PATH;
-const UPPERCASE = /[A-Z]/;
-/** Fields that belong to HTTP/1 connections and are malformed in HTTP/2 (RFC 9113 §8.2.2). */
-const CONNECTION_SPECIFIC = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-]);
-
-/**
- * Reads a request's header block field by field (HPACK's callback, so it must not throw): keeps what the gRPC layer
- * needs and notes the first rule of RFC 9113 §8.2–8.3 the block breaks, for the connection to refuse the stream.
- */
-class FieldReader {
-  head: RequestHead = { method: '', path: '', contentType: '' };
-  /** The pseudo-header fields seen (bits), whether a regular field came yet, the content-length (-1: none). */
-  pseudo = 0;
-  regular = false;
-  contentLength = -1;
-  /** Why the block is malformed; empty if it is not. */
-  malformed = '';
-
-  reset(): void {
-    this.head = { method: '', path: '', contentType: '' };
-    this.pseudo = 0;
-    this.regular = false;
-    this.contentLength = -1;
-    this.malformed = '';
-  }
-
-  readonly onField = (name: string, value: string): void => {
-    if (this.malformed) return;
-    if (UPPERCASE.test(name)) return this.fail(`uppercase field name ${name}`);
-    if (name.startsWith(':')) {
-      if (this.regular) return this.fail(`${name} after a regular field`);
-      const bit = PSEUDO_HEADER_BITS.get(name) ?? 0;
-      if (bit === 0) return this.fail(`pseudo-header ${name} in a request`);
-      if (this.pseudo & bit) return this.fail(`${name} twice`);
-      this.pseudo |= bit;
-      if (bit === METHOD) this.head.method = value;
-      else if (bit === PATH) this.head.path = value;
-      return;
-    }
-    this.regular = true;
-    if (name === 'content-type') this.head.contentType = value;
-    else if (name === 'te' && value !== 'trailers') this.fail(`te: ${value}`);
-    else if (name === 'content-length') {
-      if (!/^\d{1,15}$/.test(value)) return this.fail(`content-length: ${value}`);
-      this.contentLength = Number(value);
-    } else if (CONNECTION_SPECIFIC.has(name)) this.fail(`connection-specific field ${name}`);
-  };
-
-  private fail(reason: string): void {
-    this.malformed = reason;
-  }
-}
-
 const CLOSED_BY_END_STREAM = 1;
 const CLOSED_BY_RESET = 2;
 
@@ -305,7 +232,7 @@ export class Http2Connection {
   /** The last streams the client closed itself, to judge frames that still come for them. */
   private readonly closedByClient = new RecentStreams(256);
   /** Reads each header block's fields as HPACK decodes them. */
-  private readonly fields = new FieldReader();
+  private readonly fields = new RequestHeadReader();
 
   private sendWindow = 65_535;
   private receiveWindow = 65_535;
@@ -551,15 +478,11 @@ export class Http2Connection {
     if (id <= this.lastStreamId) return this.onClosedStream(id);
     this.lastStreamId = id;
     if (this.peerGoaway) return;
-    // A malformed request is a stream error (RFC 9113 §8.1.1), and CONNECT, which needs no :scheme or :path, is not
-    // served here.
+    // A malformed request is a stream error (RFC 9113 §8.1.1).
     const refused =
       fields.malformed ||
-      ((fields.pseudo & REQUIRED_PSEUDO_BITS) !== REQUIRED_PSEUDO_BITS || fields.head.path === ''
-        ? 'no :method, :scheme or :path'
-        : selfDependent
-          ? 'the stream depends on itself'
-          : '');
+      (fields.complete() ? '' : 'no :method, :scheme or :path') ||
+      (selfDependent ? 'the stream depends on itself' : '');
     if (refused) {
       this.options.onError?.(new Error(`HTTP/2 stream ${id} refused (PROTOCOL_ERROR): ${refused}`));
       this.writeRstStream(id, Http2ErrorCode.PROTOCOL_ERROR);
