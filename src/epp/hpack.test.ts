@@ -5,6 +5,7 @@ import net from 'node:net';
 import { test } from 'node:test';
 import { encodeHeaderBlock, HpackDecoder, HpackError } from './hpack.js';
 import { HUFFMAN_CODES, HUFFMAN_LENGTHS } from './hpack-huffman.js';
+import { CONNECTION_PREFACE, encodeFrame } from './test-http2-frames.js';
 
 type Field = [string, string];
 
@@ -327,17 +328,6 @@ test('hpack: encodeHeaderBlock output decodes to the same fields, and leaves the
   assert.deepEqual(decodeAll(decoder, copy.subarray(7)), fields);
 });
 
-const PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
-
-function frame(type: number, flags: number, stream: number, payload: Uint8Array): Buffer {
-  const header = Buffer.alloc(9);
-  header.writeUIntBE(payload.length, 0, 3);
-  header[3] = type;
-  header[4] = flags;
-  header.writeUInt32BE(stream, 5);
-  return Buffer.concat([header, payload]);
-}
-
 test(
   'hpack: interop with nghttp2 (node:http2): its requests decode, our responses are read',
   { timeout: 10_000 },
@@ -359,14 +349,14 @@ test(
       let preface = false;
       let fragments: Buffer[] = [];
       let streamId = 0;
-      socket.write(frame(4, 0, 0, Buffer.alloc(0)));
+      socket.write(encodeFrame(4, 0, 0));
       socket.on('error', () => {});
       socket.on('data', (chunk: Buffer) => {
         try {
           pending = Buffer.concat([pending, chunk]);
           if (!preface) {
             if (pending.length < 24) return;
-            assert.equal(pending.subarray(0, 24).toString('latin1'), PREFACE);
+            assert.ok(pending.subarray(0, 24).equals(CONNECTION_PREFACE));
             pending = pending.subarray(24);
             preface = true;
           }
@@ -377,7 +367,7 @@ test(
             const stream = pending.readUInt32BE(5) & 0x7fffffff;
             let payload = pending.subarray(9, 9 + length);
             pending = pending.subarray(9 + length);
-            if (type === 4 && (flags & 1) === 0) socket.write(frame(4, 1, 0, Buffer.alloc(0)));
+            if (type === 4 && (flags & 1) === 0) socket.write(encodeFrame(4, 1, 0));
             if (type !== 1 && type !== 9) continue;
             if (type === 1) {
               if (flags & 0x8) payload = payload.subarray(1, payload.length - payload[0]!);
@@ -390,7 +380,7 @@ test(
             const block = Buffer.concat(fragments);
             blocks.push(block);
             decoded.push(decodeAll(decoder, block));
-            socket.write(frame(1, 0x5, streamId, encodeHeaderBlock(response)));
+            socket.write(encodeFrame(1, 0x5, streamId, encodeHeaderBlock(response)));
           }
         } catch (err) {
           failure = err;

@@ -14,8 +14,8 @@ import {
   type ServerStream,
   type StreamHandler,
 } from './http2-connection.js';
+import { CONNECTION_PREFACE as PREFACE, encodeFrame } from './test-http2-frames.js';
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const OK_HEADERS = encodeHeaderBlock([[':status', '200']]);
 const TRAILERS = encodeHeaderBlock([['x-done', '1']]);
 
@@ -46,15 +46,6 @@ interface Frame {
   flags: number;
   id: number;
   payload: Buffer;
-}
-
-function encodeFrame(type: number, flags: number, id: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const header = Buffer.alloc(9);
-  header.writeUIntBE(payload.length, 0, 3);
-  header[3] = type;
-  header[4] = flags;
-  header.writeUInt32BE(id, 5);
-  return Buffer.concat([header, payload]);
 }
 
 /** A raw client: writes bytes, and parses what comes back into frames. */
