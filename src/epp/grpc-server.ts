@@ -13,6 +13,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import { encodeHeaderBlock } from './hpack.js';
 import {
   Http2Connection,
+  IGNORE_STREAM,
   type RequestHead,
   type ServerStream,
   type StreamHandler,
@@ -125,7 +126,7 @@ function openCall(stream: ServerStream, head: RequestHead, options: GrpcServerOp
   const method = Object.hasOwn(options.methods, head.path) ? options.methods[head.path] : undefined;
   if (!method) {
     stream.sendHeaders(trailersOnly(GrpcStatus.UNIMPLEMENTED, `unknown method ${head.path}`), true);
-    return IGNORE_CALL;
+    return IGNORE_STREAM;
   }
   const call = new Call(stream, method, options);
   call.handlers = method.open(call);
@@ -134,14 +135,8 @@ function openCall(stream: ServerStream, head: RequestHead, options: GrpcServerOp
 
 function refuse(stream: ServerStream, status: string): StreamHandler {
   stream.sendHeaders(encodeHeaderBlock([[':status', status]]), true);
-  return IGNORE_CALL;
+  return IGNORE_STREAM;
 }
-
-const IGNORE_CALL: StreamHandler = {
-  onData: () => undefined,
-  onEnd: () => undefined,
-  onAbort: () => undefined,
-};
 
 /**
  * One call: the `GrpcCall` its method sees, and the stream's events, which it turns into messages. A class, so a

@@ -108,7 +108,8 @@ export interface Http2ConnectionOptions {
   onError?: ((error: Error) => void) | undefined;
 }
 
-const IGNORE_STREAM: StreamHandler = {
+/** The handler of a stream that is answered at once and whose request does not matter. */
+export const IGNORE_STREAM: StreamHandler = {
   onData: () => undefined,
   onEnd: () => undefined,
   onAbort: () => undefined,
@@ -144,11 +145,12 @@ class Stream implements ServerStream {
 
   sendHeaders(block: Buffer, endStream: boolean): void {
     if (this.localEnded || this.gone) return;
-    this.connection.writeHeaders(this.id, block, endStream);
-    if (endStream) {
-      this.localEnded = true;
-      this.connection.localEnd(this);
+    if (!endStream) {
+      this.connection.writeHeaders(this.id, block, false);
+      return;
     }
+    this.localEnded = true;
+    this.connection.endStream(this, block);
   }
 
   sendData(data: Buffer): void {
@@ -164,8 +166,7 @@ class Stream implements ServerStream {
       this.blockedTrailers = block;
       return;
     }
-    this.connection.writeHeaders(this.id, block, true);
-    this.connection.localEnd(this);
+    this.connection.endStream(this, block);
   }
 
   isOpen(): boolean {
@@ -630,9 +631,12 @@ export class Http2Connection {
     if (stream.localEnded && !stream.blocked && !stream.gone) this.remove(stream);
   }
 
-  /** The server's END_STREAM went out. */
-  localEnd(stream: Stream): void {
-    if (stream.gone) return;
+  /**
+   * Sends the server's last header block (END_STREAM) on a stream still open; one the client has not half-closed is
+   * then reset.
+   */
+  endStream(stream: Stream, block: Buffer): void {
+    this.writeHeaders(stream.id, block, true);
     if (!stream.remoteEnded) this.writeRstStream(stream.id, Http2ErrorCode.NO_ERROR);
     this.remove(stream);
   }
@@ -739,8 +743,7 @@ export class Http2Connection {
     const trailers = stream.blockedTrailers;
     if (trailers) {
       stream.blockedTrailers = null;
-      this.writeHeaders(stream.id, trailers, true);
-      this.localEnd(stream);
+      this.endStream(stream, trailers);
     }
   }
 
