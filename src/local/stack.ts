@@ -19,7 +19,7 @@ import {
   toTypedObject,
 } from '../api/index.js';
 import { LlmisvcError } from '../errors/index.js';
-import { parseEndpointList, startEpp, type RunningEpp } from '../epp/index.js';
+import { parseEndpointList, startEpp, type Datastore, type RunningEpp } from '../epp/index.js';
 import {
   envoyBootstrap,
   ensureEnvoy,
@@ -187,6 +187,27 @@ function tcpOpen(port: number): Promise<boolean> {
   });
 }
 
+/**
+ * Waits until the EPP holds fresh metrics of every model server. A server answers /health before the EPP's next
+ * scrape (every 50 ms) reaches it, and the EPP avoids an endpoint it has no metrics of: a gateway opened earlier
+ * would send the first requests past it (no prefill endpoint yet, or 503 when none is scraped).
+ */
+async function eppScrapedAll(datastore: Datastore, timeoutMs = 10_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const unscraped = datastore.endpoints().filter((e) => e.stale);
+    if (unscraped.length === 0) return;
+    if (performance.now() > deadline) {
+      throw new LlmisvcError(
+        'LLMISVC_ERR_PROCESS',
+        `the Endpoint Picker has no metrics from ${unscraped.map((e) => `${e.name} (http://${e.address}/metrics)`).join(', ')} after ${timeoutMs / 1000} s`,
+        { hint: 'A model server must serve Prometheus metrics in the vLLM or SGLang names on /metrics.' },
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 function substitute(template: string, values: Record<string, string>): string {
   return template.replace(/\{(port|model|pod|role)\}/g, (_, key: string) => values[key] ?? '');
 }
@@ -346,6 +367,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     })();
     const started = await Promise.allSettled([serversReady, eppReady]);
     for (const result of started) if (result.status === 'rejected') throw result.reason;
+    if (epp) await eppScrapedAll(epp.datastore);
 
     const routes: GatewayRoute[] = topology.routes.length
       ? topology.routes.map((r) => ({ prefix: r.prefix, rewrite: r.rewrite, backend: r.backend }))
