@@ -2,11 +2,13 @@
  * `llmisvc up` end to end: the default stack (4 simulators, the EPP, the builtin gateway) and the same service
  * behind a real Envoy, streamed and non-streamed requests through the HTTPRoute's paths, the EPP's immediate
  * answers, a P/D service whose decode simulator receives the prefill header, a killed simulator coming back, and a
- * shutdown that leaves no process — including a SIGKILL of the `llmisvc up` process itself.
+ * shutdown that leaves no process — including a SIGKILL of the `llmisvc up` process itself — and a gateway that opens
+ * only once the EPP has scraped every model server.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startLocalStack, type LocalStack } from '../src/local/index.js';
@@ -247,6 +249,48 @@ describe(
     });
   },
 );
+
+describe('llmisvc up: model servers whose metrics lag their health', () => {
+  // Each server answers /health at once but /metrics only 500 ms later, many scrape intervals after it counts as
+  // started: the gateway must still not open before the EPP has scraped every one.
+  const dir = mkdtempSync(join(tmpdir(), 'llmisvc-lagging-metrics-'));
+  const server = join(dir, 'server.cjs');
+  const serverSource = `const [port, pod] = process.argv.slice(2);
+const metricsFrom = Date.now() + 500;
+require('node:http').createServer((req, res) => {
+  if (req.url === '/health') return res.end('ok');
+  if (req.url === '/metrics') {
+    if (Date.now() < metricsFrom) res.statusCode = 503;
+    return res.end('vllm:num_requests_waiting 0\\nvllm:num_requests_running 0\\nvllm:kv_cache_usage_perc 0\\n');
+  }
+  req.resume();
+  req.on('end', () => {
+    res.setHeader('content-type', 'application/json');
+    res.setHeader('x-inference-pod', pod);
+    res.end(JSON.stringify({ object: 'text_completion', choices: [{ index: 0, text: 'ok', finish_reason: 'stop' }] }));
+  });
+}).listen(Number(port), '127.0.0.1');
+`;
+  let stack: LocalStack;
+  before(async () => {
+    writeFileSync(server, serverSource);
+    stack = await startLocalStack({ port: 0, modelServerCmd: `${process.execPath} ${server} {port} {pod}` });
+  });
+  after(async () => {
+    await stack?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('routes the first request the moment it is up', async () => {
+    const res = await fetch(`${stack.baseUrl}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: stack.model, prompt: 'hi', max_tokens: 1 }),
+    });
+    assert.equal(res.status, 200, await res.text());
+    assert.ok(stack.endpoints.some((e) => e.pod === res.headers.get('x-inference-pod')));
+  });
+});
 
 describe('llmisvc up: prefill/decode', () => {
   let stack: LocalStack;
