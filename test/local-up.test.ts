@@ -251,12 +251,12 @@ describe(
 );
 
 describe('llmisvc up: model servers whose metrics lag their health', () => {
-  // Each server answers /health at once but /metrics only 500 ms later, many scrape intervals after it counts as
-  // started: the gateway must still not open before the EPP has scraped every one.
+  // Each server answers /health at once but /metrics only after the delay its third argument gives (never when
+  // "never"): the gateway must not open before the EPP has scraped every server.
   const dir = mkdtempSync(join(tmpdir(), 'llmisvc-lagging-metrics-'));
   const server = join(dir, 'server.cjs');
-  const serverSource = `const [port, pod] = process.argv.slice(2);
-const metricsFrom = Date.now() + 500;
+  const serverSource = `const [port, pod, delay] = process.argv.slice(2);
+const metricsFrom = Date.now() + (delay === 'never' ? Infinity : Number(delay));
 require('node:http').createServer((req, res) => {
   if (req.url === '/health') return res.end('ok');
   if (req.url === '/metrics') {
@@ -271,24 +271,44 @@ require('node:http').createServer((req, res) => {
   });
 }).listen(Number(port), '127.0.0.1');
 `;
-  let stack: LocalStack;
-  before(async () => {
-    writeFileSync(server, serverSource);
-    stack = await startLocalStack({ port: 0, modelServerCmd: `${process.execPath} ${server} {port} {pod}` });
-  });
-  after(async () => {
-    await stack?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const lagging = (delay: string) => `${process.execPath} ${server} {port} {pod} ${delay}`;
+  before(() => writeFileSync(server, serverSource));
+  after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('routes the first request the moment it is up', async () => {
-    const res = await fetch(`${stack.baseUrl}/v1/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: stack.model, prompt: 'hi', max_tokens: 1 }),
+    const stack = await startLocalStack({ port: 0, modelServerCmd: lagging('500') });
+    try {
+      const res = await fetch(`${stack.baseUrl}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: stack.model, prompt: 'hi', max_tokens: 1 }),
+      });
+      assert.equal(res.status, 200, await res.text());
+      assert.ok(stack.endpoints.some((e) => e.pod === res.headers.get('x-inference-pod')));
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  it('fails, naming every server, when the EPP gets no metrics from them within 10 s', async () => {
+    await assert.rejects(startLocalStack({ port: 0, modelServerCmd: lagging('never') }), (error: Error) => {
+      for (let i = 0; i < 4; i++) {
+        assert.match(
+          error.message,
+          new RegExp(`quickstart-kserve-${i} \\(http://127\\.0\\.0\\.1:\\d+/metrics\\)`),
+        );
+      }
+      assert.match(error.message, /no metrics .* after 10 s/);
+      return true;
     });
-    assert.equal(res.status, 200, await res.text());
-    assert.ok(stack.endpoints.some((e) => e.pod === res.headers.get('x-inference-pod')));
+    const left = readdirSync('/proc').filter((pid) => {
+      try {
+        return /^\d+$/.test(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(server);
+      } catch {
+        return false; // gone meanwhile
+      }
+    });
+    assert.deepEqual(left, [], 'a model server outlived the failed start');
   });
 });
 
