@@ -7,9 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { startLocalStack, type LocalStack } from '../src/local/index.js';
 import { CLI, REPO_ROOT } from './harness/repo.js';
@@ -251,29 +251,10 @@ describe(
 );
 
 describe('llmisvc up: model servers whose metrics lag their health', () => {
-  // Each server answers /health at once but /metrics only after the delay its third argument gives (never when
-  // "never"): the gateway must not open before the EPP has scraped every server.
-  const dir = mkdtempSync(join(tmpdir(), 'llmisvc-lagging-metrics-'));
-  const server = join(dir, 'server.cjs');
-  const serverSource = `const [port, pod, delay] = process.argv.slice(2);
-const metricsFrom = Date.now() + (delay === 'never' ? Infinity : Number(delay));
-require('node:http').createServer((req, res) => {
-  if (req.url === '/health') return res.end('ok');
-  if (req.url === '/metrics') {
-    if (Date.now() < metricsFrom) res.statusCode = 503;
-    return res.end('vllm:num_requests_waiting 0\\nvllm:num_requests_running 0\\nvllm:kv_cache_usage_perc 0\\n');
-  }
-  req.resume();
-  req.on('end', () => {
-    res.setHeader('content-type', 'application/json');
-    res.setHeader('x-inference-pod', pod);
-    res.end(JSON.stringify({ object: 'text_completion', choices: [{ index: 0, text: 'ok', finish_reason: 'stop' }] }));
-  });
-}).listen(Number(port), '127.0.0.1');
-`;
-  const lagging = (delay: string) => `${process.execPath} ${server} {port} {pod} ${delay}`;
-  before(() => writeFileSync(server, serverSource));
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  // Each server answers /health at once but /metrics only after a delay (or never): the gateway must not open
+  // before the EPP has scraped every server.
+  const server = fileURLToPath(new URL('./harness/lagging-metrics-server.js', import.meta.url));
+  const lagging = (delay: string) => `${process.execPath} ${server} {port} {pod} {model} ${delay}`;
 
   it('routes the first request the moment it is up', async () => {
     const stack = await startLocalStack({ port: 0, modelServerCmd: lagging('500') });
@@ -284,14 +265,18 @@ require('node:http').createServer((req, res) => {
         body: JSON.stringify({ model: stack.model, prompt: 'hi', max_tokens: 1 }),
       });
       assert.equal(res.status, 200, await res.text());
-      assert.ok(stack.endpoints.some((e) => e.pod === res.headers.get('x-inference-pod')));
+      assert.ok(stack.endpoints.some((e) => e.pod === res.headers.get('x-served-by')));
     } finally {
       await stack.stop();
     }
   });
 
   it('fails, naming every server, when the EPP gets no metrics from them within 10 s', async () => {
-    await assert.rejects(startLocalStack({ port: 0, modelServerCmd: lagging('never') }), (error: Error) => {
+    // A stack that starts after all is stopped, so that the failed assertion does not leave it running.
+    const started = startLocalStack({ port: 0, modelServerCmd: lagging('never') }).then((stack) =>
+      stack.stop(),
+    );
+    await assert.rejects(started, (error: Error) => {
       for (let i = 0; i < 4; i++) {
         assert.match(
           error.message,
