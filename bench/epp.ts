@@ -26,8 +26,6 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import {
-  createExtProcClient,
-  pickEndpoint,
   decide,
   defaultEndpointPickerConfig,
   emptyModelDirectory,
@@ -35,6 +33,7 @@ import {
   prefillDecodeEndpointPickerConfig,
   type Endpoint,
 } from '../src/epp/index.js';
+import { createExtProcClient, pickEndpoint } from '../src/gateway/index.js';
 import { PrefixIndex } from '../src/epp/plugins/index.js';
 import { defaultCacheDir, ensureEnvoy } from '../src/gateway/index.js';
 import { startEnvoy } from '../test/harness/envoy.js';

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { createExtProcClient, pickEndpoint, prefillDecodeEndpointPickerConfig } from '../src/epp/index.js';
+import { prefillDecodeEndpointPickerConfig } from '../src/epp/index.js';
+import { createExtProcClient, pickEndpoint } from '../src/gateway/index.js';
 import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
 
 const bin = fileURLToPath(new URL('../../bin/llmisvc.js', import.meta.url));

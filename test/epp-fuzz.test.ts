@@ -6,15 +6,14 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
+import { startEpp, type RunningEpp } from '../src/epp/index.js';
 import {
   BodySendMode,
   createExtProcClient,
   loadProtos,
   pickEndpoint,
-  startEpp,
   type ExtProcClient,
-  type RunningEpp,
-} from '../src/epp/index.js';
+} from '../src/gateway/index.js';
 import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
 
 let fixtures: ModelServerFixture[] = [];

@@ -8,13 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import {
-  createExtProcClient,
-  pickEndpoint,
-  startEpp,
-  type ExtProcClient,
-  type RunningEpp,
-} from '../src/epp/index.js';
+import { startEpp, type RunningEpp } from '../src/epp/index.js';
+import { createExtProcClient, pickEndpoint, type ExtProcClient } from '../src/gateway/index.js';
 import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
 
 const KUBECONFIG = process.env['LLMISVC_TEST_KUBECONFIG'];

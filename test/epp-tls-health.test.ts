@@ -7,13 +7,8 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { request } from 'undici';
-import {
-  createExtProcClient,
-  loadProtos,
-  pickEndpoint,
-  startEpp,
-  type RunningEpp,
-} from '../src/epp/index.js';
+import { startEpp, type RunningEpp } from '../src/epp/index.js';
+import { createExtProcClient, loadProtos, pickEndpoint } from '../src/gateway/index.js';
 import { startEnvoy, type RunningEnvoy } from './harness/envoy.js';
 import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
 

@@ -11,9 +11,8 @@ import { createServer as createTcpServer, type Server, type Socket } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
-import { encodeHeaderBlock } from '../src/epp/hpack.js';
-import { Http2Connection } from '../src/epp/http2-connection.js';
-import { selfSignedKeyPair } from '../src/epp/tls.js';
+import { selfSignedKeyPair } from '../src/certs/index.js';
+import { encodeHeaderBlock, Http2Connection } from '../src/transport/index.js';
 
 const H2SPEC_BIN = process.env['H2SPEC_BIN'];
 const HEADERS = encodeHeaderBlock([

@@ -7,12 +7,13 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { LlmisvcError } from '../errors/index.js';
-// The modules themselves, not '../epp/index.js': that also exports the ext_proc client, whose gRPC library and
-// protobuf schema the server does not need and would carry in its heap.
-import { parseDurationMs } from '../epp/config.js';
-import { parseEndpointList } from '../epp/datastore.js';
-import type { ModelDirectory } from '../epp/director.js';
-import { DEFAULT_BODY_LIMIT, startEpp } from '../epp/server.js';
+import {
+  DEFAULT_BODY_LIMIT,
+  parseDurationMs,
+  parseEndpointList,
+  startEpp,
+  type ModelDirectory,
+} from '../epp/index.js';
 
 interface EppFlags {
   grpcPort: string;

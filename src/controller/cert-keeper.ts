@@ -8,8 +8,8 @@
 import type { Logger } from 'pino';
 import type { KubeClient, KubeObject } from '../kube/index.js';
 import { CORE_RESOURCES, isConflict, isNotFound } from '../kube/index.js';
-import type { CertBundle } from './certs.js';
-import { issueBundle, needsRotation } from './certs.js';
+import type { CertBundle } from '../certs/index.js';
+import { issueBundle, needsRotation } from '../certs/index.js';
 
 export interface CertKeeperOptions {
   client: KubeClient;

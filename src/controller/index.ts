@@ -15,7 +15,7 @@ export {
 } from './controller.js';
 export type { ControllerOptions, RenderOutcome, ServiceEngine } from './controller.js';
 export { createMetrics, type ControllerMetrics } from './metrics.js';
-export { issueBundle, needsRotation, serviceDnsNames, type CertBundle } from './certs.js';
+export { issueBundle, needsRotation, serviceDnsNames, type CertBundle } from '../certs/index.js';
 export { CertKeeper, type CertKeeperOptions } from './cert-keeper.js';
 export {
   reviewAdmission,

@@ -12,7 +12,7 @@ import type { KubeClientOptions } from '../kube/index.js';
 import { LlmisvcError } from '../errors/index.js';
 import { KubeClient, LeaderElector } from '../kube/index.js';
 import { CertKeeper } from './cert-keeper.js';
-import { serviceDnsNames } from './certs.js';
+import { serviceDnsNames } from '../certs/index.js';
 import type { ServiceEngine } from './controller.js';
 import { Controller } from './controller.js';
 import { startProbeServer } from './http-server.js';

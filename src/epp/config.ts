@@ -31,8 +31,11 @@ import { singleProfileHandler } from './plugins/single-profile-handler.js';
 
 export const ACCEPTED_API_VERSIONS = ['inference.networking.x-k8s.io/v1alpha1', 'llm-d.ai/v1alpha1'] as const;
 
-// The default configs are data the renderer embeds in the EPP Deployments too: one copy, kept there.
-export { defaultEndpointPickerConfig, prefillDecodeEndpointPickerConfig } from '../render/index.js';
+export {
+  defaultEndpointPickerConfig,
+  prefillDecodeEndpointPickerConfig,
+  weightedEndpointPickerConfig,
+} from './default-configs.js';
 
 /** A loaded config: the scheduler's plugins plus the saturation thresholds. */
 export interface EndpointPickerConfig {

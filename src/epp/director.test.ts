@@ -6,7 +6,7 @@ import {
   prefillDecodeEndpointPickerConfig,
 } from './config.js';
 import { decide, emptyModelDirectory, type ModelDirectory } from './director.js';
-import { endpoint, seededRandom } from './test-endpoints.js';
+import { endpoint, seededRandom } from '../../test/harness/endpoints.js';
 import type { Endpoint } from './types.js';
 
 const NOW = 1_000_000;

@@ -6,8 +6,7 @@ import { Datastore } from './datastore.js';
 import { emptyModelDirectory } from './director.js';
 import { EppMetrics } from './epp-metrics.js';
 import { DESTINATION_HEADER, createProcessHandler } from './extproc-server.js';
-import type { GrpcCall } from './grpc-server.js';
-import { BodySendMode } from './proto.js';
+import { BodySendMode, type GrpcCall } from '../transport/index.js';
 import { emptyMetrics, type PostResponse } from './types.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- ext_proc messages are dynamic protobuf objects */

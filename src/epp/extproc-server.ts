@@ -16,8 +16,7 @@ import type { EndpointPickerConfig } from './config.js';
 import type { Datastore } from './datastore.js';
 import { decide, type ModelDirectory } from './director.js';
 import type { EppMetrics } from './epp-metrics.js';
-import type { GrpcCall, GrpcCallHandlers } from './grpc-server.js';
-import { BodySendMode } from './ext-proc-codec.js';
+import { BodySendMode, type GrpcCall, type GrpcCallHandlers } from '../transport/index.js';
 import { RequestError, openAiErrorBody } from './request.js';
 import type { Endpoint, SchedulingRequest } from './types.js';
 

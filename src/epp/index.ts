@@ -1,19 +1,13 @@
 /**
  * @module epp
  * The Endpoint Picker: an Envoy ext_proc server that picks a model server for every OpenAI request by prefix-cache
- * affinity and load. Public surface for the CLI, `llmisvc up`, the renderer and the tests.
+ * affinity and load. Public surface for the CLI, `llmisvc up` and the tests (the ext_proc client is the gateway's).
  */
 export { startEpp, DEFAULT_BODY_LIMIT, type EppOptions, type RunningEpp } from './server.js';
 export {
-  createExtProcClient,
-  pickEndpoint,
-  type ExtProcClient,
-  type PickRequest,
-  type PickResult,
-} from './extproc-client.js';
-export {
   defaultEndpointPickerConfig,
   prefillDecodeEndpointPickerConfig,
+  weightedEndpointPickerConfig,
   loadEndpointPickerConfig,
   parseDurationMs,
   ACCEPTED_API_VERSIONS,
@@ -37,5 +31,4 @@ export {
 export { PREFILL_HEADER, pluginTypes } from './plugins/index.js';
 export { schedule } from './scheduler.js';
 export { metricsFromExposition } from './model-server-metrics.js';
-export { loadProtos, BodySendMode } from './proto.js';
 export type { Endpoint, EndpointMetrics, EndpointRole, Criticality, SchedulingRequest } from './types.js';

@@ -16,17 +16,21 @@ import { Datastore, type EndpointSpec } from './datastore.js';
 import { emptyModelDirectory, type ModelDirectory } from './director.js';
 import { EppMetrics } from './epp-metrics.js';
 import { createProcessHandler } from './extproc-server.js';
-import { decodeProcessingRequest, encodeProcessingResponse } from './ext-proc-codec.js';
 import {
+  createGrpcServer,
   decodeHealthCheckRequest,
+  decodeProcessingRequest,
   encodeHealthCheckResponse,
+  encodeProcessingResponse,
+  type GrpcCall,
+  type GrpcServer,
   type ServingStatusName,
-} from './health-codec.js';
-import { createGrpcServer, type GrpcCall, type GrpcServer } from './grpc-server.js';
+} from '../transport/index.js';
 import type { KubernetesSource } from './kubernetes.js';
 import { MetricsScraper } from './metrics-scraper.js';
 import { PrefixIndex } from './plugins/index.js';
-import { loadKeyPair, selfSignedKeyPair } from './tls.js';
+import { selfSignedKeyPair } from '../certs/index.js';
+import { loadKeyPair } from './tls.js';
 
 export interface EppOptions {
   /** ext_proc port (upstream default 9002; 0 = any free port). */

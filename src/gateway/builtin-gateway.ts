@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Pool } from 'undici';
 import { LlmisvcError } from '../errors/index.js';
-import { createExtProcClient, pickEndpoint, type ExtProcClient } from '../epp/index.js';
+import { createExtProcClient, pickEndpoint, type ExtProcClient } from './extproc-client.js';
 
 export interface GatewayRoute {
   /** Path prefix to match (`/default/quickstart/v1/completions`). */

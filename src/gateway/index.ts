@@ -24,3 +24,11 @@ export {
   type RoutingDecision,
   type RunningGateway,
 } from './builtin-gateway.js';
+export {
+  createExtProcClient,
+  pickEndpoint,
+  type ExtProcClient,
+  type PickRequest,
+  type PickResult,
+} from './extproc-client.js';
+export { loadProtos, BodySendMode } from './proto.js';

@@ -8,12 +8,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { LlmisvcError } from '../errors/index.js';
-import {
-  DEFAULT_RENDER_OPTIONS,
-  parseApiVersions,
-  renderService,
-  weightedEndpointPickerConfig,
-} from '../render/index.js';
+import { weightedEndpointPickerConfig } from '../epp/index.js';
+import { DEFAULT_RENDER_OPTIONS, parseApiVersions, renderService } from '../render/index.js';
 import { DEFAULT_SERVICE_FILE, readServiceFile, startLocalStack, type LocalStackOptions } from './stack.js';
 import { localTopology } from './topology.js';
 

@@ -25,11 +25,6 @@ import { renderScheduler } from './scheduler.js';
 import { type KubeObject, renderWorkloads, renderWorkloadService } from './workload.js';
 
 export * from './dependencies.js';
-export {
-  defaultEndpointPickerConfig,
-  prefillDecodeEndpointPickerConfig,
-  weightedEndpointPickerConfig,
-} from './endpoint-picker-config.js';
 export { componentSelector, ownedLabels, ownerReference, PART_OF, ROLE_LABEL, type Role } from './labels.js';
 export { DEFAULT_GATEWAY, type GatewayOptions } from './route.js';
 export { type KubeObject, lwsGroupSize, vllmFlags } from './workload.js';

@@ -14,7 +14,8 @@ import {
   type PodSpec,
 } from '../api/index.js';
 import { INFERENCE_POOL_V1, INFERENCE_X_V1ALPHA2 } from './dependencies.js';
-import { defaultEndpointPickerConfig, prefillDecodeEndpointPickerConfig } from './endpoint-picker-config.js';
+// The one narrow import of epp/ past its index: the default configs are a leaf module of data (see its header).
+import { defaultEndpointPickerConfig, prefillDecodeEndpointPickerConfig } from '../epp/default-configs.js';
 import { childMetadata, componentSelector } from './labels.js';
 import type { KubeObject } from './workload.js';
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { endpoint, seededRandom } from '../test-endpoints.js';
+import { endpoint, seededRandom } from '../../../test/harness/endpoints.js';
 import { CycleState, type Endpoint, type SchedulingContext } from '../types.js';
 import { kvCacheUtilizationScorer } from './kv-cache-utilization-scorer.js';
 import { loraAffinityScorer } from './lora-affinity-scorer.js';

@@ -1,5 +1,5 @@
 /**
- * @module epp/grpc-server
+ * @module transport/grpc-server
  * A small gRPC server for the EPP's two services: the ext_proc `Process` stream, which every request through the
  * gateway opens, and `grpc.health.v1.Health`. It runs on the HTTP/2 connection of `http2-connection.ts`, which says
  * why not `node:http2`; `@grpc/grpc-js`'s server sits on `node:http2` and costs more CPU per stream still.
@@ -18,7 +18,12 @@ import {
   type ServerStream,
   type StreamHandler,
 } from './http2-connection.js';
-import type { KeyPair } from './tls.js';
+
+/** A PEM certificate chain and its private key, as `node:tls` takes them. */
+export interface TlsCredentials {
+  cert: Buffer;
+  key: Buffer;
+}
 
 /** gRPC status codes used here. */
 export const GrpcStatus = {
@@ -61,7 +66,7 @@ export interface GrpcServerOptions {
   /** Largest message accepted; a larger one ends the call with RESOURCE_EXHAUSTED. */
   maxMessageBytes: number;
   /** Serve TLS (ALPN h2) with this key pair. */
-  tls?: KeyPair | undefined;
+  tls?: TlsCredentials | undefined;
   /** Called with errors the server swallows (bad frames, undecodable messages, handler exceptions). */
   onError?: (error: unknown) => void;
 }

@@ -1,5 +1,5 @@
 /**
- * @module epp/health-codec
+ * @module transport/health-codec
  * Wire codec for `grpc.health.v1`: `HealthCheckRequest { string service = 1; }` in and
  * `HealthCheckResponse { ServingStatus status = 1; }` out. Written out because the two messages are this small, and so
  * the EPP's server loads no protobuf schema at all (see `ext-proc-codec.ts` for the ext_proc messages).

@@ -1,5 +1,5 @@
 /**
- * @module epp/http2-connection
+ * @module transport/http2-connection
  * The server side of one HTTP/2 connection (RFC 9113), for the EPP's gRPC services: frames, settings, flow control
  * and stream states, with HPACK from `hpack.ts`. It serves what gRPC clients send (prior-knowledge h2c, or h2 over
  * TLS) and nothing else: no server push, no priorities (accepted and ignored), no HTTP/1.1 upgrade.

@@ -1,5 +1,5 @@
 /**
- * @module epp/protobuf-wire
+ * @module transport/protobuf-wire
  * Reading and writing protobuf's wire format, for the EPP's hand-written message codecs (`ext-proc-codec.ts`,
  * `health-codec.ts`): varints, length-delimited fields and fixed-size numbers, nothing schema-driven.
  */

@@ -1,5 +1,5 @@
 /**
- * @module epp/http2-request-head
+ * @module transport/http2-request-head
  * A request's header block as the HTTP/2 layer reads it, field by field from the HPACK decoder: the fields the gRPC
  * layer needs, and whether the block breaks a rule of RFC 9113 §8.2–8.3 (a malformed request, refused with
  * RST_STREAM(PROTOCOL_ERROR)).

@@ -1,5 +1,5 @@
 /**
- * @module epp/hpack-huffman
+ * @module transport/hpack-huffman
  * The Huffman code of RFC 7541 Appendix B (257 symbols: bytes 0-255 and EOS = 256), for `hpack.ts`. Generated from
  * the Python `hpack` package 4.0.0 (`hpack/huffman_constants.py`: REQUEST_CODES, REQUEST_CODES_LENGTH), not typed by
  * hand; `hpack.test.ts` checks it is canonical and complete and decodes the RFC's Appendix C examples with it.

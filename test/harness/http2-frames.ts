@@ -1,5 +1,5 @@
 /**
- * @module epp/test-http2-frames
+ * @module test/harness/http2-frames
  * Raw HTTP/2 bytes for the unit tests beside the code that play a peer by hand (not exported from the package index).
  */
 

@@ -1,5 +1,5 @@
 /**
- * @module epp/ext-proc-codec
+ * @module transport/ext-proc-codec
  * Protobuf wire codec for the two ext_proc messages on the EPP's hot path: `ProcessingRequest` in, `ProcessingResponse`
  * out. Every request through the gateway costs three to five of each, and the generic protobufjs codec (reflection,
  * `fromObject` / `toObject` copies) was a tenth of the EPP's CPU per request and a sixth of its garbage.

@@ -1,5 +1,5 @@
 /**
- * @module epp/extproc-client
+ * @module gateway/extproc-client
  * A small ext_proc client: what a gateway does for one request, in one call. The builtin Node gateway of
  * `llmisvc up` routes with it, and tests use it to talk to the EPP without Envoy. Speaks full-duplex mode, like
  * the Envoy configuration GIE generates.
@@ -12,7 +12,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { BodySendMode, loadProtos } from './proto.js';
-import { DESTINATION_HEADER } from './extproc-server.js';
+import { DESTINATION_HEADER } from '../epp/index.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- dynamic protobuf messages */
 type Message = Record<string, any>;

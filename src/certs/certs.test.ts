@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { issueBundle, needsRotation, serviceDnsNames } from './certs.js';
+import { issueBundle, needsRotation, selfSignedKeyPair, serviceDnsNames } from './certs.js';
 
 const names = serviceDnsNames('llmisvc-webhook', 'llmisvc-system');
 
@@ -21,4 +21,24 @@ test('rotation is due near expiry, for other names, or without a bundle', () => 
   assert.equal(needsRotation(bundle, ['other.svc']), true);
   assert.equal(needsRotation(undefined, names), true);
   assert.equal(needsRotation({ cert: 'garbage', key: 'x', caCert: 'y' }, names), true);
+});
+
+test('a self-signed serving certificate is made in memory and serves TLS', async () => {
+  const { createServer, connect } = await import('node:tls');
+  const pair = selfSignedKeyPair('llmisvc-epp');
+  const cert = new X509Certificate(pair.cert);
+  assert.ok(cert.checkHost('llmisvc-epp'));
+  assert.ok(cert.verify(cert.publicKey));
+  const server = createServer({ ...pair, ALPNProtocols: ['h2'] }, (socket) => socket.end('ok'));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  const answer = await new Promise<string>((resolve, reject) => {
+    const socket = connect({ port, host: '127.0.0.1', rejectUnauthorized: false, ALPNProtocols: ['h2'] });
+    let data = '';
+    socket.on('data', (chunk) => (data += chunk));
+    socket.on('end', () => resolve(data));
+    socket.on('error', reject);
+  });
+  server.close();
+  assert.equal(answer, 'ok');
 });

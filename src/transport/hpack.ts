@@ -1,5 +1,5 @@
 /**
- * @module epp/hpack
+ * @module transport/hpack
  * HPACK (RFC 7541) for the server side of the EPP's own HTTP/2 layer: a decoder of the peer's header blocks, with
  * its dynamic table, and an encoder that never indexes (no dynamic table, so the peer's SETTINGS_HEADER_TABLE_SIZE
  * never matters) and never uses Huffman.

@@ -1,7 +1,9 @@
 /**
- * @module controller/certs
- * A self-made certificate authority and webhook serving certificate, so the controller's webhooks work without
- * cert-manager. Keys come from node:crypto (fast, native); node-forge writes the X.509 structures, which Node cannot.
+ * @module certs/certs
+ * Certificates made in memory, for every server of ours that needs one without cert-manager: a self-made CA and
+ * webhook serving certificate for the controller, a self-signed serving certificate for the EPP. Keys come from
+ * node:crypto (fast, native); node-forge writes the X.509 structures, which Node cannot. No file and no `openssl`
+ * process: the EPP runs with a read-only root file system in an image without openssl.
  * Pure apart from randomness: callers decide where the PEMs are kept and when to rotate (`needsRotation`).
  */
 import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
@@ -90,6 +92,37 @@ export function issueBundle(options: {
     cert: forge.pki.certificateToPem(cert),
     key: leaf.pem,
   };
+}
+
+/** A PEM certificate and its private key, as `node:tls` takes them. */
+export interface KeyPair {
+  cert: Buffer;
+  key: Buffer;
+}
+
+/**
+ * A self-signed serving certificate for `commonName` (also its one DNS name), valid `days`. Gateways talk to the EPP
+ * without verifying its certificate, as GIE's do, so no CA is needed.
+ * @example const { cert, key } = selfSignedKeyPair('llmisvc-epp');
+ */
+export function selfSignedKeyPair(commonName = 'llmisvc-epp', days = 3650, now = new Date()): KeyPair {
+  const pair = newKeyPair();
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = pair.publicKey;
+  cert.serialNumber = serial();
+  cert.validity.notBefore = new Date(now.getTime() - 5 * 60_000);
+  cert.validity.notAfter = new Date(now.getTime() + days * DAY);
+  const name = [{ name: 'commonName', value: commonName }];
+  cert.setSubject(name);
+  cert.setIssuer(name);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', serverAuth: true },
+    { name: 'subjectAltName', altNames: [{ type: 2, value: commonName }] },
+  ]);
+  cert.sign(pair.privateKey, forge.md.sha256.create());
+  return { cert: Buffer.from(forge.pki.certificateToPem(cert)), key: Buffer.from(pair.pem) };
 }
 
 /**

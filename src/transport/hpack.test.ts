@@ -5,7 +5,7 @@ import net from 'node:net';
 import { test } from 'node:test';
 import { encodeHeaderBlock, HpackDecoder, HpackError } from './hpack.js';
 import { HUFFMAN_CODES, HUFFMAN_LENGTHS } from './hpack-huffman.js';
-import { CONNECTION_PREFACE, encodeFrame } from './test-http2-frames.js';
+import { CONNECTION_PREFACE, encodeFrame } from '../../test/harness/http2-frames.js';
 
 type Field = [string, string];
 

@@ -14,7 +14,7 @@ import {
   type ServerStream,
   type StreamHandler,
 } from './http2-connection.js';
-import { CONNECTION_PREFACE as PREFACE, encodeFrame } from './test-http2-frames.js';
+import { CONNECTION_PREFACE as PREFACE, encodeFrame } from '../../test/harness/http2-frames.js';
 
 const OK_HEADERS = encodeHeaderBlock([[':status', '200']]);
 const TRAILERS = encodeHeaderBlock([['x-done', '1']]);

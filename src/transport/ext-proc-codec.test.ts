@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeProcessingRequest, encodeProcessingResponse } from './ext-proc-codec.js';
-import { loadProtos } from './proto.js';
+import { loadProtos } from '../gateway/proto.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- plain protobuf-shaped objects */
 type Message = Record<string, any>;

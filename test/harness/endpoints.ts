@@ -1,8 +1,8 @@
 /**
- * @module epp/test-endpoints
+ * @module test/harness/endpoints
  * Builders of endpoint state for the unit tests beside the code (not exported from the package index).
  */
-import { emptyMetrics, type Endpoint, type EndpointMetrics, type EndpointRole } from './types.js';
+import { emptyMetrics, type Endpoint, type EndpointMetrics, type EndpointRole } from '../../src/epp/types.js';
 
 export function endpoint(
   address: string,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeHealthCheckRequest, encodeHealthCheckResponse, ServingStatus } from './health-codec.js';
-import { loadProtos } from './proto.js';
+import { loadProtos } from '../gateway/proto.js';
 
 /** The reference: protobufjs with the grpc.health.v1 schema. */
 const reference = loadProtos();

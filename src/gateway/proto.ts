@@ -1,5 +1,5 @@
 /**
- * @module epp/proto
+ * @module gateway/proto
  * Loads the schemas of the gRPC services the EPP speaks, for its clients (the ext_proc client of the tests and
  * benchmarks, health clients) and as the reference its hand-written codecs are tested against; the EPP's server
  * itself loads none of this. Envoy's `envoy.service.ext_proc.v3.ExternalProcessor` comes from the protos that
@@ -194,4 +194,4 @@ function lookup(root: grpc.GrpcObject, path: string): grpc.ServiceClientConstruc
   return node as grpc.ServiceClientConstructor;
 }
 
-export { BodySendMode } from './ext-proc-codec.js';
+export { BodySendMode } from '../transport/index.js';

@@ -1,0 +1,32 @@
+/**
+ * @module transport
+ * The EPP's wire: HTTP/2 (RFC 9113) with HPACK, a gRPC server on it, and protobuf codecs for the two services the
+ * EPP serves (Envoy's ext_proc and gRPC health). Written here rather than taken from `node:http2` + `@grpc/grpc-js`
+ * because those cost more CPU per ext_proc stream than the EPP's own work (see `http2-connection.ts`).
+ *
+ * Threat model. The peer is a gateway (Envoy, or ours) on the cluster network; anything that can reach the EPP's port
+ * can speak to it, so every byte is hostile until parsed: frames, HPACK blocks, gRPC framing and protobuf fields are
+ * bounds-checked and a violation ends the stream or the connection with the RFC's error, never the process. What a
+ * peer can make this server hold is bounded per connection (header-list size, message size, concurrent streams).
+ * TLS, when on, is served without client authentication, as GIE's EPP does; authenticating the gateway is the
+ * network policy's job. This folder imports nothing of the EPP: it knows streams and messages, not requests.
+ */
+export {
+  createGrpcServer,
+  GrpcStatus,
+  type GrpcCall,
+  type GrpcCallHandlers,
+  type GrpcMethod,
+  type GrpcServer,
+  type GrpcServerOptions,
+  type TlsCredentials,
+} from './grpc-server.js';
+export { BodySendMode, decodeProcessingRequest, encodeProcessingResponse } from './ext-proc-codec.js';
+export {
+  decodeHealthCheckRequest,
+  encodeHealthCheckResponse,
+  ServingStatus,
+  type ServingStatusName,
+} from './health-codec.js';
+export { Http2Connection, Http2ErrorCode, type Http2ConnectionOptions } from './http2-connection.js';
+export { encodeHeaderBlock, HpackDecoder, HpackError } from './hpack.js';

@@ -1,0 +1,65 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { ESLint } from 'eslint';
+import { REPO_ROOT } from './harness/repo.js';
+
+/** The rule messages ESLint gives `code` as if it were the shipped file `filePath`. */
+async function importErrors(filePath: string, code: string): Promise<string[]> {
+  const eslint = new ESLint({ cwd: REPO_ROOT });
+  const [result] = await eslint.lintText(code, { filePath });
+  return (result?.messages ?? []).filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message);
+}
+
+test('the lint rules keep dependencies pointing one way', async () => {
+  const intoEpp = await importErrors(
+    'src/transport/wrong.ts',
+    "export { startEpp } from '../epp/index.js';\n",
+  );
+  assert.match(intoEpp.join('\n'), /src\/transport\/ must not import this folder/);
+  const intoRenderFromEpp = await importErrors(
+    'src/epp/wrong.ts',
+    "export { renderService } from '../render/index.js';\n",
+  );
+  assert.match(intoRenderFromEpp.join('\n'), /src\/epp\/ must not import this folder/);
+  const pastIndex = await importErrors(
+    'src/sim/wrong.ts',
+    "export { Reader } from '../transport/protobuf-wire.js';\n",
+  );
+  assert.match(pastIndex.join('\n'), /through its index\.js/);
+  const testHelper = await importErrors(
+    'src/epp/wrong.ts',
+    "export * from '../../test/harness/endpoints.js';\n",
+  );
+  assert.match(testHelper.join('\n'), /Test helpers live under test\//);
+});
+
+test('the allowed imports pass', async () => {
+  assert.deepEqual(
+    await importErrors('src/epp/fine.ts', "export { LlmisvcError } from '../errors/index.js';\n"),
+    [],
+  );
+  assert.deepEqual(
+    await importErrors(
+      'src/render/fine.ts',
+      "export { defaultEndpointPickerConfig } from '../epp/default-configs.js';\n",
+    ),
+    [],
+  );
+  assert.deepEqual(
+    await importErrors('src/epp/plugins/fine.ts', "export * from '../../errors/index.js';\n"),
+    [],
+  );
+});
+
+test('the npm package ships no test and no test helper', () => {
+  const packed = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: REPO_ROOT });
+  const files = (JSON.parse(packed.toString()) as { files: { path: string }[] }[])[0]!.files.map(
+    (f) => f.path,
+  );
+  assert.ok(files.includes('dist/src/epp/server.js'), 'the package holds the built sources');
+  assert.deepEqual(
+    files.filter((f) => /\.test\.|(^|\/)test\//.test(f)),
+    [],
+  );
+});
