@@ -1,6 +1,7 @@
 // The generated CRDs on a real kube-apiserver (the shared one of `npm test`): every example is accepted as written,
 // and the CEL rules in the CRD reject what the API server can check by itself, with our messages.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -9,6 +10,7 @@ import { KubeClient, statusMessage } from '../src/kube/index.js';
 import { REPO_ROOT } from './harness/repo.js';
 
 const kubeconfig = process.env['LLMISVC_TEST_KUBECONFIG'];
+const kubectl = process.env['LLMISVC_KUBECTL'];
 const NAMESPACE = 'crd-test';
 const BASE = `/apis/serving.kserve.io/v1alpha2/namespaces/${NAMESPACE}/llminferenceservices`;
 
@@ -87,6 +89,28 @@ describe(
         assert.match(statusMessage(response), message);
       });
     }
+
+    it(
+      'kubectl finds a service by its short name, as KServe users type it',
+      { skip: !kubectl && 'needs LLMISVC_KUBECTL' },
+      () => {
+        // The examples of the test before are in the namespace; `quickstart` is one of them.
+        const run = (...args: string[]) =>
+          execFileSync(kubectl!, ['--kubeconfig', kubeconfig!, '-n', NAMESPACE, ...args], {
+            encoding: 'utf8',
+          });
+        assert.equal(
+          run('get', 'llmisvc', 'quickstart', '-o', 'name').trim(),
+          'llminferenceservice.serving.kserve.io/quickstart',
+        );
+        assert.match(run('get', 'llmisvc'), /^NAME\b[\s\S]*\bquickstart\b/);
+        // The category lists both kinds of the project, as `kubectl get kserve` does for KServe's.
+        assert.match(
+          run('get', 'kserve', '-o', 'name'),
+          /llminferenceservice\.serving\.kserve\.io\/quickstart/,
+        );
+      },
+    );
 
     it('prunes unknown fields outside the schemaless pod specs', async () => {
       const response = await client.send(

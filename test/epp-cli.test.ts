@@ -6,6 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { prefillDecodeEndpointPickerConfig } from '../src/epp/index.js';
 import { createExtProcClient, pickEndpoint } from '../src/gateway/index.js';
@@ -95,3 +96,87 @@ test('llmisvc epp reports flag mistakes with a code and a hint', () => {
     assert.match(result.stderr, pattern, args.join(' '));
   }
 });
+
+/** The first JSON log line that says the EPP listens, or the output so far when it exits first. */
+function listeningLine(child: ChildProcess): Promise<{ grpcPort: number; healthPort: number }> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const collect = (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.includes('endpoint picker listening'));
+      if (line) resolve(JSON.parse(line));
+    };
+    child.stdout!.on('data', collect);
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('exit', (code) => reject(new Error(`exited with ${code}: ${out}`)));
+  });
+}
+
+const canConfine = process.getuid?.() === 0 && spawnSync('unshare', ['--version']).status === 0;
+
+test(
+  "llmisvc epp starts with TLS under its pod's constraints: read-only root, no openssl, a non-root user",
+  { skip: canConfine ? false : 'needs root and unshare(1) to build the confinement' },
+  async () => {
+    // As the rendered EPP Deployment runs it (readOnlyRootFilesystem, runAsNonRoot, no volume, an image without
+    // openssl): a private mount namespace with / remounted read-only, uid/gid 65534, PATH and HOME leading nowhere.
+    const confine =
+      'mount -o remount,bind,ro / && exec setpriv --reuid 65534 --regid 65534 --clear-groups "$@"';
+    const child = spawn(
+      'unshare',
+      [
+        '--mount',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        confine,
+        'confine',
+        '/usr/bin/env',
+        '-i',
+        'PATH=/nonexistent',
+        'HOME=/nonexistent',
+        process.execPath,
+        bin,
+        'epp',
+        '--endpoints',
+        fixtures[1]!.address,
+        '--secure-serving',
+        'true',
+        '--host',
+        '127.0.0.1',
+        '--grpc-port',
+        '0',
+        '--grpc-health-port',
+        '0',
+        '--metrics-port',
+        '0',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    try {
+      const listening = await listeningLine(child);
+      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+      assert.match(status, /^Uid:\s+65534\b/m, 'the EPP runs as the non-root user');
+      const client = createExtProcClient(`127.0.0.1:${listening.grpcPort}`, { tls: true });
+      const body = Buffer.from(JSON.stringify({ model: 'm', prompt: 'confined' }));
+      let pick = await pickEndpoint(client, { path: '/v1/completions', body });
+      for (let i = 0; i < 200 && pick.immediateResponse?.status === 503; i++) {
+        pick.done();
+        await new Promise((r) => setTimeout(r, 25));
+        pick = await pickEndpoint(client, { path: '/v1/completions', body });
+      }
+      assert.equal(
+        pick.endpoint,
+        fixtures[1]!.address,
+        'it routes over TLS with the certificate it made in memory',
+      );
+      pick.done();
+      client.close();
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const [code] = await once(child, 'exit');
+    assert.equal(code, 0);
+  },
+);

@@ -92,9 +92,9 @@ function healthClient(): HealthStub {
   ) as unknown as HealthStub;
 }
 
-function check(health: HealthStub): Promise<string> {
+function check(health: HealthStub, service = ''): Promise<string> {
   return new Promise((resolve, reject) =>
-    health.Check({ service: '' }, (e, r) => (e ? reject(e) : resolve(r.status))),
+    health.Check({ service }, (e, r) => (e ? reject(e) : resolve(r.status))),
   );
 }
 
@@ -150,4 +150,22 @@ test('health: NOT_SERVING without endpoints; Watch sends the current status', as
   const again = healthClient();
   assert.equal(await check(again), 'SERVING');
   again.close();
+});
+
+test('health: liveness stays SERVING while no endpoint is ready; readiness does not; unknown names fail', async () => {
+  const health = healthClient();
+  try {
+    epp.datastore.setEndpoints([]);
+    // What the rendered EPP Deployment's probes ask (deploy/presets/config-llm-scheduler.yaml), and the ext_proc
+    // service name KServe's own preset probes liveness with.
+    assert.equal(await check(health, 'liveness'), 'SERVING');
+    assert.equal(await check(health, 'envoy.service.ext_proc.v3.ExternalProcessor'), 'SERVING');
+    assert.equal(await check(health, 'readiness'), 'NOT_SERVING');
+    assert.equal(await check(health, 'no-such-service'), 'SERVICE_UNKNOWN');
+    epp.datastore.setEndpoints([{ address: fixture.address }]);
+    assert.equal(await check(health, 'readiness'), 'SERVING');
+  } finally {
+    epp.datastore.setEndpoints([{ address: fixture.address }]);
+    health.close();
+  }
 });

@@ -122,6 +122,15 @@ async function checkRequests(stack: LocalStack): Promise<void> {
   const error = (await bad.json()) as { error: { message: string } };
   assert.ok(error.error.message.length > 0);
 
+  // The catch-all route's `ReplacePrefixMatch: /` keeps one slash: /<ns>/<name>/v1/models → /v1/models.
+  const models = await fetch(`${stack.baseUrl}/v1/models`);
+  assert.equal(models.status, 200, await models.clone().text());
+  const listed = (await models.json()) as { data: { id: string }[] };
+  assert.ok(
+    listed.data.some((m) => m.id === stack.model),
+    JSON.stringify(listed),
+  );
+
   // Paths outside the HTTPRoute are not served.
   const outside = await fetch(`${stack.url}/other/v1/models`);
   assert.equal(outside.status, 404);

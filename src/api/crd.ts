@@ -156,7 +156,8 @@ export function customResourceDefinition(
         plural,
         singular: kind.toLowerCase(),
         ...(kind === 'LLMInferenceService' ? { shortNames: ['llmisvc'] } : { shortNames: ['llmisvcconfig'] }),
-        categories: ['kserve', 'llmisvc'],
+        // Not 'llmisvc': a category equal to the short name makes kubectl expand `get llmisvc NAME` to both kinds.
+        categories: ['kserve'],
       },
       scope: 'Namespaced',
       conversion: {

@@ -101,6 +101,36 @@ function listenHttp(server: HttpServer, host: string, port: number): Promise<num
   });
 }
 
+/** The health service names the EPP answers; kubelet gRPC probes name one in `service`. */
+export const HEALTH_SERVICES = {
+  /** The process serves: a liveness probe must not restart an EPP whose model servers are still warming up. */
+  liveness: 'liveness',
+  /** At least one model server endpoint is known: requests can be routed. */
+  readiness: 'readiness',
+  /**
+   * The ext_proc service itself: serving as long as the process is, as KServe's scheduler preset probes liveness
+   * with this name (it answers every request, with a 503 while no endpoint is ready).
+   */
+  extProc: 'envoy.service.ext_proc.v3.ExternalProcessor',
+} as const;
+
+/**
+ * The status of one health service: liveness and the ext_proc service mean the process serves, readiness and the
+ * server as a whole (`''`) mean it can route; other names are SERVICE_UNKNOWN, which every probe takes as failing.
+ */
+export function healthOf(service: string, ready: () => ServingStatusName): ServingStatusName {
+  switch (service) {
+    case HEALTH_SERVICES.liveness:
+    case HEALTH_SERVICES.extProc:
+      return 'SERVING';
+    case HEALTH_SERVICES.readiness:
+    case '':
+      return ready();
+    default:
+      return 'SERVICE_UNKNOWN';
+  }
+}
+
 /** Starts an EPP; resolves once it listens and has scraped every endpoint once. */
 export async function startEpp(options: EppOptions): Promise<RunningEpp> {
   if (!options.endpoints && !options.pool) {
@@ -177,15 +207,19 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       : undefined,
     onError,
   });
-  const servingStatus = (): ServingStatusName =>
-    datastore.endpoints().length > 0 ? 'SERVING' : 'NOT_SERVING';
-  // Open health Watch calls and the status each was last sent: a change is pushed, as the gRPC health protocol asks.
-  const watchers = new Map<GrpcCall<{ status: ServingStatusName }>, ServingStatusName>();
+  const ready = (): ServingStatusName => (datastore.endpoints().length > 0 ? 'SERVING' : 'NOT_SERVING');
+  const statusOf = (service: string): ServingStatusName => healthOf(service, ready);
+  // Open health Watch calls, their service and the status each was last sent: a change is pushed, as the gRPC
+  // health protocol asks.
+  const watchers = new Map<
+    GrpcCall<{ status: ServingStatusName }>,
+    { service: string; sent: ServingStatusName }
+  >();
   datastore.onChange(() => {
-    const now = servingStatus();
-    for (const [call, sent] of watchers) {
-      if (sent === now) continue;
-      watchers.set(call, now);
+    for (const [call, watch] of watchers) {
+      const now = statusOf(watch.service);
+      if (watch.sent === now) continue;
+      watch.sent = now;
       call.send({ status: now });
     }
   });
@@ -195,8 +229,8 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
         decode: decodeHealthCheckRequest,
         encode: encodeHealthCheckResponse,
         open: (call: GrpcCall<{ status: ServingStatusName }>) => ({
-          message() {
-            call.send({ status: servingStatus() });
+          message(request: { service: string }) {
+            call.send({ status: statusOf(request.service) });
             call.end();
           },
           end() {
@@ -209,10 +243,10 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
         decode: decodeHealthCheckRequest,
         encode: encodeHealthCheckResponse,
         open: (call: GrpcCall<{ status: ServingStatusName }>) => ({
-          message() {
-            const now = servingStatus();
-            watchers.set(call, now);
-            call.send({ status: now });
+          message(request: { service: string }) {
+            const sent = statusOf(request.service);
+            watchers.set(call, { service: request.service, sent });
+            call.send({ status: sent });
           },
           end() {},
           abort() {

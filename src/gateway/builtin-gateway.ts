@@ -12,6 +12,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { Pool } from 'undici';
 import { LlmisvcError } from '../errors/index.js';
 import { createExtProcClient, pickEndpoint, type ExtProcClient } from './extproc-client.js';
+import { pathPrefixRest, replacePrefixMatch } from './path-prefix.js';
 
 export interface GatewayRoute {
   /** Path prefix to match (`/default/quickstart/v1/completions`). */
@@ -123,14 +124,9 @@ export function matchRoute(
   url: string,
 ): { route: GatewayRoute; path: string } | undefined {
   for (const route of routes) {
-    if (!url.startsWith(route.prefix)) continue;
-    const rest = url.slice(route.prefix.length);
-    // PathPrefix matches whole path elements: /a/b matches /a/b, /a/b/c and /a/b?x, not /a/bc.
-    if (rest !== '' && !route.prefix.endsWith('/') && rest[0] !== '/' && rest[0] !== '?') continue;
-    if (route.rewrite === undefined) return { route, path: url };
-    let path = route.rewrite + rest;
-    if (route.rewrite.endsWith('/') && rest.startsWith('/')) path = route.rewrite + rest.slice(1);
-    return { route, path: path.startsWith('/') ? path : `/${path}` };
+    const rest = pathPrefixRest(route.prefix, url);
+    if (rest === undefined) continue;
+    return { route, path: route.rewrite === undefined ? url : replacePrefixMatch(route.rewrite, rest) };
   }
   return undefined;
 }

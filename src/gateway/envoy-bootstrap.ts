@@ -6,6 +6,8 @@
  * Fail closed (`failure_mode_allow: false`): without a pick there is no destination to fail open to.
  */
 
+import { normalizedPrefix } from './path-prefix.js';
+
 export interface EnvoyBootstrapOptions {
   /** Address the gateway listens on (default 127.0.0.1). */
   listenAddress?: string;
@@ -59,6 +61,30 @@ const CIRCUIT_BREAKERS = {
 
 const IP_PATTERN = /^(\d{1,3}\.){3}\d{1,3}$|^[0-9a-fA-F:]+$/;
 
+/** Gateway API `PathPrefix` in Envoy terms: whole path elements (`path_separated_prefix`), `/` matching all. */
+function pathPrefixMatch(prefix: string): Record<string, string> {
+  const p = normalizedPrefix(prefix);
+  return p === '/' ? { prefix: '/' } : { path_separated_prefix: p };
+}
+
+/**
+ * `ReplacePrefixMatch` in Envoy terms (see `path-prefix.ts`). Envoy's `prefix_rewrite: /` would turn `/ns/name/v1`
+ * into `//v1`, so a replacement that is only slashes drops the prefix and its one following slash by regex instead,
+ * as Gateway API implementations do; any other replacement takes the prefix's place.
+ */
+function prefixRewrite(prefix: string, replacement: string): Record<string, unknown> {
+  const head = replacement.replace(/\/+$/, '');
+  const p = normalizedPrefix(prefix);
+  if (p === '/')
+    return head === '' ? {} : { regex_rewrite: { pattern: { regex: '^/' }, substitution: `${head}/` } };
+  if (head !== '') return { prefix_rewrite: head };
+  return { regex_rewrite: { pattern: { regex: `^${escapeRegex(p)}(/|$)` }, substitution: '/' } };
+}
+
+function escapeRegex(text: string): string {
+  return text.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&');
+}
+
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(3)}s`;
 }
@@ -77,15 +103,17 @@ function fileAccessLog(log: EnvoyAccessLog): Record<string, unknown> {
 /** The bootstrap as a plain object; `JSON.stringify` it into a file Envoy reads with `-c`. */
 export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, unknown> {
   const pool = options.poolClusterName ?? 'inference_pool';
-  const routes = (options.routes ?? [{ prefix: '/' }]).map((r) => ({
-    match: { prefix: r.prefix },
-    // No route timeout: completions stream for as long as the model generates.
-    route: {
-      cluster: pool,
-      timeout: '0s',
-      ...(r.rewrite !== undefined ? { prefix_rewrite: r.rewrite } : {}),
-    },
-  }));
+  const routes = [...(options.routes ?? [{ prefix: '/' }])]
+    .sort((a, b) => normalizedPrefix(b.prefix).length - normalizedPrefix(a.prefix).length)
+    .map((r) => ({
+      match: pathPrefixMatch(r.prefix),
+      // No route timeout: completions stream for as long as the model generates.
+      route: {
+        cluster: pool,
+        timeout: '0s',
+        ...(r.rewrite !== undefined ? prefixRewrite(r.prefix, r.rewrite) : {}),
+      },
+    }));
   const eppCluster: Record<string, unknown> = {
     name: 'epp',
     type: IP_PATTERN.test(options.eppHost) ? 'STATIC' : 'STRICT_DNS',
