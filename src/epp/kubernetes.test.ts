@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { V1Pod } from '@kubernetes/client-node';
-import { directoryFrom, endpointsFromPods, labelSelectorString, poolSpecOf } from './kubernetes.js';
+import { directoryFrom, endpointsFromPods, labelSelectorString, poolSpecOf, type Pod } from './kubernetes.js';
 import { parseEndpointList } from './datastore.js';
 
 function pod(
@@ -10,9 +9,11 @@ function pod(
   labels: Record<string, string>,
   ready = true,
   deleting = false,
-): V1Pod {
+): Pod {
   return {
-    metadata: { name, labels, ...(deleting ? { deletionTimestamp: new Date() } : {}) },
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, labels, ...(deleting ? { deletionTimestamp: new Date().toISOString() } : {}) },
     status: {
       ...(ip ? { podIP: ip } : {}),
       conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }],

@@ -3,21 +3,10 @@
  * Kubernetes mode: watches the InferencePool (v1 `inference.networking.k8s.io` or v1alpha2
  * `inference.networking.x-k8s.io`), the Ready pods its selector matches, and the InferenceModel (v1alpha2) and
  * InferenceObjective objects that reference the pool, and turns them into endpoint specs and a model directory.
- * The translation is pure (exported for tests); the informers are the thin edge.
+ * The translation is pure (exported for tests); the informers (`kube/`, as the controller's) are the thin edge.
  */
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  KubeConfig,
-  makeInformer,
-  type Informer,
-  type KubernetesListObject,
-  type KubernetesObject,
-  type ObjectCache,
-  type V1Pod,
-} from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { LlmisvcError } from '../errors/index.js';
+import { Informer, KubeClient, type KubeObject, type ResourceRef } from '../kube/index.js';
 import type { EndpointSpec } from './datastore.js';
 import { criticalityOfPriority, type ModelDirectory, type ModelRoute } from './director.js';
 import type { Criticality, EndpointRole } from './types.js';
@@ -30,7 +19,15 @@ export interface PoolSpec {
   targetPorts: number[];
 }
 
-type Obj = KubernetesObject & { spec?: Record<string, unknown> };
+/** What the pure functions read of a pool, model or objective (any version). */
+type Obj = { metadata?: { name?: string }; spec?: Record<string, unknown> };
+type Watched = KubeObject & Obj;
+
+/** The parts of a Pod the EPP reads. */
+export interface Pod extends KubeObject {
+  metadata: KubeObject['metadata'] & { labels?: Record<string, string>; deletionTimestamp?: string };
+  status?: { podIP?: string; conditions?: { type: string; status: string }[] };
+}
 
 /** Reads selector and ports from a v1 or v1alpha2 InferencePool. */
 export function poolSpecOf(pool: Obj): PoolSpec | undefined {
@@ -56,7 +53,7 @@ export function labelSelectorString(selector: Record<string, string>): string {
     .join(',');
 }
 
-function isReady(pod: V1Pod): boolean {
+function isReady(pod: Pod): boolean {
   if (pod.metadata?.deletionTimestamp) return false;
   if (!pod.status?.podIP) return false;
   return (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
@@ -68,7 +65,7 @@ function matches(labels: Record<string, string> | undefined, selector: Record<st
 }
 
 /** Ready pods matching the pool → one endpoint per (pod IP, target port). */
-export function endpointsFromPods(spec: PoolSpec, pods: readonly V1Pod[]): EndpointSpec[] {
+export function endpointsFromPods(spec: PoolSpec, pods: readonly Pod[]): EndpointSpec[] {
   const out: EndpointSpec[] = [];
   for (const pod of pods) {
     if (!isReady(pod) || !matches(pod.metadata?.labels, spec.selector)) continue;
@@ -137,98 +134,70 @@ export interface KubernetesSource {
   close(): Promise<void>;
 }
 
-type Watched<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
+const POOLS: ResourceRef[] = [
+  {
+    group: 'inference.networking.k8s.io',
+    version: 'v1',
+    plural: 'inferencepools',
+    kind: 'InferencePool',
+    namespaced: true,
+  },
+  {
+    group: 'inference.networking.x-k8s.io',
+    version: 'v1alpha2',
+    plural: 'inferencepools',
+    kind: 'InferencePool',
+    namespaced: true,
+  },
+];
+const MODELS: ResourceRef = {
+  group: 'inference.networking.x-k8s.io',
+  version: 'v1alpha2',
+  plural: 'inferencemodels',
+  kind: 'InferenceModel',
+  namespaced: true,
+};
+const OBJECTIVES: ResourceRef = { ...MODELS, plural: 'inferenceobjectives', kind: 'InferenceObjective' };
+const PODS: ResourceRef = { group: '', version: 'v1', plural: 'pods', kind: 'Pod', namespaced: true };
 
-/** Starts an informer and restarts it after errors (a CRD not installed yet, an API server restart). */
-function keepRunning<T extends KubernetesObject>(
-  informer: Watched<T>,
-  what: string,
-  logger: Logger,
-  closed: () => boolean,
-): void {
-  informer.on('error', (error: unknown) => {
-    logger.debug({ err: String(error) }, `watch of ${what} failed; retrying`);
-    setTimeout(() => {
-      if (!closed()) informer.start().catch(() => undefined);
-    }, 1000).unref();
-  });
-  informer.start().catch(() => undefined);
-}
-
-/** Watches the pool and its pods, models and objectives; resolves after the first list of each kind. */
+/**
+ * Watches the pool and its pods, models and objectives. A kind whose CRD is not installed (one of the two pool
+ * versions, InferenceModel on GIE v1) is retried with the informer's back-off, so it is picked up once installed.
+ */
 export async function watchInferencePool(options: WatchOptions): Promise<KubernetesSource> {
-  const kc = new KubeConfig();
-  try {
-    if (options.kubeconfig) kc.loadFromFile(options.kubeconfig);
-    else kc.loadFromDefault();
-  } catch (error) {
-    throw new LlmisvcError('LLMISVC_ERR_CONFIG', `cannot load the kubeconfig: ${(error as Error).message}`, {
-      hint: 'Pass --kubeconfig, or run inside a pod with a service account.',
-    });
-  }
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const core = kc.makeApiClient(CoreV1Api);
+  // Without --kubeconfig: $KUBECONFIG, ~/.kube/config, else the pod's service account.
+  const client = await KubeClient.create({
+    ...(options.kubeconfig ? { kubeconfig: options.kubeconfig } : {}),
+    userAgent: 'llmisvc-epp',
+  });
   const { name, namespace, logger } = options;
-  let closed = false;
-  const isClosed = () => closed;
-  const custList = (group: string, version: string, plural: string) => () =>
-    custom.listNamespacedCustomObject({ group, version, namespace, plural }) as Promise<
-      KubernetesListObject<Obj>
-    >;
+  const informerOptions = { namespace, logger, maxBackoffMs: 10_000 };
+  const pools = POOLS.map((ref) => new Informer<Watched>(client, ref, informerOptions));
+  const models = new Informer<Watched>(client, MODELS, informerOptions);
+  const objectives = new Informer<Watched>(client, OBJECTIVES, informerOptions);
 
-  const pools = [
-    makeInformer<Obj>(
-      kc,
-      `/apis/inference.networking.k8s.io/v1/namespaces/${namespace}/inferencepools`,
-      custList('inference.networking.k8s.io', 'v1', 'inferencepools'),
-    ),
-    makeInformer<Obj>(
-      kc,
-      `/apis/inference.networking.x-k8s.io/v1alpha2/namespaces/${namespace}/inferencepools`,
-      custList('inference.networking.x-k8s.io', 'v1alpha2', 'inferencepools'),
-    ),
-  ];
-  const models = makeInformer<Obj>(
-    kc,
-    `/apis/inference.networking.x-k8s.io/v1alpha2/namespaces/${namespace}/inferencemodels`,
-    custList('inference.networking.x-k8s.io', 'v1alpha2', 'inferencemodels'),
-  );
-  const objectives = makeInformer<Obj>(
-    kc,
-    `/apis/inference.networking.x-k8s.io/v1alpha2/namespaces/${namespace}/inferenceobjectives`,
-    custList('inference.networking.x-k8s.io', 'v1alpha2', 'inferenceobjectives'),
-  );
-
-  let podInformer: Watched<V1Pod> | undefined;
+  let podInformer: Informer<Pod> | undefined;
   let currentSelector = '';
   let spec: PoolSpec | undefined;
 
   const publishEndpoints = () =>
-    options.onEndpoints(spec && podInformer ? endpointsFromPods(spec, podInformer.list(namespace)) : []);
-  const publishDirectory = () =>
-    options.onDirectory(directoryFrom(models.list(namespace), objectives.list(namespace), name));
+    options.onEndpoints(spec && podInformer ? endpointsFromPods(spec, podInformer.list()) : []);
+  const publishDirectory = () => options.onDirectory(directoryFrom(models.list(), objectives.list(), name));
 
   const onPoolChange = () => {
-    const pool = pools.map((p) => p.get(name, namespace)).find((p) => p !== undefined);
+    const pool = pools.map((p) => p.get(namespace, name)).find((p) => p !== undefined);
     spec = pool ? poolSpecOf(pool) : undefined;
     const selector = spec ? labelSelectorString(spec.selector) : '';
     if (selector !== currentSelector) {
       currentSelector = selector;
-      const old = podInformer;
+      void podInformer?.stop();
       podInformer = undefined;
-      if (old) void stopForGood(old as Watched<KubernetesObject>);
       if (selector) {
-        const pods = makeInformer<V1Pod>(
-          kc,
-          `/api/v1/namespaces/${namespace}/pods`,
-          () => core.listNamespacedPod({ namespace, labelSelector: selector }),
-          selector,
-        );
-        for (const verb of ['add', 'update', 'delete'] as const)
-          pods.on(verb, () => podInformer === pods && publishEndpoints());
-        pods.on('connect', () => podInformer === pods && publishEndpoints());
+        const pods = new Informer<Pod>(client, PODS, { ...informerOptions, labelSelector: selector });
+        const publish = () => podInformer === pods && publishEndpoints();
+        pods.addHandlers({ add: publish, update: publish, delete: publish });
         podInformer = pods;
-        keepRunning(pods, 'pods', logger, isClosed);
+        pods.start();
       }
     }
     logger.info(
@@ -237,37 +206,16 @@ export async function watchInferencePool(options: WatchOptions): Promise<Kuberne
     );
     publishEndpoints();
   };
-  for (const p of pools) {
-    for (const verb of ['add', 'update', 'delete', 'connect'] as const) p.on(verb as 'add', onPoolChange);
-    keepRunning(p, 'InferencePool', logger, isClosed);
-  }
-  for (const inf of [models, objectives]) {
-    for (const verb of ['add', 'update', 'delete', 'connect'] as const)
-      inf.on(verb as 'add', publishDirectory);
-    keepRunning(inf, 'InferenceModel/InferenceObjective', logger, isClosed);
-  }
+  for (const p of pools) p.addHandlers({ add: onPoolChange, update: onPoolChange, delete: onPoolChange });
+  for (const inf of [models, objectives])
+    inf.addHandlers({ add: publishDirectory, update: publishDirectory, delete: publishDirectory });
+  for (const inf of [...pools, models, objectives]) inf.start();
   return {
     async close() {
-      closed = true;
-      const informers: Watched<KubernetesObject>[] = [...pools, models, objectives];
-      if (podInformer) informers.push(podInformer as Watched<KubernetesObject>);
-      await Promise.all(informers.map(stopForGood));
+      await Promise.all(
+        [...pools, models, objectives, ...(podInformer ? [podInformer] : [])].map((i) => i.stop()),
+      );
+      client.close();
     },
   };
-}
-
-/**
- * Stops an informer for good. client-node's ListWatch can outlive `stop()`: a stop that lands while it is listing
- * or opening its watch finds no request to abort, and the watch it opens a moment later then runs on (keeping the
- * process alive: seen as a test file that never exits). So after stopping, keep aborting any request that
- * appears, for a while, on an unref'd timer that never holds the process up.
- */
-async function stopForGood(informer: Watched<KubernetesObject>): Promise<void> {
-  await informer.stop().catch(() => undefined);
-  const late = informer as unknown as { request?: unknown };
-  const sweep = setInterval(() => {
-    if (late.request) void informer.stop().catch(() => undefined);
-  }, 50);
-  sweep.unref();
-  setTimeout(() => clearInterval(sweep), 30_000).unref();
 }

@@ -163,7 +163,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
   let kube: KubernetesSource | undefined;
   if (options.endpoints) datastore.setEndpoints(options.endpoints);
   else if (options.pool) {
-    // Loaded only in Kubernetes mode: @kubernetes/client-node alone holds ~27 MB of heap, which every major GC
+    // Loaded only in Kubernetes mode: kube/ brings @kubernetes/client-node (for kubeconfig loading), ~27 MB of heap
     // (a pause for all requests in flight) has to mark.
     const { watchInferencePool } = await import('./kubernetes.js');
     kube = await watchInferencePool({
