@@ -59,6 +59,11 @@ describe(
 
     const rejected: [string, Record<string, unknown>, RegExp][] = [
       [
+        'an Ingress beside a route',
+        { router: { ingress: { refs: [{ name: 'edge' }] }, route: {} } },
+        /ingress cannot be set together with route or gateway/,
+      ],
+      [
         'worker without parallelism',
         { worker: { containers: [] } },
         /worker needs data or pipeline parallelism/,

@@ -88,6 +88,12 @@ function addServiceRules(spec: Schema): void {
   );
   addRule(
     spec,
+    ['router'],
+    '!has(self.ingress) || (!has(self.route) && !has(self.gateway))',
+    'ingress cannot be set together with route or gateway: expose the service through an Ingress or the Gateway API',
+  );
+  addRule(
+    spec,
     ['router', 'scheduler', 'config'],
     'has(self.inline) != has(self.ref)',
     'set exactly one of inline (an EndpointPickerConfig) or ref (a ConfigMap key)',

@@ -63,7 +63,7 @@ function modelSchema(version: ApiVersionName) {
     uri: z
       .string()
       .optional()
-      .meta({ description: 'Where the model comes from: hf://, s3://, gs://, pvc://, oci://.' }),
+      .meta({ description: 'Where the model comes from: hf://, s3://, gs://, pvc://, oci://, oci+native://.' }),
     name: z
       .string()
       .optional()
@@ -174,6 +174,20 @@ function routerSchema(version: ApiVersionName) {
       })
       .optional()
       .meta({ description: 'Gateway API gateway; `{}` means the default Gateway.' }),
+    ingress: z
+      .strictObject({
+        refs: z
+          .array(
+            z.strictObject({
+              name: z.string().min(1, { error: 'must not be empty' }),
+              namespace: z.string().optional(),
+            }),
+          )
+          .optional()
+          .meta({ description: 'Existing Ingresses that expose the workload Service (bring your own).' }),
+      })
+      .optional()
+      .meta({ description: 'A Kubernetes Ingress instead of the Gateway API; exclusive with route and gateway.' }),
     scheduler: z
       .strictObject({
         pool: z
@@ -185,6 +199,18 @@ function routerSchema(version: ApiVersionName) {
         labels: stringMap.optional(),
         annotations: stringMap.optional(),
         template: PodSpecSchema.optional(),
+        tokenizer: z
+          .strictObject({
+            template: z
+              .looseObject({})
+              .optional()
+              .meta({
+                ...PRESERVE,
+                description: 'A container run beside the Endpoint Picker as its tokenizer sidecar (name: tokenizer).',
+              }),
+          })
+          .optional()
+          .meta({ description: 'The tokenizer sidecar of the Endpoint Picker pod.' }),
         config: z
           .strictObject({
             inline: z

@@ -224,3 +224,32 @@ describe('validation: the cases KServe rejects', () => {
     assert.deepEqual(problems(config), []);
   });
 });
+
+describe('validation: KServe v0.20 router fields', () => {
+  it('accepts an Ingress, oci+native:// and a tokenizer sidecar', () => {
+    assert.deepEqual(
+      problems(
+        service({
+          model: { uri: 'oci+native://registry.example.com/m:1' },
+          router: { ingress: { refs: [{ name: 'edge', namespace: 'web' }] } },
+        }),
+      ),
+      [],
+    );
+    assert.deepEqual(
+      problems(service({ router: { route: {}, scheduler: { tokenizer: { template: { image: 't:1' } } } } })),
+      [],
+    );
+  });
+
+  it('refuses an Ingress beside the Gateway API fields, naming each', () => {
+    const both = service({ router: { ingress: { refs: [{ name: 'edge' }] }, route: {}, gateway: {} } });
+    assertProblem(both, 'spec.router.route', /cannot be set together with spec.router.ingress/);
+    assertProblem(both, 'spec.router.gateway', /cannot be set together with spec.router.ingress/);
+    assertProblem(
+      service({ router: { ingress: { refs: [{ name: '' }] } } }),
+      'spec.router.ingress.refs[0].name',
+      /empty/,
+    );
+  });
+});

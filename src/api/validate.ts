@@ -151,6 +151,15 @@ function routerProblems(spec: LLMInferenceServiceSpec): FieldProblem[] {
         'your Gateways in spec.router.gateway.refs',
     });
   }
+  if (router?.ingress !== undefined) {
+    for (const other of ['route', 'gateway'] as const) {
+      if (router[other] === undefined) continue;
+      problems.push({
+        path: `spec.router.${other}`,
+        message: `cannot be set together with spec.router.ingress: expose the service through an Ingress or through the Gateway API, not both`,
+      });
+    }
+  }
   const scheduler = router?.scheduler;
   const config = scheduler?.config;
   if (config !== undefined) {

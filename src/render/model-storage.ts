@@ -2,7 +2,7 @@
  * @module render/model-storage
  * How the model (and LoRA adapters) reach the model server: downloaded by the storage-initializer init container
  * for remote URIs (hf://, s3://, gs://, https://), mounted from a PersistentVolumeClaim for pvc://, or from an
- * image volume for oci:// (Kubernetes image volumes, beta since 1.33). The model lands at /mnt/models, each
+ * image volume for oci:// and oci+native:// (Kubernetes image volumes, beta since 1.33). The model lands at /mnt/models, each
  * adapter at /mnt/lora/<name>.
  */
 import type { Container, LLMInferenceServiceSpec, PodSpec } from '../api/index.js';
@@ -13,7 +13,10 @@ export const LORA_PATH = '/mnt/lora';
 export const STORAGE_INITIALIZER_IMAGE = 'kserve/storage-initializer:v0.15.2';
 
 const DOWNLOADED = ['hf', 's3', 'gs', 'https', 'http'];
-const SCHEMES = [...DOWNLOADED, 'pvc', 'oci'];
+// KServe's oci:// runs a modelcar sidecar and oci+native:// a Kubernetes image volume; both become image volumes
+// here (no sidecar to keep in step with the server), so the two schemes serve the same model the same way.
+const IMAGE_SCHEMES = ['oci', 'oci+native'];
+const SCHEMES = [...DOWNLOADED, 'pvc', ...IMAGE_SCHEMES];
 
 function schemeOf(uri: string): string | undefined {
   return /^([a-z][a-z0-9+.-]*):\/\//.exec(uri)?.[1];
@@ -56,11 +59,11 @@ function mountFor(uri: string, path: string, volumeName: string, downloads: bool
       mount: { name: volumeName, mountPath: path, readOnly: true, ...(subPath ? { subPath } : {}) },
     };
   }
-  if (scheme === 'oci') {
+  if (scheme !== undefined && IMAGE_SCHEMES.includes(scheme)) {
     return {
       volume: {
         name: volumeName,
-        image: { reference: uri.slice('oci://'.length), pullPolicy: 'IfNotPresent' },
+        image: { reference: uri.slice(scheme.length + '://'.length), pullPolicy: 'IfNotPresent' },
       },
       mount: { name: volumeName, mountPath: path, readOnly: true },
     };

@@ -281,6 +281,45 @@ describe('renderService', () => {
     assert.deepEqual(names(out.children), ['Service/svc-kserve-workload-svc', 'Deployment/svc-kserve']);
   });
 
+  it('serves behind an Ingress with no route or Gateway, the model on an image volume for oci+native://', () => {
+    const out = render(
+      service({
+        model: { uri: 'oci+native://registry.example.com/m:1' },
+        router: { ingress: { refs: [{ name: 'edge' }] } },
+      }),
+    );
+    assert.deepEqual(names([...out.children, ...out.shared]), [
+      'Service/svc-kserve-workload-svc',
+      'Deployment/svc-kserve',
+    ]);
+    const [deployment] = find(out.children, 'Deployment');
+    const volumes = at(deployment, 'spec', 'template', 'spec', 'volumes') as Json[];
+    assert.deepEqual(
+      volumes.find((v) => v['name'] === 'model-storage'),
+      { name: 'model-storage', image: { reference: 'registry.example.com/m:1', pullPolicy: 'IfNotPresent' } },
+    );
+    assert.equal(at(deployment, 'spec', 'template', 'spec', 'initContainers'), undefined, 'no download');
+  });
+
+  it('runs the tokenizer template as a sidecar of the Endpoint Picker', () => {
+    const out = render(
+      service({
+        router: { route: {}, scheduler: { tokenizer: { template: { image: 'tok:1', name: 'x' } } } },
+      }),
+    );
+    const picker = find(out.children, 'Deployment').find((d) =>
+      String(at(d, 'metadata', 'name')).endsWith('-router-scheduler'),
+    );
+    const containers = at(picker, 'spec', 'template', 'spec', 'containers') as Json[];
+    assert.deepEqual(
+      containers.map((c) => [c['name'], c['image'] ?? 'epp']),
+      [
+        ['main', containers[0]!['image']],
+        ['tokenizer', 'tok:1'],
+      ],
+    );
+  });
+
   it('mounts a ConfigMap for a scheduler config ref', () => {
     const out = render(
       service({ router: { scheduler: { config: { ref: { name: 'cm', key: 'epp.yaml' } } } } }),

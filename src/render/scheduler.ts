@@ -103,18 +103,23 @@ function schedulerDeployment(service: LLMInferenceService, spec: LLMInferenceSer
   const template: PodSpec = scheduler.template ?? { containers: [] };
   const wiring = configWiring(spec);
   const selector = componentSelector(service, 'llminferenceservice-router-scheduler');
+  const tokenizer = scheduler.tokenizer?.template;
   const pod: PodSpec = {
     ...template,
     serviceAccountName: names.eppServiceAccount,
-    containers: (template.containers ?? []).map((c) =>
-      c.name === 'main'
-        ? {
-            ...c,
-            args: [...(c.args ?? []), ...wiring.args],
-            volumeMounts: [...(c.volumeMounts ?? []), ...(wiring.mounts as never[])],
-          }
-        : c,
-    ),
+    containers: [
+      ...(template.containers ?? []).map((c) =>
+        c.name === 'main'
+          ? {
+              ...c,
+              args: [...(c.args ?? []), ...wiring.args],
+              volumeMounts: [...(c.volumeMounts ?? []), ...(wiring.mounts as never[])],
+            }
+          : c,
+      ),
+      // The tokenizer sidecar as written, under the name the picker's tokenizer plugins expect.
+      ...(tokenizer ? [{ ...tokenizer, name: 'tokenizer' }] : []),
+    ],
     ...(wiring.volumes.length
       ? { volumes: [...(template.volumes ?? []), ...(wiring.volumes as never[])] }
       : {}),
