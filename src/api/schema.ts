@@ -60,10 +60,9 @@ const Criticality = z.enum(['Critical', 'Standard', 'Sheddable'], {
 
 function modelSchema(version: ApiVersionName) {
   return z.strictObject({
-    uri: z
-      .string()
-      .optional()
-      .meta({ description: 'Where the model comes from: hf://, s3://, gs://, pvc://, oci://, oci+native://.' }),
+    uri: z.string().optional().meta({
+      description: 'Where the model comes from: hf://, s3://, gs://, pvc://, oci://, oci+native://.',
+    }),
     name: z
       .string()
       .optional()
@@ -187,7 +186,9 @@ function routerSchema(version: ApiVersionName) {
           .meta({ description: 'Existing Ingresses that expose the workload Service (bring your own).' }),
       })
       .optional()
-      .meta({ description: 'A Kubernetes Ingress instead of the Gateway API; exclusive with route and gateway.' }),
+      .meta({
+        description: 'A Kubernetes Ingress instead of the Gateway API; exclusive with route and gateway.',
+      }),
     scheduler: z
       .strictObject({
         pool: z
@@ -206,7 +207,8 @@ function routerSchema(version: ApiVersionName) {
               .optional()
               .meta({
                 ...PRESERVE,
-                description: 'A container run beside the Endpoint Picker as its tokenizer sidecar (name: tokenizer).',
+                description:
+                  'A container run beside the Endpoint Picker as its tokenizer sidecar (name: tokenizer).',
               }),
           })
           .optional()
