@@ -40,7 +40,7 @@ export interface RoutingDecision {
   /** Time to the end of the response (ms). */
   totalMs: number;
   /** How the endpoint was chosen. */
-  via: 'epp' | 'round-robin' | 'epp-immediate' | 'gateway';
+  via: 'epp' | 'round-robin' | 'epp-immediate' | 'gateway' | 'fail-open';
 }
 
 export interface BuiltinGatewayOptions {
@@ -58,6 +58,11 @@ export interface BuiltinGatewayOptions {
   bodyTimeoutMs?: number;
   /** How long to wait for the EPP's decision (default 10 s, as Envoy's `message_timeout`). */
   eppTimeoutMs?: number;
+  /**
+   * The InferencePool's `failureMode` when the EPP fails or is late: `FailClose` (default) answers 503,
+   * `FailOpen` sends the request on by round robin over `serviceEndpoints`.
+   */
+  failureMode?: 'FailOpen' | 'FailClose';
   /** Largest request body (default 16 MiB). */
   bodyLimitBytes?: number;
   /** Called after every request (keep it cheap: it runs on the hot path). */
@@ -137,6 +142,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
   const headersTimeout = options.headersTimeoutMs ?? 600_000;
   const bodyTimeout = options.bodyTimeoutMs ?? 300_000;
   const eppTimeoutMs = options.eppTimeoutMs ?? 10_000;
+  const failOpen = options.failureMode === 'FailOpen';
   const bodyLimit = options.bodyLimitBytes ?? 16 * 1024 * 1024;
   const routes = [...options.routes].sort((a, b) => b.prefix.length - a.prefix.length);
   const client: ExtProcClient | undefined = options.eppAddress
@@ -214,23 +220,31 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
           { timeoutMs: eppTimeoutMs },
         );
       } catch (error) {
-        openAiError(
-          res,
-          503,
-          `endpoint picker unavailable: ${(error as Error).message}`,
-          'ServiceUnavailableError',
-        );
-        record({
-          endpoint: undefined,
-          pod: undefined,
-          prefill: undefined,
-          status: 503,
-          headersMs: 0,
-          via: 'gateway',
-        });
-        return;
+        if (failOpen) {
+          pick = undefined;
+        } else {
+          openAiError(
+            res,
+            503,
+            `endpoint picker unavailable: ${(error as Error).message}`,
+            'ServiceUnavailableError',
+          );
+          record({
+            endpoint: undefined,
+            pod: undefined,
+            prefill: undefined,
+            status: 503,
+            headersMs: 0,
+            via: 'gateway',
+          });
+          return;
+        }
       }
-      if (pick.immediateResponse) {
+      if (pick === undefined) {
+        // Fail open: the EPP could not decide, so the pool is balanced as a plain Service would be.
+        via = 'fail-open';
+        endpoint = roundRobin();
+      } else if (pick.immediateResponse) {
         const ir = pick.immediateResponse;
         res.writeHead(ir.status, {
           'content-type': 'application/json',
@@ -247,11 +261,12 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
           via: 'epp-immediate',
         });
         return;
+      } else {
+        endpoint = pick.endpoint;
+        done = pick.done;
+        Object.assign(headers, pick.headers);
+        forwardBody = pick.body ?? body;
       }
-      endpoint = pick.endpoint;
-      done = pick.done;
-      Object.assign(headers, pick.headers);
-      forwardBody = pick.body ?? body;
     } else {
       endpoint = roundRobin();
     }

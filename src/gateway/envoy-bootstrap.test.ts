@@ -63,8 +63,14 @@ test('options: DNS name, TLS, buffered mode, prefix rewrites, access log, bypass
   assert.equal(c.clusters.get('epp').type, 'STRICT_DNS');
   assert.equal(c.clusters.get('epp').transport_socket.name, 'envoy.transport_sockets.tls');
   assert.equal(c.hcm.http_filters[0].typed_config.processing_mode.request_body_mode, 'BUFFERED');
-  assert.deepEqual(c.hcm.route_config.virtual_hosts[0].routes[0].match, { prefix: '/llm/ns/name/' });
-  assert.equal(c.hcm.route_config.virtual_hosts[0].routes[0].route.prefix_rewrite, '/');
+  // Gateway API PathPrefix: whole path elements; ReplacePrefixMatch `/` keeps one slash (test/gateway-path-prefix).
+  assert.deepEqual(c.hcm.route_config.virtual_hosts[0].routes[0].match, {
+    path_separated_prefix: '/llm/ns/name',
+  });
+  assert.deepEqual(c.hcm.route_config.virtual_hosts[0].routes[0].route.regex_rewrite, {
+    pattern: { regex: '^/llm/ns/name(/|$)' },
+    substitution: '/',
+  });
   const bypass = parts(
     envoyBootstrap({
       listenPort: 0,

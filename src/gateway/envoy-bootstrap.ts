@@ -2,10 +2,12 @@
  * @module gateway/envoy-bootstrap
  * A pure function that writes the Envoy bootstrap a GIE-conformant gateway generates for an InferencePool: an HTTP
  * listener whose `ext_proc` filter (before the router) asks the EPP over HTTP/2 for every request, and an
- * `ORIGINAL_DST` cluster that sends the request to the `ip:port` the EPP put in `x-gateway-destination-endpoint`.
- * Fail closed (`failure_mode_allow: false`): without a pick there is no destination to fail open to.
+ * `ORIGINAL_DST` cluster that sends the request to the `ip:port` the EPP put in `x-gateway-destination-endpoint`
+ * — or, when the pool's endpoints are known, a cluster of exactly those, which can also fail open (see
+ * `failureMode`).
  */
 
+import { LlmisvcError } from '../errors/index.js';
 import { normalizedPrefix } from './path-prefix.js';
 
 export interface EnvoyBootstrapOptions {
@@ -21,14 +23,30 @@ export interface EnvoyBootstrapOptions {
   /** Admin API (default 127.0.0.1:0). */
   adminAddress?: string;
   adminPort?: number;
-  /** `FULL_DUPLEX_STREAMED` (GIE's current choice, default) or `BUFFERED` (older gateways). */
+  /**
+   * `FULL_DUPLEX_STREAMED` (GIE's current choice, the default) or `BUFFERED` (older gateways; the default with
+   * `FailOpen`, since Envoy cannot fail open once it has streamed a request body to the EPP).
+   */
   requestBodyMode?: 'FULL_DUPLEX_STREAMED' | 'BUFFERED';
   /** How long Envoy waits for one EPP answer (default 10 s; GIE uses a long timeout). */
   messageTimeoutMs?: number;
   /** Route prefix rewrites (e.g. `/llm/ns/name/v1` → `/v1`); default: one route for `/` unchanged. */
   routes?: { prefix: string; rewrite?: string }[];
-  /** Name of the ORIGINAL_DST cluster (default `inference_pool`). */
+  /** Name of the pool's cluster (default `inference_pool`). */
   poolClusterName?: string;
+  /**
+   * The pool's endpoints, when the gateway knows them (`llmisvc up`): the pool cluster then lists them and routes by
+   * Envoy's override-host policy, which honours the EPP's `x-gateway-destination-endpoint` only for a listed
+   * endpoint and otherwise falls back to round robin. Without them the cluster is `ORIGINAL_DST` (GIE's reference
+   * setup), which connects to whatever the header names.
+   */
+  poolEndpoints?: { host: string; port: number }[];
+  /**
+   * The InferencePool's `failureMode`: `FailClose` (default) answers an error when the EPP fails or is late;
+   * `FailOpen` sends the request on without a pick, round robin over `poolEndpoints` (required: with ORIGINAL_DST
+   * there is nothing to fall back to, and a client's own destination header would be obeyed).
+   */
+  failureMode?: 'FailOpen' | 'FailClose';
   /**
    * Baseline for benchmarks: no ext_proc filter and a plain cluster to this one model server, so the cost of the
    * EPP can be measured as the difference between the two gateways.
@@ -85,6 +103,51 @@ function escapeRegex(text: string): string {
   return text.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&');
 }
 
+/**
+ * A pool cluster of known endpoints, routed by the override-host policy: the EPP's pick when it names one of them,
+ * round robin otherwise (no pick: fail-open; or a pick outside the pool, which is never obeyed).
+ */
+function listedPoolCluster(name: string, endpoints: { host: string; port: number }[]): Record<string, unknown> {
+  const policy = (policyName: string, type: string, config: Record<string, unknown> = {}) => ({
+    typed_extension_config: { name: policyName, typed_config: { '@type': type, ...config } },
+  });
+  return {
+    name,
+    type: 'STATIC',
+    connect_timeout: '2s',
+    circuit_breakers: CIRCUIT_BREAKERS,
+    load_assignment: {
+      cluster_name: name,
+      endpoints: [
+        {
+          lb_endpoints: endpoints.map((e) => ({
+            endpoint: { address: { socket_address: { address: e.host, port_value: e.port } } },
+          })),
+        },
+      ],
+    },
+    load_balancing_policy: {
+      policies: [
+        policy(
+          'envoy.load_balancing_policies.override_host',
+          'type.googleapis.com/envoy.extensions.load_balancing_policies.override_host.v3.OverrideHost',
+          {
+            override_host_sources: [{ header: DESTINATION_ENDPOINT_HEADER }],
+            fallback_policy: {
+              policies: [
+                policy(
+                  'envoy.load_balancing_policies.round_robin',
+                  'type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin',
+                ),
+              ],
+            },
+          },
+        ),
+      ],
+    },
+  };
+}
+
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(3)}s`;
 }
@@ -103,6 +166,24 @@ function fileAccessLog(log: EnvoyAccessLog): Record<string, unknown> {
 /** The bootstrap as a plain object; `JSON.stringify` it into a file Envoy reads with `-c`. */
 export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, unknown> {
   const pool = options.poolClusterName ?? 'inference_pool';
+  const failOpen = options.failureMode === 'FailOpen';
+  const messageTimeoutMs = options.messageTimeoutMs ?? 10_000;
+  const requestBodyMode = options.requestBodyMode ?? (failOpen ? 'BUFFERED' : 'FULL_DUPLEX_STREAMED');
+  if (failOpen && requestBodyMode === 'FULL_DUPLEX_STREAMED') {
+    throw new LlmisvcError(
+      'LLMISVC_ERR_CONFIG',
+      'failureMode FailOpen cannot work with the FULL_DUPLEX_STREAMED request body mode: Envoy fails closed once a ' +
+        'request body has been streamed to the EPP',
+      { hint: 'Use requestBodyMode BUFFERED (the default with FailOpen), or FailClose.' },
+    );
+  }
+  if (failOpen && !options.poolEndpoints?.length) {
+    throw new LlmisvcError(
+      'LLMISVC_ERR_CONFIG',
+      'failureMode FailOpen needs the pool endpoints: an ORIGINAL_DST cluster has no endpoint to fall back to',
+      { hint: 'Pass poolEndpoints, or use FailClose.' },
+    );
+  }
   const routes = [...(options.routes ?? [{ prefix: '/' }])]
     .sort((a, b) => normalizedPrefix(b.prefix).length - normalizedPrefix(a.prefix).length)
     .map((r) => ({
@@ -122,7 +203,16 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
     typed_extension_protocol_options: {
       'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
         '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-        explicit_http_config: { http2_protocol_options: {} },
+        // Keepalive PINGs bound an EPP that accepts the connection and then never answers (hung, or a black hole):
+        // in full-duplex mode Envoy applies no message_timeout, so without them such a request waits forever.
+        explicit_http_config: {
+          http2_protocol_options: {
+            connection_keepalive: {
+              interval: seconds(Math.min(messageTimeoutMs, 1_000)),
+              timeout: seconds(messageTimeoutMs),
+            },
+          },
+        },
       },
     },
     load_assignment: {
@@ -155,7 +245,7 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
       '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor',
       grpc_service: {
         envoy_grpc: { cluster_name: 'epp' },
-        timeout: seconds(options.messageTimeoutMs ?? 10_000),
+        timeout: seconds(messageTimeoutMs),
       },
       // The response body streams through the EPP too, as GIE gateways configure it: its end is the EPP's only sign
       // that a request has finished. With the body left out, Envoy ends the ext_proc stream after the response
@@ -163,13 +253,13 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
       processing_mode: {
         request_header_mode: 'SEND',
         response_header_mode: 'SEND',
-        request_body_mode: options.requestBodyMode ?? 'FULL_DUPLEX_STREAMED',
+        request_body_mode: requestBodyMode,
         response_body_mode: 'FULL_DUPLEX_STREAMED',
         request_trailer_mode: 'SEND',
         response_trailer_mode: 'SEND',
       },
-      message_timeout: seconds(options.messageTimeoutMs ?? 10_000),
-      failure_mode_allow: false,
+      message_timeout: seconds(messageTimeoutMs),
+      failure_mode_allow: failOpen,
     },
   };
   const router = {
@@ -199,14 +289,16 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
           ],
         },
       }
-    : {
-        name: pool,
-        type: 'ORIGINAL_DST',
-        lb_policy: 'CLUSTER_PROVIDED',
-        connect_timeout: '2s',
-        circuit_breakers: CIRCUIT_BREAKERS,
-        original_dst_lb_config: { use_http_header: true, http_header_name: DESTINATION_ENDPOINT_HEADER },
-      };
+    : options.poolEndpoints?.length
+      ? listedPoolCluster(pool, options.poolEndpoints)
+      : {
+          name: pool,
+          type: 'ORIGINAL_DST',
+          lb_policy: 'CLUSTER_PROVIDED',
+          connect_timeout: '2s',
+          circuit_breakers: CIRCUIT_BREAKERS,
+          original_dst_lb_config: { use_http_header: true, http_header_name: DESTINATION_ENDPOINT_HEADER },
+        };
   return {
     admin: {
       address: {
@@ -229,6 +321,9 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
                     '@type':
                       'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
                     stat_prefix: 'gateway',
+                    // Slowloris: a client gets this long to send its request headers (Envoy's default is no limit),
+                    // as the builtin gateway's clientHeadersTimeoutMs.
+                    request_headers_timeout: '30s',
                     ...(options.accessLog ? { access_log: [fileAccessLog(options.accessLog)] } : {}),
                     route_config: {
                       name: 'gateway',

@@ -381,6 +381,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         routes,
         eppAddress: epp ? `127.0.0.1:${epp.grpcPort}` : undefined,
         serviceEndpoints: endpoints.map((e) => e.address),
+        failureMode: topology.failureMode,
         onDecision: (d) => state.record(d),
         extraHandler: dashboardHandler(state),
       });
@@ -394,6 +395,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         listenPort,
         eppHost: '127.0.0.1',
         eppPort: epp!.grpcPort,
+        // The pool's members are known here: Envoy obeys the EPP's pick only for one of them, and can fail open.
+        poolEndpoints: endpoints.map((e) => hostPort(e.address)),
+        failureMode: topology.failureMode,
         routes: routes.map((r) => ({
           prefix: r.prefix,
           ...(r.rewrite !== undefined ? { rewrite: r.rewrite } : {}),
@@ -555,4 +559,9 @@ function followAccessLog(path: string, onDecision: (d: RoutingDecision) => void)
   const timer = setInterval(() => void poll(), 250);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+function hostPort(address: string): { host: string; port: number } {
+  const colon = address.lastIndexOf(':');
+  return { host: address.slice(0, colon), port: Number(address.slice(colon + 1)) };
 }

@@ -42,6 +42,8 @@ export interface LocalTopology {
   eppConfigText: string | undefined;
   /** HTTPRoute rules, longest prefix first; empty when the service renders no route. */
   routes: LocalRoute[];
+  /** The InferencePool's `failureMode` (GIE's default FailClose when it states none or there is no pool). */
+  failureMode: 'FailOpen' | 'FailClose';
 }
 
 type Obj = Record<string, unknown>;
@@ -198,5 +200,13 @@ export function localTopology(rendered: Pick<RenderOutput, 'spec' | 'children'>)
     workloads,
     eppConfigText: scheduler ? eppConfigOf(scheduler, children) : undefined,
     routes: route ? routesOf(route) : [],
+    failureMode: failureModeOf(children.find((c) => c.kind === 'InferencePool')),
   };
+}
+
+/** `failureMode` of a v1 (`endpointPickerRef`) or v1alpha2 (`extensionRef`) InferencePool. */
+function failureModeOf(pool: KubeObject | undefined): LocalTopology['failureMode'] {
+  const spec = obj(pool?.spec);
+  const mode = str(obj(spec['endpointPickerRef'] ?? spec['extensionRef']).failureMode);
+  return mode === 'FailOpen' ? 'FailOpen' : 'FailClose';
 }

@@ -1,0 +1,143 @@
+// An Endpoint Picker that answers late or not at all, behind both gateways: the gateway's timeout ends the wait, and
+// the InferencePool's failureMode decides what the client gets — an error (FailClose) or the request served by a
+// pool member all the same (FailOpen). With fail-open on, a client's own destination header still reaches nothing.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { startBuiltinGateway, type RunningGateway } from '../src/gateway/index.js';
+import { startEnvoy, type RunningEnvoy } from './harness/envoy.js';
+import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
+
+const ENVOY_BIN = process.env['ENVOY_BIN'];
+const TIMEOUT_MS = 300;
+
+/** A TCP server that accepts connections and never says a word: an EPP that hangs. Counts its connections. */
+async function silentServer(): Promise<{ server: Server; port: number; connections: () => number }> {
+  const sockets: Socket[] = [];
+  const server = createServer((socket) => sockets.push(socket.on('error', () => undefined)));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const close = server.close.bind(server);
+  server.close = (cb?: (err?: Error) => void) => {
+    for (const s of sockets) s.destroy();
+    return close(cb);
+  };
+  return { server, port: (server.address() as { port: number }).port, connections: () => sockets.length };
+}
+
+function complete(port: number, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`http://127.0.0.1:${port}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ model: 'test-model', prompt: 'hello' }),
+  });
+}
+
+let fixtures: ModelServerFixture[] = [];
+let hangingEpp: Awaited<ReturnType<typeof silentServer>>;
+let attacker: Awaited<ReturnType<typeof silentServer>>;
+
+before(async () => {
+  fixtures = [await startModelServerFixture('a'), await startModelServerFixture('b')];
+  hangingEpp = await silentServer();
+  attacker = await silentServer();
+});
+after(async () => {
+  for (const f of fixtures) await f.close();
+  hangingEpp.server.close();
+  attacker.server.close();
+});
+
+describe('builtin gateway, EPP hanging', () => {
+  const start = (failureMode: 'FailOpen' | 'FailClose') =>
+    startBuiltinGateway({
+      port: 0,
+      routes: [{ prefix: '/', backend: 'pool' }],
+      eppAddress: `127.0.0.1:${hangingEpp.port}`,
+      serviceEndpoints: fixtures.map((f) => f.address),
+      eppTimeoutMs: TIMEOUT_MS,
+      failureMode,
+    });
+
+  it('FailClose: 503 once the EPP timeout passes', async () => {
+    const gateway: RunningGateway = await start('FailClose');
+    try {
+      const response = await complete(gateway.port);
+      assert.equal(response.status, 503);
+      assert.match(
+        ((await response.json()) as { error: { message: string } }).error.message,
+        /endpoint picker/,
+      );
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it('FailOpen: served by a pool member, round robin', async () => {
+    const gateway = await start('FailOpen');
+    try {
+      const servedBy = [];
+      for (let i = 0; i < 4; i++) {
+        const response = await complete(gateway.port, {
+          'x-gateway-destination-endpoint': `127.0.0.1:${attacker.port}`,
+        });
+        assert.equal(response.status, 200);
+        servedBy.push(((await response.json()) as { served_by: string }).served_by);
+      }
+      assert.deepEqual(servedBy.sort(), ['a', 'a', 'b', 'b']);
+      assert.equal(attacker.connections(), 0, 'a client-chosen destination is never dialled');
+    } finally {
+      await gateway.close();
+    }
+  });
+});
+
+describe(
+  'Envoy, EPP hanging',
+  { skip: ENVOY_BIN ? false : 'ENVOY_BIN not set (run through npm test)' },
+  () => {
+    const start = (failureMode: 'FailOpen' | 'FailClose'): Promise<RunningEnvoy> =>
+      startEnvoy(ENVOY_BIN!, {
+        eppHost: '127.0.0.1',
+        eppPort: hangingEpp.port,
+        messageTimeoutMs: TIMEOUT_MS,
+        poolEndpoints: fixtures.map((f) => {
+          const [host, port] = f.address.split(':');
+          return { host: host!, port: Number(port) };
+        }),
+        failureMode,
+      });
+
+    it('FailClose: an error, not a hang, once message_timeout passes', async () => {
+      const envoy = await start('FailClose');
+      const served = () => fixtures.reduce((n, f) => n + f.received.length, 0);
+      const before = served();
+      try {
+        const response = await complete(envoy.port);
+        assert.ok(response.status >= 500, `status ${response.status}`);
+        assert.equal(served(), before, 'nothing reached a model server');
+      } finally {
+        await envoy.close();
+      }
+    });
+
+    it("FailOpen: served by a pool member; a client's destination header reaches nothing", async () => {
+      const envoy = await start('FailOpen');
+      try {
+        const servedBy: string[] = [];
+        for (let i = 0; i < 4; i++) {
+          const response = await complete(envoy.port, {
+            'x-gateway-destination-endpoint': `127.0.0.1:${attacker.port}`,
+          });
+          assert.equal(response.status, 200, await response.clone().text());
+          servedBy.push(((await response.json()) as { served_by: string }).served_by);
+        }
+        assert.deepEqual([...new Set(servedBy)].sort(), ['a', 'b'], 'round robin over the pool');
+        assert.equal(attacker.connections(), 0, 'a client-chosen destination is never dialled');
+      } finally {
+        await envoy.close();
+      }
+    });
+  },
+);
