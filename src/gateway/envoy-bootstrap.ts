@@ -107,7 +107,10 @@ function escapeRegex(text: string): string {
  * A pool cluster of known endpoints, routed by the override-host policy: the EPP's pick when it names one of them,
  * round robin otherwise (no pick: fail-open; or a pick outside the pool, which is never obeyed).
  */
-function listedPoolCluster(name: string, endpoints: { host: string; port: number }[]): Record<string, unknown> {
+function listedPoolCluster(
+  name: string,
+  endpoints: { host: string; port: number }[],
+): Record<string, unknown> {
   const policy = (policyName: string, type: string, config: Record<string, unknown> = {}) => ({
     typed_extension_config: { name: policyName, typed_config: { '@type': type, ...config } },
   });
