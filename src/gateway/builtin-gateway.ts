@@ -10,6 +10,7 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Pool } from 'undici';
+import { isRoutingHeader } from '../epp/index.js';
 import { LlmisvcError } from '../errors/index.js';
 import { createExtProcClient, pickEndpoint, type ExtProcClient } from './extproc-client.js';
 
@@ -200,7 +201,8 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
     }
     const headers: Record<string, string> = {};
     for (const [key, value] of Object.entries(req.headers)) {
-      if (value === undefined || HOP_BY_HOP.has(key)) continue;
+      // Routing headers are the EPP's to set: a client's would steer a model server (or its sidecar) anywhere.
+      if (value === undefined || HOP_BY_HOP.has(key) || isRoutingHeader(key)) continue;
       headers[key] = Array.isArray(value) ? value.join(', ') : value;
     }
 
@@ -254,6 +256,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
       }
       endpoint = pick.endpoint;
       done = pick.done;
+      for (const name of pick.removeHeaders) delete headers[name];
       Object.assign(headers, pick.headers);
       forwardBody = pick.body ?? body;
     } else {
