@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { startSimulator, type RunningSimulator } from '../src/sim/index.js';
+import { startAttackerTarget } from './harness/attacker.js';
 
 const fast = { port: 0, timeScale: 0.001 };
 
@@ -278,7 +279,13 @@ describe('simulator prefill/decode', () => {
   let decode: RunningSimulator;
   before(async () => {
     prefill = await startSimulator({ ...fast, model: 'llama', podName: 'prefill-0', role: 'prefill' });
-    decode = await startSimulator({ ...fast, model: 'llama', podName: 'decode-0', role: 'decode' });
+    decode = await startSimulator({
+      ...fast,
+      model: 'llama',
+      podName: 'decode-0',
+      role: 'decode',
+      prefillAllowList: [`127.0.0.1:${prefill.port}`],
+    });
   });
   after(async () => {
     await decode.close();
@@ -308,17 +315,55 @@ describe('simulator prefill/decode', () => {
     assert.equal(value(await metrics(decode), 'vllm:generation_tokens_total'), 4);
   });
 
-  it('answers 502 when the prefill endpoint cannot be reached', async () => {
+  it('answers 502 when an allowed prefill endpoint cannot be reached', async () => {
     const closed = await startSimulator({ ...fast });
     const port = closed.port;
     await closed.close();
-    const response = await post(
-      `${decode.url}/v1/completions`,
-      { prompt: 'x', max_tokens: 1 },
-      { 'x-prefiller-host-port': `127.0.0.1:${port}` },
-    );
-    assert.equal(response.status, 502);
-    assert.equal(((await response.json()) as { error: { code: number } }).error.code, 502);
+    const lonely = await startSimulator({ ...fast, role: 'decode', prefillAllowList: [`127.0.0.1:${port}`] });
+    try {
+      const response = await post(
+        `${lonely.url}/v1/completions`,
+        { prompt: 'x', max_tokens: 1 },
+        { 'x-prefiller-host-port': `127.0.0.1:${port}` },
+      );
+      assert.equal(response.status, 502);
+      assert.equal(((await response.json()) as { error: { code: number } }).error.code, 502);
+    } finally {
+      await lonely.close();
+    }
+  });
+
+  it('refuses a prefill endpoint outside its --prefill-allow-list with 403, connecting to nothing', async () => {
+    const attacker = await startAttackerTarget();
+    try {
+      for (const target of [attacker.address, `127.0.0.1:${decode.port}`]) {
+        const response = await post(
+          `${decode.url}/v1/completions`,
+          { model: 'llama', prompt: 'x', max_tokens: 1 },
+          { 'x-prefiller-host-port': target },
+        );
+        assert.equal(response.status, 403);
+        const { error } = (await response.json()) as { error: { message: string; type: string } };
+        assert.equal(error.type, 'PermissionDeniedError');
+        assert.match(error.message, /x-prefiller-host-port/);
+        assert.ok(error.message.includes(target), error.message);
+      }
+      // Without a list (the default), a decode simulator trusts no prefill endpoint at all.
+      const bare = await startSimulator({ ...fast, role: 'decode' });
+      try {
+        const response = await post(
+          `${bare.url}/v1/completions`,
+          { prompt: 'x', max_tokens: 1 },
+          { 'x-prefiller-host-port': attacker.address },
+        );
+        assert.equal(response.status, 403);
+      } finally {
+        await bare.close();
+      }
+      assert.equal(attacker.connections(), 0, 'the forged prefill endpoint was contacted');
+    } finally {
+      await attacker.close();
+    }
   });
 });
 

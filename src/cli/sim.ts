@@ -33,6 +33,11 @@ export function register(program: Command): void {
     .option('--lora-modules <adapters...>', 'LoRA adapters as name or name=path', list)
     .option('--pod-name <name>', 'name reported in the x-inference-pod header (default sim-<port>)')
     .addOption(new Option('--role <role>', 'P/D role').choices(['both', 'prefill', 'decode']).default(d.role))
+    .option(
+      '--prefill-allow-list <endpoints...>',
+      'decode role: the only prefill endpoints (host:port) x-prefiller-host-port may name; others get 403',
+      list,
+    )
     .addOption(n('--seed', 'seed for generated text and failure injection', d.seed))
     .addOption(n('--time-scale', 'wall seconds per modelled second (0.01 = 100x faster)', d.timeScale))
     .addOption(n('--max-num-seqs', 'most sequences in the running batch', d.maxNumSeqs))

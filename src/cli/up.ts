@@ -121,7 +121,10 @@ export function register(program: Command): void {
     .addOption(
       new Option('--model-server <kind>', 'model servers to run').choices(['sim', 'vllm']).default('sim'),
     )
-    .option('--model-server-cmd <command>', 'command per replica; {port} {model} {pod} {role} are replaced')
+    .option(
+      '--model-server-cmd <command>',
+      'command per replica; {port} {model} {pod} {role} {prefill-endpoints} are replaced',
+    )
     .option('--epp-config <file>', 'EndpointPickerConfig replacing the one the service renders')
     .addOption(
       new Option('--routing <kind>', 'epp, or round-robin (no Endpoint Picker, builtin gateway)')

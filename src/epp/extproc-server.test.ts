@@ -6,6 +6,7 @@ import { Datastore } from './datastore.js';
 import { emptyModelDirectory } from './director.js';
 import { EppMetrics } from './epp-metrics.js';
 import { DESTINATION_HEADER, createProcessHandler } from './extproc-server.js';
+import { EPP_ROUTING_HEADERS } from './routing-headers.js';
 import { BodySendMode, type GrpcCall } from '../transport/index.js';
 import { emptyMetrics, type PostResponse } from './types.js';
 
@@ -105,4 +106,58 @@ test('ext_proc: the call ends once the response has passed through, not before',
     ['":1}', true],
     'after echoing the last chunk',
   );
+});
+
+test('ext_proc: every answer that lets a request through removes the routing headers the EPP does not set', () => {
+  const forged = { 'x-prefiller-host-port': '127.0.0.1:1', 'x-gateway-destination-endpoint': '127.0.0.1:1' };
+  const mutationOf = (message: any) =>
+    (message.request_headers ?? message.request_body).response.header_mutation as {
+      set_headers: { header: { key: string } }[];
+      remove_headers: string[];
+    };
+  const run = (mode: number, prompt: string | undefined) => {
+    const { handlers, sent } = stream({ type: 'none', name: 'none', postResponse: () => {} });
+    handlers.message({
+      request: 'request_headers',
+      protocol_config: { request_body_mode: mode },
+      request_headers: {
+        headers: { ':path': prompt === undefined ? '/v1/models' : '/v1/completions', ...forged },
+        end_of_stream: prompt === undefined,
+      },
+    });
+    if (prompt !== undefined)
+      handlers.message({
+        request: 'request_body',
+        request_body: { body: Buffer.from(JSON.stringify({ model: 'm', prompt })), end_of_stream: true },
+      });
+    return sent;
+  };
+  const long = 'a long document, '.repeat(200);
+  for (const [label, mode, prompt] of [
+    ['full duplex, short prompt', BodySendMode.FULL_DUPLEX_STREAMED, 'hi'],
+    ['full duplex, P/D', BodySendMode.FULL_DUPLEX_STREAMED, long],
+    ['buffered, short prompt', BodySendMode.BUFFERED, 'hi'],
+    ['buffered, P/D', BodySendMode.BUFFERED, long],
+    ['headers only', BodySendMode.FULL_DUPLEX_STREAMED, undefined],
+  ] as const) {
+    const sent = run(mode, prompt);
+    const withMutation = sent.filter(
+      (m) => m.request_headers?.response || m.request_body?.response?.header_mutation,
+    );
+    assert.ok(withMutation.length > 0, label);
+    for (const message of withMutation) {
+      const mutation = mutationOf(message);
+      const set = new Set((mutation.set_headers ?? []).map((o) => o.header.key));
+      const removed = new Set(mutation.remove_headers);
+      for (const name of EPP_ROUTING_HEADERS)
+        assert.ok(
+          set.has(name) !== removed.has(name),
+          `${label}: ${name} is either set or removed, not both`,
+        );
+    }
+    const decided = mutationOf(withMutation.at(-1));
+    const setKeys = decided.set_headers.map((o) => o.header.key);
+    assert.ok(setKeys.includes(DESTINATION_HEADER), label);
+    assert.equal(setKeys.includes('x-prefiller-host-port'), prompt === long, label);
+  }
 });

@@ -10,6 +10,9 @@
  * the body answer. The gateway's mode is read from `protocol_config` in the first message (Envoy ≥ 1.35); without
  * it, full duplex is assumed. Any message order or content is survived: the worst outcome for a broken stream is
  * an error answer on that stream.
+ *
+ * Routing headers (`routing-headers.ts`) are the EPP's alone: every answer that lets a request through removes those a
+ * client sent, except the ones the EPP sets itself, so no gateway forwards a forged destination or prefill endpoint.
  */
 import type { Logger } from 'pino';
 import type { EndpointPickerConfig } from './config.js';
@@ -18,6 +21,7 @@ import { decide, type ModelDirectory } from './director.js';
 import type { EppMetrics } from './epp-metrics.js';
 import { BodySendMode, type GrpcCall, type GrpcCallHandlers } from '../transport/index.js';
 import { RequestError, openAiErrorBody } from './request.js';
+import { routingHeadersToRemove } from './routing-headers.js';
 import type { Endpoint, SchedulingRequest } from './types.js';
 
 export const DESTINATION_HEADER = 'x-gateway-destination-endpoint';
@@ -49,6 +53,14 @@ const OVERWRITE_IF_EXISTS_OR_ADD = 2;
 function setHeader(key: string, value: string): HeaderValueOption {
   return { header: { key, raw_value: Buffer.from(value) }, append_action: OVERWRITE_IF_EXISTS_OR_ADD };
 }
+
+/** The header mutation of a routed request: the EPP's headers set, every other routing header removed. */
+function routingMutation(set: HeaderValueOption[]): Message {
+  return { set_headers: set, remove_headers: routingHeadersToRemove(set.map((o) => o.header.key)) };
+}
+
+/** Before the decision (buffered body mode answers the headers first): no routing header of the client's survives. */
+const REMOVE_ROUTING_HEADERS: Message = Object.freeze({ remove_headers: routingHeadersToRemove() });
 
 /** Addresses from `envoy.lb.subset_hint`, expanded so that a bare IP admits every port of that IP. */
 function subsetHint(message: Message, endpoints: readonly Endpoint[]): Set<string> | undefined {
@@ -205,19 +217,16 @@ export function createProcessHandler(
       if (decision.rewrittenBody)
         mutations.push(setHeader('content-length', String(decision.rewrittenBody.length)));
       const metadata = destinationMetadata(endpoint.address);
+      const headerMutation = routingMutation(mutations);
       if (body === undefined) {
         // Headers-only request: the headers answer carries everything.
         write({
-          request_headers: {
-            response: { header_mutation: { set_headers: mutations }, clear_route_cache: true },
-          },
+          request_headers: { response: { header_mutation: headerMutation, clear_route_cache: true } },
           dynamic_metadata: metadata,
         });
       } else if (requestBodyMode === BodySendMode.FULL_DUPLEX_STREAMED) {
         write({
-          request_headers: {
-            response: { header_mutation: { set_headers: mutations }, clear_route_cache: true },
-          },
+          request_headers: { response: { header_mutation: headerMutation, clear_route_cache: true } },
           dynamic_metadata: metadata,
         });
         write({
@@ -231,7 +240,7 @@ export function createProcessHandler(
         });
         if (trailersFollow) write({ request_trailers: {} });
       } else {
-        const response: Message = { header_mutation: { set_headers: mutations }, clear_route_cache: true };
+        const response: Message = { header_mutation: headerMutation, clear_route_cache: true };
         if (decision.rewrittenBody) response['body_mutation'] = { body: decision.rewrittenBody };
         write({ request_body: { response }, dynamic_metadata: metadata });
       }
@@ -265,7 +274,7 @@ export function createProcessHandler(
           }
           if (h['end_of_stream']) return route(undefined, false);
           if (requestBodyMode !== BodySendMode.FULL_DUPLEX_STREAMED)
-            write({ request_headers: { response: {} } });
+            write({ request_headers: { response: { header_mutation: REMOVE_ROUTING_HEADERS } } });
           return;
         }
         case 'request_body': {

@@ -29,6 +29,7 @@ export {
   SUBSET_HINT_KEY,
 } from './extproc-server.js';
 export { PREFILL_HEADER, pluginTypes } from './plugins/index.js';
+export { EPP_ROUTING_HEADERS, isRoutingHeader, routingHeadersToRemove } from './routing-headers.js';
 export { schedule } from './scheduler.js';
 export { metricsFromExposition } from './model-server-metrics.js';
 export type { Endpoint, EndpointMetrics, EndpointRole, Criticality, SchedulingRequest } from './types.js';

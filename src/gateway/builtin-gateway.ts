@@ -10,6 +10,7 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Pool } from 'undici';
+import { isRoutingHeader } from '../epp/index.js';
 import { LlmisvcError } from '../errors/index.js';
 import { createExtProcClient, pickEndpoint, type ExtProcClient } from './extproc-client.js';
 import { pathPrefixRest, replacePrefixMatch } from './path-prefix.js';
@@ -63,17 +64,37 @@ export interface BuiltinGatewayOptions {
    * `FailOpen` sends the request on by round robin over `serviceEndpoints`.
    */
   failureMode?: 'FailOpen' | 'FailClose';
-  /** Largest request body (default 16 MiB). */
+  /** Largest request body (default 16 MiB): a larger one gets 413 and its connection is closed unread. */
   bodyLimitBytes?: number;
+  /**
+   * How long a client may take to send its request headers (default 30 s): a connection still sending them then
+   * gets 408 and is closed, so slowloris connections do not pile up.
+   */
+  clientHeadersTimeoutMs?: number;
+  /** How long a client may take to send its whole request, body included (default 5 min, as Node's). */
+  clientRequestTimeoutMs?: number;
+  /** Most request headers (default 100, as Envoy's `max_headers_count`); more get 431. */
+  maxHeaderCount?: number;
+  /** Largest request head in bytes (default 16 KiB, Node's); larger gets 431. */
+  maxHeaderBytes?: number;
   /** Called after every request (keep it cheap: it runs on the hot path). */
   onDecision?: (decision: RoutingDecision) => void;
   /** Requests this returns true for were answered by the caller (the dashboard). */
   extraHandler?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
+/** What the gateway holds open right now (for leak checks and the dashboard). */
+export interface GatewayStats {
+  /** Client connections open. */
+  clientConnections: number;
+  /** Over every upstream pool: sockets open, requests running on them, requests waiting for one. */
+  upstream: { connected: number; running: number; pending: number };
+}
+
 export interface RunningGateway {
   port: number;
   url: string;
+  stats(): Promise<GatewayStats>;
   /** Replaces the round-robin list (a restarted model server keeps its address, so this is rarely needed). */
   setServiceEndpoints(endpoints: readonly string[]): void;
   close(): Promise<void>;
@@ -102,21 +123,37 @@ function openAiError(res: ServerResponse, status: number, message: string, type:
   res.end(body);
 }
 
+/**
+ * Reads a request body up to `limit` bytes. Past the limit it stops at once ('too-large'): nothing more is kept, and
+ * the caller answers 413 and closes the connection rather than reading the rest.
+ */
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large'> {
   return new Promise((resolve, reject) => {
+    const announced = Number(req.headers['content-length']);
+    if (Number.isFinite(announced) && announced > limit) return resolve('too-large');
     const chunks: Buffer[] = [];
     let size = 0;
-    let over = false;
-    req.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) over = true;
-      else chunks.push(chunk);
-    });
-    req.on('end', () =>
-      resolve(over ? 'too-large' : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)),
-    );
+      if (size <= limit) return void chunks.push(chunk);
+      req.off('data', onData);
+      req.pause();
+      resolve('too-large');
+    };
+    req.on('data', onData);
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
     req.on('error', reject);
   });
+}
+
+/**
+ * Answers 413 and closes the connection without reading the rest of the body: Node would otherwise read (and
+ * discard) all of it to keep the connection alive, however large it is.
+ */
+function refuseBody(req: IncomingMessage, res: ServerResponse, limit: number): void {
+  res.shouldKeepAlive = false;
+  res.once('finish', () => req.socket.destroySoon());
+  openAiError(res, 413, `request body larger than ${limit} bytes`, 'BadRequestError');
 }
 
 /**
@@ -197,12 +234,21 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
     const hasBody = method !== 'GET' && method !== 'HEAD';
     const body = hasBody ? await readBody(req, bodyLimit) : undefined;
     if (body === 'too-large') {
-      openAiError(res, 413, `request body larger than ${bodyLimit} bytes`, 'BadRequestError');
+      refuseBody(req, res, bodyLimit);
+      record({
+        endpoint: undefined,
+        pod: undefined,
+        prefill: undefined,
+        status: 413,
+        headersMs: 0,
+        via: 'gateway',
+      });
       return;
     }
     const headers: Record<string, string> = {};
     for (const [key, value] of Object.entries(req.headers)) {
-      if (value === undefined || HOP_BY_HOP.has(key)) continue;
+      // Routing headers are the EPP's to set: a client's would steer a model server (or its sidecar) anywhere.
+      if (value === undefined || HOP_BY_HOP.has(key) || isRoutingHeader(key)) continue;
       headers[key] = Array.isArray(value) ? value.join(', ') : value;
     }
 
@@ -264,6 +310,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
       } else {
         endpoint = pick.endpoint;
         done = pick.done;
+        for (const name of pick.removeHeaders) delete headers[name];
         Object.assign(headers, pick.headers);
         forwardBody = pick.body ?? body;
       }
@@ -334,12 +381,36 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
     }
   }
 
-  const server: Server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+  const clientHeadersTimeout = options.clientHeadersTimeoutMs ?? 30_000;
+  const maxHeaderCount = options.maxHeaderCount ?? 100;
+  const server: Server = createServer(
+    {
+      keepAliveTimeout: 65_000,
+      headersTimeout: clientHeadersTimeout,
+      requestTimeout: Math.max(options.clientRequestTimeoutMs ?? 300_000, clientHeadersTimeout),
+      // Node checks the two timeouts above on this interval (30 s by default, which would let a header timeout of
+      // a second run for thirty).
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, clientHeadersTimeout / 4)),
+      maxHeaderSize: options.maxHeaderBytes ?? 16 * 1024,
+    },
+    onRequest,
+  );
+  // Node keeps at most this many headers and silently drops the rest; one more than the limit shows a flood.
+  server.maxHeadersCount = maxHeaderCount + 1;
+
+  function onRequest(req: IncomingMessage, res: ServerResponse): void {
+    if (req.rawHeaders.length / 2 > maxHeaderCount) {
+      res.shouldKeepAlive = false;
+      res
+        .writeHead(431, { 'content-type': 'text/plain' })
+        .end(`more than ${maxHeaderCount} request headers\n`);
+      return;
+    }
     if (options.extraHandler?.(req, res)) return;
     handle(req, res).catch((error: unknown) =>
       openAiError(res, 500, `gateway error: ${(error as Error).message}`, 'InternalServerError'),
     );
-  });
+  }
   const port = await new Promise<number>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) =>
       reject(
@@ -363,6 +434,19 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
   return {
     port,
     url: `http://${host}:${port}`,
+    async stats() {
+      const clientConnections = await new Promise<number>((resolve) =>
+        server.getConnections((error, count) => resolve(error ? -1 : count)),
+      );
+      const upstream = { connected: 0, running: 0, pending: 0 };
+      for (const pool of pools.values()) {
+        const { connected, running, pending } = pool.stats;
+        upstream.connected += connected;
+        upstream.running += running;
+        upstream.pending += pending;
+      }
+      return { clientConnections, upstream };
+    },
     setServiceEndpoints(endpoints) {
       serviceEndpoints = [...endpoints];
     },

@@ -49,6 +49,8 @@ export interface PickResult {
   endpoint: string | undefined;
   /** Headers the EPP asked to set (including `x-gateway-destination-endpoint`). */
   headers: Record<string, string>;
+  /** Headers the EPP asked to remove (lower case), applied before `headers`. */
+  removeHeaders: string[];
   /** The body to forward (rewritten when the EPP mapped the model). */
   body: Buffer | undefined;
   /** Set when the EPP answered the client itself (400, 404, 413, 429, 503 …). */
@@ -66,7 +68,16 @@ function headerMap(headers: Record<string, string>): Message {
   };
 }
 
-function mutationHeaders(mutation: Message | undefined, into: Record<string, string>): void {
+function mutationHeaders(
+  mutation: Message | undefined,
+  into: Record<string, string>,
+  removed?: Set<string>,
+): void {
+  for (const name of mutation?.['remove_headers'] ?? []) {
+    if (typeof name !== 'string') continue;
+    removed?.add(name.toLowerCase());
+    delete into[name.toLowerCase()];
+  }
   for (const option of mutation?.['set_headers'] ?? []) {
     const h = option?.header;
     if (!h?.key) continue;
@@ -118,6 +129,7 @@ export function pickEndpoint(
   };
   return new Promise<PickResult>((resolve, reject) => {
     const set: Record<string, string> = {};
+    const removed = new Set<string>();
     let body: Buffer | undefined;
     let settled = false;
     const settle = (result: PickResult | Error) => {
@@ -137,6 +149,7 @@ export function pickEndpoint(
         settle({
           endpoint: undefined,
           headers: {},
+          removeHeaders: [],
           body: undefined,
           immediateResponse: {
             status: Number(ir['status']?.['code'] ?? 500),
@@ -148,10 +161,10 @@ export function pickEndpoint(
         return;
       }
       if (message['request_headers'])
-        mutationHeaders(message['request_headers']['response']?.['header_mutation'], set);
+        mutationHeaders(message['request_headers']['response']?.['header_mutation'], set, removed);
       if (message['request_body']) {
         const r = message['request_body']['response'] ?? {};
-        mutationHeaders(r['header_mutation'], set);
+        mutationHeaders(r['header_mutation'], set, removed);
         const m = r['body_mutation'];
         body = m?.['streamed_response']
           ? Buffer.from(m['streamed_response']['body'] ?? [])
@@ -163,7 +176,14 @@ export function pickEndpoint(
         ? message['request_body'] !== undefined
         : message['request_headers'] !== undefined;
       if (complete)
-        settle({ endpoint: set[DESTINATION_HEADER], headers: set, body: hasBody ? body : undefined, done });
+        settle({
+          endpoint: set[DESTINATION_HEADER],
+          headers: set,
+          // A name removed in one answer and set in a later one stays set.
+          removeHeaders: [...removed].filter((name) => !(name in set)),
+          body: hasBody ? body : undefined,
+          done,
+        });
     });
     stream.on('error', (error: Error) => settle(error));
     stream.on('end', () => settle(new Error('the endpoint picker closed the stream without a decision')));

@@ -20,6 +20,7 @@ export {
   startBuiltinGateway,
   matchRoute,
   type BuiltinGatewayOptions,
+  type GatewayStats,
   type GatewayRoute,
   type RoutingDecision,
   type RunningGateway,

@@ -52,7 +52,10 @@ export interface LocalStackOptions {
   port?: number;
   gateway?: GatewayKind;
   modelServer?: ModelServerKind;
-  /** A command per replica, with `{port}`, `{model}`, `{pod}` and `{role}` replaced; overrides `modelServer`. */
+  /**
+   * A command per replica, with `{port}`, `{model}`, `{pod}`, `{role}` and `{prefill-endpoints}` (the pool's prefill
+   * `host:port`s, comma-separated: a decode server's allow-list) replaced; overrides `modelServer`.
+   */
   modelServerCmd?: string | undefined;
   /**
    * `epp` (default): the Endpoint Picker with the service's config (or `eppConfigText`). `round-robin`: no EPP, the
@@ -209,7 +212,10 @@ async function eppScrapedAll(datastore: Datastore, timeoutMs = 10_000): Promise<
 }
 
 function substitute(template: string, values: Record<string, string>): string {
-  return template.replace(/\{(port|model|pod|role)\}/g, (_, key: string) => values[key] ?? '');
+  return template.replace(
+    /\{(port|model|pod|role|prefill-endpoints)\}/g,
+    (_, key: string) => values[key] ?? '',
+  );
 }
 
 /** Plans the model servers: one per replica (per group leader), stable pod names, role from the workload. */
@@ -299,6 +305,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const ports = await Promise.all(planned.map(() => freePort()));
     const endpoints: LocalEndpoint[] = planned.map((p, i) => ({ ...p, address: `127.0.0.1:${ports[i]}` }));
     const simEntry = fileURLToPath(new URL('./sim-child.js', import.meta.url));
+    const prefillAddresses = endpoints.filter((e) => e.role === 'prefill').map((e) => e.address);
     const command = options.modelServerCmd ?? (options.modelServer === 'vllm' ? VLLM_COMMAND : undefined);
     // The model servers and the EPP start side by side: the EPP knows the addresses already, and the endpoints it
     // cannot scrape yet are marked stale until they answer (the gateway opens only once all are ready).
@@ -311,7 +318,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
               command: '/bin/sh',
               args: [
                 '-c',
-                `exec ${substitute(command, { port: String(port), model: topology.model, pod: e.pod, role: e.role })}`,
+                `exec ${substitute(command, {
+                  port: String(port),
+                  model: topology.model,
+                  pod: e.pod,
+                  role: e.role,
+                  'prefill-endpoints': prefillAddresses.join(','),
+                })}`,
               ],
               readyTimeoutMs: 30 * 60_000,
             }
@@ -326,6 +339,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
                   model: topology.model,
                   podName: e.pod,
                   role: e.role,
+                  // A decode simulator sends prompts only to this pool's prefill endpoints, whatever a request says.
+                  prefillAllowList: e.role === 'decode' ? prefillAddresses : [],
                   seed: (options.simulator?.seed ?? 1) + i,
                 }),
               ],

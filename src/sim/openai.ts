@@ -26,6 +26,8 @@ function errorType(status: number): string {
   switch (status) {
     case 400:
       return 'BadRequestError';
+    case 403:
+      return 'PermissionDeniedError';
     case 404:
       return 'NotFoundError';
     case 405:

@@ -33,6 +33,15 @@ describe('simulator options', () => {
     ]);
   });
 
+  it('names a --prefill-allow-list entry that is not a host:port', () => {
+    assert.throws(
+      () => resolveSimulatorOptions({ prefillAllowList: ['10.0.0.5:8000', 'http://x'] }),
+      (error: unknown) =>
+        error instanceof ValidationError &&
+        error.problems.some((p) => p.path === '--prefill-allow-list' && p.message.includes('http://x')),
+    );
+  });
+
   it('spells option names as flags', () => {
     assert.equal(flagName('maxNumBatchedTokens'), '--max-num-batched-tokens');
   });

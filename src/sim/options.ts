@@ -5,6 +5,7 @@
  * so a simulator started in-process behaves exactly like one started as a child process.
  */
 import { ValidationError, type FieldProblem } from '../errors/index.js';
+import { normalizeHostPort } from './prefill-allow-list.js';
 
 /** What this endpoint does in a prefill/decode (P/D) disaggregated deployment. */
 export type SimRole = 'both' | 'prefill' | 'decode';
@@ -59,6 +60,12 @@ export interface SimulatorOptions extends PerformanceOptions {
   /** The name in the `x-inference-pod` response header; empty means `sim-<port>`. */
   podName: string;
   role: SimRole;
+  /**
+   * The prefill endpoints (`host:port`) a decode endpoint may send a prompt to when `x-prefiller-host-port` names one;
+   * any other is refused with 403. Empty refuses them all: the header comes from the request, so it is trusted only
+   * as far as this list (`llmisvc up` fills it with the pool's prefill endpoints).
+   */
+  prefillAllowList: string[];
   /** Seed for the generated text and the failure injection. */
   seed: number;
   /** Wall-clock seconds per modelled second: 0.01 runs the model a hundred times faster. */
@@ -85,6 +92,7 @@ export const defaultSimulatorOptions: Readonly<SimulatorOptions> = Object.freeze
   loraModules: [],
   podName: '',
   role: 'both',
+  prefillAllowList: [],
   seed: 0,
   timeScale: 1,
   defaultMaxTokens: 128,
@@ -194,6 +202,10 @@ export function resolveSimulatorOptions(options: Partial<SimulatorOptions> = {})
   }
   if (!['both', 'prefill', 'decode'].includes(resolved.role))
     problem('role', `must be one of both, prefill, decode; got '${resolved.role}'`);
+  for (const entry of resolved.prefillAllowList) {
+    if (normalizeHostPort(entry) === undefined)
+      problem('prefillAllowList', `'${entry}' is not a host:port (for example 10.0.0.5:8000)`);
+  }
   for (const kind of resolved.failureKinds) {
     if (!['server_error', 'rate_limit', 'unavailable'].includes(kind))
       problem('failureKinds', `'${kind}' is not one of server_error, rate_limit, unavailable`);

@@ -28,6 +28,7 @@ import {
   type SimulatorOptions,
 } from './options.js';
 import { EngineRejection } from './performance-model.js';
+import { normalizeHostPort, prefillRefusal } from './prefill-allow-list.js';
 import { blockHashes, hash32, outputTokens, seededRandom, tokenize } from './tokens.js';
 
 /** A running simulator. */
@@ -97,6 +98,7 @@ class Simulator {
   private readonly failureRandom: () => number;
   private readonly created = Math.floor(Date.now() / 1000);
   private readonly open = new Set<ServerResponse>();
+  private readonly prefillAllowList: ReadonlySet<string>;
   private counter = 0;
   private closing = false;
 
@@ -106,6 +108,9 @@ class Simulator {
     this.engine = new EngineLoop(options, options.timeScale);
     this.loras = new Set(parseLoraModules(options.loraModules).map((l) => l.name));
     this.baseNames = new Set([options.model, ...options.servedModelNames]);
+    this.prefillAllowList = new Set(
+      options.prefillAllowList.map((entry) => normalizeHostPort(entry)).filter((e) => e !== undefined),
+    );
     this.failureRandom = seededRandom(options.seed ^ 0x5eed);
     this.metrics = new SimulatorMetrics(this.engine.model, {
       model: options.model,
@@ -186,6 +191,15 @@ class Simulator {
     res: ServerResponse,
   ): Promise<void> {
     if (this.closing) throw new ApiError(503, 'The simulator is shutting down.');
+    // Checked before anything else is done: a forged prefill endpoint gets no connection and no work.
+    const prefiller = this.options.role === 'decode' ? headerValue(req, prefillerHeader) : undefined;
+    if (prefiller !== undefined) {
+      const refusal = prefillRefusal(prefillerHeader, prefiller, this.prefillAllowList);
+      if (refusal) {
+        req.resume();
+        throw refusal;
+      }
+    }
     const raw = await readBody(req);
     let body: unknown;
     try {
@@ -210,7 +224,6 @@ class Simulator {
     const abort = new AbortController();
     res.once('close', () => abort.abort());
 
-    const prefiller = this.options.role === 'decode' ? headerValue(req, prefillerHeader) : undefined;
     if (prefiller) {
       const pod = await this.remotePrefill(
         prefiller,

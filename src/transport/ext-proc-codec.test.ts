@@ -239,3 +239,20 @@ test('ext_proc codec: a response field the encoder does not know is an error, no
     /mode_override is not supported/,
   );
 });
+
+test('ext_proc codec: header removals reach the wire as protobufjs reads them, next to the headers set', () => {
+  const mutation = {
+    set_headers: [
+      { header: { key: 'x-gateway-destination-endpoint', raw_value: Buffer.from('10.0.0.2:8000') } },
+    ],
+    remove_headers: ['x-prefiller-host-port', 'x-gateway-destination-endpoint-subset'],
+  };
+  for (const message of [
+    { request_headers: { response: { header_mutation: mutation, clear_route_cache: true } } },
+    { request_body: { response: { header_mutation: { remove_headers: mutation.remove_headers } } } },
+  ]) {
+    const decoded = reference.processingResponse.decode(encodeProcessingResponse(message));
+    const common = (decoded['request_headers'] ?? decoded['request_body']).response;
+    assert.deepEqual(common.header_mutation.remove_headers, mutation.remove_headers);
+  }
+});
