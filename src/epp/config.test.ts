@@ -50,7 +50,7 @@ schedulingProfiles:
 test('config: every mistake is reported with its path', () => {
   const cases: { text: string; paths: string[] }[] = [
     {
-      text: 'apiVersion: v1\nkind: Foo\nplugins: []\nschedulingProfiles: []',
+      text: 'apiVersion: v1\nkind: Foo\nplugins: []\nschedulingProfiles: {}',
       paths: ['apiVersion', 'kind', 'plugins', 'schedulingProfiles'],
     },
     {

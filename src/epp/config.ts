@@ -1,13 +1,22 @@
 /**
  * @module epp/config
- * The EndpointPickerConfig file (`--config-file` / `--config-text`), in the format llm-d and GIE use:
- * `apiVersion` (`inference.networking.x-k8s.io/v1alpha1` or `llm-d.ai/v1alpha1`), `kind: EndpointPickerConfig`,
- * `plugins: [{type, name?, parameters?}]`, `schedulingProfiles: [{name, plugins: [{pluginRef, weight?}]}]` and an
- * optional `saturationDetector`. Every problem is reported at once, naming the plugin or field.
+ * The EndpointPickerConfig file (`--config-file` / `--config-text`), in the layout of llm-d-router (where the EPP
+ * moved from GIE): `apiVersion` (`llm-d.ai/v1alpha1`, or GIE's `inference.networking.x-k8s.io/v1alpha1`),
+ * `kind: EndpointPickerConfig`, `featureGates`, `plugins`, `schedulingProfiles`, `flowControl` (whose
+ * `saturationDetector` names the detector plugin), `requestHandler.parsers`, `dataLayer`, and the deprecated
+ * top-level `saturationDetector` and `parser`. Decoding is strict, as upstream: an unknown field is an error naming
+ * its path. Fields this EPP accepts but does not act on are reported as warnings (logged at start), never dropped
+ * silently. Every problem is reported at once.
  */
 import { parse as parseYaml } from 'yaml';
 import { LlmisvcError, ValidationError, type FieldProblem } from '../errors/index.js';
-import { createPlugin } from './plugins/index.js';
+import {
+  acceptedNotActedOn,
+  createPlugin,
+  isSaturationDetector,
+  parseDurationMs,
+  type SaturationDetectorPlugin,
+} from './plugins/index.js';
 import { defaultSaturationThresholds, type SaturationThresholds } from './saturation.js';
 import type { SchedulerPlugins } from './scheduler.js';
 import {
@@ -28,14 +37,28 @@ import {
 } from './types.js';
 import { maxScorePicker } from './plugins/max-score-picker.js';
 import { singleProfileHandler } from './plugins/single-profile-handler.js';
+import { utilizationDetector } from './plugins/utilization-detector.js';
 
 export const ACCEPTED_API_VERSIONS = ['inference.networking.x-k8s.io/v1alpha1', 'llm-d.ai/v1alpha1'] as const;
 
+export { parseDurationMs } from './plugins/index.js';
 export {
   defaultEndpointPickerConfig,
   prefillDecodeEndpointPickerConfig,
   weightedEndpointPickerConfig,
 } from './default-configs.js';
+
+/** A field accepted but not acted on, or a deprecated spelling: logged as a warning when the EPP starts. */
+export interface ConfigWarning {
+  path: string;
+  message: string;
+}
+
+/** Times plugin calls (`plugin_duration_seconds`); the server sets `observe`, unset = not timed. */
+export interface PluginTiming {
+  observe:
+    ((extensionPoint: string, pluginType: string, pluginName: string, seconds: number) => void) | undefined;
+}
 
 /** A loaded config: the scheduler's plugins plus the saturation thresholds. */
 export interface EndpointPickerConfig {
@@ -43,7 +66,45 @@ export interface EndpointPickerConfig {
   readonly saturation: SaturationThresholds;
   /** Every plugin instance by name (for metrics and endpoint removal). */
   readonly plugins: ReadonlyMap<string, Plugin>;
+  /** Every known feature gate with its value (upstream default unless the config set it). */
+  readonly featureGates: ReadonlyMap<string, boolean>;
+  readonly warnings: readonly ConfigWarning[];
+  readonly pluginTiming: PluginTiming;
 }
+
+/**
+ * llm-d-router's feature gates: default value, and whether a value is what this EPP does (a gate set to a value it
+ * does not honour is a warning naming the gate).
+ */
+const FEATURE_GATES: Readonly<
+  Record<string, { default: boolean; honoured: (on: boolean) => boolean; why: string }>
+> = {
+  flowControl: {
+    default: false,
+    honoured: (on) => !on,
+    why: 'flow control (queueing by priority and fairness) is not implemented; when the pool is saturated, sheddable requests get 429',
+  },
+  haPopulateNonLeaderDatastore: {
+    default: true,
+    honoured: (on) => on,
+    why: 'this EPP has no leader election: every replica keeps its endpoints and routes',
+  },
+  dataLayer: {
+    default: true,
+    honoured: () => false,
+    why: 'deprecated upstream and a no-op: model-server metrics are always scraped',
+  },
+  enableLegacyMetrics: {
+    default: false,
+    honoured: (on) => !on,
+    why: 'there is one metrics path here',
+  },
+  prepareDataPlugins: {
+    default: false,
+    honoured: (on) => !on,
+    why: 'data-producer plugins are not implemented',
+  },
+};
 
 /** Parses `text` (YAML or JSON); `source` names it in messages (a file path or `--config-text`). */
 export function loadEndpointPickerConfig(text: string, source = '--config-text'): EndpointPickerConfig {
@@ -62,107 +123,137 @@ function isRecord(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
+/** What one config is checked against: problems (errors) and warnings, gathered together. */
+class Checker {
+  readonly problems: FieldProblem[] = [];
+  readonly warnings: ConfigWarning[] = [];
+  /** Names of plugins whose type was refused: a reference to one is not reported a second time. */
+  readonly refused = new Set<string>();
+
+  problem(path: string, message: string): void {
+    this.problems.push({ path, message });
+  }
+
+  warn(path: string, message: string): void {
+    this.warnings.push({ path, message });
+  }
+
+  /** A mapping at `path` (or undefined, reported, when it is something else); unknown keys are errors. */
+  mapping(value: unknown, path: string, known: readonly string[]): Record<string, unknown> | undefined {
+    if (value === undefined || value === null) return undefined;
+    if (!isRecord(value)) {
+      this.problem(path, `must be a mapping with ${known.join(', ')}`);
+      return undefined;
+    }
+    for (const key of Object.keys(value)) {
+      if (!known.includes(key))
+        this.problem(path ? `${path}.${key}` : key, `unknown field (known: ${known.join(', ')})`);
+    }
+    return value;
+  }
+
+  list(value: unknown, path: string, what: string): unknown[] {
+    if (value === undefined || value === null) return [];
+    if (!Array.isArray(value)) {
+      this.problem(path, `must be a list of ${what}`);
+      return [];
+    }
+    return value;
+  }
+
+  string(value: unknown, path: string, required = false): string | undefined {
+    if (value === undefined || value === null || (value === '' && !required)) {
+      if (required) this.problem(path, 'is required');
+      return undefined;
+    }
+    if (typeof value !== 'string' || value === '') {
+      this.problem(path, 'must be a non-empty string');
+      return undefined;
+    }
+    return value;
+  }
+
+  /** `{pluginRef}` naming a plugin in `plugins`. */
+  pluginRef(value: unknown, path: string, plugins: ReadonlyMap<string, Plugin>): Plugin | undefined {
+    const ref = this.mapping(value, path, ['pluginRef']);
+    if (!ref) return undefined;
+    const name = this.string(ref['pluginRef'], `${path}.pluginRef`, true);
+    if (name === undefined) return undefined;
+    const plugin = plugins.get(name);
+    if (!plugin && !this.refused.has(name))
+      this.problem(`${path}.pluginRef`, `no plugin named "${name}" in plugins (defined: ${names(plugins)})`);
+    return plugin;
+  }
+}
+
+function names(plugins: ReadonlyMap<string, Plugin>): string {
+  return [...plugins.keys()].join(', ') || 'none';
+}
+
+const TOP_LEVEL = [
+  'apiVersion',
+  'kind',
+  'featureGates',
+  'plugins',
+  'schedulingProfiles',
+  'flowControl',
+  'requestHandler',
+  'dataLayer',
+  'saturationDetector',
+  'parser',
+  'data',
+] as const;
+
 /** Builds the plugins from an already parsed document. */
 export function buildEndpointPickerConfig(
   doc: unknown,
   source = 'EndpointPickerConfig',
 ): EndpointPickerConfig {
-  const problems: FieldProblem[] = [];
   if (!isRecord(doc)) throw new ValidationError(source, [{ path: '', message: 'must be a YAML mapping' }]);
+  const c = new Checker();
   const apiVersion = doc['apiVersion'];
   if (!ACCEPTED_API_VERSIONS.includes(apiVersion as (typeof ACCEPTED_API_VERSIONS)[number])) {
-    problems.push({
-      path: 'apiVersion',
-      message: `must be one of ${ACCEPTED_API_VERSIONS.join(', ')}, got ${JSON.stringify(apiVersion)}`,
-    });
+    c.problem(
+      'apiVersion',
+      `must be one of ${ACCEPTED_API_VERSIONS.join(', ')}, got ${JSON.stringify(apiVersion)}`,
+    );
   }
   if (doc['kind'] !== 'EndpointPickerConfig') {
-    problems.push({
-      path: 'kind',
-      message: `must be EndpointPickerConfig, got ${JSON.stringify(doc['kind'])}`,
-    });
+    c.problem('kind', `must be EndpointPickerConfig, got ${JSON.stringify(doc['kind'])}`);
   }
-  const known = new Set([
-    'apiVersion',
-    'kind',
-    'plugins',
-    'schedulingProfiles',
-    'saturationDetector',
-    'featureGates',
-    'data',
-  ]);
-  for (const key of Object.keys(doc)) {
-    if (!known.has(key)) problems.push({ path: key, message: 'unknown field' });
-  }
+  c.mapping(doc, '', TOP_LEVEL);
 
-  const plugins = new Map<string, Plugin>();
-  const rawPlugins = doc['plugins'];
-  if (!Array.isArray(rawPlugins) || rawPlugins.length === 0) {
-    problems.push({ path: 'plugins', message: 'must be a non-empty list of {type, name?, parameters?}' });
-  } else {
-    rawPlugins.forEach((raw, i) => {
-      const path = `plugins[${i}]`;
-      if (!isRecord(raw) || typeof raw['type'] !== 'string') {
-        problems.push({ path, message: 'must have a string "type"' });
-        return;
-      }
-      const type = raw['type'];
-      const name = typeof raw['name'] === 'string' && raw['name'] !== '' ? raw['name'] : type;
-      const parameters = raw['parameters'] ?? {};
-      if (!isRecord(parameters)) {
-        problems.push({ path: `${path}.parameters`, message: 'must be a mapping' });
-        return;
-      }
-      if (plugins.has(name)) {
-        problems.push({
-          path: `${path}.name`,
-          message: `plugin name "${name}" is used twice; give one a distinct name`,
-        });
-        return;
-      }
-      const plugin = createPlugin(type, name, parameters, path, problems);
-      if (plugin) plugins.set(name, plugin);
-    });
-  }
-
-  const profiles = new Map<string, SchedulingProfile>();
-  const rawProfiles = doc['schedulingProfiles'];
-  if (!Array.isArray(rawProfiles) || rawProfiles.length === 0) {
-    problems.push({ path: 'schedulingProfiles', message: 'must be a non-empty list of {name, plugins}' });
-  } else {
-    rawProfiles.forEach((raw, i) => {
-      const profile = buildProfile(raw, `schedulingProfiles[${i}]`, plugins, problems);
-      if (!profile) return;
-      if (profiles.has(profile.name)) {
-        problems.push({
-          path: `schedulingProfiles[${i}].name`,
-          message: `profile "${profile.name}" is defined twice`,
-        });
-      } else profiles.set(profile.name, profile);
-    });
-  }
+  const featureGates = readFeatureGates(doc['featureGates'], c);
+  const plugins = readPlugins(doc['plugins'], c);
+  const timing: PluginTiming = { observe: undefined };
+  const profiles = readProfiles(doc['schedulingProfiles'], plugins, timing, c);
 
   const handlers = [...plugins.values()].filter(isProfileHandler);
   let handler: ProfileHandler;
   if (handlers.length > 1) {
-    problems.push({
-      path: 'plugins',
-      message: `only one profile handler allowed, found ${handlers.map((h) => h.name).join(', ')}`,
-    });
+    c.problem('plugins', `only one profile handler allowed, found ${handlers.map((h) => h.name).join(', ')}`);
   }
   if (handlers[0]) handler = handlers[0];
   else {
     if (profiles.size > 1) {
-      problems.push({
-        path: 'plugins',
-        message: 'several scheduling profiles need a profile handler plugin (e.g. pd-profile-handler)',
-      });
+      c.problem(
+        'plugins',
+        'several scheduling profiles need a profile handler plugin (e.g. pd-profile-handler)',
+      );
     }
     handler = singleProfileHandler('single-profile-handler');
   }
 
-  const saturation = readSaturation(doc['saturationDetector'], problems);
-  if (problems.length > 0) throw new ValidationError(`EndpointPickerConfig (${source})`, problems);
+  const saturation = readSaturation(doc, plugins, c);
+  readRequestHandler(doc, plugins, c);
+  readDataLayer(doc['dataLayer'], plugins, c);
+  if (doc['data'] !== undefined && doc['data'] !== null)
+    c.warn(
+      'data',
+      "accepted, not acted on: GIE's data section; model-server metrics are scraped with built-in names",
+    );
+
+  if (c.problems.length > 0) throw new ValidationError(`EndpointPickerConfig (${source})`, c.problems);
   const all = [...plugins.values()];
   return {
     scheduler: {
@@ -173,118 +264,497 @@ export function buildEndpointPickerConfig(
     },
     saturation,
     plugins,
+    featureGates,
+    warnings: c.warnings,
+    pluginTiming: timing,
   };
+}
+
+/** `featureGates: [name | name=true | name=false]`, as llm-d-router reads them. */
+function readFeatureGates(raw: unknown, c: Checker): Map<string, boolean> {
+  const gates = new Map(Object.entries(FEATURE_GATES).map(([name, g]) => [name, g.default]));
+  c.list(raw, 'featureGates', 'gate names ("name", "name=true" or "name=false")').forEach((entry, i) => {
+    const path = `featureGates[${i}]`;
+    if (typeof entry !== 'string' || entry === '') {
+      c.problem(path, 'must be a gate name, "name=true" or "name=false"');
+      return;
+    }
+    const [name = '', value, ...rest] = entry.split('=');
+    const gate = FEATURE_GATES[name.trim()];
+    if (!gate) {
+      c.problem(path, `unknown feature gate "${name}" (known: ${Object.keys(FEATURE_GATES).join(', ')})`);
+      return;
+    }
+    let on = true;
+    if (value !== undefined) {
+      const v = value.trim().toLowerCase();
+      if (rest.length > 0 || !['true', 'false', 't', 'f', '1', '0'].includes(v)) {
+        c.problem(path, `"${entry}": the value after "=" must be true or false`);
+        return;
+      }
+      on = v === 'true' || v === 't' || v === '1';
+    }
+    gates.set(name.trim(), on);
+    if (!gate.honoured(on))
+      c.warn(path, `feature gate ${name.trim()}=${on} accepted, not acted on: ${gate.why}`);
+  });
+  return gates;
+}
+
+function readPlugins(raw: unknown, c: Checker): Map<string, Plugin> {
+  const plugins = new Map<string, Plugin>();
+  if (!Array.isArray(raw) || raw.length === 0) {
+    c.problem('plugins', 'must be a non-empty list of {type, name?, parameters?}');
+    return plugins;
+  }
+  raw.forEach((entry, i) => {
+    const path = `plugins[${i}]`;
+    const spec = c.mapping(entry, path, ['type', 'name', 'parameters']);
+    if (!spec || typeof spec['type'] !== 'string' || spec['type'] === '') {
+      c.problem(path, 'must have a string "type"');
+      return;
+    }
+    const type = spec['type'];
+    const name = typeof spec['name'] === 'string' && spec['name'] !== '' ? spec['name'] : type;
+    const parameters = spec['parameters'] ?? {};
+    if (!isRecord(parameters)) {
+      c.problem(`${path}.parameters`, 'must be a mapping');
+      return;
+    }
+    if (plugins.has(name) || c.refused.has(name)) {
+      c.problem(`${path}.name`, `plugin name "${name}" is used twice; give one a distinct name`);
+      return;
+    }
+    const plugin = createPlugin(type, name, parameters, path, c.problems);
+    if (!plugin) {
+      c.refused.add(name);
+      return;
+    }
+    plugins.set(name, plugin);
+    const why = acceptedNotActedOn[plugin.type];
+    if (why !== undefined) c.warn(path, `plugin "${name}" (${plugin.type}) accepted, not acted on: ${why}`);
+  });
+  return plugins;
+}
+
+function readProfiles(
+  raw: unknown,
+  plugins: ReadonlyMap<string, Plugin>,
+  timing: PluginTiming,
+  c: Checker,
+): Map<string, SchedulingProfile> {
+  const profiles = new Map<string, SchedulingProfile>();
+  const entries = c.list(raw, 'schedulingProfiles', '{name, plugins}');
+  if (entries.length === 0) {
+    // As llm-d-router: no profiles = one "default" profile with every filter, scorer (weight 1) and picker.
+    const refs = [...plugins.values()]
+      .filter((p) => isFilter(p) || isScorer(p) || isPicker(p))
+      .map((p) => ({ pluginRef: p.name }));
+    const profile = buildProfile(
+      { name: 'default', plugins: refs },
+      'schedulingProfiles',
+      plugins,
+      timing,
+      c,
+    );
+    if (profile) profiles.set(profile.name, profile);
+    return profiles;
+  }
+  const fallbacks: [string, string][] = [];
+  entries.forEach((entry, i) => {
+    const path = `schedulingProfiles[${i}]`;
+    const profile = buildProfile(entry, path, plugins, timing, c);
+    if (!profile) return;
+    if (profiles.has(profile.name)) c.problem(`${path}.name`, `profile "${profile.name}" is defined twice`);
+    else profiles.set(profile.name, profile);
+    const fallback = (entry as Record<string, unknown>)['fallbackProfile'];
+    if (fallback !== undefined && fallback !== null && fallback !== '') {
+      if (typeof fallback !== 'string') c.problem(`${path}.fallbackProfile`, 'must be a profile name');
+      else fallbacks.push([`${path}.fallbackProfile`, fallback]);
+    }
+  });
+  for (const [path, name] of fallbacks) {
+    if (!profiles.has(name)) c.problem(path, `no scheduling profile named "${name}"`);
+    else
+      c.warn(
+        path,
+        'accepted, not acted on: a profile whose scorers all score zero still uses its own picker (ties broken at random)',
+      );
+  }
+  return profiles;
 }
 
 function buildProfile(
   raw: unknown,
   path: string,
   plugins: ReadonlyMap<string, Plugin>,
-  problems: FieldProblem[],
+  timing: PluginTiming,
+  c: Checker,
 ): SchedulingProfile | undefined {
-  if (!isRecord(raw) || typeof raw['name'] !== 'string' || raw['name'] === '') {
-    problems.push({ path, message: 'must have a non-empty "name"' });
+  const spec = c.mapping(raw, path, ['name', 'plugins', 'fallbackProfile']);
+  if (!spec || typeof spec['name'] !== 'string' || spec['name'] === '') {
+    c.problem(path, 'must have a non-empty "name"');
     return undefined;
   }
-  const refs = raw['plugins'];
+  const refs = spec['plugins'];
   if (!Array.isArray(refs)) {
-    problems.push({ path: `${path}.plugins`, message: 'must be a list of {pluginRef, weight?}' });
+    c.problem(`${path}.plugins`, 'must be a list of {pluginRef, weight?}');
     return undefined;
   }
   const filters: Filter[] = [];
   const scorers: { scorer: Scorer; weight: number }[] = [];
   let picker: Picker | undefined;
-  refs.forEach((ref, j) => {
+  refs.forEach((entry, j) => {
     const refPath = `${path}.plugins[${j}]`;
-    if (!isRecord(ref) || typeof ref['pluginRef'] !== 'string') {
-      problems.push({ path: refPath, message: 'must have a string "pluginRef"' });
+    const ref = c.mapping(entry, refPath, ['pluginRef', 'weight']);
+    if (!ref || typeof ref['pluginRef'] !== 'string') {
+      c.problem(refPath, 'must have a string "pluginRef"');
       return;
     }
     const plugin = plugins.get(ref['pluginRef']);
     if (!plugin) {
-      problems.push({
-        path: `${refPath}.pluginRef`,
-        message: `no plugin named "${ref['pluginRef']}" in plugins (defined: ${[...plugins.keys()].join(', ')})`,
-      });
+      if (!c.refused.has(ref['pluginRef']))
+        c.problem(
+          `${refPath}.pluginRef`,
+          `no plugin named "${ref['pluginRef']}" in plugins (defined: ${names(plugins)})`,
+        );
       return;
     }
     const weight = ref['weight'] ?? 1;
     if (typeof weight !== 'number' || !Number.isFinite(weight) || weight < 0) {
-      problems.push({
-        path: `${refPath}.weight`,
-        message: `must be a number ≥ 0, got ${JSON.stringify(weight)}`,
-      });
+      c.problem(`${refPath}.weight`, `must be a number ≥ 0, got ${JSON.stringify(weight)}`);
       return;
     }
     let used = false;
     if (isFilter(plugin)) {
-      filters.push(plugin);
+      filters.push(timedFilter(plugin, timing));
       used = true;
     }
     if (isScorer(plugin)) {
-      scorers.push({ scorer: plugin, weight });
+      scorers.push({ scorer: timedScorer(plugin, timing), weight });
       used = true;
     }
     if (isPicker(plugin)) {
       if (picker)
-        problems.push({
-          path: `${refPath}.pluginRef`,
-          message: `a profile has one picker; "${picker.name}" is already set`,
-        });
-      picker = plugin;
+        c.problem(`${refPath}.pluginRef`, `a profile has one picker; "${picker.name}" is already set`);
+      picker = timedPicker(plugin, timing);
       used = true;
     }
     if (!used) {
-      problems.push({
-        path: `${refPath}.pluginRef`,
-        message: `"${plugin.name}" (${plugin.type}) is not a filter, scorer or picker; list it under plugins only`,
-      });
+      c.problem(
+        `${refPath}.pluginRef`,
+        `"${plugin.name}" (${plugin.type}) is not a filter, scorer or picker; list it under plugins only`,
+      );
     }
   });
   // Like GIE, a profile without a picker uses max-score.
   return {
-    name: raw['name'],
+    name: spec['name'],
     filters,
     scorers,
-    picker: picker ?? maxScorePicker(`${raw['name']}-max-score-picker`),
+    picker: picker ?? timedPicker(maxScorePicker(`${spec['name']}-max-score-picker`), timing),
   };
 }
 
-/** Reads "200ms", "2s", "1m" or a number of milliseconds. */
-export function parseDurationMs(value: unknown): number | undefined {
-  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value;
-  if (typeof value !== 'string') return undefined;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(value.trim());
-  if (!m) return undefined;
-  const n = Number(m[1]);
-  return m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000;
+/*
+ * Timing wrappers (upstream extension point names): two clock reads per call when a metrics sink is set, none
+ * otherwise. The wrapped plugin keeps its type and name.
+ */
+function timedFilter(f: Filter, timing: PluginTiming): Filter {
+  return {
+    type: f.type,
+    name: f.name,
+    filter(context, endpoints) {
+      const observe = timing.observe;
+      if (!observe) return f.filter(context, endpoints);
+      const t = performance.now();
+      const out = f.filter(context, endpoints);
+      observe('Filter', f.type, f.name, (performance.now() - t) / 1000);
+      return out;
+    },
+  };
 }
 
-function readSaturation(raw: unknown, problems: FieldProblem[]): SaturationThresholds {
+function timedScorer(s: Scorer, timing: PluginTiming): Scorer {
+  return {
+    type: s.type,
+    name: s.name,
+    score(context, endpoints) {
+      const observe = timing.observe;
+      if (!observe) return s.score(context, endpoints);
+      const t = performance.now();
+      const out = s.score(context, endpoints);
+      observe('Scorer', s.type, s.name, (performance.now() - t) / 1000);
+      return out;
+    },
+  };
+}
+
+function timedPicker(p: Picker, timing: PluginTiming): Picker {
+  return {
+    type: p.type,
+    name: p.name,
+    pick(context, scored) {
+      const observe = timing.observe;
+      if (!observe) return p.pick(context, scored);
+      const t = performance.now();
+      const out = p.pick(context, scored);
+      observe('Picker', p.type, p.name, (performance.now() - t) / 1000);
+      return out;
+    },
+  };
+}
+
+/**
+ * The saturation thresholds: from the detector plugin named by `flowControl.saturationDetector` (or the deprecated
+ * top-level `saturationDetector: {pluginRef}`), or GIE's older top-level thresholds; ours by default.
+ */
+function readSaturation(
+  doc: Record<string, unknown>,
+  plugins: Map<string, Plugin>,
+  c: Checker,
+): SaturationThresholds {
+  const flow = readFlowControl(doc['flowControl'], c);
+  const legacy = doc['saturationDetector'];
+  let ref: { value: unknown; path: string } | undefined;
+  if (flow?.['saturationDetector'] !== undefined && flow['saturationDetector'] !== null) {
+    ref = { value: flow['saturationDetector'], path: 'flowControl.saturationDetector' };
+    if (legacy !== undefined && legacy !== null)
+      c.warn('saturationDetector', 'deprecated and ignored: flowControl.saturationDetector is set and wins');
+  } else if (isRecord(legacy) && 'pluginRef' in legacy) {
+    ref = { value: legacy, path: 'saturationDetector' };
+    c.warn('saturationDetector', 'deprecated: move it to flowControl.saturationDetector');
+  } else if (legacy !== undefined && legacy !== null) {
+    return readSaturationThresholds(legacy, c);
+  }
+  if (!ref) return { ...defaultSaturationThresholds };
+  const spec = c.mapping(ref.value, ref.path, ['pluginRef']);
+  const name = c.string(spec?.['pluginRef'], `${ref.path}.pluginRef`, true);
+  if (name === undefined) return { ...defaultSaturationThresholds };
+  let plugin = plugins.get(name);
+  // As upstream, "utilization-detector" names its default instance when no plugin has that name.
+  if (!plugin && name === 'utilization-detector') {
+    plugin = utilizationDetector(name, { ...UPSTREAM_UTILIZATION_DEFAULTS }, 0);
+    plugins.set(name, plugin);
+  }
+  if (!plugin) {
+    if (!c.refused.has(name))
+      c.problem(`${ref.path}.pluginRef`, `no plugin named "${name}" in plugins (defined: ${names(plugins)})`);
+    return { ...defaultSaturationThresholds };
+  }
+  if (!isSaturationDetector(plugin)) {
+    c.problem(
+      `${ref.path}.pluginRef`,
+      `"${name}" (${plugin.type}) is not a saturation detector (utilization-detector)`,
+    );
+    return { ...defaultSaturationThresholds };
+  }
+  return { ...(plugin as SaturationDetectorPlugin).thresholds };
+}
+
+const UPSTREAM_UTILIZATION_DEFAULTS: SaturationThresholds = {
+  queueDepthThreshold: 5,
+  kvCacheUtilThreshold: 0.8,
+  metricsStalenessThresholdMs: 200,
+};
+
+const FLOW_CONTROL_FIELDS = [
+  'maxBytes',
+  'maxRequests',
+  'defaultRequestTTL',
+  'noEndpointRequestTTL',
+  'defaultPriorityBand',
+  'defaultNegativePriorityBand',
+  'priorityBands',
+  'usageLimitPolicyPluginRef',
+  'saturationDetector',
+  'enableEviction',
+] as const;
+const BAND_FIELDS = [
+  'priority',
+  'maxBytes',
+  'maxRequests',
+  'fairnessPolicyRef',
+  'orderingPolicyRef',
+] as const;
+
+/** A Kubernetes resource quantity ("100", "1k", "1Gi", "500M") or a number. */
+function isQuantity(v: unknown): boolean {
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0;
+  return typeof v === 'string' && /^\d+(\.\d+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/.test(v.trim());
+}
+
+/** A Go duration ("60s", "1m30s", "0") or a number of milliseconds. */
+function isGoDuration(v: unknown): boolean {
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0;
+  return typeof v === 'string' && (v === '0' || /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(v.trim()));
+}
+
+/**
+ * `flowControl`: checked field by field; only `saturationDetector` is acted on (flow control itself, queueing by
+ * priority band and fairness, is separate work), so every other field set is a warning.
+ */
+function readFlowControl(raw: unknown, c: Checker): Record<string, unknown> | undefined {
+  const flow = c.mapping(raw, 'flowControl', FLOW_CONTROL_FIELDS);
+  if (!flow) return undefined;
+  const band = (value: unknown, path: string, needsPriority: boolean) => {
+    const b = c.mapping(value, path, BAND_FIELDS);
+    if (!b) return;
+    if (b['priority'] !== undefined || needsPriority) {
+      if (typeof b['priority'] !== 'number' || !Number.isInteger(b['priority']))
+        c.problem(`${path}.priority`, 'must be an integer');
+    }
+    for (const k of ['maxBytes', 'maxRequests'] as const)
+      if (b[k] !== undefined && !isQuantity(b[k]))
+        c.problem(`${path}.${k}`, 'must be a quantity like "100", "1k" or "1Gi"');
+    for (const k of ['fairnessPolicyRef', 'orderingPolicyRef'] as const) c.string(b[k], `${path}.${k}`);
+  };
+  for (const [key, value] of Object.entries(flow)) {
+    if (value === undefined || value === null) continue;
+    const path = `flowControl.${key}`;
+    switch (key) {
+      case 'maxBytes':
+      case 'maxRequests':
+        if (!isQuantity(value)) c.problem(path, 'must be a quantity like "100", "1k" or "1Gi"');
+        break;
+      case 'defaultRequestTTL':
+      case 'noEndpointRequestTTL':
+        if (!isGoDuration(value)) c.problem(path, 'must be a duration like "60s" or "1m30s"');
+        break;
+      case 'defaultPriorityBand':
+      case 'defaultNegativePriorityBand':
+        band(value, path, false);
+        break;
+      case 'priorityBands':
+        c.list(value, path, 'priority bands').forEach((b, i) => band(b, `${path}[${i}]`, true));
+        break;
+      case 'usageLimitPolicyPluginRef':
+        c.string(value, path);
+        break;
+      case 'enableEviction':
+        if (typeof value !== 'boolean') c.problem(path, 'must be true or false');
+        break;
+    }
+    if (key !== 'saturationDetector')
+      c.warn(
+        path,
+        'accepted, not acted on: flow control (queueing by priority band and fairness) is not implemented',
+      );
+  }
+  return flow;
+}
+
+/** GIE's older top-level thresholds (`saturationDetector: {queueDepthThreshold, …}`). */
+function readSaturationThresholds(raw: unknown, c: Checker): SaturationThresholds {
   const t = { ...defaultSaturationThresholds };
-  if (raw === undefined || raw === null) return t;
   if (!isRecord(raw)) {
-    problems.push({ path: 'saturationDetector', message: 'must be a mapping' });
+    c.problem('saturationDetector', "must be a mapping: {pluginRef} (or GIE's thresholds)");
     return t;
   }
   for (const [key, value] of Object.entries(raw)) {
     const path = `saturationDetector.${key}`;
     if (key === 'queueDepthThreshold') {
       if (typeof value === 'number' && Number.isInteger(value) && value >= 0) t.queueDepthThreshold = value;
-      else problems.push({ path, message: 'must be an integer ≥ 0' });
+      else c.problem(path, 'must be an integer ≥ 0');
     } else if (key === 'kvCacheUtilThreshold') {
       if (typeof value === 'number' && value >= 0 && value <= 1) t.kvCacheUtilThreshold = value;
-      else problems.push({ path, message: 'must be a number between 0 and 1' });
+      else c.problem(path, 'must be a number between 0 and 1');
     } else if (key === 'metricsStalenessThreshold') {
       const ms = parseDurationMs(value);
-      if (ms === undefined) problems.push({ path, message: 'must be a duration like "200ms" or "2s"' });
+      if (ms === undefined) c.problem(path, 'must be a duration like "200ms" or "2s"');
       else t.metricsStalenessThresholdMs = ms;
     } else
-      problems.push({
+      c.problem(
         path,
-        message:
-          'unknown field (known: queueDepthThreshold, kvCacheUtilThreshold, metricsStalenessThreshold)',
-      });
+        "unknown field (known: pluginRef, or GIE's queueDepthThreshold, kvCacheUtilThreshold, metricsStalenessThreshold)",
+      );
   }
   return t;
+}
+
+/** `requestHandler.parsers` (or the deprecated top-level `parser`): only the OpenAI parser, which is what we do. */
+function readRequestHandler(
+  doc: Record<string, unknown>,
+  plugins: ReadonlyMap<string, Plugin>,
+  c: Checker,
+): void {
+  const handler = c.mapping(doc['requestHandler'], 'requestHandler', ['parsers']);
+  const refs: { value: unknown; path: string }[] = c
+    .list(handler?.['parsers'], 'requestHandler.parsers', '{pluginRef}')
+    .map((value, i) => ({ value, path: `requestHandler.parsers[${i}]` }));
+  if (doc['parser'] !== undefined && doc['parser'] !== null) {
+    if (refs.length > 0) c.warn('parser', 'deprecated and ignored: requestHandler.parsers is set and wins');
+    else {
+      c.warn('parser', 'deprecated: move it to requestHandler.parsers');
+      refs.push({ value: doc['parser'], path: 'parser' });
+    }
+  }
+  for (const { value, path } of refs) {
+    const spec = c.mapping(value, path, ['pluginRef']);
+    const name = c.string(spec?.['pluginRef'], `${path}.pluginRef`, true);
+    if (name === undefined) continue;
+    const plugin = plugins.get(name);
+    // As upstream, "openai-parser" names the default instance when no plugin has that name.
+    if (!plugin && name === 'openai-parser') continue;
+    if (!plugin) {
+      if (!c.refused.has(name))
+        c.problem(`${path}.pluginRef`, `no plugin named "${name}" in plugins (defined: ${names(plugins)})`);
+    } else if (plugin.type !== 'openai-parser')
+      c.problem(
+        `${path}.pluginRef`,
+        `"${name}" (${plugin.type}) is not a parser; this EPP has openai-parser`,
+      );
+  }
+}
+
+/** `dataLayer`: sources and extractors are checked and named in warnings; discovery plugins are not supported yet. */
+function readDataLayer(raw: unknown, plugins: ReadonlyMap<string, Plugin>, c: Checker): void {
+  const dl = c.mapping(raw, 'dataLayer', [
+    'injectDefaults',
+    'sources',
+    'discovery',
+    'crossReplicaSyncerPluginRef',
+    'crossReplicaSyncInterval',
+  ]);
+  if (!dl) return;
+  if (dl['injectDefaults'] !== undefined && dl['injectDefaults'] !== null) {
+    if (typeof dl['injectDefaults'] !== 'boolean')
+      c.problem('dataLayer.injectDefaults', 'must be true or false');
+    else if (!dl['injectDefaults'])
+      c.warn('dataLayer.injectDefaults', 'accepted, not acted on: model-server metrics are always scraped');
+  }
+  c.list(dl['sources'], 'dataLayer.sources', '{pluginRef, extractors}').forEach((entry, i) => {
+    const path = `dataLayer.sources[${i}]`;
+    const source = c.mapping(entry, path, ['pluginRef', 'extractors']);
+    if (!source) return;
+    c.pluginRef({ pluginRef: source['pluginRef'] }, path, plugins);
+    c.list(source['extractors'], `${path}.extractors`, '{pluginRef}').forEach((e, j) =>
+      c.pluginRef(e, `${path}.extractors[${j}]`, plugins),
+    );
+  });
+  const discovery = dl['discovery'];
+  if (discovery !== undefined && discovery !== null) {
+    // llm-d-router has spelled it {pluginRef} and {endpoints: {pluginRef}}.
+    const d = c.mapping(discovery, 'dataLayer.discovery', ['endpoints', 'pluginRef']);
+    const path = d && 'endpoints' in d ? 'dataLayer.discovery.endpoints' : 'dataLayer.discovery';
+    const plugin = c.pluginRef(
+      d && 'endpoints' in d ? d['endpoints'] : { pluginRef: d?.['pluginRef'] },
+      path,
+      plugins,
+    );
+    if (plugin)
+      c.problem(
+        `${path}.pluginRef`,
+        `"${plugin.name}" (${plugin.type}) is not a discovery plugin; discovery plugins are not supported yet: give the endpoints with --endpoints (static) or --pool-name (Kubernetes)`,
+      );
+  }
+  if (dl['crossReplicaSyncerPluginRef'] !== undefined && dl['crossReplicaSyncerPluginRef'] !== null) {
+    c.string(dl['crossReplicaSyncerPluginRef'], 'dataLayer.crossReplicaSyncerPluginRef');
+    c.warn('dataLayer.crossReplicaSyncerPluginRef', 'accepted, not acted on: replicas do not share state');
+  }
+  if (dl['crossReplicaSyncInterval'] !== undefined && dl['crossReplicaSyncInterval'] !== null) {
+    if (!isGoDuration(dl['crossReplicaSyncInterval']))
+      c.problem('dataLayer.crossReplicaSyncInterval', 'must be a duration like "1s"');
+    c.warn('dataLayer.crossReplicaSyncInterval', 'accepted, not acted on: replicas do not share state');
+  }
 }

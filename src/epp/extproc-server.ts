@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import type { EndpointPickerConfig } from './config.js';
 import type { Datastore } from './datastore.js';
 import { decide, type ModelDirectory } from './director.js';
-import type { EppMetrics } from './epp-metrics.js';
+import type { EppMetrics, RequestObservation } from './epp-metrics.js';
 import { BodySendMode, type GrpcCall, type GrpcCallHandlers } from '../transport/index.js';
 import { RequestError, openAiErrorBody } from './request.js';
 import { routingHeadersToRemove } from './routing-headers.js';
@@ -109,7 +109,9 @@ export function createProcessHandler(
      */
     let servedBy: Endpoint[] = [];
     let model = '';
+    let targetModel = '';
     let firstMessageAt = 0;
+    let observed: RequestObservation | undefined;
 
     function write(message: Message): void {
       if (closed || !call.isOpen()) return;
@@ -117,6 +119,8 @@ export function createProcessHandler(
     }
 
     function finish(): void {
+      observed?.done(performance.now());
+      observed = undefined;
       const served = servedBy;
       if (served.length === 0) return;
       servedBy = [];
@@ -146,6 +150,8 @@ export function createProcessHandler(
     function immediate(error: RequestError): void {
       deps.metrics.requests.inc({ model, outcome: String(error.status) });
       if (error.status === 429) deps.metrics.shed.inc({ model });
+      const labels = deps.metrics.requestLabels(model, targetModel || model, headers ?? {}, deps.directory());
+      deps.metrics.recordRefusal(labels, error.status);
       write({
         immediate_response: {
           status: { code: error.status },
@@ -163,7 +169,7 @@ export function createProcessHandler(
       const started = performance.now();
       // Observed after the answer is written, below and in immediate().
       const observePhase = () =>
-        deps.metrics.requestPhaseSeconds.observe((performance.now() - firstMessageAt) / 1000);
+        deps.metrics.observeRequestPhase((performance.now() - firstMessageAt) / 1000);
       const id = headers?.['x-request-id'] ?? `epp-${++requestCounter}`;
       const endpoints = deps.datastore.endpoints();
       const decision = decide(
@@ -173,7 +179,7 @@ export function createProcessHandler(
         deps.directory(),
         Date.now(),
       );
-      deps.metrics.schedulingSeconds.observe((performance.now() - started) / 1000);
+      deps.metrics.observeScheduling((performance.now() - started) / 1000);
       model = decision.model;
       if (decision.kind === 'reject') {
         if (deps.logger.isLevelEnabled('debug')) {
@@ -190,6 +196,9 @@ export function createProcessHandler(
       endpoint.inFlight++;
       routedRequest = decision.request;
       deps.metrics.requests.inc({ model, outcome: 'routed' });
+      targetModel = decision.targetModel;
+      const labels = deps.metrics.requestLabels(model, targetModel, headers ?? {}, deps.directory());
+      observed = deps.metrics.startRequest(labels, endpoint, bodyBytes, firstMessageAt);
       if (decision.prefixHitRatio !== undefined) deps.metrics.prefixHitRatio.observe(decision.prefixHitRatio);
       servedBy = [endpoint];
       for (const [profile, result] of decision.result.results) {
@@ -299,12 +308,14 @@ export function createProcessHandler(
           return;
         }
         case 'response_headers': {
+          observed?.responseStatus(Number(message['response_headers']?.['headers']?.[':status'] ?? 0));
           write({ response_headers: { response: {} } });
           if (message['response_headers']?.['end_of_stream']) complete();
           return;
         }
         case 'response_body': {
           const b = message['response_body'] ?? {};
+          if (b['body']) observed?.responseBody(b['body']);
           if (responseBodyMode === BodySendMode.FULL_DUPLEX_STREAMED) {
             write({
               response_body: {

@@ -150,14 +150,24 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
     const index = (plugin as { index?: unknown }).index;
     if (index instanceof PrefixIndex) datastore.onRemove((address) => index.remove(address));
   }
-  const metrics = new EppMetrics(datastore, { processMetrics: options.processMetrics ?? false });
+  for (const w of config.warnings)
+    logger.warn({ field: w.path }, `EndpointPickerConfig ${w.path}: ${w.message}`);
+  const metrics = new EppMetrics(datastore, {
+    processMetrics: options.processMetrics ?? false,
+    poolName: options.pool?.name,
+    poolNamespace: options.pool?.namespace,
+  });
+  config.pluginTiming.observe = (point, type, name, seconds) =>
+    metrics.observePlugin(point, type, name, seconds);
   let directory: ModelDirectory = options.directory ?? emptyModelDirectory;
   const host = options.host ?? '0.0.0.0';
 
   const scraper = new MetricsScraper(datastore, {
     intervalMs: options.refreshMetricsIntervalMs ?? 50,
-    onError: (address, error) =>
-      logger.debug({ endpoint: address, err: String(error) }, 'metrics scrape failed'),
+    onError: (address, error) => {
+      metrics.pollErrors.inc({ source_type: 'metrics-data-source' });
+      logger.debug({ endpoint: address, err: String(error) }, 'metrics scrape failed');
+    },
   });
 
   let kube: KubernetesSource | undefined;

@@ -7,6 +7,13 @@ import type { FieldProblem } from '../../errors/index.js';
 import type { Plugin } from '../types.js';
 import { activeRequestScorer } from './active-request-scorer.js';
 import { kvCacheUtilizationScorer } from './kv-cache-utilization-scorer.js';
+import {
+  byLabelFilter,
+  labelSelectorFilter,
+  type LabelSelector,
+  type LabelSelectorRequirement,
+  type SelectorOperator,
+} from './label-filter.js';
 import { loraAffinityScorer } from './lora-affinity-scorer.js';
 import { maxScorePicker } from './max-score-picker.js';
 import { noHitLruScorer } from './no-hit-lru-scorer.js';
@@ -23,9 +30,12 @@ import { MAX_CHARS_PER_TOKEN, MIN_CHARS_PER_TOKEN } from './prefix-cache-tuning.
 import { randomPicker } from './random-picker.js';
 import { decodeFilter, prefillFilter } from './role-filter.js';
 import { singleProfileHandler } from './single-profile-handler.js';
+import { utilizationDetector } from './utilization-detector.js';
 import { weightedRandomPicker } from './weighted-random-picker.js';
 
-export { Parameters } from './parameters.js';
+export { Parameters, parseDurationMs } from './parameters.js';
+export { isSaturationDetector, type SaturationDetectorPlugin } from './utilization-detector.js';
+export { matchesSelector } from './label-filter.js';
 export {
   PrefixIndex,
   prefixBlockHashes,
@@ -71,6 +81,50 @@ function prefixCacheParameters(p: Parameters): PrefixCacheParameters {
   };
 }
 
+/** llm-d's utilization-detector defaults (its metrics staleness default is 200 ms). */
+function utilizationDetectorFactory(name: string, p: Parameters): Plugin {
+  const thresholds = {
+    queueDepthThreshold: p.integer('queueDepthThreshold', 5, 1),
+    kvCacheUtilThreshold: p.number('kvCacheUtilThreshold', 0.8, Number.MIN_VALUE, 1),
+    metricsStalenessThresholdMs: p.duration('metricsStalenessThreshold', 200),
+  };
+  p.string('inFlightLoadProducerName', 'default');
+  return utilizationDetector(name, thresholds, p.number('headroom', 0, 0));
+}
+
+const OPERATORS: readonly SelectorOperator[] = ['In', 'NotIn', 'Exists', 'DoesNotExist'];
+
+/** A Kubernetes label selector from `matchLabels` and `matchExpressions`. */
+function labelSelector(p: Parameters): LabelSelector {
+  const matchLabels = p.stringMap('matchLabels');
+  const raw = p.raw('matchExpressions') ?? [];
+  const matchExpressions: LabelSelectorRequirement[] = [];
+  if (!Array.isArray(raw)) p.problem('matchExpressions', 'must be a list of {key, operator, values?}');
+  else
+    raw.forEach((r: unknown, i) => {
+      const at = `matchExpressions[${i}]`;
+      const e = (typeof r === 'object' && r !== null ? r : {}) as Record<string, unknown>;
+      for (const k of Object.keys(e))
+        if (!['key', 'operator', 'values'].includes(k)) p.problem(`${at}.${k}`, 'unknown field');
+      const operator = e['operator'] as SelectorOperator;
+      const values = e['values'] ?? [];
+      if (typeof e['key'] !== 'string' || e['key'] === '') p.problem(`${at}.key`, 'must be a label name');
+      else if (!OPERATORS.includes(operator))
+        p.problem(`${at}.operator`, `must be one of ${OPERATORS.join(', ')}`);
+      else if (!Array.isArray(values) || !values.every((v) => typeof v === 'string'))
+        p.problem(`${at}.values`, 'must be a list of strings');
+      else if ((operator === 'In' || operator === 'NotIn') === (values.length === 0))
+        p.problem(
+          `${at}.values`,
+          operator === 'In' || operator === 'NotIn'
+            ? `${operator} needs at least one value`
+            : `${operator} takes no values`,
+        );
+      else matchExpressions.push({ key: e['key'], operator, values: values as string[] });
+    });
+  return { matchLabels, matchExpressions };
+}
+
 function pickerFactory(make: (name: string, n: number) => Plugin): Factory {
   return (name, p) => make(name, p.integer('maxNumOfEndpoints', 1, 1, 1000));
 }
@@ -96,6 +150,56 @@ const factories: Record<string, Factory> = {
       prefillProfile: p.string('prefillProfile', 'prefill'),
     }),
   'prefill-header-handler': (name, p) => prefillHeaderHandler(name, p.string('prefillProfile', 'prefill')),
+  'by-label': (name, p) => {
+    const label = p.string('label', '');
+    if (label === '') p.problem('label', 'is required: the pod label to filter on');
+    return byLabelFilter(name, label, p.stringList('validValues'), p.boolean('allowsNoLabel', false));
+  },
+  'label-selector-filter': (name, p) => labelSelectorFilter(name, labelSelector(p)),
+  'by-label-selector': (name, p) => labelSelectorFilter(name, labelSelector(p), 'by-label-selector'),
+  'utilization-detector': utilizationDetectorFactory,
+  // The OpenAI parser is what this EPP always does; naming it in requestHandler.parsers is accepted and honoured.
+  'openai-parser': (name) => ({ type: 'openai-parser', name }),
+};
+
+/**
+ * Plugin types from llm-d configs that this EPP accepts (with any parameters) but does not act on, and why. Each
+ * instance is reported at start as a warning naming the plugin.
+ */
+export const acceptedNotActedOn: Readonly<Record<string, string>> = {
+  'metrics-data-source':
+    'model-server metrics are scraped by the EPP itself (--refresh-metrics-interval); its parameters are not read',
+  'core-metrics-extractor': 'the vLLM and SGLang metric names are built in; its parameters are not read',
+  'approx-prefix-cache-producer':
+    'prefix-cache-scorer keeps its own prefix index; give the block size and capacities to prefix-cache-scorer',
+  'inflight-load-producer': 'the EPP counts its in-flight requests itself (active-request-scorer)',
+  'global-strict-fairness-policy': 'flow control (queueing by priority and fairness) is not implemented',
+  'round-robin-fairness-policy': 'flow control (queueing by priority and fairness) is not implemented',
+  'program-aware-fairness': 'flow control (queueing by priority and fairness) is not implemented',
+  'fcfs-ordering-policy': 'flow control (queueing by priority and fairness) is not implemented',
+  'edf-ordering-policy': 'flow control (queueing by priority and fairness) is not implemented',
+  'slo-deadline-ordering-policy': 'flow control (queueing by priority and fairness) is not implemented',
+};
+
+/** Plugin types from llm-d configs that this EPP refuses, with what to do instead. */
+export const notSupported: Readonly<Record<string, string>> = {
+  'precise-prefix-cache-scorer':
+    "needs the model servers' KV-cache events (ZMQ), a separate piece of work; use prefix-cache-scorer, which estimates the same from the prompts the EPP routed",
+  'precise-prefix-cache-producer':
+    "needs the model servers' KV-cache events (ZMQ), a separate piece of work; use prefix-cache-scorer",
+  'token-producer':
+    "needs the model's tokenizer; prefix-cache-scorer hashes characters (blockSizeTokens × averageCharactersPerToken)",
+  tokenizer: "needs the model's tokenizer (now token-producer); prefix-cache-scorer hashes characters",
+  'concurrency-detector': 'use utilization-detector (queue depth and KV-cache usage)',
+  'disagg-profile-handler': 'use pd-profile-handler with prefill-header-handler',
+  'always-disagg-pd-decider': 'use pd-profile-handler (its threshold parameter decides)',
+  'prefix-based-pd-decider': 'use pd-profile-handler (its threshold parameter decides)',
+  'encode-filter': 'endpoints have no encode role here (llm-d.ai/role is prefill, decode or both)',
+  'file-discovery': 'give the endpoints with --endpoints (static) or --pool-name (Kubernetes)',
+  'anthropic-parser': 'this EPP parses OpenAI requests (openai-parser)',
+  'vllmhttp-parser': 'this EPP parses OpenAI requests (openai-parser)',
+  'vllmgrpc-parser': 'this EPP parses OpenAI requests (openai-parser)',
+  'passthrough-parser': 'this EPP parses OpenAI requests (openai-parser)',
 };
 
 /** Older or shorter names found in published configs, mapped to the canonical type. */
@@ -109,12 +213,15 @@ const aliases: Record<string, string> = {
 };
 
 /** Every plugin type this EPP understands (canonical names). */
-export const pluginTypes: readonly string[] = Object.keys(factories).sort();
+export const pluginTypes: readonly string[] = [
+  ...Object.keys(factories),
+  ...Object.keys(acceptedNotActedOn),
+].sort();
 
 /** Canonical type for a configured type name, or undefined when unknown. */
 export function canonicalPluginType(type: string): string | undefined {
   const t = aliases[type] ?? type;
-  return t in factories ? t : undefined;
+  return t in factories || t in acceptedNotActedOn ? t : undefined;
 }
 
 /**
@@ -129,6 +236,14 @@ export function createPlugin(
   problems: FieldProblem[],
 ): Plugin | undefined {
   const canonical = canonicalPluginType(type);
+  const unsupported = notSupported[type];
+  if (unsupported !== undefined) {
+    problems.push({
+      path: `${path}.type`,
+      message: `plugin type "${type}" is not supported yet: ${unsupported}`,
+    });
+    return undefined;
+  }
   if (!canonical) {
     problems.push({
       path: `${path}.type`,
@@ -136,6 +251,8 @@ export function createPlugin(
     });
     return undefined;
   }
+  // Accepted but not acted on: any parameters (they are not read); the config loader warns.
+  if (canonical in acceptedNotActedOn) return { type: canonical, name };
   const p = new Parameters(parameters, `${path}.parameters`, problems);
   const plugin = factories[canonical]!(name, p);
   p.rejectUnknown(type);

@@ -5,6 +5,16 @@
  */
 import type { FieldProblem } from '../../errors/index.js';
 
+/** Reads "200ms", "2s", "1m" or a number of milliseconds. */
+export function parseDurationMs(value: unknown): number | undefined {
+  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value;
+  if (typeof value !== 'string') return undefined;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(value.trim());
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  return m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000;
+}
+
 /** A plugin's parameters plus where to report problems with them. */
 export class Parameters {
   private readonly known = new Set<string>();
@@ -62,6 +72,61 @@ export class Parameters {
       return fallback;
     }
     return value;
+  }
+
+  /** A list of strings, or `fallback` when absent. */
+  stringList(key: string, fallback: readonly string[] = []): string[] {
+    this.known.add(key);
+    const value = this.values[key];
+    if (value === undefined || value === null) return [...fallback];
+    if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) {
+      this.problems.push({ path: `${this.path}.${key}`, message: 'must be a list of strings' });
+      return [...fallback];
+    }
+    return value as string[];
+  }
+
+  /** A mapping of string to string (e.g. `matchLabels`). */
+  stringMap(key: string): Record<string, string> {
+    this.known.add(key);
+    const value = this.values[key];
+    if (value === undefined || value === null) return {};
+    if (
+      typeof value !== 'object' ||
+      Array.isArray(value) ||
+      !Object.values(value).every((v) => typeof v === 'string')
+    ) {
+      this.problems.push({ path: `${this.path}.${key}`, message: 'must be a mapping of string to string' });
+      return {};
+    }
+    return value as Record<string, string>;
+  }
+
+  /** A duration ("200ms", "2s", "1m" or milliseconds) in milliseconds, > 0. */
+  duration(key: string, fallbackMs: number): number {
+    this.known.add(key);
+    const value = this.values[key];
+    if (value === undefined || value === null) return fallbackMs;
+    const ms = parseDurationMs(value);
+    if (ms === undefined || ms <= 0) {
+      this.problems.push({
+        path: `${this.path}.${key}`,
+        message: `must be a positive duration like "200ms" or "2s", got ${JSON.stringify(value)}`,
+      });
+      return fallbackMs;
+    }
+    return ms;
+  }
+
+  /** The raw value, for a parameter with its own structure (read by the caller, who reports its problems). */
+  raw(key: string): unknown {
+    this.known.add(key);
+    return this.values[key];
+  }
+
+  /** Where a parameter is, for problems the caller reports itself. */
+  pathOf(key: string): string {
+    return `${this.path}.${key}`;
   }
 
   /** Whether the parameter was given (a null value counts as absent). */

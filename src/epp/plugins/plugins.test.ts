@@ -10,6 +10,8 @@ import { queueScorer } from './queue-scorer.js';
 import { decodeFilter, prefillFilter } from './role-filter.js';
 import { weightedRandomPicker } from './weighted-random-picker.js';
 import { activeRequestScorer } from './active-request-scorer.js';
+import { byLabelFilter, labelSelectorFilter, type LabelSelector } from './label-filter.js';
+import { utilizationDetector } from './utilization-detector.js';
 
 function context(prompt = '', targetModel = 'm', seed = 1): SchedulingContext {
   return {
@@ -175,4 +177,60 @@ test('prefix index: a block used again is the newest: it goes only after capacit
   index.add('e', [next++]);
   assert.deepEqual([...index.match([0])], [], 'the next one evicts it');
   assert.equal(index.size('e'), capacity);
+});
+
+test('label filters: by-label and label-selector-filter keep what matches, with Kubernetes semantics', () => {
+  const labelled = (name: string, labels: Record<string, string>): Endpoint => ({
+    ...endpoint(name),
+    labels,
+  });
+  const pool = [
+    labelled('a', { track: 'stable', zone: 'a', hardware: 'h100' }),
+    labelled('b', { track: 'canary', zone: 'b', hardware: 'h100' }),
+    labelled('c', { zone: 'c', hardware: 'h100', draining: 'true' }),
+    labelled('d', { hardware: 'l4' }),
+  ];
+  const names = (es: Endpoint[]) => es.map((e) => e.address);
+  assert.deepEqual(names(byLabelFilter('f', 'track', ['stable'], false).filter(context(), pool)), ['a']);
+  assert.deepEqual(
+    names(byLabelFilter('f', 'track', ['stable'], true).filter(context(), pool)),
+    ['a', 'c', 'd'],
+    'allowsNoLabel lets unlabelled endpoints through',
+  );
+  const selector = (
+    matchLabels: Record<string, string>,
+    matchExpressions: LabelSelector['matchExpressions'],
+  ) => names(labelSelectorFilter('s', { matchLabels, matchExpressions }).filter(context(), pool));
+  assert.deepEqual(selector({ hardware: 'h100' }, []), ['a', 'b', 'c']);
+  assert.deepEqual(selector({}, [{ key: 'zone', operator: 'In', values: ['a', 'c'] }]), ['a', 'c']);
+  assert.deepEqual(selector({}, [{ key: 'zone', operator: 'NotIn', values: ['a'] }]), ['b', 'c', 'd']);
+  assert.deepEqual(selector({}, [{ key: 'draining', operator: 'DoesNotExist', values: [] }]), [
+    'a',
+    'b',
+    'd',
+  ]);
+  assert.deepEqual(selector({ hardware: 'h100' }, [{ key: 'track', operator: 'Exists', values: [] }]), [
+    'a',
+    'b',
+  ]);
+  assert.deepEqual(selector({}, []), ['a', 'b', 'c', 'd'], 'an empty selector matches everything');
+});
+
+test('utilization-detector as a filter: drops stale and over-threshold endpoints (with headroom), fails open', () => {
+  const thresholds = { queueDepthThreshold: 5, kvCacheUtilThreshold: 0.8, metricsStalenessThresholdMs: 200 };
+  const now = context().now;
+  const fresh = { updatedAt: now - 10 };
+  const pool = [
+    endpoint('ok', { ...fresh, waitingQueueSize: 5, kvCacheUsage: 0.8 }),
+    endpoint('queue', { ...fresh, waitingQueueSize: 6, kvCacheUsage: 0.1 }),
+    endpoint('kv', { ...fresh, waitingQueueSize: 0, kvCacheUsage: 0.85 }),
+    endpoint('old', { updatedAt: now - 1000 }),
+  ];
+  const kept = (headroom: number, endpoints = pool) =>
+    utilizationDetector('u', thresholds, headroom)
+      .filter(context(), endpoints)
+      .map((e) => e.address);
+  assert.deepEqual(kept(0), ['ok']);
+  assert.deepEqual(kept(0.2), ['ok', 'queue', 'kv'], 'headroom 20%: queue ≤ 6, KV ≤ 0.96');
+  assert.deepEqual(kept(0, pool.slice(1)), ['queue', 'kv', 'old'], 'none left: all are kept (fail open)');
 });
