@@ -1,7 +1,7 @@
 /**
  * The controller against the real API server: every example reconciled to the renderer's children with owner
  * references, status driven by patching child status, prune on topology changes, the stop annotation, drift,
- * HPA-owned replicas, zero writes in steady state, and deletion through the finalizer.
+ * HPA-owned replicas and zero writes in steady state (failures and deletion: controller-failures.test.ts).
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,7 +9,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Condition, RunningController } from '../src/controller/index.js';
 import { pino } from 'pino';
-import { Controller, defaultEngine, FINALIZER, STOP_ANNOTATION } from '../src/controller/index.js';
+import { Controller, defaultEngine, LEGACY_FINALIZER, STOP_ANNOTATION } from '../src/controller/index.js';
 import type { KubeClient, KubeObject, ResourceRef } from '../src/kube/index.js';
 import { Discovery, KubeApiError } from '../src/kube/index.js';
 import {
@@ -130,7 +130,10 @@ test('every example is reconciled to the rendered children, owned by the service
     assert.equal(condition(s, 'DependenciesReady')?.status, 'True', file);
     // No kubelet or controller-manager here: workloads never become available by themselves.
     assert.equal(condition(s, 'Ready')?.status, 'False', file);
-    assert.ok(s.metadata.finalizers?.includes(FINALIZER));
+    assert.ok(
+      !(s.metadata.finalizers ?? []).includes(LEGACY_FINALIZER),
+      'no finalizer: deletion never waits for the controller',
+    );
   }
 });
 
@@ -381,17 +384,6 @@ test(
     await waitForChildren(name);
   },
 );
-
-test('deleting a service removes its children, then the finalizer lets it go', { skip }, async () => {
-  const base = example('no-scheduler.yaml');
-  const name = 'deleted';
-  await apply(c, [{ ...base, metadata: { name, namespace: ns } }], ns);
-  const { children } = await waitForChildren(name);
-  await c.delete(SERVICE, ns, name);
-  // No garbage collector runs here: the children vanish only because the controller deletes them.
-  for (const child of children) await waitFor(`${child.kind} deleted`, async () => !(await liveChild(child)));
-  await waitFor('service gone', async () => !(await getOrUndefined(c, SERVICE, ns, name)));
-});
 
 test('a default Gateway that users manage is left alone', { skip }, async () => {
   const gateways = await resourceOf(c, { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway' });

@@ -205,3 +205,19 @@ test('children the API server refused make Ready False with the reason', () => {
   assert.equal(ready.reason, 'ApplyFailed');
   assert.match(ready.message!, /range is full/);
 });
+
+test('objects the pass could not write make Ready False with their reason, what to do and the retry', () => {
+  const status = deriveStatus(
+    base({
+      children: [child('main-workload', 'Deployment', deployment('True'))],
+      problems: [
+        { reason: 'SystemNamespaceNotFound', message: 'the default Gateway x/y: create namespace x' },
+      ],
+      retry: 'retrying in 200ms (attempt 2)',
+    }),
+  );
+  const ready = find(status.conditions, 'Ready')!;
+  assert.equal(ready.status, 'False');
+  assert.equal(ready.reason, 'SystemNamespaceNotFound');
+  assert.match(ready.message!, /create namespace x; retrying in 200ms \(attempt 2\)$/);
+});

@@ -75,6 +75,10 @@ export interface StatusInput {
   routePath?: string;
   /** Children the API server refused this pass (for example "Service x: failed to allocate a serviceIP"). */
   applyErrors?: readonly string[];
+  /** Objects this pass could not write, each with a reason and what to do (children and the default Gateway). */
+  problems?: readonly { reason: string; message: string }[];
+  /** When problems cut the pass short: when it is retried (appended to Ready's message). */
+  retry?: string;
 }
 
 export interface DerivedStatus {
@@ -361,10 +365,19 @@ export function deriveStatus(input: StatusInput): DerivedStatus {
   const router = aggregate('RouterReady', routerParts, 'NoRouter');
   conditions.push(workloads, router);
   // Ready names the leaf conditions that fail, not the roll-ups, so its message says what to fix.
-  const applied = input.applyErrors?.length
-    ? [bad('ChildrenApplied', 'ApplyFailed', `the API server refused: ${input.applyErrors.join('; ')}`)]
+  const problems = [
+    ...(input.applyErrors ?? []).map((e) => ({
+      reason: 'ApplyFailed',
+      message: `the API server refused: ${e}`,
+    })),
+    ...(input.problems ?? []),
+  ];
+  const applied = problems.length
+    ? [bad('ChildrenApplied', problems[0]!.reason, problems.map((p) => p.message).join('; '))]
     : [];
-  conditions.push(aggregate('Ready', [...applied, deps, ...workloadParts, ...routerParts], 'Ready'));
+  const ready = aggregate('Ready', [...applied, deps, ...workloadParts, ...routerParts], 'Ready');
+  if (input.retry && problems.length && ready.status !== 'True') ready.message += `; ${input.retry}`;
+  conditions.push(ready);
 
   const urls = [...input.gateways.values()].flatMap((g) => (g ? addressUrl(g, input.routePath) : []));
   if (urls.length) return { conditions, url: urls[0], addresses: urls.map((url) => ({ url })) };

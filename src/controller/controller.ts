@@ -12,7 +12,6 @@ import { createMetrics } from './metrics.js';
 import type { Informer, KubeClient, KubeObject, ResourceRef } from '../kube/index.js';
 import {
   Applier,
-  CORE_RESOURCES,
   Discovery,
   Informer as KubeInformer,
   WorkQueue,
@@ -29,6 +28,9 @@ import {
 import { isLlmisvcError, LlmisvcError } from '../errors/index.js';
 import type { Condition, LiveObject, MissingDependency, ObservedChild } from './conditions.js';
 import { deriveStatus, mergeConditionTimes, transitions } from './conditions.js';
+import { EventRecorder, type EventType } from './events.js';
+import type { Problem } from './failures.js';
+import { describeFailure, failedConditions, retryNote } from './failures.js';
 import {
   CHILD_SELECTOR,
   COMPONENT_LABEL,
@@ -54,7 +56,14 @@ export const CONFIG_RESOURCE: ResourceRef = {
   plural: 'llminferenceserviceconfigs',
   namespaced: true,
 };
-export const FINALIZER = 'serving.kserve.io/llmisvc-cleanup';
+/**
+ * The finalizer earlier versions put on every service. None is needed: every child is in the service's namespace
+ * and carries a controller owner reference, so the garbage collector deletes them, and the one object the controller
+ * creates outside (the default Gateway) is shared and outlives any one service. A finalizer would only make
+ * deletion hang whenever the controller is down or uninstalled (and with it namespace and CRD deletion). The
+ * controller removes it from services that still carry it (upgrades), whether they are being deleted or not.
+ */
+export const LEGACY_FINALIZER = 'serving.kserve.io/llmisvc-cleanup';
 export const STOP_ANNOTATION = 'serving.kserve.io/stop';
 
 /** Kinds a service may own; watched from the start (when served) so that prune works after a restart too. */
@@ -128,6 +137,7 @@ export class Controller {
   private started = false;
   private resyncTimer: NodeJS.Timeout | undefined;
   private informerSync = new Map<string, Promise<Informer | undefined>>();
+  private readonly recorder: EventRecorder;
 
   constructor(private readonly options: ControllerOptions) {
     this.discovery = new Discovery(options.client);
@@ -147,8 +157,18 @@ export class Controller {
     );
     this.services.addHandlers({
       add: (s) => this.queue.add(objectKey(s)),
-      update: (s) => this.queue.add(objectKey(s)),
+      // Status-only updates are (almost always) the controller's own writes: reacting to them would turn every
+      // failure report into an immediate retry and defeat the back-off.
+      update: (s, old) => {
+        if (needsReconcile(old, s)) this.queue.add(objectKey(s));
+      },
       delete: (s) => this.queue.add(objectKey(s)),
+    });
+    this.recorder = new EventRecorder({
+      client: options.client,
+      logger: log,
+      component: 'llmisvc-controller',
+      instance: options.identity ?? 'llmisvc-controller',
     });
     const allServices = (): void => this.enqueueAll();
     for (const informer of this.configs)
@@ -330,19 +350,51 @@ export class Controller {
     return this.discovery.resourceFor(object.apiVersion, object.kind);
   }
 
-  /** One reconcile of the service at `key`. Throws to retry with back-off. */
+  /**
+   * One reconcile of the service at `key`. Throws to retry with back-off; whatever stops or cuts short a pass is
+   * first written to the service (Ready False with a reason, what to do and when the retry comes) and recorded as a
+   * Warning Event, so that no failure is only in the controller's log.
+   */
   async reconcile(key: string): Promise<void> {
     const { namespace, name } = splitKey(key);
-    let service = this.services.get(namespace, name);
-    if (!service || !namespace) return; // Deleted: owner references (and our finalizer pass) took care of children.
-    const uid = service.metadata.uid!;
-
-    if (service.metadata.deletionTimestamp) return this.finalize(service);
-    if (!(service.metadata.finalizers ?? []).includes(FINALIZER)) {
-      const finalizers = [...(service.metadata.finalizers ?? []), FINALIZER];
-      // Go on with the patched object: waiting for the update event would cost every new service a queue round.
-      service = await this.setFinalizers(service, finalizers);
+    const service = this.services.get(namespace, name);
+    if (!service || !namespace) return; // Deleted: the garbage collector deletes the children (owner references).
+    try {
+      await this.reconcileService(key, service, namespace);
+    } catch (error) {
+      if (isConflict(error) || error instanceof IncompletePass) throw error;
+      const problem = describeFailure(error, { systemNamespace: this.options.systemNamespace });
+      await this.reportFailure(key, this.services.get(namespace, name) ?? service, problem);
+      throw error;
     }
+  }
+
+  /** When the next attempt comes, for messages: the delay the queue is about to use for this key. */
+  private retryNote(key: string): string {
+    return retryNote(this.queue.failureCount(key) + 1, this.queue.nextDelay(key), this.queue.maxDelay);
+  }
+
+  /** Ready False (other conditions kept) and a Warning Event; never throws, the caller retries anyway. */
+  private async reportFailure(key: string, service: Service, problem: Problem): Promise<void> {
+    try {
+      await this.writeConditions(
+        service,
+        failedConditions(service.status?.conditions ?? [], problem, this.retryNote(key)),
+        { url: service.status?.url, addresses: service.status?.addresses },
+      );
+    } catch (error) {
+      this.log.warn({ key, err: (error as Error).message }, 'cannot write the failure into the status');
+    }
+    // The Event leaves out the retry note: the same failure again then bumps one Event's count.
+    await this.event(service, 'Warning', problem.reason, problem.message);
+  }
+
+  private async reconcileService(key: string, original: Service, namespace: string): Promise<void> {
+    let service = original;
+    const uid = service.metadata.uid!;
+    const finalizers = service.metadata.finalizers ?? [];
+    if (finalizers.includes(LEGACY_FINALIZER)) service = await this.removeLegacyFinalizer(service);
+    if (service.metadata.deletionTimestamp) return;
 
     const stopped = service.metadata.annotations?.[STOP_ANNOTATION] === 'true';
     const configs = this.configs.flatMap((informer) =>
@@ -355,20 +407,13 @@ export class Controller {
     try {
       outcome = this.options.engine.render(service, configs, served);
     } catch (error) {
-      if (!isLlmisvcError(error)) throw error;
-      const reason =
-        error.code === 'LLMISVC_ERR_NOT_FOUND'
-          ? 'ConfigNotFound'
-          : error.code === 'LLMISVC_ERR_INVALID'
-            ? 'InvalidSpec'
-            : 'CombineFailed';
-      const message = error.hint ? `${error.message} (${error.hint})` : error.message;
+      // Retrying cannot fix bad input: the service or a config has to change, and either change enqueues it again.
       // Children stay as they are: a typo in a preset must not take a running model down.
       await this.writeStatus(
         service,
         deriveStatus({
           generation: service.metadata.generation,
-          renderProblem: { reason, message },
+          renderProblem: renderProblem(error),
           stopped,
           missing: [],
           children: [],
@@ -384,7 +429,7 @@ export class Controller {
     const appliedIds = new Set<string>();
     // One event per pass for everything created, not one per object: events are API writes too.
     const created: string[] = [];
-    const applyErrors: string[] = [];
+    const problems: Problem[] = [];
     for (const child of desired) {
       const informer = await this.childInformer(child.apiVersion, child.kind);
       const ref = informer?.resource ?? (await this.resource(child));
@@ -403,7 +448,12 @@ export class Controller {
       } catch (error) {
         // One refused child must not hide the others or the status: go on, report, and retry the pass later.
         if (isConflict(error)) throw error;
-        applyErrors.push(`${child.kind} ${child.metadata.name}: ${(error as Error).message}`);
+        problems.push(
+          describeFailure(error, {
+            systemNamespace: this.options.systemNamespace,
+            object: `${child.kind} ${child.metadata.name}`,
+          }),
+        );
         appliedIds.add(childId(child)); // Still desired: never pruned because one apply failed.
         observed.push({
           role: childRole(child),
@@ -437,7 +487,11 @@ export class Controller {
     if (created.length) await this.event(service, 'Normal', 'Created', `created ${created.join(', ')}`);
 
     // Shared objects (the default Gateway) are created when missing and otherwise left to whoever manages them.
-    if (!stopped) for (const shared of outcome.shared) await this.ensureShared(service, shared);
+    if (!stopped)
+      for (const shared of outcome.shared) {
+        const problem = await this.ensureShared(service, shared);
+        if (problem) problems.push(problem);
+      }
 
     const toPrune = planPrune(
       desired.filter((c) => appliedIds.has(childId(c))),
@@ -461,15 +515,14 @@ export class Controller {
         ? { serviceUrl: `http://${mainService.metadata.name}.${namespace}.svc.cluster.local` }
         : {}),
       ...(route ? { routePath: routePathOf(route) } : {}),
-      applyErrors,
+      problems,
+      ...(problems.length ? { retry: this.retryNote(key) } : {}),
     });
     await this.writeStatus(service, status);
-    if (applyErrors.length) {
-      await this.event(service, 'Warning', 'ApplyFailed', applyErrors.join('; '));
-      throw new LlmisvcError(
-        'LLMISVC_ERR_KUBE',
-        `cannot apply ${applyErrors.length} children: ${applyErrors.join('; ')}`,
-      );
+    if (problems.length) {
+      const message = problems.map((p) => p.message).join('; ');
+      await this.event(service, 'Warning', problems[0]!.reason, message);
+      throw new IncompletePass(message);
     }
   }
 
@@ -508,32 +561,27 @@ export class Controller {
     return result;
   }
 
-  private async ensureShared(service: Service, shared: KubeObject): Promise<void> {
-    const ref = await this.resource(shared);
-    if (!ref) return;
+  /** Creates a shared object (the default Gateway) when missing; a problem when that fails, for the status. */
+  private async ensureShared(service: Service, shared: KubeObject): Promise<Problem | undefined> {
     const ns = shared.metadata.namespace;
-    const live =
-      (shared.kind === 'Gateway' ? this.gateways?.get(ns, shared.metadata.name) : undefined) ??
-      (await this.getLive(ref, ns ?? '', shared.metadata.name));
-    if (live && live.metadata.labels?.[MANAGED_BY_LABEL] !== 'llmisvc') return; // User-managed: hands off.
+    const what = `the default ${shared.kind} ${ns}/${shared.metadata.name}`;
     try {
+      const ref = await this.resource(shared);
+      if (!ref) return undefined;
+      const live =
+        (shared.kind === 'Gateway' ? this.gateways?.get(ns, shared.metadata.name) : undefined) ??
+        (await this.getLive(ref, ns ?? '', shared.metadata.name));
+      if (live && live.metadata.labels?.[MANAGED_BY_LABEL] !== 'llmisvc') return undefined; // User-managed.
       const { reason } = await this.applier.ensure(ref, shared, live, { force: false });
-      if (reason === 'missing')
-        await this.event(
-          service,
-          'Normal',
-          'Created',
-          `created ${shared.kind} ${ns}/${shared.metadata.name}`,
-        );
+      if (reason === 'missing') await this.event(service, 'Normal', 'Created', `created ${what}`);
+      return undefined;
     } catch (error) {
-      if (!isConflict(error)) throw error;
-      // Someone else owns fields we would set: report, do not fight.
-      await this.event(
-        service,
-        'Warning',
-        'SharedConflict',
-        `${shared.kind} ${ns}/${shared.metadata.name}: ${(error as Error).message}`,
-      );
+      if (isConflict(error)) {
+        // Someone else owns fields we would set: report, do not fight.
+        await this.event(service, 'Warning', 'SharedConflict', `${what}: ${(error as Error).message}`);
+        return undefined;
+      }
+      return describeFailure(error, { systemNamespace: this.options.systemNamespace, object: what });
     }
   }
 
@@ -556,51 +604,51 @@ export class Controller {
     }
   }
 
-  /** Deletion: remove every owned child, then our finalizer. Works without a garbage collector. */
-  private async finalize(service: Service): Promise<void> {
-    if (!(service.metadata.finalizers ?? []).includes(FINALIZER)) return;
-    const { namespace, uid } = service.metadata;
-    const owned = this.ownedChildren(namespace!, uid!);
-    for (const object of owned)
-      if (!object.metadata.deletionTimestamp) await this.deleteChild(service, object);
-    if (owned.length > 0) {
-      this.queue.addAfter(objectKey(service), 1000); // Back once the caches saw the deletions.
-      return;
-    }
-    const finalizers = service.metadata.finalizers!;
-    await this.setFinalizers(
-      service,
-      finalizers.filter((f) => f !== FINALIZER),
-    );
-    this.log.info({ key: objectKey(service) }, 'children removed; finalizer released');
-  }
-
   /**
-   * Replaces the finalizer list, but only on the version we read: the resourceVersion in the merge patch makes the
-   * API server answer 409 Conflict if someone changed the object meanwhile (then the queue retries with fresh data).
+   * Removes the finalizer of earlier versions (see LEGACY_FINALIZER). A JSON patch that tests the entry first, so a
+   * concurrent change of the list fails the patch (and the pass is retried) instead of being overwritten.
    */
-  private async setFinalizers(service: Service, finalizers: string[]): Promise<Service> {
-    return this.options.client.mergePatch<Service>(
+  private async removeLegacyFinalizer(service: Service): Promise<Service> {
+    const index = service.metadata.finalizers!.indexOf(LEGACY_FINALIZER);
+    const path = `/metadata/finalizers/${index}`;
+    const patched = await this.options.client.jsonPatch<Service>(
       SERVICE_RESOURCE,
       service.metadata.namespace,
       service.metadata.name,
-      {
-        metadata: { resourceVersion: service.metadata.resourceVersion, finalizers },
-      },
+      [
+        { op: 'test', path, value: LEGACY_FINALIZER },
+        { op: 'remove', path },
+      ],
     );
+    this.log.info(
+      { key: objectKey(service) },
+      `removed the finalizer ${LEGACY_FINALIZER} of earlier versions`,
+    );
+    return patched;
   }
 
   /** Writes status with SSA on the status subresource, only when it differs from the live status. */
   private async writeStatus(service: Service, derived: ReturnType<typeof deriveStatus>): Promise<void> {
+    await this.writeConditions(service, derived.conditions, {
+      url: derived.url,
+      addresses: derived.addresses,
+    });
+  }
+
+  private async writeConditions(
+    service: Service,
+    next: readonly Condition[],
+    extra: { url?: string | undefined; addresses?: unknown[] | undefined },
+  ): Promise<void> {
     const previous = service.status?.conditions ?? [];
     const conditions = mergeConditionTimes(
-      derived.conditions,
+      next,
       previous,
       new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
     );
     const status: Record<string, unknown> = { observedGeneration: service.metadata.generation, conditions };
-    if (derived.url) status['url'] = derived.url;
-    if (derived.addresses) status['addresses'] = derived.addresses;
+    if (extra.url) status['url'] = extra.url;
+    if (extra.addresses) status['addresses'] = extra.addresses;
     const live = service.status ?? {};
     const same =
       live.observedGeneration === status['observedGeneration'] &&
@@ -629,43 +677,9 @@ export class Controller {
     }
   }
 
-  /** Records an event on the service; failures are logged, never fatal. */
-  private async event(
-    service: Service,
-    type: 'Normal' | 'Warning',
-    reason: string,
-    message: string,
-  ): Promise<void> {
-    const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
-    try {
-      await this.options.client.create(CORE_RESOURCES.event, {
-        apiVersion: 'v1',
-        kind: 'Event',
-        metadata: {
-          name: `${service.metadata.name}.${Date.now().toString(16)}${Math.random().toString(16).slice(2, 8)}`,
-          namespace: service.metadata.namespace,
-        },
-        involvedObject: {
-          apiVersion: service.apiVersion,
-          kind: service.kind,
-          name: service.metadata.name,
-          namespace: service.metadata.namespace,
-          uid: service.metadata.uid,
-        },
-        reason,
-        message: message.slice(0, 1024),
-        type,
-        firstTimestamp: now,
-        lastTimestamp: now,
-        count: 1,
-        source: { component: 'llmisvc-controller' },
-        reportingComponent: 'llmisvc-controller',
-        reportingInstance: this.options.identity ?? 'llmisvc-controller',
-      });
-    } catch (error) {
-      this.log.debug({ err: (error as Error).message }, 'cannot record event');
-    }
-    this.log.info({ service: objectKey(service), reason, type }, message);
+  /** Records an event on the service (aggregated and rate limited, see events.ts); never throws. */
+  private async event(service: Service, type: EventType, reason: string, message: string): Promise<void> {
+    await this.recorder.record({ subject: service, type, reason, message });
   }
 
   /** Informers by id, for tests and diagnostics. */
@@ -720,4 +734,50 @@ function routePathOf(route: KubeObject): string | undefined {
   const rules =
     (route['spec'] as { rules?: { matches?: { path?: { value?: string } }[] }[] } | undefined)?.rules ?? [];
   return rules[0]?.matches?.[0]?.path?.value;
+}
+
+/** A pass that wrote its status but could not write every object; thrown only to retry with back-off. */
+class IncompletePass extends LlmisvcError {
+  constructor(message: string) {
+    super('LLMISVC_ERR_KUBE', message);
+    this.name = 'IncompletePass';
+  }
+}
+
+/** PresetsCombined's reason and message for an error of the renderer. */
+export function renderProblem(error: unknown): Problem {
+  if (!isLlmisvcError(error))
+    return {
+      reason: 'InternalError',
+      message: `rendering failed: ${(error as Error)?.message ?? String(error)}; this is a bug in llmisvc, please report it with the service's YAML`,
+    };
+  const reason =
+    error.code === 'LLMISVC_ERR_NOT_FOUND'
+      ? 'ConfigNotFound'
+      : error.code === 'LLMISVC_ERR_INVALID'
+        ? 'InvalidSpec'
+        : error.code === 'LLMISVC_ERR_TEMPLATE'
+          ? 'InvalidTemplate'
+          : 'CombineFailed';
+  return { reason, message: error.hint ? `${error.message} (${error.hint})` : error.message };
+}
+
+/**
+ * Whether an update of a service needs a pass: anything but its status (and bookkeeping) changed. Status-only
+ * updates are the controller's own writes, or someone else's that the next resync overwrites.
+ */
+export function needsReconcile(old: KubeObject, next: KubeObject): boolean {
+  const meta = (o: KubeObject) => {
+    const m = o.metadata;
+    return JSON.stringify([
+      m.generation,
+      m.deletionTimestamp ?? null,
+      m.labels ?? {},
+      m.annotations ?? {},
+      m.finalizers ?? [],
+      m.ownerReferences ?? [],
+      m.uid,
+    ]);
+  };
+  return meta(old) !== meta(next) || JSON.stringify(old['spec']) !== JSON.stringify(next['spec']);
 }

@@ -9,10 +9,14 @@ export {
   Controller,
   CONFIG_RESOURCE,
   SERVICE_RESOURCE,
-  FINALIZER,
+  LEGACY_FINALIZER,
   STOP_ANNOTATION,
   CANDIDATE_CHILD_KINDS,
+  needsReconcile,
+  renderProblem,
 } from './controller.js';
+export { EventCorrelator, EventRecorder, type Correlation, type EventInput } from './events.js';
+export { describeFailure, failedConditions, retryNote, type Problem } from './failures.js';
 export type { ControllerOptions, RenderOutcome, ServiceEngine } from './controller.js';
 export { createMetrics, type ControllerMetrics } from './metrics.js';
 export { issueBundle, needsRotation, serviceDnsNames, type CertBundle } from '../certs/index.js';

@@ -16,7 +16,9 @@ import { serviceDnsNames } from '../certs/index.js';
 import type { ServiceEngine } from './controller.js';
 import { Controller } from './controller.js';
 import { startProbeServer } from './http-server.js';
+import { missingNamespace, systemNamespaceAdvice } from './failures.js';
 import { createMetrics } from './metrics.js';
+import { ensureSystemNamespace } from './system-namespace.js';
 import type { WebhookEngine } from './webhook.js';
 import { startWebhookServer } from './webhook.js';
 
@@ -69,6 +71,12 @@ export async function runController(options: RunOptions): Promise<RunningControl
   const log = options.logger;
   const identity = options.identity ?? `${hostname()}_${process.pid}`;
   const client = await KubeClient.create({ userAgent: `llmisvc-controller/${identity}`, ...options.kube });
+  try {
+    await checkSystemNamespace(client, options, log);
+  } catch (error) {
+    client.close();
+    throw error;
+  }
   // The queue-depth gauge reads the controller created just below.
   const metrics = createMetrics({ queueDepth: () => active.queue.length, defaults: true });
   const active: Controller = new Controller({
@@ -97,55 +105,70 @@ export async function runController(options: RunOptions): Promise<RunningControl
   let webhookPort: number | undefined;
   let webhookClose: (() => Promise<void>) | undefined;
   let certTimer: NodeJS.Timeout | undefined;
-  if (options.webhook) {
-    const w = options.webhook;
-    const loadCert = async (): Promise<{ cert: string; key: string; caBundle?: string }> => {
-      if (w.certDir)
-        return {
-          cert: await readFile(join(w.certDir, 'tls.crt'), 'utf8'),
-          key: await readFile(join(w.certDir, 'tls.key'), 'utf8'),
-        };
-      return keeper!.ensure();
-    };
-    const keeper = w.certDir
-      ? undefined
-      : new CertKeeper({
-          client,
-          namespace: options.systemNamespace,
-          secretName: w.secretName,
-          dnsNames: serviceDnsNames(w.serviceName, options.systemNamespace),
-          ipAddresses: w.ipAddresses,
-          webhookConfigurations: w.webhookConfigurations,
-          crds: w.crds,
-          logger: log,
-        });
-    const first = await loadCert();
-    if (keeper && first.caBundle) await keeper.inject(first.caBundle);
-    const server = await startWebhookServer({
-      engine: options.engine,
-      cert: first.cert,
-      key: first.key,
-      port: w.port,
-      host: w.host,
-      logger: log,
-    });
-    webhookPort = server.port;
-    webhookClose = server.close;
-    let current = first.cert;
-    // Re-check hourly: rotate before expiry, pick up a certificate another replica or cert-manager rotated.
-    certTimer = setInterval(() => {
-      loadCert()
-        .then(async (next) => {
-          if (keeper && next.caBundle) await keeper.inject(next.caBundle);
-          if (next.cert !== current) {
-            server.setCertificate(next.cert, next.key);
-            current = next.cert;
-            log.info('webhook serving certificate reloaded');
-          }
-        })
-        .catch((error: Error) => log.error({ err: error.message }, 'webhook certificate check failed'));
-    }, 3600_000);
-    certTimer.unref();
+  try {
+    if (options.webhook) {
+      const w = options.webhook;
+      const loadCert = async (): Promise<{ cert: string; key: string; caBundle?: string }> => {
+        if (w.certDir)
+          return {
+            cert: await readFile(join(w.certDir, 'tls.crt'), 'utf8'),
+            key: await readFile(join(w.certDir, 'tls.key'), 'utf8'),
+          };
+        return keeper!.ensure();
+      };
+      const keeper = w.certDir
+        ? undefined
+        : new CertKeeper({
+            client,
+            namespace: options.systemNamespace,
+            secretName: w.secretName,
+            dnsNames: serviceDnsNames(w.serviceName, options.systemNamespace),
+            ipAddresses: w.ipAddresses,
+            webhookConfigurations: w.webhookConfigurations,
+            crds: w.crds,
+            logger: log,
+          });
+      const first = await loadCert().catch((error: unknown) => {
+        // Reached when the controller may not read namespaces (so it could not check at start).
+        if (missingNamespace(error) !== options.systemNamespace) throw error;
+        throw new LlmisvcError(
+          'LLMISVC_ERR_CONFIG',
+          `the system namespace "${options.systemNamespace}" does not exist; the webhook certificate Secret must live there`,
+          { hint: systemNamespaceAdvice(options.systemNamespace), cause: error },
+        );
+      });
+      if (keeper && first.caBundle) await keeper.inject(first.caBundle);
+      const server = await startWebhookServer({
+        engine: options.engine,
+        cert: first.cert,
+        key: first.key,
+        port: w.port,
+        host: w.host,
+        logger: log,
+      });
+      webhookPort = server.port;
+      webhookClose = server.close;
+      let current = first.cert;
+      // Re-check hourly: rotate before expiry, pick up a certificate another replica or cert-manager rotated.
+      certTimer = setInterval(() => {
+        loadCert()
+          .then(async (next) => {
+            if (keeper && next.caBundle) await keeper.inject(next.caBundle);
+            if (next.cert !== current) {
+              server.setCertificate(next.cert, next.key);
+              current = next.cert;
+              log.info('webhook serving certificate reloaded');
+            }
+          })
+          .catch((error: Error) => log.error({ err: error.message }, 'webhook certificate check failed'));
+      }, 3600_000);
+      certTimer.unref();
+    }
+  } catch (error) {
+    // Nothing may keep running after a failed start: the caller gets the error and exits.
+    await probes.close();
+    client.close();
+    throw error;
   }
 
   const lead = async (signal: AbortSignal): Promise<void> => {
@@ -209,4 +232,30 @@ export async function runController(options: RunOptions): Promise<RunningControl
       await done.catch(() => undefined);
     },
   };
+}
+
+/**
+ * Makes sure the system namespace is there before anything is written into it (see system-namespace.ts). Without it
+ * and without the right to create it, the self-managed webhook certificate and the leader-election Lease cannot
+ * work: stop at once, saying what to do. Reconciling alone can: services that need the namespace (for the default
+ * Gateway) report it in their status.
+ */
+async function checkSystemNamespace(client: KubeClient, options: RunOptions, log: Logger): Promise<void> {
+  const namespace = options.systemNamespace;
+  const state = await ensureSystemNamespace(client, namespace, log);
+  if (state !== 'missing') return;
+  const needs = [
+    ...(options.webhook && !options.webhook.certDir ? ['the webhook certificate Secret'] : []),
+    ...(options.leaderElect ? ['the leader-election Lease'] : []),
+  ];
+  if (needs.length)
+    throw new LlmisvcError(
+      'LLMISVC_ERR_CONFIG',
+      `the system namespace "${namespace}" does not exist and this identity may not create it; ${needs.join(' and ')} must live there`,
+      { hint: systemNamespaceAdvice(namespace) },
+    );
+  log.warn(
+    { namespace },
+    `the system namespace "${namespace}" does not exist and this identity may not create it: services that use the default Gateway report it in their status; ${systemNamespaceAdvice(namespace)}`,
+  );
 }

@@ -23,8 +23,15 @@ import { resourcePath } from './resources.js';
 export class KubeApiError extends LlmisvcError {
   readonly status: number;
   readonly reason: string;
+  /** The Status object's `details` (which object the answer is about), when the server sent them. */
+  readonly details: { kind?: string; name?: string; group?: string } | undefined;
 
-  constructor(status: number, reason: string, message: string) {
+  constructor(
+    status: number,
+    reason: string,
+    message: string,
+    details?: { kind?: string; name?: string; group?: string },
+  ) {
     super('LLMISVC_ERR_KUBE', message, {
       hint:
         status === 403
@@ -34,6 +41,7 @@ export class KubeApiError extends LlmisvcError {
     this.name = 'KubeApiError';
     this.status = status;
     this.reason = reason;
+    this.details = details;
   }
 }
 
@@ -506,6 +514,7 @@ interface KubeStatus {
   code?: number;
   reason?: string;
   message?: string;
+  details?: { kind?: string; name?: string; group?: string };
 }
 
 /** The message of a Kubernetes Status answer of `send`, or the raw body. */
@@ -542,5 +551,6 @@ function apiError(status: number, method: string, path: string, text: string): K
     status,
     parsed.reason ?? String(status),
     `${method} ${path}: ${status} ${parsed.reason ?? ''}: ${parsed.message ?? (text.slice(0, 500) || '(empty body)')}`,
+    parsed.details,
   );
 }

@@ -34,23 +34,28 @@ test('a waiting worker receives a key added later', async () => {
 
 test('failures back off exponentially per key and forget resets', () => {
   const q = new WorkQueue<string>({ baseDelayMs: 10, maxDelayMs: 50 });
+  assert.equal(q.nextDelay('a'), 10, 'the delay a failure would get, before it is counted');
   assert.deepEqual(
     [q.addRateLimited('a'), q.addRateLimited('a'), q.addRateLimited('a'), q.addRateLimited('a')],
     [10, 20, 40, 50],
   );
   assert.equal(q.addRateLimited('b'), 10, 'other keys are independent');
+  assert.equal(q.nextDelay('a'), 50, 'capped');
   q.forget('a');
   assert.equal(q.failureCount('a'), 0);
   q.shutdown();
 });
 
 test('addAfter keeps the earliest deadline and delivers the key', async () => {
+  // The queue's timers are unref'd (they must not keep a process alive): hold the event loop open meanwhile.
+  const keepAlive = setInterval(() => undefined, 1000);
   const q = new WorkQueue<string>();
   q.addAfter('a', 5);
   q.addAfter('a', 10_000);
   assert.equal(q.delayed, 1);
   assert.equal(await q.get(), 'a');
   q.shutdown();
+  clearInterval(keepAlive);
 });
 
 test('shutdown releases waiting workers', async () => {

@@ -71,11 +71,20 @@ export class WorkQueue<K = string> {
 
   /** Re-adds a key after a failure, with exponential back-off per key. Returns the delay used. */
   addRateLimited(key: K): number {
-    const failures = this.failures.get(key) ?? 0;
-    this.failures.set(key, failures + 1);
-    const delay = Math.min(this.baseDelayMs * 2 ** failures, this.maxDelayMs);
+    const delay = this.nextDelay(key);
+    this.failures.set(key, (this.failures.get(key) ?? 0) + 1);
     this.addAfter(key, delay);
     return delay;
+  }
+
+  /** The delay `addRateLimited(key)` would use now (so a failure can be reported before it is re-queued). */
+  nextDelay(key: K): number {
+    return Math.min(this.baseDelayMs * 2 ** (this.failures.get(key) ?? 0), this.maxDelayMs);
+  }
+
+  /** The cap of the back-off. */
+  get maxDelay(): number {
+    return this.maxDelayMs;
   }
 
   /** Clears the failure count of a key (call after it was processed successfully). */

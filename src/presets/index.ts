@@ -17,10 +17,10 @@ import {
 } from '../api/index.js';
 import { LlmisvcError } from '../errors/index.js';
 import { strategicMerge } from './strategic-merge.js';
-import { renderTemplates, type TemplateScope } from './template.js';
+import { renderTemplates, TemplateError, type TemplateScope } from './template.js';
 
 export { strategicMerge } from './strategic-merge.js';
-export { renderString, renderTemplates, type TemplateScope } from './template.js';
+export { renderString, renderTemplates, TemplateError, type TemplateScope } from './template.js';
 
 /** The folder of the shipped preset files (also applied to clusters by `kubectl apply -k deploy/`). */
 export const PRESET_DIR = fileURLToPath(new URL('../../../deploy/presets/', import.meta.url));
@@ -217,6 +217,51 @@ export function composeSpec(input: ComposeInput): ComposedSpec {
       {},
     );
   spec = { ...spec, model: { ...spec.model, name: spec.model?.name ?? service.metadata.name } };
-  spec = renderTemplates(spec, templateScope(service, spec, input.global), 'spec');
+  try {
+    spec = renderTemplates(spec, templateScope(service, spec, input.global), 'spec');
+  } catch (error) {
+    if (!(error instanceof TemplateError)) throw error;
+    const sources = [
+      ...presets.map((c) => ({
+        what: `the preset LLMInferenceServiceConfig "${c.metadata.name}"`,
+        spec: c.spec,
+      })),
+      ...bases.map((c, i) => ({
+        what: `LLMInferenceServiceConfig "${c.metadata.name}" (spec.baseRefs[${i}])`,
+        spec: c.spec,
+      })),
+      { what: 'the service', spec: ownSpec },
+    ];
+    throw templateOrigin(error, sources);
+  }
   return { spec, applied: [...presets, ...bases].map((c) => c.metadata.name) };
+}
+
+/** The path (`spec.a.b[0]`) of the first string under `value` that contains `needle`. */
+function pathOf(value: unknown, needle: string, path: string): string | undefined {
+  if (typeof value === 'string') return value.includes(needle) ? path : undefined;
+  if (Array.isArray(value)) {
+    for (const [i, item] of value.entries()) {
+      const found = pathOf(item, needle, `${path}[${i}]`);
+      if (found) return found;
+    }
+  } else if (value !== null && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      const found = pathOf(item, needle, `${path}.${key}`);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Names the config a broken template came from. Templates are rendered on the merged spec, which has lost where each
+ * string came from; the last source in merge order that holds the template is the one whose value won.
+ */
+function templateOrigin(error: TemplateError, sources: { what: string; spec: unknown }[]): TemplateError {
+  for (const source of [...sources].reverse()) {
+    const field = pathOf(source.spec, error.action, 'spec');
+    if (field) return new TemplateError(error.action, `${source.what}, ${field}`, error.problem);
+  }
+  return error;
 }

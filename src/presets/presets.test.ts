@@ -173,6 +173,17 @@ describe('templates', () => {
     assert.throws(() => renderString('{{ Nope .Spec }}', scope, 'x'), /unknown function "Nope"/);
     assert.throws(() => renderString('{{ if .Spec }}x', scope, 'x'), /without its "end"/);
   });
+
+  it('reports a malformed string literal as a template error, not a raw SyntaxError', () => {
+    assert.throws(
+      () => renderString('{{ ChildName .ObjectMeta.Name "-a\\q" }}', scope, 'spec.labels.x'),
+      (e: unknown) =>
+        e instanceof LlmisvcError &&
+        e.code === 'LLMISVC_ERR_TEMPLATE' &&
+        e.message.includes('spec.labels.x') &&
+        /malformed string "-a\\q"/.test(e.message),
+    );
+  });
 });
 
 describe('composition: presets, then baseRefs in order, then the spec', () => {
@@ -236,6 +247,42 @@ describe('composition: presets, then baseRefs in order, then the spec', () => {
         e instanceof LlmisvcError &&
         e.code === 'LLMISVC_ERR_NOT_FOUND' &&
         /spec.baseRefs\[0\].*"gone"/.test(e.message),
+    );
+  });
+
+  it('names the config and its field when a template from a baseRef or a preset is broken', () => {
+    const broken = (configs: LLMInferenceServiceConfig[], baseRefs: { name: string }[]) => () =>
+      composeSpec({ service: service({ baseRefs }), configs, global, namespaces: ['ns', 'system'] });
+    assert.throws(
+      broken(
+        [base('good', {}), base('bad', { labels: { app: '{{ .Spec.Nope }}' } })],
+        [{ name: 'good' }, { name: 'bad' }],
+      ),
+      (e: unknown) =>
+        e instanceof LlmisvcError &&
+        e.code === 'LLMISVC_ERR_TEMPLATE' &&
+        e.message.startsWith(
+          'LLMInferenceServiceConfig "bad" (spec.baseRefs[1]), spec.labels.app: template',
+        ) &&
+        e.message.includes('"Nope"'),
+    );
+    assert.throws(
+      broken(
+        [
+          base(
+            'config-llm-template',
+            { template: { containers: [{ name: 'main', args: ['{{ "\\x" }}'] }] } },
+            'system',
+          ),
+        ],
+        [],
+      ),
+      (e: unknown) =>
+        e instanceof LlmisvcError &&
+        e.message.startsWith(
+          'the preset LLMInferenceServiceConfig "config-llm-template", spec.template.containers[0].args[0]: template',
+        ) &&
+        e.message.includes('malformed string'),
     );
   });
 });

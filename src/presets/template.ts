@@ -43,10 +43,22 @@ function truthy(value: unknown): boolean {
   return true;
 }
 
-function templateError(source: string, where: string, message: string): LlmisvcError {
-  return new LlmisvcError('LLMISVC_ERR_TEMPLATE', `${where}: template "${source}" ${message}`, {
-    hint: 'template fields are .ObjectMeta (Name, Namespace, Labels, Annotations), .Spec (the merged spec) and .GlobalConfig',
-  });
+/** A template that cannot be parsed or rendered; `field` is where it was rendered, `action` the `{{ … }}` at fault. */
+export class TemplateError extends LlmisvcError {
+  constructor(
+    readonly action: string,
+    readonly field: string,
+    readonly problem: string,
+  ) {
+    super('LLMISVC_ERR_TEMPLATE', `${field}: template "${action}" ${problem}`, {
+      hint: 'template fields are .ObjectMeta (Name, Namespace, Labels, Annotations), .Spec (the merged spec) and .GlobalConfig',
+    });
+    this.name = 'TemplateError';
+  }
+}
+
+function templateError(source: string, where: string, message: string): TemplateError {
+  return new TemplateError(source, where, message);
 }
 
 /** Splits `a b "c d" (e f)` into tokens, keeping quoted strings and parentheses whole. */
@@ -85,7 +97,13 @@ function parseExpr(tokens: string[], fail: (message: string) => never): Expr {
       if (tokens[position++] !== ')') fail('has an unclosed "("');
       return inner;
     }
-    if (token.startsWith('"')) return { kind: 'literal', value: JSON.parse(token) as string };
+    if (token.startsWith('"')) {
+      try {
+        return { kind: 'literal', value: JSON.parse(token) as string };
+      } catch {
+        fail(`has a malformed string ${token}: use \\ for a backslash, or a raw string in backquotes`);
+      }
+    }
     if (token.startsWith('`')) return { kind: 'literal', value: token.slice(1, -1) };
     if (/^-?\d+(\.\d+)?$/.test(token)) return { kind: 'literal', value: Number(token) };
     if (token === 'true' || token === 'false') return { kind: 'literal', value: token === 'true' };
@@ -230,7 +248,13 @@ function run(nodes: Node[], scope: TemplateScope, where: string): string {
 /** Renders one string; strings without `{{` come back as they are. */
 export function renderString(text: string, scope: TemplateScope, where: string): string {
   if (!text.includes('{{')) return text;
-  return run(parseTemplate(text, where), scope, where);
+  try {
+    return run(parseTemplate(text, where), scope, where);
+  } catch (error) {
+    if (error instanceof TemplateError) throw error;
+    // Anything else is a gap in this subset: still the user's template, named, never a raw error.
+    throw templateError(text, where, `cannot be rendered: ${(error as Error).message}`);
+  }
 }
 
 /**
