@@ -21,20 +21,27 @@ const atLeast = (min: number) =>
 
 const stringMap = z.record(z.string(), z.string());
 
+/** A union's message: "is required" when the field is missing, `message` otherwise. */
+const unionError = (message: string) => (issue: { input?: unknown }) =>
+  issue.input === undefined ? 'is required' : message;
+
+const PERCENT_MESSAGE = 'must be a whole number (pods) or a percentage such as "25%"';
 /** An int or a percentage (`1`, `"25%"`), as Kubernetes' intstr fields take it. */
 const IntOrPercent = z
-  .union([atLeast(0), z.string().regex(/^[0-9]+%$/)], {
-    error: 'must be a whole number (pods) or a percentage such as "25%"',
+  .union([atLeast(0), z.string().regex(/^[0-9]+%$/, { error: PERCENT_MESSAGE })], {
+    error: unionError(PERCENT_MESSAGE),
   })
   .meta(INT_OR_STRING);
 
+const QUANTITY_MESSAGE = 'must be a size such as "10Gi", "500M" or a number of bytes';
 /** A resource quantity (`10Gi`, `100G`, or a number of bytes). */
 const Quantity = z
   .union(
-    [z.int({ error: 'must be a whole number' }).min(0), z.string().regex(new RegExp(QUANTITY_PATTERN))],
-    {
-      error: 'must be a size such as "10Gi", "500M" or a number of bytes',
-    },
+    [
+      z.int({ error: 'must be a whole number' }).min(0, { error: 'must be 0 or more' }),
+      z.string().regex(new RegExp(QUANTITY_PATTERN), { error: QUANTITY_MESSAGE }),
+    ],
+    { error: unionError(QUANTITY_MESSAGE) },
   )
   .meta({ ...INT_OR_STRING, description: 'A resource quantity, for example 10Gi.' });
 
