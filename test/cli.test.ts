@@ -36,10 +36,33 @@ describe('llmisvc validate', () => {
       'dp-ep',
       'pipeline-parallel',
       'lora',
+      'autoscaling-wva',
+      'autoscaling-keda',
+      'rollout-strategy',
+      'kv-cache-offloading',
+      'tracing',
     ];
     const result = run('validate', ...files.flatMap((f) => ['-f', `examples/${f}.yaml`]));
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /valid: 8 objects/);
+    assert.match(result.stdout, /valid: 13 objects/);
+  });
+
+  it('names both fields when replicas and scaling are both set', () => {
+    const path = file(
+      'replicas-and-scaling.yaml',
+      `apiVersion: serving.kserve.io/v1alpha2
+kind: LLMInferenceService
+metadata: { name: both }
+spec:
+  model: { uri: hf://org/model }
+  replicas: 2
+  scaling: { maxReplicas: 4, wva: { hpa: {} } }
+`,
+    );
+    const result = run('validate', '-f', path);
+    assert.equal(result.code, 1, result.stdout);
+    assert.match(result.stderr, /spec\.scaling: spec\.replicas and spec\.scaling cannot both be set/);
+    assertNoStack(result.stderr);
   });
 
   it('exits 1 with every problem of every object as "<field path>: <message>"', () => {
@@ -184,5 +207,46 @@ spec:
     assert.equal(result.code, 1);
     assert.match(result.stderr, /--output must be yaml or json/);
     assert.equal(parse(result.stdout ?? ''), null);
+  });
+});
+
+describe('llmisvc render: autoscaling settings', () => {
+  it('puts --prometheus-url into the WVA ScaledObject and --wva-discovery annotations on the HPA', () => {
+    const result = run(
+      'render',
+      '-f',
+      'examples/autoscaling-wva.yaml',
+      '--prometheus-url',
+      'https://thanos.monitoring:9091',
+      '--wva-discovery',
+      'annotations',
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const objects = parseAllDocuments(result.stdout).map((d) => d.toJS() as Record<string, any>); // eslint-disable-line @typescript-eslint/no-explicit-any
+    const so = objects.find((o) => o['kind'] === 'ScaledObject')!;
+    assert.equal(so['spec'].triggers[0].metadata.serverAddress, 'https://thanos.monitoring:9091');
+    assert.equal(
+      objects.find((o) => o['kind'] === 'HorizontalPodAutoscaler')!['metadata'].annotations[
+        'llm-d.ai/managed'
+      ],
+      'true',
+    );
+    assert.equal(
+      objects.some((o) => o['kind'] === 'VariantAutoscaling'),
+      false,
+    );
+  });
+
+  it('rejects a Prometheus URL that is not http(s), naming the flag', () => {
+    const result = run(
+      'render',
+      '-f',
+      'examples/autoscaling-wva.yaml',
+      '--prometheus-url',
+      'prometheus:9090',
+    );
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /--prometheus-url must be an http\(s\) URL/);
+    assertNoStack(result.stderr);
   });
 });

@@ -86,6 +86,118 @@ describe(
       ],
       ['replicas below 0', { replicas: -1 }, /spec.replicas: Invalid value: -1/],
       ['tensor below 1', { parallelism: { tensor: 0 } }, /spec.parallelism.tensor/],
+      // KServe v0.20 workload fields.
+      [
+        'replicas with scaling',
+        { replicas: 2, scaling: { maxReplicas: 4, wva: { hpa: {} } } },
+        /replicas and scaling cannot both be set/,
+      ],
+      [
+        'prefill replicas with scaling',
+        { prefill: { replicas: 2, scaling: { maxReplicas: 4, wva: { hpa: {} } } } },
+        /spec.prefill: Invalid value.*replicas and scaling cannot both be set/,
+      ],
+      ['scaling without wva or keda', { scaling: { maxReplicas: 4 } }, /set exactly one of wva .* or keda/],
+      [
+        'scaling with wva and keda',
+        { scaling: { maxReplicas: 4, wva: { hpa: {} }, keda: { triggers: [{ type: 'cpu' }] } } },
+        /set exactly one of wva .* or keda/,
+      ],
+      [
+        'scaling without maxReplicas',
+        { scaling: { wva: { hpa: {} } } },
+        /spec.scaling.maxReplicas: Required/,
+      ],
+      [
+        'minReplicas above maxReplicas',
+        { scaling: { minReplicas: 5, maxReplicas: 4, wva: { hpa: {} } } },
+        /minReplicas cannot exceed maxReplicas/,
+      ],
+      [
+        'wva with hpa and keda',
+        { scaling: { maxReplicas: 4, wva: { hpa: {}, keda: {} } } },
+        /set exactly one of hpa or keda/,
+      ],
+      ['wva without an actuator', { scaling: { maxReplicas: 4, wva: {} } }, /set exactly one of hpa or keda/],
+      [
+        'idleReplicaCount not below the default minReplicas',
+        { scaling: { maxReplicas: 4, wva: { keda: { idleReplicaCount: 1 } } } },
+        /idleReplicaCount must be less than minReplicas/,
+      ],
+      [
+        'keda idleReplicaCount not below minReplicas',
+        {
+          scaling: {
+            minReplicas: 2,
+            maxReplicas: 4,
+            keda: { idleReplicaCount: 2, triggers: [{ type: 'cpu', metadata: { value: '50' } }] },
+          },
+        },
+        /keda.idleReplicaCount must be less than minReplicas/,
+      ],
+      [
+        'keda without triggers',
+        { scaling: { maxReplicas: 4, keda: { triggers: [] } } },
+        /spec.scaling.keda.triggers: Invalid value/,
+      ],
+      [
+        'wva keda scaling modifiers',
+        { scaling: { maxReplicas: 4, wva: { keda: { advanced: { scalingModifiers: { formula: 'x' } } } } } },
+        /scalingModifiers must not be set/,
+      ],
+      [
+        'wva keda HPA name',
+        {
+          scaling: {
+            maxReplicas: 4,
+            wva: { keda: { advanced: { horizontalPodAutoscalerConfig: { name: 'mine' } } } },
+          },
+        },
+        /horizontalPodAutoscalerConfig.name must not be set/,
+      ],
+      [
+        'a variantCost that is not a number',
+        { scaling: { maxReplicas: 4, wva: { variantCost: 'cheap', hpa: {} } } },
+        /spec.scaling.wva.variantCost/,
+      ],
+      [
+        'rollout with maxUnavailable and maxSurge 0',
+        { rolloutStrategy: { maxUnavailable: 0, maxSurge: '0%' } },
+        /maxUnavailable and maxSurge cannot both be 0/,
+      ],
+      [
+        'rollout maxSurge not a percentage',
+        { rolloutStrategy: { maxSurge: 'half' } },
+        /spec.rolloutStrategy.maxSurge/,
+      ],
+      ['kv cache cpu not a size', { kvCacheOffloading: { cpu: 'lots' } }, /spec.kvCacheOffloading.cpu/],
+      ['kv cache without cpu', { kvCacheOffloading: {} }, /spec.kvCacheOffloading.cpu: Required/],
+      [
+        'kv cache eviction policy',
+        { kvCacheOffloading: { cpu: '1Gi', evictionPolicy: 'fifo' } },
+        /evictionPolicy/,
+      ],
+      ['tracing sampler', { tracing: { sampler: 'sometimes' } }, /spec.tracing.sampler/],
+      [
+        'a kv cache tier with emptyDir and pvc',
+        {
+          kvCacheOffloading: {
+            cpu: '1Gi',
+            secondary: [{ fileSystem: { emptyDir: { size: '1Gi' }, pvc: { ref: { name: 'c' } } } }],
+          },
+        },
+        /exactly one of emptyDir or pvc/,
+      ],
+      [
+        'a kv cache pvc tier with spec and ref',
+        {
+          kvCacheOffloading: {
+            cpu: '1Gi',
+            secondary: [{ fileSystem: { pvc: { spec: {}, ref: { name: 'c' } } } }],
+          },
+        },
+        /exactly one of spec .* or ref/,
+      ],
     ];
     for (const [name, spec, message] of rejected) {
       it(`rejects ${name}`, async () => {

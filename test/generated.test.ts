@@ -53,6 +53,13 @@ describe('generated files', () => {
     const files = await generatedFiles();
     const problems: string[] = [];
     const walk = (node: Record<string, unknown>, path: string) => {
+      // The one typeless form Kubernetes allows: an int-or-string with exactly these two branches.
+      if (node['x-kubernetes-int-or-string'] === true) {
+        if (JSON.stringify(node['anyOf']) !== JSON.stringify([{ type: 'integer' }, { type: 'string' }])) {
+          problems.push(`${path}: int-or-string without anyOf [integer, string]`);
+        }
+        return;
+      }
       if (
         node['x-kubernetes-preserve-unknown-fields'] !== true &&
         node['type'] === undefined &&

@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { GROUP, SERVED_VERSIONS, STORAGE_VERSION, StatusSchema, specSchema } from './schema.js';
+import { workloadV020CelRules } from './workload-v020.js';
 
 type Schema = Record<string, unknown>;
 
@@ -38,6 +39,14 @@ export function toStructural(node: unknown): unknown {
     }
     if (max === INT32_MAX || max === Number.MAX_SAFE_INTEGER) delete out['maximum'];
     if (min === INT32_MIN || min === Number.MIN_SAFE_INTEGER) delete out['minimum'];
+  }
+  if (out['x-kubernetes-int-or-string'] === true && Array.isArray(out['anyOf'])) {
+    // Structural schemas allow exactly `anyOf: [{type: integer}, {type: string}]` here; the checks of each branch
+    // move up, where each applies to its own type only (pattern to strings, minimum to numbers).
+    for (const branch of out['anyOf'] as Schema[]) {
+      for (const key of ['pattern', 'minimum', 'maximum']) if (key in branch) out[key] = branch[key];
+    }
+    out['anyOf'] = [{ type: 'integer' }, { type: 'string' }];
   }
   return out;
 }
@@ -79,6 +88,7 @@ function addServiceRules(spec: Schema): void {
       'has(self.data) == has(self.dataLocal)',
       'data and dataLocal must be set together',
     );
+    for (const { path, rule, message } of workloadV020CelRules(base)) addRule(spec, path, rule, message);
   }
   addRule(
     spec,

@@ -26,3 +26,12 @@ export {
 } from './validate.js';
 export { childName, childNames } from './names.js';
 export { podSpecFieldTable, podSpecProblems } from './pod-spec.js';
+export { quantityValue } from './quantity.js';
+export {
+  type IntOrString,
+  type KVCacheOffloadingSpec,
+  type RolloutStrategySpec,
+  rolloutDefaults,
+  type ScalingSpec,
+  type TracingSpec,
+} from './workload-v020.js';

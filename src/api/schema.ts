@@ -10,6 +10,7 @@
  * `pod-spec.ts` checks their field names against Kubernetes' own PodSpec model instead.
  */
 import { z } from 'zod';
+import { TracingSchema, workloadV020Fields } from './workload-v020.js';
 
 export const GROUP = 'serving.kserve.io';
 export const STORAGE_VERSION = 'v1alpha2';
@@ -101,6 +102,7 @@ const workloadFields = {
   annotations: stringMap.optional().meta({ description: 'Annotations added to the workload pods.' }),
   template: PodSpecSchema.optional(),
   worker: PodSpecSchema.optional(),
+  ...workloadV020Fields,
 };
 
 export const WorkloadSpecSchema = z.strictObject(workloadFields);
@@ -246,6 +248,7 @@ export function specSchema(version: ApiVersionName) {
     ...workloadFields,
     prefill: WorkloadSpecSchema.optional().meta({ description: 'A separate prefill workload (P/D).' }),
     router: routerSchema(version).optional(),
+    tracing: TracingSchema.optional(),
     baseRefs: z
       .array(LocalObjectReference)
       .optional()

@@ -7,6 +7,7 @@
 import type { z } from 'zod';
 import type { FieldProblem } from '../errors/index.js';
 import { podSpecProblems } from './pod-spec.js';
+import { workloadV020Problems } from './workload-v020.js';
 import {
   type ApiVersionName,
   type LLMInferenceServiceSpec,
@@ -258,6 +259,8 @@ export function semanticProblems(spec: LLMInferenceServiceSpec, serviceName: str
   return [
     ...parallelismProblems(spec, 'spec'),
     ...(spec.prefill ? parallelismProblems(spec.prefill, 'spec.prefill') : []),
+    ...workloadV020Problems(spec, 'spec'),
+    ...(spec.prefill ? workloadV020Problems(spec.prefill, 'spec.prefill') : []),
     ...routerProblems(spec),
     ...loraProblems(spec, serviceName),
   ];

@@ -7,8 +7,9 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { LlmisvcError } from '../errors/index.js';
 import { DEFAULT_RENDER_OPTIONS } from '../render/index.js';
+import { AUTOSCALING_FLAGS, type AutoscalingFlags, autoscalingOptions } from './autoscaling-flags.js';
 
-interface ControllerFlags {
+interface ControllerFlags extends AutoscalingFlags {
   kubeconfig?: string;
   context?: string;
   namespace?: string;
@@ -136,6 +137,9 @@ export function register(program: Command): void {
     .option('--kube-api-qps <n>', 'client-side limit on API requests per second', '100')
     .option('--kube-api-burst <n>', 'burst above --kube-api-qps', '200')
     .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
+    .addOption(AUTOSCALING_FLAGS[0])
+    .addOption(AUTOSCALING_FLAGS[1])
+    .addOption(AUTOSCALING_FLAGS[2])
     .action(async (flags: ControllerFlags) => {
       // Loaded here, not at the top: `llmisvc --help` should not pay for the Kubernetes client.
       const { pino } = await import('pino');
@@ -151,6 +155,7 @@ export function register(program: Command): void {
           className: flags.gatewayClass ?? DEFAULT_RENDER_OPTIONS.gateway.className,
         },
         schedulerImage: flags.schedulerImage ?? DEFAULT_RENDER_OPTIONS.schedulerImage,
+        autoscaling: autoscalingOptions(flags),
       });
       const running = await runController({
         kube: {

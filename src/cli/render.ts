@@ -7,9 +7,10 @@ import { stringify } from 'yaml';
 import { type LLMInferenceService, toTypedObject } from '../api/index.js';
 import { LlmisvcError } from '../errors/index.js';
 import { DEFAULT_RENDER_OPTIONS, type KubeObject, parseApiVersions, renderService } from '../render/index.js';
+import { AUTOSCALING_FLAGS, type AutoscalingFlags, autoscalingOptions } from './autoscaling-flags.js';
 import { collect, readObjects, splitTyped } from './inputs.js';
 
-interface RenderFlags {
+interface RenderFlags extends Partial<AutoscalingFlags> {
   file: string[];
   configDir: string[];
   output: string;
@@ -35,6 +36,8 @@ export function renderObjects(
       ...(flags.gatewayNamespace ? { namespace: flags.gatewayNamespace } : {}),
       ...(flags.gatewayClass ? { className: flags.gatewayClass } : {}),
     },
+    // `validate` renders without these flags: the defaults apply.
+    ...(flags.prometheusUrl ? { autoscaling: autoscalingOptions(flags as AutoscalingFlags) } : {}),
   };
   const shared = new Map<string, KubeObject>();
   const objects: KubeObject[] = [];
@@ -90,6 +93,9 @@ export function register(program: Command): void {
       DEFAULT_RENDER_OPTIONS.gateway.namespace,
     )
     .option('--gateway-class <class>', 'the default Gateway class', DEFAULT_RENDER_OPTIONS.gateway.className)
+    .addOption(AUTOSCALING_FLAGS[0])
+    .addOption(AUTOSCALING_FLAGS[1])
+    .addOption(AUTOSCALING_FLAGS[2])
     .action((flags: RenderFlags) => {
       if (flags.output !== 'yaml' && flags.output !== 'json') {
         throw new LlmisvcError('LLMISVC_ERR_CONFIG', `--output must be yaml or json, not "${flags.output}"`);

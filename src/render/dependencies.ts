@@ -9,17 +9,41 @@ export const GATEWAY_V1 = 'gateway.networking.k8s.io/v1';
 export const INFERENCE_POOL_V1 = 'inference.networking.k8s.io/v1';
 export const INFERENCE_X_V1ALPHA2 = 'inference.networking.x-k8s.io/v1alpha2';
 export const LWS_V1 = 'leaderworkerset.x-k8s.io/v1';
+export const KEDA_V1ALPHA1 = 'keda.sh/v1alpha1';
+export const EXTERNAL_METRICS_V1BETA1 = 'external.metrics.k8s.io/v1beta1';
+export const WVA_V1ALPHA1 = 'llmd.ai/v1alpha1';
 
-/** A current cluster: Gateway API v1, GIE v1, LeaderWorkerSet v1 (and the built-in APIs, always assumed). */
-export const DEFAULT_API_VERSIONS: ReadonlySet<string> = new Set([GATEWAY_V1, INFERENCE_POOL_V1, LWS_V1]);
+/**
+ * A current cluster: Gateway API v1, GIE v1, LeaderWorkerSet v1, and the autoscalers of KServe v0.20 (KEDA, an
+ * external metrics API, WVA's VariantAutoscaling); the built-in APIs are always assumed.
+ */
+export const DEFAULT_API_VERSIONS: ReadonlySet<string> = new Set([
+  GATEWAY_V1,
+  INFERENCE_POOL_V1,
+  LWS_V1,
+  KEDA_V1ALPHA1,
+  EXTERNAL_METRICS_V1BETA1,
+  WVA_V1ALPHA1,
+]);
 
-export type Feature = 'route' | 'scheduler' | 'worker';
+export type Feature = 'route' | 'scheduler' | 'worker' | 'keda' | 'external-metrics' | 'wva';
+
+/** What the needs depend on beyond the spec: how WVA discovers variants (see render/autoscaling). */
+export interface NeedsOptions {
+  wvaDiscovery: 'VariantAutoscaling' | 'annotations';
+}
 
 /** One API a service needs; satisfied when the cluster serves any of `apiVersions`. */
 export interface ApiNeed {
   feature: Feature;
   /** The dependency that provides the API, as `llmisvc deps` names it. */
-  dependency: 'gateway-api' | 'gateway-api-inference-extension' | 'lws';
+  dependency:
+    | 'gateway-api'
+    | 'gateway-api-inference-extension'
+    | 'lws'
+    | 'keda'
+    | 'prometheus-adapter'
+    | 'workload-variant-autoscaler';
   apiVersions: readonly string[];
   kinds: readonly string[];
   /** Why the service needs it, in a sentence. */
@@ -50,10 +74,56 @@ const NEEDS: Record<Feature, Omit<ApiNeed, 'reason'>> = {
     kinds: ['LeaderWorkerSet'],
     install: 'install LeaderWorkerSet (it needs cert-manager): `llmisvc deps plan` prints the commands',
   },
+  keda: {
+    feature: 'keda',
+    dependency: 'keda',
+    apiVersions: [KEDA_V1ALPHA1],
+    kinds: ['ScaledObject'],
+    install: 'install KEDA (https://keda.sh/docs/latest/deploy/), for example its Helm chart kedacore/keda',
+  },
+  'external-metrics': {
+    feature: 'external-metrics',
+    dependency: 'prometheus-adapter',
+    apiVersions: [EXTERNAL_METRICS_V1BETA1],
+    kinds: ['external metrics API'],
+    install:
+      'install Prometheus Adapter with a rule exposing wva_desired_replicas as an external metric, or use scaling.wva.keda instead',
+  },
+  wva: {
+    feature: 'wva',
+    dependency: 'workload-variant-autoscaler',
+    apiVersions: [WVA_V1ALPHA1],
+    kinds: ['VariantAutoscaling'],
+    install: 'install the Workload Variant Autoscaler (llm-d) and its CRDs',
+  },
 };
 
+/** The autoscaling needs of one workload's `scaling`. */
+function scalingNeeds(spec: LLMInferenceServiceSpec, options: NeedsOptions): ApiNeed[] {
+  const workloads = [spec, ...(spec.prefill ? [spec.prefill] : [])];
+  const needs = new Map<Feature, ApiNeed>();
+  for (const { scaling } of workloads) {
+    if (scaling?.wva && options.wvaDiscovery === 'VariantAutoscaling') {
+      needs.set('wva', { ...NEEDS.wva, reason: 'scaling.wva names its variant in a VariantAutoscaling' });
+    }
+    if (scaling?.wva?.hpa) {
+      needs.set('external-metrics', {
+        ...NEEDS['external-metrics'],
+        reason: 'scaling.wva.hpa makes an HPA read wva_desired_replicas from the external metrics API',
+      });
+    }
+    if (scaling?.keda || scaling?.wva?.keda) {
+      needs.set('keda', { ...NEEDS.keda, reason: 'scaling with keda runs through a KEDA ScaledObject' });
+    }
+  }
+  return [...needs.values()];
+}
+
 /** The APIs a (merged) spec needs, each with the reason. */
-export function apiNeeds(spec: LLMInferenceServiceSpec): ApiNeed[] {
+export function apiNeeds(
+  spec: LLMInferenceServiceSpec,
+  options: NeedsOptions = { wvaDiscovery: 'VariantAutoscaling' },
+): ApiNeed[] {
   const needs: ApiNeed[] = [];
   if (spec.router?.route) {
     needs.push({
@@ -75,6 +145,7 @@ export function apiNeeds(spec: LLMInferenceServiceSpec): ApiNeed[] {
       reason: 'a workload with a worker runs on several nodes as a LeaderWorkerSet',
     });
   }
+  needs.push(...scalingNeeds(spec, options));
   return needs;
 }
 

@@ -19,14 +19,17 @@ import {
   INFERENCE_X_V1ALPHA2,
   missingNeeds,
 } from './dependencies.js';
+import { type AutoscalingOptions, DEFAULT_AUTOSCALING, renderAutoscaling } from './autoscaling.js';
 import { storageProblems } from './model-storage.js';
 import { DEFAULT_GATEWAY, type GatewayOptions, renderDefaultGateway, renderRoute } from './route.js';
 import { renderScheduler } from './scheduler.js';
+import { withTracing } from './tracing.js';
 import { type KubeObject, renderWorkloads, renderWorkloadService } from './workload.js';
 
 export * from './dependencies.js';
 export { componentSelector, ownedLabels, ownerReference, PART_OF, ROLE_LABEL, type Role } from './labels.js';
 export { DEFAULT_GATEWAY, type GatewayOptions } from './route.js';
+export { type AutoscalingOptions, DEFAULT_AUTOSCALING } from './autoscaling.js';
 export { type KubeObject, lwsGroupSize, vllmFlags } from './workload.js';
 
 export interface RenderOptions {
@@ -35,12 +38,14 @@ export interface RenderOptions {
   gateway: GatewayOptions;
   /** The image that runs `llmisvc epp` in the scheduler Deployment. */
   schedulerImage: string;
+  autoscaling: AutoscalingOptions;
 }
 
 export const DEFAULT_RENDER_OPTIONS: RenderOptions = {
   systemNamespace: 'llmisvc-system',
   gateway: DEFAULT_GATEWAY,
   schedulerImage: 'ghcr.io/llmisvc/llmisvc:0.1.0',
+  autoscaling: DEFAULT_AUTOSCALING,
 };
 
 export interface RenderInput {
@@ -129,7 +134,7 @@ export function renderService(input: RenderInput): RenderOutput {
       problems,
     );
   }
-  const needs = apiNeeds(spec);
+  const needs = apiNeeds(spec, options.autoscaling);
   const missing = missingNeeds(needs, apiVersions);
   const lacks = (feature: ApiNeed['feature']) => missing.some((m) => m.feature === feature);
 
@@ -138,6 +143,9 @@ export function renderService(input: RenderInput): RenderOutput {
     : renderWorkloads(service, spec);
   const scheduler = lacks('scheduler') ? [] : renderScheduler(service, spec, apiVersions);
   const routes = lacks('route') ? [] : renderRoute(service, spec);
+  const autoscaling = renderAutoscaling(service, spec, workloads, options.autoscaling, (kind) =>
+    lacks(kind === 'ScaledObject' ? 'keda' : 'wva'),
+  );
   const order = [
     'ServiceAccount',
     'Role',
@@ -145,12 +153,16 @@ export function renderService(input: RenderInput): RenderOutput {
     'Service',
     'Deployment',
     'LeaderWorkerSet',
+    'VariantAutoscaling',
+    'HorizontalPodAutoscaler',
+    'ScaledObject',
     'InferencePool',
     'InferenceModel',
     'HTTPRoute',
   ];
-  const children = [renderWorkloadService(service), ...workloads, ...scheduler, ...routes].sort(
-    (a, b) => order.indexOf(a.kind) - order.indexOf(b.kind),
-  );
+  const children = withTracing(
+    [renderWorkloadService(service), ...workloads, ...autoscaling, ...scheduler, ...routes],
+    spec,
+  ).sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind));
   return { spec, applied, children, shared: renderDefaultGateway(routes, options.gateway), needs, missing };
 }

@@ -14,7 +14,10 @@ import type {
 } from '../api/index.js';
 import { childNames } from '../api/index.js';
 import { childMetadata, type Component, componentSelector, ROLE_LABEL, type Role } from './labels.js';
+import { kvTransferFlags, withKVCacheTiers } from './kv-cache-offloading.js';
 import { LORA_PATH, modelMounts, withModelStorage } from './model-storage.js';
+import { deploymentStrategy, leaderWorkerSetRolloutStrategy } from './rollout-strategy.js';
+import { tracingFlags } from './tracing.js';
 
 export type KubeObject = {
   apiVersion: string;
@@ -49,6 +52,7 @@ export function vllmFlags(spec: LLMInferenceServiceSpec, workload: WorkloadSpec)
     flags.push('--max-cpu-loras', String(lora?.maxCpuAdapters ?? adapters.length));
   }
   if (lora?.maxRank !== undefined) flags.push('--max-lora-rank', String(lora.maxRank));
+  flags.push(...kvTransferFlags(workload.kvCacheOffloading), ...tracingFlags(spec.tracing));
   return flags;
 }
 
@@ -78,10 +82,10 @@ function podSpec(
 ): PodSpec {
   const pod: PodSpec = template ?? { containers: [] };
   const flags = vllmFlags(spec, workload);
-  const flagged: PodSpec = {
-    ...pod,
-    containers: (pod.containers ?? []).map((c) => (c.name === 'main' ? withFlags(c, flags) : c)),
-  };
+  const flagged: PodSpec = withKVCacheTiers(
+    { ...pod, containers: (pod.containers ?? []).map((c) => (c.name === 'main' ? withFlags(c, flags) : c)) },
+    workload.kvCacheOffloading,
+  );
   return withStorage ? withModelStorage(flagged, modelMounts(spec)) : flagged;
 }
 
@@ -131,6 +135,7 @@ function deployment(
     metadata: childMetadata(service, plan.name, { 'app.kubernetes.io/component': plan.component }),
     spec: {
       ...replicasField(plan.workload),
+      ...deploymentStrategy(plan.workload),
       selector: { matchLabels: componentSelector(service, plan.component) },
       template: {
         metadata: templateMetadata(
@@ -157,6 +162,7 @@ function leaderWorkerSet(
     metadata: childMetadata(service, plan.name, { 'app.kubernetes.io/component': plan.component }),
     spec: {
       ...replicasField(plan.workload),
+      ...leaderWorkerSetRolloutStrategy(plan.workload),
       startupPolicy: 'LeaderCreated',
       leaderWorkerTemplate: {
         size: lwsGroupSize(plan.workload.parallelism),
