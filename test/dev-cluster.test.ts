@@ -10,6 +10,8 @@
  * test builds what is missing first.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,6 +20,7 @@ import { after, before, describe, it } from 'node:test';
 import { AppsV1Api, CoreV1Api, KubeConfig, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
 import { GPU_RESOURCE, startDevCluster, type DevCluster } from '../src/dev/index.js';
 import { isPidAlive } from '../src/dev/processes.js';
+import { CLI } from './harness/repo.js';
 
 /** Polls until `probe` returns a value; the bound only keeps a broken cluster from hanging the run. */
 async function eventually<T>(
@@ -194,5 +197,67 @@ describe('llmisvc dev cluster', () => {
     await cluster.stop();
     for (const [name, pid] of pids) assert.ok(!isPidAlive(pid), `${name} (pid ${pid}) still runs`);
     assert.deepEqual(processesMentioning(dir), [], 'no process mentioning the cluster folder is left');
+  });
+});
+
+describe('llmisvc dev cluster on the command line', () => {
+  let dir: string;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'llmisvc-dev-cluster-cli-test-'));
+  });
+
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Starts the CLI and resolves once it printed that the cluster is ready, with what it printed. */
+  async function startCli(folder: string) {
+    const child = spawn(
+      process.execPath,
+      [CLI, 'dev', 'cluster', '--dir', folder, '--no-crds', '--cpu-nodes', '0', '--gpu-nodes', '1'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+    await eventually(
+      'the CLI to say the cluster is ready',
+      async () => {
+        if (child.exitCode !== null) assert.fail(`the CLI exited (${child.exitCode}):\n${stderr}`);
+        return /is ready/.test(stdout) ? true : undefined;
+      },
+      180_000,
+    );
+    return { child, exited, output: () => ({ stdout, stderr }) };
+  }
+
+  it('writes DIR/kubeconfig, prints progress, and stops everything on Ctrl-C (SIGINT)', async () => {
+    const folder = join(dir, 'interrupted');
+    const cli = await startCli(folder);
+    assert.match(cli.output().stdout, new RegExp(`kubeconfig: ${folder}/kubeconfig`));
+    assert.match(cli.output().stderr, /started kube-controller-manager .*kube-scheduler .*KWOK/);
+    assert.match(cli.output().stderr, /created 1 KWOK nodes: kwok-gpu-0 \(8 GPUs\)/);
+    assert.ok(processesMentioning(folder).length >= 5, 'etcd, kube-apiserver and the controllers run');
+    cli.child.kill('SIGINT');
+    const [code] = await cli.exited;
+    assert.equal(code, 0, cli.output().stderr);
+    assert.match(cli.output().stderr, /stopped kube-apiserver and etcd/);
+    assert.deepEqual(processesMentioning(folder), [], 'no process mentioning the cluster folder is left');
+  });
+
+  it('leaves no process behind when the CLI is killed with SIGKILL', async () => {
+    const folder = join(dir, 'killed');
+    const cli = await startCli(folder);
+    const running = processesMentioning(folder);
+    assert.ok(running.length >= 5);
+    cli.child.kill('SIGKILL');
+    await cli.exited;
+    // Only the parent-death watchdogs can clean up now; kube-apiserver shuts down gracefully on their SIGTERM.
+    await eventually('the watchdogs to stop every component', async () =>
+      processesMentioning(folder).length === 0 ? true : undefined,
+    );
   });
 });

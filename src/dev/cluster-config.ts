@@ -126,6 +126,9 @@ function commonFlags(input: ComponentFlagsInput): string[] {
     `--kubeconfig=${input.kubeconfig}`,
     `--authentication-kubeconfig=${input.kubeconfig}`,
     `--authorization-kubeconfig=${input.kubeconfig}`,
+    // The API server authenticates by token only, so it publishes no client CA in
+    // kube-system/extension-apiserver-authentication; looking for one only fills the log with retries.
+    '--authentication-skip-lookup=true',
     '--bind-address=127.0.0.1',
     `--secure-port=${input.port}`,
     `--cert-dir=${input.certDir}`,
