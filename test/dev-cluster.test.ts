@@ -4,7 +4,8 @@
  * controllers, bound by the real scheduler to a KWOK node and marked Running/Ready (with a loopback pod IP) by KWOK;
  * a pod asking for `nvidia.com/gpu` lands on a GPU node and one asking for more GPUs than any node has stays
  * Pending; deleting the owner removes its dependents through the real garbage collector, and a deleted namespace
- * really goes away; stop() leaves no process behind.
+ * really goes away; a LeaderWorkerSet becomes a leader and its workers through the LWS controller, its webhooks and
+ * the StatefulSet controller; stop(), Ctrl-C and SIGKILL leave no process behind.
  *
  * The binaries come from the cache `npm test` provisions (see test/harness/provision.ts); started on its own, the
  * test builds what is missing first.
@@ -17,7 +18,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { AppsV1Api, CoreV1Api, KubeConfig, type V1Deployment, type V1Pod } from '@kubernetes/client-node';
+import {
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  type V1Deployment,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { GPU_RESOURCE, startDevCluster, type DevCluster } from '../src/dev/index.js';
 import { isPidAlive } from '../src/dev/processes.js';
 import { CLI } from './harness/repo.js';
@@ -89,6 +97,7 @@ describe('llmisvc dev cluster', () => {
   let cluster: DevCluster;
   let core: CoreV1Api;
   let apps: AppsV1Api;
+  let custom: CustomObjectsApi;
   const namespace = 'workloads';
 
   before(async () => {
@@ -104,6 +113,7 @@ describe('llmisvc dev cluster', () => {
     config.loadFromFile(cluster.kubeconfigPath);
     core = config.makeApiClient(CoreV1Api);
     apps = config.makeApiClient(AppsV1Api);
+    custom = config.makeApiClient(CustomObjectsApi);
     await core.createNamespace({ body: { metadata: { name: namespace } } });
   });
 
@@ -189,11 +199,71 @@ describe('llmisvc dev cluster', () => {
     });
   });
 
+  it('turns a LeaderWorkerSet into a Ready leader and workers through the LWS controller and its webhooks', async () => {
+    const lwsNamespace = 'multi-node';
+    await core.createNamespace({ body: { metadata: { name: lwsNamespace } } });
+    const template = {
+      spec: {
+        containers: [
+          {
+            name: 'vllm',
+            image: 'vllm/vllm-openai:latest',
+            resources: { requests: { [GPU_RESOURCE]: '1' }, limits: { [GPU_RESOURCE]: '1' } },
+          },
+        ],
+      },
+    };
+    await custom.createNamespacedCustomObject({
+      group: 'leaderworkerset.x-k8s.io',
+      version: 'v1',
+      namespace: lwsNamespace,
+      plural: 'leaderworkersets',
+      body: {
+        apiVersion: 'leaderworkerset.x-k8s.io/v1',
+        kind: 'LeaderWorkerSet',
+        metadata: { name: 'deepseek' },
+        spec: { replicas: 1, leaderWorkerTemplate: { size: 2, workerTemplate: template } },
+      },
+    });
+    const pods = await eventually('the leader and its worker to be Ready', async () => {
+      const list = (await core.listNamespacedPod({ namespace: lwsNamespace })).items;
+      return list.length === 2 && list.every(isReady) ? list : undefined;
+    });
+    const byIndex = new Map(
+      pods.map((p) => [p.metadata?.labels?.['leaderworkerset.sigs.k8s.io/worker-index'], p] as const),
+    );
+    // The pod webhook labels each pod with its group and worker index; the leader's StatefulSet is owned by the
+    // LeaderWorkerSet, the worker's by the leader pod.
+    assert.equal(byIndex.get('0')?.metadata?.name, 'deepseek-0');
+    assert.equal(byIndex.get('1')?.metadata?.name, 'deepseek-0-1');
+    assert.equal(byIndex.get('0')?.metadata?.labels?.['leaderworkerset.sigs.k8s.io/name'], 'deepseek');
+    for (const pod of pods) assert.equal(pod.spec?.nodeName, 'kwok-gpu-0', 'each asks for a GPU');
+    const workers = await apps.readNamespacedStatefulSet({ namespace: lwsNamespace, name: 'deepseek-0' });
+    assert.equal(workers.metadata?.ownerReferences?.[0]?.kind, 'Pod');
+
+    // The validating webhook (not the CRD schema, which has no minimum here) refuses a group of size 0.
+    await assert.rejects(
+      custom.createNamespacedCustomObject({
+        group: 'leaderworkerset.x-k8s.io',
+        version: 'v1',
+        namespace: lwsNamespace,
+        plural: 'leaderworkersets',
+        body: {
+          apiVersion: 'leaderworkerset.x-k8s.io/v1',
+          kind: 'LeaderWorkerSet',
+          metadata: { name: 'invalid' },
+          spec: { replicas: 1, leaderWorkerTemplate: { size: 0, workerTemplate: template } },
+        },
+      }),
+      (error: { body?: unknown }) => /size must be equal or greater than 1/.test(String(error.body)),
+    );
+  });
+
   it('stops every process it started', async () => {
     const pids = Object.entries(cluster.pids);
-    assert.equal(pids.length, 5);
+    assert.equal(pids.length, 6);
     for (const [name, pid] of pids) assert.ok(isPidAlive(pid), `${name} runs`);
-    assert.ok(processesMentioning(dir).length >= 4, 'the components name the folder in their flags');
+    assert.ok(processesMentioning(dir).length >= 6, 'the components name the folder in their flags');
     await cluster.stop();
     for (const [name, pid] of pids) assert.ok(!isPidAlive(pid), `${name} (pid ${pid}) still runs`);
     assert.deepEqual(processesMentioning(dir), [], 'no process mentioning the cluster folder is left');
@@ -240,7 +310,7 @@ describe('llmisvc dev cluster on the command line', () => {
     assert.match(cli.output().stdout, new RegExp(`kubeconfig: ${folder}/kubeconfig`));
     assert.match(cli.output().stderr, /started kube-controller-manager .*kube-scheduler .*KWOK/);
     assert.match(cli.output().stderr, /created 1 KWOK nodes: kwok-gpu-0 \(8 GPUs\)/);
-    assert.ok(processesMentioning(folder).length >= 5, 'etcd, kube-apiserver and the controllers run');
+    assert.ok(processesMentioning(folder).length >= 6, 'etcd, kube-apiserver and the controllers run');
     cli.child.kill('SIGINT');
     const [code] = await cli.exited;
     assert.equal(code, 0, cli.output().stderr);
@@ -252,7 +322,7 @@ describe('llmisvc dev cluster on the command line', () => {
     const folder = join(dir, 'killed');
     const cli = await startCli(folder);
     const running = processesMentioning(folder);
-    assert.ok(running.length >= 5);
+    assert.ok(running.length >= 6);
     cli.child.kill('SIGKILL');
     await cli.exited;
     // Only the parent-death watchdogs can clean up now; kube-apiserver shuts down gracefully on their SIGTERM.

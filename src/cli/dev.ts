@@ -37,6 +37,7 @@ interface ClusterFlags {
   cpuNodes: number;
   gpuNodes: number;
   gpusPerNode: number;
+  lws: boolean;
 }
 
 function crdSelection(flags: { crds: boolean; crdSets?: string | undefined }): boolean | CrdSetName[] {
@@ -106,7 +107,8 @@ export function register(program: Command): void {
       'run a Kubernetes control plane as processes on this machine, no Docker: etcd, kube-apiserver, ' +
         'kube-controller-manager, kube-scheduler and KWOK playing the kubelet of fake nodes (some with ' +
         `${GPU_RESOURCE}); pods are scheduled by the real scheduler and become Running/Ready with loopback IPs ` +
-        '(127.1.N.x), but no container runs. Writes DIR/kubeconfig, installs the CRDs like `dev apiserver`, runs ' +
+        '(127.1.N.x), but no container runs; plus the LeaderWorkerSet controller. Writes DIR/kubeconfig, installs the ' +
+        'CRDs like `dev apiserver`, runs ' +
         `until Ctrl-C. Binaries are built once per machine from Go modules (KWOK ${KWOK_VERSION}).`,
     )
     .requiredOption(
@@ -137,6 +139,10 @@ export function register(program: Command): void {
       count('--gpus-per-node', 64),
       DEFAULT_NODE_COUNTS.gpusPerNode,
     )
+    .option(
+      '--no-lws',
+      'without the LeaderWorkerSet controller (by default it runs, with its webhooks and CRDs, whatever --crd-sets says)',
+    )
     .action(async (flags: ClusterFlags) => {
       const log = (message: string) => console.error(`[dev cluster] ${message}`);
       const started = Date.now();
@@ -146,6 +152,7 @@ export function register(program: Command): void {
         env: process.env,
         kubernetesVersion: flags.kubernetesVersion,
         nodes: { cpuNodes: flags.cpuNodes, gpuNodes: flags.gpuNodes, gpusPerNode: flags.gpusPerNode },
+        leaderWorkerSet: flags.lws,
         log,
       });
       const kubectl = cluster.apiServer.assets.kubectl ?? 'kubectl';
@@ -172,7 +179,10 @@ export function register(program: Command): void {
       '--kubernetes-version <version>',
       `the Kubernetes release to build (default ${DEFAULT_KUBERNETES_VERSION})`,
     )
-    .option('--cluster', 'also kube-controller-manager, kube-scheduler and KWOK, for `dev cluster`')
+    .option(
+      '--cluster',
+      'also kube-controller-manager, kube-scheduler, KWOK and the LeaderWorkerSet controller, for `dev cluster`',
+    )
     .action(async (flags: { kubernetesVersion?: string; cluster?: boolean }) => {
       const log = (message: string) => console.error(`[dev assets] ${message}`);
       const { assets, crdSets } = await provisionDevAssets({
@@ -189,6 +199,7 @@ export function register(program: Command): void {
         console.log(`kube-controller-manager: ${cluster.kubeControllerManager}`);
         console.log(`kube-scheduler: ${cluster.kubeScheduler}`);
         console.log(`kwok: ${cluster.kwok}`);
+        console.log(`lws-manager: ${cluster.lwsManager}`);
       }
       console.log(`KUBEBUILDER_ASSETS=${assets.dir}`);
       if (assets.kubectl) console.log(`kubectl: ${assets.kubectl}`);

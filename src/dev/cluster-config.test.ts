@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { kwokGoMod, toolsGo } from './cluster-assets.js';
+import { singleRequireGoMod, toolsGo } from './cluster-assets.js';
 import {
   GPU_RESOURCE,
   KWOK_NODE_ANNOTATION,
@@ -66,8 +66,10 @@ describe('dev cluster configuration', () => {
   });
 
   it('builds KWOK from a module that requires exactly the release', () => {
-    assert.match(kwokGoMod('v0.8.0', '1.26.0'), /^require sigs\.k8s\.io\/kwok v0\.8\.0$/m);
-    assert.match(kwokGoMod('v0.8.0', '1.26.0'), /^go 1\.26\.0$/m);
+    const goMod = singleRequireGoMod('sigs.k8s.io/kwok', 'v0.8.0', '1.26.0');
+    assert.match(goMod, /^module llmisvc\.local\/kwok$/m);
+    assert.match(goMod, /^require sigs\.k8s\.io\/kwok v0\.8\.0$/m);
+    assert.match(goMod, /^go 1\.26\.0$/m);
     assert.match(
       toolsGo([{ binary: 'kwok', pkg: 'sigs.k8s.io/kwok/cmd/kwok' }]),
       /_ "sigs\.k8s\.io\/kwok\/cmd\/kwok"/,

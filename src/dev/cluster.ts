@@ -4,11 +4,13 @@
  * etcd, kube-apiserver, kube-controller-manager and kube-scheduler, with KWOK playing the kubelet of fake nodes
  * (some with `nvidia.com/gpu`). Deployments, ReplicaSets, garbage collection and namespace deletion go through the
  * real controllers, pods through the real scheduler; KWOK then marks them Running and Ready with a loopback IP.
+ * The LeaderWorkerSet controller runs too (dev/lws), so LeaderWorkerSets become StatefulSets and pods the same way.
  * What is simulated: the nodes and what runs in a pod (no container starts).
  *
  * Folder layout (`dir`): everything of `dev apiserver` (kubeconfig, pki/, etcd/, logs/) plus
  * `pki/kube-controller-manager.kubeconfig`, `pki/kube-scheduler.kubeconfig`, `kwok/kwok.yaml`,
- * `logs/{kube-controller-manager,kube-scheduler,kwok}.log` and `cluster.json` (the controllers' pids while it runs).
+ * `lws/` (the LWS manager's configuration and serving certificate),
+ * `logs/{kube-controller-manager,kube-scheduler,kwok,lws-controller-manager}.log` and `cluster.json` (the controllers' pids while it runs).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -17,7 +19,12 @@ import { Agent, request } from 'undici';
 import { LlmisvcError } from '../errors/index.js';
 import { KubeClient, statusMessage } from '../kube/index.js';
 import { startDevApiServer, type DevApiServer } from './apiserver.js';
-import { ensureClusterAssets, type ClusterAssets } from './cluster-assets.js';
+import {
+  ensureClusterAssets,
+  ensureLwsAssets,
+  type ClusterAssets,
+  type LwsAssets,
+} from './cluster-assets.js';
 import {
   DEFAULT_NODE_COUNTS,
   devNodes,
@@ -29,9 +36,10 @@ import {
   type DevNodeCounts,
   type DevNodeSpec,
 } from './cluster-config.js';
-import type { CrdSetName } from './crd-sets.js';
+import { selectCrdSets, type CrdSetName } from './crd-sets.js';
 import { ensureKubeAssets, type KubeAssets } from './kube-assets.js';
 import { renderDevKubeconfig } from './kubeconfig.js';
+import { removeLwsWebhooks, startLeaderWorkerSet, type RunningLws } from './lws.js';
 import { DEV_FIELD_MANAGER } from './manifests.js';
 import { llmisvcCacheDir } from './paths.js';
 import { freeLoopbackPort, isPidAlive, logTail, startProcess, type ManagedProcess } from './processes.js';
@@ -47,9 +55,15 @@ export interface StartDevClusterOptions {
   kubernetesVersion?: string;
   /** How many CPU and GPU nodes KWOK plays; default 2 + 2 with 8 GPUs each. */
   nodes?: DevNodeCounts;
+  /**
+   * Run the LeaderWorkerSet controller and its webhooks (default true); its CRDs are then installed whatever
+   * `crds` says.
+   */
+  leaderWorkerSet?: boolean;
   /** Binaries already resolved by the caller. */
   assets?: KubeAssets;
   clusterAssets?: ClusterAssets;
+  lwsAssets?: LwsAssets;
   /** How long to wait for each part to become ready; default 120 s (2 busy cores). */
   startTimeoutMs?: number;
 }
@@ -67,8 +81,10 @@ export interface DevCluster {
     kubeControllerManager: number;
     kubeScheduler: number;
     kwok: number;
+    /** Absent when the cluster runs without LeaderWorkerSet. */
+    leaderWorkerSet?: number;
   };
-  /** Stops KWOK and the controllers, then kube-apiserver and etcd; resolves once all have exited. */
+  /** Stops the LeaderWorkerSet controller, KWOK and the controllers, then kube-apiserver and etcd; resolves once all have exited. */
   stop(): Promise<void>;
 }
 
@@ -77,6 +93,7 @@ interface ClusterState {
   kubeControllerManager: number;
   kubeScheduler: number;
   kwok: number;
+  leaderWorkerSet?: number;
 }
 
 /**
@@ -95,6 +112,8 @@ export async function startDevCluster(options: StartDevClusterOptions): Promise<
   const cacheDir = llmisvcCacheDir(env);
   const go = { env, log };
   const nodes = devNodes(options.nodes ?? DEFAULT_NODE_COUNTS);
+  const withLws = options.leaderWorkerSet ?? true;
+  const crds = withLws ? withCrdSet(options.crds ?? true, 'leader-worker-set') : (options.crds ?? true);
 
   await mkdir(join(dir, 'logs'), { recursive: true });
   await stopLeftovers(dir, log);
@@ -111,10 +130,11 @@ export async function startDevCluster(options: StartDevClusterOptions): Promise<
   const clusterAssets =
     options.clusterAssets ??
     (await ensureClusterAssets({ cacheDir, kubernetesVersion: options.kubernetesVersion, go }));
+  const lwsAssets = withLws ? (options.lwsAssets ?? (await ensureLwsAssets({ cacheDir, go }))) : undefined;
 
   const apiServer = await startDevApiServer({
     dir,
-    crds: options.crds ?? true,
+    crds,
     log,
     env,
     assets,
@@ -122,7 +142,9 @@ export async function startDevCluster(options: StartDevClusterOptions): Promise<
     startTimeoutMs: timeoutMs,
   });
   const controllers: ManagedProcess[] = [];
+  let lws: RunningLws | undefined;
   const stopControllers = async () => {
+    await lws?.stop();
     await Promise.all(controllers.map((p) => p.stop()));
   };
   try {
@@ -223,10 +245,24 @@ export async function startDevCluster(options: StartDevClusterOptions): Promise<
         const response = await client.send('GET', '/api/v1/namespaces/default/serviceaccounts/default');
         return response.status === 200;
       });
+      log('all nodes are Ready');
+      if (lwsAssets) {
+        lws = await startLeaderWorkerSet({
+          dir,
+          apiServer,
+          assets: lwsAssets,
+          client,
+          log,
+          waitReady: (p, url, agent, accept) => waitHealthy(p, url, agent, timeoutMs, accept),
+        });
+        state.leaderWorkerSet = lws.process.pid;
+        await writeFile(join(dir, 'cluster.json'), JSON.stringify(state, null, 2) + '\n');
+      } else {
+        await removeLwsWebhooks(client);
+      }
     } finally {
       client.close();
     }
-    log('all nodes are Ready');
 
     let stopping: Promise<void> | undefined;
     return {
@@ -240,12 +276,15 @@ export async function startDevCluster(options: StartDevClusterOptions): Promise<
         kubeControllerManager: kcm.pid,
         kubeScheduler: scheduler.pid,
         kwok: kwok.pid,
+        ...(lws ? { leaderWorkerSet: lws.process.pid } : {}),
       },
       stop() {
         stopping ??= (async () => {
           await stopControllers();
           await rm(join(dir, 'cluster.json'), { force: true });
-          log('stopped KWOK, kube-scheduler and kube-controller-manager');
+          log(
+            `stopped ${lws ? 'the LeaderWorkerSet controller, ' : ''}KWOK, kube-scheduler and kube-controller-manager`,
+          );
           await apiServer.stop();
         })();
         return stopping;
@@ -331,12 +370,23 @@ async function waitHealthy(
   url: string,
   dispatcher: Agent,
   timeoutMs: number,
+  accept: (status: number) => boolean = (status) => status === 200,
 ): Promise<void> {
   await waitFor(`${process.name} to answer ${url}`, timeoutMs, [process], async () => {
     const response = await request(url, { dispatcher, headersTimeout: 3_000, bodyTimeout: 3_000 });
     await response.body.dump();
-    return response.statusCode === 200;
+    return accept(response.statusCode);
   });
+}
+
+/** The CRD selection with one set added (LWS needs its CRDs whatever else was asked for). */
+function withCrdSet(
+  crds: boolean | readonly CrdSetName[],
+  name: CrdSetName,
+): boolean | readonly CrdSetName[] {
+  if (crds === true) return true;
+  const names = crds === false ? [] : selectCrdSets(crds);
+  return names.includes(name) ? names : [...names, name];
 }
 
 async function failExited(process: ManagedProcess): Promise<never> {
@@ -366,7 +416,7 @@ async function stopLeftovers(dir: string, log: (m: string) => void): Promise<voi
       },
     );
   }
-  for (const pid of [state.kwok, state.kubeScheduler, state.kubeControllerManager]) {
+  for (const pid of [state.leaderWorkerSet, state.kwok, state.kubeScheduler, state.kubeControllerManager]) {
     if (!pid || !isPidAlive(pid) || !commandLineMentions(pid, dir)) continue;
     log(`stopping process ${pid} left behind by an earlier run in ${dir}`);
     process.kill(pid, 'SIGKILL');

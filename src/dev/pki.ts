@@ -16,12 +16,14 @@ export const DEV_ADMIN_GROUP = 'system:masters';
 
 /**
  * The users the controllers of `llmisvc dev cluster` authenticate as. The API server's bootstrap RBAC policy binds
- * exactly these names to the roles kube-controller-manager and kube-scheduler need, so they run with their real
+ * the first two names to the roles kube-controller-manager and kube-scheduler need, so they run with their real
  * permissions rather than as cluster-admin.
  */
 export const COMPONENT_USERS = {
   kubeControllerManager: 'system:kube-controller-manager',
   kubeScheduler: 'system:kube-scheduler',
+  /** Not a `system:` name: nothing binds it by default; dev/lws-config binds upstream's manager role to it. */
+  leaderWorkerSet: 'lws-controller-manager',
 } as const;
 
 export type DevComponent = keyof typeof COMPONENT_USERS;
@@ -50,7 +52,7 @@ export async function ensureDevPki(dir: string): Promise<DevPki> {
   const pki: DevPki = {
     dir,
     token: '',
-    componentTokens: { kubeControllerManager: '', kubeScheduler: '' },
+    componentTokens: { kubeControllerManager: '', kubeScheduler: '', leaderWorkerSet: '' },
     tokenFile: join(dir, 'tokens.csv'),
     serviceAccountKey: join(dir, 'service-account.key'),
     serviceAccountPub: join(dir, 'service-account.pub'),
