@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { singleRequireGoMod, toolsGo } from './cluster-assets.js';
+import { versionSkew } from './cluster.js';
 import {
   GPU_RESOURCE,
   KWOK_NODE_ANNOTATION,
@@ -74,5 +75,10 @@ describe('dev cluster configuration', () => {
       toolsGo([{ binary: 'kwok', pkg: 'sigs.k8s.io/kwok/cmd/kwok' }]),
       /_ "sigs\.k8s\.io\/kwok\/cmd\/kwok"/,
     );
+  });
+
+  it('warns when the API server and the controllers are of different minor releases', () => {
+    assert.equal(versionSkew('v1.34.4', 'v1.34.1'), undefined);
+    assert.match(versionSkew('v1.31.0', 'v1.34.4') ?? '', /pass --kubernetes-version v1\.31\.0/);
   });
 });

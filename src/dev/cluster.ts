@@ -37,7 +37,7 @@ import {
   type DevNodeSpec,
 } from './cluster-config.js';
 import { selectCrdSets, type CrdSetName } from './crd-sets.js';
-import { ensureKubeAssets, type KubeAssets } from './kube-assets.js';
+import { DEFAULT_KUBERNETES_VERSION, ensureKubeAssets, type KubeAssets } from './kube-assets.js';
 import { renderDevKubeconfig } from './kubeconfig.js';
 import { removeLwsWebhooks, startLeaderWorkerSet, type RunningLws } from './lws.js';
 import { DEV_FIELD_MANAGER } from './manifests.js';
@@ -228,6 +228,12 @@ export async function startDevCluster(options: StartDevClusterOptions): Promise<
       userAgent: 'llmisvc-dev',
     });
     try {
+      const served = await client.request<{ gitVersion?: string }>('GET', '/version', { verb: 'get' });
+      const skew = versionSkew(
+        served.gitVersion ?? '',
+        options.kubernetesVersion ?? DEFAULT_KUBERNETES_VERSION,
+      );
+      if (skew) log(skew);
       for (const node of nodes) await applyNode(client, node);
       log(
         `created ${nodes.length} KWOK nodes: ${nodes
@@ -377,6 +383,22 @@ async function waitHealthy(
     await response.body.dump();
     return accept(response.statusCode);
   });
+}
+
+/**
+ * A warning when kube-apiserver (from KUBEBUILDER_ASSETS, say) is of another minor release than the controllers
+ * built here: controllers newer than the API server are outside Kubernetes' supported version skew.
+ */
+export function versionSkew(apiServerVersion: string, controllersVersion: string): string | undefined {
+  const minor = (v: string) => /^v?(\d+\.\d+)/.exec(v)?.[1];
+  const served = minor(apiServerVersion);
+  const built = minor(controllersVersion);
+  if (!served || !built || served === built) return undefined;
+  return (
+    `warning: kube-apiserver is ${apiServerVersion} but kube-controller-manager and kube-scheduler are ` +
+    `${controllersVersion}; pass --kubernetes-version ${apiServerVersion.replace(/[-+].*$/, '')} (or unset ` +
+    'KUBEBUILDER_ASSETS) so they match'
+  );
 }
 
 /** The CRD selection with one set added (LWS needs its CRDs whatever else was asked for). */

@@ -45,14 +45,16 @@ const kubeApiserverAssets: Provisioner = {
 };
 
 /**
- * kube-controller-manager, kube-scheduler and KWOK for test/dev-cluster.test.ts (built once per machine; the
+ * kube-controller-manager, kube-scheduler, KWOK and the LWS manager for test/dev-cluster.test.ts (built once per machine; the
  * controllers reuse kube-apiserver's compiled packages, so this runs after it). The test finds them in the cache.
  */
 const devClusterAssets: Provisioner = {
   name: 'dev-cluster',
   async provision({ log, env }) {
     const assets = await provisionDevClusterAssets({ env, log });
-    log(`controllers and KWOK in the cache: ${assets.kubeControllerManager}, ${assets.kwok}`);
+    log(
+      `controllers, KWOK and LWS in the cache: ${assets.kubeControllerManager}, ${assets.kwok}, ${assets.lwsManager}`,
+    );
     return {};
   },
 };
