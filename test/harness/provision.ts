@@ -45,8 +45,9 @@ const kubeApiserverAssets: Provisioner = {
 };
 
 /**
- * kube-controller-manager, kube-scheduler, KWOK and the LWS manager for test/dev-cluster.test.ts (built once per machine; the
- * controllers reuse kube-apiserver's compiled packages, so this runs after it). The test finds them in the cache.
+ * kube-controller-manager, kube-scheduler, KWOK and the LWS manager for test/dev-cluster.test.ts (built once per
+ * machine; the controllers reuse kube-apiserver's compiled packages, so this runs after it). The test finds them in
+ * the cache.
  */
 const devClusterAssets: Provisioner = {
   name: 'dev-cluster',
