@@ -1,17 +1,23 @@
 /**
  * @module cli/dev
  * `llmisvc dev apiserver --dir DIR`: a real etcd + kube-apiserver on loopback with this project's CRDs and its
- * dependencies' CRDs, running until Ctrl-C; `llmisvc dev assets`: provision its binaries and manifests ahead of time.
- * Thin: flags in, src/dev does the work.
+ * dependencies' CRDs, running until Ctrl-C; `llmisvc dev cluster --dir DIR`: the same plus kube-controller-manager,
+ * kube-scheduler and KWOK's fake (GPU) nodes; `llmisvc dev assets`: provision their binaries and manifests ahead of
+ * time. Thin: flags in, src/dev does the work.
  */
 import { dirname } from 'node:path';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import {
   ALL_CRD_SETS,
   DEFAULT_KUBERNETES_VERSION,
+  DEFAULT_NODE_COUNTS,
+  GPU_RESOURCE,
+  KWOK_VERSION,
   provisionDevAssets,
+  provisionDevClusterAssets,
   selectCrdSets,
   startDevApiServer,
+  startDevCluster,
   type CrdSetName,
 } from '../dev/index.js';
 
@@ -21,6 +27,32 @@ interface ApiServerFlags {
   crdSets?: string;
   apiserverArg: string[];
   kubernetesVersion?: string;
+}
+
+interface ClusterFlags {
+  dir: string;
+  crds: boolean;
+  crdSets?: string;
+  kubernetesVersion?: string;
+  cpuNodes: number;
+  gpuNodes: number;
+  gpusPerNode: number;
+  lws: boolean;
+}
+
+function crdSelection(flags: { crds: boolean; crdSets?: string | undefined }): boolean | CrdSetName[] {
+  if (flags.crds === false) return false;
+  return flags.crdSets ? selectCrdSets(flags.crdSets.split(',').map((s) => s.trim())) : true;
+}
+
+function count(name: string, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0 || n > max) {
+      throw new InvalidArgumentError(`${name} must be a whole number from 0 to ${max}`);
+    }
+    return n;
+  };
 }
 
 export function register(program: Command): void {
@@ -49,12 +81,7 @@ export function register(program: Command): void {
       [] as string[],
     )
     .action(async (flags: ApiServerFlags) => {
-      const crds: boolean | CrdSetName[] =
-        flags.crds === false
-          ? false
-          : flags.crdSets
-            ? selectCrdSets(flags.crdSets.split(',').map((s) => s.trim()))
-            : true;
+      const crds = crdSelection(flags);
       const server = await startDevApiServer({
         dir: flags.dir,
         crds,
@@ -75,6 +102,74 @@ export function register(program: Command): void {
     });
 
   dev
+    .command('cluster')
+    .description(
+      'run a Kubernetes control plane as processes on this machine, no Docker: etcd, kube-apiserver, ' +
+        'kube-controller-manager, kube-scheduler and KWOK playing the kubelet of fake nodes (some with ' +
+        `${GPU_RESOURCE}); pods are scheduled by the real scheduler and become Running/Ready with loopback IPs ` +
+        '(127.1.N.x), but no container runs; plus the LeaderWorkerSet controller. Writes DIR/kubeconfig, installs the ' +
+        'CRDs like `dev apiserver`, runs ' +
+        `until Ctrl-C. Binaries are built once per machine from Go modules (KWOK ${KWOK_VERSION}).`,
+    )
+    .requiredOption(
+      '--dir <dir>',
+      'folder for the kubeconfig, logs, credentials and etcd data (kept between runs)',
+    )
+    .option('--no-crds', 'install no CRDs')
+    .option('--crd-sets <names>', `comma-separated CRD sets to install (of ${ALL_CRD_SETS.join(', ')})`)
+    .option(
+      '--kubernetes-version <version>',
+      `the Kubernetes release to build when KUBEBUILDER_ASSETS is unset (default ${DEFAULT_KUBERNETES_VERSION})`,
+    )
+    .option(
+      '--cpu-nodes <n>',
+      'fake nodes without GPUs',
+      count('--cpu-nodes', 100),
+      DEFAULT_NODE_COUNTS.cpuNodes,
+    )
+    .option(
+      '--gpu-nodes <n>',
+      `fake nodes with ${GPU_RESOURCE}`,
+      count('--gpu-nodes', 100),
+      DEFAULT_NODE_COUNTS.gpuNodes,
+    )
+    .option(
+      '--gpus-per-node <n>',
+      `${GPU_RESOURCE} capacity of each GPU node`,
+      count('--gpus-per-node', 64),
+      DEFAULT_NODE_COUNTS.gpusPerNode,
+    )
+    .option(
+      '--no-lws',
+      'without the LeaderWorkerSet controller (by default it runs, with its webhooks and CRDs, whatever --crd-sets says)',
+    )
+    .action(async (flags: ClusterFlags) => {
+      const log = (message: string) => console.error(`[dev cluster] ${message}`);
+      const started = Date.now();
+      const cluster = await startDevCluster({
+        dir: flags.dir,
+        crds: crdSelection(flags),
+        env: process.env,
+        kubernetesVersion: flags.kubernetesVersion,
+        nodes: { cpuNodes: flags.cpuNodes, gpuNodes: flags.gpuNodes, gpusPerNode: flags.gpusPerNode },
+        leaderWorkerSet: flags.lws,
+        log,
+      });
+      const kubectl = cluster.apiServer.assets.kubectl ?? 'kubectl';
+      console.log(`Cluster ${cluster.server} is ready (${((Date.now() - started) / 1000).toFixed(1)} s).`);
+      console.log(
+        `nodes:      ${cluster.nodes.map((n) => (n.gpus ? `${n.name} (${n.gpus} GPUs)` : n.name)).join(', ')}`,
+      );
+      console.log(`kubeconfig: ${cluster.kubeconfigPath}`);
+      console.log(`try:        ${kubectl} --kubeconfig ${cluster.kubeconfigPath} get nodes,pods -A -o wide`);
+      console.log(`or:         export KUBECONFIG=${cluster.kubeconfigPath}`);
+      console.log(`logs:       ${cluster.dir}/logs/   (Ctrl-C stops every process)`);
+      await untilInterrupted();
+      log('stopping …');
+      await cluster.stop();
+    });
+
+  dev
     .command('assets')
     .description(
       'make sure kube-apiserver, etcd, kubectl and the dependency CRD manifests are on this machine (building them ' +
@@ -84,12 +179,28 @@ export function register(program: Command): void {
       '--kubernetes-version <version>',
       `the Kubernetes release to build (default ${DEFAULT_KUBERNETES_VERSION})`,
     )
-    .action(async (flags: { kubernetesVersion?: string }) => {
+    .option(
+      '--cluster',
+      'also kube-controller-manager, kube-scheduler, KWOK and the LeaderWorkerSet controller, for `dev cluster`',
+    )
+    .action(async (flags: { kubernetesVersion?: string; cluster?: boolean }) => {
+      const log = (message: string) => console.error(`[dev assets] ${message}`);
       const { assets, crdSets } = await provisionDevAssets({
         env: process.env,
         kubernetesVersion: flags.kubernetesVersion,
-        log: (message) => console.error(`[dev assets] ${message}`),
+        log,
       });
+      if (flags.cluster) {
+        const cluster = await provisionDevClusterAssets({
+          env: process.env,
+          kubernetesVersion: flags.kubernetesVersion,
+          log,
+        });
+        console.log(`kube-controller-manager: ${cluster.kubeControllerManager}`);
+        console.log(`kube-scheduler: ${cluster.kubeScheduler}`);
+        console.log(`kwok: ${cluster.kwok}`);
+        console.log(`lws-manager: ${cluster.lwsManager}`);
+      }
       console.log(`KUBEBUILDER_ASSETS=${assets.dir}`);
       if (assets.kubectl) console.log(`kubectl: ${assets.kubectl}`);
       for (const set of crdSets) {

@@ -42,6 +42,11 @@ export interface StartDevApiServerOptions {
   apiServerArgs?: readonly string[];
   /** How long to wait for etcd and kube-apiserver to become ready; default 120 s (2 busy cores). */
   startTimeoutMs?: number;
+  /**
+   * Keep the ServiceAccount admission plugin on, as in a real cluster: a Pod is then admitted only once its
+   * ServiceAccount exists, which needs kube-controller-manager (`llmisvc dev cluster`). Off by default.
+   */
+  admitServiceAccounts?: boolean;
 }
 
 export interface DevApiServer {
@@ -56,6 +61,8 @@ export interface DevApiServer {
   /** `http://127.0.0.1:PORT` of the etcd behind it. */
   etcdUrl: string;
   assets: KubeAssets;
+  /** The credentials in `DIR/pki`: tokens, the service-account key pair, the serving certificate. */
+  pki: DevPki;
   pids: { etcd: number; kubeApiserver: number };
   /** Installs CRD sets after start (tests of "a CRD installed later"). */
   installCrds(names: readonly CrdSetName[]): Promise<void>;
@@ -78,6 +85,11 @@ interface DevState {
 }
 
 const SERVICE_ACCOUNT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
+/**
+ * Without a controller-manager no namespace gets its `default` ServiceAccount, which this plugin requires before it
+ * admits a Pod; tests create Pods directly (as endpoints for the EPP), so it is off, as in envtest.
+ */
+const NO_SERVICE_ACCOUNT_ADMISSION = ['--disable-admission-plugins=ServiceAccount'];
 const PORT_ATTEMPTS = 4;
 
 /**
@@ -123,7 +135,19 @@ export async function startDevApiServer(options: StartDevApiServerOptions): Prom
     etcd = await startEtcd(dir, assets, ports, timeoutMs, log);
     const etcdUrl = etcd.url;
     const launchApiserver = async () =>
-      startKubeApiserver(dir, assets, pki, etcdUrl, options.apiServerArgs ?? [], ports, timeoutMs, log);
+      startKubeApiserver(
+        dir,
+        assets,
+        pki,
+        etcdUrl,
+        [
+          ...(options.admitServiceAccounts ? [] : NO_SERVICE_ACCOUNT_ADMISSION),
+          ...(options.apiServerArgs ?? []),
+        ],
+        ports,
+        timeoutMs,
+        log,
+      );
     apiserver = await launchApiserver();
 
     const caPem = await readFile(pki.servingCert, 'utf8');
@@ -165,6 +189,7 @@ export async function startDevApiServer(options: StartDevApiServerOptions): Prom
       caPem,
       etcdUrl,
       assets,
+      pki,
       pids: { etcd: etcd.process.pid, kubeApiserver: apiserver.process.pid },
       async installCrds(names) {
         const sets = await ensureCrdManifests(selectCrdSets(names), { cacheDir, repoRoot: root, go });
@@ -327,9 +352,6 @@ async function startKubeApiserver(
         `--service-account-signing-key-file=${pki.serviceAccountKey}`,
         '--service-cluster-ip-range=10.0.0.0/24',
         '--allow-privileged=true',
-        // Without a controller-manager no namespace gets its `default` ServiceAccount, which this plugin requires
-        // before it admits a Pod; tests create Pods directly (as endpoints for the EPP), so it is off, as in envtest.
-        '--disable-admission-plugins=ServiceAccount',
         // Nothing routes to the `kubernetes` Service here; skipping its endpoint reconciler saves writes and CPU.
         '--endpoint-reconciler-type=none',
         '--profiling=false',

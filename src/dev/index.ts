@@ -2,9 +2,27 @@
  * @module dev
  * A real Kubernetes API server for development and tests (`llmisvc dev apiserver`): etcd + kube-apiserver on
  * loopback, the binaries from KUBEBUILDER_ASSETS or built once per machine from Go modules, and the CRDs of this
- * project and its dependencies installed on start.
+ * project and its dependencies installed on start. `llmisvc dev cluster` adds kube-controller-manager,
+ * kube-scheduler and KWOK's fake nodes.
  */
 export { startDevApiServer, type DevApiServer, type StartDevApiServerOptions } from './apiserver.js';
+export { startDevCluster, type DevCluster, type StartDevClusterOptions } from './cluster.js';
+export {
+  KWOK_VERSION,
+  cachedClusterAssets,
+  ensureClusterAssets,
+  type ClusterAssets,
+  type EnsureClusterAssetsOptions,
+} from './cluster-assets.js';
+export {
+  DEFAULT_NODE_COUNTS,
+  GPU_RESOURCE,
+  KWOK_NODE_ANNOTATION,
+  devNodes,
+  type DevNodeCounts,
+  type DevNodeSpec,
+} from './cluster-config.js';
+export { goBuildInfo, type GoBuildInfo } from './go-build.js';
 export {
   ALL_CRD_SETS,
   DEPENDENCY_CRD_SETS,
@@ -29,5 +47,5 @@ export {
 export { DEV_CONTEXT_NAME, renderDevKubeconfig } from './kubeconfig.js';
 export { DEV_FIELD_MANAGER, installManifests, readManifestObjects, removeManifests } from './manifests.js';
 export { DEV_ADMIN_GROUP, DEV_ADMIN_USER } from './pki.js';
-export { provisionDevAssets, type DevAssets } from './provision.js';
+export { provisionDevAssets, provisionDevClusterAssets, type DevAssets } from './provision.js';
 export { kubeAssetsDir, llmisvcCacheDir, repoRoot } from './paths.js';

@@ -11,6 +11,7 @@ describe('development credentials', () => {
       tokenFileLine('t0k', 'alice', 'u1', ['system:masters', 'dev']),
       't0k,alice,u1,"system:masters,dev"\n',
     );
+    assert.equal(tokenFileLine('t0k', 'system:kube-scheduler', 'u2', []), 't0k,system:kube-scheduler,u2\n');
   });
 
   it('are created once and reused when the same folder starts again', async () => {
@@ -26,6 +27,11 @@ describe('development credentials', () => {
       assert.equal(second.token, first.token);
       assert.equal(await readFile(second.serviceAccountKey, 'utf8'), key);
       assert.match(await readFile(second.tokenFile, 'utf8'), new RegExp(`^${first.token},llmisvc-admin,`));
+      assert.deepEqual(second.componentTokens, first.componentTokens);
+      assert.match(
+        await readFile(second.tokenFile, 'utf8'),
+        new RegExp(`^${first.componentTokens.kubeScheduler},system:kube-scheduler,`, 'm'),
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -14,9 +14,25 @@ import { join } from 'node:path';
 export const DEV_ADMIN_USER = 'llmisvc-admin';
 export const DEV_ADMIN_GROUP = 'system:masters';
 
+/**
+ * The users the controllers of `llmisvc dev cluster` authenticate as. The API server's bootstrap RBAC policy binds
+ * the first two names to the roles kube-controller-manager and kube-scheduler need, so they run with their real
+ * permissions rather than as cluster-admin.
+ */
+export const COMPONENT_USERS = {
+  kubeControllerManager: 'system:kube-controller-manager',
+  kubeScheduler: 'system:kube-scheduler',
+  /** Not a `system:` name: nothing binds it by default; dev/lws-config binds upstream's manager role to it. */
+  leaderWorkerSet: 'lws-controller-manager',
+} as const;
+
+export type DevComponent = keyof typeof COMPONENT_USERS;
+
 export interface DevPki {
   dir: string;
   token: string;
+  /** Bearer tokens of the controller users (COMPONENT_USERS), listed in the same token file. */
+  componentTokens: Record<DevComponent, string>;
   tokenFile: string;
   serviceAccountKey: string;
   serviceAccountPub: string;
@@ -26,7 +42,8 @@ export interface DevPki {
 
 /** The line format of kube-apiserver's `--token-auth-file`: token,user,uid,"group1,group2". */
 export function tokenFileLine(token: string, user: string, uid: string, groups: readonly string[]): string {
-  return `${token},${user},${uid},"${groups.join(',')}"\n`;
+  // No groups column at all rather than an empty one, which the API server would read as the group "".
+  return groups.length ? `${token},${user},${uid},"${groups.join(',')}"\n` : `${token},${user},${uid}\n`;
 }
 
 export async function ensureDevPki(dir: string): Promise<DevPki> {
@@ -35,24 +52,20 @@ export async function ensureDevPki(dir: string): Promise<DevPki> {
   const pki: DevPki = {
     dir,
     token: '',
+    componentTokens: { kubeControllerManager: '', kubeScheduler: '', leaderWorkerSet: '' },
     tokenFile: join(dir, 'tokens.csv'),
     serviceAccountKey: join(dir, 'service-account.key'),
     serviceAccountPub: join(dir, 'service-account.pub'),
     servingCert: join(dir, 'apiserver.crt'),
   };
-  if (existsSync(tokenPath)) {
-    pki.token = (await readFile(tokenPath, 'utf8')).trim();
-  } else {
-    pki.token = randomBytes(24).toString('hex');
-    await writeFile(tokenPath, pki.token + '\n', { mode: 0o600 });
+  pki.token = await ensureToken(tokenPath);
+  let lines = tokenFileLine(pki.token, DEV_ADMIN_USER, DEV_ADMIN_USER, [DEV_ADMIN_GROUP]);
+  for (const [component, user] of Object.entries(COMPONENT_USERS) as [DevComponent, string][]) {
+    const token = await ensureToken(join(dir, `${component}.token`));
+    pki.componentTokens[component] = token;
+    lines += tokenFileLine(token, user, user, []);
   }
-  await writeFile(
-    pki.tokenFile,
-    tokenFileLine(pki.token, DEV_ADMIN_USER, DEV_ADMIN_USER, [DEV_ADMIN_GROUP]),
-    {
-      mode: 0o600,
-    },
-  );
+  await writeFile(pki.tokenFile, lines, { mode: 0o600 });
   if (!existsSync(pki.serviceAccountKey) || !existsSync(pki.serviceAccountPub)) {
     const { privateKey, publicKey } = generateKeyPairSync('rsa', {
       modulusLength: 2048,
@@ -64,4 +77,12 @@ export async function ensureDevPki(dir: string): Promise<DevPki> {
   }
   await chmod(dir, 0o700);
   return pki;
+}
+
+/** A random bearer token kept in `path`, made on first use. */
+async function ensureToken(path: string): Promise<string> {
+  if (existsSync(path)) return (await readFile(path, 'utf8')).trim();
+  const token = randomBytes(24).toString('hex');
+  await writeFile(path, token + '\n', { mode: 0o600 });
+  return token;
 }

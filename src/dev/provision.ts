@@ -4,6 +4,7 @@
  * built once into the cache) and the dependency CRD manifests (fetched once into the cache). Used by the test
  * harness and by `llmisvc dev assets` to warm a machine ahead of time.
  */
+import { ensureClusterAssets, ensureLwsAssets, type ClusterAssets } from './cluster-assets.js';
 import { DEPENDENCY_CRD_SETS, ensureCrdManifests, type CrdManifestSet } from './crd-sets.js';
 import { ensureKubeAssets, type KubeAssets } from './kube-assets.js';
 import { llmisvcCacheDir, repoRoot } from './paths.js';
@@ -32,4 +33,26 @@ export async function provisionDevAssets(options: {
     { cacheDir, repoRoot: repoRoot(), go },
   );
   return { assets, crdSets };
+}
+
+/**
+ * What `llmisvc dev cluster` adds on this machine: kube-controller-manager, kube-scheduler, KWOK and the
+ * LeaderWorkerSet manager, built once into the cache (kube-apiserver's build first, whose compiled packages the controllers reuse).
+ */
+export async function provisionDevClusterAssets(options: {
+  env: NodeJS.ProcessEnv;
+  kubernetesVersion?: string | undefined;
+  log: (message: string) => void;
+}): Promise<ClusterAssets & { lwsManager: string }> {
+  const cacheDir = llmisvcCacheDir(options.env);
+  const go = { env: options.env, log: options.log };
+  await ensureKubeAssets({
+    kubebuilderAssets: options.env['KUBEBUILDER_ASSETS'],
+    kubernetesVersion: options.kubernetesVersion,
+    cacheDir,
+    go,
+  });
+  const cluster = await ensureClusterAssets({ cacheDir, kubernetesVersion: options.kubernetesVersion, go });
+  const lws = await ensureLwsAssets({ cacheDir, go });
+  return { ...cluster, lwsManager: lws.manager };
 }

@@ -7,7 +7,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { provisionDevAssets, startDevApiServer } from '../../src/dev/index.js';
+import { provisionDevAssets, provisionDevClusterAssets, startDevApiServer } from '../../src/dev/index.js';
 import { chromiumProvisioner } from './chromium.js';
 import { envoyProvisioner } from './envoy.js';
 import { h2specProvisioner } from './h2spec.js';
@@ -45,6 +45,22 @@ const kubeApiserverAssets: Provisioner = {
 };
 
 /**
+ * kube-controller-manager, kube-scheduler, KWOK and the LWS manager for test/dev-cluster.test.ts (built once per
+ * machine; the controllers reuse kube-apiserver's compiled packages, so this runs after it). The test finds them in
+ * the cache.
+ */
+const devClusterAssets: Provisioner = {
+  name: 'dev-cluster',
+  async provision({ log, env }) {
+    const assets = await provisionDevClusterAssets({ env, log });
+    log(
+      `controllers, KWOK and LWS in the cache: ${assets.kubeControllerManager}, ${assets.kwok}, ${assets.lwsManager}`,
+    );
+    return {};
+  },
+};
+
+/**
  * One API server with every CRD set installed, shared by the whole `npm test` run; tests read its kubeconfig path
  * from `LLMISVC_TEST_KUBECONFIG` and keep to their own namespaces (deleted namespaces stay Terminating: there is no
  * namespace controller).
@@ -67,6 +83,7 @@ const sharedKubeApiserver: TestService = {
 
 export const provisioners: Provisioner[] = [
   kubeApiserverAssets,
+  devClusterAssets,
   envoyProvisioner,
   chromiumProvisioner,
   h2specProvisioner,

@@ -1,0 +1,460 @@
+/**
+ * @module dev/cluster
+ * `llmisvc dev cluster`: a real Kubernetes control plane as processes on this machine, no Docker and no kubelet —
+ * etcd, kube-apiserver, kube-controller-manager and kube-scheduler, with KWOK playing the kubelet of fake nodes
+ * (some with `nvidia.com/gpu`). Deployments, ReplicaSets, garbage collection and namespace deletion go through the
+ * real controllers, pods through the real scheduler; KWOK then marks them Running and Ready with a loopback IP.
+ * The LeaderWorkerSet controller runs too (dev/lws), so LeaderWorkerSets become StatefulSets and pods the same way.
+ * What is simulated: the nodes and what runs in a pod (no container starts).
+ *
+ * Folder layout (`dir`): everything of `dev apiserver` (kubeconfig, pki/, etcd/, logs/) plus
+ * `pki/kube-controller-manager.kubeconfig`, `pki/kube-scheduler.kubeconfig`, `kwok/kwok.yaml`,
+ * `lws/` (the LWS manager's configuration and serving certificate),
+ * `logs/{kube-controller-manager,kube-scheduler,kwok,lws-controller-manager}.log` and `cluster.json` (the controllers' pids while it runs).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { Agent, request } from 'undici';
+import { LlmisvcError } from '../errors/index.js';
+import { KubeClient, statusMessage } from '../kube/index.js';
+import { startDevApiServer, type DevApiServer } from './apiserver.js';
+import {
+  ensureClusterAssets,
+  ensureLwsAssets,
+  type ClusterAssets,
+  type LwsAssets,
+} from './cluster-assets.js';
+import {
+  DEFAULT_NODE_COUNTS,
+  devNodes,
+  kubeControllerManagerFlags,
+  kubeSchedulerFlags,
+  kwokConfiguration,
+  kwokFlags,
+  kwokNodeObject,
+  type DevNodeCounts,
+  type DevNodeSpec,
+} from './cluster-config.js';
+import { selectCrdSets, type CrdSetName } from './crd-sets.js';
+import { DEFAULT_KUBERNETES_VERSION, ensureKubeAssets, type KubeAssets } from './kube-assets.js';
+import { renderDevKubeconfig } from './kubeconfig.js';
+import { removeLwsWebhooks, startLeaderWorkerSet, type RunningLws } from './lws.js';
+import { DEV_FIELD_MANAGER } from './manifests.js';
+import { llmisvcCacheDir } from './paths.js';
+import { freeLoopbackPort, isPidAlive, logTail, startProcess, type ManagedProcess } from './processes.js';
+
+export interface StartDevClusterOptions {
+  /** The cluster's folder; created when missing. Starting the same folder again keeps its etcd data. */
+  dir: string;
+  /** Which CRD sets to install once the API server is up: all (default), none, or a selection by name. */
+  crds?: boolean | readonly CrdSetName[];
+  log?: (message: string) => void;
+  /** Read for KUBEBUILDER_ASSETS and XDG_CACHE_HOME, and passed to `go`; the CLI and tests pass `process.env`. */
+  env?: NodeJS.ProcessEnv;
+  kubernetesVersion?: string;
+  /** How many CPU and GPU nodes KWOK plays; default 2 + 2 with 8 GPUs each. */
+  nodes?: DevNodeCounts;
+  /**
+   * Run the LeaderWorkerSet controller and its webhooks (default true); its CRDs are then installed whatever
+   * `crds` says.
+   */
+  leaderWorkerSet?: boolean;
+  /** Binaries already resolved by the caller. */
+  assets?: KubeAssets;
+  clusterAssets?: ClusterAssets;
+  lwsAssets?: LwsAssets;
+  /** How long to wait for each part to become ready; default 120 s (2 busy cores). */
+  startTimeoutMs?: number;
+}
+
+export interface DevCluster {
+  dir: string;
+  kubeconfigPath: string;
+  /** `https://127.0.0.1:PORT` */
+  server: string;
+  apiServer: DevApiServer;
+  nodes: DevNodeSpec[];
+  pids: {
+    etcd: number;
+    kubeApiserver: number;
+    kubeControllerManager: number;
+    kubeScheduler: number;
+    kwok: number;
+    /** Absent when the cluster runs without LeaderWorkerSet. */
+    leaderWorkerSet?: number;
+  };
+  /** Stops the LeaderWorkerSet controller, KWOK and the controllers, then kube-apiserver and etcd; resolves once all have exited. */
+  stop(): Promise<void>;
+}
+
+interface ClusterState {
+  owner: number;
+  kubeControllerManager: number;
+  kubeScheduler: number;
+  kwok: number;
+  leaderWorkerSet?: number;
+}
+
+/**
+ * Starts the whole control plane in `dir`, creates the fake nodes and resolves once they are Ready and the
+ * controller-manager has given the `default` namespace its ServiceAccount.
+ *
+ * @example
+ * const cluster = await startDevCluster({ dir: '/tmp/c', env: process.env, log: console.error });
+ * try { … kubectl --kubeconfig /tmp/c/kubeconfig … } finally { await cluster.stop(); }
+ */
+export async function startDevCluster(options: StartDevClusterOptions): Promise<DevCluster> {
+  const log = options.log ?? (() => {});
+  const env = options.env ?? process.env;
+  const dir = resolve(options.dir);
+  const timeoutMs = options.startTimeoutMs ?? 120_000;
+  const cacheDir = llmisvcCacheDir(env);
+  const go = { env, log };
+  const nodes = devNodes(options.nodes ?? DEFAULT_NODE_COUNTS);
+  const withLws = options.leaderWorkerSet ?? true;
+  const crds = withLws ? withCrdSet(options.crds ?? true, 'leader-worker-set') : (options.crds ?? true);
+
+  await mkdir(join(dir, 'logs'), { recursive: true });
+  await stopLeftovers(dir, log);
+
+  // Every build happens before any process starts, so a first run's long build holds no port.
+  const assets =
+    options.assets ??
+    (await ensureKubeAssets({
+      kubebuilderAssets: env['KUBEBUILDER_ASSETS'],
+      kubernetesVersion: options.kubernetesVersion,
+      cacheDir,
+      go,
+    }));
+  const clusterAssets =
+    options.clusterAssets ??
+    (await ensureClusterAssets({ cacheDir, kubernetesVersion: options.kubernetesVersion, go }));
+  const lwsAssets = withLws ? (options.lwsAssets ?? (await ensureLwsAssets({ cacheDir, go }))) : undefined;
+
+  const apiServer = await startDevApiServer({
+    dir,
+    crds,
+    log,
+    env,
+    assets,
+    admitServiceAccounts: true,
+    startTimeoutMs: timeoutMs,
+  });
+  const controllers: ManagedProcess[] = [];
+  let lws: RunningLws | undefined;
+  const stopControllers = async () => {
+    await lws?.stop();
+    await Promise.all(controllers.map((p) => p.stop()));
+  };
+  try {
+    const pki = apiServer.pki;
+    const componentKubeconfig = async (name: string, token: string) => {
+      const path = join(pki.dir, `${name}.kubeconfig`);
+      await writeFile(
+        path,
+        renderDevKubeconfig({ server: apiServer.server, caPem: apiServer.caPem, token }),
+        {
+          mode: 0o600,
+        },
+      );
+      return path;
+    };
+    const kcmPort = await freeLoopbackPort();
+    const schedulerPort = await freeLoopbackPort(undefined, [kcmPort]);
+    const kwokPort = await freeLoopbackPort(undefined, [kcmPort, schedulerPort]);
+
+    const kcm = startComponent(dir, 'kube-controller-manager', clusterAssets.kubeControllerManager, [
+      ...kubeControllerManagerFlags({
+        kubeconfig: await componentKubeconfig(
+          'kube-controller-manager',
+          pki.componentTokens.kubeControllerManager,
+        ),
+        port: kcmPort,
+        certDir: join(pki.dir, 'kube-controller-manager'),
+        serviceAccountKey: pki.serviceAccountKey,
+        rootCa: pki.servingCert,
+      }),
+    ]);
+    controllers.push(kcm);
+    const scheduler = startComponent(dir, 'kube-scheduler', clusterAssets.kubeScheduler, [
+      ...kubeSchedulerFlags({
+        kubeconfig: await componentKubeconfig('kube-scheduler', pki.componentTokens.kubeScheduler),
+        port: schedulerPort,
+        certDir: join(pki.dir, 'kube-scheduler'),
+      }),
+    ]);
+    controllers.push(scheduler);
+    const kwokHome = join(dir, 'kwok');
+    await mkdir(kwokHome, { recursive: true });
+    const kwokConfig = join(kwokHome, 'kwok.yaml');
+    const stages = await Promise.all(clusterAssets.kwokStages.map((file) => readFile(file, 'utf8')));
+    await writeFile(kwokConfig, kwokConfiguration({ stages }));
+    // KWOK reads ~/.kwok/kwok.yaml too when it exists: its HOME is the cluster's own folder, so only ours counts.
+    const kwok = startComponent(
+      dir,
+      'kwok',
+      clusterAssets.kwok,
+      kwokFlags({ kubeconfig: apiServer.kubeconfigPath, config: kwokConfig, port: kwokPort }),
+      { HOME: kwokHome },
+    );
+    controllers.push(kwok);
+    const state: ClusterState = {
+      owner: process.pid,
+      kubeControllerManager: kcm.pid,
+      kubeScheduler: scheduler.pid,
+      kwok: kwok.pid,
+    };
+    await writeFile(join(dir, 'cluster.json'), JSON.stringify(state, null, 2) + '\n');
+    log(
+      `started kube-controller-manager (pid ${kcm.pid}), kube-scheduler (pid ${scheduler.pid}) and KWOK ` +
+        `(pid ${kwok.pid})`,
+    );
+
+    const insecure = new Agent({ connect: { rejectUnauthorized: false } });
+    try {
+      await Promise.all([
+        waitHealthy(kcm, `https://127.0.0.1:${kcmPort}/healthz`, insecure, timeoutMs),
+        waitHealthy(scheduler, `https://127.0.0.1:${schedulerPort}/healthz`, insecure, timeoutMs),
+        waitHealthy(kwok, `http://127.0.0.1:${kwokPort}/healthz`, insecure, timeoutMs),
+      ]);
+    } finally {
+      await insecure.close();
+    }
+    log('kube-controller-manager, kube-scheduler and KWOK are healthy');
+
+    const client = await KubeClient.create({
+      kubeconfig: apiServer.kubeconfigPath,
+      userAgent: 'llmisvc-dev',
+    });
+    try {
+      const served = await client.request<{ gitVersion?: string }>('GET', '/version', { verb: 'get' });
+      const skew = versionSkew(
+        served.gitVersion ?? '',
+        options.kubernetesVersion ?? DEFAULT_KUBERNETES_VERSION,
+      );
+      if (skew) log(skew);
+      for (const node of nodes) await applyNode(client, node);
+      log(
+        `created ${nodes.length} KWOK nodes: ${nodes
+          .map((n) => (n.gpus ? `${n.name} (${n.gpus} GPUs)` : n.name))
+          .join(', ')}`,
+      );
+      await waitFor('the KWOK nodes to become Ready', timeoutMs, [kcm, scheduler, kwok], async () => {
+        const list = await client.request<{ items: NodeLike[] }>('GET', '/api/v1/nodes', { verb: 'list' });
+        const ready = new Set(list.items.filter(isNodeReady).map((n) => n.metadata.name));
+        return nodes.every((n) => ready.has(n.name));
+      });
+      // The ServiceAccount controller gives every namespace its `default` ServiceAccount; until it has, the
+      // ServiceAccount admission plugin refuses pods there.
+      await waitFor('the default ServiceAccount', timeoutMs, [kcm], async () => {
+        const response = await client.send('GET', '/api/v1/namespaces/default/serviceaccounts/default');
+        return response.status === 200;
+      });
+      log('all nodes are Ready');
+      if (lwsAssets) {
+        lws = await startLeaderWorkerSet({
+          dir,
+          apiServer,
+          assets: lwsAssets,
+          client,
+          log,
+          waitReady: (p, url, agent, accept) => waitHealthy(p, url, agent, timeoutMs, accept),
+        });
+        state.leaderWorkerSet = lws.process.pid;
+        await writeFile(join(dir, 'cluster.json'), JSON.stringify(state, null, 2) + '\n');
+      } else {
+        await removeLwsWebhooks(client);
+      }
+    } finally {
+      client.close();
+    }
+
+    let stopping: Promise<void> | undefined;
+    return {
+      dir,
+      kubeconfigPath: apiServer.kubeconfigPath,
+      server: apiServer.server,
+      apiServer,
+      nodes,
+      pids: {
+        ...apiServer.pids,
+        kubeControllerManager: kcm.pid,
+        kubeScheduler: scheduler.pid,
+        kwok: kwok.pid,
+        ...(lws ? { leaderWorkerSet: lws.process.pid } : {}),
+      },
+      stop() {
+        stopping ??= (async () => {
+          await stopControllers();
+          await rm(join(dir, 'cluster.json'), { force: true });
+          log(
+            `stopped ${lws ? 'the LeaderWorkerSet controller, ' : ''}KWOK, kube-scheduler and kube-controller-manager`,
+          );
+          await apiServer.stop();
+        })();
+        return stopping;
+      },
+    };
+  } catch (error) {
+    await stopControllers();
+    await rm(join(dir, 'cluster.json'), { force: true });
+    await apiServer.stop();
+    throw error;
+  }
+}
+
+function startComponent(
+  dir: string,
+  name: string,
+  command: string,
+  args: readonly string[],
+  env: Record<string, string> = {},
+): ManagedProcess {
+  return startProcess({
+    name,
+    command,
+    args,
+    logPath: join(dir, 'logs', `${name}.log`),
+    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
+    cwd: dir,
+  });
+}
+
+interface NodeLike {
+  metadata: { name: string };
+  status?: { conditions?: { type: string; status: string }[] };
+}
+
+function isNodeReady(node: NodeLike): boolean {
+  return node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+}
+
+async function applyNode(client: KubeClient, node: DevNodeSpec): Promise<void> {
+  const object = kwokNodeObject(node);
+  const response = await client.send(
+    'PATCH',
+    `/api/v1/nodes/${node.name}?fieldManager=${DEV_FIELD_MANAGER}&force=true`,
+    object,
+    'application/apply-patch+yaml',
+  );
+  if (response.status >= 300) {
+    throw new LlmisvcError(
+      'LLMISVC_ERR_KUBE',
+      `creating the node ${node.name} failed: HTTP ${response.status}: ${statusMessage(response)}`,
+    );
+  }
+}
+
+/** Polls `probe` until it is true; fails naming the part that died, or after the timeout naming what it waited for. */
+async function waitFor(
+  what: string,
+  timeoutMs: number,
+  watched: readonly ManagedProcess[],
+  probe: () => Promise<boolean>,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const dead = watched.find((p) => p.hasExited);
+    if (dead) await failExited(dead);
+    if (await probe().catch(() => false)) return;
+    if (Date.now() > deadline) {
+      throw new LlmisvcError(
+        'LLMISVC_ERR_PROCESS',
+        `timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}; last lines of ` +
+          `${watched.map((p) => p.logPath).join(', ')}:\n` +
+          (await Promise.all(watched.map((p) => logTail(p.logPath, 10)))).join('\n'),
+        { hint: `see the logs in ${watched[0] ? resolve(watched[0].logPath, '..') : 'the logs folder'}` },
+      );
+    }
+    await sleep(250);
+  }
+}
+
+async function waitHealthy(
+  process: ManagedProcess,
+  url: string,
+  dispatcher: Agent,
+  timeoutMs: number,
+  accept: (status: number) => boolean = (status) => status === 200,
+): Promise<void> {
+  await waitFor(`${process.name} to answer ${url}`, timeoutMs, [process], async () => {
+    const response = await request(url, { dispatcher, headersTimeout: 3_000, bodyTimeout: 3_000 });
+    await response.body.dump();
+    return accept(response.statusCode);
+  });
+}
+
+/**
+ * A warning when kube-apiserver (from KUBEBUILDER_ASSETS, say) is of another minor release than the controllers
+ * built here: controllers newer than the API server are outside Kubernetes' supported version skew.
+ */
+export function versionSkew(apiServerVersion: string, controllersVersion: string): string | undefined {
+  const minor = (v: string) => /^v?(\d+\.\d+)/.exec(v)?.[1];
+  const served = minor(apiServerVersion);
+  const built = minor(controllersVersion);
+  if (!served || !built || served === built) return undefined;
+  return (
+    `warning: kube-apiserver is ${apiServerVersion} but kube-controller-manager and kube-scheduler are ` +
+    `${controllersVersion}; pass --kubernetes-version ${apiServerVersion.replace(/[-+].*$/, '')} (or unset ` +
+    'KUBEBUILDER_ASSETS) so they match'
+  );
+}
+
+/** The CRD selection with one set added (LWS needs its CRDs whatever else was asked for). */
+function withCrdSet(
+  crds: boolean | readonly CrdSetName[],
+  name: CrdSetName,
+): boolean | readonly CrdSetName[] {
+  if (crds === true) return true;
+  const names = crds === false ? [] : selectCrdSets(crds);
+  return names.includes(name) ? names : [...names, name];
+}
+
+async function failExited(process: ManagedProcess): Promise<never> {
+  const { code, signal } = await process.exited;
+  throw new LlmisvcError(
+    'LLMISVC_ERR_PROCESS',
+    `${process.name} exited (${signal ?? `code ${code}`}) while the cluster started; last log lines:\n` +
+      (await logTail(process.logPath, 30)),
+    { hint: `see ${process.logPath}` },
+  );
+}
+
+/**
+ * Refuses a folder whose owner is alive and stops the controllers a killed owner left behind (their watchdogs
+ * normally do; this covers a machine where they could not). A pid is only killed when its command line names `dir`.
+ */
+async function stopLeftovers(dir: string, log: (m: string) => void): Promise<void> {
+  const path = join(dir, 'cluster.json');
+  if (!existsSync(path)) return;
+  const state = JSON.parse(await readFile(path, 'utf8')) as ClusterState;
+  if (state.owner !== process.pid && isPidAlive(state.owner)) {
+    throw new LlmisvcError(
+      'LLMISVC_ERR_CONFIG',
+      `${dir} is in use by a development cluster (process ${state.owner})`,
+      {
+        hint: `stop that cluster first (Ctrl-C), or use another folder; its kubeconfig is ${join(dir, 'kubeconfig')}`,
+      },
+    );
+  }
+  for (const pid of [state.leaderWorkerSet, state.kwok, state.kubeScheduler, state.kubeControllerManager]) {
+    if (!pid || !isPidAlive(pid) || !commandLineMentions(pid, dir)) continue;
+    log(`stopping process ${pid} left behind by an earlier run in ${dir}`);
+    process.kill(pid, 'SIGKILL');
+    for (let i = 0; i < 50 && isPidAlive(pid); i++) await sleep(100);
+  }
+  await rm(path, { force: true });
+}
+
+function commandLineMentions(pid: number, text: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text);
+  } catch {
+    return false;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
