@@ -8,7 +8,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Agent } from 'undici';
-import { issueBundle } from '../controller/index.js';
+import { issueBundle } from '../certs/index.js';
 import { LlmisvcError } from '../errors/index.js';
 import { statusMessage, type KubeClient } from '../kube/index.js';
 import type { DevApiServer } from './apiserver.js';
