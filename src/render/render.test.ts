@@ -220,6 +220,7 @@ describe('renderService', () => {
       '/ns/svc/v1/completions → InferencePool',
       '/ns/svc/v1/chat/completions → InferencePool',
       '/ns/svc/v1/responses → InferencePool',
+      '/ns/svc/v1/messages → InferencePool',
       '/ns/svc/v1/embeddings → InferencePool',
       '/ns/svc → Service',
     ]);
