@@ -14,6 +14,8 @@ import { encodeHeaderBlock } from './hpack.js';
 import {
   Http2Connection,
   IGNORE_STREAM,
+  resolveHttp2Limits,
+  type Http2Limits,
   type RequestHead,
   type ServerStream,
   type StreamHandler,
@@ -69,6 +71,8 @@ export interface GrpcServerOptions {
   tls?: TlsCredentials | undefined;
   /** Called with errors the server swallows (bad frames, undecodable messages, handler exceptions). */
   onError?: (error: unknown) => void;
+  /** Each connection's HTTP/2 limits, over `DEFAULT_HTTP2_LIMITS`. */
+  http2Limits?: Partial<Http2Limits> | undefined;
 }
 
 export interface GrpcServer {
@@ -93,6 +97,8 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const connectionOptions = {
     onStream: (stream: ServerStream, head: RequestHead) => openCall(stream, head, options),
     onError: options.onError,
+    // Checked once here, so a bad limit fails at startup rather than on the first connection.
+    limits: resolveHttp2Limits(options.http2Limits),
   };
   const serve = (socket: Socket): void => {
     socket.setNoDelay(true);
