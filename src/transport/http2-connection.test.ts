@@ -663,6 +663,28 @@ describe('HTTP/2 connection limits', () => {
     client.destroy();
   });
 
+  test('clients giving up on some requests (resets before any answer, among streams served) are not a flood', async () => {
+    const port = await listen({ maxEarlyResets: 2 });
+    const client = await RawClient.connect(port);
+    for (let id = 1; id <= 199; id += 4) {
+      const served = id + 2;
+      // A request whose client went away while its body was still coming: Envoy resets the unanswered call.
+      client.write(encodeFrame(1, 0x4, id, requestBlock('/hold')));
+      client.write(encodeFrame(3, 0, id, Buffer.from([0, 0, 0, 8])));
+      client.write(encodeFrame(1, 0x4 | 0x1, served, requestBlock('/echo')));
+      await client.until(
+        (frames) => frames.some((f) => f.type === 1 && f.id === served && f.flags & 0x1),
+        `trailers on ${served}`,
+      );
+    }
+    assert.equal(events.filter((event) => event === 'abort').length, 50, 'every reset reached its stream');
+    client.write(encodeFrame(6, 0, 0, Buffer.from('probe!!!')));
+    await client.until((frames) => frames.some((f) => f.type === 6), 'the PING ack');
+    assert.equal(client.goaway(), undefined);
+    assert.deepEqual(errors, []);
+    client.destroy();
+  });
+
   test('a client that sends PINGs and never reads the acks stops being read until it does', async () => {
     const [serverEnd, clientEnd] = duplexPair();
     const highWater = 64 << 10;

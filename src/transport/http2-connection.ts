@@ -119,7 +119,7 @@ export interface Http2Limits {
   /**
    * Streams the client resets before the server sent anything on them (CVE-2023-44487, "rapid reset"), and streams
    * it opens beyond `maxConcurrentStreams`. Envoy's reset of an ext_proc stream it is done with comes after the
-   * response, and is not counted.
+   * response, and is not counted; each stream the server answered allows one more.
    */
   maxEarlyResets: number;
   /** PINGs (not their acknowledgements): each costs an answer. */
@@ -809,6 +809,9 @@ export class Http2Connection {
     this.blockedStreams.delete(stream);
     // The client's RST_STREAM and WINDOW_UPDATE may still be on their way.
     this.strayFrames.credit(2);
+    // A stream served allows one client cancel more: a gateway whose clients give up on some requests (the EPP
+    // answers an ext_proc call only once it has the whole body) resets a share of its streams, an attack nearly all.
+    if (stream.answered) this.earlyResets.credit(1);
     if (this.streams.size === 0) this.lastActive = Date.now();
     this.endIfIdle();
   }
