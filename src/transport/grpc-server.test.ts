@@ -9,6 +9,7 @@ import { connect as connectHttp2, constants, type ClientHttp2Session } from 'nod
 import { connect as connectTcp } from 'node:net';
 import {
   createGrpcServer,
+  grpcTimeoutMs,
   GrpcStatus,
   type GrpcCall,
   type GrpcMethod,
@@ -469,6 +470,39 @@ describe('gRPC server', () => {
     assert.deepEqual(calls[0]!.events, ['message:finish'], 'ended by the server, so no abort');
   });
 
+  test(
+    'past its grpc-timeout, a call ends with DEADLINE_EXCEEDED and its handlers see abort',
+    { timeout: 5000 },
+    async () => {
+      const stream = open('/test.Echo/Hold', { 'grpc-timeout': '50m' });
+      const result = collect(stream);
+      await write(stream, frame('ping'));
+      await flushed();
+      await calls[0]!.waitFor('abort');
+      const { trailers, messages } = await result;
+      assert.deepEqual(messages, ['echo:ping']);
+      assert.equal(trailers?.['grpc-status'], String(GrpcStatus.DEADLINE_EXCEEDED));
+      assert.deepEqual(calls[0]!.events, ['message:ping', 'abort']);
+    },
+  );
+
+  test(
+    'a call done within its grpc-timeout ends as usual; a malformed grpc-timeout → INTERNAL',
+    { timeout: 5000 },
+    async () => {
+      const ok = open('/test.Echo/Chat', { 'grpc-timeout': '10S' });
+      const okResult = collect(ok);
+      await write(ok, frame('finish'));
+      assert.equal((await okResult).trailers?.['grpc-status'], '0');
+      assert.deepEqual(calls[0]!.events, ['message:finish']);
+      const bad = open('/test.Echo/Chat', { 'grpc-timeout': '1.5S' });
+      const { headers } = await collect(bad);
+      assert.equal(headers['grpc-status'], String(GrpcStatus.INTERNAL));
+      assert.match(decodeURIComponent(String(headers['grpc-message'])), /malformed grpc-timeout: 1\.5S/);
+      assert.equal(calls.length, 1, 'the malformed call never reached the method');
+    },
+  );
+
   test('a server-streaming call (half-closed, still open) that the client cancels gets end, then abort', async () => {
     // Like health Watch: the request and the half-close come first, replies flow until the client cancels. The
     // handler must learn of the cancel to drop the call, so here `end` and `abort` both run, in that order, once.
@@ -532,4 +566,23 @@ describe('gRPC server shutdown', () => {
     });
     assert.equal(refused, 'ECONNREFUSED');
   });
+});
+
+test('grpc-timeout values: units, the 8-digit limit, and deadlines longer than a timer can wait', () => {
+  const cases: [string, number][] = [
+    ['1H', 3_600_000],
+    ['2M', 120_000],
+    ['3S', 3000],
+    ['100m', 100],
+    ['1500u', 2],
+    ['1n', 1],
+    ['0m', 0],
+    ['99999999H', -1],
+    ['123456789m', NaN],
+    ['1.5S', NaN],
+    ['10', NaN],
+    ['m', NaN],
+    ['', NaN],
+  ];
+  for (const [value, ms] of cases) assert.equal(grpcTimeoutMs(value), ms, value);
 });

@@ -14,6 +14,8 @@ import { encodeHeaderBlock } from './hpack.js';
 import {
   Http2Connection,
   IGNORE_STREAM,
+  resolveHttp2Limits,
+  type Http2Limits,
   type RequestHead,
   type ServerStream,
   type StreamHandler,
@@ -29,6 +31,7 @@ export interface TlsCredentials {
 export const GrpcStatus = {
   OK: 0,
   INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
   RESOURCE_EXHAUSTED: 8,
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
@@ -69,6 +72,8 @@ export interface GrpcServerOptions {
   tls?: TlsCredentials | undefined;
   /** Called with errors the server swallows (bad frames, undecodable messages, handler exceptions). */
   onError?: (error: unknown) => void;
+  /** Each connection's HTTP/2 limits, over `DEFAULT_HTTP2_LIMITS`. */
+  http2Limits?: Partial<Http2Limits> | undefined;
 }
 
 export interface GrpcServer {
@@ -93,6 +98,8 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   const connectionOptions = {
     onStream: (stream: ServerStream, head: RequestHead) => openCall(stream, head, options),
     onError: options.onError,
+    // Checked once here, so a bad limit fails at startup rather than on the first connection.
+    limits: resolveHttp2Limits(options.http2Limits),
   };
   const serve = (socket: Socket): void => {
     socket.setNoDelay(true);
@@ -133,9 +140,37 @@ function openCall(stream: ServerStream, head: RequestHead, options: GrpcServerOp
     stream.sendHeaders(trailersOnly(GrpcStatus.UNIMPLEMENTED, `unknown method ${head.path}`), true);
     return IGNORE_STREAM;
   }
+  let deadlineMs = -1;
+  if (head.grpcTimeout !== '') {
+    deadlineMs = grpcTimeoutMs(head.grpcTimeout);
+    if (Number.isNaN(deadlineMs)) {
+      // As grpc-go answers it.
+      stream.sendHeaders(
+        trailersOnly(GrpcStatus.INTERNAL, `malformed grpc-timeout: ${head.grpcTimeout}`),
+        true,
+      );
+      return IGNORE_STREAM;
+    }
+  }
   const call = new Call(stream, method, options);
   call.handlers = method.open(call);
+  if (deadlineMs >= 0) call.setDeadline(deadlineMs);
   return call;
+}
+
+const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
+/** Longer than a timer can wait (2^31-1 ms, 24.8 days): no deadline then. */
+const MAX_TIMER_MS = 0x7fffffff;
+
+/**
+ * A `grpc-timeout` value in ms (at most 8 digits and a unit, per the gRPC HTTP/2 protocol), -1 when it is longer
+ * than a timer can wait, NaN when malformed.
+ */
+export function grpcTimeoutMs(value: string): number {
+  const match = /^(\d{1,8})([HMSmun])$/.exec(value);
+  if (!match) return NaN;
+  const ms = Math.ceil(Number(match[1]) * TIMEOUT_UNIT_MS[match[2]!]!);
+  return ms > MAX_TIMER_MS ? -1 : ms;
 }
 
 function refuse(stream: ServerStream, status: string): StreamHandler {
@@ -156,6 +191,8 @@ class Call implements GrpcCall<unknown>, StreamHandler {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private needed = 0;
+  /** The client's deadline (grpc-timeout), cleared when the call ends. */
+  private deadline: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly stream: ServerStream,
@@ -242,10 +279,27 @@ class Call implements GrpcCall<unknown>, StreamHandler {
   onAbort(): void {
     if (this.ended) return;
     this.ended = true;
+    this.clearDeadline();
     this.handlers.abort();
   }
 
   // ---- internals -------------------------------------------------------------------------------------------------
+
+  /** Past `ms`, the call ends with DEADLINE_EXCEEDED and its handlers see `abort`. */
+  setDeadline(ms: number): void {
+    if (this.ended) return;
+    this.deadline = setTimeout(() => {
+      this.deadline = null;
+      this.fail(GrpcStatus.DEADLINE_EXCEEDED, `deadline of ${ms} ms exceeded`);
+    }, ms);
+  }
+
+  private clearDeadline(): void {
+    if (this.deadline !== null) {
+      clearTimeout(this.deadline);
+      this.deadline = null;
+    }
+  }
 
   private deliver(bytes: Buffer): boolean {
     let message: unknown;
@@ -270,6 +324,7 @@ class Call implements GrpcCall<unknown>, StreamHandler {
   private finish(code: number, message?: string): void {
     if (this.ended) return;
     this.ended = true;
+    this.clearDeadline();
     if (!this.headersSent) this.stream.sendHeaders(trailersOnly(code, message), true);
     else this.stream.sendTrailers(code === GrpcStatus.OK ? OK_TRAILERS : statusTrailers(code, message));
   }

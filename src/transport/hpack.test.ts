@@ -639,3 +639,17 @@ test('hpack: the constructor rejects an invalid table size', () => {
   assert.throws(() => new HpackDecoder(2 ** 32), RangeError);
   new HpackDecoder(0);
 });
+
+test('hpack: encodeHeaderBlock refuses a field that is not latin1 rather than truncate it', () => {
+  // 'é' (U+00E9) is latin1 and goes out as one byte; '€' (U+20AC) would have gone out as 0xAC.
+  const decoded: [string, string][] = [];
+  new HpackDecoder().decode(encodeHeaderBlock([['x-note', 'café']]), (name, value) =>
+    decoded.push([name, value]),
+  );
+  assert.deepEqual(decoded, [['x-note', 'café']]);
+  assert.throws(() => encodeHeaderBlock([['grpc-message', 'costs 5 €']]), {
+    name: 'RangeError',
+    message: /character 8 \(U\+20ac\) is not latin1/,
+  });
+  assert.throws(() => encodeHeaderBlock([['x-ünïcode-€', '1']]), RangeError);
+});

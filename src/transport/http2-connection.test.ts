@@ -3,14 +3,16 @@
  * well-behaved peer) for flow control in both directions, and with raw frames for what that client never sends
  * (padding, priority fields, CONTINUATION, protocol violations, garbage).
  */
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect as connectHttp2, type ClientHttp2Session } from 'node:http2';
 import { connect as connectTcp, createServer, type Server, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import { encodeHeaderBlock, HpackDecoder } from './hpack.js';
 import {
   Http2Connection,
   Http2ErrorCode,
+  type Http2Limits,
   type ServerStream,
   type StreamHandler,
 } from './http2-connection.js';
@@ -27,6 +29,8 @@ function echo(events: string[]) {
   return (stream: ServerStream, head: { method: string; path: string }): StreamHandler => {
     const chunks: Buffer[] = [];
     events.push(`open ${head.method} ${head.path}`);
+    // `/answer` answers its headers at once and keeps the stream open, as the EPP does with an ext_proc call.
+    if (head.path === '/answer') stream.sendHeaders(OK_HEADERS, false);
     return {
       onData: (chunk) => chunks.push(Buffer.from(chunk)),
       onEnd: () => {
@@ -78,6 +82,7 @@ class RawClient {
   }
   static async connect(port: number, withPreface = true): Promise<RawClient> {
     const socket = connectTcp(port, '127.0.0.1');
+    socket.setNoDelay(true);
     await new Promise((resolve) => socket.once('connect', resolve));
     const client = new RawClient(socket);
     if (withPreface) client.write(Buffer.concat([PREFACE, encodeFrame(4, 0, 0)]));
@@ -458,4 +463,289 @@ describe('HTTP/2 connection', () => {
       String(errors.find((error) => !/^HTTP\/2 /.test(error.message))),
     );
   });
+});
+
+/**
+ * Two ends of an in-memory connection. A write completes only once the other end reads it, as on a socket whose
+ * peer stopped reading (without the kernel's buffers, which would hide it): what the reader leaves unread stays
+ * queued in the writer's buffer (`writableLength`).
+ */
+function duplexPair(): [Duplex, Duplex] {
+  class End extends Duplex {
+    peer!: End;
+    /** The peer's write waiting for this end to read. */
+    waiting: (() => void) | null = null;
+    override _write(chunk: Buffer, _encoding: BufferEncoding, callback: () => void): void {
+      // Delivered on a later turn of the event loop, as a socket's reads are.
+      setImmediate(() => {
+        if (this.peer.push(chunk)) callback();
+        else this.peer.waiting = callback;
+      });
+    }
+    override _read(): void {
+      const callback = this.waiting;
+      this.waiting = null;
+      callback?.();
+    }
+    override _final(callback: () => void): void {
+      this.peer.push(null);
+      callback();
+    }
+  }
+  const a = new End();
+  const b = new End();
+  a.peer = b;
+  b.peer = a;
+  return [a, b];
+}
+
+/** Resolves once `predicate` holds, checked every 20 ms; fails after 5 s. */
+async function until(predicate: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('HTTP/2 connection limits', () => {
+  const events: string[] = [];
+  const errors: Error[] = [];
+  let server: Server | undefined;
+  const sockets = new Set<Socket>();
+
+  /** A server with these limits; each test gets its own. */
+  async function listen(limits: Partial<Http2Limits>): Promise<number> {
+    events.length = 0;
+    errors.length = 0;
+    server = createServer((socket) => {
+      sockets.add(socket);
+      // As the gRPC server does: these tests go back and forth one frame at a time.
+      socket.setNoDelay(true);
+      new Http2Connection(socket, { onStream: echo(events), onError: (error) => errors.push(error), limits });
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    return (server.address() as { port: number }).port;
+  }
+
+  afterEach(async () => {
+    // A failed test may leave its connection open, which would keep `close` waiting.
+    for (const socket of sockets) socket.destroy();
+    sockets.clear();
+    if (server) await new Promise((resolve) => server!.close(resolve));
+    server = undefined;
+  });
+
+  test('SETTINGS_MAX_CONCURRENT_STREAMS is advertised; a stream beyond it gets RST_STREAM(REFUSED_STREAM) and no handler', async () => {
+    const port = await listen({ maxConcurrentStreams: 2 });
+    const client = await RawClient.connect(port);
+    client.write(encodeFrame(1, 0x4, 1, requestBlock('/hold')));
+    client.write(encodeFrame(1, 0x4, 3, requestBlock('/hold')));
+    client.write(encodeFrame(1, 0x4, 5, requestBlock('/refused')));
+    await client.until((frames) => frames.some((f) => f.type === 3 && f.id === 5), 'RST_STREAM on stream 5');
+    const settings = client.frames.find((f) => f.type === 4 && f.flags === 0)!;
+    const advertised = new Map<number, number>();
+    for (let at = 0; at < settings.payload.length; at += 6) {
+      advertised.set(settings.payload.readUInt16BE(at), settings.payload.readUInt32BE(at + 2));
+    }
+    assert.equal(advertised.get(0x3), 2, 'SETTINGS_MAX_CONCURRENT_STREAMS');
+    const reset = client.frames.find((f) => f.type === 3 && f.id === 5)!;
+    assert.equal(reset.payload.readUInt32BE(0), Http2ErrorCode.REFUSED_STREAM);
+    assert.deepEqual(
+      events,
+      ['open POST /hold', 'open POST /hold'],
+      'the refused stream never reached the handler',
+    );
+    // Once a stream is done, a new one is served.
+    client.write(encodeFrame(0, 0x1, 1, Buffer.from('one')));
+    client.write(encodeFrame(1, 0x4 | 0x1, 7, requestBlock('/after')));
+    await client.until(
+      (frames) => frames.some((f) => f.type === 1 && f.id === 7 && f.flags & 0x1),
+      'the trailers of stream 7',
+    );
+    assert.equal(dataOn(client.frames, 1).toString(), 'one');
+    assert.equal(client.goaway(), undefined);
+    client.destroy();
+  });
+
+  const floods: [string, Partial<Http2Limits>, (client: RawClient) => Promise<void>][] = [
+    [
+      'streams opened and reset before any answer (rapid reset)',
+      { maxEarlyResets: 10 },
+      async (client) => {
+        for (let id = 1; id <= 41; id += 2) {
+          client.write(encodeFrame(1, 0x4, id, requestBlock('/hold')));
+          client.write(encodeFrame(3, 0, id, Buffer.from([0, 0, 0, 8])));
+        }
+      },
+    ],
+    [
+      'streams opened beyond SETTINGS_MAX_CONCURRENT_STREAMS',
+      { maxConcurrentStreams: 1, maxEarlyResets: 10 },
+      async (client) => {
+        for (let id = 1; id <= 41; id += 2) client.write(encodeFrame(1, 0x4, id, requestBlock('/hold')));
+      },
+    ],
+    [
+      'PINGs',
+      { maxPings: 10 },
+      async (client) => {
+        for (let i = 0; i < 20; i++) client.write(encodeFrame(6, 0, 0, Buffer.alloc(8)));
+      },
+    ],
+    [
+      'SETTINGS',
+      { maxSettings: 10 },
+      async (client) => {
+        for (let i = 0; i < 20; i++) client.write(encodeFrame(4, 0, 0));
+      },
+    ],
+    [
+      'RST_STREAM and WINDOW_UPDATE on a closed stream',
+      { maxStrayFrames: 10 },
+      async (client) => {
+        client.write(encodeFrame(1, 0x4 | 0x1, 1, requestBlock('/echo')));
+        await client.until(
+          (frames) => frames.some((f) => f.type === 1 && f.id === 1 && f.flags & 0x1),
+          'the trailers',
+        );
+        for (let i = 0; i < 20; i++) {
+          client.write(encodeFrame(3, 0, 1, Buffer.from([0, 0, 0, 8])));
+          client.write(encodeFrame(8, 0, 1, Buffer.from([0, 0, 0, 1])));
+        }
+      },
+    ],
+    [
+      'DATA on a stream the client reset',
+      { maxStrayFrames: 10 },
+      async (client) => {
+        client.write(encodeFrame(1, 0x4, 1, requestBlock('/hold')));
+        client.write(encodeFrame(3, 0, 1, Buffer.from([0, 0, 0, 8])));
+        for (let i = 0; i < 20; i++) client.write(encodeFrame(0, 0, 1, Buffer.from('late')));
+      },
+    ],
+  ];
+  for (const [what, limits, flood] of floods) {
+    test(`a flood of ${what} → GOAWAY(ENHANCE_YOUR_CALM)`, async () => {
+      const port = await listen(limits);
+      const client = await RawClient.connect(port);
+      await flood(client);
+      await client.closedNow();
+      assert.equal(client.goaway()?.code, Http2ErrorCode.ENHANCE_YOUR_CALM);
+      assert.match(String(errors[0]?.message), /ENHANCE_YOUR_CALM.*flood: over max/);
+    });
+  }
+
+  test("Envoy's resets of streams it got an answer on, and frames crossing a stream's end, are never a flood", async () => {
+    const port = await listen({ maxEarlyResets: 2, maxStrayFrames: 2 });
+    const client = await RawClient.connect(port);
+    for (let id = 1; id <= 199; id += 4) {
+      // An ext_proc call the server answered and keeps open: Envoy resets it when the request is done.
+      client.write(encodeFrame(1, 0x4, id, requestBlock('/answer')));
+      await client.until((frames) => frames.some((f) => f.type === 1 && f.id === id), `headers on ${id}`);
+      client.write(encodeFrame(3, 0, id, Buffer.from([0, 0, 0, 8])));
+      // A call the server ended (trailers, then its own RST_STREAM(NO_ERROR)) while the client's reset and window
+      // update were already on their way.
+      const next = id + 2;
+      client.write(encodeFrame(1, 0x4, next, requestBlock('/echo')));
+      client.write(encodeFrame(0, 0x1, next, Buffer.from('x')));
+      await client.until(
+        (frames) => frames.some((f) => f.type === 1 && f.id === next && f.flags & 0x1),
+        `trailers on ${next}`,
+      );
+      client.write(encodeFrame(8, 0, next, Buffer.from([0, 0, 0, 1])));
+      client.write(encodeFrame(3, 0, next, Buffer.from([0, 0, 0, 8])));
+    }
+    client.write(encodeFrame(6, 0, 0, Buffer.from('probe!!!')));
+    await client.until((frames) => frames.some((f) => f.type === 6), 'the PING ack');
+    assert.equal(client.goaway(), undefined);
+    assert.deepEqual(errors, []);
+    client.destroy();
+  });
+
+  test('clients giving up on some requests (resets before any answer, among streams served) are not a flood', async () => {
+    const port = await listen({ maxEarlyResets: 2 });
+    const client = await RawClient.connect(port);
+    for (let id = 1; id <= 199; id += 4) {
+      const served = id + 2;
+      // A request whose client went away while its body was still coming: Envoy resets the unanswered call.
+      client.write(encodeFrame(1, 0x4, id, requestBlock('/hold')));
+      client.write(encodeFrame(3, 0, id, Buffer.from([0, 0, 0, 8])));
+      client.write(encodeFrame(1, 0x4 | 0x1, served, requestBlock('/echo')));
+      await client.until(
+        (frames) => frames.some((f) => f.type === 1 && f.id === served && f.flags & 0x1),
+        `trailers on ${served}`,
+      );
+    }
+    assert.equal(events.filter((event) => event === 'abort').length, 50, 'every reset reached its stream');
+    client.write(encodeFrame(6, 0, 0, Buffer.from('probe!!!')));
+    await client.until((frames) => frames.some((f) => f.type === 6), 'the PING ack');
+    assert.equal(client.goaway(), undefined);
+    assert.deepEqual(errors, []);
+    client.destroy();
+  });
+
+  test('a client that sends PINGs and never reads the acks stops being read until it does', async () => {
+    const [serverEnd, clientEnd] = duplexPair();
+    const highWater = 64 << 10;
+    new Http2Connection(serverEnd, {
+      onStream: echo(events),
+      limits: { writeHighWaterBytes: highWater, maxPings: 1_000_000 },
+    });
+    // The most the server ever held for the client, measured at each of its writes.
+    let mostQueued = 0;
+    const write = serverEnd.write.bind(serverEnd) as (chunk: Buffer) => boolean;
+    serverEnd.write = ((chunk: Buffer) => {
+      const ok = write(chunk);
+      mostQueued = Math.max(mostQueued, serverEnd.writableLength);
+      return ok;
+    }) as typeof serverEnd.write;
+    const batch = Buffer.concat(Array.from({ length: 1000 }, () => encodeFrame(6, 0, 0, Buffer.alloc(8))));
+    const batches = 40;
+    clientEnd.write(Buffer.concat([PREFACE, encodeFrame(4, 0, 0)]));
+    for (let i = 0; i < batches; i++) clientEnd.write(batch);
+    // The server stops reading: the client's PINGs stay queued on its side.
+    await until(() => serverEnd.isPaused() && clientEnd.writableLength > 0, 'the server to stop reading');
+    assert.ok(
+      mostQueued <= highWater + 2 * batch.length,
+      `the server queued ${mostQueued} bytes for a client that does not read (high-water mark ${highWater})`,
+    );
+    // Once the client reads, every PING is answered.
+    let received = 0;
+    clientEnd.on('data', (chunk: Buffer) => (received += chunk.length));
+    // Our SETTINGS (9 + 18), WINDOW_UPDATE (9 + 4), the SETTINGS ack (9), then 17 bytes per PING ack.
+    const expected = 27 + 13 + 9 + batches * batch.length;
+    await until(() => received === expected, 'every PING ack');
+    assert.equal(serverEnd.isPaused(), false);
+    serverEnd.destroy();
+  });
+
+  test('with no stream and no frame for idleTimeoutMs, GOAWAY(NO_ERROR) and the connection closes; a stream keeps it open', async () => {
+    const idleTimeoutMs = 50;
+    const port = await listen({ idleTimeoutMs });
+    const client = await RawClient.connect(port);
+    client.write(encodeFrame(1, 0x4, 1, requestBlock('/hold')));
+    // Long past the idle timeout with a stream open: the stream is still served.
+    await new Promise((resolve) => setTimeout(resolve, idleTimeoutMs * 4));
+    client.write(encodeFrame(0, 0x1, 1, Buffer.from('still open')));
+    await client.closedNow();
+    assert.equal(dataOn(client.frames, 1).toString(), 'still open');
+    assert.equal(client.goaway()?.code, Http2ErrorCode.NO_ERROR);
+    assert.equal(client.goaway()?.lastStreamId, 1);
+    assert.deepEqual(errors, [], 'an idle connection is not an error');
+  });
+
+  for (const [what, bytes] of [
+    ['nothing', Buffer.alloc(0)],
+    ['half a preface', PREFACE.subarray(0, 10)],
+    ['a preface without SETTINGS', PREFACE],
+  ] as const) {
+    test(`a client that sends ${what} is closed after prefaceTimeoutMs`, async () => {
+      const port = await listen({ prefaceTimeoutMs: 50 });
+      const client = await RawClient.connect(port, false);
+      client.write(bytes);
+      await client.closedNow();
+      assert.match(String(errors[0]?.message), /no preface and SETTINGS within 50 ms/);
+    });
+  }
 });

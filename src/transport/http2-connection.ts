@@ -42,6 +42,7 @@ const FLAG_PADDED = 0x8;
 const FLAG_PRIORITY = 0x20;
 
 const SETTINGS_ENABLE_PUSH = 0x2;
+const SETTINGS_MAX_CONCURRENT_STREAMS = 0x3;
 const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
 const SETTINGS_MAX_FRAME_SIZE = 0x5;
 const SETTINGS_MAX_HEADER_LIST_SIZE = 0x6;
@@ -101,11 +102,81 @@ export interface ServerStream {
   isOpen(): boolean;
 }
 
+/**
+ * What one client may make a connection hold or do. Floods are counted per connection in leaky buckets: each event
+ * adds one, `floodWindowMs` lets the bucket's limit leak out evenly, and a bucket over its limit ends the connection
+ * with GOAWAY(ENHANCE_YOUR_CALM).
+ */
+export interface Http2Limits {
+  /**
+   * SETTINGS_MAX_CONCURRENT_STREAMS, advertised and enforced: a stream opened beyond it is refused with
+   * RST_STREAM(REFUSED_STREAM) and never reaches `onStream`. High, because Envoy keeps all of a gateway's in-flight
+   * requests on one connection (it opens another when it reaches the limit).
+   */
+  maxConcurrentStreams: number;
+  /** The time over which each flood limit below leaks out. */
+  floodWindowMs: number;
+  /**
+   * Streams the client resets before the server sent anything on them (CVE-2023-44487, "rapid reset"), and streams
+   * it opens beyond `maxConcurrentStreams`. Envoy's reset of an ext_proc stream it is done with comes after the
+   * response, and is not counted; each stream the server answered allows one more.
+   */
+  maxEarlyResets: number;
+  /** PINGs (not their acknowledgements): each costs an answer. */
+  maxPings: number;
+  /** SETTINGS (not their acknowledgements): each costs an answer, and a window change a pass over the streams. */
+  maxSettings: number;
+  /**
+   * RST_STREAM and WINDOW_UPDATE on closed streams, and DATA or HEADERS on streams the client reset. Each stream that
+   * closes allows two more, so the frames that cross a stream's end (Envoy resets every ext_proc stream, also those
+   * the server already ended) are never a flood.
+   */
+  maxStrayFrames: number;
+  /** Bytes queued on the socket above which the connection stops reading until they drain. */
+  writeHighWaterBytes: number;
+  /** With no stream open and no frame for this long, GOAWAY(NO_ERROR) and close; 0: never. */
+  idleTimeoutMs: number;
+  /** Without the client's preface and first SETTINGS within this long, close; 0: never. */
+  prefaceTimeoutMs: number;
+}
+
+type FloodLimit = 'maxEarlyResets' | 'maxPings' | 'maxSettings' | 'maxStrayFrames';
+
+export const DEFAULT_HTTP2_LIMITS: Readonly<Http2Limits> = Object.freeze({
+  maxConcurrentStreams: 1000,
+  floodWindowMs: 10_000,
+  maxEarlyResets: 1000,
+  maxPings: 1000,
+  maxSettings: 100,
+  maxStrayFrames: 1000,
+  writeHighWaterBytes: 1 << 20,
+  idleTimeoutMs: 10 * 60_000,
+  prefaceTimeoutMs: 10_000,
+});
+
+/** The defaults with `limits` over them; throws a RangeError naming a limit that is not a whole number in range. */
+export function resolveHttp2Limits(limits: Partial<Http2Limits> = {}): Http2Limits {
+  const resolved = { ...DEFAULT_HTTP2_LIMITS, ...limits };
+  for (const [name, value] of Object.entries(resolved)) {
+    // Timeouts may be 0 (off); a zero window or stream limit would make every connection useless.
+    const min = name.endsWith('TimeoutMs') ? 0 : 1;
+    if (!Number.isSafeInteger(value) || value < min) {
+      throw new RangeError(`HTTP/2 limit ${name} must be a whole number >= ${min}, not ${String(value)}`);
+    }
+  }
+  if (resolved.maxConcurrentStreams > 0x7fffffff) {
+    throw new RangeError(`HTTP/2 limit maxConcurrentStreams must be at most 2^31-1`);
+  }
+  return resolved;
+}
+
 export interface Http2ConnectionOptions {
   /** A new request stream: returns the handler of its events. Called with the stream's headers fully decoded. */
   onStream(stream: ServerStream, head: RequestHead): StreamHandler;
   /** What a client did wrong (connection errors, requests refused as malformed) and exceptions from handlers. */
   onError?: ((error: Error) => void) | undefined;
+  /** Limits over `DEFAULT_HTTP2_LIMITS`; resolve them once with `resolveHttp2Limits` when many connections share them. */
+  limits?: Partial<Http2Limits> | undefined;
 }
 
 /** The handler of a stream that is answered at once and whose request does not matter. */
@@ -126,6 +197,8 @@ class Stream implements ServerStream {
   remoteEnded = false;
   /** The server ended its side (its END_STREAM may still wait behind `blocked` data). */
   localEnded = false;
+  /** The server sent headers: a reset from now on is a client done with the answer, not a rapid reset. */
+  answered = false;
   /** Removed from the connection: nothing more is sent or delivered. */
   gone = false;
   /** The request's content-length (-1: none), and the request bytes received so far. */
@@ -145,6 +218,7 @@ class Stream implements ServerStream {
 
   sendHeaders(block: Buffer, endStream: boolean): void {
     if (this.localEnded || this.gone) return;
+    this.answered = true;
     if (!endStream) {
       this.connection.writeHeaders(this.id, block, false);
       return;
@@ -211,6 +285,34 @@ class RecentStreams {
   }
 }
 
+/**
+ * A leaky bucket counting one kind of flood: each event adds one, and `limit` events leak out evenly per `windowMs`.
+ * Integers only, and the clock is read only when an event is counted, so frames that are not counted cost nothing.
+ */
+class FloodMeter {
+  /** May go below 0 with credits (down to -limit), never by leaking. */
+  private level = 0;
+  private since = 0;
+  constructor(
+    private readonly limit: number,
+    private readonly windowMs: number,
+  ) {}
+  /** Counts one event: true when it takes the bucket over its limit. */
+  add(): boolean {
+    const now = Date.now();
+    const leaked = Math.floor(((now - this.since) * this.limit) / this.windowMs);
+    if (leaked > 0) {
+      this.level = this.level > leaked ? this.level - leaked : Math.min(this.level, 0);
+      this.since = now;
+    }
+    return ++this.level > this.limit;
+  }
+  /** Events allowed ahead, for frames legitimately expected (at most `limit` banked). */
+  credit(events: number): void {
+    this.level = Math.max(this.level - events, -this.limit);
+  }
+}
+
 export class Http2Connection {
   private readonly streams = new Map<number, Stream>();
   /** Streams with DATA waiting for window, in the order they blocked. */
@@ -249,23 +351,48 @@ export class Http2Connection {
   /** The client sent GOAWAY: close once its streams are done. */
   private peerGoaway = false;
 
+  private readonly limits: Http2Limits;
+  private readonly earlyResets: FloodMeter;
+  private readonly pings: FloodMeter;
+  private readonly settingsFrames: FloodMeter;
+  private readonly strayFrames: FloodMeter;
+  /** Reading stopped until the socket drains: its write buffer went over this. */
+  private readonly pauseAboveBytes: number;
+  private paused = false;
+  /** The preface timer, then the idle timer; and when a frame last came or the last stream closed. */
+  private timer: NodeJS.Timeout | null = null;
+  private lastActive = 0;
+
   constructor(
     private readonly socket: Duplex,
     private readonly options: Http2ConnectionOptions,
   ) {
+    const limits = resolveHttp2Limits(options.limits);
+    this.limits = limits;
+    this.earlyResets = new FloodMeter(limits.maxEarlyResets, limits.floodWindowMs);
+    this.pings = new FloodMeter(limits.maxPings, limits.floodWindowMs);
+    this.settingsFrames = new FloodMeter(limits.maxSettings, limits.floodWindowMs);
+    this.strayFrames = new FloodMeter(limits.maxStrayFrames, limits.floodWindowMs);
+    // Not below the socket's own mark: 'drain' only comes after a write that went over it.
+    this.pauseAboveBytes = Math.max(limits.writeHighWaterBytes, socket.writableHighWaterMark);
     socket.on('data', (chunk: Buffer) => this.read(chunk));
     socket.on('error', () => undefined);
     socket.on('close', () => this.teardown());
     socket.on('end', () => this.teardown());
     // Our settings and the connection window open the connection; the client's preface may come before or after.
-    const settings = Buffer.allocUnsafe(12);
+    const settings = Buffer.allocUnsafe(18);
     settings.writeUInt16BE(SETTINGS_INITIAL_WINDOW_SIZE, 0);
     settings.writeUInt32BE(STREAM_WINDOW, 2);
     settings.writeUInt16BE(SETTINGS_MAX_HEADER_LIST_SIZE, 6);
     settings.writeUInt32BE(MAX_HEADER_LIST_BYTES, 8);
+    settings.writeUInt16BE(SETTINGS_MAX_CONCURRENT_STREAMS, 12);
+    settings.writeUInt32BE(limits.maxConcurrentStreams, 14);
     this.writeFrame(SETTINGS, 0, 0, settings);
     this.writeWindowUpdate(0, CONNECTION_WINDOW - this.receiveWindow);
     this.receiveWindow = CONNECTION_WINDOW;
+    if (limits.prefaceTimeoutMs > 0) {
+      this.timer = setTimeout(this.prefaceTimedOut, limits.prefaceTimeoutMs).unref();
+    }
   }
 
   /** Ends the connection for a server shutdown: GOAWAY(NO_ERROR), every open stream aborted, the socket closed. */
@@ -280,6 +407,8 @@ export class Http2Connection {
 
   private read(chunk: Buffer): void {
     if (this.closing) return;
+    // Once per chunk, not per frame: the idle timer only needs to know that the client is still talking.
+    this.lastActive = Date.now();
     const buffer = this.rest === null ? chunk : Buffer.concat([this.rest, chunk]);
     this.rest = null;
     let position = 0;
@@ -347,6 +476,7 @@ export class Http2Connection {
         );
       }
       this.settingsRead = true;
+      this.startIdleTimer();
     }
     switch (type) {
       case DATA:
@@ -489,6 +619,12 @@ export class Http2Connection {
       this.writeRstStream(id, Http2ErrorCode.PROTOCOL_ERROR);
       return;
     }
+    if (this.streams.size >= this.limits.maxConcurrentStreams) {
+      // The client may retry it elsewhere (RFC 9113 §8.7); one that keeps doing it is flooding.
+      this.writeRstStream(id, Http2ErrorCode.REFUSED_STREAM);
+      this.count(this.earlyResets, 'maxEarlyResets');
+      return;
+    }
     const opened = new Stream(this, id, this.peerInitialWindow);
     opened.expectedBytes = fields.contentLength;
     this.streams.set(id, opened);
@@ -518,11 +654,24 @@ export class Http2Connection {
     if (!stream) {
       if (id > this.lastStreamId)
         throw new ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, `RST_STREAM on idle stream ${id}`);
-      return;
+      return this.count(this.strayFrames, 'maxStrayFrames');
     }
     this.remove(stream);
     this.closedByClient.add(id, CLOSED_BY_RESET);
     stream.handler.onAbort();
+    if (!stream.answered) {
+      this.count(this.earlyResets, 'maxEarlyResets');
+    }
+  }
+
+  /** Counts one event of a kind of flood; over its limit, the connection ends with ENHANCE_YOUR_CALM. */
+  private count(meter: FloodMeter, limit: FloodLimit): void {
+    if (meter.add()) {
+      throw new ConnectionError(
+        Http2ErrorCode.ENHANCE_YOUR_CALM,
+        `flood: over ${limit} ${this.limits[limit]} per ${this.limits.floodWindowMs} ms`,
+      );
+    }
   }
 
   /**
@@ -535,7 +684,10 @@ export class Http2Connection {
     if (closed === CLOSED_BY_END_STREAM) {
       throw new ConnectionError(Http2ErrorCode.STREAM_CLOSED, `a frame on stream ${id} after its END_STREAM`);
     }
-    if (closed === CLOSED_BY_RESET) this.writeRstStream(id, Http2ErrorCode.STREAM_CLOSED);
+    if (closed === CLOSED_BY_RESET) {
+      this.count(this.strayFrames, 'maxStrayFrames');
+      this.writeRstStream(id, Http2ErrorCode.STREAM_CLOSED);
+    }
   }
 
   private onSettings(flags: number, id: number, payload: Buffer): void {
@@ -547,6 +699,7 @@ export class Http2Connection {
     }
     if (payload.length % 6 !== 0)
       throw new ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, 'SETTINGS of a wrong size');
+    this.count(this.settingsFrames, 'maxSettings');
     for (let at = 0; at < payload.length; at += 6) {
       const setting = payload.readUInt16BE(at);
       const value = payload.readUInt32BE(at + 2);
@@ -583,7 +736,9 @@ export class Http2Connection {
     if (id !== 0) throw new ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, 'PING on a stream');
     if (payload.length !== 8)
       throw new ConnectionError(Http2ErrorCode.FRAME_SIZE_ERROR, 'PING of a wrong size');
-    if (!(flags & FLAG_ACK)) this.writeFrame(PING, FLAG_ACK, 0, payload);
+    if (flags & FLAG_ACK) return;
+    this.count(this.pings, 'maxPings');
+    this.writeFrame(PING, FLAG_ACK, 0, payload);
   }
 
   private onGoaway(id: number, payload: Buffer): void {
@@ -611,7 +766,7 @@ export class Http2Connection {
       if (id > this.lastStreamId) {
         throw new ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, `WINDOW_UPDATE on idle stream ${id}`);
       }
-      return;
+      return this.count(this.strayFrames, 'maxStrayFrames');
     }
     if (increment === 0) return this.resetStream(stream, Http2ErrorCode.PROTOCOL_ERROR);
     stream.sendWindow += increment;
@@ -652,6 +807,12 @@ export class Http2Connection {
     stream.gone = true;
     this.streams.delete(stream.id);
     this.blockedStreams.delete(stream);
+    // The client's RST_STREAM and WINDOW_UPDATE may still be on their way.
+    this.strayFrames.credit(2);
+    // A stream served allows one client cancel more: a gateway whose clients give up on some requests (the EPP
+    // answers an ext_proc call only once it has the whole body) resets a share of its streams, an attack nearly all.
+    if (stream.answered) this.earlyResets.credit(1);
+    if (this.streams.size === 0) this.lastActive = Date.now();
     this.endIfIdle();
   }
 
@@ -666,6 +827,7 @@ export class Http2Connection {
   /** The socket is gone or ending: every stream still open is aborted. */
   private teardown(): void {
     this.closing = true;
+    this.stopTimer();
     this.rest = null;
     const open = [...this.streams.values()];
     this.streams.clear();
@@ -685,8 +847,52 @@ export class Http2Connection {
     this.writeFrame(GOAWAY, 0, 0, payload);
     this.flush();
     this.closing = true;
+    this.stopTimer();
     this.socket.end();
     setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
+  }
+
+  // ---- timers ----------------------------------------------------------------------------------------------------
+
+  private readonly prefaceTimedOut = (): void => {
+    this.timer = null;
+    if (this.settingsRead || this.closing) return;
+    this.options.onError?.(
+      new Error(
+        `HTTP/2 connection closed: no preface and SETTINGS within ${this.limits.prefaceTimeoutMs} ms`,
+      ),
+    );
+    this.flush();
+    this.teardown();
+    this.socket.destroy();
+  };
+
+  private startIdleTimer(): void {
+    this.stopTimer();
+    if (this.limits.idleTimeoutMs > 0) {
+      this.timer = setTimeout(this.idleCheck, this.limits.idleTimeoutMs).unref();
+    }
+  }
+
+  /** One timer per connection, re-armed from when the client was last heard, rather than reset on every frame. */
+  private readonly idleCheck = (): void => {
+    this.timer = null;
+    if (this.closing) return;
+    const now = Date.now();
+    if (this.streams.size > 0) this.lastActive = now;
+    const quiet = now - this.lastActive;
+    if (quiet >= this.limits.idleTimeoutMs) {
+      this.goAway(Http2ErrorCode.NO_ERROR, 'idle');
+      return;
+    }
+    this.timer = setTimeout(this.idleCheck, this.limits.idleTimeoutMs - quiet).unref();
+  };
+
+  private stopTimer(): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
   }
 
   // ---- writing ---------------------------------------------------------------------------------------------------
@@ -792,7 +998,20 @@ export class Http2Connection {
     const bytes = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out, this.outBytes);
     this.out = [];
     this.outBytes = 0;
-    if (!this.socket.destroyed && this.socket.writable) this.socket.write(bytes);
+    const socket = this.socket;
+    if (socket.destroyed || !socket.writable) return;
+    socket.write(bytes);
+    // A client that does not read its answers (PING acks, responses) stops being read, rather than growing our memory.
+    if (!this.paused && socket.writableLength > this.pauseAboveBytes) {
+      this.paused = true;
+      socket.pause();
+      socket.once('drain', this.resume);
+    }
+  };
+
+  private readonly resume = (): void => {
+    this.paused = false;
+    this.socket.resume();
   };
 }
 

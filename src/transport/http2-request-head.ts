@@ -10,6 +10,8 @@ export interface RequestHead {
   method: string;
   path: string;
   contentType: string;
+  /** The gRPC deadline header (`grpc-timeout`, e.g. `100m`) as sent; empty when there is none. */
+  grpcTimeout: string;
 }
 
 const METHOD = 1;
@@ -38,7 +40,7 @@ const CONNECTION_SPECIFIC = new Set([
  * needs and notes the first rule of RFC 9113 §8.2–8.3 the block breaks, for the connection to refuse the stream.
  */
 export class RequestHeadReader {
-  head: RequestHead = { method: '', path: '', contentType: '' };
+  head: RequestHead = { method: '', path: '', contentType: '', grpcTimeout: '' };
   /** The pseudo-header fields seen (bits), whether a regular field came yet, the content-length (-1: none). */
   pseudo = 0;
   regular = false;
@@ -52,7 +54,7 @@ export class RequestHeadReader {
   }
 
   reset(): void {
-    this.head = { method: '', path: '', contentType: '' };
+    this.head = { method: '', path: '', contentType: '', grpcTimeout: '' };
     this.pseudo = 0;
     this.regular = false;
     this.contentLength = -1;
@@ -74,6 +76,7 @@ export class RequestHeadReader {
     }
     this.regular = true;
     if (name === 'content-type') this.head.contentType = value;
+    else if (name === 'grpc-timeout') this.head.grpcTimeout = value;
     else if (name === 'te' && value !== 'trailers') this.fail(`te: ${value}`);
     else if (name === 'content-length') {
       if (!/^\d{1,15}$/.test(value)) return this.fail(`content-length: ${value}`);

@@ -7,7 +7,8 @@
  * Threat model. The peer is a gateway (Envoy, or ours) on the cluster network; anything that can reach the EPP's port
  * can speak to it, so every byte is hostile until parsed: frames, HPACK blocks, gRPC framing and protobuf fields are
  * bounds-checked and a violation ends the stream or the connection with the RFC's error, never the process. What a
- * peer can make this server hold is bounded per connection (header-list size, message size, concurrent streams).
+ * peer can make this server hold or do is bounded per connection (header-list size, message size, concurrent streams,
+ * queued writes, floods of resets, PINGs, SETTINGS and stray frames, idle and preface time: `Http2Limits`).
  * TLS, when on, is served without client authentication, as GIE's EPP does; authenticating the gateway is the
  * network policy's job. This folder imports nothing of the EPP: it knows streams and messages, not requests.
  */
@@ -28,5 +29,12 @@ export {
   ServingStatus,
   type ServingStatusName,
 } from './health-codec.js';
-export { Http2Connection, Http2ErrorCode, type Http2ConnectionOptions } from './http2-connection.js';
+export {
+  DEFAULT_HTTP2_LIMITS,
+  Http2Connection,
+  Http2ErrorCode,
+  resolveHttp2Limits,
+  type Http2ConnectionOptions,
+  type Http2Limits,
+} from './http2-connection.js';
 export { encodeHeaderBlock, HpackDecoder, HpackError } from './hpack.js';
