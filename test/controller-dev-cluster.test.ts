@@ -1,0 +1,293 @@
+/**
+ * @module test/controller-dev-cluster
+ * `llmisvc controller` and the EPP on `llmisvc dev cluster`, where the children are consumed by the real programs:
+ * the Deployment/ReplicaSet, StatefulSet and garbage-collection controllers, the scheduler, the LeaderWorkerSet
+ * controller and its webhooks, and KWOK's nodes. No test writes any child's status here.
+ *
+ * - a multi-node service (a LeaderWorkerSet, accepted by the real LWS webhook) reaches Ready=True from the status the
+ *   real controllers write;
+ * - a topology change (LeaderWorkerSet → Deployment) rolls over: the Deployment becomes Available, the
+ *   LeaderWorkerSet and its pods go away;
+ * - deleting the service removes every child through the real garbage collector (the controller keeps no finalizer);
+ * - the EPP in Kubernetes mode follows the pool's Ready pods as the real controllers create and delete them, with
+ *   model-server stand-ins listening on the pods' (loopback) IPs; a scale-down fails no request.
+ *
+ * What is simulated: KWOK plays the nodes and the pod lifecycle (no kubelet, no containers, no probes), so "Ready"
+ * means KWOK marked the pod Ready; the model servers are fixtures started by the test on each pod's IP.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { RunningController } from '../src/controller/index.js';
+import { startDevCluster, type DevCluster } from '../src/dev/index.js';
+import { startEpp, type RunningEpp } from '../src/epp/index.js';
+import { createExtProcClient, pickEndpoint, type ExtProcClient } from '../src/gateway/index.js';
+import { CORE_RESOURCES, KubeClient, type KubeObject, type ResourceRef } from '../src/kube/index.js';
+import { getOrUndefined, installProject, SERVICE, startController, waitFor } from './controller-support.js';
+import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
+
+const SYSTEM_NAMESPACE = 'llmisvc-system';
+const NAMESPACE = 'serving';
+const LWS: ResourceRef = {
+  group: 'leaderworkerset.x-k8s.io',
+  version: 'v1',
+  kind: 'LeaderWorkerSet',
+  plural: 'leaderworkersets',
+  namespaced: true,
+};
+const DEPLOYMENT: ResourceRef = {
+  group: 'apps',
+  version: 'v1',
+  kind: 'Deployment',
+  plural: 'deployments',
+  namespaced: true,
+};
+const POD: ResourceRef = { group: '', version: 'v1', kind: 'Pod', plural: 'pods', namespaced: true };
+const GPU = { 'nvidia.com/gpu': '1' };
+/** The model-server pods of the pooled service (its EPP's pod carries the service's name too). */
+const POOL_PODS = 'app.kubernetes.io/name=pooled,app.kubernetes.io/component=llminferenceservice-workload';
+
+type Pod = KubeObject & {
+  status?: { podIP?: string; conditions?: { type: string; status: string }[] };
+};
+type Service = KubeObject & { status?: { conditions?: { type: string; status: string; reason?: string }[] } };
+
+function service(name: string, spec: Record<string, unknown>): KubeObject {
+  return {
+    apiVersion: 'serving.kserve.io/v1alpha2',
+    kind: 'LLMInferenceService',
+    metadata: { name, namespace: NAMESPACE },
+    spec: {
+      model: { uri: 'hf://Qwen/Qwen2.5-0.5B-Instruct', name: 'qwen' },
+      template: { containers: [{ name: 'main', resources: { limits: GPU, requests: GPU } }] },
+      ...spec,
+    },
+  };
+}
+
+function condition(s: Service | undefined, type: string) {
+  return s?.status?.conditions?.find((c) => c.type === type);
+}
+
+const isReady = (p: Pod) =>
+  Boolean(p.status?.podIP) &&
+  (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+
+describe('the controller and the EPP on llmisvc dev cluster (real controllers)', () => {
+  let dir: string;
+  let cluster: DevCluster;
+  let c: KubeClient;
+  let controller: RunningController;
+
+  const pods = async (selector: string) =>
+    (await c.list<Pod>(POD, NAMESPACE, { labelSelector: selector })).items;
+  const readService = (name: string) => getOrUndefined<Service>(c, SERVICE, NAMESPACE, name);
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'llmisvc-controller-dev-cluster-'));
+    cluster = await startDevCluster({
+      dir,
+      crds: true,
+      env: process.env,
+      nodes: { cpuNodes: 1, gpuNodes: 2, gpusPerNode: 4 },
+      log: () => undefined,
+    });
+    c = await KubeClient.create({ kubeconfig: cluster.kubeconfigPath, qps: 1000, burst: 1000 });
+    await installProject(c, SYSTEM_NAMESPACE);
+    await c.create(CORE_RESOURCES.namespace, {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: NAMESPACE },
+    });
+    controller = await startController({
+      kubeconfig: cluster.kubeconfigPath,
+      namespace: NAMESPACE,
+      systemNamespace: SYSTEM_NAMESPACE,
+    });
+  });
+
+  after(async () => {
+    await controller?.stop();
+    c?.close();
+    await cluster?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a multi-node service becomes Ready from the status the real LeaderWorkerSet controller writes', async () => {
+    await c.create(
+      SERVICE,
+      service('multi', {
+        replicas: 1,
+        parallelism: { data: 2, dataLocal: 1, tensor: 1 },
+        worker: { containers: [{ name: 'main', resources: { limits: GPU, requests: GPU } }] },
+      }),
+    );
+    const ready = await waitFor(
+      'the multi-node service to be Ready',
+      async () => {
+        const s = await readService('multi');
+        return condition(s, 'Ready')?.status === 'True' ? s : undefined;
+      },
+      120_000,
+    );
+    assert.equal(condition(ready, 'WorkloadsReady')?.status, 'True');
+    const lws = await c.get<KubeObject & { status?: { readyReplicas?: number } }>(
+      LWS,
+      NAMESPACE,
+      'multi-kserve-mn',
+    );
+    assert.equal(lws.status?.readyReplicas, 1, 'the LWS controller counted its group ready');
+    // Leader and worker pods, made by the LWS controller (through a StatefulSet), Ready on GPU nodes.
+    const groupPods = await pods('leaderworkerset.sigs.k8s.io/name=multi-kserve-mn');
+    assert.equal(groupPods.length, 2);
+    assert.ok(groupPods.every(isReady));
+  });
+
+  it('a topology change rolls over: LeaderWorkerSet → Deployment, with the real controllers', async () => {
+    await c.mergePatch(SERVICE, NAMESPACE, 'multi', { spec: { worker: null, parallelism: null } });
+    await waitFor(
+      'the Deployment to be Available and the LeaderWorkerSet and its pods gone',
+      async () => {
+        const deployment = await getOrUndefined<KubeObject & { status?: { availableReplicas?: number } }>(
+          c,
+          DEPLOYMENT,
+          NAMESPACE,
+          'multi-kserve',
+        );
+        const lws = await getOrUndefined(c, LWS, NAMESPACE, 'multi-kserve-mn');
+        const lwsPods = await pods('leaderworkerset.sigs.k8s.io/name=multi-kserve-mn');
+        return deployment?.status?.availableReplicas === 1 && !lws && lwsPods.length === 0;
+      },
+      120_000,
+    );
+    await waitFor(
+      'Ready again',
+      async () => condition(await readService('multi'), 'Ready')?.status === 'True',
+    );
+  });
+
+  it('deleting the service removes its children through the real garbage collector', async () => {
+    await c.delete(SERVICE, NAMESPACE, 'multi');
+    await waitFor(
+      'the service, its Deployment and its pods to be gone',
+      async () =>
+        !(await readService('multi')) &&
+        !(await getOrUndefined(c, DEPLOYMENT, NAMESPACE, 'multi-kserve')) &&
+        (await pods('app.kubernetes.io/name=multi')).length === 0,
+      120_000,
+    );
+  });
+
+  describe('the EPP in Kubernetes mode follows the real pod churn', () => {
+    let epp: RunningEpp;
+    let client: ExtProcClient;
+    const fixtures = new Map<string, ModelServerFixture>();
+
+    /** A model-server stand-in on every Ready pod's IP (the pool's target port, 8000), started once per IP. */
+    async function serveReadyPods(): Promise<string[]> {
+      const ready = (await pods(POOL_PODS)).filter(isReady);
+      for (const pod of ready) {
+        const ip = pod.status!.podIP!;
+        if (!fixtures.has(ip))
+          fixtures.set(
+            ip,
+            await startModelServerFixture(pod.metadata.name, 'qwen', { host: ip, port: 8000 }),
+          );
+      }
+      return ready.map((p) => `${p.status!.podIP}:8000`).sort();
+    }
+
+    const eppEndpoints = () =>
+      epp.datastore
+        .endpoints()
+        .filter((e) => !e.stale)
+        .map((e) => e.address)
+        .sort();
+
+    async function pick(): Promise<string> {
+      const body = Buffer.from(JSON.stringify({ model: 'qwen', prompt: 'hello' }));
+      const result = await pickEndpoint(client, { path: '/v1/completions', body });
+      result.done();
+      assert.equal(result.immediateResponse, undefined, JSON.stringify(result.immediateResponse));
+      return result.endpoint!;
+    }
+
+    before(async () => {
+      await c.create(SERVICE, service('pooled', { replicas: 2, router: { scheduler: {} } }));
+      await waitFor('2 Ready pods of the pool', async () => (await serveReadyPods()).length === 2, 120_000);
+      epp = await startEpp({
+        pool: { name: 'pooled-inference-pool', namespace: NAMESPACE, kubeconfig: cluster.kubeconfigPath },
+        host: '127.0.0.1',
+        grpcPort: 0,
+        grpcHealthPort: 0,
+        metricsPort: 0,
+        refreshMetricsIntervalMs: 50,
+      });
+      client = createExtProcClient(`127.0.0.1:${epp.grpcPort}`);
+    });
+
+    after(async () => {
+      client?.close();
+      await epp?.close();
+      for (const f of fixtures.values()) await f.close();
+      await c.delete(SERVICE, NAMESPACE, 'pooled').catch(() => undefined);
+    });
+
+    it('routes to the Ready pods of the pool', async () => {
+      const expected = await serveReadyPods();
+      await waitFor('the EPP to hold fresh metrics of both pods', () =>
+        JSON.stringify(eppEndpoints()) === JSON.stringify(expected) ? true : undefined,
+      );
+      const seen = new Set<string>();
+      for (let i = 0; i < 20; i++) seen.add(await pick());
+      assert.ok(
+        [...seen].every((e) => expected.includes(e)),
+        `${[...seen]} ⊆ ${expected}`,
+      );
+    });
+
+    it('scaling up adds the new pod; scaling down removes pods with no failed request', async () => {
+      const scale = (replicas: number) => c.mergePatch(SERVICE, NAMESPACE, 'pooled', { spec: { replicas } });
+      await scale(3);
+      const three = await waitFor(
+        '3 Ready pods served',
+        async () => {
+          const ready = await serveReadyPods();
+          return ready.length === 3 ? ready : undefined;
+        },
+        120_000,
+      );
+      await waitFor('the EPP to route to all 3', () =>
+        JSON.stringify(eppEndpoints()) === JSON.stringify(three) ? true : undefined,
+      );
+
+      // Requests keep flowing while the Deployment controller deletes two pods.
+      let stop = false;
+      let picks = 0;
+      const traffic = (async () => {
+        while (!stop) {
+          assert.ok(three.includes(await pick()));
+          picks++;
+        }
+      })();
+      await scale(1);
+      const one = await waitFor(
+        'the EPP to route to the one pod left',
+        async () => {
+          const ready = (await pods(POOL_PODS)).filter(isReady);
+          const expected = ready.map((p) => `${p.status!.podIP}:8000`);
+          return ready.length === 1 && JSON.stringify(eppEndpoints()) === JSON.stringify(expected)
+            ? expected
+            : undefined;
+        },
+        120_000,
+      );
+      stop = true;
+      await traffic;
+      assert.ok(picks > 0, 'requests were sent during the scale-down');
+      for (let i = 0; i < 10; i++) assert.equal(await pick(), one[0]);
+    });
+  });
+});
