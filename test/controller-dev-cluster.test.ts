@@ -4,8 +4,8 @@
  * the Deployment/ReplicaSet, StatefulSet and garbage-collection controllers, the scheduler, the LeaderWorkerSet
  * controller and its webhooks, and KWOK's nodes. No test writes any child's status here.
  *
- * - a multi-node service (a LeaderWorkerSet, accepted by the real LWS webhook) reaches Ready=True from the status the
- *   real controllers write;
+ * - the real LWS webhook accepts every LeaderWorkerSet the examples render (and refuses a broken one);
+ * - a multi-node service (a LeaderWorkerSet) reaches Ready=True from the status the real controllers write;
  * - a topology change (LeaderWorkerSet → Deployment) rolls over: the Deployment becomes Available, the
  *   LeaderWorkerSet and its pods go away;
  * - deleting the service removes every child through the real garbage collector (the controller keeps no finalizer);
@@ -16,6 +16,7 @@
  * means KWOK marked the pod Ready; the model servers are fixtures started by the test on each pod's IP.
  */
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +26,17 @@ import { startDevCluster, type DevCluster } from '../src/dev/index.js';
 import { startEpp, type RunningEpp } from '../src/epp/index.js';
 import { createExtProcClient, pickEndpoint, type ExtProcClient } from '../src/gateway/index.js';
 import { CORE_RESOURCES, KubeClient, type KubeObject, type ResourceRef } from '../src/kube/index.js';
-import { getOrUndefined, installProject, SERVICE, startController, waitFor } from './controller-support.js';
+import { parseDocuments, toTypedObject } from '../src/api/index.js';
+import { DEFAULT_API_VERSIONS, renderService } from '../src/render/index.js';
+import {
+  getOrUndefined,
+  installProject,
+  renderOptions,
+  SERVICE,
+  startController,
+  waitFor,
+} from './controller-support.js';
+import { REPO_ROOT } from './harness/repo.js';
 import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
 
 const SYSTEM_NAMESPACE = 'llmisvc-system';
@@ -113,6 +124,35 @@ describe('the controller and the EPP on llmisvc dev cluster (real controllers)',
     c?.close();
     await cluster?.stop();
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it('the real LeaderWorkerSet webhook accepts every LeaderWorkerSet the examples render', async () => {
+    const rendered: unknown[] = [];
+    for (const file of readdirSync(join(REPO_ROOT, 'examples')).filter((f) => f.endsWith('.yaml'))) {
+      const [document] = parseDocuments(readFileSync(join(REPO_ROOT, 'examples', file), 'utf8'), file);
+      const typed = toTypedObject(document!);
+      if (typed.kind !== 'LLMInferenceService') continue;
+      const service = { ...typed, metadata: { ...typed.metadata, namespace: NAMESPACE, uid: 'dry-run' } };
+      const { children } = renderService({
+        service,
+        configs: [],
+        apiVersions: DEFAULT_API_VERSIONS,
+        options: renderOptions(SYSTEM_NAMESPACE),
+      });
+      rendered.push(...children.filter((o) => o.kind === 'LeaderWorkerSet'));
+    }
+    assert.ok(rendered.length >= 3, `LeaderWorkerSets rendered: ${rendered.length}`);
+    for (const lws of rendered) {
+      // A server-side dry run goes through admission, so the LWS validating webhook judges the object.
+      await c.apply(LWS, lws as unknown as KubeObject, { fieldManager: 'test', force: true, dryRun: true });
+    }
+    // The webhook is really asked: a group of size 0, which the CRD schema alone lets through, is refused.
+    const broken = structuredClone(rendered[0]) as { spec: { leaderWorkerTemplate: { size: number } } };
+    broken.spec.leaderWorkerTemplate.size = 0;
+    await assert.rejects(
+      c.apply(LWS, broken as unknown as KubeObject, { fieldManager: 'test', force: true, dryRun: true }),
+      /size/,
+    );
   });
 
   it('a multi-node service becomes Ready from the status the real LeaderWorkerSet controller writes', async () => {
