@@ -9,6 +9,8 @@
  * - a topology change (LeaderWorkerSet → Deployment) rolls over: the Deployment becomes Available, the
  *   LeaderWorkerSet and its pods go away;
  * - deleting the service removes every child through the real garbage collector (the controller keeps no finalizer);
+ * - `llmisvc doctor` explains a service whose Endpoint Picker is scaled to 0 (before, it called the Deployment
+ *   "Available (0/0 ready)" and blamed the gateway);
  * - the EPP in Kubernetes mode follows the pool's Ready pods as the real controllers create and delete them, with
  *   model-server stand-ins listening on the pods' (loopback) IPs; a scale-down fails no request.
  *
@@ -16,6 +18,7 @@
  * means KWOK marked the pod Ready; the model servers are fixtures started by the test on each pod's IP.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -36,7 +39,7 @@ import {
   startController,
   waitFor,
 } from './controller-support.js';
-import { REPO_ROOT } from './harness/repo.js';
+import { CLI, REPO_ROOT } from './harness/repo.js';
 import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
 
 const SYSTEM_NAMESPACE = 'llmisvc-system';
@@ -218,6 +221,29 @@ describe('the controller and the EPP on llmisvc dev cluster (real controllers)',
         (await pods('app.kubernetes.io/name=multi')).length === 0,
       120_000,
     );
+  });
+
+  it('llmisvc doctor explains a service whose Endpoint Picker is scaled to 0', async () => {
+    await c.create(SERVICE, service('broken', { replicas: 1, router: { scheduler: { replicas: 0 } } }));
+    await waitFor('the controller to create the picker Deployment', () =>
+      getOrUndefined(c, DEPLOYMENT, NAMESPACE, 'broken-kserve-router-scheduler'),
+    );
+    const result = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [CLI, 'doctor', 'broken', '-n', NAMESPACE, '--kubeconfig', cluster.kubeconfigPath, '-o', 'json'],
+        (error, stdout) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout }),
+      );
+    });
+    assert.notEqual(result.code, 0, 'doctor exits non-zero for a service that is not ready');
+    const diagnosis = JSON.parse(result.stdout) as {
+      findings: { status: string; subject: string; message: string; next?: string }[];
+    };
+    const picker = diagnosis.findings.find((f) => f.subject.endsWith('/broken-kserve-router-scheduler'));
+    assert.equal(picker?.status, 'fail', JSON.stringify(picker));
+    assert.match(picker!.message, /scaled to 0 replicas: no Endpoint Picker runs/);
+    assert.match(picker!.next ?? '', /"scheduler":\{"replicas":1\}/);
+    await c.delete(SERVICE, NAMESPACE, 'broken');
   });
 
   describe('the EPP in Kubernetes mode follows the real pod churn', () => {

@@ -33,6 +33,7 @@ export interface Diagnosis {
 }
 
 const SERVICE_API = '/apis/serving.kserve.io/v1alpha2';
+const SCHEDULER_COMPONENT = 'llminferenceservice-router-scheduler';
 
 /** Keeps what the API types know: the cluster adds managedFields, status and the like. */
 function bare(object: KubeObject): Record<string, unknown> {
@@ -223,6 +224,29 @@ async function checkChild(client: KubeClient, child: RenderedObject, findings: F
     const available = conditionOf(live, 'Available');
     const s = live['status'] as { readyReplicas?: number; replicas?: number } | undefined;
     const want = (live['spec'] as { replicas?: number } | undefined)?.replicas ?? 1;
+    if (want === 0) {
+      // Available with 0 of 0 ready: the API's view is healthy, but nothing runs.
+      const labels = live.metadata?.labels ?? {};
+      const owner = labels['app.kubernetes.io/name'] ?? meta.name;
+      const scheduler = labels['app.kubernetes.io/component'] === SCHEDULER_COMPONENT;
+      findings.push(
+        scheduler
+          ? {
+              status: 'fail',
+              subject,
+              message:
+                'scaled to 0 replicas: no Endpoint Picker runs, so the gateway cannot route any request to the pool',
+              next: `kubectl patch llminferenceservice ${owner} -n ${ns} --type merge -p '{"spec":{"router":{"scheduler":{"replicas":1}}}}'`,
+            }
+          : {
+              status: 'warn',
+              subject,
+              message:
+                'scaled to 0 replicas (spec.replicas 0, or an autoscaler idle at zero): requests wait or fail until it scales up',
+            },
+      );
+      return;
+    }
     if (available?.status === 'True') {
       findings.push({ status: 'ok', subject, message: `Available (${s?.readyReplicas ?? 0}/${want} ready)` });
     } else {
