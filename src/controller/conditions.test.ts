@@ -135,7 +135,12 @@ test('everything ready: Ready True with url and addresses from the gateway', () 
     ],
   );
   assert.equal(status.url, 'http://10.0.0.1/ns/m');
-  assert.deepEqual(status.addresses, [{ url: 'http://10.0.0.1/ns/m' }]);
+  assert.deepEqual(status.addresses, [
+    {
+      url: 'http://10.0.0.1/ns/m',
+      origin: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw', namespace: 'ns' },
+    },
+  ]);
 });
 
 test('a not-ready workload rolls up into WorkloadsReady and Ready with its message', () => {

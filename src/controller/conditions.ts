@@ -43,6 +43,22 @@ export interface ObservedChild {
   live: LiveObject | undefined;
 }
 
+/** A reference to an object by group, kind, name and namespace (Gateway API's ObjectReference). */
+export interface ObjectReference {
+  /** `` for the core group. */
+  group: string;
+  kind: string;
+  name: string;
+  namespace?: string;
+}
+
+/** Where a service is reachable, and which object gives it that address (KServe's SourcedAddress). */
+export interface SourcedAddress {
+  url: string;
+  name?: string;
+  origin?: ObjectReference;
+}
+
 export interface LiveObject {
   kind?: string;
   metadata: { name: string; namespace?: string; generation?: number };
@@ -71,6 +87,8 @@ export interface StatusInput {
   gateways: ReadonlyMap<string, LiveObject | undefined>;
   /** Fallback URL when the service has no route (the main Service's cluster DNS name). */
   serviceUrl?: string;
+  /** The Service `serviceUrl` points at, as the address's origin. */
+  serviceOrigin?: ObjectReference;
   /** The path prefix the route matches, appended to the gateway address. */
   routePath?: string;
   /** Children the API server refused this pass (for example "Service x: failed to allocate a serviceIP"). */
@@ -84,7 +102,7 @@ export interface StatusInput {
 export interface DerivedStatus {
   conditions: Condition[];
   url?: string;
-  addresses?: { url: string; name?: string }[];
+  addresses?: SourcedAddress[];
 }
 
 const ok = (type: string, reason = 'Ready', message?: string): Condition => ({
@@ -248,7 +266,13 @@ export function aggregate(
   };
 }
 
-function addressUrl(gateway: LiveObject, path: string | undefined): string[] {
+function gatewayAddresses(key: string, gateway: LiveObject, path: string | undefined): SourcedAddress[] {
+  const [namespace, name] = key.split('/') as [string, string];
+  const origin: ObjectReference = { group: 'gateway.networking.k8s.io', kind: 'Gateway', name, namespace };
+  return addressUrls(gateway, path).map((url) => ({ url, origin }));
+}
+
+function addressUrls(gateway: LiveObject, path: string | undefined): string[] {
   const addresses = (gateway.status?.['addresses'] as GatewayAddress[] | undefined) ?? [];
   const listeners = (gateway.spec?.['listeners'] as { protocol?: string; port?: number }[] | undefined) ?? [];
   const https = listeners.length > 0 && listeners.every((l) => l.protocol === 'HTTPS');
@@ -379,10 +403,16 @@ export function deriveStatus(input: StatusInput): DerivedStatus {
   if (input.retry && problems.length && ready.status !== 'True') ready.message += `; ${input.retry}`;
   conditions.push(ready);
 
-  const urls = [...input.gateways.values()].flatMap((g) => (g ? addressUrl(g, input.routePath) : []));
-  if (urls.length) return { conditions, url: urls[0], addresses: urls.map((url) => ({ url })) };
+  const addresses = [...input.gateways].flatMap(([key, g]) =>
+    g ? gatewayAddresses(key, g, input.routePath) : [],
+  );
+  if (addresses.length) return { conditions, url: addresses[0]!.url, addresses };
   if (input.gateways.size === 0 && input.serviceUrl)
-    return { conditions, url: input.serviceUrl, addresses: [{ url: input.serviceUrl }] };
+    return {
+      conditions,
+      url: input.serviceUrl,
+      addresses: [{ url: input.serviceUrl, ...(input.serviceOrigin ? { origin: input.serviceOrigin } : {}) }],
+    };
   return { conditions };
 }
 

@@ -48,6 +48,7 @@ export function defaultEngine(options: RenderOptions): ServiceEngine & WebhookEn
           reason: m.reason,
           install: m.install,
         })),
+        appliedConfigs: out.appliedConfigs,
       };
     },
     validate: (object) => validateObject(object),
