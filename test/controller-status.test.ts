@@ -211,6 +211,83 @@ test(
   },
 );
 
+test(
+  'a service behind an Ingress: missing says what to do; its host and tls give the url',
+  { skip },
+  async () => {
+    const ingresses: ResourceRef = {
+      group: 'networking.k8s.io',
+      version: 'v1',
+      kind: 'Ingress',
+      plural: 'ingresses',
+      namespaced: true,
+    };
+    await apply(c, [example('ingress.yaml', 'behind')], ns);
+    let s = await waitFor('IngressReady False', async () => {
+      const got = await get(SERVICE, ns, 'behind');
+      return condition(got, 'IngressReady')?.reason === 'IngressNotFound' ? got : undefined;
+    });
+    assert.match(
+      condition(s, 'IngressReady')!.message!,
+      new RegExp(
+        `Ingress ${ns}/llm-ingress does not exist: create it \\(backend: Service behind-kserve-workload-svc, port 8000\\)`,
+      ),
+    );
+    assert.equal(condition(s, 'RouterReady')?.status, 'False');
+    assert.match(s.status!.url!, /^http:\/\/behind-kserve-workload-svc\./, 'the cluster-local url meanwhile');
+
+    await c.create(ingresses, {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'Ingress',
+      metadata: { name: 'llm-ingress', namespace: ns },
+      spec: {
+        tls: [{ hosts: ['llm.example.com'], secretName: 'llm-tls' }],
+        rules: [
+          {
+            host: 'llm.example.com',
+            http: {
+              paths: [
+                {
+                  path: '/behind',
+                  pathType: 'Prefix',
+                  backend: { service: { name: 'behind-kserve-workload-svc', port: { number: 8000 } } },
+                },
+              ],
+            },
+          },
+        ],
+      },
+    });
+    s = await waitFor('address pending', async () => {
+      const got = await get(SERVICE, ns, 'behind');
+      return condition(got, 'IngressReady')?.reason === 'AddressPending' ? got : undefined;
+    });
+    assert.match(
+      condition(s, 'IngressReady')!.message!,
+      /ingress controller runs for the default IngressClass/,
+    );
+    await c.mergePatch(
+      ingresses,
+      ns,
+      'llm-ingress',
+      { status: { loadBalancer: { ingress: [{ ip: '192.0.2.30' }] } } },
+      'status',
+    );
+    s = await waitFor('IngressReady', async () => {
+      const got = await get(SERVICE, ns, 'behind');
+      return condition(got, 'IngressReady')?.status === 'True' ? got : undefined;
+    });
+    assert.equal(s.status!.url, 'https://llm.example.com/behind');
+    assert.deepEqual(s.status!.addresses, [
+      {
+        url: 'https://llm.example.com/behind',
+        origin: { group: 'networking.k8s.io', kind: 'Ingress', name: 'llm-ingress', namespace: ns },
+      },
+    ]);
+    assert.equal(s.status!.router, undefined, 'no Gateway API objects');
+  },
+);
+
 test('a config lists the services that use it and cannot be deleted while they do', { skip }, async () => {
   await apply(
     c,

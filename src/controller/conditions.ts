@@ -85,6 +85,10 @@ export interface StatusInput {
   children: readonly ObservedChild[];
   /** Gateways the route attaches to (live, or undefined when not found), by `namespace/name`. */
   gateways: ReadonlyMap<string, LiveObject | undefined>;
+  /** Ingresses of `spec.router.ingress.refs` (live, or undefined when not found), by `namespace/name`. */
+  ingresses?: ReadonlyMap<string, LiveObject | undefined>;
+  /** The Service an Ingress should send traffic to, for the messages that say how to fix one. */
+  ingressBackend?: { name: string; port: number };
   /** Fallback URL when the service has no route (the main Service's cluster DNS name). */
   serviceUrl?: string;
   /** The Service `serviceUrl` points at, as the address's origin. */
@@ -242,6 +246,70 @@ export function gatewayReadiness(key: string, gateway: LiveObject | undefined): 
   return ok(type);
 }
 
+interface IngressRule {
+  host?: string;
+  http?: { paths?: { path?: string; backend?: { service?: { name?: string } } }[] };
+}
+
+/** Ingress: it exists and its controller gave it an address (`status.loadBalancer.ingress`). */
+export function ingressReadiness(
+  key: string,
+  ingress: LiveObject | undefined,
+  backend?: { name: string; port: number },
+): Condition {
+  const type = 'IngressReady';
+  const target = backend ? ` (backend: Service ${backend.name}, port ${backend.port})` : '';
+  if (!ingress)
+    return bad(
+      type,
+      'IngressNotFound',
+      `Ingress ${key} does not exist: create it${target}, or remove it from spec.router.ingress.refs`,
+    );
+  const lb = ingress.status?.['loadBalancer'] as { ingress?: unknown[] } | undefined;
+  if (!lb?.ingress?.length) {
+    const className = ingress.spec?.['ingressClassName'] as string | undefined;
+    return bad(
+      type,
+      'AddressPending',
+      `Ingress ${key} has no address yet: check that an ingress controller runs for ${className ? `its class "${className}"` : 'the default IngressClass'}`,
+    );
+  }
+  return ok(type);
+}
+
+/**
+ * The URLs an Ingress gives: one per rule host (the path of the rule that sends to `serviceName` appended),
+ * else one per load-balancer IP or hostname; https when a `spec.tls` entry covers the host.
+ */
+export function ingressAddresses(
+  key: string,
+  ingress: LiveObject,
+  serviceName: string | undefined,
+): SourcedAddress[] {
+  const [namespace, name] = key.split('/') as [string, string];
+  const origin: ObjectReference = { group: 'networking.k8s.io', kind: 'Ingress', name, namespace };
+  const tls = (ingress.spec?.['tls'] as { hosts?: string[] }[] | undefined) ?? [];
+  const secure = (host: string | undefined) =>
+    tls.some((t) => !t.hosts?.length || (host !== undefined && t.hosts.includes(host)));
+  const rules = (ingress.spec?.['rules'] as IngressRule[] | undefined) ?? [];
+  const urls: string[] = [];
+  for (const rule of rules) {
+    if (!rule.host) continue;
+    const path = rule.http?.paths?.find((p) => p.backend?.service?.name === serviceName)?.path;
+    const suffix = path && path !== '/' ? path.replace(/\/$/, '') : '';
+    urls.push(`${secure(rule.host) ? 'https' : 'http'}://${rule.host}${suffix}`);
+  }
+  if (urls.length === 0) {
+    const lb =
+      (ingress.status?.['loadBalancer'] as { ingress?: { ip?: string; hostname?: string }[] })?.ingress ?? [];
+    for (const entry of lb) {
+      const host = entry.hostname ?? (entry.ip?.includes(':') ? `[${entry.ip}]` : entry.ip);
+      if (host) urls.push(`${secure(undefined) ? 'https' : 'http'}://${host}`);
+    }
+  }
+  return [...new Set(urls)].map((url) => ({ url, origin }));
+}
+
 /**
  * Combines sub-conditions into one: True when all are, otherwise the first failing one's reason and every failing
  * message (prefixed with its condition type when `prefix`, for roll-ups of different conditions).
@@ -368,6 +436,15 @@ export function deriveStatus(input: StatusInput): DerivedStatus {
         false,
       ),
     );
+  if (input.ingresses?.size)
+    routerParts.push(
+      aggregate(
+        'IngressReady',
+        [...input.ingresses].map(([k, i]) => ingressReadiness(k, i, input.ingressBackend)),
+        'Ready',
+        false,
+      ),
+    );
   const routes = byRole('route');
   if (routes.length)
     routerParts.push(aggregate('HTTPRoutesReady', routes.map(routeReadiness), 'Ready', false));
@@ -405,6 +482,11 @@ export function deriveStatus(input: StatusInput): DerivedStatus {
 
   const addresses = [...input.gateways].flatMap(([key, g]) =>
     g ? gatewayAddresses(key, g, input.routePath) : [],
+  );
+  addresses.push(
+    ...[...(input.ingresses ?? [])].flatMap(([key, i]) =>
+      i ? ingressAddresses(key, i, input.ingressBackend?.name) : [],
+    ),
   );
   if (addresses.length) return { conditions, url: addresses[0]!.url, addresses };
   if (input.gateways.size === 0 && input.serviceUrl)

@@ -100,6 +100,13 @@ export const CANDIDATE_CHILD_KINDS: readonly { apiVersion: string; kind: string 
   { apiVersion: 'inference.networking.x-k8s.io/v1alpha2', kind: 'InferenceObjective' },
 ];
 const GATEWAY = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway' };
+export const INGRESS_RESOURCE: ResourceRef = {
+  group: 'networking.k8s.io',
+  version: 'v1',
+  kind: 'Ingress',
+  plural: 'ingresses',
+  namespaced: true,
+};
 
 export interface RenderOutcome {
   /** Owned children in apply order (children of missing APIs left out). */
@@ -110,6 +117,8 @@ export interface RenderOutcome {
   missing: MissingDependency[];
   /** The LLMInferenceServiceConfigs merged into the service, in merge order (for `status.appliedConfigs`). */
   appliedConfigs?: AppliedConfigRef[];
+  /** `spec.router.ingress.refs` of the merged spec: Ingresses the user runs in front of the workload Service. */
+  ingressRefs?: { name: string; namespace?: string }[];
 }
 
 /** The pure parts the controller needs from api/ and render/, injected so the controller can be tested alone. */
@@ -170,6 +179,10 @@ export class Controller {
   private crds: Informer | undefined;
   /** Which services route through which Gateway (derived on each reconcile; used to map Gateway events). */
   private readonly gatewayUsers = new Map<string, Set<string>>();
+  /** Ingresses (of the watched namespace), watched from the first service with `router.ingress.refs` on. */
+  private ingresses: Promise<Informer> | undefined;
+  /** Which services are exposed through which Ingress, like gatewayUsers. */
+  private readonly ingressUsers = new Map<string, Set<string>>();
   private readonly abort = new AbortController();
   private workers: Promise<void>[] = [];
   private started = false;
@@ -310,6 +323,7 @@ export class Controller {
     await Promise.all(this.workers);
     const informers = [this.services, ...this.configs, ...this.children.values()];
     if (this.gateways) informers.push(this.gateways);
+    if (this.ingresses) informers.push(await this.ingresses);
     if (this.crds) informers.push(this.crds);
     await Promise.all(informers.map((i) => i.stop()));
   }
@@ -646,12 +660,19 @@ export class Controller {
       (c) => c.kind === 'Service' && c.metadata.labels?.[COMPONENT_LABEL] === 'llminferenceservice-workload',
     );
     const route = desired.find((c) => c.kind === 'HTTPRoute');
+    const ingresses = await this.refIngresses(key, stopped ? [] : (outcome.ingressRefs ?? []), namespace);
+    const servicePort = (mainService?.['spec'] as { ports?: { port?: number }[] } | undefined)?.ports?.[0]
+      ?.port;
     const status = deriveStatus({
       generation: service.metadata.generation,
       stopped,
       missing,
       children: observed,
       gateways,
+      ingresses,
+      ...(mainService && servicePort
+        ? { ingressBackend: { name: mainService.metadata.name, port: servicePort } }
+        : {}),
       ...(mainService
         ? {
             serviceUrl: `http://${mainService.metadata.name}.${namespace}.svc.cluster.local`,
@@ -692,6 +713,52 @@ export class Controller {
       if (isNotFound(error)) return undefined;
       throw error;
     }
+  }
+
+  /** The Ingress informer, started on first use (most clusters with llmisvc never use one). */
+  private ingressInformer(): Promise<Informer> {
+    this.ingresses ??= (async () => {
+      const informer = new KubeInformer(this.options.client, INGRESS_RESOURCE, {
+        namespace: this.options.namespace,
+        logger: this.log,
+      });
+      const onIngress = (i: KubeObject): void => {
+        for (const key of this.ingressUsers.get(objectKey(i)) ?? []) this.queue.add(key);
+      };
+      informer.addHandlers({ add: onIngress, update: onIngress, delete: onIngress });
+      informer.start();
+      await informer.waitForSync();
+      return informer;
+    })();
+    return this.ingresses;
+  }
+
+  /**
+   * The Ingresses of `spec.router.ingress.refs`, live (undefined when not found), by `namespace/name`; from the
+   * cache, or read directly when one lives outside the namespace this controller watches.
+   */
+  private async refIngresses(
+    key: string,
+    refs: readonly { name: string; namespace?: string }[],
+    namespace: string,
+  ): Promise<Map<string, LiveObject | undefined>> {
+    for (const [ingress, users] of this.ingressUsers) {
+      users.delete(key);
+      if (users.size === 0) this.ingressUsers.delete(ingress);
+    }
+    const result = new Map<string, LiveObject | undefined>();
+    if (refs.length === 0) return result;
+    const informer = await this.ingressInformer();
+    for (const ref of refs) {
+      const ns = ref.namespace ?? namespace;
+      const ingressKey = `${ns}/${ref.name}`;
+      const watched = this.options.namespace === undefined || this.options.namespace === ns;
+      const live = watched ? informer.get(ns, ref.name) : await this.getLive(INGRESS_RESOURCE, ns, ref.name);
+      result.set(ingressKey, live as LiveObject | undefined);
+      if (!this.ingressUsers.has(ingressKey)) this.ingressUsers.set(ingressKey, new Set());
+      this.ingressUsers.get(ingressKey)!.add(key);
+    }
+    return result;
   }
 
   /** Gateways referenced by the rendered HTTPRoute, live from the cache; remembered for Gateway events. */

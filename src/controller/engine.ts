@@ -49,6 +49,7 @@ export function defaultEngine(options: RenderOptions): ServiceEngine & WebhookEn
           install: m.install,
         })),
         appliedConfigs: out.appliedConfigs,
+        ingressRefs: out.spec.router?.ingress?.refs ?? [],
       };
     },
     validate: (object) => validateObject(object),
