@@ -7,7 +7,14 @@
  * are the validating webhook's job.
  */
 import { z } from 'zod';
-import { GROUP, SERVED_VERSIONS, STORAGE_VERSION, StatusSchema, specSchema } from './schema.js';
+import {
+  ConfigStatusSchema,
+  GROUP,
+  SERVED_VERSIONS,
+  STORAGE_VERSION,
+  StatusSchema,
+  specSchema,
+} from './schema.js';
 import { workloadV020CelRules } from './workload-v020.js';
 
 type Schema = Record<string, unknown>;
@@ -127,9 +134,7 @@ function versionSchema(
       kind: { type: 'string' },
       metadata: { type: 'object' },
       spec,
-      status: jsonSchema(
-        kind === 'LLMInferenceService' ? StatusSchema : StatusSchema.pick({ conditions: true }),
-      ),
+      status: jsonSchema(kind === 'LLMInferenceService' ? StatusSchema : ConfigStatusSchema),
     },
   };
 }
@@ -140,7 +145,10 @@ const SERVICE_COLUMNS = [
   { name: 'Reason', type: 'string', jsonPath: ".status.conditions[?(@.type=='Ready')].reason" },
   { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
 ];
-const CONFIG_COLUMNS = [{ name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' }];
+const CONFIG_COLUMNS = [
+  { name: 'InUse', type: 'string', jsonPath: ".status.conditions[?(@.type=='ConfigInUse')].status" },
+  { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+];
 
 export interface CrdOptions {
   /** Namespace and name of the controller's webhook Service, which serves conversion. */

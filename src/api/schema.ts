@@ -270,11 +270,90 @@ const Condition = z.looseObject({
   observedGeneration: z.int().optional(),
 });
 
+/** Gateway API's ObjectReference: group (`` for core), kind, name and namespace. */
+const ObjectReference = z.looseObject({
+  group: z.string(),
+  kind: z.string(),
+  name: z.string(),
+  namespace: z.string().optional(),
+});
+
+/** Kubernetes' TypedLocalObjectReference: an object in the service's namespace; no apiGroup means core. */
+const TypedLocalObjectReference = z.looseObject({
+  apiGroup: z.string().optional(),
+  kind: z.string(),
+  name: z.string(),
+});
+
+const ServiceReference = z.looseObject({ name: z.string(), namespace: z.string().optional() });
+
+/** The status KServe v0.20 writes; loose, so fields a newer controller adds survive a round trip. */
 export const StatusSchema = z.looseObject({
   url: z.string().optional(),
-  addresses: z.array(z.looseObject({ url: z.string().optional(), name: z.string().optional() })).optional(),
+  addresses: z
+    .array(
+      z.looseObject({
+        url: z.string().optional(),
+        name: z.string().optional(),
+        origin: ObjectReference.optional().meta({
+          description: 'The networking object that gives this address (a Gateway, Ingress or Service).',
+        }),
+      }),
+    )
+    .optional(),
   conditions: z.array(Condition).optional(),
   observedGeneration: z.int().optional(),
+  router: z
+    .looseObject({
+      gateways: z
+        .array(
+          ObjectReference.extend({
+            listeners: z.array(z.string()).optional(),
+            httpRoutes: z.array(ObjectReference).optional(),
+          }),
+        )
+        .optional(),
+      scheduler: z
+        .looseObject({
+          inferencePool: ObjectReference.optional(),
+          service: ObjectReference.optional(),
+        })
+        .optional(),
+    })
+    .optional()
+    .meta({ description: 'The networking objects observed for this service; absent while it is stopped.' }),
+  workloads: z
+    .looseObject({
+      primary: TypedLocalObjectReference.optional(),
+      prefill: TypedLocalObjectReference.optional(),
+      service: TypedLocalObjectReference.optional(),
+      scheduler: TypedLocalObjectReference.optional(),
+    })
+    .optional()
+    .meta({ description: 'The workload objects observed for this service.' }),
+  appliedConfigs: z
+    .array(
+      z.looseObject({
+        name: z.string(),
+        namespace: z.string(),
+        source: z.enum(['Preset', 'UserRef']),
+      }),
+    )
+    .optional()
+    .meta({
+      description:
+        'The LLMInferenceServiceConfigs merged into the spec, lowest precedence first (presets, then baseRefs).',
+    }),
+});
+
+/** A LLMInferenceServiceConfig's status: ConfigInUse and the services that use it. */
+export const ConfigStatusSchema = z.looseObject({
+  conditions: z.array(Condition).optional(),
+  // The controller lists at most 100 (controller/status.ts REFERENCED_BY_LIMIT); the API server holds it to that.
+  referencedBy: z.array(ServiceReference).max(100).optional().meta({
+    description:
+      'LLMInferenceServices that use this config (baseRefs or preset), sorted by namespace/name; at most 100 (the ConfigInUse condition gives the count).',
+  }),
 });
 
 export const ObjectMetaSchema = z.looseObject({

@@ -4,6 +4,8 @@ import type { Condition, LiveObject, ObservedChild, StatusInput } from './condit
 import {
   deriveStatus,
   gatewayReadiness,
+  ingressAddresses,
+  ingressReadiness,
   mergeConditionTimes,
   routeReadiness,
   workloadReadiness,
@@ -135,7 +137,12 @@ test('everything ready: Ready True with url and addresses from the gateway', () 
     ],
   );
   assert.equal(status.url, 'http://10.0.0.1/ns/m');
-  assert.deepEqual(status.addresses, [{ url: 'http://10.0.0.1/ns/m' }]);
+  assert.deepEqual(status.addresses, [
+    {
+      url: 'http://10.0.0.1/ns/m',
+      origin: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw', namespace: 'ns' },
+    },
+  ]);
 });
 
 test('a not-ready workload rolls up into WorkloadsReady and Ready with its message', () => {
@@ -220,4 +227,74 @@ test('objects the pass could not write make Ready False with their reason, what 
   assert.equal(ready.status, 'False');
   assert.equal(ready.reason, 'SystemNamespaceNotFound');
   assert.match(ready.message!, /create namespace x; retrying in 200ms \(attempt 2\)$/);
+});
+
+const ingress = (spec: Record<string, unknown>, lb: Record<string, string>[] = []): LiveObject => ({
+  kind: 'Ingress',
+  metadata: { name: 'edge', namespace: 'ns' },
+  spec,
+  status: { loadBalancer: { ingress: lb } },
+});
+const ingressOrigin = { group: 'networking.k8s.io', kind: 'Ingress', name: 'edge', namespace: 'ns' };
+
+test('ingress readiness: missing and address-less Ingresses say what to do', () => {
+  const backend = { name: 'm-kserve-workload-svc', port: 8000 };
+  const missing = ingressReadiness('ns/edge', undefined, backend);
+  assert.equal(missing.reason, 'IngressNotFound');
+  assert.match(
+    missing.message!,
+    /Ingress ns\/edge does not exist: create it \(backend: Service m-kserve-workload-svc, port 8000\), or remove it from spec.router.ingress.refs/,
+  );
+  const pending = ingressReadiness('ns/edge', ingress({ ingressClassName: 'nginx' }), backend);
+  assert.equal(pending.reason, 'AddressPending');
+  assert.match(pending.message!, /ingress controller runs for its class "nginx"/);
+  assert.equal(ingressReadiness('ns/edge', ingress({}, [{ ip: '192.0.2.1' }])).status, 'True');
+});
+
+test('ingress addresses: rule hosts with the path to our Service, https from tls; else the load balancer', () => {
+  const rules = [
+    {
+      host: 'llm.example.com',
+      http: {
+        paths: [
+          { path: '/other', backend: { service: { name: 'x' } } },
+          { path: '/qwen/', backend: { service: { name: 'svc' } } },
+        ],
+      },
+    },
+    { host: 'plain.example.com' },
+  ];
+  assert.deepEqual(
+    ingressAddresses('ns/edge', ingress({ rules, tls: [{ hosts: ['llm.example.com'] }] }), 'svc'),
+    [
+      { url: 'https://llm.example.com/qwen', origin: ingressOrigin },
+      { url: 'http://plain.example.com', origin: ingressOrigin },
+    ],
+  );
+  assert.deepEqual(
+    ingressAddresses('ns/edge', ingress({}, [{ ip: '192.0.2.1' }, { hostname: 'lb.example.net' }]), 'svc'),
+    [
+      { url: 'http://192.0.2.1', origin: ingressOrigin },
+      { url: 'http://lb.example.net', origin: ingressOrigin },
+    ],
+  );
+});
+
+test('an Ingress feeds RouterReady and the url; while it has no address the cluster-local url stays', () => {
+  const withIngress = (live: LiveObject | undefined) =>
+    deriveStatus(
+      base({
+        children: [child('main-workload', 'Deployment', deployment('True'))],
+        ingresses: new Map([['ns/edge', live]]),
+        serviceUrl: 'http://m-kserve-workload-svc.ns.svc.cluster.local',
+      }),
+    );
+  const missing = withIngress(undefined);
+  assert.equal(find(missing.conditions, 'RouterReady')!.reason, 'IngressNotFound');
+  assert.equal(find(missing.conditions, 'Ready')!.status, 'False');
+  assert.equal(missing.url, 'http://m-kserve-workload-svc.ns.svc.cluster.local');
+  const ready = withIngress(ingress({ tls: [{}] }, [{ hostname: 'lb.example.net' }]));
+  assert.equal(find(ready.conditions, 'Ready')!.status, 'True');
+  assert.equal(ready.url, 'https://lb.example.net');
+  assert.deepEqual(ready.addresses![0]!.origin, ingressOrigin);
 });

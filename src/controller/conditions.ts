@@ -43,6 +43,22 @@ export interface ObservedChild {
   live: LiveObject | undefined;
 }
 
+/** A reference to an object by group, kind, name and namespace (Gateway API's ObjectReference). */
+export interface ObjectReference {
+  /** `` for the core group. */
+  group: string;
+  kind: string;
+  name: string;
+  namespace?: string;
+}
+
+/** Where a service is reachable, and which object gives it that address (KServe's SourcedAddress). */
+export interface SourcedAddress {
+  url: string;
+  name?: string;
+  origin?: ObjectReference;
+}
+
 export interface LiveObject {
   kind?: string;
   metadata: { name: string; namespace?: string; generation?: number };
@@ -69,8 +85,14 @@ export interface StatusInput {
   children: readonly ObservedChild[];
   /** Gateways the route attaches to (live, or undefined when not found), by `namespace/name`. */
   gateways: ReadonlyMap<string, LiveObject | undefined>;
+  /** Ingresses of `spec.router.ingress.refs` (live, or undefined when not found), by `namespace/name`. */
+  ingresses?: ReadonlyMap<string, LiveObject | undefined>;
+  /** The Service an Ingress should send traffic to, for the messages that say how to fix one. */
+  ingressBackend?: { name: string; port: number };
   /** Fallback URL when the service has no route (the main Service's cluster DNS name). */
   serviceUrl?: string;
+  /** The Service `serviceUrl` points at, as the address's origin. */
+  serviceOrigin?: ObjectReference;
   /** The path prefix the route matches, appended to the gateway address. */
   routePath?: string;
   /** Children the API server refused this pass (for example "Service x: failed to allocate a serviceIP"). */
@@ -84,7 +106,7 @@ export interface StatusInput {
 export interface DerivedStatus {
   conditions: Condition[];
   url?: string;
-  addresses?: { url: string; name?: string }[];
+  addresses?: SourcedAddress[];
 }
 
 const ok = (type: string, reason = 'Ready', message?: string): Condition => ({
@@ -224,6 +246,70 @@ export function gatewayReadiness(key: string, gateway: LiveObject | undefined): 
   return ok(type);
 }
 
+interface IngressRule {
+  host?: string;
+  http?: { paths?: { path?: string; backend?: { service?: { name?: string } } }[] };
+}
+
+/** Ingress: it exists and its controller gave it an address (`status.loadBalancer.ingress`). */
+export function ingressReadiness(
+  key: string,
+  ingress: LiveObject | undefined,
+  backend?: { name: string; port: number },
+): Condition {
+  const type = 'IngressReady';
+  const target = backend ? ` (backend: Service ${backend.name}, port ${backend.port})` : '';
+  if (!ingress)
+    return bad(
+      type,
+      'IngressNotFound',
+      `Ingress ${key} does not exist: create it${target}, or remove it from spec.router.ingress.refs`,
+    );
+  const lb = ingress.status?.['loadBalancer'] as { ingress?: unknown[] } | undefined;
+  if (!lb?.ingress?.length) {
+    const className = ingress.spec?.['ingressClassName'] as string | undefined;
+    return bad(
+      type,
+      'AddressPending',
+      `Ingress ${key} has no address yet: check that an ingress controller runs for ${className ? `its class "${className}"` : 'the default IngressClass'}`,
+    );
+  }
+  return ok(type);
+}
+
+/**
+ * The URLs an Ingress gives: one per rule host (the path of the rule that sends to `serviceName` appended),
+ * else one per load-balancer IP or hostname; https when a `spec.tls` entry covers the host.
+ */
+export function ingressAddresses(
+  key: string,
+  ingress: LiveObject,
+  serviceName: string | undefined,
+): SourcedAddress[] {
+  const [namespace, name] = key.split('/') as [string, string];
+  const origin: ObjectReference = { group: 'networking.k8s.io', kind: 'Ingress', name, namespace };
+  const tls = (ingress.spec?.['tls'] as { hosts?: string[] }[] | undefined) ?? [];
+  const secure = (host: string | undefined) =>
+    tls.some((t) => !t.hosts?.length || (host !== undefined && t.hosts.includes(host)));
+  const rules = (ingress.spec?.['rules'] as IngressRule[] | undefined) ?? [];
+  const urls: string[] = [];
+  for (const rule of rules) {
+    if (!rule.host) continue;
+    const path = rule.http?.paths?.find((p) => p.backend?.service?.name === serviceName)?.path;
+    const suffix = path && path !== '/' ? path.replace(/\/$/, '') : '';
+    urls.push(`${secure(rule.host) ? 'https' : 'http'}://${rule.host}${suffix}`);
+  }
+  if (urls.length === 0) {
+    const lb =
+      (ingress.status?.['loadBalancer'] as { ingress?: { ip?: string; hostname?: string }[] })?.ingress ?? [];
+    for (const entry of lb) {
+      const host = entry.hostname ?? (entry.ip?.includes(':') ? `[${entry.ip}]` : entry.ip);
+      if (host) urls.push(`${secure(undefined) ? 'https' : 'http'}://${host}`);
+    }
+  }
+  return [...new Set(urls)].map((url) => ({ url, origin }));
+}
+
 /**
  * Combines sub-conditions into one: True when all are, otherwise the first failing one's reason and every failing
  * message (prefixed with its condition type when `prefix`, for roll-ups of different conditions).
@@ -248,7 +334,13 @@ export function aggregate(
   };
 }
 
-function addressUrl(gateway: LiveObject, path: string | undefined): string[] {
+function gatewayAddresses(key: string, gateway: LiveObject, path: string | undefined): SourcedAddress[] {
+  const [namespace, name] = key.split('/') as [string, string];
+  const origin: ObjectReference = { group: 'gateway.networking.k8s.io', kind: 'Gateway', name, namespace };
+  return addressUrls(gateway, path).map((url) => ({ url, origin }));
+}
+
+function addressUrls(gateway: LiveObject, path: string | undefined): string[] {
   const addresses = (gateway.status?.['addresses'] as GatewayAddress[] | undefined) ?? [];
   const listeners = (gateway.spec?.['listeners'] as { protocol?: string; port?: number }[] | undefined) ?? [];
   const https = listeners.length > 0 && listeners.every((l) => l.protocol === 'HTTPS');
@@ -344,6 +436,15 @@ export function deriveStatus(input: StatusInput): DerivedStatus {
         false,
       ),
     );
+  if (input.ingresses?.size)
+    routerParts.push(
+      aggregate(
+        'IngressReady',
+        [...input.ingresses].map(([k, i]) => ingressReadiness(k, i, input.ingressBackend)),
+        'Ready',
+        false,
+      ),
+    );
   const routes = byRole('route');
   if (routes.length)
     routerParts.push(aggregate('HTTPRoutesReady', routes.map(routeReadiness), 'Ready', false));
@@ -379,10 +480,21 @@ export function deriveStatus(input: StatusInput): DerivedStatus {
   if (input.retry && problems.length && ready.status !== 'True') ready.message += `; ${input.retry}`;
   conditions.push(ready);
 
-  const urls = [...input.gateways.values()].flatMap((g) => (g ? addressUrl(g, input.routePath) : []));
-  if (urls.length) return { conditions, url: urls[0], addresses: urls.map((url) => ({ url })) };
+  const addresses = [...input.gateways].flatMap(([key, g]) =>
+    g ? gatewayAddresses(key, g, input.routePath) : [],
+  );
+  addresses.push(
+    ...[...(input.ingresses ?? [])].flatMap(([key, i]) =>
+      i ? ingressAddresses(key, i, input.ingressBackend?.name) : [],
+    ),
+  );
+  if (addresses.length) return { conditions, url: addresses[0]!.url, addresses };
   if (input.gateways.size === 0 && input.serviceUrl)
-    return { conditions, url: input.serviceUrl, addresses: [{ url: input.serviceUrl }] };
+    return {
+      conditions,
+      url: input.serviceUrl,
+      addresses: [{ url: input.serviceUrl, ...(input.serviceOrigin ? { origin: input.serviceOrigin } : {}) }],
+    };
   return { conditions };
 }
 

@@ -26,8 +26,23 @@ import {
   type CrdChange,
 } from '../kube/index.js';
 import { isLlmisvcError, LlmisvcError } from '../errors/index.js';
-import type { Condition, LiveObject, MissingDependency, ObservedChild } from './conditions.js';
+import type {
+  Condition,
+  LiveObject,
+  MissingDependency,
+  ObservedChild,
+  SourcedAddress,
+} from './conditions.js';
 import { deriveStatus, mergeConditionTimes, transitions } from './conditions.js';
+import type { AppliedConfigRef, RouterStatus, ServiceLike, WorkloadStatus } from './status.js';
+import {
+  appliedConfigKeys,
+  configStatus,
+  configUsers,
+  groupOf,
+  routerStatus,
+  workloadStatus,
+} from './status.js';
 import { EventRecorder, type EventType } from './events.js';
 import type { Problem } from './failures.js';
 import { describeFailure, failedConditions, retryNote } from './failures.js';
@@ -85,6 +100,13 @@ export const CANDIDATE_CHILD_KINDS: readonly { apiVersion: string; kind: string 
   { apiVersion: 'inference.networking.x-k8s.io/v1alpha2', kind: 'InferenceObjective' },
 ];
 const GATEWAY = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway' };
+export const INGRESS_RESOURCE: ResourceRef = {
+  group: 'networking.k8s.io',
+  version: 'v1',
+  kind: 'Ingress',
+  plural: 'ingresses',
+  namespaced: true,
+};
 
 export interface RenderOutcome {
   /** Owned children in apply order (children of missing APIs left out). */
@@ -93,6 +115,10 @@ export interface RenderOutcome {
   shared: KubeObject[];
   /** APIs the service needs that the cluster does not serve. */
   missing: MissingDependency[];
+  /** The LLMInferenceServiceConfigs merged into the service, in merge order (for `status.appliedConfigs`). */
+  appliedConfigs?: AppliedConfigRef[];
+  /** `spec.router.ingress.refs` of the merged spec: Ingresses the user runs in front of the workload Service. */
+  ingressRefs?: { name: string; namespace?: string }[];
 }
 
 /** The pure parts the controller needs from api/ and render/, injected so the controller can be tested alone. */
@@ -119,11 +145,29 @@ export interface ControllerOptions {
 
 type Service = KubeObject & {
   spec?: Record<string, unknown>;
-  status?: { conditions?: Condition[]; observedGeneration?: number; url?: string; addresses?: unknown[] };
+  status?: ServiceStatus;
 };
+
+/** The status fields this controller writes; the whole set is applied each time (SSA drops what is left out). */
+interface ServiceStatus {
+  conditions?: Condition[];
+  observedGeneration?: number;
+  url?: string;
+  addresses?: SourcedAddress[];
+  router?: RouterStatus;
+  workloads?: WorkloadStatus;
+  appliedConfigs?: AppliedConfigRef[];
+}
+
+/** What a pass knows beyond the conditions; a field left undefined is removed from the status. */
+type StatusFields = Pick<ServiceStatus, 'url' | 'addresses' | 'router' | 'workloads' | 'appliedConfigs'>;
+
+type Config = KubeObject & { status?: { conditions?: Condition[]; referencedBy?: unknown[] } };
 
 export class Controller {
   readonly queue = new WorkQueue<string>({ baseDelayMs: 100, maxDelayMs: 5 * 60_000 });
+  /** Keys of LLMInferenceServiceConfigs whose `status.referencedBy` may be out of date. */
+  readonly configQueue = new WorkQueue<string>({ baseDelayMs: 100, maxDelayMs: 5 * 60_000 });
   readonly discovery: Discovery;
   readonly metrics: ControllerMetrics;
   private readonly applier: Applier;
@@ -135,6 +179,10 @@ export class Controller {
   private crds: Informer | undefined;
   /** Which services route through which Gateway (derived on each reconcile; used to map Gateway events). */
   private readonly gatewayUsers = new Map<string, Set<string>>();
+  /** Ingresses (of the watched namespace), watched from the first service with `router.ingress.refs` on. */
+  private ingresses: Promise<Informer> | undefined;
+  /** Which services are exposed through which Ingress, like gatewayUsers. */
+  private readonly ingressUsers = new Map<string, Set<string>>();
   private readonly abort = new AbortController();
   private workers: Promise<void>[] = [];
   private started = false;
@@ -164,8 +212,12 @@ export class Controller {
       // failure report into an immediate retry and defeat the back-off.
       update: (s, old) => {
         if (needsReconcile(old, s)) this.queue.add(objectKey(s));
+        this.enqueueConfigsOf(old, s);
       },
-      delete: (s) => this.queue.add(objectKey(s)),
+      delete: (s) => {
+        this.queue.add(objectKey(s));
+        this.enqueueConfigsOf(s);
+      },
     });
     this.recorder = new EventRecorder({
       client: options.client,
@@ -173,18 +225,53 @@ export class Controller {
       component: 'llmisvc-controller',
       instance: options.identity ?? 'llmisvc-controller',
     });
+    // Our own writes of a config's status change nothing a service depends on: only spec and metadata count.
     const allServices = (): void => this.enqueueAll();
     for (const informer of this.configs)
-      informer.addHandlers({ add: allServices, update: allServices, delete: allServices });
+      informer.addHandlers({
+        add: (c) => {
+          allServices();
+          this.enqueueConfig(objectKey(c));
+        },
+        update: (c, old) => {
+          if (needsReconcile(old, c)) allServices();
+        },
+        delete: allServices,
+      });
+  }
+
+  /**
+   * Re-checks the referencedBy of every config a service names (before and after a change): its
+   * `status.appliedConfigs` and its `spec.baseRefs`, which resolve in its own namespace or the system namespace.
+   */
+  private enqueueConfigsOf(...versions: Service[]): void {
+    for (const s of versions) {
+      for (const key of appliedConfigKeys(s as ServiceLike)) this.enqueueConfig(key);
+      for (const ref of (s as ServiceLike).spec?.baseRefs ?? [])
+        for (const ns of [s.metadata.namespace, this.options.systemNamespace])
+          this.enqueueConfig(`${ns}/${ref.name}`);
+    }
+  }
+
+  /**
+   * Only configs this controller keeps the status of: all of them when it watches every namespace; when it watches
+   * one namespace, only that namespace's, since it cannot see the other services that may use a system config
+   * (two such controllers would otherwise overwrite each other's partial view).
+   */
+  private enqueueConfig(key: string): void {
+    const { namespace } = splitKey(key);
+    if (this.options.namespace !== undefined && namespace !== this.options.namespace) return;
+    this.configQueue.add(key);
   }
 
   private get log(): Logger {
     return this.options.logger;
   }
 
-  /** Keys of every cached service. */
+  /** Keys of every cached service (and, for their referencedBy, every cached config). */
   enqueueAll(): void {
     for (const s of this.services.list()) this.queue.add(objectKey(s));
+    for (const informer of this.configs) for (const c of informer.list()) this.enqueueConfig(objectKey(c));
   }
 
   /** True once the service and config caches hold a complete list. */
@@ -218,6 +305,7 @@ export class Controller {
     ]);
     const workers = this.options.workers ?? 4;
     for (let i = 0; i < workers; i++) this.workers.push(this.work());
+    this.workers.push(this.workConfigs());
     const resync = this.options.resyncMs ?? 10 * 60_000;
     if (resync > 0) {
       this.resyncTimer = setInterval(() => this.enqueueAll(), resync);
@@ -230,10 +318,12 @@ export class Controller {
   async stop(): Promise<void> {
     this.abort.abort();
     this.queue.shutdown();
+    this.configQueue.shutdown();
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     await Promise.all(this.workers);
     const informers = [this.services, ...this.configs, ...this.children.values()];
     if (this.gateways) informers.push(this.gateways);
+    if (this.ingresses) informers.push(await this.ingresses);
     if (this.crds) informers.push(this.crds);
     await Promise.all(informers.map((i) => i.stop()));
   }
@@ -341,6 +431,64 @@ export class Controller {
     }
   }
 
+  /** One worker for config status: these writes are rare, small and independent of the services' passes. */
+  private async workConfigs(): Promise<void> {
+    for (;;) {
+      const key = await this.configQueue.get();
+      if (key === undefined) return;
+      try {
+        await this.reconcileConfig(key);
+        this.configQueue.forget(key);
+      } catch (error) {
+        const delay = this.configQueue.addRateLimited(key);
+        const level = isConflict(error) || isNotFound(error) ? 'debug' : 'warn';
+        this.log[level](
+          { key, err: (error as Error).message, retryInMs: delay },
+          'cannot write the status of LLMInferenceServiceConfig',
+        );
+      } finally {
+        this.configQueue.done(key);
+      }
+    }
+  }
+
+  /**
+   * Writes `status.referencedBy` and the ConfigInUse condition of one config from the cached services (what the
+   * services' passes recorded in their `status.appliedConfigs`); nothing when they are unchanged.
+   */
+  async reconcileConfig(key: string): Promise<void> {
+    const { namespace, name } = splitKey(key);
+    if (!namespace) return;
+    const config = this.configs
+      .map((informer) => informer.get(namespace, name) as Config | undefined)
+      .find(Boolean);
+    if (!config || config.metadata.deletionTimestamp) return;
+    const users = configUsers(
+      { namespace, name },
+      this.services.list() as ServiceLike[],
+      this.options.systemNamespace,
+    );
+    const next = configStatus(users);
+    const previous = config.status?.conditions ?? [];
+    const conditions = mergeConditionTimes(next.conditions, previous, timestamp());
+    const live = config.status ?? {};
+    if (
+      stableJson(live.referencedBy ?? null) === stableJson(next.referencedBy ?? null) &&
+      stableJson(sortConditions(previous)) === stableJson(sortConditions(conditions))
+    )
+      return;
+    await this.options.client.apply(
+      CONFIG_RESOURCE,
+      {
+        apiVersion: `${CONFIG_RESOURCE.group}/${CONFIG_RESOURCE.version}`,
+        kind: CONFIG_RESOURCE.kind,
+        metadata: { name, namespace },
+        status: { conditions, ...(next.referencedBy ? { referencedBy: next.referencedBy } : {}) },
+      },
+      { fieldManager: 'llmisvc', force: true, subresource: 'status' },
+    );
+  }
+
   /** Every cached child of any kind owned by `uid` in `namespace`. */
   private ownedChildren(namespace: string, uid: string): KubeObject[] {
     const owned: KubeObject[] = [];
@@ -383,7 +531,7 @@ export class Controller {
       await this.writeConditions(
         service,
         failedConditions(service.status?.conditions ?? [], problem, this.retryNote(key)),
-        { url: service.status?.url, addresses: service.status?.addresses },
+        keptFields(service),
       );
     } catch (error) {
       this.log.warn({ key, err: (error as Error).message }, 'cannot write the failure into the status');
@@ -412,6 +560,9 @@ export class Controller {
     } catch (error) {
       // Retrying cannot fix bad input: the service or a config has to change, and either change enqueues it again.
       // Children stay as they are: a typo in a preset must not take a running model down.
+      // What the last good pass recorded (router, workloads, configs) still describes the children; url too is
+      // left out, as before, since the spec that would route to it is broken.
+      const { router, workloads, appliedConfigs } = keptFields(service);
       await this.writeStatus(
         service,
         deriveStatus({
@@ -422,6 +573,7 @@ export class Controller {
           children: [],
           gateways: new Map(),
         }),
+        { router, workloads, appliedConfigs },
       );
       return;
     }
@@ -508,20 +660,45 @@ export class Controller {
       (c) => c.kind === 'Service' && c.metadata.labels?.[COMPONENT_LABEL] === 'llminferenceservice-workload',
     );
     const route = desired.find((c) => c.kind === 'HTTPRoute');
+    const ingresses = await this.refIngresses(key, stopped ? [] : (outcome.ingressRefs ?? []), namespace);
+    const servicePort = (mainService?.['spec'] as { ports?: { port?: number }[] } | undefined)?.ports?.[0]
+      ?.port;
     const status = deriveStatus({
       generation: service.metadata.generation,
       stopped,
       missing,
       children: observed,
       gateways,
+      ingresses,
+      ...(mainService && servicePort
+        ? { ingressBackend: { name: mainService.metadata.name, port: servicePort } }
+        : {}),
       ...(mainService
-        ? { serviceUrl: `http://${mainService.metadata.name}.${namespace}.svc.cluster.local` }
+        ? {
+            serviceUrl: `http://${mainService.metadata.name}.${namespace}.svc.cluster.local`,
+            serviceOrigin: {
+              group: groupOf(mainService.apiVersion),
+              kind: 'Service',
+              name: mainService.metadata.name,
+              namespace,
+            },
+          }
         : {}),
       ...(route ? { routePath: routePathOf(route) } : {}),
       problems,
       ...(problems.length ? { retry: this.retryNote(key) } : {}),
     });
-    await this.writeStatus(service, status);
+    const existing = desired.map((object) => ({
+      object,
+      exists: observed.some(
+        (o) => o.kind === object.kind && o.name === object.metadata.name && o.live !== undefined,
+      ),
+    }));
+    await this.writeStatus(service, status, {
+      router: routerStatus({ namespace, children: existing, gateways }),
+      workloads: workloadStatus(existing, childRole),
+      appliedConfigs: outcome.appliedConfigs?.length ? outcome.appliedConfigs : undefined,
+    });
     if (problems.length) {
       const message = problems.map((p) => p.message).join('; ');
       await this.event(service, 'Warning', problems[0]!.reason, message);
@@ -536,6 +713,52 @@ export class Controller {
       if (isNotFound(error)) return undefined;
       throw error;
     }
+  }
+
+  /** The Ingress informer, started on first use (most clusters with llmisvc never use one). */
+  private ingressInformer(): Promise<Informer> {
+    this.ingresses ??= (async () => {
+      const informer = new KubeInformer(this.options.client, INGRESS_RESOURCE, {
+        namespace: this.options.namespace,
+        logger: this.log,
+      });
+      const onIngress = (i: KubeObject): void => {
+        for (const key of this.ingressUsers.get(objectKey(i)) ?? []) this.queue.add(key);
+      };
+      informer.addHandlers({ add: onIngress, update: onIngress, delete: onIngress });
+      informer.start();
+      await informer.waitForSync();
+      return informer;
+    })();
+    return this.ingresses;
+  }
+
+  /**
+   * The Ingresses of `spec.router.ingress.refs`, live (undefined when not found), by `namespace/name`; from the
+   * cache, or read directly when one lives outside the namespace this controller watches.
+   */
+  private async refIngresses(
+    key: string,
+    refs: readonly { name: string; namespace?: string }[],
+    namespace: string,
+  ): Promise<Map<string, LiveObject | undefined>> {
+    for (const [ingress, users] of this.ingressUsers) {
+      users.delete(key);
+      if (users.size === 0) this.ingressUsers.delete(ingress);
+    }
+    const result = new Map<string, LiveObject | undefined>();
+    if (refs.length === 0) return result;
+    const informer = await this.ingressInformer();
+    for (const ref of refs) {
+      const ns = ref.namespace ?? namespace;
+      const ingressKey = `${ns}/${ref.name}`;
+      const watched = this.options.namespace === undefined || this.options.namespace === ns;
+      const live = watched ? informer.get(ns, ref.name) : await this.getLive(INGRESS_RESOURCE, ns, ref.name);
+      result.set(ingressKey, live as LiveObject | undefined);
+      if (!this.ingressUsers.has(ingressKey)) this.ingressUsers.set(ingressKey, new Set());
+      this.ingressUsers.get(ingressKey)!.add(key);
+    }
+    return result;
   }
 
   /** Gateways referenced by the rendered HTTPRoute, live from the cache; remembered for Gateway events. */
@@ -631,8 +854,13 @@ export class Controller {
   }
 
   /** Writes status with SSA on the status subresource, only when it differs from the live status. */
-  private async writeStatus(service: Service, derived: ReturnType<typeof deriveStatus>): Promise<void> {
+  private async writeStatus(
+    service: Service,
+    derived: ReturnType<typeof deriveStatus>,
+    fields: Omit<StatusFields, 'url' | 'addresses'> = {},
+  ): Promise<void> {
     await this.writeConditions(service, derived.conditions, {
+      ...fields,
       url: derived.url,
       addresses: derived.addresses,
     });
@@ -641,23 +869,19 @@ export class Controller {
   private async writeConditions(
     service: Service,
     next: readonly Condition[],
-    extra: { url?: string | undefined; addresses?: unknown[] | undefined },
+    fields: StatusFields,
   ): Promise<void> {
     const previous = service.status?.conditions ?? [];
-    const conditions = mergeConditionTimes(
-      next,
-      previous,
-      new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
-    );
-    const status: Record<string, unknown> = { observedGeneration: service.metadata.generation, conditions };
-    if (extra.url) status['url'] = extra.url;
-    if (extra.addresses) status['addresses'] = extra.addresses;
+    const conditions = mergeConditionTimes(next, previous, timestamp());
+    const status: ServiceStatus = { observedGeneration: service.metadata.generation, conditions };
+    for (const field of STATUS_FIELDS)
+      if (fields[field] !== undefined) Object.assign(status, { [field]: fields[field] });
     const live = service.status ?? {};
+    // The API server returns objects with their keys sorted: compare key order-independently.
     const same =
-      live.observedGeneration === status['observedGeneration'] &&
-      live.url === status['url'] &&
-      JSON.stringify(live.addresses ?? null) === JSON.stringify(status['addresses'] ?? null) &&
-      JSON.stringify(sortConditions(previous)) === JSON.stringify(sortConditions(conditions));
+      live.observedGeneration === status.observedGeneration &&
+      STATUS_FIELDS.every((f) => stableJson(live[f] ?? null) === stableJson(status[f] ?? null)) &&
+      stableJson(sortConditions(previous)) === stableJson(sortConditions(conditions));
     if (same) return;
     const { group, version } = splitApiVersion(service.apiVersion);
     await this.options.client.apply(
@@ -716,6 +940,36 @@ export function eventWorthy(changed: readonly Condition[], previous: readonly Co
     if (previous.some((p) => p.type === c.type)) return true;
     return c.status === 'False' && (c.type === 'PresetsCombined' || c.type === 'DependenciesReady');
   });
+}
+
+const STATUS_FIELDS = ['url', 'addresses', 'router', 'workloads', 'appliedConfigs'] as const;
+
+/** The status fields a pass that cannot derive them keeps as they are. */
+function keptFields(service: Service): StatusFields {
+  const s = service.status ?? {};
+  return {
+    url: s.url,
+    addresses: s.addresses,
+    router: s.router,
+    workloads: s.workloads,
+    appliedConfigs: s.appliedConfigs,
+  };
+}
+
+function timestamp(): string {
+  return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** JSON with object keys sorted, for comparing objects regardless of key order. */
+export function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value !== null && typeof value === 'object')
+    return `{${Object.keys(value)
+      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableJson((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(value);
 }
 
 function sortConditions(conditions: readonly Condition[]): Condition[] {

@@ -48,6 +48,8 @@ export function defaultEngine(options: RenderOptions): ServiceEngine & WebhookEn
           reason: m.reason,
           install: m.install,
         })),
+        appliedConfigs: out.appliedConfigs,
+        ingressRefs: out.spec.router?.ingress?.refs ?? [],
       };
     },
     validate: (object) => validateObject(object),

@@ -5,6 +5,7 @@
  */
 export * from './conditions.js';
 export * from './children.js';
+export * from './status.js';
 export {
   Controller,
   CONFIG_RESOURCE,
@@ -24,9 +25,12 @@ export { CertKeeper, type CertKeeperOptions } from './cert-keeper.js';
 export {
   reviewAdmission,
   reviewConversion,
+  reviewConfigDeletion,
   startWebhookServer,
   VALIDATE_PATH,
   CONVERT_PATH,
+  CONFIG_DELETE_PATH,
+  type ConfigUsersLookup,
   type WebhookEngine,
   type AdmissionReview,
   type ConversionReview,

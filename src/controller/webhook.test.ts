@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AdmissionReview, ConversionReview, WebhookEngine } from './webhook.js';
-import { reviewAdmission, reviewConversion } from './webhook.js';
+import { reviewAdmission, reviewConfigDeletion, reviewConversion } from './webhook.js';
 
 const engine: WebhookEngine = {
   validate: (o) =>
@@ -59,4 +59,32 @@ test('conversion converts every object or fails the whole review', () => {
   const failed = reviewConversion(request('g/v0'), engine).response!;
   assert.equal(failed.result.status, 'Failure');
   assert.match(failed.result.message!, /no such version/);
+});
+
+const deletion = (operation = 'DELETE'): AdmissionReview => ({
+  apiVersion: 'admission.k8s.io/v1',
+  kind: 'AdmissionReview',
+  request: { uid: 'd1', operation, namespace: 'sys', name: 'shared', object: null, oldObject: {} },
+});
+
+test('deleting a config that services use is refused with their names and what to do', () => {
+  assert.equal(reviewConfigDeletion(deletion(), []).response!.allowed, true);
+  assert.equal(reviewConfigDeletion(deletion('UPDATE'), ['a/x']).response!.allowed, true);
+  const users = Array.from({ length: 12 }, (_, i) => `ns/s${i}`);
+  const denied = reviewConfigDeletion(deletion(), users).response!;
+  assert.equal(denied.uid, 'd1');
+  assert.equal(denied.allowed, false);
+  assert.equal(denied.status?.code, 409);
+  assert.match(
+    denied.status!.message,
+    /LLMInferenceServiceConfig sys\/shared is in use by 12 LLMInferenceServices/,
+  );
+  assert.match(denied.status!.message, /ns\/s0, .*ns\/s9 and 2 more/);
+  assert.match(denied.status!.message, /remove "shared" from their spec.baseRefs or delete them/);
+});
+
+test('a config deletion whose users cannot be looked up is allowed with a warning (fail open)', () => {
+  const response = reviewConfigDeletion(deletion(), new Error('connection refused')).response!;
+  assert.equal(response.allowed, true);
+  assert.match(response.warnings![0]!, /could not check .*sys\/shared \(connection refused\)/);
 });

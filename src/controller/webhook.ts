@@ -1,7 +1,9 @@
 /**
  * @module controller/webhook
  * The validating and conversion webhooks, served over TLS. The handlers are pure (review in, review out); the server
- * swaps its certificate in place when the keeper rotates it, so rotation needs no restart.
+ * swaps its certificate in place when the keeper rotates it, so rotation needs no restart. One handler needs the
+ * cluster: deleting a LLMInferenceServiceConfig is refused while services use it, and who uses it is looked up
+ * live (`configUsers`, injected) when the review comes, so every replica answers alike, leader or not.
  */
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -21,10 +23,17 @@ export interface AdmissionReview {
   request?: {
     uid: string;
     operation?: string;
+    name?: string;
+    namespace?: string;
     object?: Record<string, unknown> | null;
     oldObject?: Record<string, unknown> | null;
   };
-  response?: { uid: string; allowed: boolean; status?: { code: number; reason?: string; message: string } };
+  response?: {
+    uid: string;
+    allowed: boolean;
+    status?: { code: number; reason?: string; message: string };
+    warnings?: string[];
+  };
 }
 
 export interface ConversionReview {
@@ -95,7 +104,58 @@ export function reviewConversion(review: ConversionReview, engine: WebhookEngine
   }
 }
 
+/** How many of the services that use a config a refused deletion names (the rest are counted). */
+const NAMED_USERS = 10;
+
+/**
+ * Answers a DELETE of a LLMInferenceServiceConfig: refused while `users` (service keys, see `configUsers`) is not
+ * empty, with a message that names them and says what to do. When the users could not be looked up (`users` is an
+ * Error) the deletion is allowed with a warning — the same choice as the webhook's `failurePolicy: Ignore` (see
+ * deploy/controller/webhook.yaml): losing a config is recoverable, a deletion that can never happen is not.
+ */
+export function reviewConfigDeletion(
+  review: AdmissionReview,
+  users: readonly string[] | Error,
+): AdmissionReview {
+  const request = review.request;
+  const uid = request?.uid ?? '';
+  const answer = (response: Omit<NonNullable<AdmissionReview['response']>, 'uid'>): AdmissionReview => ({
+    apiVersion: review.apiVersion,
+    kind: 'AdmissionReview',
+    response: { uid, ...response },
+  });
+  if (request?.operation !== 'DELETE') return answer({ allowed: true });
+  const what = `LLMInferenceServiceConfig ${request.namespace ?? ''}/${request.name ?? ''}`;
+  if (users instanceof Error)
+    return answer({
+      allowed: true,
+      warnings: [
+        `could not check which LLMInferenceServices use ${what} (${users.message}); deleted without that check`,
+      ],
+    });
+  if (users.length === 0) return answer({ allowed: true });
+  const named = users.slice(0, NAMED_USERS).join(', ');
+  const more = users.length > NAMED_USERS ? ` and ${users.length - NAMED_USERS} more` : '';
+  return answer({
+    allowed: false,
+    status: {
+      code: 409,
+      reason: 'Conflict',
+      message:
+        `${what} is in use by ${users.length === 1 ? 'LLMInferenceService' : `${users.length} LLMInferenceServices`} ` +
+        `${named}${more}: remove "${request.name ?? ''}" from their spec.baseRefs or delete them (a preset stops ` +
+        `being used once no service's spec needs it), then delete the config again; ` +
+        `status.referencedBy of the config lists the services`,
+    },
+  });
+}
+
+/** Who uses a config, as sorted `namespace/name` keys of LLMInferenceServices; looked up live. */
+export type ConfigUsersLookup = (config: { namespace: string; name: string }) => Promise<string[]>;
+
 export const VALIDATE_PATH = '/validate-serving-kserve-io';
+/** Deletion protection of LLMInferenceServiceConfigs; its own path so that its webhook can fail open. */
+export const CONFIG_DELETE_PATH = '/validate-serving-kserve-io-config-deletion';
 export const CONVERT_PATH = '/convert';
 
 export interface WebhookServer {
@@ -108,6 +168,8 @@ export interface WebhookServer {
 /** Starts the HTTPS webhook server on `host:port` (port 0 = ephemeral). */
 export async function startWebhookServer(options: {
   engine: WebhookEngine;
+  /** Who uses a config; without it config deletions are always allowed. */
+  configUsers?: ConfigUsersLookup;
   cert: string;
   key: string;
   host?: string;
@@ -121,21 +183,36 @@ export async function startWebhookServer(options: {
     };
     // The API server appends `?timeout=10s` to webhook URLs.
     const path = (req.url ?? '').split('?')[0];
-    if (req.method !== 'POST' || (path !== VALIDATE_PATH && path !== CONVERT_PATH))
+    if (req.method !== 'POST' || ![VALIDATE_PATH, CONVERT_PATH, CONFIG_DELETE_PATH].includes(path ?? ''))
       return reply(404, { message: 'not found' });
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      let body: AdmissionReview | ConversionReview;
       try {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as AdmissionReview | ConversionReview;
-        if (path === VALIDATE_PATH) reply(200, reviewAdmission(body as AdmissionReview, options.engine));
-        else reply(200, reviewConversion(body as ConversionReview, options.engine));
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as AdmissionReview | ConversionReview;
       } catch (error) {
         options.logger?.warn({ err: (error as Error).message, path: req.url }, 'bad webhook request');
-        reply(400, { message: (error as Error).message });
+        return reply(400, { message: (error as Error).message });
       }
+      if (path === VALIDATE_PATH) return reply(200, reviewAdmission(body as AdmissionReview, options.engine));
+      if (path === CONVERT_PATH)
+        return reply(200, reviewConversion(body as ConversionReview, options.engine));
+      void answerConfigDeletion(body as AdmissionReview).then((review) => reply(200, review));
     });
   });
+  async function answerConfigDeletion(review: AdmissionReview): Promise<AdmissionReview> {
+    const { namespace, name } = review.request ?? {};
+    if (!options.configUsers || !namespace || !name) return reviewConfigDeletion(review, []);
+    const users = await options.configUsers({ namespace, name }).catch((error: unknown) => {
+      options.logger?.warn(
+        { err: (error as Error).message, config: `${namespace}/${name}` },
+        'cannot look up the users of a config; allowing its deletion',
+      );
+      return error instanceof Error ? error : new Error(String(error));
+    });
+    return reviewConfigDeletion(review, users);
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, options.host ?? '0.0.0.0', resolve);

@@ -161,6 +161,18 @@ export interface ComposedSpec {
   spec: LLMInferenceServiceSpec;
   /** The configs merged under the service's own spec, in order (presets then baseRefs). */
   applied: string[];
+  /** The same configs with the namespace each was resolved from and why it was merged (KServe's appliedConfigs). */
+  appliedConfigs: AppliedConfig[];
+}
+
+/**
+ * A config merged into a service. A shipped preset that the cluster does not hold counts as resolved from the
+ * last namespace searched (the system namespace), where KServe keeps its well-known configs.
+ */
+export interface AppliedConfig {
+  name: string;
+  namespace: string;
+  source: 'Preset' | 'UserRef';
 }
 
 function findConfig(name: string, input: ComposeInput): LLMInferenceServiceConfig | undefined {
@@ -168,9 +180,10 @@ function findConfig(name: string, input: ComposeInput): LLMInferenceServiceConfi
     const found = input.configs.find(
       (c) => c.metadata.name === name && (c.metadata.namespace ?? namespace) === namespace,
     );
-    if (found) return found;
+    if (found) return { ...found, metadata: { ...found.metadata, namespace } };
   }
-  return shippedPresets().find((c) => c.metadata.name === name);
+  const shipped = shippedPresets().find((c) => c.metadata.name === name);
+  return shipped && { ...shipped, metadata: { ...shipped.metadata, namespace: input.namespaces.at(-1) } };
 }
 
 /**
@@ -234,7 +247,16 @@ export function composeSpec(input: ComposeInput): ComposedSpec {
     ];
     throw templateOrigin(error, sources);
   }
-  return { spec, applied: [...presets, ...bases].map((c) => c.metadata.name) };
+  const resolved = (source: AppliedConfig['source']) => (c: LLMInferenceServiceConfig) => ({
+    name: c.metadata.name,
+    namespace: c.metadata.namespace ?? '',
+    source,
+  });
+  return {
+    spec,
+    applied: [...presets, ...bases].map((c) => c.metadata.name),
+    appliedConfigs: [...presets.map(resolved('Preset')), ...bases.map(resolved('UserRef'))],
+  };
 }
 
 /** The path (`spec.a.b[0]`) of the first string under `value` that contains `needle`. */

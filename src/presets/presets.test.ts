@@ -198,6 +198,21 @@ describe('composition: presets, then baseRefs in order, then the spec', () => {
     spec,
   });
 
+  it('records where each merged config came from and why (status.appliedConfigs)', () => {
+    const { appliedConfigs } = composeSpec({
+      service: service({ baseRefs: [{ name: 'local' }, { name: 'shared' }] }),
+      configs: [base('local', {}), base('shared', {}, 'system'), base('local', {}, 'system')],
+      global,
+      namespaces: ['ns', 'system'],
+    });
+    assert.deepEqual(appliedConfigs, [
+      // Not in the cluster: the shipped preset, counted as the system namespace's.
+      { name: 'config-llm-template', namespace: 'system', source: 'Preset' },
+      { name: 'local', namespace: 'ns', source: 'UserRef' },
+      { name: 'shared', namespace: 'system', source: 'UserRef' },
+    ]);
+  });
+
   it('lets later layers win and renders templates with the merged spec', () => {
     const { spec, applied } = composeSpec({
       service: service({ baseRefs: [{ name: 'one' }, { name: 'two' }], replicas: 3 }),

@@ -11,7 +11,7 @@ import {
   semanticProblems,
 } from '../api/index.js';
 import { type FieldProblem, ValidationError } from '../errors/index.js';
-import { composeSpec, type GlobalConfig } from '../presets/index.js';
+import { type AppliedConfig, composeSpec, type GlobalConfig } from '../presets/index.js';
 import {
   type ApiNeed,
   apiNeeds,
@@ -29,6 +29,7 @@ import { type KubeObject, renderWorkloads, renderWorkloadService } from './workl
 export * from './dependencies.js';
 export { componentSelector, ownedLabels, ownerReference, PART_OF, ROLE_LABEL, type Role } from './labels.js';
 export { DEFAULT_GATEWAY, type GatewayOptions } from './route.js';
+export type { AppliedConfig } from '../presets/index.js';
 export { type AutoscalingOptions, DEFAULT_AUTOSCALING } from './autoscaling.js';
 export { type KubeObject, lwsGroupSize, vllmFlags } from './workload.js';
 
@@ -62,6 +63,8 @@ export interface RenderOutput {
   spec: LLMInferenceServiceSpec;
   /** The configs merged under the service's spec, in order. */
   applied: string[];
+  /** The same, with the namespace each came from and whether it was a preset or a baseRef. */
+  appliedConfigs: AppliedConfig[];
   /** Objects the service owns, in apply order. Children of APIs the cluster lacks are left out (see `missing`). */
   children: KubeObject[];
   /** Objects the service uses but does not own: the default Gateway. */
@@ -121,7 +124,7 @@ export function renderService(input: RenderInput): RenderOutput {
         ? 'inference.networking.k8s.io'
         : 'inference.networking.x-k8s.io',
   };
-  const { spec, applied } = composeSpec({
+  const { spec, applied, appliedConfigs } = composeSpec({
     service,
     configs: input.configs,
     global,
@@ -164,5 +167,13 @@ export function renderService(input: RenderInput): RenderOutput {
     [renderWorkloadService(service), ...workloads, ...autoscaling, ...scheduler, ...routes],
     spec,
   ).sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind));
-  return { spec, applied, children, shared: renderDefaultGateway(routes, options.gateway), needs, missing };
+  return {
+    spec,
+    applied,
+    appliedConfigs,
+    children,
+    shared: renderDefaultGateway(routes, options.gateway),
+    needs,
+    missing,
+  };
 }
