@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  cpuSecondsFromStat,
+  parsePrefixCacheCounters,
+  peersIdleTable,
+  peersLoadTable,
+  type PeerRow,
+} from './peers-report.js';
+import { summarize } from './stats.js';
+
+test('prefix-cache counters are summed over label sets, with or without _total', () => {
+  const page = [
+    '# HELP vllm:prefix_cache_hits Prefix cache hits, in terms of number of cached tokens.',
+    '# TYPE vllm:prefix_cache_hits counter',
+    'vllm:prefix_cache_hits_total{model_name="m"} 96',
+    'vllm:prefix_cache_hits{model_name="lora-a"} 4',
+    'vllm:prefix_cache_queries_total{model_name="m"} 1.5e2',
+    'vllm:prefix_cache_queries_created{model_name="m"} 1.7e9',
+    'vllm:num_requests_running{model_name="m"} 3',
+  ].join('\n');
+  assert.deepEqual(parsePrefixCacheCounters(page), { hits: 100, queries: 150 });
+  assert.deepEqual(parsePrefixCacheCounters('vllm:gpu_cache_usage_perc 0.1\n'), { hits: 0, queries: 0 });
+});
+
+test('CPU seconds come from utime and stime, even when the command name holds spaces and parentheses', () => {
+  const stat = '4242 (vllm (router) x) S 1 4242 4242 0 -1 4194304 100 0 0 0 250 50 7 3 20 0 9 0 123 0 0';
+  assert.equal(cpuSecondsFromStat(stat), 3);
+});
+
+test('the load table puts routers side by side per rate and shows what is unknown as a dash', () => {
+  const row = (router: string, qps: number): PeerRow => ({
+    router,
+    qps,
+    ok: 10,
+    sent: 10,
+    ttftMs: summarize([10, 20, 30]),
+    interTokenMs: summarize([10]),
+    e2eMs: summarize([300]),
+    outputTokensPerSecond: 123.4,
+    prefixHitRatio: 0.5,
+    cpuMsPerRequest: NaN,
+    idleCpuMsPerSecond: 4,
+    netCpuMsPerRequest: NaN,
+  });
+  const lines = peersLoadTable([row('a', 32), row('b', 8), row('a', 8)]).split('\n');
+  assert.equal(lines.length, 5);
+  assert.match(
+    lines[2]!,
+    /^\| 8 \| b \| 10\/10 \| 20\.0 \/ 28\.0 \/ 29\.8 \|.*\| 123 \| 50\.0 % \| – \(–\) \| 4\.0 \|$/,
+  );
+  assert.match(lines[3]!, /^\| 8 \| a /);
+  assert.match(lines[4]!, /^\| 32 \| a /);
+  const idle = peersIdleTable([
+    { router: 'r', samples: 3, directTtftMs: summarize([10, 11, 12]), routedTtftMs: summarize([11, 12, 14]) },
+  ]);
+  assert.match(idle, /\| r \| 3 \| 12\.0 \/ 14\.0 \| 11\.0 \/ 12\.0 \| 1\.00 \| 1\.98 \|/);
+});
