@@ -41,6 +41,7 @@ import {
   parsePrefixCacheCounters,
   peersIdleTable,
   peersLoadTable,
+  targetChecks,
   type IdleRow,
   type PeerRow,
   type PrefixCacheCounters,
@@ -626,6 +627,14 @@ async function main(): Promise<void> {
     '## Under load',
     '',
     peersLoadTable(rows),
+    '',
+    '## The targets of issue 16 on this run',
+    '',
+    ...targetChecks(idle, rows, {
+      ours: setups.filter((s) => s.needs === undefined).map((s) => s.name),
+      roundRobin: 'vllm-router round_robin',
+      sglang: 'sglang-router cache_aware',
+    }),
     '',
     ...(failures.length
       ? ['## Could not run', '', ...failures.map((f) => `- ${f.router}: ${f.error.replace(/\n/g, ' ')}`), '']

@@ -5,6 +5,8 @@ import {
   parsePrefixCacheCounters,
   peersIdleTable,
   peersLoadTable,
+  targetChecks,
+  type IdleRow,
   type PeerRow,
 } from './peers-report.js';
 import { summarize } from './stats.js';
@@ -55,4 +57,42 @@ test('the load table puts routers side by side per rate and shows what is unknow
     { router: 'r', samples: 3, directTtftMs: summarize([10, 11, 12]), routedTtftMs: summarize([11, 12, 14]) },
   ]);
   assert.match(idle, /\| r \| 3 \| 12\.0 \/ 14\.0 \| 11\.0 \/ 12\.0 \| 1\.00 \| 1\.98 \|/);
+});
+
+test('the targets of issue 16 are judged against round robin and sglang-router, and a missing peer is said', () => {
+  const load = (router: string, itl: number, cpu: number): PeerRow => ({
+    router,
+    qps: 32,
+    ok: 1,
+    sent: 1,
+    ttftMs: summarize([1]),
+    interTokenMs: summarize([itl]),
+    e2eMs: summarize([1]),
+    outputTokensPerSecond: 1,
+    prefixHitRatio: 1,
+    cpuMsPerRequest: cpu,
+    idleCpuMsPerSecond: 0,
+    netCpuMsPerRequest: cpu,
+  });
+  const idle = (router: string, routed: number): IdleRow => ({
+    router,
+    samples: 1,
+    directTtftMs: summarize([20]),
+    routedTtftMs: summarize([routed]),
+  });
+  const names = { ours: ['epp'], roundRobin: 'rr', sglang: 'sg' };
+  const lines = targetChecks(
+    [idle('rr', 21), idle('epp', 21.4)],
+    [load('sg', 11, 2), load('epp', 12, 2.9), { ...load('epp', 1, 1), qps: 8 }],
+    names,
+  );
+  assert.match(lines[0]!, /p50 1\.40 ms ≤ .* 1\.50 ms: met; added p99 1\.40 ms ≤ 3 ms: met/);
+  assert.match(
+    lines[1]!,
+    /ITL p90 12\.00 ms ≤ sglang-router's 11\.00 ms: NOT met; CPU 2\.90 .* 3\.00 ms: met/,
+  );
+  assert.match(
+    targetChecks([idle('epp', 22)], [load('epp', 1, 1)], names).join('\n'),
+    /no rr idle row[^]*no sg row/,
+  );
 });

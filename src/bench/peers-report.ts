@@ -105,3 +105,53 @@ export function peersIdleTable(rows: readonly IdleRow[]): string {
     ),
   ].join('\n');
 }
+
+/** Which rows are ours and which peers the targets of issue 16 are measured against. */
+export interface TargetNames {
+  ours: readonly string[];
+  roundRobin: string;
+  sglang: string;
+}
+
+/**
+ * The targets of issue 16 checked on one run, as Markdown bullets: idle added TTFT p50 ≤ vllm-router round robin's
+ * + 0.5 ms and p99 ≤ 3 ms; ITL p90 at the highest rate ≤ sglang-router's; CPU per request ≤ sglang-router's × 1.5.
+ * A target whose reference row is missing says so instead of passing.
+ */
+export function targetChecks(
+  idle: readonly IdleRow[],
+  rows: readonly PeerRow[],
+  names: TargetNames,
+): string[] {
+  const added = (r: IdleRow, p: 'p50' | 'p99'): number => r.routedTtftMs[p] - r.directTtftMs[p];
+  const verdict = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+  const topRate = Math.max(...rows.map((r) => r.qps));
+  const at = (router: string): PeerRow | undefined =>
+    rows.find((r) => r.router === router && r.qps === topRate);
+  const rr = idle.find((r) => r.router === names.roundRobin);
+  const sglang = at(names.sglang);
+  const lines: string[] = [];
+  for (const name of names.ours) {
+    const mine = idle.find((r) => r.router === name);
+    if (mine && rr) {
+      const limit = added(rr, 'p50') + 0.5;
+      lines.push(
+        `- ${name}, idle added TTFT p50 ${fixed(added(mine, 'p50'), 2)} ms ≤ round robin's + 0.5 = ` +
+          `${fixed(limit, 2)} ms: ${verdict(added(mine, 'p50') <= limit)}; added p99 ${fixed(added(mine, 'p99'), 2)} ms ` +
+          `≤ 3 ms: ${verdict(added(mine, 'p99') <= 3)}`,
+      );
+    } else lines.push(`- ${name}, idle added TTFT: no ${mine ? names.roundRobin : name} idle row to compare`);
+    const load = at(name);
+    if (load && sglang) {
+      const cpuLimit = sglang.cpuMsPerRequest * 1.5;
+      lines.push(
+        `- ${name} at ${topRate} req/s, ITL p90 ${fixed(load.interTokenMs.p90, 2)} ms ≤ sglang-router's ` +
+          `${fixed(sglang.interTokenMs.p90, 2)} ms: ${verdict(load.interTokenMs.p90 <= sglang.interTokenMs.p90)}; ` +
+          `CPU ${fixed(load.cpuMsPerRequest, 2)} ms/request ≤ sglang-router's × 1.5 = ${fixed(cpuLimit, 2)} ms: ` +
+          `${verdict(load.cpuMsPerRequest <= cpuLimit)}`,
+      );
+    } else
+      lines.push(`- ${name} under load: no ${load ? names.sglang : name} row at ${topRate} req/s to compare`);
+  }
+  return lines;
+}
