@@ -22,7 +22,7 @@ export {
   type DevNodeCounts,
   type DevNodeSpec,
 } from './cluster-config.js';
-export { goBuildInfo, type GoBuildInfo } from './go-build.js';
+export { ensureGoBuild, goBuildInfo, type GoBuildInfo, type GoBuildSpec } from './go-build.js';
 export {
   ALL_CRD_SETS,
   DEPENDENCY_CRD_SETS,

@@ -1,0 +1,655 @@
+/**
+ * @module bench/peers
+ * `npm run bench:peers [-- --quick]`: llmisvc's Endpoint Picker against peer routers, side by side, each on a fresh
+ * fleet of llm-d-inference-sim processes (an independent vLLM simulator with a real prefix KV cache) under identical
+ * seeded shared-prefix traffic. Peers: vllm-router (round_robin, cache_aware, power_of_two) and sglang-router
+ * (cache_aware). Ours: `llmisvc up` itself with `--model-server-cmd` running the same simulators, once with the builtin
+ * gateway and once with Envoy, so the EPP runs exactly as users run it (its rendered default config, its metrics
+ * scraping). Everything it needs is provisioned once per machine into the llmisvc cache (bench/peers-provision).
+ *
+ * Measures per router and rate: TTFT/ITL/E2E percentiles on the client, output tokens/s, the fleet's prefix-cache hit
+ * ratio (the simulators' vllm:prefix_cache_hits/queries), CPU per request of the router's processes (from
+ * /proc/<pid>/stat; the simulators excluded), and the idle added TTFT (sequential single requests through the router,
+ * interleaved with the same request direct to one simulator). Writes bench/results/peers/report.md and results.json.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createWriteStream, readFileSync, readdirSync } from 'node:fs';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import {
+  createWorkload,
+  machineDescription,
+  progressDisplay,
+  runLoad,
+  summarize,
+  type LoadResult,
+} from '../src/bench/index.js';
+import {
+  INFERENCE_SIM_VERSION,
+  SGLANG_ROUTER_VERSION,
+  VLLM_ROUTER_VERSION,
+  provisionPeers,
+  type PeerParts,
+  type Provisioned,
+} from '../src/bench/peers-provision.js';
+import {
+  cpuSecondsFromStat,
+  parsePrefixCacheCounters,
+  peersIdleTable,
+  peersLoadTable,
+  targetChecks,
+  type IdleRow,
+  type PeerRow,
+  type PrefixCacheCounters,
+} from '../src/bench/peers-report.js';
+import { killOnExit } from '../src/process/index.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const out = join(root, 'bench/results/peers');
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const only = args
+  .find((a) => a.startsWith('--only='))
+  ?.slice('--only='.length)
+  .split(',');
+
+const MODEL = 'Qwen/Qwen2.5-0.5B-Instruct';
+const REPLICAS = 8;
+const RATES = quick ? [8] : [8, 32];
+const DURATION_MS = quick ? 6_000 : 30_000;
+const IDLE_SAMPLES = quick ? 20 : 200;
+const SEED = 16;
+const IDLE_CPU_MS = quick ? 2_000 : 5_000;
+/** 16 groups × 1024-token system prompts need 1024 blocks of 16: more than one simulator's 512, so placement matters. */
+const WORKLOAD_PARAMS = {
+  groups: '16',
+  promptsPerGroup: '32',
+  systemPromptLen: '1024',
+  questionLen: '64',
+  outputLen: '32',
+};
+const KV_BLOCKS = 512;
+const SIM_FLAGS = [
+  '--force-dummy-tokenizer',
+  '--enable-kvcache',
+  `--kv-cache-size ${KV_BLOCKS}`,
+  '--block-size 16',
+  '--max-model-len 8192',
+  '--prefill-overhead 10ms',
+  '--prefill-time-per-token 1ms',
+  '--inter-token-latency 10ms',
+  '--max-num-seqs 4',
+  "--zmq-endpoint ''",
+];
+
+interface Running {
+  url: string;
+  /** host:port of each simulator. */
+  sims: string[];
+  /** The processes whose CPU is the router's (descendants included, simulators excluded). */
+  rootPids: number[];
+  stop(): Promise<void>;
+}
+
+interface RouterSetup {
+  name: string;
+  /** Which provisioned part it needs besides the simulator, for the "could not run" note. */
+  needs: keyof PeerParts | undefined;
+  start(parts: Ready, logDir: string): Promise<Running>;
+}
+
+interface Ready {
+  sim: string;
+  vllmRouter?: string;
+  sglangRouter?: string;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function startProcess(
+  command: string,
+  argv: readonly string[],
+  logPath: string,
+  env: NodeJS.ProcessEnv = process.env,
+): ChildProcess {
+  const log = createWriteStream(logPath);
+  const child = spawn(command, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
+  killOnExit(child);
+  return child;
+}
+
+async function stopProcess(child: ChildProcess, graceMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    await sleep(200);
+  }
+  throw new Error(`${what} was not ready within ${timeoutMs / 1000} s`);
+}
+
+async function completionOk(base: string): Promise<boolean> {
+  const response = await request(`${base}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, prompt: 'ready?', max_tokens: 1 }),
+    headersTimeout: 5000,
+    bodyTimeout: 5000,
+  });
+  await response.body.text();
+  return response.statusCode === 200;
+}
+
+/** A fleet of simulators of our own, for the peer routers. */
+async function startFleet(sim: string, logDir: string): Promise<{ sims: string[]; stop(): Promise<void> }> {
+  const ports = await Promise.all(Array.from({ length: REPLICAS }, () => freePort()));
+  const children = ports.map((port, i) =>
+    startProcess('/bin/sh', ['-c', `exec ${simCommand(sim, String(port))}`], join(logDir, `sim-${i}.log`)),
+  );
+  const sims = ports.map((p) => `127.0.0.1:${p}`);
+  await Promise.all(
+    sims.map((address) =>
+      waitFor(`simulator ${address}`, async () => {
+        const r = await request(`http://${address}/health`);
+        await r.body.text();
+        return r.statusCode === 200;
+      }),
+    ),
+  );
+  return { sims, stop: async () => void (await Promise.all(children.map((c) => stopProcess(c)))) };
+}
+
+function simCommand(sim: string, port: string): string {
+  return `env POD_IP=127.0.0.1 ${sim} --port ${port} --model ${MODEL} ${SIM_FLAGS.join(' ')}`;
+}
+
+function peerRouter(
+  name: string,
+  binary: (ready: Ready) => string | undefined,
+  needs: keyof PeerParts,
+  argv: (workers: string[], port: number, metricsPort: number) => string[],
+): RouterSetup {
+  return {
+    name,
+    needs,
+    async start(ready, logDir) {
+      const fleet = await startFleet(ready.sim, logDir);
+      const [port, metricsPort] = [await freePort(), await freePort()];
+      const command = binary(ready)!;
+      const child = startProcess(
+        command,
+        argv(
+          fleet.sims.map((s) => `http://${s}`),
+          port,
+          metricsPort,
+        ),
+        join(logDir, 'router.log'),
+      );
+      const url = `http://127.0.0.1:${port}`;
+      try {
+        await waitFor(name, async () => {
+          if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`);
+          return completionOk(url);
+        });
+      } catch (error) {
+        await stopProcess(child);
+        await fleet.stop();
+        throw new Error(`${(error as Error).message}; log: ${tail(join(logDir, 'router.log'))}`);
+      }
+      return {
+        url,
+        sims: fleet.sims,
+        rootPids: [child.pid!],
+        stop: async () => {
+          await stopProcess(child);
+          await fleet.stop();
+        },
+      };
+    },
+  };
+}
+
+function vllmRouter(policy: string): RouterSetup {
+  return peerRouter(
+    `vllm-router ${policy}`,
+    (r) => r.vllmRouter,
+    'vllmRouter',
+    (workers, port, metricsPort) => [
+      '--worker-urls',
+      ...workers,
+      '--policy',
+      policy,
+      '--log-level',
+      'warning',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--prometheus-port',
+      String(metricsPort),
+    ],
+  );
+}
+
+const sglangRouter = peerRouter(
+  'sglang-router cache_aware',
+  (r) => r.sglangRouter,
+  'sglangRouter',
+  (workers, port, metricsPort) => [
+    'launch',
+    '--worker-urls',
+    ...workers,
+    '--policy',
+    'cache_aware',
+    '--log-level',
+    'warn',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--prometheus-port',
+    String(metricsPort),
+  ],
+);
+
+/** `llmisvc up` with the simulators as custom model servers: the EPP and the gateway as users run them. */
+function llmisvcUp(gateway: 'builtin' | 'envoy'): RouterSetup {
+  return {
+    name: `llmisvc EPP + ${gateway === 'builtin' ? 'builtin gateway' : 'Envoy'}`,
+    needs: undefined,
+    async start(ready, logDir) {
+      const file = join(logDir, 'service.yaml');
+      await writeFile(
+        file,
+        [
+          'apiVersion: serving.kserve.io/v1alpha2',
+          'kind: LLMInferenceService',
+          'metadata: { name: peers, namespace: default }',
+          'spec:',
+          `  model: { uri: "hf://${MODEL}", name: "${MODEL}" }`,
+          `  replicas: ${REPLICAS}`,
+          '  router: { route: {}, gateway: {}, scheduler: {} }',
+          '',
+        ].join('\n'),
+      );
+      const port = await freePort();
+      const child = startProcess(
+        process.execPath,
+        [
+          join(root, 'bin/llmisvc.js'),
+          'up',
+          '-f',
+          file,
+          '--port',
+          String(port),
+          '--gateway',
+          gateway,
+          '--model-server-cmd',
+          simCommand(ready.sim, '{port}'),
+        ],
+        join(logDir, 'up.log'),
+      );
+      let stdout = '';
+      child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+      try {
+        await waitFor(
+          'llmisvc up',
+          async () => {
+            if (child.exitCode !== null) throw new Error(`llmisvc up exited with ${child.exitCode}`);
+            return stdout.includes('Ctrl-C stops everything.');
+          },
+          180_000,
+        );
+      } catch (error) {
+        await stopProcess(child);
+        throw new Error(`${(error as Error).message}; log: ${tail(join(logDir, 'up.log'))}`);
+      }
+      const url = /curl -s (\S+)\/v1\/chat\/completions/.exec(stdout)?.[1];
+      const sims = [...stdout.matchAll(/^\s+\S+\s+(127\.0\.0\.1:\d+)\s+\S+\s*$/gm)].map((m) => m[1]!);
+      if (!url || sims.length !== REPLICAS) throw new Error(`cannot read the stack from:\n${stdout}`);
+      await waitFor('llmisvc gateway', () => completionOk(url));
+      return { url, sims, rootPids: [child.pid!], stop: () => stopProcess(child, 20_000) };
+    },
+  };
+}
+
+function tail(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim().split('\n').slice(-8).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** user + system CPU seconds of `roots` and their descendants, simulators excluded. */
+function processTreeCpuSeconds(roots: readonly number[]): number {
+  const parents = new Map<number, number>();
+  const stats = new Map<number, string>();
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      parents.set(pid, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+      stats.set(pid, stat);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const inTree = (pid: number): boolean => {
+    for (let p: number | undefined = pid; p && p > 1; p = parents.get(p)) if (roots.includes(p)) return true;
+    return false;
+  };
+  let total = 0;
+  for (const [pid, stat] of stats) {
+    if (!inTree(pid)) continue;
+    // The simulators are the fleet, not the router (`up` starts them as its children); the kernel cuts the
+    // command name to 15 characters.
+    if (stat.slice(stat.indexOf('(') + 1).startsWith('llm-d-inference')) continue;
+    total += cpuSecondsFromStat(stat);
+  }
+  return total;
+}
+
+async function fleetPrefixCounters(sims: readonly string[]): Promise<PrefixCacheCounters> {
+  const pages = await Promise.all(
+    sims.map(async (s) => {
+      const r = await request(`http://${s}/metrics`);
+      return r.body.text();
+    }),
+  );
+  return pages
+    .map(parsePrefixCacheCounters)
+    .reduce((sum, c) => ({ hits: sum.hits + c.hits, queries: sum.queries + c.queries }), {
+      hits: 0,
+      queries: 0,
+    });
+}
+
+/** Time to the first token of one streamed completion. */
+async function ttftOnce(base: string): Promise<number> {
+  const t0 = performance.now();
+  const response = await request(`${base}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: MODEL,
+      prompt: 'idle probe: how long does one hop take',
+      max_tokens: 2,
+      stream: true,
+    }),
+  });
+  if (response.statusCode !== 200)
+    throw new Error(`HTTP ${response.statusCode}: ${await response.body.text()}`);
+  let first: number | undefined;
+  for await (const chunk of response.body) {
+    if (first === undefined && /"text":"[^"]/.test(String(chunk))) first = performance.now() - t0;
+  }
+  if (first === undefined) throw new Error('no token in the stream');
+  return first;
+}
+
+/** Sequential single requests on the idle fleet, alternating direct to one simulator and through the router. */
+async function idleAddedLatency(name: string, running: Running): Promise<IdleRow> {
+  const direct = `http://${running.sims[0]}`;
+  // Warm every simulator's cache with the probe, so neither path pays a cold prefill.
+  for (let i = 0; i < 2 * REPLICAS; i++) await ttftOnce(running.url);
+  for (let i = 0; i < 3; i++) await ttftOnce(direct);
+  const directMs: number[] = [];
+  const routedMs: number[] = [];
+  for (let i = 0; i < IDLE_SAMPLES; i++) {
+    directMs.push(await ttftOnce(direct));
+    routedMs.push(await ttftOnce(running.url));
+  }
+  return {
+    router: name,
+    samples: IDLE_SAMPLES,
+    directTtftMs: summarize(directMs),
+    routedTtftMs: summarize(routedMs),
+  };
+}
+
+interface RunRecord {
+  router: string;
+  qps: number;
+  result: Omit<LoadResult, 'records'>;
+  prefix: PrefixCacheCounters;
+  cpuSeconds: number;
+  /** Wall seconds over which `cpuSeconds` was counted (the load and its drain). */
+  cpuWindowSeconds: number;
+  /** CPU seconds of the router over IDLE_CPU_MS with no traffic, just before the load. */
+  idleCpuSeconds: number;
+  errors: string[];
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const log = (m: string): void =>
+    console.log(`[${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${m}`);
+  const loadSamples: number[] = [];
+  const sampler = setInterval(() => loadSamples.push(loadavg()[0]!), 5000);
+
+  log('provisioning the peers (cached per machine under ~/.cache/llmisvc/peers)');
+  const parts = await provisionPeers({ env: process.env, log });
+  for (const [name, p] of Object.entries(parts) as [string, Provisioned][]) {
+    log(
+      p.ok
+        ? `${name}: ${p.path} (${p.cached ? 'cached' : `provisioned in ${p.seconds.toFixed(0)} s`})`
+        : `${name}: FAILED: ${p.error}`,
+    );
+  }
+  if (!parts.inferenceSim.ok) throw new Error(`llm-d-inference-sim is needed: ${parts.inferenceSim.error}`);
+  const ready: Ready = {
+    sim: parts.inferenceSim.path,
+    ...(parts.vllmRouter.ok ? { vllmRouter: parts.vllmRouter.path } : {}),
+    ...(parts.sglangRouter.ok ? { sglangRouter: parts.sglangRouter.path } : {}),
+  };
+
+  const setups: RouterSetup[] = [
+    vllmRouter('round_robin'),
+    vllmRouter('cache_aware'),
+    vllmRouter('power_of_two'),
+    sglangRouter,
+    llmisvcUp('builtin'),
+    llmisvcUp('envoy'),
+  ].filter((s) => !only || only.some((o) => s.name.toLowerCase().includes(o.toLowerCase())));
+
+  const logRoot = await mkdtemp(join(tmpdir(), 'llmisvc-bench-peers-'));
+  log(`logs in ${logRoot}`);
+  const runs: RunRecord[] = [];
+  const idle: IdleRow[] = [];
+  const failures: { router: string; error: string }[] = [];
+  for (const setup of setups) {
+    const part = setup.needs ? parts[setup.needs] : undefined;
+    if (part && !part.ok) {
+      failures.push({ router: setup.name, error: `not provisioned: ${part.error}` });
+      continue;
+    }
+    for (const [i, qps] of RATES.entries()) {
+      const logDir = join(logRoot, `${setup.name.replace(/\W+/g, '-')}-${qps}`);
+      await mkdir(logDir, { recursive: true });
+      let running: Running;
+      try {
+        running = await setup.start(ready, logDir);
+      } catch (error) {
+        log(`${setup.name}: could not start: ${(error as Error).message}`);
+        failures.push({ router: setup.name, error: (error as Error).message });
+        break;
+      }
+      try {
+        if (i === 0) {
+          log(`${setup.name}: idle added latency, ${IDLE_SAMPLES} sequential requests each way`);
+          const row = await idleAddedLatency(setup.name, running);
+          idle.push(row);
+          log(
+            `  routed TTFT p50 ${row.routedTtftMs.p50.toFixed(2)} ms, direct ${row.directTtftMs.p50.toFixed(2)} ms`,
+          );
+        }
+        // What the router burns with no traffic (health checks, metrics scraping), apart from the per-request cost.
+        const idleCpuBefore = processTreeCpuSeconds(running.rootPids);
+        await sleep(IDLE_CPU_MS);
+        const idleCpuSeconds = processTreeCpuSeconds(running.rootPids) - idleCpuBefore;
+        const prefixBefore = await fleetPrefixCounters(running.sims);
+        const cpuBefore = processTreeCpuSeconds(running.rootPids);
+        const loadStarted = performance.now();
+        const display = progressDisplay(process.stdout, `${setup.name} @ ${qps} req/s`);
+        const result = await runLoad({
+          url: running.url,
+          workload: createWorkload('shared-prefix', { model: MODEL, seed: SEED, params: WORKLOAD_PARAMS }),
+          qps,
+          durationMs: DURATION_MS,
+          seed: SEED,
+          timeoutMs: 60_000,
+          onProgress: (p) => display.update(p),
+        });
+        display.done();
+        const cpuSeconds = processTreeCpuSeconds(running.rootPids) - cpuBefore;
+        const cpuWindowSeconds = (performance.now() - loadStarted) / 1000;
+        const prefixAfter = await fleetPrefixCounters(running.sims);
+        const prefix = {
+          hits: prefixAfter.hits - prefixBefore.hits,
+          queries: prefixAfter.queries - prefixBefore.queries,
+        };
+        const { records, ...summary } = result;
+        const errors = [...new Set(records.flatMap((r) => (r.error ? [r.error] : [])))].slice(0, 5);
+        runs.push({
+          router: setup.name,
+          qps,
+          result: summary,
+          prefix,
+          cpuSeconds,
+          cpuWindowSeconds,
+          idleCpuSeconds,
+          errors,
+        });
+        log(
+          `  ${result.counts.ok}/${result.counts.sent} ok, TTFT p50 ${result.ttftMs.p50.toFixed(1)} ms, ITL p90 ` +
+            `${result.interTokenMs.p90.toFixed(2)} ms, hits ${((prefix.hits / prefix.queries) * 100).toFixed(1)} %, ` +
+            `CPU ${cpuSeconds.toFixed(2)} s`,
+        );
+      } finally {
+        await running.stop();
+      }
+    }
+  }
+  clearInterval(sampler);
+
+  const rows: PeerRow[] = runs.map((r) => ({
+    router: r.router,
+    qps: r.qps,
+    ok: r.result.counts.ok,
+    sent: r.result.counts.sent,
+    ttftMs: r.result.ttftMs,
+    interTokenMs: r.result.interTokenMs,
+    e2eMs: r.result.e2eMs,
+    outputTokensPerSecond: r.result.outputTokensPerSecond,
+    prefixHitRatio: r.prefix.queries > 0 ? r.prefix.hits / r.prefix.queries : NaN,
+    cpuMsPerRequest: r.result.counts.ok > 0 ? (r.cpuSeconds * 1000) / r.result.counts.ok : NaN,
+    idleCpuMsPerSecond: (r.idleCpuSeconds * 1000) / (IDLE_CPU_MS / 1000),
+    netCpuMsPerRequest:
+      r.result.counts.ok > 0
+        ? ((r.cpuSeconds - (r.idleCpuSeconds / (IDLE_CPU_MS / 1000)) * r.cpuWindowSeconds) * 1000) /
+          r.result.counts.ok
+        : NaN,
+  }));
+  const load = summarize(loadSamples);
+  const command = `npm run bench:peers${args.length ? ` -- ${args.join(' ')}` : ''}`;
+  const version = (cmd: string, argv: string[]): string =>
+    spawnSync(cmd, argv, { encoding: 'utf8' }).stdout?.trim().split('\n')[0] ?? 'unknown';
+  const machine = {
+    description: machineDescription(),
+    nproc: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    go: version('go', ['version']),
+    python: version('python3', ['--version']),
+  };
+  const date = new Date().toISOString();
+  const report = [
+    `# Routers side by side${quick ? ' (quick smoke run)' : ''}`,
+    '',
+    `- Date: ${date}; wall time ${((Date.now() - started) / 60000).toFixed(1)} min`,
+    `- Command: \`${command}\``,
+    `- Machine: ${machine.description}; nproc ${machine.nproc}, ${machine.memoryGiB} GiB; ${machine.go}; ${machine.python}`,
+    `- Load average (1 min) during the run: mean ${load.mean.toFixed(1)}, max ${load.max.toFixed(1)} on ${machine.nproc} cores.` +
+      (load.mean > machine.nproc * 0.75
+        ? ' The machine is shared with other work: the numbers are noisy, compare them within this run only.'
+        : ''),
+    `- Fleet: ${REPLICAS} × llm-d-inference-sim ${INFERENCE_SIM_VERSION}, fresh for every router and rate: \`${SIM_FLAGS.join(' ')}\``,
+    `- Traffic: shared-prefix, ${Object.entries(WORKLOAD_PARAMS)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(
+        ', ',
+      )}; seed ${SEED}, Poisson arrivals, ${DURATION_MS / 1000} s per rate, streamed /v1/completions.`,
+    `- Peers: vllm-router ${VLLM_ROUTER_VERSION}, sglang-router ${SGLANG_ROUTER_VERSION} (\`smg launch\`), from PyPI.`,
+    '- Ours: `llmisvc up --model-server-cmd "<the simulator>"` with an 8-replica LLMInferenceService (the rendered default',
+    '  EndpointPickerConfig), `--gateway builtin` or `--gateway envoy`. Its CPU is the `up` process (gateway + EPP) plus',
+    "  Envoy where used; a peer's is its router process.",
+    '',
+    '## Provisioning (per machine, cached)',
+    '',
+    '| Part | This run | Cold provisioning, s |',
+    '| --- | --- | ---: |',
+    ...(Object.entries(parts) as [string, Provisioned][]).map(
+      ([name, p]) =>
+        `| ${name} | ${p.ok ? (p.cached ? 'cached' : 'provisioned') : `failed: ${p.error.split('\n')[0]}`} | ${p.ok && p.coldSeconds !== undefined ? p.coldSeconds.toFixed(0) : '–'} |`,
+    ),
+    '',
+    '## Idle added latency (time to first token, sequential single requests)',
+    '',
+    peersIdleTable(idle),
+    '',
+    '## Under load',
+    '',
+    peersLoadTable(rows),
+    '',
+    '## The targets of issue 16 on this run',
+    '',
+    ...targetChecks(idle, rows, {
+      ours: setups.filter((s) => s.needs === undefined).map((s) => s.name),
+      roundRobin: 'vllm-router round_robin',
+      sglang: 'sglang-router cache_aware',
+    }),
+    '',
+    ...(failures.length
+      ? ['## Could not run', '', ...failures.map((f) => `- ${f.router}: ${f.error.replace(/\n/g, ' ')}`), '']
+      : []),
+  ].join('\n');
+  await mkdir(out, { recursive: true });
+  const name = quick ? 'quick' : 'report';
+  await writeFile(join(out, `${name}.md`), report);
+  await writeFile(
+    join(out, `${name}.json`),
+    JSON.stringify({ date, command, machine, loadAverage: load, parts, idle, runs, failures }, null, 1) +
+      '\n',
+  );
+  console.log(report);
+}
+
+await main();
+process.exit(0);
