@@ -14,7 +14,7 @@
  * `llmisvc_controller_api_requests_total`) and the children whose resourceVersion moved (both should be 0).
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toTypedObject, type LLMInferenceService, type LLMInferenceServiceConfig } from '../src/api/index.js';
 import { CANDIDATE_CHILD_KINDS, CONFIG_RESOURCE, SERVICE_RESOURCE } from '../src/controller/index.js';
@@ -23,6 +23,13 @@ import { Discovery, KubeClient, type KubeObject, type ResourceRef } from '../src
 import { renderService } from '../src/render/index.js';
 import { createNamespace, installProject, readYaml, renderOptions } from '../test/controller-support.js';
 import { load, log, root, sleep, startCli, type CliProcess } from './chaos-common.js';
+
+interface Replica {
+  proc: CliProcess;
+  stopped: boolean;
+  kill(): Promise<void>;
+  stop(): Promise<void>;
+}
 import type { ScenarioResult } from './chaos-serving.js';
 
 const CRDS = [
@@ -95,6 +102,48 @@ async function applyUntilAcknowledged(
       await sleep(Math.min(1000, 100 * attempt));
     }
   }
+}
+
+const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: Metadata
+    verbs: ["create", "update", "patch", "delete", "deletecollection"]
+  - level: None
+`;
+
+/**
+ * Writes the controllers made between two wall-clock times, by resource, from the API server's audit log (user
+ * agent \`llmisvc-controller/IDENTITY\`; this bench's own writes use another).
+ */
+function auditedControllerWrites(path: string, from: number, to: number): Record<string, number> {
+  const counts: Record<string, number> = {};
+  let text = '';
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return counts;
+  }
+  for (const line of text.split('\n')) {
+    if (!line.includes('llmisvc-controller/')) continue;
+    try {
+      const e = JSON.parse(line) as {
+        stage: string;
+        userAgent?: string;
+        stageTimestamp: string;
+        objectRef?: { resource?: string; subresource?: string };
+      };
+      if (e.stage !== 'ResponseComplete' || !e.userAgent?.startsWith('llmisvc-controller/')) continue;
+      const t = Date.parse(e.stageTimestamp);
+      if (t < from || t > to) continue;
+      const key = `${e.objectRef?.resource ?? '?'}${e.objectRef?.subresource ? `/${e.objectRef.subresource}` : ''}`;
+      counts[key] = (counts[key] ?? 0) + 1;
+    } catch {
+      // a line cut by a SIGKILL
+    }
+  }
+  return counts;
 }
 
 /** Sum of the controller's API writes from its /metrics (undefined when it does not answer). */
@@ -369,21 +418,26 @@ export async function controlPlaneScenario(scenario: string, opts: Options): Pro
   const S = scenario;
   const loadStart = load();
   const dir = join(opts.logDir, 'apiserver');
+  const auditLog = join(opts.logDir, 'audit.log');
+  const policy = join(opts.logDir, 'audit-policy.yaml');
+  writeFileSync(policy, AUDIT_POLICY);
+  const apiServerArgs = [...API_SERVER_ARGS, `--audit-policy-file=${policy}`, `--audit-log-path=${auditLog}`];
   let server: DevApiServer = await startDevApiServer({
     dir,
     crds: [...CRDS],
     env: process.env,
     log: (m) => log(S, `  ${m}`),
-    apiServerArgs: API_SERVER_ARGS,
+    apiServerArgs,
   });
   const kubeVersion = execFileSync(server.assets.kubeApiserver, ['--version'], { encoding: 'utf8' }).trim();
   const admin = await KubeClient.create({
+    userAgent: 'chaos-writer',
     kubeconfig: server.kubeconfigPath,
     qps: 2000,
     burst: 2000,
     requestTimeoutMs: 15_000,
   });
-  const controllers: CliProcess[] = [];
+  const controllers: Replica[] = [];
   try {
     await installProject(admin, SYSTEM_NAMESPACE);
     const ns = await createNamespace(admin, 'chaos');
@@ -395,13 +449,48 @@ export async function controlPlaneScenario(scenario: string, opts: Options): Pro
     const count = opts.services;
     const rounds = new Map<string, number>();
     const probePorts = [await freePort(), await freePort()];
-    const startController = (k: number, leaderElect: boolean): CliProcess => {
-      const c = startCli(
-        controllerArgs(server.kubeconfigPath, ns, probePorts[k]!, leaderElect),
-        join(opts.logDir, `controller-${k}.log`),
-      );
-      controllers.push(c);
-      return c;
+    /** Exits nobody asked for; each one is restarted after 1 s, as a kubelet would (first back-off 10 s). */
+    const unexpectedExits: string[] = [];
+    /** A controller replica, started again when it exits by itself; resolves once it answers /readyz. */
+    const startController = async (k: number, leaderElect: boolean): Promise<Replica> => {
+      const logPath = join(opts.logDir, `controller-${k}.log`);
+      const replica: Replica = {
+        proc: undefined as unknown as CliProcess,
+        stopped: false,
+        async kill() {
+          replica.stopped = true;
+          await replica.proc.kill();
+        },
+        async stop() {
+          replica.stopped = true;
+          await replica.proc.stop();
+        },
+      };
+      const launch = () => {
+        const c = startCli(controllerArgs(server.kubeconfigPath, ns, probePorts[k]!, leaderElect), logPath);
+        replica.proc = c;
+        void c.exited.then(async ({ code, signal }) => {
+          if (replica.stopped) return;
+          const tail = readFileSync(logPath, 'utf8').trim().split('\n').slice(-2).join(' | ').slice(0, 300);
+          unexpectedExits.push(`replica ${k} (pid ${c.pid}) exited (${signal ?? `code ${code}`}): ${tail}`);
+          log(
+            S,
+            `controller replica ${k} exited by itself (${signal ?? `code ${code}`}); restarting it in 1 s`,
+          );
+          await sleep(1000);
+          if (!replica.stopped) launch();
+        });
+      };
+      launch();
+      controllers.push(replica);
+      for (let i = 0; i < 600; i++) {
+        const ok = await fetch(`http://127.0.0.1:${probePorts[k]}/readyz`)
+          .then((r) => r.ok)
+          .catch(() => false);
+        if (ok) break;
+        await sleep(100);
+      }
+      return replica;
     };
     /** Writes `round` to every service with 8 writers; `onProgress(n)` after each acknowledged write. */
     const writeRound = async (round: number, onProgress?: (n: number) => Promise<void> | void) => {
@@ -434,7 +523,7 @@ export async function controlPlaneScenario(scenario: string, opts: Options): Pro
     let writesDoneAt = NaN;
 
     if (scenario === 'apiserver') {
-      startController(0, false);
+      await startController(0, false);
       let killed: Promise<void> | undefined;
       const t0 = performance.now();
       const kill = async () => {
@@ -450,7 +539,7 @@ export async function controlPlaneScenario(scenario: string, opts: Options): Pro
           env: process.env,
           assets: server.assets,
           log: (m) => log(S, `  ${m}`),
-          apiServerArgs: API_SERVER_ARGS,
+          apiServerArgs,
         });
         recoveredAt = performance.now();
         log(
@@ -469,7 +558,7 @@ export async function controlPlaneScenario(scenario: string, opts: Options): Pro
       figures['writerRetriesDuringOutage'] = retries;
       figures['writesSeconds'] = Math.round(writesDoneAt - t0) / 1000;
     } else if (scenario === 'controller') {
-      const first = startController(0, false);
+      const first = await startController(0, false);
       const t0 = performance.now();
       await writeRound(0);
       writesDoneAt = performance.now();
@@ -487,15 +576,14 @@ export async function controlPlaneScenario(scenario: string, opts: Options): Pro
       await first.kill();
       log(
         S,
-        `SIGKILL llmisvc controller (pid ${first.pid}) with ${String(figures['observedAtKill'])}/${count} observed, load ${load()}`,
+        `SIGKILL llmisvc controller (pid ${first.proc.pid}) with ${String(figures['observedAtKill'])}/${count} observed, load ${load()}`,
       );
-      startController(1, false);
+      await startController(1, false);
       activeProbe = probePorts[1]!;
       recoveredAt = performance.now();
       figures['writesSeconds'] = Math.round(writesDoneAt - t0) / 1000;
     } else if (scenario === 'leader') {
-      const a = startController(0, true);
-      const b = startController(1, true);
+      const [a, b] = await Promise.all([startController(0, true), startController(1, true)]);
       await writeRound(0);
       const initial = await waitConverged(S, admin, ns, count, rounds, opts.convergeTimeoutMs);
       if (!initial.at) throw new Error(`no initial convergence: ${JSON.stringify(brief(initial.check))}`);
@@ -505,7 +593,7 @@ export async function controlPlaneScenario(scenario: string, opts: Options): Pro
       activeProbe = probePorts[1 - leaderIndex]!;
       log(
         S,
-        `initial rollout converged; leader is replica ${leaderIndex} (pid ${leader.pid}); rolling out an update`,
+        `initial rollout converged; leader is replica ${leaderIndex} (pid ${leader.proc.pid}); rolling out an update`,
       );
       await writeRound(1);
       writesDoneAt = performance.now();
@@ -522,15 +610,17 @@ export async function controlPlaneScenario(scenario: string, opts: Options): Pro
       await leader.kill();
       log(
         S,
-        `SIGKILL leader (pid ${leader.pid}) with ${String(figures['updateObservedAtKill'])}/${count} updates observed, load ${load()}`,
+        `SIGKILL leader (pid ${leader.proc.pid}) with ${String(figures['updateObservedAtKill'])}/${count} updates observed, load ${load()}`,
       );
       // It comes back, as a Pod would, and becomes the standby.
-      startController(leaderIndex, true);
+      const restarted = startController(leaderIndex, true);
+      for (let i = 0; i < 300 && !(await isLeader(activeProbe)); i++) await sleep(100);
+      // Recovery = the standby leads.
       recoveredAt = performance.now();
-      for (let i = 0; i < 60 && !(await isLeader(activeProbe)); i++) await sleep(500);
       figures['standbyLeaderAfterMs'] = (await isLeader(activeProbe))
-        ? Math.round(performance.now() - faultAt)
+        ? Math.round(recoveredAt - faultAt)
         : null;
+      await restarted;
       figures['leaseDurationSeconds'] = 6;
     }
 
@@ -552,21 +642,36 @@ export async function controlPlaneScenario(scenario: string, opts: Options): Pro
 
     // Idle: nothing changes, so no controller should write and no child should move.
     await sleep(3000); // a status write racing the last check settles first
+    const idleFrom = Date.now();
     const before = await Promise.all(probePorts.map((p) => controllerWrites(p)));
     const versionsBefore = (await checkChildren(admin, ns, rounds)).versions;
     await sleep(opts.idleSeconds * 1000);
     const after = await Promise.all(probePorts.map((p) => controllerWrites(p)));
+    await sleep(1000); // the audit log is written as requests complete
+    const audited = auditedControllerWrites(auditLog, idleFrom, idleFrom + opts.idleSeconds * 1000);
+    const auditedNonLease = Object.entries(audited)
+      .filter(([r]) => r !== 'leases')
+      .reduce((n, [, c]) => n + c, 0);
     const final = await checkChildren(admin, ns, rounds);
     let moved = 0;
     for (const [k, v] of final.versions) if (versionsBefore.get(k) !== v) moved++;
     const idleWrites = after.reduce<number>((sum, w, i) => sum + ((w ?? 0) - (before[i] ?? w ?? 0)), 0);
     figures['idleSeconds'] = opts.idleSeconds;
-    figures['idleControllerWrites'] = idleWrites;
+    figures['idleControllerWritesByMetrics'] = idleWrites;
+    figures['idleControllerWritesByAuditLog'] = audited;
     figures['idleChildrenResourceVersionsMoved'] = moved;
     figures['finalCheck'] = brief(final);
     figures['activeControllerWritesTotal'] = await controllerWrites(activeProbe);
+    figures['controllerExitsNobodyAskedFor'] = unexpectedExits;
+    if (unexpectedExits.length)
+      problems.push(
+        `the controller exited by itself ${unexpectedExits.length} time(s): ${unexpectedExits[0]}`,
+      );
     if (!converged(final, count)) problems.push(`not converged at the end: ${JSON.stringify(brief(final))}`);
-    if (idleWrites) problems.push(`${idleWrites} controller writes in the idle window`);
+    if (auditedNonLease)
+      problems.push(
+        `${auditedNonLease} controller writes other than Lease renewals in the idle window: ${JSON.stringify(audited)}`,
+      );
     if (moved) problems.push(`${moved} children changed in the idle window`);
 
     const fault = {
@@ -576,9 +681,10 @@ export async function controlPlaneScenario(scenario: string, opts: Options): Pro
     }[scenario as 'apiserver'];
     summary.push(
       `${count} services (${templates.length} example topologies in rotation), ${result.check.desiredChildren} children; ${fault}.`,
-      `Converged ${figures['convergedAfterRecoverySeconds']} s after the recovery (${figures['convergedAfterFaultSeconds']} s after the kill, ${figures['convergedAfterLastWriteSeconds']} s after the last write).`,
+      `Converged ${figures['convergedAfterRecoverySeconds']} s after the recovery (recovery: ${figures['recoverySeconds']} s after the kill; ${figures['convergedAfterFaultSeconds']} s after the kill, ${figures['convergedAfterLastWriteSeconds']} s after the last write).`,
       `After convergence: ${final.missing.length} missing, ${final.orphans.length} orphans, ${final.extra.length} duplicates/extra, ${final.stale.length} stale children, ${final.unobserved} services with an unobserved generation, ${final.lostUpdates} lost updates.`,
-      `Idle ${opts.idleSeconds} s: ${idleWrites} controller API writes, ${moved} children with a new resourceVersion.`,
+      `Idle ${opts.idleSeconds} s: controller writes in the API server's audit log ${JSON.stringify(audited)} (${auditedNonLease} besides leader-election Lease renewals); its own metrics count ${idleWrites}; ${moved} children with a new resourceVersion.`,
+      `Controller exits nobody asked for (each restarted after 1 s): ${unexpectedExits.length}.`,
     );
     return {
       scenario,
