@@ -169,7 +169,7 @@ export async function modelServerScenario(opts: {
     loadEnd,
     figures,
     summary: [
-      `${outcomes.length} streaming requests at ${opts.rate}/s for ${opts.seconds} s, 4 simulators; ${victim.pod} SIGKILLed at ${(killAt / 1000).toFixed(1)} s.`,
+      `${outcomes.length} streaming requests at ${opts.rate}/s for ${opts.seconds} s, 4 simulators; ${victim.pod} SIGKILLed ${(killAt / 1000).toFixed(1)} s after the stack started.`,
       `Its ${inFlight.length} in-flight streams ended ${JSON.stringify(figures.victimInFlightResults)}, the last ${figures.victimInFlightErrorAfterMs.max} ms after the kill (p50 ${figures.victimInFlightErrorAfterMs.p50} ms).`,
       `Requests sent to it after the kill (before the supervisor restarted it ${figures.supervisorRestartedAfterMs ?? '–'} ms later): ${sentAfter.length}, the last ${figures.lastSentToVictimAfterKillMs} ms after the kill (scrape interval 50 ms).`,
       `Failures outside the killed server: ${elsewhereFailed.length}.`,
@@ -184,7 +184,7 @@ export async function modelServerScenario(opts: {
  * The Endpoint Picker SIGKILLed under load. `startLocalStack` runs its EPP inside its own process, so the EPP here is
  * an `llmisvc epp` process (static mode, the quickstart's rendered config) in front of the stack's simulators, behind
  * an in-process builtin gateway with the pool's failure mode (FailClose). After the kill it is started again on the
- * same ports after 250 ms (the local supervisor's first restart delay). One replica: the builtin gateway takes one
+ * same ports after `downMs` (default 250 ms, the local supervisor's first restart delay). One replica: the builtin gateway takes one
  * EPP address.
  */
 export async function eppScenario(opts: {
@@ -192,6 +192,8 @@ export async function eppScenario(opts: {
   seconds: number;
   maxTokens: number;
   logDir: string;
+  /** How long the EPP stays down before it is started again (default 250 ms, the local supervisor's first delay). */
+  downMs: number;
 }): Promise<ScenarioResult> {
   const S = 'epp';
   const loadStart = load();
@@ -246,7 +248,7 @@ export async function eppScenario(opts: {
     killAt = performance.now() - t0;
     await epp.kill();
     log(S, `SIGKILL llmisvc epp at load ${load()}`);
-    await sleep(250);
+    await sleep(opts.downMs);
     restartedAt = performance.now() - t0;
     epp = startCli(eppArgs, eppLog);
     await eppReady();
@@ -284,6 +286,8 @@ export async function eppScenario(opts: {
     eppRestartedAfterMs: Math.round(restartedAt - killAt),
     eppServingAgainAfterMs: Math.round(readyAt - killAt),
     firstOkRequestStartedAfterKillMs: Math.round(firstOkAfter - killAt),
+    inFlightAtKill: count(outcomes, (o) => o.start < killAt && o.end > killAt),
+    inFlightAtKillOk: count(outcomes, (o) => o.start < killAt && o.end > killAt && o.result === 'ok'),
     failed: failed.length,
     failedByResult: Object.fromEntries(
       ['error-head', 'error-body', 'timeout'].map((r) => [r, count(failed, (o) => o.result === r)]),
@@ -301,12 +305,13 @@ export async function eppScenario(opts: {
     problems.push(`${figures.failedOutsideOutageWindow} failures outside the outage`);
   return {
     scenario: S,
-    command: `npm run chaos -- --scenario epp --rate ${opts.rate} --seconds ${opts.seconds} --max-tokens ${opts.maxTokens}`,
+    command: `npm run chaos -- --scenario epp --rate ${opts.rate} --seconds ${opts.seconds} --max-tokens ${opts.maxTokens} --epp-down-ms ${opts.downMs}`,
     loadStart,
     loadEnd: load(),
     figures,
     summary: [
-      `${outcomes.length} streaming requests at ${opts.rate}/s for ${opts.seconds} s through the builtin gateway (failure mode ${stack.topology.failureMode}) and one \`llmisvc epp\` process; EPP SIGKILLed at ${(killAt / 1000).toFixed(1)} s, started again 250 ms later, serving after ${figures.eppServingAgainAfterMs} ms.`,
+      `${outcomes.length} streaming requests at ${opts.rate}/s for ${opts.seconds} s through the builtin gateway (failure mode ${stack.topology.failureMode}) and one \`llmisvc epp\` process; EPP SIGKILLed at ${(killAt / 1000).toFixed(1)} s, started again ${opts.downMs} ms later, serving after ${figures.eppServingAgainAfterMs} ms.`,
+      `Streams in flight at the kill (their endpoint was already chosen): ${figures.inFlightAtKill}, of which ${figures.inFlightAtKillOk} completed.`,
       `Failed requests: ${failed.length} (${JSON.stringify(figures.failedStatuses)} by status; ${JSON.stringify(figures.failedByResult)}); the first request to succeed after the kill started ${figures.firstOkRequestStartedAfterKillMs} ms after it.`,
       'One replica only: the builtin gateway (and the generated Envoy bootstrap) take one EPP address, so two EPP replicas cannot run in the local stack yet.',
     ],
@@ -324,7 +329,8 @@ interface RssSample {
 
 /**
  * `llmisvc up` (builtin gateway + EPP in one process, 4 simulator processes) at a steady rate for `minutes`; RSS of
- * every process sampled each `sampleSeconds`. Growth is judged from the 25 % mark (caches filled, JIT warm) to the end.
+ * every process sampled each `sampleSeconds`. Growth is judged over the second half (caches filled to their bounds,
+ * JIT warm, the heap grown): more than 10 MiB there is reported.
  */
 export async function soakScenario(opts: {
   minutes: number;
@@ -389,6 +395,7 @@ export async function soakScenario(opts: {
   await up.stop();
   const first = samples[0]!;
   const quarter = samples.find((s) => s.t >= (opts.minutes * 60) / 4) ?? first;
+  const half = samples.find((s) => s.t >= (opts.minutes * 60) / 2) ?? first;
   const last = samples.at(-1)!;
   const perProcess = Object.keys(names).map((n) => {
     const series = samples.map((s) => s.rss[n]).filter((v): v is number => v !== undefined);
@@ -396,16 +403,17 @@ export async function soakScenario(opts: {
       process: n,
       startMiB: round1(first.rss[n]),
       at25PercentMiB: round1(quarter.rss[n]),
+      at50PercentMiB: round1(half.rss[n]),
       endMiB: round1(last.rss[n]),
       maxMiB: round1(Math.max(...series)),
-      growthAfter25PercentMiB: round1((last.rss[n] ?? 0) - (quarter.rss[n] ?? 0)),
+      growthOverSecondHalfMiB: round1((last.rss[n] ?? 0) - (half.rss[n] ?? 0)),
     };
   });
   const failed = outcomes.filter((o) => o.result !== 'ok');
   const problems: string[] = [];
   for (const p of perProcess)
-    if (p.growthAfter25PercentMiB > 30)
-      problems.push(`${p.process} grew ${p.growthAfter25PercentMiB} MiB after the 25 % mark`);
+    if (p.growthOverSecondHalfMiB > 10)
+      problems.push(`${p.process} grew ${p.growthOverSecondHalfMiB} MiB over the second half`);
   if (failed.length) problems.push(`${failed.length} requests failed`);
   return {
     scenario: S,
@@ -432,7 +440,7 @@ export async function soakScenario(opts: {
       `${outcomes.length} requests (half streaming, ${opts.maxTokens} tokens max, prompts with 32 shared prefixes and unique tails) at ${opts.rate}/s for ${opts.minutes} min through \`llmisvc up\`; ${failed.length} failed.`,
       ...perProcess.map(
         (p) =>
-          `${p.process}: RSS ${p.startMiB} MiB at start, ${p.at25PercentMiB} at 25 %, ${p.endMiB} at the end (max ${p.maxMiB}); growth after 25 %: ${p.growthAfter25PercentMiB} MiB.`,
+          `${p.process}: RSS ${p.startMiB} MiB at start, ${p.at25PercentMiB} at 25 %, ${p.at50PercentMiB} at 50 %, ${p.endMiB} at the end (max ${p.maxMiB}); growth over the second half: ${p.growthOverSecondHalfMiB} MiB.`,
       ),
     ],
     problems,

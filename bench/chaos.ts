@@ -6,6 +6,7 @@
  *
  *   npm run chaos -- [--scenario all|apiserver|controller|leader|model-server|epp|soak] [--services 200]
  *                    [--rate 20] [--seconds 20] [--max-tokens 64] [--minutes 30] [--idle-seconds 30]
+ *                    [--converge-seconds 300] [--epp-down-ms 250] [--sample-seconds 60] [--out DIR]
  *
  * `all` runs every scenario but the soak (run it on its own: it lasts `--minutes`).
  */
@@ -27,6 +28,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '20' },
     'max-tokens': { type: 'string', default: '64' },
     minutes: { type: 'string', default: '30' },
+    'epp-down-ms': { type: 'string', default: '250' },
     'idle-seconds': { type: 'string', default: '30' },
     'converge-seconds': { type: 'string', default: '300' },
     'sample-seconds': { type: 'string', default: '60' },
@@ -51,7 +53,13 @@ async function run(s: Scenario, logDir: string): Promise<ScenarioResult> {
     case 'model-server':
       return modelServerScenario({ rate: Number(values.rate ?? 20), seconds, maxTokens });
     case 'epp':
-      return eppScenario({ rate: Number(values.rate ?? 20), seconds, maxTokens, logDir });
+      return eppScenario({
+        rate: Number(values.rate ?? 20),
+        seconds,
+        maxTokens,
+        logDir,
+        downMs: Number(values['epp-down-ms']),
+      });
     case 'soak':
       return soakScenario({
         minutes: Number(values.minutes),
