@@ -1,0 +1,219 @@
+/**
+ * @module bench/chaos-common
+ * Shared pieces of `npm run chaos`: the machine and load average beside every figure, child processes of our own CLI
+ * (logged to a file, never outliving the run), resident memory from /proc, a streaming OpenAI client that records
+ * how each request ended, and an open-loop load generator.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { machineDescription } from '../src/bench/index.js';
+import { forgetChild, killOnExit } from '../src/process/index.js';
+
+export const root = fileURLToPath(new URL('../..', import.meta.url));
+export const cli = join(root, 'bin/llmisvc.js');
+
+export function load(): string {
+  return loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
+}
+
+export function machine(): string {
+  return machineDescription();
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export function log(scenario: string, message: string): void {
+  console.log(`[chaos:${scenario}] ${new Date().toISOString().slice(11, 19)} ${message}`);
+}
+
+/** A process of ours (`node bin/llmisvc.js …`) with its output in `logPath`. */
+export interface CliProcess {
+  child: ChildProcess;
+  pid: number;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGKILL: no handler runs, no socket is closed politely. */
+  kill(): Promise<void>;
+  /** SIGTERM, then SIGKILL after 10 s. */
+  stop(): Promise<void>;
+}
+
+export function startCli(args: readonly string[], logPath: string): CliProcess {
+  const fd = openSync(logPath, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', fd, fd] });
+  } finally {
+    closeSync(fd);
+  }
+  killOnExit(child);
+  let gone = false;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => {
+      gone = true;
+      forgetChild(child);
+      resolve({ code, signal });
+    }),
+  );
+  return {
+    child,
+    pid: child.pid ?? -1,
+    exited,
+    async kill() {
+      if (!gone) child.kill('SIGKILL');
+      await exited;
+    },
+    async stop() {
+      if (gone) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Resident set size of a process in MiB (VmRSS), undefined once it is gone. */
+export function rssMiB(pid: number): number | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
+    return kb ? Number(kb) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Direct children of a process, from /proc (pid → command line). */
+export function childrenOf(pid: number): { pid: number; cmdline: string }[] {
+  const out: { pid: number; cmdline: string }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== pid) continue;
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ').trim();
+      out.push({ pid: Number(entry), cmdline });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** How one request ended, as its client saw it. */
+export interface Outcome {
+  /** ms since the load started */
+  start: number;
+  end: number;
+  /** HTTP status; 0 when no response head arrived. */
+  status: number;
+  /** `x-inference-pod` of the response, when there was one. */
+  pod: string | undefined;
+  /** ok: 200 and, for a stream, `data: [DONE]`; error-head: no head or a non-200 status; error-body: cut mid-stream. */
+  result: 'ok' | 'error-head' | 'error-body' | 'timeout';
+  error?: string;
+}
+
+export interface RequestShape {
+  baseUrl: string;
+  model: string;
+  prompt: string;
+  maxTokens: number;
+  stream: boolean;
+  timeoutMs: number;
+}
+
+/** One chat completion through the gateway, never throwing: the outcome says how it went. */
+export async function chat(shape: RequestShape, t0: number): Promise<Outcome> {
+  const start = performance.now() - t0;
+  const signal = AbortSignal.timeout(shape.timeoutMs);
+  let status = 0;
+  let pod: string | undefined;
+  let headOk = false;
+  try {
+    const res = await fetch(`${shape.baseUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: shape.model,
+        messages: [{ role: 'user', content: shape.prompt }],
+        max_tokens: shape.maxTokens,
+        stream: shape.stream,
+      }),
+      signal,
+    });
+    status = res.status;
+    pod = res.headers.get('x-inference-pod') ?? undefined;
+    headOk = res.ok;
+    const text = await res.text();
+    const end = performance.now() - t0;
+    if (!res.ok) return { start, end, status, pod, result: 'error-head', error: text.slice(0, 200) };
+    if (shape.stream && !text.includes('data: [DONE]'))
+      return { start, end, status, pod, result: 'error-body', error: 'stream ended without [DONE]' };
+    return { start, end, status, pod, result: 'ok' };
+  } catch (error) {
+    const end = performance.now() - t0;
+    const message = (error as Error).cause
+      ? `${(error as Error).message}: ${((error as Error).cause as Error).message}`
+      : (error as Error).message;
+    const result = signal.aborted ? 'timeout' : headOk ? 'error-body' : 'error-head';
+    return { start, end, status, pod, result, error: message };
+  }
+}
+
+/**
+ * Open-loop load: `rate` requests a second for `durationMs` (at most `maxInFlight` at once: a request that would
+ * exceed it is counted as `skipped`, not queued), each shaped by `shape(i)`. Resolves when all have ended.
+ */
+export async function openLoop(options: {
+  rate: number;
+  durationMs: number;
+  maxInFlight: number;
+  shape: (i: number) => RequestShape;
+  t0: number;
+  onOutcome?: (o: Outcome) => void;
+  stop?: () => boolean;
+}): Promise<{ outcomes: Outcome[]; skipped: number }> {
+  const outcomes: Outcome[] = [];
+  const pending = new Set<Promise<void>>();
+  let skipped = 0;
+  const begin = performance.now();
+  for (let i = 0; ; i++) {
+    const due = begin + (i * 1000) / options.rate;
+    if (due - begin > options.durationMs || options.stop?.()) break;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+    if (pending.size >= options.maxInFlight) {
+      skipped++;
+      continue;
+    }
+    const p: Promise<void> = chat(options.shape(i), options.t0).then((o) => {
+      outcomes.push(o);
+      options.onOutcome?.(o);
+      pending.delete(p);
+    });
+    pending.add(p);
+  }
+  await Promise.all(pending);
+  return { outcomes, skipped };
+}
+
+export function percentile(values: number[], p: number): number {
+  if (!values.length) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** Waits for `llmisvc up`'s summary on stdout and returns the OpenAI base URL and model it printed. */
+export function parseUpSummary(text: string): { baseUrl: string; model: string } | undefined {
+  const match = /OpenAI API\s+(\S+)\/v1\s+\(model "([^"]+)"\)/.exec(text);
+  return match ? { baseUrl: match[1]!, model: match[2]! } : undefined;
+}
