@@ -4,13 +4,16 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { prefillDecodeEndpointPickerConfig } from '../src/epp/index.js';
 import { createExtProcClient, pickEndpoint } from '../src/gateway/index.js';
 import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
+import { REPO_ROOT } from './harness/repo.js';
 
 const bin = fileURLToPath(new URL('../../bin/llmisvc.js', import.meta.url));
 let fixtures: ModelServerFixture[] = [];
@@ -114,14 +117,40 @@ function listeningLine(child: ChildProcess): Promise<{ grpcPort: number; healthP
 
 const canConfine = process.getuid?.() === 0 && spawnSync('unshare', ['--version']).status === 0;
 
+/** True when every folder on the way to `path` lets other users through (uid 65534 must reach the program). */
+function reachableByOthers(path: string): boolean {
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) return false;
+    if (dir === dirname(dir)) return true;
+  }
+}
+
+/**
+ * The program as an image would hold it, where uid 65534 can read it: the checkout itself when its folders let others
+ * through, else a hard-linked (or copied) tree of what the CLI loads in a world-readable temporary folder (a CI clone
+ * may live in a 0700 folder). Returns its bin file and a clean-up.
+ */
+function programForOthers(): { bin: string; remove: () => void } {
+  if (reachableByOthers(bin)) return { bin, remove: () => undefined };
+  const dir = mkdtempSync(join(tmpdir(), 'llmisvc-epp-image-'));
+  chmodSync(dir, 0o755);
+  for (const part of ['package.json', 'bin', 'dist', 'node_modules']) {
+    const from = join(REPO_ROOT, part);
+    if (spawnSync('cp', ['-al', from, dir]).status !== 0) execFileSync('cp', ['-a', from, dir]);
+  }
+  return { bin: join(dir, 'bin', 'llmisvc.js'), remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
 test(
   "llmisvc epp starts with TLS under its pod's constraints: read-only root, no openssl, a non-root user",
   { skip: canConfine ? false : 'needs root and unshare(1) to build the confinement' },
-  async () => {
+  async (t) => {
     // As the rendered EPP Deployment runs it (readOnlyRootFilesystem, runAsNonRoot, no volume, an image without
     // openssl): a private mount namespace with / remounted read-only, uid/gid 65534, PATH and HOME leading nowhere.
     const confine =
       'mount -o remount,bind,ro / && exec setpriv --reuid 65534 --regid 65534 --clear-groups "$@"';
+    const program = programForOthers();
+    t.after(program.remove);
     const child = spawn(
       'unshare',
       [
@@ -137,7 +166,7 @@ test(
         'PATH=/nonexistent',
         'HOME=/nonexistent',
         process.execPath,
-        bin,
+        program.bin,
         'epp',
         '--endpoints',
         fixtures[1]!.address,
