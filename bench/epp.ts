@@ -23,6 +23,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem, release, platform, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import {
@@ -33,11 +34,15 @@ import {
   prefillDecodeEndpointPickerConfig,
   type Endpoint,
 } from '../src/epp/index.js';
-import { createExtProcClient, pickEndpoint } from '../src/gateway/index.js';
+import {
+  createExtProcClient,
+  pickEndpoint,
+  defaultCacheDir,
+  ensureEnvoy,
+  startEnvoy,
+} from '../src/gateway/index.js';
 import { PrefixIndex } from '../src/epp/plugins/index.js';
-import { defaultCacheDir, ensureEnvoy } from '../src/gateway/index.js';
-import { startEnvoy } from '../test/harness/envoy.js';
-import { startModelServerFixture } from '../test/harness/model-server-fixture.js';
+import { startModelServerFixture } from '../src/bench/index.js';
 import { startLoadGenerator, type OpenLoopResult } from './open-loop.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -431,7 +436,7 @@ async function eppCpuPerRequest(): Promise<{
       (await pickEndpoint(client, { path: '/v1/completions', body: body() })).done();
     const idle0 = processCpuSeconds(epp.child.pid!);
     const idleStart = performance.now();
-    await new Promise((r) => setTimeout(r, 3000));
+    await sleep(3000);
     const idleSeconds = (performance.now() - idleStart) / 1000;
     const idleRate = (processCpuSeconds(epp.child.pid!) - idle0) / idleSeconds;
     const requests = 5000;

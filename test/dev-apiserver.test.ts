@@ -32,7 +32,7 @@ import {
   startDevApiServer,
   type DevApiServer,
 } from '../src/dev/index.js';
-import { isPidAlive } from '../src/dev/processes.js';
+import { isPidAlive } from '../src/process/index.js';
 
 function portAcceptsConnections(url: string): Promise<boolean> {
   const { hostname, port } = new URL(url);

@@ -27,7 +27,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { GPU_RESOURCE, startDevCluster, type DevCluster } from '../src/dev/index.js';
-import { isPidAlive } from '../src/dev/processes.js';
+import { isPidAlive } from '../src/process/index.js';
 import { CLI } from './harness/repo.js';
 
 /** Polls until `probe` returns a value; the bound only keeps a broken cluster from hanging the run. */

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { prefillDecodeEndpointPickerConfig } from '../src/epp/index.js';
 import { createExtProcClient, pickEndpoint } from '../src/gateway/index.js';
-import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
+import { startModelServerFixture, type ModelServerFixture } from '../src/bench/index.js';
 
 const bin = fileURLToPath(new URL('../../bin/llmisvc.js', import.meta.url));
 let fixtures: ModelServerFixture[] = [];

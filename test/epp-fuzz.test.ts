@@ -14,7 +14,7 @@ import {
   pickEndpoint,
   type ExtProcClient,
 } from '../src/gateway/index.js';
-import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
+import { startModelServerFixture, type ModelServerFixture } from '../src/bench/index.js';
 
 let fixtures: ModelServerFixture[] = [];
 let epp: RunningEpp;

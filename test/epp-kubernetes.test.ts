@@ -10,7 +10,7 @@ import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes
 import { pino } from 'pino';
 import { startEpp, type RunningEpp } from '../src/epp/index.js';
 import { createExtProcClient, pickEndpoint, type ExtProcClient } from '../src/gateway/index.js';
-import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
+import { startModelServerFixture, type ModelServerFixture } from '../src/bench/index.js';
 
 const KUBECONFIG = process.env['LLMISVC_TEST_KUBECONFIG'];
 

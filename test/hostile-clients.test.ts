@@ -12,9 +12,13 @@ import { Readable } from 'node:stream';
 import { pino } from 'pino';
 import { request } from 'undici';
 import { startEpp, type RunningEpp } from '../src/epp/index.js';
-import { startBuiltinGateway, type RunningGateway } from '../src/gateway/index.js';
+import {
+  startBuiltinGateway,
+  type RunningGateway,
+  startEnvoy,
+  type RunningEnvoy,
+} from '../src/gateway/index.js';
 import { startSimulator, type RunningSimulator } from '../src/sim/index.js';
-import { startEnvoy, type RunningEnvoy } from './harness/envoy.js';
 
 const ENVOY_BIN = process.env['ENVOY_BIN'];
 const quiet = pino({ level: 'silent' });

@@ -16,11 +16,15 @@ import {
   startEpp,
   type RunningEpp,
 } from '../src/epp/index.js';
-import { startBuiltinGateway, type RunningGateway } from '../src/gateway/index.js';
+import {
+  startBuiltinGateway,
+  type RunningGateway,
+  startEnvoy,
+  type RunningEnvoy,
+} from '../src/gateway/index.js';
 import { startLocalStack, type LocalStack } from '../src/local/index.js';
 import { startAttackerTarget, type AttackerTarget } from './harness/attacker.js';
-import { startEnvoy, type RunningEnvoy } from './harness/envoy.js';
-import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
+import { startModelServerFixture, type ModelServerFixture } from '../src/bench/index.js';
 import { REPO_ROOT } from './harness/repo.js';
 
 const ENVOY_BIN = process.env['ENVOY_BIN'];

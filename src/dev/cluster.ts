@@ -12,9 +12,10 @@
  * `lws/` (the LWS manager's configuration and serving certificate),
  * `logs/{kube-controller-manager,kube-scheduler,kwok,lws-controller-manager}.log` and `cluster.json` (the controllers' pids while it runs).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { LlmisvcError } from '../errors/index.js';
 import { KubeClient, statusMessage } from '../kube/index.js';
@@ -42,7 +43,15 @@ import { renderDevKubeconfig } from './kubeconfig.js';
 import { removeLwsWebhooks, startLeaderWorkerSet, type RunningLws } from './lws.js';
 import { DEV_FIELD_MANAGER } from './manifests.js';
 import { llmisvcCacheDir } from './paths.js';
-import { freeLoopbackPort, isPidAlive, logTail, startProcess, type ManagedProcess } from './processes.js';
+import {
+  commandLineMentions,
+  freeLoopbackPort,
+  isPidAlive,
+  killAndWait,
+  logTail,
+  startProcess,
+  type ManagedProcess,
+} from '../process/index.js';
 
 export interface StartDevClusterOptions {
   /** The cluster's folder; created when missing. Starting the same folder again keeps its etcd data. */
@@ -441,20 +450,7 @@ async function stopLeftovers(dir: string, log: (m: string) => void): Promise<voi
   for (const pid of [state.leaderWorkerSet, state.kwok, state.kubeScheduler, state.kubeControllerManager]) {
     if (!pid || !isPidAlive(pid) || !commandLineMentions(pid, dir)) continue;
     log(`stopping process ${pid} left behind by an earlier run in ${dir}`);
-    process.kill(pid, 'SIGKILL');
-    for (let i = 0; i < 50 && isPidAlive(pid); i++) await sleep(100);
+    await killAndWait(pid);
   }
   await rm(path, { force: true });
-}
-
-function commandLineMentions(pid: number, text: string): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text);
-  } catch {
-    return false;
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -16,7 +16,7 @@ import type { LwsAssets } from './cluster-assets.js';
 import { renderDevKubeconfig } from './kubeconfig.js';
 import { lwsConfiguration, lwsRbac, lwsWebhookConfigurations } from './lws-config.js';
 import { DEV_FIELD_MANAGER } from './manifests.js';
-import { freeLoopbackPort, startProcess, type ManagedProcess } from './processes.js';
+import { freeLoopbackPort, startProcess, type ManagedProcess } from '../process/index.js';
 
 /** The names upstream's kustomization gives the webhook configurations (`lws-` + the kubebuilder default names). */
 export const LWS_WEBHOOK_CONFIGURATIONS = [

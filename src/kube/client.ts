@@ -14,6 +14,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
 import { LlmisvcError } from '../errors/index.js';
 import type { KubeObject, ResourceRef } from './resources.js';
@@ -115,7 +116,7 @@ class TokenBucket {
         this.tokens -= 1;
         return;
       }
-      await new Promise((resolve) => setTimeout(resolve, Math.ceil(((1 - this.tokens) / this.rate) * 1000)));
+      await sleep(Math.ceil(((1 - this.tokens) / this.rate) * 1000));
     }
   }
 }

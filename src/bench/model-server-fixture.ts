@@ -1,7 +1,7 @@
 /**
- * @module test/harness/model-server-fixture
- * A small stand-in for a vLLM server until the simulator lands: `/metrics` in vLLM's names with numbers the test
- * sets, `/v1/completions` and `/v1/chat/completions` answering an OpenAI-shaped JSON that says which server
+ * @module bench/model-server-fixture
+ * A small stand-in for a vLLM server, for the EPP benchmark and the integration tests (lighter than sim/, and
+ * its numbers are set, not modelled): `/metrics` in vLLM's names with numbers the caller sets, `/v1/completions` and `/v1/chat/completions` answering an OpenAI-shaped JSON that says which server
  * answered, and a log of the requests it received (headers and body). It does no inference and pretends none.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
