@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { prefillDecodeEndpointPickerConfig } from '../src/epp/index.js';
 import { createExtProcClient, pickEndpoint } from '../src/gateway/index.js';
@@ -63,7 +64,7 @@ test('llmisvc epp serves the ports it logs and stops on SIGTERM', async () => {
     let pick = await pickEndpoint(client, { path: '/v1/completions', body });
     for (let i = 0; i < 200 && pick.immediateResponse?.status === 503; i++) {
       pick.done();
-      await new Promise((r) => setTimeout(r, 25));
+      await sleep(25);
       pick = await pickEndpoint(client, { path: '/v1/completions', body });
     }
     assert.equal(pick.endpoint, fixtures[1]!.address, 'the decode endpoint receives the request');
@@ -163,7 +164,7 @@ test(
       let pick = await pickEndpoint(client, { path: '/v1/completions', body });
       for (let i = 0; i < 200 && pick.immediateResponse?.status === 503; i++) {
         pick.done();
-        await new Promise((r) => setTimeout(r, 25));
+        await sleep(25);
         pick = await pickEndpoint(client, { path: '/v1/completions', body });
       }
       assert.equal(

@@ -5,6 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { request } from 'undici';
 import { startEpp, type RunningEpp } from '../src/epp/index.js';
@@ -50,8 +51,7 @@ describe(
         logger: pino({ level: 'silent' }),
       });
       envoy = await startEnvoy(ENVOY_BIN!, { eppHost: '127.0.0.1', eppPort: epp.grpcPort });
-      for (let i = 0; i < 400 && epp.datastore.endpoints().some((e) => e.stale); i++)
-        await new Promise((r) => setTimeout(r, 25));
+      for (let i = 0; i < 400 && epp.datastore.endpoints().some((e) => e.stale); i++) await sleep(25);
     });
 
     after(async () => {

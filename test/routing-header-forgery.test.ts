@@ -8,6 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { request } from 'undici';
 import {
@@ -106,8 +107,7 @@ describe('forged routing headers reach no upstream', () => {
         }),
       );
     }
-    for (let i = 0; i < 400 && epp.datastore.endpoints().some((e) => e.stale); i++)
-      await new Promise((r) => setTimeout(r, 25));
+    for (let i = 0; i < 400 && epp.datastore.endpoints().some((e) => e.stale); i++) await sleep(25);
   });
 
   after(async () => {

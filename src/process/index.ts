@@ -7,6 +7,7 @@ export { forgetChild, killOnExit, startWatchdog, type WatchdogOptions } from './
 export { keepTail, logTail } from './log-tail.js';
 export { commandLineMentions, isPidAlive, killAndWait } from './pids.js';
 export { freeLoopbackPort, listenOnFreePort } from './ports.js';
+export { runCommand, type RunCommandOptions } from './run.js';
 export {
   lostPortRace,
   startProcess,
