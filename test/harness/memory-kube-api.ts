@@ -2,7 +2,7 @@
  * @module test/harness/memory-kube-api
  * A Kubernetes API in memory for unit tests of code that runs informers and writes objects (the controller): a
  * `KubeTransport` that serves discovery for the resources it is given, list, watch (events on every change), get,
- * create, server-side apply (a shallow merge, status subresource included), merge patch and delete, equality label
+ * create, update (resourceVersion checked), server-side apply (a shallow merge, status subresource included) and delete, equality label
  * selectors, and a log of every write. Not a conformant API server: enough to test decisions in milliseconds; the
  * integration tests run the real one.
  */
@@ -151,6 +151,15 @@ export class MemoryKubeApi {
           metadata: { ...existing?.metadata, ...body.metadata, namespace },
         } as KubeObject;
         return answer(existing ? 200 : 201, this.store(ref, merged));
+      }
+      case 'PUT': {
+        // An update carries the resourceVersion it read: a stale one is a conflict, as optimistic concurrency wants.
+        if (!body) return status(400, 'BadRequest', 'no body');
+        if (!existing) return status(404, 'NotFound', `${target} not found`);
+        if (body.metadata.resourceVersion !== existing.metadata.resourceVersion) {
+          return status(409, 'Conflict', `${target}: the object has been modified`);
+        }
+        return answer(200, this.store(ref, { ...body, metadata: { ...body.metadata, namespace } }));
       }
       case 'DELETE': {
         if (!existing) return status(404, 'NotFound', `${target} not found`);
