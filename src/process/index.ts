@@ -11,6 +11,7 @@ export { freeLoopbackPort, listenOnFreePort } from './ports.js';
 export { runCommand, type RunCommandOptions } from './run.js';
 export {
   lostPortRace,
+  startOnFreePorts,
   startProcess,
   waitReady,
   type ExitInfo,

@@ -12,6 +12,7 @@ import {
   logTail,
   runCommand,
   startAnnouncing,
+  startOnFreePorts,
   startProcess,
   waitFor,
   waitReady,
@@ -124,4 +125,43 @@ test('waitFor resolves with the first value, times out naming what it waited for
   const tail = keepTail([stream], 5);
   stream.write('abcdefgh');
   await waitFor(() => tail() === 'defgh', { what: 'the tail' });
+});
+
+test('startOnFreePorts starts again on other ports after a lost port race, and not after another failure', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'llmisvc-process-'));
+  try {
+    const seen: number[][] = [];
+    const attempt = (script: string, name: string) => (ports: readonly number[]) => {
+      seen.push([...ports]);
+      return startProcess({ name, command: node, args: ['-e', script], logPath: join(dir, `${name}.log`) });
+    };
+    const ready = async (p: Parameters<typeof waitReady>[0]) => {
+      if (!(await waitReady(p, 10_000, async () => p.name.startsWith('serves'), 10)))
+        throw new Error(`${p.name} exited`);
+    };
+    let tries = 0;
+    const started = await startOnFreePorts(
+      2,
+      (ports) =>
+        ++tries === 1
+          ? attempt(
+              "console.error('listen EADDRINUSE: address already in use'); process.exit(1)",
+              'loses',
+            )(ports)
+          : attempt('setInterval(() => {}, 1000)', 'serves')(ports),
+      ready,
+    );
+    assert.equal(started.process.name, 'serves');
+    assert.equal(seen.length, 2);
+    assert.notDeepEqual(seen[0], seen[1]);
+    await started.process.stop();
+
+    await assert.rejects(
+      startOnFreePorts(1, attempt("console.error('bad flag'); process.exit(2)", 'broken'), ready),
+      /broken exited/,
+    );
+    assert.equal(seen.length, 3, 'no second try for a failure that is not a port race');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { forgetChild, killOnExit, startWatchdog } from './children.js';
 import { LlmisvcError } from '../errors/index.js';
 import { logTail } from './log-tail.js';
+import { freeLoopbackPort } from './ports.js';
 
 export interface ExitInfo {
   code: number | null;
@@ -145,4 +146,36 @@ export async function lostPortRace(
     `${process.name} exited (${signal ?? `code ${code}`}) before it was ready; last log lines:\n${tail}`,
     { hint: `see ${process.logPath}` },
   );
+}
+
+/**
+ * Starts a child program on `count` ports picked up front (it cannot report ports it chose itself) and waits with
+ * `ready` until it serves; when it exits having lost a port race (see ports.ts), starts it again on new ports, up to
+ * `attempts` times. Any other failure stops the child and is thrown as `ready` threw it.
+ *
+ * @example
+ * const { process, ports } = await startOnFreePorts(1, ([port]) => startProcess({ ...spec, args: [`--port=${port}`] }),
+ *   (p, [port]) => waitForHealthz(p, port));
+ */
+export async function startOnFreePorts(
+  count: number,
+  start: (ports: readonly number[]) => ManagedProcess,
+  ready: (process: ManagedProcess, ports: readonly number[]) => Promise<void>,
+  attempts = 4,
+): Promise<{ process: ManagedProcess; ports: number[] }> {
+  for (let attempt = 1; ; attempt++) {
+    const ports: number[] = [];
+    for (let i = 0; i < count; i++) ports.push(await freeLoopbackPort(undefined, ports));
+    const child = start(ports);
+    try {
+      await ready(child, ports);
+      return { process: child, ports };
+    } catch (error) {
+      const retry = child.hasExited && (await lostPortRace(child, attempt, attempts).catch(() => false));
+      if (!retry) {
+        await child.stop();
+        throw error;
+      }
+    }
+  }
 }
