@@ -83,9 +83,28 @@ function importBoundaries() {
         : []),
     ];
   };
-  return everyFolder.map((folder) => ({
-    files: [`src/${folder}/**/*.ts`],
-    ignores: ['**/*.test.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: patternsOf(folder) }] },
-  }));
+  return [
+    ...everyFolder.map((folder) => ({
+      files: [`src/${folder}/**/*.ts`],
+      ignores: ['**/*.test.ts'],
+      rules: { 'no-restricted-imports': ['error', { patterns: patternsOf(folder) }] },
+    })),
+    // The benchmarks run what ships: what they share with the tests lives in src/ (bench/, gateway/, process/).
+    {
+      files: ['bench/**/*.ts'],
+      rules: {
+        'no-restricted-imports': [
+          'error',
+          {
+            patterns: [
+              {
+                group: ['**/test/**'],
+                message: 'Benchmarks import nothing from test/: move what they share to src/.',
+              },
+            ],
+          },
+        ],
+      },
+    },
+  ];
 }

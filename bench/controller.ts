@@ -8,23 +8,20 @@
  *   npm run bench:controller -- [--services 1000] [--idle-seconds 60] [--workers 4] [--qps 100]
  */
 import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { readdirSync } from 'node:fs';
-import { startDevApiServer } from '../src/dev/index.js';
-import type { KubeObject } from '../src/kube/index.js';
-import { Informer, KubeClient } from '../src/kube/index.js';
-import { SERVICE_RESOURCE } from '../src/controller/index.js';
-import {
-  createNamespace,
-  installProject,
-  readYaml,
-  resourceOf,
-  root,
-  startController,
-} from '../test/controller-support.js';
+import { pino } from 'pino';
+import { parseAllDocuments } from 'yaml';
+import { CONFIG_RESOURCE, SERVICE_RESOURCE, defaultEngine, runController } from '../src/controller/index.js';
+import { PROJECT_CRD_SET, startDevApiServer } from '../src/dev/index.js';
+import { CORE_RESOURCES, Informer, KubeClient, type KubeObject } from '../src/kube/index.js';
+import { PRESET_DIR } from '../src/presets/index.js';
+import { DEFAULT_RENDER_OPTIONS } from '../src/render/index.js';
 
 const { values } = parseArgs({
   options: {
@@ -42,6 +39,14 @@ type Service = KubeObject & {
   status?: { observedGeneration?: number; conditions?: { type: string; status: string }[] };
 };
 
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+function readYaml(path: string): KubeObject[] {
+  return parseAllDocuments(readFileSync(path, 'utf8'))
+    .map((d) => d.toJS() as KubeObject | null)
+    .filter((o): o is KubeObject => Boolean(o));
+}
+
 function log(message: string): void {
   console.log(`[bench:controller] ${message}`);
 }
@@ -50,7 +55,13 @@ const dir = await mkdtemp(join(os.tmpdir(), 'llmisvc-bench-controller-'));
 log('starting etcd + kube-apiserver');
 const server = await startDevApiServer({
   dir,
-  crds: ['gateway-api', 'inference-extension', 'inference-extension-v1alpha2', 'leader-worker-set'],
+  crds: [
+    PROJECT_CRD_SET,
+    'gateway-api',
+    'inference-extension',
+    'inference-extension-v1alpha2',
+    'leader-worker-set',
+  ],
   env: process.env,
   log: (m) => log(`  ${m}`),
   // Room for a workload Service per LLMInferenceService (the dev server's default /24 holds 254).
@@ -59,23 +70,37 @@ const server = await startDevApiServer({
 const admin = await KubeClient.create({ kubeconfig: server.kubeconfigPath, qps: 2000, burst: 2000 });
 try {
   const sys = 'llmisvc-system';
-  await installProject(admin, sys);
-  const ns = await createNamespace(admin, 'bench');
+  // The project's CRDs came with the API server; the shipped presets go into the system namespace.
+  const ns = `bench-${Date.now().toString(36)}`;
+  for (const name of [sys, ns])
+    await admin.create(CORE_RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+  for (const file of readdirSync(PRESET_DIR).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml'))
+    for (const preset of readYaml(join(PRESET_DIR, file)))
+      await admin.apply(
+        CONFIG_RESOURCE,
+        { ...preset, metadata: { ...preset.metadata, namespace: sys } },
+        { fieldManager: 'bench', force: true },
+      );
   const templates = readdirSync(join(root, 'examples'))
     .filter((f) => f.endsWith('.yaml'))
     .sort()
     .map((f) => readYaml(join(root, 'examples', f))[0]!);
-  const services = await resourceOf(admin, {
-    apiVersion: 'serving.kserve.io/v1alpha2',
-    kind: 'LLMInferenceService',
-  });
+  const services = SERVICE_RESOURCE;
 
-  const running = await startController({
+  const running = await runController({
+    kube: { kubeconfig: server.kubeconfigPath, qps: Number(values.qps), burst: 2 * Number(values.qps) },
+    engine: defaultEngine({
+      ...DEFAULT_RENDER_OPTIONS,
+      systemNamespace: sys,
+      gateway: { ...DEFAULT_RENDER_OPTIONS.gateway, namespace: sys },
+    }),
+    logger: pino({ level: 'silent' }),
     namespace: ns,
     systemNamespace: sys,
-    kubeconfig: server.kubeconfigPath,
+    leaderElect: false,
+    probeHost: '127.0.0.1',
     workers: Number(values.workers),
-    qps: Number(values.qps),
+    resyncMs: 0,
   });
   // The admin watches the services to see convergence without polling the API.
   const watcher = new Informer<Service>(admin, SERVICE_RESOURCE, { namespace: ns });
@@ -116,13 +141,13 @@ try {
       log(`  ${done}/${count} converged, queue ${running.controller.queue.length}`);
       last = Date.now();
     }
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
   const convergedAt = Date.now();
   const writesAtConvergence = running.client.writes();
   const requestsAtConvergence = Object.fromEntries(running.client.counts);
   log(`converged in ${((convergedAt - start) / 1000).toFixed(1)} s; idling ${idleSeconds} s`);
-  await new Promise((r) => setTimeout(r, idleSeconds * 1000));
+  await sleep(idleSeconds * 1000);
   const idleWrites = running.client.writes() - writesAtConvergence;
   const reconciles = (await running.controller.metrics.reconciles.get()).values.map((v) => ({
     result: v.labels['result'],

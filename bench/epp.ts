@@ -19,10 +19,11 @@
  * --epp-node-options '<node flags for the EPP process>', --load-generator-node-options '<node flags for the load
  * generator>' (e.g. --trace-gc), --out <file>.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem, release, platform, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import {
@@ -33,11 +34,16 @@ import {
   prefillDecodeEndpointPickerConfig,
   type Endpoint,
 } from '../src/epp/index.js';
-import { createExtProcClient, pickEndpoint } from '../src/gateway/index.js';
+import {
+  createExtProcClient,
+  pickEndpoint,
+  defaultCacheDir,
+  ensureEnvoy,
+  startEnvoy,
+} from '../src/gateway/index.js';
 import { PrefixIndex } from '../src/epp/plugins/index.js';
-import { defaultCacheDir, ensureEnvoy } from '../src/gateway/index.js';
-import { startEnvoy } from '../test/harness/envoy.js';
-import { startModelServerFixture } from '../test/harness/model-server-fixture.js';
+import { startModelServerFixture } from '../src/bench/index.js';
+import { startAnnouncing, type AnnouncingProcess } from '../src/process/index.js';
 import { startLoadGenerator, type OpenLoopResult } from './open-loop.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -222,10 +228,10 @@ function addSlice(into: PathRun, slice: OpenLoopResult): void {
 
 async function startEppProcess(
   endpoints: string[],
-): Promise<{ child: ChildProcess; grpcPort: number; metricsPort: number }> {
-  const child = spawn(
-    process.execPath,
-    [
+): Promise<AnnouncingProcess<{ grpcPort: number; metricsPort: number }>> {
+  return startAnnouncing({
+    command: process.execPath,
+    args: [
       ...eppNodeOptions,
       join(root, 'bin', 'llmisvc.js'),
       'epp',
@@ -242,19 +248,10 @@ async function startEppProcess(
       '--log-level',
       'info',
     ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buffered += d.toString();
-      for (const line of buffered.split('\n')) {
-        if (!line.includes('endpoint picker listening')) continue;
-        const j = JSON.parse(line) as { grpcPort: number; metricsPort: number };
-        resolve({ child, grpcPort: j.grpcPort, metricsPort: j.metricsPort });
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`llmisvc epp exited with ${code}`)));
+    announced: (out) => {
+      const line = out.split('\n').find((l) => l.includes('endpoint picker listening'));
+      return line ? (JSON.parse(line) as { grpcPort: number; metricsPort: number }) : undefined;
+    },
   });
 }
 
@@ -269,18 +266,14 @@ function processCpuSeconds(pid: number): number {
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 /** Model-server fixtures in their own process, so the load generator does not share an event loop with them. */
-async function startFixtureProcess(count: number): Promise<{ child: ChildProcess; addresses: string[] }> {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--fixtures', String(count)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buffered += d.toString();
-      const line = buffered.split('\n').find((l) => l.startsWith('fixtures '));
-      if (line) resolve({ child, addresses: line.slice('fixtures '.length).split(',') });
-    });
-    child.once('exit', (code) => reject(new Error(`fixture process exited with ${code}`)));
+async function startFixtureProcess(count: number): Promise<AnnouncingProcess<string[]>> {
+  return startAnnouncing({
+    command: process.execPath,
+    args: [fileURLToPath(import.meta.url), '--fixtures', String(count)],
+    announced: (out) => {
+      const line = out.split('\n').find((l) => l.startsWith('fixtures ') && out.includes(`${l}\n`));
+      return line?.slice('fixtures '.length).split(',');
+    },
   });
 }
 
@@ -301,6 +294,7 @@ async function runFixtures(count: number): Promise<void> {
  * resets its counts on each line read from stdin.
  */
 function runStallMonitor(): void {
+  console.log('ready');
   const over = { ms2: 0, ms5: 0, ms10: 0 };
   let worst = 0;
   let last = performance.now();
@@ -326,28 +320,30 @@ interface Stalls {
   worst: number;
 }
 
-async function startStallMonitor(): Promise<{ read(): Promise<Stalls>; stop(): void }> {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--stall-monitor'], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+async function startStallMonitor(): Promise<{ read(): Promise<Stalls>; stop(): Promise<unknown> }> {
   const lines: ((s: Stalls) => void)[] = [];
   let buffered = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    buffered += d.toString();
-    let nl: number;
-    while ((nl = buffered.indexOf('\n')) !== -1) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      lines.shift()?.(JSON.parse(line) as Stalls);
-    }
+  const monitor = await startAnnouncing({
+    command: process.execPath,
+    args: [fileURLToPath(import.meta.url), '--stall-monitor'],
+    announced: (out) => (out.startsWith('ready\n') ? true : undefined),
+    onStdout: (chunk) => {
+      buffered += chunk;
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) !== -1) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        lines.shift()?.(JSON.parse(line) as Stalls);
+      }
+    },
   });
   return {
     read: () =>
       new Promise((resolve) => {
         lines.push(resolve);
-        child.stdin!.write('\n');
+        monitor.stdin.write('\n');
       }),
-    stop: () => child.kill('SIGTERM'),
+    stop: () => monitor.stop(),
   };
 }
 
@@ -422,21 +418,21 @@ async function eppCpuPerRequest(): Promise<{
   p99: number;
 }> {
   const fixtureProcess = await startFixtureProcess(4);
-  const epp = await startEppProcess(fixtureProcess.addresses);
-  const client = createExtProcClient(`127.0.0.1:${epp.grpcPort}`);
+  const epp = await startEppProcess(fixtureProcess.value);
+  const client = createExtProcClient(`127.0.0.1:${epp.value.grpcPort}`);
   const prompt = promptMaker();
   try {
     const body = () => Buffer.from(JSON.stringify({ model: 'test-model', prompt: prompt(), max_tokens: 16 }));
     for (let i = 0; i < 2000; i++)
       (await pickEndpoint(client, { path: '/v1/completions', body: body() })).done();
-    const idle0 = processCpuSeconds(epp.child.pid!);
+    const idle0 = processCpuSeconds(epp.pid);
     const idleStart = performance.now();
-    await new Promise((r) => setTimeout(r, 3000));
+    await sleep(3000);
     const idleSeconds = (performance.now() - idleStart) / 1000;
-    const idleRate = (processCpuSeconds(epp.child.pid!) - idle0) / idleSeconds;
+    const idleRate = (processCpuSeconds(epp.pid) - idle0) / idleSeconds;
     const requests = 5000;
     const latencies = new Float64Array(requests);
-    const cpu0 = processCpuSeconds(epp.child.pid!);
+    const cpu0 = processCpuSeconds(epp.pid);
     const started = performance.now();
     for (let i = 0; i < requests; i++) {
       const t0 = performance.now();
@@ -445,7 +441,7 @@ async function eppCpuPerRequest(): Promise<{
       pick.done();
     }
     const seconds = (performance.now() - started) / 1000;
-    const busy = processCpuSeconds(epp.child.pid!) - cpu0 - idleRate * seconds;
+    const busy = processCpuSeconds(epp.pid) - cpu0 - idleRate * seconds;
     latencies.sort();
     return {
       requests,
@@ -456,10 +452,8 @@ async function eppCpuPerRequest(): Promise<{
     };
   } finally {
     client.close();
-    epp.child.kill('SIGTERM');
-    await new Promise((r) => epp.child.once('exit', r));
-    fixtureProcess.child.kill('SIGTERM');
-    await new Promise((r) => fixtureProcess.child.once('exit', r));
+    await epp.stop();
+    await fixtureProcess.stop();
   }
 }
 
@@ -669,13 +663,13 @@ async function main(): Promise<void> {
 
   log('starting fixtures, the EPP and two Envoys');
   const fixtureProcess = await startFixtureProcess(4);
-  const fixtures = fixtureProcess.addresses.map((address) => ({ address }));
+  const fixtures = fixtureProcess.value.map((address) => ({ address }));
   const epp = await startEppProcess(fixtures.map((f) => f.address));
   const accessLogDir = mkdtempSync(join(tmpdir(), 'llmisvc-bench-epp-'));
   const accessLogPath = join(accessLogDir, 'access.log');
   const viaEpp = await startEnvoy(envoyBin, {
     eppHost: '127.0.0.1',
-    eppPort: epp.grpcPort,
+    eppPort: epp.value.grpcPort,
     accessLog: { path: accessLogPath, fields: EXT_PROC_TIMINGS },
   });
   const [fh, fp] = fixtures[0]!.address.split(':');
@@ -721,7 +715,7 @@ async function main(): Promise<void> {
       const directRun = newPathRun();
       const eppRun = newPathRun();
       await stallMonitor.read(); // resets its counts
-      const metricsBefore = await eppMetrics(epp.metricsPort);
+      const metricsBefore = await eppMetrics(epp.value.metricsPort);
       const before = buckets(metricsBefore, 'llmisvc_epp_request_phase_seconds');
       let directCpu = 0;
       let eppCpu = 0;
@@ -730,15 +724,15 @@ async function main(): Promise<void> {
         const directCpu0 = processCpuSeconds(direct.pid);
         addSlice(directRun, await loadGenerator.run(direct.port, rate, sliceS));
         directCpu += processCpuSeconds(direct.pid) - directCpu0;
-        const eppCpu0 = processCpuSeconds(epp.child.pid!);
+        const eppCpu0 = processCpuSeconds(epp.pid);
         const envoyCpu0 = processCpuSeconds(viaEpp.pid);
         const from = Date.now();
         addSlice(eppRun, await loadGenerator.run(viaEpp.port, rate, sliceS));
         windows.push({ from, to: Date.now() });
-        eppCpu += processCpuSeconds(epp.child.pid!) - eppCpu0;
+        eppCpu += processCpuSeconds(epp.pid) - eppCpu0;
         envoyCpu += processCpuSeconds(viaEpp.pid) - envoyCpu0;
       }
-      const metricsAfter = await eppMetrics(epp.metricsPort);
+      const metricsAfter = await eppMetrics(epp.value.metricsPort);
       const after = buckets(metricsAfter, 'llmisvc_epp_request_phase_seconds');
       const stalls = await stallMonitor.read();
       gcLines.push(
@@ -777,7 +771,7 @@ async function main(): Promise<void> {
       ...gcLines,
       '',
     );
-    const metrics = await (await fetch(`http://127.0.0.1:${epp.metricsPort}/metrics`)).text();
+    const metrics = await (await fetch(`http://127.0.0.1:${epp.value.metricsPort}/metrics`)).text();
     const sum = Number(/llmisvc_epp_scheduling_duration_seconds_sum ([\d.e+-]+)/.exec(metrics)?.[1]);
     const count = Number(/llmisvc_epp_scheduling_duration_seconds_count (\d+)/.exec(metrics)?.[1]);
     lines.push(
@@ -786,13 +780,11 @@ async function main(): Promise<void> {
     );
   } finally {
     await loadGenerator.stop();
-    stallMonitor.stop();
+    await stallMonitor.stop();
     await viaEpp.close();
     await direct.close();
-    epp.child.kill('SIGTERM');
-    await new Promise((r) => epp.child.once('exit', r));
-    fixtureProcess.child.kill('SIGTERM');
-    await new Promise((r) => fixtureProcess.child.once('exit', r));
+    await epp.stop();
+    await fixtureProcess.stop();
   }
   // Read after Envoy has exited, which flushes the log.
   const accessLog = readFileSync(accessLogPath, 'utf8');
@@ -828,9 +820,8 @@ else
   (fixturesFlag !== -1 ? runFixtures(Number(process.argv[fixturesFlag + 1])) : main()).catch(
     (error: unknown) => {
       console.error(error);
-      // The processes already started (fixtures, the EPP, Envoys, the stall monitor) would keep running, and this
-      // one waiting for them.
-      spawnSync('pkill', ['-TERM', '-P', String(process.pid)]);
+      // Exiting stops the processes already started (fixtures, the EPP, Envoys, the stall monitor, the load
+      // generator): process/ tracks each and kills what is left on exit.
       process.exit(1);
     },
   );

@@ -7,7 +7,6 @@
  * Sequential requests (concurrency 1) give the added latency; concurrency 16 gives throughput. Writes
  * bench/results/gateway-overhead/report.md with the machine, date, load average and command.
  */
-import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Pool } from 'undici';
 import { machineDescription } from '../src/bench/index.js';
+import { startAnnouncing } from '../src/process/index.js';
 import { startEpp } from '../src/epp/index.js';
 import { startBuiltinGateway, type GatewayRoute } from '../src/gateway/index.js';
 
@@ -76,12 +76,13 @@ async function run(
   return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), rps: latencies.length / seconds };
 }
 
-const upstream = spawn(process.execPath, ['-e', UPSTREAM], { stdio: ['ignore', 'pipe', 'inherit'] });
-// The upstream must not outlive a failed run.
-process.on('exit', () => upstream.kill());
-const upstreamPort = await new Promise<number>((resolve) =>
-  upstream.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim()))),
-);
+// Tracked by process/: the upstream does not outlive a failed run.
+const upstream = await startAnnouncing({
+  command: process.execPath,
+  args: ['-e', UPSTREAM],
+  announced: (out) => (out.includes('\n') ? Number(out.trim()) : undefined),
+});
+const upstreamPort = upstream.value;
 const address = `127.0.0.1:${upstreamPort}`;
 const routes: GatewayRoute[] = [
   { prefix: '/ns/m/v1/chat/completions', rewrite: '/v1/chat/completions', backend: 'pool' },
@@ -129,7 +130,7 @@ for (const [name, byC] of Object.entries(results)) {
 await plain.close();
 await withEpp.close();
 await epp.close();
-upstream.kill();
+await upstream.stop();
 
 const report = [
   '# Builtin gateway overhead on loopback',

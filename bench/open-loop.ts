@@ -13,6 +13,7 @@ import { fork } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { forgetChild, killOnExit } from '../src/process/index.js';
 
 export interface OpenLoopResult {
   /** Milliseconds from the send call to the last byte, of each request answered 200, in the order they finished. */
@@ -53,6 +54,8 @@ export function startLoadGenerator(
     execArgv: ['--no-memory-reducer', ...nodeOptions],
     serialization: 'advanced', // a Float64Array of latencies crosses as bytes, not as JSON numbers
   });
+  // Never outlives this process (the exit hook of process/); an IPC child also exits when its channel closes.
+  killOnExit(child);
   let waiting: { resolve(result: OpenLoopResult): void; reject(error: Error): void } | undefined;
   let exitError: Error | undefined;
   child.on('message', (result: OpenLoopResult) => {
@@ -62,6 +65,7 @@ export function startLoadGenerator(
   });
   const exited = new Promise<void>((resolve) =>
     child.once('exit', (code, signal) => {
+      forgetChild(child);
       exitError = new Error(`the load generator exited (${signal ?? code})`);
       waiting?.reject(exitError);
       resolve();

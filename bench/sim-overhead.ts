@@ -6,11 +6,12 @@
  * /proc (Linux). Also times one `/metrics` rendering in-process, since the EPP scrapes every 50 ms. Writes
  * bench/results/sim-overhead/report.md.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createWorkload, machineDescription, runLoad } from '../src/bench/index.js';
+import { startAnnouncing } from '../src/process/index.js';
 import { defaultSimulatorOptions, PerformanceModel } from '../src/sim/index.js';
 import { SimulatorMetrics } from '../src/sim/metrics.js';
 
@@ -52,23 +53,13 @@ async function scrapeCostMs(): Promise<{ ms: number; bytes: number }> {
 }
 
 async function main(): Promise<void> {
-  const child = spawn(
-    process.execPath,
-    [join(root, 'bin/llmisvc.js'), 'sim', '--port', '0', '--model', 'm'],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
+  const child = await startAnnouncing({
+    command: process.execPath,
+    args: [join(root, 'bin/llmisvc.js'), 'sim', '--port', '0', '--model', 'm'],
+    announced: (out) => /at (http:\/\/\S+)/.exec(out)?.[1],
+  });
   try {
-    const url = await new Promise<string>((resolve, reject) => {
-      let text = '';
-      child.stdout.on('data', (chunk: Buffer) => {
-        text += chunk.toString();
-        const match = /at (http:\/\/\S+)/.exec(text);
-        if (match) resolve(match[1] as string);
-      });
-      child.once('exit', (code) => reject(new Error(`llmisvc sim exited with ${code}`)));
-    });
+    const url = child.value;
     const simBefore = await cpuSeconds(child.pid as number);
     const benchBefore = process.cpuUsage();
     const result = await runLoad({
@@ -114,7 +105,7 @@ async function main(): Promise<void> {
     await writeFile(join(out, 'report.md'), report);
     process.stdout.write(report);
   } finally {
-    child.kill('SIGTERM');
+    await child.stop();
   }
 }
 

@@ -4,12 +4,12 @@
  * gateway) takes from running the command to printing its summary, and the stack's own "Ready in" (from the start
  * of `startLocalStack`). Five runs, each stopped with SIGTERM; writes bench/results/up-startup/report.md.
  */
-import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { machineDescription } from '../src/bench/index.js';
+import { startAnnouncing } from '../src/process/index.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const cli = join(root, 'bin/llmisvc.js');
@@ -18,22 +18,17 @@ const rows: string[] = [];
 const walls: number[] = [];
 for (let i = 0; i < runs; i++) {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [cli, 'up', '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('Ctrl-C')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`llmisvc up exited ${code}:\n${out}`)));
+  const child = await startAnnouncing({
+    command: process.execPath,
+    args: [cli, 'up', '--port', '0'],
+    announced: (out) => (out.includes('Ctrl-C') ? out : undefined),
   });
+  const out = child.value;
   const wall = performance.now() - t0;
   walls.push(wall);
   const stack = /Ready in ([\d.]+) s/.exec(out)?.[1] ?? '?';
   rows.push(`| ${i + 1} | ${(wall / 1000).toFixed(2)} | ${stack} |`);
-  child.removeAllListeners('exit');
-  child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
+  await child.stop();
 }
 walls.sort((a, b) => a - b);
 const report = [

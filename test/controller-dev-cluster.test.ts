@@ -40,7 +40,7 @@ import {
   waitFor,
 } from './controller-support.js';
 import { CLI, REPO_ROOT } from './harness/repo.js';
-import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
+import { startModelServerFixture, type ModelServerFixture } from '../src/bench/index.js';
 
 const SYSTEM_NAMESPACE = 'llmisvc-system';
 const NAMESPACE = 'serving';

@@ -12,6 +12,7 @@ import type { RunningController } from '../src/controller/index.js';
 import { CONFIG_RESOURCE, defaultEngine, runController } from '../src/controller/index.js';
 import type { KubeObject, ResourceRef } from '../src/kube/index.js';
 import { CORE_RESOURCES, Discovery, isNotFound, KubeApiError, KubeClient } from '../src/kube/index.js';
+import { waitFor as waitUntil } from '../src/process/index.js';
 import { DEFAULT_RENDER_OPTIONS, type RenderOptions } from '../src/render/index.js';
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -85,25 +86,13 @@ export async function installProject(
   void CONFIG_RESOURCE;
 }
 
-/** Polls `check` until it returns a truthy value (or throws the last error after `timeoutMs`). */
-export async function waitFor<T>(
+/** Polls `check` until it returns a value (or throws the last error after `timeoutMs`). */
+export function waitFor<T>(
   what: string,
   check: () => Promise<T | undefined | false> | T | undefined | false,
   timeoutMs = 60_000,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  return waitUntil(check, { what, timeoutMs, intervalMs: 100 });
 }
 
 export async function getOrUndefined<T extends KubeObject>(

@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { type DevApiServer, startDevApiServer, type CrdSetName } from '../src/dev/index.js';
 import { KubeClient, type KubeObject } from '../src/deps/index.js';
@@ -231,7 +232,7 @@ export function fakeControllers(client: KubeClient): () => Promise<void> {
       } catch {
         // objects come and go while install runs; the next round sees the settled state
       }
-      await new Promise((r) => setTimeout(r, 150));
+      await sleep(150);
     }
   })();
   return async () => {

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ApiException,
   AuthenticationV1Api,
@@ -32,7 +33,7 @@ import {
   startDevApiServer,
   type DevApiServer,
 } from '../src/dev/index.js';
-import { isPidAlive } from '../src/dev/processes.js';
+import { isPidAlive } from '../src/process/index.js';
 
 function portAcceptsConnections(url: string): Promise<boolean> {
   const { hostname, port } = new URL(url);
@@ -241,7 +242,7 @@ describe('llmisvc dev apiserver', () => {
         break;
       } catch (error) {
         if (attempt >= 50) throw error;
-        await new Promise((r) => setTimeout(r, 200));
+        await sleep(200);
       }
     }
     await removeManifests([oldCrd], { kubeconfigPath: server.kubeconfigPath });
@@ -330,7 +331,7 @@ describe('llmisvc dev apiserver', () => {
     // Generous: kube-apiserver shuts down gracefully on the watchdog's SIGTERM, and the machine may be busy.
     const deadline = Date.now() + 30_000;
     while ((isPidAlive(pids.etcd) || isPidAlive(pids.kubeApiserver)) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
     }
     assert.ok(!isPidAlive(pids.kubeApiserver), 'kube-apiserver outlived its owner');
     assert.ok(!isPidAlive(pids.etcd), 'etcd outlived its owner');

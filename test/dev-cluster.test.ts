@@ -18,6 +18,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AppsV1Api,
   CoreV1Api,
@@ -27,7 +28,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { GPU_RESOURCE, startDevCluster, type DevCluster } from '../src/dev/index.js';
-import { isPidAlive } from '../src/dev/processes.js';
+import { isPidAlive } from '../src/process/index.js';
 import { CLI } from './harness/repo.js';
 
 /** Polls until `probe` returns a value; the bound only keeps a broken cluster from hanging the run. */
@@ -46,7 +47,7 @@ async function eventually<T>(
       last = error;
     }
     if (Date.now() > deadline) assert.fail(`gave up waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
   }
 }
 

@@ -9,10 +9,11 @@ import { once } from 'node:events';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { prefillDecodeEndpointPickerConfig } from '../src/epp/index.js';
 import { createExtProcClient, pickEndpoint } from '../src/gateway/index.js';
-import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
+import { startModelServerFixture, type ModelServerFixture } from '../src/bench/index.js';
 import { REPO_ROOT } from './harness/repo.js';
 
 const bin = fileURLToPath(new URL('../../bin/llmisvc.js', import.meta.url));
@@ -66,7 +67,7 @@ test('llmisvc epp serves the ports it logs and stops on SIGTERM', async () => {
     let pick = await pickEndpoint(client, { path: '/v1/completions', body });
     for (let i = 0; i < 200 && pick.immediateResponse?.status === 503; i++) {
       pick.done();
-      await new Promise((r) => setTimeout(r, 25));
+      await sleep(25);
       pick = await pickEndpoint(client, { path: '/v1/completions', body });
     }
     assert.equal(pick.endpoint, fixtures[1]!.address, 'the decode endpoint receives the request');
@@ -192,7 +193,7 @@ test(
       let pick = await pickEndpoint(client, { path: '/v1/completions', body });
       for (let i = 0; i < 200 && pick.immediateResponse?.status === 503; i++) {
         pick.done();
-        await new Promise((r) => setTimeout(r, 25));
+        await sleep(25);
         pick = await pickEndpoint(client, { path: '/v1/completions', body });
       }
       assert.equal(

@@ -11,8 +11,8 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { request } from 'undici';
 import { startEpp, type RunningEpp } from '../src/epp/index.js';
-import { startEnvoy, type RunningEnvoy } from './harness/envoy.js';
-import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
+import { startEnvoy, type RunningEnvoy } from '../src/gateway/index.js';
+import { startModelServerFixture, type ModelServerFixture } from '../src/bench/index.js';
 
 const ENVOY_BIN = process.env['ENVOY_BIN'];
 const REQUESTS = 1500;

@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { request } from 'undici';
 import { prefillDecodeEndpointPickerConfig, startEpp, type RunningEpp } from '../src/epp/index.js';
-import { startEnvoy, type RunningEnvoy } from './harness/envoy.js';
-import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
+import { startEnvoy, type RunningEnvoy } from '../src/gateway/index.js';
+import { startModelServerFixture, type ModelServerFixture } from '../src/bench/index.js';
+import { waitFor } from '../src/process/index.js';
 
 const ENVOY_BIN = process.env['ENVOY_BIN'];
 const quiet = pino({ level: 'silent' });
@@ -39,13 +40,9 @@ async function post(
   return { status: res.statusCode, json };
 }
 
-/** Waits (event-driven polling, not a timing assertion) until the EPP has scraped a condition. */
+/** Waits (polling a condition, not a timing assertion) until the EPP has scraped or counted something. */
 async function until(what: string, condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    if (condition()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting until ${what}`);
+  await waitFor(condition, { what, timeoutMs: 10_000, intervalMs: 25 });
 }
 
 function randomPrompt(): string {
@@ -102,7 +99,7 @@ describe(
           running: 0,
           kvCacheUsage: 0,
           failMetrics: false,
-          bodyDelayMs: 0,
+          holdBodies: false,
         });
     }
 
@@ -137,7 +134,7 @@ describe(
     test('an endpoint counts a request in flight until its response body has ended, not just its headers', async () => {
       reset();
       await settled();
-      for (const f of fixtures) f.state.bodyDelayMs = 800;
+      for (const f of fixtures) f.state.holdBodies = true;
       const res = await request(`http://127.0.0.1:${envoy.port}/v1/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -146,10 +143,11 @@ describe(
       assert.equal(res.statusCode, 200);
       const served = fixtures.find((f) => f.name === res.headers['x-served-by'])!;
       const inFlight = () => epp.datastore.get(served.address)!.inFlight;
-      // The headers are here and the body is not: give a wrongly early release (at the response headers) time to
-      // show before looking.
-      await new Promise((r) => setTimeout(r, 300));
+      // The headers are here and the body is held back by the fixture. Envoy passes the response headers to the EPP
+      // (response_header_mode SEND) and forwards them only after its answer, so a wrongly early release at the
+      // headers has happened by now: no time to wait.
       assert.equal(inFlight(), 1, 'released before the response ended');
+      served.releaseBodies();
       await res.body.text();
       await until('the finished request is released', () => inFlight() === 0);
       reset();

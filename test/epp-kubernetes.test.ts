@@ -6,18 +6,19 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { startEpp, type RunningEpp } from '../src/epp/index.js';
 import { createExtProcClient, pickEndpoint, type ExtProcClient } from '../src/gateway/index.js';
-import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
+import { startModelServerFixture, type ModelServerFixture } from '../src/bench/index.js';
 
 const KUBECONFIG = process.env['LLMISVC_TEST_KUBECONFIG'];
 
 async function until(what: string, condition: () => boolean): Promise<void> {
   for (let i = 0; i < 600; i++) {
     if (condition()) return;
-    await new Promise((r) => setTimeout(r, 25));
+    await sleep(25);
   }
   throw new Error(`timed out waiting until ${what}`);
 }
@@ -169,7 +170,7 @@ describe(
       });
       for (let i = 0; i < 200 && JSON.parse(mapped.body?.toString() ?? '{}').model !== 'chat-lora'; i++) {
         mapped.done();
-        await new Promise((r) => setTimeout(r, 25));
+        await sleep(25);
         mapped = await pickEndpoint(client, {
           path: '/v1/completions',
           body: Buffer.from('{"model":"chat","prompt":"x"}'),

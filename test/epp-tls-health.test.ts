@@ -8,9 +8,14 @@ import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { request } from 'undici';
 import { startEpp, type RunningEpp } from '../src/epp/index.js';
-import { createExtProcClient, loadProtos, pickEndpoint } from '../src/gateway/index.js';
-import { startEnvoy, type RunningEnvoy } from './harness/envoy.js';
-import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
+import {
+  createExtProcClient,
+  loadProtos,
+  pickEndpoint,
+  startEnvoy,
+  type RunningEnvoy,
+} from '../src/gateway/index.js';
+import { startModelServerFixture, type ModelServerFixture } from '../src/bench/index.js';
 
 const ENVOY_BIN = process.env['ENVOY_BIN'];
 let fixture: ModelServerFixture;

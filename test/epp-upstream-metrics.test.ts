@@ -5,11 +5,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { request } from 'undici';
 import { startEpp, type RunningEpp } from '../src/epp/index.js';
-import { startEnvoy, type RunningEnvoy } from './harness/envoy.js';
-import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
+import { startEnvoy, type RunningEnvoy } from '../src/gateway/index.js';
+import { startModelServerFixture, type ModelServerFixture } from '../src/bench/index.js';
 
 const ENVOY_BIN = process.env['ENVOY_BIN'];
 
@@ -50,8 +51,7 @@ describe(
         logger: pino({ level: 'silent' }),
       });
       envoy = await startEnvoy(ENVOY_BIN!, { eppHost: '127.0.0.1', eppPort: epp.grpcPort });
-      for (let i = 0; i < 400 && epp.datastore.endpoints().some((e) => e.stale); i++)
-        await new Promise((r) => setTimeout(r, 25));
+      for (let i = 0; i < 400 && epp.datastore.endpoints().some((e) => e.stale); i++) await sleep(25);
     });
 
     after(async () => {

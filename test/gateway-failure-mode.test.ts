@@ -5,9 +5,13 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
-import { startBuiltinGateway, type RunningGateway } from '../src/gateway/index.js';
-import { startEnvoy, type RunningEnvoy } from './harness/envoy.js';
-import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
+import {
+  startBuiltinGateway,
+  type RunningGateway,
+  startEnvoy,
+  type RunningEnvoy,
+} from '../src/gateway/index.js';
+import { startModelServerFixture, type ModelServerFixture } from '../src/bench/index.js';
 
 const ENVOY_BIN = process.env['ENVOY_BIN'];
 const TIMEOUT_MS = 300;

@@ -2,8 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
-import { matchRoute, type GatewayRoute } from '../src/gateway/index.js';
-import { startEnvoy, type RunningEnvoy } from './harness/envoy.js';
+import { matchRoute, type GatewayRoute, startEnvoy, type RunningEnvoy } from '../src/gateway/index.js';
 
 const ENVOY_BIN = process.env['ENVOY_BIN'];
 

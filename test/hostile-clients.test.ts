@@ -9,12 +9,17 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { request as httpRequest } from 'node:http';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { request } from 'undici';
 import { startEpp, type RunningEpp } from '../src/epp/index.js';
-import { startBuiltinGateway, type RunningGateway } from '../src/gateway/index.js';
+import {
+  startBuiltinGateway,
+  type RunningGateway,
+  startEnvoy,
+  type RunningEnvoy,
+} from '../src/gateway/index.js';
 import { startSimulator, type RunningSimulator } from '../src/sim/index.js';
-import { startEnvoy, type RunningEnvoy } from './harness/envoy.js';
 
 const ENVOY_BIN = process.env['ENVOY_BIN'];
 const quiet = pino({ level: 'silent' });
@@ -25,7 +30,7 @@ const MODEL = 'hostile-model';
 async function until(what: string, condition: () => boolean | Promise<boolean>): Promise<void> {
   for (let i = 0; i < 400; i++) {
     if (await condition()) return;
-    await new Promise((r) => setTimeout(r, 25));
+    await sleep(25);
   }
   throw new Error(`timed out waiting until ${what}`);
 }

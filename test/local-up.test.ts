@@ -9,13 +9,13 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { startLocalStack, type LocalStack } from '../src/local/index.js';
 import { CLI, REPO_ROOT } from './harness/repo.js';
 
 const ENVOY_BIN = process.env['ENVOY_BIN'];
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function alive(pid: number): boolean {
   try {
@@ -241,7 +241,7 @@ describe(
       let decisions: { endpoint?: string }[] = [];
       for (let i = 0; i < 50 && decisions.length === 0; i++) {
         decisions = (await state()).decisions;
-        if (decisions.length === 0) await new Promise((r) => setTimeout(r, 100));
+        if (decisions.length === 0) await sleep(100);
       }
       assert.ok(decisions.length > 0, 'no routing decision reached the dashboard');
       assert.ok(

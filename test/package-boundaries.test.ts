@@ -32,6 +32,11 @@ test('the lint rules keep dependencies pointing one way', async () => {
     "export * from '../../test/harness/endpoints.js';\n",
   );
   assert.match(testHelper.join('\n'), /Test helpers live under test\//);
+  const benchIntoTest = await importErrors(
+    'bench/wrong.ts',
+    "export * from '../test/controller-support.js';\n",
+  );
+  assert.match(benchIntoTest.join('\n'), /Benchmarks import nothing from test\//);
 });
 
 test('the allowed imports pass', async () => {

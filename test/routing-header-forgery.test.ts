@@ -8,6 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { request } from 'undici';
 import {
@@ -16,11 +17,15 @@ import {
   startEpp,
   type RunningEpp,
 } from '../src/epp/index.js';
-import { startBuiltinGateway, type RunningGateway } from '../src/gateway/index.js';
+import {
+  startBuiltinGateway,
+  type RunningGateway,
+  startEnvoy,
+  type RunningEnvoy,
+} from '../src/gateway/index.js';
 import { startLocalStack, type LocalStack } from '../src/local/index.js';
 import { startAttackerTarget, type AttackerTarget } from './harness/attacker.js';
-import { startEnvoy, type RunningEnvoy } from './harness/envoy.js';
-import { startModelServerFixture, type ModelServerFixture } from './harness/model-server-fixture.js';
+import { startModelServerFixture, type ModelServerFixture } from '../src/bench/index.js';
 import { REPO_ROOT } from './harness/repo.js';
 
 const ENVOY_BIN = process.env['ENVOY_BIN'];
@@ -102,8 +107,7 @@ describe('forged routing headers reach no upstream', () => {
         }),
       );
     }
-    for (let i = 0; i < 400 && epp.datastore.endpoints().some((e) => e.stale); i++)
-      await new Promise((r) => setTimeout(r, 25));
+    for (let i = 0; i < 400 && epp.datastore.endpoints().some((e) => e.stale); i++) await sleep(25);
   });
 
   after(async () => {

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { startSimulator, type RunningSimulator } from '../src/sim/index.js';
@@ -449,7 +450,7 @@ describe('simulator overload and failures', () => {
       let running = 1;
       // Bounded only so that a regression fails instead of hanging the run; the bound is far beyond any real delay.
       for (let poll = 0; poll < 3000 && running !== 0; poll++) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
+        await sleep(20);
         const samples = await metrics(sim);
         running = value(samples, 'vllm:num_requests_running');
         if (running === 0) assert.equal(value(samples, 'vllm:kv_cache_usage_perc'), 0);

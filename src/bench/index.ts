@@ -38,3 +38,9 @@ export { progressDisplay, progressLine, type ProgressDisplay } from './progress.
 export { percentile, summarize, type Summary } from './stats.js';
 export { poissonArrivals, seededRandom, type Random } from './random.js';
 export { discoverModels, type ServedModels } from './models.js';
+export {
+  startModelServerFixture,
+  type FixtureState,
+  type ModelServerFixture,
+  type ReceivedRequest,
+} from './model-server-fixture.js';

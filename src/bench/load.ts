@@ -4,6 +4,7 @@
  * would slow down with the server and hide its queue), each streamed over undici so time to first token and the
  * gaps between tokens are measured on the client, as a user would see them.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request, type Dispatcher } from 'undici';
 import { poissonArrivals } from './random.js';
 import { summarize, type Summary } from './stats.js';
@@ -114,7 +115,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     for (let index = 0; index < arrivals.length && !abort.signal.aborted; index++) {
       const due = arrivals[index] as number;
       const wait = due - (performance.now() - start);
-      if (wait > 1) await sleep(wait, abort.signal);
+      if (wait > 1) await pause(wait, abort.signal);
       if (abort.signal.aborted) break;
       const next = options.workload.next();
       const sentAt = performance.now() - start;
@@ -289,14 +290,7 @@ async function readStream(body: AsyncIterable<Buffer>, t0: number, record: Reque
   record.outcome = 'ok';
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
+/** Waits `ms`, or less when `signal` aborts: resolves either way, since the callers check the signal next. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return sleep(ms, undefined, { signal }).catch(() => undefined);
 }

@@ -5,6 +5,7 @@
  * starts a simulated fleet with one routing configuration (through `llmisvc up`'s orchestration) plugs in here
  * unchanged, and the report compares the setups on identical, seeded traffic.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { runLoad, type LoadOptions, type LoadProgress, type LoadResult } from './load.js';
 import type { ReportSeries } from './report.js';
 import type { Workload } from './workloads.js';
@@ -37,7 +38,7 @@ export async function runSweep(url: string, name: string, options: SweepOptions)
   const results: LoadResult[] = [];
   for (const [i, qps] of options.qps.entries()) {
     if (options.signal?.aborted) break;
-    if (i > 0 && options.pauseMs) await new Promise((resolve) => setTimeout(resolve, options.pauseMs));
+    if (i > 0 && options.pauseMs) await sleep(options.pauseMs);
     options.onRunStart?.(name, qps);
     const {
       onProgress,

@@ -6,6 +6,7 @@
  * reconcile reads everything it needs from the caches each time and keeps no state between passes beyond caches and
  * the applier's write-saving memo.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { ControllerMetrics } from './metrics.js';
 import { createMetrics } from './metrics.js';
@@ -344,7 +345,7 @@ export class Controller {
       this.enqueueAll();
       const found = await Promise.all(apiVersions.map(discovered));
       if (found.every(Boolean) || attempt >= 10) return;
-      await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 5_000)).unref());
+      await sleep(Math.min(100 * 2 ** attempt, 5_000), undefined, { ref: false });
       this.discovery.invalidate();
     }
   }

@@ -11,9 +11,10 @@
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseAllDocuments } from 'yaml';
 import { LlmisvcError } from '../errors/index.js';
-import { conditionOf, describe, isTrue, type KubeClient, type KubeObject, sleep } from './kube.js';
+import { conditionOf, describe, isTrue, type KubeClient, type KubeObject } from './kube.js';
 import {
   COMPONENTS,
   type HealthCheck,

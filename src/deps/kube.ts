@@ -189,7 +189,3 @@ export function conditionOf(object: unknown, type: string): Condition | undefine
 export function isTrue(object: unknown, type: string): boolean {
   return conditionOf(object, type)?.status === 'True';
 }
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

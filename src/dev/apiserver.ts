@@ -10,7 +10,7 @@
  * `logs/kube-apiserver.log`, `ports.json` (reused on the next start, so the kubeconfig stays valid when the ports are
  * still free) and `state.json` (the pids while it runs).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Agent, request } from 'undici';
@@ -21,7 +21,16 @@ import { renderDevKubeconfig } from './kubeconfig.js';
 import { installManifests, removeManifests } from './manifests.js';
 import { llmisvcCacheDir, repoRoot } from './paths.js';
 import { ensureDevPki, type DevPki } from './pki.js';
-import { freeLoopbackPort, isPidAlive, logTail, startProcess, type ManagedProcess } from './processes.js';
+import {
+  commandLineMentions,
+  freeLoopbackPort,
+  isPidAlive,
+  killAndWait,
+  lostPortRace,
+  startProcess,
+  waitReady,
+  type ManagedProcess,
+} from '../process/index.js';
 
 export interface StartDevApiServerOptions {
   /** The server's folder; created when missing. Starting the same folder again keeps its etcd data. */
@@ -262,18 +271,9 @@ async function cleanUpPreviousRun(dir: string, log: (m: string) => void): Promis
   }
   for (const pid of leftovers) {
     log(`stopping process ${pid} left behind by an earlier run in ${dir}`);
-    process.kill(pid, 'SIGKILL');
-    for (let i = 0; i < 50 && isPidAlive(pid); i++) await sleep(100);
+    await killAndWait(pid);
   }
   await rm(statePath, { force: true });
-}
-
-function commandLineMentions(pid: number, text: string): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text);
-  } catch {
-    return false;
-  }
 }
 
 async function startEtcd(
@@ -315,7 +315,7 @@ async function startEtcd(
       return response.statusCode === 200 && body.health === 'true';
     });
     if (ready) return { process: etcd, url };
-    await retryOrFail(etcd, attempt);
+    await lostPortRace(etcd, attempt, PORT_ATTEMPTS);
   }
 }
 
@@ -376,48 +376,6 @@ async function startKubeApiserver(
     });
     await agent?.close();
     if (ready) return { process: apiserver, url };
-    await retryOrFail(apiserver, attempt);
+    await lostPortRace(apiserver, attempt, PORT_ATTEMPTS);
   }
-}
-
-/**
- * Polls `probe` until it says ready (true), the process exits (false: the caller looks at why), or the time is up
- * (an error naming the log).
- */
-async function waitReady(
-  process: ManagedProcess,
-  timeoutMs: number,
-  probe: () => Promise<boolean>,
-): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!process.hasExited) {
-    if (await probe().catch(() => false)) return true;
-    if (Date.now() > deadline) {
-      await process.stop();
-      throw new LlmisvcError(
-        'LLMISVC_ERR_PROCESS',
-        `${process.name} did not become ready within ${Math.round(timeoutMs / 1000)} s; last log lines:\n` +
-          (await logTail(process.logPath)),
-        { hint: `see ${process.logPath}` },
-      );
-    }
-    await Promise.race([sleep(150), process.exited]);
-  }
-  return false;
-}
-
-/** A process that exited before it was ready: try another port if it lost a port race, else report its log. */
-async function retryOrFail(process: ManagedProcess, attempt: number): Promise<void> {
-  const { code, signal } = await process.exited;
-  const tail = await logTail(process.logPath, 40);
-  if (/address already in use/i.test(tail) && attempt < PORT_ATTEMPTS) return;
-  throw new LlmisvcError(
-    'LLMISVC_ERR_PROCESS',
-    `${process.name} exited (${signal ?? `code ${code}`}) before it was ready; last log lines:\n${tail}`,
-    { hint: `see ${process.logPath}` },
-  );
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -12,9 +12,10 @@
  * `lws/` (the LWS manager's configuration and serving certificate),
  * `logs/{kube-controller-manager,kube-scheduler,kwok,lws-controller-manager}.log` and `cluster.json` (the controllers' pids while it runs).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { LlmisvcError } from '../errors/index.js';
 import { KubeClient, statusMessage } from '../kube/index.js';
@@ -42,7 +43,15 @@ import { renderDevKubeconfig } from './kubeconfig.js';
 import { removeLwsWebhooks, startLeaderWorkerSet, type RunningLws } from './lws.js';
 import { DEV_FIELD_MANAGER } from './manifests.js';
 import { llmisvcCacheDir } from './paths.js';
-import { freeLoopbackPort, isPidAlive, logTail, startProcess, type ManagedProcess } from './processes.js';
+import {
+  commandLineMentions,
+  isPidAlive,
+  killAndWait,
+  logTail,
+  startOnFreePorts,
+  startProcess,
+  type ManagedProcess,
+} from '../process/index.js';
 
 export interface StartDevClusterOptions {
   /** The cluster's folder; created when missing. Starting the same folder again keeps its etcd data. */
@@ -90,9 +99,9 @@ export interface DevCluster {
 
 interface ClusterState {
   owner: number;
-  kubeControllerManager: number;
-  kubeScheduler: number;
-  kwok: number;
+  kubeControllerManager?: number;
+  kubeScheduler?: number;
+  kwok?: number;
   leaderWorkerSet?: number;
 }
 
@@ -160,67 +169,93 @@ export async function startDevCluster(options: StartDevClusterOptions): Promise<
       );
       return path;
     };
-    const kcmPort = await freeLoopbackPort();
-    const schedulerPort = await freeLoopbackPort(undefined, [kcmPort]);
-    const kwokPort = await freeLoopbackPort(undefined, [kcmPort, schedulerPort]);
-
-    const kcm = startComponent(dir, 'kube-controller-manager', clusterAssets.kubeControllerManager, [
-      ...kubeControllerManagerFlags({
-        kubeconfig: await componentKubeconfig(
-          'kube-controller-manager',
-          pki.componentTokens.kubeControllerManager,
-        ),
-        port: kcmPort,
-        certDir: join(pki.dir, 'kube-controller-manager'),
-        serviceAccountKey: pki.serviceAccountKey,
-        rootCa: pki.servingCert,
-      }),
-    ]);
-    controllers.push(kcm);
-    const scheduler = startComponent(dir, 'kube-scheduler', clusterAssets.kubeScheduler, [
-      ...kubeSchedulerFlags({
-        kubeconfig: await componentKubeconfig('kube-scheduler', pki.componentTokens.kubeScheduler),
-        port: schedulerPort,
-        certDir: join(pki.dir, 'kube-scheduler'),
-      }),
-    ]);
-    controllers.push(scheduler);
+    const kcmKubeconfig = await componentKubeconfig(
+      'kube-controller-manager',
+      pki.componentTokens.kubeControllerManager,
+    );
+    const schedulerKubeconfig = await componentKubeconfig(
+      'kube-scheduler',
+      pki.componentTokens.kubeScheduler,
+    );
     const kwokHome = join(dir, 'kwok');
     await mkdir(kwokHome, { recursive: true });
     const kwokConfig = join(kwokHome, 'kwok.yaml');
     const stages = await Promise.all(clusterAssets.kwokStages.map((file) => readFile(file, 'utf8')));
     await writeFile(kwokConfig, kwokConfiguration({ stages }));
-    // KWOK reads ~/.kwok/kwok.yaml too when it exists: its HOME is the cluster's own folder, so only ours counts.
-    const kwok = startComponent(
-      dir,
-      'kwok',
-      clusterAssets.kwok,
-      kwokFlags({ kubeconfig: apiServer.kubeconfigPath, config: kwokConfig, port: kwokPort }),
-      { HOME: kwokHome },
-    );
-    controllers.push(kwok);
-    const state: ClusterState = {
-      owner: process.pid,
-      kubeControllerManager: kcm.pid,
-      kubeScheduler: scheduler.pid,
-      kwok: kwok.pid,
+
+    // The pids go into cluster.json as each (re)starts, so a later run can stop what a killed owner left behind.
+    const state: ClusterState = { owner: process.pid };
+    const started = (key: 'kubeControllerManager' | 'kubeScheduler' | 'kwok', p: ManagedProcess) => {
+      controllers.push(p);
+      state[key] = p.pid;
+      writeFileSync(join(dir, 'cluster.json'), JSON.stringify(state, null, 2) + '\n');
+      return p;
     };
-    await writeFile(join(dir, 'cluster.json'), JSON.stringify(state, null, 2) + '\n');
+    // Each needs its port up front: on a lost port race it starts again on another (process/ports.ts).
+    const insecure = new Agent({ connect: { rejectUnauthorized: false } });
+    let kcm: ManagedProcess;
+    let scheduler: ManagedProcess;
+    let kwok: ManagedProcess;
+    try {
+      [kcm, scheduler, kwok] = (
+        await Promise.all([
+          startOnFreePorts(
+            1,
+            ([port]) =>
+              started(
+                'kubeControllerManager',
+                startComponent(dir, 'kube-controller-manager', clusterAssets.kubeControllerManager, [
+                  ...kubeControllerManagerFlags({
+                    kubeconfig: kcmKubeconfig,
+                    port: port!,
+                    certDir: join(pki.dir, 'kube-controller-manager'),
+                    serviceAccountKey: pki.serviceAccountKey,
+                    rootCa: pki.servingCert,
+                  }),
+                ]),
+              ),
+            (p, [port]) => waitHealthy(p, `https://127.0.0.1:${port}/healthz`, insecure, timeoutMs),
+          ),
+          startOnFreePorts(
+            1,
+            ([port]) =>
+              started(
+                'kubeScheduler',
+                startComponent(dir, 'kube-scheduler', clusterAssets.kubeScheduler, [
+                  ...kubeSchedulerFlags({
+                    kubeconfig: schedulerKubeconfig,
+                    port: port!,
+                    certDir: join(pki.dir, 'kube-scheduler'),
+                  }),
+                ]),
+              ),
+            (p, [port]) => waitHealthy(p, `https://127.0.0.1:${port}/healthz`, insecure, timeoutMs),
+          ),
+          // KWOK reads ~/.kwok/kwok.yaml too when it exists: its HOME is the cluster's own folder, so only ours counts.
+          startOnFreePorts(
+            1,
+            ([port]) =>
+              started(
+                'kwok',
+                startComponent(
+                  dir,
+                  'kwok',
+                  clusterAssets.kwok,
+                  kwokFlags({ kubeconfig: apiServer.kubeconfigPath, config: kwokConfig, port: port! }),
+                  { HOME: kwokHome },
+                ),
+              ),
+            (p, [port]) => waitHealthy(p, `http://127.0.0.1:${port}/healthz`, insecure, timeoutMs),
+          ),
+        ])
+      ).map((r) => r.process) as [ManagedProcess, ManagedProcess, ManagedProcess];
+    } finally {
+      await insecure.close();
+    }
     log(
       `started kube-controller-manager (pid ${kcm.pid}), kube-scheduler (pid ${scheduler.pid}) and KWOK ` +
         `(pid ${kwok.pid})`,
     );
-
-    const insecure = new Agent({ connect: { rejectUnauthorized: false } });
-    try {
-      await Promise.all([
-        waitHealthy(kcm, `https://127.0.0.1:${kcmPort}/healthz`, insecure, timeoutMs),
-        waitHealthy(scheduler, `https://127.0.0.1:${schedulerPort}/healthz`, insecure, timeoutMs),
-        waitHealthy(kwok, `http://127.0.0.1:${kwokPort}/healthz`, insecure, timeoutMs),
-      ]);
-    } finally {
-      await insecure.close();
-    }
     log('kube-controller-manager, kube-scheduler and KWOK are healthy');
 
     const client = await KubeClient.create({
@@ -441,20 +476,7 @@ async function stopLeftovers(dir: string, log: (m: string) => void): Promise<voi
   for (const pid of [state.leaderWorkerSet, state.kwok, state.kubeScheduler, state.kubeControllerManager]) {
     if (!pid || !isPidAlive(pid) || !commandLineMentions(pid, dir)) continue;
     log(`stopping process ${pid} left behind by an earlier run in ${dir}`);
-    process.kill(pid, 'SIGKILL');
-    for (let i = 0; i < 50 && isPidAlive(pid); i++) await sleep(100);
+    await killAndWait(pid);
   }
   await rm(path, { force: true });
-}
-
-function commandLineMentions(pid: number, text: string): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text);
-  } catch {
-    return false;
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -11,7 +11,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { dirname, join } from 'node:path';
 import { runGo, type GoContext } from './go.js';
 import { acquireLock } from './kube-assets.js';
-import { isPidAlive } from './processes.js';
+import { isPidAlive } from '../process/index.js';
 
 export interface GoBinary {
   /** The file name in the cache folder. */

@@ -14,6 +14,7 @@ import {
   stagingModulesFromGoMod,
   stagingVersion,
 } from './kube-assets.js';
+import { waitFor } from '../process/index.js';
 
 const upstreamGoMod = `module k8s.io/kubernetes
 
@@ -150,7 +151,8 @@ describe('the build lock', () => {
       order.push('second holds');
       return release;
     });
-    await new Promise((r) => setTimeout(r, 50));
+    // Released only once the second has found the lock taken (it says so), however long that takes here.
+    await waitFor(() => order.includes('second waits'), { what: 'the second to wait' });
     order.push('first releases');
     await releaseFirst();
     await (

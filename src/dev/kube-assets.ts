@@ -13,11 +13,12 @@ import { execFile } from 'node:child_process';
 import { constants, existsSync } from 'node:fs';
 import { access, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { LlmisvcError } from '../errors/index.js';
 import { goModDownload, runGo, type GoContext } from './go.js';
 import { kubeAssetsDir } from './paths.js';
-import { isPidAlive } from './processes.js';
+import { isPidAlive } from '../process/index.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -392,7 +393,7 @@ export async function acquireLock(path: string, log: (m: string) => void): Promi
       log(`waiting for process ${owner}, which is building the same files (lock ${path})`);
       announced = true;
     }
-    await new Promise((r) => setTimeout(r, 2_000));
+    await sleep(2_000);
   }
 }
 

@@ -5,6 +5,7 @@
  * webhook configurations' caBundle, authenticating as its own user bound to upstream's manager role. Its
  * StatefulSets then go through the real StatefulSet controller, and their pods through the scheduler to KWOK nodes.
  */
+import { writeFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Agent } from 'undici';
@@ -16,7 +17,7 @@ import type { LwsAssets } from './cluster-assets.js';
 import { renderDevKubeconfig } from './kubeconfig.js';
 import { lwsConfiguration, lwsRbac, lwsWebhookConfigurations } from './lws-config.js';
 import { DEV_FIELD_MANAGER } from './manifests.js';
-import { freeLoopbackPort, startProcess, type ManagedProcess } from './processes.js';
+import { startOnFreePorts, startProcess, type ManagedProcess } from '../process/index.js';
 
 /** The names upstream's kustomization gives the webhook configurations (`lws-` + the kubebuilder default names). */
 export const LWS_WEBHOOK_CONFIGURATIONS = [
@@ -56,10 +57,7 @@ export async function startLeaderWorkerSet(input: {
   await writeFile(join(certDir, 'tls.crt'), bundle.cert);
   await writeFile(join(certDir, 'tls.key'), bundle.key, { mode: 0o600 });
 
-  const webhookPort = await freeLoopbackPort();
-  const healthPort = await freeLoopbackPort(undefined, [webhookPort]);
   const configPath = join(home, 'config.yaml');
-  await writeFile(configPath, lwsConfiguration({ webhookPort, healthPort, certDir }));
   const kubeconfig = join(apiServer.pki.dir, 'lws-controller-manager.kubeconfig');
   await writeFile(
     kubeconfig,
@@ -74,26 +72,40 @@ export async function startLeaderWorkerSet(input: {
   const read = (file: string) => readFile(join(assets.configDir, file), 'utf8');
   for (const object of lwsRbac(await read('config/rbac/role.yaml'))) await apply(client, object);
 
-  const lws = startProcess({
-    name: 'lws-controller-manager',
-    command: assets.manager,
-    args: [`--config=${configPath}`, `--kubeconfig=${kubeconfig}`],
-    logPath: join(dir, 'logs', 'lws-controller-manager.log'),
-    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
-    cwd: home,
-  });
-  log(`started the LeaderWorkerSet controller (pid ${lws.pid})`);
+  // Its ports go in its config file up front: on a lost port race it starts again on others (process/ports.ts).
+  const insecure = new Agent({ connect: { rejectUnauthorized: false } });
+  const trusting = new Agent({ connect: { ca: bundle.caCert } });
+  let lws: ManagedProcess;
+  let webhookPort: number;
   try {
-    const insecure = new Agent({ connect: { rejectUnauthorized: false } });
-    const trusting = new Agent({ connect: { ca: bundle.caCert } });
-    try {
-      await input.waitReady(lws, `http://127.0.0.1:${healthPort}/readyz`, insecure);
-      // The webhook server starts beside the controllers and serves only its webhook paths: any HTTP answer over a
-      // TLS connection the CA verifies shows it is up with the right certificate.
-      await input.waitReady(lws, `https://127.0.0.1:${webhookPort}/`, trusting, (status) => status > 0);
-    } finally {
-      await Promise.all([insecure.close(), trusting.close()]);
-    }
+    const started = await startOnFreePorts(
+      2,
+      ([webhook, health]) => {
+        writeFileSync(configPath, lwsConfiguration({ webhookPort: webhook!, healthPort: health!, certDir }));
+        const p = startProcess({
+          name: 'lws-controller-manager',
+          command: assets.manager,
+          args: [`--config=${configPath}`, `--kubeconfig=${kubeconfig}`],
+          logPath: join(dir, 'logs', 'lws-controller-manager.log'),
+          env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
+          cwd: home,
+        });
+        log(`started the LeaderWorkerSet controller (pid ${p.pid})`);
+        return p;
+      },
+      async (p, [webhook, health]) => {
+        await input.waitReady(p, `http://127.0.0.1:${health}/readyz`, insecure);
+        // The webhook server starts beside the controllers and serves only its webhook paths: any HTTP answer over a
+        // TLS connection the CA verifies shows it is up with the right certificate.
+        await input.waitReady(p, `https://127.0.0.1:${webhook}/`, trusting, (status) => status > 0);
+      },
+    );
+    lws = started.process;
+    webhookPort = started.ports[0]!;
+  } finally {
+    await Promise.all([insecure.close(), trusting.close()]);
+  }
+  try {
     const webhooks = lwsWebhookConfigurations({
       manifests: await read('config/webhook/manifests.yaml'),
       mutatingPatch: await read('config/webhook/mutating-patch.yaml'),

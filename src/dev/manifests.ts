@@ -6,6 +6,7 @@
  * the typed client-node API cannot be used for manifests).
  */
 import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { LlmisvcError } from '../errors/index.js';
@@ -165,8 +166,4 @@ function crdPath(crd: CrdLike): string {
 function describe(object: KubernetesObject): string {
   const ns = object.metadata?.namespace ? `${object.metadata.namespace}/` : '';
   return `${object.kind} ${ns}${object.metadata?.name ?? '(no name)'}`;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

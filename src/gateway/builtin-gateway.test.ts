@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   matchRoute,
   startBuiltinGateway,
@@ -130,7 +131,7 @@ describe('builtin gateway over real HTTP (round robin, no EPP)', () => {
     await res.body!.getReader().read();
     controller.abort();
     const deadline = Date.now() + 5000;
-    while (closedEarly === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    while (closedEarly === before && Date.now() < deadline) await sleep(20);
     assert.equal(closedEarly, before + 1);
   });
 

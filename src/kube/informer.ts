@@ -6,6 +6,7 @@
  * add/update/delete with the cached object; a relist turns into the right adds, updates and deletes so that nothing
  * is missed while the watch was down.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { KubeClient, WatchEvent } from './client.js';
 import { isGone, KubeApiError } from './client.js';
@@ -132,7 +133,7 @@ export class Informer<T extends KubeObject = KubeObject> {
           { resource: this.resource.plural, err: (error as Error).message, retryInMs: backoff },
           'list/watch failed, retrying',
         );
-        await sleep(backoff * (0.8 + Math.random() * 0.4), signal);
+        await pause(backoff * (0.8 + Math.random() * 0.4), signal);
         backoff = Math.min(backoff * 2, maxBackoff);
       }
     }
@@ -220,16 +221,7 @@ function apiVersionString(ref: ResourceRef): string {
   return ref.group ? `${ref.group}/${ref.version}` : ref.version;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      { once: true },
-    );
-  });
+/** Waits `ms`, or less when `signal` aborts: resolves either way, since the callers check the signal next. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return sleep(ms, undefined, { signal }).catch(() => undefined);
 }

@@ -7,6 +7,7 @@
  * same lease cannot both win (one gets 409 Conflict). On graceful stop the leader releases the lease so the next
  * replica takes over at once instead of waiting for it to expire.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { KubeClient } from './client.js';
 import { isConflict, isNotFound } from './client.js';
@@ -64,7 +65,7 @@ export class LeaderElector {
    * Resolves after leadership ended (and the lease was released if we stopped on purpose).
    */
   async run(signal: AbortSignal, lead: (leadership: AbortSignal) => Promise<void> | void): Promise<void> {
-    while (!signal.aborted && !(await this.tryAcquireOrRenew())) await sleep(this.retryPeriodMs, signal);
+    while (!signal.aborted && !(await this.tryAcquireOrRenew())) await pause(this.retryPeriodMs, signal);
     if (signal.aborted) return;
     this.leading = true;
     this.options.logger?.info({ lease: this.options.name, identity: this.options.identity }, 'became leader');
@@ -74,7 +75,7 @@ export class LeaderElector {
     const leading = Promise.resolve(lead(leadership.signal));
     let lastRenew = Date.now();
     while (!leadership.signal.aborted) {
-      await sleep(this.retryPeriodMs, leadership.signal);
+      await pause(this.retryPeriodMs, leadership.signal);
       if (leadership.signal.aborted) break;
       if (await this.tryAcquireOrRenew()) lastRenew = Date.now();
       else if (Date.now() - lastRenew > this.renewDeadlineMs) {
@@ -180,17 +181,7 @@ export class LeaderElector {
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      { once: true },
-    );
-  });
+/** Waits `ms`, or less when `signal` aborts: resolves either way, since the callers check the signal next. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return sleep(ms, undefined, { signal }).catch(() => undefined);
 }

@@ -10,6 +10,7 @@ import { open } from 'node:fs/promises';
 import { connect, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { destination, pino } from 'pino';
 import {
@@ -28,6 +29,7 @@ import {
   type RoutingDecision,
   type RunningGateway,
 } from '../gateway/index.js';
+import { freeLoopbackPort } from '../process/index.js';
 import { DEFAULT_RENDER_OPTIONS, parseApiVersions, renderService } from '../render/index.js';
 import type { SimulatorOptions } from '../sim/index.js';
 import { DashboardState, dashboardHandler, startDashboardServer } from './dashboard.js';
@@ -139,19 +141,6 @@ export function readServiceFile(path: string): {
   return { service, configs };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createNetServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 function assertPortFree(port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const server = createNetServer();
@@ -207,7 +196,7 @@ async function eppScrapedAll(datastore: Datastore, timeoutMs = 10_000): Promise<
         { hint: 'A model server must serve Prometheus metrics in the vLLM or SGLang names on /metrics.' },
       );
     }
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await sleep(10);
   }
 }
 
@@ -302,7 +291,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
             });
     }
 
-    const ports = await Promise.all(planned.map(() => freePort()));
+    // Ports up front, so a race remains (process/ports.ts): the EPP is given every address before the servers start,
+    // and a restarted server must come back on its address. A lost race shows as "address already in use" in the
+    // start-up error; run `up` again.
+    const ports: number[] = [];
+    for (const _ of planned) ports.push(await freeLoopbackPort(undefined, ports));
     const endpoints: LocalEndpoint[] = planned.map((p, i) => ({ ...p, address: `127.0.0.1:${ports[i]}` }));
     const simEntry = fileURLToPath(new URL('./sim-child.js', import.meta.url));
     const prefillAddresses = endpoints.filter((e) => e.role === 'prefill').map((e) => e.address);
@@ -404,7 +397,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     } else {
       const dash = await startDashboardServer(state);
       dashboardServer = dash;
-      const listenPort = port === 0 ? await freePort() : port;
+      // Up front too: the supervisor restarts Envoy on the same address.
+      const listenPort = port === 0 ? await freeLoopbackPort() : port;
       const accessLog = join(logDir, 'envoy-access.log');
       const bootstrap = envoyBootstrap({
         listenPort,

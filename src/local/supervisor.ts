@@ -4,10 +4,8 @@
  * readiness probe, and a restart with exponential back-off when one dies. No child outlives this process: an `exit`
  * hook plus a parent-death watchdog per child, from process/.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { forgetChild, killOnExit, startWatchdog } from '../process/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { logTail, startProcess, type ManagedProcess } from '../process/index.js';
 
 export interface ProcessSpec {
   /** A stable name (the pod name). */
@@ -34,13 +32,6 @@ export interface SupervisedProcess {
   readonly logPath: string;
 }
 
-async function tail(path: string, lines = 12): Promise<string> {
-  const text = await readFile(path, 'utf8').catch(() => '');
-  return text.trimEnd().split('\n').slice(-lines).join('\n');
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** Back-off before restart number `n` (1-based): 250 ms doubling to 8 s. */
 export function restartDelayMs(n: number): number {
   return Math.min(8000, 250 * 2 ** Math.max(0, n - 1));
@@ -49,10 +40,8 @@ export function restartDelayMs(n: number): number {
 class Supervised implements SupervisedProcess {
   pid = -1;
   restarts = 0;
-  private child: ChildProcess | undefined;
-  private watchdog: ChildProcess | undefined;
+  private child: ManagedProcess | undefined;
   private stopping = false;
-  private exited: Promise<void> = Promise.resolve();
   private restartTimer: NodeJS.Timeout | undefined;
   private startedAt = 0;
 
@@ -75,33 +64,21 @@ class Supervised implements SupervisedProcess {
   }
 
   private spawnChild(): void {
-    const fd = openSync(this.spec.logPath, 'a');
-    let child: ChildProcess;
-    try {
-      child = spawn(this.spec.command, [...this.spec.args], {
-        stdio: ['ignore', fd, fd],
-        env: this.spec.env ?? process.env,
-      });
-    } finally {
-      closeSync(fd);
-    }
+    const child = startProcess({
+      name: this.spec.name,
+      command: this.spec.command,
+      args: this.spec.args,
+      logPath: this.spec.logPath,
+      env: this.spec.env ?? process.env,
+      // A 3 s grace, as `stop`.
+      watchdogGraceMs: 3000,
+    });
     this.child = child;
-    this.pid = child.pid ?? -1;
+    this.pid = child.pid;
     this.startedAt = Date.now();
-    killOnExit(child);
-    // A 3 s grace, as `stop`; the exit hook kills the watchdog too, having already killed the child.
-    this.watchdog = child.pid ? startWatchdog(child.pid, { graceMs: 3000, killOnExit: true }) : undefined;
-    const watchdog = this.watchdog;
-    this.exited = new Promise<void>((resolve) => {
-      const onGone = (code: number | null, signal: NodeJS.Signals | null) => {
-        forgetChild(child);
-        watchdog?.kill('SIGKILL');
-        resolve();
-        if (this.child === child) this.child = undefined;
-        if (!this.stopping) void this.onUnexpectedExit(child.pid ?? -1, code, signal);
-      };
-      child.once('exit', onGone);
-      child.once('error', () => onGone(null, null));
+    void child.exited.then(({ code, signal }) => {
+      if (this.child === child) this.child = undefined;
+      if (!this.stopping) void this.onUnexpectedExit(child.pid, code, signal);
     });
   }
 
@@ -110,8 +87,8 @@ class Supervised implements SupervisedProcess {
     const child = this.child;
     for (;;) {
       if (this.stopping) return;
-      if (!child || this.child !== child || child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`${this.name} exited while starting:\n${await tail(this.spec.logPath)}`);
+      if (!child || this.child !== child || child.hasExited) {
+        throw new Error(`${this.name} exited while starting:\n${await logTail(this.spec.logPath, 12)}`);
       }
       if (await this.spec.probe().catch(() => false)) {
         this.emit({
@@ -124,7 +101,9 @@ class Supervised implements SupervisedProcess {
         return;
       }
       if (Date.now() > deadline) {
-        throw new Error(`${this.name} did not become ready in time:\n${await tail(this.spec.logPath)}`);
+        throw new Error(
+          `${this.name} did not become ready in time:\n${await logTail(this.spec.logPath, 12)}`,
+        );
       }
       await sleep(20);
     }
@@ -137,7 +116,7 @@ class Supervised implements SupervisedProcess {
       pid,
       code,
       signal,
-      logTail: await tail(this.spec.logPath, 5),
+      logTail: await logTail(this.spec.logPath, 5),
     });
     if (this.stopping) return;
     // A process that ran for a while before dying starts its back-off afresh.
@@ -157,13 +136,7 @@ class Supervised implements SupervisedProcess {
   async stop(graceMs = 3000): Promise<void> {
     this.stopping = true;
     if (this.restartTimer) clearTimeout(this.restartTimer);
-    const child = this.child;
-    if (child && child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-      await this.exited;
-      clearTimeout(timer);
-    }
+    await this.child?.stop(graceMs);
   }
 }
 

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { connect as connectHttp2, type ClientHttp2Session } from 'node:http2';
 import { connect as connectTcp, createServer, type Server, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { encodeHeaderBlock, HpackDecoder } from './hpack.js';
 import {
   Http2Connection,
@@ -113,7 +114,7 @@ class RawClient {
     const deadline = Date.now() + 5000;
     while (!this.closed) {
       if (Date.now() > deadline) throw new Error('the server never closed the connection');
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await sleep(10);
     }
   }
   goaway(): { lastStreamId: number; code: number } | undefined {
@@ -504,7 +505,7 @@ async function until(predicate: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + 5000;
   while (!predicate()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await sleep(20);
   }
 }
 
@@ -726,7 +727,7 @@ describe('HTTP/2 connection limits', () => {
     const client = await RawClient.connect(port);
     client.write(encodeFrame(1, 0x4, 1, requestBlock('/hold')));
     // Long past the idle timeout with a stream open: the stream is still served.
-    await new Promise((resolve) => setTimeout(resolve, idleTimeoutMs * 4));
+    await sleep(idleTimeoutMs * 4);
     client.write(encodeFrame(0, 0x1, 1, Buffer.from('still open')));
     await client.closedNow();
     assert.equal(dataOn(client.frames, 1).toString(), 'still open');

@@ -4,8 +4,8 @@
  * missing), exported to the tests as `CHROMIUM_BIN` and driven with playwright-core. A browser is never downloaded
  * from anywhere else. `CHROMIUM_BIN` from the environment wins.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { runCommand } from '../../src/process/index.js';
 import type { Provisioner } from './provision.js';
 
 export const DEBIAN_CHROMIUM = '/usr/bin/chromium';
@@ -23,26 +23,12 @@ export const CHROMIUM_ARGS = [
 ];
 
 function run(command: string, args: string[], log: (m: string) => void): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    });
-    let tail = '';
-    const onData = (d: Buffer) => {
-      const text = d.toString();
-      tail = (tail + text).slice(-4000);
-      for (const line of text.split('\n')) {
-        // apt prints one line per package: enough to show progress without flooding the log.
-        if (/^(Get:|Setting up|Unpacking|Reading|Fetched|E:)/.test(line.trim())) log(line.trim());
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('error', reject);
-    child.on('exit', (code) =>
-      code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')} exited ${code}\n${tail}`)),
-    );
+  return runCommand(command, args, {
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    // apt prints one line per package: enough to show progress without flooding the log.
+    onLine: (line) => {
+      if (/^(Get:|Setting up|Unpacking|Reading|Fetched|E:)/.test(line)) log(line);
+    },
   });
 }
 

@@ -4,7 +4,7 @@
  * `node lagging-metrics-server.js PORT NAME MODEL DELAY_MS|never` answers /health and completions at once but
  * /metrics only after DELAY_MS (or never), like a server the EPP cannot scrape yet. SIGTERM ends it.
  */
-import { startModelServerFixture } from './model-server-fixture.js';
+import { startModelServerFixture } from '../../src/bench/index.js';
 
 const [port, name, model, delay] = process.argv.slice(2);
 const fixture = await startModelServerFixture(name!, model, { port: Number(port) });

@@ -1,7 +1,7 @@
 /**
- * @module test/harness/model-server-fixture
- * A small stand-in for a vLLM server until the simulator lands: `/metrics` in vLLM's names with numbers the test
- * sets, `/v1/completions` and `/v1/chat/completions` answering an OpenAI-shaped JSON that says which server
+ * @module bench/model-server-fixture
+ * A small stand-in for a vLLM server, for the EPP benchmark and the integration tests (lighter than sim/, and
+ * its numbers are set, not modelled): `/metrics` in vLLM's names with numbers the caller sets, `/v1/completions` and `/v1/chat/completions` answering an OpenAI-shaped JSON that says which server
  * answered, and a log of the requests it received (headers and body). It does no inference and pretends none.
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
@@ -14,8 +14,11 @@ export interface FixtureState {
   failMetrics: boolean;
   /** Delay before answering a completion (ms). */
   responseDelayMs: number;
-  /** Delay between the response headers and the body (ms), like a completion that streams for a while. */
-  bodyDelayMs: number;
+  /**
+   * Send the response headers and hold the body until `releaseBodies()`, like a completion that streams for a while
+   * (a gate, not a delay: a test decides when the body ends).
+   */
+  holdBodies: boolean;
 }
 
 export interface ReceivedRequest {
@@ -29,6 +32,8 @@ export interface ModelServerFixture {
   address: string;
   state: FixtureState;
   received: ReceivedRequest[];
+  /** Ends every response body held by `state.holdBodies`. */
+  releaseBodies(): void;
   close(): Promise<void>;
 }
 
@@ -65,8 +70,9 @@ export async function startModelServerFixture(
     kvCacheUsage: 0,
     failMetrics: false,
     responseDelayMs: 0,
-    bodyDelayMs: 0,
+    holdBodies: false,
   };
+  const held: (() => void)[] = [];
   const received: ReceivedRequest[] = [];
   let completions = 0;
   const server: Server = createServer((req, res) => {
@@ -100,9 +106,9 @@ export async function startModelServerFixture(
           choices: [{ index: 0, text: 'ok', finish_reason: 'length' }],
           usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
         });
-        if (state.bodyDelayMs > 0) {
+        if (state.holdBodies) {
           res.flushHeaders();
-          setTimeout(() => res.end(answer), state.bodyDelayMs);
+          held.push(() => res.end(answer));
         } else res.end(answer);
       };
       if (state.responseDelayMs > 0) setTimeout(reply, state.responseDelayMs);
@@ -119,6 +125,9 @@ export async function startModelServerFixture(
     address: `${host}:${port}`,
     state,
     received,
+    releaseBodies: () => {
+      for (const end of held.splice(0)) end();
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
