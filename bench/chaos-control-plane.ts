@@ -18,10 +18,16 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toTypedObject, type LLMInferenceService, type LLMInferenceServiceConfig } from '../src/api/index.js';
 import { CANDIDATE_CHILD_KINDS, CONFIG_RESOURCE, SERVICE_RESOURCE } from '../src/controller/index.js';
-import { startDevApiServer, type DevApiServer } from '../src/dev/index.js';
+import {
+  createNamespace,
+  installProject,
+  readYaml,
+  renderOptionsFor as renderOptions,
+  startDevApiServer,
+  type DevApiServer,
+} from '../src/dev/index.js';
 import { Discovery, KubeClient, type KubeObject, type ResourceRef } from '../src/kube/index.js';
 import { renderService } from '../src/render/index.js';
-import { createNamespace, installProject, readYaml, renderOptions } from '../test/controller-support.js';
 import { load, log, root, sleep, startCli, type CliProcess } from './chaos-common.js';
 
 interface Replica {

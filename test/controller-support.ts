@@ -3,17 +3,25 @@
  * Shared pieces of the controller integration tests: a client for the shared test API server, namespaces per test,
  * installing this project's CRDs and presets, starting a controller in-process, and polling helpers.
  */
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { parseAllDocuments } from 'yaml';
 import type { RunningController } from '../src/controller/index.js';
-import { CONFIG_RESOURCE, defaultEngine, runController } from '../src/controller/index.js';
+import { defaultEngine, runController } from '../src/controller/index.js';
 import type { KubeObject, ResourceRef } from '../src/kube/index.js';
-import { CORE_RESOURCES, Discovery, isNotFound, KubeApiError, KubeClient } from '../src/kube/index.js';
+import { isNotFound, KubeClient } from '../src/kube/index.js';
+import {
+  applyObjects,
+  createNamespace,
+  ensureNamespace,
+  installProject,
+  readYaml,
+  renderOptionsFor,
+  resourceOf,
+} from '../src/dev/index.js';
 import { waitFor as waitUntil } from '../src/process/index.js';
-import { DEFAULT_RENDER_OPTIONS, type RenderOptions } from '../src/render/index.js';
+
+// The project-install helpers live in dev/ (the chaos benchmark uses them too); the tests import them from here.
+export { createNamespace, ensureNamespace, installProject, readYaml, resourceOf };
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -21,70 +29,12 @@ export const root = fileURLToPath(new URL('../..', import.meta.url));
 export const kubeconfig = process.env['LLMISVC_TEST_KUBECONFIG'];
 export const skip = kubeconfig ? false : 'needs LLMISVC_TEST_KUBECONFIG (run through npm test)';
 
-export function readYaml(path: string): KubeObject[] {
-  return parseAllDocuments(readFileSync(path, 'utf8'))
-    .map((d) => d.toJS() as KubeObject | null)
-    .filter((o): o is KubeObject => Boolean(o));
-}
-
 export async function client(): Promise<KubeClient> {
   return KubeClient.create({ kubeconfig: kubeconfig!, qps: 1000, burst: 1000 });
 }
 
-export async function resourceOf(
-  c: KubeClient,
-  object: { apiVersion: string; kind: string },
-): Promise<ResourceRef> {
-  const ref = await new Discovery(c).resourceFor(object.apiVersion, object.kind);
-  if (!ref) throw new Error(`${object.apiVersion} ${object.kind} is not served`);
-  return ref;
-}
-
-/** Server-side applies objects as the test (field manager `test`), like `kubectl apply --server-side`. */
-export async function apply(c: KubeClient, objects: KubeObject[], namespace?: string): Promise<KubeObject[]> {
-  const out: KubeObject[] = [];
-  for (const o of objects) {
-    const ref = await resourceOf(c, o);
-    const object = ref.namespaced && namespace ? { ...o, metadata: { ...o.metadata, namespace } } : o;
-    out.push(await c.apply(ref, object, { fieldManager: 'test', force: true }));
-  }
-  return out;
-}
-
-export async function createNamespace(c: KubeClient, prefix: string): Promise<string> {
-  const name = `${prefix}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-  await c.create(CORE_RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
-  return name;
-}
-
-export async function ensureNamespace(c: KubeClient, name: string): Promise<void> {
-  try {
-    await c.create(CORE_RESOURCES.namespace, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
-  } catch (error) {
-    if (!(error instanceof KubeApiError && error.status === 409)) throw error;
-  }
-}
-
-/** Installs deploy/crds and the presets into `systemNamespace`. */
-export async function installProject(
-  c: KubeClient,
-  systemNamespace: string,
-  _kubeconfig?: string,
-): Promise<void> {
-  const crdDir = join(root, 'deploy/crds');
-  for (const file of readdirSync(crdDir).filter((f) => f.startsWith('serving.kserve.io_')))
-    await apply(c, readYaml(join(crdDir, file)));
-  await waitFor(
-    'project CRDs served',
-    async () =>
-      (await new Discovery(c).resourceFor('serving.kserve.io/v1alpha2', 'LLMInferenceService')) !== undefined,
-  );
-  await ensureNamespace(c, systemNamespace);
-  const presetDir = join(root, 'deploy/presets');
-  for (const file of readdirSync(presetDir).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml'))
-    await apply(c, readYaml(join(presetDir, file)), systemNamespace);
-  void CONFIG_RESOURCE;
-}
+/** Server-side applies objects as the test, like `kubectl apply --server-side`. */
+export const apply = applyObjects;
 
 /** Polls `check` until it returns a value (or throws the last error after `timeoutMs`). */
 export function waitFor<T>(
@@ -109,13 +59,7 @@ export async function getOrUndefined<T extends KubeObject>(
   }
 }
 
-export function renderOptions(systemNamespace: string): RenderOptions {
-  return {
-    ...DEFAULT_RENDER_OPTIONS,
-    systemNamespace,
-    gateway: { ...DEFAULT_RENDER_OPTIONS.gateway, namespace: systemNamespace },
-  };
-}
+export const renderOptions = renderOptionsFor;
 
 /** A controller in this process, watching one namespace, without webhooks or leader election unless asked. */
 export async function startController(options: {

@@ -49,3 +49,12 @@ export { DEV_FIELD_MANAGER, installManifests, readManifestObjects, removeManifes
 export { DEV_ADMIN_GROUP, DEV_ADMIN_USER } from './pki.js';
 export { provisionDevAssets, provisionDevClusterAssets, type DevAssets } from './provision.js';
 export { kubeAssetsDir, llmisvcCacheDir, repoRoot } from './paths.js';
+export {
+  applyObjects,
+  createNamespace,
+  ensureNamespace,
+  installProject,
+  readYaml,
+  renderOptionsFor,
+  resourceOf,
+} from './project.js';
