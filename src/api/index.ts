@@ -26,7 +26,7 @@ export {
 } from './validate.js';
 export { childName, childNames } from './names.js';
 export { podSpecFieldTable, podSpecProblems } from './pod-spec.js';
-export { quantityValue } from './quantity.js';
+export { parseQuantity, quantityValue } from './quantity.js';
 export {
   type IntOrString,
   type KVCacheOffloadingSpec,

@@ -32,19 +32,26 @@ const DECIMAL: Record<string, number> = {
 };
 
 /**
+ * The exact value of a quantity (`500m` → 0.5, `1Gi` → 1073741824, `2e3` → 2000); undefined when it is not one.
+ * The server-side-apply comparison uses it to see `1Gi` and `1073741824` as the same value.
+ */
+export function parseQuantity(quantity: string | number): number | undefined {
+  if (typeof quantity === 'number') return Number.isFinite(quantity) ? quantity : undefined;
+  const text = quantity.trim();
+  if (!QUANTITY.test(text)) return undefined;
+  const match = /^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(.*)$/.exec(text)!;
+  const suffix = match[2]!;
+  let factor: number | undefined = BINARY[suffix] ?? DECIMAL[suffix];
+  if (factor === undefined && /^[eE]/.test(suffix)) factor = 10 ** Number(suffix.slice(1));
+  return factor === undefined ? undefined : Number(match[1]) * factor;
+}
+
+/**
  * The value of a quantity, rounded up to a whole number the way Kubernetes' `Quantity.Value()` does; undefined when
  * it is not a quantity.
  * @example quantityValue('10Gi') // 10737418240
  */
 export function quantityValue(quantity: string | number): number | undefined {
-  if (typeof quantity === 'number') return Number.isFinite(quantity) ? Math.ceil(quantity) : undefined;
-  const text = quantity.trim();
-  if (!QUANTITY.test(text)) return undefined;
-  const match = /^([+-]?(?:\d+(?:\.\d*)?|\.\d+))(.*)$/.exec(text)!;
-  const number = Number(match[1]);
-  const suffix = match[2]!;
-  let factor: number | undefined = BINARY[suffix] ?? DECIMAL[suffix];
-  if (factor === undefined && /^[eE]/.test(suffix)) factor = 10 ** Number(suffix.slice(1));
-  if (factor === undefined) return undefined;
-  return Math.ceil(number * factor);
+  const value = parseQuantity(quantity);
+  return value === undefined ? undefined : Math.ceil(value);
 }

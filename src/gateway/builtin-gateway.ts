@@ -219,30 +219,19 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
     const matched = matchRoute(routes, url);
     const record = (d: Omit<RoutingDecision, 'time' | 'method' | 'path' | 'totalMs'>) =>
       onDecision?.({ time: Date.now(), method, path: url, totalMs: performance.now() - started, ...d });
+    // A request the gateway or the EPP answered itself: no upstream, no pod.
+    const answeredHere = (status: number, via: RoutingDecision['via']) =>
+      record({ endpoint: undefined, pod: undefined, prefill: undefined, status, headersMs: 0, via });
     if (!matched) {
       openAiError(res, 404, `no route for ${url}`, 'NotFoundError');
-      record({
-        endpoint: undefined,
-        pod: undefined,
-        prefill: undefined,
-        status: 404,
-        headersMs: 0,
-        via: 'gateway',
-      });
+      answeredHere(404, 'gateway');
       return;
     }
     const hasBody = method !== 'GET' && method !== 'HEAD';
     const body = hasBody ? await readBody(req, bodyLimit) : undefined;
     if (body === 'too-large') {
       refuseBody(req, res, bodyLimit);
-      record({
-        endpoint: undefined,
-        pod: undefined,
-        prefill: undefined,
-        status: 413,
-        headersMs: 0,
-        via: 'gateway',
-      });
+      answeredHere(413, 'gateway');
       return;
     }
     const headers: Record<string, string> = {};
@@ -275,14 +264,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
             `endpoint picker unavailable: ${(error as Error).message}`,
             'ServiceUnavailableError',
           );
-          record({
-            endpoint: undefined,
-            pod: undefined,
-            prefill: undefined,
-            status: 503,
-            headersMs: 0,
-            via: 'gateway',
-          });
+          answeredHere(503, 'gateway');
           return;
         }
       }
@@ -298,14 +280,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
           'content-length': ir.body.length,
         });
         res.end(ir.body);
-        record({
-          endpoint: undefined,
-          pod: undefined,
-          prefill: undefined,
-          status: ir.status,
-          headersMs: 0,
-          via: 'epp-immediate',
-        });
+        answeredHere(ir.status, 'epp-immediate');
         return;
       } else {
         endpoint = pick.endpoint;
@@ -320,14 +295,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
     if (!endpoint) {
       done?.();
       openAiError(res, 503, 'no model server available', 'ServiceUnavailableError');
-      record({
-        endpoint: undefined,
-        pod: undefined,
-        prefill: undefined,
-        status: 503,
-        headersMs: 0,
-        via: 'gateway',
-      });
+      answeredHere(503, 'gateway');
       return;
     }
     if (forwardBody !== undefined) headers['content-length'] = String(forwardBody.length);

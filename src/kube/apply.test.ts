@@ -1,12 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  applyReason,
-  containsDesired,
-  DESIRED_HASH_ANNOTATION,
-  parseQuantity,
-  withDesiredHash,
-} from './apply.js';
+import { parseQuantity } from '../api/index.js';
+import { applyReason, containsDesired, DESIRED_HASH_ANNOTATION, withDesiredHash } from './apply.js';
 import type { KubeObject } from './resources.js';
 
 const deployment = (spec: Record<string, unknown>): KubeObject => ({

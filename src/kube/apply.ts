@@ -10,6 +10,7 @@
  * ("1000m" is "1") and numbers sent as strings.
  */
 import { createHash } from 'node:crypto';
+import { parseQuantity } from '../api/index.js';
 import type { KubeClient } from './client.js';
 import type { KubeObject, ResourceRef } from './resources.js';
 
@@ -46,37 +47,6 @@ export function withDesiredHash<T extends KubeObject>(object: T): T {
       annotations: { ...(object.metadata.annotations ?? {}), [DESIRED_HASH_ANNOTATION]: hash },
     },
   };
-}
-
-const SUFFIXES: Record<string, number> = {
-  n: 1e-9,
-  u: 1e-6,
-  m: 1e-3,
-  '': 1,
-  k: 1e3,
-  M: 1e6,
-  G: 1e9,
-  T: 1e12,
-  P: 1e15,
-  E: 1e18,
-  Ki: 2 ** 10,
-  Mi: 2 ** 20,
-  Gi: 2 ** 30,
-  Ti: 2 ** 40,
-  Pi: 2 ** 50,
-  Ei: 2 ** 60,
-};
-
-/** Parses a Kubernetes quantity ("500m", "1Gi", "2e3") to a number, or undefined when it is not one. */
-export function parseQuantity(value: string | number): number | undefined {
-  if (typeof value === 'number') return value;
-  const match = /^([+-]?(?:\d+\.?\d*|\.\d+))(?:[eE]([+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?)$/.exec(
-    value.trim(),
-  );
-  if (!match) return undefined;
-  const base = Number(match[1]);
-  if (match[2] !== undefined) return base * 10 ** Number(match[2]);
-  return base * (SUFFIXES[match[3] ?? ''] ?? 1);
 }
 
 function scalarEqual(desired: unknown, live: unknown): boolean {
