@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { prefillDecodeEndpointPickerConfig } from '../src/epp/index.js';
-import { createExtProcClient, pickEndpoint } from '../src/gateway/index.js';
+import { createExtProcClient, pickEndpoint, type ExtProcClient } from '../src/gateway/index.js';
 import { startModelServerFixture, type ModelServerFixture } from '../src/bench/index.js';
 import { REPO_ROOT } from './harness/repo.js';
 
@@ -26,6 +26,34 @@ before(async () => {
 after(async () => {
   for (const f of fixtures) await f.close();
 });
+
+/** The first JSON log line that says the EPP listens, or the output so far when it exits first. */
+function listeningLine(
+  child: ChildProcess,
+): Promise<{ grpcPort: number; healthPort: number; metricsPort: number }> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const collect = (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.includes('endpoint picker listening'));
+      if (line) resolve(JSON.parse(line));
+    };
+    child.stdout!.on('data', collect);
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('exit', (code) => reject(new Error(`exited with ${code}: ${out}`)));
+  });
+}
+
+/** A pick once the EPP has scraped its endpoints: "listening" comes first, and until then every answer is 503. */
+async function pickOnceScraped(client: ExtProcClient, body: Buffer) {
+  let pick = await pickEndpoint(client, { path: '/v1/completions', body });
+  for (let i = 0; i < 200 && pick.immediateResponse?.status === 503; i++) {
+    pick.done();
+    await sleep(25);
+    pick = await pickEndpoint(client, { path: '/v1/completions', body });
+  }
+  return pick;
+}
 
 test('llmisvc epp serves the ports it logs and stops on SIGTERM', async () => {
   const child: ChildProcess = spawn(
@@ -51,25 +79,11 @@ test('llmisvc epp serves the ports it logs and stops on SIGTERM', async () => {
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   try {
-    const listening = await new Promise<{ grpcPort: number; metricsPort: number }>((resolve, reject) => {
-      let out = '';
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        const line = out.split('\n').find((l) => l.includes('endpoint picker listening'));
-        if (line) resolve(JSON.parse(line));
-      });
-      child.once('exit', (code) => reject(new Error(`exited with ${code}: ${out}`)));
-    });
+    const listening = await listeningLine(child);
     const client = createExtProcClient(`127.0.0.1:${listening.grpcPort}`);
     const prompt = 'A long document to summarise. '.repeat(20);
     const body = Buffer.from(JSON.stringify({ model: 'm', prompt }));
-    // "Listening" comes before the first metrics scrape; until then every endpoint is stale and the answer is 503.
-    let pick = await pickEndpoint(client, { path: '/v1/completions', body });
-    for (let i = 0; i < 200 && pick.immediateResponse?.status === 503; i++) {
-      pick.done();
-      await sleep(25);
-      pick = await pickEndpoint(client, { path: '/v1/completions', body });
-    }
+    const pick = await pickOnceScraped(client, body);
     assert.equal(pick.endpoint, fixtures[1]!.address, 'the decode endpoint receives the request');
     assert.equal(
       pick.headers['x-prefiller-host-port'],
@@ -100,21 +114,6 @@ test('llmisvc epp reports flag mistakes with a code and a hint', () => {
     assert.match(result.stderr, pattern, args.join(' '));
   }
 });
-
-/** The first JSON log line that says the EPP listens, or the output so far when it exits first. */
-function listeningLine(child: ChildProcess): Promise<{ grpcPort: number; healthPort: number }> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const collect = (d: Buffer) => {
-      out += d.toString();
-      const line = out.split('\n').find((l) => l.includes('endpoint picker listening'));
-      if (line) resolve(JSON.parse(line));
-    };
-    child.stdout!.on('data', collect);
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    child.once('exit', (code) => reject(new Error(`exited with ${code}: ${out}`)));
-  });
-}
 
 const canConfine = process.getuid?.() === 0 && spawnSync('unshare', ['--version']).status === 0;
 
@@ -190,12 +189,7 @@ test(
       assert.match(status, /^Uid:\s+65534\b/m, 'the EPP runs as the non-root user');
       const client = createExtProcClient(`127.0.0.1:${listening.grpcPort}`, { tls: true });
       const body = Buffer.from(JSON.stringify({ model: 'm', prompt: 'confined' }));
-      let pick = await pickEndpoint(client, { path: '/v1/completions', body });
-      for (let i = 0; i < 200 && pick.immediateResponse?.status === 503; i++) {
-        pick.done();
-        await sleep(25);
-        pick = await pickEndpoint(client, { path: '/v1/completions', body });
-      }
+      const pick = await pickOnceScraped(client, body);
       assert.equal(
         pick.endpoint,
         fixtures[1]!.address,
