@@ -3,7 +3,7 @@
 // pool member all the same (FailOpen). With fail-open on, a client's own destination header still reaches nothing.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { once } from 'node:events';
 import {
   startBuiltinGateway,
@@ -12,22 +12,25 @@ import {
   type RunningEnvoy,
 } from '../src/gateway/index.js';
 import { startModelServerFixture, type ModelServerFixture } from '../src/bench/index.js';
+import { startAttackerTarget, type AttackerTarget } from './harness/attacker.js';
 
 const ENVOY_BIN = process.env['ENVOY_BIN'];
 const TIMEOUT_MS = 300;
 
-/** A TCP server that accepts connections and never says a word: an EPP that hangs. Counts its connections. */
-async function silentServer(): Promise<{ server: Server; port: number; connections: () => number }> {
+/** A TCP server that accepts connections and never says a word: an EPP that hangs. */
+async function hangingServer(): Promise<{ port: number; close: () => Promise<void> }> {
   const sockets: Socket[] = [];
   const server = createServer((socket) => sockets.push(socket.on('error', () => undefined)));
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  const close = server.close.bind(server);
-  server.close = (cb?: (err?: Error) => void) => {
-    for (const s of sockets) s.destroy();
-    return close(cb);
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
-  return { server, port: (server.address() as { port: number }).port, connections: () => sockets.length };
 }
 
 function complete(port: number, headers: Record<string, string> = {}): Promise<Response> {
@@ -39,18 +42,18 @@ function complete(port: number, headers: Record<string, string> = {}): Promise<R
 }
 
 let fixtures: ModelServerFixture[] = [];
-let hangingEpp: Awaited<ReturnType<typeof silentServer>>;
-let attacker: Awaited<ReturnType<typeof silentServer>>;
+let hangingEpp: Awaited<ReturnType<typeof hangingServer>>;
+let attacker: AttackerTarget;
 
 before(async () => {
   fixtures = [await startModelServerFixture('a'), await startModelServerFixture('b')];
-  hangingEpp = await silentServer();
-  attacker = await silentServer();
+  hangingEpp = await hangingServer();
+  attacker = await startAttackerTarget();
 });
 after(async () => {
   for (const f of fixtures) await f.close();
-  hangingEpp.server.close();
-  attacker.server.close();
+  await hangingEpp.close();
+  await attacker.close();
 });
 
 describe('builtin gateway, EPP hanging', () => {
@@ -84,7 +87,7 @@ describe('builtin gateway, EPP hanging', () => {
       const servedBy = [];
       for (let i = 0; i < 4; i++) {
         const response = await complete(gateway.port, {
-          'x-gateway-destination-endpoint': `127.0.0.1:${attacker.port}`,
+          'x-gateway-destination-endpoint': attacker.address,
         });
         assert.equal(response.status, 200);
         servedBy.push(((await response.json()) as { served_by: string }).served_by);
@@ -132,7 +135,7 @@ describe(
         const servedBy: string[] = [];
         for (let i = 0; i < 4; i++) {
           const response = await complete(envoy.port, {
-            'x-gateway-destination-endpoint': `127.0.0.1:${attacker.port}`,
+            'x-gateway-destination-endpoint': attacker.address,
           });
           assert.equal(response.status, 200, await response.clone().text());
           servedBy.push(((await response.json()) as { served_by: string }).served_by);
