@@ -21,19 +21,19 @@ import {
   type CrdSetName,
 } from '../dev/index.js';
 
-interface ApiServerFlags {
+/** The flags `dev apiserver` and `dev cluster` share (see `controlPlaneOptions`). */
+interface ControlPlaneFlags {
   dir: string;
   crds: boolean;
   crdSets?: string;
-  apiserverArg: string[];
   kubernetesVersion?: string;
 }
 
-interface ClusterFlags {
-  dir: string;
-  crds: boolean;
-  crdSets?: string;
-  kubernetesVersion?: string;
+interface ApiServerFlags extends ControlPlaneFlags {
+  apiserverArg: string[];
+}
+
+interface ClusterFlags extends ControlPlaneFlags {
   cpuNodes: number;
   gpuNodes: number;
   gpusPerNode: number;
@@ -55,15 +55,9 @@ function count(name: string, max: number): (value: string) => number {
   };
 }
 
-export function register(program: Command): void {
-  const dev = program.command('dev').description('development helpers (a real Kubernetes API server, …)');
-  dev
-    .command('apiserver')
-    .description(
-      'run a real etcd + kube-apiserver on loopback (no kubelet, no controllers), write DIR/kubeconfig and install ' +
-        'the CRDs of llmisvc, Gateway API, the Inference Extension and LeaderWorkerSet; runs until Ctrl-C. ' +
-        'Binaries come from KUBEBUILDER_ASSETS, else they are built once per machine from Go modules.',
-    )
+/** The options of `dev apiserver` and `dev cluster`: where the control plane lives, its CRDs, its version. */
+function controlPlaneOptions(command: Command): Command {
+  return command
     .requiredOption(
       '--dir <dir>',
       'folder for the kubeconfig, logs, credentials and etcd data (kept between runs)',
@@ -73,6 +67,16 @@ export function register(program: Command): void {
     .option(
       '--kubernetes-version <version>',
       `the Kubernetes release to build when KUBEBUILDER_ASSETS is unset (default ${DEFAULT_KUBERNETES_VERSION})`,
+    );
+}
+
+export function register(program: Command): void {
+  const dev = program.command('dev').description('development helpers (a real Kubernetes API server, …)');
+  controlPlaneOptions(dev.command('apiserver'))
+    .description(
+      'run a real etcd + kube-apiserver on loopback (no kubelet, no controllers), write DIR/kubeconfig and install ' +
+        'the CRDs of llmisvc, Gateway API, the Inference Extension and LeaderWorkerSet; runs until Ctrl-C. ' +
+        'Binaries come from KUBEBUILDER_ASSETS, else they are built once per machine from Go modules.',
     )
     .option(
       '--apiserver-arg <flag>',
@@ -101,8 +105,7 @@ export function register(program: Command): void {
       await server.stop();
     });
 
-  dev
-    .command('cluster')
+  controlPlaneOptions(dev.command('cluster'))
     .description(
       'run a Kubernetes control plane as processes on this machine, no Docker: etcd, kube-apiserver, ' +
         'kube-controller-manager, kube-scheduler and KWOK playing the kubelet of fake nodes (some with ' +
@@ -110,16 +113,6 @@ export function register(program: Command): void {
         '(127.1.N.x), but no container runs; plus the LeaderWorkerSet controller. Writes DIR/kubeconfig, installs the ' +
         'CRDs like `dev apiserver`, runs ' +
         `until Ctrl-C. Binaries are built once per machine from Go modules (KWOK ${KWOK_VERSION}).`,
-    )
-    .requiredOption(
-      '--dir <dir>',
-      'folder for the kubeconfig, logs, credentials and etcd data (kept between runs)',
-    )
-    .option('--no-crds', 'install no CRDs')
-    .option('--crd-sets <names>', `comma-separated CRD sets to install (of ${ALL_CRD_SETS.join(', ')})`)
-    .option(
-      '--kubernetes-version <version>',
-      `the Kubernetes release to build when KUBEBUILDER_ASSETS is unset (default ${DEFAULT_KUBERNETES_VERSION})`,
     )
     .option(
       '--cpu-nodes <n>',

@@ -19,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { LlmisvcError } from '../errors/index.js';
 import { KubeClient, statusMessage } from '../kube/index.js';
-import { startDevApiServer, type DevApiServer } from './apiserver.js';
+import { startDevApiServer, type DevApiServer, type StartDevApiServerOptions } from './apiserver.js';
 import {
   ensureClusterAssets,
   ensureLwsAssets,
@@ -38,7 +38,7 @@ import {
   type DevNodeSpec,
 } from './cluster-config.js';
 import { selectCrdSets, type CrdSetName } from './crd-sets.js';
-import { DEFAULT_KUBERNETES_VERSION, ensureKubeAssets, type KubeAssets } from './kube-assets.js';
+import { DEFAULT_KUBERNETES_VERSION, ensureKubeAssets } from './kube-assets.js';
 import { renderDevKubeconfig } from './kubeconfig.js';
 import { removeLwsWebhooks, startLeaderWorkerSet, type RunningLws } from './lws.js';
 import { DEV_FIELD_MANAGER } from './manifests.js';
@@ -53,15 +53,11 @@ import {
   type ManagedProcess,
 } from '../process/index.js';
 
-export interface StartDevClusterOptions {
-  /** The cluster's folder; created when missing. Starting the same folder again keeps its etcd data. */
-  dir: string;
-  /** Which CRD sets to install once the API server is up: all (default), none, or a selection by name. */
-  crds?: boolean | readonly CrdSetName[];
-  log?: (message: string) => void;
-  /** Read for KUBEBUILDER_ASSETS and XDG_CACHE_HOME, and passed to `go`; the CLI and tests pass `process.env`. */
-  env?: NodeJS.ProcessEnv;
-  kubernetesVersion?: string;
+/** Where the cluster lives, its CRDs, environment, version and binaries: as for `dev apiserver`. */
+export interface StartDevClusterOptions extends Pick<
+  StartDevApiServerOptions,
+  'dir' | 'crds' | 'log' | 'env' | 'kubernetesVersion' | 'assets'
+> {
   /** How many CPU and GPU nodes KWOK plays; default 2 + 2 with 8 GPUs each. */
   nodes?: DevNodeCounts;
   /**
@@ -70,7 +66,6 @@ export interface StartDevClusterOptions {
    */
   leaderWorkerSet?: boolean;
   /** Binaries already resolved by the caller. */
-  assets?: KubeAssets;
   clusterAssets?: ClusterAssets;
   lwsAssets?: LwsAssets;
   /** How long to wait for each part to become ready; default 120 s (2 busy cores). */
