@@ -20,6 +20,52 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
     },
   },
+  // Type-aware rules: the ones that catch real bugs (lost promises, promises where callbacks are expected, awaiting a
+  // non-promise, "[object Object]" in messages, unhandled union members, throwing non-errors). The TypeScript files
+  // are all in tsconfig.json, so the project service finds their program without a second tsconfig.
+  {
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      // node:test's test/describe/it return promises the runner itself awaits and reports.
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        {
+          allowForKnownSafeCalls: [
+            { from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite'] },
+          ],
+        },
+      ],
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/await-thenable': 'error',
+      '@typescript-eslint/no-unnecessary-type-assertion': 'error',
+      'require-await': 'off',
+      '@typescript-eslint/require-await': 'error',
+      // Numbers, booleans, regexps and null/undefined print as what they are (an exit code of `null` or a missing
+      // field reads right in a message); objects print "[object Object]", arrays join silently, and any/unknown hide
+      // which of those they are: those must be converted on purpose.
+      '@typescript-eslint/restrict-template-expressions': [
+        'error',
+        {
+          allowNumber: true,
+          allowBoolean: true,
+          allowNullish: true,
+          allowRegExp: true,
+          allowAny: false,
+          allowArray: false,
+          allowNever: false,
+        },
+      ],
+      '@typescript-eslint/no-base-to-string': 'error',
+      '@typescript-eslint/switch-exhaustiveness-check': [
+        'error',
+        { considerDefaultExhaustiveForUnions: true, requireDefaultForNonUnion: false },
+      ],
+      '@typescript-eslint/prefer-promise-reject-errors': 'error',
+      'no-throw-literal': 'off',
+      '@typescript-eslint/only-throw-error': 'error',
+    },
+  },
   // Dependencies point one way (ARCHITECTURE.md): each rule names what a folder must not import.
   ...importBoundaries(),
 );

@@ -16,7 +16,7 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { toTypedObject, type LLMInferenceService, type LLMInferenceServiceConfig } from '../src/api/index.js';
+import { toTypedObject, type LLMInferenceService } from '../src/api/index.js';
 import { CANDIDATE_CHILD_KINDS, CONFIG_RESOURCE, SERVICE_RESOURCE } from '../src/controller/index.js';
 import {
   createNamespace,
@@ -244,8 +244,8 @@ async function checkChildren(
     ...(await client.list<KubeObject>(CONFIG_RESOURCE, namespace)).items,
   ].flatMap((c) => {
     try {
-      const typed = toTypedObject({ object: c as unknown as Record<string, unknown>, source: 'the cluster' });
-      return typed.kind === 'LLMInferenceServiceConfig' ? [typed as LLMInferenceServiceConfig] : [];
+      const typed = toTypedObject({ object: c, source: 'the cluster' });
+      return typed.kind === 'LLMInferenceServiceConfig' ? [typed] : [];
     } catch {
       return [];
     }
@@ -283,7 +283,7 @@ async function checkChildren(
     if (expected !== undefined && roundOf(service) !== expected) result.lostUpdates++;
     try {
       const typed = toTypedObject({
-        object: service as unknown as Record<string, unknown>,
+        object: service,
         source: `namespace ${namespace}`,
       }) as LLMInferenceService;
       const out = renderService({
@@ -643,7 +643,7 @@ export async function controlPlaneScenario(scenario: string, opts: Options): Pro
       );
     log(
       S,
-      `converged ${figures['convergedAfterRecoverySeconds']} s after recovery: ${JSON.stringify(brief(result.check))}`,
+      `converged ${String(figures['convergedAfterRecoverySeconds'])} s after recovery: ${JSON.stringify(brief(result.check))}`,
     );
 
     // Idle: nothing changes, so no controller should write and no child should move.
@@ -687,7 +687,7 @@ export async function controlPlaneScenario(scenario: string, opts: Options): Pro
     }[scenario as 'apiserver'];
     summary.push(
       `${count} services (${templates.length} example topologies in rotation), ${result.check.desiredChildren} children; ${fault}.`,
-      `Converged ${figures['convergedAfterRecoverySeconds']} s after the recovery (recovery: ${figures['recoverySeconds']} s after the kill; ${figures['convergedAfterFaultSeconds']} s after the kill, ${figures['convergedAfterLastWriteSeconds']} s after the last write).`,
+      `Converged ${String(figures['convergedAfterRecoverySeconds'])} s after the recovery (recovery: ${String(figures['recoverySeconds'])} s after the kill; ${String(figures['convergedAfterFaultSeconds'])} s after the kill, ${String(figures['convergedAfterLastWriteSeconds'])} s after the last write).`,
       `After convergence: ${final.missing.length} missing, ${final.orphans.length} orphans, ${final.extra.length} duplicates/extra, ${final.stale.length} stale children, ${final.unobserved} services with an unobserved generation, ${final.lostUpdates} lost updates.`,
       `Idle ${opts.idleSeconds} s: controller writes in the API server's audit log ${JSON.stringify(audited)} (${auditedNonLease} besides leader-election Lease renewals); its own metrics count ${idleWrites}; ${moved} children with a new resourceVersion.`,
       `Controller exits nobody asked for (each restarted after 1 s): ${unexpectedExits.length}.`,

@@ -39,7 +39,7 @@ const { values } = parseArgs({
 const chosen: Scenario[] =
   values.scenario === 'all'
     ? SCENARIOS.filter((s) => s !== 'soak')
-    : (values.scenario!.split(',') as Scenario[]);
+    : (values.scenario.split(',') as Scenario[]);
 for (const s of chosen)
   if (!SCENARIOS.includes(s))
     throw new Error(`unknown scenario ${s}; choose from all, ${SCENARIOS.join(', ')}`);
@@ -101,7 +101,7 @@ function report(result: ScenarioResult, date: string, logDir: string): string {
   ].join('\n');
 }
 
-await mkdir(values.out!, { recursive: true });
+await mkdir(values.out, { recursive: true });
 let failed = 0;
 // The whole run stops by itself: each scenario is bounded, and this is the backstop.
 const deadlineMinutes = chosen.includes('soak') ? Number(values.minutes) + 15 : 30 * chosen.length;
@@ -117,8 +117,8 @@ for (const s of chosen) {
   try {
     const result = await run(s, logDir);
     const json = { ...result, date, machine: machine() };
-    await writeFile(join(values.out!, `${s}.json`), JSON.stringify(json, null, 2) + '\n');
-    await writeFile(join(values.out!, `${s}.md`), report(result, date, logDir));
+    await writeFile(join(values.out, `${s}.json`), JSON.stringify(json, null, 2) + '\n');
+    await writeFile(join(values.out, `${s}.md`), report(result, date, logDir));
     for (const line of result.summary) log(s, line);
     if (result.problems.length) {
       failed++;

@@ -156,19 +156,16 @@ try {
   const duration = (await running.controller.metrics.reconcileDuration.get()).values;
   const sum = duration.find((v) => v.metricName?.endsWith('_sum'))?.value ?? 0;
   const n = duration.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0;
-  const children = (
-    await Promise.all(
-      running.controller
-        .informers()
-        .map(async (i) =>
-          i.resource.kind === 'LLMInferenceService' ||
-          i.resource.kind === 'LLMInferenceServiceConfig' ||
-          i.resource.kind === 'Gateway'
-            ? 0
-            : i.size,
-        ),
+  const children = running.controller
+    .informers()
+    .map((i) =>
+      i.resource.kind === 'LLMInferenceService' ||
+      i.resource.kind === 'LLMInferenceServiceConfig' ||
+      i.resource.kind === 'Gateway'
+        ? 0
+        : i.size,
     )
-  ).reduce((a, b) => a + b, 0);
+    .reduce((a, b) => a + b, 0);
   await watcher.stop();
   await running.stop();
 

@@ -129,8 +129,8 @@ function startProcess(
 ): ChildProcess {
   const log = createWriteStream(logPath);
   const child = spawn(command, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout!.pipe(log);
-  child.stderr!.pipe(log);
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
   killOnExit(child);
   return child;
 }
@@ -144,10 +144,19 @@ async function stopProcess(child: ChildProcess, graceMs = 10_000): Promise<void>
   clearTimeout(timer);
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 60_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return;
+    if (
+      await Promise.resolve()
+        .then(check)
+        .catch(() => false)
+    )
+      return;
     await sleep(200);
   }
   throw new Error(`${what} was not ready within ${timeoutMs / 1000} s`);
@@ -319,7 +328,7 @@ function llmisvcUp(gateway: 'builtin' | 'envoy'): RouterSetup {
       try {
         await waitFor(
           'llmisvc up',
-          async () => {
+          () => {
             if (child.exitCode !== null) throw new Error(`llmisvc up exited with ${child.exitCode}`);
             return stdout.includes('Ctrl-C stops everything.');
           },

@@ -60,7 +60,7 @@ async function main(): Promise<void> {
   });
   try {
     const url = child.value;
-    const simBefore = await cpuSeconds(child.pid as number);
+    const simBefore = await cpuSeconds(child.pid);
     const benchBefore = process.cpuUsage();
     const result = await runLoad({
       url,
@@ -70,7 +70,7 @@ async function main(): Promise<void> {
       seed: 1,
     });
     const benchUsed = process.cpuUsage(benchBefore);
-    const simCpu = (await cpuSeconds(child.pid as number)) - simBefore;
+    const simCpu = (await cpuSeconds(child.pid)) - simBefore;
     const benchCpu = (benchUsed.user + benchUsed.system) / 1e6;
     const scrape = await scrapeCostMs();
     const { ok } = result.counts;

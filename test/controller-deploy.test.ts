@@ -107,7 +107,7 @@ test('the controller runs on exactly the permissions deploy/ grants', { skip }, 
     if (r.status === 403) forbidden.push(`${r.verb} ${r.path}`);
   });
   const [single] = readYaml(join(root, 'examples/single-node.yaml'));
-  await apply(c, [{ ...single!, metadata: { ...single!.metadata, namespace: ns } } as KubeObject], ns);
+  await apply(c, [{ ...single!, metadata: { ...single!.metadata, namespace: ns } }], ns);
   const deployments = await resourceOf(c, { apiVersion: 'apps/v1', kind: 'Deployment' });
   const routes = await resourceOf(c, { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute' });
   await waitFor('scheduler created', () =>

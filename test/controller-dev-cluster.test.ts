@@ -147,7 +147,7 @@ describe('the controller and the EPP on llmisvc dev cluster (real controllers)',
     assert.ok(rendered.length >= 3, `LeaderWorkerSets rendered: ${rendered.length}`);
     for (const lws of rendered) {
       // A server-side dry run goes through admission, so the LWS validating webhook judges the object.
-      await c.apply(LWS, lws as unknown as KubeObject, { fieldManager: 'test', force: true, dryRun: true });
+      await c.apply(LWS, lws as KubeObject, { fieldManager: 'test', force: true, dryRun: true });
     }
     // The webhook is really asked: a group of size 0, which the CRD schema alone lets through, is refused.
     const broken = structuredClone(rendered[0]) as { spec: { leaderWorkerTemplate: { size: number } } };
@@ -241,8 +241,8 @@ describe('the controller and the EPP on llmisvc dev cluster (real controllers)',
     };
     const picker = diagnosis.findings.find((f) => f.subject.endsWith('/broken-kserve-router-scheduler'));
     assert.equal(picker?.status, 'fail', JSON.stringify(picker));
-    assert.match(picker!.message, /scaled to 0 replicas: no Endpoint Picker runs/);
-    assert.match(picker!.next ?? '', /"scheduler":\{"replicas":1\}/);
+    assert.match(picker.message, /scaled to 0 replicas: no Endpoint Picker runs/);
+    assert.match(picker.next ?? '', /"scheduler":\{"replicas":1\}/);
     await c.delete(SERVICE, NAMESPACE, 'broken');
   });
 
@@ -310,7 +310,7 @@ describe('the controller and the EPP on llmisvc dev cluster (real controllers)',
       for (let i = 0; i < 20; i++) seen.add(await pick());
       assert.ok(
         [...seen].every((e) => expected.includes(e)),
-        `${[...seen]} ⊆ ${expected}`,
+        `${[...seen].join(',')} ⊆ ${expected.join(',')}`,
       );
     });
 

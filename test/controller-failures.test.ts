@@ -99,17 +99,14 @@ async function limitedUser(): Promise<{ user: string; groups: string[] }> {
       kind: 'ClusterRole',
       metadata: { name: 'llmisvc-test-namespace-reader' },
       rules: [{ apiGroups: [''], resources: ['namespaces'], verbs: ['get'] }],
-    } as KubeObject,
-    ...['llmisvc-controller', 'llmisvc-test-namespace-reader'].map(
-      (role) =>
-        ({
-          apiVersion: 'rbac.authorization.k8s.io/v1',
-          kind: 'ClusterRoleBinding',
-          metadata: { name: `${user}-${role}` },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
-          subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
-        }) as KubeObject,
-    ),
+    },
+    ...['llmisvc-controller', 'llmisvc-test-namespace-reader'].map((role) => ({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: `${user}-${role}` },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
+    })),
   ]);
   return { user, groups: ['system:authenticated'] };
 }

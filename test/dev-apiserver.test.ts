@@ -323,7 +323,7 @@ describe('llmisvc dev apiserver', () => {
       env: { ...process.env, KUBEBUILDER_ASSETS: server.assets.dir },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
-    const [line] = (await once(createInterface({ input: owner.stdout! }), 'line')) as [string];
+    const [line] = (await once(createInterface({ input: owner.stdout }), 'line')) as [string];
     const pids = JSON.parse(line) as { etcd: number; kubeApiserver: number };
     assert.ok(isPidAlive(pids.etcd) && isPidAlive(pids.kubeApiserver));
     owner.kill('SIGKILL');

@@ -34,19 +34,19 @@ import { CLI } from './harness/repo.js';
 /** Polls until `probe` returns a value; the bound only keeps a broken cluster from hanging the run. */
 async function eventually<T>(
   what: string,
-  probe: () => Promise<T | undefined>,
+  probe: () => T | undefined | Promise<T | undefined>,
   timeoutMs = 90_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  let last: unknown;
+  let last: Error | undefined;
   for (;;) {
     try {
       const value = await probe();
       if (value !== undefined) return value;
     } catch (error) {
-      last = error;
+      last = error instanceof Error ? error : new Error(String(error));
     }
-    if (Date.now() > deadline) assert.fail(`gave up waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline) assert.fail(`gave up waiting for ${what}${last ? `: ${last.message}` : ''}`);
     await sleep(300);
   }
 }
@@ -296,7 +296,7 @@ describe('llmisvc dev cluster on the command line', () => {
     const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
     await eventually(
       'the CLI to say the cluster is ready',
-      async () => {
+      () => {
         if (child.exitCode !== null) assert.fail(`the CLI exited (${child.exitCode}):\n${stderr}`);
         return /is ready/.test(stdout) ? true : undefined;
       },
@@ -327,7 +327,7 @@ describe('llmisvc dev cluster on the command line', () => {
     cli.child.kill('SIGKILL');
     await cli.exited;
     // Only the parent-death watchdogs can clean up now; kube-apiserver shuts down gracefully on their SIGTERM.
-    await eventually('the watchdogs to stop every component', async () =>
+    await eventually('the watchdogs to stop every component', () =>
       processesMentioning(folder).length === 0 ? true : undefined,
     );
   });

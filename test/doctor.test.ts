@@ -125,7 +125,7 @@ describe('llmisvc doctor (real API server)', () => {
       apiVersions: parseApiVersions(undefined),
       options: DEFAULT_RENDER_OPTIONS,
     });
-    for (const child of rendered.children) await client.apply(child as KubeObject);
+    for (const child of rendered.children) await client.apply(child);
     // What a controller and the cluster would have reported by now.
     await patchStatus(client, `/apis/serving.kserve.io/v1alpha2/namespaces/${NS}/llminferenceservices/chat`, {
       observedGeneration: live.metadata!.generation,

@@ -340,19 +340,19 @@ describe('llmisvc up (the command)', () => {
   function startCli(): Promise<{ child: ReturnType<typeof spawn>; output: () => string; url: string }> {
     const child = spawn(process.execPath, [CLI, 'up', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
-    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no summary:\n${output}`)), 60_000);
       const onData = () => {
         const m = /OpenAI API\s+(http:\/\/127\.0\.0\.1:\d+\/default\/quickstart)\/v1/.exec(output);
         if (m && output.includes('Ctrl-C')) {
           clearTimeout(timer);
-          child.stdout!.off('data', onData);
+          child.stdout.off('data', onData);
           resolve({ child, output: () => output, url: m[1]! });
         }
       };
-      child.stdout!.on('data', onData);
+      child.stdout.on('data', onData);
       child.once('exit', (code) => reject(new Error(`exited ${code}:\n${output}`)));
     });
   }

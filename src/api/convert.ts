@@ -27,7 +27,7 @@ export function versionOf(apiVersion: unknown): ApiVersionName | undefined {
 }
 
 function withAnnotation(metadata: Json, key: string, value: string | undefined): Json {
-  const annotations = { ...(isObject(metadata['annotations']) ? (metadata['annotations'] as Json) : {}) };
+  const annotations = { ...(isObject(metadata['annotations']) ? metadata['annotations'] : {}) };
   if (value === undefined) delete annotations[key];
   else annotations[key] = value;
   const out: Json = { ...metadata, annotations };
@@ -76,9 +76,9 @@ export function poolSpecToV1alpha2(spec: Json): { spec: Json; extraPorts: string
 function mapPoolSpec(spec: Json, map: (pool: Json) => Json): Json {
   const router = spec['router'];
   if (!isObject(router) || !isObject(router['scheduler'])) return spec;
-  const scheduler = router['scheduler'] as Json;
-  if (!isObject(scheduler['pool']) || !isObject((scheduler['pool'] as Json)['spec'])) return spec;
-  const pool = scheduler['pool'] as Json;
+  const scheduler = router['scheduler'];
+  if (!isObject(scheduler['pool']) || !isObject(scheduler['pool']['spec'])) return spec;
+  const pool = scheduler['pool'];
   return {
     ...spec,
     router: { ...router, scheduler: { ...scheduler, pool: { ...pool, spec: map(pool['spec'] as Json) } } },
@@ -94,10 +94,10 @@ export function convertObject<T extends Json>(object: T, to: ApiVersionName): T 
   const from = versionOf(object['apiVersion']);
   const copy = structuredClone(object) as Json;
   if (from === undefined || from === to) return copy as T;
-  let metadata = isObject(copy['metadata']) ? (copy['metadata'] as Json) : {};
-  let spec = isObject(copy['spec']) ? (copy['spec'] as Json) : {};
+  let metadata = isObject(copy['metadata']) ? copy['metadata'] : {};
+  let spec = isObject(copy['spec']) ? copy['spec'] : {};
   if (to === 'v1alpha2') {
-    const annotations = isObject(metadata['annotations']) ? (metadata['annotations'] as Json) : {};
+    const annotations = isObject(metadata['annotations']) ? metadata['annotations'] : {};
     const extraPorts = annotations[EXTRA_PORTS_ANNOTATION];
     spec = mapPoolSpec(spec, (pool) =>
       poolSpecToV1(pool, typeof extraPorts === 'string' ? extraPorts : undefined),
@@ -116,7 +116,7 @@ export function convertObject<T extends Json>(object: T, to: ApiVersionName): T 
       return converted.spec;
     });
     metadata = withAnnotation(metadata, EXTRA_PORTS_ANNOTATION, extraPorts);
-    const annotations = isObject(metadata['annotations']) ? (metadata['annotations'] as Json) : {};
+    const annotations = isObject(metadata['annotations']) ? metadata['annotations'] : {};
     const criticality = annotations[CRITICALITY_ANNOTATION];
     if (typeof criticality === 'string') {
       spec = { ...spec, model: { ...(isObject(spec['model']) ? spec['model'] : {}), criticality } };

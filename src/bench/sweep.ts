@@ -18,7 +18,7 @@ export interface BenchTarget {
 
 /** A target that is already running at `url` (nothing to start or stop). */
 export function urlTarget(name: string, url: string): BenchTarget {
-  return { name, start: async () => ({ url, stop: async () => {} }) };
+  return { name, start: () => Promise.resolve({ url, stop: () => Promise.resolve() }) };
 }
 
 export interface SweepOptions extends Omit<LoadOptions, 'qps' | 'workload' | 'url' | 'onProgress'> {

@@ -42,7 +42,10 @@ export function register(program: Command): void {
       const typed: (LLMInferenceService | LLMInferenceServiceConfig)[] = [];
       for (const sourced of readObjects(flags.file)) {
         const metadata = (sourced.object['metadata'] ?? {}) as Record<string, unknown>;
-        const subject = `${String(sourced.object['kind'] ?? 'object')} "${String(metadata['name'] ?? '')}" (${sourced.source})`;
+        const kind = sourced.object['kind'];
+        const name = metadata['name'];
+        // Only strings name an object; anything else would print as "[object Object]".
+        const subject = `${typeof kind === 'string' ? kind : 'object'} "${typeof name === 'string' ? name : ''}" (${sourced.source})`;
         const structural = objectProblems(sourced.object);
         if (structural.length > 0) {
           reports.push({ subject, problems: structural });

@@ -34,7 +34,7 @@ export function childRole(child: KubeObject): ChildRole {
   if (kind === 'HTTPRoute') return 'route';
   if (kind === 'InferencePool') return 'pool';
   if (kind !== 'Deployment' && kind !== 'LeaderWorkerSet') return 'other';
-  if (component && COMPONENT_ROLES[component]) return COMPONENT_ROLES[component]!;
+  if (component && COMPONENT_ROLES[component]) return COMPONENT_ROLES[component];
   const name = child.metadata.name;
   if (name.endsWith('-router-scheduler')) return 'scheduler-workload';
   if (name.endsWith('-prefill')) return 'prefill-workload';

@@ -35,7 +35,7 @@ import type {
   SourcedAddress,
 } from './conditions.js';
 import { deriveStatus, mergeConditionTimes, transitions } from './conditions.js';
-import type { AppliedConfigRef, RouterStatus, ServiceLike, WorkloadStatus } from './status.js';
+import type { AppliedConfigRef, RouterStatus, WorkloadStatus } from './status.js';
 import {
   appliedConfigKeys,
   configStatus,
@@ -145,7 +145,7 @@ export interface ControllerOptions {
 }
 
 type Service = KubeObject & {
-  spec?: Record<string, unknown>;
+  spec?: Record<string, unknown> & { baseRefs?: { name: string }[] };
   status?: ServiceStatus;
 };
 
@@ -247,8 +247,8 @@ export class Controller {
    */
   private enqueueConfigsOf(...versions: Service[]): void {
     for (const s of versions) {
-      for (const key of appliedConfigKeys(s as ServiceLike)) this.enqueueConfig(key);
-      for (const ref of (s as ServiceLike).spec?.baseRefs ?? [])
+      for (const key of appliedConfigKeys(s)) this.enqueueConfig(key);
+      for (const ref of s.spec?.baseRefs ?? [])
         for (const ns of [s.metadata.namespace, this.options.systemNamespace])
           this.enqueueConfig(`${ns}/${ref.name}`);
     }
@@ -460,15 +460,11 @@ export class Controller {
   async reconcileConfig(key: string): Promise<void> {
     const { namespace, name } = splitKey(key);
     if (!namespace) return;
-    const config = this.configs
-      .map((informer) => informer.get(namespace, name) as Config | undefined)
+    const config: Config | undefined = this.configs
+      .map((informer) => informer.get(namespace, name))
       .find(Boolean);
     if (!config || config.metadata.deletionTimestamp) return;
-    const users = configUsers(
-      { namespace, name },
-      this.services.list() as ServiceLike[],
-      this.options.systemNamespace,
-    );
+    const users = configUsers({ namespace, name }, this.services.list(), this.options.systemNamespace);
     const next = configStatus(users);
     const previous = config.status?.conditions ?? [];
     const conditions = mergeConditionTimes(next.conditions, previous, timestamp());
@@ -615,7 +611,7 @@ export class Controller {
           role: childRole(child),
           kind: child.kind,
           name: child.metadata.name,
-          live: live as LiveObject | undefined,
+          live,
         });
         continue;
       }
@@ -636,7 +632,7 @@ export class Controller {
         role: childRole(child),
         kind: child.kind,
         name: child.metadata.name,
-        live: object as LiveObject | undefined,
+        live: object,
       });
     }
 
@@ -755,7 +751,7 @@ export class Controller {
       const ingressKey = `${ns}/${ref.name}`;
       const watched = this.options.namespace === undefined || this.options.namespace === ns;
       const live = watched ? informer.get(ns, ref.name) : await this.getLive(INGRESS_RESOURCE, ns, ref.name);
-      result.set(ingressKey, live as LiveObject | undefined);
+      result.set(ingressKey, live);
       if (!this.ingressUsers.has(ingressKey)) this.ingressUsers.set(ingressKey, new Set());
       this.ingressUsers.get(ingressKey)!.add(key);
     }
@@ -780,7 +776,7 @@ export class Controller {
       for (const p of parents) {
         if (p.kind && p.kind !== 'Gateway') continue;
         const gwKey = `${p.namespace ?? namespace}/${p.name}`;
-        result.set(gwKey, this.gateways?.get(p.namespace ?? namespace, p.name) as LiveObject | undefined);
+        result.set(gwKey, this.gateways?.get(p.namespace ?? namespace, p.name));
         if (!this.gatewayUsers.has(gwKey)) this.gatewayUsers.set(gwKey, new Set());
         this.gatewayUsers.get(gwKey)!.add(key);
       }
@@ -976,16 +972,13 @@ export function stableJson(value: unknown): string {
 function sortConditions(conditions: readonly Condition[]): Condition[] {
   return [...conditions]
     .sort((a, b) => (a.type < b.type ? -1 : 1))
-    .map(
-      (c) =>
-        ({
-          type: c.type,
-          status: c.status,
-          reason: c.reason,
-          message: c.message,
-          lastTransitionTime: c.lastTransitionTime,
-        }) as Condition,
-    );
+    .map((c) => ({
+      type: c.type,
+      status: c.status,
+      reason: c.reason,
+      message: c.message,
+      lastTransitionTime: c.lastTransitionTime,
+    }));
 }
 
 function routePathOf(route: KubeObject): string | undefined {

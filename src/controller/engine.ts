@@ -22,14 +22,14 @@ export function defaultEngine(options: RenderOptions): ServiceEngine & WebhookEn
   return {
     render(service, configs, apiVersions) {
       const typed = toTypedObject({
-        object: service as unknown as Record<string, unknown>,
+        object: service,
         source: `namespace ${service.metadata.namespace}`,
       }) as LLMInferenceService;
       const typedConfigs: LLMInferenceServiceConfig[] = [];
       for (const config of configs) {
         try {
           const c = toTypedObject({
-            object: config as unknown as Record<string, unknown>,
+            object: config,
             source: 'the cluster',
           });
           if (c.kind === 'LLMInferenceServiceConfig') typedConfigs.push(c);
@@ -56,7 +56,7 @@ export function defaultEngine(options: RenderOptions): ServiceEngine & WebhookEn
     convert(object, toApiVersion) {
       const version = versionOf(toApiVersion);
       if (!version) throw new LlmisvcError('LLMISVC_ERR_INVALID', `cannot convert to ${toApiVersion}`);
-      return convertObject(object as Parameters<typeof convertObject>[0], version) as Record<string, unknown>;
+      return convertObject(object as Parameters<typeof convertObject>[0], version);
     },
   };
 }

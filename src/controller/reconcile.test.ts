@@ -63,7 +63,7 @@ function deployment(service: KubeObject, name: string, replicas = 1): KubeObject
       ],
     },
     spec: { replicas },
-  } as KubeObject;
+  };
 }
 
 /** An API holding service ns/a, a controller over it with the given engine (no workers: the test reconciles). */
@@ -74,13 +74,13 @@ async function setUp(render: ServiceEngine['render']) {
     kind: 'LLMInferenceService',
     metadata: { name: 'a', namespace: 'ns' },
     spec: { model: { uri: 'hf://org/model' } },
-  } as KubeObject) as Service;
+  }) as Service;
   api.put({
     apiVersion: 'serving.kserve.io/v1alpha2',
     kind: 'LLMInferenceServiceConfig',
     metadata: { name: 'preset', namespace: 'sys' },
     spec: {},
-  } as KubeObject);
+  });
   const renders: { service: KubeObject; configs: string[] }[] = [];
   const controller = new Controller({
     client: KubeClient.forTransport(api.transport),
@@ -103,7 +103,7 @@ async function setUp(render: ServiceEngine['render']) {
   running.push(controller);
   await controller.start();
   /** The controller's cached copy of ns/a. */
-  const cached = () => controller.informers()[0]!.get('ns', 'a') as Service | undefined;
+  const cached = (): Service | undefined => controller.informers()[0]!.get('ns', 'a');
   return { api, service, controller, renders, cached };
 }
 
@@ -151,7 +151,7 @@ test('a render error becomes PresetsCombined False with its reason; nothing is a
   });
   await controller.reconcile('ns/a'); // resolves: retrying cannot fix bad input
   assert.ok(!api.writes.some((w) => w.target.startsWith('Deployment')));
-  const presets = condition(api.get(SERVICE_RESOURCE, 'ns', 'a') as Service, 'PresetsCombined');
+  const presets = condition(api.get(SERVICE_RESOURCE, 'ns', 'a'), 'PresetsCombined');
   assert.equal(presets?.status, 'False');
   assert.equal(presets?.reason, 'InvalidTemplate');
   assert.match(presets?.message ?? '', /template \{\{ \.Bad \}\}/);
@@ -185,7 +185,7 @@ test('stopping a service deletes its children; a child it never owned stays', as
         apiVersion: 'x/v1',
         kind: 'Other',
         metadata: { name: 'b', namespace: 'ns', uid: 'other' },
-      } as KubeObject,
+      },
       'b-kserve',
     ),
   });

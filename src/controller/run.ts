@@ -15,7 +15,7 @@ import { CertKeeper } from './cert-keeper.js';
 import { serviceDnsNames } from '../certs/index.js';
 import type { ServiceEngine } from './controller.js';
 import { Controller, SERVICE_RESOURCE } from './controller.js';
-import { configUsers, type ServiceLike } from './status.js';
+import { configUsers } from './status.js';
 import { startProbeServer } from './http-server.js';
 import { missingNamespace, systemNamespaceAdvice } from './failures.js';
 import { createMetrics } from './metrics.js';
@@ -145,7 +145,7 @@ export async function runController(options: RunOptions): Promise<RunningControl
           // A system config may serve services in any watched namespace; any other only its own namespace's.
           const scope = config.namespace === options.systemNamespace ? options.namespace : config.namespace;
           const services = await client.list(SERVICE_RESOURCE, scope);
-          return configUsers(config, services.items as ServiceLike[], options.systemNamespace);
+          return configUsers(config, services.items, options.systemNamespace);
         },
         cert: first.cert,
         key: first.key,

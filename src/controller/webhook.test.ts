@@ -27,7 +27,7 @@ test('invalid specs are denied with every problem; valid ones and unchanged spec
   assert.equal(denied.uid, 'u1');
   assert.equal(denied.allowed, false);
   assert.equal(denied.status?.code, 422);
-  assert.match(denied.status!.message, /LLMInferenceService m is invalid: spec.bad: must not be set/);
+  assert.match(denied.status.message, /LLMInferenceService m is invalid: spec.bad: must not be set/);
   assert.equal(reviewAdmission(review('CREATE', {}), engine).response!.allowed, true);
   // A finalizer or label edit on an object that predates a stricter rule must not be blocked.
   assert.equal(
@@ -76,11 +76,11 @@ test('deleting a config that services use is refused with their names and what t
   assert.equal(denied.allowed, false);
   assert.equal(denied.status?.code, 409);
   assert.match(
-    denied.status!.message,
+    denied.status.message,
     /LLMInferenceServiceConfig sys\/shared is in use by 12 LLMInferenceServices/,
   );
-  assert.match(denied.status!.message, /ns\/s0, .*ns\/s9 and 2 more/);
-  assert.match(denied.status!.message, /remove "shared" from their spec.baseRefs or delete them/);
+  assert.match(denied.status.message, /ns\/s0, .*ns\/s9 and 2 more/);
+  assert.match(denied.status.message, /remove "shared" from their spec.baseRefs or delete them/);
 });
 
 test('a config deletion whose users cannot be looked up is allowed with a warning (fail open)', () => {

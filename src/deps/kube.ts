@@ -170,7 +170,10 @@ export function describe(object: KubeObject): string {
 
 export function apiError(verb: string, what: string, response: Response): LlmisvcError {
   const body = response.body as { message?: string } | string | undefined;
-  const message = typeof body === 'object' && body?.message ? body.message : String(body ?? '').slice(0, 300);
+  const message =
+    typeof body === 'object' && body?.message
+      ? body.message
+      : (typeof body === 'string' ? body : (JSON.stringify(body) ?? '')).slice(0, 300);
   const hint =
     response.status === 401 || response.status === 403
       ? 'the kubeconfig user lacks the permission: use a cluster-admin context for dependency installs'
@@ -181,8 +184,8 @@ export function apiError(verb: string, what: string, response: Response): Llmisv
 }
 
 export function conditionOf(object: unknown, type: string): Condition | undefined {
-  const conditions = ((object as { status?: { conditions?: Condition[] } } | undefined)?.status?.conditions ??
-    []) as Condition[];
+  const conditions =
+    (object as { status?: { conditions?: Condition[] } } | undefined)?.status?.conditions ?? [];
   return conditions.find((c) => c.type === type);
 }
 

@@ -59,11 +59,11 @@ export function applyReplaceOperations<T>(object: T, operations: readonly PatchO
     const keys = path.split('/').slice(1);
     const last = keys.pop();
     let target: Record<string, unknown> | unknown[] = result;
-    for (const key of keys) target = (target as Record<string, unknown>)[key] as Record<string, unknown>;
+    for (const key of keys) target = target[key] as Record<string, unknown>;
     if (last === undefined || target === undefined || !(last in target)) {
       throw new Error(`JSON patch path ${path} does not exist`);
     }
-    (target as Record<string, unknown>)[last] = structuredClone(value);
+    target[last] = structuredClone(value);
   }
   return result as T;
 }

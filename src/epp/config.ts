@@ -10,13 +10,7 @@
  */
 import { parse as parseYaml } from 'yaml';
 import { LlmisvcError, ValidationError, type FieldProblem } from '../errors/index.js';
-import {
-  acceptedNotActedOn,
-  createPlugin,
-  isSaturationDetector,
-  parseDurationMs,
-  type SaturationDetectorPlugin,
-} from './plugins/index.js';
+import { acceptedNotActedOn, createPlugin, isSaturationDetector, parseDurationMs } from './plugins/index.js';
 import { defaultSaturationThresholds, type SaturationThresholds } from './saturation.js';
 import type { SchedulerPlugins } from './scheduler.js';
 import {
@@ -29,8 +23,6 @@ import {
   type Filter,
   type Picker,
   type Plugin,
-  type PostResponse,
-  type PreRequest,
   type ProfileHandler,
   type Scorer,
   type SchedulingProfile,
@@ -259,8 +251,8 @@ export function buildEndpointPickerConfig(
     scheduler: {
       handler,
       profiles,
-      preRequest: all.filter(isPreRequest) as PreRequest[],
-      postResponse: all.filter(isPostResponse) as PostResponse[],
+      preRequest: all.filter(isPreRequest),
+      postResponse: all.filter(isPostResponse),
     },
     saturation,
     plugins,
@@ -549,7 +541,7 @@ function readSaturation(
     );
     return { ...defaultSaturationThresholds };
   }
-  return { ...(plugin as SaturationDetectorPlugin).thresholds };
+  return { ...plugin.thresholds };
 }
 
 const UPSTREAM_UTILIZATION_DEFAULTS: SaturationThresholds = {

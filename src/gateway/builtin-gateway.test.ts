@@ -109,7 +109,7 @@ describe('builtin gateway over real HTTP (round robin, no EPP)', () => {
     const res = await fetch(`${gateway.url}/ns/m/v1/completions`, { method: 'POST', body: '{}' });
     const reader = res.body!.getReader();
     const first = await reader.read();
-    assert.match(Buffer.from(first.value!).toString(), /"n":1/);
+    assert.match(Buffer.from(first.value).toString(), /"n":1/);
     release!();
     let rest = '';
     for (;;) {

@@ -307,7 +307,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
     res.once('close', onClientGone);
     try {
       const upstream = await poolFor(endpoint).request({
-        method: method as 'GET',
+        method: method,
         path: matched.path,
         headers,
         body: forwardBody ?? null,

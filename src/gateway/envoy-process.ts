@@ -23,7 +23,7 @@ export interface RunningEnvoy {
 async function whileRunning<T>(
   envoy: ManagedProcess,
   what: string,
-  check: () => Promise<T | undefined>,
+  check: () => T | undefined | Promise<T | undefined>,
 ): Promise<T> {
   try {
     return await waitFor(
@@ -79,7 +79,7 @@ export async function startEnvoy(
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const admin = await whileRunning(envoy, 'the admin address', async () =>
+    const admin = await whileRunning(envoy, 'the admin address', () =>
       existsSync(adminPath) ? readFileSync(adminPath, 'utf8').trim() || undefined : undefined,
     );
     const adminPort = Number(admin.slice(admin.lastIndexOf(':') + 1));

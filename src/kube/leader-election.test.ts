@@ -40,11 +40,11 @@ function candidate(api: MemoryKubeApi, identity: string) {
   };
 }
 
-const holder = (api: MemoryKubeApi) =>
-  (
-    api.get(CORE_RESOURCES.lease, 'sys', 'lock') as
-      (KubeObject & { spec?: { holderIdentity?: string } }) | undefined
-  )?.spec?.holderIdentity;
+type Lease = KubeObject & { spec?: { holderIdentity?: string } };
+const holder = (api: MemoryKubeApi) => {
+  const lease: Lease | undefined = api.get(CORE_RESOURCES.lease, 'sys', 'lock');
+  return lease?.spec?.holderIdentity;
+};
 
 test('one candidate leads; the other keeps trying and takes over at once when the leader releases the lease', async () => {
   const api = new MemoryKubeApi([CORE_RESOURCES.lease]);
@@ -70,7 +70,7 @@ test('a leader that cannot renew (someone else holds the lease) gives leadership
   const a = candidate(api, 'a');
   await waitFor(() => a.elector.isLeader, { what: 'a to lead' });
   const lease = api.get(CORE_RESOURCES.lease, 'sys', 'lock')!;
-  api.put({ ...lease, spec: { ...(lease['spec'] as object), holderIdentity: 'intruder' } } as KubeObject);
+  api.put({ ...lease, spec: { ...(lease['spec'] as object), holderIdentity: 'intruder' } });
   await waitFor(() => a.leadership?.aborted, { what: "a's leadership to end" });
   assert.equal(a.elector.isLeader, false);
   await a.stop();

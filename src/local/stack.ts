@@ -540,12 +540,12 @@ function followAccessLog(path: string, onDecision: (d: RoutingDecision) => void)
           if (!line.trim()) continue;
           try {
             const e = JSON.parse(line) as Record<string, unknown>;
-            if (String(e['path'] ?? '').startsWith('/dashboard')) continue;
+            if (value(e['path'])?.startsWith('/dashboard')) continue;
             const endpoint = value(e['endpoint']);
             onDecision({
               time: Math.round(Number(e['start']) * 1000) || Date.now(),
-              method: String(e['method'] ?? ''),
-              path: String(e['path'] ?? ''),
+              method: value(e['method']) ?? '',
+              path: value(e['path']) ?? '',
               endpoint,
               pod: value(e['pod']),
               prefill: value(e['prefill']),

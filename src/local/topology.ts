@@ -126,7 +126,7 @@ function eppConfigOf(scheduler: KubeObject, children: readonly KubeObject[]): st
     const configMap = children.find((c) => c.kind === 'ConfigMap' && obj(c.metadata).name === configMapName);
     const key = file.slice(mountPath.length).replace(/^\//, '') || str(mount.subPath);
     const data = obj(configMap?.data);
-    if (key && typeof data[key] === 'string') return data[key] as string;
+    if (key && typeof data[key] === 'string') return data[key];
   }
   throw new LlmisvcError(
     'LLMISVC_ERR_CONFIG',

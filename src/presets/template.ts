@@ -27,7 +27,7 @@ type Expr =
   | { kind: 'call'; name: string; args: Expr[] };
 
 const FUNCTIONS: Record<string, (...args: unknown[]) => unknown> = {
-  ChildName: (parent, suffix) => childName(String(parent ?? ''), String(suffix ?? '')),
+  ChildName: (parent, suffix) => childName(print(parent), print(suffix)),
   or: (...args) => args.find(truthy) ?? args[args.length - 1],
   and: (...args) => args.find((a) => !truthy(a)) ?? args[args.length - 1],
   not: (value) => !truthy(value),
@@ -226,8 +226,10 @@ function evaluate(expr: Expr, scope: TemplateScope, source: string, where: strin
 
 function print(value: unknown): string {
   if (value === undefined || value === null) return '';
-  if (typeof value === 'object') return JSON.stringify(value);
-  return String(value);
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
+    return String(value);
+  return JSON.stringify(value) ?? '';
 }
 
 function run(nodes: Node[], scope: TemplateScope, where: string): string {

@@ -56,7 +56,7 @@ test('waitReady says false when the process exits before it is ready', async () 
       args: ['-e', 'process.exit(3)'],
       logPath: join(dir, 'log'),
     });
-    assert.equal(await waitReady(child, 10_000, async () => false, 10), false);
+    assert.equal(await waitReady(child, 10_000, () => Promise.resolve(false), 10), false);
     assert.equal((await child.exited).code, 3);
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -136,7 +136,7 @@ test('startOnFreePorts starts again on other ports after a lost port race, and n
       return startProcess({ name, command: node, args: ['-e', script], logPath: join(dir, `${name}.log`) });
     };
     const ready = async (p: Parameters<typeof waitReady>[0]) => {
-      if (!(await waitReady(p, 10_000, async () => p.name.startsWith('serves'), 10)))
+      if (!(await waitReady(p, 10_000, () => Promise.resolve(p.name.startsWith('serves')), 10)))
         throw new Error(`${p.name} exited`);
     };
     let tries = 0;

@@ -36,7 +36,7 @@ function render(
 function find(children: KubeObject[], kind: string, name?: string): Loose {
   const found = children.find((c) => c.kind === kind && (name === undefined || c.metadata['name'] === name));
   assert.ok(found, `no ${kind} ${name ?? ''} among ${children.map((c) => c.kind).join(', ')}`);
-  return found as Loose;
+  return found;
 }
 
 const trigger = { type: 'cpu', metadata: { value: '60' } };

@@ -214,7 +214,7 @@ describe('renderService', () => {
     const route = find(out.children, 'HTTPRoute')[0];
     const rules = at(route, 'spec', 'rules') as Json[];
     const summary = rules.map(
-      (r) => `${at(r, 'matches', 0, 'path', 'value')} → ${at(r, 'backendRefs', 0, 'kind')}`,
+      (r) => `${String(at(r, 'matches', 0, 'path', 'value'))} → ${String(at(r, 'backendRefs', 0, 'kind'))}`,
     );
     assert.deepEqual(summary, [
       '/ns/svc/v1/completions → InferencePool',

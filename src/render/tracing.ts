@@ -51,8 +51,8 @@ type Template = { metadata?: unknown; spec: PodSpec };
 function mapTemplate(object: KubeObject, path: string[], map: (template: Template) => Template): KubeObject {
   const [head, ...rest] = path;
   const value = object[head!] as Record<string, unknown>;
-  if (rest.length === 0) return { ...object, [head!]: map(value as unknown as Template) } as KubeObject;
-  return { ...object, [head!]: mapTemplate(value as KubeObject, rest, map) } as KubeObject;
+  if (rest.length === 0) return { ...object, [head!]: map(value as unknown as Template) };
+  return { ...object, [head!]: mapTemplate(value as KubeObject, rest, map) };
 }
 
 /**

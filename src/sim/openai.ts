@@ -135,7 +135,7 @@ function completionPrompt(prompt: unknown): string {
   if (Array.isArray(prompt) && prompt.length > 0) {
     // A list of token ids is one prompt; the simulator treats each id as one token.
     if (prompt.every((t) => Number.isInteger(t) && (t as number) >= 0))
-      return prompt.map((t) => ` ${t}`).join('');
+      return prompt.map((t) => ` ${Number(t)}`).join('');
     if (prompt.length === 1 && typeof prompt[0] === 'string' && prompt[0]) return prompt[0];
     if (prompt.every((p) => typeof p === 'string'))
       throw new ApiError(

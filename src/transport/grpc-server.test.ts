@@ -196,7 +196,7 @@ describe('gRPC server', () => {
             rstCode: stream.rstCode ?? 0,
           });
         } catch (error) {
-          reject(error as Error);
+          reject(error instanceof Error ? error : new Error(String(error)));
         }
       });
     });

@@ -569,11 +569,11 @@ describe('HTTP/2 connection limits', () => {
     client.destroy();
   });
 
-  const floods: [string, Partial<Http2Limits>, (client: RawClient) => Promise<void>][] = [
+  const floods: [string, Partial<Http2Limits>, (client: RawClient) => void | Promise<void>][] = [
     [
       'streams opened and reset before any answer (rapid reset)',
       { maxEarlyResets: 10 },
-      async (client) => {
+      (client) => {
         for (let id = 1; id <= 41; id += 2) {
           client.write(encodeFrame(1, 0x4, id, requestBlock('/hold')));
           client.write(encodeFrame(3, 0, id, Buffer.from([0, 0, 0, 8])));
@@ -583,21 +583,21 @@ describe('HTTP/2 connection limits', () => {
     [
       'streams opened beyond SETTINGS_MAX_CONCURRENT_STREAMS',
       { maxConcurrentStreams: 1, maxEarlyResets: 10 },
-      async (client) => {
+      (client) => {
         for (let id = 1; id <= 41; id += 2) client.write(encodeFrame(1, 0x4, id, requestBlock('/hold')));
       },
     ],
     [
       'PINGs',
       { maxPings: 10 },
-      async (client) => {
+      (client) => {
         for (let i = 0; i < 20; i++) client.write(encodeFrame(6, 0, 0, Buffer.alloc(8)));
       },
     ],
     [
       'SETTINGS',
       { maxSettings: 10 },
-      async (client) => {
+      (client) => {
         for (let i = 0; i < 20; i++) client.write(encodeFrame(4, 0, 0));
       },
     ],
@@ -619,7 +619,7 @@ describe('HTTP/2 connection limits', () => {
     [
       'DATA on a stream the client reset',
       { maxStrayFrames: 10 },
-      async (client) => {
+      (client) => {
         client.write(encodeFrame(1, 0x4, 1, requestBlock('/hold')));
         client.write(encodeFrame(3, 0, 1, Buffer.from([0, 0, 0, 8])));
         for (let i = 0; i < 20; i++) client.write(encodeFrame(0, 0, 1, Buffer.from('late')));

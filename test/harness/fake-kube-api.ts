@@ -51,7 +51,7 @@ export class FakeKubeApi {
     new Promise<KubeResponse>((resolve, reject) => {
       let answered = false;
       const once = (fn: () => void) => {
-        if (answered) throw new Error(`${request.method} ${request.url} was answered twice`);
+        if (answered) throw new Error(`${request.method} ${request.url.href} was answered twice`);
         answered = true;
         fn();
       };
@@ -109,7 +109,7 @@ export function configMap(
     kind: 'ConfigMap',
     metadata: { name, namespace: 'ns', resourceVersion },
     data,
-  } as KubeObject;
+  };
 }
 
 /** A list answer of `items` at `resourceVersion`, with `continue` when more pages follow. */

@@ -66,7 +66,10 @@ export class MemoryKubeApi {
     return this.objects.get(this.key(apiVersionOf(ref), ref.plural, namespace, name));
   }
 
-  readonly transport: KubeTransport = async (request) => {
+  /** The fake answers synchronously; a throw becomes a rejection, as from a real transport. */
+  readonly transport: KubeTransport = (request) => Promise.resolve().then(() => this.respond(request));
+
+  private respond(request: Parameters<KubeTransport>[0]): KubeResponse {
     const url = request.url;
     const path = url.pathname;
     if (path === '/api')
@@ -132,8 +135,9 @@ export class MemoryKubeApi {
     switch (request.method) {
       case 'POST': {
         if (!body) return status(400, 'BadRequest', 'no body');
-        if (!body.metadata.name && body.metadata.generateName)
-          body.metadata.name = `${body.metadata.generateName}${++this.uids}`;
+        const generateName = body.metadata['generateName'];
+        if (!body.metadata.name && typeof generateName === 'string')
+          body.metadata.name = `${generateName}${++this.uids}`;
         if (this.objects.has(this.key(apiVersion, plural, namespace, body.metadata.name))) {
           return status(409, 'AlreadyExists', `${target} already exists`);
         }
@@ -170,7 +174,7 @@ export class MemoryKubeApi {
       default:
         return status(405, 'MethodNotAllowed', request.method);
     }
-  };
+  }
 
   private store(ref: ResourceRef, object: KubeObject, specChanged = true): KubeObject {
     const apiVersion = apiVersionOf(ref);

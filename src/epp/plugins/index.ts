@@ -120,7 +120,7 @@ function labelSelector(p: Parameters): LabelSelector {
             ? `${operator} needs at least one value`
             : `${operator} takes no values`,
         );
-      else matchExpressions.push({ key: e['key'], operator, values: values as string[] });
+      else matchExpressions.push({ key: e['key'], operator, values: values });
     });
   return { matchLabels, matchExpressions };
 }

@@ -83,7 +83,7 @@ export class Parameters {
       this.problems.push({ path: `${this.path}.${key}`, message: 'must be a list of strings' });
       return [...fallback];
     }
-    return value as string[];
+    return value;
   }
 
   /** A mapping of string to string (e.g. `matchLabels`). */
