@@ -6,28 +6,24 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
-import { loadavg } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { machineDescription } from '../src/bench/index.js';
+import { loadAverage, machineDescription } from '../src/bench/index.js';
 import { forgetChild, killOnExit } from '../src/process/index.js';
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
 export const cli = join(root, 'bin/llmisvc.js');
 
 export function load(): string {
-  return loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' ');
+  return loadAverage();
 }
 
 export function machine(): string {
   return machineDescription();
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
+export { sleep };
 
 export function log(scenario: string, message: string): void {
   console.log(`[chaos:${scenario}] ${new Date().toISOString().slice(11, 19)} ${message}`);
@@ -204,12 +200,6 @@ export async function openLoop(options: {
   }
   await Promise.all(pending);
   return { outcomes, skipped };
-}
-
-export function percentile(values: number[], p: number): number {
-  if (!values.length) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 /** Waits for `llmisvc up`'s summary on stdout and returns the OpenAI base URL and model it printed. */

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { percentileOf } from '../src/bench/index.js';
 import { startBuiltinGateway } from '../src/gateway/index.js';
 import { startLocalStack, type StackEvent } from '../src/local/index.js';
 import {
@@ -15,7 +16,6 @@ import {
   log,
   openLoop,
   parseUpSummary,
-  percentile,
   rssMiB,
   sleep,
   startCli,
@@ -131,7 +131,7 @@ export async function modelServerScenario(opts: {
       ['ok', 'error-head', 'error-body', 'timeout'].map((r) => [r, count(inFlight, (o) => o.result === r)]),
     ),
     victimInFlightErrorAfterMs: {
-      p50: Math.round(percentile(inFlightEndMs, 50)),
+      p50: Math.round(percentileOf(inFlightEndMs, 50)),
       max: Math.round(Math.max(0, ...inFlightEndMs)),
     },
     victimInFlightErrors: [...new Set(inFlight.map((o) => o.error).filter(Boolean))].slice(0, 3),
@@ -146,7 +146,7 @@ export async function modelServerScenario(opts: {
       .slice(0, 3)
       .map((o) => `${o.status} ${o.pod ?? ''} ${o.error ?? ''}`),
     p50LatencyMs: Math.round(
-      percentile(
+      percentileOf(
         outcomes.filter((o) => o.result === 'ok').map((o) => o.end - o.start),
         50,
       ),
@@ -428,7 +428,7 @@ export async function soakScenario(opts: {
       failed: failed.length,
       failedSamples: failed.slice(0, 3).map((o) => `${o.status} ${o.error ?? ''}`),
       p50LatencyMs: Math.round(
-        percentile(
+        percentileOf(
           outcomes.map((o) => o.end - o.start),
           50,
         ),

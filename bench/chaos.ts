@@ -1,7 +1,7 @@
 /**
  * @module bench/chaos
  * `npm run chaos`: real faults, measured. Real processes and real signals (SIGKILL), traffic only to 127.0.0.1, every
- * scenario bounded in count and time. Writes `bench/results/chaos/SCENARIO.json` and `.md` (machine, date, command,
+ * scenario bounded in count and time. Writes `bench/out/chaos/SCENARIO.json` and `.md` (raw; curated summary in bench/results/chaos/README.md) (machine, date, command,
  * load average beside every figure).
  *
  *   npm run chaos -- [--scenario all|apiserver|controller|leader|model-server|epp|soak] [--services 200]
@@ -14,8 +14,9 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { load, log, machine, root } from './chaos-common.js';
+import { load, log, machine } from './chaos-common.js';
 import { eppScenario, modelServerScenario, soakScenario, type ScenarioResult } from './chaos-serving.js';
+import { rawOutputDir } from './output.js';
 
 const SCENARIOS = ['apiserver', 'controller', 'leader', 'model-server', 'epp', 'soak'] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -32,7 +33,7 @@ const { values } = parseArgs({
     'idle-seconds': { type: 'string', default: '30' },
     'converge-seconds': { type: 'string', default: '300' },
     'sample-seconds': { type: 'string', default: '60' },
-    out: { type: 'string', default: join(root, 'bench/results/chaos') },
+    out: { type: 'string', default: rawOutputDir('chaos') },
   },
 });
 

@@ -3,13 +3,13 @@
  * `npm run bench:controller`: how long the controller takes to converge N LLMInferenceServices (default 1,000, the
  * examples' topologies in rotation) on a real API server, and how many API writes it makes in the idle minute after
  * (target: 0). Starts its own etcd + kube-apiserver (KUBEBUILDER_ASSETS or the per-machine cache) and writes a report
- * to bench/results/.
+ * to bench/out/controller/ (raw; curated summary in bench/results/controller/README.md).
  *
  *   npm run bench:controller -- [--services 1000] [--idle-seconds 60] [--workers 4] [--qps 100]
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -22,6 +22,7 @@ import { PROJECT_CRD_SET, startDevApiServer } from '../src/dev/index.js';
 import { CORE_RESOURCES, Informer, KubeClient, type KubeObject } from '../src/kube/index.js';
 import { PRESET_DIR } from '../src/presets/index.js';
 import { DEFAULT_RENDER_OPTIONS } from '../src/render/index.js';
+import { rawOutputDir } from './output.js';
 
 const { values } = parseArgs({
   options: {
@@ -197,9 +198,8 @@ try {
     reconciles,
     meanReconcileMs: n ? (sum / n) * 1000 : 0,
   };
-  await mkdir(join(root, 'bench/results'), { recursive: true });
   const stamp = result.date.slice(0, 10);
-  const file = join(root, 'bench/results', `controller-${stamp}-${count}.json`);
+  const file = join(rawOutputDir('controller'), `controller-${stamp}-${count}.json`);
   await writeFile(file, `${JSON.stringify(result, null, 2)}\n`);
   log(
     `${count} services → ${children} children in ${result.convergeSeconds.toFixed(1)} s; ${idleWrites} writes in ${idleSeconds} idle s`,

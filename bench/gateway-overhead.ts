@@ -5,21 +5,19 @@
  * microsecond measured is the path in front of it: (1) direct to the upstream, (2) the builtin gateway as a plain
  * proxy (round robin, no EPP), (3) the builtin gateway asking the Endpoint Picker over ext_proc (gRPC) first.
  * Sequential requests (concurrency 1) give the added latency; concurrency 16 gives throughput. Writes
- * bench/results/gateway-overhead/report.md with the machine, date, load average and command.
+ * bench/out/gateway-overhead/report.md (raw; curated summary in bench/results/gateway-overhead/README.md) with the machine, date, load average and command.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Pool } from 'undici';
-import { machineDescription } from '../src/bench/index.js';
+import { loadAverage, machineDescription, summarize } from '../src/bench/index.js';
 import { startAnnouncing } from '../src/process/index.js';
 import { startEpp } from '../src/epp/index.js';
 import { startBuiltinGateway, type GatewayRoute } from '../src/gateway/index.js';
+import { rawOutputDir } from './output.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const out = join(root, 'bench/results/gateway-overhead');
+const out = rawOutputDir('gateway-overhead');
 const requests = Number(process.env['REQUESTS'] ?? 3000);
 const warmup = 300;
 
@@ -35,10 +33,6 @@ const payload = JSON.stringify({
   model: 'm',
   messages: [{ role: 'user', content: 'Hello there, how are you?' }],
 });
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 async function run(
   origin: string,
@@ -72,8 +66,8 @@ async function run(
   );
   const seconds = (performance.now() - t0) / 1000;
   await pool.close();
-  latencies.sort((a, b) => a - b);
-  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), rps: latencies.length / seconds };
+  const { p50, p99 } = summarize(latencies);
+  return { p50, p99, rps: latencies.length / seconds };
 }
 
 // Tracked by process/: the upstream does not outlive a failed run.
@@ -137,9 +131,7 @@ const report = [
   '',
   `- Machine: ${machineDescription()}`,
   `- Date: ${new Date().toISOString()}`,
-  `- Load average at the end (other work on the machine): ${loadavg()
-    .map((l) => l.toFixed(1))
-    .join(', ')}`,
+  `- Load average at the end (other work on the machine): ${loadAverage()}`,
   `- Command: \`npm run bench:gateway-overhead\` (REQUESTS=${requests} per row, ${warmup} warm-up requests)`,
   '- Upstream: a trivial Node HTTP server in its own process answering a small chat-completion JSON at once.',
   '- The gateway, the EPP and the load generator share one Node process (as in `llmisvc up`, where the gateway and',

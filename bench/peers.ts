@@ -10,7 +10,8 @@
  * Measures per router and rate: TTFT/ITL/E2E percentiles on the client, output tokens/s, the fleet's prefix-cache hit
  * ratio (the simulators' vllm:prefix_cache_hits/queries), CPU per request of the router's processes (from
  * /proc/<pid>/stat; the simulators excluded), and the idle added TTFT (sequential single requests through the router,
- * interleaved with the same request direct to one simulator). Writes bench/results/peers/report.md and results.json.
+ * interleaved with the same request direct to one simulator). Writes bench/out/peers/report.md and report.json (raw;
+ * curated summary in bench/results/peers/README.md).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync, readdirSync } from 'node:fs';
@@ -46,10 +47,12 @@ import {
   type PeerRow,
   type PrefixCacheCounters,
 } from '../src/bench/peers-report.js';
-import { killOnExit } from '../src/process/index.js';
+import { killOnExit, waitFor as waitUntil } from '../src/process/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { rawOutputDir } from './output.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const out = join(root, 'bench/results/peers');
+const out = rawOutputDir('peers');
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const only = args
@@ -119,8 +122,6 @@ function freePort(): Promise<number> {
   });
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 function startProcess(
   command: string,
   argv: readonly string[],
@@ -144,22 +145,13 @@ async function stopProcess(child: ChildProcess, graceMs = 10_000): Promise<void>
   clearTimeout(timer);
 }
 
+/** Polls `check` every 200 ms until it holds (a throw counts as not yet); fails after `timeoutMs` naming `what`. */
 async function waitFor(
   what: string,
   check: () => boolean | Promise<boolean>,
   timeoutMs = 60_000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (
-      await Promise.resolve()
-        .then(check)
-        .catch(() => false)
-    )
-      return;
-    await sleep(200);
-  }
-  throw new Error(`${what} was not ready within ${timeoutMs / 1000} s`);
+  await waitUntil(check, { what, timeoutMs, intervalMs: 200 });
 }
 
 async function completionOk(base: string): Promise<boolean> {

@@ -6,13 +6,12 @@
  * one engine's KV cache; every request is routed by the EPP's own `decide` (real config, scheduler and plugins)
  * against the engines' state at the request's arrival, as a 50 ms metrics scrape would have seen it (queues, KV
  * use, `cache_config_info`, `prompt_tokens_total`). Round-robin is the floor. Writes a Markdown report and SVG
- * charts to bench/results/prefix-autotune/.
+ * charts to bench/out/prefix-autotune/ (raw; curated summary in bench/results/prefix-autotune/README.md).
  *
  * Deterministic: the same seed gives the same numbers on any machine (only the wall time line differs).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   createWorkload,
   lineChartSvg,
@@ -39,9 +38,9 @@ import {
   type EngineRequest,
   type StepResult,
 } from '../src/sim/index.js';
+import { rawOutputDir } from './output.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const out = join(root, 'bench/results/prefix-autotune');
+const out = rawOutputDir('prefix-autotune');
 const replicas = 8;
 const durationMs = 60_000;
 const scrapeIntervalMs = 50;

@@ -2,7 +2,7 @@
  * @module bench/render
  * `npm run bench:render`: what rendering costs — `renderService` on every example (presets, baseRefs, strategic
  * merge, templates, children), and `llmisvc render` as a user runs it (a fresh Node process per call).
- * Writes bench/results/render-<date>.md with the machine, the date and the command.
+ * Writes bench/out/render/render-<date>.md (raw; curated summary in bench/results/render/README.md) with the machine, the date and the command.
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type LLMInferenceService, parseDocuments, toTypedObject } from '../src/api/index.js';
 import { DEFAULT_API_VERSIONS, DEFAULT_RENDER_OPTIONS, renderService } from '../src/render/index.js';
+import { rawOutputDir } from './output.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const examples = readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.yaml'));
@@ -73,7 +74,7 @@ ${rows.join('\n')}
 
 median ${cliRuns[5]!.toFixed(0)} ms, fastest ${cliRuns[0]!.toFixed(0)} ms, slowest ${cliRuns[9]!.toFixed(0)} ms — Node's start-up and module loading dominate.
 `;
-const out = join(root, 'bench', 'results', `render-${date.slice(0, 10)}.md`);
+const out = join(rawOutputDir('render'), `render-${date.slice(0, 10)}.md`);
 writeFileSync(out, report);
 console.log(report);
 console.log(`wrote ${out}`);

@@ -4,7 +4,7 @@
  * next to the gateway and the EPP in `llmisvc up`. Starts `llmisvc sim` as a child process, drives it over HTTP with
  * `llmisvc bench`'s load generator (streamed shared-prefix requests), and reads the child's CPU time from
  * /proc (Linux). Also times one `/metrics` rendering in-process, since the EPP scrapes every 50 ms. Writes
- * bench/results/sim-overhead/report.md.
+ * bench/out/sim-overhead/report.md (raw; curated summary in bench/results/sim-overhead/README.md).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -14,9 +14,10 @@ import { createWorkload, machineDescription, runLoad } from '../src/bench/index.
 import { startAnnouncing } from '../src/process/index.js';
 import { defaultSimulatorOptions, PerformanceModel } from '../src/sim/index.js';
 import { SimulatorMetrics } from '../src/sim/metrics.js';
+import { rawOutputDir } from './output.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const out = join(root, 'bench/results/sim-overhead');
+const out = rawOutputDir('sim-overhead');
 const qps = 20;
 const durationMs = 30_000;
 const params = { groups: '4', systemPromptLen: '1024', questionLen: '64', outputLen: '128' };

@@ -3,14 +3,13 @@
  * `npm run bench:sim-routing`: does the simulator's performance model make routing matter? Runs the shared-prefix
  * workload through eight simulated engines with the pure model (`simulate`, no HTTP, no clock), once spread
  * round-robin and once with each prefix group pinned to one engine (what a prefix-aware picker converges to), over a
- * QPS sweep, and writes a Markdown table and SVG charts to bench/results/sim-routing/.
+ * QPS sweep, and writes a Markdown table and SVG charts to bench/out/sim-routing/ (raw; curated summary in bench/results/sim-routing/README.md).
  *
  * This measures the model, not the Endpoint Picker: the end-to-end comparison through the gateway and the EPP is
  * `llmisvc bench --compare`. Deterministic: the same seed gives the same file.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   createWorkload,
   lineChartSvg,
@@ -27,9 +26,9 @@ import {
   type TraceArrival,
   type TraceOutcome,
 } from '../src/sim/index.js';
+import { rawOutputDir } from './output.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const out = join(root, 'bench/results/sim-routing');
+const out = rawOutputDir('sim-routing');
 const replicas = 8;
 const durationMs = 60_000;
 const seed = 1;

@@ -2,7 +2,7 @@
  * @module bench/up-startup
  * `npm run bench:up-startup`: how long `llmisvc up` (the embedded quickstart: 4 simulators, the EPP, the builtin
  * gateway) takes from running the command to printing its summary, and the stack's own "Ready in" (from the start
- * of `startLocalStack`). Five runs, each stopped with SIGTERM; writes bench/results/up-startup/report.md.
+ * of `startLocalStack`). Five runs, each stopped with SIGTERM; writes bench/out/up-startup/report.md (raw; curated summary in bench/results/up-startup/README.md).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { machineDescription } from '../src/bench/index.js';
 import { startAnnouncing } from '../src/process/index.js';
+import { rawOutputDir } from './output.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const cli = join(root, 'bin/llmisvc.js');
@@ -50,7 +51,7 @@ const report = [
   'and the gateway.',
   '',
 ].join('\n');
-const out = join(root, 'bench/results/up-startup');
+const out = rawOutputDir('up-startup');
 await mkdir(out, { recursive: true });
 await writeFile(join(out, 'report.md'), report);
 console.log(report);

@@ -26,6 +26,7 @@ export {
 export { runComparison, runSweep, urlTarget, type BenchTarget, type SweepOptions } from './sweep.js';
 export {
   formatMs,
+  loadAverage,
   machineDescription,
   markdownReport,
   reportCharts,
@@ -35,7 +36,7 @@ export {
 } from './report.js';
 export { formatTick, lineChartSvg, niceTicks, type ChartSeries, type LineChart } from './chart.js';
 export { progressDisplay, progressLine, type ProgressDisplay } from './progress.js';
-export { percentile, summarize, type Summary } from './stats.js';
+export { percentile, percentileOf, summarize, type Summary } from './stats.js';
 export { poissonArrivals, seededRandom, type Random } from './random.js';
 export { discoverModels, type ServedModels } from './models.js';
 export {

@@ -5,7 +5,7 @@
  * against QPS. PNG is not produced: the only clean way here would be a headless browser, too heavy for a CLI.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { cpus, release, totalmem, type } from 'node:os';
+import { cpus, loadavg, release, totalmem, type } from 'node:os';
 import { join } from 'node:path';
 import { lineChartSvg } from './chart.js';
 import type { LoadResult } from './load.js';
@@ -38,6 +38,13 @@ export function machineDescription(): string {
     `${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ` +
     `${type()} ${release()}, Node ${process.version}`
   );
+}
+
+/** The 1, 5 and 15 minute load averages, for the other work on a shared machine beside each figure. */
+export function loadAverage(): string {
+  return loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 }
 
 /** A latency in milliseconds with sensible precision; "–" when there is none. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { percentile, summarize } from './stats.js';
+import { percentile, percentileOf, summarize } from './stats.js';
 
 describe('percentiles', () => {
   const cases: { values: number[]; p: number; expected: number }[] = [
@@ -17,6 +17,13 @@ describe('percentiles', () => {
       else assert.ok(Math.abs(got - c.expected) < 1e-9, `${got}`);
     });
   }
+
+  it('takes typed arrays, and percentileOf sorts unsorted samples numerically without changing them', () => {
+    assert.equal(percentile(Float64Array.from([1, 2, 3, 4]), 50), 2.5);
+    const samples = [10, 9, 1, 2];
+    assert.equal(percentileOf(samples, 50), 5.5); // a string sort would put 10 first
+    assert.deepEqual(samples, [10, 9, 1, 2]);
+  });
 
   it('summarizes unsorted samples', () => {
     const s = summarize([5, 1, 3]);

@@ -13,8 +13,11 @@ export interface Summary {
   max: number;
 }
 
-/** The p-th percentile (0–100) of ascending `sorted` values; NaN when there are none. */
-export function percentile(sorted: readonly number[], p: number): number {
+/**
+ * The p-th percentile (0–100) of ascending `sorted` values; NaN when there are none. The one definition every
+ * benchmark uses (typed arrays too), so their percentiles compare.
+ */
+export function percentile(sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return NaN;
   const rank = (p / 100) * (sorted.length - 1);
   const low = Math.floor(rank);
@@ -22,6 +25,11 @@ export function percentile(sorted: readonly number[], p: number): number {
   const a = sorted[low] as number;
   const b = sorted[high] as number;
   return a + (b - a) * (rank - low);
+}
+
+/** The p-th percentile of `values` in any order (sorts a copy). */
+export function percentileOf(values: Iterable<number>, p: number): number {
+  return percentile(Float64Array.from(values).sort(), p);
 }
 
 export function summarize(values: readonly number[]): Summary {
