@@ -1,15 +1,18 @@
 /**
  * @module bench/chaos-common
  * Shared pieces of `npm run chaos`: the machine and load average beside every figure, child processes of our own CLI
- * (logged to a file, never outliving the run), resident memory from /proc, a streaming OpenAI client that records
- * how each request ended, and an open-loop load generator.
+ * (logged to a file, never outliving the run), resident memory from /proc, and a fixed-rate open loop whose requests
+ * go through the load generator's client (src/bench `sendRequest`). The loop stays here rather than in `runLoad`:
+ * chaos needs evenly spaced arrivals, a cap on requests in flight (counted as skipped, not queued), a stop hook and
+ * each outcome as it happens, while processes are being killed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { loadAverage, machineDescription } from '../src/bench/index.js';
+import { Agent, type Dispatcher } from 'undici';
+import { loadAverage, machineDescription, sendRequest, type WorkloadRequest } from '../src/bench/index.js';
 import { forgetChild, killOnExit } from '../src/process/index.js';
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -127,42 +130,42 @@ export interface RequestShape {
   timeoutMs: number;
 }
 
-/** One chat completion through the gateway, never throwing: the outcome says how it went. */
-export async function chat(shape: RequestShape, t0: number): Promise<Outcome> {
+/**
+ * One chat completion through the gateway with the load generator's client (`sendRequest` of src/bench), never
+ * throwing: the outcome says how it went, split by whether the failure came before or after a 200 head.
+ */
+export async function chat(shape: RequestShape, t0: number, dispatcher: Dispatcher): Promise<Outcome> {
   const start = performance.now() - t0;
-  const signal = AbortSignal.timeout(shape.timeoutMs);
-  let status = 0;
-  let pod: string | undefined;
-  let headOk = false;
-  try {
-    const res = await fetch(`${shape.baseUrl}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        model: shape.model,
-        messages: [{ role: 'user', content: shape.prompt }],
-        max_tokens: shape.maxTokens,
-        stream: shape.stream,
-      }),
-      signal,
-    });
-    status = res.status;
-    pod = res.headers.get('x-inference-pod') ?? undefined;
-    headOk = res.ok;
-    const text = await res.text();
-    const end = performance.now() - t0;
-    if (!res.ok) return { start, end, status, pod, result: 'error-head', error: text.slice(0, 200) };
-    if (shape.stream && !text.includes('data: [DONE]'))
-      return { start, end, status, pod, result: 'error-body', error: 'stream ended without [DONE]' };
-    return { start, end, status, pod, result: 'ok' };
-  } catch (error) {
-    const end = performance.now() - t0;
-    const message = (error as Error).cause
-      ? `${(error as Error).message}: ${((error as Error).cause as Error).message}`
-      : (error as Error).message;
-    const result = signal.aborted ? 'timeout' : headOk ? 'error-body' : 'error-head';
-    return { start, end, status, pod, result, error: message };
-  }
+  const request: WorkloadRequest = {
+    path: '/v1/chat/completions',
+    body: {
+      model: shape.model,
+      messages: [{ role: 'user', content: shape.prompt }],
+      max_tokens: shape.maxTokens,
+    },
+    group: '',
+  };
+  const options = { stream: shape.stream, timeoutMs: shape.timeoutMs };
+  const r = await sendRequest(
+    shape.baseUrl,
+    request,
+    0,
+    start,
+    options,
+    dispatcher,
+    new AbortController().signal,
+  );
+  const status = r.status ?? 0;
+  const result =
+    r.outcome === 'ok'
+      ? 'ok'
+      : r.outcome === 'timeout'
+        ? 'timeout'
+        : status === 200
+          ? 'error-body'
+          : 'error-head';
+  const outcome: Outcome = { start, end: start + r.e2eMs, status, pod: r.pod, result };
+  return r.error === undefined ? outcome : { ...outcome, error: r.error };
 }
 
 /**
@@ -180,6 +183,7 @@ export async function openLoop(options: {
 }): Promise<{ outcomes: Outcome[]; skipped: number }> {
   const outcomes: Outcome[] = [];
   const pending = new Set<Promise<void>>();
+  const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: null });
   let skipped = 0;
   const begin = performance.now();
   for (let i = 0; ; i++) {
@@ -191,7 +195,7 @@ export async function openLoop(options: {
       skipped++;
       continue;
     }
-    const p: Promise<void> = chat(options.shape(i), options.t0).then((o) => {
+    const p: Promise<void> = chat(options.shape(i), options.t0, dispatcher).then((o) => {
       outcomes.push(o);
       options.onOutcome?.(o);
       pending.delete(p);
@@ -199,6 +203,7 @@ export async function openLoop(options: {
     pending.add(p);
   }
   await Promise.all(pending);
+  await dispatcher.close();
   return { outcomes, skipped };
 }
 

@@ -16,6 +16,7 @@ export {
 export {
   baseUrl,
   runLoad,
+  sendRequest,
   summarizeRun,
   type LoadOptions,
   type LoadProgress,

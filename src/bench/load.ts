@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request, type Dispatcher } from 'undici';
 import { poissonArrivals } from './random.js';
 import { summarize, type Summary } from './stats.js';
-import type { Workload } from './workloads.js';
+import type { Workload, WorkloadRequest } from './workloads.js';
 
 export type Outcome = 'ok' | 'error' | 'shed' | 'timeout';
 
@@ -119,11 +119,13 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       if (abort.signal.aborted) break;
       const next = options.workload.next();
       const sentAt = performance.now() - start;
-      const pending = send(base, next, index, sentAt, options, dispatcher, abort.signal).then((record) => {
-        records.push(record);
-        if (record.outcome !== 'ok') failed++;
-        inFlight.delete(pending);
-      });
+      const pending = sendRequest(base, next, index, sentAt, options, dispatcher, abort.signal).then(
+        (record) => {
+          records.push(record);
+          if (record.outcome !== 'ok') failed++;
+          inFlight.delete(pending);
+        },
+      );
       inFlight.add(pending);
     }
     await Promise.all(inFlight);
@@ -186,12 +188,16 @@ export function baseUrl(url: string): string {
   return `${parsed.origin}${path.replace(/\/+$/, '')}`;
 }
 
-async function send(
+/**
+ * Sends one request and records how it ended, never throwing: the one HTTP client of the load generators (`runLoad`
+ * here, the chaos scenarios' fixed-rate loop in bench/). `sentAt` is only recorded.
+ */
+export async function sendRequest(
   base: string,
-  next: ReturnType<Workload['next']>,
+  next: WorkloadRequest,
   index: number,
   sentAt: number,
-  options: LoadOptions,
+  options: Pick<LoadOptions, 'stream' | 'timeoutMs' | 'headers'>,
   dispatcher: Dispatcher,
   runSignal: AbortSignal,
 ): Promise<RequestRecord> {
