@@ -1,8 +1,8 @@
 /**
  * @module bench/chaos
  * `npm run chaos`: real faults, measured. Real processes and real signals (SIGKILL), traffic only to 127.0.0.1, every
- * scenario bounded in count and time. Writes `bench/out/chaos/SCENARIO.json` and `.md` (raw; curated summary in bench/results/chaos/README.md) (machine, date, command,
- * load average beside every figure).
+ * scenario bounded in count and time. Writes `bench/out/chaos/SCENARIO.json` and `.md` (machine, date, command, load
+ * average beside every figure) to the gitignored bench/out/; the curated summary is bench/results/chaos/README.md.
  *
  *   npm run chaos -- [--scenario all|apiserver|controller|leader|model-server|epp|soak] [--services 200]
  *                    [--rate 20] [--seconds 20] [--max-tokens 64] [--minutes 30] [--idle-seconds 30]

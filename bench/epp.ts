@@ -14,8 +14,9 @@
  *    measured as latency on both paths: in this process, whose heap the decision benchmark has grown, such pauses
  *    made most of the tail being measured.
  *
- * Writes bench/out/epp/epp-<date>.md (raw; curated summary in bench/results/epp/README.md) with the machine, the date and the command. Flags: --duration <s> (per rate and
- * path, default 10), --warmup <s> (per rate and path, at the rate, default 5), --rates 100,500,1000,
+ * Writes bench/out/epp/epp-<date>.md (raw; curated summary in bench/results/epp/README.md) with the machine, the date
+ * and the command. Flags: --duration <s> (per rate and path, default 10), --warmup <s> (per rate and path, at the
+ * rate, default 5), --rates 100,500,1000,
  * --epp-node-options '<node flags for the EPP process>', --load-generator-node-options '<node flags for the load
  * generator>' (e.g. --trace-gc), --out <file>.
  */

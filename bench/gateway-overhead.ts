@@ -4,8 +4,11 @@
  * upstream is a trivial HTTP server in its own process answering a small OpenAI-shaped JSON at once, so every
  * microsecond measured is the path in front of it: (1) direct to the upstream, (2) the builtin gateway as a plain
  * proxy (round robin, no EPP), (3) the builtin gateway asking the Endpoint Picker over ext_proc (gRPC) first.
- * Sequential requests (concurrency 1) give the added latency; concurrency 16 gives throughput. Writes
- * bench/out/gateway-overhead/report.md (raw; curated summary in bench/results/gateway-overhead/README.md) with the machine, date, load average and command.
+ * Sequential requests (concurrency 1) give the added latency; concurrency 16 gives throughput. The loop below is
+ * closed (each worker sends its next request when the last one ends), unlike src/bench `runLoad`'s open loop: the
+ * question is what one request pays for the hop, not how a queue grows under a rate. Writes
+ * bench/out/gateway-overhead/report.md (raw; curated summary in bench/results/gateway-overhead/README.md) with the
+ * machine, date, load average and command.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -2,7 +2,8 @@
  * @module bench/render
  * `npm run bench:render`: what rendering costs — `renderService` on every example (presets, baseRefs, strategic
  * merge, templates, children), and `llmisvc render` as a user runs it (a fresh Node process per call).
- * Writes bench/out/render/render-<date>.md (raw; curated summary in bench/results/render/README.md) with the machine, the date and the command.
+ * Writes bench/out/render/render-<date>.md (raw; curated summary in bench/results/render/README.md) with the machine,
+ * the date and the command.
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';

@@ -3,7 +3,8 @@
  * `npm run bench:sim-routing`: does the simulator's performance model make routing matter? Runs the shared-prefix
  * workload through eight simulated engines with the pure model (`simulate`, no HTTP, no clock), once spread
  * round-robin and once with each prefix group pinned to one engine (what a prefix-aware picker converges to), over a
- * QPS sweep, and writes a Markdown table and SVG charts to bench/out/sim-routing/ (raw; curated summary in bench/results/sim-routing/README.md).
+ * QPS sweep, and writes a Markdown table and SVG charts to bench/out/sim-routing/ (raw; curated summary in
+ * bench/results/sim-routing/README.md).
  *
  * This measures the model, not the Endpoint Picker: the end-to-end comparison through the gateway and the EPP is
  * `llmisvc bench --compare`. Deterministic: the same seed gives the same file.

@@ -2,7 +2,8 @@
  * @module bench/up-startup
  * `npm run bench:up-startup`: how long `llmisvc up` (the embedded quickstart: 4 simulators, the EPP, the builtin
  * gateway) takes from running the command to printing its summary, and the stack's own "Ready in" (from the start
- * of `startLocalStack`). Five runs, each stopped with SIGTERM; writes bench/out/up-startup/report.md (raw; curated summary in bench/results/up-startup/README.md).
+ * of `startLocalStack`). Five runs, each stopped with SIGTERM; writes bench/out/up-startup/report.md (raw; curated
+ * summary in bench/results/up-startup/README.md).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
