@@ -7,11 +7,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type LLMInferenceService, parseDocuments, toTypedObject } from '../src/api/index.js';
 import { DEFAULT_API_VERSIONS, DEFAULT_RENDER_OPTIONS, renderService } from '../src/render/index.js';
+import { loadAverage, machineDescription } from '../src/bench/index.js';
 import { rawOutputDir } from './output.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -58,10 +58,8 @@ const report = `# Render benchmark — ${date.slice(0, 10)}
 
 - Command: \`npm run bench:render\`
 - Date: ${date}
-- Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}
-- Load average at start of the CLI runs: ${loadavg()
-  .map((l) => l.toFixed(2))
-  .join(', ')}
+- Machine: ${machineDescription()}
+- Load average after the runs: ${loadAverage()}
 
 ## \`renderService\` per service (mean of 1,000 after 100 warm-up renders)
 

@@ -6,10 +6,9 @@
  * summary in bench/results/up-startup/README.md).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { machineDescription } from '../src/bench/index.js';
+import { loadAverage, machineDescription } from '../src/bench/index.js';
 import { startAnnouncing } from '../src/process/index.js';
 import { rawOutputDir } from './output.js';
 
@@ -38,9 +37,7 @@ const report = [
   '',
   `- Machine: ${machineDescription()}`,
   `- Date: ${new Date().toISOString()}`,
-  `- Load average at the end (other work on the machine): ${loadavg()
-    .map((l) => l.toFixed(1))
-    .join(', ')}`,
+  `- Load average at the end (other work on the machine): ${loadAverage()}`,
   '- Command: `npm run bench:up-startup` (runs `node bin/llmisvc.js up --port 0` and waits for the summary)',
   '',
   '| Run | Command to summary (s) | Stack "Ready in" (s) |',
