@@ -505,7 +505,13 @@ async function stopLeftovers(dir: string, log: (m: string) => void): Promise<voi
       },
     );
   }
-  for (const pid of [state.envoyGateway, state.leaderWorkerSet, state.kwok, state.kubeScheduler, state.kubeControllerManager]) {
+  for (const pid of [
+    state.envoyGateway,
+    state.leaderWorkerSet,
+    state.kwok,
+    state.kubeScheduler,
+    state.kubeControllerManager,
+  ]) {
     if (!pid || !isPidAlive(pid) || !commandLineMentions(pid, dir)) continue;
     log(`stopping process ${pid} left behind by an earlier run in ${dir}`);
     await killAndWait(pid);

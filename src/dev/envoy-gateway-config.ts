@@ -214,7 +214,8 @@ export function inferencePoolParents(
   const existing = pool.status?.parents ?? [];
   return [...byGateway.values()].map((parent) => {
     const old = existing.find(
-      (p) => p.parentRef.name === parent.parentRef.name && p.parentRef.namespace === parent.parentRef.namespace,
+      (p) =>
+        p.parentRef.name === parent.parentRef.name && p.parentRef.namespace === parent.parentRef.namespace,
     );
     return {
       ...parent,

@@ -30,7 +30,11 @@ import { LlmisvcError } from '../errors/index.js';
 import { KubeClient, statusMessage } from '../kube/index.js';
 import { logTail, startProcess, type ManagedProcess } from '../process/index.js';
 import type { DevApiServer } from './apiserver.js';
-import { ENVOY_GATEWAY_CONFIG_DIRS, ENVOY_GATEWAY_VERSION, type EnvoyGatewayAssets } from './cluster-assets.js';
+import {
+  ENVOY_GATEWAY_CONFIG_DIRS,
+  ENVOY_GATEWAY_VERSION,
+  type EnvoyGatewayAssets,
+} from './cluster-assets.js';
 import {
   allocateLoadBalancerIps,
   crdObjects,
@@ -132,7 +136,10 @@ export async function startEnvoyGateway(input: {
 }): Promise<RunningEnvoyGateway> {
   const { dir, apiServer, assets, log, timeoutMs } = input;
   // Its own client: the status writers use it for as long as the cluster runs.
-  const client = await KubeClient.create({ kubeconfig: apiServer.kubeconfigPath, userAgent: 'llmisvc-dev-envoy-gateway' });
+  const client = await KubeClient.create({
+    kubeconfig: apiServer.kubeconfigPath,
+    userAgent: 'llmisvc-dev-envoy-gateway',
+  });
   try {
     return await startWithClient(dir, apiServer, assets, client, log, timeoutMs);
   } catch (error) {
@@ -247,14 +254,19 @@ async function startWithClient(
     client.close();
   };
   try {
-    await waitUntil(`GatewayClass ${FACTS.gatewayClass} to be Accepted by Envoy Gateway`, timeoutMs, eg, async () => {
-      const gc = await client.request<{ status?: { conditions?: { type: string; status: string }[] } }>(
-        'GET',
-        `/apis/gateway.networking.k8s.io/v1/gatewayclasses/${FACTS.gatewayClass}`,
-        { verb: 'get' },
-      );
-      return gc.status?.conditions?.some((c) => c.type === 'Accepted' && c.status === 'True') ?? false;
-    });
+    await waitUntil(
+      `GatewayClass ${FACTS.gatewayClass} to be Accepted by Envoy Gateway`,
+      timeoutMs,
+      eg,
+      async () => {
+        const gc = await client.request<{ status?: { conditions?: { type: string; status: string }[] } }>(
+          'GET',
+          `/apis/gateway.networking.k8s.io/v1/gatewayclasses/${FACTS.gatewayClass}`,
+          { verb: 'get' },
+        );
+        return gc.status?.conditions?.some((c) => c.type === 'Accepted' && c.status === 'True') ?? false;
+      },
+    );
   } catch (error) {
     await stop();
     throw error;
