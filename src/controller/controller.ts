@@ -613,6 +613,7 @@ export class Controller {
         appliedIds.add(childId(child)); // Still desired: never pruned because one apply failed.
         observed.push({
           role: childRole(child),
+          apiVersion: child.apiVersion,
           kind: child.kind,
           name: child.metadata.name,
           live: live as LiveObject | undefined,
@@ -634,6 +635,7 @@ export class Controller {
       }
       observed.push({
         role: childRole(child),
+        apiVersion: child.apiVersion,
         kind: child.kind,
         name: child.metadata.name,
         live: object as LiveObject | undefined,
