@@ -262,7 +262,7 @@ describe('llmisvc dev cluster', () => {
 
   it('stops every process it started', async () => {
     const pids = Object.entries(cluster.pids);
-    assert.equal(pids.length, 6);
+    assert.equal(pids.length, 7);
     for (const [name, pid] of pids) assert.ok(isPidAlive(pid), `${name} runs`);
     assert.ok(processesMentioning(dir).length >= 6, 'the components name the folder in their flags');
     await cluster.stop();
