@@ -4,13 +4,15 @@
  * etcd, kube-apiserver, kube-controller-manager and kube-scheduler, with KWOK playing the kubelet of fake nodes
  * (some with `nvidia.com/gpu`). Deployments, ReplicaSets, garbage collection and namespace deletion go through the
  * real controllers, pods through the real scheduler; KWOK then marks them Running and Ready with a loopback IP.
- * The LeaderWorkerSet controller runs too (dev/lws), so LeaderWorkerSets become StatefulSets and pods the same way.
- * What is simulated: the nodes and what runs in a pod (no container starts).
+ * The LeaderWorkerSet controller runs too (dev/lws), so LeaderWorkerSets become StatefulSets and pods the same way,
+ * and Envoy Gateway (dev/envoy-gateway), the Gateway API + Inference Extension provider, started before LWS as the
+ * dependency plan orders them. What is simulated: the nodes and what runs in a pod (no container starts), and beside
+ * Envoy Gateway load-balancer addresses and InferencePool parent status (see dev/envoy-gateway-config).
  *
  * Folder layout (`dir`): everything of `dev apiserver` (kubeconfig, pki/, etcd/, logs/) plus
  * `pki/kube-controller-manager.kubeconfig`, `pki/kube-scheduler.kubeconfig`, `kwok/kwok.yaml`,
- * `lws/` (the LWS manager's configuration and serving certificate),
- * `logs/{kube-controller-manager,kube-scheduler,kwok,lws-controller-manager}.log` and `cluster.json` (the controllers' pids while it runs).
+ * `lws/` (the LWS manager's configuration and serving certificate), `eg/` (Envoy Gateway's),
+ * `logs/{kube-controller-manager,kube-scheduler,kwok,lws-controller-manager,envoy-gateway}.log` and `cluster.json` (the controllers' pids while it runs).
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';

@@ -20,6 +20,7 @@
  * verify` sees the provider installed the way the plan installs it.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { type Server } from 'node:net';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -249,6 +250,10 @@ async function startWithClient(
   const writers = startStatusWriters(client, log);
   const stop = async () => {
     await writers.stop();
+    // `unshare --fork` ignores SIGTERM while it waits for its child, so Envoy Gateway (the namespace's pid 1, the
+    // child of `unshare`) gets it directly and shuts down gracefully; `unshare` then exits with it. Should that
+    // fail, stop() falls back to SIGKILL of `unshare`, whose --kill-child takes the namespace down.
+    signalNamespaceInit(eg.pid, 'SIGTERM');
     await eg.stop();
     await new Promise<void>((resolve) => bridge.close(() => resolve()));
     client.close();
@@ -273,6 +278,17 @@ async function startWithClient(
   }
   log(`Envoy Gateway accepted GatewayClass ${FACTS.gatewayClass}`);
   return { process: eg, stop };
+}
+
+function signalNamespaceInit(unsharePid: number, signal: NodeJS.Signals): void {
+  try {
+    const children = readFileSync(`/proc/${unsharePid}/task/${unsharePid}/children`, 'utf8')
+      .trim()
+      .split(/\s+/);
+    if (children[0]) process.kill(Number(children[0]), signal);
+  } catch {
+    // Already gone, or no /proc: stop() escalates on its own.
+  }
 }
 
 function runOnce(command: string, args: readonly string[], env: Record<string, string>): Promise<void> {
