@@ -223,7 +223,8 @@ export function envoyGatewayBuildSpec(
     binaries: ENVOY_GATEWAY_BINARIES,
     ldflags: `-s -w -X ${module}/internal/cmd/version.envoyGatewayVersion=${version}`,
     env: { CGO_ENABLED: '0' },
-    estimate: 'about 10 CPU-minutes with an empty Go build cache (a large module graph: Envoy go-control-plane, …)',
+    estimate:
+      'about 10 CPU-minutes with an empty Go build cache (a large module graph: Envoy go-control-plane, …)',
     async prepare(src) {
       const eg = await goModDownload(go, module, version, src);
       moduleDir = eg.Dir;
@@ -269,7 +270,9 @@ export interface EnvoyGatewayAssets {
 }
 
 /** Envoy Gateway and its CRDs, building them when this machine has not yet. */
-export async function ensureEnvoyGatewayAssets(options: EnsureClusterAssetsOptions): Promise<EnvoyGatewayAssets> {
+export async function ensureEnvoyGatewayAssets(
+  options: EnsureClusterAssetsOptions,
+): Promise<EnvoyGatewayAssets> {
   const spec = envoyGatewayBuildSpec(options.cacheDir, options.go);
   const built = await ensureGoBuild(spec, options.go);
   return { binary: built['envoy-gateway']!, configDir: spec.dir };

@@ -26,7 +26,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
-import { COMPONENTS, PROVIDER_FACTS } from '../deps/matrix.js';
+import { COMPONENTS, PROVIDER_FACTS } from '../deps/index.js';
 import { LlmisvcError } from '../errors/index.js';
 import { KubeClient, statusMessage } from '../kube/index.js';
 import { logTail, startProcess, type ManagedProcess } from '../process/index.js';
