@@ -77,7 +77,14 @@ export const NAMESPACE_SCRIPT = [
   'done',
   'mkdir "$EG_ROOT/certs"',
   'mount --bind "$EG_CERTS" "$EG_ROOT/certs"',
-  '"$EG_NODE" "$EG_BRIDGE" tcp-to-unix 127.0.0.1 "$EG_API_PORT" "$EG_API_SOCKET" &',
+  'rm -f "$EG_BRIDGE_READY"',
+  '"$EG_NODE" "$EG_BRIDGE" tcp-to-unix 127.0.0.1 "$EG_API_PORT" "$EG_API_SOCKET" "$EG_BRIDGE_READY" &',
+  // Envoy Gateway gives up at once when the API server does not answer: start it once the bridge listens.
+  'i=0',
+  'while [ ! -e "$EG_BRIDGE_READY" ]; do',
+  '  i=$((i + 1)); [ "$i" -le 600 ] || { echo "the API bridge did not start" >&2; exit 1; }',
+  '  sleep 0.05',
+  'done',
   'cd "$EG_ROOT"',
   'exec chroot "$EG_ROOT" "$EG_BINARY" server --config-path "$EG_CONFIG"',
 ].join('\n');
@@ -241,6 +248,7 @@ async function startWithClient(
       EG_BRIDGE: SOCKET_BRIDGE_SCRIPT,
       EG_API_PORT: String(apiPort),
       EG_API_SOCKET: apiSocket,
+      EG_BRIDGE_READY: join(home, 'bridge.ready'),
       EG_BINARY: assets.binary,
       EG_CONFIG: configPath,
     },

@@ -3,9 +3,10 @@
  * Byte pipes between a TCP port and a Unix socket, which is how a process in its own network namespace reaches the
  * API server on the host's loopback: a Unix socket is a file, visible from both namespaces, while TCP ports are not.
  * The host side (`serveUnixToTcp`) runs in the dev cluster's process; the namespace side runs as
- * `node socket-bridge.js tcp-to-unix HOST PORT SOCKET` inside the namespace (and dies with it).
+ * `node socket-bridge.js tcp-to-unix HOST PORT SOCKET [READY-FILE]` inside the namespace (and dies with it); it
+ * creates READY-FILE once it listens.
  */
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -47,6 +48,8 @@ export async function serveTcpToUnix(host: string, port: number, path: string): 
 export const SOCKET_BRIDGE_SCRIPT = fileURLToPath(import.meta.url);
 
 if (process.argv[1] === SOCKET_BRIDGE_SCRIPT && process.argv[2] === 'tcp-to-unix') {
-  const [host, port, path] = process.argv.slice(3);
+  const [host, port, path, readyFile] = process.argv.slice(3);
   await serveTcpToUnix(host!, Number(port), path!);
+  // The namespace's script waits for this file before it starts the program that connects.
+  if (readyFile) writeFileSync(readyFile, `${process.pid}\n`);
 }
