@@ -311,6 +311,7 @@ describe('llmisvc dev cluster on the command line', () => {
     assert.match(cli.output().stdout, new RegExp(`kubeconfig: ${folder}/kubeconfig`));
     assert.match(cli.output().stderr, /started kube-controller-manager .*kube-scheduler .*KWOK/);
     assert.match(cli.output().stderr, /created 1 KWOK nodes: kwok-gpu-0 \(8 GPUs\)/);
+    assert.match(cli.output().stderr, /Envoy Gateway accepted GatewayClass eg/);
     assert.ok(processesMentioning(folder).length >= 6, 'etcd, kube-apiserver and the controllers run');
     cli.child.kill('SIGINT');
     const [code] = await cli.exited;

@@ -264,7 +264,6 @@ async function startWithClient(
     signalNamespaceInit(eg.pid, 'SIGTERM');
     await eg.stop();
     await new Promise<void>((resolve) => bridge.close(() => resolve()));
-    client.close();
   };
   try {
     await waitUntil(
@@ -285,7 +284,13 @@ async function startWithClient(
     throw error;
   }
   log(`Envoy Gateway accepted GatewayClass ${FACTS.gatewayClass}`);
-  return { process: eg, stop };
+  return {
+    process: eg,
+    async stop() {
+      await stop();
+      client.close();
+    },
+  };
 }
 
 function signalNamespaceInit(unsharePid: number, signal: NodeJS.Signals): void {
