@@ -12,10 +12,15 @@
  * - `llmisvc doctor` explains a service whose Endpoint Picker is scaled to 0 (before, it called the Deployment
  *   "Available (0/0 ready)" and blamed the gateway);
  * - the EPP in Kubernetes mode follows the pool's Ready pods as the real controllers create and delete them, with
- *   model-server stand-ins listening on the pods' (loopback) IPs; a scale-down fails no request.
+ *   model-server stand-ins listening on the pods' (loopback) IPs; a scale-down fails no request;
+ * - the quickstart, multi-node and P/D examples reach Ready=True with Envoy Gateway as the Gateway API provider:
+ *   Gateway Programmed and HTTPRoute Accepted/ResolvedRefs are written by the real Envoy Gateway (which also
+ *   refuses an InferencePool backendRef of the wrong group), and `llmisvc deps verify` passes.
  *
  * What is simulated: KWOK plays the nodes and the pod lifecycle (no kubelet, no containers, no probes), so "Ready"
- * means KWOK marked the pod Ready; the model servers are fixtures started by the test on each pod's IP.
+ * means KWOK marked the pod Ready; the model servers are fixtures started by the test on each pod's IP; the dev
+ * cluster (not the test) gives LoadBalancer Services their address and writes InferencePool parent status from
+ * Envoy Gateway's route status, standing in for cloud-provider-kind and Envoy AI Gateway's controller.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -105,7 +110,8 @@ describe('the controller and the EPP on llmisvc dev cluster (real controllers)',
       dir,
       crds: true,
       env: process.env,
-      nodes: { cpuNodes: 1, gpuNodes: 2, gpusPerNode: 4 },
+      // Enough GPUs for the quickstart, multi-node and P/D examples at once (KWOK nodes are only capacity numbers).
+      nodes: { cpuNodes: 1, gpuNodes: 2, gpusPerNode: 32 },
       log: () => undefined,
     });
     c = await KubeClient.create({ kubeconfig: cluster.kubeconfigPath, qps: 1000, burst: 1000 });
@@ -354,6 +360,150 @@ describe('the controller and the EPP on llmisvc dev cluster (real controllers)',
       await traffic;
       assert.ok(picks > 0, 'requests were sent during the scale-down');
       for (let i = 0; i < 10; i++) assert.equal(await pick(), one[0]);
+    });
+  });
+  describe('Envoy Gateway serves the examples: Gateway, HTTPRoute and InferencePool status from the real provider', () => {
+    const EXAMPLES = ['quickstart.yaml', 'multi-node-data-parallel.yaml', 'prefill-decode.yaml'];
+    const EG_CONTROLLER = 'gateway.envoyproxy.io/gatewayclass-controller';
+    type Conditioned = KubeObject & {
+      status?: {
+        conditions?: { type: string; status: string }[];
+        addresses?: { value: string }[];
+        parents?: {
+          controllerName?: string;
+          parentRef: { name: string };
+          conditions?: { type: string; status: string; reason?: string; message?: string }[];
+        }[];
+      };
+    };
+    const ROUTE: ResourceRef = {
+      group: 'gateway.networking.k8s.io',
+      version: 'v1',
+      kind: 'HTTPRoute',
+      plural: 'httproutes',
+      namespaced: true,
+    };
+    const GATEWAY: ResourceRef = { ...ROUTE, kind: 'Gateway', plural: 'gateways' };
+    const POOL: ResourceRef = {
+      group: 'inference.networking.k8s.io',
+      version: 'v1',
+      kind: 'InferencePool',
+      plural: 'inferencepools',
+      namespaced: true,
+    };
+    const names: string[] = [];
+    const conditionOf = (o: Conditioned['status'] & object, type: string) =>
+      o.conditions?.find((x) => x.type === type)?.status;
+
+    before(async () => {
+      for (const file of EXAMPLES) {
+        const [document] = parseDocuments(readFileSync(join(REPO_ROOT, 'examples', file), 'utf8'), file);
+        const typed = toTypedObject(document!) as unknown as KubeObject;
+        names.push(typed.metadata.name);
+        await c.create(SERVICE, { ...typed, metadata: { ...typed.metadata, namespace: NAMESPACE } });
+      }
+    });
+
+    it('quickstart, a multi-node (LeaderWorkerSet) and the P/D example reach Ready=True', async () => {
+      for (const name of names) {
+        await waitFor(
+          `${name} to be Ready`,
+          async () => {
+            const s = await readService(name);
+            return condition(s, 'Ready')?.status === 'True' ? s : undefined;
+          },
+          180_000,
+        );
+      }
+      // Envoy Gateway programmed the default Gateway: its envoy Deployment is Available (KWOK plays the pods) and
+      // its LoadBalancer Service has an address from the dev cluster's load-balancer writer.
+      const gateway = await c.get<Conditioned>(GATEWAY, SYSTEM_NAMESPACE, 'llmisvc-gateway');
+      assert.equal(conditionOf(gateway.status!, 'Programmed'), 'True');
+      assert.match(gateway.status!.addresses![0]!.value, /^127\.2\.\d+\.\d+$/);
+    });
+
+    it('Envoy Gateway accepts every HTTPRoute and InferencePool the examples render', async () => {
+      const routes = (await c.list<Conditioned>(ROUTE, NAMESPACE)).items;
+      assert.ok(routes.length >= EXAMPLES.length, `routes: ${routes.map((r) => r.metadata.name)}`);
+      for (const route of routes) {
+        const parents = route.status?.parents ?? [];
+        assert.ok(parents.length > 0, `${route.metadata.name} has parent status`);
+        for (const parent of parents) {
+          assert.equal(
+            parent.controllerName,
+            EG_CONTROLLER,
+            `${route.metadata.name} judged by Envoy Gateway`,
+          );
+          for (const type of ['Accepted', 'ResolvedRefs']) {
+            const found = parent.conditions?.find((x) => x.type === type);
+            assert.equal(found?.status, 'True', `${route.metadata.name} ${type}: ${JSON.stringify(found)}`);
+          }
+        }
+      }
+      const pools = (await c.list<Conditioned>(POOL, NAMESPACE)).items;
+      assert.ok(pools.length >= EXAMPLES.length);
+      for (const pool of pools) {
+        assert.ok(
+          (pool.status?.parents ?? []).some(
+            (p) => p.parentRef.name === 'llmisvc-gateway' && conditionOf(p, 'Accepted') === 'True',
+          ),
+          `${pool.metadata.name}: ${JSON.stringify(pool.status)}`,
+        );
+      }
+    });
+
+    it('Envoy Gateway really judges backendRefs: an InferencePool of the x-k8s.io group is refused (kserve#4833)', async () => {
+      const route = {
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'HTTPRoute',
+        metadata: { name: 'wrong-pool-group', namespace: NAMESPACE },
+        spec: {
+          parentRefs: [{ name: 'llmisvc-gateway', namespace: SYSTEM_NAMESPACE }],
+          rules: [
+            {
+              backendRefs: [
+                {
+                  group: 'inference.networking.x-k8s.io',
+                  kind: 'InferencePool',
+                  name: 'quickstart-inference-pool',
+                  port: 8000,
+                },
+              ],
+            },
+          ],
+        },
+      };
+      await c.create(ROUTE, route as unknown as KubeObject);
+      const refused = await waitFor('Envoy Gateway to judge the route', async () => {
+        const live = await c.get<Conditioned>(ROUTE, NAMESPACE, 'wrong-pool-group');
+        const resolved = live.status?.parents?.[0]?.conditions?.find((x) => x.type === 'ResolvedRefs');
+        return resolved ? resolved : undefined;
+      });
+      assert.equal(refused.status, 'False', JSON.stringify(refused));
+      await c.delete(ROUTE, NAMESPACE, 'wrong-pool-group');
+    });
+
+    it('llmisvc deps verify exits 0 for the routing dependencies of the examples', async () => {
+      const result = await new Promise<{ code: number; stdout: string }>((resolve) => {
+        execFile(
+          process.execPath,
+          [
+            CLI,
+            'deps',
+            'verify',
+            '--kubeconfig',
+            cluster.kubeconfigPath,
+            '-f',
+            join(REPO_ROOT, 'examples', 'quickstart.yaml'),
+            '-f',
+            join(REPO_ROOT, 'examples', 'prefill-decode.yaml'),
+          ],
+          (error, stdout) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout }),
+        );
+      });
+      assert.equal(result.code, 0, result.stdout);
+      assert.match(result.stdout, /GatewayClass eg Accepted/);
+      assert.match(result.stdout, /Gateway llmisvc-system\/llmisvc-gateway has address 127\.2\./);
     });
   });
 });

@@ -262,7 +262,7 @@ describe('llmisvc dev cluster', () => {
 
   it('stops every process it started', async () => {
     const pids = Object.entries(cluster.pids);
-    assert.equal(pids.length, 6);
+    assert.equal(pids.length, 7);
     for (const [name, pid] of pids) assert.ok(isPidAlive(pid), `${name} runs`);
     assert.ok(processesMentioning(dir).length >= 6, 'the components name the folder in their flags');
     await cluster.stop();
@@ -311,6 +311,7 @@ describe('llmisvc dev cluster on the command line', () => {
     assert.match(cli.output().stdout, new RegExp(`kubeconfig: ${folder}/kubeconfig`));
     assert.match(cli.output().stderr, /started kube-controller-manager .*kube-scheduler .*KWOK/);
     assert.match(cli.output().stderr, /created 1 KWOK nodes: kwok-gpu-0 \(8 GPUs\)/);
+    assert.match(cli.output().stderr, /Envoy Gateway accepted GatewayClass eg/);
     assert.ok(processesMentioning(folder).length >= 6, 'etcd, kube-apiserver and the controllers run');
     cli.child.kill('SIGINT');
     const [code] = await cli.exited;

@@ -12,6 +12,7 @@ import {
   DEFAULT_KUBERNETES_VERSION,
   DEFAULT_NODE_COUNTS,
   GPU_RESOURCE,
+  ENVOY_GATEWAY_VERSION,
   KWOK_VERSION,
   provisionDevAssets,
   provisionDevClusterAssets,
@@ -38,6 +39,7 @@ interface ClusterFlags extends ControlPlaneFlags {
   gpuNodes: number;
   gpusPerNode: number;
   lws: boolean;
+  envoyGateway: boolean;
 }
 
 function crdSelection(flags: { crds: boolean; crdSets?: string | undefined }): boolean | CrdSetName[] {
@@ -110,9 +112,11 @@ export function register(program: Command): void {
       'run a Kubernetes control plane as processes on this machine, no Docker: etcd, kube-apiserver, ' +
         'kube-controller-manager, kube-scheduler and KWOK playing the kubelet of fake nodes (some with ' +
         `${GPU_RESOURCE}); pods are scheduled by the real scheduler and become Running/Ready with loopback IPs ` +
-        '(127.1.N.x), but no container runs; plus the LeaderWorkerSet controller. Writes DIR/kubeconfig, installs the ' +
-        'CRDs like `dev apiserver`, runs ' +
-        `until Ctrl-C. Binaries are built once per machine from Go modules (KWOK ${KWOK_VERSION}).`,
+        '(127.1.N.x), but no container runs; plus the LeaderWorkerSet controller and Envoy Gateway (the Gateway API ' +
+        '+ Inference Extension provider, GatewayClass eg; LoadBalancer Services get 127.2.x.y addresses). Writes ' +
+        'DIR/kubeconfig, installs the CRDs like `dev apiserver`, runs ' +
+        `until Ctrl-C. Binaries are built once per machine from Go modules (KWOK ${KWOK_VERSION}, Envoy Gateway ` +
+        `${ENVOY_GATEWAY_VERSION}).`,
     )
     .option(
       '--cpu-nodes <n>',
@@ -136,6 +140,11 @@ export function register(program: Command): void {
       '--no-lws',
       'without the LeaderWorkerSet controller (by default it runs, with its webhooks and CRDs, whatever --crd-sets says)',
     )
+    .option(
+      '--no-envoy-gateway',
+      'without Envoy Gateway (by default it runs, with its CRDs and GatewayClass eg, and the Gateway API and ' +
+        'Inference Extension CRDs whatever --crd-sets says)',
+    )
     .action(async (flags: ClusterFlags) => {
       const log = (message: string) => console.error(`[dev cluster] ${message}`);
       const started = Date.now();
@@ -146,6 +155,7 @@ export function register(program: Command): void {
         kubernetesVersion: flags.kubernetesVersion,
         nodes: { cpuNodes: flags.cpuNodes, gpuNodes: flags.gpuNodes, gpusPerNode: flags.gpusPerNode },
         leaderWorkerSet: flags.lws,
+        envoyGateway: flags.envoyGateway,
         log,
       });
       const kubectl = cluster.apiServer.assets.kubectl ?? 'kubectl';
@@ -174,7 +184,8 @@ export function register(program: Command): void {
     )
     .option(
       '--cluster',
-      'also kube-controller-manager, kube-scheduler, KWOK and the LeaderWorkerSet controller, for `dev cluster`',
+      'also kube-controller-manager, kube-scheduler, KWOK, the LeaderWorkerSet controller and Envoy Gateway, for ' +
+        '`dev cluster`',
     )
     .action(async (flags: { kubernetesVersion?: string; cluster?: boolean }) => {
       const log = (message: string) => console.error(`[dev assets] ${message}`);
@@ -193,6 +204,7 @@ export function register(program: Command): void {
         console.log(`kube-scheduler: ${cluster.kubeScheduler}`);
         console.log(`kwok: ${cluster.kwok}`);
         console.log(`lws-manager: ${cluster.lwsManager}`);
+        console.log(`envoy-gateway: ${cluster.envoyGateway}`);
       }
       console.log(`KUBEBUILDER_ASSETS=${assets.dir}`);
       if (assets.kubectl) console.log(`kubectl: ${assets.kubectl}`);

@@ -7,6 +7,7 @@ import {
   ingressAddresses,
   ingressReadiness,
   mergeConditionTimes,
+  poolsRoutedTo,
   routeReadiness,
   workloadReadiness,
 } from './conditions.js';
@@ -297,4 +298,38 @@ test('an Ingress feeds RouterReady and the url; while it has no address the clus
   assert.equal(find(ready.conditions, 'Ready')!.status, 'True');
   assert.equal(ready.url, 'https://lb.example.net');
   assert.deepEqual(ready.addresses![0]!.origin, ingressOrigin);
+});
+
+test('only the InferencePools of the group the HTTPRoute sends to count (both groups rendered)', () => {
+  const pool = (apiVersion: string, accepted: boolean): ObservedChild => ({
+    role: 'pool',
+    apiVersion,
+    kind: 'InferencePool',
+    name: 'm-inference-pool',
+    live: {
+      metadata: { name: 'm-inference-pool' },
+      status: accepted
+        ? { parents: [{ parentRef: { name: 'gw' }, conditions: [{ type: 'Accepted', status: 'True' }] }] }
+        : {
+            parent: [
+              { conditions: [{ type: 'Accepted', status: 'Unknown', message: 'Waiting for controller' }] },
+            ],
+          },
+    },
+  });
+  const v1 = pool('inference.networking.k8s.io/v1', true);
+  const alpha = pool('inference.networking.x-k8s.io/v1alpha2', false);
+  const route = (group: string): ObservedChild => ({
+    role: 'route',
+    kind: 'HTTPRoute',
+    name: 'm-route',
+    live: {
+      metadata: { name: 'm-route' },
+      spec: { rules: [{ backendRefs: [{ group, kind: 'InferencePool', name: 'm-inference-pool' }] }] },
+    },
+  });
+  assert.deepEqual(poolsRoutedTo([v1, alpha], [route('inference.networking.k8s.io')]), [v1]);
+  assert.deepEqual(poolsRoutedTo([v1, alpha], [route('inference.networking.x-k8s.io')]), [alpha]);
+  // No route names a pool: every pool counts, as before.
+  assert.deepEqual(poolsRoutedTo([v1, alpha], []), [v1, alpha]);
 });

@@ -38,6 +38,8 @@ export const WORKLOAD_CONDITIONS: Record<string, string> = {
 /** A child the service should have, with its live counterpart (undefined while it does not exist yet). */
 export interface ObservedChild {
   role: ChildRole;
+  /** The rendered apiVersion (both InferencePool API groups can be rendered side by side). */
+  apiVersion?: string;
   kind: string;
   name: string;
   live: LiveObject | undefined;
@@ -187,6 +189,28 @@ export function routeReadiness(child: ObservedChild): Condition {
     }
   }
   return ok(type);
+}
+
+/**
+ * The pools whose readiness counts: while both InferencePool API groups are rendered (a cluster serving v1 and
+ * x-k8s.io v1alpha2), only those of the group the HTTPRoutes send to. No Gateway reports on a pool nothing routes
+ * to, so judging it kept such services Pending for ever (found with Envoy Gateway on `llmisvc dev cluster`). When
+ * no route names an InferencePool (no route, or the user's own routes), every pool counts, as before.
+ */
+export function poolsRoutedTo(
+  pools: readonly ObservedChild[],
+  routes: readonly ObservedChild[],
+): ObservedChild[] {
+  const groups = new Set<string>();
+  for (const route of routes) {
+    const rules =
+      (route.live?.spec?.['rules'] as { backendRefs?: { group?: string; kind?: string }[] }[]) ?? [];
+    for (const ref of rules.flatMap((r) => r.backendRefs ?? [])) {
+      if (ref.kind === 'InferencePool') groups.add(ref.group ?? '');
+    }
+  }
+  if (groups.size === 0) return [...pools];
+  return pools.filter((p) => !p.apiVersion || groups.has(p.apiVersion.split('/')[0]!));
 }
 
 /** InferencePool: v1 reports `status.parents[]`, v1alpha2 `status.parent[]`; each needs Accepted True. */
@@ -448,7 +472,7 @@ export function deriveStatus(input: StatusInput): DerivedStatus {
   const routes = byRole('route');
   if (routes.length)
     routerParts.push(aggregate('HTTPRoutesReady', routes.map(routeReadiness), 'Ready', false));
-  const pools = byRole('pool');
+  const pools = poolsRoutedTo(byRole('pool'), routes);
   if (pools.length)
     routerParts.push(aggregate('InferencePoolReady', pools.map(poolReadiness), 'Ready', false));
   const schedulers = byRole('scheduler-workload');

@@ -609,6 +609,7 @@ export class Controller {
         appliedIds.add(childId(child)); // Still desired: never pruned because one apply failed.
         observed.push({
           role: childRole(child),
+          apiVersion: child.apiVersion,
           kind: child.kind,
           name: child.metadata.name,
           live,
@@ -630,6 +631,7 @@ export class Controller {
       }
       observed.push({
         role: childRole(child),
+        apiVersion: child.apiVersion,
         kind: child.kind,
         name: child.metadata.name,
         live: object,

@@ -5,9 +5,11 @@
  * - kube-controller-manager and kube-scheduler from `k8s.io/kubernetes`, with the same go.mod as kube-apiserver (so
  *   the packages they share come out of the Go build cache and only their own packages are compiled);
  * - KWOK (`sigs.k8s.io/kwok`), which plays the kubelet of fake nodes, with the node and pod Stages it ships;
- * - the LeaderWorkerSet controller manager (`sigs.k8s.io/lws`), with its webhook configurations and RBAC role.
+ * - the LeaderWorkerSet controller manager (`sigs.k8s.io/lws`), with its webhook configurations and RBAC role;
+ * - Envoy Gateway (`github.com/envoyproxy/gateway`), the Gateway API + Inference Extension provider, with the CRDs
+ *   its Helm chart ships.
  */
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { goModDownload, type GoContext } from './go.js';
 import { ensureGoBuild, isCompleteBuild, type GoBinary, type GoBuildSpec } from './go-build.js';
@@ -188,6 +190,92 @@ export function lwsBuildSpec(cacheDir: string, go: GoContext, version = LWS_VERS
       }
     },
   };
+}
+
+/** The Envoy Gateway release built. */
+export const ENVOY_GATEWAY_VERSION = 'v1.8.1';
+
+export const ENVOY_GATEWAY_BINARIES: readonly GoBinary[] = [
+  { binary: 'envoy-gateway', pkg: 'github.com/envoyproxy/gateway/cmd/envoy-gateway' },
+];
+
+/**
+ * Folders shipped in the `github.com/envoyproxy/gateway` module that the dev cluster installs beside the binary:
+ * Envoy Gateway's own CRDs (EnvoyProxy, BackendTrafficPolicy, …; the Gateway API and Inference Extension CRDs come
+ * from our dependency plan) and the chart templates whose RBAC the controller runs under.
+ */
+export const ENVOY_GATEWAY_CONFIG_DIRS: readonly string[] = ['charts/gateway-crds-helm/templates/generated'];
+
+export function envoyGatewayDir(cacheDir: string, version = ENVOY_GATEWAY_VERSION): string {
+  return join(cacheDir, 'envoy-gateway', version);
+}
+
+export function envoyGatewayBuildSpec(
+  cacheDir: string,
+  go: GoContext,
+  version = ENVOY_GATEWAY_VERSION,
+): GoBuildSpec {
+  let moduleDir = '';
+  const module = 'github.com/envoyproxy/gateway';
+  return {
+    label: `Envoy Gateway ${version}`,
+    dir: envoyGatewayDir(cacheDir, version),
+    binaries: ENVOY_GATEWAY_BINARIES,
+    ldflags: `-s -w -X ${module}/internal/cmd/version.envoyGatewayVersion=${version}`,
+    env: { CGO_ENABLED: '0' },
+    estimate:
+      'about 10 CPU-minutes with an empty Go build cache (a large module graph: Envoy go-control-plane, …)',
+    async prepare(src) {
+      const eg = await goModDownload(go, module, version, src);
+      moduleDir = eg.Dir;
+      const upstream = await readFile(eg.GoMod, 'utf8');
+      await writeFile(
+        join(src, 'go.mod'),
+        singleRequireGoMod(module, version, goDirectives(upstream).go) + replaceDirectives(upstream),
+      );
+      await writeFile(join(src, 'tools.go'), toolsGo(ENVOY_GATEWAY_BINARIES));
+    },
+    async addFiles(work) {
+      for (const folder of ENVOY_GATEWAY_CONFIG_DIRS) {
+        await cp(join(moduleDir, folder), join(work, folder), { recursive: true });
+      }
+    },
+  };
+}
+
+/**
+ * The `replace` directives of a module's go.mod, copied into the go.mod that requires it: Go applies only the main
+ * module's replacements, so a release that pins a fork (Envoy Gateway replaces a few of its dependencies) builds
+ * as its authors built it only when we restate them.
+ */
+export function replaceDirectives(goMod: string): string {
+  const lines: string[] = [];
+  const block = /^replace\s*\(\n([\s\S]*?)^\)/gm;
+  for (const match of goMod.matchAll(block)) {
+    for (const line of match[1]!.split('\n')) {
+      const trimmed = line.replace(/\/\/.*$/, '').trim();
+      if (trimmed) lines.push(`replace ${trimmed}`);
+    }
+  }
+  for (const match of goMod.matchAll(/^replace\s+([^(\n][^\n]*)$/gm)) {
+    lines.push(`replace ${match[1]!.replace(/\/\/.*$/, '').trim()}`);
+  }
+  return lines.length ? `\n${lines.join('\n')}\n` : '';
+}
+
+export interface EnvoyGatewayAssets {
+  binary: string;
+  /** Holds ENVOY_GATEWAY_CONFIG_DIRS at their paths inside the module. */
+  configDir: string;
+}
+
+/** Envoy Gateway and its CRDs, building them when this machine has not yet. */
+export async function ensureEnvoyGatewayAssets(
+  options: EnsureClusterAssetsOptions,
+): Promise<EnvoyGatewayAssets> {
+  const spec = envoyGatewayBuildSpec(options.cacheDir, options.go);
+  const built = await ensureGoBuild(spec, options.go);
+  return { binary: built['envoy-gateway']!, configDir: spec.dir };
 }
 
 /** The LeaderWorkerSet manager and its manifests, building them when this machine has not yet. */

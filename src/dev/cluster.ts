@@ -4,13 +4,15 @@
  * etcd, kube-apiserver, kube-controller-manager and kube-scheduler, with KWOK playing the kubelet of fake nodes
  * (some with `nvidia.com/gpu`). Deployments, ReplicaSets, garbage collection and namespace deletion go through the
  * real controllers, pods through the real scheduler; KWOK then marks them Running and Ready with a loopback IP.
- * The LeaderWorkerSet controller runs too (dev/lws), so LeaderWorkerSets become StatefulSets and pods the same way.
- * What is simulated: the nodes and what runs in a pod (no container starts).
+ * The LeaderWorkerSet controller runs too (dev/lws), so LeaderWorkerSets become StatefulSets and pods the same way,
+ * and Envoy Gateway (dev/envoy-gateway), the Gateway API + Inference Extension provider, started before LWS as the
+ * dependency plan orders them. What is simulated: the nodes and what runs in a pod (no container starts), and beside
+ * Envoy Gateway load-balancer addresses and InferencePool parent status (see dev/envoy-gateway-config).
  *
  * Folder layout (`dir`): everything of `dev apiserver` (kubeconfig, pki/, etcd/, logs/) plus
  * `pki/kube-controller-manager.kubeconfig`, `pki/kube-scheduler.kubeconfig`, `kwok/kwok.yaml`,
- * `lws/` (the LWS manager's configuration and serving certificate),
- * `logs/{kube-controller-manager,kube-scheduler,kwok,lws-controller-manager}.log` and `cluster.json` (the controllers' pids while it runs).
+ * `lws/` (the LWS manager's configuration and serving certificate), `eg/` (Envoy Gateway's),
+ * `logs/{kube-controller-manager,kube-scheduler,kwok,lws-controller-manager,envoy-gateway}.log` and `cluster.json` (the controllers' pids while it runs).
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -22,8 +24,10 @@ import { KubeClient, statusMessage } from '../kube/index.js';
 import { startDevApiServer, type DevApiServer, type StartDevApiServerOptions } from './apiserver.js';
 import {
   ensureClusterAssets,
+  ensureEnvoyGatewayAssets,
   ensureLwsAssets,
   type ClusterAssets,
+  type EnvoyGatewayAssets,
   type LwsAssets,
 } from './cluster-assets.js';
 import {
@@ -40,6 +44,7 @@ import {
 import { selectCrdSets, type CrdSetName } from './crd-sets.js';
 import { DEFAULT_KUBERNETES_VERSION, ensureKubeAssets } from './kube-assets.js';
 import { renderDevKubeconfig } from './kubeconfig.js';
+import { startEnvoyGateway, type RunningEnvoyGateway } from './envoy-gateway.js';
 import { removeLwsWebhooks, startLeaderWorkerSet, type RunningLws } from './lws.js';
 import { DEV_FIELD_MANAGER } from './manifests.js';
 import { llmisvcCacheDir } from './paths.js';
@@ -65,9 +70,16 @@ export interface StartDevClusterOptions extends Pick<
    * `crds` says.
    */
   leaderWorkerSet?: boolean;
+  /**
+   * Run Envoy Gateway, the Gateway API + Inference Extension provider (default true), with load-balancer addresses
+   * and InferencePool status beside it (dev/envoy-gateway); the Gateway API and Inference Extension CRDs are then
+   * installed whatever `crds` says.
+   */
+  envoyGateway?: boolean;
   /** Binaries already resolved by the caller. */
   clusterAssets?: ClusterAssets;
   lwsAssets?: LwsAssets;
+  envoyGatewayAssets?: EnvoyGatewayAssets;
   /** How long to wait for each part to become ready; default 120 s (2 busy cores). */
   startTimeoutMs?: number;
 }
@@ -87,6 +99,8 @@ export interface DevCluster {
     kwok: number;
     /** Absent when the cluster runs without LeaderWorkerSet. */
     leaderWorkerSet?: number;
+    /** The `unshare` parent of Envoy Gateway's namespaces; absent when the cluster runs without it. */
+    envoyGateway?: number;
   };
   /** Stops the LeaderWorkerSet controller, KWOK and the controllers, then kube-apiserver and etcd; resolves once all have exited. */
   stop(): Promise<void>;
@@ -98,6 +112,7 @@ interface ClusterState {
   kubeScheduler?: number;
   kwok?: number;
   leaderWorkerSet?: number;
+  envoyGateway?: number;
 }
 
 /**
@@ -117,7 +132,12 @@ export async function startDevCluster(options: StartDevClusterOptions): Promise<
   const go = { env, log };
   const nodes = devNodes(options.nodes ?? DEFAULT_NODE_COUNTS);
   const withLws = options.leaderWorkerSet ?? true;
-  const crds = withLws ? withCrdSet(options.crds ?? true, 'leader-worker-set') : (options.crds ?? true);
+  const withEnvoyGateway = options.envoyGateway ?? true;
+  let crds = options.crds ?? true;
+  if (withLws) crds = withCrdSet(crds, 'leader-worker-set');
+  // The plan's order (deps/plan stepOrder): Gateway API and Inference Extension CRDs before the provider, which
+  // decides at start-up whether to watch InferencePools.
+  if (withEnvoyGateway) crds = withCrdSet(withCrdSet(crds, 'gateway-api'), 'inference-extension');
 
   await mkdir(join(dir, 'logs'), { recursive: true });
   await stopLeftovers(dir, log);
@@ -135,6 +155,9 @@ export async function startDevCluster(options: StartDevClusterOptions): Promise<
     options.clusterAssets ??
     (await ensureClusterAssets({ cacheDir, kubernetesVersion: options.kubernetesVersion, go }));
   const lwsAssets = withLws ? (options.lwsAssets ?? (await ensureLwsAssets({ cacheDir, go }))) : undefined;
+  const envoyGatewayAssets = withEnvoyGateway
+    ? (options.envoyGatewayAssets ?? (await ensureEnvoyGatewayAssets({ cacheDir, go })))
+    : undefined;
 
   const apiServer = await startDevApiServer({
     dir,
@@ -147,7 +170,9 @@ export async function startDevCluster(options: StartDevClusterOptions): Promise<
   });
   const controllers: ManagedProcess[] = [];
   let lws: RunningLws | undefined;
+  let envoyGateway: RunningEnvoyGateway | undefined;
   const stopControllers = async () => {
+    await envoyGateway?.stop();
     await lws?.stop();
     await Promise.all(controllers.map((p) => p.stop()));
   };
@@ -282,6 +307,18 @@ export async function startDevCluster(options: StartDevClusterOptions): Promise<
         return response.status === 200;
       });
       log('all nodes are Ready');
+      // The provider before LWS, as the dependency plan orders them.
+      if (envoyGatewayAssets) {
+        envoyGateway = await startEnvoyGateway({
+          dir,
+          apiServer,
+          assets: envoyGatewayAssets,
+          log,
+          timeoutMs,
+        });
+        state.envoyGateway = envoyGateway.process.pid;
+        await writeFile(join(dir, 'cluster.json'), JSON.stringify(state, null, 2) + '\n');
+      }
       if (lwsAssets) {
         lws = await startLeaderWorkerSet({
           dir,
@@ -313,13 +350,15 @@ export async function startDevCluster(options: StartDevClusterOptions): Promise<
         kubeScheduler: scheduler.pid,
         kwok: kwok.pid,
         ...(lws ? { leaderWorkerSet: lws.process.pid } : {}),
+        ...(envoyGateway ? { envoyGateway: envoyGateway.process.pid } : {}),
       },
       stop() {
         stopping ??= (async () => {
           await stopControllers();
           await rm(join(dir, 'cluster.json'), { force: true });
           log(
-            `stopped ${lws ? 'the LeaderWorkerSet controller, ' : ''}KWOK, kube-scheduler and kube-controller-manager`,
+            `stopped ${envoyGateway ? 'Envoy Gateway, ' : ''}${lws ? 'the LeaderWorkerSet controller, ' : ''}KWOK, ` +
+              'kube-scheduler and kube-controller-manager',
           );
           await apiServer.stop();
         })();
@@ -468,7 +507,13 @@ async function stopLeftovers(dir: string, log: (m: string) => void): Promise<voi
       },
     );
   }
-  for (const pid of [state.leaderWorkerSet, state.kwok, state.kubeScheduler, state.kubeControllerManager]) {
+  for (const pid of [
+    state.envoyGateway,
+    state.leaderWorkerSet,
+    state.kwok,
+    state.kubeScheduler,
+    state.kubeControllerManager,
+  ]) {
     if (!pid || !isPidAlive(pid) || !commandLineMentions(pid, dir)) continue;
     log(`stopping process ${pid} left behind by an earlier run in ${dir}`);
     await killAndWait(pid);

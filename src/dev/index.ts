@@ -3,11 +3,12 @@
  * A real Kubernetes API server for development and tests (`llmisvc dev apiserver`): etcd + kube-apiserver on
  * loopback, the binaries from KUBEBUILDER_ASSETS or built once per machine from Go modules, and the CRDs of this
  * project and its dependencies installed on start. `llmisvc dev cluster` adds kube-controller-manager,
- * kube-scheduler and KWOK's fake nodes.
+ * kube-scheduler, KWOK's fake nodes, the LeaderWorkerSet controller and Envoy Gateway.
  */
 export { startDevApiServer, type DevApiServer, type StartDevApiServerOptions } from './apiserver.js';
 export { startDevCluster, type DevCluster, type StartDevClusterOptions } from './cluster.js';
 export {
+  ENVOY_GATEWAY_VERSION,
   KWOK_VERSION,
   cachedClusterAssets,
   ensureClusterAssets,

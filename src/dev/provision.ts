@@ -4,7 +4,12 @@
  * built once into the cache) and the dependency CRD manifests (fetched once into the cache). Used by the test
  * harness and by `llmisvc dev assets` to warm a machine ahead of time.
  */
-import { ensureClusterAssets, ensureLwsAssets, type ClusterAssets } from './cluster-assets.js';
+import {
+  ensureClusterAssets,
+  ensureEnvoyGatewayAssets,
+  ensureLwsAssets,
+  type ClusterAssets,
+} from './cluster-assets.js';
 import { DEPENDENCY_CRD_SETS, ensureCrdManifests, type CrdManifestSet } from './crd-sets.js';
 import { ensureKubeAssets, type KubeAssets } from './kube-assets.js';
 import { llmisvcCacheDir, repoRoot } from './paths.js';
@@ -36,14 +41,14 @@ export async function provisionDevAssets(options: {
 }
 
 /**
- * What `llmisvc dev cluster` adds on this machine: kube-controller-manager, kube-scheduler, KWOK and the
- * LeaderWorkerSet manager, built once into the cache (kube-apiserver's build first, whose compiled packages the controllers reuse).
+ * What `llmisvc dev cluster` adds on this machine: kube-controller-manager, kube-scheduler, KWOK, the
+ * LeaderWorkerSet manager and Envoy Gateway, built once into the cache (kube-apiserver's build first, whose compiled packages the controllers reuse).
  */
 export async function provisionDevClusterAssets(options: {
   env: NodeJS.ProcessEnv;
   kubernetesVersion?: string | undefined;
   log: (message: string) => void;
-}): Promise<ClusterAssets & { lwsManager: string }> {
+}): Promise<ClusterAssets & { lwsManager: string; envoyGateway: string }> {
   const cacheDir = llmisvcCacheDir(options.env);
   const go = { env: options.env, log: options.log };
   await ensureKubeAssets({
@@ -54,5 +59,6 @@ export async function provisionDevClusterAssets(options: {
   });
   const cluster = await ensureClusterAssets({ cacheDir, kubernetesVersion: options.kubernetesVersion, go });
   const lws = await ensureLwsAssets({ cacheDir, go });
-  return { ...cluster, lwsManager: lws.manager };
+  const envoyGateway = await ensureEnvoyGatewayAssets({ cacheDir, go });
+  return { ...cluster, lwsManager: lws.manager, envoyGateway: envoyGateway.binary };
 }

@@ -45,7 +45,7 @@ const kubeApiserverAssets: Provisioner = {
 };
 
 /**
- * kube-controller-manager, kube-scheduler, KWOK and the LWS manager for test/dev-cluster.test.ts (built once per
+ * kube-controller-manager, kube-scheduler, KWOK, the LWS manager and Envoy Gateway for the dev-cluster tests (built once per
  * machine; the controllers reuse kube-apiserver's compiled packages, so this runs after it). The test finds them in
  * the cache.
  */
@@ -54,7 +54,8 @@ const devClusterAssets: Provisioner = {
   async provision({ log, env }) {
     const assets = await provisionDevClusterAssets({ env, log });
     log(
-      `controllers, KWOK and LWS in the cache: ${assets.kubeControllerManager}, ${assets.kwok}, ${assets.lwsManager}`,
+      `controllers, KWOK, LWS and Envoy Gateway in the cache: ${assets.kubeControllerManager}, ${assets.kwok}, ` +
+        `${assets.lwsManager}, ${assets.envoyGateway}`,
     );
     return {};
   },
