@@ -221,7 +221,7 @@ function kvEventsEndpointOf(epp: RunningEpp | undefined): string {
 
 function substitute(template: string, values: Record<string, string>): string {
   return template.replace(
-    /\{(port|model|pod|role|prefill-endpoints)\}/g,
+    /\{(port|model|pod|role|prefill-endpoints|kv-events-endpoint)\}/g,
     (_, key: string) => values[key] ?? '',
   );
 }

@@ -80,9 +80,11 @@ export function tokenProducer(name: string, options: TokenProducerOptions): Toke
   }
 
   async function render(input: RequestDataInput, endpoints: readonly Endpoint[]): Promise<number[] | undefined> {
-    const path = input.path.split('?')[0]!.replace(/\/+$/, '');
-    const renderPath = RENDER_PATHS[path];
-    if (renderPath === undefined) return undefined;
+    // The gateway may route on a prefix (`/ns/name/v1/completions`) that it strips on the way to the server.
+    const full = input.path.split('?')[0]!.replace(/\/+$/, '');
+    const path = Object.keys(RENDER_PATHS).find((p) => full === p || full.endsWith(p));
+    if (path === undefined) return undefined;
+    const renderPath = RENDER_PATHS[path]!;
     const base = renderBase(endpoints);
     if (base === undefined) return fail('no renderer'), undefined;
     const timeout = path === '/v1/chat/completions' ? options.chatTimeoutMs : options.timeoutMs;
