@@ -49,7 +49,11 @@ function freePort(): Promise<number> {
   });
 }
 
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+async function until(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await Promise.resolve(check()).catch(() => false)) return;
@@ -147,7 +151,11 @@ describe('precise prefix-cache routing on llm-d-inference-sim KV events', () => 
       for (let i = 0; i < 4; i++) {
         const routed = await complete(gateway.url, text);
         assert.equal(routed.status, 200);
-        assert.equal(routed.port, String(ports[owner]), `request ${i} went to the simulator holding the prefix`);
+        assert.equal(
+          routed.port,
+          String(ports[owner]),
+          `request ${i} went to the simulator holding the prefix`,
+        );
       }
       // Other prompts fill the owner's 64 blocks: it evicts the prompt and says so (BlockRemoved).
       for (let i = 0; i < 4; i++)
@@ -155,7 +163,10 @@ describe('precise prefix-cache routing on llm-d-inference-sim KV events', () => 
       await until('the BlockRemoved events', async () => ((await held(text)).get(address) ?? 0) < 18);
       // Now the other simulator computes it: the EPP follows.
       assert.equal((await complete(`http://127.0.0.1:${other}`, text)).status, 200);
-      await until('the other BlockStored events', async () => ((await held(text)).get(`127.0.0.1:${other}`) ?? 0) >= 18);
+      await until(
+        'the other BlockStored events',
+        async () => ((await held(text)).get(`127.0.0.1:${other}`) ?? 0) >= 18,
+      );
       const routed = await complete(gateway.url, text);
       assert.equal(routed.port, String(other));
       assert.equal(producer.stats.undecodable, 0);

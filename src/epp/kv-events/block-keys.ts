@@ -26,7 +26,12 @@ export function rootBlockKey(hashSeed: string, model: string): number {
 }
 
 /** The key of one block of `tokens[start, start + blockSize)` after the block keyed `parent`. */
-export function chainBlockKey(parent: number, tokens: ArrayLike<number>, start: number, blockSize: number): number {
+export function chainBlockKey(
+  parent: number,
+  tokens: ArrayLike<number>,
+  start: number,
+  blockSize: number,
+): number {
   let h1 = 0xdeadbeef ^ (parent >>> 0);
   let h2 = 0x41c6ce57 ^ Math.floor(parent / 4294967296);
   const end = start + blockSize;

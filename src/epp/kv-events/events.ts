@@ -114,7 +114,8 @@ export function decodeKvEventBatch(
   if (!Array.isArray(raw) || raw.length < 2)
     throw new KvEventDecodeError('a KV event batch is an array [ts, events, data_parallel_rank?]');
   const [ts, rawEvents, rank] = raw as unknown[];
-  if (!Array.isArray(rawEvents)) throw new KvEventDecodeError('events (item 1 of the batch) must be an array');
+  if (!Array.isArray(rawEvents))
+    throw new KvEventDecodeError('events (item 1 of the batch) must be an array');
   if (rawEvents.length > limits.maxEvents)
     throw new KvEventDecodeError(`${rawEvents.length} events in one batch (limit ${limits.maxEvents})`);
   const events: KvEvent[] = [];
@@ -196,7 +197,11 @@ function optional<T>(value: unknown, read: (v: unknown) => T): T | undefined {
 
 function integer(value: unknown, field: string): number {
   if (typeof value === 'number' && Number.isInteger(value)) return value;
-  if (typeof value === 'bigint' && value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER))
+  if (
+    typeof value === 'bigint' &&
+    value >= BigInt(Number.MIN_SAFE_INTEGER) &&
+    value <= BigInt(Number.MAX_SAFE_INTEGER)
+  )
     return Number(value);
   throw new Error(`${field} must be an integer`);
 }
@@ -210,7 +215,8 @@ function string(value: unknown, field: string): string {
 function hashKey(value: unknown, field: string): string {
   if (typeof value === 'number' && Number.isInteger(value)) return String(value);
   if (typeof value === 'bigint') return value.toString();
-  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex');
+  if (value instanceof Uint8Array)
+    return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex');
   throw new Error(`${field} must hold integers or bytes`);
 }
 

@@ -153,7 +153,12 @@ describe('KV block index bounds and evictions', () => {
     index.stored(POD_A, MODEL, stored);
     const keys = index.keysOf(MODEL, prompt);
     assert.equal(index.match(keys).get(POD_A), 4);
-    const removed: BlockRemoved = { type: 'BlockRemoved', blockHashes: ['e2'], medium: undefined, groupIdx: undefined };
+    const removed: BlockRemoved = {
+      type: 'BlockRemoved',
+      blockHashes: ['e2'],
+      medium: undefined,
+      groupIdx: undefined,
+    };
     assert.equal(index.removed(POD_A, removed), 2);
     assert.equal(index.match(keys).get(POD_A), 2);
   });
@@ -168,7 +173,9 @@ describe('KV block index bounds and evictions', () => {
     });
     const [orphan] = decodeKvEventBatch(batch(storedEvent('array', [2], 99, tokens(4)))).events;
     assert.equal(index.stored(POD_A, MODEL, orphan as BlockStored), 'orphan');
-    const [cpu] = decodeKvEventBatch(batch(storedEvent('map', [1], null, tokens(4), { medium: 'CPU' }))).events;
+    const [cpu] = decodeKvEventBatch(
+      batch(storedEvent('map', [1], null, tokens(4), { medium: 'CPU' })),
+    ).events;
     assert.equal(index.stored(POD_A, MODEL, cpu as BlockStored), 'ignored');
     assert.equal(index.size, 0);
   });

@@ -72,7 +72,8 @@ export class KvBlockIndex {
 
   /** Applies a `BlockStored` event of `pod`, whose topic named `model`. */
   stored(pod: string, model: string, event: BlockStored): StoreOutcome {
-    if (event.medium !== undefined && this.options.ignoredMedia?.has(event.medium.toLowerCase())) return 'ignored';
+    if (event.medium !== undefined && this.options.ignoredMedia?.has(event.medium.toLowerCase()))
+      return 'ignored';
     if (event.groupIdx !== undefined && !INDEXABLE_KINDS.has(event.kvCacheSpecKind ?? 'full_attention'))
       return 'ignored';
     let parent: number;
@@ -175,7 +176,8 @@ export class KvBlockIndex {
       const spec = this.speculative.get(key);
       const next: string[] = [];
       for (const pod of alive) {
-        if (pods?.has(pod) || (spec !== undefined && spec.expiresAt > now && spec.pods.has(pod))) next.push(pod);
+        if (pods?.has(pod) || (spec !== undefined && spec.expiresAt > now && spec.pods.has(pod)))
+          next.push(pod);
         else matched.set(pod, b);
       }
       alive = next;

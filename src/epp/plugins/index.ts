@@ -177,7 +177,8 @@ const factories: Record<string, Factory> = {
   'label-selector-filter': (name, p) => labelSelectorFilter(name, labelSelector(p)),
   'by-label-selector': (name, p) => labelSelectorFilter(name, labelSelector(p), 'by-label-selector'),
   'utilization-detector': utilizationDetectorFactory,
-  'precise-prefix-cache-producer': (name, p) => precisePrefixCacheProducer(name, precisePrefixCacheOptions(p)),
+  'precise-prefix-cache-producer': (name, p) =>
+    precisePrefixCacheProducer(name, precisePrefixCacheOptions(p)),
   'token-producer': (name, p) => tokenProducer(name, tokenProducerOptions(p)),
   // The OpenAI parser is what this EPP always does; naming it in requestHandler.parsers is accepted and honoured.
   'openai-parser': (name) => ({ type: 'openai-parser', name }),

@@ -72,7 +72,9 @@ describe('KV events, hostile input', () => {
     const p = await started([POD], 64);
     // Events naming pods outside the pool cost nothing.
     for (let i = 0; i < 5000; i++)
-      p.handle(message(encode([1, [['BlockStored', [i], null, [1, 2, 3, 4], 4]], 0]), `10.9.${i >> 8}.${i & 255}:1`));
+      p.handle(
+        message(encode([1, [['BlockStored', [i], null, [1, 2, 3, 4], 4]], 0]), `10.9.${i >> 8}.${i & 255}:1`),
+      );
     assert.equal(p.stats.unknownPods, 5000);
     assert.equal(p.index.size, 0);
     // A pool member flooding distinct blocks stays within the configured cap.

@@ -191,7 +191,11 @@ export function precisePrefixCacheProducer(
         const n = all.get(e.address);
         if (n !== undefined) matched.set(e.address, n);
       }
-      const matches: PrefixMatches = { totalBlocks: keys.length, matched, blockSize: options.blockSizeTokens };
+      const matches: PrefixMatches = {
+        totalBlocks: keys.length,
+        matched,
+        blockSize: options.blockSizeTokens,
+      };
       context.state.write(prefixMatchKey(name), matches);
       if (context.state.read(PREFIX_MATCHES) === undefined) context.state.write(PREFIX_MATCHES, matches);
     },
@@ -213,7 +217,8 @@ export function precisePrefixCacheProducer(
         maxMessageBytes: options.maxMessageBytes,
         onMessage: handle,
         onMalformed: () => stats.malformedFrames++,
-        onError: (error, where) => h.log.warn({ err: String(error), plugin: name }, `KV events: ${where} failed`),
+        onError: (error, where) =>
+          h.log.warn({ err: String(error), plugin: name }, `KV events: ${where} failed`),
       });
       subscriber = sub;
       h.onRemove((address) => {
@@ -347,7 +352,8 @@ export function precisePrefixCacheOptions(p: Parameters): PrecisePrefixCacheOpti
   const ignoredMedia = new Set<string>();
   const backends = ic?.['kvCacheBackendConfigs'];
   if (backends !== undefined && backends !== null) {
-    if (!Array.isArray(backends)) p.problem('indexerConfig.kvCacheBackendConfigs', 'must be a list of {name, weight}');
+    if (!Array.isArray(backends))
+      p.problem('indexerConfig.kvCacheBackendConfigs', 'must be a list of {name, weight}');
     else
       backends.forEach((b, i) => {
         const path = `indexerConfig.kvCacheBackendConfigs[${i}]`;
@@ -373,17 +379,26 @@ export function precisePrefixCacheOptions(p: Parameters): PrecisePrefixCacheOpti
     p.problem('kvEventsConfig.zmqEndpoint', 'must be tcp://HOST:PORT, e.g. tcp://*:5557');
   const engineType = text(p, 'kvEventsConfig.engineType', ke?.['engineType'], 'vllm');
   if (engineType !== 'vllm')
-    p.problem('kvEventsConfig.engineType', `only "vllm" events are decoded here, got ${JSON.stringify(engineType)}`);
+    p.problem(
+      'kvEventsConfig.engineType',
+      `only "vllm" events are decoded here, got ${JSON.stringify(engineType)}`,
+    );
   positiveInteger(p, 'kvEventsConfig.concurrency', ke?.['concurrency'], 4);
   const discover = ke?.['discoverPods'];
-  if (discover !== undefined && typeof discover !== 'boolean') p.problem('kvEventsConfig.discoverPods', 'must be true or false');
+  if (discover !== undefined && typeof discover !== 'boolean')
+    p.problem('kvEventsConfig.discoverPods', 'must be true or false');
   const pd = section(p, 'kvEventsConfig.podDiscoveryConfig', ke?.['podDiscoveryConfig'], [
     'podLabelSelector',
     'podNamespace',
     'socketPort',
     'replaySocketPort',
   ]);
-  const socketPort = positiveInteger(p, 'kvEventsConfig.podDiscoveryConfig.socketPort', pd?.['socketPort'], 5557);
+  const socketPort = positiveInteger(
+    p,
+    'kvEventsConfig.podDiscoveryConfig.socketPort',
+    pd?.['socketPort'],
+    5557,
+  );
   // llm-d discovers pods by default; with a central socket (publishers connect to it) per-pod connections are only
   // made when asked for explicitly, since they would be dialled on the same port the central socket binds.
   const discoverPods = discover === true || (discover === undefined && zmqEndpoint === undefined);

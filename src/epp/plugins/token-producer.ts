@@ -61,7 +61,8 @@ export function tokensOfRenderAnswer(answer: unknown): number[] | undefined {
   if (typeof first !== 'object' || first === null) return undefined;
   const ids = (first as Record<string, unknown>)['token_ids'];
   if (!Array.isArray(ids)) return undefined;
-  for (const t of ids) if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > 0xffffffff) return undefined;
+  for (const t of ids)
+    if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > 0xffffffff) return undefined;
   return ids as number[];
 }
 
@@ -69,7 +70,8 @@ export function tokenProducer(name: string, options: TokenProducerOptions): Toke
   const failures = new Map<string, number>();
   const fail = (reason: string) => failures.set(reason, (failures.get(reason) ?? 0) + 1);
   // Keep-alive connections to the renderer; a render is on every request's path.
-  const agent = options.backend === 'vllm' ? new Agent({ keepAliveTimeout: 30_000, connections: 64 }) : undefined;
+  const agent =
+    options.backend === 'vllm' ? new Agent({ keepAliveTimeout: 30_000, connections: 64 }) : undefined;
   let next = 0;
 
   function renderBase(endpoints: readonly Endpoint[]): string | undefined {
@@ -79,14 +81,17 @@ export function tokenProducer(name: string, options: TokenProducerOptions): Toke
     return `http://${endpoint.address}`;
   }
 
-  async function render(input: RequestDataInput, endpoints: readonly Endpoint[]): Promise<number[] | undefined> {
+  async function render(
+    input: RequestDataInput,
+    endpoints: readonly Endpoint[],
+  ): Promise<number[] | undefined> {
     // The gateway may route on a prefix (`/ns/name/v1/completions`) that it strips on the way to the server.
     const full = input.path.split('?')[0]!.replace(/\/+$/, '');
     const path = Object.keys(RENDER_PATHS).find((p) => full === p || full.endsWith(p));
     if (path === undefined) return undefined;
     const renderPath = RENDER_PATHS[path]!;
     const base = renderBase(endpoints);
-    if (base === undefined) return fail('no renderer'), undefined;
+    if (base === undefined) return (fail('no renderer'), undefined);
     const timeout = path === '/v1/chat/completions' ? options.chatTimeoutMs : options.timeoutMs;
     try {
       const answer = await request(`${base}${renderPath}`, {
@@ -104,11 +109,11 @@ export function tokenProducer(name: string, options: TokenProducerOptions): Toke
         bytes += (chunk as Buffer).length;
         if (bytes > options.maxResponseBytes) {
           answer.body.destroy();
-          return fail('answer too large'), undefined;
+          return (fail('answer too large'), undefined);
         }
         chunks.push(chunk as Buffer);
       }
-      if (answer.statusCode !== 200) return fail(`status ${answer.statusCode}`), undefined;
+      if (answer.statusCode !== 200) return (fail(`status ${answer.statusCode}`), undefined);
       const tokens = tokensOfRenderAnswer(JSON.parse(Buffer.concat(chunks, bytes).toString('utf8')));
       if (!tokens) fail('no token_ids in the answer');
       return tokens;
@@ -171,7 +176,8 @@ export function tokenProducerOptions(p: Parameters): TokenProducerOptions {
     for (const key of Object.keys(v))
       if (!known.includes(key)) p.problem(`vllm.${key}`, `unknown field (known: ${known.join(', ')})`);
     for (const key of ['caCertPath', 'clientCertPath', 'clientKeyPath'])
-      if (v[key] !== undefined) p.problem(`vllm.${key}`, 'TLS to the renderer is not supported yet: use an http:// url');
+      if (v[key] !== undefined)
+        p.problem(`vllm.${key}`, 'TLS to the renderer is not supported yet: use an http:// url');
     if (v['url'] !== undefined) {
       if (typeof v['url'] !== 'string' || !/^http:\/\/[^\s/]+/.test(v['url']))
         p.problem('vllm.url', 'must be an http:// URL of a vLLM render endpoint, e.g. http://localhost:8000');
