@@ -282,8 +282,8 @@ function text(p: Parameters, path: string, value: unknown, fallback: string): st
   return value;
 }
 
-/** Default number of (block, endpoint) entries: ~230 MB at the measured cost per entry. */
-export const DEFAULT_MAX_ENTRIES = 1_000_000;
+/** Default number of (block, endpoint) entries: ~180 MB at the measured ~360 bytes per entry. */
+export const DEFAULT_MAX_ENTRIES = 500_000;
 
 /**
  * Reads llm-d-router's parameters: `tokenProcessorConfig` {blockSize | blockSizeTokens, hashSeed, hashAlgorithm},
@@ -291,7 +291,7 @@ export const DEFAULT_MAX_ENTRIES = 1_000_000;
  * kvCacheBackendConfigs [{name, weight}]}, `kvEventsConfig` {zmqEndpoint, topicFilter, concurrency, engineType,
  * tracing, discoverPods, podDiscoveryConfig {socketPort, podLabelSelector, podNamespace, replaySocketPort}},
  * `speculativeIndexing`, `speculativeTTL`. Defaults are llm-d's (block size 16, topic `kv@`, pod discovery on port
- * 5557), except the index size: llm-d allows 10^8 keys; here 10^6 entries unless `inMemoryConfig.size` says more.
+ * 5557), except the index size: llm-d allows 10^8 keys; here 500,000 entries unless `inMemoryConfig.size` says more.
  */
 export function precisePrefixCacheOptions(p: Parameters): PrecisePrefixCacheOptions {
   const tp = section(p, 'tokenProcessorConfig', p.raw('tokenProcessorConfig'), [
