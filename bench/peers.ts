@@ -60,22 +60,29 @@ const only = args
   ?.slice('--only='.length)
   .split(',');
 
+/**
+ * `--cache-pressure`: the fleet's KV caches hold about a quarter of the prefixes in play, so the simulators evict all
+ * the time; adds our EPP with precise prefix-cache routing (llm-d-router's precise-prefix-cache-producer on the
+ * simulators' real KV events) beside the approximate index, and skips the idle-latency and Envoy runs.
+ */
+const cachePressure = args.includes('--cache-pressure');
+
 const MODEL = 'Qwen/Qwen2.5-0.5B-Instruct';
 const REPLICAS = 8;
-const RATES = quick ? [8] : [8, 32];
+const RATES = cachePressure ? [32] : quick ? [8] : [8, 32];
 const DURATION_MS = quick ? 6_000 : 30_000;
 const IDLE_SAMPLES = quick ? 20 : 200;
 const SEED = 16;
 const IDLE_CPU_MS = quick ? 2_000 : 5_000;
-/** 16 groups × 1024-token system prompts need 1024 blocks of 16: more than one simulator's 512, so placement matters. */
-const WORKLOAD_PARAMS = {
-  groups: '16',
-  promptsPerGroup: '32',
-  systemPromptLen: '1024',
-  questionLen: '64',
-  outputLen: '32',
-};
-const KV_BLOCKS = 512;
+/**
+ * 16 groups × 1024-token system prompts need 1024 blocks of 16: more than one simulator's 512, so placement matters.
+ * Under cache pressure: 192 groups × 256-token prompts are 3072 prefix blocks against a fleet of 8 × 128 blocks,
+ * of which the running requests (4 per simulator, ~20 blocks each) take a good part: about a quarter fits.
+ */
+const WORKLOAD_PARAMS = cachePressure
+  ? { groups: '192', promptsPerGroup: '32', systemPromptLen: '256', questionLen: '32', outputLen: '32' }
+  : { groups: '16', promptsPerGroup: '32', systemPromptLen: '1024', questionLen: '64', outputLen: '32' };
+const KV_BLOCKS = cachePressure ? 128 : 512;
 const SIM_FLAGS = [
   '--force-dummy-tokenizer',
   '--enable-kvcache',
@@ -86,8 +93,46 @@ const SIM_FLAGS = [
   '--prefill-time-per-token 1ms',
   '--inter-token-latency 10ms',
   '--max-num-seqs 4',
-  "--zmq-endpoint ''",
 ];
+const NO_EVENTS = "--zmq-endpoint ''";
+
+/**
+ * llm-d-router's precise pipeline, as its sample configs spell it (token-producer on the servers' render endpoints,
+ * precise-prefix-cache-producer, prefix-cache-scorer reading it), with the default config's load scorers and weights.
+ * The EPP binds the events socket; the simulators connect to it (`{kv-events-endpoint}`).
+ */
+const PRECISE_EPP_CONFIG = `apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: token-producer
+  parameters:
+    modelName: ${MODEL}
+    vllm:
+      endpointDiscovery: {}
+- type: precise-prefix-cache-producer
+  parameters:
+    tokenProcessorConfig:
+      blockSize: 16
+    kvEventsConfig:
+      zmqEndpoint: tcp://127.0.0.1:0
+    speculativeIndexing: true
+- type: prefix-cache-scorer
+  parameters:
+    prefixMatchInfoProducerName: precise-prefix-cache-producer
+- type: queue-scorer
+- type: kv-cache-utilization-scorer
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: queue-scorer
+    weight: 2
+  - pluginRef: kv-cache-utilization-scorer
+    weight: 2
+  - pluginRef: prefix-cache-scorer
+    weight: 3
+  - pluginRef: max-score-picker
+`;
 
 interface Running {
   url: string;
@@ -186,7 +231,15 @@ async function startFleet(sim: string, logDir: string): Promise<{ sims: string[]
 }
 
 function simCommand(sim: string, port: string): string {
-  return `env POD_IP=127.0.0.1 ${sim} --port ${port} --model ${MODEL} ${SIM_FLAGS.join(' ')}`;
+  return `env POD_IP=127.0.0.1 ${sim} --port ${port} --model ${MODEL} ${SIM_FLAGS.join(' ')} ${NO_EVENTS}`;
+}
+
+/** A simulator publishing its KV events to the EPP; its topic names it `127.0.0.1:<port>`, its pool address. */
+function simWithEventsCommand(sim: string): string {
+  return (
+    `env POD_IP=127.0.0.1:{port} ${sim} --port {port} --model ${MODEL} ${SIM_FLAGS.join(' ')} ` +
+    '--zmq-endpoint {kv-events-endpoint} --event-batch-size 16'
+  );
 }
 
 function peerRouter(
@@ -278,10 +331,13 @@ const sglangRouter = peerRouter(
   ],
 );
 
-/** `llmisvc up` with the simulators as custom model servers: the EPP and the gateway as users run them. */
-function llmisvcUp(gateway: 'builtin' | 'envoy'): RouterSetup {
+/**
+ * `llmisvc up` with the simulators as custom model servers: the EPP and the gateway as users run them; `precise`
+ * routes on the simulators' KV events (PRECISE_EPP_CONFIG through `--epp-config`).
+ */
+function llmisvcUp(gateway: 'builtin' | 'envoy', precise = false): RouterSetup {
   return {
-    name: `llmisvc EPP + ${gateway === 'builtin' ? 'builtin gateway' : 'Envoy'}`,
+    name: `llmisvc EPP${precise ? ' precise' : ''} + ${gateway === 'builtin' ? 'builtin gateway' : 'Envoy'}`,
     needs: undefined,
     async start(ready, logDir) {
       const file = join(logDir, 'service.yaml');
@@ -298,6 +354,7 @@ function llmisvcUp(gateway: 'builtin' | 'envoy'): RouterSetup {
           '',
         ].join('\n'),
       );
+      if (precise) await writeFile(join(logDir, 'epp-config.yaml'), PRECISE_EPP_CONFIG);
       const port = await freePort();
       const child = startProcess(
         process.execPath,
@@ -311,7 +368,8 @@ function llmisvcUp(gateway: 'builtin' | 'envoy'): RouterSetup {
           '--gateway',
           gateway,
           '--model-server-cmd',
-          simCommand(ready.sim, '{port}'),
+          precise ? simWithEventsCommand(ready.sim) : simCommand(ready.sim, '{port}'),
+          ...(precise ? ['--epp-config', join(logDir, 'epp-config.yaml')] : []),
         ],
         join(logDir, 'up.log'),
       );
@@ -448,6 +506,28 @@ interface RunRecord {
   errors: string[];
 }
 
+/** Precise routing against every other router of the run: TTFT p90 and the fleet's hit ratio. */
+function preciseChecks(rows: readonly PeerRow[]): string[] {
+  const precise = rows.find((r) => r.router.includes('precise'));
+  if (!precise) return [];
+  const lines = [
+    '## Precise prefix-cache routing under cache pressure',
+    '',
+    `Ours with precise routing: TTFT p90 ${precise.ttftMs.p90.toFixed(0)} ms, hit ratio ${(precise.prefixHitRatio * 100).toFixed(1)} %.`,
+    '',
+    '| Against | TTFT p90, ms | Hit ratio | Precise better on both |',
+    '| --- | ---: | ---: | --- |',
+  ];
+  for (const r of rows) {
+    if (r === precise || r.qps !== precise.qps) continue;
+    const better = precise.ttftMs.p90 < r.ttftMs.p90 && precise.prefixHitRatio > r.prefixHitRatio;
+    lines.push(
+      `| ${r.router} | ${r.ttftMs.p90.toFixed(0)} | ${(r.prefixHitRatio * 100).toFixed(1)} % | ${better ? 'yes' : 'NO'} |`,
+    );
+  }
+  return [...lines, ''];
+}
+
 async function main(): Promise<void> {
   const started = Date.now();
   const log = (m: string): void =>
@@ -477,7 +557,7 @@ async function main(): Promise<void> {
     vllmRouter('power_of_two'),
     sglangRouter,
     llmisvcUp('builtin'),
-    llmisvcUp('envoy'),
+    ...(cachePressure ? [llmisvcUp('builtin', true)] : [llmisvcUp('envoy')]),
   ].filter((s) => !only || only.some((o) => s.name.toLowerCase().includes(o.toLowerCase())));
 
   const logRoot = await mkdtemp(join(tmpdir(), 'llmisvc-bench-peers-'));
@@ -503,7 +583,7 @@ async function main(): Promise<void> {
         break;
       }
       try {
-        if (i === 0) {
+        if (i === 0 && !cachePressure) {
           log(`${setup.name}: idle added latency, ${IDLE_SAMPLES} sequential requests each way`);
           const row = await idleAddedLatency(setup.name, running);
           idle.push(row);
@@ -592,7 +672,7 @@ async function main(): Promise<void> {
   };
   const date = new Date().toISOString();
   const report = [
-    `# Routers side by side${quick ? ' (quick smoke run)' : ''}`,
+    `# Routers side by side${cachePressure ? ' under cache pressure' : quick ? ' (quick smoke run)' : ''}`,
     '',
     `- Date: ${date}; wall time ${((Date.now() - started) / 60000).toFixed(1)} min`,
     `- Command: \`${command}\``,
@@ -637,12 +717,13 @@ async function main(): Promise<void> {
       sglang: 'sglang-router cache_aware',
     }),
     '',
+    ...(cachePressure ? preciseChecks(rows) : []),
     ...(failures.length
       ? ['## Could not run', '', ...failures.map((f) => `- ${f.router}: ${f.error.replace(/\n/g, ' ')}`), '']
       : []),
   ].join('\n');
   await mkdir(out, { recursive: true });
-  const name = quick ? 'quick' : 'report';
+  const name = cachePressure ? 'cache-pressure' : quick ? 'quick' : 'report';
   await writeFile(join(out, `${name}.md`), report);
   await writeFile(
     join(out, `${name}.json`),

@@ -46,3 +46,4 @@ export {
   type ModelServerFixture,
   type ReceivedRequest,
 } from './model-server-fixture.js';
+export { provisionInferenceSim, INFERENCE_SIM_VERSION } from './peers-provision.js';

@@ -72,6 +72,14 @@ export function inferenceSimGoMod(version: string): string {
   return `module llmisvc.local/peers-sim\n\ngo 1.24\n\nrequire ${INFERENCE_SIM_MODULE} ${version}\n`;
 }
 
+/**
+ * llm-d-inference-sim alone (the test suite's precise-routing tests need it; a cold build takes ~3.5 min on 2 cores).
+ * Resolves to the binary's path.
+ */
+export async function provisionInferenceSim(options: ProvisionPeersOptions): Promise<string> {
+  return (await ensureInferenceSim(join(llmisvcCacheDir(options.env), 'peers'), options)).path;
+}
+
 async function ensureInferenceSim(cacheDir: string, options: ProvisionPeersOptions): Promise<Found> {
   const dir = join(cacheDir, 'llm-d-inference-sim', INFERENCE_SIM_VERSION);
   const cached = (await goBuildInfo(dir)) !== undefined && existsSync(join(dir, 'llm-d-inference-sim'));

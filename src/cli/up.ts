@@ -123,7 +123,7 @@ export function register(program: Command): void {
     )
     .option(
       '--model-server-cmd <command>',
-      'command per replica; {port} {model} {pod} {role} {prefill-endpoints} are replaced',
+      'command per replica; {port} {model} {pod} {role} {prefill-endpoints} {kv-events-endpoint} are replaced',
     )
     .option('--epp-config <file>', 'EndpointPickerConfig replacing the one the service renders')
     .addOption(

@@ -257,8 +257,7 @@ test('llm-d layout: plugin types not supported yet are refused by name; a refere
   const problems = problemsOf(`apiVersion: llm-d.ai/v1alpha1
 kind: EndpointPickerConfig
 plugins:
-- type: token-producer
-- type: precise-prefix-cache-producer
+- type: tokenizer
 - name: precise
   type: precise-prefix-cache-scorer
 - type: concurrency-detector
@@ -272,15 +271,11 @@ flowControl:
 `);
   assert.deepEqual(
     problems.map((p) => p.path),
-    ['plugins[0].type', 'plugins[1].type', 'plugins[2].type', 'plugins[3].type', 'plugins[4].type'],
+    ['plugins[0].type', 'plugins[1].type', 'plugins[2].type', 'plugins[3].type'],
   );
-  assert.match(problems[0]!.message, /plugin type "token-producer" is not supported yet/);
-  assert.match(
-    problems[1]!.message,
-    /"precise-prefix-cache-producer" is not supported yet: .*KV-cache events/,
-  );
-  assert.match(problems[2]!.message, /use prefix-cache-scorer/);
-  assert.match(problems[4]!.message, /unknown plugin type "no-such-plugin" \(known: .*by-label/);
+  assert.match(problems[0]!.message, /plugin type "tokenizer" is not supported yet: .*use token-producer/);
+  assert.match(problems[1]!.message, /use precise-prefix-cache-producer with prefix-cache-scorer/);
+  assert.match(problems[3]!.message, /unknown plugin type "no-such-plugin" \(known: .*by-label/);
 });
 
 test('llm-d layout: the saturation detector in flowControl, at the deprecated top level, or by its default name', () => {

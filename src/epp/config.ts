@@ -17,12 +17,17 @@ import {
   isFilter,
   isPicker,
   isPostResponse,
+  isDataProducer,
+  isRequestDataPreparer,
+  isPluginService,
   isPreRequest,
   isProfileHandler,
   isScorer,
   type Filter,
   type Picker,
   type Plugin,
+  type PluginService,
+  type RequestDataPreparer,
   type ProfileHandler,
   type Scorer,
   type SchedulingProfile,
@@ -62,6 +67,10 @@ export interface EndpointPickerConfig {
   readonly featureGates: ReadonlyMap<string, boolean>;
   readonly warnings: readonly ConfigWarning[];
   readonly pluginTiming: PluginTiming;
+  /** Steps that may wait before scheduling (token-producer's render call); empty = schedule at once. */
+  readonly preparers: readonly RequestDataPreparer[];
+  /** Plugins with a background job (KV-event subscriptions), started and stopped with the EPP. */
+  readonly services: readonly PluginService[];
 }
 
 /**
@@ -245,6 +254,15 @@ export function buildEndpointPickerConfig(
       "accepted, not acted on: GIE's data section; model-server metrics are scraped with built-in names",
     );
 
+  plugins.forEach((plugin, name) => {
+    // prefix-cache-scorer's prefixMatchInfoProducerName must name a plugin, as in llm-d-router.
+    const producer = (plugin as { matchInfoProducer?: string }).matchInfoProducer;
+    if (producer !== undefined && !plugins.has(producer) && !c.refused.has(producer))
+      c.problem(
+        `plugins (${name}).parameters.prefixMatchInfoProducerName`,
+        `no plugin named "${producer}" in plugins (defined: ${names(plugins)})`,
+      );
+  });
   if (c.problems.length > 0) throw new ValidationError(`EndpointPickerConfig (${source})`, c.problems);
   const all = [...plugins.values()];
   return {
@@ -253,7 +271,10 @@ export function buildEndpointPickerConfig(
       profiles,
       preRequest: all.filter(isPreRequest),
       postResponse: all.filter(isPostResponse),
+      producers: all.filter(isDataProducer),
     },
+    preparers: all.filter(isRequestDataPreparer),
+    services: all.filter(isPluginService),
     saturation,
     plugins,
     featureGates,

@@ -45,6 +45,8 @@ export interface DecisionInput {
   body: Buffer | undefined;
   /** `envoy.lb.subset_hint` addresses, when the gateway sent some. */
   subsetHint?: ReadonlySet<string> | undefined;
+  /** What the config's preparers (token-producer) produced for this request; copied into the cycle state. */
+  requestData?: ReadonlyMap<string, unknown> | undefined;
 }
 
 export type Decision =
@@ -158,6 +160,7 @@ export function decide(
     now,
     random,
   };
+  if (input.requestData) for (const [key, value] of input.requestData) context.state.write(key, value);
   const result = schedule(config.scheduler, context, candidates);
   if (!result) {
     return {

@@ -166,6 +166,28 @@ export function createProcessHandler(
 
     function route(body: Buffer | undefined, trailersFollow: boolean): void {
       decided = true;
+      const preparers = deps.config().preparers;
+      if (preparers.length === 0 || body === undefined) return routeWith(body, trailersFollow, undefined);
+      // A preparer may wait (token-producer renders the prompt on a model server); the stream waits with it.
+      const data = new Map<string, unknown>();
+      const input = { path: headers?.[':path'] ?? '', headers: headers ?? {}, body };
+      const endpoints = deps.datastore.endpoints();
+      void Promise.allSettled(preparers.map((p) => p.prepareRequestData(input, endpoints, data))).then(() => {
+        if (closed) return;
+        try {
+          routeWith(body, trailersFollow, data);
+        } catch (error) {
+          deps.logger.error({ err: error }, 'ext_proc message handling failed');
+          if (!closed) immediate(new RequestError(500, 'internal error in the endpoint picker'));
+        }
+      });
+    }
+
+    function routeWith(
+      body: Buffer | undefined,
+      trailersFollow: boolean,
+      requestData: ReadonlyMap<string, unknown> | undefined,
+    ): void {
       const started = performance.now();
       // Observed after the answer is written, below and in immediate().
       const observePhase = () =>
@@ -173,7 +195,14 @@ export function createProcessHandler(
       const id = headers?.['x-request-id'] ?? `epp-${++requestCounter}`;
       const endpoints = deps.datastore.endpoints();
       const decision = decide(
-        { requestId: id, path: headers?.[':path'] ?? '', headers: headers ?? {}, body, subsetHint: subset },
+        {
+          requestId: id,
+          path: headers?.[':path'] ?? '',
+          headers: headers ?? {},
+          body,
+          subsetHint: subset,
+          requestData,
+        },
         endpoints,
         deps.config(),
         deps.directory(),

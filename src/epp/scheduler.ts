@@ -5,6 +5,7 @@
  * and randomness come in as arguments, so every decision is reproducible in a test.
  */
 import type {
+  DataProducer,
   Endpoint,
   PostResponse,
   PreRequest,
@@ -21,6 +22,8 @@ export interface SchedulerPlugins {
   readonly profiles: ReadonlyMap<string, SchedulingProfile>;
   readonly preRequest: readonly PreRequest[];
   readonly postResponse: readonly PostResponse[];
+  /** Run once per request before the profiles (e.g. the precise prefix-cache producer). */
+  readonly producers?: readonly DataProducer[];
 }
 
 /** Runs one profile over the candidates. */
@@ -55,6 +58,7 @@ export function schedule(
   context: SchedulingContext,
   candidates: readonly Endpoint[],
 ): SchedulingResult | undefined {
+  if (plugins.producers) for (const producer of plugins.producers) producer.produce(context, candidates);
   const results = new Map<string, ProfileResult>();
   for (let round = 0; round < MAX_PROFILE_ROUNDS; round++) {
     const next = plugins.handler.pickProfiles(context, plugins.profiles, results);

@@ -29,6 +29,7 @@ import {
 import type { KubernetesSource } from './kubernetes.js';
 import { MetricsScraper } from './metrics-scraper.js';
 import { PrefixIndex } from './plugins/index.js';
+import type { PluginHost } from './types.js';
 import { selfSignedKeyPair } from '../certs/index.js';
 import { loadKeyPair } from './tls.js';
 
@@ -190,6 +191,25 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
   }
   await scraper.scrapeAll();
   scraper.start();
+  // Plugins with a background job (precise-prefix-cache-producer's KV-event subscription) follow the endpoint set.
+  const pluginHost: PluginHost = {
+    endpoints: () => datastore.endpoints(),
+    onEndpointsChange: (listener) => datastore.onChange(listener),
+    onRemove: (listener) => datastore.onRemove(listener),
+    log: logger,
+  };
+  const services = config.services;
+  const stopServices = () => Promise.all(services.map((s) => s.stop()));
+  try {
+    for (const service of services) await service.start(pluginHost);
+  } catch (error) {
+    await stopServices();
+    await scraper.close();
+    await kube?.close();
+    throw new LlmisvcError('LLMISVC_ERR_CONFIG', `EPP plugin could not start: ${(error as Error).message}`, {
+      hint: 'precise-prefix-cache-producer: is kvEventsConfig.zmqEndpoint free to bind on this host?',
+    });
+  }
 
   const bodyLimitBytes = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
   const onError = (error: unknown) => logger.debug({ err: error }, 'gRPC stream error');
@@ -301,6 +321,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       datastore,
       config,
       async close() {
+        await stopServices();
         await scraper.close();
         await kube?.close();
         for (const w of watchers.keys()) w.end();
@@ -314,6 +335,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       },
     };
   } catch (error) {
+    await stopServices();
     await scraper.close();
     await kube?.close();
     await server.close();

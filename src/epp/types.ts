@@ -160,6 +160,53 @@ export interface PostResponse extends Plugin {
   postResponse(request: SchedulingRequest, endpoint: Endpoint): void;
 }
 
+/**
+ * Runs once per request before the profiles (llm-d's data producers): computes what scorers read from the cycle
+ * state, e.g. the precise prefix matches of every candidate.
+ */
+export interface DataProducer extends Plugin {
+  produce(context: SchedulingContext, endpoints: readonly Endpoint[]): void;
+}
+
+/** What an asynchronous request-data step sees: the request as it arrived. */
+export interface RequestDataInput {
+  readonly path: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Buffer;
+}
+
+/**
+ * Runs before scheduling and may wait (llm-d's token-producer calling the model server's render endpoint); what it
+ * writes to `data` is in the request's cycle state when the scheduler runs.
+ */
+export interface RequestDataPreparer extends Plugin {
+  prepareRequestData(
+    input: RequestDataInput,
+    endpoints: readonly Endpoint[],
+    data: Map<string, unknown>,
+  ): Promise<void>;
+}
+
+/** What a plugin with a background job (e.g. a KV-event subscription) gets from the running EPP. */
+export interface PluginHost {
+  endpoints(): readonly Endpoint[];
+  /** Called after every change of the endpoint set. */
+  onEndpointsChange(listener: () => void): void;
+  /** Called with the address of every endpoint that leaves. */
+  onRemove(listener: (address: string) => void): void;
+  readonly log: {
+    warn(fields: object, message: string): void;
+    info(fields: object, message: string): void;
+    debug(fields: object, message: string): void;
+  };
+}
+
+/** A plugin that runs something while the EPP runs; started after the config loads, stopped at shutdown. */
+export interface PluginService extends Plugin {
+  start(host: PluginHost): Promise<void>;
+  stop(): Promise<void>;
+}
+
 export function isFilter(p: Plugin): p is Filter {
   return typeof (p as Partial<Filter>).filter === 'function';
 }
@@ -177,6 +224,16 @@ export function isPreRequest(p: Plugin): p is PreRequest {
 }
 export function isPostResponse(p: Plugin): p is PostResponse {
   return typeof (p as Partial<PostResponse>).postResponse === 'function';
+}
+export function isDataProducer(p: Plugin): p is DataProducer {
+  return typeof (p as Partial<DataProducer>).produce === 'function';
+}
+export function isRequestDataPreparer(p: Plugin): p is RequestDataPreparer {
+  return typeof (p as Partial<RequestDataPreparer>).prepareRequestData === 'function';
+}
+export function isPluginService(p: Plugin): p is PluginService {
+  const s = p as Partial<PluginService>;
+  return typeof s.start === 'function' && typeof s.stop === 'function';
 }
 
 /** Metrics of an endpoint never scraped. */

@@ -55,8 +55,9 @@ export interface LocalStackOptions {
   gateway?: GatewayKind;
   modelServer?: ModelServerKind;
   /**
-   * A command per replica, with `{port}`, `{model}`, `{pod}`, `{role}` and `{prefill-endpoints}` (the pool's prefill
-   * `host:port`s, comma-separated: a decode server's allow-list) replaced; overrides `modelServer`.
+   * A command per replica, with `{port}`, `{model}`, `{pod}`, `{role}`, `{prefill-endpoints}` (the pool's prefill
+   * `host:port`s, comma-separated: a decode server's allow-list) and `{kv-events-endpoint}` (the ZMQ socket the EPP's
+   * precise-prefix-cache-producer bound, for the server's KV-cache events) replaced; overrides `modelServer`.
    */
   modelServerCmd?: string | undefined;
   /**
@@ -200,9 +201,27 @@ async function eppScrapedAll(datastore: Datastore, timeoutMs = 10_000): Promise<
   }
 }
 
+/**
+ * Where model servers publish KV-cache events: the socket the EPP's precise-prefix-cache-producer bound
+ * (`kvEventsConfig.zmqEndpoint`), with a wildcard host made connectable on loopback.
+ */
+function kvEventsEndpointOf(epp: RunningEpp | undefined): string {
+  for (const plugin of epp?.config.plugins.values() ?? []) {
+    const bound = (plugin as { boundEndpoint?: () => string | undefined }).boundEndpoint?.();
+    if (bound) return bound.replace('://0.0.0.0:', '://127.0.0.1:').replace('://*:', '://127.0.0.1:');
+  }
+  throw new LlmisvcError(
+    'LLMISVC_ERR_CONFIG',
+    '--model-server-cmd uses {kv-events-endpoint}, but no precise-prefix-cache-producer binds a socket',
+    {
+      hint: 'Give the EndpointPickerConfig a precise-prefix-cache-producer with kvEventsConfig.zmqEndpoint, e.g. tcp://127.0.0.1:0 (--epp-config).',
+    },
+  );
+}
+
 function substitute(template: string, values: Record<string, string>): string {
   return template.replace(
-    /\{(port|model|pod|role|prefill-endpoints)\}/g,
+    /\{(port|model|pod|role|prefill-endpoints|kv-events-endpoint)\}/g,
     (_, key: string) => values[key] ?? '',
   );
 }
@@ -301,8 +320,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const prefillAddresses = endpoints.filter((e) => e.role === 'prefill').map((e) => e.address);
     const command = options.modelServerCmd ?? (options.modelServer === 'vllm' ? VLLM_COMMAND : undefined);
     // The model servers and the EPP start side by side: the EPP knows the addresses already, and the endpoints it
-    // cannot scrape yet are marked stale until they answer (the gateway opens only once all are ready).
-    const serversReady = Promise.all(
+    // cannot scrape yet are marked stale until they answer (the gateway opens only once all are ready). A command
+    // that publishes KV-cache events to the EPP ({kv-events-endpoint}) waits for the EPP to bind that socket.
+    const wantsKvEvents = command?.includes('{kv-events-endpoint}') ?? false;
+    const startServers = (kvEventsEndpoint: string) =>
       endpoints.map((e, i) => {
         const port = ports[i]!;
         const base = `http://${e.address}`;
@@ -317,6 +338,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
                   pod: e.pod,
                   role: e.role,
                   'prefill-endpoints': prefillAddresses.join(','),
+                  'kv-events-endpoint': kvEventsEndpoint,
                 })}`,
               ],
               readyTimeoutMs: 30 * 60_000,
@@ -345,8 +367,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           logPath: join(logDir, `${e.pod}.log`),
           probe: () => httpOk(`${base}/health`),
         });
-      }),
-    );
+      });
     state.setEndpoints(endpoints);
 
     const eppEndpoints = useEpp
@@ -373,6 +394,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         ms: Math.round(performance.now() - te),
       });
     })();
+    const serversReady = wantsKvEvents
+      ? eppReady.then(() => Promise.all(startServers(kvEventsEndpointOf(epp))))
+      : Promise.all(startServers(''));
     const started = await Promise.allSettled([serversReady, eppReady]);
     for (const result of started) if (result.status === 'rejected') throw result.reason;
     if (epp) await eppScrapedAll(epp.datastore);

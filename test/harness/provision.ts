@@ -11,6 +11,7 @@ import { provisionDevAssets, provisionDevClusterAssets, startDevApiServer } from
 import { chromiumProvisioner } from './chromium.js';
 import { envoyProvisioner } from './envoy.js';
 import { h2specProvisioner } from './h2spec.js';
+import { inferenceSimProvisioner } from './inference-sim.js';
 
 export interface HarnessContext {
   log: (message: string) => void;
@@ -88,6 +89,7 @@ export const provisioners: Provisioner[] = [
   envoyProvisioner,
   chromiumProvisioner,
   h2specProvisioner,
+  inferenceSimProvisioner,
 ];
 
 export const services: TestService[] = [sharedKubeApiserver];

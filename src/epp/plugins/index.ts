@@ -27,9 +27,11 @@ import {
   type PrefixCacheParameters,
 } from './prefix-cache-scorer.js';
 import { MAX_CHARS_PER_TOKEN, MIN_CHARS_PER_TOKEN } from './prefix-cache-tuning.js';
+import { precisePrefixCacheOptions, precisePrefixCacheProducer } from './precise-prefix-cache-producer.js';
 import { randomPicker } from './random-picker.js';
 import { decodeFilter, prefillFilter } from './role-filter.js';
 import { singleProfileHandler } from './single-profile-handler.js';
+import { tokenProducer, tokenProducerOptions } from './token-producer.js';
 import { utilizationDetector } from './utilization-detector.js';
 import { weightedRandomPicker } from './weighted-random-picker.js';
 
@@ -45,6 +47,20 @@ export {
 } from './prefix-cache-scorer.js';
 export { CharsPerTokenMeter, tunedCapacityBlocks } from './prefix-cache-tuning.js';
 export { PREFILL_HEADER } from './prefill-header-handler.js';
+export {
+  precisePrefixCacheProducer,
+  precisePrefixCacheOptions,
+  type PrecisePrefixCacheProducer,
+  type PrecisePrefixCacheOptions,
+  type KvEventStats,
+} from './precise-prefix-cache-producer.js';
+export {
+  tokenProducer,
+  estimateTokens,
+  TOKENIZED_PROMPT,
+  type TokenProducer,
+  type TokenizedPrompt,
+} from './token-producer.js';
 
 type Factory = (name: string, p: Parameters) => Plugin;
 
@@ -78,6 +94,9 @@ function prefixCacheParameters(p: Parameters): PrefixCacheParameters {
     lruCapacityPerServer: p.integer('lruCapacityPerServer', d.lruCapacityPerServer, 1),
     autoTune: p.boolean('autoTune', d.autoTune),
     averageCharactersPerToken,
+    matchInfoProducer: p.has('prefixMatchInfoProducerName')
+      ? p.string('prefixMatchInfoProducerName', '')
+      : undefined,
   };
 }
 
@@ -158,6 +177,9 @@ const factories: Record<string, Factory> = {
   'label-selector-filter': (name, p) => labelSelectorFilter(name, labelSelector(p)),
   'by-label-selector': (name, p) => labelSelectorFilter(name, labelSelector(p), 'by-label-selector'),
   'utilization-detector': utilizationDetectorFactory,
+  'precise-prefix-cache-producer': (name, p) =>
+    precisePrefixCacheProducer(name, precisePrefixCacheOptions(p)),
+  'token-producer': (name, p) => tokenProducer(name, tokenProducerOptions(p)),
   // The OpenAI parser is what this EPP always does; naming it in requestHandler.parsers is accepted and honoured.
   'openai-parser': (name) => ({ type: 'openai-parser', name }),
 };
@@ -173,6 +195,8 @@ export const acceptedNotActedOn: Readonly<Record<string, string>> = {
   'approx-prefix-cache-producer':
     'prefix-cache-scorer keeps its own prefix index; give the block size and capacities to prefix-cache-scorer',
   'inflight-load-producer': 'the EPP counts its in-flight requests itself (active-request-scorer)',
+  'endpoint-notification-source':
+    "the EPP's endpoint set is the source: precise-prefix-cache-producer follows it (subscriptions, evictions) itself",
   'global-strict-fairness-policy': 'flow control (queueing by priority and fairness) is not implemented',
   'round-robin-fairness-policy': 'flow control (queueing by priority and fairness) is not implemented',
   'program-aware-fairness': 'flow control (queueing by priority and fairness) is not implemented',
@@ -184,12 +208,8 @@ export const acceptedNotActedOn: Readonly<Record<string, string>> = {
 /** Plugin types from llm-d configs that this EPP refuses, with what to do instead. */
 export const notSupported: Readonly<Record<string, string>> = {
   'precise-prefix-cache-scorer':
-    "needs the model servers' KV-cache events (ZMQ), a separate piece of work; use prefix-cache-scorer, which estimates the same from the prompts the EPP routed",
-  'precise-prefix-cache-producer':
-    "needs the model servers' KV-cache events (ZMQ), a separate piece of work; use prefix-cache-scorer",
-  'token-producer':
-    "needs the model's tokenizer; prefix-cache-scorer hashes characters (blockSizeTokens × averageCharactersPerToken)",
-  tokenizer: "needs the model's tokenizer (now token-producer); prefix-cache-scorer hashes characters",
+    'deprecated upstream: use precise-prefix-cache-producer with prefix-cache-scorer (prefixMatchInfoProducerName) and a token-producer',
+  tokenizer: 'renamed upstream: use token-producer (backend vllm or estimate)',
   'concurrency-detector': 'use utilization-detector (queue depth and KV-cache usage)',
   'disagg-profile-handler': 'use pd-profile-handler with prefill-header-handler',
   'always-disagg-pd-decider': 'use pd-profile-handler (its threshold parameter decides)',

@@ -28,6 +28,11 @@ import { CharsPerTokenMeter, DEFAULT_CHARS_PER_TOKEN, tunedCapacityBlocks } from
 export const PREFIX_HASHES = 'prefix-cache/hashes';
 export const PREFIX_MATCHES = 'prefix-cache/matches';
 
+/** Cycle-state key under which a data producer named `name` leaves its {@link PrefixMatches} (llm-d's match info). */
+export function prefixMatchKey(name: string): string {
+  return `prefix-match-info/${name}`;
+}
+
 export interface PrefixCacheParameters {
   /** Characters per hashed block. */
   hashBlockSize: number;
@@ -38,6 +43,12 @@ export interface PrefixCacheParameters {
   autoTune: boolean;
   /** Characters per token assumed by `autoTune` until it has measured one. */
   averageCharactersPerToken: number;
+  /**
+   * llm-d's `prefixMatchInfoProducerName`: score from the match info this producer left in the cycle state (the
+   * precise producer's); a producer that leaves none (llm-d's approximate one, which this scorer is) falls back to the
+   * scorer's own index.
+   */
+  matchInfoProducer?: string | undefined;
 }
 
 export const defaultPrefixCacheParameters: PrefixCacheParameters = {
@@ -195,6 +206,8 @@ export type PrefixCacheScorer = Scorer &
   PreRequest &
   Partial<PostResponse> & {
     readonly index: PrefixIndex;
+    /** `prefixMatchInfoProducerName`, when given. */
+    readonly matchInfoProducer: string | undefined;
     /** The characters per token `autoTune` uses for an endpoint (undefined without `autoTune`). */
     charsPerToken(address: string): number | undefined;
   };
@@ -211,6 +224,11 @@ export function prefixCacheScorer(name: string, parameters: PrefixCacheParameter
   const tuning = parameters.autoTune ? new Map<string, EndpointTuning>() : undefined;
   /** The latest measurement from any endpoint: a better first guess for a new endpoint than the default. */
   let poolCharsPerToken: number | undefined;
+
+  const producedMatches = (context: SchedulingContext): PrefixMatches | undefined =>
+    parameters.matchInfoProducer === undefined
+      ? undefined
+      : context.state.read<PrefixMatches>(prefixMatchKey(parameters.matchInfoProducer));
 
   const charsPerTokenOf = (t: EndpointTuning | undefined): number =>
     t?.meter.charsPerToken ?? poolCharsPerToken ?? parameters.averageCharactersPerToken;
@@ -252,11 +270,13 @@ export function prefixCacheScorer(name: string, parameters: PrefixCacheParameter
     type: 'prefix-cache-scorer',
     name,
     index,
+    matchInfoProducer: parameters.matchInfoProducer,
     charsPerToken(address: string): number | undefined {
       return tuning ? charsPerTokenOf(tuning.get(address)) : undefined;
     },
     score(context, endpoints: readonly Endpoint[]): Float64Array {
-      const { totalBlocks, matched } = prefixMatches(context, index, parameters);
+      const produced = producedMatches(context);
+      const { totalBlocks, matched } = produced ?? prefixMatches(context, index, parameters);
       const scores = new Float64Array(endpoints.length);
       if (totalBlocks === 0 || matched.size === 0) return scores;
       for (let i = 0; i < endpoints.length; i++) {
@@ -265,6 +285,8 @@ export function prefixCacheScorer(name: string, parameters: PrefixCacheParameter
       return scores;
     },
     preRequest(context, result: SchedulingResult): void {
+      // Scored from a producer's index: nothing of this scorer's own to record.
+      if (producedMatches(context)) return;
       prefixMatches(context, index, parameters);
       const hashes = context.state.read<number[]>(PREFIX_HASHES) ?? [];
       // Every endpoint that will process the prompt (decode and, for P/D, prefill) ends up holding its blocks.

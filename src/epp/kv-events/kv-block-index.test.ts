@@ -1,0 +1,190 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { encode } from '@msgpack/msgpack';
+import { decodeKvEventBatch, type BlockRemoved, type BlockStored } from './events.js';
+import { KvBlockIndex } from './kv-block-index.js';
+
+const POD_A = '10.0.0.1:8000';
+const POD_B = '10.0.0.2:8000';
+const MODEL = 'llama';
+
+/** Tokens 0..n-1 shifted by `base`, so prompts differ from the start. */
+const tokens = (n: number, base = 0): number[] => Array.from({ length: n }, (_, i) => base + i);
+
+type Encoding = 'array' | 'map';
+
+/** vLLM's BlockStored in either encoding (positional: trailing defaults omitted, as msgspec writes it). */
+function storedEvent(
+  encoding: Encoding,
+  hashes: (number | bigint)[],
+  parent: number | bigint | null,
+  ids: number[],
+  extra: { loraName?: string; medium?: string } = {},
+): unknown {
+  if (encoding === 'map')
+    return {
+      type: 'BlockStored',
+      block_hashes: hashes,
+      parent_block_hash: parent,
+      token_ids: ids,
+      block_size: 4,
+      ...(extra.medium ? { medium: extra.medium } : {}),
+      ...(extra.loraName ? { lora_name: extra.loraName, lora_id: 1 } : {}),
+    };
+  const positional: unknown[] = ['BlockStored', hashes, parent, ids, 4];
+  if (extra.loraName || extra.medium) positional.push(extra.loraName ? 1 : null, extra.medium ?? null);
+  if (extra.loraName) positional.push(extra.loraName);
+  return positional;
+}
+
+function removedEvent(encoding: Encoding, hashes: (number | bigint)[]): unknown {
+  return encoding === 'map' ? { type: 'BlockRemoved', block_hashes: hashes } : ['BlockRemoved', hashes];
+}
+
+/** A whole ZMQ payload: `[ts, events, dp_rank]`. */
+const batch = (...events: unknown[]): Uint8Array => encode([1733330000.5, events, 0], { useBigInt64: true });
+
+function apply(index: KvBlockIndex, pod: string, payload: Uint8Array): void {
+  for (const event of decodeKvEventBatch(payload).events) {
+    if (event.type === 'BlockStored') index.stored(pod, MODEL, event);
+    else if (event.type === 'BlockRemoved') index.removed(pod, event);
+    else index.clearPod(pod);
+  }
+}
+
+const newIndex = (maxEntries = 1000, podCacheSize = 10) =>
+  new KvBlockIndex({ blockSize: 4, hashSeed: '', maxEntries, podCacheSize });
+
+for (const encoding of ['array', 'map'] as const) {
+  describe(`KV block index from vLLM events (${encoding} encoding)`, () => {
+    it('matches the longest stored prefix, chaining a later event from its parent hash', () => {
+      const index = newIndex();
+      const prompt = tokens(16);
+      // 64-bit hashes as vLLM sends them (above 2^53: must survive decoding exactly).
+      const h = [2n ** 63n + 1n, 2n ** 63n + 2n, 2n ** 63n + 3n];
+      apply(index, POD_A, batch(storedEvent(encoding, [h[0]!, h[1]!], null, prompt.slice(0, 8))));
+      apply(index, POD_A, batch(storedEvent(encoding, [h[2]!], h[1]!, prompt.slice(8, 12))));
+      const keys = index.keysOf(MODEL, prompt);
+      assert.equal(keys.length, 4);
+      assert.deepEqual(index.match(keys), new Map([[POD_A, 3]]));
+      // Another endpoint holds the first block only.
+      apply(index, POD_B, batch(storedEvent(encoding, [7], null, prompt.slice(0, 4))));
+      assert.deepEqual(
+        index.match(keys),
+        new Map([
+          [POD_B, 1],
+          [POD_A, 3],
+        ]),
+      );
+    });
+
+    it('follows BlockRemoved and AllBlocksCleared', () => {
+      const index = newIndex();
+      const prompt = tokens(12);
+      apply(index, POD_A, batch(storedEvent(encoding, [1, 2, 3], null, prompt)));
+      apply(index, POD_B, batch(storedEvent(encoding, [1, 2, 3], null, prompt)));
+      const keys = index.keysOf(MODEL, prompt);
+      // The middle block leaves A: A's prefix ends before it.
+      apply(index, POD_A, batch(removedEvent(encoding, [2])));
+      assert.deepEqual(index.match(keys).get(POD_A), 1);
+      assert.deepEqual(index.match(keys).get(POD_B), 3);
+      apply(index, POD_B, batch(encoding === 'map' ? { type: 'AllBlocksCleared' } : ['AllBlocksCleared']));
+      assert.equal(index.match(keys).has(POD_B), false);
+      assert.equal(index.sizeOf(POD_B), 0);
+      // A removal names engine hashes of its own endpoint only.
+      apply(index, POD_B, batch(removedEvent(encoding, [1])));
+      assert.equal(index.match(keys).get(POD_A), 1);
+    });
+
+    it('keeps LoRA adapters apart from the base model and from each other', () => {
+      const index = newIndex();
+      const prompt = tokens(8);
+      apply(index, POD_A, batch(storedEvent(encoding, [1, 2], null, prompt, { loraName: 'sql-adapter' })));
+      assert.equal(index.match(index.keysOf(MODEL, prompt)).size, 0);
+      assert.equal(index.match(index.keysOf('other-adapter', prompt)).size, 0);
+      assert.deepEqual(index.match(index.keysOf('sql-adapter', prompt)), new Map([[POD_A, 2]]));
+    });
+  });
+}
+
+describe('KV block index bounds and evictions', () => {
+  it('holds at most maxEntries (block, endpoint) entries, evicting the least recently used blocks', () => {
+    const index = newIndex(8);
+    const first = tokens(16, 0);
+    const second = tokens(16, 1000);
+    apply(index, POD_A, batch(storedEvent('array', [1, 2, 3, 4], null, first)));
+    apply(index, POD_B, batch(storedEvent('array', [5, 6, 7, 8], null, second)));
+    assert.equal(index.size, 8);
+    // Hit the first prompt: its blocks become the most recent.
+    assert.equal(index.match(index.keysOf(MODEL, first)).get(POD_A), 4);
+    apply(index, POD_B, batch(storedEvent('array', [9, 10], null, tokens(8, 5000))));
+    assert.equal(index.size, 8);
+    // The least recently used blocks (the second prompt's start) went first.
+    assert.equal(index.match(index.keysOf(MODEL, second)).size, 0);
+    assert.equal(index.match(index.keysOf(MODEL, first)).get(POD_A), 4);
+    assert.ok(index.engineMappings <= 8);
+  });
+
+  it('remembers at most podCacheSize endpoints per block', () => {
+    const index = newIndex(1000, 2);
+    const prompt = tokens(4);
+    for (const [i, pod] of ['a:1', 'b:1', 'c:1'].entries())
+      apply(index, pod, batch(storedEvent('array', [i + 1], null, prompt)));
+    assert.deepEqual([...index.match(index.keysOf(MODEL, prompt)).keys()].sort(), ['b:1', 'c:1']);
+    assert.equal(index.size, 2);
+  });
+
+  it('maps engine blocks larger than its own (one engine hash over several keys)', () => {
+    // The server's block is 8 tokens, the index's 4: one removal takes both keys.
+    const index = newIndex();
+    const prompt = tokens(16);
+    const stored: BlockStored = {
+      type: 'BlockStored',
+      blockHashes: ['e1', 'e2'],
+      parentHash: undefined,
+      tokenIds: prompt,
+      blockSize: 8,
+      loraId: undefined,
+      medium: undefined,
+      loraName: undefined,
+      groupIdx: undefined,
+      kvCacheSpecKind: undefined,
+    };
+    index.stored(POD_A, MODEL, stored);
+    const keys = index.keysOf(MODEL, prompt);
+    assert.equal(index.match(keys).get(POD_A), 4);
+    const removed: BlockRemoved = {
+      type: 'BlockRemoved',
+      blockHashes: ['e2'],
+      medium: undefined,
+      groupIdx: undefined,
+    };
+    assert.equal(index.removed(POD_A, removed), 2);
+    assert.equal(index.match(keys).get(POD_A), 2);
+  });
+
+  it('skips a block whose parent it never saw, and media weighted 0', () => {
+    const index = new KvBlockIndex({
+      blockSize: 4,
+      hashSeed: '',
+      maxEntries: 100,
+      podCacheSize: 10,
+      ignoredMedia: new Set(['cpu']),
+    });
+    const [orphan] = decodeKvEventBatch(batch(storedEvent('array', [2], 99, tokens(4)))).events;
+    assert.equal(index.stored(POD_A, MODEL, orphan as BlockStored), 'orphan');
+    const [cpu] = decodeKvEventBatch(
+      batch(storedEvent('map', [1], null, tokens(4), { medium: 'CPU' })),
+    ).events;
+    assert.equal(index.stored(POD_A, MODEL, cpu as BlockStored), 'ignored');
+    assert.equal(index.size, 0);
+  });
+
+  it('counts speculative entries until they expire', () => {
+    const index = newIndex();
+    const keys = index.keysOf(MODEL, tokens(8));
+    index.speculate(POD_A, keys, 1000, 500);
+    assert.equal(index.match(keys, 1200).get(POD_A), 2);
+    assert.equal(index.match(keys, 1600).has(POD_A), false);
+  });
+});

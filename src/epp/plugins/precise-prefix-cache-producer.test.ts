@@ -1,0 +1,196 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { encode } from '@msgpack/msgpack';
+import { decodeKvEventBatch, KvEventDecodeError } from '../kv-events/index.js';
+import { loadEndpointPickerConfig } from '../config.js';
+import { Parameters } from './parameters.js';
+import { precisePrefixCacheOptions, precisePrefixCacheProducer } from './precise-prefix-cache-producer.js';
+
+const POD = '127.0.0.1:8001';
+const options = (params: Record<string, unknown> = {}) => {
+  const problems: { path: string; message: string }[] = [];
+  const o = precisePrefixCacheOptions(new Parameters(params, 'plugins[0].parameters', problems));
+  return { options: o, problems };
+};
+
+function producer(maxEntries = 1000) {
+  const { options: o } = options({
+    tokenProcessorConfig: { blockSize: 4 },
+    indexerConfig: { kvBlockIndexConfig: { inMemoryConfig: { size: maxEntries } } },
+  });
+  return precisePrefixCacheProducer('precise-prefix-cache-producer', o);
+}
+
+/** The plugin as the subscriber drives it, with a pool of `pods`. */
+async function started(pods: string[], maxEntries?: number) {
+  const p = producer(maxEntries);
+  const endpoints = pods.map((address) => ({ address }));
+  // No socket: neither a central endpoint nor per-endpoint discovery with the default options below.
+  (p.options as { socketPort: number | undefined }).socketPort = undefined;
+  await p.start({
+    endpoints: () => endpoints as never,
+    onEndpointsChange: () => undefined,
+    onRemove: () => undefined,
+    log: { warn: () => undefined, info: () => undefined, debug: () => undefined },
+  });
+  return p;
+}
+
+const message = (payload: Uint8Array, pod = POD, sequence = 1n) => ({
+  source: undefined,
+  topic: `kv@${pod}@m`,
+  sequence,
+  payload,
+});
+
+describe('KV events, hostile input', () => {
+  it('rejects payloads that are not a batch with a decode error, and skips unknown or malformed events', () => {
+    for (const bad of [
+      new Uint8Array([0xc1]),
+      new Uint8Array([0xdd, 0xff, 0xff, 0xff, 0xff]),
+      encode('not a batch'),
+      encode([1, 'events?']),
+    ])
+      assert.throws(() => decodeKvEventBatch(bad), KvEventDecodeError);
+    const decoded = decodeKvEventBatch(
+      encode([
+        1,
+        [['FutureEvent', 1], { type: 7 }, ['BlockStored', 'x', null, [1], 4], ['BlockRemoved', [1]], 42],
+        0,
+      ]),
+    );
+    assert.equal(decoded.events.length, 1);
+    assert.equal(decoded.skipped.length, 4);
+  });
+
+  it('refuses a batch above the event limit before looking at its events', () => {
+    const huge = encode([1, Array.from({ length: 70_000 }, () => ['AllBlocksCleared']), 0]);
+    assert.throws(() => decodeKvEventBatch(huge), /70000 events in one batch/);
+  });
+
+  it('stays bounded under a flood of topics, pods and blocks', async () => {
+    const p = await started([POD], 64);
+    // Events naming pods outside the pool cost nothing.
+    for (let i = 0; i < 5000; i++)
+      p.handle(
+        message(encode([1, [['BlockStored', [i], null, [1, 2, 3, 4], 4]], 0]), `10.9.${i >> 8}.${i & 255}:1`),
+      );
+    assert.equal(p.stats.unknownPods, 5000);
+    assert.equal(p.index.size, 0);
+    // A pool member flooding distinct blocks stays within the configured cap.
+    for (let i = 0; i < 2000; i++)
+      p.handle(message(encode([1, [['BlockStored', [i], null, [i, i, i, i], 4]], 0]), POD, BigInt(i + 1)));
+    assert.equal(p.index.size, 64);
+    assert.ok(p.index.engineMappings <= 64);
+    // Garbage from a member is counted and dropped; the index stays as it was.
+    p.handle(message(new Uint8Array([0x92, 0xc1, 0xc1]), POD, 5000n));
+    assert.equal(p.stats.undecodable, 1);
+    assert.equal(p.index.size, 64);
+    await p.stop();
+  });
+
+  it('forgets an endpoint whose publisher restarted (sequence going back)', async () => {
+    const p = await started([POD]);
+    p.handle(message(encode([1, [['BlockStored', [1], null, [1, 2, 3, 4], 4]], 0]), POD, 10n));
+    assert.equal(p.index.sizeOf(POD), 1);
+    p.handle(message(encode([1, [], 0]), POD, 1n));
+    assert.equal(p.index.sizeOf(POD), 0);
+    assert.equal(p.stats.restarts, 1);
+    await p.stop();
+  });
+});
+
+describe('precise-prefix-cache-producer parameters', () => {
+  it('has llm-d-router defaults: block size 16, topic kv@, pod discovery on port 5557', () => {
+    const { options: o, problems } = options();
+    assert.deepEqual(problems, []);
+    assert.equal(o.blockSizeTokens, 16);
+    assert.equal(o.topicFilter, 'kv@');
+    assert.equal(o.socketPort, 5557);
+    assert.equal(o.zmqEndpoint, undefined);
+  });
+
+  it('names the field of every mistake', () => {
+    const { problems } = options({
+      tokenProcessorConfig: { blockSize: -1, typo: 1 },
+      indexerConfig: { kvBlockIndexConfig: { redisConfig: { address: 'x' } } },
+      kvEventsConfig: { zmqEndpoint: 'udp://x', engineType: 'sglang' },
+    });
+    const paths = problems.map((p) => p.path).sort();
+    assert.deepEqual(paths, [
+      'plugins[0].parameters.indexerConfig.kvBlockIndexConfig',
+      'plugins[0].parameters.kvEventsConfig.engineType',
+      'plugins[0].parameters.kvEventsConfig.zmqEndpoint',
+      'plugins[0].parameters.tokenProcessorConfig.blockSize',
+      'plugins[0].parameters.tokenProcessorConfig.typo',
+    ]);
+  });
+
+  it("loads llm-d-router's sample precise config unchanged", () => {
+    // deploy/config/epp-precise-prefix-cache-config.yaml of llm-d-router.
+    const config = loadEndpointPickerConfig(`apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+  - type: token-producer
+    parameters:
+      backend: vllm
+      modelName: hf-repo/model-name
+      vllm:
+        url: http://localhost:8000
+  - type: endpoint-notification-source
+  - type: metrics-data-source
+  - type: core-metrics-extractor
+  - type: single-profile-handler
+  - type: decode-filter
+  - type: precise-prefix-cache-producer
+    parameters:
+      tokenProcessorConfig:
+        blockSize: 64
+      indexerConfig:
+        kvBlockIndexConfig:
+          enableMetrics: true
+  - type: prefix-cache-scorer
+    parameters:
+      prefixMatchInfoProducerName: precise-prefix-cache-producer
+  - type: kv-cache-utilization-scorer
+  - type: queue-scorer
+  - type: max-score-picker
+dataLayer:
+  sources:
+    - pluginRef: metrics-data-source
+      extractors:
+        - pluginRef: core-metrics-extractor
+    - pluginRef: endpoint-notification-source
+      extractors:
+        - pluginRef: precise-prefix-cache-producer
+schedulingProfiles:
+  - name: default
+    plugins:
+      - pluginRef: decode-filter
+      - pluginRef: prefix-cache-scorer
+        weight: 2.0
+      - pluginRef: kv-cache-utilization-scorer
+        weight: 1.0
+      - pluginRef: queue-scorer
+        weight: 1.0
+      - pluginRef: max-score-picker
+`);
+    assert.equal(config.preparers.length, 1);
+    assert.equal(config.services.length, 1);
+    assert.equal(config.scheduler.producers?.length, 1);
+  });
+
+  it('refuses a prefixMatchInfoProducerName that names no plugin', () => {
+    assert.throws(
+      () =>
+        loadEndpointPickerConfig(`apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+  - type: prefix-cache-scorer
+    parameters: { prefixMatchInfoProducerName: nowhere }
+  - type: max-score-picker
+`),
+      /no plugin named "nowhere"/,
+    );
+  });
+});

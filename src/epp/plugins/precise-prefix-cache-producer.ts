@@ -1,0 +1,428 @@
+/**
+ * @module epp/plugins/precise-prefix-cache-producer
+ * `precise-prefix-cache-producer` (llm-d-router): routes on what the model servers report they cache. It subscribes
+ * to their KV-cache events over ZMQ (kv-events/subscriber.ts), keeps the block index (kv-events/kv-block-index.ts),
+ * and for every request turns the prompt's tokens (from `token-producer`, else llm-d's byte estimate) into block keys
+ * and writes each candidate's longest cached prefix to the cycle state, where `prefix-cache-scorer` with
+ * `prefixMatchInfoProducerName` reads it. With `speculativeIndexing` the routed endpoint is assumed to hold the
+ * prompt's blocks for `speculativeTTL` until its own events confirm them.
+ *
+ * Events are taken only from endpoints of the pool: a topic naming any other pod is dropped (counted), so a flood of
+ * topics or pods costs a lookup each and no memory.
+ */
+import {
+  decodeKvEventBatch,
+  KvBlockIndex,
+  KvEventDecodeError,
+  KvEventSubscriber,
+  parseKvTopic,
+  type KvEventMessage,
+} from '../kv-events/index.js';
+import type {
+  DataProducer,
+  Endpoint,
+  PluginHost,
+  PluginService,
+  PreRequest,
+  SchedulingContext,
+  SchedulingResult,
+} from '../types.js';
+import { parseDurationMs, type Parameters } from './parameters.js';
+import { PREFIX_MATCHES, prefixMatchKey, type PrefixMatches } from './prefix-cache-scorer.js';
+import { estimateTokens, TOKENIZED_PROMPT, type TokenizedPrompt } from './token-producer.js';
+
+const KEYS_STATE = 'precise-prefix-cache/keys';
+
+export interface PrecisePrefixCacheOptions {
+  blockSizeTokens: number;
+  hashSeed: string;
+  maxEntries: number;
+  podCacheSize: number;
+  /** Device tiers weighted 0 in `kvCacheBackendConfigs`. */
+  ignoredMedia: Set<string>;
+  topicFilter: string;
+  /** Central mode: bind here. */
+  zmqEndpoint: string | undefined;
+  /** Per-endpoint mode: connect to every endpoint on this port. */
+  socketPort: number | undefined;
+  speculativeIndexing: boolean;
+  speculativeTtlMs: number;
+  maxMessageBytes: number;
+  /** Most blocks of one prompt considered. */
+  maxBlocks: number;
+}
+
+/** Counters of the event stream (metrics and tests read them). */
+export interface KvEventStats {
+  messages: number;
+  malformedFrames: number;
+  undecodable: number;
+  skippedEvents: number;
+  unknownPods: number;
+  stored: number;
+  orphans: number;
+  removed: number;
+  cleared: number;
+  restarts: number;
+}
+
+export type PrecisePrefixCacheProducer = DataProducer &
+  PreRequest &
+  PluginService & {
+    readonly index: KvBlockIndex;
+    readonly options: PrecisePrefixCacheOptions;
+    readonly stats: KvEventStats;
+    /** The central socket's address once bound (with the port chosen for `:0`). */
+    boundEndpoint(): string | undefined;
+    /** Applies one message as if received (the subscriber calls this; tests may too). */
+    handle(message: KvEventMessage): void;
+  };
+
+export function precisePrefixCacheProducer(
+  name: string,
+  options: PrecisePrefixCacheOptions,
+): PrecisePrefixCacheProducer {
+  const index = new KvBlockIndex({
+    blockSize: options.blockSizeTokens,
+    hashSeed: options.hashSeed,
+    maxEntries: options.maxEntries,
+    podCacheSize: options.podCacheSize,
+    ignoredMedia: options.ignoredMedia,
+  });
+  const stats: KvEventStats = {
+    messages: 0,
+    malformedFrames: 0,
+    undecodable: 0,
+    skippedEvents: 0,
+    unknownPods: 0,
+    stored: 0,
+    orphans: 0,
+    removed: 0,
+    cleared: 0,
+    restarts: 0,
+  };
+  /** Last sequence number per endpoint: one going backwards means the publisher restarted with an empty cache. */
+  const sequences = new Map<string, bigint>();
+  let host: PluginHost | undefined;
+  let subscriber: KvEventSubscriber | undefined;
+
+  /** The pool endpoint an event is from: the connected endpoint, or the topic's `ip:port` / unique `ip`. */
+  function endpointOf(source: string | undefined, pod: string): string | undefined {
+    if (source !== undefined) return source;
+    const endpoints = host?.endpoints() ?? [];
+    let byHost: string | undefined;
+    let hosts = 0;
+    for (const e of endpoints) {
+      if (e.address === pod) return pod;
+      if (e.address.slice(0, e.address.lastIndexOf(':')) === pod) {
+        byHost = e.address;
+        hosts++;
+      }
+    }
+    return hosts === 1 ? byHost : undefined;
+  }
+
+  function handle(message: KvEventMessage): void {
+    stats.messages++;
+    const topic = parseKvTopic(message.topic);
+    const pod = endpointOf(message.source, topic?.pod ?? '');
+    if (pod === undefined || topic === undefined) {
+      stats.unknownPods++;
+      return;
+    }
+    const last = sequences.get(pod);
+    if (last !== undefined && message.sequence < last) {
+      stats.restarts++;
+      index.clearPod(pod);
+    }
+    sequences.set(pod, message.sequence);
+    let batch;
+    try {
+      batch = decodeKvEventBatch(message.payload);
+    } catch (error) {
+      if (!(error instanceof KvEventDecodeError)) throw error;
+      stats.undecodable++;
+      host?.log.debug({ endpoint: pod, reason: error.message }, 'undecodable KV event batch dropped');
+      return;
+    }
+    stats.skippedEvents += batch.skipped.length;
+    for (const event of batch.events) {
+      switch (event.type) {
+        case 'BlockStored':
+          if (index.stored(pod, topic.model, event) === 'orphan') stats.orphans++;
+          else stats.stored++;
+          break;
+        case 'BlockRemoved':
+          index.removed(pod, event);
+          stats.removed++;
+          break;
+        case 'AllBlocksCleared':
+          index.clearPod(pod);
+          stats.cleared++;
+          break;
+      }
+    }
+  }
+
+  function keysOf(context: SchedulingContext): number[] {
+    const cached = context.state.read<number[]>(KEYS_STATE);
+    if (cached) return cached;
+    const prepared = context.state.read<TokenizedPrompt>(TOKENIZED_PROMPT);
+    const tokens = prepared?.tokens ?? estimateTokens(context.request.prompt);
+    const keys = index.keysOf(context.request.targetModel, tokens, options.maxBlocks);
+    context.state.write(KEYS_STATE, keys);
+    return keys;
+  }
+
+  return {
+    type: 'precise-prefix-cache-producer',
+    name,
+    index,
+    options,
+    stats,
+    handle,
+    boundEndpoint: () => subscriber?.boundEndpoint,
+    produce(context, endpoints: readonly Endpoint[]): void {
+      const keys = keysOf(context);
+      const all = index.match(keys, context.now);
+      // Only the candidates: the scorer divides by the prompt's blocks.
+      const matched = new Map<string, number>();
+      for (const e of endpoints) {
+        const n = all.get(e.address);
+        if (n !== undefined) matched.set(e.address, n);
+      }
+      const matches: PrefixMatches = {
+        totalBlocks: keys.length,
+        matched,
+        blockSize: options.blockSizeTokens,
+      };
+      context.state.write(prefixMatchKey(name), matches);
+      if (context.state.read(PREFIX_MATCHES) === undefined) context.state.write(PREFIX_MATCHES, matches);
+    },
+    preRequest(context, result: SchedulingResult): void {
+      if (!options.speculativeIndexing) return;
+      const keys = keysOf(context);
+      if (keys.length === 0) return;
+      for (const profile of result.results.values()) {
+        const target = profile.targets[0];
+        if (target) index.speculate(target.address, keys, context.now, options.speculativeTtlMs);
+      }
+    },
+    async start(h: PluginHost): Promise<void> {
+      host = h;
+      const sub = new KvEventSubscriber({
+        topicFilter: options.topicFilter,
+        bindEndpoint: options.zmqEndpoint,
+        socketPort: options.socketPort,
+        maxMessageBytes: options.maxMessageBytes,
+        onMessage: handle,
+        onMalformed: () => stats.malformedFrames++,
+        onError: (error, where) =>
+          h.log.warn({ err: String(error), plugin: name }, `KV events: ${where} failed`),
+      });
+      subscriber = sub;
+      h.onRemove((address) => {
+        index.clearPod(address);
+        sequences.delete(address);
+      });
+      const follow = () => sub.setEndpoints(h.endpoints().map((e) => e.address));
+      h.onEndpointsChange(follow);
+      await sub.start();
+      follow();
+      h.log.info(
+        {
+          plugin: name,
+          bind: sub.boundEndpoint,
+          socketPort: options.socketPort,
+          blockSizeTokens: options.blockSizeTokens,
+        },
+        'subscribed to KV-cache events',
+      );
+    },
+    async stop(): Promise<void> {
+      subscriber?.close();
+      subscriber = undefined;
+    },
+  };
+}
+
+/** Checks that `value` is a mapping whose keys are all `known`; reports the others. */
+function section(
+  p: Parameters,
+  path: string,
+  value: unknown,
+  known: readonly string[],
+): Record<string, unknown> | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    p.problem(path, 'must be a mapping');
+    return undefined;
+  }
+  const m = value as Record<string, unknown>;
+  for (const key of Object.keys(m))
+    if (!known.includes(key)) p.problem(`${path}.${key}`, `unknown field (known: ${known.join(', ')})`);
+  return m;
+}
+
+function positiveInteger(p: Parameters, path: string, value: unknown, fallback: number): number {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
+    p.problem(path, `must be a positive integer, got ${JSON.stringify(value)}`);
+    return fallback;
+  }
+  return value;
+}
+
+function text(p: Parameters, path: string, value: unknown, fallback: string): string {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== 'string') {
+    p.problem(path, 'must be a string');
+    return fallback;
+  }
+  return value;
+}
+
+/** Default number of (block, endpoint) entries: ~180 MB at the measured ~360 bytes per entry. */
+export const DEFAULT_MAX_ENTRIES = 500_000;
+
+/**
+ * Reads llm-d-router's parameters: `tokenProcessorConfig` {blockSize | blockSizeTokens, hashSeed, hashAlgorithm},
+ * `indexerConfig` {kvBlockIndexConfig {inMemoryConfig {size, podCacheSize}, enableMetrics, metricsLoggingInterval},
+ * kvCacheBackendConfigs [{name, weight}]}, `kvEventsConfig` {zmqEndpoint, topicFilter, concurrency, engineType,
+ * tracing, discoverPods, podDiscoveryConfig {socketPort, podLabelSelector, podNamespace, replaySocketPort}},
+ * `speculativeIndexing`, `speculativeTTL`. Defaults are llm-d's (block size 16, topic `kv@`, pod discovery on port
+ * 5557), except the index size: llm-d allows 10^8 keys; here 500,000 entries unless `inMemoryConfig.size` says more.
+ */
+export function precisePrefixCacheOptions(p: Parameters): PrecisePrefixCacheOptions {
+  const tp = section(p, 'tokenProcessorConfig', p.raw('tokenProcessorConfig'), [
+    'blockSize',
+    'blockSizeTokens',
+    'hashSeed',
+    'hashAlgorithm',
+  ]);
+  const blockSizeTokens = positiveInteger(
+    p,
+    'tokenProcessorConfig.blockSizeTokens',
+    tp?.['blockSizeTokens'],
+    positiveInteger(p, 'tokenProcessorConfig.blockSize', tp?.['blockSize'], 16),
+  );
+  const hashSeed = text(p, 'tokenProcessorConfig.hashSeed', tp?.['hashSeed'], '');
+  const algorithm = text(p, 'tokenProcessorConfig.hashAlgorithm', tp?.['hashAlgorithm'], '');
+  if (!['', 'cbor-fnv', 'xxh64'].includes(algorithm))
+    p.problem('tokenProcessorConfig.hashAlgorithm', 'must be "cbor-fnv" or "xxh64"');
+
+  const ic = section(p, 'indexerConfig', p.raw('indexerConfig'), [
+    'kvBlockIndexConfig',
+    'kvCacheBackendConfigs',
+    'tokenizersPoolConfig',
+  ]);
+  if (ic?.['tokenizersPoolConfig'] !== undefined)
+    p.problem(
+      'indexerConfig.tokenizersPoolConfig',
+      'is not supported (nor upstream): configure a token-producer plugin instead',
+    );
+  const bic = section(p, 'indexerConfig.kvBlockIndexConfig', ic?.['kvBlockIndexConfig'], [
+    'inMemoryConfig',
+    'costAwareMemoryConfig',
+    'redisConfig',
+    'enableMetrics',
+    'metricsLoggingInterval',
+  ]);
+  if (bic?.['redisConfig'] !== undefined || bic?.['costAwareMemoryConfig'] !== undefined)
+    p.problem(
+      'indexerConfig.kvBlockIndexConfig',
+      'only inMemoryConfig is supported: every EPP replica keeps its own index from the events',
+    );
+  const mem = section(p, 'indexerConfig.kvBlockIndexConfig.inMemoryConfig', bic?.['inMemoryConfig'], [
+    'size',
+    'podCacheSize',
+  ]);
+  const maxEntries = positiveInteger(
+    p,
+    'indexerConfig.kvBlockIndexConfig.inMemoryConfig.size',
+    mem?.['size'],
+    DEFAULT_MAX_ENTRIES,
+  );
+  const podCacheSize = positiveInteger(
+    p,
+    'indexerConfig.kvBlockIndexConfig.inMemoryConfig.podCacheSize',
+    mem?.['podCacheSize'],
+    10,
+  );
+  const ignoredMedia = new Set<string>();
+  const backends = ic?.['kvCacheBackendConfigs'];
+  if (backends !== undefined && backends !== null) {
+    if (!Array.isArray(backends))
+      p.problem('indexerConfig.kvCacheBackendConfigs', 'must be a list of {name, weight}');
+    else
+      backends.forEach((b, i) => {
+        const path = `indexerConfig.kvCacheBackendConfigs[${i}]`;
+        const m = section(p, path, b, ['name', 'weight']);
+        if (!m) return;
+        if (typeof m['name'] !== 'string' || typeof m['weight'] !== 'number' || m['weight'] < 0)
+          p.problem(path, 'needs a string name and a weight >= 0');
+        else if (m['weight'] === 0) ignoredMedia.add(m['name'].toLowerCase());
+      });
+  }
+
+  const ke = section(p, 'kvEventsConfig', p.raw('kvEventsConfig'), [
+    'zmqEndpoint',
+    'topicFilter',
+    'concurrency',
+    'engineType',
+    'tracing',
+    'discoverPods',
+    'podDiscoveryConfig',
+  ]);
+  const zmqEndpoint = text(p, 'kvEventsConfig.zmqEndpoint', ke?.['zmqEndpoint'], '') || undefined;
+  if (zmqEndpoint !== undefined && !/^tcp:\/\/(\*|[^\s:]+|\[[0-9a-fA-F:]+\]):\d{1,5}$/.test(zmqEndpoint))
+    p.problem('kvEventsConfig.zmqEndpoint', 'must be tcp://HOST:PORT, e.g. tcp://*:5557');
+  const engineType = text(p, 'kvEventsConfig.engineType', ke?.['engineType'], 'vllm');
+  if (engineType !== 'vllm')
+    p.problem(
+      'kvEventsConfig.engineType',
+      `only "vllm" events are decoded here, got ${JSON.stringify(engineType)}`,
+    );
+  positiveInteger(p, 'kvEventsConfig.concurrency', ke?.['concurrency'], 4);
+  const discover = ke?.['discoverPods'];
+  if (discover !== undefined && typeof discover !== 'boolean')
+    p.problem('kvEventsConfig.discoverPods', 'must be true or false');
+  const pd = section(p, 'kvEventsConfig.podDiscoveryConfig', ke?.['podDiscoveryConfig'], [
+    'podLabelSelector',
+    'podNamespace',
+    'socketPort',
+    'replaySocketPort',
+  ]);
+  const socketPort = positiveInteger(
+    p,
+    'kvEventsConfig.podDiscoveryConfig.socketPort',
+    pd?.['socketPort'],
+    5557,
+  );
+  // llm-d discovers pods by default; with a central socket (publishers connect to it) per-pod connections are only
+  // made when asked for explicitly, since they would be dialled on the same port the central socket binds.
+  const discoverPods = discover === true || (discover === undefined && zmqEndpoint === undefined);
+
+  const speculativeIndexing = p.boolean('speculativeIndexing', false);
+  const ttlRaw = p.raw('speculativeTTL');
+  let speculativeTtlMs = 2000;
+  if (ttlRaw !== undefined && ttlRaw !== null && ttlRaw !== '') {
+    const ms = parseDurationMs(ttlRaw);
+    if (ms === undefined || ms <= 0) p.problem('speculativeTTL', 'must be a duration like "2s"');
+    else speculativeTtlMs = ms;
+  }
+  return {
+    blockSizeTokens,
+    hashSeed,
+    maxEntries,
+    podCacheSize,
+    ignoredMedia,
+    topicFilter: text(p, 'kvEventsConfig.topicFilter', ke?.['topicFilter'], 'kv@'),
+    zmqEndpoint,
+    socketPort: discoverPods ? socketPort : undefined,
+    speculativeIndexing,
+    speculativeTtlMs,
+    maxMessageBytes: 16 << 20,
+    maxBlocks: 4096,
+  };
+}

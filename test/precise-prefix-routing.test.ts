@@ -1,0 +1,175 @@
+// Precise prefix-cache routing against an implementation no one here wrote: two llm-d-inference-sim processes publish
+// their real KV-cache events (ZMQ + msgpack) to the EPP's central socket; the EPP, behind the builtin gateway, sends a
+// repeated prompt to the simulator whose events say it holds the prompt's blocks, and follows the evictions the
+// simulator reports.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { startEpp, type RunningEpp } from '../src/epp/index.js';
+import { startBuiltinGateway, type RunningGateway } from '../src/gateway/index.js';
+import type { PrecisePrefixCacheProducer } from '../src/epp/plugins/index.js';
+import { killOnExit } from '../src/process/index.js';
+
+const SIM = process.env['LLMISVC_INFERENCE_SIM'];
+const MODEL = 'sim-model';
+
+const CONFIG = `apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: token-producer
+  parameters:
+    modelName: ${MODEL}
+    vllm:
+      endpointDiscovery: {}
+- type: precise-prefix-cache-producer
+  parameters:
+    tokenProcessorConfig: { blockSize: 16 }
+    kvEventsConfig: { zmqEndpoint: "tcp://127.0.0.1:0" }
+- type: prefix-cache-scorer
+  parameters: { prefixMatchInfoProducerName: precise-prefix-cache-producer }
+- type: queue-scorer
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - { pluginRef: prefix-cache-scorer, weight: 10 }
+  - { pluginRef: queue-scorer, weight: 1 }
+  - { pluginRef: max-score-picker }
+`;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function until(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await Promise.resolve(check()).catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** A prompt of `n` distinct words: one token each for the simulator's dummy tokenizer (all word characters). */
+const prompt = (tag: string, n = 300) => Array.from({ length: n }, (_, i) => `${tag}${i}`).join(' ');
+
+async function complete(base: string, text: string): Promise<{ status: number; port: string | null }> {
+  const response = await fetch(`${base}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, prompt: text, max_tokens: 2 }),
+  });
+  const body = await response.text();
+  if (response.status !== 200) console.error(`HTTP ${response.status} from ${base}: ${body.slice(0, 300)}`);
+  return { status: response.status, port: response.headers.get('x-inference-port') };
+}
+
+describe('precise prefix-cache routing on llm-d-inference-sim KV events', () => {
+  const sims: ChildProcess[] = [];
+  const ports: number[] = [];
+  let epp: RunningEpp;
+  let gateway: RunningGateway;
+  let producer: PrecisePrefixCacheProducer;
+
+  before(async () => {
+    assert.ok(SIM, 'LLMISVC_INFERENCE_SIM is set by the test provisioning (test/harness/inference-sim.ts)');
+    ports.push(await freePort(), await freePort());
+    epp = await startEpp({
+      grpcPort: 0,
+      grpcHealthPort: 0,
+      metricsPort: 0,
+      host: '127.0.0.1',
+      endpoints: ports.map((p) => ({ address: `127.0.0.1:${p}` })),
+      configText: CONFIG,
+      refreshMetricsIntervalMs: 50,
+    });
+    producer = epp.config.plugins.get('precise-prefix-cache-producer') as PrecisePrefixCacheProducer;
+    const events = producer.boundEndpoint()!;
+    for (const [i, port] of ports.entries()) {
+      const child = spawn(
+        SIM!,
+        [
+          ...['--port', String(port), '--model', MODEL, '--force-dummy-tokenizer', '--enable-kvcache'],
+          ...['--kv-cache-size', '64', '--block-size', '16', '--max-model-len', '8192'],
+          ...['--zmq-endpoint', events, '--event-batch-size', '4'],
+          // The second simulator speaks vLLM's map encoding, the first the positional one.
+          ...(i === 1 ? ['--use-vllm-map-event-format'] : []),
+        ],
+        { env: { ...process.env, POD_IP: `127.0.0.1:${port}`, POD_NAME: `sim-${i}` }, stdio: 'ignore' },
+      );
+      killOnExit(child);
+      sims.push(child);
+    }
+    for (const port of ports)
+      await until(`simulator ${port}`, async () => (await fetch(`http://127.0.0.1:${port}/health`)).ok);
+    await until('fresh metrics', () => epp.datastore.endpoints().every((e) => !e.stale));
+    gateway = await startBuiltinGateway({
+      port: 0,
+      routes: [{ prefix: '/', backend: 'pool' }],
+      eppAddress: `127.0.0.1:${epp.grpcPort}`,
+      serviceEndpoints: ports.map((p) => `127.0.0.1:${p}`),
+    });
+  });
+
+  after(async () => {
+    await gateway?.close();
+    await epp?.close();
+    for (const child of sims) child.kill('SIGKILL');
+  });
+
+  /** Leading blocks of `text` each simulator holds, as the EPP's index says. */
+  async function held(text: string): Promise<Map<string, number>> {
+    const answer = await fetch(`http://127.0.0.1:${ports[0]}/v1/completions/render`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL, prompt: text }),
+    });
+    const [{ token_ids }] = (await answer.json()) as [{ token_ids: number[] }];
+    return producer.index.match(producer.index.keysOf(MODEL, token_ids));
+  }
+
+  for (const owner of [1, 0]) {
+    it(`routes a repeated prompt to the simulator whose events hold its blocks (simulator ${owner}), then follows its eviction`, async () => {
+      const address = `127.0.0.1:${ports[owner]}`;
+      const other = ports[1 - owner]!;
+      const text = prompt(`owner${owner}x`);
+      // Only this simulator computes the prompt; its BlockStored events reach the EPP.
+      assert.equal((await complete(`http://${address}`, text)).status, 200);
+      await until('the BlockStored events', async () => ((await held(text)).get(address) ?? 0) >= 18);
+      for (let i = 0; i < 4; i++) {
+        const routed = await complete(gateway.url, text);
+        assert.equal(routed.status, 200);
+        assert.equal(
+          routed.port,
+          String(ports[owner]),
+          `request ${i} went to the simulator holding the prefix`,
+        );
+      }
+      // Other prompts fill the owner's 64 blocks: it evicts the prompt and says so (BlockRemoved).
+      for (let i = 0; i < 4; i++)
+        assert.equal((await complete(`http://${address}`, prompt(`filler${owner}x${i}x`))).status, 200);
+      await until('the BlockRemoved events', async () => ((await held(text)).get(address) ?? 0) < 18);
+      // Now the other simulator computes it: the EPP follows.
+      assert.equal((await complete(`http://127.0.0.1:${other}`, text)).status, 200);
+      await until(
+        'the other BlockStored events',
+        async () => ((await held(text)).get(`127.0.0.1:${other}`) ?? 0) >= 18,
+      );
+      const routed = await complete(gateway.url, text);
+      assert.equal(routed.port, String(other));
+      assert.equal(producer.stats.undecodable, 0);
+    });
+  }
+});
