@@ -132,6 +132,14 @@ export function healthOf(service: string, ready: () => ServingStatusName): Servi
 }
 
 /** Starts an EPP; resolves once it listens and has scraped every endpoint once. */
+/** Every ext_proc stream is one request: each tells the scraper that traffic flows (its fast pace). */
+function countingTraffic<C, H>(scraper: MetricsScraper, open: (call: C) => H): (call: C) => H {
+  return (call) => {
+    scraper.noteTraffic();
+    return open(call);
+  };
+}
+
 export async function startEpp(options: EppOptions): Promise<RunningEpp> {
   if (!options.endpoints && !options.pool) {
     throw new LlmisvcError(
@@ -164,6 +172,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
 
   const scraper = new MetricsScraper(datastore, {
     intervalMs: options.refreshMetricsIntervalMs ?? 50,
+    stalenessThresholdMs: () => config.saturation.metricsStalenessThresholdMs,
     onError: (address, error) => {
       metrics.pollErrors.inc({ source_type: 'metrics-data-source' });
       logger.debug({ endpoint: address, err: String(error) }, 'metrics scrape failed');
@@ -198,14 +207,17 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       '/envoy.service.ext_proc.v3.ExternalProcessor/Process': {
         decode: decodeProcessingRequest,
         encode: encodeProcessingResponse,
-        open: createProcessHandler({
-          datastore,
-          config: () => config,
-          directory: () => directory,
-          metrics,
-          logger,
-          bodyLimitBytes,
-        }),
+        open: countingTraffic(
+          scraper,
+          createProcessHandler({
+            datastore,
+            config: () => config,
+            directory: () => directory,
+            metrics,
+            logger,
+            bodyLimitBytes,
+          }),
+        ),
       },
     },
     // A body message carries at most the body limit; headers and metadata ride in separate messages.
