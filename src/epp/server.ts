@@ -23,6 +23,7 @@ import {
   encodeHealthCheckResponse,
   encodeProcessingResponse,
   type GrpcCall,
+  type GrpcCallHandlers,
   type GrpcServer,
   type ServingStatusName,
 } from '../transport/index.js';
@@ -66,6 +67,12 @@ export interface RunningEpp {
   metricsPort: number;
   datastore: Datastore;
   config: EndpointPickerConfig;
+  /**
+   * The ext_proc stream handler its gRPC server runs, for a gateway in the same process to call directly
+   * (`gateway/extproc-inprocess`): same messages, no wire.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- ext_proc messages are dynamic objects
+  processStream: (call: GrpcCall<Record<string, any>>) => GrpcCallHandlers<Record<string, any>>;
   close(): Promise<void>;
 }
 
@@ -202,22 +209,23 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
 
   const bodyLimitBytes = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
   const onError = (error: unknown) => logger.debug({ err: error }, 'gRPC stream error');
+  const processStream = countingTraffic(
+    scraper,
+    createProcessHandler({
+      datastore,
+      config: () => config,
+      directory: () => directory,
+      metrics,
+      logger,
+      bodyLimitBytes,
+    }),
+  );
   const server = createGrpcServer({
     methods: {
       '/envoy.service.ext_proc.v3.ExternalProcessor/Process': {
         decode: decodeProcessingRequest,
         encode: encodeProcessingResponse,
-        open: countingTraffic(
-          scraper,
-          createProcessHandler({
-            datastore,
-            config: () => config,
-            directory: () => directory,
-            metrics,
-            logger,
-            bodyLimitBytes,
-          }),
-        ),
+        open: processStream,
       },
     },
     // A body message carries at most the body limit; headers and metadata ride in separate messages.
@@ -312,6 +320,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       metricsPort,
       datastore,
       config,
+      processStream,
       async close() {
         await scraper.close();
         await kube?.close();

@@ -13,6 +13,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { BodySendMode, loadProtos } from './proto.js';
 import { DESTINATION_HEADER } from '../epp/index.js';
+import type { ExtProcChannel } from './extproc-inprocess.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- dynamic protobuf messages */
 type Message = Record<string, any>;
@@ -99,7 +100,7 @@ function mutationHeaders(
 
 /** Runs the request phase of one ext_proc stream and returns the EPP's decision. */
 export function pickEndpoint(
-  client: ExtProcClient,
+  client: ExtProcChannel,
   request: PickRequest,
   options: { timeoutMs?: number } = {},
 ): Promise<PickResult> {
