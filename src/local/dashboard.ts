@@ -116,16 +116,19 @@ export class DashboardState {
     this.intervalMs = intervalMs;
   }
 
-  /** A viewer asked for the state: scrape now (unless scraping already) and keep scraping while polls continue. */
-  watched(now = Date.now()): void {
+  /**
+   * A viewer asked for the state: keep scraping while polls continue. Resolves once the state is current: at once
+   * while scraping runs, after a first scrape when it starts (so the first view is not empty).
+   */
+  watched(now = Date.now()): Promise<void> {
     this.lastWatchedAt = now;
-    if (this.intervalMs === undefined || this.timer) return;
-    void this.scrape();
+    if (this.intervalMs === undefined || this.timer) return Promise.resolve();
     this.timer = setInterval(() => {
       if (Date.now() - this.lastWatchedAt > WATCH_MS) this.close();
       else void this.scrape();
     }, this.intervalMs);
     this.timer.unref();
+    return this.scrape();
   }
 
   close(): void {
@@ -204,14 +207,15 @@ function serve(state: DashboardState, req: IncomingMessage, res: ServerResponse)
     return true;
   }
   if (path === '/dashboard/state') {
-    state.watched();
-    const body = JSON.stringify(state.snapshot());
-    res.writeHead(200, {
-      'content-type': 'application/json',
-      'cache-control': 'no-store',
-      'content-length': Buffer.byteLength(body),
+    void state.watched().then(() => {
+      const body = JSON.stringify(state.snapshot());
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'cache-control': 'no-store',
+        'content-length': Buffer.byteLength(body),
+      });
+      res.end(body);
     });
-    res.end(body);
     return true;
   }
   return false;
