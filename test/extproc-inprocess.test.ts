@@ -136,3 +136,26 @@ test('a stopped in-process channel fails a pick at once', async () => {
     /stopped/,
   );
 });
+
+test('the pick timeout bounds the decision, not the response: a long response stays in flight until done()', async () => {
+  for (const [name, channel] of [
+    ['gRPC', grpcClient],
+    ['in process', inProcess],
+  ] as const) {
+    const pick = await pickEndpoint(
+      channel,
+      { path: '/v1/completions', body: Buffer.from('{"model":"m","prompt":"a long answer"}') },
+      { timeoutMs: 100 },
+    );
+    assert.ok(pick.endpoint, name);
+    // Longer than the timeout: a response still streaming.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(
+      epp.datastore.get(pick.endpoint)!.inFlight,
+      1,
+      `${name}: released while the response streams`,
+    );
+    pick.done();
+    await waitFor(() => inFlight() === 0, { what: `${name}: released after done()`, timeoutMs: 5000 });
+  }
+});

@@ -104,7 +104,9 @@ export function pickEndpoint(
   request: PickRequest,
   options: { timeoutMs?: number } = {},
 ): Promise<PickResult> {
-  const stream = client.Process(options.timeoutMs ? { deadline: Date.now() + options.timeoutMs } : {});
+  // The timeout bounds the decision, not the stream: a gRPC deadline would cancel the stream of a response still
+  // streaming when it passes, and the EPP would stop counting that request in flight long before it ends.
+  const stream = client.Process();
   const hasBody = request.body !== undefined;
   const headers: Record<string, string> = {
     ':method': request.method ?? (hasBody ? 'POST' : 'GET'),
@@ -144,9 +146,16 @@ export function pickEndpoint(
     const removed = new Set<string>();
     let body: Buffer | undefined;
     let settled = false;
+    const timer = options.timeoutMs
+      ? setTimeout(
+          () => settle(new Error(`no decision from the endpoint picker within ${options.timeoutMs} ms`)),
+          options.timeoutMs,
+        )
+      : undefined;
     const settle = (result: PickResult | Error) => {
       if (settled) return;
       settled = true;
+      clearTimeout(timer);
       if (result instanceof Error) {
         stream.cancel();
         reject(result);
