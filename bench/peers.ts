@@ -1,6 +1,6 @@
 /**
  * @module bench/peers
- * `npm run bench:peers [-- --quick]`: llmisvc's Endpoint Picker against peer routers, side by side, each on a fresh
+ * `npm run bench:peers [-- --quick] [--only=<name>,…] [--cpu-prof=<dir>]`: llmisvc's Endpoint Picker against peer routers, side by side, each on a fresh
  * fleet of llm-d-inference-sim processes (an independent vLLM simulator with a real prefix KV cache) under identical
  * seeded shared-prefix traffic. Peers: vllm-router (round_robin, cache_aware, power_of_two) and sglang-router
  * (cache_aware). Ours: `llmisvc up` itself with `--model-server-cmd` running the same simulators, once with the builtin
@@ -55,6 +55,8 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const out = rawOutputDir('peers');
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
+/** `--cpu-prof=<dir>`: `llmisvc up` runs with `node --cpu-prof` and writes its profile there when it stops. */
+const cpuProfDir = args.find((a) => a.startsWith('--cpu-prof='))?.slice('--cpu-prof='.length);
 const only = args
   .find((a) => a.startsWith('--only='))
   ?.slice('--only='.length)
@@ -359,6 +361,7 @@ function llmisvcUp(gateway: 'builtin' | 'envoy', precise = false): RouterSetup {
       const child = startProcess(
         process.execPath,
         [
+          ...(cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : []),
           join(root, 'bin/llmisvc.js'),
           'up',
           '-f',

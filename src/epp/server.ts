@@ -23,6 +23,7 @@ import {
   encodeHealthCheckResponse,
   encodeProcessingResponse,
   type GrpcCall,
+  type GrpcCallHandlers,
   type GrpcServer,
   type ServingStatusName,
 } from '../transport/index.js';
@@ -67,6 +68,12 @@ export interface RunningEpp {
   metricsPort: number;
   datastore: Datastore;
   config: EndpointPickerConfig;
+  /**
+   * The ext_proc stream handler its gRPC server runs, for a gateway in the same process to call directly
+   * (`gateway/extproc-inprocess`): same messages, no wire.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- ext_proc messages are dynamic objects
+  processStream: (call: GrpcCall<Record<string, any>>) => GrpcCallHandlers<Record<string, any>>;
   close(): Promise<void>;
 }
 
@@ -133,6 +140,14 @@ export function healthOf(service: string, ready: () => ServingStatusName): Servi
 }
 
 /** Starts an EPP; resolves once it listens and has scraped every endpoint once. */
+/** Every ext_proc stream is one request: each tells the scraper that traffic flows (its fast pace). */
+function countingTraffic<C, H>(scraper: MetricsScraper, open: (call: C) => H): (call: C) => H {
+  return (call) => {
+    scraper.noteTraffic();
+    return open(call);
+  };
+}
+
 export async function startEpp(options: EppOptions): Promise<RunningEpp> {
   if (!options.endpoints && !options.pool) {
     throw new LlmisvcError(
@@ -165,6 +180,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
 
   const scraper = new MetricsScraper(datastore, {
     intervalMs: options.refreshMetricsIntervalMs ?? 50,
+    stalenessThresholdMs: () => config.saturation.metricsStalenessThresholdMs,
     onError: (address, error) => {
       metrics.pollErrors.inc({ source_type: 'metrics-data-source' });
       logger.debug({ endpoint: address, err: String(error) }, 'metrics scrape failed');
@@ -213,19 +229,23 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
 
   const bodyLimitBytes = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
   const onError = (error: unknown) => logger.debug({ err: error }, 'gRPC stream error');
+  const processStream = countingTraffic(
+    scraper,
+    createProcessHandler({
+      datastore,
+      config: () => config,
+      directory: () => directory,
+      metrics,
+      logger,
+      bodyLimitBytes,
+    }),
+  );
   const server = createGrpcServer({
     methods: {
       '/envoy.service.ext_proc.v3.ExternalProcessor/Process': {
         decode: decodeProcessingRequest,
         encode: encodeProcessingResponse,
-        open: createProcessHandler({
-          datastore,
-          config: () => config,
-          directory: () => directory,
-          metrics,
-          logger,
-          bodyLimitBytes,
-        }),
+        open: processStream,
       },
     },
     // A body message carries at most the body limit; headers and metadata ride in separate messages.
@@ -320,6 +340,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       metricsPort,
       datastore,
       config,
+      processStream,
       async close() {
         await stopServices();
         await scraper.close();

@@ -12,7 +12,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { Pool } from 'undici';
 import { isRoutingHeader } from '../epp/index.js';
 import { LlmisvcError } from '../errors/index.js';
-import { createExtProcClient, pickEndpoint, type ExtProcClient } from './extproc-client.js';
+import { createExtProcClient, pickEndpoint } from './extproc-client.js';
+import type { ExtProcChannel } from './extproc-inprocess.js';
 import { pathPrefixRest, replacePrefixMatch } from './path-prefix.js';
 
 export interface GatewayRoute {
@@ -51,6 +52,11 @@ export interface BuiltinGatewayOptions {
   routes: readonly GatewayRoute[];
   /** ext_proc address of the EPP (`127.0.0.1:9002`); undefined = round robin for pool routes too. */
   eppAddress?: string | undefined;
+  /**
+   * An ext_proc channel to use instead of connecting to `eppAddress`: `llmisvc up` passes its EPP in this process
+   * (`inProcessExtProcChannel`), which saves the gRPC hop on every request.
+   */
+  eppChannel?: ExtProcChannel | undefined;
   /** `ip:port` of every model server, for round robin (Service routes, or no EPP). */
   serviceEndpoints: readonly string[];
   /** How long to wait for an upstream's response headers (default 10 min: requests may queue a long time). */
@@ -182,9 +188,8 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
   const failOpen = options.failureMode === 'FailOpen';
   const bodyLimit = options.bodyLimitBytes ?? 16 * 1024 * 1024;
   const routes = [...options.routes].sort((a, b) => b.prefix.length - a.prefix.length);
-  const client: ExtProcClient | undefined = options.eppAddress
-    ? createExtProcClient(options.eppAddress)
-    : undefined;
+  const client: ExtProcChannel | undefined =
+    options.eppChannel ?? (options.eppAddress ? createExtProcClient(options.eppAddress) : undefined);
   const pools = new Map<string, Pool>();
   let serviceEndpoints = [...options.serviceEndpoints];
   let next = 0;

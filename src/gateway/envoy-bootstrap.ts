@@ -28,6 +28,15 @@ export interface EnvoyBootstrapOptions {
    * `FailOpen`, since Envoy cannot fail open once it has streamed a request body to the EPP).
    */
   requestBodyMode?: 'FULL_DUPLEX_STREAMED' | 'BUFFERED';
+  /**
+   * What the EPP sees of a response body. `NONE` (the default): nothing — the EPP hears the response headers and,
+   * through `response_trailer_mode: SEND`, the end of the response (Envoy adds empty trailers at the end of a
+   * response that has none, so the ext_proc stream stays open until the response is over), which is all its
+   * in-flight accounting and post-response hooks need; the body's chunks go straight to the client. With
+   * `FULL_DUPLEX_STREAMED` (GIE's choice) every chunk makes a round trip through the EPP before the client gets it,
+   * which costs inter-token latency and EPP CPU, and buys the EPP's token and response-size metrics.
+   */
+  responseBodyMode?: 'NONE' | 'FULL_DUPLEX_STREAMED';
   /** How long Envoy waits for one EPP answer (default 10 s; GIE uses a long timeout). */
   messageTimeoutMs?: number;
   /** Route prefix rewrites (e.g. `/llm/ns/name/v1` → `/v1`); default: one route for `/` unchanged. */
@@ -250,14 +259,16 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
         envoy_grpc: { cluster_name: 'epp' },
         timeout: seconds(messageTimeoutMs),
       },
-      // The response body streams through the EPP too, as GIE gateways configure it: its end is the EPP's only sign
-      // that a request has finished. With the body left out, Envoy ends the ext_proc stream after the response
-      // headers, and a completion that streams for minutes stopped counting as in flight at its first byte.
+      // The EPP must hear when a response ends (in-flight counts, post-response hooks). Without the body, the
+      // trailers tell it: with response_trailer_mode SEND, Envoy adds empty trailers to a response that ends without
+      // any and sends them to the EPP, so the stream lasts as long as the response — without the body, and without
+      // the trailers, Envoy would end the ext_proc stream at the response headers, and a completion streaming for
+      // minutes would stop counting as in flight at its first byte.
       processing_mode: {
         request_header_mode: 'SEND',
         response_header_mode: 'SEND',
         request_body_mode: requestBodyMode,
-        response_body_mode: 'FULL_DUPLEX_STREAMED',
+        response_body_mode: options.responseBodyMode ?? 'NONE',
         request_trailer_mode: 'SEND',
         response_trailer_mode: 'SEND',
       },

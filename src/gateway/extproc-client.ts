@@ -13,6 +13,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { BodySendMode, loadProtos } from './proto.js';
 import { DESTINATION_HEADER } from '../epp/index.js';
+import type { ExtProcChannel } from './extproc-inprocess.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- dynamic protobuf messages */
 type Message = Record<string, any>;
@@ -99,11 +100,13 @@ function mutationHeaders(
 
 /** Runs the request phase of one ext_proc stream and returns the EPP's decision. */
 export function pickEndpoint(
-  client: ExtProcClient,
+  client: ExtProcChannel,
   request: PickRequest,
   options: { timeoutMs?: number } = {},
 ): Promise<PickResult> {
-  const stream = client.Process(options.timeoutMs ? { deadline: Date.now() + options.timeoutMs } : {});
+  // The timeout bounds the decision, not the stream: a gRPC deadline would cancel the stream of a response still
+  // streaming when it passes, and the EPP would stop counting that request in flight long before it ends.
+  const stream = client.Process();
   const hasBody = request.body !== undefined;
   const headers: Record<string, string> = {
     ':method': request.method ?? (hasBody ? 'POST' : 'GET'),
@@ -143,9 +146,16 @@ export function pickEndpoint(
     const removed = new Set<string>();
     let body: Buffer | undefined;
     let settled = false;
+    const timer = options.timeoutMs
+      ? setTimeout(
+          () => settle(new Error(`no decision from the endpoint picker within ${options.timeoutMs} ms`)),
+          options.timeoutMs,
+        )
+      : undefined;
     const settle = (result: PickResult | Error) => {
       if (settled) return;
       settled = true;
+      clearTimeout(timer);
       if (result instanceof Error) {
         stream.cancel();
         reject(result);

@@ -33,4 +33,10 @@ export {
   type PickRequest,
   type PickResult,
 } from './extproc-client.js';
+export {
+  inProcessExtProcChannel,
+  type ExtProcChannel,
+  type ExtProcStream,
+  type ExtProcStreamHandler,
+} from './extproc-inprocess.js';
 export { loadProtos, BodySendMode } from './proto.js';

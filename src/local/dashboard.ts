@@ -51,6 +51,8 @@ export function sampleValue(exposition: string, name: string): number | undefine
 
 const WINDOW_S = 5;
 const DECISIONS = 40;
+/** How long after the last `/dashboard/state` poll the endpoints are still scraped. */
+const WATCH_MS = 10_000;
 
 interface Live {
   view: EndpointView;
@@ -59,13 +61,16 @@ interface Live {
   seconds: Map<number, number>;
 }
 
-/** The state behind `/dashboard/state`; the gateway feeds it decisions, a timer scrapes the endpoints. */
+/** The state behind `/dashboard/state`; the gateway feeds it decisions, a timer scrapes the endpoints while it is watched. */
 export class DashboardState {
   private readonly live = new Map<string, Live>();
   private readonly decisions: RoutingDecision[] = [];
   private readonly seconds = new Map<number, number>();
   private requests = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Set by `start`: scraping is allowed, at this pace. */
+  private intervalMs: number | undefined;
+  private lastWatchedAt = 0;
 
   setEndpoints(endpoints: readonly DashboardEndpoint[]): void {
     for (const e of endpoints) {
@@ -102,12 +107,28 @@ export class DashboardState {
     if (this.decisions.length > DECISIONS) this.decisions.shift();
   }
 
-  /** Starts scraping the endpoints' metrics once a second. */
+  /**
+   * Enables scraping the endpoints' metrics once a second — while someone watches: the page polls `/dashboard/state`
+   * every second, and scraping stops `WATCH_MS` after the last poll. An unwatched dashboard cost `llmisvc up` eight
+   * `fetch`es a second for nothing.
+   */
   start(intervalMs = 1000): void {
-    if (this.timer) return;
-    void this.scrape();
-    this.timer = setInterval(() => void this.scrape(), intervalMs);
+    this.intervalMs = intervalMs;
+  }
+
+  /**
+   * A viewer asked for the state: keep scraping while polls continue. Resolves once the state is current: at once
+   * while scraping runs, after a first scrape when it starts (so the first view is not empty).
+   */
+  watched(now = Date.now()): Promise<void> {
+    this.lastWatchedAt = now;
+    if (this.intervalMs === undefined || this.timer) return Promise.resolve();
+    this.timer = setInterval(() => {
+      if (Date.now() - this.lastWatchedAt > WATCH_MS) this.close();
+      else void this.scrape();
+    }, this.intervalMs);
     this.timer.unref();
+    return this.scrape();
   }
 
   close(): void {
@@ -186,13 +207,15 @@ function serve(state: DashboardState, req: IncomingMessage, res: ServerResponse)
     return true;
   }
   if (path === '/dashboard/state') {
-    const body = JSON.stringify(state.snapshot());
-    res.writeHead(200, {
-      'content-type': 'application/json',
-      'cache-control': 'no-store',
-      'content-length': Buffer.byteLength(body),
+    void state.watched().then(() => {
+      const body = JSON.stringify(state.snapshot());
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'cache-control': 'no-store',
+        'content-length': Buffer.byteLength(body),
+      });
+      res.end(body);
     });
-    res.end(body);
     return true;
   }
   return false;

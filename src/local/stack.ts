@@ -24,6 +24,7 @@ import { parseEndpointList, startEpp, type Datastore, type RunningEpp } from '..
 import {
   envoyBootstrap,
   ensureEnvoy,
+  inProcessExtProcChannel,
   startBuiltinGateway,
   type GatewayRoute,
   type RoutingDecision,
@@ -411,7 +412,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       gateway = await startBuiltinGateway({
         port,
         routes,
-        eppAddress: epp ? `127.0.0.1:${epp.grpcPort}` : undefined,
+        // Same process: the gateway hands each stream to the EPP's handler directly, without the gRPC hop.
+        eppChannel: epp ? inProcessExtProcChannel(epp.processStream) : undefined,
         serviceEndpoints: endpoints.map((e) => e.address),
         failureMode: topology.failureMode,
         onDecision: (d) => state.record(d),

@@ -1,0 +1,96 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server, type Socket } from 'node:net';
+import { MetricsConnection, parseResponse } from './metrics-http.js';
+
+const BODY = 'vllm:num_requests_waiting{model_name="m"} 3\n';
+
+test('parses content-length and chunked answers, and waits for the rest of an incomplete one', () => {
+  const plain = Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${BODY.length}\r\n\r\n${BODY}`);
+  assert.equal(parseResponse(plain, 1024)?.body.toString(), BODY);
+  assert.equal(parseResponse(plain.subarray(0, plain.length - 3), 1024), undefined);
+  const chunked = Buffer.from(
+    `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nvllm:\r\n${(BODY.length - 5).toString(16)};x=y\r\n${BODY.slice(5)}\r\n0\r\nX-T: 1\r\n\r\n`,
+  );
+  assert.equal(parseResponse(chunked, 1024)?.body.toString(), BODY);
+  assert.equal(parseResponse(chunked.subarray(0, chunked.length - 2), 1024), undefined);
+  const closing = parseResponse(Buffer.from('HTTP/1.0 503 No\r\nContent-Length: 0\r\n\r\n'), 1024);
+  assert.deepEqual([closing?.status, closing?.close], [503, true]);
+});
+
+test('refuses hostile answers with a clear error instead of holding them', () => {
+  const cases: [string, RegExp][] = [
+    ['garbage\r\n\r\n', /not an HTTP\/1.x response/],
+    ['HTTP/1.1 200 OK\r\nContent-Length: 99999\r\n\r\n', /exceeds 1024 bytes/],
+    ['HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n', /bad content-length/],
+    ['HTTP/1.1 200 OK\r\n\r\nbody to the end of the connection', /without content-length or chunked/],
+    ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', /bad chunk size/],
+    ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n401\r\n' + 'x'.repeat(1030), /exceeds 1024 bytes/],
+    ['HTTP/1.1 200 OK\r\nX: ' + 'y'.repeat(70_000), /head larger than/],
+  ];
+  for (const [text, error] of cases)
+    assert.throws(() => parseResponse(Buffer.from(text), 1024), error, text.slice(0, 40));
+});
+
+/** A server whose answer to each request the test chooses; counts connections. */
+let server: Server;
+let port = 0;
+let connections = 0;
+let answer: (socket: Socket, request: number) => void = () => undefined;
+
+before(async () => {
+  server = createServer((socket) => {
+    connections++;
+    let requests = 0;
+    socket.on('data', () => answer(socket, requests++));
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  port = (server.address() as { port: number }).port;
+});
+
+after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+const ok = (socket: Socket) =>
+  socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${BODY.length}\r\n\r\n${BODY}`);
+
+test('keeps one connection alive across GETs', async () => {
+  connections = 0;
+  answer = ok;
+  const c = new MetricsConnection('127.0.0.1', port);
+  for (let i = 0; i < 5; i++) assert.equal(await c.get('/metrics', 1000), BODY);
+  assert.equal(connections, 1);
+  c.close();
+});
+
+test('a non-200 answer, a silent server and an oversized body fail; the next GET works on a new connection', async () => {
+  const c = new MetricsConnection('127.0.0.1', port, 1024);
+  answer = (s) => s.write('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
+  await assert.rejects(c.get('/metrics', 1000), /HTTP 404/);
+  answer = () => undefined;
+  await assert.rejects(c.get('/metrics', 50), /no answer within 50 ms/);
+  answer = (s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n');
+  await assert.rejects(c.get('/metrics', 1000), /exceeds 1024 bytes/);
+  connections = 0;
+  answer = ok;
+  assert.equal(await c.get('/metrics', 1000), BODY);
+  assert.equal(connections, 1);
+  c.close();
+});
+
+test('a kept-alive connection the server closed is retried once on a fresh one', async () => {
+  const c = new MetricsConnection('127.0.0.1', port);
+  // The first connection answers once, then closes on the next request without answering.
+  answer = (s, n) => (n === 0 ? ok(s) : s.destroy());
+  assert.equal(await c.get('/metrics', 1000), BODY);
+  assert.equal(await c.get('/metrics', 1000), BODY);
+  c.close();
+});
+
+test('a refused connection fails the GET', async () => {
+  const closed = createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const deadPort = (closed.address() as { port: number }).port;
+  await new Promise<void>((resolve) => closed.close(() => resolve()));
+  await assert.rejects(new MetricsConnection('127.0.0.1', deadPort).get('/metrics', 1000), /ECONNREFUSED/);
+});
