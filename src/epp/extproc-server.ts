@@ -17,10 +17,19 @@
 import type { Logger } from 'pino';
 import type { EndpointPickerConfig } from './config.js';
 import type { Datastore } from './datastore.js';
-import { decide, type ModelDirectory } from './director.js';
+import { decide, requestPriority, type ModelDirectory } from './director.js';
 import type { EppMetrics, RequestObservation } from './epp-metrics.js';
 import { BodySendMode, type GrpcCall, type GrpcCallHandlers } from '../transport/index.js';
-import { RequestError, openAiErrorBody } from './request.js';
+import {
+  MAX_FAIRNESS_ID_LENGTH,
+  fairnessIdOf,
+  refusalOf,
+  sloDeadline,
+  type FlowController,
+  type QueueOutcome,
+  type Ticket,
+} from './flow-control/index.js';
+import { RequestError, openAiErrorBody, parseRequestBody, type ParsedBody } from './request.js';
 import { routingHeadersToRemove } from './routing-headers.js';
 import type { Endpoint, SchedulingRequest } from './types.js';
 
@@ -38,6 +47,8 @@ export interface ExtProcDeps {
   logger: Logger;
   /** Largest request body accepted; larger gets 413. */
   bodyLimitBytes: number;
+  /** Flow control (the `flowControl` feature gate): requests wait here while the pool is saturated. */
+  flowControl?: FlowController | undefined;
 }
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- the messages are dynamic protobuf objects */
@@ -112,6 +123,8 @@ export function createProcessHandler(
     let targetModel = '';
     let firstMessageAt = 0;
     let observed: RequestObservation | undefined;
+    /** Set while the request waits in flow control. */
+    let ticket: Ticket | undefined;
 
     function write(message: Message): void {
       if (closed || !call.isOpen()) return;
@@ -125,6 +138,8 @@ export function createProcessHandler(
       if (served.length === 0) return;
       servedBy = [];
       served[0]!.inFlight = Math.max(0, served[0]!.inFlight - 1);
+      // Capacity freed: a request waiting in flow control may go now.
+      deps.flowControl?.poke();
       for (const hook of deps.config().scheduler.postResponse) {
         for (const endpoint of served) {
           try {
@@ -155,7 +170,12 @@ export function createProcessHandler(
       write({
         immediate_response: {
           status: { code: error.status },
-          headers: { set_headers: [setHeader('content-type', 'application/json')] },
+          headers: {
+            set_headers: [
+              setHeader('content-type', 'application/json'),
+              ...Object.entries(error.headers).map(([k, v]) => setHeader(k, v)),
+            ],
+          },
           body: Buffer.from(openAiErrorBody(error)),
           details: `llmisvc_epp_${error.status}`,
         },
@@ -164,8 +184,55 @@ export function createProcessHandler(
       complete();
     }
 
+    /**
+     * The request is complete: with flow control it is admitted first (and may wait for capacity, the one point
+     * where a request is held before scheduling), then scheduled.
+     */
     function route(body: Buffer | undefined, trailersFollow: boolean): void {
       decided = true;
+      const flow = deps.flowControl;
+      if (!flow) return schedule(body, trailersFollow, undefined);
+      const h = headers ?? {};
+      let parsed: ParsedBody | undefined;
+      try {
+        if (body !== undefined && body.length > 0) parsed = parseRequestBody(h[':path'] ?? '', body);
+      } catch (error) {
+        if (error instanceof RequestError) return immediate(error);
+        throw error;
+      }
+      const fairnessId = fairnessIdOf(h);
+      if (fairnessId.length > MAX_FAIRNESS_ID_LENGTH) {
+        return immediate(
+          new RequestError(
+            400,
+            `the fairness id header is ${fairnessId.length} characters long; at most ${MAX_FAIRNESS_ID_LENGTH} are accepted`,
+          ),
+        );
+      }
+      model = parsed?.model ?? '';
+      let headerBytes = 0;
+      for (const k in h) headerBytes += k.length + h[k]!.length;
+      const admitted = (outcome: QueueOutcome) => {
+        ticket = undefined;
+        if (outcome === 'Dispatched') schedule(body, trailersFollow, parsed);
+        else immediate(refusalOf(outcome));
+      };
+      const result = flow.admit(
+        {
+          priority: requestPriority(model, h, deps.directory()),
+          fairnessId,
+          bytes: bodyBytes + headerBytes,
+          sloDeadline: sloDeadline(firstMessageAt, h),
+          labels: deps.metrics.requestLabels(model, model, h, deps.directory()),
+        },
+        admitted,
+      );
+      if (typeof result === 'string') admitted(result);
+      else ticket = result;
+    }
+
+    function schedule(body: Buffer | undefined, trailersFollow: boolean, parsed: ParsedBody | undefined): void {
+      if (closed) return;
       const started = performance.now();
       // Observed after the answer is written, below and in immediate().
       const observePhase = () =>
@@ -173,7 +240,14 @@ export function createProcessHandler(
       const id = headers?.['x-request-id'] ?? `epp-${++requestCounter}`;
       const endpoints = deps.datastore.endpoints();
       const decision = decide(
-        { requestId: id, path: headers?.[':path'] ?? '', headers: headers ?? {}, body, subsetHint: subset },
+        {
+          requestId: id,
+          path: headers?.[':path'] ?? '',
+          headers: headers ?? {},
+          body,
+          subsetHint: subset,
+          parsed,
+        },
         endpoints,
         deps.config(),
         deps.directory(),
@@ -353,6 +427,8 @@ export function createProcessHandler(
         }
       },
       end() {
+        // A request still waiting in flow control leaves the queue now.
+        ticket?.cancel();
         finish();
         if (!closed) {
           closed = true;
@@ -360,6 +436,7 @@ export function createProcessHandler(
         }
       },
       abort() {
+        ticket?.cancel();
         finish();
         closed = true;
       },

@@ -16,6 +16,7 @@ import { Datastore, type EndpointSpec } from './datastore.js';
 import { emptyModelDirectory, type ModelDirectory } from './director.js';
 import { EppMetrics } from './epp-metrics.js';
 import { createProcessHandler } from './extproc-server.js';
+import { FlowController } from './flow-control/index.js';
 import {
   createGrpcServer,
   decodeHealthCheckRequest,
@@ -66,6 +67,8 @@ export interface RunningEpp {
   metricsPort: number;
   datastore: Datastore;
   config: EndpointPickerConfig;
+  /** The flow controller when the `flowControl` feature gate is on. */
+  flowControl: FlowController | undefined;
   close(): Promise<void>;
 }
 
@@ -191,6 +194,28 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
   await scraper.scrapeAll();
   scraper.start();
 
+  // Flow control (feature gate `flowControl`): saturation read from the configured detector over every endpoint.
+  let flowControl: FlowController | undefined;
+  if (config.flowControl) {
+    const detector = config.detector;
+    const saturation = () => detector.saturation(datastore.endpoints(), Date.now());
+    const observer = metrics.flowControl(() =>
+      flowControl
+        ? {
+            controller: flowControl,
+            saturation,
+            staleEndpoints: () => detector.staleCount(datastore.endpoints(), Date.now()),
+            detectorName: detector.name,
+          }
+        : undefined,
+    );
+    flowControl = new FlowController(
+      config.flowControl,
+      () => ({ saturation: saturation(), empty: datastore.endpoints().length === 0 }),
+      { observer },
+    );
+  }
+
   const bodyLimitBytes = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
   const onError = (error: unknown) => logger.debug({ err: error }, 'gRPC stream error');
   const server = createGrpcServer({
@@ -205,6 +230,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
           metrics,
           logger,
           bodyLimitBytes,
+          flowControl,
         }),
       },
     },
@@ -300,7 +326,9 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       metricsPort,
       datastore,
       config,
+      flowControl,
       async close() {
+        flowControl?.close();
         await scraper.close();
         await kube?.close();
         for (const w of watchers.keys()) w.end();
@@ -314,6 +342,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       },
     };
   } catch (error) {
+    flowControl?.close();
     await scraper.close();
     await kube?.close();
     await server.close();
