@@ -184,12 +184,12 @@ describe('flow control in the EPP', { skip: ENVOY_BIN ? false : 'ENVOY_BIN not s
     await saturate(true);
     const base = fixture.received.length;
     const port = ports['envoy']!.main;
-    const replies = [
-      post(port, 'noisy-0', { 'x-gateway-inference-fairness-id': 'noisy' }),
-      post(port, 'noisy-1', { 'x-gateway-inference-fairness-id': 'noisy' }),
-      post(port, 'noisy-2', { 'x-gateway-inference-fairness-id': 'noisy' }),
-    ];
-    await until('three wait', () => epp.flowControl!.size === 3);
+    const replies: Promise<Reply>[] = [];
+    for (let i = 0; i < 3; i++) {
+      // One at a time, so their arrival order (FCFS within the flow) is known.
+      replies.push(post(port, `noisy-${i}`, { 'x-gateway-inference-fairness-id': 'noisy' }));
+      await until(`${i + 1} wait`, () => epp.flowControl!.size === i + 1);
+    }
     replies.push(post(port, 'quiet-0', { 'x-llm-d-inference-fairness-id': 'quiet' }));
     await until('four wait', () => epp.flowControl!.size === 4);
     replies.push(post(port, 'critical-0', { 'x-gateway-inference-objective': 'critical' }));
