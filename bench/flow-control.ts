@@ -24,10 +24,10 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const out = join(root, 'bench/results/flow-control');
 const SEQS = 4;
 const SIMS = 2;
-const OUTPUT_TOKENS = 32;
+const OUTPUT_TOKENS = 128;
 const PROMPT = 'lorem ipsum dolor sit amet '.repeat(150); // ~1000 tokens: ~100 ms of prefill
-const CRITICAL_QPS = 2;
-const DURATION_MS = Number(process.env['FLOW_BENCH_MS'] ?? 15_000);
+const CRITICAL_QPS = 1;
+const DURATION_MS = Number(process.env['FLOW_BENCH_MS'] ?? 30_000);
 
 const config = (gate: boolean) => `apiVersion: llm-d.ai/v1alpha1
 kind: EndpointPickerConfig
@@ -81,7 +81,13 @@ async function one(port: number, agent: Agent, critical: boolean): Promise<Resul
   }
 }
 
-async function phase(name: string, gate: boolean, standardQps: number, seed: number) {
+async function phase(
+  name: string,
+  gate: boolean,
+  standardQps: number,
+  seed: number,
+  durationMs = DURATION_MS,
+) {
   const sims = [];
   for (let i = 0; i < SIMS; i++)
     sims.push(await startSimulator({ port: 0, podName: `sim-${i}`, maxNumSeqs: SEQS, seed: i }));
@@ -104,9 +110,11 @@ async function phase(name: string, gate: boolean, standardQps: number, seed: num
     eppTimeoutMs: 60_000,
   });
   const agent = new Agent({ connections: 512 });
-  const critical = poissonArrivals(seed, CRITICAL_QPS, DURATION_MS).map((t) => ({ t, critical: true }));
+  const critical = poissonArrivals(seed, CRITICAL_QPS, durationMs).map((t) => ({ t, critical: true }));
   const standard =
-    standardQps > 0 ? poissonArrivals(seed + 1, standardQps, DURATION_MS).map((t) => ({ t, critical: false })) : [];
+    standardQps > 0
+      ? poissonArrivals(seed + 1, standardQps, durationMs).map((t) => ({ t, critical: false }))
+      : [];
   const arrivals = [...critical, ...standard].sort((a, b) => a.t - b.t);
   const start = performance.now();
   const pending: Promise<Result>[] = [];
@@ -120,7 +128,8 @@ async function phase(name: string, gate: boolean, standardQps: number, seed: num
   const outcomes: Record<string, number> = {};
   for (const line of metrics.split('\n')) {
     const m = /^llm_d_epp_flow_control_requests_total\{outcome="(\w+)",priority="(-?\d+)"/.exec(line);
-    if (m) outcomes[`${m[1]}/p${m[2]}`] = (outcomes[`${m[1]}/p${m[2]}`] ?? 0) + Number(line.split(' ').at(-1));
+    if (m)
+      outcomes[`${m[1]}/p${m[2]}`] = (outcomes[`${m[1]}/p${m[2]}`] ?? 0) + Number(line.split(' ').at(-1));
   }
   await gateway.close();
   await epp.close();
@@ -144,11 +153,18 @@ async function phase(name: string, gate: boolean, standardQps: number, seed: num
     statuses,
     outcomes,
     outcomeTotal,
-    criticalTtft: { n: ttft.length, p50: percentile(ttft, 50), p90: percentile(ttft, 90), p99: percentile(ttft, 99) },
+    criticalTtft: {
+      n: ttft.length,
+      p50: percentile(ttft, 50),
+      p90: percentile(ttft, 90),
+      p99: percentile(ttft, 99),
+    },
   };
 }
 
-const capacityQps = (SIMS * SEQS) / 0.45; // ~0.45 s per request (100 ms prefill + 32 tokens)
+const capacityQps = (SIMS * SEQS) / 1.4; // ~1.4 s per request (100 ms prefill + 128 tokens at ~10 ms)
+// Warm-up (JIT, connection pools), discarded.
+await phase('warm-up', true, 0, 99, 3000);
 const load = [loadavg()[0]!.toFixed(2)];
 const baseline = await phase('Critical alone (unloaded)', true, 0, 1);
 load.push(loadavg()[0]!.toFixed(2));
@@ -161,7 +177,15 @@ const fmt = (n: number) => n.toFixed(1);
 const rows = [baseline, burst, off]
   .map(
     (p) =>
-      `| ${p.name} | ${p.sent} | ${p.answeredOnce} | ${p.lost} | ${p.criticalTtft.n} | ${fmt(p.criticalTtft.p50)} | ${fmt(p.criticalTtft.p90)} | ${fmt(p.criticalTtft.p99)} | ${Object.entries(p.statuses).map(([k, v]) => `${k}: ${v}`).join(', ')} | ${Object.entries(p.outcomes).map(([k, v]) => `${k}: ${v}`).join(', ') || '—'} |`,
+      `| ${p.name} | ${p.sent} | ${p.answeredOnce} | ${p.lost} | ${p.criticalTtft.n} | ${fmt(p.criticalTtft.p50)} | ${fmt(p.criticalTtft.p90)} | ${fmt(p.criticalTtft.p99)} | ${Object.entries(
+        p.statuses,
+      )
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(', ')} | ${
+        Object.entries(p.outcomes)
+          .map(([k, v]) => `${k}: ${v}`)
+          .join(', ') || '—'
+      } |`,
   )
   .join('\n');
 const report = `# Flow control under a 2× overload burst

@@ -231,7 +231,11 @@ export function createProcessHandler(
       else ticket = result;
     }
 
-    function schedule(body: Buffer | undefined, trailersFollow: boolean, parsed: ParsedBody | undefined): void {
+    function schedule(
+      body: Buffer | undefined,
+      trailersFollow: boolean,
+      parsed: ParsedBody | undefined,
+    ): void {
       if (closed) return;
       const started = performance.now();
       // Observed after the answer is written, below and in immediate().

@@ -159,7 +159,13 @@ test('EDF orders by enqueue time + TTL; slo-deadline by the header deadline', ()
   const h = harness({ band: { ordering: 'slo-deadline-ordering-policy' } });
   const req = (name: string, slo: number) =>
     h.fc.admit(
-      { priority: 0, fairnessId: 'f', bytes: 1, sloDeadline: slo, labels: { model_name: '', target_model_name: '', fairness_id: 'f' } },
+      {
+        priority: 0,
+        fairnessId: 'f',
+        bytes: 1,
+        sloDeadline: slo,
+        labels: { model_name: '', target_model_name: '', fairness_id: 'f' },
+      },
       (o) => {
         if (o === 'Dispatched') {
           h.order.push(name);
@@ -178,7 +184,12 @@ test('priority-holdback: lower priorities are held back at a lower saturation th
   const limit = priorityHoldback({ domain: 'rank', minCeiling: 0.5, maxCeiling: 1, ceilings: new Map() });
   assert.equal(limit(10, [10, 0]), 1);
   assert.equal(limit(0, [10, 0]), 0.5);
-  const explicit = priorityHoldback({ domain: 'explicit', minCeiling: 0, maxCeiling: 1, ceilings: new Map([[1, 0.9]]) });
+  const explicit = priorityHoldback({
+    domain: 'explicit',
+    minCeiling: 0,
+    maxCeiling: 1,
+    ceilings: new Map([[1, 0.9]]),
+  });
   assert.equal(explicit(1, [1]), 0.9);
   assert.equal(explicit(0, [1, 0]), 0);
 });

@@ -68,7 +68,11 @@ export function flowControlMetrics(
       },
     });
   perFlow('llm_d_epp_flow_control_queue_size', 'Requests held in the flow-control queue (llm-d).', () => 1);
-  perFlow('llm_d_epp_flow_control_queue_bytes', 'Bytes held in the flow-control queue (llm-d).', (r) => r.bytes);
+  perFlow(
+    'llm_d_epp_flow_control_queue_bytes',
+    'Bytes held in the flow-control queue (llm-d).',
+    (r) => r.bytes,
+  );
   const perBand = (name: string, help: string, of: 'requests' | 'bytes') =>
     new Gauge({
       name,
@@ -82,12 +86,23 @@ export function flowControlMetrics(
         for (const band of s.controller.bandStates()) {
           const limit = of === 'requests' ? band.settings.maxRequests : band.settings.maxBytes;
           const used = of === 'requests' ? band.size : band.bytes;
-          this.set({ priority: String(band.priority), inference_pool: poolName }, limit > 0 ? used / limit : 1);
+          this.set(
+            { priority: String(band.priority), inference_pool: poolName },
+            limit > 0 ? used / limit : 1,
+          );
         }
       },
     });
-  perBand('llm_d_epp_flow_control_capacity_utilization_requests', 'Share of a band\'s request capacity in use (llm-d).', 'requests');
-  perBand('llm_d_epp_flow_control_capacity_utilization_bytes', 'Share of a band\'s byte capacity in use (llm-d).', 'bytes');
+  perBand(
+    'llm_d_epp_flow_control_capacity_utilization_requests',
+    "Share of a band's request capacity in use (llm-d).",
+    'requests',
+  );
+  perBand(
+    'llm_d_epp_flow_control_capacity_utilization_bytes',
+    "Share of a band's byte capacity in use (llm-d).",
+    'bytes',
+  );
   const global = (name: string, help: string, of: 'requests' | 'bytes') =>
     new Gauge({
       name,
@@ -101,11 +116,22 @@ export function flowControlMetrics(
         const limit = of === 'requests' ? s.controller.settings.maxRequests : s.controller.settings.maxBytes;
         // Unset by default: absent, not 0.
         if (limit > 0)
-          this.set({ inference_pool: poolName }, (of === 'requests' ? s.controller.size : s.controller.bytes) / limit);
+          this.set(
+            { inference_pool: poolName },
+            (of === 'requests' ? s.controller.size : s.controller.bytes) / limit,
+          );
       },
     });
-  global('llm_d_epp_flow_control_global_capacity_utilization_requests', 'Share of the global request capacity in use (llm-d).', 'requests');
-  global('llm_d_epp_flow_control_global_capacity_utilization_bytes', 'Share of the global byte capacity in use (llm-d).', 'bytes');
+  global(
+    'llm_d_epp_flow_control_global_capacity_utilization_requests',
+    'Share of the global request capacity in use (llm-d).',
+    'requests',
+  );
+  global(
+    'llm_d_epp_flow_control_global_capacity_utilization_bytes',
+    'Share of the global byte capacity in use (llm-d).',
+    'bytes',
+  );
   new Gauge({
     name: 'llm_d_epp_flow_control_pool_saturation',
     help: 'Saturation signal gating dispatch; 1.0 is the gate (llm-d).',

@@ -15,13 +15,25 @@ export function refusalOf(outcome: Exclude<QueueOutcome, 'Dispatched'>): Request
     new RequestError(status, message, undefined, { [DROPPED_REASON_HEADER]: reason });
   switch (outcome) {
     case 'RejectedCapacity':
-      return refuse(429, 'the pool is saturated and this priority band is full; retry later', 'rejected-saturated');
+      return refuse(
+        429,
+        'the pool is saturated and this priority band is full; retry later',
+        'rejected-saturated',
+      );
     case 'RejectedNoEndpoints':
       return refuse(503, 'no endpoints available and the queue is full', 'rejected-no-endpoints');
     case 'EvictedTTL':
-      return refuse(429, 'request timed out in queue: the pool stayed saturated; retry later', 'rejected-ttl-expired');
+      return refuse(
+        429,
+        'request timed out in queue: the pool stayed saturated; retry later',
+        'rejected-ttl-expired',
+      );
     case 'EvictedNoEndpoints':
-      return refuse(503, 'request timed out in queue and no endpoints are available', 'rejected-no-endpoints');
+      return refuse(
+        503,
+        'request timed out in queue and no endpoints are available',
+        'rejected-no-endpoints',
+      );
     case 'EvictedContextCancelled':
       return refuse(503, 'client disconnected', 'rejected-context-cancelled');
     case 'RejectedOther':

@@ -7,7 +7,10 @@
 import type { Criticality } from '../types.js';
 
 /** Read in this order; the first present wins. */
-export const FAIRNESS_ID_HEADERS = ['x-llm-d-inference-fairness-id', 'x-gateway-inference-fairness-id'] as const;
+export const FAIRNESS_ID_HEADERS = [
+  'x-llm-d-inference-fairness-id',
+  'x-gateway-inference-fairness-id',
+] as const;
 export const DEFAULT_FAIRNESS_ID = 'default-flow';
 /** Longest fairness id accepted: ids are client-chosen and each waiting flow keeps its id in memory. */
 export const MAX_FAIRNESS_ID_LENGTH = 256;

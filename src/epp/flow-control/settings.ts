@@ -27,7 +27,14 @@ export const DEFAULT_BAND: BandSettings = Object.freeze({
 export const DEFAULT_REQUEST_TTL_MS = 60_000;
 
 const DECIMAL: Record<string, number> = { '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
-const BINARY: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
+const BINARY: Record<string, number> = {
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
+};
 
 /** A whole, non-negative Kubernetes quantity ("100", "1k", "1Gi") or number; undefined when it is not one. */
 export function quantityCount(v: unknown): number | undefined {
@@ -38,7 +45,15 @@ export function quantityCount(v: unknown): number | undefined {
   return Math.ceil(Number(m[1]) * (BINARY[m[2] ?? ''] ?? DECIMAL[m[2] ?? '']!));
 }
 
-const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNIT_MS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
 
 /** A Go duration ("60s", "1m30s", "500ms", "0") or a number of milliseconds; undefined when it is not one. */
 export function goDurationMs(v: unknown): number | undefined {
@@ -48,7 +63,8 @@ export function goDurationMs(v: unknown): number | undefined {
   if (text === '0') return 0;
   if (!/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(text)) return undefined;
   let ms = 0;
-  for (const [, n, unit] of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) ms += Number(n) * UNIT_MS[unit!]!;
+  for (const [, n, unit] of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g))
+    ms += Number(n) * UNIT_MS[unit!]!;
   return ms;
 }
 
@@ -152,14 +168,20 @@ export function flowControlSettings(
   return {
     maxRequests: count(f['maxRequests'], 'flowControl.maxRequests', 0),
     maxBytes: count(f['maxBytes'], 'flowControl.maxBytes', 0),
-    defaultRequestTtlMs: duration(f['defaultRequestTTL'], 'flowControl.defaultRequestTTL', DEFAULT_REQUEST_TTL_MS),
+    defaultRequestTtlMs: duration(
+      f['defaultRequestTTL'],
+      'flowControl.defaultRequestTTL',
+      DEFAULT_REQUEST_TTL_MS,
+    ),
     noEndpointRequestTtlMs: duration(
       f['noEndpointRequestTTL'],
       'flowControl.noEndpointRequestTTL',
       DEFAULT_REQUEST_TTL_MS,
     ),
     bands,
-    defaultBand: f['defaultPriorityBand'] ? band(f['defaultPriorityBand'], 'flowControl.defaultPriorityBand') : DEFAULT_BAND,
+    defaultBand: f['defaultPriorityBand']
+      ? band(f['defaultPriorityBand'], 'flowControl.defaultPriorityBand')
+      : DEFAULT_BAND,
     defaultNegativeBand: f['defaultNegativePriorityBand']
       ? band(f['defaultNegativePriorityBand'], 'flowControl.defaultNegativePriorityBand')
       : undefined,

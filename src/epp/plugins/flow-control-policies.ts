@@ -21,7 +21,10 @@ export interface UsageLimitPlugin extends Plugin {
   readonly usageLimit: UsageLimit;
 }
 
-export function flowControlPolicy(type: OrderingPolicy | FairnessPolicy, name: string): FlowControlPolicyPlugin {
+export function flowControlPolicy(
+  type: OrderingPolicy | FairnessPolicy,
+  name: string,
+): FlowControlPolicyPlugin {
   return { type, name };
 }
 
@@ -50,7 +53,10 @@ export function priorityHoldbackPlugin(name: string, p: Parameters): UsageLimitP
       const sorted = [...ceilings].sort((a, b) => b[0] - a[0]);
       for (let i = 1; i < sorted.length; i++)
         if (sorted[i]![1] > sorted[i - 1]![1])
-          p.problem('ceilings', 'must not increase as priority falls (a lower priority cannot have a higher ceiling)');
+          p.problem(
+            'ceilings',
+            'must not increase as priority falls (a lower priority cannot have a higher ceiling)',
+          );
     }
   } else if (domain !== 'rank' && domain !== 'value') {
     p.problem('domain', `must be rank, value or explicit, got "${domain}"`);
