@@ -24,8 +24,10 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const out = join(root, 'bench/results/flow-control');
 const SEQS = 4;
 const SIMS = 2;
-const OUTPUT_TOKENS = 128;
-const PROMPT = 'lorem ipsum dolor sit amet '.repeat(150); // ~1000 tokens: ~100 ms of prefill
+const OUTPUT_TOKENS = 32;
+// ~250 tokens at 2500 prefill tokens/s and 40 ms a token: the same ~100 ms TTFT and ~1.4 s requests as a bigger
+// model, with a quarter of the chunks and tokenising for the shared machine to push through.
+const PROMPT = 'lorem ipsum dolor sit amet '.repeat(37);
 const CRITICAL_QPS = 1;
 const DURATION_MS = Number(process.env['FLOW_BENCH_MS'] ?? 30_000);
 
@@ -90,7 +92,16 @@ async function phase(
 ) {
   const sims = [];
   for (let i = 0; i < SIMS; i++)
-    sims.push(await startSimulator({ port: 0, podName: `sim-${i}`, maxNumSeqs: SEQS, seed: i }));
+    sims.push(
+      await startSimulator({
+        port: 0,
+        podName: `sim-${i}`,
+        maxNumSeqs: SEQS,
+        seed: i,
+        prefillTokensPerSecond: 2500,
+        decodeBaseMs: 40,
+      }),
+    );
   const epp: RunningEpp = await startEpp({
     host: '127.0.0.1',
     grpcPort: 0,
@@ -162,7 +173,7 @@ async function phase(
   };
 }
 
-const capacityQps = (SIMS * SEQS) / 1.4; // ~1.4 s per request (100 ms prefill + 128 tokens at ~10 ms)
+const capacityQps = (SIMS * SEQS) / 1.4; // ~1.4 s per request (100 ms prefill + 32 tokens at ~40 ms)
 // Warm-up (JIT, connection pools), discarded.
 await phase('warm-up', true, 0, 99, 3000);
 const load = [loadavg()[0]!.toFixed(2)];
@@ -193,7 +204,7 @@ const report = `# Flow control under a 2× overload burst
 - Machine: ${machineDescription()} (shared; 1-minute load average before/between/after phases: ${load.join(' → ')})
 - Date: ${new Date().toISOString()}
 - Command: \`npm run bench:flow-control\` (FLOW_BENCH_MS=${DURATION_MS})
-- Setup: ${SIMS} simulators × ${SEQS} sequences, ~1000-token prompts, ${OUTPUT_TOKENS} streamed output tokens; builtin gateway; EPP with
+- Setup: ${SIMS} simulators × ${SEQS} sequences, ~250-token prompts (2500 prefill tokens/s), ${OUTPUT_TOKENS} streamed output tokens at ~40 ms; builtin gateway; EPP with
   concurrency-detector (maxConcurrency ${SEQS}) and priority-holdback (priority 10 → 1.0, priority 0 → 0.75), TTL 5 s.
   Critical (objective priority 10) at ${CRITICAL_QPS} req/s in every phase; Standard at ${fmt(2 * capacityQps)} req/s (2× the pool's
   ~${fmt(capacityQps)} req/s) in the burst phases, for ${DURATION_MS / 1000} s.

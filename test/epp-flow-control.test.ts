@@ -217,28 +217,30 @@ describe(
       assert.deepEqual(prompts().slice(base), ['critical-0', 'noisy-0', 'quiet-0', 'noisy-1', 'noisy-2']);
     });
 
-    test('envoy: a client that disconnects leaves the queue at once', async () => {
-      await saturate(true);
-      const before = await metric(
-        epp,
-        /^llm_d_epp_flow_control_requests_total\{outcome="EvictedContextCancelled"/,
-      );
-      const abort = new AbortController();
-      const reply = post(ports['envoy']!.main, 'gone', {}, abort.signal).catch((error: Error) => error);
-      await until('the request waits', () => epp.flowControl!.size === 1);
-      abort.abort();
-      await reply;
-      await until(
-        'the queue is empty again',
-        () => epp.flowControl!.size === 0 && epp.flowControl!.bytes === 0,
-      );
-      assert.equal(
-        await metric(epp, /^llm_d_epp_flow_control_requests_total\{outcome="EvictedContextCancelled"/),
-        before + 1,
-      );
-      await saturate(false);
-      assert.equal(prompts().includes('gone'), false, 'a cancelled request is never dispatched');
-    });
+    for (const via of ['envoy', 'builtin'] as const) {
+      test(`${via}: a client that disconnects leaves the queue at once`, async () => {
+        await saturate(true);
+        const before = await metric(
+          epp,
+          /^llm_d_epp_flow_control_requests_total\{outcome="EvictedContextCancelled"/,
+        );
+        const abort = new AbortController();
+        const reply = post(ports[via]!.main, `gone-${via}`, {}, abort.signal).catch((error: Error) => error);
+        await until('the request waits', () => epp.flowControl!.size === 1);
+        abort.abort();
+        await reply;
+        await until(
+          'the queue is empty again',
+          () => epp.flowControl!.size === 0 && epp.flowControl!.bytes === 0,
+        );
+        assert.equal(
+          await metric(epp, /^llm_d_epp_flow_control_requests_total\{outcome="EvictedContextCancelled"/),
+          before + 1,
+        );
+        await saturate(false);
+        assert.equal(prompts().includes(`gone-${via}`), false, 'a cancelled request is never dispatched');
+      });
+    }
 
     test('hostile: an overlong fairness id is refused with 400 naming the header; a full band refuses with 429', async () => {
       const r = await post(ports['envoy']!.main, 'long-id', {

@@ -101,7 +101,7 @@ function mutationHeaders(
 export function pickEndpoint(
   client: ExtProcClient,
   request: PickRequest,
-  options: { timeoutMs?: number } = {},
+  options: { timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<PickResult> {
   const stream = client.Process(options.timeoutMs ? { deadline: Date.now() + options.timeoutMs } : {});
   const hasBody = request.body !== undefined;
@@ -198,6 +198,12 @@ export function pickEndpoint(
     });
     stream.on('error', (error: Error) => settle(error));
     stream.on('end', () => settle(new Error('the endpoint picker closed the stream without a decision')));
+    // The client went away while the EPP decides (e.g. its request waits in flow control): cancel the stream, so the
+    // EPP drops the request at once.
+    options.signal?.addEventListener('abort', () => settle(new Error('the client went away')), {
+      once: true,
+    });
+    if (options.signal?.aborted) return settle(new Error('the client went away'));
     stream.write(first);
     if (hasBody) stream.write({ request_body: { body: request.body, end_of_stream: true } });
   });
