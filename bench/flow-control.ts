@@ -42,7 +42,7 @@ plugins:
   parameters: {maxConcurrency: ${SEQS}}
 - name: holdback
   type: priority-holdback-policy
-  parameters: {domain: explicit, ceilings: {10: 1.0, 0: 0.75}}
+  parameters: {domain: explicit, ceilings: {10: 1.0, 0: 0.5}}
 schedulingProfiles:
 - name: default
   plugins: [{pluginRef: detector}, {pluginRef: queue-scorer}, {pluginRef: active-request-scorer}]
@@ -205,7 +205,7 @@ const report = `# Flow control under a 2× overload burst
 - Date: ${new Date().toISOString()}
 - Command: \`npm run bench:flow-control\` (FLOW_BENCH_MS=${DURATION_MS})
 - Setup: ${SIMS} simulators × ${SEQS} sequences, ~250-token prompts (2500 prefill tokens/s), ${OUTPUT_TOKENS} streamed output tokens at ~40 ms; builtin gateway; EPP with
-  concurrency-detector (maxConcurrency ${SEQS}) and priority-holdback (priority 10 → 1.0, priority 0 → 0.75), TTL 5 s.
+  concurrency-detector (maxConcurrency ${SEQS}) and priority-holdback (priority 10 → 1.0, priority 0 → 0.5), TTL 5 s.
   Critical (objective priority 10) at ${CRITICAL_QPS} req/s in every phase; Standard at ${fmt(2 * capacityQps)} req/s (2× the pool's
   ~${fmt(capacityQps)} req/s) in the burst phases, for ${DURATION_MS / 1000} s.
 
