@@ -135,13 +135,12 @@ test('llm-d layout: a full llm-d-router config loads, and what it sets is what r
     'flowControl.maxRequests',
     'flowControl.priorityBands',
     'plugins[0]',
-    'plugins[15]',
     'plugins[1]',
   ]);
   assert.match(c.warnings.find((w) => w.path === 'plugins[0]')!.message, /metrics-data-source.*not acted on/);
   assert.match(
     c.warnings.find((w) => w.path === 'flowControl.maxRequests')!.message,
-    /not acted on.*flow control/,
+    /not acted on: the flowControl feature gate is off/,
   );
 });
 
@@ -228,8 +227,8 @@ test('llm-d layout: feature gates: name, name=true, name=false; unknown gates an
     `apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\nfeatureGates: ${gates}\nplugins:\n- type: queue-scorer\n`;
   const on = loadEndpointPickerConfig(withGates('[flowControl]'));
   assert.equal(on.featureGates.get('flowControl'), true);
-  assert.deepEqual(warnedPaths(on), ['featureGates[0]'], 'flow control on is accepted but not acted on');
-  assert.match(on.warnings[0]!.message, /flowControl=true accepted, not acted on/);
+  assert.deepEqual(warnedPaths(on), [], 'flow control on is acted on');
+  assert.ok(on.flowControl, 'the gate on builds flow control settings');
   const off = loadEndpointPickerConfig(withGates('[flowControl=false, haPopulateNonLeaderDatastore=true]'));
   assert.equal(off.featureGates.get('flowControl'), false);
   assert.deepEqual(off.warnings, [], 'values this EPP honours warn about nothing');
@@ -260,22 +259,19 @@ plugins:
 - type: tokenizer
 - name: precise
   type: precise-prefix-cache-scorer
-- type: concurrency-detector
 - type: no-such-plugin
 schedulingProfiles:
 - name: default
   plugins:
   - pluginRef: precise
-flowControl:
-  saturationDetector: {pluginRef: concurrency-detector}
 `);
   assert.deepEqual(
     problems.map((p) => p.path),
-    ['plugins[0].type', 'plugins[1].type', 'plugins[2].type', 'plugins[3].type'],
+    ['plugins[0].type', 'plugins[1].type', 'plugins[2].type'],
   );
   assert.match(problems[0]!.message, /plugin type "tokenizer" is not supported yet: .*use token-producer/);
   assert.match(problems[1]!.message, /use precise-prefix-cache-producer with prefix-cache-scorer/);
-  assert.match(problems[3]!.message, /unknown plugin type "no-such-plugin" \(known: .*by-label/);
+  assert.match(problems[2]!.message, /unknown plugin type "no-such-plugin" \(known: .*by-label/);
 });
 
 test('llm-d layout: the saturation detector in flowControl, at the deprecated top level, or by its default name', () => {

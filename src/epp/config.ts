@@ -10,7 +10,13 @@
  */
 import { parse as parseYaml } from 'yaml';
 import { LlmisvcError, ValidationError, type FieldProblem } from '../errors/index.js';
-import { acceptedNotActedOn, createPlugin, isSaturationDetector, parseDurationMs } from './plugins/index.js';
+import {
+  acceptedNotActedOn,
+  createPlugin,
+  isSaturationDetector,
+  parseDurationMs,
+  type SaturationDetectorPlugin,
+} from './plugins/index.js';
 import { defaultSaturationThresholds, type SaturationThresholds } from './saturation.js';
 import type { SchedulerPlugins } from './scheduler.js';
 import {
@@ -35,6 +41,7 @@ import {
 import { maxScorePicker } from './plugins/max-score-picker.js';
 import { singleProfileHandler } from './plugins/single-profile-handler.js';
 import { utilizationDetector } from './plugins/utilization-detector.js';
+import { flowControlSettings, type FlowControlSettings } from './flow-control/index.js';
 
 export const ACCEPTED_API_VERSIONS = ['inference.networking.x-k8s.io/v1alpha1', 'llm-d.ai/v1alpha1'] as const;
 
@@ -61,6 +68,10 @@ export interface PluginTiming {
 export interface EndpointPickerConfig {
   readonly scheduler: SchedulerPlugins;
   readonly saturation: SaturationThresholds;
+  /** The saturation detector (`flowControl.saturationDetector`; utilization with `saturation` by default). */
+  readonly detector: SaturationDetectorPlugin;
+  /** Flow control's settings when the `flowControl` feature gate is on; undefined = shedding as before. */
+  readonly flowControl: FlowControlSettings | undefined;
   /** Every plugin instance by name (for metrics and endpoint removal). */
   readonly plugins: ReadonlyMap<string, Plugin>;
   /** Every known feature gate with its value (upstream default unless the config set it). */
@@ -82,8 +93,8 @@ const FEATURE_GATES: Readonly<
 > = {
   flowControl: {
     default: false,
-    honoured: (on) => !on,
-    why: 'flow control (queueing by priority and fairness) is not implemented; when the pool is saturated, sheddable requests get 429',
+    honoured: () => true,
+    why: '',
   },
   haPopulateNonLeaderDatastore: {
     default: true,
@@ -245,7 +256,12 @@ export function buildEndpointPickerConfig(
     handler = singleProfileHandler('single-profile-handler');
   }
 
-  const saturation = readSaturation(doc, plugins, c);
+  const flowOn = featureGates.get('flowControl') === true;
+  const flow = readFlowControl(doc['flowControl'], c, flowOn);
+  const { thresholds: saturation, detector } = readSaturation(doc, flow, plugins, c);
+  const flowControl = flowOn
+    ? flowControlSettings(flow, plugins, c.problems, (path, message) => c.warn(path, message))
+    : undefined;
   readRequestHandler(doc, plugins, c);
   readDataLayer(doc['dataLayer'], plugins, c);
   if (doc['data'] !== undefined && doc['data'] !== null)
@@ -276,6 +292,8 @@ export function buildEndpointPickerConfig(
     preparers: all.filter(isRequestDataPreparer),
     services: all.filter(isPluginService),
     saturation,
+    detector,
+    flowControl,
     plugins,
     featureGates,
     warnings: c.warnings,
@@ -524,10 +542,14 @@ function timedPicker(p: Picker, timing: PluginTiming): Picker {
  */
 function readSaturation(
   doc: Record<string, unknown>,
+  flow: Record<string, unknown> | undefined,
   plugins: Map<string, Plugin>,
   c: Checker,
-): SaturationThresholds {
-  const flow = readFlowControl(doc['flowControl'], c);
+): { thresholds: SaturationThresholds; detector: SaturationDetectorPlugin } {
+  const fallback = (thresholds: SaturationThresholds = { ...defaultSaturationThresholds }) => ({
+    thresholds,
+    detector: utilizationDetector('utilization-detector', thresholds, 0),
+  });
   const legacy = doc['saturationDetector'];
   let ref: { value: unknown; path: string } | undefined;
   if (flow?.['saturationDetector'] !== undefined && flow['saturationDetector'] !== null) {
@@ -538,12 +560,12 @@ function readSaturation(
     ref = { value: legacy, path: 'saturationDetector' };
     c.warn('saturationDetector', 'deprecated: move it to flowControl.saturationDetector');
   } else if (legacy !== undefined && legacy !== null) {
-    return readSaturationThresholds(legacy, c);
+    return fallback(readSaturationThresholds(legacy, c));
   }
-  if (!ref) return { ...defaultSaturationThresholds };
+  if (!ref) return fallback();
   const spec = c.mapping(ref.value, ref.path, ['pluginRef']);
   const name = c.string(spec?.['pluginRef'], `${ref.path}.pluginRef`, true);
-  if (name === undefined) return { ...defaultSaturationThresholds };
+  if (name === undefined) return fallback();
   let plugin = plugins.get(name);
   // As upstream, "utilization-detector" names its default instance when no plugin has that name.
   if (!plugin && name === 'utilization-detector') {
@@ -553,16 +575,16 @@ function readSaturation(
   if (!plugin) {
     if (!c.refused.has(name))
       c.problem(`${ref.path}.pluginRef`, `no plugin named "${name}" in plugins (defined: ${names(plugins)})`);
-    return { ...defaultSaturationThresholds };
+    return fallback();
   }
   if (!isSaturationDetector(plugin)) {
     c.problem(
       `${ref.path}.pluginRef`,
-      `"${name}" (${plugin.type}) is not a saturation detector (utilization-detector)`,
+      `"${name}" (${plugin.type}) is not a saturation detector (utilization-detector, concurrency-detector)`,
     );
-    return { ...defaultSaturationThresholds };
+    return fallback();
   }
-  return { ...plugin.thresholds };
+  return { thresholds: { ...plugin.thresholds }, detector: plugin };
 }
 
 const UPSTREAM_UTILIZATION_DEFAULTS: SaturationThresholds = {
@@ -604,10 +626,10 @@ function isGoDuration(v: unknown): boolean {
 }
 
 /**
- * `flowControl`: checked field by field; only `saturationDetector` is acted on (flow control itself, queueing by
- * priority band and fairness, is separate work), so every other field set is a warning.
+ * `flowControl`: checked field by field. With the `flowControl` gate off only `saturationDetector` is acted on (as
+ * upstream, the legacy shedding uses it too), so every other field set is a warning.
  */
-function readFlowControl(raw: unknown, c: Checker): Record<string, unknown> | undefined {
+function readFlowControl(raw: unknown, c: Checker, gateOn: boolean): Record<string, unknown> | undefined {
   const flow = c.mapping(raw, 'flowControl', FLOW_CONTROL_FIELDS);
   if (!flow) return undefined;
   const band = (value: unknown, path: string, needsPriority: boolean) => {
@@ -648,10 +670,10 @@ function readFlowControl(raw: unknown, c: Checker): Record<string, unknown> | un
         if (typeof value !== 'boolean') c.problem(path, 'must be true or false');
         break;
     }
-    if (key !== 'saturationDetector')
+    if (key !== 'saturationDetector' && !gateOn)
       c.warn(
         path,
-        'accepted, not acted on: flow control (queueing by priority band and fairness) is not implemented',
+        'accepted, not acted on: the flowControl feature gate is off, so flow control (queueing by priority band and fairness) does not run',
       );
   }
   return flow;

@@ -6,8 +6,9 @@
  */
 import type { EndpointPickerConfig } from './config.js';
 import { PREFIX_MATCHES, type PrefixMatches } from './plugins/index.js';
-import { RequestError, parseRequestBody } from './request.js';
-import { isSaturated, isStale, shouldShed } from './saturation.js';
+import { priorityOfCriticality } from './flow-control/index.js';
+import { RequestError, parseRequestBody, type ParsedBody } from './request.js';
+import { isStale, shouldShed } from './saturation.js';
 import { primaryTarget, schedule } from './scheduler.js';
 import {
   CycleState,
@@ -47,6 +48,8 @@ export interface DecisionInput {
   subsetHint?: ReadonlySet<string> | undefined;
   /** What the config's preparers (token-producer) produced for this request; copied into the cycle state. */
   requestData?: ReadonlyMap<string, unknown> | undefined;
+  /** The body already parsed (flow control reads the model before queueing); undefined = parse `body` here. */
+  parsed?: ParsedBody | undefined;
 }
 
 export type Decision =
@@ -70,6 +73,22 @@ export type Decision =
 
 export function criticalityOfPriority(priority: number): Criticality {
   return priority < 0 ? 'Sheddable' : priority > 0 ? 'Critical' : 'Standard';
+}
+
+/**
+ * The priority flow control queues a request at: its InferenceObjective's (header `x-gateway-inference-objective`),
+ * else its model's criticality (InferenceModel form), else 0.
+ */
+export function requestPriority(
+  model: string,
+  headers: Readonly<Record<string, string>>,
+  directory: ModelDirectory,
+): number {
+  const objective = headers[OBJECTIVE_HEADER];
+  const priority = objective === undefined ? undefined : directory.objectives.get(objective);
+  if (priority !== undefined) return priority;
+  const route = model ? directory.models.get(model) : undefined;
+  return route ? priorityOfCriticality(route.criticality) : 0;
 }
 
 function chooseTarget(route: ModelRoute | undefined, model: string, random: () => number): string {
@@ -97,8 +116,8 @@ export function decide(
   let prompt = '';
   let json: Record<string, unknown> | undefined;
   try {
-    if (input.body !== undefined && input.body.length > 0) {
-      const parsed = parseRequestBody(input.path, input.body);
+    if (input.parsed !== undefined || (input.body !== undefined && input.body.length > 0)) {
+      const parsed = input.parsed ?? parseRequestBody(input.path, input.body!);
       model = parsed.model;
       prompt = parsed.prompt;
       json = parsed.json;
@@ -138,7 +157,8 @@ export function decide(
       error: new RequestError(503, 'no ready model server endpoint with fresh metrics'),
     };
   }
-  if (shouldShed(criticality, isSaturated(candidates, now, thresholds))) {
+  // With flow control, saturation made the request wait before it got here: it is not shed.
+  if (!config.flowControl && shouldShed(criticality, config.detector.saturated(candidates, now))) {
     return {
       kind: 'reject',
       model,

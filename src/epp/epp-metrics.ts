@@ -15,23 +15,27 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Datastore } from './datastore.js';
 import { OBJECTIVE_HEADER, type ModelDirectory } from './director.js';
+import { fairnessIdOf, type FlowControlObserver } from './flow-control/index.js';
+import { flowControlMetrics, type FlowControlMetricsSource } from './flow-control/metrics.js';
 import type { Endpoint } from './types.js';
 
 /** Default cap on distinct client-derived label values (model names; fairness ids), as in llm-d-router. */
 export const DEFAULT_LABEL_CAP = 1000;
 /** The value every client-derived label value past the cap is folded into. */
 export const OVERFLOW_LABEL_VALUE = 'other';
-/** llm-d's fairness id header (flow control is not implemented here; the id only labels metrics). */
+/** llm-d's fairness id header (GIE's `x-gateway-inference-fairness-id` is read when it is absent). */
 export const FAIRNESS_ID_HEADER = 'x-llm-d-inference-fairness-id';
-/** llm-d's fairness id when the header is absent. */
-const DEFAULT_FAIRNESS_ID = 'default-flow';
 
-/** Keeps the first `cap` distinct values of a client-derived label; later ones read as `other`. */
+/** Longest client-derived label value kept as is; a longer one reads as `other` (it would be kept in memory). */
+export const MAX_LABEL_VALUE_LENGTH = 256;
+
+/** Keeps the first `cap` distinct values of a client-derived label; later (or overlong) ones read as `other`. */
 export class BoundedLabel {
   private readonly admitted = new Set<string>();
   constructor(private readonly cap: number) {}
 
   bound(value: string): string {
+    if (value.length > MAX_LABEL_VALUE_LENGTH) return OVERFLOW_LABEL_VALUE;
     if (this.admitted.has(value)) return value;
     if (this.admitted.size >= this.cap) return OVERFLOW_LABEL_VALUE;
     this.admitted.add(value);
@@ -323,6 +327,11 @@ export class EppMetrics {
     this.upstream.llmdPluginDuration.observe(labels, seconds);
   }
 
+  /** The registry's flow-control metrics (registered once; read from `source` at scrape time). */
+  flowControl(source: () => FlowControlMetricsSource | undefined): FlowControlObserver {
+    return flowControlMetrics(this.registry, this.poolName, source);
+  }
+
   /** The bounded labels of a request: model names capped, priority from its InferenceObjective (default 0). */
   requestLabels(
     model: string,
@@ -335,7 +344,7 @@ export class EppMetrics {
     return {
       model_name: this.models.bound(model),
       target_model_name: this.models.bound(targetModel),
-      fairness_id: this.fairnessIds.bound(headers[FAIRNESS_ID_HEADER] ?? DEFAULT_FAIRNESS_ID),
+      fairness_id: this.fairnessIds.bound(fairnessIdOf(headers)),
       priority: String(priority ?? 0),
     };
   }

@@ -17,10 +17,19 @@
 import type { Logger } from 'pino';
 import type { EndpointPickerConfig } from './config.js';
 import type { Datastore } from './datastore.js';
-import { decide, type ModelDirectory } from './director.js';
+import { decide, requestPriority, type ModelDirectory } from './director.js';
 import type { EppMetrics, RequestObservation } from './epp-metrics.js';
 import { BodySendMode, type GrpcCall, type GrpcCallHandlers } from '../transport/index.js';
-import { RequestError, openAiErrorBody } from './request.js';
+import {
+  MAX_FAIRNESS_ID_LENGTH,
+  fairnessIdOf,
+  refusalOf,
+  sloDeadline,
+  type FlowController,
+  type QueueOutcome,
+  type Ticket,
+} from './flow-control/index.js';
+import { RequestError, openAiErrorBody, parseRequestBody, type ParsedBody } from './request.js';
 import { routingHeadersToRemove } from './routing-headers.js';
 import type { Endpoint, SchedulingRequest } from './types.js';
 
@@ -38,6 +47,8 @@ export interface ExtProcDeps {
   logger: Logger;
   /** Largest request body accepted; larger gets 413. */
   bodyLimitBytes: number;
+  /** Flow control (the `flowControl` feature gate): requests wait here while the pool is saturated. */
+  flowControl?: FlowController | undefined;
 }
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- the messages are dynamic protobuf objects */
@@ -112,6 +123,8 @@ export function createProcessHandler(
     let targetModel = '';
     let firstMessageAt = 0;
     let observed: RequestObservation | undefined;
+    /** Set while the request waits in flow control. */
+    let ticket: Ticket | undefined;
 
     function write(message: Message): void {
       if (closed || !call.isOpen()) return;
@@ -125,6 +138,8 @@ export function createProcessHandler(
       if (served.length === 0) return;
       servedBy = [];
       served[0]!.inFlight = Math.max(0, served[0]!.inFlight - 1);
+      // Capacity freed: a request waiting in flow control may go now.
+      deps.flowControl?.poke();
       for (const hook of deps.config().scheduler.postResponse) {
         for (const endpoint of served) {
           try {
@@ -155,7 +170,12 @@ export function createProcessHandler(
       write({
         immediate_response: {
           status: { code: error.status },
-          headers: { set_headers: [setHeader('content-type', 'application/json')] },
+          headers: {
+            set_headers: [
+              setHeader('content-type', 'application/json'),
+              ...Object.entries(error.headers).map(([k, v]) => setHeader(k, v)),
+            ],
+          },
           body: Buffer.from(openAiErrorBody(error)),
           details: `llmisvc_epp_${error.status}`,
         },
@@ -164,18 +184,64 @@ export function createProcessHandler(
       complete();
     }
 
+    /**
+     * The request is complete: with flow control it is admitted first (and may wait for capacity), then the
+     * config's preparers run (they may wait on a model server), then it is scheduled.
+     */
     function route(body: Buffer | undefined, trailersFollow: boolean): void {
       decided = true;
+      const flow = deps.flowControl;
+      if (!flow) return prepare(body, trailersFollow, undefined);
+      const h = headers ?? {};
+      let parsed: ParsedBody | undefined;
+      try {
+        if (body !== undefined && body.length > 0) parsed = parseRequestBody(h[':path'] ?? '', body);
+      } catch (error) {
+        if (error instanceof RequestError) return immediate(error);
+        throw error;
+      }
+      const fairnessId = fairnessIdOf(h);
+      if (fairnessId.length > MAX_FAIRNESS_ID_LENGTH) {
+        return immediate(
+          new RequestError(
+            400,
+            `the fairness id header is ${fairnessId.length} characters long; at most ${MAX_FAIRNESS_ID_LENGTH} are accepted`,
+          ),
+        );
+      }
+      model = parsed?.model ?? '';
+      let headerBytes = 0;
+      for (const k in h) headerBytes += k.length + h[k]!.length;
+      const admitted = (outcome: QueueOutcome) => {
+        ticket = undefined;
+        if (outcome === 'Dispatched') prepare(body, trailersFollow, parsed);
+        else immediate(refusalOf(outcome));
+      };
+      const result = flow.admit(
+        {
+          priority: requestPriority(model, h, deps.directory()),
+          fairnessId,
+          bytes: bodyBytes + headerBytes,
+          sloDeadline: sloDeadline(firstMessageAt, h),
+          labels: deps.metrics.requestLabels(model, model, h, deps.directory()),
+        },
+        admitted,
+      );
+      if (typeof result === 'string') admitted(result);
+      else ticket = result;
+    }
+
+    /** The config's preparers (token-producer) run before scheduling; a preparer may wait on a model server. */
+    function prepare(body: Buffer | undefined, trailersFollow: boolean, parsed: ParsedBody | undefined): void {
       const preparers = deps.config().preparers;
-      if (preparers.length === 0 || body === undefined) return routeWith(body, trailersFollow, undefined);
-      // A preparer may wait (token-producer renders the prompt on a model server); the stream waits with it.
+      if (preparers.length === 0 || body === undefined) return schedule(body, trailersFollow, parsed, undefined);
       const data = new Map<string, unknown>();
       const input = { path: headers?.[':path'] ?? '', headers: headers ?? {}, body };
       const endpoints = deps.datastore.endpoints();
       void Promise.allSettled(preparers.map((p) => p.prepareRequestData(input, endpoints, data))).then(() => {
         if (closed) return;
         try {
-          routeWith(body, trailersFollow, data);
+          schedule(body, trailersFollow, parsed, data);
         } catch (error) {
           deps.logger.error({ err: error }, 'ext_proc message handling failed');
           if (!closed) immediate(new RequestError(500, 'internal error in the endpoint picker'));
@@ -183,11 +249,13 @@ export function createProcessHandler(
       });
     }
 
-    function routeWith(
+    function schedule(
       body: Buffer | undefined,
       trailersFollow: boolean,
+      parsed: ParsedBody | undefined,
       requestData: ReadonlyMap<string, unknown> | undefined,
     ): void {
+      if (closed) return;
       const started = performance.now();
       // Observed after the answer is written, below and in immediate().
       const observePhase = () =>
@@ -202,6 +270,7 @@ export function createProcessHandler(
           body,
           subsetHint: subset,
           requestData,
+          parsed,
         },
         endpoints,
         deps.config(),
@@ -382,6 +451,8 @@ export function createProcessHandler(
         }
       },
       end() {
+        // A request still waiting in flow control leaves the queue now.
+        ticket?.cancel();
         finish();
         if (!closed) {
           closed = true;
@@ -389,6 +460,7 @@ export function createProcessHandler(
         }
       },
       abort() {
+        ticket?.cancel();
         finish();
         closed = true;
       },

@@ -14,6 +14,8 @@ export class RequestError extends Error {
       : status >= 500
         ? 'server_error'
         : 'invalid_request_error',
+    /** Response headers to add to the error answer (e.g. flow control's dropped reason). */
+    readonly headers: Readonly<Record<string, string>> = {},
   ) {
     super(message);
     this.name = 'RequestError';

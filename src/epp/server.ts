@@ -16,6 +16,7 @@ import { Datastore, type EndpointSpec } from './datastore.js';
 import { emptyModelDirectory, type ModelDirectory } from './director.js';
 import { EppMetrics } from './epp-metrics.js';
 import { createProcessHandler } from './extproc-server.js';
+import { FlowController } from './flow-control/index.js';
 import {
   createGrpcServer,
   decodeHealthCheckRequest,
@@ -74,6 +75,8 @@ export interface RunningEpp {
    */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- ext_proc messages are dynamic objects
   processStream: (call: GrpcCall<Record<string, any>>) => GrpcCallHandlers<Record<string, any>>;
+  /** The flow controller when the `flowControl` feature gate is on. */
+  flowControl: FlowController | undefined;
   close(): Promise<void>;
 }
 
@@ -227,6 +230,28 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
     });
   }
 
+  // Flow control (feature gate `flowControl`): saturation read from the configured detector over every endpoint.
+  let flowControl: FlowController | undefined;
+  if (config.flowControl) {
+    const detector = config.detector;
+    const saturation = () => detector.saturation(datastore.endpoints(), Date.now());
+    const observer = metrics.flowControl(() =>
+      flowControl
+        ? {
+            controller: flowControl,
+            saturation,
+            staleEndpoints: () => detector.staleCount(datastore.endpoints(), Date.now()),
+            detectorName: detector.name,
+          }
+        : undefined,
+    );
+    flowControl = new FlowController(
+      config.flowControl,
+      () => ({ saturation: saturation(), empty: datastore.endpoints().length === 0 }),
+      { observer },
+    );
+  }
+
   const bodyLimitBytes = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
   const onError = (error: unknown) => logger.debug({ err: error }, 'gRPC stream error');
   const processStream = countingTraffic(
@@ -238,6 +263,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       metrics,
       logger,
       bodyLimitBytes,
+      flowControl,
     }),
   );
   const server = createGrpcServer({
@@ -341,7 +367,9 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       datastore,
       config,
       processStream,
+      flowControl,
       async close() {
+        flowControl?.close();
         await stopServices();
         await scraper.close();
         await kube?.close();
@@ -356,6 +384,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       },
     };
   } catch (error) {
+    flowControl?.close();
     await stopServices();
     await scraper.close();
     await kube?.close();

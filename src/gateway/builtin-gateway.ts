@@ -253,13 +253,17 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
     if (matched.route.backend === 'pool' && client) {
       via = 'epp';
       let pick;
+      const clientGone = new AbortController();
+      const onGoneWhilePicking = () => clientGone.abort();
+      res.once('close', onGoneWhilePicking);
       try {
         pick = await pickEndpoint(
           client,
           { method, path: url, headers, ...(body !== undefined ? { body } : {}) },
-          { timeoutMs: eppTimeoutMs },
+          { timeoutMs: eppTimeoutMs, signal: clientGone.signal },
         );
       } catch (error) {
+        if (clientGone.signal.aborted) return;
         if (failOpen) {
           pick = undefined;
         } else {
@@ -273,6 +277,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
           return;
         }
       }
+      res.off('close', onGoneWhilePicking);
       if (pick === undefined) {
         // Fail open: the EPP could not decide, so the pool is balanced as a plain Service would be.
         via = 'fail-open';

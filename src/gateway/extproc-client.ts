@@ -102,7 +102,7 @@ function mutationHeaders(
 export function pickEndpoint(
   client: ExtProcChannel,
   request: PickRequest,
-  options: { timeoutMs?: number } = {},
+  options: { timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<PickResult> {
   // The timeout bounds the decision, not the stream: a gRPC deadline would cancel the stream of a response still
   // streaming when it passes, and the EPP would stop counting that request in flight long before it ends.
@@ -208,6 +208,12 @@ export function pickEndpoint(
     });
     stream.on('error', (error: Error) => settle(error));
     stream.on('end', () => settle(new Error('the endpoint picker closed the stream without a decision')));
+    // The client went away while the EPP decides (e.g. its request waits in flow control): cancel the stream, so the
+    // EPP drops the request at once.
+    options.signal?.addEventListener('abort', () => settle(new Error('the client went away')), {
+      once: true,
+    });
+    if (options.signal?.aborted) return settle(new Error('the client went away'));
     stream.write(first);
     if (hasBody) stream.write({ request_body: { body: request.body, end_of_stream: true } });
   });

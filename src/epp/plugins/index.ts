@@ -33,6 +33,8 @@ import { decodeFilter, prefillFilter } from './role-filter.js';
 import { singleProfileHandler } from './single-profile-handler.js';
 import { tokenProducer, tokenProducerOptions } from './token-producer.js';
 import { utilizationDetector } from './utilization-detector.js';
+import { concurrencyDetector, type ConcurrencyMode } from './concurrency-detector.js';
+import { flowControlPolicy, priorityHoldbackPlugin } from './flow-control-policies.js';
 import { weightedRandomPicker } from './weighted-random-picker.js';
 
 export { Parameters, parseDurationMs } from './parameters.js';
@@ -111,6 +113,23 @@ function utilizationDetectorFactory(name: string, p: Parameters): Plugin {
   return utilizationDetector(name, thresholds, p.number('headroom', 0, 0));
 }
 
+/** llm-d's concurrency-detector defaults: 100 requests (or 1,000,000 tokens) per endpoint, no headroom. */
+function concurrencyDetectorFactory(name: string, p: Parameters): Plugin {
+  const mode = p.string('concurrencyMode', 'requests');
+  if (!['requests', 'tokens', 'hybrid'].includes(mode))
+    p.problem('concurrencyMode', `must be requests, tokens or hybrid, got "${mode}"`);
+  return concurrencyDetector(
+    name,
+    {
+      mode: (['requests', 'tokens', 'hybrid'].includes(mode) ? mode : 'requests') as ConcurrencyMode,
+      maxConcurrency: p.integer('maxConcurrency', 100, 1),
+      maxTokenConcurrency: p.integer('maxTokenConcurrency', 1_000_000, 1),
+      headroom: p.number('headroom', 0, 0),
+    },
+    { queueDepthThreshold: 5, kvCacheUtilThreshold: 0.8, metricsStalenessThresholdMs: 2000 },
+  );
+}
+
 const OPERATORS: readonly SelectorOperator[] = ['In', 'NotIn', 'Exists', 'DoesNotExist'];
 
 /** A Kubernetes label selector from `matchLabels` and `matchExpressions`. */
@@ -180,6 +199,13 @@ const factories: Record<string, Factory> = {
   'precise-prefix-cache-producer': (name, p) =>
     precisePrefixCacheProducer(name, precisePrefixCacheOptions(p)),
   'token-producer': (name, p) => tokenProducer(name, tokenProducerOptions(p)),
+  'concurrency-detector': concurrencyDetectorFactory,
+  'fcfs-ordering-policy': (name) => flowControlPolicy('fcfs-ordering-policy', name),
+  'edf-ordering-policy': (name) => flowControlPolicy('edf-ordering-policy', name),
+  'slo-deadline-ordering-policy': (name) => flowControlPolicy('slo-deadline-ordering-policy', name),
+  'global-strict-fairness-policy': (name) => flowControlPolicy('global-strict-fairness-policy', name),
+  'round-robin-fairness-policy': (name) => flowControlPolicy('round-robin-fairness-policy', name),
+  'priority-holdback-policy': priorityHoldbackPlugin,
   // The OpenAI parser is what this EPP always does; naming it in requestHandler.parsers is accepted and honoured.
   'openai-parser': (name) => ({ type: 'openai-parser', name }),
 };
@@ -197,12 +223,8 @@ export const acceptedNotActedOn: Readonly<Record<string, string>> = {
   'inflight-load-producer': 'the EPP counts its in-flight requests itself (active-request-scorer)',
   'endpoint-notification-source':
     "the EPP's endpoint set is the source: precise-prefix-cache-producer follows it (subscriptions, evictions) itself",
-  'global-strict-fairness-policy': 'flow control (queueing by priority and fairness) is not implemented',
-  'round-robin-fairness-policy': 'flow control (queueing by priority and fairness) is not implemented',
-  'program-aware-fairness': 'flow control (queueing by priority and fairness) is not implemented',
-  'fcfs-ordering-policy': 'flow control (queueing by priority and fairness) is not implemented',
-  'edf-ordering-policy': 'flow control (queueing by priority and fairness) is not implemented',
-  'slo-deadline-ordering-policy': 'flow control (queueing by priority and fairness) is not implemented',
+  'program-aware-fairness':
+    'program-aware fairness is not implemented; a band that names it is served round-robin between flows',
 };
 
 /** Plugin types from llm-d configs that this EPP refuses, with what to do instead. */
@@ -210,7 +232,6 @@ export const notSupported: Readonly<Record<string, string>> = {
   'precise-prefix-cache-scorer':
     'deprecated upstream: use precise-prefix-cache-producer with prefix-cache-scorer (prefixMatchInfoProducerName) and a token-producer',
   tokenizer: 'renamed upstream: use token-producer (backend vllm or estimate)',
-  'concurrency-detector': 'use utilization-detector (queue depth and KV-cache usage)',
   'disagg-profile-handler': 'use pd-profile-handler with prefill-header-handler',
   'always-disagg-pd-decider': 'use pd-profile-handler (its threshold parameter decides)',
   'prefix-based-pd-decider': 'use pd-profile-handler (its threshold parameter decides)',
