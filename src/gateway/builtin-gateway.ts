@@ -12,7 +12,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { Pool } from 'undici';
 import { isRoutingHeader } from '../epp/index.js';
 import { LlmisvcError } from '../errors/index.js';
-import { createExtProcClient, pickEndpoint, type ExtProcClient } from './extproc-client.js';
+import { EppReplicaSet } from './epp-replicas.js';
 import { pathPrefixRest, replacePrefixMatch } from './path-prefix.js';
 
 export interface GatewayRoute {
@@ -51,6 +51,11 @@ export interface BuiltinGatewayOptions {
   routes: readonly GatewayRoute[];
   /** ext_proc address of the EPP (`127.0.0.1:9002`); undefined = round robin for pool routes too. */
   eppAddress?: string | undefined;
+  /**
+   * ext_proc addresses of active-active EPP replicas (instead of `eppAddress`): requests are spread over them, and
+   * one whose replica fails before deciding is asked of the next (see `epp-replicas.ts`).
+   */
+  eppAddresses?: readonly string[] | undefined;
   /** `ip:port` of every model server, for round robin (Service routes, or no EPP). */
   serviceEndpoints: readonly string[];
   /** How long to wait for an upstream's response headers (default 10 min: requests may queue a long time). */
@@ -182,9 +187,12 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
   const failOpen = options.failureMode === 'FailOpen';
   const bodyLimit = options.bodyLimitBytes ?? 16 * 1024 * 1024;
   const routes = [...options.routes].sort((a, b) => b.prefix.length - a.prefix.length);
-  const client: ExtProcClient | undefined = options.eppAddress
-    ? createExtProcClient(options.eppAddress)
-    : undefined;
+  const eppAddresses = options.eppAddresses?.length
+    ? options.eppAddresses
+    : options.eppAddress
+      ? [options.eppAddress]
+      : [];
+  const epps = eppAddresses.length ? new EppReplicaSet(eppAddresses) : undefined;
   const pools = new Map<string, Pool>();
   let serviceEndpoints = [...options.serviceEndpoints];
   let next = 0;
@@ -245,12 +253,11 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
     let forwardBody: Buffer | undefined = body;
     let done: (() => void) | undefined;
     let via: RoutingDecision['via'] = 'round-robin';
-    if (matched.route.backend === 'pool' && client) {
+    if (matched.route.backend === 'pool' && epps) {
       via = 'epp';
       let pick;
       try {
-        pick = await pickEndpoint(
-          client,
+        pick = await epps.pick(
           { method, path: url, headers, ...(body !== undefined ? { body } : {}) },
           { timeoutMs: eppTimeoutMs },
         );
@@ -421,7 +428,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      client?.close();
+      epps?.close();
       await Promise.all([...pools.values()].map((p) => p.destroy()));
     },
   };

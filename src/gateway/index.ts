@@ -33,4 +33,5 @@ export {
   type PickRequest,
   type PickResult,
 } from './extproc-client.js';
+export { EppReplicaSet, replicaOrder } from './epp-replicas.js';
 export { loadProtos, BodySendMode } from './proto.js';
