@@ -172,6 +172,11 @@ function replicaResilience(
   const checked = !tls && replicas.every((r) => r.healthPort !== undefined);
   return {
     lb_policy: 'LEAST_REQUEST',
+    // Every stream that was opening on a replica when it died retries at once: Envoy's budget of 3 concurrent
+    // retries per cluster would fail the rest of them.
+    circuit_breakers: {
+      thresholds: [{ ...CIRCUIT_BREAKERS.thresholds[0], max_retries: 100_000 }],
+    },
     outlier_detection: {
       split_external_local_origin_errors: true,
       consecutive_local_origin_failure: 1,
