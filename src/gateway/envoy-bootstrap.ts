@@ -177,13 +177,16 @@ function replicaResilience(
     circuit_breakers: {
       thresholds: [{ ...CIRCUIT_BREAKERS.thresholds[0], max_retries: 100_000 }],
     },
+    // No panic mode: below 50 % healthy replicas Envoy would otherwise balance over all of them, dead ones included
+    // (one draining or restarting and one killed, of three). With none healthy the request fails closed anyway.
+    common_lb_config: { healthy_panic_threshold: { value: 0 } },
     outlier_detection: {
       split_external_local_origin_errors: true,
       consecutive_local_origin_failure: 1,
       consecutive_gateway_failure: 1,
       interval: '1s',
       base_ejection_time: '5s',
-      max_ejection_percent: 50,
+      max_ejection_percent: 100,
       enforcing_consecutive_local_origin_failure: 100,
       enforcing_consecutive_gateway_failure: 100,
     },
@@ -205,14 +208,15 @@ function replicaResilience(
 }
 
 /**
- * Retries of an ext_proc stream that failed to open on one replica: on another replica (previous hosts are
- * skipped), at once. Envoy retries a stream only before it has sent anything on it; a stream that broke after the
- * request went out is not retried (see the README's kill test for what that costs).
+ * Retries of an ext_proc stream that failed on one replica before that replica answered (connect refused, reset —
+ * including a stream that reached a replica in the instant it died —, REFUSED_STREAM from a draining one): on another
+ * replica (previous hosts skipped), at once. Envoy retries only while no response has come back on the stream, which
+ * for ext_proc means before the replica sent anything — before it routed; a stream that breaks later is not retried.
  */
 function streamRetryPolicy(replicas: number): Record<string, unknown> {
   return {
-    retry_on: 'connect-failure,refused-stream,reset-before-request,unavailable',
-    num_retries: replicas - 1,
+    retry_on: 'connect-failure,refused-stream,reset,unavailable',
+    num_retries: replicas,
     retry_back_off: { base_interval: '0.005s', max_interval: '0.05s' },
     retry_host_predicate: [
       {
