@@ -56,6 +56,22 @@ const only = args
   .find((a) => a.startsWith('--only='))
   ?.slice('--only='.length)
   .split(',');
+/**
+ * `--epp-replicas=2,3`: our EPP also as that many active-active replicas (each its own process with its own
+ * scraping and prefix index) behind the builtin gateway, to measure what splitting the traffic between independent
+ * approximate indexes does to the fleet's prefix-cache hit ratio.
+ */
+const eppReplicaCounts = (
+  args
+    .find((a) => a.startsWith('--epp-replicas='))
+    ?.slice('--epp-replicas='.length)
+    .split(',') ?? []
+).map((n) => {
+  const count = Number(n);
+  if (!Number.isInteger(count) || count < 2 || count > 16)
+    throw new Error(`--epp-replicas=${n}: expected whole numbers 2–16, comma-separated`);
+  return count;
+});
 
 const MODEL = 'Qwen/Qwen2.5-0.5B-Instruct';
 const REPLICAS = 8;
@@ -278,9 +294,9 @@ const sglangRouter = peerRouter(
 );
 
 /** `llmisvc up` with the simulators as custom model servers: the EPP and the gateway as users run them. */
-function llmisvcUp(gateway: 'builtin' | 'envoy'): RouterSetup {
+function llmisvcUp(gateway: 'builtin' | 'envoy', eppReplicas = 1): RouterSetup {
   return {
-    name: `llmisvc EPP + ${gateway === 'builtin' ? 'builtin gateway' : 'Envoy'}`,
+    name: `llmisvc EPP${eppReplicas > 1 ? ` ×${eppReplicas}` : ''} + ${gateway === 'builtin' ? 'builtin gateway' : 'Envoy'}`,
     needs: undefined,
     async start(ready, logDir) {
       const file = join(logDir, 'service.yaml');
@@ -311,6 +327,8 @@ function llmisvcUp(gateway: 'builtin' | 'envoy'): RouterSetup {
           gateway,
           '--model-server-cmd',
           simCommand(ready.sim, '{port}'),
+          '--epp-replicas',
+          String(eppReplicas),
         ],
         join(logDir, 'up.log'),
       );
@@ -477,6 +495,7 @@ async function main(): Promise<void> {
     sglangRouter,
     llmisvcUp('builtin'),
     llmisvcUp('envoy'),
+    ...eppReplicaCounts.map((n) => llmisvcUp('builtin', n)),
   ].filter((s) => !only || only.some((o) => s.name.toLowerCase().includes(o.toLowerCase())));
 
   const logRoot = await mkdtemp(join(tmpdir(), 'llmisvc-bench-peers-'));
@@ -641,7 +660,8 @@ async function main(): Promise<void> {
       : []),
   ].join('\n');
   await mkdir(out, { recursive: true });
-  const name = quick ? 'quick' : 'report';
+  // A replicas run is its own report: it measures our EPP split over replicas, not the comparison with the peers.
+  const name = eppReplicaCounts.length ? 'epp-replicas' : quick ? 'quick' : 'report';
   await writeFile(join(out, `${name}.md`), report);
   await writeFile(
     join(out, `${name}.json`),
