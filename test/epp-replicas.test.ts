@@ -81,15 +81,16 @@ function killTest(gateway: 'builtin' | 'envoy') {
   async function killUnderLoad(victim: string, signal: NodeJS.Signals) {
     const load = steadyLoad(stack, 8);
     try {
-      await waitFor(() => load.outcomes.length >= 16, { what: '16 requests before the kill', timeoutMs: 30_000 });
+      await waitFor(() => load.outcomes.length >= 16, {
+        what: '16 requests before the kill',
+        timeoutMs: 30_000,
+      });
       const pid = stack.pids()[victim]!;
       const killAt = performance.now();
       process.kill(pid, signal);
       await waitFor(
         () =>
-          events.some(
-            (x) => x.t > killAt && x.e.type === 'ready' && x.e.name === victim && x.e.restarts > 0,
-          ),
+          events.some((x) => x.t > killAt && x.e.type === 'ready' && x.e.name === victim && x.e.restarts > 0),
         { what: `${victim} restarted by the supervisor`, timeoutMs: 30_000 },
       );
       await waitFor(() => load.outcomes.filter((o) => o.start > killAt).length >= 24, {

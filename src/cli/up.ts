@@ -100,7 +100,9 @@ export function summary(stack: LocalStack): string {
     `  Logs         ${stack.logDir}`,
     '',
     ...(stack.eppReplicas.length
-      ? [`  EPPs         ${stack.eppReplicas.map((r) => `${r.name} ${r.address}`).join(', ')} (active-active)`]
+      ? [
+          `  EPPs         ${stack.eppReplicas.map((r) => `${r.name} ${r.address}`).join(', ')} (active-active)`,
+        ]
       : []),
     `  Endpoints${stack.eppEndpoints ? ' (Endpoint Picker, static mode)' : ' (round robin)'}:`,
     ...stack.endpoints.map((e) => `    ${e.pod.padEnd(width)}  ${e.address.padEnd(15)}  ${e.role}`),
@@ -160,7 +162,10 @@ export function register(program: Command): void {
         }
       }
       const eppReplicas = flags.eppReplicas === undefined ? undefined : Number(flags.eppReplicas);
-      if (eppReplicas !== undefined && (!Number.isInteger(eppReplicas) || eppReplicas < 1 || eppReplicas > 16)) {
+      if (
+        eppReplicas !== undefined &&
+        (!Number.isInteger(eppReplicas) || eppReplicas < 1 || eppReplicas > 16)
+      ) {
         throw new LlmisvcError(
           'LLMISVC_ERR_CONFIG',
           `--epp-replicas ${flags.eppReplicas}: expected a whole number 1–16`,

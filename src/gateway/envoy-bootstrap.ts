@@ -165,10 +165,7 @@ function listedPoolCluster(
  * `readiness` service every second (a draining replica answers NOT_SERVING). The health server serves plaintext, so
  * with a TLS EPP the checks are left out and outlier detection alone takes a replica out.
  */
-function replicaResilience(
-  replicas: { healthPort?: number }[],
-  tls: boolean,
-): Record<string, unknown> {
+function replicaResilience(replicas: { healthPort?: number }[], tls: boolean): Record<string, unknown> {
   const checked = !tls && replicas.every((r) => r.healthPort !== undefined);
   return {
     lb_policy: 'LEAST_REQUEST',

@@ -12,5 +12,9 @@ test('replicaOrder: round robin from the start, failing replicas last but still 
     [3, 0, [0, 1, 2], [0, 1, 2]],
   ];
   for (const [count, start, failing, want] of table)
-    assert.deepEqual(replicaOrder(count, start, new Set(failing)), want, `${count} ${start} ${failing.join()}`);
+    assert.deepEqual(
+      replicaOrder(count, start, new Set(failing)),
+      want,
+      `${count} ${start} ${failing.join()}`,
+    );
 });
