@@ -4,7 +4,8 @@
  * `eppReplicas`, each an `llmisvc epp` process) killed under open-loop streaming load — drained with SIGTERM, and
  * SIGKILLed — behind the builtin gateway and behind a real Envoy, on a fresh stack each. Counted: failed requests,
  * split into those in flight at the kill (already routed) and those started after it (not yet routed: the target is
- * none), and the fleet's prefix-cache hit ratio (the simulators' own counters) before and after the kill.
+ * none), and the fleet's prefix-cache hit ratio (the simulators' own counters) over the second quarter (warm, before
+ * the kill) and the second half (after it; the restarted replica starts with an empty index).
  */
 import { startLocalStack, type LocalStack, type StackEvent } from '../src/local/index.js';
 import { parsePrefixCacheCounters } from '../src/bench/peers-report.js';
@@ -70,10 +71,14 @@ async function killRun(opts: {
     const victim = 'epp-1';
     const t0 = performance.now();
     let killAt = NaN;
-    const start = await fleetCounters(stack);
-    let atKill = start;
+    // The hit ratio before the kill is taken over the second quarter: the first holds every prefix's first (cold)
+    // request, which would make any later window look better.
+    let warm = await fleetCounters(stack);
+    let atKill = warm;
     const killer = (async () => {
-      await sleep((opts.seconds * 1000) / 2);
+      await sleep((opts.seconds * 1000) / 4);
+      warm = await fleetCounters(stack);
+      await sleep((opts.seconds * 1000) / 4);
       atKill = await fleetCounters(stack);
       killAt = performance.now() - t0;
       process.kill(stack.pids()[victim]!, opts.signal);
@@ -122,7 +127,7 @@ async function killRun(opts: {
       ),
       victimExitedAfterMs: exited ? Math.round(exited.t - t0 - killAt) : null,
       victimBackAfterMs: back ? Math.round(back.t - t0 - killAt) : null,
-      hitRatioBeforeKill: ratio(start, atKill),
+      hitRatioBeforeKill: ratio(warm, atKill),
       hitRatioAfterKill: ratio(atKill, end),
     };
   } finally {
@@ -173,7 +178,7 @@ export async function eppReplicasScenario(opts: {
       `${opts.replicas} active-active \`llmisvc epp\` processes behind each gateway, 4 simulators, ${opts.rate} streaming req/s for ${opts.seconds} s per run; epp-1 killed at half time (the supervisor restarts it, as a Deployment would).`,
       ...runs.map(
         (r) =>
-          `${r.gateway} ${r.signal}: ${r.requests} requests, ${r.inFlightAtKill} in flight at the kill; failed ${r.failed} (${r.failedInFlightAtKill} in flight at the kill, ${r.failedStartedAfterKill} started after it); replica exited after ${r.victimExitedAfterMs ?? '–'} ms, back after ${r.victimBackAfterMs ?? '–'} ms; fleet prefix hit ratio ${r.hitRatioBeforeKill} before the kill, ${r.hitRatioAfterKill} after.${r.failedSamples.length ? ` Failures: ${r.failedSamples.join('; ')}` : ''}`,
+          `${r.gateway} ${r.signal}: ${r.requests} requests, ${r.inFlightAtKill} in flight at the kill; failed ${r.failed} (${r.failedInFlightAtKill} in flight at the kill, ${r.failedStartedAfterKill} started after it); replica exited after ${r.victimExitedAfterMs ?? '–'} ms, back after ${r.victimBackAfterMs ?? '–'} ms; fleet prefix hit ratio ${r.hitRatioBeforeKill} in the quarter before the kill, ${r.hitRatioAfterKill} in the half after it.${r.failedSamples.length ? ` Failures: ${r.failedSamples.join('; ')}` : ''}`,
       ),
     ],
     problems,
