@@ -178,7 +178,7 @@ export async function eppReplicasScenario(opts: {
       `${opts.replicas} active-active \`llmisvc epp\` processes behind each gateway, 4 simulators, ${opts.rate} streaming req/s for ${opts.seconds} s per run; epp-1 killed at half time (the supervisor restarts it, as a Deployment would).`,
       ...runs.map(
         (r) =>
-          `${r.gateway} ${r.signal}: ${r.requests} requests, ${r.inFlightAtKill} in flight at the kill; failed ${r.failed} (${r.failedInFlightAtKill} in flight at the kill, ${r.failedStartedAfterKill} started after it); replica exited after ${r.victimExitedAfterMs ?? '–'} ms, back after ${r.victimBackAfterMs ?? '–'} ms; fleet prefix hit ratio ${r.hitRatioBeforeKill} in the quarter before the kill, ${r.hitRatioAfterKill} in the half after it.${r.failedSamples.length ? ` Failures: ${r.failedSamples.join('; ')}` : ''}`,
+          `${r.gateway} ${r.signal}: ${r.requests} requests, ${r.inFlightAtKill} in flight at the kill; failed ${r.failed} (${r.failedInFlightAtKill} in flight at the kill, ${r.failedStartedAfterKill} started after it); the stack saw the replica exit after ${r.victimExitedAfterMs ?? '–'} ms, back after ${r.victimBackAfterMs ?? '–'} ms; fleet prefix hit ratio ${r.hitRatioBeforeKill} in the quarter before the kill, ${r.hitRatioAfterKill} in the half after it.${r.failedSamples.length ? ` Failures: ${r.failedSamples.join('; ')}` : ''}`,
       ),
     ],
     problems,
