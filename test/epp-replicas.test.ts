@@ -8,8 +8,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { createServer, type Socket } from 'node:net';
+import { pino } from 'pino';
+import { startModelServerFixture } from '../src/bench/index.js';
+import { startEpp } from '../src/epp/index.js';
+import { EppReplicaSet } from '../src/gateway/index.js';
 import { startLocalStack, type LocalStack, type StackEvent } from '../src/local/index.js';
-import { waitFor } from '../src/process/index.js';
+import { freeLoopbackPort, waitFor } from '../src/process/index.js';
 
 const ENVOY_BIN = process.env['ENVOY_BIN'];
 
@@ -167,3 +172,52 @@ describe(
   { skip: ENVOY_BIN ? false : 'ENVOY_BIN not set (run through npm test)' },
   () => killTest('envoy'),
 );
+
+describe('EppReplicaSet: a replica that fails before deciding is skipped', () => {
+  test('a dead replica and a hung one: every pick answered by the live one, the others moved to the end', async () => {
+    const server = await startModelServerFixture('pod-a');
+    const epp = await startEpp({
+      grpcPort: 0,
+      grpcHealthPort: 0,
+      metricsPort: 0,
+      host: '127.0.0.1',
+      endpoints: [{ address: server.address, name: 'pod-a' }],
+      logger: pino({ level: 'silent' }),
+    });
+    // Hung: accepts the connection and never answers (not even the HTTP/2 preface).
+    const sockets = new Set<Socket>();
+    const hung = createServer((s) => sockets.add(s));
+    await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
+    const hungPort = (hung.address() as { port: number }).port;
+    const deadPort = await freeLoopbackPort(undefined, [hungPort, epp.grpcPort]);
+    const replicas = new EppReplicaSet([
+      `127.0.0.1:${deadPort}`,
+      `127.0.0.1:${hungPort}`,
+      `127.0.0.1:${epp.grpcPort}`,
+    ]);
+    try {
+      const body = Buffer.from(JSON.stringify({ model: 'test-model', prompt: 'hello' }));
+      const picks = [];
+      for (let i = 0; i < 9; i++)
+        picks.push(
+          await replicas.pick(
+            { path: '/v1/completions', headers: { 'content-type': 'application/json' }, body },
+            { timeoutMs: 1000 },
+          ),
+        );
+      for (const pick of picks) pick.done();
+      assert.deepEqual(
+        picks.map((p) => p.endpoint),
+        picks.map(() => server.address),
+      );
+      // Each failed replica cost at most one retry per request, and far fewer once it was known to fail.
+      assert.ok(replicas.retries >= 2 && replicas.retries < 18, `${replicas.retries} retries`);
+    } finally {
+      replicas.close();
+      for (const s of sockets) s.destroy();
+      hung.close();
+      await epp.close();
+      await server.close();
+    }
+  });
+});

@@ -29,8 +29,15 @@ export function replicaOrder(count: number, start: number, failing: ReadonlySet<
   return [...order.filter((i) => !failing.has(i)), ...order.filter((i) => failing.has(i))];
 }
 
+/**
+ * How long a replica that failed a request stays at the end of the order: a hung replica (accepting streams, never
+ * answering) shows no channel failure, and would otherwise cost every N-th request the whole EPP timeout.
+ */
+const SUSPECT_MS = 1000;
+
 export class EppReplicaSet {
   private readonly clients: ExtProcClient[];
+  private readonly failedAt: number[];
   private next = 0;
   /** Requests asked again of another replica because one failed before its decision. */
   retries = 0;
@@ -41,12 +48,17 @@ export class EppReplicaSet {
   ) {
     if (addresses.length === 0) throw new Error('EppReplicaSet needs at least one EPP address');
     this.clients = addresses.map((a) => createExtProcClient(a, options));
+    this.failedAt = addresses.map(() => -Infinity);
   }
 
   private failing(): Set<number> {
     const failing = new Set<number>();
+    const now = performance.now();
     this.clients.forEach((c, i) => {
-      if (c.getChannel().getConnectivityState(false) === grpc.connectivityState.TRANSIENT_FAILURE)
+      if (
+        now - this.failedAt[i]! < SUSPECT_MS ||
+        c.getChannel().getConnectivityState(false) === grpc.connectivityState.TRANSIENT_FAILURE
+      )
         failing.add(i);
     });
     return failing;
@@ -68,6 +80,7 @@ export class EppReplicaSet {
         return await pickEndpoint(this.clients[index]!, request, options);
       } catch (error) {
         lastError = error;
+        this.failedAt[index] = performance.now();
       }
     }
     throw lastError instanceof Error ? lastError : new Error(String(lastError));
