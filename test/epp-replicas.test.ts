@@ -84,7 +84,7 @@ function killTest(gateway: 'builtin' | 'envoy') {
 
   /** Kills one replica under load; returns the outcomes around it, once the replica is back and serving. */
   async function killUnderLoad(victim: string, signal: NodeJS.Signals) {
-    const load = steadyLoad(stack, 8);
+    const load = steadyLoad(stack, 6);
     try {
       await waitFor(() => load.outcomes.length >= 16, {
         what: '16 requests before the kill',
