@@ -184,8 +184,8 @@ export async function modelServerScenario(opts: {
  * The Endpoint Picker SIGKILLed under load. `startLocalStack` runs its EPP inside its own process, so the EPP here is
  * an `llmisvc epp` process (static mode, the quickstart's rendered config) in front of the stack's simulators, behind
  * an in-process builtin gateway with the pool's failure mode (FailClose). After the kill it is started again on the
- * same ports after `downMs` (default 250 ms, the local supervisor's first restart delay). One replica: the builtin gateway takes one
- * EPP address.
+ * same ports after `downMs` (default 250 ms, the local supervisor's first restart delay). One replica: the whole
+ * picker is gone for the outage (`chaos-epp-replicas.ts` kills one of several).
  */
 export async function eppScenario(opts: {
   rate: number;
@@ -313,7 +313,7 @@ export async function eppScenario(opts: {
       `${outcomes.length} streaming requests at ${opts.rate}/s for ${opts.seconds} s through the builtin gateway (failure mode ${stack.topology.failureMode}) and one \`llmisvc epp\` process; EPP SIGKILLed at ${(killAt / 1000).toFixed(1)} s, started again ${opts.downMs} ms later, serving after ${figures.eppServingAgainAfterMs} ms.`,
       `Streams in flight at the kill (their endpoint was already chosen): ${figures.inFlightAtKill}, of which ${figures.inFlightAtKillOk} completed.`,
       `Failed requests: ${failed.length} (${JSON.stringify(figures.failedStatuses)} by status; ${JSON.stringify(figures.failedByResult)}); the first request to succeed after the kill started ${figures.firstOkRequestStartedAfterKillMs} ms after it.`,
-      'One replica only: the builtin gateway (and the generated Envoy bootstrap) take one EPP address, so two EPP replicas cannot run in the local stack yet.',
+      'One replica, so the outage is total until it is back; the `epp-replicas` scenario kills one of several active-active replicas instead.',
     ],
     problems,
   };

@@ -4,9 +4,9 @@
  * scenario bounded in count and time. Writes `bench/out/chaos/SCENARIO.json` and `.md` (machine, date, command, load
  * average beside every figure) to the gitignored bench/out/; the curated summary is bench/results/chaos/README.md.
  *
- *   npm run chaos -- [--scenario all|apiserver|controller|leader|model-server|epp|soak] [--services 200]
+ *   npm run chaos -- [--scenario all|apiserver|controller|leader|model-server|epp|epp-replicas|soak] [--services 200]
  *                    [--rate 20] [--seconds 20] [--max-tokens 64] [--minutes 30] [--idle-seconds 30]
- *                    [--converge-seconds 300] [--epp-down-ms 250] [--sample-seconds 60] [--out DIR]
+ *                    [--converge-seconds 300] [--epp-down-ms 250] [--epp-replicas 3] [--sample-seconds 60] [--out DIR]
  *
  * `all` runs every scenario but the soak (run it on its own: it lasts `--minutes`).
  */
@@ -18,7 +18,15 @@ import { load, log, machine } from './chaos-common.js';
 import { eppScenario, modelServerScenario, soakScenario, type ScenarioResult } from './chaos-serving.js';
 import { rawOutputDir } from './output.js';
 
-const SCENARIOS = ['apiserver', 'controller', 'leader', 'model-server', 'epp', 'soak'] as const;
+const SCENARIOS = [
+  'apiserver',
+  'controller',
+  'leader',
+  'model-server',
+  'epp',
+  'epp-replicas',
+  'soak',
+] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const { values } = parseArgs({
@@ -30,6 +38,7 @@ const { values } = parseArgs({
     'max-tokens': { type: 'string', default: '64' },
     minutes: { type: 'string', default: '30' },
     'epp-down-ms': { type: 'string', default: '250' },
+    'epp-replicas': { type: 'string', default: '3' },
     'idle-seconds': { type: 'string', default: '30' },
     'converge-seconds': { type: 'string', default: '300' },
     'sample-seconds': { type: 'string', default: '60' },
@@ -61,6 +70,15 @@ async function run(s: Scenario, logDir: string): Promise<ScenarioResult> {
         logDir,
         downMs: Number(values['epp-down-ms']),
       });
+    case 'epp-replicas': {
+      const { eppReplicasScenario } = await import('./chaos-epp-replicas.js');
+      return eppReplicasScenario({
+        replicas: Number(values['epp-replicas']),
+        rate: Number(values.rate ?? 20),
+        seconds,
+        maxTokens,
+      });
+    }
     case 'soak':
       return soakScenario({
         minutes: Number(values.minutes),

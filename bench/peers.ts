@@ -61,6 +61,22 @@ const only = args
   .find((a) => a.startsWith('--only='))
   ?.slice('--only='.length)
   .split(',');
+/**
+ * `--epp-replicas=2,3`: our EPP also as that many active-active replicas (each its own process with its own
+ * scraping and prefix index) behind the builtin gateway, to measure what splitting the traffic between independent
+ * approximate indexes does to the fleet's prefix-cache hit ratio.
+ */
+const eppReplicaCounts = (
+  args
+    .find((a) => a.startsWith('--epp-replicas='))
+    ?.slice('--epp-replicas='.length)
+    .split(',') ?? []
+).map((n) => {
+  const count = Number(n);
+  if (!Number.isInteger(count) || count < 2 || count > 16)
+    throw new Error(`--epp-replicas=${n}: expected whole numbers 2–16, comma-separated`);
+  return count;
+});
 
 /**
  * `--cache-pressure`: the fleet's KV caches hold about a quarter of the prefixes in play, so the simulators evict all
@@ -335,11 +351,12 @@ const sglangRouter = peerRouter(
 
 /**
  * `llmisvc up` with the simulators as custom model servers: the EPP and the gateway as users run them; `precise`
- * routes on the simulators' KV events (PRECISE_EPP_CONFIG through `--epp-config`).
+ * routes on the simulators' KV events (PRECISE_EPP_CONFIG through `--epp-config`); `eppReplicas` > 1 runs that many
+ * active-active EPP processes.
  */
-function llmisvcUp(gateway: 'builtin' | 'envoy', precise = false): RouterSetup {
+function llmisvcUp(gateway: 'builtin' | 'envoy', { precise = false, eppReplicas = 1 } = {}): RouterSetup {
   return {
-    name: `llmisvc EPP${precise ? ' precise' : ''} + ${gateway === 'builtin' ? 'builtin gateway' : 'Envoy'}`,
+    name: `llmisvc EPP${precise ? ' precise' : ''}${eppReplicas > 1 ? ` ×${eppReplicas}` : ''} + ${gateway === 'builtin' ? 'builtin gateway' : 'Envoy'}`,
     needs: undefined,
     async start(ready, logDir) {
       const file = join(logDir, 'service.yaml');
@@ -373,6 +390,8 @@ function llmisvcUp(gateway: 'builtin' | 'envoy', precise = false): RouterSetup {
           '--model-server-cmd',
           precise ? simWithEventsCommand(ready.sim) : simCommand(ready.sim, '{port}'),
           ...(precise ? ['--epp-config', join(logDir, 'epp-config.yaml')] : []),
+          '--epp-replicas',
+          String(eppReplicas),
         ],
         join(logDir, 'up.log'),
       );
@@ -560,7 +579,8 @@ async function main(): Promise<void> {
     vllmRouter('power_of_two'),
     sglangRouter,
     llmisvcUp('builtin'),
-    ...(cachePressure ? [llmisvcUp('builtin', true)] : [llmisvcUp('envoy')]),
+    ...(cachePressure ? [llmisvcUp('builtin', { precise: true })] : [llmisvcUp('envoy')]),
+    ...eppReplicaCounts.map((n) => llmisvcUp('builtin', { eppReplicas: n })),
   ].filter((s) => !only || only.some((o) => s.name.toLowerCase().includes(o.toLowerCase())));
 
   const logRoot = await mkdtemp(join(tmpdir(), 'llmisvc-bench-peers-'));
@@ -726,7 +746,14 @@ async function main(): Promise<void> {
       : []),
   ].join('\n');
   await mkdir(out, { recursive: true });
-  const name = cachePressure ? 'cache-pressure' : quick ? 'quick' : 'report';
+  // A replicas run is its own report: it measures our EPP split over replicas, not the comparison with the peers.
+  const name = cachePressure
+    ? 'cache-pressure'
+    : eppReplicaCounts.length
+      ? 'epp-replicas'
+      : quick
+        ? 'quick'
+        : 'report';
   await writeFile(join(out, `${name}.md`), report);
   await writeFile(
     join(out, `${name}.json`),

@@ -32,6 +32,7 @@ interface EppFlags {
   kubeconfig?: string;
   objective: string[];
   logLevel: string;
+  drainTimeout: string;
 }
 
 function port(flag: string, value: string): number {
@@ -111,6 +112,11 @@ export function register(program: Command): void {
       [],
     )
     .option('--log-level <level>', 'log level (debug shows every decision)', 'info')
+    .option(
+      '--drain-timeout <duration>',
+      'on SIGTERM, how long open ext_proc streams may finish after GOAWAY (below the pod grace period); a second signal stops at once',
+      '25s',
+    )
     .action(async (flags: EppFlags) => {
       if (flags.configFile && flags.configText) {
         throw new LlmisvcError(
@@ -152,6 +158,13 @@ export function register(program: Command): void {
           `--body-limit ${flags.bodyLimit}: expected bytes like 16777216 or 16Mi`,
         );
       }
+      const drainMs = parseDurationMs(flags.drainTimeout);
+      if (drainMs === undefined || drainMs < 0) {
+        throw new LlmisvcError(
+          'LLMISVC_ERR_CONFIG',
+          `--drain-timeout ${flags.drainTimeout}: expected a duration like 25s (0: stop at once)`,
+        );
+      }
       const secure =
         parseBool('--secure-serving', flags.secureServing) ??
         (flags.certPath !== undefined || flags.poolName !== undefined);
@@ -174,12 +187,21 @@ export function register(program: Command): void {
         logger,
       });
       await new Promise<void>((resolve) => {
+        let stopping = false;
+        // The first signal drains (requests already routed finish, new ones go to the other replicas); a second one
+        // stops at once.
         const stop = () => {
-          logger.info('shutting down');
-          void epp.close().then(resolve);
+          if (stopping) {
+            logger.info('second signal: stopping at once');
+            void epp.close().then(resolve);
+            return;
+          }
+          stopping = true;
+          logger.info({ drainMs }, 'shutting down: draining open ext_proc streams');
+          void epp.drain(drainMs).then(() => resolve());
         };
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
       });
     });
 }

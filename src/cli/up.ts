@@ -16,6 +16,7 @@ interface UpFlags {
   modelServer: 'sim' | 'vllm';
   modelServerCmd?: string;
   eppConfig?: string;
+  eppReplicas?: string;
   routing: 'epp' | 'round-robin';
   timeScale?: string;
 }
@@ -55,7 +56,8 @@ function progressPrinter(tty: boolean): { event: (e: StackEvent) => void; clear:
           break;
         case 'ready':
           if (e.restarts > 0) print(`  ${e.name} is back (pid ${e.pid}, restart ${e.restarts})`);
-          else if (e.name !== 'envoy') {
+          // EPP replica processes (`epp-0` …) report as `epp-ready`; model-server pods all end in `-kserve…-N`.
+          else if (e.name !== 'envoy' && !/^epp-\d+$/.test(e.name)) {
             ready += 1;
             line(`  starting model servers ${ready}/${total}`);
             if (!tty && ready === total) print(`  model servers ready (${total})`);
@@ -97,6 +99,11 @@ export function summary(stack: LocalStack): string {
     `  Gateway      ${stack.url} (${stack.gateway})`,
     `  Logs         ${stack.logDir}`,
     '',
+    ...(stack.eppReplicas.length
+      ? [
+          `  EPPs         ${stack.eppReplicas.map((r) => `${r.name} ${r.address}`).join(', ')} (active-active)`,
+        ]
+      : []),
     `  Endpoints${stack.eppEndpoints ? ' (Endpoint Picker, static mode)' : ' (round robin)'}:`,
     ...stack.endpoints.map((e) => `    ${e.pod.padEnd(width)}  ${e.address.padEnd(15)}  ${e.role}`),
     '',
@@ -126,6 +133,10 @@ export function register(program: Command): void {
       'command per replica; {port} {model} {pod} {role} {prefill-endpoints} {kv-events-endpoint} are replaced',
     )
     .option('--epp-config <file>', 'EndpointPickerConfig replacing the one the service renders')
+    .option(
+      '--epp-replicas <n>',
+      'active-active Endpoint Picker replicas, each its own process (default: router.scheduler.replicas, or 1)',
+    )
     .addOption(
       new Option('--routing <kind>', 'epp, or round-robin (no Endpoint Picker, builtin gateway)')
         .choices(['epp', 'round-robin'])
@@ -150,6 +161,17 @@ export function register(program: Command): void {
           );
         }
       }
+      const eppReplicas = flags.eppReplicas === undefined ? undefined : Number(flags.eppReplicas);
+      if (
+        eppReplicas !== undefined &&
+        (!Number.isInteger(eppReplicas) || eppReplicas < 1 || eppReplicas > 16)
+      ) {
+        throw new LlmisvcError(
+          'LLMISVC_ERR_CONFIG',
+          `--epp-replicas ${flags.eppReplicas}: expected a whole number 1–16`,
+          { hint: 'Example: --epp-replicas 2' },
+        );
+      }
       const timeScale = flags.timeScale === undefined ? undefined : Number(flags.timeScale);
       const progress = progressPrinter(Boolean(process.stdout.isTTY));
       let stopping = false;
@@ -171,6 +193,7 @@ export function register(program: Command): void {
         modelServer: flags.modelServer,
         modelServerCmd: flags.modelServerCmd,
         eppConfigText,
+        eppReplicas,
         routing: flags.routing,
         ...(timeScale !== undefined && Number.isFinite(timeScale) ? { simulator: { timeScale } } : {}),
         envoyBin: process.env['ENVOY_BIN'],

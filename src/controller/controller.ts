@@ -90,6 +90,7 @@ export const CANDIDATE_CHILD_KINDS: readonly { apiVersion: string; kind: string 
   { apiVersion: 'v1', kind: 'ConfigMap' },
   { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role' },
   { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding' },
+  { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget' },
   { apiVersion: 'leaderworkerset.x-k8s.io/v1', kind: 'LeaderWorkerSet' },
   { apiVersion: 'autoscaling/v2', kind: 'HorizontalPodAutoscaler' },
   { apiVersion: 'keda.sh/v1alpha1', kind: 'ScaledObject' },

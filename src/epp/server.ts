@@ -77,7 +77,15 @@ export interface RunningEpp {
   processStream: (call: GrpcCall<Record<string, any>>) => GrpcCallHandlers<Record<string, any>>;
   /** The flow controller when the `flowControl` feature gate is on. */
   flowControl: FlowController | undefined;
+  /** Stops at once: open ext_proc streams are dropped. */
   close(): Promise<void>;
+  /**
+   * Stops gracefully (SIGTERM): readiness turns NOT_SERVING, the ext_proc listener closes and every connection gets
+   * GOAWAY, so gateways send new requests to the other replicas while the streams already open (requests already
+   * routed, their responses still passing through) finish; those still open after `timeoutMs` are dropped. Then
+   * as `close`. Resolves with the number dropped.
+   */
+  drain(timeoutMs: number): Promise<{ dropped: number }>;
 }
 
 export const DEFAULT_BODY_LIMIT = 16 * 1024 * 1024;
@@ -283,7 +291,9 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       : undefined,
     onError,
   });
-  const ready = (): ServingStatusName => (datastore.endpoints().length > 0 ? 'SERVING' : 'NOT_SERVING');
+  let draining = false;
+  const ready = (): ServingStatusName =>
+    !draining && datastore.endpoints().length > 0 ? 'SERVING' : 'NOT_SERVING';
   const statusOf = (service: string): ServingStatusName => healthOf(service, ready);
   // Open health Watch calls, their service and the status each was last sent: a change is pushed, as the gRPC
   // health protocol asks.
@@ -360,7 +370,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       { grpcPort, healthPort, metricsPort, endpoints: datastore.endpoints().length },
       'endpoint picker listening',
     );
-    return {
+    const running: RunningEpp = {
       grpcPort,
       healthPort,
       metricsPort,
@@ -368,6 +378,20 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       config,
       processStream,
       flowControl,
+      async drain(timeoutMs) {
+        draining = true;
+        for (const [call, watch] of watchers) {
+          const now = statusOf(watch.service);
+          if (watch.sent !== now) {
+            watch.sent = now;
+            call.send({ status: now });
+          }
+        }
+        const result = await server.drain(timeoutMs);
+        logger.info({ dropped: result.dropped }, 'ext_proc streams drained');
+        await running.close();
+        return result;
+      },
       async close() {
         flowControl?.close();
         await stopServices();
@@ -383,6 +407,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
         });
       },
     };
+    return running;
   } catch (error) {
     flowControl?.close();
     await stopServices();

@@ -12,8 +12,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { Pool } from 'undici';
 import { isRoutingHeader } from '../epp/index.js';
 import { LlmisvcError } from '../errors/index.js';
-import { createExtProcClient, pickEndpoint } from './extproc-client.js';
+import { createExtProcClient } from './extproc-client.js';
 import type { ExtProcChannel } from './extproc-inprocess.js';
+import { EppReplicaSet } from './epp-replicas.js';
 import { pathPrefixRest, replacePrefixMatch } from './path-prefix.js';
 
 export interface GatewayRoute {
@@ -57,6 +58,11 @@ export interface BuiltinGatewayOptions {
    * (`inProcessExtProcChannel`), which saves the gRPC hop on every request.
    */
   eppChannel?: ExtProcChannel | undefined;
+  /**
+   * ext_proc addresses of active-active EPP replicas (instead of `eppAddress`): requests are spread over them, and
+   * one whose replica fails before deciding is asked of the next (see `epp-replicas.ts`).
+   */
+  eppAddresses?: readonly string[] | undefined;
   /** `ip:port` of every model server, for round robin (Service routes, or no EPP). */
   serviceEndpoints: readonly string[];
   /** How long to wait for an upstream's response headers (default 10 min: requests may queue a long time). */
@@ -188,8 +194,16 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
   const failOpen = options.failureMode === 'FailOpen';
   const bodyLimit = options.bodyLimitBytes ?? 16 * 1024 * 1024;
   const routes = [...options.routes].sort((a, b) => b.prefix.length - a.prefix.length);
-  const client: ExtProcChannel | undefined =
-    options.eppChannel ?? (options.eppAddress ? createExtProcClient(options.eppAddress) : undefined);
+  // One channel per EPP replica: the EPP in this process, or a gRPC client per address.
+  const eppChannels: ExtProcChannel[] = options.eppChannel
+    ? [options.eppChannel]
+    : (options.eppAddresses?.length
+        ? options.eppAddresses
+        : options.eppAddress
+          ? [options.eppAddress]
+          : []
+      ).map((address) => createExtProcClient(address));
+  const epps = eppChannels.length ? new EppReplicaSet(eppChannels) : undefined;
   const pools = new Map<string, Pool>();
   let serviceEndpoints = [...options.serviceEndpoints];
   let next = 0;
@@ -250,15 +264,14 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
     let forwardBody: Buffer | undefined = body;
     let done: (() => void) | undefined;
     let via: RoutingDecision['via'] = 'round-robin';
-    if (matched.route.backend === 'pool' && client) {
+    if (matched.route.backend === 'pool' && epps) {
       via = 'epp';
       let pick;
       const clientGone = new AbortController();
       const onGoneWhilePicking = () => clientGone.abort();
       res.once('close', onGoneWhilePicking);
       try {
-        pick = await pickEndpoint(
-          client,
+        pick = await epps.pick(
           { method, path: url, headers, ...(body !== undefined ? { body } : {}) },
           { timeoutMs: eppTimeoutMs, signal: clientGone.signal },
         );
@@ -431,7 +444,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      client?.close();
+      epps?.close();
       await Promise.all([...pools.values()].map((p) => p.destroy()));
     },
   };

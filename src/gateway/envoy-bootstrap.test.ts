@@ -85,3 +85,64 @@ test('options: DNS name, TLS, buffered mode, prefix rewrites, access log, bypass
   assert.equal(bypass.clusters.get('inference_pool').type, 'STATIC');
   assert.equal(bypass.clusters.has('epp'), false);
 });
+
+test('EPP replicas: all in the epp cluster, least request, health-checked on their health ports, streams retried elsewhere', () => {
+  const { hcm, clusters } = parts(
+    envoyBootstrap({
+      listenPort: 8080,
+      eppHost: '127.0.0.1',
+      eppPort: 9002,
+      eppReplicas: [
+        { host: '127.0.0.1', port: 9002, healthPort: 9003 },
+        { host: '127.0.0.1', port: 9012, healthPort: 9013 },
+        { host: '127.0.0.1', port: 9022, healthPort: 9023 },
+      ],
+    }),
+  );
+  const epp = clusters.get('epp');
+  assert.deepEqual(
+    epp.load_assignment.endpoints[0].lb_endpoints.map((e: any) => [
+      e.endpoint.address.socket_address.port_value,
+      e.endpoint.health_check_config.port_value,
+    ]),
+    [
+      [9002, 9003],
+      [9012, 9013],
+      [9022, 9023],
+    ],
+  );
+  assert.equal(epp.lb_policy, 'LEAST_REQUEST');
+  assert.equal(epp.health_checks[0].grpc_health_check.service_name, 'readiness');
+  assert.equal(epp.outlier_detection.consecutive_local_origin_failure, 1);
+  assert.equal(epp.common_lb_config.healthy_panic_threshold.value, 0);
+  const retry = hcm.http_filters[0].typed_config.grpc_service.retry_policy;
+  assert.match(retry.retry_on, /connect-failure/);
+  assert.equal(retry.num_retries, 3);
+  assert.equal(retry.retry_host_predicate[0].name, 'envoy.retry_host_predicates.previous_hosts');
+});
+
+test('EPP replicas with TLS: no health checks (the health port serves plaintext), outlier detection still', () => {
+  const { clusters } = parts(
+    envoyBootstrap({
+      listenPort: 8080,
+      eppHost: 'x',
+      eppPort: 1,
+      eppTls: true,
+      eppReplicas: [
+        { host: 'epp-0.example', port: 9002, healthPort: 9003 },
+        { host: 'epp-1.example', port: 9002, healthPort: 9003 },
+      ],
+    }),
+  );
+  const epp = clusters.get('epp');
+  assert.equal(epp.type, 'STRICT_DNS');
+  assert.equal(epp.health_checks, undefined);
+  assert.ok(epp.outlier_detection);
+});
+
+test('one EPP: no retry policy and no replica settings (the single-replica bootstrap is unchanged)', () => {
+  const { hcm, clusters } = parts(envoyBootstrap({ listenPort: 8080, eppHost: '127.0.0.1', eppPort: 9002 }));
+  assert.equal(hcm.http_filters[0].typed_config.grpc_service.retry_policy, undefined);
+  assert.equal(clusters.get('epp').lb_policy, undefined);
+  assert.equal(clusters.get('epp').outlier_detection, undefined);
+});

@@ -18,6 +18,13 @@ export interface EnvoyBootstrapOptions {
   /** EPP ext_proc address: an IP or host name, and its port. */
   eppHost: string;
   eppPort: number;
+  /**
+   * Active-active EPP replicas, replacing `eppHost`/`eppPort`: all in the `epp` cluster, streams balanced by least
+   * request, a stream that fails to open (connection refused or reset, REFUSED_STREAM of a draining replica)
+   * retried on another replica, failing replicas ejected (outlier detection), and — given each replica's gRPC health
+   * port — a replica that reports NOT_SERVING (draining) or stops answering taken out by active health checks.
+   */
+  eppReplicas?: { host: string; port: number; healthPort?: number }[];
   /** The EPP serves TLS (self-signed): connect with TLS without verifying it, as GIE gateways do. */
   eppTls?: boolean;
   /** Admin API (default 127.0.0.1:0). */
@@ -160,6 +167,75 @@ function listedPoolCluster(
   };
 }
 
+/**
+ * What several EPP replicas add to the `epp` cluster: least-request balancing (each ext_proc stream lives as long as
+ * its request, so open streams are the load), outlier detection ejecting a replica after one local-origin failure
+ * (connect refused, reset — a killed replica) for 5 s at first, and with health ports, gRPC health checks of the
+ * `readiness` service every second (a draining replica answers NOT_SERVING). The health server serves plaintext, so
+ * with a TLS EPP the checks are left out and outlier detection alone takes a replica out.
+ */
+function replicaResilience(replicas: { healthPort?: number }[], tls: boolean): Record<string, unknown> {
+  const checked = !tls && replicas.every((r) => r.healthPort !== undefined);
+  return {
+    lb_policy: 'LEAST_REQUEST',
+    // Every stream that was opening on a replica when it died retries at once: Envoy's budget of 3 concurrent
+    // retries per cluster would fail the rest of them.
+    circuit_breakers: {
+      thresholds: [{ ...CIRCUIT_BREAKERS.thresholds[0], max_retries: 100_000 }],
+    },
+    // No panic mode: below 50 % healthy replicas Envoy would otherwise balance over all of them, dead ones included
+    // (one draining or restarting and one killed, of three). With none healthy the request fails closed anyway.
+    common_lb_config: { healthy_panic_threshold: { value: 0 } },
+    outlier_detection: {
+      split_external_local_origin_errors: true,
+      consecutive_local_origin_failure: 1,
+      consecutive_gateway_failure: 1,
+      interval: '1s',
+      base_ejection_time: '5s',
+      max_ejection_percent: 100,
+      enforcing_consecutive_local_origin_failure: 100,
+      enforcing_consecutive_gateway_failure: 100,
+    },
+    ...(checked
+      ? {
+          health_checks: [
+            {
+              timeout: '1s',
+              interval: '1s',
+              no_traffic_interval: '1s',
+              unhealthy_threshold: 1,
+              healthy_threshold: 1,
+              grpc_health_check: { service_name: 'readiness' },
+            },
+          ],
+        }
+      : {}),
+  };
+}
+
+/**
+ * Retries of an ext_proc stream that failed on one replica before that replica answered (connect refused, reset —
+ * including a stream that reached a replica in the instant it died —, REFUSED_STREAM from a draining one): on another
+ * replica (previous hosts skipped), at once. Envoy retries only while no response has come back on the stream, which
+ * for ext_proc means before the replica sent anything — before it routed; a stream that breaks later is not retried.
+ */
+function streamRetryPolicy(replicas: number): Record<string, unknown> {
+  return {
+    retry_on: 'connect-failure,refused-stream,reset,unavailable',
+    num_retries: replicas,
+    retry_back_off: { base_interval: '0.005s', max_interval: '0.05s' },
+    retry_host_predicate: [
+      {
+        name: 'envoy.retry_host_predicates.previous_hosts',
+        typed_config: {
+          '@type': 'type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate',
+        },
+      },
+    ],
+    host_selection_retry_max_attempts: 5,
+  };
+}
+
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(3)}s`;
 }
@@ -207,9 +283,12 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
         ...(r.rewrite !== undefined ? prefixRewrite(r.prefix, r.rewrite) : {}),
       },
     }));
+  const replicas = options.eppReplicas?.length
+    ? options.eppReplicas
+    : [{ host: options.eppHost, port: options.eppPort }];
   const eppCluster: Record<string, unknown> = {
     name: 'epp',
-    type: IP_PATTERN.test(options.eppHost) ? 'STATIC' : 'STRICT_DNS',
+    type: replicas.every((r) => IP_PATTERN.test(r.host)) ? 'STATIC' : 'STRICT_DNS',
     connect_timeout: '1s',
     circuit_breakers: CIRCUIT_BREAKERS,
     typed_extension_protocol_options: {
@@ -231,16 +310,16 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
       cluster_name: 'epp',
       endpoints: [
         {
-          lb_endpoints: [
-            {
-              endpoint: {
-                address: { socket_address: { address: options.eppHost, port_value: options.eppPort } },
-              },
+          lb_endpoints: replicas.map((r) => ({
+            endpoint: {
+              address: { socket_address: { address: r.host, port_value: r.port } },
+              ...(r.healthPort !== undefined ? { health_check_config: { port_value: r.healthPort } } : {}),
             },
-          ],
+          })),
         },
       ],
     },
+    ...(options.eppReplicas?.length ? replicaResilience(options.eppReplicas, Boolean(options.eppTls)) : {}),
   };
   if (options.eppTls) {
     eppCluster['transport_socket'] = {
@@ -258,6 +337,7 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
       grpc_service: {
         envoy_grpc: { cluster_name: 'epp' },
         timeout: seconds(messageTimeoutMs),
+        ...(replicas.length > 1 ? { retry_policy: streamRetryPolicy(replicas.length) } : {}),
       },
       // The EPP must hear when a response ends (in-flight counts, post-response hooks). Without the body, the
       // trailers tell it: with response_trailer_mode SEND, Envoy adds empty trailers to a response that ends without

@@ -39,4 +39,5 @@ export {
   type ExtProcStream,
   type ExtProcStreamHandler,
 } from './extproc-inprocess.js';
+export { EppReplicaSet, replicaOrder } from './epp-replicas.js';
 export { loadProtos, BodySendMode } from './proto.js';

@@ -31,6 +31,7 @@ export {
   type DashboardSnapshot,
   type EndpointView,
 } from './dashboard.js';
+export { readyEndpointsOf, startEppReplicas, type LocalEppReplica } from './epp-replicas.js';
 export { Supervisor, restartDelayMs, type ProcessSpec, type SupervisorEvent } from './supervisor.js';
 export {
   BUILTIN_SETUPS,

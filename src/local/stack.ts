@@ -34,6 +34,7 @@ import { freeLoopbackPort } from '../process/index.js';
 import { DEFAULT_RENDER_OPTIONS, parseApiVersions, renderService } from '../render/index.js';
 import type { SimulatorOptions } from '../sim/index.js';
 import { DashboardState, dashboardHandler, startDashboardServer } from './dashboard.js';
+import { startEppReplicas, type LocalEppReplica } from './epp-replicas.js';
 import { Supervisor, type SupervisorEvent } from './supervisor.js';
 import { localTopology, type LocalRole, type LocalTopology } from './topology.js';
 
@@ -68,6 +69,11 @@ export interface LocalStackOptions {
   routing?: 'epp' | 'round-robin';
   /** EndpointPickerConfig YAML replacing the one the service renders. */
   eppConfigText?: string | undefined;
+  /**
+   * Active-active EPP replicas (default: the scheduler Deployment's replicas, `router.scheduler.replicas`). One runs
+   * inside this process; more run as `llmisvc epp` processes (see `epp-replicas.ts`), and the gateway uses them all.
+   */
+  eppReplicas?: number | undefined;
   /** Extra simulator options for every replica (time scale, KV blocks …). */
   simulator?: Partial<SimulatorOptions>;
   /** Number of replicas, replacing the rendered one of every workload (bench fleets). */
@@ -108,6 +114,8 @@ export interface LocalStack {
   endpoints: LocalEndpoint[];
   /** The equivalent `--endpoints` list of the EPP; undefined without an EPP. */
   eppEndpoints: string | undefined;
+  /** The EPP replica processes (with `eppReplicas` > 1; empty when the one EPP runs in this process). */
+  eppReplicas: LocalEppReplica[];
   gateway: GatewayKind;
   logDir: string;
   /** pid of every supervised process, by pod name. */
@@ -274,6 +282,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   }
   // A taken gateway port is the most common start-up failure: report it before starting anything.
   if ((options.port ?? 8080) !== 0) await assertPortFree(options.port ?? 8080);
+  const eppCount = options.eppReplicas ?? topology.eppReplicas;
+  if (!Number.isInteger(eppCount) || eppCount < 1 || eppCount > 16) {
+    throw new LlmisvcError('LLMISVC_ERR_CONFIG', `--epp-replicas ${eppCount}: expected a whole number 1–16`, {
+      hint: 'Each replica is a process that scrapes every model server; a few are plenty on one machine.',
+    });
+  }
   const planned = plannedEndpoints(topology, options.replicas);
   emit({ type: 'rendered', topology, endpoints: planned.length });
 
@@ -282,6 +296,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   mkdirSync(logDir, { recursive: true });
   const supervisor = new Supervisor(emit);
   let epp: RunningEpp | undefined;
+  let eppReplicas: LocalEppReplica[] = [];
   let gateway: RunningGateway | undefined;
   let dashboardServer: { close(): Promise<void> } | undefined;
   const state = new DashboardState();
@@ -376,6 +391,18 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       : undefined;
     const eppReady = (async () => {
       if (eppEndpoints === undefined) return;
+      if (eppCount > 1) {
+        eppReplicas = await startEppReplicas({
+          supervisor,
+          count: eppCount,
+          endpoints: eppEndpoints,
+          endpointCount: endpoints.length,
+          configText: options.eppConfigText ?? topology.eppConfigText ?? '',
+          logDir,
+          onReady: (r, ms) => emit({ type: 'epp-ready', address: r.address, ms }),
+        });
+        return;
+      }
       const te = performance.now();
       epp = await startEpp({
         grpcPort: 0,
@@ -412,8 +439,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       gateway = await startBuiltinGateway({
         port,
         routes,
-        // Same process: the gateway hands each stream to the EPP's handler directly, without the gRPC hop.
+        // Same process: the gateway hands each stream to the EPP's handler directly, without the gRPC hop; several
+        // replicas are processes of their own, reached over gRPC.
         eppChannel: epp ? inProcessExtProcChannel(epp.processStream) : undefined,
+        eppAddresses: epp ? undefined : eppReplicas.map((r) => r.address),
         serviceEndpoints: endpoints.map((e) => e.address),
         failureMode: topology.failureMode,
         onDecision: (d) => state.record(d),
@@ -429,7 +458,16 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       const bootstrap = envoyBootstrap({
         listenPort,
         eppHost: '127.0.0.1',
-        eppPort: epp!.grpcPort,
+        eppPort: epp?.grpcPort ?? eppReplicas[0]!.grpcPort,
+        ...(eppReplicas.length
+          ? {
+              eppReplicas: eppReplicas.map((r) => ({
+                host: '127.0.0.1',
+                port: r.grpcPort,
+                healthPort: r.healthPort,
+              })),
+            }
+          : {}),
         // The pool's members are known here: Envoy obeys the EPP's pick only for one of them, and can fail open.
         poolEndpoints: endpoints.map((e) => hostPort(e.address)),
         failureMode: topology.failureMode,
@@ -489,6 +527,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       topology,
       endpoints,
       eppEndpoints,
+      eppReplicas,
       gateway: gatewayKind,
       logDir,
       pids: () => Object.fromEntries(supervisor.list().map((p) => [p.name, p.pid])),

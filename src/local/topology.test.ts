@@ -19,6 +19,10 @@ function topologyOf(example: string) {
 }
 
 describe('localTopology', () => {
+  it('reads the scheduler replicas: active-active EPPs for `up`', () => {
+    assert.equal(topologyOf('epp-replicas.yaml').eppReplicas, 3);
+  });
+
   it('reads the quickstart: 4 replicas, the model, the EPP config and the OpenAI paths with rewrites', () => {
     const t = topologyOf('quickstart.yaml');
     assert.equal(t.namespace, 'default');
@@ -36,6 +40,7 @@ describe('localTopology', () => {
     ]);
     assert.match(t.eppConfigText ?? '', /kind: EndpointPickerConfig/);
     assert.match(t.eppConfigText ?? '', /prefix-cache-scorer/);
+    assert.equal(t.eppReplicas, 1);
     const chat = t.routes.find((r) => r.prefix === '/default/quickstart/v1/chat/completions');
     assert.deepEqual(chat, {
       prefix: '/default/quickstart/v1/chat/completions',

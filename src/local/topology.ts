@@ -40,6 +40,8 @@ export interface LocalTopology {
   workloads: LocalWorkload[];
   /** EndpointPickerConfig YAML from the scheduler Deployment; undefined when the service has no scheduler. */
   eppConfigText: string | undefined;
+  /** Replicas of the scheduler Deployment (`router.scheduler.replicas`): active-active EPPs; 1 without one. */
+  eppReplicas: number;
   /** HTTPRoute rules, longest prefix first; empty when the service renders no route. */
   routes: LocalRoute[];
   /** The InferencePool's `failureMode` (GIE's default FailClose when it states none or there is no pool). */
@@ -199,6 +201,7 @@ export function localTopology(rendered: Pick<RenderOutput, 'spec' | 'children'>)
     model,
     workloads,
     eppConfigText: scheduler ? eppConfigOf(scheduler, children) : undefined,
+    eppReplicas: Math.max(1, Number(obj(scheduler?.spec).replicas ?? 1) || 1),
     routes: route ? routesOf(route) : [],
     failureMode: failureModeOf(children.find((c) => c.kind === 'InferencePool')),
   };

@@ -2,7 +2,9 @@
  * @module render/scheduler
  * The Gateway API Inference Extension side of a service: the InferencePool (GIE v1 and/or v1alpha2, whichever the
  * cluster serves), the v1alpha2 InferenceModel, and the Endpoint Picker that the pool points at — its Deployment
- * (running `llmisvc epp`), Service, ServiceAccount and a least-privilege Role.
+ * (running `llmisvc epp`), Service, ServiceAccount and a least-privilege Role. With `replicas` > 1 the pickers run
+ * active-active: no leader election (every replica serves; the gateway balances ext_proc streams over the Service's
+ * endpoints), spread over nodes, and a PodDisruptionBudget of one.
  */
 import { stringify } from 'yaml';
 import {
@@ -104,9 +106,26 @@ function schedulerDeployment(service: LLMInferenceService, spec: LLMInferenceSer
   const wiring = configWiring(spec);
   const selector = componentSelector(service, 'llminferenceservice-router-scheduler');
   const tokenizer = scheduler.tokenizer?.template;
+  const replicas = scheduler.replicas ?? 1;
   const pod: PodSpec = {
     ...template,
     serviceAccountName: names.eppServiceAccount,
+    // Active-active replicas are for availability: spread over nodes when the cluster can (never blocking a
+    // schedule), unless the template places them itself.
+    ...(replicas > 1 &&
+    !template.topologySpreadConstraints &&
+    !(template.affinity as { podAntiAffinity?: unknown } | undefined)?.podAntiAffinity
+      ? {
+          topologySpreadConstraints: [
+            {
+              maxSkew: 1,
+              topologyKey: 'kubernetes.io/hostname',
+              whenUnsatisfiable: 'ScheduleAnyway',
+              labelSelector: { matchLabels: selector },
+            },
+          ],
+        }
+      : {}),
     containers: [
       ...(template.containers ?? []).map((c) =>
         c.name === 'main'
@@ -131,7 +150,7 @@ function schedulerDeployment(service: LLMInferenceService, spec: LLMInferenceSer
       'app.kubernetes.io/component': 'llminferenceservice-router-scheduler',
     }),
     spec: {
-      replicas: scheduler.replicas ?? 1,
+      replicas,
       selector: { matchLabels: selector },
       template: {
         metadata: {
@@ -185,7 +204,26 @@ function schedulerAccess(service: LLMInferenceService): KubeObject[] {
   ];
 }
 
-function schedulerService(service: LLMInferenceService): KubeObject {
+/**
+ * With active-active replicas, a voluntary disruption (node drain, upgrade) takes at most one at a time: the others
+ * keep routing while it drains its streams.
+ */
+function schedulerDisruptionBudget(service: LLMInferenceService): KubeObject {
+  const names = childNames(service.metadata.name);
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: childMetadata(service, names.scheduler, {
+      'app.kubernetes.io/component': 'llminferenceservice-router-scheduler',
+    }),
+    spec: {
+      maxUnavailable: 1,
+      selector: { matchLabels: componentSelector(service, 'llminferenceservice-router-scheduler') },
+    },
+  };
+}
+
+function schedulerService(service: LLMInferenceService, replicas: number): KubeObject {
   const names = childNames(service.metadata.name);
   return {
     apiVersion: 'v1',
@@ -195,6 +233,9 @@ function schedulerService(service: LLMInferenceService): KubeObject {
     }),
     spec: {
       type: 'ClusterIP',
+      // Replicas are peers that share nothing: any replica may serve any ext_proc stream, so no stickiness
+      // (stated, since a cluster default or a later patch must not pin a gateway to one replica).
+      ...(replicas > 1 ? { sessionAffinity: 'None' } : {}),
       selector: componentSelector(service, 'llminferenceservice-router-scheduler'),
       ports: [
         { name: 'grpc', port: 9002, targetPort: 9002, protocol: 'TCP', appProtocol: 'http2' },
@@ -217,10 +258,12 @@ export function renderScheduler(
   if (!spec.router?.scheduler) return [];
   const model = served.has(INFERENCE_X_V1ALPHA2) ? [inferenceModel(service, spec)] : [];
   if (spec.router.scheduler.pool?.ref) return model;
+  const replicas = spec.router.scheduler.replicas ?? 1;
   return [
     ...schedulerAccess(service),
-    schedulerService(service),
+    schedulerService(service, replicas),
     schedulerDeployment(service, spec),
+    ...(replicas > 1 ? [schedulerDisruptionBudget(service)] : []),
     ...inferencePools(service, spec, served),
     ...model,
   ];

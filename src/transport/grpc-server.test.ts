@@ -586,3 +586,70 @@ test('grpc-timeout values: units, the 8-digit limit, and deadlines longer than a
   ];
   for (const [value, ms] of cases) assert.equal(grpcTimeoutMs(value), ms, value);
 });
+
+describe('gRPC server drain', () => {
+  test('GOAWAY naming the last stream, the open call finishes both ways, then the server has closed', async () => {
+    const calls: CallLog[] = [];
+    const server = createGrpcServer({
+      methods: { '/test.Echo/Chat': chatMethod(calls, true) },
+      maxMessageBytes: MAX_MESSAGE_BYTES,
+    });
+    const port = await server.listen('127.0.0.1', 0);
+    const session = connectHttp2(`http://127.0.0.1:${port}`);
+    const goaway = new Promise<number>((resolve) =>
+      session.once('goaway', (code: number, lastStreamId: number) => resolve(lastStreamId)),
+    );
+    const call = session.request({
+      ':method': 'POST',
+      ':path': '/test.Echo/Chat',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
+    const chunks: Buffer[] = [];
+    call.on('data', (c: Buffer) => chunks.push(c));
+    const trailers = new Promise<Record<string, unknown>>((resolve) => call.once('trailers', resolve));
+    call.write(frame('before'));
+    await waitForCall(calls, 1, 'message:before');
+
+    const drained = server.drain(5000);
+    const lastStreamId = await goaway;
+    assert.equal(lastStreamId, call.id, 'GOAWAY names the open call as the last one processed');
+    // The open call still works both ways after GOAWAY.
+    call.end(frame('after'));
+    assert.equal((await trailers)['grpc-status'], '0');
+    assert.deepEqual(unframe(Buffer.concat(chunks)), ['echo:before', 'echo:after', 'bye']);
+    assert.deepEqual(await drained, { dropped: 0 });
+    assert.deepEqual(calls[0]!.events, ['message:before', 'message:after', 'end']);
+    session.destroy();
+  });
+
+  test('a call still open at the drain timeout is dropped and counted', async () => {
+    const calls: CallLog[] = [];
+    const server = createGrpcServer({
+      methods: { '/test.Echo/Chat': chatMethod(calls, true) },
+      maxMessageBytes: MAX_MESSAGE_BYTES,
+    });
+    const port = await server.listen('127.0.0.1', 0);
+    const session = connectHttp2(`http://127.0.0.1:${port}`);
+    session.on('error', () => undefined);
+    const call = session.request({
+      ':method': 'POST',
+      ':path': '/test.Echo/Chat',
+      'content-type': 'application/grpc',
+    });
+    call.on('error', () => undefined);
+    call.write(frame('hold'));
+    await waitForCall(calls, 1, 'message:hold');
+    assert.deepEqual(await server.drain(50), { dropped: 1 });
+    await calls[0]!.waitFor('abort');
+    session.destroy();
+  });
+});
+
+async function waitForCall(calls: CallLog[], count: number, event: string): Promise<void> {
+  for (let i = 0; calls.length < count; i++) {
+    if (i > 500) throw new Error('the call never opened');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await calls[count - 1]!.waitFor(event);
+}

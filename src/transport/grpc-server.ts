@@ -80,6 +80,11 @@ export interface GrpcServer {
   listen(host: string, port: number): Promise<number>;
   /** Stops listening and drops every open call (their handlers see `abort`). */
   close(): Promise<void>;
+  /**
+   * A graceful shutdown: stops listening, sends every connection GOAWAY and lets the open calls finish; after
+   * `timeoutMs` the calls still open are dropped as by `close`. Resolves with how many were dropped.
+   */
+  drain(timeoutMs: number): Promise<{ dropped: number }>;
 }
 
 const GRPC_CONTENT_TYPE = 'application/grpc';
@@ -128,6 +133,25 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
         server.close(() => resolve());
         for (const connection of connections) connection.close();
       });
+    },
+    async drain(timeoutMs) {
+      // server.close calls back once the last connection is gone: each closes itself when its streams are done.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const connection of connections) connection.goAwayGracefully();
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), timeoutMs);
+      });
+      const outcome = await Promise.race([closed, late]);
+      clearTimeout(timer);
+      if (outcome !== 'late') return { dropped: 0 };
+      let dropped = 0;
+      for (const connection of connections) {
+        dropped += connection.openStreams;
+        connection.close();
+      }
+      await closed;
+      return { dropped };
     },
   };
 }

@@ -750,3 +750,43 @@ describe('HTTP/2 connection limits', () => {
     });
   }
 });
+
+describe('HTTP/2 connection: graceful shutdown', () => {
+  test('GOAWAY names the last stream; a later stream is refused, its DATA ignored; the open one finishes, then close', async () => {
+    const events: string[] = [];
+    const connections: Http2Connection[] = [];
+    const server = createServer((socket) => {
+      connections.push(new Http2Connection(socket, { onStream: echo(events) }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const client = await RawClient.connect((server.address() as { port: number }).port);
+    try {
+      client.write(encodeFrame(1, 0x4, 1, requestBlock('/hold')));
+      await client.until(() => events.includes('open POST /hold'), 'the first stream');
+      connections[0]!.goAwayGracefully();
+      await client.until(() => client.goaway() !== undefined, 'GOAWAY');
+      assert.deepEqual(client.goaway(), { lastStreamId: 1, code: Http2ErrorCode.NO_ERROR });
+      // A stream the client opened before it read the GOAWAY, with its body: refused, safe to retry elsewhere.
+      client.write(encodeFrame(1, 0x4, 3, requestBlock('/late')));
+      client.write(encodeFrame(0, 0x1, 3, Buffer.from('late body')));
+      await client.until(
+        (frames) => frames.some((f) => f.type === 3 && f.id === 3),
+        'RST_STREAM on the late stream',
+      );
+      const rst = client.frames.find((f) => f.type === 3 && f.id === 3)!;
+      assert.equal(rst.payload.readUInt32BE(0), Http2ErrorCode.REFUSED_STREAM);
+      client.write(encodeFrame(0, 0x1, 1, Buffer.from('last')));
+      await client.closedNow();
+      assert.equal(dataOn(client.frames, 1).toString(), 'last');
+      assert.deepEqual(events, ['open POST /hold', 'end']);
+      assert.equal(
+        client.frames.filter((f) => f.type === 7).length,
+        1,
+        'no second GOAWAY (no protocol error)',
+      );
+    } finally {
+      client.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});

@@ -350,6 +350,8 @@ export class Http2Connection {
   private closing = false;
   /** The client sent GOAWAY: close once its streams are done. */
   private peerGoaway = false;
+  /** We sent GOAWAY for a graceful shutdown: open streams finish, new ones are refused, then the socket closes. */
+  private draining = false;
 
   private readonly limits: Http2Limits;
   private readonly earlyResets: FloodMeter;
@@ -393,6 +395,28 @@ export class Http2Connection {
     if (limits.prefaceTimeoutMs > 0) {
       this.timer = setTimeout(this.prefaceTimedOut, limits.prefaceTimeoutMs).unref();
     }
+  }
+
+  /**
+   * A graceful shutdown: GOAWAY(NO_ERROR) naming the last stream accepted, so the client opens no more here and
+   * retries any stream it raced in (that one gets RST_STREAM(REFUSED_STREAM), safe to retry by RFC 9113 §8.7); the
+   * open streams run to their end, then the socket closes. `close()` still ends it at once.
+   */
+  goAwayGracefully(): void {
+    if (this.closing || this.draining) return;
+    this.draining = true;
+    const payload = Buffer.allocUnsafe(8 + 'draining'.length);
+    payload.writeUInt32BE(this.lastStreamId, 0);
+    payload.writeUInt32BE(Http2ErrorCode.NO_ERROR, 4);
+    payload.write('draining', 8, 'latin1');
+    this.writeFrame(GOAWAY, 0, 0, payload);
+    this.flush();
+    this.endIfIdle();
+  }
+
+  /** Streams still open (a draining server waits for this to reach 0). */
+  get openStreams(): number {
+    return this.streams.size;
   }
 
   /** Ends the connection for a server shutdown: GOAWAY(NO_ERROR), every open stream aborted, the socket closed. */
@@ -608,6 +632,12 @@ export class Http2Connection {
     }
     if (id <= this.lastStreamId) return this.onClosedStream(id);
     this.lastStreamId = id;
+    if (this.draining) {
+      // Past our GOAWAY's last stream: never processed, so the client may send it elsewhere. Its later frames are
+      // then those of a closed stream, not of an idle one (which would be a connection error).
+      this.writeRstStream(id, Http2ErrorCode.REFUSED_STREAM);
+      return;
+    }
     if (this.peerGoaway) return;
     // A malformed request is a stream error (RFC 9113 §8.1.1).
     const refused =
@@ -817,7 +847,7 @@ export class Http2Connection {
   }
 
   private endIfIdle(): void {
-    if (this.peerGoaway && this.streams.size === 0 && !this.closing) {
+    if ((this.peerGoaway || this.draining) && this.streams.size === 0 && !this.closing) {
       this.flush();
       this.closing = true;
       this.socket.end();
