@@ -19,7 +19,7 @@ import { createProcessHandler } from './extproc-server.js';
 import {
   createGrpcServer,
   decodeHealthCheckRequest,
-  decodeProcessingRequest,
+  decodeEppProcessingRequest,
   encodeHealthCheckResponse,
   encodeProcessingResponse,
   type GrpcCall,
@@ -196,7 +196,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
   const server = createGrpcServer({
     methods: {
       '/envoy.service.ext_proc.v3.ExternalProcessor/Process': {
-        decode: decodeProcessingRequest,
+        decode: decodeEppProcessingRequest,
         encode: encodeProcessingResponse,
         open: createProcessHandler({
           datastore,
