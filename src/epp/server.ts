@@ -18,6 +18,8 @@ import { EppMetrics } from './epp-metrics.js';
 import { createProcessHandler } from './extproc-server.js';
 import {
   createGrpcServer,
+  assertNodeTransportSupported,
+  createNodeGrpcServer,
   decodeHealthCheckRequest,
   decodeEppProcessingRequest,
   encodeHealthCheckResponse,
@@ -58,6 +60,11 @@ export interface EppOptions {
   /** Static InferenceObjective priorities / model routes (Kubernetes mode reads them from the API). */
   directory?: ModelDirectory;
   logger?: Logger;
+  /**
+   * The HTTP/2 under the gRPC servers: `ours` (default, `transport/`) or `node` (`node:http2`, Node >= 22.10; refused
+   * on older Node, see `transport/node-grpc-server.ts`).
+   */
+  transport?: 'ours' | 'node';
 }
 
 export interface RunningEpp {
@@ -142,6 +149,8 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       },
     );
   }
+  // Before anything starts: on a Node too old for it, --transport node is refused with its reason.
+  if (options.transport === 'node') assertNodeTransportSupported();
   const logger = options.logger ?? pino({ level: 'info' });
   const config = loadEndpointPickerConfig(options.configText ?? defaultEndpointPickerConfig);
   const datastore = new Datastore();
@@ -193,7 +202,8 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
 
   const bodyLimitBytes = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
   const onError = (error: unknown) => logger.debug({ err: error }, 'gRPC stream error');
-  const server = createGrpcServer({
+  const createRpcServer = options.transport === 'node' ? createNodeGrpcServer : createGrpcServer;
+  const server = createRpcServer({
     methods: {
       '/envoy.service.ext_proc.v3.ExternalProcessor/Process': {
         decode: decodeEppProcessingRequest,
@@ -233,7 +243,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       call.send({ status: now });
     }
   });
-  const health = createGrpcServer({
+  const health = createRpcServer({
     methods: {
       '/grpc.health.v1.Health/Check': {
         decode: decodeHealthCheckRequest,

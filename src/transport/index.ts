@@ -42,6 +42,13 @@ export {
   type ServingStatusName,
 } from './health-codec.js';
 export {
+  assertNodeTransportSupported,
+  createNodeGrpcServer,
+  NODE_TRANSPORT_MIN_VERSION,
+  nodeTransportSupported,
+  type NodeGrpcServerOptions,
+} from './node-grpc-server.js';
+export {
   DEFAULT_HTTP2_LIMITS,
   Http2Connection,
   Http2ErrorCode,

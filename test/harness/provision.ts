@@ -11,6 +11,7 @@ import { provisionDevAssets, provisionDevClusterAssets, startDevApiServer } from
 import { chromiumProvisioner } from './chromium.js';
 import { envoyProvisioner } from './envoy.js';
 import { h2specProvisioner } from './h2spec.js';
+import { node22Provisioner } from './node22.js';
 
 export interface HarnessContext {
   log: (message: string) => void;
@@ -87,6 +88,7 @@ export const provisioners: Provisioner[] = [
   envoyProvisioner,
   chromiumProvisioner,
   h2specProvisioner,
+  node22Provisioner,
 ];
 
 export const services: TestService[] = [sharedKubeApiserver];
