@@ -849,6 +849,7 @@ async function main(): Promise<void> {
         `| ${rate} | ${ms(waits.request[0])} / ${ms(waits.request[1])} | ${ms(waits.response[0])} / ${ms(waits.response[1])} | ${ms(waits.responseBody[0])} / ${ms(waits.responseBody[1])} |`,
       );
     }
+    lines.push('');
   }
   lines.push(
     '',
