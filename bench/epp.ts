@@ -18,7 +18,9 @@
  * and the command. Flags: --duration <s> (per rate and path, default 10), --warmup <s> (per rate and path, at the
  * rate, default 5), --rates 100,500,1000,
  * --epp-node-options '<node flags for the EPP process>', --load-generator-node-options '<node flags for the load
- * generator>' (e.g. --trace-gc), --out <file>.
+ * generator>' (e.g. --trace-gc), --out <file>, --transports ours,node,ours-node22 (the EPP's gRPC transport and the
+ * Node it runs on: `node` is node:http2 on Node 22 from the npm registry, `ours-node22` our transport on that Node;
+ * each gets its row in the CPU table and its own latency table), --sections decisions,cpu,latency (which parts run).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -50,6 +52,7 @@ import {
   percentileOf,
   startModelServerFixture,
 } from '../src/bench/index.js';
+import { ensureNodeBinary, NODE_22_VERSION } from '../src/dev/index.js';
 import { startAnnouncing, type AnnouncingProcess } from '../src/process/index.js';
 import { startLoadGenerator, type OpenLoopResult } from './open-loop.js';
 import { rawOutputDir } from './output.js';
@@ -79,6 +82,17 @@ const loadGeneratorNodeOptions = flag('load-generator-node-options', '').split('
  */
 const REQUEST_CYCLE = 4096;
 const rates = flag('rates', '100,500,1000').split(',').map(Number);
+/**
+ * The EPP's gRPC transports to measure, beside each other: `ours` (transport/, on this Node), `node` (`--transport
+ * node`: node:http2, on Node 22 from the npm registry, as it needs >= 22.10) and `ours-node22` (ours on that same Node 22,
+ * so the two transports are compared on one runtime).
+ */
+const transports = flag('transports', 'ours,node,ours-node22').split(',') as EppTransport[];
+for (const t of transports)
+  if (!['ours', 'node', 'ours-node22'].includes(t))
+    throw new Error(`--transports ${t}: expected ours, node or ours-node22`);
+/** Which parts to run: decisions (in-process scheduling), cpu (EPP CPU per ext_proc request), latency (through Envoy). */
+const sections = new Set(flag('sections', 'decisions,cpu,latency').split(','));
 const date = new Date().toISOString().slice(0, 10);
 const out = flag('out', join(rawOutputDir('epp'), `epp-${date}.md`));
 
@@ -229,15 +243,28 @@ function addSlice(into: PathRun, slice: OpenLoopResult): void {
   into.sendSeconds += slice.sendSeconds;
 }
 
+type EppTransport = 'ours' | 'node' | 'ours-node22';
+
+let node22: Promise<string> | undefined;
+/** The Node binary an EPP with `transport` runs on. */
+function eppNode(transport: EppTransport): Promise<string> {
+  if (transport === 'ours') return Promise.resolve(process.execPath);
+  node22 ??= ensureNodeBinary({ cacheDir: defaultCacheDir(process.env), log });
+  return node22;
+}
+
 async function startEppProcess(
   endpoints: string[],
+  transport: EppTransport,
 ): Promise<AnnouncingProcess<{ grpcPort: number; metricsPort: number }>> {
   return startAnnouncing({
-    command: process.execPath,
+    command: await eppNode(transport),
     args: [
       ...eppNodeOptions,
       join(root, 'bin', 'llmisvc.js'),
       'epp',
+      '--transport',
+      transport === 'node' ? 'node' : 'ours',
       '--endpoints',
       endpoints.join(','),
       '--host',
@@ -413,7 +440,7 @@ async function eppMetrics(port: number): Promise<string> {
 }
 
 /** EPP process CPU per request, measured without Envoy: closed-loop ext_proc requests minus idle scraping CPU. */
-async function eppCpuPerRequest(): Promise<{
+async function eppCpuPerRequest(transport: EppTransport): Promise<{
   requests: number;
   cpuUsPerRequest: number;
   idleCpuMsPerSecond: number;
@@ -421,7 +448,7 @@ async function eppCpuPerRequest(): Promise<{
   p99: number;
 }> {
   const fixtureProcess = await startFixtureProcess(4);
-  const epp = await startEppProcess(fixtureProcess.value);
+  const epp = await startEppProcess(fixtureProcess.value, transport);
   const client = createExtProcClient(`127.0.0.1:${epp.value.grpcPort}`);
   const prompt = promptMaker();
   try {
@@ -564,6 +591,11 @@ function indexMemory(): IndexMemory {
   return JSON.parse(child.stdout) as IndexMemory;
 }
 
+function transportLabel(transport: EppTransport): string {
+  if (transport === 'ours') return `ours (Node ${process.versions.node})`;
+  return `${transport === 'node' ? 'node:http2' : 'ours'} (Node ${NODE_22_VERSION})`;
+}
+
 function ms(x: number): string {
   return Number.isFinite(x) ? x.toFixed(3) : 'n/a';
 }
@@ -585,7 +617,7 @@ async function main(): Promise<void> {
       ? ` --load-generator-node-options '${loadGeneratorNodeOptions.join(' ')}'`
       : '');
   lines.push(
-    `- Command: \`npm run bench:epp -- --duration ${durationS} --warmup ${warmupS} --rates ${rates.join(',')}${nodeOptionsFlag}\``,
+    `- Command: \`npm run bench:epp -- --duration ${durationS} --warmup ${warmupS} --rates ${rates.join(',')} --transports ${transports.join(',')} --sections ${[...sections].join(',')}${nodeOptionsFlag}\``,
   );
   lines.push(`- Date: ${new Date().toISOString()}`);
   lines.push(`- Machine: ${machineDescription()}`);
@@ -597,205 +629,223 @@ async function main(): Promise<void> {
     '',
   );
 
-  log('decisions per second (5 s each)');
-  const single = decisionsPerSecond(defaultEndpointPickerConfig, false);
-  const pd = decisionsPerSecond(prefillDecodeEndpointPickerConfig, true);
-  // The endpoints report 4096 × 16-token KV blocks, so autoTune shrinks each LRU to ~4096 blocks: it measures the
-  // index evicting on every request instead of holding the whole prompt mix.
-  const tunedConfig = defaultEndpointPickerConfig.replace('lruCapacityPerServer: 31250', 'autoTune: true');
-  if (tunedConfig === defaultEndpointPickerConfig) throw new Error('the default config changed shape');
-  const tuned = decisionsPerSecond(tunedConfig, false);
-  lines.push('## Scheduling decisions per second, one core, 100 endpoints', '');
-  lines.push(
-    'Full decision per request: JSON body parse, prefix hashing of a ~2.1 KB prompt (200 shared 2 KB prefixes), filters, scorers, picker, pre-request hooks (prefix LRU update).',
-    '',
-  );
-  lines.push(
-    "Per core = decisions per second of the process's CPU time (user + system, GC included): what one dedicated core sustains. Wall = what the loop got on the shared machine.",
-    '',
-  );
-  lines.push(
-    '| config | decisions/s per core (CPU time) | µs CPU/decision | decisions/s wall | decisions |',
-    '|---|---:|---:|---:|---:|',
-  );
-  for (const [name, r] of [
-    ['default (queue 2, kv 2, prefix 3, max-score)', single],
-    ['prefill/decode (two profiles, 30 prefill + 70 decode)', pd],
-    ['default, prefix-cache-scorer autoTune (LRU ≈ 4096 blocks per endpoint)', tuned],
-  ] as const) {
-    const perCore = Math.round(r.perCpuSecond).toLocaleString('en');
-    const wall = Math.round(r.perSecond).toLocaleString('en');
+  if (sections.has('decisions')) {
+    log('decisions per second (5 s each)');
+    const single = decisionsPerSecond(defaultEndpointPickerConfig, false);
+    const pd = decisionsPerSecond(prefillDecodeEndpointPickerConfig, true);
+    // The endpoints report 4096 × 16-token KV blocks, so autoTune shrinks each LRU to ~4096 blocks: it measures the
+    // index evicting on every request instead of holding the whole prompt mix.
+    const tunedConfig = defaultEndpointPickerConfig.replace('lruCapacityPerServer: 31250', 'autoTune: true');
+    if (tunedConfig === defaultEndpointPickerConfig) throw new Error('the default config changed shape');
+    const tuned = decisionsPerSecond(tunedConfig, false);
+    lines.push('## Scheduling decisions per second, one core, 100 endpoints', '');
     lines.push(
-      `| ${name} | ${perCore} | ${r.meanCpuUs.toFixed(1)} | ${wall} | ${r.decisions.toLocaleString('en')} |`,
-    );
-  }
-  lines.push('', `Target: ≥ 20,000 decisions/s/core.`, '');
-  const memory = indexMemory();
-  lines.push(
-    `Prefix index at its default capacity on ${memory.endpoints} endpoints (${memory.blocksPerEndpoint.toLocaleString('en')} blocks each, filled with 32-block requests): ${memory.megabytes.toFixed(0)} MB (${memory.bytesPerBlock.toFixed(0)} bytes per block, JS heap and typed-array buffers); filled in ${memory.fillMs.toFixed(0)} ms; a forced full garbage collection with it alive: ${memory.fullGcMs.toFixed(1)} ms.`,
-    '',
-  );
-  log(`prefix index: ${memory.megabytes.toFixed(0)} MB, full GC ${memory.fullGcMs.toFixed(1)} ms`);
-  log(`default ${Math.round(single.perCpuSecond)}/CPU-s, P/D ${Math.round(pd.perCpuSecond)}/CPU-s`);
-
-  log('EPP CPU per ext_proc request (closed loop, no Envoy)');
-  const perRequest = await eppCpuPerRequest();
-  lines.push('## EPP CPU per request over ext_proc', '');
-  lines.push(
-    `\`llmisvc epp\` in its own process with 4 fixture endpoints; ${perRequest.requests.toLocaleString('en')} requests sent one after another with the ext_proc client (full-duplex: headers + 2 KB body in, headers + body answer out). CPU of the EPP process while serving, minus its idle CPU (metrics scraping) over the same time.`,
-    '',
-  );
-  lines.push(
-    '| EPP CPU per request | idle CPU (4 endpoints, 50 ms scrapes) | sequential round trip p50 / p99 |',
-    '|---:|---:|---:|',
-  );
-  lines.push(
-    `| ${perRequest.cpuUsPerRequest.toFixed(0)} µs | ${perRequest.idleCpuMsPerSecond.toFixed(1)} ms/s | ${ms(perRequest.p50)} / ${ms(perRequest.p99)} ms |`,
-    '',
-  );
-  log(
-    `EPP CPU ${perRequest.cpuUsPerRequest.toFixed(0)} µs/request, idle ${perRequest.idleCpuMsPerSecond.toFixed(1)} ms/s`,
-  );
-
-  log('starting fixtures, the EPP and two Envoys');
-  const fixtureProcess = await startFixtureProcess(4);
-  const fixtures = fixtureProcess.value.map((address) => ({ address }));
-  const epp = await startEppProcess(fixtures.map((f) => f.address));
-  const accessLogDir = mkdtempSync(join(tmpdir(), 'llmisvc-bench-epp-'));
-  const accessLogPath = join(accessLogDir, 'access.log');
-  const viaEpp = await startEnvoy(envoyBin, {
-    eppHost: '127.0.0.1',
-    eppPort: epp.value.grpcPort,
-    accessLog: { path: accessLogPath, fields: EXT_PROC_TIMINGS },
-  });
-  const [fh, fp] = fixtures[0]!.address.split(':');
-  const direct = await startEnvoy(envoyBin, {
-    eppHost: '127.0.0.1',
-    eppPort: 1,
-    bypassEpp: { host: fh!, port: Number(fp) },
-    // Unread, but the same per-request work on its worker thread as the EPP path's Envoy does for its log.
-    accessLog: { path: join(accessLogDir, 'direct-access.log'), fields: EXT_PROC_TIMINGS },
-  });
-  const prompt = promptMaker();
-  const bodies = Array.from({ length: REQUEST_CYCLE }, () =>
-    JSON.stringify({ model: 'test-model', prompt: prompt(), max_tokens: 16 }),
-  );
-  const stallMonitor = await startStallMonitor();
-  const loadGenerator = startLoadGenerator('/v1/completions', bodies, loadGeneratorNodeOptions);
-  /** Per rate, when the EPP path's slices ran (epoch ms), to find their requests in Envoy's access log. */
-  const eppWindows = new Map<number, { from: number; to: number }[]>();
-  try {
-    lines.push('## Added latency in the request path', '');
-    lines.push(
-      `Open-loop load (from a load generator in a process of its own, keep-alive connections kept across slices), ${durationS} s per rate and path, after a ${warmupS} s warm-up of each path at the same rate. Direct = Envoy → fixture; EPP = Envoy → ext_proc (request and response bodies full-duplex) → \`llmisvc epp\` (own process, 4 endpoints, 50 ms scrapes) → fixture. The two paths alternate in ${sliceS} s slices (${slices} each), so both see the same background load on the shared machine. Added = EPP − direct at the same percentile. Milliseconds.`,
+      'Full decision per request: JSON body parse, prefix hashing of a ~2.1 KB prompt (200 shared 2 KB prefixes), filters, scorers, picker, pre-request hooks (prefix LRU update).',
       '',
     );
     lines.push(
-      `| rate (req/s) | path | achieved req/s | ok | errors | p50 | p95 | p99 | p99 of each ${sliceS} s slice: median / worst |`,
-      '|---:|---|---:|---:|---:|---:|---:|---:|---:|',
+      "Per core = decisions per second of the process's CPU time (user + system, GC included): what one dedicated core sustains. Wall = what the loop got on the shared machine.",
+      '',
     );
-    const added: string[] = [
-      '| rate (req/s) | added p50 | added p95 | added p99 | EPP request phase p50 / p99 (bucket bound) | EPP CPU µs/req | extra Envoy CPU µs/req |',
-      '|---:|---:|---:|---:|---:|---:|---:|',
-    ];
-    const gcLines = [
-      "| rate (req/s) | EPP garbage-collection pauses over both paths' slices | machine stalls: an idle process woken ≥ 2 / ≥ 5 / ≥ 10 ms late (worst) |",
-      '|---:|---|---|',
-    ];
-    for (const rate of rates) {
-      const windows: { from: number; to: number }[] = [];
-      eppWindows.set(rate, windows);
-      await loadGenerator.run(direct.port, rate, warmupS);
-      await loadGenerator.run(viaEpp.port, rate, warmupS);
-      log(`rate ${rate}: ${slices} × ${sliceS} s on each path, alternating`);
-      const directRun = newPathRun();
-      const eppRun = newPathRun();
-      await stallMonitor.read(); // resets its counts
-      const metricsBefore = await eppMetrics(epp.value.metricsPort);
-      const before = buckets(metricsBefore, 'llmisvc_epp_request_phase_seconds');
-      let directCpu = 0;
-      let eppCpu = 0;
-      let envoyCpu = 0;
-      for (let slice = 0; slice < slices; slice++) {
-        const directCpu0 = processCpuSeconds(direct.pid);
-        addSlice(directRun, await loadGenerator.run(direct.port, rate, sliceS));
-        directCpu += processCpuSeconds(direct.pid) - directCpu0;
-        const eppCpu0 = processCpuSeconds(epp.pid);
-        const envoyCpu0 = processCpuSeconds(viaEpp.pid);
-        const from = Date.now();
-        addSlice(eppRun, await loadGenerator.run(viaEpp.port, rate, sliceS));
-        windows.push({ from, to: Date.now() });
-        eppCpu += processCpuSeconds(epp.pid) - eppCpu0;
-        envoyCpu += processCpuSeconds(viaEpp.pid) - envoyCpu0;
-      }
-      const metricsAfter = await eppMetrics(epp.value.metricsPort);
-      const after = buckets(metricsAfter, 'llmisvc_epp_request_phase_seconds');
-      const stalls = await stallMonitor.read();
-      gcLines.push(
-        `| ${rate} | ${gcDelta(gcPauses(metricsBefore), gcPauses(metricsAfter))} | ${stalls.ms2} / ${stalls.ms5} / ${stalls.ms10} (${stalls.worst.toFixed(1)} ms) |`,
+    lines.push(
+      '| config | decisions/s per core (CPU time) | µs CPU/decision | decisions/s wall | decisions |',
+      '|---|---:|---:|---:|---:|',
+    );
+    for (const [name, r] of [
+      ['default (queue 2, kv 2, prefix 3, max-score)', single],
+      ['prefill/decode (two profiles, 30 prefill + 70 decode)', pd],
+      ['default, prefix-cache-scorer autoTune (LRU ≈ 4096 blocks per endpoint)', tuned],
+    ] as const) {
+      const perCore = Math.round(r.perCpuSecond).toLocaleString('en');
+      const wall = Math.round(r.perSecond).toLocaleString('en');
+      lines.push(
+        `| ${name} | ${perCore} | ${r.meanCpuUs.toFixed(1)} | ${wall} | ${r.decisions.toLocaleString('en')} |`,
       );
-      const d = summarizeRun(directRun);
-      const e = summarizeRun(eppRun);
-      for (const [name, r] of [
-        ['direct', d],
-        ['EPP', e],
-      ] as const) {
-        lines.push(
-          `| ${rate} | ${name} | ${r.achievedRps.toFixed(0)} | ${r.ok} | ${r.errors}${r.errors ? ` (${r.errorKinds})` : ''} | ${ms(r.p50)} | ${ms(r.p95)} | ${ms(r.p99)} | ${ms(r.sliceP99Median)} / ${ms(r.sliceP99Worst)} |`,
-        );
-      }
-      const phase = `≤ ${ms(bucketPercentile(before, after, 50) * 1000)} / ≤ ${ms(bucketPercentile(before, after, 99) * 1000)}`;
-      const eppUs = ((eppCpu / e.sent) * 1e6).toFixed(0);
-      const envoyUs = ((envoyCpu / e.sent - directCpu / d.sent) * 1e6).toFixed(0);
-      added.push(
-        `| ${rate} | ${ms(e.p50 - d.p50)} | ${ms(e.p95 - d.p95)} | ${ms(e.p99 - d.p99)} | ${phase} | ${eppUs} | ${envoyUs} |`,
+    }
+    lines.push('', `Target: ≥ 20,000 decisions/s/core.`, '');
+    const memory = indexMemory();
+    lines.push(
+      `Prefix index at its default capacity on ${memory.endpoints} endpoints (${memory.blocksPerEndpoint.toLocaleString('en')} blocks each, filled with 32-block requests): ${memory.megabytes.toFixed(0)} MB (${memory.bytesPerBlock.toFixed(0)} bytes per block, JS heap and typed-array buffers); filled in ${memory.fillMs.toFixed(0)} ms; a forced full garbage collection with it alive: ${memory.fullGcMs.toFixed(1)} ms.`,
+      '',
+    );
+    log(`prefix index: ${memory.megabytes.toFixed(0)} MB, full GC ${memory.fullGcMs.toFixed(1)} ms`);
+    log(`default ${Math.round(single.perCpuSecond)}/CPU-s, P/D ${Math.round(pd.perCpuSecond)}/CPU-s`);
+  }
+
+  if (sections.has('cpu')) {
+    lines.push('## EPP CPU per request over ext_proc', '');
+    lines.push(
+      `\`llmisvc epp\` in its own process with 4 fixture endpoints; 5,000 requests sent one after another with the ext_proc client (full-duplex: headers + 2 KB body in, headers + body answer out). CPU of the EPP process while serving, minus its idle CPU (metrics scraping) over the same time. One row per transport (\`--transport\`) and the Node it ran on.`,
+      '',
+    );
+    lines.push(
+      '| transport (Node) | EPP CPU per request | idle CPU (4 endpoints, 50 ms scrapes) | sequential round trip p50 / p99 |',
+      '|---|---:|---:|---:|',
+    );
+    for (const transport of transports) {
+      log(`EPP CPU per ext_proc request (closed loop, no Envoy), transport ${transport}`);
+      const perRequest = await eppCpuPerRequest(transport);
+      lines.push(
+        `| ${transportLabel(transport)} | ${perRequest.cpuUsPerRequest.toFixed(0)} µs | ${perRequest.idleCpuMsPerSecond.toFixed(1)} ms/s | ${ms(perRequest.p50)} / ${ms(perRequest.p99)} ms |`,
       );
       log(
-        `rate ${rate}: added p50 ${ms(e.p50 - d.p50)} p95 ${ms(e.p95 - d.p95)} p99 ${ms(e.p99 - d.p99)} ms (direct p99 ${ms(d.p99)}, EPP p99 ${ms(e.p99)}); errors ${d.errors} / ${e.errors}; phase ${phase} ms; EPP CPU ${eppUs} µs/req; Envoy +${envoyUs} µs/req; load ${loadavg()[0]!.toFixed(1)}`,
+        `${transport}: EPP CPU ${perRequest.cpuUsPerRequest.toFixed(0)} µs/request, idle ${perRequest.idleCpuMsPerSecond.toFixed(1)} ms/s; load ${loadavg()[0]!.toFixed(2)}`,
       );
     }
     lines.push(
       '',
-      ...added,
-      '',
-      'EPP request phase = from the first ext_proc message of a request to the answer that releases it, inside the EPP (`llmisvc_epp_request_phase_seconds`; includes waiting for the body from Envoy). CPU columns are process CPU time over the run divided by requests sent (Envoy: the ext_proc Envoy minus the direct Envoy).',
-      '',
-      'Target: added p99 < 2 ms at 500 req/s.',
-      '',
-      "What the tail is made of: a garbage-collection pause in the EPP stalls every request it holds and every message waiting for it (pauses from the EPP's `nodejs_gc_duration_seconds`); and the machine keeping any process of the path (load generator, Envoy, EPP, fixture) off the CPU stalls requests alike, which an idle process that wakes every millisecond measures (its late wakes over the same slices):",
-      '',
-      ...gcLines,
+      `Load average after this section: ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(', ')}.`,
       '',
     );
-    const metrics = await (await fetch(`http://127.0.0.1:${epp.value.metricsPort}/metrics`)).text();
-    const sum = Number(/llmisvc_epp_scheduling_duration_seconds_sum ([\d.e+-]+)/.exec(metrics)?.[1]);
-    const count = Number(/llmisvc_epp_scheduling_duration_seconds_count (\d+)/.exec(metrics)?.[1]);
-    lines.push(
-      `EPP's own histogram over the run: ${count.toLocaleString('en')} decisions, mean ${((sum / count) * 1e6).toFixed(1)} µs in the scheduler (\`llmisvc_epp_scheduling_duration_seconds\`).`,
-      '',
-    );
-  } finally {
-    await loadGenerator.stop();
-    await stallMonitor.stop();
-    await viaEpp.close();
-    await direct.close();
-    await epp.stop();
-    await fixtureProcess.stop();
   }
-  // Read after Envoy has exited, which flushes the log.
-  const accessLog = readFileSync(accessLogPath, 'utf8');
-  rmSync(accessLogDir, { recursive: true, force: true });
-  lines.push(
-    "Where the EPP path's extra time goes, from Envoy's clock (its ext_proc access-log fields over the EPP slices): how long Envoy waited for the EPP's answer to the request (from sending the headers; the EPP answers once it has the body), to the response headers and to the response body (which streams through the EPP, as GIE gateways configure it; the longest wait for one chunk). Each wait is a round trip Envoy → EPP → Envoy; the EPP's own share is its request phase above.",
-    '',
-    '| rate (req/s) | request: Envoy waits for the EPP, p50 / p99 | response headers: p50 / p99 | response body: p50 / p99 |',
-    '|---:|---:|---:|---:|',
-  );
-  for (const [rate, windows] of eppWindows) {
-    const waits = extProcWaits(accessLog, windows);
-    lines.push(
-      `| ${rate} | ${ms(waits.request[0])} / ${ms(waits.request[1])} | ${ms(waits.response[0])} / ${ms(waits.response[1])} | ${ms(waits.responseBody[0])} / ${ms(waits.responseBody[1])} |`,
+
+  for (const transport of sections.has('latency') ? transports : []) {
+    log('starting fixtures, the EPP and two Envoys');
+    const fixtureProcess = await startFixtureProcess(4);
+    const fixtures = fixtureProcess.value.map((address) => ({ address }));
+    const epp = await startEppProcess(
+      fixtures.map((f) => f.address),
+      transport,
     );
+    const accessLogDir = mkdtempSync(join(tmpdir(), 'llmisvc-bench-epp-'));
+    const accessLogPath = join(accessLogDir, 'access.log');
+    const viaEpp = await startEnvoy(envoyBin, {
+      eppHost: '127.0.0.1',
+      eppPort: epp.value.grpcPort,
+      accessLog: { path: accessLogPath, fields: EXT_PROC_TIMINGS },
+    });
+    const [fh, fp] = fixtures[0]!.address.split(':');
+    const direct = await startEnvoy(envoyBin, {
+      eppHost: '127.0.0.1',
+      eppPort: 1,
+      bypassEpp: { host: fh!, port: Number(fp) },
+      // Unread, but the same per-request work on its worker thread as the EPP path's Envoy does for its log.
+      accessLog: { path: join(accessLogDir, 'direct-access.log'), fields: EXT_PROC_TIMINGS },
+    });
+    const prompt = promptMaker();
+    const bodies = Array.from({ length: REQUEST_CYCLE }, () =>
+      JSON.stringify({ model: 'test-model', prompt: prompt(), max_tokens: 16 }),
+    );
+    const stallMonitor = await startStallMonitor();
+    const loadGenerator = startLoadGenerator('/v1/completions', bodies, loadGeneratorNodeOptions);
+    /** Per rate, when the EPP path's slices ran (epoch ms), to find their requests in Envoy's access log. */
+    const eppWindows = new Map<number, { from: number; to: number }[]>();
+    try {
+      lines.push(`## Added latency in the request path: ${transportLabel(transport)}`, '');
+      lines.push(
+        `Open-loop load (from a load generator in a process of its own, keep-alive connections kept across slices), ${durationS} s per rate and path, after a ${warmupS} s warm-up of each path at the same rate. Direct = Envoy → fixture; EPP = Envoy → ext_proc (request and response bodies full-duplex) → \`llmisvc epp\` (own process, 4 endpoints, 50 ms scrapes) → fixture. The two paths alternate in ${sliceS} s slices (${slices} each), so both see the same background load on the shared machine. Added = EPP − direct at the same percentile. Milliseconds.`,
+        '',
+      );
+      lines.push(
+        `| rate (req/s) | path | achieved req/s | ok | errors | p50 | p95 | p99 | p99 of each ${sliceS} s slice: median / worst |`,
+        '|---:|---|---:|---:|---:|---:|---:|---:|---:|',
+      );
+      const added: string[] = [
+        '| rate (req/s) | added p50 | added p95 | added p99 | EPP request phase p50 / p99 (bucket bound) | EPP CPU µs/req | extra Envoy CPU µs/req |',
+        '|---:|---:|---:|---:|---:|---:|---:|',
+      ];
+      const gcLines = [
+        "| rate (req/s) | EPP garbage-collection pauses over both paths' slices | machine stalls: an idle process woken ≥ 2 / ≥ 5 / ≥ 10 ms late (worst) |",
+        '|---:|---|---|',
+      ];
+      for (const rate of rates) {
+        const windows: { from: number; to: number }[] = [];
+        eppWindows.set(rate, windows);
+        await loadGenerator.run(direct.port, rate, warmupS);
+        await loadGenerator.run(viaEpp.port, rate, warmupS);
+        log(`${transport}, rate ${rate}: ${slices} × ${sliceS} s on each path, alternating`);
+        const directRun = newPathRun();
+        const eppRun = newPathRun();
+        await stallMonitor.read(); // resets its counts
+        const metricsBefore = await eppMetrics(epp.value.metricsPort);
+        const before = buckets(metricsBefore, 'llmisvc_epp_request_phase_seconds');
+        let directCpu = 0;
+        let eppCpu = 0;
+        let envoyCpu = 0;
+        for (let slice = 0; slice < slices; slice++) {
+          const directCpu0 = processCpuSeconds(direct.pid);
+          addSlice(directRun, await loadGenerator.run(direct.port, rate, sliceS));
+          directCpu += processCpuSeconds(direct.pid) - directCpu0;
+          const eppCpu0 = processCpuSeconds(epp.pid);
+          const envoyCpu0 = processCpuSeconds(viaEpp.pid);
+          const from = Date.now();
+          addSlice(eppRun, await loadGenerator.run(viaEpp.port, rate, sliceS));
+          windows.push({ from, to: Date.now() });
+          eppCpu += processCpuSeconds(epp.pid) - eppCpu0;
+          envoyCpu += processCpuSeconds(viaEpp.pid) - envoyCpu0;
+        }
+        const metricsAfter = await eppMetrics(epp.value.metricsPort);
+        const after = buckets(metricsAfter, 'llmisvc_epp_request_phase_seconds');
+        const stalls = await stallMonitor.read();
+        gcLines.push(
+          `| ${rate} | ${gcDelta(gcPauses(metricsBefore), gcPauses(metricsAfter))} | ${stalls.ms2} / ${stalls.ms5} / ${stalls.ms10} (${stalls.worst.toFixed(1)} ms) |`,
+        );
+        const d = summarizeRun(directRun);
+        const e = summarizeRun(eppRun);
+        for (const [name, r] of [
+          ['direct', d],
+          ['EPP', e],
+        ] as const) {
+          lines.push(
+            `| ${rate} | ${name} | ${r.achievedRps.toFixed(0)} | ${r.ok} | ${r.errors}${r.errors ? ` (${r.errorKinds})` : ''} | ${ms(r.p50)} | ${ms(r.p95)} | ${ms(r.p99)} | ${ms(r.sliceP99Median)} / ${ms(r.sliceP99Worst)} |`,
+          );
+        }
+        const phase = `≤ ${ms(bucketPercentile(before, after, 50) * 1000)} / ≤ ${ms(bucketPercentile(before, after, 99) * 1000)}`;
+        const eppUs = ((eppCpu / e.sent) * 1e6).toFixed(0);
+        const envoyUs = ((envoyCpu / e.sent - directCpu / d.sent) * 1e6).toFixed(0);
+        added.push(
+          `| ${rate} | ${ms(e.p50 - d.p50)} | ${ms(e.p95 - d.p95)} | ${ms(e.p99 - d.p99)} | ${phase} | ${eppUs} | ${envoyUs} |`,
+        );
+        log(
+          `rate ${rate}: added p50 ${ms(e.p50 - d.p50)} p95 ${ms(e.p95 - d.p95)} p99 ${ms(e.p99 - d.p99)} ms (direct p99 ${ms(d.p99)}, EPP p99 ${ms(e.p99)}); errors ${d.errors} / ${e.errors}; phase ${phase} ms; EPP CPU ${eppUs} µs/req; Envoy +${envoyUs} µs/req; load ${loadavg()[0]!.toFixed(1)}`,
+        );
+      }
+      lines.push(
+        '',
+        ...added,
+        '',
+        'EPP request phase = from the first ext_proc message of a request to the answer that releases it, inside the EPP (`llmisvc_epp_request_phase_seconds`; includes waiting for the body from Envoy). CPU columns are process CPU time over the run divided by requests sent (Envoy: the ext_proc Envoy minus the direct Envoy).',
+        '',
+        'Target: added p99 < 2 ms at 500 req/s.',
+        '',
+        "What the tail is made of: a garbage-collection pause in the EPP stalls every request it holds and every message waiting for it (pauses from the EPP's `nodejs_gc_duration_seconds`); and the machine keeping any process of the path (load generator, Envoy, EPP, fixture) off the CPU stalls requests alike, which an idle process that wakes every millisecond measures (its late wakes over the same slices):",
+        '',
+        ...gcLines,
+        '',
+      );
+      const metrics = await (await fetch(`http://127.0.0.1:${epp.value.metricsPort}/metrics`)).text();
+      const sum = Number(/llmisvc_epp_scheduling_duration_seconds_sum ([\d.e+-]+)/.exec(metrics)?.[1]);
+      const count = Number(/llmisvc_epp_scheduling_duration_seconds_count (\d+)/.exec(metrics)?.[1]);
+      lines.push(
+        `EPP's own histogram over the run: ${count.toLocaleString('en')} decisions, mean ${((sum / count) * 1e6).toFixed(1)} µs in the scheduler (\`llmisvc_epp_scheduling_duration_seconds\`).`,
+        '',
+      );
+    } finally {
+      await loadGenerator.stop();
+      await stallMonitor.stop();
+      await viaEpp.close();
+      await direct.close();
+      await epp.stop();
+      await fixtureProcess.stop();
+    }
+    // Read after Envoy has exited, which flushes the log.
+    const accessLog = readFileSync(accessLogPath, 'utf8');
+    rmSync(accessLogDir, { recursive: true, force: true });
+    lines.push(
+      "Where the EPP path's extra time goes, from Envoy's clock (its ext_proc access-log fields over the EPP slices): how long Envoy waited for the EPP's answer to the request (from sending the headers; the EPP answers once it has the body), to the response headers and to the response body (which streams through the EPP, as GIE gateways configure it; the longest wait for one chunk). Each wait is a round trip Envoy → EPP → Envoy; the EPP's own share is its request phase above.",
+      '',
+      '| rate (req/s) | request: Envoy waits for the EPP, p50 / p99 | response headers: p50 / p99 | response body: p50 / p99 |',
+      '|---:|---:|---:|---:|',
+    );
+    for (const [rate, windows] of eppWindows) {
+      const waits = extProcWaits(accessLog, windows);
+      lines.push(
+        `| ${rate} | ${ms(waits.request[0])} / ${ms(waits.request[1])} | ${ms(waits.response[0])} / ${ms(waits.response[1])} | ${ms(waits.responseBody[0])} / ${ms(waits.responseBody[1])} |`,
+      );
+    }
+    lines.push('');
   }
   lines.push('', `Load average at finish: ${loadAverage()}.`, '');
   mkdirSync(dirname(out), { recursive: true });

@@ -20,8 +20,14 @@ import {
 } from '../src/gateway/index.js';
 import { startModelServerFixture, type ModelServerFixture } from '../src/bench/index.js';
 import { waitFor } from '../src/process/index.js';
-import { decodeProcessingRequest, encodeHeaderBlock, HpackDecoder } from '../src/transport/index.js';
+import {
+  decodeEppProcessingRequest,
+  decodeProcessingRequest,
+  encodeHeaderBlock,
+  HpackDecoder,
+} from '../src/transport/index.js';
 import { CONNECTION_PREFACE, encodeFrame } from './harness/http2-frames.js';
+import { extProcReference } from './harness/proto-reference.js';
 
 let fixtures: ModelServerFixture[] = [];
 let epp: RunningEpp;
@@ -239,13 +245,15 @@ function mutate(r: () => number, bytes: Buffer): Buffer {
   }
 }
 
-/** Protobuf encodings of random ProcessingRequests (protobufjs, as the gateway sends them). */
+/**
+ * Protobuf encodings of random ProcessingRequests by protobufjs from the vendored protos: an encoder independent of
+ * the generated codecs under test.
+ */
 function encodedRequest(r: () => number): Buffer {
-  const serialize = loadProtos().extProcService['Process']!.requestSerialize as (m: unknown) => Buffer;
-  return serialize(randomMessage(r));
+  return Buffer.from(extProcReference().processingRequest.encode(randomMessage(r)));
 }
 
-test('decodeProcessingRequest answers random and mutated bytes with a decode or a plain Error, never a crash', () => {
+test("the EPP's and the full ProcessingRequest decoders answer random and mutated bytes with a decode or a plain Error, never a crash", () => {
   const r = rng(7);
   let decoded = 0;
   let rejected = 0;
@@ -258,8 +266,17 @@ test('decodeProcessingRequest answers random and mutated bytes with a decode or 
           ? mutate(r, valid)
           : valid;
     try {
-      const message = decodeProcessingRequest(input);
+      const message = decodeEppProcessingRequest(input);
       assert.equal(typeof message, 'object', `input ${i}: ${input.toString('hex')}`);
+      // The full decoder reads every field the view skips: it must refuse no less cleanly.
+      try {
+        decodeProcessingRequest(input);
+      } catch (error) {
+        assert.ok(
+          error instanceof Error && error.constructor === Error,
+          `full decoder, input ${i}: ${String(error)}`,
+        );
+      }
       decoded++;
     } catch (error) {
       // The wire reader's own errors; a TypeError or RangeError would be a bug reading past what it checked.

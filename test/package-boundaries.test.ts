@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ESLint } from 'eslint';
 import { REPO_ROOT } from './harness/repo.js';
 
@@ -67,4 +69,22 @@ test('the npm package ships no test and no test helper', () => {
     files.filter((f) => /\.test\.|(^|\/)test\//.test(f)),
     [],
   );
+});
+
+test('no protobuf schema library at run time: the codecs are generated, protobufjs is a build and test tool', () => {
+  const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
+    dependencies: Record<string, string>;
+    devDependencies: Record<string, string>;
+  };
+  for (const name of ['@grpc/grpc-js-xds', '@grpc/proto-loader', 'protobufjs'])
+    assert.equal(pkg.dependencies[name], undefined, `${name} is a runtime dependency`);
+  assert.ok(pkg.devDependencies['protobufjs'], 'the codec generator parses the protos with protobufjs');
+  const shipped = execFileSync('git', ['ls-files', 'src'], { cwd: REPO_ROOT })
+    .toString()
+    .split('\n')
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'));
+  for (const file of shipped) {
+    const text = readFileSync(join(REPO_ROOT, file), 'utf8');
+    assert.doesNotMatch(text, /from '(protobufjs|@grpc\/proto-loader|@grpc\/grpc-js-xds)'/, file);
+  }
 });

@@ -33,6 +33,7 @@ interface EppFlags {
   objective: string[];
   logLevel: string;
   drainTimeout: string;
+  transport: string;
 }
 
 function port(flag: string, value: string): number {
@@ -117,6 +118,11 @@ export function register(program: Command): void {
       'on SIGTERM, how long open ext_proc streams may finish after GOAWAY (below the pod grace period); a second signal stops at once',
       '25s',
     )
+    .option(
+      '--transport <ours|node>',
+      'HTTP/2 under the gRPC servers: ours, or node (node:http2; needs Node >= 22.10, refused on older Node)',
+      'ours',
+    )
     .action(async (flags: EppFlags) => {
       if (flags.configFile && flags.configText) {
         throw new LlmisvcError(
@@ -168,6 +174,15 @@ export function register(program: Command): void {
       const secure =
         parseBool('--secure-serving', flags.secureServing) ??
         (flags.certPath !== undefined || flags.poolName !== undefined);
+      if (flags.transport !== 'ours' && flags.transport !== 'node') {
+        throw new LlmisvcError(
+          'LLMISVC_ERR_CONFIG',
+          `--transport ${flags.transport}: expected ours or node`,
+          {
+            hint: "ours (default) is the EPP's own HTTP/2; node is node:http2, for Node >= 22.10.",
+          },
+        );
+      }
       const logger = pino({ level: flags.logLevel });
       const epp = await startEpp({
         grpcPort: port('--grpc-port', flags.grpcPort),
@@ -184,6 +199,7 @@ export function register(program: Command): void {
         tls: secure ? { certPath: flags.certPath } : undefined,
         directory: objectives(flags.objective),
         processMetrics: true,
+        transport: flags.transport,
         logger,
       });
       await new Promise<void>((resolve) => {

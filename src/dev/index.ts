@@ -59,3 +59,4 @@ export {
   renderOptionsFor,
   resourceOf,
 } from './project.js';
+export { ensureNodeBinary, NODE_22_VERSION, type EnsureNodeBinaryOptions } from './node-binary.js';

@@ -19,8 +19,10 @@ import { createProcessHandler } from './extproc-server.js';
 import { FlowController } from './flow-control/index.js';
 import {
   createGrpcServer,
+  assertNodeTransportSupported,
+  createNodeGrpcServer,
   decodeHealthCheckRequest,
-  decodeProcessingRequest,
+  decodeEppProcessingRequest,
   encodeHealthCheckResponse,
   encodeProcessingResponse,
   type GrpcCall,
@@ -61,6 +63,11 @@ export interface EppOptions {
   /** Static InferenceObjective priorities / model routes (Kubernetes mode reads them from the API). */
   directory?: ModelDirectory;
   logger?: Logger;
+  /**
+   * The HTTP/2 under the gRPC servers: `ours` (default, `transport/`) or `node` (`node:http2`, Node >= 22.10; refused
+   * on older Node, see `transport/node-grpc-server.ts`).
+   */
+  transport?: 'ours' | 'node';
 }
 
 export interface RunningEpp {
@@ -169,6 +176,8 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       },
     );
   }
+  // Before anything starts: on a Node too old for it, --transport node is refused with its reason.
+  if (options.transport === 'node') assertNodeTransportSupported();
   const logger = options.logger ?? pino({ level: 'info' });
   const config = loadEndpointPickerConfig(options.configText ?? defaultEndpointPickerConfig);
   const datastore = new Datastore();
@@ -274,10 +283,11 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       flowControl,
     }),
   );
-  const server = createGrpcServer({
+  const createRpcServer = options.transport === 'node' ? createNodeGrpcServer : createGrpcServer;
+  const server = createRpcServer({
     methods: {
       '/envoy.service.ext_proc.v3.ExternalProcessor/Process': {
-        decode: decodeProcessingRequest,
+        decode: decodeEppProcessingRequest,
         encode: encodeProcessingResponse,
         open: processStream,
       },
@@ -309,7 +319,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       call.send({ status: now });
     }
   });
-  const health = createGrpcServer({
+  const health = createRpcServer({
     methods: {
       '/grpc.health.v1.Health/Check': {
         decode: decodeHealthCheckRequest,

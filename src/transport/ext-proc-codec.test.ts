@@ -1,13 +1,19 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeProcessingRequest, encodeProcessingResponse } from './ext-proc-codec.js';
-import { loadProtos } from '../gateway/proto.js';
+import {
+  decodeEppProcessingRequest,
+  decodeProcessingRequest,
+  decodeProcessingResponse,
+  encodeProcessingRequest,
+  encodeProcessingResponse,
+} from './ext-proc-codec.js';
+import { extProcReference } from '../../test/harness/proto-reference.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- plain protobuf-shaped objects */
 type Message = Record<string, any>;
 
-/** The reference: protobufjs with Envoy's full schema (what the EPP used before the hand-written codec). */
-const reference = loadProtos();
+/** The reference: protobufjs reading the vendored protos (proto/), an implementation independent of ours. */
+const reference = extProcReference();
 
 /** A deterministic generator, so a failure reproduces. */
 function random(seed: number): (n: number) => number {
@@ -119,7 +125,7 @@ function relevant(message: Message): Message {
 }
 
 /**
- * protobufjs leaves out default values (false, 0, empty lists and maps) that the hand-written decoder may set. Empty
+ * protobufjs leaves out default values (false, 0, empty strings, lists and maps) that the hand-written decoder may set. Empty
  * messages stay: a oneof's presence is an empty message.
  */
 function withoutDefaults(value: unknown): unknown {
@@ -127,7 +133,8 @@ function withoutDefaults(value: unknown): unknown {
   if (value && typeof value === 'object') {
     const out: Message = {};
     for (const [k, v] of Object.entries(value)) {
-      if (v === false || v === 0 || (Array.isArray(v) && v.length === 0 && k !== 'values')) continue;
+      if (v === false || v === 0 || v === '' || (Array.isArray(v) && v.length === 0 && k !== 'values'))
+        continue;
       if (k === 'fields' && Object.keys(v as object).length === 0) continue;
       out[k] = withoutDefaults(v);
     }
@@ -136,7 +143,7 @@ function withoutDefaults(value: unknown): unknown {
   return value;
 }
 
-test('ext_proc codec: ProcessingRequest decodes as protobufjs decodes it (2,000 random messages)', () => {
+test("ext_proc codec: the EPP's ProcessingRequest view decodes as protobufjs decodes it (2,000 random messages)", () => {
   const next = random(7);
   for (let i = 0; i < 2000; i++) {
     const message = processingRequest(next);
@@ -147,7 +154,7 @@ test('ext_proc codec: ProcessingRequest decodes as protobufjs decodes it (2,000 
     if (expected['request_trailers'])
       expected['request_trailers']['trailers'] = headerRecord(expected['request_trailers']['trailers']);
     assert.deepEqual(
-      withoutDefaults(relevant(decodeProcessingRequest(wire))),
+      withoutDefaults(relevant(decodeEppProcessingRequest(wire))),
       withoutDefaults(relevant(expected)),
       `message ${i}: ${JSON.stringify(relevant(message)).slice(0, 300)}`,
     );
@@ -159,9 +166,11 @@ test('ext_proc codec: a malformed ProcessingRequest throws instead of returning 
     reference.processingRequest.encode({ request_body: { body: Buffer.alloc(300, 1), end_of_stream: true } }),
   );
   for (let cut = 1; cut < wire.length; cut += 37) {
-    assert.throws(() => decodeProcessingRequest(wire.subarray(0, cut)), /truncated|past its message/);
+    for (const decode of [decodeEppProcessingRequest, decodeProcessingRequest])
+      assert.throws(() => decode(wire.subarray(0, cut)), /truncated|past its message/);
   }
-  assert.throws(() => decodeProcessingRequest(Buffer.from([0x0b])), /wire type 3/); // a group: not in this schema
+  for (const decode of [decodeEppProcessingRequest, decodeProcessingRequest, decodeProcessingResponse])
+    assert.throws(() => decode(Buffer.from([0x0b])), /wire type 3/); // a group: not in this schema
 });
 
 function headerMutation(next: (n: number) => number): Message {
@@ -233,11 +242,90 @@ test('ext_proc codec: ProcessingResponse encodes to what protobufjs decodes back
   }
 });
 
-test('ext_proc codec: a response field the encoder does not know is an error, not silently dropped', () => {
+test('ext_proc codec: a field the schema does not have is an error, not silently dropped', () => {
   assert.throws(
-    () => encodeProcessingResponse({ mode_override: { response_header_mode: 2 } }),
-    /mode_override is not supported/,
+    () =>
+      encodeProcessingResponse({ mode_override: { response_header_mode: 2, no_such_mode: 1 } } as Message),
+    /envoy\.extensions\.filters\.http\.ext_proc\.v3\.ProcessingMode has no field no_such_mode/,
   );
+  assert.throws(
+    () => encodeProcessingRequest({ request_headers: {}, header: {} } as Message),
+    /ProcessingRequest has no field header/,
+  );
+  assert.throws(
+    () => encodeProcessingResponse({ mode_override: { request_body_mode: 'SIDEWAYS' } } as Message),
+    /request_body_mode: unknown enum value SIDEWAYS/,
+  );
+});
+
+test('ext_proc codec: the full ProcessingRequest decoder reads every field as protobufjs does; encoding round-trips', () => {
+  const next = random(13);
+  for (let i = 0; i < 1000; i++) {
+    const message = processingRequest(next);
+    const wire = reference.processingRequest.encode(message);
+    const plain = (m: unknown) => withoutDefaults(JSON.parse(JSON.stringify(m, hexBytes)));
+    assert.deepEqual(plain(decodeProcessingRequest(wire)), plain(reference.processingRequest.decode(wire)));
+    // The gateway's direction: our encoder, protobufjs reads back what was given.
+    const ours = reference.processingRequest.decode(encodeProcessingRequest(message));
+    const oneofs = new Set(['request', 'kind']);
+    const noOneofs = (m: unknown) =>
+      withoutDefaults(
+        JSON.parse(JSON.stringify(m, (k, v: unknown) => (oneofs.has(k) ? undefined : hexBytes(k, v)))),
+      );
+    assert.deepEqual(noOneofs(ours), noOneofs(message), `message ${i}`);
+  }
+});
+
+test('ext_proc codec: ProcessingResponse decodes as protobufjs encoded it (the gateway reading the EPP)', () => {
+  const next = random(17);
+  for (let i = 0; i < 1000; i++) {
+    const message = processingResponse(next);
+    const wire = reference.processingResponse.encode(message);
+    const plain = (m: unknown) => withoutDefaults(JSON.parse(JSON.stringify(m, hexBytes)));
+    assert.deepEqual(plain(decodeProcessingResponse(wire)), plain(reference.processingResponse.decode(wire)));
+  }
+});
+
+test('ext_proc codec: known byte vectors, written out from the protobuf encoding rules', () => {
+  // ProcessingRequest.request_body (4, length-delimited) { body (1) "hi", end_of_stream (2) true }
+  const body = Buffer.from([0x22, 0x06, 0x0a, 0x02, 0x68, 0x69, 0x10, 0x01]);
+  assert.deepEqual(
+    encodeProcessingRequest({ request_body: { body: Buffer.from('hi'), end_of_stream: true } }),
+    body,
+  );
+  assert.deepEqual(decodeEppProcessingRequest(body), {
+    request_body: { body: Buffer.from('hi'), end_of_stream: true },
+    request: 'request_body',
+  });
+  // request_headers (2) { headers (1) HeaderMap { headers (1) HeaderValue { key (1) "A", raw_value (3) "b" } } }
+  const headers = Buffer.from([0x12, 0x0a, 0x0a, 0x08, 0x0a, 0x06, 0x0a, 0x01, 0x41, 0x1a, 0x01, 0x62]);
+  assert.deepEqual(decodeEppProcessingRequest(headers).request_headers, { headers: { a: 'b' } });
+  assert.deepEqual(decodeProcessingRequest(headers).request_headers, {
+    headers: { headers: [{ key: 'A', raw_value: Buffer.from('b') }] },
+  });
+  // ProcessingResponse.immediate_response (7) { status (1) HttpStatus { code (1) 429 } } and a negative int32 enum
+  // value (ten bytes, two's complement) read back as negative.
+  const immediate = Buffer.from([0x3a, 0x05, 0x0a, 0x03, 0x08, 0xad, 0x03]);
+  assert.deepEqual(encodeProcessingResponse({ immediate_response: { status: { code: 429 } } }), immediate);
+  assert.deepEqual(decodeProcessingResponse(immediate).immediate_response, { status: { code: 429 } });
+  const negative = encodeProcessingResponse({ immediate_response: { status: { code: -1 } } });
+  assert.equal(negative.length, 2 + 2 + 1 + 10);
+  assert.equal(decodeProcessingResponse(negative).immediate_response?.status?.code, -1);
+});
+
+test('ext_proc codec: a map key or header named __proto__ is data, not a prototype', () => {
+  const wire = reference.processingRequest.encode({
+    request_headers: { headers: { headers: [{ key: '__proto__', raw_value: Buffer.from('x') }] } },
+    metadata_context: { filter_metadata: { ['__proto__']: { fields: { a: { stringValue: 'b' } } } } },
+  });
+  const epp = decodeEppProcessingRequest(wire);
+  assert.equal(Object.getPrototypeOf(epp.request_headers!.headers), Object.prototype);
+  assert.equal(Object.getOwnPropertyDescriptor(epp.request_headers!.headers, '__proto__')?.value, 'x');
+  const filter = epp.metadata_context!.filter_metadata!;
+  assert.equal(Object.getPrototypeOf(filter), Object.prototype);
+  assert.deepEqual(Object.getOwnPropertyDescriptor(filter, '__proto__')?.value, {
+    fields: { a: { stringValue: 'b', kind: 'stringValue' } },
+  });
 });
 
 test('ext_proc codec: header removals reach the wire as protobufjs reads them, next to the headers set', () => {

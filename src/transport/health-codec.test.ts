@@ -1,10 +1,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeHealthCheckRequest, encodeHealthCheckResponse, ServingStatus } from './health-codec.js';
-import { loadProtos } from '../gateway/proto.js';
+import {
+  decodeHealthCheckRequest,
+  decodeHealthCheckResponse,
+  encodeHealthCheckRequest,
+  encodeHealthCheckResponse,
+  ServingStatus,
+} from './health-codec.js';
+import { healthReference } from '../../test/harness/proto-reference.js';
 
-/** The reference: protobufjs with the grpc.health.v1 schema. */
-const reference = loadProtos();
+/** The reference: protobufjs reading the vendored proto/grpc/health/v1/health.proto. */
+const reference = healthReference();
 
 test('health codec: requests decode as protobufjs decodes them, responses encode to what it reads back', () => {
   for (const service of ['', 'envoy.service.ext_proc.v3.ExternalProcessor', 'ünïcode', 'x'.repeat(300)]) {
@@ -14,8 +20,19 @@ test('health codec: requests decode as protobufjs decodes them, responses encode
   for (const status of Object.keys(ServingStatus) as (keyof typeof ServingStatus)[]) {
     const decoded = reference.healthCheckResponse.decode(encodeHealthCheckResponse({ status }));
     // protobufjs leaves the zero value (UNKNOWN) out.
-    assert.equal(decoded['status'] ?? 'UNKNOWN', status);
+    assert.equal(decoded['status'] ?? 0, ServingStatus[status]);
+    assert.deepEqual(
+      decodeHealthCheckResponse(reference.healthCheckResponse.encode({ status: ServingStatus[status] })),
+      {
+        status,
+      },
+    );
   }
+  assert.deepEqual(reference.healthCheckRequest.decode(encodeHealthCheckRequest({ service: 'readiness' })), {
+    service: 'readiness',
+  });
+  // A status this proto does not name (a newer server's) reads as UNKNOWN.
+  assert.deepEqual(decodeHealthCheckResponse(Buffer.from([0x08, 0x09])), { status: 'UNKNOWN' });
 });
 
 test('health codec: unknown fields are skipped; a truncated request throws', () => {

@@ -1,7 +1,7 @@
 /**
  * @module transport
  * The EPP's wire: HTTP/2 (RFC 9113) with HPACK, a gRPC server on it, and protobuf codecs for the two services the
- * EPP serves (Envoy's ext_proc and gRPC health). Written here rather than taken from `node:http2` + `@grpc/grpc-js`
+ * EPP serves (Envoy's ext_proc and gRPC health), generated at build time from the protos vendored under proto/. Written here rather than taken from `node:http2` + `@grpc/grpc-js`
  * because those cost more CPU per ext_proc stream than the EPP's own work (see `http2-connection.ts`).
  *
  * Threat model. The peer is a gateway (Envoy, or ours) on the cluster network; anything that can reach the EPP's port
@@ -22,13 +22,32 @@ export {
   type GrpcServerOptions,
   type TlsCredentials,
 } from './grpc-server.js';
-export { BodySendMode, decodeProcessingRequest, encodeProcessingResponse } from './ext-proc-codec.js';
+export {
+  BodySendMode,
+  decodeEppProcessingRequest,
+  decodeProcessingRequest,
+  decodeProcessingResponse,
+  encodeProcessingRequest,
+  encodeProcessingResponse,
+  type EppProcessingRequest,
+  type ProcessingRequest,
+  type ProcessingResponse,
+} from './ext-proc-codec.js';
 export {
   decodeHealthCheckRequest,
+  decodeHealthCheckResponse,
+  encodeHealthCheckRequest,
   encodeHealthCheckResponse,
   ServingStatus,
   type ServingStatusName,
 } from './health-codec.js';
+export {
+  assertNodeTransportSupported,
+  createNodeGrpcServer,
+  NODE_TRANSPORT_MIN_VERSION,
+  nodeTransportSupported,
+  type NodeGrpcServerOptions,
+} from './node-grpc-server.js';
 export {
   DEFAULT_HTTP2_LIMITS,
   Http2Connection,

@@ -1,7 +1,8 @@
 /**
  * @module transport/protobuf-wire
- * Reading and writing protobuf's wire format, for the EPP's hand-written message codecs (`ext-proc-codec.ts`,
- * `health-codec.ts`): varints, length-delimited fields and fixed-size numbers, nothing schema-driven.
+ * Reading and writing protobuf's wire format: varints, length-delimited fields and fixed-size numbers, nothing
+ * schema-driven. The message codecs in `generated/` (emitted from the vendored protos by
+ * `scripts/generate-proto-codecs.mjs`) are written against this.
  */
 
 export const VARINT = 0;
@@ -45,6 +46,50 @@ export class Reader {
       value += (byte & 0x7f) * scale;
       if (byte < 0x80) return value;
       scale *= 128;
+    }
+    throw new Error('varint longer than 10 bytes');
+  }
+
+  /** The low 32 bits of a varint, as a signed number: `int32` and enums (a negative one is sent as 10 bytes). */
+  int32(): number {
+    return this.varint64Low32() | 0;
+  }
+
+  /** The low 32 bits of a varint, unsigned. */
+  uint32(): number {
+    return this.varint64Low32() >>> 0;
+  }
+
+  /** An `int64`/`uint64` as a number: exact below 2^53; a negative `int64` (sign bit set) reads as negative. */
+  int64(signed: boolean): number {
+    const start = this.pos;
+    const value = this.varint();
+    if (!signed || this.pos - start < 10) return value;
+    // Ten bytes: the sign bit is set, so the value is 2^64 less than what the varint reads.
+    this.pos = start;
+    let big = 0n;
+    for (let shift = 0n; shift < 70n; shift += 7n) {
+      const byte = this.buf[this.pos++]!;
+      big |= BigInt(byte & 0x7f) << shift;
+      if (byte < 0x80) break;
+    }
+    return Number(BigInt.asIntN(64, big));
+  }
+
+  /** A zigzag-encoded `sint32`/`sint64`. */
+  sint(): number {
+    const n = this.varint();
+    return n % 2 === 0 ? n / 2 : -(n + 1) / 2;
+  }
+
+  private varint64Low32(): number {
+    let value = 0;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.end) throw new Error('truncated varint');
+      const byte = this.buf[this.pos++]!;
+      // Bits past the 32nd fall off the shift, which is what int32 wants.
+      if (i < 5) value |= (byte & 0x7f) << (7 * i);
+      if (byte < 0x80) return value;
     }
     throw new Error('varint longer than 10 bytes');
   }
@@ -103,6 +148,28 @@ export class Reader {
     const value = this.buf.readDoubleLE(this.pos);
     this.pos += 8;
     return value;
+  }
+
+  float(): number {
+    if (this.pos + 4 > this.end) throw new Error('truncated float');
+    const value = this.buf.readFloatLE(this.pos);
+    this.pos += 4;
+    return value;
+  }
+
+  fixed32(signed: boolean): number {
+    if (this.pos + 4 > this.end) throw new Error('truncated fixed32');
+    const value = signed ? this.buf.readInt32LE(this.pos) : this.buf.readUInt32LE(this.pos);
+    this.pos += 4;
+    return value;
+  }
+
+  /** A `fixed64`/`sfixed64` as a number: exact below 2^53. */
+  fixed64(signed: boolean): number {
+    if (this.pos + 8 > this.end) throw new Error('truncated fixed64');
+    const value = signed ? this.buf.readBigInt64LE(this.pos) : this.buf.readBigUInt64LE(this.pos);
+    this.pos += 8;
+    return Number(value);
   }
 
   skip(wireType: number): void {
@@ -191,6 +258,50 @@ export class Writer {
     this.tag(field, FIXED64);
     this.ensure(8);
     this.pos = this.buf.writeDoubleLE(value, this.pos);
+  }
+
+  /**
+   * A 64-bit integer as a varint: a number, or a decimal string or bigint (how 64-bit values that do not fit a double
+   * travel). Negative values take ten bytes, as protobuf's two's complement asks; `int32` uses this too.
+   */
+  int64(value: number | string | bigint): void {
+    if (typeof value === 'number' && value >= 0 && Number.isSafeInteger(value)) {
+      this.varint(value);
+      return;
+    }
+    let big = BigInt.asUintN(64, BigInt(value));
+    this.ensure(10);
+    while (big >= 0x80n) {
+      this.buf[this.pos++] = Number(big & 0x7fn) | 0x80;
+      big >>= 7n;
+    }
+    this.buf[this.pos++] = Number(big);
+  }
+
+  /** A zigzag `sint32`/`sint64`. */
+  sint(value: number): void {
+    this.varint(value >= 0 ? value * 2 : -value * 2 - 1);
+  }
+
+  float(field: number, value: number): void {
+    this.tag(field, FIXED32);
+    this.ensure(4);
+    this.pos = this.buf.writeFloatLE(value, this.pos);
+  }
+
+  fixed32(field: number, value: number, signed: boolean): void {
+    this.tag(field, FIXED32);
+    this.ensure(4);
+    this.pos = signed
+      ? this.buf.writeInt32LE(value, this.pos)
+      : this.buf.writeUInt32LE(value >>> 0, this.pos);
+  }
+
+  fixed64(field: number, value: number | string | bigint, signed: boolean): void {
+    this.tag(field, FIXED64);
+    this.ensure(8);
+    const big = BigInt(value);
+    this.pos = signed ? this.buf.writeBigInt64LE(big, this.pos) : this.buf.writeBigUInt64LE(big, this.pos);
   }
 
   /** A varint field, written even when zero: a oneof member's presence is its value. */

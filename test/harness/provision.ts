@@ -12,6 +12,7 @@ import { chromiumProvisioner } from './chromium.js';
 import { envoyProvisioner } from './envoy.js';
 import { h2specProvisioner } from './h2spec.js';
 import { inferenceSimProvisioner } from './inference-sim.js';
+import { node22Provisioner } from './node22.js';
 
 export interface HarnessContext {
   log: (message: string) => void;
@@ -90,6 +91,7 @@ export const provisioners: Provisioner[] = [
   chromiumProvisioner,
   h2specProvisioner,
   inferenceSimProvisioner,
+  node22Provisioner,
 ];
 
 export const services: TestService[] = [sharedKubeApiserver];
