@@ -154,7 +154,8 @@ function routerSchema(version: ApiVersionName) {
           .string()
           .max(63, { error: 'must be at most 63 characters (a DNS label)' })
           .regex(DNS_LABEL, {
-            error: 'must be a DNS label: lowercase letters, digits and "-", starting and ending with a letter or digit',
+            error:
+              'must be a DNS label: lowercase letters, digits and "-", starting and ending with a letter or digit',
           })
           .optional()
           .meta({

@@ -141,7 +141,10 @@ export function modelNameRules(input: {
       rules.push({
         matches: [{ path: { type: 'PathPrefix', value: `/publishers/${namespace}/models/${model}${path}` } }],
         filters: [
-          { type: 'URLRewrite', urlRewrite: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: path } } },
+          {
+            type: 'URLRewrite',
+            urlRewrite: { path: { type: 'ReplacePrefixMatch', replacePrefixMatch: path } },
+          },
         ],
         backendRefs,
         timeouts: NO_TIMEOUTS,

@@ -7,7 +7,7 @@
  * - A routing group (same namespace, same `route.group`, same model name) is one claimant; a service outside any
  *   group is a claimant alone. Members of one group that serve another model name form their own claimant.
  * - When several claimants claim one model name, the one holding the oldest service (creationTimestamp, then name)
- *   keeps it; the others render no model-name rules and report a ModelNameCollision. Deterministic, so every
+ *   keeps it (a claimant that is wholly stopped yields to one that runs); the others render no model-name rules and report a ModelNameCollision. Deterministic, so every
  *   reconcile (of any of them) reaches the same answer.
  * - In a group, a member's effective weight is its spec weight while it is Ready and not stopped, else 0.
  */
@@ -74,7 +74,9 @@ export function planModelRouting(candidates: readonly RoutingCandidate[]): Map<s
   }
   const plans = new Map<string, RoutingPlan>();
   for (const [model, contenders] of byModel) {
-    contenders.sort((a, b) => older(a[0]!, b[0]!));
+    // A claimant whose every member is stopped serves nothing: it yields the name to one that runs.
+    const idle = (members: RoutingCandidate[]) => (members.every((m) => m.stopped) ? 1 : 0);
+    contenders.sort((a, b) => idle(a) - idle(b) || older(a[0]!, b[0]!));
     const keeper = contenders[0]!;
     for (const members of contenders) {
       const enabled = members === keeper;
@@ -122,7 +124,9 @@ export function groupConditions(group: { name: string; members: readonly GroupMe
   const serving = group.members.filter((m) => m.effectiveWeight > 0);
   const notReady = group.members.filter((m) => !m.ready || m.stopped);
   const total = serving.reduce((sum, m) => sum + m.effectiveWeight, 0);
-  const shares = serving.map((m) => `${m.name} ${((100 * m.effectiveWeight) / total).toFixed(1)}%`).join(', ');
+  const shares = serving
+    .map((m) => `${m.name} ${((100 * m.effectiveWeight) / total).toFixed(1)}%`)
+    .join(', ');
   const ready =
     serving.length > 0
       ? {
