@@ -1102,9 +1102,9 @@ export function needsReconcile(old: KubeObject, next: KubeObject): boolean {
   return meta(old) !== meta(next) || JSON.stringify(old['spec']) !== JSON.stringify(next['spec']);
 }
 
-/** Whether a service's Ready condition is True (what its routing group weighs it by). */
+/** Whether a service's model servers are ready (WorkloadsReady: what its routing group weighs it by). */
 function readyOf(service: Service): boolean {
-  return (service.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+  return (service.status?.conditions ?? []).some((c) => c.type === 'WorkloadsReady' && c.status === 'True');
 }
 
 /** The group and model name a service's own spec names (presets rarely set either). */

@@ -103,7 +103,7 @@ export function defaultEngine(options: RenderOptions): ServiceEngine & WebhookEn
 
 /**
  * A service as a claimant of its model name: only one that renders a managed HTTPRoute routes by model name. Its
- * readiness is its Ready condition; a stopped service routes nothing (weight 0).
+ * readiness is its WorkloadsReady condition; a stopped service routes nothing (weight 0).
  */
 function candidateOf(
   raw: KubeObject,
@@ -113,7 +113,9 @@ function candidateOf(
   if (!output.children.some((c) => c.kind === 'HTTPRoute')) return undefined;
   const status = (raw as { status?: { conditions?: { type?: string; status?: string }[] } }).status;
   return routingCandidate(service, output, {
-    ready: (status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
+    // WorkloadsReady, not Ready: Ready includes the route, and the route carries this very weight — weighing by
+    // Ready would flap (a new weight changes the route, which is unaccepted until the gateway catches up).
+    ready: (status?.conditions ?? []).some((c) => c.type === 'WorkloadsReady' && c.status === 'True'),
     stopped: service.metadata.annotations?.[STOP_ANNOTATION] === 'true',
   });
 }

@@ -9,7 +9,9 @@
  * - When several claimants claim one model name, the one holding the oldest service (creationTimestamp, then name)
  *   keeps it (a claimant that is wholly stopped yields to one that runs); the others render no model-name rules and report a ModelNameCollision. Deterministic, so every
  *   reconcile (of any of them) reaches the same answer.
- * - In a group, a member's effective weight is its spec weight while it is Ready and not stopped, else 0.
+ * - In a group, a member's effective weight is its spec weight while it is Ready and not stopped, else 0. The
+ *   controller reads "Ready" as WorkloadsReady (its model servers are available): the service's own Ready also
+ *   covers its route, which carries this weight, so weighing by it would flap.
  */
 import { type GroupMemberBackend, type BackendRef, type ModelRouting } from './model-routing.js';
 
