@@ -84,6 +84,8 @@ export interface LocalStackOptions {
   logDir?: string | undefined;
   /** Progress and supervision events. */
   onEvent?: (event: StackEvent) => void;
+  /** Random numbers for the builtin gateway's weighted splits (default Math.random; tests pass a seeded one). */
+  random?: (() => number) | undefined;
 }
 
 export type StackEvent =
@@ -347,6 +349,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     };
   });
   const topology = members[0]!.topology;
+  if (gatewayKind === 'envoy' && members.length > 1) {
+    throw new LlmisvcError(
+      'LLMISVC_ERR_CONFIG',
+      `this file holds ${members.length} services; the Envoy gateway of \`up\` serves one service at a time`,
+      { hint: 'Run several services (a routing group) with --gateway builtin.' },
+    );
+  }
   // A taken gateway port is the most common start-up failure: report it before starting anything.
   if ((options.port ?? 8080) !== 0) await assertPortFree(options.port ?? 8080);
   const planned = members.flatMap((m) => plannedEndpoints(m.topology, options.replicas));
@@ -519,6 +528,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           ]),
         ),
         ...(served.size ? { servedBy: (endpoint: string) => served.get(endpoint) } : {}),
+        random: options.random,
         onDecision: (d) => state.record(d),
         extraHandler: dashboardHandler(state),
       });
