@@ -3,7 +3,7 @@
  * builtin gateway, real HTTP: requests naming the model split by weight across the members, through the body
  * (the gateway sets `X-Gateway-Model-Name` from it) or KServe's /publishers/ path; each member's own path reaches
  * it alone; a client's own model-name header steers nothing. And examples/served-by-header.yaml: every response
- * names its pod in `x-served-by`.
+ * names its pod in `x-served-by`, on the builtin gateway and behind a real Envoy (where the EPP sets it).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -117,26 +117,39 @@ describe('llmisvc up: a routing group on the builtin gateway', () => {
   });
 });
 
-describe('llmisvc up: the served-by header', () => {
-  let stack: LocalStack;
-  before(async () => {
-    stack = await startLocalStack({
-      file: join(REPO_ROOT, 'examples', 'served-by-header.yaml'),
-      port: 0,
-      simulator: { timeScale: 0.01 },
-    });
-  });
-  after(() => stack?.stop());
+const ENVOY_BIN = process.env['ENVOY_BIN'];
 
-  it('names the pod that served each response in x-served-by', async () => {
-    const seen = new Set<string>();
-    for (let i = 0; i < 20; i++) {
-      const r = await post(stack, '/default/served-by/v1/chat/completions', chat(MODEL));
-      assert.equal(r.status, 200);
-      assert.ok(r.servedBy, 'x-served-by is set');
-      assert.equal(r.servedBy, r.pod);
-      seen.add(r.servedBy);
-    }
-    for (const pod of seen) assert.match(pod, /^served-by-kserve-[01]$/);
-  });
-});
+// Builtin: the gateway names the endpoint it proxied to. Envoy: the Endpoint Picker sets the header in its answer to
+// the response headers, as in a cluster.
+for (const gateway of ['builtin', 'envoy'] as const)
+  describe(
+    `llmisvc up: the served-by header (${gateway} gateway)`,
+    {
+      skip: gateway === 'envoy' && !ENVOY_BIN ? 'ENVOY_BIN not set (run through npm test)' : false,
+    },
+    () => {
+      let stack: LocalStack;
+      before(async () => {
+        stack = await startLocalStack({
+          file: join(REPO_ROOT, 'examples', 'served-by-header.yaml'),
+          port: 0,
+          gateway,
+          envoyBin: ENVOY_BIN,
+          simulator: { timeScale: 0.01 },
+        });
+      });
+      after(() => stack?.stop());
+
+      it('names the pod that served each response in x-served-by', async () => {
+        const seen = new Set<string>();
+        for (let i = 0; i < 20; i++) {
+          const r = await post(stack, '/default/served-by/v1/chat/completions', chat(MODEL));
+          assert.equal(r.status, 200);
+          assert.ok(r.servedBy, 'x-served-by is set');
+          assert.equal(r.servedBy, r.pod);
+          seen.add(r.servedBy);
+        }
+        for (const pod of seen) assert.match(pod, /^served-by-kserve-[01]$/);
+      });
+    },
+  );
