@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { parse } from 'yaml';
+import { parseAllDocuments } from 'yaml';
 import { KubeClient, statusMessage } from '../src/kube/index.js';
 import { REPO_ROOT } from './harness/repo.js';
 
@@ -42,18 +42,21 @@ describe(
 
     it('accepts every example as written', async () => {
       for (const file of readdirSync(join(REPO_ROOT, 'examples')).filter((f) => f.endsWith('.yaml'))) {
-        const object = parse(readFileSync(join(REPO_ROOT, 'examples', file), 'utf8')) as {
-          metadata: Record<string, unknown>;
-        };
-        object.metadata['namespace'] = NAMESPACE;
-        const response = await client.send('POST', BASE, object);
-        assert.equal(response.status, 201, `${file}: ${statusMessage(response)}`);
-        const read = await client.send('GET', `${BASE}/${String(object.metadata['name'])}`);
-        assert.deepEqual(
-          (read.body as { spec: unknown }).spec,
-          (object as unknown as { spec: unknown }).spec,
-          `${file} lost fields on the way in`,
-        );
+        // A file may hold several services (a routing group's members).
+        for (const doc of parseAllDocuments(readFileSync(join(REPO_ROOT, 'examples', file), 'utf8'))) {
+          const object = doc.toJS() as {
+            metadata: Record<string, unknown>;
+          };
+          object.metadata['namespace'] = NAMESPACE;
+          const response = await client.send('POST', BASE, object);
+          assert.equal(response.status, 201, `${file}: ${statusMessage(response)}`);
+          const read = await client.send('GET', `${BASE}/${String(object.metadata['name'])}`);
+          assert.deepEqual(
+            (read.body as { spec: unknown }).spec,
+            (object as unknown as { spec: unknown }).spec,
+            `${file} lost fields on the way in`,
+          );
+        }
       }
     });
 
@@ -197,6 +200,36 @@ describe(
           },
         },
         /exactly one of spec .* or ref/,
+      ],
+      [
+        'a routing group that is not a DNS label',
+        { router: { route: { group: 'Canary_1', weight: 10 } } },
+        /spec.router.route.group/,
+      ],
+      [
+        'a route weight above 1000000',
+        { router: { route: { group: 'g', weight: 1_000_001 } } },
+        /spec.router.route.weight/,
+      ],
+      [
+        'a negative route weight',
+        { router: { route: { group: 'g', weight: -1 } } },
+        /spec.router.route.weight/,
+      ],
+      [
+        'a route weight without a group',
+        { router: { route: { weight: 10 } } },
+        /group and weight must be set together/,
+      ],
+      [
+        'a routing group without a weight',
+        { router: { route: { group: 'g' } } },
+        /group and weight must be set together/,
+      ],
+      [
+        'a routing group on existing HTTPRoutes',
+        { router: { route: { group: 'g', weight: 1, http: { refs: [{ name: 'mine' }] } } } },
+        /group cannot be used with http.refs/,
       ],
     ];
     for (const [name, spec, message] of rejected) {

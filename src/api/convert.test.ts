@@ -53,6 +53,18 @@ describe('conversion v1alpha1 ⇄ v1alpha2', () => {
     assert.deepEqual(back, v2);
   });
 
+  it('keeps route.group and route.weight as they are: both versions have them, as in KServe', () => {
+    const grouped = {
+      ...v1alpha1,
+      spec: { ...v1alpha1.spec, router: { ...v1alpha1.spec.router, route: { group: 'qwen', weight: 90 } } },
+    };
+    const v2 = convertObject(grouped, 'v1alpha2') as unknown as Loose;
+    assert.deepEqual(v2['spec']!['router']!['route'], { group: 'qwen', weight: 90 });
+    assert.deepEqual(validateObject(v2), []);
+    assert.deepEqual(validateObject(grouped), []);
+    assert.deepEqual(convertObject(v2, 'v1alpha1'), grouped);
+  });
+
   it('leaves objects already in the target version as they are', () => {
     assert.deepEqual(convertObject(v1alpha1, 'v1alpha1'), v1alpha1);
   });

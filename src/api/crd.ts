@@ -105,6 +105,18 @@ function addServiceRules(spec: Schema): void {
   );
   addRule(
     spec,
+    ['router', 'route'],
+    'has(self.group) == has(self.weight)',
+    'group and weight must be set together: a routing group member needs its weight, and a weight needs its group',
+  );
+  addRule(
+    spec,
+    ['router', 'route'],
+    '!has(self.group) || !has(self.http) || !has(self.http.refs) || size(self.http.refs) == 0',
+    'group cannot be used with http.refs: a routing group needs the managed HTTPRoute',
+  );
+  addRule(
+    spec,
     ['router'],
     '!has(self.ingress) || (!has(self.route) && !has(self.gateway))',
     'ingress cannot be set together with route or gateway: expose the service through an Ingress or the Gateway API',

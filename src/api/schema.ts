@@ -19,6 +19,11 @@ export type ApiVersionName = (typeof SERVED_VERSIONS)[number];
 
 const PRESERVE = { 'x-kubernetes-preserve-unknown-fields': true } as const;
 
+/** A DNS label (RFC 1123), as KServe's route group pattern. */
+export const DNS_LABEL = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+/** Gateway API's largest backendRef weight, and KServe's bound for `route.weight`. */
+export const MAX_ROUTE_WEIGHT = 1_000_000;
+
 const count = (what: string) =>
   z.int32({ error: `must be a whole number (${what})` }).min(1, { error: `must be at least 1 (${what})` });
 
@@ -145,6 +150,27 @@ function routerSchema(version: ApiVersionName) {
   return z.strictObject({
     route: z
       .strictObject({
+        group: z
+          .string()
+          .max(63, { error: 'must be at most 63 characters (a DNS label)' })
+          .regex(DNS_LABEL, {
+            error:
+              'must be a DNS label: lowercase letters, digits and "-", starting and ending with a letter or digit',
+          })
+          .optional()
+          .meta({
+            description:
+              'The routing group: services of one group in a namespace split the traffic for their shared model name by weight.',
+          }),
+        weight: z
+          .int32({ error: 'must be a whole number' })
+          .min(0, { error: 'must be 0 or more' })
+          .max(MAX_ROUTE_WEIGHT, { error: `must be at most ${MAX_ROUTE_WEIGHT}` })
+          .optional()
+          .meta({
+            description:
+              "This member's share of the group's traffic, proportional to the other members' (Gateway API backendRef weight).",
+          }),
         http: z
           .strictObject({
             refs: z
@@ -319,6 +345,27 @@ export const StatusSchema = z.looseObject({
           service: ObjectReference.optional(),
         })
         .optional(),
+      group: z
+        .looseObject({
+          name: z.string(),
+          members: z
+            .array(
+              z.looseObject({
+                name: z.string(),
+                weight: z.int().optional(),
+                effectiveWeight: z.int().optional(),
+                ready: z.boolean().optional(),
+                stopped: z.boolean().optional(),
+              }),
+            )
+            .max(100)
+            .optional(),
+        })
+        .optional()
+        .meta({
+          description:
+            'The routing group this service is in: every member with its configured and effective (routed) weight.',
+        }),
     })
     .optional()
     .meta({ description: 'The networking objects observed for this service; absent while it is stopped.' }),

@@ -226,6 +226,40 @@ describe('validation: the cases KServe rejects', () => {
 });
 
 describe('validation: KServe v0.20 router fields', () => {
+  it('accepts a routing group and names each bad group or weight field', () => {
+    assert.deepEqual(problems(service({ router: { route: { group: 'qwen', weight: 0 } } })), []);
+    assertProblem(
+      service({ router: { route: { group: 'Qwen_1', weight: 1 } } }),
+      'spec.router.route.group',
+      /DNS label/,
+    );
+    assertProblem(
+      service({ router: { route: { group: 'g', weight: 1_000_001 } } }),
+      'spec.router.route.weight',
+      /at most 1000000/,
+    );
+    assertProblem(
+      service({ router: { route: { group: 'g', weight: 1.5 } } }),
+      'spec.router.route.weight',
+      /whole number/,
+    );
+    assertProblem(
+      service({ router: { route: { weight: 5 } } }),
+      'spec.router.route.group',
+      /is required with spec.router.route.weight/,
+    );
+    assertProblem(
+      service({ router: { route: { group: 'g' } } }),
+      'spec.router.route.weight',
+      /is required with spec.router.route.group/,
+    );
+    assertProblem(
+      service({ router: { route: { group: 'g', weight: 1, http: { refs: [{ name: 'r' }] } } } }),
+      'spec.router.route.group',
+      /managed HTTPRoute/,
+    );
+  });
+
   it('accepts an Ingress, oci+native:// and a tokenizer sidecar', () => {
     assert.deepEqual(
       problems(

@@ -152,6 +152,23 @@ function routerProblems(spec: LLMInferenceServiceSpec): FieldProblem[] {
         'your Gateways in spec.router.gateway.refs',
     });
   }
+  const route = router?.route;
+  if (route !== undefined && (route.group === undefined) !== (route.weight === undefined)) {
+    problems.push({
+      path: route.group === undefined ? 'spec.router.route.group' : 'spec.router.route.weight',
+      message:
+        route.group === undefined
+          ? 'is required with spec.router.route.weight: name the routing group this service splits traffic with'
+          : 'is required with spec.router.route.group: give this member its share of the group (0 to 1000000)',
+    });
+  }
+  if (route?.group !== undefined && (route.http?.refs?.length ?? 0) > 0) {
+    problems.push({
+      path: 'spec.router.route.group',
+      message:
+        'cannot be used with route.http.refs: a routing group needs the managed HTTPRoute (remove refs, or the group)',
+    });
+  }
   if (router?.ingress !== undefined) {
     for (const other of ['route', 'gateway'] as const) {
       if (router[other] === undefined) continue;

@@ -34,6 +34,7 @@ interface EppFlags {
   logLevel: string;
   drainTimeout: string;
   transport: string;
+  servedByHeader?: boolean;
 }
 
 function port(flag: string, value: string): number {
@@ -101,6 +102,7 @@ export function register(program: Command): void {
     .option('--refresh-metrics-interval <duration>', 'how often to scrape model-server metrics', '50ms')
     .option('--body-limit <bytes>', 'largest request body accepted (e.g. 16Mi)', String(DEFAULT_BODY_LIMIT))
     .option('--cert-path <dir>', 'serve TLS with tls.crt and tls.key from this folder')
+    .option('--served-by-header', 'name the serving pod in an x-served-by response header')
     .option(
       '--secure-serving [bool]',
       'serve TLS (self-signed without --cert-path); default true with --pool-name, false with --endpoints',
@@ -196,6 +198,7 @@ export function register(program: Command): void {
         ...(configText !== undefined ? { configText } : {}),
         refreshMetricsIntervalMs: refresh,
         bodyLimitBytes: bodyLimit,
+        servedByHeader: flags.servedByHeader === true,
         tls: secure ? { certPath: flags.certPath } : undefined,
         directory: objectives(flags.objective),
         processMetrics: true,

@@ -6,7 +6,13 @@ import type { Command } from 'commander';
 import { stringify } from 'yaml';
 import { type LLMInferenceService, toTypedObject } from '../api/index.js';
 import { LlmisvcError } from '../errors/index.js';
-import { DEFAULT_RENDER_OPTIONS, type KubeObject, parseApiVersions, renderService } from '../render/index.js';
+import {
+  DEFAULT_RENDER_OPTIONS,
+  type KubeObject,
+  parseApiVersions,
+  type renderService,
+  renderTogether,
+} from '../render/index.js';
 import { AUTOSCALING_FLAGS, type AutoscalingFlags, autoscalingOptions } from './autoscaling-flags.js';
 import { collect, readObjects, splitTyped } from './inputs.js';
 
@@ -41,8 +47,8 @@ export function renderObjects(
   };
   const shared = new Map<string, KubeObject>();
   const objects: KubeObject[] = [];
-  for (const service of services) {
-    const output = renderService({ service, configs, apiVersions, options });
+  // Together: members of one routing group in the file split their model name between them.
+  for (const { service, output } of renderTogether(services, { configs, apiVersions, options })) {
     if (output.missing.length > 0) {
       const lines = output.missing.map(
         (m) => `  ${m.feature}: needs ${m.kinds.join('/')} (${m.apiVersions.join(' or ')}): ${m.reason}`,

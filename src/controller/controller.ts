@@ -35,7 +35,14 @@ import type {
   SourcedAddress,
 } from './conditions.js';
 import { deriveStatus, mergeConditionTimes, transitions } from './conditions.js';
-import type { AppliedConfigRef, RouterStatus, WorkloadStatus } from './status.js';
+import type {
+  AppliedConfigRef,
+  RouterStatus,
+  RoutingGroupStatus,
+  ServiceLike,
+  WorkloadStatus,
+} from './status.js';
+import { groupConditions } from '../render/index.js';
 import {
   appliedConfigKeys,
   configStatus,
@@ -121,12 +128,26 @@ export interface RenderOutcome {
   appliedConfigs?: AppliedConfigRef[];
   /** `spec.router.ingress.refs` of the merged spec: Ingresses the user runs in front of the workload Service. */
   ingressRefs?: { name: string; namespace?: string }[];
+  /** Model-name routing as decided over the namespace: a lost model name, and the routing group's state. */
+  modelRouting?: {
+    collision?: { model: string; keptBy: string[] } | undefined;
+    group?: RoutingGroupStatus | undefined;
+  };
 }
 
 /** The pure parts the controller needs from api/ and render/, injected so the controller can be tested alone. */
 export interface ServiceEngine {
-  /** Renders a service; throws an LlmisvcError (validation, missing config, template) for bad input. */
-  render(service: KubeObject, configs: KubeObject[], apiVersions: ReadonlySet<string>): RenderOutcome;
+  /**
+   * Renders a service; throws an LlmisvcError (validation, missing config, template) for bad input. `peers`: the
+   * other services of its namespace that may share its model name or routing group (their spec and status decide
+   * the weights and who keeps a contested model name).
+   */
+  render(
+    service: KubeObject,
+    configs: KubeObject[],
+    apiVersions: ReadonlySet<string>,
+    peers?: readonly KubeObject[],
+  ): RenderOutcome;
 }
 
 export interface ControllerOptions {
@@ -209,16 +230,26 @@ export class Controller {
       (namespace) => new KubeInformer(options.client, CONFIG_RESOURCE, { namespace, logger: log }),
     );
     this.services.addHandlers({
-      add: (s) => this.queue.add(objectKey(s)),
+      add: (s) => {
+        this.queue.add(objectKey(s));
+        this.enqueueRoutingPeers(s);
+      },
       // Status-only updates are (almost always) the controller's own writes: reacting to them would turn every
       // failure report into an immediate retry and defeat the back-off.
       update: (s, old) => {
         if (needsReconcile(old, s)) this.queue.add(objectKey(s));
         this.enqueueConfigsOf(old, s);
+        // A member's readiness sets the weights its group routes with: its peers re-render on a change.
+        // Its own route carries the same weighted rules (for itself too), so a group member re-renders as well.
+        if (needsReconcile(old, s) || readyOf(old) !== readyOf(s)) {
+          this.enqueueRoutingPeers(old, s);
+          if (routingKeys(s).group !== undefined) this.queue.add(objectKey(s));
+        }
       },
       delete: (s) => {
         this.queue.add(objectKey(s));
         this.enqueueConfigsOf(s);
+        this.enqueueRoutingPeers(s);
       },
     });
     this.recorder = new EventRecorder({
@@ -240,6 +271,24 @@ export class Controller {
         },
         delete: allServices,
       });
+  }
+
+  /** Services that may share a model name or routing group with any of `versions` (itself left out). */
+  private routingPeers(...versions: Service[]): Service[] {
+    const keys = versions.map(routingKeys);
+    const self = new Set(versions.map((v) => objectKey(v)));
+    return this.services.list(
+      (peer) =>
+        !self.has(objectKey(peer)) &&
+        versions.some(
+          (v, i) =>
+            peer.metadata.namespace === v.metadata.namespace && sharesRoutingKey(keys[i]!, routingKeys(peer)),
+        ),
+    );
+  }
+
+  private enqueueRoutingPeers(...versions: Service[]): void {
+    for (const peer of this.routingPeers(...versions)) this.queue.add(objectKey(peer));
   }
 
   /**
@@ -554,7 +603,7 @@ export class Controller {
     const served = await this.discovery.servedGroupVersions();
     let outcome: RenderOutcome;
     try {
-      outcome = this.options.engine.render(service, configs, served);
+      outcome = this.options.engine.render(service, configs, served, this.routingPeers(service));
     } catch (error) {
       // Retrying cannot fix bad input: the service or a config has to change, and either change enqueues it again.
       // Children stay as they are: a typo in a preset must not take a running model down.
@@ -694,8 +743,21 @@ export class Controller {
         (o) => o.kind === object.kind && o.name === object.metadata.name && o.live !== undefined,
       ),
     }));
+    const routing = outcome.modelRouting;
+    if (routing?.group) status.conditions.push(...groupConditionsOf(routing.group));
+    if (routing?.collision) {
+      const message = collisionMessage(routing.collision);
+      status.conditions.push({
+        type: 'ModelNameRouted',
+        status: 'False',
+        reason: 'ModelNameCollision',
+        message,
+      });
+      await this.event(service, 'Warning', 'ModelNameCollision', message);
+    }
+    const router = routerStatus({ namespace, children: existing, gateways });
     await this.writeStatus(service, status, {
-      router: routerStatus({ namespace, children: existing, gateways }),
+      router: routing?.group ? { ...router, group: routing.group } : router,
       workloads: workloadStatus(existing, childRole),
       appliedConfigs: outcome.appliedConfigs?.length ? outcome.appliedConfigs : undefined,
     });
@@ -1034,4 +1096,47 @@ export function needsReconcile(old: KubeObject, next: KubeObject): boolean {
     ]);
   };
   return meta(old) !== meta(next) || JSON.stringify(old['spec']) !== JSON.stringify(next['spec']);
+}
+
+/** Whether a service's model servers are ready (WorkloadsReady: what its routing group weighs it by). */
+function readyOf(service: Service): boolean {
+  return (service.status?.conditions ?? []).some((c) => c.type === 'WorkloadsReady' && c.status === 'True');
+}
+
+/** The group and model name a service's own spec names (presets rarely set either). */
+function routingKeys(service: Service): { group: string | undefined; model: string } {
+  const spec = service.spec as
+    { model?: { name?: string }; router?: { route?: { group?: string } } } | undefined;
+  return { group: spec?.router?.route?.group, model: spec?.model?.name ?? service.metadata.name };
+}
+
+function sharesRoutingKey(a: ReturnType<typeof routingKeys>, b: ReturnType<typeof routingKeys>): boolean {
+  return a.model === b.model || (a.group !== undefined && a.group === b.group);
+}
+
+function collisionMessage(collision: { model: string; keptBy: string[] }): string {
+  return (
+    `model name "${collision.model}" is already served in this namespace by ${collision.keptBy.join(', ')} ` +
+    '(the oldest claimant keeps it): this service answers only on its own /<namespace>/<name>/ paths; give it ' +
+    'another spec.model.name, or join their routing group (spec.router.route.group and weight) to share the name'
+  );
+}
+
+/** GroupReady and GroupDegraded as conditions (see render/routing-plan.ts for their meaning). */
+function groupConditionsOf(group: RoutingGroupStatus): Condition[] {
+  const { ready, degraded } = groupConditions(group);
+  return [
+    {
+      type: 'GroupReady',
+      status: ready.status ? 'True' : 'False',
+      reason: ready.reason,
+      message: ready.message,
+    },
+    {
+      type: 'GroupDegraded',
+      status: degraded.status ? 'True' : 'False',
+      reason: degraded.reason,
+      message: degraded.message,
+    },
+  ];
 }

@@ -14,13 +14,21 @@ import {
 } from '../api/index.js';
 import { LlmisvcError } from '../errors/index.js';
 import type { KubeObject } from '../kube/index.js';
-import { renderService, type RenderOptions } from '../render/index.js';
+import {
+  planModelRouting,
+  renderService,
+  routingCandidate,
+  type RenderOptions,
+  type RenderOutput,
+  type RoutingCandidate,
+} from '../render/index.js';
+import { STOP_ANNOTATION } from './controller.js';
 import type { ServiceEngine } from './controller.js';
 import type { WebhookEngine } from './webhook.js';
 
 export function defaultEngine(options: RenderOptions): ServiceEngine & WebhookEngine {
   return {
-    render(service, configs, apiVersions) {
+    render(service, configs, apiVersions, peers = []) {
       const typed = toTypedObject({
         object: service,
         source: `namespace ${service.metadata.namespace}`,
@@ -37,7 +45,38 @@ export function defaultEngine(options: RenderOptions): ServiceEngine & WebhookEn
           // Invalid configs are skipped; see the module comment.
         }
       }
-      const out = renderService({ service: typed, configs: typedConfigs, apiVersions, options });
+      const alone = renderService({ service: typed, configs: typedConfigs, apiVersions, options });
+      const candidates = [
+        candidateOf(service, typed, alone),
+        ...peers.flatMap((peer) => {
+          try {
+            const p = toTypedObject({
+              object: peer as unknown as Record<string, unknown>,
+              source: `namespace ${peer.metadata.namespace}`,
+            }) as LLMInferenceService;
+            return [
+              candidateOf(
+                peer,
+                p,
+                renderService({ service: p, configs: typedConfigs, apiVersions, options }),
+              ),
+            ];
+          } catch {
+            // A peer that does not render routes nothing; its own reconcile reports why.
+            return [];
+          }
+        }),
+      ].filter((c): c is RoutingCandidate => c !== undefined);
+      const plan = planModelRouting(candidates).get(typed.metadata.name);
+      const out = plan
+        ? renderService({
+            service: typed,
+            configs: typedConfigs,
+            apiVersions,
+            options,
+            modelRouting: plan.routing,
+          })
+        : alone;
       return {
         children: out.children as unknown as KubeObject[],
         shared: out.shared as unknown as KubeObject[],
@@ -50,6 +89,7 @@ export function defaultEngine(options: RenderOptions): ServiceEngine & WebhookEn
         })),
         appliedConfigs: out.appliedConfigs,
         ingressRefs: out.spec.router?.ingress?.refs ?? [],
+        modelRouting: { collision: plan?.collision, group: plan?.group },
       };
     },
     validate: (object) => validateObject(object),
@@ -59,4 +99,23 @@ export function defaultEngine(options: RenderOptions): ServiceEngine & WebhookEn
       return convertObject(object as Parameters<typeof convertObject>[0], version);
     },
   };
+}
+
+/**
+ * A service as a claimant of its model name: only one that renders a managed HTTPRoute routes by model name. Its
+ * readiness is its WorkloadsReady condition; a stopped service routes nothing (weight 0).
+ */
+function candidateOf(
+  raw: KubeObject,
+  service: LLMInferenceService,
+  output: RenderOutput,
+): RoutingCandidate | undefined {
+  if (!output.children.some((c) => c.kind === 'HTTPRoute')) return undefined;
+  const status = (raw as { status?: { conditions?: { type?: string; status?: string }[] } }).status;
+  return routingCandidate(service, output, {
+    // WorkloadsReady, not Ready: Ready includes the route, and the route carries this very weight — weighing by
+    // Ready would flap (a new weight changes the route, which is unaccepted until the gateway catches up).
+    ready: (status?.conditions ?? []).some((c) => c.type === 'WorkloadsReady' && c.status === 'True'),
+    stopped: service.metadata.annotations?.[STOP_ANNOTATION] === 'true',
+  });
 }

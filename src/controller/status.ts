@@ -30,6 +30,13 @@ export interface ObservedGateway extends ObjectReference {
 export interface RouterStatus {
   gateways?: ObservedGateway[];
   scheduler?: { inferencePool?: ObjectReference; service?: ObjectReference };
+  /** The routing group with every member's configured and effective weight (KServe v0.20's `router.group`). */
+  group?: RoutingGroupStatus;
+}
+
+export interface RoutingGroupStatus {
+  name: string;
+  members: { name: string; weight: number; effectiveWeight: number; ready: boolean; stopped: boolean }[];
 }
 
 export interface WorkloadStatus {

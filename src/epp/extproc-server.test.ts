@@ -13,7 +13,7 @@ import { emptyMetrics, type PostResponse } from './types.js';
 /* eslint-disable @typescript-eslint/no-explicit-any -- ext_proc messages are dynamic protobuf objects */
 
 /** One ext_proc stream driven by hand over a prefill and a decode endpoint: its handlers and what they sent. */
-function stream(postResponse: PostResponse) {
+function stream(postResponse: PostResponse, servedByHeader = false) {
   const datastore = new Datastore();
   datastore.setEndpoints([
     { address: '10.0.0.1:8000', role: 'prefill' },
@@ -37,6 +37,7 @@ function stream(postResponse: PostResponse) {
     metrics: new EppMetrics(datastore),
     logger: pino({ level: 'silent' }),
     bodyLimitBytes: 1 << 20,
+    servedByHeader,
   })(call);
   return { handlers, sent, datastore, ended: () => ended };
 }
@@ -159,5 +160,28 @@ test('ext_proc: every answer that lets a request through removes the routing hea
     const setKeys = decided.set_headers.map((o) => o.header.key);
     assert.ok(setKeys.includes(DESTINATION_HEADER), label);
     assert.equal(setKeys.includes('x-prefiller-host-port'), prompt === long, label);
+  }
+});
+
+test('ext_proc: with servedByHeader the response names the endpoint that served it in x-served-by', () => {
+  for (const enabled of [true, false]) {
+    const { handlers, sent } = stream({ type: 'none', name: 'none', postResponse: () => {} }, enabled);
+    handlers.message({
+      request: 'request_headers',
+      protocol_config: { request_body_mode: BodySendMode.FULL_DUPLEX_STREAMED },
+      request_headers: { headers: { ':path': '/v1/completions' } },
+    });
+    handlers.message({
+      request: 'request_body',
+      request_body: { body: Buffer.from(JSON.stringify({ model: 'm', prompt: 'hi' })), end_of_stream: true },
+    });
+    handlers.message({ request: 'response_headers', response_headers: { end_of_stream: true } });
+    const answer = sent.find((m) => m.response_headers)!.response_headers.response;
+    const set = answer.header_mutation?.set_headers ?? [];
+    assert.deepEqual(
+      set.map((h: any) => [h.header.key, h.header.raw_value.toString()]),
+      // Static endpoints are named by their address; in Kubernetes mode by their pod.
+      enabled ? [['x-served-by', '10.0.0.2:8000']] : [],
+    );
   }
 });

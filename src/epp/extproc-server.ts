@@ -49,7 +49,15 @@ export interface ExtProcDeps {
   bodyLimitBytes: number;
   /** Flow control (the `flowControl` feature gate): requests wait here while the pool is saturated. */
   flowControl?: FlowController | undefined;
+  /**
+   * Name the serving endpoint in an `x-served-by` response header (KServe's `enable-served-by-header`): the pod
+   * the request went to, which only the picker knows.
+   */
+  servedByHeader?: boolean;
 }
+
+/** The response header naming the endpoint that served a request. */
+export const SERVED_BY_HEADER = 'x-served-by';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- the messages are dynamic protobuf objects */
 type Message = Record<string, any>;
@@ -407,7 +415,15 @@ export function createProcessHandler(
         }
         case 'response_headers': {
           observed?.responseStatus(Number(message['response_headers']?.['headers']?.[':status'] ?? 0));
-          write({ response_headers: { response: {} } });
+          const servingEndpoint = servedBy[0];
+          write({
+            response_headers: {
+              response:
+                deps.servedByHeader && servingEndpoint
+                  ? { header_mutation: { set_headers: [setHeader(SERVED_BY_HEADER, servingEndpoint.name)] } }
+                  : {},
+            },
+          });
           if (message['response_headers']?.['end_of_stream']) complete();
           return;
         }

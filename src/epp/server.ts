@@ -58,6 +58,8 @@ export interface EppOptions {
   processMetrics?: boolean;
   /** Largest request body (default 16 MiB). */
   bodyLimitBytes?: number;
+  /** Set `x-served-by: <pod>` on every routed response (the `serving.kserve.io/enable-served-by-header` annotation). */
+  servedByHeader?: boolean;
   /** Serve TLS: `certPath` with tls.crt/tls.key, or a self-signed certificate when omitted. */
   tls?: { certPath?: string | undefined } | undefined;
   /** Static InferenceObjective priorities / model routes (Kubernetes mode reads them from the API). */
@@ -281,6 +283,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       logger,
       bodyLimitBytes,
       flowControl,
+      servedByHeader: options.servedByHeader === true,
     }),
   );
   const createRpcServer = options.transport === 'node' ? createNodeGrpcServer : createGrpcServer;

@@ -10,7 +10,7 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Pool } from 'undici';
-import { isRoutingHeader } from '../epp/index.js';
+import { isRoutingHeader, SERVED_BY_HEADER } from '../epp/index.js';
 import { LlmisvcError } from '../errors/index.js';
 import { createExtProcClient } from './extproc-client.js';
 import type { ExtProcChannel } from './extproc-inprocess.js';
@@ -24,6 +24,23 @@ export interface GatewayRoute {
   rewrite?: string | undefined;
   /** `pool`: ask the EPP; `service`: round robin over `serviceEndpoints`. */
   backend: 'pool' | 'service';
+  /** Exact header matches, all required (names any case); the model-name rules match `X-Gateway-Model-Name`. */
+  headers?: { name: string; value: string }[] | undefined;
+  /** The backend serving this route (a key of `targets`); absent: the gateway's own (`eppAddress`, `serviceEndpoints`). */
+  target?: string | undefined;
+  /** Targets to split between by weight (Gateway API backendRef weights); overrides `target`. */
+  split?: { target: string; weight: number }[] | undefined;
+}
+
+/** One backend of the gateway: an InferencePool's EPP and members (a service of `llmisvc up`). */
+export interface GatewayTarget {
+  eppAddress?: string | undefined;
+  /** Active-active EPP replicas (instead of `eppAddress`), see `epp-replicas.ts`. */
+  eppAddresses?: readonly string[] | undefined;
+  /** An EPP in this process (instead of an address): no gRPC hop. */
+  eppChannel?: ExtProcChannel | undefined;
+  serviceEndpoints: readonly string[];
+  failureMode?: 'FailOpen' | 'FailClose' | undefined;
 }
 
 /** One routed request, for the dashboard's "recent decisions". */
@@ -89,6 +106,18 @@ export interface BuiltinGatewayOptions {
   maxHeaderCount?: number;
   /** Largest request head in bytes (default 16 KiB, Node's); larger gets 431. */
   maxHeaderBytes?: number;
+  /** Named backends for routes with `target` or `split` (several services behind one gateway). */
+  targets?: Record<string, GatewayTarget> | undefined;
+  /**
+   * Body-based routing, as GIE's BBR does in front of a real gateway: the gateway sets this header from the JSON
+   * body's `model` before matching routes, and a client's own value never survives (it would steer the request to
+   * any model it names). Default `X-Gateway-Model-Name` when a route matches headers.
+   */
+  modelNameHeader?: string | undefined;
+  /** Random numbers in [0, 1) for weighted splits (default Math.random; tests pass a seeded one). */
+  random?: (() => number) | undefined;
+  /** The pod behind an endpoint, for an `x-served-by` response header; absent: no header. */
+  servedBy?: ((endpoint: string) => string | undefined) | undefined;
   /** Called after every request (keep it cheap: it runs on the hot path). */
   onDecision?: (decision: RoutingDecision) => void;
   /** Requests this returns true for were answered by the caller (the dashboard). */
@@ -176,8 +205,10 @@ function refuseBody(req: IncomingMessage, res: ServerResponse, limit: number): v
 export function matchRoute(
   routes: readonly GatewayRoute[],
   url: string,
+  headers: Readonly<Record<string, string | string[] | undefined>> = {},
 ): { route: GatewayRoute; path: string } | undefined {
   for (const route of routes) {
+    if (route.headers?.some((h) => headers[h.name.toLowerCase()] !== h.value)) continue;
     const rest = pathPrefixRest(route.prefix, url);
     if (rest === undefined) continue;
     return { route, path: route.rewrite === undefined ? url : replacePrefixMatch(route.rewrite, rest) };
@@ -191,23 +222,77 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
   const headersTimeout = options.headersTimeoutMs ?? 600_000;
   const bodyTimeout = options.bodyTimeoutMs ?? 300_000;
   const eppTimeoutMs = options.eppTimeoutMs ?? 10_000;
-  const failOpen = options.failureMode === 'FailOpen';
   const bodyLimit = options.bodyLimitBytes ?? 16 * 1024 * 1024;
-  const routes = [...options.routes].sort((a, b) => b.prefix.length - a.prefix.length);
-  // One channel per EPP replica: the EPP in this process, or a gRPC client per address.
-  const eppChannels: ExtProcChannel[] = options.eppChannel
-    ? [options.eppChannel]
-    : (options.eppAddresses?.length
-        ? options.eppAddresses
-        : options.eppAddress
-          ? [options.eppAddress]
-          : []
-      ).map((address) => createExtProcClient(address));
-  const epps = eppChannels.length ? new EppReplicaSet(eppChannels) : undefined;
+  // Gateway API precedence: the longest path, then the most header matches.
+  const routes = [...options.routes].sort(
+    (a, b) => b.prefix.length - a.prefix.length || (b.headers?.length ?? 0) - (a.headers?.length ?? 0),
+  );
+  const modelHeader = (
+    options.modelNameHeader ?? (routes.some((r) => r.headers?.length) ? 'X-Gateway-Model-Name' : '')
+  ).toLowerCase();
+  const random = options.random ?? Math.random;
   const pools = new Map<string, Pool>();
-  let serviceEndpoints = [...options.serviceEndpoints];
-  let next = 0;
   const onDecision = options.onDecision;
+
+  interface Backend {
+    epps: EppReplicaSet | undefined;
+    endpoints: string[];
+    next: number;
+    failOpen: boolean;
+  }
+  const backend = (target: GatewayTarget): Backend => {
+    // One channel per EPP replica: the EPP in this process, or a gRPC client per address.
+    const channels: ExtProcChannel[] = target.eppChannel
+      ? [target.eppChannel]
+      : (target.eppAddresses?.length
+          ? target.eppAddresses
+          : target.eppAddress
+            ? [target.eppAddress]
+            : []
+        ).map((address) => createExtProcClient(address));
+    return {
+      epps: channels.length ? new EppReplicaSet(channels) : undefined,
+      endpoints: [...target.serviceEndpoints],
+      next: 0,
+      failOpen: target.failureMode === 'FailOpen',
+    };
+  };
+  const own = backend({
+    eppAddress: options.eppAddress,
+    eppAddresses: options.eppAddresses,
+    eppChannel: options.eppChannel,
+    serviceEndpoints: options.serviceEndpoints,
+    failureMode: options.failureMode,
+  });
+  const targets = new Map(Object.entries(options.targets ?? {}).map(([name, t]) => [name, backend(t)]));
+
+  /** The backend of a matched route: its target, or one of its split targets drawn by weight. */
+  function backendOf(route: GatewayRoute): Backend | undefined {
+    if (!route.split) return route.target === undefined ? own : targets.get(route.target);
+    const total = route.split.reduce((sum, s) => sum + Math.max(0, s.weight), 0);
+    // Every weight 0: Gateway API answers 500 for such a rule; here no backend is available (503).
+    if (total <= 0) return undefined;
+    let draw = random() * total;
+    for (const s of route.split) {
+      draw -= Math.max(0, s.weight);
+      if (draw < 0) return targets.get(s.target);
+    }
+    return targets.get(route.split.at(-1)!.target);
+  }
+
+  /** The JSON body's `model` (what BBR puts in the model-name header); undefined when it has none. */
+  function bodyModel(body: Buffer | undefined): string | undefined {
+    if (!body || body.length === 0) return undefined;
+    try {
+      const model = (JSON.parse(body.toString('utf8')) as { model?: unknown }).model;
+      // A header value must be visible ASCII (and not absurdly long); anything else routes by path only.
+      return typeof model === 'string' && model.length <= 4096 && /^[\x20-\x7e]+$/.test(model)
+        ? model
+        : undefined;
+    } catch {
+      return undefined;
+    }
+  }
 
   function poolFor(address: string): Pool {
     let pool = pools.get(address);
@@ -224,10 +309,10 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
     return pool;
   }
 
-  function roundRobin(): string | undefined {
-    if (serviceEndpoints.length === 0) return undefined;
-    const address = serviceEndpoints[next % serviceEndpoints.length];
-    next = (next + 1) % serviceEndpoints.length;
+  function roundRobin(b: Backend): string | undefined {
+    if (b.endpoints.length === 0) return undefined;
+    const address = b.endpoints[b.next % b.endpoints.length];
+    b.next = (b.next + 1) % b.endpoints.length;
     return address;
   }
 
@@ -235,18 +320,18 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
     const started = performance.now();
     const url = req.url ?? '/';
     const method = req.method ?? 'GET';
-    const matched = matchRoute(routes, url);
     const record = (d: Omit<RoutingDecision, 'time' | 'method' | 'path' | 'totalMs'>) =>
       onDecision?.({ time: Date.now(), method, path: url, totalMs: performance.now() - started, ...d });
     // A request the gateway or the EPP answered itself: no upstream, no pod.
     const answeredHere = (status: number, via: RoutingDecision['via']) =>
       record({ endpoint: undefined, pod: undefined, prefill: undefined, status, headersMs: 0, via });
-    if (!matched) {
+    const hasBody = method !== 'GET' && method !== 'HEAD';
+    // Without model-name rules the route is known from the path alone: an unroutable request is not read.
+    if (!modelHeader && !matchRoute(routes, url)) {
       openAiError(res, 404, `no route for ${url}`, 'NotFoundError');
       answeredHere(404, 'gateway');
       return;
     }
-    const hasBody = method !== 'GET' && method !== 'HEAD';
     const body = hasBody ? await readBody(req, bodyLimit) : undefined;
     if (body === 'too-large') {
       refuseBody(req, res, bodyLimit);
@@ -255,10 +340,29 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
     }
     const headers: Record<string, string> = {};
     for (const [key, value] of Object.entries(req.headers)) {
-      // Routing headers are the EPP's to set: a client's would steer a model server (or its sidecar) anywhere.
-      if (value === undefined || HOP_BY_HOP.has(key) || isRoutingHeader(key)) continue;
+      // Routing headers are the EPP's to set: a client's would steer a model server (or its sidecar) anywhere. The
+      // model-name header is the gateway's own (from the body), so a client's is dropped with them.
+      if (value === undefined || HOP_BY_HOP.has(key) || isRoutingHeader(key) || key === modelHeader) continue;
       headers[key] = Array.isArray(value) ? value.join(', ') : value;
     }
+    if (modelHeader) {
+      const model = bodyModel(body);
+      if (model !== undefined) headers[modelHeader] = model;
+    }
+    const matched = matchRoute(routes, url, headers);
+    if (!matched) {
+      openAiError(res, 404, `no route for ${url}`, 'NotFoundError');
+      answeredHere(404, 'gateway');
+      return;
+    }
+    const target = backendOf(matched.route);
+    if (!target) {
+      openAiError(res, 503, `no backend with a weight above 0 for ${url}`, 'ServiceUnavailableError');
+      answeredHere(503, 'gateway');
+      return;
+    }
+    const epps = target.epps;
+    const failOpen = target.failOpen;
 
     let endpoint: string | undefined;
     let forwardBody: Buffer | undefined = body;
@@ -294,7 +398,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
       if (pick === undefined) {
         // Fail open: the EPP could not decide, so the pool is balanced as a plain Service would be.
         via = 'fail-open';
-        endpoint = roundRobin();
+        endpoint = roundRobin(target);
       } else if (pick.immediateResponse) {
         const ir = pick.immediateResponse;
         res.writeHead(ir.status, {
@@ -313,7 +417,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
         forwardBody = pick.body ?? body;
       }
     } else {
-      endpoint = roundRobin();
+      endpoint = roundRobin(target);
     }
     if (!endpoint) {
       done?.();
@@ -342,6 +446,8 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
         if (value === undefined || (HOP_BY_HOP.has(key) && key !== 'content-length')) continue;
         out[key] = value;
       }
+      const servedBy = options.servedBy?.(endpoint);
+      if (servedBy !== undefined) out[SERVED_BY_HEADER] = servedBy;
       res.writeHead(upstream.statusCode, out);
       // Flush headers at once so an SSE client sees the stream open before the first token.
       res.flushHeaders();
@@ -439,12 +545,12 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
       return { clientConnections, upstream };
     },
     setServiceEndpoints(endpoints) {
-      serviceEndpoints = [...endpoints];
+      own.endpoints = [...endpoints];
     },
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      epps?.close();
+      for (const b of [own, ...targets.values()]) b.epps?.close();
       await Promise.all([...pools.values()].map((p) => p.destroy()));
     },
   };

@@ -31,12 +31,18 @@ import {
   type RunningGateway,
 } from '../gateway/index.js';
 import { freeLoopbackPort } from '../process/index.js';
-import { DEFAULT_RENDER_OPTIONS, parseApiVersions, renderService } from '../render/index.js';
+import {
+  DEFAULT_RENDER_OPTIONS,
+  parseApiVersions,
+  type RenderOutput,
+  renderTogether,
+  servedByHeader,
+} from '../render/index.js';
 import type { SimulatorOptions } from '../sim/index.js';
 import { DashboardState, dashboardHandler, startDashboardServer } from './dashboard.js';
 import { startEppReplicas, type LocalEppReplica } from './epp-replicas.js';
 import { Supervisor, type SupervisorEvent } from './supervisor.js';
-import { localTopology, type LocalRole, type LocalTopology } from './topology.js';
+import { localTopology, type LocalRole, type LocalTopology, sortRoutes } from './topology.js';
 
 /** The embedded default: a scheduler-enabled service with 4 replicas. */
 export const DEFAULT_SERVICE_FILE = fileURLToPath(
@@ -86,6 +92,8 @@ export interface LocalStackOptions {
   logDir?: string | undefined;
   /** Progress and supervision events. */
   onEvent?: (event: StackEvent) => void;
+  /** Random numbers for the builtin gateway's weighted splits (default Math.random; tests pass a seeded one). */
+  random?: (() => number) | undefined;
 }
 
 export type StackEvent =
@@ -96,6 +104,8 @@ export type StackEvent =
   | { type: 'gateway-ready'; url: string; kind: GatewayKind; ms: number };
 
 export interface LocalEndpoint {
+  /** The service (`namespace/name`) this model server belongs to. */
+  service: string;
   pod: string;
   workload: string;
   role: LocalRole;
@@ -110,7 +120,11 @@ export interface LocalStack {
   baseUrl: string;
   dashboardUrl: string;
   model: string;
+  /** The first service's topology (the one `baseUrl` and `model` describe). */
   topology: LocalTopology;
+  /** Every service of the file: a routing group's members split its model name by weight. */
+  services: LocalService[];
+  /** The model servers of every service. */
   endpoints: LocalEndpoint[];
   /** The equivalent `--endpoints` list of the EPP; undefined without an EPP. */
   eppEndpoints: string | undefined;
@@ -125,9 +139,22 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-/** Reads the service (and configs) from a file; the first LLMInferenceService in it is run. */
+/** One service of the stack, with its own model servers and Endpoint Picker. */
+export interface LocalService {
+  /** `namespace/name` */
+  key: string;
+  topology: LocalTopology;
+  /** ext_proc address of its Endpoint Picker; undefined without one. */
+  eppAddress: string | undefined;
+}
+
+/**
+ * Reads the services (and configs) from a file: `service` is the first LLMInferenceService, `services` all of them
+ * (`up` runs them all; the members of a routing group split their model name).
+ */
 export function readServiceFile(path: string): {
   service: LLMInferenceService;
+  services: LLMInferenceService[];
   configs: LLMInferenceServiceConfig[];
 } {
   let text: string;
@@ -148,7 +175,8 @@ export function readServiceFile(path: string): {
     });
   }
   const configs = typed.filter((o): o is LLMInferenceServiceConfig => o.kind === 'LLMInferenceServiceConfig');
-  return { service, configs };
+  const services = typed.filter((o): o is LLMInferenceService => o.kind === 'LLMInferenceService');
+  return { service, services, configs };
 }
 
 function assertPortFree(port: number): Promise<void> {
@@ -240,10 +268,66 @@ export function plannedEndpoints(
   topology: LocalTopology,
   replicas?: number,
 ): Omit<LocalEndpoint, 'address'>[] {
+  const service = `${topology.namespace}/${topology.name}`;
   return topology.workloads.flatMap((w) => {
     const n = replicas ?? w.replicas;
-    return Array.from({ length: n }, (_, i) => ({ pod: `${w.name}-${i}`, workload: w.name, role: w.role }));
+    return Array.from({ length: n }, (_, i) => ({
+      service,
+      pod: `${w.name}-${i}`,
+      workload: w.name,
+      role: w.role,
+    }));
   });
+}
+
+/** A route of the gateway, resolved to the services that serve it. */
+export interface StackRoute {
+  prefix: string;
+  rewrite: string | undefined;
+  backend: 'pool' | 'service';
+  headers?: { name: string; value: string }[];
+  /** The serving service's key; for a split, the weighted services. */
+  target: string;
+  split?: { target: string; weight: number }[];
+}
+
+/**
+ * Every service's HTTPRoute rules as one route table. A routing group's members all render the same shared
+ * (model-name) rules: the first one is kept, as Gateway API keeps the oldest route's. A weighted backendRef is
+ * resolved to the service whose InferencePool or Service it names; one the file does not run is left out.
+ */
+export function stackRoutes(
+  members: readonly {
+    key: string;
+    namespace: string;
+    topology: LocalTopology;
+    output: Pick<RenderOutput, 'modelBackend'>;
+  }[],
+): StackRoute[] {
+  const routes: StackRoute[] = [];
+  const seen = new Set<string>();
+  for (const m of members) {
+    for (const r of m.topology.routes) {
+      const id = `${r.prefix}\u0000${JSON.stringify(r.headers ?? [])}`;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      const split = r.split?.flatMap((b) => {
+        const owner = members.find(
+          (o) => o.namespace === m.namespace && o.output.modelBackend.name === b.name,
+        );
+        return owner ? [{ target: owner.key, weight: b.weight }] : [];
+      });
+      routes.push({
+        prefix: r.prefix,
+        rewrite: r.rewrite,
+        backend: r.backend,
+        ...(r.headers ? { headers: r.headers } : {}),
+        target: m.key,
+        ...(split ? { split } : {}),
+      });
+    }
+  }
+  return sortRoutes(routes);
 }
 
 /**
@@ -263,22 +347,42 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       hint: 'Use --gateway builtin, or keep the Endpoint Picker with Envoy.',
     });
   }
-  const { service, configs } = options.service
-    ? { service: options.service, configs: [...(options.configs ?? [])] }
+  const { services, configs } = options.service
+    ? { services: [options.service], configs: [...(options.configs ?? [])] }
     : readServiceFile(options.file ?? DEFAULT_SERVICE_FILE);
-  const rendered = renderService({
-    service,
+  // Rendered together: the members of a routing group split their model name as the controller would route it.
+  const members = renderTogether(services, {
     configs: [...configs, ...(options.service ? [] : (options.configs ?? []))],
     apiVersions: parseApiVersions(undefined),
     options: DEFAULT_RENDER_OPTIONS,
+  }).map(({ service, output }) => {
+    const topology = localTopology(output);
+    const useEpp =
+      routing === 'epp' && (topology.eppConfigText !== undefined || options.eppConfigText !== undefined);
+    if (topology.workloads.some((w) => w.role === 'prefill') && !useEpp) {
+      throw new LlmisvcError('LLMISVC_ERR_CONFIG', 'a prefill/decode service needs the Endpoint Picker', {
+        hint: 'Run it with the default routing.',
+      });
+    }
+    const namespace = service.metadata.namespace ?? 'default';
+    return {
+      key: `${namespace}/${service.metadata.name}`,
+      namespace,
+      service,
+      output,
+      topology,
+      useEpp,
+      servedBy: servedByHeader(service),
+      epp: undefined as RunningEpp | undefined,
+    };
   });
-  const topology = localTopology(rendered);
-  const useEpp =
-    routing === 'epp' && (topology.eppConfigText !== undefined || options.eppConfigText !== undefined);
-  if (topology.workloads.some((w) => w.role === 'prefill') && !useEpp) {
-    throw new LlmisvcError('LLMISVC_ERR_CONFIG', 'a prefill/decode service needs the Endpoint Picker', {
-      hint: 'Run it with the default routing.',
-    });
+  const topology = members[0]!.topology;
+  if (gatewayKind === 'envoy' && members.length > 1) {
+    throw new LlmisvcError(
+      'LLMISVC_ERR_CONFIG',
+      `this file holds ${members.length} services; the Envoy gateway of \`up\` serves one service at a time`,
+      { hint: 'Run several services (a routing group) with --gateway builtin.' },
+    );
   }
   // A taken gateway port is the most common start-up failure: report it before starting anything.
   if ((options.port ?? 8080) !== 0) await assertPortFree(options.port ?? 8080);
@@ -288,14 +392,23 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       hint: 'Each replica is a process that scrapes every model server; a few are plenty on one machine.',
     });
   }
-  const planned = plannedEndpoints(topology, options.replicas);
-  emit({ type: 'rendered', topology, endpoints: planned.length });
+  if (eppCount > 1 && members.length > 1) {
+    throw new LlmisvcError(
+      'LLMISVC_ERR_CONFIG',
+      `--epp-replicas ${eppCount} with ${members.length} services in the file: replicas run for one service at a time`,
+      { hint: 'Run one service with --epp-replicas, or several services with one EPP each.' },
+    );
+  }
+  const planned = members.flatMap((m) => plannedEndpoints(m.topology, options.replicas));
+  for (const m of members) {
+    const count = planned.filter((p) => p.service === m.key).length;
+    emit({ type: 'rendered', topology: m.topology, endpoints: count });
+  }
 
   const ownLogDir = options.logDir === undefined;
   const logDir = options.logDir ?? mkdtempSync(join(tmpdir(), 'llmisvc-up-'));
   mkdirSync(logDir, { recursive: true });
   const supervisor = new Supervisor(emit);
-  let epp: RunningEpp | undefined;
   let eppReplicas: LocalEppReplica[] = [];
   let gateway: RunningGateway | undefined;
   let dashboardServer: { close(): Promise<void> } | undefined;
@@ -308,7 +421,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     await gateway?.close().catch(() => undefined);
     await dashboardServer?.close().catch(() => undefined);
     await supervisor.stopAll();
-    await epp?.close().catch(() => undefined);
+    for (const m of members) await m.epp?.close().catch(() => undefined);
     if (ownLogDir) rmSync(logDir, { recursive: true, force: true });
   };
 
@@ -333,16 +446,21 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     for (const _ of planned) ports.push(await freeLoopbackPort(undefined, ports));
     const endpoints: LocalEndpoint[] = planned.map((p, i) => ({ ...p, address: `127.0.0.1:${ports[i]}` }));
     const simEntry = fileURLToPath(new URL('./sim-child.js', import.meta.url));
-    const prefillAddresses = endpoints.filter((e) => e.role === 'prefill').map((e) => e.address);
+    const memberOf = (e: LocalEndpoint) => members.find((m) => m.key === e.service)!;
+    // A decode server's allow-list: the prefill endpoints of its own service's pool.
+    const prefillOf = (service: string) =>
+      endpoints.filter((e) => e.service === service && e.role === 'prefill').map((e) => e.address);
     const command = options.modelServerCmd ?? (options.modelServer === 'vllm' ? VLLM_COMMAND : undefined);
     // The model servers and the EPP start side by side: the EPP knows the addresses already, and the endpoints it
     // cannot scrape yet are marked stale until they answer (the gateway opens only once all are ready). A command
     // that publishes KV-cache events to the EPP ({kv-events-endpoint}) waits for the EPP to bind that socket.
     const wantsKvEvents = command?.includes('{kv-events-endpoint}') ?? false;
-    const startServers = (kvEventsEndpoint: string) =>
+    const startServers = (kvEventsEndpoint: (service: string) => string) =>
       endpoints.map((e, i) => {
         const port = ports[i]!;
         const base = `http://${e.address}`;
+        const model = memberOf(e).topology.model;
+        const prefillAddresses = prefillOf(e.service);
         const spec = command
           ? {
               command: '/bin/sh',
@@ -350,11 +468,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
                 '-c',
                 `exec ${substitute(command, {
                   port: String(port),
-                  model: topology.model,
+                  model,
                   pod: e.pod,
                   role: e.role,
                   'prefill-endpoints': prefillAddresses.join(','),
-                  'kv-events-endpoint': kvEventsEndpoint,
+                  'kv-events-endpoint': kvEventsEndpoint(e.service),
                 })}`,
               ],
               readyTimeoutMs: 30 * 60_000,
@@ -367,7 +485,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
                   ...options.simulator,
                   port,
                   host: '127.0.0.1',
-                  model: topology.model,
+                  model,
                   podName: e.pod,
                   role: e.role,
                   // A decode simulator sends prompts only to this pool's prefill endpoints, whatever a request says.
@@ -386,52 +504,73 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       });
     state.setEndpoints(endpoints);
 
-    const eppEndpoints = useEpp
-      ? endpoints.map((e) => (e.role === 'both' ? e.address : `${e.address},role=${e.role}`)).join(',')
-      : undefined;
-    const eppReady = (async () => {
-      if (eppEndpoints === undefined) return;
+    // One Endpoint Picker per service, over that service's pool only (as each InferencePool has its own).
+    const eppList = (key: string) =>
+      endpoints
+        .filter((e) => e.service === key)
+        .map((e) => (e.role === 'both' ? e.address : `${e.address},role=${e.role}`))
+        .join(',');
+    const eppEndpoints = members[0]!.useEpp ? eppList(members[0]!.key) : undefined;
+    const eppsReady = members.map(async (m, i) => {
+      if (!m.useEpp) return;
       if (eppCount > 1) {
         eppReplicas = await startEppReplicas({
           supervisor,
           count: eppCount,
-          endpoints: eppEndpoints,
-          endpointCount: endpoints.length,
-          configText: options.eppConfigText ?? topology.eppConfigText ?? '',
+          endpoints: eppList(m.key),
+          endpointCount: endpoints.filter((e) => e.service === m.key).length,
+          configText: options.eppConfigText ?? m.topology.eppConfigText ?? '',
           logDir,
           onReady: (r, ms) => emit({ type: 'epp-ready', address: r.address, ms }),
         });
         return;
       }
       const te = performance.now();
-      epp = await startEpp({
+      m.epp = await startEpp({
         grpcPort: 0,
         grpcHealthPort: 0,
         metricsPort: 0,
         host: '127.0.0.1',
-        endpoints: parseEndpointList(eppEndpoints).map((spec) => ({
+        endpoints: parseEndpointList(eppList(m.key)).map((spec) => ({
           ...spec,
           name: endpoints.find((e) => e.address === spec.address)?.pod ?? spec.address,
         })),
-        configText: options.eppConfigText ?? topology.eppConfigText,
-        logger: pino({ level: 'warn' }, destination({ dest: join(logDir, 'epp.log'), sync: false })),
+        configText: options.eppConfigText ?? m.topology.eppConfigText,
+        servedByHeader: m.servedBy,
+        logger: pino(
+          { level: 'warn' },
+          destination({
+            dest: join(logDir, i === 0 ? 'epp.log' : `epp-${m.topology.name}.log`),
+            sync: false,
+          }),
+        ),
       });
       emit({
         type: 'epp-ready',
-        address: `127.0.0.1:${epp.grpcPort}`,
+        address: `127.0.0.1:${m.epp.grpcPort}`,
         ms: Math.round(performance.now() - te),
       });
-    })();
+    });
+    // A command that publishes KV-cache events sends them to its own service's EPP, once that has bound its socket.
     const serversReady = wantsKvEvents
-      ? eppReady.then(() => Promise.all(startServers(kvEventsEndpointOf(epp))))
-      : Promise.all(startServers(''));
-    const started = await Promise.allSettled([serversReady, eppReady]);
+      ? Promise.all(eppsReady).then(() =>
+          Promise.all(
+            startServers((service) => kvEventsEndpointOf(members.find((m) => m.key === service)!.epp)),
+          ),
+        )
+      : Promise.all(startServers(() => ''));
+    const started = await Promise.allSettled([serversReady, ...eppsReady]);
     for (const result of started) if (result.status === 'rejected') throw result.reason;
-    if (epp) await eppScrapedAll(epp.datastore);
+    for (const m of members) if (m.epp) await eppScrapedAll(m.epp.datastore);
+    const epp = members[0]!.epp;
 
-    const routes: GatewayRoute[] = topology.routes.length
-      ? topology.routes.map((r) => ({ prefix: r.prefix, rewrite: r.rewrite, backend: r.backend }))
-      : [{ prefix: '/', backend: 'pool' }];
+    const table = stackRoutes(members);
+    const routes: GatewayRoute[] = table.length
+      ? table
+      : [{ prefix: '/', backend: 'pool', target: members[0]!.key }];
+    const served = new Map(
+      endpoints.filter((e) => memberOf(e).servedBy).map((e) => [e.address, e.pod] as const),
+    );
     const tg = performance.now();
     const port = options.port ?? 8080;
     let url: string;
@@ -439,12 +578,23 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       gateway = await startBuiltinGateway({
         port,
         routes,
-        // Same process: the gateway hands each stream to the EPP's handler directly, without the gRPC hop; several
-        // replicas are processes of their own, reached over gRPC.
-        eppChannel: epp ? inProcessExtProcChannel(epp.processStream) : undefined,
-        eppAddresses: epp ? undefined : eppReplicas.map((r) => r.address),
-        serviceEndpoints: endpoints.map((e) => e.address),
+        serviceEndpoints: endpoints.filter((e) => e.service === members[0]!.key).map((e) => e.address),
         failureMode: topology.failureMode,
+        targets: Object.fromEntries(
+          members.map((m) => [
+            m.key,
+            {
+              // Same process: the gateway hands each stream to the EPP's handler directly, without the gRPC hop;
+              // several replicas are processes of their own, reached over gRPC.
+              eppChannel: m.epp ? inProcessExtProcChannel(m.epp.processStream) : undefined,
+              eppAddresses: m.epp ? undefined : eppReplicas.map((r) => r.address),
+              serviceEndpoints: endpoints.filter((e) => e.service === m.key).map((e) => e.address),
+              failureMode: m.topology.failureMode,
+            },
+          ]),
+        ),
+        ...(served.size ? { servedBy: (endpoint: string) => served.get(endpoint) } : {}),
+        random: options.random,
         onDecision: (d) => state.record(d),
         extraHandler: dashboardHandler(state),
       });
@@ -525,6 +675,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       dashboardUrl: `${url}/dashboard`,
       model: topology.model,
       topology,
+      services: members.map((m) => ({
+        key: m.key,
+        topology: m.topology,
+        eppAddress: m.epp ? `127.0.0.1:${m.epp.grpcPort}` : undefined,
+      })),
       endpoints,
       eppEndpoints,
       eppReplicas,

@@ -47,7 +47,26 @@ describe('localTopology', () => {
       rewrite: '/v1/chat/completions',
       backend: 'pool',
     });
-    assert.deepEqual(t.routes.at(-1), { prefix: '/default/quickstart', rewrite: '/', backend: 'service' });
+    assert.deepEqual(
+      t.routes.find((r) => r.backend === 'service'),
+      { prefix: '/default/quickstart', rewrite: '/', backend: 'service' },
+    );
+    // Model-name routing: the header rule on the API paths, and the /publishers/ path rewritten to the API path.
+    assert.deepEqual(
+      t.routes.find((r) => r.prefix === '/v1/chat/completions'),
+      {
+        prefix: '/v1/chat/completions',
+        rewrite: undefined,
+        backend: 'pool',
+        headers: [{ name: 'X-Gateway-Model-Name', value: 'Qwen/Qwen2.5-0.5B-Instruct' }],
+      },
+    );
+    assert.equal(
+      t.routes.find((r) =>
+        r.prefix.startsWith('/publishers/default/models/Qwen/Qwen2.5-0.5B-Instruct/v1/chat'),
+      )?.rewrite,
+      '/v1/chat/completions',
+    );
   });
 
   it('reads prefill and decode workloads with their roles', () => {

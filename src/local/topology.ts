@@ -30,6 +30,13 @@ export interface LocalRoute {
   rewrite: string | undefined;
   /** `pool`: through the Endpoint Picker; `service`: round robin over the workload, like a Kubernetes Service. */
   backend: 'pool' | 'service';
+  /** Exact header matches, all required (the model-name rules' `X-Gateway-Model-Name`); absent: none. */
+  headers?: { name: string; value: string }[];
+  /**
+   * The rule's backendRefs with their weights when it splits traffic (a routing group's shared rules): names of
+   * InferencePools or Services, resolved to services by the stack. Absent: the service's own backend.
+   */
+  split?: { name: string; weight: number }[];
 }
 
 export interface LocalTopology {
@@ -149,13 +156,35 @@ function routesOf(route: KubeObject): LocalRoute[] {
       .map(obj)
       .map((f) => obj(obj(obj(f.urlRewrite).path)))
       .find((p) => p.type === 'ReplacePrefixMatch');
+    const refs = arr(rule.backendRefs).map(obj);
+    const weighted = refs.length > 1 || refs.some((b) => typeof b.weight === 'number');
+    const split = weighted
+      ? refs.map((b) => ({ name: String(b.name), weight: typeof b.weight === 'number' ? b.weight : 1 }))
+      : undefined;
     for (const match of arr(rule.matches).map(obj)) {
       const path = obj(match.path);
       const prefix = str(path.value) ?? '/';
-      routes.push({ prefix, rewrite: str(rewrite?.replacePrefixMatch), backend });
+      const headers = arr(match.headers)
+        .map(obj)
+        .filter((h) => (h.type ?? 'Exact') === 'Exact' && str(h.name) && str(h.value) !== undefined)
+        .map((h) => ({ name: String(h.name), value: String(h.value) }));
+      routes.push({
+        prefix,
+        rewrite: str(rewrite?.replacePrefixMatch),
+        backend,
+        ...(headers.length ? { headers } : {}),
+        ...(split ? { split } : {}),
+      });
     }
   }
-  return routes.sort((a, b) => b.prefix.length - a.prefix.length);
+  return sortRoutes(routes);
+}
+
+/** Gateway API's precedence: the longest path first, then the rule with more header matches. */
+export function sortRoutes<R extends { prefix: string; headers?: unknown[] | undefined }>(routes: R[]): R[] {
+  return routes.sort(
+    (a, b) => b.prefix.length - a.prefix.length || (b.headers?.length ?? 0) - (a.headers?.length ?? 0),
+  );
 }
 
 /**

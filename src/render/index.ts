@@ -22,6 +22,15 @@ import {
 import { type AutoscalingOptions, DEFAULT_AUTOSCALING, renderAutoscaling } from './autoscaling.js';
 import { storageProblems } from './model-storage.js';
 import { DEFAULT_GATEWAY, type GatewayOptions, renderDefaultGateway, renderRoute } from './route.js';
+import {
+  type BackendRef,
+  DEFAULT_MODEL_ROUTING,
+  modelBackendRef,
+  type ModelRouting,
+  ROUTING_GROUP_LABEL,
+  servedModelName,
+} from './model-routing.js';
+import { planModelRouting, type RoutingCandidate, type RoutingPlan } from './routing-plan.js';
 import { renderScheduler } from './scheduler.js';
 import { withTracing } from './tracing.js';
 import { type KubeObject, renderWorkloads, renderWorkloadService } from './workload.js';
@@ -29,9 +38,30 @@ import { type KubeObject, renderWorkloads, renderWorkloadService } from './workl
 export * from './dependencies.js';
 export { componentSelector, ownedLabels, ownerReference, PART_OF, ROLE_LABEL, type Role } from './labels.js';
 export { DEFAULT_GATEWAY, type GatewayOptions } from './route.js';
+export {
+  type BackendRef,
+  DEFAULT_MODEL_ROUTING,
+  type GroupMemberBackend,
+  MAX_GROUP_BACKENDS,
+  MODEL_API_PATHS,
+  MODEL_NAME_HEADER,
+  modelBackendRef,
+  modelNameRoutable,
+  type ModelRouting,
+  ROUTING_GROUP_LABEL,
+  servedModelName,
+} from './model-routing.js';
 export type { AppliedConfig } from '../presets/index.js';
+export {
+  groupConditions,
+  type GroupMemberState,
+  planModelRouting,
+  type RoutingCandidate,
+  type RoutingPlan,
+} from './routing-plan.js';
 export { type AutoscalingOptions, DEFAULT_AUTOSCALING } from './autoscaling.js';
 export { type KubeObject, lwsGroupSize, vllmFlags } from './workload.js';
+export { SERVED_BY_ANNOTATION, servedByHeader } from './scheduler.js';
 
 export interface RenderOptions {
   /** The controller's namespace: where shared configs live. */
@@ -56,6 +86,8 @@ export interface RenderInput {
   /** The group/versions the cluster serves (built-in APIs are assumed). */
   apiVersions: ReadonlySet<string>;
   options: RenderOptions;
+  /** Model-name routing and the routing group's members, decided by the controller; default: the service alone. */
+  modelRouting?: ModelRouting | undefined;
 }
 
 export interface RenderOutput {
@@ -67,6 +99,11 @@ export interface RenderOutput {
   appliedConfigs: AppliedConfig[];
   /** Objects the service owns, in apply order. Children of APIs the cluster lacks are left out (see `missing`). */
   children: KubeObject[];
+  /**
+   * Where this service's model-name traffic goes (its InferencePool or workload Service): what the other members of
+   * its routing group put in their weighted rules for it.
+   */
+  modelBackend: BackendRef;
   /** Objects the service uses but does not own: the default Gateway. */
   shared: KubeObject[];
   /** Every API the service needs. */
@@ -145,7 +182,9 @@ export function renderService(input: RenderInput): RenderOutput {
     ? renderWorkloads(service, spec).filter((o) => o.kind !== 'LeaderWorkerSet')
     : renderWorkloads(service, spec);
   const scheduler = lacks('scheduler') ? [] : renderScheduler(service, spec, apiVersions);
-  const routes = lacks('route') ? [] : renderRoute(service, spec);
+  const routes = lacks('route')
+    ? []
+    : renderRoute(service, spec, input.modelRouting ?? DEFAULT_MODEL_ROUTING, global.InferencePoolGroup);
   const autoscaling = renderAutoscaling(service, spec, workloads, options.autoscaling, (kind) =>
     lacks(kind === 'ScaledObject' ? 'keda' : 'wva'),
   );
@@ -167,13 +206,67 @@ export function renderService(input: RenderInput): RenderOutput {
     [renderWorkloadService(service), ...workloads, ...autoscaling, ...scheduler, ...routes],
     spec,
   ).sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind));
+  const group = spec.router?.route?.group;
+  if (group !== undefined) for (const child of children) withLabel(child, ROUTING_GROUP_LABEL, group);
   return {
     spec,
     applied,
     appliedConfigs,
     children,
+    modelBackend: modelBackendRef(service.metadata.name, spec, global.InferencePoolGroup),
     shared: renderDefaultGateway(routes, options.gateway),
     needs,
     missing,
   };
+}
+
+/** Adds a label to a child's metadata (the routing group is on every child, as KServe labels them). */
+function withLabel(child: KubeObject, key: string, value: string): void {
+  const metadata = child['metadata'] as { labels?: Record<string, string> };
+  metadata.labels = { ...metadata.labels, [key]: value };
+}
+
+/** The routing candidate of a rendered service: its model name, group, weight and backend, with its state. */
+export function routingCandidate(
+  service: LLMInferenceService,
+  output: Pick<RenderOutput, 'spec' | 'modelBackend'>,
+  state: { ready: boolean; stopped: boolean },
+): RoutingCandidate {
+  const route = output.spec.router?.route;
+  return {
+    name: service.metadata.name,
+    model: servedModelName(output.spec, service.metadata.name),
+    group: route?.group,
+    weight: route?.weight,
+    backend: output.modelBackend,
+    ...state,
+    creationTimestamp: (service.metadata as { creationTimestamp?: string }).creationTimestamp,
+  };
+}
+
+/**
+ * Renders several services together, offline (`render`, `up`): the services of a file that share a namespace and a
+ * routing group split their model name, every member assumed Ready; model-name collisions are resolved as the
+ * controller resolves them. Returns each service's output and routing plan, in input order.
+ */
+export function renderTogether(
+  services: readonly LLMInferenceService[],
+  base: Omit<RenderInput, 'service' | 'modelRouting'>,
+): { service: LLMInferenceService; output: RenderOutput; plan: RoutingPlan | undefined }[] {
+  const first = services.map((service) => ({ service, output: renderService({ ...base, service }) }));
+  const byNamespace = new Map<string, RoutingCandidate[]>();
+  for (const { service, output } of first) {
+    const namespace = service.metadata.namespace ?? 'default';
+    const candidate = routingCandidate(service, output, { ready: true, stopped: false });
+    byNamespace.set(namespace, [...(byNamespace.get(namespace) ?? []), candidate]);
+  }
+  const plans = new Map([...byNamespace].map(([namespace, c]) => [namespace, planModelRouting(c)]));
+  return first.map(({ service }) => {
+    const plan = plans.get(service.metadata.namespace ?? 'default')?.get(service.metadata.name);
+    return {
+      service,
+      output: renderService({ ...base, service, modelRouting: plan?.routing }),
+      plan,
+    };
+  });
 }

@@ -223,6 +223,16 @@ describe('renderService', () => {
       '/ns/svc/v1/messages → InferencePool',
       '/ns/svc/v1/embeddings → InferencePool',
       '/ns/svc → Service',
+      // Model-name routing: the header rule (one match per API path), then the /publishers/ paths.
+      '/v1/completions → InferencePool',
+      '/publishers/ns/models/svc/v1/completions → InferencePool',
+      '/publishers/ns/models/svc/v1/chat/completions → InferencePool',
+      '/publishers/ns/models/svc/v1/responses → InferencePool',
+      '/publishers/ns/models/svc/v1/messages → InferencePool',
+      '/publishers/ns/models/svc/v1/embeddings → InferencePool',
+    ]);
+    assert.deepEqual(at(rules[6], 'matches', 1, 'headers'), [
+      { type: 'Exact', name: 'X-Gateway-Model-Name', value: 'svc' },
     ]);
     assert.ok(rules.every((r) => at(r, 'timeouts', 'request') === '0s'));
     assert.deepEqual(at(route, 'spec', 'parentRefs'), [

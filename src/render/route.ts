@@ -6,6 +6,7 @@
 import { childNames, type LLMInferenceService, type LLMInferenceServiceSpec } from '../api/index.js';
 import { GATEWAY_V1 } from './dependencies.js';
 import { childMetadata, MANAGED_BY } from './labels.js';
+import { modelBackendRef, modelNameRules, type ModelRouting, servedModelName } from './model-routing.js';
 import type { KubeObject } from './workload.js';
 
 /** The default Gateway: where services without `gateway.refs` are exposed. */
@@ -26,11 +27,31 @@ export const DEFAULT_GATEWAY: GatewayOptions = {
 
 type ParentRef = { group?: string; kind?: string; name?: string; namespace?: string; sectionName?: string };
 
-/** The managed HTTPRoute, or nothing when the service uses existing routes (`route.http.refs`) or no route. */
-export function renderRoute(service: LLMInferenceService, spec: LLMInferenceServiceSpec): KubeObject[] {
+/**
+ * The managed HTTPRoute, or nothing when the service uses existing routes (`route.http.refs`) or no route. Its
+ * rules: the service's own (from the route preset or its spec), then the model-name rules (`model-routing.ts`).
+ */
+export function renderRoute(
+  service: LLMInferenceService,
+  spec: LLMInferenceServiceSpec,
+  routing: ModelRouting,
+  inferencePoolGroup: string,
+): KubeObject[] {
   const route = spec.router?.route;
   if (!route || (route.http?.refs?.length ?? 0) > 0) return [];
   const routeSpec = { ...(route.http?.spec ?? {}) } as Record<string, unknown>;
+  const namespace = service.metadata.namespace ?? 'default';
+  const shared = modelNameRules({
+    namespace,
+    name: service.metadata.name,
+    model: servedModelName(spec, service.metadata.name),
+    own: modelBackendRef(service.metadata.name, spec, inferencePoolGroup),
+    ownWeight: route.group === undefined ? undefined : (route.weight ?? 0),
+    routing,
+  });
+  if (shared.length > 0) {
+    routeSpec['rules'] = [...((routeSpec['rules'] as unknown[] | undefined) ?? []), ...shared];
+  }
   const gatewayRefs = spec.router?.gateway?.refs ?? [];
   if (gatewayRefs.length > 0) {
     routeSpec['parentRefs'] = gatewayRefs.map((ref) => ({

@@ -99,6 +99,14 @@ function configWiring(spec: LLMInferenceServiceSpec): { args: string[]; volumes:
   return { args: ['--config-text', text], volumes: [], mounts: [] };
 }
 
+/** KServe's annotation asking for an `x-served-by` response header naming the serving pod. */
+export const SERVED_BY_ANNOTATION = 'serving.kserve.io/enable-served-by-header';
+
+/** Whether the service asks for `x-served-by` (the annotation set to "true", as KServe reads it). */
+export function servedByHeader(service: LLMInferenceService): boolean {
+  return service.metadata.annotations?.[SERVED_BY_ANNOTATION]?.toLowerCase() === 'true';
+}
+
 function schedulerDeployment(service: LLMInferenceService, spec: LLMInferenceServiceSpec): KubeObject {
   const names = childNames(service.metadata.name);
   const scheduler = spec.router?.scheduler ?? {};
@@ -131,7 +139,11 @@ function schedulerDeployment(service: LLMInferenceService, spec: LLMInferenceSer
         c.name === 'main'
           ? {
               ...c,
-              args: [...(c.args ?? []), ...wiring.args],
+              args: [
+                ...(c.args ?? []),
+                ...wiring.args,
+                ...(servedByHeader(service) ? ['--served-by-header'] : []),
+              ],
               volumeMounts: [...(c.volumeMounts ?? []), ...(wiring.mounts as never[])],
             }
           : c,

@@ -1,0 +1,155 @@
+/**
+ * `llmisvc up` with a routing group (examples/routing-group.yaml: qwen-stable at 90, qwen-canary at 10) on the
+ * builtin gateway, real HTTP: requests naming the model split by weight across the members, through the body
+ * (the gateway sets `X-Gateway-Model-Name` from it) or KServe's /publishers/ path; each member's own path reaches
+ * it alone; a client's own model-name header steers nothing. And examples/served-by-header.yaml: every response
+ * names its pod in `x-served-by`, on the builtin gateway and behind a real Envoy (where the EPP sets it).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { join } from 'node:path';
+import { startLocalStack, type LocalStack } from '../src/local/index.js';
+import { seededRandom } from '../src/sim/index.js';
+import { REPO_ROOT } from './harness/repo.js';
+
+const MODEL = 'Qwen/Qwen2.5-0.5B-Instruct';
+
+async function post(
+  stack: LocalStack,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; pod: string | null; servedBy: string | null }> {
+  const res = await fetch(`${stack.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  await res.arrayBuffer();
+  return {
+    status: res.status,
+    pod: res.headers.get('x-inference-pod'),
+    servedBy: res.headers.get('x-served-by'),
+  };
+}
+
+const chat = (model: unknown) => ({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 });
+const member = (pod: string | null) => pod?.replace(/-kserve-\d+$/, '');
+
+describe('llmisvc up: a routing group on the builtin gateway', () => {
+  let stack: LocalStack;
+  before(async () => {
+    stack = await startLocalStack({
+      file: join(REPO_ROOT, 'examples', 'routing-group.yaml'),
+      port: 0,
+      simulator: { timeScale: 0.01 },
+      random: seededRandom(15),
+    });
+  });
+  after(() => stack?.stop());
+
+  it('runs every member with its own model servers and Endpoint Picker', () => {
+    assert.deepEqual(
+      stack.services.map((s) => [s.key, s.eppAddress !== undefined]),
+      [
+        ['default/qwen-stable', true],
+        ['default/qwen-canary', true],
+      ],
+    );
+    assert.deepEqual(
+      stack.endpoints.map((e) => e.pod),
+      ['qwen-stable-kserve-0', 'qwen-stable-kserve-1', 'qwen-canary-kserve-0'],
+    );
+  });
+
+  it('splits requests naming the model 90/10 across the members', async () => {
+    const counts: Record<string, number> = {};
+    const n = 300;
+    for (let i = 0; i < n; i++) {
+      // Half through the body's model, half through the /publishers/ path.
+      const path = i % 2 ? '/v1/chat/completions' : `/publishers/default/models/${MODEL}/v1/chat/completions`;
+      const r = await post(stack, path, chat(MODEL));
+      assert.equal(r.status, 200);
+      counts[member(r.pod)!] = (counts[member(r.pod)!] ?? 0) + 1;
+    }
+    const canary = (counts['qwen-canary'] ?? 0) / n;
+    // 10 % expected; the seeded run lands within a few points of it.
+    assert.ok(canary > 0.05 && canary < 0.16, `canary share ${canary} (${JSON.stringify(counts)})`);
+    assert.equal((counts['qwen-stable'] ?? 0) + (counts['qwen-canary'] ?? 0), n);
+  });
+
+  it("keeps each member's own paths to that member", async () => {
+    for (const name of ['qwen-canary', 'qwen-stable'])
+      for (let i = 0; i < 10; i++) {
+        const r = await post(stack, `/default/${name}/v1/chat/completions`, chat(MODEL));
+        assert.equal(r.status, 200);
+        assert.equal(member(r.pod), name);
+      }
+  });
+
+  it('lets no client-sent model-name header steer a request, and routes no unknown or malformed model', async () => {
+    // The header says another model: the body decides (and it names the group's).
+    const steered = await post(stack, '/v1/chat/completions', chat(MODEL), {
+      'X-Gateway-Model-Name': 'other-namespace/secret-model',
+    });
+    assert.equal(steered.status, 200);
+    // The header names the group's model, the body another one: the header is dropped, nothing matches.
+    const forged = await post(stack, '/v1/chat/completions', chat('other-namespace/secret-model'), {
+      'X-Gateway-Model-Name': MODEL,
+    });
+    assert.equal(forged.status, 404);
+    assert.equal(forged.pod, null);
+    for (const bad of [chat(`${MODEL}\u0000`), chat(42), chat('é'), '{"model": ', chat('x'.repeat(5000))]) {
+      const r = await post(stack, '/v1/chat/completions', bad, { 'X-Gateway-Model-Name': MODEL });
+      assert.equal(r.status, 404, JSON.stringify(bad).slice(0, 40));
+    }
+    // A /publishers/ path of another namespace or model reaches nothing either.
+    for (const path of [
+      `/publishers/other/models/${MODEL}/v1/chat/completions`,
+      '/publishers/default/models/unknown/v1/chat/completions',
+      `/publishers/default/models/${MODEL}/../../../../qwen-canary/v1/chat/completions`,
+    ]) {
+      const r = await post(stack, path, chat(MODEL));
+      assert.equal(r.status, 404, path);
+    }
+    // And the gateway still serves.
+    assert.equal((await post(stack, '/v1/chat/completions', chat(MODEL))).status, 200);
+  });
+});
+
+const ENVOY_BIN = process.env['ENVOY_BIN'];
+
+// Builtin: the gateway names the endpoint it proxied to. Envoy: the Endpoint Picker sets the header in its answer to
+// the response headers, as in a cluster.
+for (const gateway of ['builtin', 'envoy'] as const)
+  describe(
+    `llmisvc up: the served-by header (${gateway} gateway)`,
+    {
+      skip: gateway === 'envoy' && !ENVOY_BIN ? 'ENVOY_BIN not set (run through npm test)' : false,
+    },
+    () => {
+      let stack: LocalStack;
+      before(async () => {
+        stack = await startLocalStack({
+          file: join(REPO_ROOT, 'examples', 'served-by-header.yaml'),
+          port: 0,
+          gateway,
+          envoyBin: ENVOY_BIN,
+          simulator: { timeScale: 0.01 },
+        });
+      });
+      after(() => stack?.stop());
+
+      it('names the pod that served each response in x-served-by', async () => {
+        const seen = new Set<string>();
+        for (let i = 0; i < 20; i++) {
+          const r = await post(stack, '/default/served-by/v1/chat/completions', chat(MODEL));
+          assert.equal(r.status, 200);
+          assert.ok(r.servedBy, 'x-served-by is set');
+          assert.equal(r.servedBy, r.pod);
+          seen.add(r.servedBy);
+        }
+        for (const pod of seen) assert.match(pod, /^served-by-kserve-[01]$/);
+      });
+    },
+  );
