@@ -424,7 +424,7 @@ describe('the controller and the EPP on llmisvc dev cluster (real controllers)',
 
     it('Envoy Gateway accepts every HTTPRoute and InferencePool the examples render', async () => {
       const routes = (await c.list<Conditioned>(ROUTE, NAMESPACE)).items;
-      assert.ok(routes.length >= EXAMPLES.length, `routes: ${routes.map((r) => r.metadata.name)}`);
+      assert.ok(routes.length >= EXAMPLES.length, `routes: ${routes.map((r) => r.metadata.name).join(', ')}`);
       for (const route of routes) {
         const parents = route.status?.parents ?? [];
         assert.ok(parents.length > 0, `${route.metadata.name} has parent status`);
@@ -473,7 +473,7 @@ describe('the controller and the EPP on llmisvc dev cluster (real controllers)',
           ],
         },
       };
-      await c.create(ROUTE, route as unknown as KubeObject);
+      await c.create(ROUTE, route);
       const refused = await waitFor('Envoy Gateway to judge the route', async () => {
         const live = await c.get<Conditioned>(ROUTE, NAMESPACE, 'wrong-pool-group');
         const resolved = live.status?.parents?.[0]?.conditions?.find((x) => x.type === 'ResolvedRefs');

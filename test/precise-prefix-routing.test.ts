@@ -99,7 +99,7 @@ describe('precise prefix-cache routing on llm-d-inference-sim KV events', () => 
     const events = producer.boundEndpoint()!;
     for (const [i, port] of ports.entries()) {
       const child = spawn(
-        SIM!,
+        SIM,
         [
           ...['--port', String(port), '--model', MODEL, '--force-dummy-tokenizer', '--enable-kvcache'],
           ...['--kv-cache-size', '64', '--block-size', '16', '--max-model-len', '8192'],

@@ -39,7 +39,6 @@ import type {
   AppliedConfigRef,
   RouterStatus,
   RoutingGroupStatus,
-  ServiceLike,
   WorkloadStatus,
 } from './status.js';
 import { groupConditions } from '../render/index.js';

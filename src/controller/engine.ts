@@ -51,7 +51,7 @@ export function defaultEngine(options: RenderOptions): ServiceEngine & WebhookEn
         ...peers.flatMap((peer) => {
           try {
             const p = toTypedObject({
-              object: peer as unknown as Record<string, unknown>,
+              object: peer,
               source: `namespace ${peer.metadata.namespace}`,
             }) as LLMInferenceService;
             return [

@@ -96,12 +96,13 @@ export class MetricsScraper {
     return idleIntervalMs(this.options.intervalMs, threshold());
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.running = false;
     clearTimeout(this.timer);
     this.timer = undefined;
     for (const connection of this.connections.values()) connection.close();
     this.connections.clear();
+    return Promise.resolve();
   }
 
   private schedule(): void {

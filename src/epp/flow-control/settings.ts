@@ -104,7 +104,7 @@ export function flowControlSettings(
     fallback: T,
   ): T => {
     if (typeof ref !== 'string' || ref === '') return fallback;
-    const plugin = plugins.get(ref);
+    const plugin: (Plugin & { usageLimit?: UsageLimit }) | undefined = plugins.get(ref);
     const type = plugin?.type ?? ref;
     if ((kinds as readonly string[]).includes(type)) return type as T;
     if (type === 'program-aware-fairness' && kinds.includes('round-robin-fairness-policy' as T))
@@ -150,7 +150,7 @@ export function flowControlSettings(
   let usageLimit: UsageLimit = staticUsageLimit;
   const ref = f['usageLimitPolicyPluginRef'];
   if (typeof ref === 'string' && ref !== '' && ref !== 'static-usage-limit-policy') {
-    const plugin = plugins.get(ref) as (Plugin & { usageLimit?: UsageLimit }) | undefined;
+    const plugin: (Plugin & { usageLimit?: UsageLimit }) | undefined = plugins.get(ref);
     if (typeof plugin?.usageLimit === 'function') usageLimit = plugin.usageLimit;
     else
       problem(

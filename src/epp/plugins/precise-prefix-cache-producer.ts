@@ -239,9 +239,10 @@ export function precisePrefixCacheProducer(
         'subscribed to KV-cache events',
       );
     },
-    async stop(): Promise<void> {
+    stop(): Promise<void> {
       subscriber?.close();
       subscriber = undefined;
+      return Promise.resolve();
     },
   };
 }
