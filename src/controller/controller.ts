@@ -35,12 +35,7 @@ import type {
   SourcedAddress,
 } from './conditions.js';
 import { deriveStatus, mergeConditionTimes, transitions } from './conditions.js';
-import type {
-  AppliedConfigRef,
-  RouterStatus,
-  RoutingGroupStatus,
-  WorkloadStatus,
-} from './status.js';
+import type { AppliedConfigRef, RouterStatus, RoutingGroupStatus, WorkloadStatus } from './status.js';
 import { groupConditions } from '../render/index.js';
 import {
   appliedConfigKeys,

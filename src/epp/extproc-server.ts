@@ -240,9 +240,14 @@ export function createProcessHandler(
     }
 
     /** The config's preparers (token-producer) run before scheduling; a preparer may wait on a model server. */
-    function prepare(body: Buffer | undefined, trailersFollow: boolean, parsed: ParsedBody | undefined): void {
+    function prepare(
+      body: Buffer | undefined,
+      trailersFollow: boolean,
+      parsed: ParsedBody | undefined,
+    ): void {
       const preparers = deps.config().preparers;
-      if (preparers.length === 0 || body === undefined) return schedule(body, trailersFollow, parsed, undefined);
+      if (preparers.length === 0 || body === undefined)
+        return schedule(body, trailersFollow, parsed, undefined);
       const data = new Map<string, unknown>();
       const input = { path: headers?.[':path'] ?? '', headers: headers ?? {}, body };
       const endpoints = deps.datastore.endpoints();
