@@ -50,7 +50,13 @@ describe(
         },
         logger: pino({ level: 'silent' }),
       });
-      envoy = await startEnvoy(ENVOY_BIN!, { eppHost: '127.0.0.1', eppPort: epp.grpcPort });
+      // The token and response-size metrics need the response body, which GIE's gateways stream through the EPP
+      // (our own bootstrap's default, NONE, leaves it out for speed).
+      envoy = await startEnvoy(ENVOY_BIN!, {
+        eppHost: '127.0.0.1',
+        eppPort: epp.grpcPort,
+        responseBodyMode: 'FULL_DUPLEX_STREAMED',
+      });
       for (let i = 0; i < 400 && epp.datastore.endpoints().some((e) => e.stale); i++) await sleep(25);
     });
 

@@ -8,7 +8,18 @@ import { REPO_ROOT } from './harness/repo.js';
 
 /** The rule messages ESLint gives `code` as if it were the shipped file `filePath`. */
 async function importErrors(filePath: string, code: string): Promise<string[]> {
-  const eslint = new ESLint({ cwd: REPO_ROOT });
+  // The file does not exist, so the type-aware rules' project service must be told to lint it on its own.
+  const eslint = new ESLint({
+    cwd: REPO_ROOT,
+    overrideConfig: {
+      files: ['**/*.ts'],
+      languageOptions: {
+        parserOptions: {
+          projectService: { allowDefaultProject: ['src/*/*.ts', 'src/*/*/*.ts', 'bench/*.ts'] },
+        },
+      },
+    },
+  });
   const [result] = await eslint.lintText(code, { filePath });
   return (result?.messages ?? []).filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message);
 }
