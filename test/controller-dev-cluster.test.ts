@@ -483,7 +483,7 @@ describe('the controller and the EPP on llmisvc dev cluster (real controllers)',
       await c.delete(ROUTE, NAMESPACE, 'wrong-pool-group');
     });
 
-    it('llmisvc deps verify exits 0 for the routing dependencies of the examples', async () => {
+    it('llmisvc deps verify exits 0 for the examples, the multi-node (LeaderWorkerSet) one among them', async () => {
       const result = await new Promise<{ code: number; stdout: string }>((resolve) => {
         execFile(
           process.execPath,
@@ -497,6 +497,8 @@ describe('the controller and the EPP on llmisvc dev cluster (real controllers)',
             join(REPO_ROOT, 'examples', 'quickstart.yaml'),
             '-f',
             join(REPO_ROOT, 'examples', 'prefill-decode.yaml'),
+            '-f',
+            join(REPO_ROOT, 'examples', 'multi-node-data-parallel.yaml'),
           ],
           (error, stdout) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout }),
         );
@@ -504,6 +506,17 @@ describe('the controller and the EPP on llmisvc dev cluster (real controllers)',
       assert.equal(result.code, 0, result.stdout);
       assert.match(result.stdout, /GatewayClass eg Accepted/);
       assert.match(result.stdout, /Gateway llmisvc-system\/llmisvc-gateway has address 127\.2\./);
+      // LWS runs as a process with its own webhook certificate: no cert-manager, no Deployment, and verify says why.
+      assert.match(result.stdout, /ok {3}cert-manager: not required: LWS's webhook configurations carry no/);
+      assert.match(result.stdout, /ok {3}lws: CRD leaderworkersets\.leaderworkerset\.x-k8s\.io Established/);
+      assert.match(
+        result.stdout,
+        /ok {3}lws: validatingwebhookconfigurations\/lws-validating-webhook-configuration: \d+ webhook\(s\) with a CA bundle/,
+      );
+      assert.match(
+        result.stdout,
+        /ok {3}lws: the webhooks call https:\/\/127\.0\.0\.1:\d+: the LWS controller runs outside the cluster/,
+      );
     });
   });
 });

@@ -77,6 +77,47 @@ export function deploymentManifest(namespace: string, name: string): KubeObject 
   };
 }
 
+/**
+ * What LWS's release manifests install besides its CRD and controller Deployment: the webhook Service and both webhook
+ * configurations, with the CA bundle its controller writes at start (its internal certificate management; nothing
+ * here runs that controller) and, for an install that uses cert-manager, `annotations` naming its Certificate. Their
+ * rules match only LeaderWorkerSet creation, which no dependency test does, and failures are ignored.
+ */
+export function lwsWebhookObjects(annotations: Record<string, string> = {}): KubeObject[] {
+  const service: KubeObject = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'lws-webhook-service', namespace: 'lws-system' },
+    spec: { ports: [{ port: 443, targetPort: 9443 }], selector: { app: 'lws-controller-manager' } },
+  };
+  const configuration = (kind: 'Mutating' | 'Validating'): KubeObject => ({
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: `${kind}WebhookConfiguration`,
+    metadata: { name: `lws-${kind.toLowerCase()}-webhook-configuration`, annotations },
+    webhooks: [
+      {
+        name: `${kind[0]!.toLowerCase()}leaderworkerset.x-k8s.io`,
+        admissionReviewVersions: ['v1'],
+        sideEffects: 'None',
+        failurePolicy: 'Ignore',
+        clientConfig: {
+          caBundle: Buffer.from('the CA the LWS controller wrote').toString('base64'),
+          service: { namespace: 'lws-system', name: 'lws-webhook-service', path: `/${kind.toLowerCase()}` },
+        },
+        rules: [
+          {
+            apiGroups: ['leaderworkerset.x-k8s.io'],
+            apiVersions: ['v1'],
+            operations: ['CREATE'],
+            resources: ['leaderworkersets'],
+          },
+        ],
+      },
+    ],
+  });
+  return [service, configuration('Mutating'), configuration('Validating')];
+}
+
 /** A Deployment whose status says what a controller-manager would. */
 export async function createDeployment(
   client: KubeClient,

@@ -1,7 +1,8 @@
 // `llmisvc deps install --from DIR` against a real API server: every step in order, waiting for health, the
 // provider restarted because it ran before the GIE CRDs, a second run that changes nothing, --dry-run that touches
 // nothing, and a missing file that says what to fetch. The manifests are the cached upstream CRDs (Gateway API, GIE,
-// LWS) plus small controller Deployments the test writes; a stand-in controller makes Deployments Available.
+// LWS) plus small controller Deployments and LWS's webhook objects the test writes; a stand-in controller makes
+// Deployments Available.
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,7 @@ import {
   createPod,
   deploymentManifest,
   fakeControllers,
+  lwsWebhookObjects,
   startTestCluster,
   type TestCluster,
   cli,
@@ -90,7 +92,11 @@ describe('llmisvc deps install --from DIR (real API server)', () => {
     );
     await writeFile(
       join(dir, 'lws.yaml'),
-      yaml([namespace('lws-system'), deploymentManifest('lws-system', 'lws-controller-manager')]) +
+      yaml([
+        namespace('lws-system'),
+        deploymentManifest('lws-system', 'lws-controller-manager'),
+        ...lwsWebhookObjects(),
+      ]) +
         '---\n' +
         (await cachedFiles('leader-worker-set')),
     );

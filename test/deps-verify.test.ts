@@ -17,6 +17,7 @@ import {
   createGateway,
   createPod,
   deletePod,
+  lwsWebhookObjects,
   setGatewayAddress,
   startTestCluster,
   type TestCluster,
@@ -151,6 +152,36 @@ describe('llmisvc deps verify (real API server)', () => {
       parsed.checks.filter((c) => c.status === 'fail').every((c) => c.fix),
       'every failure says what to do',
     );
+  });
+
+  it("LWS installed the standard way: its own webhook certificates need no cert-manager; cert-manager's annotation does", async () => {
+    // What LWS's release manifests install (CRD, controller Deployment, webhook Service, webhook configurations whose
+    // CA bundle the controller writes), with rules no object of this test matches.
+    await cluster.server.installCrds(['leader-worker-set']);
+    await createDeployment(cluster.client, 'lws-system', 'lws-controller-manager');
+    const installWebhooks = async (annotations: Record<string, string>) => {
+      for (const object of lwsWebhookObjects(annotations)) await cluster.client.apply(object);
+    };
+
+    await installWebhooks({});
+    const own = await verify('examples/multi-node-data-parallel.yaml');
+    assert.equal(own.code, 0, own.stdout);
+    assert.match(own.stdout, /ok {3}cert-manager: not required: LWS's webhook configurations carry no/);
+    assert.match(own.stdout, /ok {3}lws: Deployment lws-system\/lws-controller-manager Available/);
+    assert.match(
+      own.stdout,
+      /ok {3}lws: mutatingwebhookconfigurations\/lws-mutating-webhook-configuration: 1 webhook\(s\) with a CA bundle/,
+    );
+
+    await installWebhooks({ 'cert-manager.io/inject-ca-from': 'lws-system/lws-serving-cert' });
+    const withCertManager = await verify('examples/multi-node-data-parallel.yaml');
+    assert.equal(withCertManager.code, 1, withCertManager.stdout);
+    assert.match(
+      withCertManager.stdout,
+      /FAIL cert-manager: CRD certificates\.cert-manager\.io is not installed/,
+    );
+    assert.match(withCertManager.stdout, /injected by cert-manager from lws-system\/lws-serving-cert/);
+    assert.deepEqual([...new Set(withCertManager.stdout.match(/^FAIL [^:]+/gm))], ['FAIL cert-manager']);
   });
 
   it('a provider that does not run is reported for the one asked for', async () => {

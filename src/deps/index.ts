@@ -15,6 +15,7 @@ export {
   formatVerify,
   observeCluster,
   type VerifyResult,
+  type WebhookConfigurationState,
 } from './verify.js';
 export {
   type InstallOptions,

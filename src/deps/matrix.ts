@@ -91,6 +91,19 @@ export const MINIMUM_VERSIONS = { gatewayApi: 'v1.5.0', inferenceExtension: 'v1.
 export const GATEWAY_API_BUNDLE_ANNOTATION = 'gateway.networking.k8s.io/bundle-version';
 export const INFERENCE_POOL_CRD = 'inferencepools.inference.networking.k8s.io';
 
+/**
+ * LWS's webhook configurations as its release manifests name them (`lws-` + kubebuilder's defaults). `verify` judges
+ * LWS by them: whether they carry a CA bundle and whom they call tells an install with LWS's own certificate
+ * management from one that relies on cert-manager, and a controller in a Deployment from one outside the cluster.
+ */
+export const LWS_WEBHOOK_CONFIGURATIONS = [
+  { kind: 'mutatingwebhookconfigurations', name: 'lws-mutating-webhook-configuration' },
+  { kind: 'validatingwebhookconfigurations', name: 'lws-validating-webhook-configuration' },
+] as const;
+
+/** The annotation by which cert-manager's cainjector fills a webhook configuration's CA bundles. */
+export const CERT_MANAGER_INJECT_CA_FROM = 'cert-manager.io/inject-ca-from';
+
 const WAIT = '--timeout=5m';
 const ISTIO_REPO = 'https://istio-release.storage.googleapis.com/charts';
 
@@ -167,7 +180,7 @@ export const COMPONENTS: Record<StepName, Component> = {
     name: 'cert-manager',
     version: VERSIONS.certManager,
     purpose:
-      'issues the serving certificates of the LeaderWorkerSet webhooks (LWS can also rotate its own; installing cert-manager first makes either setup work), so it runs before LWS',
+      "issues the serving certificates of the LeaderWorkerSet webhooks when LWS is installed to use it (their configurations carry cert-manager.io/inject-ca-from); LWS's default install rotates its own, and installing cert-manager first makes either setup work, so it runs before LWS",
     commands: [
       `kubectl apply --server-side -f https://github.com/cert-manager/cert-manager/releases/download/${VERSIONS.certManager}/cert-manager.yaml`,
     ],

@@ -12,10 +12,12 @@
 import { INFERENCE_POOL_V1, INFERENCE_X_V1ALPHA2 } from '../render/index.js';
 import { type Condition, conditionOf, isTrue, type KubeClient, type KubeObject } from './kube.js';
 import {
+  CERT_MANAGER_INJECT_CA_FROM,
   COMPONENTS,
   GATEWAY_API_BUNDLE_ANNOTATION,
   type HealthCheck,
   INFERENCE_POOL_CRD,
+  LWS_WEBHOOK_CONFIGURATIONS,
   MINIMUM_VERSIONS,
   PROVIDER_FACTS,
   type ProviderName,
@@ -62,6 +64,22 @@ export interface ClusterSnapshot {
   deployments: Map<string, DeploymentState>;
   gatewayClasses: Map<string, { controllerName: string; accepted?: Condition }>;
   gateways: GatewayState[];
+  /** LWS's webhook configurations by name; absent ones are not in the map. */
+  lwsWebhooks: Map<string, WebhookConfigurationState>;
+}
+
+/** What `verify` needs of one admission webhook configuration. */
+export interface WebhookConfigurationState {
+  /** `cert-manager.io/inject-ca-from`: cert-manager's cainjector fills the CA bundles from this Certificate. */
+  injectCaFrom?: string;
+  webhooks: {
+    name: string;
+    hasCaBundle: boolean;
+    /** The in-cluster Service the API server calls, and whether it exists. */
+    service?: { namespace: string; name: string; exists: boolean };
+    /** The URL the API server calls instead (a controller outside the cluster, as `llmisvc dev cluster` runs it). */
+    url?: string;
+  }[];
 }
 
 export type CheckStatus = 'ok' | 'fail' | 'warn';
@@ -132,7 +150,43 @@ export async function observeCluster(client: KubeClient): Promise<ClusterSnapsho
     for (const gw of await client.list('/apis/gateway.networking.k8s.io/v1/gateways'))
       gateways.push(gatewayState(gw));
   }
-  return { served, crds, deployments, gatewayClasses, gateways };
+  const lwsWebhooks = new Map<string, WebhookConfigurationState>();
+  for (const { kind, name } of LWS_WEBHOOK_CONFIGURATIONS) {
+    const config = await client.get(`/apis/admissionregistration.k8s.io/v1/${kind}/${name}`);
+    if (config) lwsWebhooks.set(name, await webhookConfigurationState(client, config));
+  }
+  return { served, crds, deployments, gatewayClasses, gateways, lwsWebhooks };
+}
+
+async function webhookConfigurationState(
+  client: KubeClient,
+  config: KubeObject,
+): Promise<WebhookConfigurationState> {
+  type ClientConfig = { caBundle?: string; url?: string; service?: { namespace?: string; name?: string } };
+  const webhooks = (config['webhooks'] as { name?: string; clientConfig?: ClientConfig }[] | undefined) ?? [];
+  const injectCaFrom = config.metadata?.annotations?.[CERT_MANAGER_INJECT_CA_FROM];
+  const services = new Map<string, boolean>();
+  const state: WebhookConfigurationState = { ...(injectCaFrom ? { injectCaFrom } : {}), webhooks: [] };
+  for (const webhook of webhooks) {
+    const cc = webhook.clientConfig ?? {};
+    const entry: WebhookConfigurationState['webhooks'][number] = {
+      name: webhook.name ?? '',
+      hasCaBundle: Boolean(cc.caBundle),
+      ...(cc.url ? { url: cc.url } : {}),
+    };
+    if (cc.service?.name) {
+      const namespace = cc.service.namespace ?? 'default';
+      const key = `${namespace}/${cc.service.name}`;
+      if (!services.has(key))
+        services.set(
+          key,
+          (await client.get(`/api/v1/namespaces/${namespace}/services/${cc.service.name}`)) !== undefined,
+        );
+      entry.service = { namespace, name: cc.service.name, exists: services.get(key)! };
+    }
+    state.webhooks.push(entry);
+  }
+  return state;
 }
 
 export function gatewayState(gw: KubeObject): GatewayState {
@@ -343,7 +397,16 @@ export function evaluateCluster(
         });
       }
     }
+    if (step.name === 'cert-manager' && !certManagerRequired(snapshot)) {
+      health = [];
+      checks.push(certManagerNotRequired(snapshot));
+    }
+    if (step.name === 'lws') {
+      // The controller's Deployment is judged with the webhooks: a controller outside the cluster has none.
+      health = health.filter((h) => h.kind !== 'deployment');
+    }
     checks.push(...healthChecks(step, health, snapshot, hint));
+    if (step.name === 'lws') checks.push(...lwsChecks(snapshot, step, hint));
     if (step.name === 'gateway-api') {
       const bundle = snapshot.crds.get('gateways.gateway.networking.k8s.io')?.bundleVersion;
       if (bundle && compareVersions(bundle, MINIMUM_VERSIONS.gatewayApi) < 0) {
@@ -362,6 +425,99 @@ export function evaluateCluster(
     : undefined;
   checks.push(...loadBalancerChecks(snapshot, facts.gatewayClass, named));
   return { provider, steps, checks, healthy: !checks.some((c) => c.status === 'fail') };
+}
+
+/**
+ * cert-manager is needed for LWS only when LWS's webhooks take their CA bundle from it (an install that enables its
+ * cert-manager integration); LWS's default install manages its own certificates. Before LWS is installed it is
+ * required, as `deps install` installs it first so that either LWS setup works.
+ */
+function certManagerRequired(snapshot: ClusterSnapshot): boolean {
+  if (snapshot.lwsWebhooks.size === 0) return true;
+  return [...snapshot.lwsWebhooks.values()].some((w) => w.injectCaFrom !== undefined);
+}
+
+function certManagerNotRequired(snapshot: ClusterSnapshot): Check {
+  const installed = snapshot.crds.has('certificates.cert-manager.io');
+  return {
+    step: 'cert-manager',
+    status: 'ok',
+    message: `not required: LWS's webhook configurations carry no ${CERT_MANAGER_INJECT_CA_FROM} annotation, so LWS manages its own webhook certificates${installed ? ' (cert-manager is installed but not checked)' : ''}`,
+  };
+}
+
+/**
+ * What LWS needs beyond its API: both webhook configurations (the API server sends every LeaderWorkerSet through
+ * them, and a missing one means defaults or validation are skipped), a CA bundle on each webhook (else every
+ * LeaderWorkerSet write fails TLS verification), and something that answers them: the Service and the controller's
+ * Deployment of a standard install, or the URL of a controller run outside the cluster.
+ */
+function lwsChecks(snapshot: ClusterSnapshot, step: PlanStep, hint: string): Check[] {
+  const checks: Check[] = [];
+  const controller = 'deployment/lws-controller-manager -n lws-system';
+  let inCluster = false;
+  const urls = new Set<string>();
+  const missingServices = new Map<string, string[]>();
+  for (const { kind, name } of LWS_WEBHOOK_CONFIGURATIONS) {
+    const config = snapshot.lwsWebhooks.get(name);
+    if (!config) {
+      checks.push({
+        step: 'lws',
+        status: 'fail',
+        message: `${kind}/${name} does not exist: the API server would not send LeaderWorkerSets through LWS's webhooks`,
+        fix: hint,
+      });
+      continue;
+    }
+    const missing = config.webhooks.filter((w) => !w.hasCaBundle).map((w) => w.name);
+    if (config.webhooks.length === 0) {
+      checks.push({ step: 'lws', status: 'fail', message: `${kind}/${name} has no webhooks`, fix: hint });
+    } else if (missing.length) {
+      checks.push({
+        step: 'lws',
+        status: 'fail',
+        message: config.injectCaFrom
+          ? `${kind}/${name} has no CA bundle for ${missing.join(', ')}: cert-manager's cainjector has not injected it from Certificate ${config.injectCaFrom}`
+          : `${kind}/${name} has no CA bundle for ${missing.join(', ')}: the LWS controller writes it when it starts (its internal certificate management), so it has not run yet`,
+        fix: config.injectCaFrom
+          ? `kubectl describe certificate ${config.injectCaFrom.split('/')[1] ?? ''} -n ${config.injectCaFrom.split('/')[0] ?? ''} && kubectl logs deployment/cert-manager-cainjector -n cert-manager --tail=50`
+          : `kubectl logs ${controller} --tail=50`,
+      });
+    } else {
+      checks.push({
+        step: 'lws',
+        status: 'ok',
+        message: `${kind}/${name}: ${config.webhooks.length} webhook(s) with a CA bundle${config.injectCaFrom ? ` (injected by cert-manager from ${config.injectCaFrom})` : ''}`,
+      });
+    }
+    for (const webhook of config.webhooks) {
+      if (webhook.url) urls.add(webhook.url.replace(/^(https:\/\/[^/]+).*$/, '$1'));
+      if (!webhook.service) continue;
+      inCluster = true;
+      const id = `${webhook.service.namespace}/${webhook.service.name}`;
+      if (!webhook.service.exists)
+        missingServices.set(id, [...(missingServices.get(id) ?? []), webhook.name]);
+    }
+  }
+  for (const [id, callers] of missingServices) {
+    checks.push({
+      step: 'lws',
+      status: 'fail',
+      message: `Service ${id}, which webhooks ${callers.join(', ')} call, does not exist`,
+      fix: hint,
+    });
+  }
+  if (inCluster || snapshot.lwsWebhooks.size === 0) {
+    const deployment = COMPONENTS.lws.health.filter((h) => h.kind === 'deployment');
+    checks.push(...healthChecks(step, deployment, snapshot, hint));
+  } else if (urls.size) {
+    checks.push({
+      step: 'lws',
+      status: 'ok',
+      message: `the webhooks call ${[...urls].join(', ')}: the LWS controller runs outside the cluster (as \`llmisvc dev cluster\` runs it), so there is no Deployment to check`,
+    });
+  }
+  return checks;
 }
 
 function providerChecks(

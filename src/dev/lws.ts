@@ -10,6 +10,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Agent } from 'undici';
 import { issueBundle } from '../certs/index.js';
+import { LWS_WEBHOOK_CONFIGURATIONS } from '../deps/index.js';
 import { LlmisvcError } from '../errors/index.js';
 import { statusMessage, type KubeClient } from '../kube/index.js';
 import type { DevApiServer } from './apiserver.js';
@@ -18,12 +19,6 @@ import { renderDevKubeconfig } from './kubeconfig.js';
 import { lwsConfiguration, lwsRbac, lwsWebhookConfigurations } from './lws-config.js';
 import { DEV_FIELD_MANAGER } from './manifests.js';
 import { startOnFreePorts, startProcess, type ManagedProcess } from '../process/index.js';
-
-/** The names upstream's kustomization gives the webhook configurations (`lws-` + the kubebuilder default names). */
-export const LWS_WEBHOOK_CONFIGURATIONS = [
-  { kind: 'mutatingwebhookconfigurations', name: 'lws-mutating-webhook-configuration' },
-  { kind: 'validatingwebhookconfigurations', name: 'lws-validating-webhook-configuration' },
-] as const;
 
 export interface RunningLws {
   process: ManagedProcess;
