@@ -1,7 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { configMap, FakeKubeApi, listOf } from '../../test/harness/fake-kube-api.js';
-import { isConflict, isGone, isNotFound, KubeApiError, KubeClient, type WatchEvent } from './client.js';
+import {
+  isConflict,
+  isGone,
+  isNotFound,
+  KubeApiError,
+  KubeClient,
+  retryAfterMs,
+  type WatchEvent,
+} from './client.js';
 import type { ResourceRef } from './resources.js';
 
 const CONFIG_MAPS: ResourceRef = {
@@ -89,4 +97,32 @@ test('watch rejects with 410 on an ERROR event, with the status on a refused wat
   const dropped = client.watch('/api/v1/configmaps', {}, () => undefined);
   (await api.next()).stream().drop();
   await assert.rejects(dropped, /connection reset/);
+});
+
+test('a 429 is retried after its Retry-After, a few times, before the caller sees it', async () => {
+  const api = new FakeKubeApi();
+  const client = KubeClient.forTransport(api.transport);
+  const initializing = {
+    kind: 'Status',
+    code: 429,
+    reason: 'TooManyRequests',
+    message: 'storage is (re)initializing',
+  };
+  const got = client.get(CONFIG_MAPS, 'ns', 'a');
+  (await api.next()).json(429, initializing, { 'retry-after': '0' });
+  (await api.next()).json(200, configMap('a', '3'));
+  assert.equal((await got).metadata.resourceVersion, '3');
+
+  const refused = client.get(CONFIG_MAPS, 'ns', 'a');
+  for (let i = 0; i < 5; i++) (await api.next()).json(429, initializing, { 'retry-after': '0' });
+  await assert.rejects(
+    refused,
+    (error) => error instanceof KubeApiError && /initializing/.test(error.message),
+  );
+  assert.equal(api.seen.length, 7, 'one retry, then five attempts and no more');
+
+  assert.equal(retryAfterMs(undefined), 1000);
+  assert.equal(retryAfterMs('2'), 2000);
+  assert.equal(retryAfterMs('3600'), 10_000, 'a hostile Retry-After is capped');
+  assert.equal(retryAfterMs('soon'), 1000);
 });

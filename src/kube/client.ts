@@ -77,9 +77,19 @@ export interface KubeClientOptions {
   transport?: KubeTransport;
 }
 
+/** Attempts of one request the server answers 429 (client-go makes up to 10; a one-shot tool should not wait long). */
+const MAX_429_ATTEMPTS = 5;
+
+/** Retry-After in seconds → ms: 1 s when absent or not a number, at most 10 s. */
+export function retryAfterMs(header: string | undefined): number {
+  const seconds = Number(header);
+  return Number.isFinite(seconds) && seconds >= 0 ? Math.min(seconds, 10) * 1000 : 1000;
+}
+
 /** An answer as the client reads it: its status, then the body as a stream. `http.IncomingMessage` is one. */
 export type KubeResponse = Readable & {
   statusCode?: number | undefined;
+  headers?: Record<string, string | string[] | undefined>;
   socket?: { setTimeout(ms: number, callback?: () => void): unknown } | null;
 };
 
@@ -313,6 +323,23 @@ export class KubeClient {
       headers['Content-Length'] = String(Buffer.byteLength(body));
     }
     const url = this.url(path, options.query);
+    for (let attempt = 1; ; attempt++) {
+      const answer = await this.exchangeOnce(method, path, url, headers, body, options);
+      // As client-go: a 429 ("too many requests", or "storage is (re)initializing" right after the API server
+      // starts) is retried after its Retry-After, a few times, before it reaches the caller.
+      if (answer.status !== 429 || attempt >= MAX_429_ATTEMPTS) return answer;
+      await sleep(retryAfterMs(answer.retryAfter));
+    }
+  }
+
+  private async exchangeOnce(
+    method: string,
+    path: string,
+    url: URL,
+    headers: Record<string, string | string[]>,
+    body: string | undefined,
+    options: RequestOptions,
+  ): Promise<{ status: number; text: string; retryAfter: string | undefined }> {
     let res: KubeResponse;
     try {
       res = await this.transport({ method, url, headers, body, signal: undefined, watch: false });
@@ -328,7 +355,8 @@ export class KubeClient {
     const text = Buffer.concat(chunks).toString('utf8');
     const status = res.statusCode ?? 0;
     this.record(options.verb, path, status);
-    return { status, text };
+    const retryAfter = res.headers?.['retry-after'];
+    return { status, text, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter };
   }
 
   /** One JSON request; throws KubeApiError on a non-2xx answer. */

@@ -13,8 +13,8 @@ export interface PendingRequest {
   watch: boolean;
   /** A query parameter of the request ('' when absent). */
   param(name: string): string;
-  /** Answers with `status` and `body` as JSON. */
-  json(status: number, body: unknown): void;
+  /** Answers with `status` and `body` as JSON (and response `headers`, lower-case names). */
+  json(status: number, body: unknown, headers?: Record<string, string>): void;
   /**
    * Answers 200 and returns the watch stream; `send` writes one event, `end` closes it cleanly, `drop` breaks it
    * (discarding what the client has not read yet, as a destroyed socket does).
@@ -34,9 +34,10 @@ export interface FakeWatch {
   drop(): void;
 }
 
-function response(status: number, text: string): KubeResponse {
-  const body = new PassThrough() as PassThrough & { statusCode: number };
+function response(status: number, text: string, headers: Record<string, string> = {}): KubeResponse {
+  const body = new PassThrough() as PassThrough & { statusCode: number; headers: Record<string, string> };
   body.statusCode = status;
+  body.headers = headers;
   body.end(text);
   return body;
 }
@@ -64,7 +65,7 @@ export class FakeKubeApi {
         url: request.url,
         watch: request.watch,
         param: (name) => request.url.searchParams.get(name) ?? '',
-        json: (status, body) => once(() => resolve(response(status, JSON.stringify(body)))),
+        json: (status, body, headers) => once(() => resolve(response(status, JSON.stringify(body), headers))),
         fail: (error = new Error('socket hang up')) => once(() => reject(error)),
         stream: () => {
           const body = new PassThrough() as PassThrough & { statusCode: number };
