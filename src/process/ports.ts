@@ -5,8 +5,10 @@
  * Kubernetes controllers: none can report a port it chose itself) gets one from `freeLoopbackPort`, which was free a
  * moment ago; between that check and the child's bind another process may take it, so a caller of
  * `freeLoopbackPort` must start the child again on new ports when it exits with "address already in use"
- * (`lostPortRace` in start.ts).
+ * (`lostPortRace` in start.ts). The port comes from below the kernel's ephemeral range, so the outgoing connections
+ * of the programs around (a gateway's and an EPP's thousands) never take it in that moment; only another listener can.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 
 /**
@@ -34,10 +36,31 @@ export async function freeLoopbackPort(preferred?: number, avoid: readonly numbe
     const port = await bindAndRelease(preferred).catch(() => undefined);
     if (port) return port;
   }
+  const [low, high] = listenerPortRange();
+  for (let attempt = 0; attempt < 64; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    if (avoid.includes(port)) continue;
+    if (await bindAndRelease(port).catch(() => undefined)) return port;
+  }
   for (;;) {
     const port = await bindAndRelease(0);
     if (!avoid.includes(port)) return port;
   }
+}
+
+/**
+ * Ports to hand out for listeners: from 10000 up to the start of the kernel's ephemeral range
+ * (`net.ipv4.ip_local_port_range`, 32768 by default), which outgoing connections draw from.
+ */
+export function listenerPortRange(rangeFile = '/proc/sys/net/ipv4/ip_local_port_range'): [number, number] {
+  let ephemeralLow = 32768;
+  try {
+    const first = Number(readFileSync(rangeFile, 'utf8').trim().split(/\s+/)[0]);
+    if (Number.isInteger(first) && first > 11_000) ephemeralLow = first;
+  } catch {
+    // not Linux: the IANA default
+  }
+  return [10_000, ephemeralLow];
 }
 
 async function bindAndRelease(port: number): Promise<number> {

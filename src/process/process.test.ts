@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -8,6 +9,7 @@ import {
   freeLoopbackPort,
   isPidAlive,
   keepTail,
+  listenerPortRange,
   listenOnFreePort,
   logTail,
   runCommand,
@@ -107,6 +109,22 @@ test('listenOnFreePort keeps the port it got; freeLoopbackPort avoids the ones i
   const other = await freeLoopbackPort(undefined, [port]);
   assert.notEqual(other, port);
   await new Promise((resolve) => server.close(resolve));
+});
+
+test('freeLoopbackPort hands out ports below the ephemeral range, where outgoing connections never land', async () => {
+  const [low, high] = listenerPortRange();
+  assert.ok(low === 10_000 && high > low, `${low}–${high}`);
+  for (let i = 0; i < 20; i++) {
+    const port = await freeLoopbackPort();
+    assert.ok(port >= low && port < high, `port ${port} outside ${low}–${high}`);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'llmisvc-ports-'));
+  writeFileSync(join(dir, 'range'), '40000\t60999\n');
+  assert.deepEqual(listenerPortRange(join(dir, 'range')), [10_000, 40_000]);
+  writeFileSync(join(dir, 'range'), 'garbage');
+  assert.deepEqual(listenerPortRange(join(dir, 'range')), [10_000, 32_768]);
+  assert.deepEqual(listenerPortRange(join(dir, 'missing')), [10_000, 32_768]);
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test('waitFor resolves with the first value, times out naming what it waited for, and keepTail keeps the end', async () => {
