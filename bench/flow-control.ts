@@ -7,21 +7,20 @@
  * baseline), then Critical at the same rate plus Standard traffic at twice the pool's capacity (the burst), then
  * the same burst with the gate off (today's behaviour, for contrast). Reports Critical's TTFT percentiles, every
  * status, and checks that each request got exactly one answer and the flow controller's outcomes add up to what
- * was sent. Writes bench/results/flow-control/report.md.
+ * was sent. Writes bench/out/flow-control/report.md (raw; the curated summary is bench/results/flow-control/README.md).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Agent, request } from 'undici';
 import { machineDescription, percentile, poissonArrivals } from '../src/bench/index.js';
 import { startEpp, type RunningEpp } from '../src/epp/index.js';
 import { startBuiltinGateway } from '../src/gateway/index.js';
 import { startSimulator } from '../src/sim/index.js';
+import { rawOutputDir } from './output.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const out = join(root, 'bench/results/flow-control');
+const out = rawOutputDir('flow-control');
 const SEQS = 4;
 const SIMS = 2;
 const OUTPUT_TOKENS = 32;
