@@ -11,6 +11,7 @@
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { encodeHeaderBlock } from './hpack.js';
+import { drainServer, listenAndReadPort } from './server-lifecycle.js';
 import {
   Http2Connection,
   IGNORE_STREAM,
@@ -119,14 +120,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
   server.on('tlsClientError', (error: Error) => options.onError?.(error));
   return {
     listen(host, port) {
-      return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          const address = server.address();
-          resolve(typeof address === 'object' && address ? address.port : port);
-        });
-      });
+      return listenAndReadPort(server, host, port);
     },
     close() {
       return new Promise((resolve) => {
@@ -134,24 +128,23 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
         for (const connection of connections) connection.close();
       });
     },
-    async drain(timeoutMs) {
-      // server.close calls back once the last connection is gone: each closes itself when its streams are done.
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const connection of connections) connection.goAwayGracefully();
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<'late'>((resolve) => {
-        timer = setTimeout(() => resolve('late'), timeoutMs);
-      });
-      const outcome = await Promise.race([closed, late]);
-      clearTimeout(timer);
-      if (outcome !== 'late') return { dropped: 0 };
-      let dropped = 0;
-      for (const connection of connections) {
-        dropped += connection.openStreams;
-        connection.close();
-      }
-      await closed;
-      return { dropped };
+    drain(timeoutMs) {
+      // Each connection closes itself once its streams are done.
+      return drainServer(
+        server,
+        timeoutMs,
+        () => {
+          for (const connection of connections) connection.goAwayGracefully();
+        },
+        () => {
+          let dropped = 0;
+          for (const connection of connections) {
+            dropped += connection.openStreams;
+            connection.close();
+          }
+          return dropped;
+        },
+      );
     },
   };
 }

@@ -26,6 +26,7 @@ import {
   type GrpcServerOptions,
 } from './grpc-server.js';
 import { resolveHttp2Limits } from './http2-connection.js';
+import { drainServer, listenAndReadPort } from './server-lifecycle.js';
 
 /** The first Node with `streamResetBurst`/`streamResetRate` (see the module comment). */
 export const NODE_TRANSPORT_MIN_VERSION = '22.10.0';
@@ -104,14 +105,7 @@ export function createNodeGrpcServer(options: NodeGrpcServerOptions): GrpcServer
   server.on('tlsClientError', (error: Error) => options.onError?.(error));
   return {
     listen(host, port) {
-      return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => {
-          server.off('error', reject);
-          const address = server.address();
-          resolve(typeof address === 'object' && address ? address.port : port);
-        });
-      });
+      return listenAndReadPort(server, host, port);
     },
     close() {
       return new Promise((resolve) => {
@@ -119,21 +113,20 @@ export function createNodeGrpcServer(options: NodeGrpcServerOptions): GrpcServer
         for (const session of sessions) session.destroy();
       });
     },
-    async drain(timeoutMs) {
-      // session.close() sends GOAWAY and lets the open streams finish; server.close calls back once all are gone.
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const session of sessions) session.close();
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<'late'>((resolve) => {
-        timer = setTimeout(() => resolve('late'), timeoutMs);
-      });
-      const outcome = await Promise.race([closed, late]);
-      clearTimeout(timer);
-      if (outcome !== 'late') return { dropped: 0 };
-      const dropped = openStreams.size;
-      for (const session of sessions) session.destroy();
-      await closed;
-      return { dropped };
+    drain(timeoutMs) {
+      // session.close() sends GOAWAY and lets the open streams finish.
+      return drainServer(
+        server,
+        timeoutMs,
+        () => {
+          for (const session of sessions) session.close();
+        },
+        () => {
+          const dropped = openStreams.size;
+          for (const session of sessions) session.destroy();
+          return dropped;
+        },
+      );
     },
   };
 }
