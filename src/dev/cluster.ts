@@ -50,6 +50,7 @@ import { DEV_FIELD_MANAGER } from './manifests.js';
 import { llmisvcCacheDir } from './paths.js';
 import {
   commandLineMentions,
+  failExited,
   isPidAlive,
   killAndWait,
   logTail,
@@ -425,7 +426,7 @@ async function waitFor(
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const dead = watched.find((p) => p.hasExited);
-    if (dead) await failExited(dead);
+    if (dead) await failExited(dead, 'while the cluster started');
     if (await probe().catch(() => false)) return;
     if (Date.now() > deadline) {
       throw new LlmisvcError(
@@ -478,16 +479,6 @@ function withCrdSet(
   if (crds === true) return true;
   const names = crds === false ? [] : selectCrdSets(crds);
   return names.includes(name) ? names : [...names, name];
-}
-
-async function failExited(process: ManagedProcess): Promise<never> {
-  const { code, signal } = await process.exited;
-  throw new LlmisvcError(
-    'LLMISVC_ERR_PROCESS',
-    `${process.name} exited (${signal ?? `code ${code}`}) while the cluster started; last log lines:\n` +
-      (await logTail(process.logPath, 30)),
-    { hint: `see ${process.logPath}` },
-  );
 }
 
 /**

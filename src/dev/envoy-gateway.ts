@@ -29,7 +29,7 @@ import { stringify } from 'yaml';
 import { COMPONENTS, PROVIDER_FACTS } from '../deps/index.js';
 import { LlmisvcError } from '../errors/index.js';
 import { KubeClient, statusMessage } from '../kube/index.js';
-import { logTail, startProcess, type ManagedProcess } from '../process/index.js';
+import { failExited, logTail, startProcess, type ManagedProcess } from '../process/index.js';
 import type { DevApiServer } from './apiserver.js';
 import {
   ENVOY_GATEWAY_CONFIG_DIRS,
@@ -331,15 +331,7 @@ async function waitUntil(
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (process.hasExited) {
-      const { code, signal } = await process.exited;
-      throw new LlmisvcError(
-        'LLMISVC_ERR_PROCESS',
-        `${process.name} exited (${signal ?? `code ${code}`}) while the cluster started; last log lines:\n` +
-          (await logTail(process.logPath, 30)),
-        { hint: `see ${process.logPath}` },
-      );
-    }
+    if (process.hasExited) await failExited(process, 'while the cluster started');
     if (await probe().catch(() => false)) return;
     if (Date.now() > deadline) {
       throw new LlmisvcError(

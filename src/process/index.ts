@@ -10,6 +10,7 @@ export { commandLineMentions, isPidAlive, killAndWait } from './pids.js';
 export { freeLoopbackPort, listenerPortRange, listenOnFreePort } from './ports.js';
 export { runCommand, type RunCommandOptions } from './run.js';
 export {
+  failExited,
   lostPortRace,
   startOnFreePorts,
   startProcess,

@@ -130,6 +130,20 @@ export async function waitReady(
 }
 
 /**
+ * Throws what a process that exited `when` (e.g. "while the cluster started") left: how it ended and its last log
+ * lines.
+ */
+export async function failExited(process: ManagedProcess, when: string): Promise<never> {
+  const { code, signal } = await process.exited;
+  throw new LlmisvcError(
+    'LLMISVC_ERR_PROCESS',
+    `${process.name} exited (${signal ?? `code ${code}`}) ${when}; last log lines:\n` +
+      (await logTail(process.logPath, 30)),
+    { hint: `see ${process.logPath}` },
+  );
+}
+
+/**
  * For a process that exited before it was ready: true when it lost a port race (its log says the address is in use)
  * and `attempt` < `attempts`, so the caller picks other ports and starts it again; else an error with its log.
  */
