@@ -11,7 +11,7 @@
  */
 import { copyFile, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { goModDownload, type GoContext } from './go.js';
+import { goModDownload, toolsGo, type GoContext } from './go.js';
 import { ensureGoBuild, isCompleteBuild, type GoBinary, type GoBuildSpec } from './go-build.js';
 import {
   DEFAULT_KUBERNETES_VERSION,
@@ -90,21 +90,6 @@ export function singleRequireGoMod(module: string, version: string, goVersion: s
     `go ${goVersion}`,
     '',
     `require ${module} ${version}`,
-    '',
-  ].join('\n');
-}
-
-/** A `tools.go` that imports the main packages, so `go mod tidy` keeps their requirements. */
-export function toolsGo(binaries: readonly GoBinary[]): string {
-  return [
-    '//go:build tools',
-    '',
-    '// Package tools pins the main packages llmisvc builds, so `go mod tidy` keeps their requirements.',
-    'package tools',
-    '',
-    'import (',
-    ...binaries.map(({ pkg }) => `\t_ "${pkg}"`),
-    ')',
     '',
   ].join('\n');
 }

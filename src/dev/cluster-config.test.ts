@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
-import { singleRequireGoMod, toolsGo } from './cluster-assets.js';
+import { singleRequireGoMod } from './cluster-assets.js';
+import { toolsGo } from './go.js';
 import { versionSkew } from './cluster.js';
 import {
   GPU_RESOURCE,

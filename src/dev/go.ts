@@ -110,3 +110,18 @@ export async function goModDownload(
   }
   return parsed as GoModuleDownload;
 }
+
+/** A `tools.go` that imports the main packages, so `go mod tidy` keeps their requirements. */
+export function toolsGo(binaries: readonly { binary: string; pkg: string }[]): string {
+  return [
+    '//go:build tools',
+    '',
+    '// Package tools pins the main packages llmisvc builds, so `go mod tidy` keeps their requirements.',
+    'package tools',
+    '',
+    'import (',
+    ...binaries.map(({ pkg }) => `\t_ "${pkg}"`),
+    ')',
+    '',
+  ].join('\n');
+}

@@ -9,11 +9,12 @@ import {
   ensureKubeAssets,
   goDirectives,
   kubeAssetsGoMod,
-  kubeAssetsToolsGo,
+  KUBE_ASSET_PACKAGES,
   kubernetesLdflags,
   stagingModulesFromGoMod,
   stagingVersion,
 } from './kube-assets.js';
+import { toolsGo } from './go.js';
 import { waitFor } from '../process/index.js';
 
 const upstreamGoMod = `module k8s.io/kubernetes
@@ -70,7 +71,7 @@ describe('the kube-assets build module', () => {
   });
 
   it('pins every built main package in tools.go', () => {
-    const tools = kubeAssetsToolsGo();
+    const tools = toolsGo(KUBE_ASSET_PACKAGES);
     for (const pkg of [
       'k8s.io/kubernetes/cmd/kube-apiserver',
       'k8s.io/kubernetes/cmd/kubectl',

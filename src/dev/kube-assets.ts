@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { LlmisvcError } from '../errors/index.js';
-import { goModDownload, runGo, type GoContext } from './go.js';
+import { goModDownload, runGo, toolsGo, type GoContext } from './go.js';
 import { kubeAssetsDir } from './paths.js';
 import { isPidAlive } from '../process/index.js';
 
@@ -194,21 +194,6 @@ export function kubeAssetsGoMod(input: {
   ].join('\n');
 }
 
-/** Keeps `go mod tidy` from dropping the requirements of the packages the build needs. */
-export function kubeAssetsToolsGo(): string {
-  return [
-    '//go:build tools',
-    '',
-    '// Package tools pins the main packages llmisvc builds, so `go mod tidy` keeps their requirements.',
-    'package tools',
-    '',
-    'import (',
-    ...KUBE_ASSET_PACKAGES.map(({ pkg }) => `\t_ "${pkg}"`),
-    ')',
-    '',
-  ].join('\n');
-}
-
 /** Version stamps the Kubernetes release build sets; without them `--version` and `/version` say v0.0.0-master. */
 export function kubernetesLdflags(kubernetesVersion: string): string {
   const match = /^v(\d+)\.(\d+)/.exec(kubernetesVersion);
@@ -256,7 +241,7 @@ async function buildKubeAssets(
     join(src, 'go.mod'),
     kubeAssetsGoMod({ kubernetesVersion: version, ...goDirectives(upstreamGoMod), stagingModules }),
   );
-  await writeFile(join(src, 'tools.go'), kubeAssetsToolsGo());
+  await writeFile(join(src, 'tools.go'), toolsGo(KUBE_ASSET_PACKAGES));
 
   go.log(`resolving the module graph (go mod tidy, ${stagingModules.length} staging modules replaced)`);
   let downloads = 0;
