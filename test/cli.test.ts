@@ -202,6 +202,71 @@ spec:
     assert.equal(model?.spec.criticality, 'Sheddable');
   });
 
+  it('warns on stderr when two services of a file claim one model name; stdout stays pure YAML, exit 0', () => {
+    const service = (name: string, model: string, extra = '') => `apiVersion: serving.kserve.io/v1alpha2
+kind: LLMInferenceService
+metadata: { name: ${name}, namespace: team }
+spec:
+  model: { uri: hf://org/${name}, name: ${JSON.stringify(model)} }
+  router: { route: {${extra}}, gateway: {} }
+`;
+    const path = file(
+      'collision.yaml',
+      [service('zeta', 'org/llama'), service('alpha', 'org/llama')].join('---\n'),
+    );
+    const result = run('render', '-f', path);
+    assert.equal(result.code, 0, result.stderr);
+    const warnings = result.stderr.split('\n').filter(Boolean);
+    assert.equal(warnings.length, 1, result.stderr);
+    for (const part of [
+      /^warning: LLMInferenceService team\/zeta claims model name "org\/llama", as alpha in the same file does/,
+      /alpha keeps it here and zeta is rendered without model-name rules/,
+      /the oldest service keeps the name/,
+      /ModelNameRouted=False \(reason ModelNameCollision\)/,
+      /give it another spec\.model\.name, or join their routing group/,
+    ])
+      assert.match(warnings[0]!, part);
+    // stdout: YAML documents only, each a Kubernetes object; the keeper's route matches the model name, the other's not.
+    const docs = parseAllDocuments(result.stdout);
+    assert.ok(docs.every((d) => d.errors.length === 0));
+    const objects = docs.map((d) => d.toJS() as { kind: string; metadata: { name: string } });
+    assert.ok(objects.every((o) => typeof o.kind === 'string' && typeof o.metadata.name === 'string'));
+    assert.doesNotMatch(result.stdout, /warning/);
+    const routeOf = (name: string) =>
+      JSON.stringify(objects.find((o) => o.kind === 'HTTPRoute' && o.metadata.name.startsWith(name)));
+    assert.match(routeOf('alpha'), /X-Gateway-Model-Name/);
+    assert.doesNotMatch(routeOf('zeta'), /X-Gateway-Model-Name/);
+
+    // Members of one routing group share the name on purpose: no warning.
+    const group = ' group: canary, weight: 50 ';
+    const shared = file(
+      'group.yaml',
+      [service('zeta', 'org/llama', group), service('alpha', 'org/llama', group)].join('---\n'),
+    );
+    const grouped = run('render', '-f', shared);
+    assert.equal(grouped.code, 0, grouped.stderr);
+    assert.equal(grouped.stderr, '');
+  });
+
+  it('quotes a hostile model name in the warning: no raw control characters, bounded length', () => {
+    const evil = `evil\u001b[31m\nname\u009b${'x'.repeat(5000)}`;
+    const service = (name: string) => `apiVersion: serving.kserve.io/v1alpha2
+kind: LLMInferenceService
+metadata: { name: ${name} }
+spec:
+  model: { uri: hf://org/m, name: ${JSON.stringify(evil)} }
+`;
+    const result = run('render', '-f', file('evil.yaml', [service('a1'), service('b1')].join('---\n')));
+    assert.equal(result.code, 0, result.stderr);
+    const raw = [...result.stderr].filter((ch) => {
+      const code = ch.charCodeAt(0);
+      return (code < 0x20 && ch !== '\n') || (code >= 0x7f && code <= 0x9f);
+    });
+    assert.deepEqual(raw, [], 'no raw control characters');
+    assert.match(result.stderr, /claims model name "evil\\u001b\[31m\\nname\\u009bx+…"/);
+    assert.ok(result.stderr.length < 2_000, `${result.stderr.length} characters`);
+  });
+
   it('rejects an unknown output format', () => {
     const result = run('render', '-f', 'examples/quickstart.yaml', '-o', 'xml');
     assert.equal(result.code, 1);

@@ -7,7 +7,9 @@ import { stringify } from 'yaml';
 import { type LLMInferenceService, toTypedObject } from '../api/index.js';
 import { LlmisvcError } from '../errors/index.js';
 import {
+  collisionMessage,
   DEFAULT_RENDER_OPTIONS,
+  quotedModelName,
   type KubeObject,
   parseApiVersions,
   type renderService,
@@ -27,11 +29,35 @@ interface RenderFlags extends Partial<AutoscalingFlags> {
   gatewayClass?: string;
 }
 
-/** Renders each service; objects shared by several services (the default Gateway) are printed once. */
+/**
+ * What `render` tells about a service of the file that lost its model name to another one: both services, the name,
+ * what was rendered, and what the controller will do once they are applied.
+ */
+export function collisionWarning(
+  service: LLMInferenceService,
+  collision: { model: string; keptBy: readonly string[] },
+): string {
+  const namespace = service.metadata.namespace ?? 'default';
+  const name = `${namespace}/${service.metadata.name}`;
+  return (
+    `LLMInferenceService ${name} claims model name ${quotedModelName(collision.model)}, as ${collision.keptBy.join(', ')} ` +
+    `in the same file does: ${collision.keptBy.join(', ')} keeps it here and ${service.metadata.name} is ` +
+    'rendered without model-name rules (without creation times, names decide, as the controller does for ' +
+    'services created within one second). Applied, the oldest service keeps the name and the controller sets ' +
+    `ModelNameRouted=False (reason ModelNameCollision) on the other, with a Warning Event. ${service.metadata.name}: ` +
+    collisionMessage(collision)
+  );
+}
+
+/**
+ * Renders each service; objects shared by several services (the default Gateway) are printed once. `warn` hears of
+ * what renders but will not work as the file's author may expect (two services claiming one model name).
+ */
 export function renderObjects(
   services: LLMInferenceService[],
   flags: RenderFlags,
   configs: Parameters<typeof renderService>[0]['configs'],
+  warn: (message: string) => void = () => undefined,
 ): KubeObject[] {
   const apiVersions = parseApiVersions(flags.apiVersions);
   const options = {
@@ -48,7 +74,8 @@ export function renderObjects(
   const shared = new Map<string, KubeObject>();
   const objects: KubeObject[] = [];
   // Together: members of one routing group in the file split their model name between them.
-  for (const { service, output } of renderTogether(services, { configs, apiVersions, options })) {
+  for (const { service, output, plan } of renderTogether(services, { configs, apiVersions, options })) {
+    if (plan?.collision) warn(collisionWarning(service, plan.collision));
     if (output.missing.length > 0) {
       const lines = output.missing.map(
         (m) => `  ${m.feature}: needs ${m.kinds.join('/')} (${m.apiVersions.join(' or ')}): ${m.reason}`,
@@ -119,7 +146,10 @@ export function register(program: Command): void {
           hint: 'pass the service with -f; configs alone render nothing',
         });
       }
-      const objects = renderObjects(services, flags, configs);
+      // Warnings go to stderr: stdout stays a clean document stream for kubectl apply -f -.
+      const objects = renderObjects(services, flags, configs, (message) =>
+        process.stderr.write(`warning: ${message}\n`),
+      );
       if (flags.output === 'json') {
         process.stdout.write(
           JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }, null, 2) + '\n',

@@ -36,7 +36,7 @@ import type {
 } from './conditions.js';
 import { deriveStatus, mergeConditionTimes, transitions } from './conditions.js';
 import type { AppliedConfigRef, RouterStatus, RoutingGroupStatus, WorkloadStatus } from './status.js';
-import { groupConditions } from '../render/index.js';
+import { collisionMessage, groupConditions } from '../render/index.js';
 import {
   appliedConfigKeys,
   configStatus,
@@ -1106,14 +1106,6 @@ function routingKeys(service: Service): { group: string | undefined; model: stri
 
 function sharesRoutingKey(a: ReturnType<typeof routingKeys>, b: ReturnType<typeof routingKeys>): boolean {
   return a.model === b.model || (a.group !== undefined && a.group === b.group);
-}
-
-function collisionMessage(collision: { model: string; keptBy: string[] }): string {
-  return (
-    `model name "${collision.model}" is already served in this namespace by ${collision.keptBy.join(', ')} ` +
-    '(the oldest claimant keeps it): this service answers only on its own /<namespace>/<name>/ paths; give it ' +
-    'another spec.model.name, or join their routing group (spec.router.route.group and weight) to share the name'
-  );
 }
 
 /** GroupReady and GroupDegraded as conditions (see render/routing-plan.ts for their meaning). */

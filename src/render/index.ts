@@ -53,9 +53,11 @@ export {
 } from './model-routing.js';
 export type { AppliedConfig } from '../presets/index.js';
 export {
+  collisionMessage,
   groupConditions,
   type GroupMemberState,
   planModelRouting,
+  quotedModelName,
   type RoutingCandidate,
   type RoutingPlan,
 } from './routing-plan.js';

@@ -114,6 +114,30 @@ export function planModelRouting(candidates: readonly RoutingCandidate[]): Map<s
 }
 
 /**
+ * A model name as messages quote it: a user's free-form string, so control characters are escaped (none reaches a
+ * terminal or a log raw) and a very long one is cut.
+ */
+export function quotedModelName(model: string): string {
+  const shown = model.length > 200 ? `${model.slice(0, 200)}…` : model;
+  return JSON.stringify(shown).replace(
+    /[\u007f-\u009f\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/**
+ * What a service that lost its model name is told: the controller's ModelNameRouted message, and `render`'s warning
+ * for a file that holds both claimants.
+ */
+export function collisionMessage(collision: { model: string; keptBy: readonly string[] }): string {
+  return (
+    `model name ${quotedModelName(collision.model)} is already served in this namespace by ${collision.keptBy.join(', ')} ` +
+    '(the oldest claimant keeps it): this service answers only on its own /<namespace>/<name>/ paths; give it ' +
+    'another spec.model.name, or join their routing group (spec.router.route.group and weight) to share the name'
+  );
+}
+
+/**
  * GroupReady and GroupDegraded of a member, from its group's state. GroupReady: at least one member with a weight
  * above 0 is Ready (the group's model name is served). GroupDegraded: some member is not Ready or is stopped (its
  * share goes to the others). Neither feeds the service's own Ready: a broken group does not make a Ready member
