@@ -45,11 +45,10 @@ const CRDS = [
   'leader-worker-set',
 ] as const;
 /**
- * Room for a workload Service per LLMInferenceService (the dev server's default /24 holds 254), and ImageVolume on:
- * an `oci+native://` model is an image volume, which kube-apiserver 1.34 silently drops (volume and mount) while the
- * gate is off, so the stored Deployment could never match the rendered one.
+ * Room for a workload Service per LLMInferenceService (the dev server's default /24 holds 254). ImageVolume is on in
+ * the dev server by default: the `oci+native://` models here are image volumes.
  */
-const API_SERVER_ARGS = ['--service-cluster-ip-range=10.0.0.0/16', '--feature-gates=ImageVolume=true'];
+const API_SERVER_ARGS = ['--service-cluster-ip-range=10.0.0.0/16'];
 const SYSTEM_NAMESPACE = 'llmisvc-system';
 const WRITE_VERBS = new Set(['create', 'update', 'patch', 'apply', 'delete']);
 

@@ -179,6 +179,33 @@ test('missing dependency names the API, the feature and how to install it', () =
   assert.equal(find(status.conditions, 'Ready')!.status, 'False');
 });
 
+test('a feature the API server dropped fails DependenciesReady with its own reason, after any missing API', () => {
+  const dropped = {
+    reason: 'ImageVolumeUnsupported',
+    message: 'the API server dropped the image volume "m"',
+  };
+  const alone = deriveStatus(base({ unsupported: [dropped] }));
+  const deps = find(alone.conditions, 'DependenciesReady')!;
+  assert.equal(deps.status, 'False');
+  assert.equal(deps.reason, 'ImageVolumeUnsupported');
+  assert.equal(deps.message, dropped.message);
+  assert.equal(find(alone.conditions, 'Ready')!.status, 'False');
+  assert.match(find(alone.conditions, 'Ready')!.message!, /dropped the image volume "m"/);
+
+  const both = deriveStatus(
+    base({
+      unsupported: [dropped],
+      missing: [{ feature: 'worker', apiVersions: ['lws/v1'], kinds: ['LeaderWorkerSet'], install: 'x' }],
+    }),
+  );
+  const combined = find(both.conditions, 'DependenciesReady')!;
+  assert.equal(combined.reason, 'MissingAPI');
+  assert.match(
+    combined.message!,
+    /worker needs LeaderWorkerSet.*; the API server dropped the image volume "m"/,
+  );
+});
+
 test('stopped and render failures', () => {
   const stopped = deriveStatus(base({ stopped: true }));
   assert.equal(find(stopped.conditions, 'Ready')!.reason, 'Stopped');

@@ -84,6 +84,11 @@ export interface StatusInput {
   renderProblem?: { reason: string; message: string };
   stopped: boolean;
   missing: readonly MissingDependency[];
+  /**
+   * Cluster features the API server showed it lacks by dropping what was written (an image volume with the
+   * ImageVolume feature gate off), each with its reason and what to do; they fail DependenciesReady like a missing API.
+   */
+  unsupported?: readonly { reason: string; message: string }[];
   children: readonly ObservedChild[];
   /** Gateways the route attaches to (live, or undefined when not found), by `namespace/name`. */
   gateways: ReadonlyMap<string, LiveObject | undefined>;
@@ -389,18 +394,20 @@ export function deriveStatus(input: StatusInput): DerivedStatus {
     return { conditions };
   }
   conditions.push(ok('PresetsCombined', 'Combined'));
+  const unsupported = input.unsupported ?? [];
   const deps =
-    input.missing.length === 0
+    input.missing.length === 0 && unsupported.length === 0
       ? ok('DependenciesReady', 'Available')
       : bad(
           'DependenciesReady',
-          'MissingAPI',
-          input.missing
-            .map(
+          input.missing.length ? 'MissingAPI' : unsupported[0]!.reason,
+          [
+            ...input.missing.map(
               (m) =>
                 `${m.feature} needs ${m.kinds.join(', ')} (${m.apiVersions.join(' or ')}), which this cluster does not serve${m.reason ? ` (${m.reason})` : ''}; to fix: ${m.install}`,
-            )
-            .join('; '),
+            ),
+            ...unsupported.map((u) => u.message),
+          ].join('; '),
         );
   conditions.push(deps);
   if (input.stopped) {

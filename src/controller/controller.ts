@@ -48,6 +48,7 @@ import {
 import { EventRecorder, type EventType } from './events.js';
 import type { Problem } from './failures.js';
 import { describeFailure, failedConditions, retryNote } from './failures.js';
+import { droppedImageVolumes, imageVolumeNames, imageVolumeProblem } from './image-volumes.js';
 import {
   CHILD_SELECTOR,
   COMPONENT_LABEL,
@@ -626,6 +627,8 @@ export class Controller {
     // One event per pass for everything created, not one per object: events are API writes too.
     const created: string[] = [];
     const problems: Problem[] = [];
+    // What the API server dropped from what we wrote: features this cluster lacks (DependenciesReady).
+    const unsupported: Problem[] = [];
     for (const child of desired) {
       const informer = await this.childInformer(child.apiVersion, child.kind);
       const ref = informer?.resource ?? (await this.resource(child));
@@ -662,6 +665,15 @@ export class Controller {
       }
       const { reason, object } = result;
       appliedIds.add(childId(child));
+      const dropped = await this.droppedImageVolumes(ref, child, object);
+      if (dropped.length)
+        unsupported.push(
+          imageVolumeProblem(
+            { namespace, name: service.metadata.name },
+            `${child.kind} ${child.metadata.name}`,
+            dropped,
+          ),
+        );
       if (reason) {
         this.metrics.applies.inc({ kind: child.kind, reason: reason.split(' ')[0]! });
         if (reason === 'missing') created.push(`${child.kind} ${child.metadata.name}`);
@@ -710,6 +722,7 @@ export class Controller {
       generation: service.metadata.generation,
       stopped,
       missing,
+      unsupported,
       children: observed,
       gateways,
       ingresses,
@@ -749,6 +762,12 @@ export class Controller {
       });
       await this.event(service, 'Warning', 'ModelNameCollision', message);
     }
+    // A transition of DependenciesReady to False makes its own Warning Event (writeConditions); one that was False
+    // already for another reason gets this one, once: the next passes find the message in the status.
+    const dependencies = service.status?.conditions?.find((c) => c.type === 'DependenciesReady');
+    for (const problem of unsupported)
+      if (dependencies?.status === 'False' && !dependencies.message?.includes(problem.message))
+        await this.event(service, 'Warning', problem.reason, problem.message);
     const router = routerStatus({ namespace, children: existing, gateways });
     await this.writeStatus(service, status, {
       router: routing?.group ? { ...router, group: routing.group } : router,
@@ -760,6 +779,21 @@ export class Controller {
       await this.event(service, 'Warning', problems[0]!.reason, message);
       throw new IncompletePass(message);
     }
+  }
+
+  /**
+   * The image volumes of `sent` that the API server did not store (see image-volumes.ts). `stored` is what the apply
+   * returned or the cached object it matched; while our own create is still on its way to the cache there is
+   * neither, and the object is read once, so that the verdict does not come and go with the cache.
+   */
+  private async droppedImageVolumes(
+    ref: ResourceRef,
+    sent: KubeObject,
+    stored: KubeObject | undefined,
+  ): Promise<string[]> {
+    if (imageVolumeNames(sent).length === 0) return [];
+    const object = stored ?? (await this.getLive(ref, sent.metadata.namespace ?? '', sent.metadata.name));
+    return object ? droppedImageVolumes(sent, object) : [];
   }
 
   private async getLive(ref: ResourceRef, namespace: string, name: string): Promise<KubeObject | undefined> {

@@ -210,3 +210,71 @@ test('a service that is gone is a no-op: its children go with it by garbage coll
   await controller.reconcile('ns/missing');
   assert.equal(api.writes.length, before);
 });
+
+test('an image volume the API server drops fails DependenciesReady once, with a Warning Event; later passes write nothing', async () => {
+  const withModel = (s: KubeObject): KubeObject => {
+    const d = deployment(s, 'a-kserve');
+    d['spec'] = {
+      replicas: 1,
+      template: {
+        spec: {
+          containers: [{ name: 'main', volumeMounts: [{ name: 'model', mountPath: '/mnt/models' }] }],
+          volumes: [
+            { name: 'model', image: { reference: 'registry.example/m:1', pullPolicy: 'IfNotPresent' } },
+          ],
+        },
+      },
+    };
+    return d;
+  };
+  const { api, controller, cached } = await setUp((s) => outcome([withModel(s)]));
+  // What kube-apiserver does with the ImageVolume feature gate off: the volume and its mount are gone.
+  api.alter = (o) => {
+    if (o.kind !== 'Deployment') return o;
+    const copy = structuredClone(o) as KubeObject & {
+      spec: { template: { spec: { volumes?: unknown[]; containers: { volumeMounts?: unknown[] }[] } } };
+    };
+    delete copy.spec.template.spec.volumes;
+    for (const c of copy.spec.template.spec.containers) delete c.volumeMounts;
+    return copy;
+  };
+  await controller.reconcile('ns/a');
+  const status = api.get(SERVICE_RESOURCE, 'ns', 'a') as Service;
+  const dependencies = condition(status, 'DependenciesReady');
+  assert.equal(dependencies?.status, 'False');
+  assert.equal(dependencies?.reason, 'ImageVolumeUnsupported');
+  assert.match(
+    dependencies?.message ?? '',
+    /image volume "model" from Deployment a-kserve of LLMInferenceService ns\/a/,
+  );
+  assert.equal(condition(status, 'Ready')?.status, 'False');
+  const warnings = api.writes
+    .filter((w) => w.method === 'POST' && w.target.startsWith('Event'))
+    .map((w) => w.body as KubeObject & { type?: string; reason?: string })
+    .filter((e) => e.type === 'Warning');
+  assert.deepEqual(
+    warnings.map((e) => e.reason),
+    ['ImageVolumeUnsupported'],
+  );
+
+  await waitFor(() => condition(cached(), 'DependenciesReady')?.status === 'False', {
+    what: 'the status in the cache',
+  });
+  await waitFor(() => controller.informers().some((i) => i.get('ns', 'a-kserve')), {
+    what: 'the child in the cache',
+  });
+  const before = api.writes.length;
+  await controller.reconcile('ns/a');
+  await controller.reconcile('ns/a');
+  assert.deepEqual(api.writes.slice(before), [], 'the dropped volume is not written again and again');
+});
+
+test('an image volume the API server keeps leaves DependenciesReady True', async () => {
+  const { api, controller } = await setUp((s) => {
+    const d = deployment(s, 'a-kserve');
+    d['spec'] = { template: { spec: { volumes: [{ name: 'model', image: { reference: 'r/m:1' } }] } } };
+    return outcome([d]);
+  });
+  await controller.reconcile('ns/a');
+  assert.equal(condition(api.get(SERVICE_RESOURCE, 'ns', 'a'), 'DependenciesReady')?.status, 'True');
+});

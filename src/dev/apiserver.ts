@@ -355,6 +355,9 @@ async function startKubeApiserver(
         // Nothing routes to the `kubernetes` Service here; skipping its endpoint reconciler saves writes and CPU.
         '--endpoint-reconciler-type=none',
         '--profiling=false',
+        // As from Kubernetes 1.35, where it is on by default: with it off (1.34's default) the API server silently
+        // drops the image volume that an oci:// or oci+native:// model is. `apiServerArgs` can turn it off again.
+        '--feature-gates=ImageVolume=true',
         ...extraArgs,
       ],
     });

@@ -52,6 +52,11 @@ export class MemoryKubeApi {
   readonly writes: Write[] = [];
   /** Answers a write with this instead of performing it, when it returns something (a refused apply, say). */
   refuse: ((write: Write) => { code: number; reason: string; message: string } | undefined) | undefined;
+  /**
+   * Changes a written object before it is stored, as a real API server may (a field of a disabled feature gate
+   * dropped, say); what it returns is stored and answered.
+   */
+  alter: ((object: KubeObject) => KubeObject) | undefined;
 
   constructor(private readonly resources: readonly ResourceRef[]) {}
 
@@ -154,7 +159,7 @@ export class MemoryKubeApi {
           ...body,
           metadata: { ...existing?.metadata, ...body.metadata, namespace },
         } as KubeObject;
-        return answer(existing ? 200 : 201, this.store(ref, merged));
+        return answer(existing ? 200 : 201, this.store(ref, this.alter?.(merged) ?? merged));
       }
       case 'PUT': {
         // An update carries the resourceVersion it read: a stale one is a conflict, as optimistic concurrency wants.
