@@ -784,7 +784,9 @@ export class Controller {
   /**
    * The image volumes of `sent` that the API server did not store (see image-volumes.ts). `stored` is what the apply
    * returned or the cached object it matched; while our own create is still on its way to the cache there is
-   * neither, and the object is read once, so that the verdict does not come and go with the cache.
+   * neither, and the object is read once, so that the verdict does not come and go with the cache. The applier's
+   * memo keeps a dropped volume from being applied again and again (no idle writes); so a gate turned on later is
+   * seen at the controller's next start or the service's next change, as the message says.
    */
   private async droppedImageVolumes(
     ref: ResourceRef,

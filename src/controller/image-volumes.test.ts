@@ -75,6 +75,7 @@ test('the problem names the service, the workload, the volume and what to do', (
     /--feature-gates=ImageVolume=true/,
     /1\.35/,
     /hf:\/\/, pvc:\/\/ or s3:\/\//,
+    /restart the llmisvc controller or change the service/,
   ])
     assert.match(problem.message, part);
 });

@@ -73,6 +73,7 @@ export function imageVolumeProblem(
       `${service.namespace}/${service.name}: its oci:// or oci+native:// model would not be mounted. The ` +
       'ImageVolume feature gate is off on kube-apiserver; turn it on there and on the kubelets ' +
       '(--feature-gates=ImageVolume=true; beta and off by default in Kubernetes 1.33 and 1.34, on by default ' +
-      'from 1.35), or serve the model from hf://, pvc:// or s3://',
+      `from 1.35), then restart the llmisvc controller or change the service so that ${workload} is written ` +
+      'again; or serve the model from hf://, pvc:// or s3://',
   };
 }
