@@ -75,7 +75,7 @@ async function deploy(c: KubeClient, kubeconfig: string | undefined, prefix: str
     const s = await c.get<Service>(SERVICE, ns, 'oci-model');
     return condition(s, 'DependenciesReady') && s.status ? s : undefined;
   });
-  return { ns, running, settled };
+  return { ns, sys, running, settled };
 }
 
 describe('kube-apiserver with the ImageVolume feature gate off', { skip }, () => {
@@ -83,6 +83,8 @@ describe('kube-apiserver with the ImageVolume feature gate off', { skip }, () =>
   let server: DevApiServer;
   let c: KubeClient;
   let running: RunningController | undefined;
+  let ns: string;
+  let sys: string;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'llmisvc-image-volume-off-'));
@@ -104,8 +106,7 @@ describe('kube-apiserver with the ImageVolume feature gate off', { skip }, () =>
 
   test('the dropped model volume is reported under DependenciesReady, once, and not written again', async () => {
     const deployed = await deploy(c, server.kubeconfigPath, 'ivoff');
-    running = deployed.running;
-    const { ns } = deployed;
+    ({ running, ns, sys } = deployed);
     const s = await waitFor('ImageVolumeUnsupported', async () => {
       const got = await c.get<Service>(SERVICE, ns, 'oci-model');
       return condition(got, 'DependenciesReady')?.reason === 'ImageVolumeUnsupported' ? got : undefined;
@@ -176,6 +177,36 @@ describe('kube-apiserver with the ImageVolume feature gate off', { skip }, () =>
       return condition(got, 'DependenciesReady')?.status === 'True' ? got : undefined;
     });
     assert.equal(condition(fixed, 'DependenciesReady')?.reason, 'Available');
+  });
+
+  test('the other fix it names: the gate turned on, then the controller restarted', async () => {
+    await c.mergePatch(SERVICE, ns, 'oci-model', { spec: { model: { uri: OCI } } });
+    await waitFor('ImageVolumeUnsupported again', async () => {
+      const got = await c.get<Service>(SERVICE, ns, 'oci-model');
+      return condition(got, 'DependenciesReady')?.reason === 'ImageVolumeUnsupported' ? got : undefined;
+    });
+    await running?.stop();
+    running = undefined;
+    c.close();
+    await server.stop();
+    // The same folder keeps etcd's data: the same objects, now on a server with the gate on.
+    server = await startDevApiServer({ dir, crds: false, env: process.env });
+    c = await Client.create({ kubeconfig: server.kubeconfigPath, qps: 1000, burst: 1000 });
+    running = await startController({
+      kubeconfig: server.kubeconfigPath,
+      namespace: ns,
+      systemNamespace: sys,
+    });
+    const s = await waitFor('DependenciesReady True', async () => {
+      const got = await c.get<Service>(SERVICE, ns, 'oci-model');
+      return condition(got, 'DependenciesReady')?.status === 'True' ? got : undefined;
+    });
+    assert.equal(condition(s, 'DependenciesReady')?.reason, 'Available');
+    const stored = await c.get<Deployment>(DEPLOYMENTS, ns, 'oci-model-kserve');
+    assert.ok(
+      stored.spec.template.spec.volumes?.some((v) => v.image !== undefined),
+      'the image volume is stored',
+    );
   });
 });
 
