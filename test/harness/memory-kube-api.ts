@@ -53,8 +53,8 @@ export class MemoryKubeApi {
   /** Answers a write with this instead of performing it, when it returns something (a refused apply, say). */
   refuse: ((write: Write) => { code: number; reason: string; message: string } | undefined) | undefined;
   /**
-   * Changes a written object before it is stored, as a real API server may (a field of a disabled feature gate
-   * dropped, say); what it returns is stored and answered.
+   * Changes an applied (PATCH) object before it is stored, as a real API server may (a field of a disabled feature
+   * gate dropped, say); what it returns is stored and answered.
    */
   alter: ((object: KubeObject) => KubeObject) | undefined;
 
