@@ -48,7 +48,7 @@ const ENVOY_BIN = process.env['ENVOY_BIN'];
  */
 function routingGroupWithServedBy(): string {
   const text = readFileSync(join(REPO_ROOT, 'examples', 'routing-group.yaml'), 'utf8').replace(
-    /^(  namespace: default)$/gm,
+    /^( {2}namespace: default)$/gm,
     "$1\n  annotations:\n    serving.kserve.io/enable-served-by-header: 'true'",
   );
   const dir = mkdtempSync(join(tmpdir(), 'llmisvc-group-'));
@@ -176,7 +176,6 @@ for (const gateway of ['builtin', 'envoy'] as const)
       });
     },
   );
-
 
 // Builtin: the gateway names the endpoint it proxied to. Envoy: the Endpoint Picker sets the header in its answer to
 // the response headers, as in a cluster.

@@ -32,8 +32,7 @@ const MAX_MODEL_LENGTH = 4096;
 
 /** What the router does with one request's body. */
 export type BodyRouting =
-  | { kind: 'route'; model: string | undefined }
-  | { kind: 'reject'; status: 400 | 413; message: string };
+  { kind: 'route'; model: string | undefined } | { kind: 'reject'; status: 400 | 413; message: string };
 
 /**
  * The model a request body names, as the model-name header carries it. A body that is not JSON (another content
@@ -49,7 +48,11 @@ export function bodyRouting(contentType: string | undefined, body: Buffer | unde
   try {
     parsed = JSON.parse(body.toString('utf8'));
   } catch (error) {
-    return { kind: 'reject', status: 400, message: `request body is not valid JSON: ${(error as Error).message}` };
+    return {
+      kind: 'reject',
+      status: 400,
+      message: `request body is not valid JSON: ${(error as Error).message}`,
+    };
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     return { kind: 'reject', status: 400, message: 'request body must be a JSON object' };
@@ -114,7 +117,9 @@ export function createBodyRouterHandler(
             if (h['end_of_stream']) {
               // No body: nothing names a model; the draw is still set for a weighted path rule.
               finish({
-                request_headers: { response: { header_mutation: mutation(undefined), clear_route_cache: true } },
+                request_headers: {
+                  response: { header_mutation: mutation(undefined), clear_route_cache: true },
+                },
               });
               return;
             }
@@ -149,7 +154,9 @@ export function createBodyRouterHandler(
               return;
             }
             finish({
-              request_body: { response: { header_mutation: mutation(routing.model), clear_route_cache: true } },
+              request_body: {
+                response: { header_mutation: mutation(routing.model), clear_route_cache: true },
+              },
             });
             return;
           }

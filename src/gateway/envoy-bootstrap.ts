@@ -429,9 +429,13 @@ function serviceRoutes(
   const indexOf = (target: string | undefined): number => {
     const i = services.findIndex((s) => s.name === target);
     if (i < 0) {
-      throw new LlmisvcError('LLMISVC_ERR_CONFIG', `route target ${String(target)} is not one of the services`, {
-        hint: `Name one of: ${services.map((s) => s.name).join(', ')}.`,
-      });
+      throw new LlmisvcError(
+        'LLMISVC_ERR_CONFIG',
+        `route target ${String(target)} is not one of the services`,
+        {
+          hint: `Name one of: ${services.map((s) => s.name).join(', ')}.`,
+        },
+      );
     }
     return i;
   };
@@ -629,7 +633,10 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
                 lb_policy: 'CLUSTER_PROVIDED',
                 connect_timeout: '2s',
                 circuit_breakers: CIRCUIT_BREAKERS,
-                original_dst_lb_config: { use_http_header: true, http_header_name: DESTINATION_ENDPOINT_HEADER },
+                original_dst_lb_config: {
+                  use_http_header: true,
+                  http_header_name: DESTINATION_ENDPOINT_HEADER,
+                },
               },
       ];
   const bodyRouterClusters = options.bodyRouter
@@ -694,9 +701,7 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
           ],
         },
       ],
-      clusters: options.bypassEpp
-        ? poolClusters
-        : [...eppClusters, ...poolClusters, ...bodyRouterClusters],
+      clusters: options.bypassEpp ? poolClusters : [...eppClusters, ...poolClusters, ...bodyRouterClusters],
     },
   };
 }

@@ -737,7 +737,10 @@ function addDashboardRoute(bootstrap: Record<string, unknown>, port: number): vo
     typed_per_filter_config: Object.fromEntries(
       [EPP_FILTER, BODY_ROUTER_FILTER].map((filter) => [
         filter,
-        { '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute', disabled: true },
+        {
+          '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute',
+          disabled: true,
+        },
       ]),
     ),
   });
