@@ -164,6 +164,19 @@ for (const gateway of ['builtin', 'envoy'] as const)
         assert.equal((await post(stack, '/v1/chat/completions', chat(MODEL))).status, 200);
       });
 
+      it('reads bodies up to 16 MiB for the model name, and refuses larger ones with 413', async () => {
+        const big = (bytes: number) => ({
+          ...chat(MODEL),
+          messages: [{ role: 'user', content: 'x'.repeat(bytes) }],
+        });
+        // Above Envoy's default 1 MiB buffer: the body router still sees the whole body.
+        const twoMiB = await post(stack, '/v1/chat/completions', big(2 * 2 ** 20));
+        assert.equal(twoMiB.status, 200);
+        const tooLarge = await post(stack, '/v1/chat/completions', big(17 * 2 ** 20));
+        assert.equal(tooLarge.status, 413);
+        assert.equal((await post(stack, '/v1/chat/completions', chat(MODEL))).status, 200);
+      });
+
       it("lets no client-sent split draw pick a group member (Envoy's weighted-cluster header)", async () => {
         // Were the header obeyed, 5 (mod the total weight of 100, the canary's 10 listed first) would send every request to the canary.
         const members = new Set<string>();
