@@ -4,7 +4,9 @@
  * listener whose `ext_proc` filter (before the router) asks the EPP over HTTP/2 for every request, and an
  * `ORIGINAL_DST` cluster that sends the request to the `ip:port` the EPP put in `x-gateway-destination-endpoint`
  * — or, when the pool's endpoints are known, a cluster of exactly those, which can also fail open (see
- * `failureMode`).
+ * `failureMode`). With several services (`services`, `llmisvc up` of a routing group), each gets its own pool and EPP
+ * cluster, a body-router ext_proc filter runs before the EPP's so the model-name rules can match, and a split rule
+ * becomes weighted clusters that each carry their member's EPP.
  */
 
 import { LlmisvcError } from '../errors/index.js';
