@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
 import { once } from 'node:events';
 import {
+  startBodyRouter,
   startBuiltinGateway,
+  type RunningBodyRouter,
   type RunningGateway,
   startEnvoy,
   type RunningEnvoy,
@@ -144,6 +146,81 @@ describe(
         assert.equal(attacker.connections(), 0, 'a client-chosen destination is never dialled');
       } finally {
         await envoy.close();
+      }
+    });
+  },
+);
+
+// Several services behind one Envoy (`llmisvc up` with a routing group): each service's failureMode travels in its
+// routes' per-route EPP override, so one member fails open while another fails closed — also on a weighted rule.
+describe(
+  'Envoy, several services, every EPP hanging',
+  { skip: ENVOY_BIN ? false : 'ENVOY_BIN not set (run through npm test)' },
+  () => {
+    let envoy: RunningEnvoy;
+    let bodyRouter: RunningBodyRouter;
+    const post = (port: number, path: string) =>
+      fetch(`http://127.0.0.1:${port}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'test-model', prompt: 'hello' }),
+      });
+    before(async () => {
+      bodyRouter = await startBodyRouter('127.0.0.1', 0);
+      const pool = (f: ModelServerFixture) => {
+        const [host, port] = f.address.split(':');
+        return [{ host: host!, port: Number(port) }];
+      };
+      envoy = await startEnvoy(ENVOY_BIN!, {
+        eppHost: '127.0.0.1',
+        eppPort: hangingEpp.port,
+        messageTimeoutMs: TIMEOUT_MS,
+        bodyRouter: { host: '127.0.0.1', port: bodyRouter.port },
+        services: [
+          {
+            name: 'closed',
+            eppHost: '127.0.0.1',
+            eppPort: hangingEpp.port,
+            poolEndpoints: pool(fixtures[0]!),
+          },
+          {
+            name: 'open',
+            eppHost: '127.0.0.1',
+            eppPort: hangingEpp.port,
+            poolEndpoints: pool(fixtures[1]!),
+            failureMode: 'FailOpen',
+          },
+        ],
+        routes: [
+          { prefix: '/closed', rewrite: '/', target: 'closed' },
+          { prefix: '/open', rewrite: '/', target: 'open' },
+          {
+            prefix: '/v1/completions',
+            headers: [{ name: 'X-Gateway-Model-Name', value: 'test-model' }],
+            split: [
+              { target: 'closed', weight: 0 },
+              { target: 'open', weight: 1 },
+            ],
+          },
+        ],
+      });
+    });
+    after(async () => {
+      await envoy?.close();
+      await bodyRouter?.close();
+    });
+
+    it("each service's failure mode: FailOpen served by its own pool, FailClose an error", async () => {
+      const served = () => fixtures[0]!.received.length;
+      const before = served();
+      const closed = await post(envoy.port, '/closed/v1/completions');
+      assert.ok(closed.status >= 500, `status ${closed.status}`);
+      await closed.arrayBuffer();
+      assert.equal(served(), before, "nothing reached the fail-closed service's model server");
+      for (const path of ['/open/v1/completions', '/v1/completions']) {
+        const open = await post(envoy.port, path);
+        assert.equal(open.status, 200, path);
+        assert.equal(((await open.json()) as { served_by: string }).served_by, 'b', path);
       }
     });
   },

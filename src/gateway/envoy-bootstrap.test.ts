@@ -146,3 +146,137 @@ test('one EPP: no retry policy and no replica settings (the single-replica boots
   assert.equal(clusters.get('epp').lb_policy, undefined);
   assert.equal(clusters.get('epp').outlier_detection, undefined);
 });
+
+/** Two services, one FailOpen, with a routing group's shared rules (examples/routing-group.yaml's shape). */
+function twoServiceBootstrap(split: { target: string; weight: number }[]) {
+  return envoyBootstrap({
+    listenPort: 8080,
+    eppHost: '127.0.0.1',
+    eppPort: 1,
+    bodyRouter: { host: '127.0.0.1', port: 9100 },
+    services: [
+      {
+        name: 'default/stable',
+        eppHost: '127.0.0.1',
+        eppPort: 9002,
+        poolEndpoints: [{ host: '127.0.0.1', port: 8001 }],
+      },
+      {
+        name: 'default/canary',
+        eppHost: '127.0.0.1',
+        eppPort: 9012,
+        poolEndpoints: [{ host: '127.0.0.1', port: 8002 }],
+        failureMode: 'FailOpen',
+      },
+    ],
+    routes: [
+      { prefix: '/v1/chat/completions', headers: [{ name: 'X-Gateway-Model-Name', value: 'm' }], split },
+      { prefix: '/publishers/default/models/m/v1/chat/completions', rewrite: '/v1/chat/completions', split },
+      {
+        prefix: '/default/stable/v1/chat/completions',
+        rewrite: '/v1/chat/completions',
+        target: 'default/stable',
+      },
+      {
+        prefix: '/default/canary/v1/chat/completions',
+        rewrite: '/v1/chat/completions',
+        target: 'default/canary',
+      },
+    ],
+  });
+}
+
+test('several services: body router first, each route to its service through its own EPP, a split per weighted cluster, 404 otherwise', () => {
+  const { hcm, clusters, filters } = parts(
+    twoServiceBootstrap([
+      { target: 'default/canary', weight: 10 },
+      { target: 'default/stable', weight: 90 },
+    ]),
+  );
+  assert.deepEqual(filters, [
+    'llmisvc.body_router',
+    'envoy.filters.http.ext_proc',
+    'envoy.filters.http.router',
+  ]);
+  const bbr = hcm.http_filters[0].typed_config;
+  assert.equal(bbr.grpc_service.envoy_grpc.cluster_name, 'body_router');
+  assert.equal(bbr.processing_mode.request_body_mode, 'BUFFERED');
+  assert.equal(bbr.processing_mode.response_header_mode, 'SKIP');
+  assert.equal(bbr.failure_mode_allow, false);
+  // A client's model-name and split-draw headers are gone before any route is matched.
+  assert.deepEqual(hcm.early_header_mutation_extensions[0].typed_config.mutations, [
+    { remove: 'x-gateway-model-name' },
+    { remove: 'x-llmisvc-split-draw' },
+  ]);
+  assert.deepEqual([...clusters.keys()].sort(), ['body_router', 'epp-0', 'epp-1', 'pool-0', 'pool-1']);
+  const routes = hcm.route_config.virtual_hosts[0].routes as any[];
+  // Longest prefix first; the catch-all last.
+  assert.deepEqual(
+    routes.map((r) => r.match.path_separated_prefix ?? r.match.prefix),
+    [
+      '/publishers/default/models/m/v1/chat/completions',
+      '/default/stable/v1/chat/completions',
+      '/default/canary/v1/chat/completions',
+      '/v1/chat/completions',
+      '/',
+    ],
+  );
+  const own = routes[2];
+  assert.equal(own.route.cluster, 'pool-1');
+  const canaryOverride = own.typed_per_filter_config['envoy.filters.http.ext_proc'].overrides;
+  assert.equal(canaryOverride.grpc_service.envoy_grpc.cluster_name, 'epp-1');
+  assert.equal(canaryOverride.failure_mode_allow, true);
+  assert.equal(canaryOverride.processing_mode.request_body_mode, 'BUFFERED');
+  const stableOverride = routes[1].typed_per_filter_config['envoy.filters.http.ext_proc'].overrides;
+  assert.equal(stableOverride.failure_mode_allow, false);
+  assert.equal(stableOverride.processing_mode.request_body_mode, 'FULL_DUPLEX_STREAMED');
+  const byHeader = routes[3];
+  assert.deepEqual(byHeader.match.headers, [{ name: 'x-gateway-model-name', string_match: { exact: 'm' } }]);
+  const weighted = byHeader.route.weighted_clusters;
+  assert.equal(weighted.header_name, 'x-llmisvc-split-draw');
+  assert.deepEqual(
+    weighted.clusters.map((c: any) => [
+      c.name,
+      c.weight,
+      c.typed_per_filter_config['envoy.filters.http.ext_proc'].overrides.grpc_service.envoy_grpc.cluster_name,
+    ]),
+    [
+      ['pool-1', 10, 'epp-1'],
+      ['pool-0', 90, 'epp-0'],
+    ],
+  );
+  assert.deepEqual(routes[0].route.regex_rewrite, undefined);
+  assert.equal(routes[0].route.prefix_rewrite, '/v1/chat/completions');
+  assert.equal(routes[4].direct_response.status, 404);
+  assert.equal(routes[4].typed_per_filter_config['envoy.filters.http.ext_proc'].disabled, true);
+  assert.match(routes[4].direct_response.body.inline_string, /NotFoundError/);
+});
+
+test('several services: a split with no weight left answers 503; a header rule needs the body router; targets must exist', () => {
+  const { hcm } = parts(twoServiceBootstrap([{ target: 'default/canary', weight: 0 }]));
+  const routes = hcm.route_config.virtual_hosts[0].routes as any[];
+  assert.equal(routes.find((r) => r.match.headers).direct_response.status, 503);
+  assert.throws(
+    () =>
+      envoyBootstrap({
+        listenPort: 0,
+        eppHost: '127.0.0.1',
+        eppPort: 1,
+        routes: [{ prefix: '/v1', headers: [{ name: 'X-Gateway-Model-Name', value: 'm' }] }],
+      }),
+    /need the body router/,
+  );
+  assert.throws(
+    () =>
+      envoyBootstrap({
+        listenPort: 0,
+        eppHost: '127.0.0.1',
+        eppPort: 1,
+        services: [
+          { name: 'a', eppHost: '127.0.0.1', eppPort: 1, poolEndpoints: [{ host: '127.0.0.1', port: 2 }] },
+        ],
+        routes: [{ prefix: '/v1', target: 'b' }],
+      }),
+    /route target b is not one of the services/,
+  );
+});

@@ -4,10 +4,13 @@
  * listener whose `ext_proc` filter (before the router) asks the EPP over HTTP/2 for every request, and an
  * `ORIGINAL_DST` cluster that sends the request to the `ip:port` the EPP put in `x-gateway-destination-endpoint`
  * — or, when the pool's endpoints are known, a cluster of exactly those, which can also fail open (see
- * `failureMode`).
+ * `failureMode`). With several services (`services`, `llmisvc up` of a routing group), each gets its own pool and EPP
+ * cluster, a body-router ext_proc filter runs before the EPP's so the model-name rules can match, and a split rule
+ * becomes weighted clusters that each carry their member's EPP.
  */
 
 import { LlmisvcError } from '../errors/index.js';
+import { MODEL_NAME_HEADER, SPLIT_DRAW_HEADER } from './body-router.js';
 import { normalizedPrefix } from './path-prefix.js';
 
 export interface EnvoyBootstrapOptions {
@@ -46,8 +49,25 @@ export interface EnvoyBootstrapOptions {
   responseBodyMode?: 'NONE' | 'FULL_DUPLEX_STREAMED';
   /** How long Envoy waits for one EPP answer (default 10 s; GIE uses a long timeout). */
   messageTimeoutMs?: number;
-  /** Route prefix rewrites (e.g. `/llm/ns/name/v1` → `/v1`); default: one route for `/` unchanged. */
-  routes?: { prefix: string; rewrite?: string }[];
+  /**
+   * Route prefix rewrites (e.g. `/llm/ns/name/v1` → `/v1`); default: one route for `/` unchanged. With `services`,
+   * each route also names its service (`target`) or splits between several by weight (`split`), and may match
+   * exact headers (the model-name rules).
+   */
+  routes?: EnvoyRoute[];
+  /**
+   * Several services behind the one gateway (`llmisvc up` with a file of several): each gets a pool cluster of its
+   * endpoints (`pool-<i>`, routed as with `poolEndpoints`) and its own EPP (`epp-<i>`), which every route to that
+   * service uses through a per-route ext_proc override — on a split, per weighted cluster. A request no route
+   * matches gets a 404. Replaces `eppHost`/`eppPort`/`poolEndpoints`/`failureMode`.
+   */
+  services?: EnvoyService[];
+  /**
+   * The body-based router's ext_proc address (`body-router.ts`), run before the EPP: it sets the model-name header
+   * from the body, so the header rules match. Envoy removes a client's model-name and split-draw headers before
+   * matching any route, and buffers request bodies up to 16 MiB for it.
+   */
+  bodyRouter?: { host: string; port: number };
   /** Name of the pool's cluster (default `inference_pool`). */
   poolClusterName?: string;
   /**
@@ -69,6 +89,26 @@ export interface EnvoyBootstrapOptions {
    */
   bypassEpp?: { host: string; port: number };
   accessLog?: EnvoyAccessLog;
+}
+
+/** One route of the gateway: a path prefix, its rewrite, and with `services` its exact headers and service(s). */
+export interface EnvoyRoute {
+  prefix: string;
+  rewrite?: string;
+  headers?: { name: string; value: string }[];
+  /** The service (by `EnvoyService.name`) this route goes to. */
+  target?: string;
+  /** Services to split between by weight (Gateway API backendRef weights); overrides `target`. */
+  split?: { target: string; weight: number }[];
+}
+
+/** One service of several behind the gateway: its Endpoint Picker and its model servers. */
+export interface EnvoyService {
+  name: string;
+  eppHost: string;
+  eppPort: number;
+  poolEndpoints: { host: string; port: number }[];
+  failureMode?: 'FailOpen' | 'FailClose';
 }
 
 /**
@@ -251,13 +291,21 @@ function fileAccessLog(log: EnvoyAccessLog): Record<string, unknown> {
   };
 }
 
-/** The bootstrap as a plain object; `JSON.stringify` it into a file Envoy reads with `-c`. */
-export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, unknown> {
-  const pool = options.poolClusterName ?? 'inference_pool';
-  const failOpen = options.failureMode === 'FailOpen';
-  const messageTimeoutMs = options.messageTimeoutMs ?? 10_000;
-  const requestBodyMode = options.requestBodyMode ?? (failOpen ? 'BUFFERED' : 'FULL_DUPLEX_STREAMED');
-  if (failOpen && requestBodyMode === 'FULL_DUPLEX_STREAMED') {
+const EXT_PROC = 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor';
+const EXT_PROC_PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute';
+/** The EPP's ext_proc filter (the name per-route configs refer to). */
+export const EPP_FILTER = 'envoy.filters.http.ext_proc';
+/** The body-based router's ext_proc filter. */
+export const BODY_ROUTER_FILTER = 'llmisvc.body_router';
+/** The most a request body may hold when the body router reads it (as the builtin gateway's body limit). */
+const BODY_ROUTER_BUFFER_BYTES = 16 * 1024 * 1024;
+
+type RequestBodyMode = NonNullable<EnvoyBootstrapOptions['requestBodyMode']>;
+
+/** FailOpen needs a buffered body: Envoy fails closed once it has streamed a request body to the EPP. */
+function requestBodyModeFor(failOpen: boolean, requested: RequestBodyMode | undefined): RequestBodyMode {
+  const mode = requested ?? (failOpen ? 'BUFFERED' : 'FULL_DUPLEX_STREAMED');
+  if (failOpen && mode === 'FULL_DUPLEX_STREAMED') {
     throw new LlmisvcError(
       'LLMISVC_ERR_CONFIG',
       'failureMode FailOpen cannot work with the FULL_DUPLEX_STREAMED request body mode: Envoy fails closed once a ' +
@@ -265,29 +313,38 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
       { hint: 'Use requestBodyMode BUFFERED (the default with FailOpen), or FailClose.' },
     );
   }
-  if (failOpen && !options.poolEndpoints?.length) {
-    throw new LlmisvcError(
-      'LLMISVC_ERR_CONFIG',
-      'failureMode FailOpen needs the pool endpoints: an ORIGINAL_DST cluster has no endpoint to fall back to',
-      { hint: 'Pass poolEndpoints, or use FailClose.' },
-    );
-  }
-  const routes = [...(options.routes ?? [{ prefix: '/' }])]
-    .sort((a, b) => normalizedPrefix(b.prefix).length - normalizedPrefix(a.prefix).length)
-    .map((r) => ({
-      match: pathPrefixMatch(r.prefix),
-      // No route timeout: completions stream for as long as the model generates.
-      route: {
-        cluster: pool,
-        timeout: '0s',
-        ...(r.rewrite !== undefined ? prefixRewrite(r.prefix, r.rewrite) : {}),
-      },
-    }));
-  const replicas = options.eppReplicas?.length
-    ? options.eppReplicas
-    : [{ host: options.eppHost, port: options.eppPort }];
-  const eppCluster: Record<string, unknown> = {
-    name: 'epp',
+  return mode;
+}
+
+/**
+ * What Envoy sends the EPP. The EPP must hear when a response ends (in-flight counts, post-response hooks). Without
+ * the body, the trailers tell it: with response_trailer_mode SEND, Envoy adds empty trailers to a response that
+ * ends without any and sends them to the EPP, so the stream lasts as long as the response — without the body, and
+ * without the trailers, Envoy would end the ext_proc stream at the response headers, and a completion streaming for
+ * minutes would stop counting as in flight at its first byte.
+ */
+function eppProcessingMode(
+  requestBodyMode: RequestBodyMode,
+  responseBodyMode: EnvoyBootstrapOptions['responseBodyMode'],
+): Record<string, string> {
+  return {
+    request_header_mode: 'SEND',
+    response_header_mode: 'SEND',
+    request_body_mode: requestBodyMode,
+    response_body_mode: responseBodyMode ?? 'NONE',
+    request_trailer_mode: 'SEND',
+    response_trailer_mode: 'SEND',
+  };
+}
+
+/** A static cluster of endpoints that speaks HTTP/2 (an ext_proc server), keepalive-bounded. */
+function eppClusterOf(
+  name: string,
+  replicas: { host: string; port: number; healthPort?: number }[],
+  messageTimeoutMs: number,
+): Record<string, unknown> {
+  return {
+    name,
     type: replicas.every((r) => IP_PATTERN.test(r.host)) ? 'STATIC' : 'STRICT_DNS',
     connect_timeout: '1s',
     circuit_breakers: CIRCUIT_BREAKERS,
@@ -307,7 +364,7 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
       },
     },
     load_assignment: {
-      cluster_name: 'epp',
+      cluster_name: name,
       endpoints: [
         {
           lb_endpoints: replicas.map((r) => ({
@@ -319,80 +376,277 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
         },
       ],
     },
-    ...(options.eppReplicas?.length ? replicaResilience(options.eppReplicas, Boolean(options.eppTls)) : {}),
   };
-  if (options.eppTls) {
-    eppCluster['transport_socket'] = {
-      name: 'envoy.transport_sockets.tls',
-      typed_config: {
-        '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
-        common_tls_context: { alpn_protocols: ['h2'] },
+}
+
+/** A JSON error Envoy answers itself, in the OpenAI shape the EPP and the builtin gateway answer with. */
+function directError(status: number, message: string, type: string): Record<string, unknown> {
+  return {
+    direct_response: {
+      status,
+      body: { inline_string: JSON.stringify({ error: { message, type, param: null, code: status } }) },
+    },
+    response_headers_to_add: [
+      {
+        header: { key: 'content-type', value: 'application/json' },
+        append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
+      },
+    ],
+    typed_per_filter_config: { [EPP_FILTER]: { '@type': EXT_PROC_PER_ROUTE, disabled: true } },
+  };
+}
+
+/** Gateway API precedence: the longest path first, then the rule with more header matches. */
+function byPrecedence(a: EnvoyRoute, b: EnvoyRoute): number {
+  return (
+    normalizedPrefix(b.prefix).length - normalizedPrefix(a.prefix).length ||
+    (b.headers?.length ?? 0) - (a.headers?.length ?? 0)
+  );
+}
+
+function routeMatch(r: EnvoyRoute): Record<string, unknown> {
+  return {
+    ...pathPrefixMatch(r.prefix),
+    ...(r.headers?.length
+      ? {
+          // Envoy keeps header names in lower case; Gateway API's header names are case-insensitive.
+          headers: r.headers.map((h) => ({ name: h.name.toLowerCase(), string_match: { exact: h.value } })),
+        }
+      : {}),
+  };
+}
+
+/**
+ * The routes of several services: each to its service's pool with that service's EPP (a per-route override of the
+ * EPP filter's gRPC service, failure mode and body mode), a split as weighted clusters each with its own member's
+ * override, and a 404 for everything else. The weighted draw reads the body router's split-draw header, so Envoy
+ * picks the same member each time it matches the routes again — after the body router, and after the EPP, whose
+ * pick names an endpoint of that member's pool only.
+ */
+function serviceRoutes(
+  services: EnvoyService[],
+  routes: EnvoyRoute[],
+  override: (index: number) => Record<string, unknown>,
+): Record<string, unknown>[] {
+  const indexOf = (target: string | undefined): number => {
+    const i = services.findIndex((s) => s.name === target);
+    if (i < 0) {
+      throw new LlmisvcError(
+        'LLMISVC_ERR_CONFIG',
+        `route target ${String(target)} is not one of the services`,
+        {
+          hint: `Name one of: ${services.map((s) => s.name).join(', ')}.`,
+        },
+      );
+    }
+    return i;
+  };
+  const out = [...routes].sort(byPrecedence).map((r) => {
+    const rewrite = r.rewrite !== undefined ? prefixRewrite(r.prefix, r.rewrite) : {};
+    if (!r.split) {
+      const i = indexOf(r.target);
+      return {
+        match: routeMatch(r),
+        route: { cluster: `pool-${i}`, timeout: '0s', ...rewrite },
+        typed_per_filter_config: override(i),
+      };
+    }
+    const weighted = r.split.filter((s) => s.weight > 0);
+    // Every weight 0 (no member ready): nothing to send the request to.
+    if (weighted.length === 0) {
+      return {
+        match: routeMatch(r),
+        ...directError(503, 'no backend with a weight above 0', 'ServiceUnavailableError'),
+      };
+    }
+    return {
+      match: routeMatch(r),
+      route: {
+        timeout: '0s',
+        ...rewrite,
+        weighted_clusters: {
+          header_name: SPLIT_DRAW_HEADER,
+          clusters: weighted.map((s) => {
+            const i = indexOf(s.target);
+            return { name: `pool-${i}`, weight: s.weight, typed_per_filter_config: override(i) };
+          }),
+        },
       },
     };
+  });
+  out.push({
+    match: { prefix: '/' },
+    ...directError(404, 'no route for this path and model', 'NotFoundError'),
+  });
+  return out;
+}
+
+/** The bootstrap as a plain object; `JSON.stringify` it into a file Envoy reads with `-c`. */
+export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, unknown> {
+  const pool = options.poolClusterName ?? 'inference_pool';
+  const services = options.services?.length ? options.services : undefined;
+  const failOpen = (services?.[0]?.failureMode ?? options.failureMode) === 'FailOpen';
+  const messageTimeoutMs = options.messageTimeoutMs ?? 10_000;
+  const requestBodyMode = requestBodyModeFor(failOpen, options.requestBodyMode);
+  if (failOpen && !services && !options.poolEndpoints?.length) {
+    throw new LlmisvcError(
+      'LLMISVC_ERR_CONFIG',
+      'failureMode FailOpen needs the pool endpoints: an ORIGINAL_DST cluster has no endpoint to fall back to',
+      { hint: 'Pass poolEndpoints, or use FailClose.' },
+    );
+  }
+  const headerRoutes = options.routes?.some((r) => r.headers?.length) ?? false;
+  if (headerRoutes && !options.bodyRouter) {
+    throw new LlmisvcError(
+      'LLMISVC_ERR_CONFIG',
+      'routes that match headers (the model-name rules) need the body router: nothing else sets the header',
+      { hint: 'Pass bodyRouter, the address of a body-router ext_proc server (startBodyRouter).' },
+    );
+  }
+  const grpcService = (cluster: string, retryReplicas = 1) => ({
+    envoy_grpc: { cluster_name: cluster },
+    timeout: seconds(messageTimeoutMs),
+    ...(retryReplicas > 1 ? { retry_policy: streamRetryPolicy(retryReplicas) } : {}),
+  });
+  /** The EPP filter's per-route config that sends a service's requests to its own EPP. */
+  const serviceOverride = (i: number) => {
+    const serviceFailOpen = services![i]!.failureMode === 'FailOpen';
+    return {
+      [EPP_FILTER]: {
+        '@type': EXT_PROC_PER_ROUTE,
+        overrides: {
+          grpc_service: grpcService(`epp-${i}`),
+          processing_mode: eppProcessingMode(
+            requestBodyModeFor(serviceFailOpen, options.requestBodyMode),
+            options.responseBodyMode,
+          ),
+          failure_mode_allow: serviceFailOpen,
+        },
+      },
+    };
+  };
+  const routes = services
+    ? serviceRoutes(services, options.routes ?? [{ prefix: '/', target: services[0]!.name }], serviceOverride)
+    : [...(options.routes ?? [{ prefix: '/' }])].sort(byPrecedence).map((r) => ({
+        match: routeMatch(r),
+        // No route timeout: completions stream for as long as the model generates.
+        route: {
+          cluster: pool,
+          timeout: '0s',
+          ...(r.rewrite !== undefined ? prefixRewrite(r.prefix, r.rewrite) : {}),
+        },
+      }));
+  const replicas = options.eppReplicas?.length
+    ? options.eppReplicas
+    : [{ host: options.eppHost, port: options.eppPort }];
+  const eppClusters = services
+    ? services.map((s, i) =>
+        eppClusterOf(`epp-${i}`, [{ host: s.eppHost, port: s.eppPort }], messageTimeoutMs),
+      )
+    : [
+        {
+          ...eppClusterOf('epp', replicas, messageTimeoutMs),
+          ...(options.eppReplicas?.length
+            ? replicaResilience(options.eppReplicas, Boolean(options.eppTls))
+            : {}),
+        },
+      ];
+  if (options.eppTls) {
+    for (const cluster of eppClusters) {
+      cluster['transport_socket'] = {
+        name: 'envoy.transport_sockets.tls',
+        typed_config: {
+          '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+          common_tls_context: { alpn_protocols: ['h2'] },
+        },
+      };
+    }
   }
   const extProcFilter = {
-    name: 'envoy.filters.http.ext_proc',
+    name: EPP_FILTER,
     typed_config: {
-      '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor',
-      grpc_service: {
-        envoy_grpc: { cluster_name: 'epp' },
-        timeout: seconds(messageTimeoutMs),
-        ...(replicas.length > 1 ? { retry_policy: streamRetryPolicy(replicas.length) } : {}),
-      },
-      // The EPP must hear when a response ends (in-flight counts, post-response hooks). Without the body, the
-      // trailers tell it: with response_trailer_mode SEND, Envoy adds empty trailers to a response that ends without
-      // any and sends them to the EPP, so the stream lasts as long as the response — without the body, and without
-      // the trailers, Envoy would end the ext_proc stream at the response headers, and a completion streaming for
-      // minutes would stop counting as in flight at its first byte.
-      processing_mode: {
-        request_header_mode: 'SEND',
-        response_header_mode: 'SEND',
-        request_body_mode: requestBodyMode,
-        response_body_mode: options.responseBodyMode ?? 'NONE',
-        request_trailer_mode: 'SEND',
-        response_trailer_mode: 'SEND',
-      },
+      '@type': EXT_PROC,
+      // Several services: the first one's EPP, which every route overrides with its own service's.
+      grpc_service: grpcService(services ? 'epp-0' : 'epp', services ? 1 : replicas.length),
+      processing_mode: eppProcessingMode(requestBodyMode, options.responseBodyMode),
       message_timeout: seconds(messageTimeoutMs),
       failure_mode_allow: failOpen,
     },
   };
+  // The body router hears the request headers and the whole body, never the response; it fails closed (without it
+  // the model-name rules would match nothing).
+  const bodyRouterFilter = options.bodyRouter
+    ? {
+        name: BODY_ROUTER_FILTER,
+        typed_config: {
+          '@type': EXT_PROC,
+          grpc_service: grpcService('body_router'),
+          processing_mode: {
+            request_header_mode: 'SEND',
+            response_header_mode: 'SKIP',
+            request_body_mode: 'BUFFERED',
+            response_body_mode: 'NONE',
+            request_trailer_mode: 'SKIP',
+            response_trailer_mode: 'SKIP',
+          },
+          message_timeout: seconds(messageTimeoutMs),
+          failure_mode_allow: false,
+        },
+      }
+    : undefined;
   const router = {
     name: 'envoy.filters.http.router',
     typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' },
   };
-  const poolCluster = options.bypassEpp
-    ? {
-        name: pool,
-        type: 'STATIC',
-        connect_timeout: '2s',
-        circuit_breakers: CIRCUIT_BREAKERS,
-        load_assignment: {
-          cluster_name: pool,
-          endpoints: [
-            {
-              lb_endpoints: [
-                {
-                  endpoint: {
-                    address: {
-                      socket_address: { address: options.bypassEpp.host, port_value: options.bypassEpp.port },
-                    },
+  const poolClusters = services
+    ? services.map((s, i) => listedPoolCluster(`pool-${i}`, s.poolEndpoints))
+    : [
+        options.bypassEpp
+          ? {
+              name: pool,
+              type: 'STATIC',
+              connect_timeout: '2s',
+              circuit_breakers: CIRCUIT_BREAKERS,
+              load_assignment: {
+                cluster_name: pool,
+                endpoints: [
+                  {
+                    lb_endpoints: [
+                      {
+                        endpoint: {
+                          address: {
+                            socket_address: {
+                              address: options.bypassEpp.host,
+                              port_value: options.bypassEpp.port,
+                            },
+                          },
+                        },
+                      },
+                    ],
                   },
+                ],
+              },
+            }
+          : options.poolEndpoints?.length
+            ? listedPoolCluster(pool, options.poolEndpoints)
+            : {
+                name: pool,
+                type: 'ORIGINAL_DST',
+                lb_policy: 'CLUSTER_PROVIDED',
+                connect_timeout: '2s',
+                circuit_breakers: CIRCUIT_BREAKERS,
+                original_dst_lb_config: {
+                  use_http_header: true,
+                  http_header_name: DESTINATION_ENDPOINT_HEADER,
                 },
-              ],
-            },
-          ],
-        },
-      }
-    : options.poolEndpoints?.length
-      ? listedPoolCluster(pool, options.poolEndpoints)
-      : {
-          name: pool,
-          type: 'ORIGINAL_DST',
-          lb_policy: 'CLUSTER_PROVIDED',
-          connect_timeout: '2s',
-          circuit_breakers: CIRCUIT_BREAKERS,
-          original_dst_lb_config: { use_http_header: true, http_header_name: DESTINATION_ENDPOINT_HEADER },
-        };
+              },
+      ];
+  const bodyRouterClusters = options.bodyRouter
+    ? [eppClusterOf('body_router', [options.bodyRouter], messageTimeoutMs)]
+    : [];
+  const httpFilters = options.bypassEpp
+    ? [router]
+    : [...(bodyRouterFilter ? [bodyRouterFilter] : []), extProcFilter, router];
   return {
     admin: {
       address: {
@@ -406,6 +660,8 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
           address: {
             socket_address: { address: options.listenAddress ?? '127.0.0.1', port_value: options.listenPort },
           },
+          // The body router reads whole bodies: Envoy buffers them up to this (its default is 1 MiB).
+          ...(options.bodyRouter ? { per_connection_buffer_limit_bytes: BODY_ROUTER_BUFFER_BYTES } : {}),
           filter_chains: [
             {
               filters: [
@@ -418,12 +674,28 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
                     // Slowloris: a client gets this long to send its request headers (Envoy's default is no limit),
                     // as the builtin gateway's clientHeadersTimeoutMs.
                     request_headers_timeout: '30s',
+                    // The model-name and split-draw headers are the body router's: a client's are gone before any
+                    // route is matched (the body router removes them too), so none steers a request.
+                    ...(options.bodyRouter
+                      ? {
+                          early_header_mutation_extensions: [
+                            {
+                              name: 'envoy.http.early_header_mutation.header_mutation',
+                              typed_config: {
+                                '@type':
+                                  'type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation',
+                                mutations: [{ remove: MODEL_NAME_HEADER }, { remove: SPLIT_DRAW_HEADER }],
+                              },
+                            },
+                          ],
+                        }
+                      : {}),
                     ...(options.accessLog ? { access_log: [fileAccessLog(options.accessLog)] } : {}),
                     route_config: {
                       name: 'gateway',
                       virtual_hosts: [{ name: 'inference', domains: ['*'], routes }],
                     },
-                    http_filters: options.bypassEpp ? [router] : [extProcFilter, router],
+                    http_filters: httpFilters,
                   },
                 },
               ],
@@ -431,7 +703,7 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
           ],
         },
       ],
-      clusters: options.bypassEpp ? [poolCluster] : [eppCluster, poolCluster],
+      clusters: options.bypassEpp ? poolClusters : [...eppClusters, ...poolClusters, ...bodyRouterClusters],
     },
   };
 }

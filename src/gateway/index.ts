@@ -6,9 +6,23 @@
 export {
   envoyBootstrap,
   DESTINATION_ENDPOINT_HEADER,
+  EPP_FILTER,
+  BODY_ROUTER_FILTER,
   type EnvoyBootstrapOptions,
+  type EnvoyRoute,
+  type EnvoyService,
   type EnvoyAccessLog,
 } from './envoy-bootstrap.js';
+export {
+  bodyRouting,
+  createBodyRouterHandler,
+  startBodyRouter,
+  MODEL_NAME_HEADER,
+  SPLIT_DRAW_HEADER,
+  type BodyRouting,
+  type BodyRouterOptions,
+  type RunningBodyRouter,
+} from './body-router.js';
 export {
   ensureEnvoy,
   findEnvoyOnPath,

@@ -22,10 +22,14 @@ import {
 import { LlmisvcError } from '../errors/index.js';
 import { parseEndpointList, startEpp, type Datastore, type RunningEpp } from '../epp/index.js';
 import {
+  BODY_ROUTER_FILTER,
+  EPP_FILTER,
   envoyBootstrap,
   ensureEnvoy,
   inProcessExtProcChannel,
+  startBodyRouter,
   startBuiltinGateway,
+  type RunningBodyRouter,
   type GatewayRoute,
   type RoutingDecision,
   type RunningGateway,
@@ -377,13 +381,6 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     };
   });
   const topology = members[0]!.topology;
-  if (gatewayKind === 'envoy' && members.length > 1) {
-    throw new LlmisvcError(
-      'LLMISVC_ERR_CONFIG',
-      `this file holds ${members.length} services; the Envoy gateway of \`up\` serves one service at a time`,
-      { hint: 'Run several services (a routing group) with --gateway builtin.' },
-    );
-  }
   // A taken gateway port is the most common start-up failure: report it before starting anything.
   if ((options.port ?? 8080) !== 0) await assertPortFree(options.port ?? 8080);
   const eppCount = options.eppReplicas ?? topology.eppReplicas;
@@ -397,6 +394,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       'LLMISVC_ERR_CONFIG',
       `--epp-replicas ${eppCount} with ${members.length} services in the file: replicas run for one service at a time`,
       { hint: 'Run one service with --epp-replicas, or several services with one EPP each.' },
+    );
+  }
+  const withoutEpp = members.filter((m) => !m.useEpp);
+  if (gatewayKind === 'envoy' && members.length > 1 && withoutEpp.length) {
+    throw new LlmisvcError(
+      'LLMISVC_ERR_CONFIG',
+      `${withoutEpp.map((m) => m.key).join(', ')} has no scheduler: with several services, Envoy sends each service's requests through its own Endpoint Picker`,
+      { hint: 'Give every service spec.router.scheduler, or run the file with --gateway builtin.' },
     );
   }
   const planned = members.flatMap((m) => plannedEndpoints(m.topology, options.replicas));
@@ -414,11 +419,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   let dashboardServer: { close(): Promise<void> } | undefined;
   const state = new DashboardState();
   let stopAccessLog: (() => void) | undefined;
+  let bodyRouter: RunningBodyRouter | undefined;
 
   const stop = async () => {
     state.close();
     stopAccessLog?.();
     await gateway?.close().catch(() => undefined);
+    await bodyRouter?.close().catch(() => undefined);
     await dashboardServer?.close().catch(() => undefined);
     await supervisor.stopAll();
     for (const m of members) await m.epp?.close().catch(() => undefined);
@@ -605,26 +612,43 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       // Up front too: the supervisor restarts Envoy on the same address.
       const listenPort = port === 0 ? await freeLoopbackPort() : port;
       const accessLog = join(logDir, 'envoy-access.log');
+      // Several services: Envoy routes between them as the cluster's gateway would, by path and by the model-name
+      // header our body router sets from the body, each service's requests through its own EPP.
+      if (members.length > 1) bodyRouter = await startBodyRouter('127.0.0.1', 0, { random: options.random });
       const bootstrap = envoyBootstrap({
         listenPort,
         eppHost: '127.0.0.1',
         eppPort: epp?.grpcPort ?? eppReplicas[0]!.grpcPort,
-        ...(eppReplicas.length
+        ...(bodyRouter
           ? {
-              eppReplicas: eppReplicas.map((r) => ({
-                host: '127.0.0.1',
-                port: r.grpcPort,
-                healthPort: r.healthPort,
+              bodyRouter: { host: '127.0.0.1', port: bodyRouter.port },
+              services: members.map((m) => ({
+                name: m.key,
+                eppHost: '127.0.0.1',
+                eppPort: m.epp!.grpcPort,
+                poolEndpoints: endpoints.filter((e) => e.service === m.key).map((e) => hostPort(e.address)),
+                failureMode: m.topology.failureMode,
               })),
+              routes,
             }
-          : {}),
-        // The pool's members are known here: Envoy obeys the EPP's pick only for one of them, and can fail open.
-        poolEndpoints: endpoints.map((e) => hostPort(e.address)),
-        failureMode: topology.failureMode,
-        routes: routes.map((r) => ({
-          prefix: r.prefix,
-          ...(r.rewrite !== undefined ? { rewrite: r.rewrite } : {}),
-        })),
+          : {
+              ...(eppReplicas.length
+                ? {
+                    eppReplicas: eppReplicas.map((r) => ({
+                      host: '127.0.0.1',
+                      port: r.grpcPort,
+                      healthPort: r.healthPort,
+                    })),
+                  }
+                : {}),
+              // The pool's members are known here: Envoy obeys the EPP's pick only for one of them, and can fail open.
+              poolEndpoints: endpoints.map((e) => hostPort(e.address)),
+              failureMode: topology.failureMode,
+              routes: routes.map((r) => ({
+                prefix: r.prefix,
+                ...(r.rewrite !== undefined ? { rewrite: r.rewrite } : {}),
+              })),
+            }),
         // One JSON line per request: the dashboard's routing decisions when Envoy is the gateway.
         accessLog: {
           path: accessLog,
@@ -699,8 +723,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 export const VLLM_COMMAND = 'vllm serve {model} --host 127.0.0.1 --port {port} --served-model-name {model}';
 
 /**
- * Adds `/dashboard` to Envoy's route table, served by the stack's dashboard server and exempt from ext_proc (the
- * page is not an inference request).
+ * Adds `/dashboard` to Envoy's route table, served by the stack's dashboard server and exempt from the ext_proc
+ * filters, the EPP's and the body router's (the page is not an inference request).
  */
 function addDashboardRoute(bootstrap: Record<string, unknown>, port: number): void {
   /* eslint-disable @typescript-eslint/no-explicit-any -- walking the generated bootstrap */
@@ -710,12 +734,15 @@ function addDashboardRoute(bootstrap: Record<string, unknown>, port: number): vo
   routes.unshift({
     match: { prefix: '/dashboard' },
     route: { cluster: 'dashboard' },
-    typed_per_filter_config: {
-      'envoy.filters.http.ext_proc': {
-        '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute',
-        disabled: true,
-      },
-    },
+    typed_per_filter_config: Object.fromEntries(
+      [EPP_FILTER, BODY_ROUTER_FILTER].map((filter) => [
+        filter,
+        {
+          '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute',
+          disabled: true,
+        },
+      ]),
+    ),
   });
   resources.clusters.push({
     name: 'dashboard',
