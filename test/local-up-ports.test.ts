@@ -41,7 +41,11 @@ async function podsServing(stack: LocalStack): Promise<Set<string>> {
         fetch(`${stack.baseUrl}/v1/completions`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ model: stack.model, prompt: `round ${round}, request ${i}`, max_tokens: 32 }),
+          body: JSON.stringify({
+            model: stack.model,
+            prompt: `round ${round}, request ${i}`,
+            max_tokens: 32,
+          }),
         }),
       ),
     );
@@ -96,14 +100,8 @@ describe('llmisvc up: a {port} command whose port is taken before it binds it', 
       for (const e of stack.endpoints) {
         assert.ok(!taken.includes(portOf(e.address)), `${e.pod} serves on ${e.address}, not a taken port`);
       }
-      assert.deepEqual(
-        stack.eppEndpoints?.split(',').sort(),
-        stack.endpoints.map((e) => e.address).sort(),
-      );
-      assert.deepEqual(
-        [...(await podsServing(stack))].sort(),
-        stack.endpoints.map((e) => e.pod).sort(),
-      );
+      assert.deepEqual(stack.eppEndpoints?.split(',').sort(), stack.endpoints.map((e) => e.address).sort());
+      assert.deepEqual([...(await podsServing(stack))].sort(), stack.endpoints.map((e) => e.pod).sort());
     } finally {
       await stack?.stop();
       for (const name of readdirSync(dir)) {
@@ -125,7 +123,7 @@ describe('llmisvc up: a {port} command whose port is taken before it binds it', 
  */
 async function movedSimulator(
   stack: LocalStack,
-  waitForFollowers: (before: Record<string, number>) => Promise<void> = async () => undefined,
+  waitForFollowers: (before: Record<string, number>) => Promise<void> = () => Promise.resolve(),
 ): Promise<void> {
   const victim = stack.endpoints.find((e) => e.pod === 'quickstart-kserve-1')!;
   const old = victim.address;

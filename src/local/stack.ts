@@ -20,7 +20,7 @@ import {
   toTypedObject,
 } from '../api/index.js';
 import { LlmisvcError } from '../errors/index.js';
-import { parseEndpointList, startEpp, type Datastore, type RunningEpp } from '../epp/index.js';
+import { startEpp, type Datastore, type RunningEpp } from '../epp/index.js';
 import {
   envoyBootstrap,
   ensureEnvoy,
@@ -505,8 +505,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     };
     // A decode server is given its pool's prefill addresses: the others start first.
     const startServers = async (kvEventsEndpoint: (service: string) => string) => {
-      for (const phase of [endpoints.filter((e) => e.role !== 'decode'), endpoints.filter((e) => e.role === 'decode')]) {
-        await Promise.all(phase.map((e) => startServer(e, endpoints.indexOf(e), kvEventsEndpoint(e.service))));
+      for (const phase of [
+        endpoints.filter((e) => e.role !== 'decode'),
+        endpoints.filter((e) => e.role === 'decode'),
+      ]) {
+        await Promise.all(
+          phase.map((e) => startServer(e, endpoints.indexOf(e), kvEventsEndpoint(e.service))),
+        );
       }
     };
 
@@ -542,7 +547,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         .then(async () => {
           for (const r of eppReplicas) await supervisor.restart(r.name);
           if (e.role === 'prefill') {
-            for (const d of ofService(e.service).filter((x) => x.role === 'decode')) await supervisor.restart(d.pod);
+            for (const d of ofService(e.service).filter((x) => x.role === 'decode'))
+              await supervisor.restart(d.pod);
           }
           await restartEnvoy?.();
         })
@@ -641,41 +647,41 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       // Written at every start of Envoy, with the endpoints' addresses of the moment (a server may have moved).
       const writeBootstrap = (listenPort: number) => {
         const bootstrap = envoyBootstrap({
-        listenPort,
-        eppHost: '127.0.0.1',
-        eppPort: epp?.grpcPort ?? eppReplicas[0]!.grpcPort,
-        ...(eppReplicas.length
-          ? {
-              eppReplicas: eppReplicas.map((r) => ({
-                host: '127.0.0.1',
-                port: r.grpcPort,
-                healthPort: r.healthPort,
-              })),
-            }
-          : {}),
-        // The pool's members are known here: Envoy obeys the EPP's pick only for one of them, and can fail open.
-        poolEndpoints: endpoints.map((e) => hostPort(e.address)),
-        failureMode: topology.failureMode,
-        routes: routes.map((r) => ({
-          prefix: r.prefix,
-          ...(r.rewrite !== undefined ? { rewrite: r.rewrite } : {}),
-        })),
-        // One JSON line per request: the dashboard's routing decisions when Envoy is the gateway.
-        accessLog: {
-          path: accessLog,
-          fields: {
-            start: '%START_TIME(%s.%3f)%',
-            method: '%REQ(:METHOD)%',
-            path: '%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%',
-            endpoint: '%UPSTREAM_HOST%',
-            pod: '%RESP(X-INFERENCE-POD)%',
-            prefill: '%REQ(X-PREFILLER-HOST-PORT)%',
-            status: '%RESPONSE_CODE%',
-            headersMs: '%RESPONSE_DURATION%',
-            totalMs: '%DURATION%',
+          listenPort,
+          eppHost: '127.0.0.1',
+          eppPort: epp?.grpcPort ?? eppReplicas[0]!.grpcPort,
+          ...(eppReplicas.length
+            ? {
+                eppReplicas: eppReplicas.map((r) => ({
+                  host: '127.0.0.1',
+                  port: r.grpcPort,
+                  healthPort: r.healthPort,
+                })),
+              }
+            : {}),
+          // The pool's members are known here: Envoy obeys the EPP's pick only for one of them, and can fail open.
+          poolEndpoints: endpoints.map((e) => hostPort(e.address)),
+          failureMode: topology.failureMode,
+          routes: routes.map((r) => ({
+            prefix: r.prefix,
+            ...(r.rewrite !== undefined ? { rewrite: r.rewrite } : {}),
+          })),
+          // One JSON line per request: the dashboard's routing decisions when Envoy is the gateway.
+          accessLog: {
+            path: accessLog,
+            fields: {
+              start: '%START_TIME(%s.%3f)%',
+              method: '%REQ(:METHOD)%',
+              path: '%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%',
+              endpoint: '%UPSTREAM_HOST%',
+              pod: '%RESP(X-INFERENCE-POD)%',
+              prefill: '%REQ(X-PREFILLER-HOST-PORT)%',
+              status: '%RESPONSE_CODE%',
+              headersMs: '%RESPONSE_DURATION%',
+              totalMs: '%DURATION%',
+            },
           },
-        },
-      });
+        });
         addDashboardRoute(bootstrap, dash.port);
         writeFileSync(configPath, JSON.stringify(bootstrap, null, 2));
         return configPath;

@@ -226,7 +226,7 @@ class Supervised implements SupervisedProcess {
       this.restartTimer = undefined;
       if (this.stopping) return;
       // A failed restart is reported as an exit, and the next attempt follows its back-off.
-      this.start().catch(async (error: Error) => {
+      this.start().catch((error: Error) => {
         if (this.stopping) return;
         this.emit({
           type: 'exited',
