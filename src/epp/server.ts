@@ -79,6 +79,11 @@ export interface RunningEpp {
   datastore: Datastore;
   config: EndpointPickerConfig;
   /**
+   * Static mode: replaces the endpoint set and scrapes the new set at once, as Kubernetes mode does on a pool change
+   * (`llmisvc up` learns each model server's address as it comes up, and again when a restarted one moves).
+   */
+  setEndpoints(specs: readonly EndpointSpec[]): void;
+  /**
    * The ext_proc stream handler its gRPC server runs, for a gateway in the same process to call directly
    * (`gateway/extproc-inprocess`): same messages, no wire.
    */
@@ -389,6 +394,10 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       metricsPort,
       datastore,
       config,
+      setEndpoints(specs) {
+        datastore.setEndpoints(specs);
+        void scraper.scrapeAll();
+      },
       processStream,
       flowControl,
       async drain(timeoutMs) {

@@ -136,8 +136,11 @@ export interface RunningGateway {
   port: number;
   url: string;
   stats(): Promise<GatewayStats>;
-  /** Replaces the round-robin list (a restarted model server keeps its address, so this is rarely needed). */
-  setServiceEndpoints(endpoints: readonly string[]): void;
+  /**
+   * Replaces the round-robin list of `target` (a key of `targets`; default: the gateway's own): a restarted model
+   * server whose port was taken meanwhile comes back on another.
+   */
+  setServiceEndpoints(endpoints: readonly string[], target?: string): void;
   close(): Promise<void>;
 }
 
@@ -544,8 +547,9 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
       }
       return { clientConnections, upstream };
     },
-    setServiceEndpoints(endpoints) {
-      own.endpoints = [...endpoints];
+    setServiceEndpoints(endpoints, target) {
+      const b = target === undefined ? own : targets.get(target);
+      if (b) b.endpoints = [...endpoints];
     },
     async close() {
       server.closeAllConnections();

@@ -72,8 +72,16 @@ export class DashboardState {
   private intervalMs: number | undefined;
   private lastWatchedAt = 0;
 
+  /** Replaces the endpoints (a restarted server may have moved), keeping what was gathered of those that stay. */
   setEndpoints(endpoints: readonly DashboardEndpoint[]): void {
+    const next = new Set(endpoints.map((e) => e.address));
+    for (const address of [...this.live.keys()]) if (!next.has(address)) this.live.delete(address);
     for (const e of endpoints) {
+      const live = this.live.get(e.address);
+      if (live) {
+        live.view = { ...live.view, ...e };
+        continue;
+      }
       this.live.set(e.address, {
         view: {
           ...e,

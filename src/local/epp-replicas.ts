@@ -50,8 +50,8 @@ async function scrapedAll(metricsPort: number, endpoints: number): Promise<boole
 export async function startEppReplicas(options: {
   supervisor: Supervisor;
   count: number;
-  /** `--endpoints` of `llmisvc epp`. */
-  endpoints: string;
+  /** `--endpoints` of `llmisvc epp`, read at every start of a replica (a restarted model server may move). */
+  endpoints: () => string;
   endpointCount: number;
   configText: string;
   logDir: string;
@@ -82,11 +82,11 @@ export async function startEppReplicas(options: {
       await options.supervisor.start({
         name: r.name,
         command: process.execPath,
-        args: [
+        args: () => [
           CLI_ENTRY,
           'epp',
           '--endpoints',
-          options.endpoints,
+          options.endpoints(),
           '--host',
           '127.0.0.1',
           '--grpc-port',

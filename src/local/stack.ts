@@ -20,7 +20,7 @@ import {
   toTypedObject,
 } from '../api/index.js';
 import { LlmisvcError } from '../errors/index.js';
-import { parseEndpointList, startEpp, type Datastore, type RunningEpp } from '../epp/index.js';
+import { startEpp, type Datastore, type RunningEpp } from '../epp/index.js';
 import {
   BODY_ROUTER_FILTER,
   EPP_FILTER,
@@ -34,7 +34,6 @@ import {
   type RoutingDecision,
   type RunningGateway,
 } from '../gateway/index.js';
-import { freeLoopbackPort } from '../process/index.js';
 import {
   DEFAULT_RENDER_OPTIONS,
   parseApiVersions,
@@ -130,7 +129,7 @@ export interface LocalStack {
   services: LocalService[];
   /** The model servers of every service. */
   endpoints: LocalEndpoint[];
-  /** The equivalent `--endpoints` list of the EPP; undefined without an EPP. */
+  /** The equivalent `--endpoints` list of the EPP, as of now (a restarted server may move); undefined without an EPP. */
   eppEndpoints: string | undefined;
   /** The EPP replica processes (with `eppReplicas` > 1; empty when the one EPP runs in this process). */
   eppReplicas: LocalEppReplica[];
@@ -446,102 +445,133 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
             });
     }
 
-    // Ports up front, so a race remains (process/ports.ts): the EPP is given every address before the servers start,
-    // and a restarted server must come back on its address. A lost race shows as "address already in use" in the
-    // start-up error; run `up` again.
-    const ports: number[] = [];
-    for (const _ of planned) ports.push(await freeLoopbackPort(undefined, ports));
-    const endpoints: LocalEndpoint[] = planned.map((p, i) => ({ ...p, address: `127.0.0.1:${ports[i]}` }));
+    // Each model server's address is learnt as it comes up, with no port race: a simulator of ours binds port 0 and
+    // reports the port it got; a command told its {port} up front starts again on another port when it loses the
+    // race for it (supervisor.ts). The Endpoint Picker gets the addresses then, and again whenever a restarted server
+    // had to move because its old port was taken meanwhile (`moved`).
+    const endpoints: LocalEndpoint[] = planned.map((p) => ({ ...p, address: '' }));
     const simEntry = fileURLToPath(new URL('./sim-child.js', import.meta.url));
     const memberOf = (e: LocalEndpoint) => members.find((m) => m.key === e.service)!;
+    const ofService = (key: string) => endpoints.filter((e) => e.service === key);
     // A decode server's allow-list: the prefill endpoints of its own service's pool.
     const prefillOf = (service: string) =>
-      endpoints.filter((e) => e.service === service && e.role === 'prefill').map((e) => e.address);
+      ofService(service)
+        .filter((e) => e.role === 'prefill')
+        .map((e) => e.address);
     const command = options.modelServerCmd ?? (options.modelServer === 'vllm' ? VLLM_COMMAND : undefined);
-    // The model servers and the EPP start side by side: the EPP knows the addresses already, and the endpoints it
-    // cannot scrape yet are marked stale until they answer (the gateway opens only once all are ready). A command
-    // that publishes KV-cache events to the EPP ({kv-events-endpoint}) waits for the EPP to bind that socket.
     const wantsKvEvents = command?.includes('{kv-events-endpoint}') ?? false;
-    const startServers = (kvEventsEndpoint: (service: string) => string) =>
-      endpoints.map((e, i) => {
-        const port = ports[i]!;
-        const base = `http://${e.address}`;
-        const model = memberOf(e).topology.model;
-        const prefillAddresses = prefillOf(e.service);
-        const spec = command
-          ? {
-              command: '/bin/sh',
-              args: [
-                '-c',
-                `exec ${substitute(command, {
-                  port: String(port),
-                  model,
-                  pod: e.pod,
-                  role: e.role,
-                  'prefill-endpoints': prefillAddresses.join(','),
-                  'kv-events-endpoint': kvEventsEndpoint(e.service),
-                })}`,
-              ],
-              readyTimeoutMs: 30 * 60_000,
-            }
-          : {
-              command: process.execPath,
-              args: [
-                simEntry,
-                JSON.stringify({
-                  ...options.simulator,
-                  port,
-                  host: '127.0.0.1',
-                  model,
-                  podName: e.pod,
-                  role: e.role,
-                  // A decode simulator sends prompts only to this pool's prefill endpoints, whatever a request says.
-                  prefillAllowList: e.role === 'decode' ? prefillAddresses : [],
-                  seed: (options.simulator?.seed ?? 1) + i,
-                }),
-              ],
-              readyTimeoutMs: 30_000,
-            };
-        return supervisor.start({
+    const startServer = (e: LocalEndpoint, i: number, kvEventsEndpoint: string) => {
+      const model = memberOf(e).topology.model;
+      const spec = command
+        ? {
+            command: '/bin/sh',
+            args: (port: number) => [
+              '-c',
+              `exec ${substitute(command, {
+                port: String(port),
+                model,
+                pod: e.pod,
+                role: e.role,
+                'prefill-endpoints': prefillOf(e.service).join(','),
+                'kv-events-endpoint': kvEventsEndpoint,
+              })}`,
+            ],
+            port: 'given' as const,
+            readyTimeoutMs: 30 * 60_000,
+          }
+        : {
+            command: process.execPath,
+            args: (port: number) => [
+              simEntry,
+              JSON.stringify({
+                ...options.simulator,
+                port,
+                host: '127.0.0.1',
+                model,
+                podName: e.pod,
+                role: e.role,
+                // A decode simulator sends prompts only to this pool's prefill endpoints, whatever a request says.
+                prefillAllowList: e.role === 'decode' ? prefillOf(e.service) : [],
+                seed: (options.simulator?.seed ?? 1) + i,
+              }),
+            ],
+            port: 'reported' as const,
+            readyTimeoutMs: 30_000,
+          };
+      return supervisor
+        .start({
           name: e.pod,
           ...spec,
           logPath: join(logDir, `${e.pod}.log`),
-          probe: () => httpOk(`${base}/health`),
+          probe: (port) => httpOk(`http://127.0.0.1:${port}/health`),
+          onPortChange: (port) => moved(e, port),
+        })
+        .then((p) => {
+          e.address = `127.0.0.1:${p.port}`;
         });
-      });
-    state.setEndpoints(endpoints);
+    };
+    // A decode server is given its pool's prefill addresses: the others start first.
+    const startServers = async (kvEventsEndpoint: (service: string) => string) => {
+      for (const phase of [
+        endpoints.filter((e) => e.role !== 'decode'),
+        endpoints.filter((e) => e.role === 'decode'),
+      ]) {
+        await Promise.all(
+          phase.map((e) => startServer(e, endpoints.indexOf(e), kvEventsEndpoint(e.service))),
+        );
+      }
+    };
 
     // One Endpoint Picker per service, over that service's pool only (as each InferencePool has its own).
     const eppList = (key: string) =>
-      endpoints
-        .filter((e) => e.service === key)
+      ofService(key)
         .map((e) => (e.role === 'both' ? e.address : `${e.address},role=${e.role}`))
         .join(',');
-    const eppEndpoints = members[0]!.useEpp ? eppList(members[0]!.key) : undefined;
+    const eppSpecs = (key: string) =>
+      ofService(key).map((e) => ({ address: e.address, name: e.pod, role: e.role }));
+    // Pod names for `x-served-by`, by address.
+    let served = new Map<string, string>();
+    const indexServed = () => {
+      served = new Map(
+        endpoints.filter((e) => e.address && memberOf(e).servedBy).map((e) => [e.address, e.pod] as const),
+      );
+    };
+    let restartEnvoy: (() => Promise<void>) | undefined;
+    let moves = Promise.resolve();
+    /** A restarted server came back on another port (its old one was taken): every holder of its address learns it. */
+    const moved = (e: LocalEndpoint, port: number) => {
+      e.address = `127.0.0.1:${port}`;
+      const m = memberOf(e);
+      m.epp?.setEndpoints(eppSpecs(m.key));
+      const addresses = ofService(m.key).map((x) => x.address);
+      gateway?.setServiceEndpoints(addresses, m.key);
+      if (m === members[0]) gateway?.setServiceEndpoints(addresses);
+      indexServed();
+      state.setEndpoints(endpoints);
+      // Processes given the address as an argument start again with the new one, one at a time: the EPP replicas
+      // (the others route meanwhile), the decode servers of a moved prefill server's pool, and Envoy.
+      moves = moves
+        .then(async () => {
+          for (const r of eppReplicas) await supervisor.restart(r.name);
+          if (e.role === 'prefill') {
+            for (const d of ofService(e.service).filter((x) => x.role === 'decode'))
+              await supervisor.restart(d.pod);
+          }
+          await restartEnvoy?.();
+        })
+        .catch(() => undefined);
+    };
+    // The EPPs of this process start beside the model servers, with no endpoint yet; replica processes are given
+    // `--endpoints`, so they start once every address is known.
     const eppsReady = members.map(async (m, i) => {
-      if (!m.useEpp) return;
-      if (eppCount > 1) {
-        eppReplicas = await startEppReplicas({
-          supervisor,
-          count: eppCount,
-          endpoints: eppList(m.key),
-          endpointCount: endpoints.filter((e) => e.service === m.key).length,
-          configText: options.eppConfigText ?? m.topology.eppConfigText ?? '',
-          logDir,
-          onReady: (r, ms) => emit({ type: 'epp-ready', address: r.address, ms }),
-        });
-        return;
-      }
+      if (!m.useEpp || eppCount > 1) return;
       const te = performance.now();
       m.epp = await startEpp({
         grpcPort: 0,
         grpcHealthPort: 0,
         metricsPort: 0,
         host: '127.0.0.1',
-        endpoints: parseEndpointList(eppList(m.key)).map((spec) => ({
-          ...spec,
-          name: endpoints.find((e) => e.address === spec.address)?.pod ?? spec.address,
-        })),
+        endpoints: [],
         configText: options.eppConfigText ?? m.topology.eppConfigText,
         servedByHeader: m.servedBy,
         logger: pino(
@@ -561,13 +591,25 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // A command that publishes KV-cache events sends them to its own service's EPP, once that has bound its socket.
     const serversReady = wantsKvEvents
       ? Promise.all(eppsReady).then(() =>
-          Promise.all(
-            startServers((service) => kvEventsEndpointOf(members.find((m) => m.key === service)!.epp)),
-          ),
+          startServers((service) => kvEventsEndpointOf(members.find((m) => m.key === service)!.epp)),
         )
-      : Promise.all(startServers(() => ''));
+      : startServers(() => '');
     const started = await Promise.allSettled([serversReady, ...eppsReady]);
     for (const result of started) if (result.status === 'rejected') throw result.reason;
+    for (const m of members) m.epp?.setEndpoints(eppSpecs(m.key));
+    state.setEndpoints(endpoints);
+    if (members[0]!.useEpp && eppCount > 1) {
+      const key = members[0]!.key;
+      eppReplicas = await startEppReplicas({
+        supervisor,
+        count: eppCount,
+        endpoints: () => eppList(key),
+        endpointCount: ofService(key).length,
+        configText: options.eppConfigText ?? topology.eppConfigText ?? '',
+        logDir,
+        onReady: (r, ms) => emit({ type: 'epp-ready', address: r.address, ms }),
+      });
+    }
     for (const m of members) if (m.epp) await eppScrapedAll(m.epp.datastore);
     const epp = members[0]!.epp;
 
@@ -575,9 +617,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const routes: GatewayRoute[] = table.length
       ? table
       : [{ prefix: '/', backend: 'pool', target: members[0]!.key }];
-    const served = new Map(
-      endpoints.filter((e) => memberOf(e).servedBy).map((e) => [e.address, e.pod] as const),
-    );
+    indexServed();
     const tg = performance.now();
     const port = options.port ?? 8080;
     let url: string;
@@ -585,7 +625,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       gateway = await startBuiltinGateway({
         port,
         routes,
-        serviceEndpoints: endpoints.filter((e) => e.service === members[0]!.key).map((e) => e.address),
+        serviceEndpoints: ofService(members[0]!.key).map((e) => e.address),
         failureMode: topology.failureMode,
         targets: Object.fromEntries(
           members.map((m) => [
@@ -595,7 +635,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
               // several replicas are processes of their own, reached over gRPC.
               eppChannel: m.epp ? inProcessExtProcChannel(m.epp.processStream) : undefined,
               eppAddresses: m.epp ? undefined : eppReplicas.map((r) => r.address),
-              serviceEndpoints: endpoints.filter((e) => e.service === m.key).map((e) => e.address),
+              serviceEndpoints: ofService(m.key).map((e) => e.address),
               failureMode: m.topology.failureMode,
             },
           ]),
@@ -609,72 +649,75 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     } else {
       const dash = await startDashboardServer(state);
       dashboardServer = dash;
-      // Up front too: the supervisor restarts Envoy on the same address.
-      const listenPort = port === 0 ? await freeLoopbackPort() : port;
       const accessLog = join(logDir, 'envoy-access.log');
       // Several services: Envoy routes between them as the cluster's gateway would, by path and by the model-name
       // header our body router sets from the body, each service's requests through its own EPP.
       if (members.length > 1) bodyRouter = await startBodyRouter('127.0.0.1', 0, { random: options.random });
-      const bootstrap = envoyBootstrap({
-        listenPort,
-        eppHost: '127.0.0.1',
-        eppPort: epp?.grpcPort ?? eppReplicas[0]!.grpcPort,
-        ...(bodyRouter
-          ? {
-              bodyRouter: { host: '127.0.0.1', port: bodyRouter.port },
-              services: members.map((m) => ({
-                name: m.key,
-                eppHost: '127.0.0.1',
-                eppPort: m.epp!.grpcPort,
-                poolEndpoints: endpoints.filter((e) => e.service === m.key).map((e) => hostPort(e.address)),
-                failureMode: m.topology.failureMode,
-              })),
-              routes,
-            }
-          : {
-              ...(eppReplicas.length
-                ? {
-                    eppReplicas: eppReplicas.map((r) => ({
-                      host: '127.0.0.1',
-                      port: r.grpcPort,
-                      healthPort: r.healthPort,
-                    })),
-                  }
-                : {}),
-              // The pool's members are known here: Envoy obeys the EPP's pick only for one of them, and can fail open.
-              poolEndpoints: endpoints.map((e) => hostPort(e.address)),
-              failureMode: topology.failureMode,
-              routes: routes.map((r) => ({
-                prefix: r.prefix,
-                ...(r.rewrite !== undefined ? { rewrite: r.rewrite } : {}),
-              })),
-            }),
-        // One JSON line per request: the dashboard's routing decisions when Envoy is the gateway.
-        accessLog: {
-          path: accessLog,
-          fields: {
-            start: '%START_TIME(%s.%3f)%',
-            method: '%REQ(:METHOD)%',
-            path: '%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%',
-            endpoint: '%UPSTREAM_HOST%',
-            pod: '%RESP(X-INFERENCE-POD)%',
-            prefill: '%REQ(X-PREFILLER-HOST-PORT)%',
-            status: '%RESPONSE_CODE%',
-            headersMs: '%RESPONSE_DURATION%',
-            totalMs: '%DURATION%',
-          },
-        },
-      });
-      addDashboardRoute(bootstrap, dash.port);
-      stopAccessLog = followAccessLog(accessLog, (d) => state.record(d));
       const configPath = join(logDir, 'envoy.json');
-      writeFileSync(configPath, JSON.stringify(bootstrap, null, 2));
-      await supervisor.start({
+      // Written at every start of Envoy, with the endpoints' addresses of the moment (a server may have moved).
+      const writeBootstrap = (listenPort: number) => {
+        const bootstrap = envoyBootstrap({
+          listenPort,
+          eppHost: '127.0.0.1',
+          eppPort: epp?.grpcPort ?? eppReplicas[0]!.grpcPort,
+          ...(bodyRouter
+            ? {
+                bodyRouter: { host: '127.0.0.1', port: bodyRouter.port },
+                services: members.map((m) => ({
+                  name: m.key,
+                  eppHost: '127.0.0.1',
+                  eppPort: m.epp!.grpcPort,
+                  poolEndpoints: endpoints.filter((e) => e.service === m.key).map((e) => hostPort(e.address)),
+                  failureMode: m.topology.failureMode,
+                })),
+                routes,
+              }
+            : {
+                ...(eppReplicas.length
+                  ? {
+                      eppReplicas: eppReplicas.map((r) => ({
+                        host: '127.0.0.1',
+                        port: r.grpcPort,
+                        healthPort: r.healthPort,
+                      })),
+                    }
+                  : {}),
+                // The pool's members are known here: Envoy obeys the EPP's pick only for one of them, and can fail open.
+                poolEndpoints: endpoints.map((e) => hostPort(e.address)),
+                failureMode: topology.failureMode,
+                routes: routes.map((r) => ({
+                  prefix: r.prefix,
+                  ...(r.rewrite !== undefined ? { rewrite: r.rewrite } : {}),
+                })),
+              }),
+          // One JSON line per request: the dashboard's routing decisions when Envoy is the gateway.
+          accessLog: {
+            path: accessLog,
+            fields: {
+              start: '%START_TIME(%s.%3f)%',
+              method: '%REQ(:METHOD)%',
+              path: '%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%',
+              endpoint: '%UPSTREAM_HOST%',
+              pod: '%RESP(X-INFERENCE-POD)%',
+              prefill: '%REQ(X-PREFILLER-HOST-PORT)%',
+              status: '%RESPONSE_CODE%',
+              headersMs: '%RESPONSE_DURATION%',
+              totalMs: '%DURATION%',
+            },
+          },
+        });
+        addDashboardRoute(bootstrap, dash.port);
+        writeFileSync(configPath, JSON.stringify(bootstrap, null, 2));
+        return configPath;
+      };
+      stopAccessLog = followAccessLog(accessLog, (d) => state.record(d));
+      // Envoy is told its port: with --port 0 one picked up front, again on another port if it loses the race.
+      const envoy = await supervisor.start({
         name: 'envoy',
         command: envoyBin!,
-        args: [
+        args: (listenPort) => [
           '-c',
-          configPath,
+          writeBootstrap(port === 0 ? listenPort : port),
           '--base-id',
           String(Math.floor(Math.random() * 1e9)),
           '--disable-hot-restart',
@@ -684,10 +727,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           'warning',
         ],
         logPath: join(logDir, 'envoy.log'),
-        probe: () => tcpOpen(listenPort),
+        ...(port === 0 ? { port: 'given' as const } : {}),
+        probe: (listenPort) => tcpOpen(port === 0 ? listenPort : port),
         readyTimeoutMs: 30_000,
       });
-      url = `http://127.0.0.1:${listenPort}`;
+      // The pool cluster lists the endpoints: a moved one means a new bootstrap, on the same listener port.
+      restartEnvoy = () => supervisor.restart('envoy');
+      url = `http://127.0.0.1:${envoy.port ?? port}`;
     }
     emit({ type: 'gateway-ready', url, kind: gatewayKind, ms: Math.round(performance.now() - tg) });
     state.start();
@@ -705,7 +751,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         eppAddress: m.epp ? `127.0.0.1:${m.epp.grpcPort}` : undefined,
       })),
       endpoints,
-      eppEndpoints,
+      get eppEndpoints() {
+        return members[0]!.useEpp ? eppList(members[0]!.key) : undefined;
+      },
       eppReplicas,
       gateway: gatewayKind,
       logDir,

@@ -5,9 +5,13 @@
 import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
-/** The last `lines` lines of a log file ('' when it cannot be read). */
-export async function logTail(path: string, lines = 25): Promise<string> {
-  const text = await readFile(path, 'utf8').catch(() => '');
+/**
+ * The last `lines` lines of a log file ('' when it cannot be read); with `fromByte`, only of what was written after
+ * that offset (a restarted child appends to the log of the ones before it).
+ */
+export async function logTail(path: string, lines = 25, fromByte = 0): Promise<string> {
+  const bytes = await readFile(path).catch(() => Buffer.alloc(0));
+  const text = bytes.subarray(fromByte).toString('utf8');
   return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 

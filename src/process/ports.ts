@@ -5,7 +5,8 @@
  * Kubernetes controllers: none can report a port it chose itself) gets one from `freeLoopbackPort`, which was free a
  * moment ago; between that check and the child's bind another process may take it, so a caller of
  * `freeLoopbackPort` must start the child again on new ports when it exits with "address already in use"
- * (`lostPortRace` in start.ts). The port comes from below the kernel's ephemeral range, so the outgoing connections
+ * (`lostPortRace` in start.ts; `llmisvc up`'s supervisor does the same for a `{port}` model-server command, while its
+simulators bind port 0 and report the port over IPC). The port comes from below the kernel's ephemeral range, so the outgoing connections
  * of the programs around (a gateway's and an EPP's thousands) never take it in that moment; only another listener can.
  */
 import { readFileSync } from 'node:fs';

@@ -41,6 +41,11 @@ export interface ProcessSpec {
   cwd?: string;
   /** How long the watchdog waits between its SIGTERM and a SIGKILL if this process is SIGKILLed; default 5 s. */
   watchdogGraceMs?: number;
+  /**
+   * Opens an IPC channel to a Node child (`process.send` there) and calls this with each message: how a child of ours
+   * that bound port 0 reports the port it got. The channel does not keep this process alive.
+   */
+  onMessage?: (message: unknown) => void;
 }
 
 /**
@@ -56,12 +61,16 @@ export function startProcess(input: ProcessSpec): ManagedProcess {
   try {
     // The child writes straight into the log file, so a busy event loop here never blocks its output.
     child = spawn(input.command, input.args, {
-      stdio: ['ignore', fd, fd],
+      stdio: input.onMessage ? ['ignore', fd, fd, 'ipc'] : ['ignore', fd, fd],
       env: input.env ?? { PATH: process.env['PATH'] ?? '/usr/bin:/bin' },
       cwd: input.cwd,
     });
   } finally {
     closeSync(fd);
+  }
+  if (input.onMessage) {
+    child.on('message', input.onMessage);
+    child.channel?.unref();
   }
   killOnExit(child);
   // The exit hook kills the watchdog too, having already killed the child; for a SIGKILL of this process its pipe
