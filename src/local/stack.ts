@@ -40,7 +40,8 @@ import {
 } from '../render/index.js';
 import type { SimulatorOptions } from '../sim/index.js';
 import { DashboardState, dashboardHandler, startDashboardServer } from './dashboard.js';
-import { startEppReplicas, type LocalEppReplica } from './epp-replicas.js';
+import { startEppReplicas, waitScrapedAll, type LocalEppReplica } from './epp-replicas.js';
+import { startKvEventsRelay, type KvEventsRelay } from './kv-events-relay.js';
 import { Supervisor, type SupervisorEvent } from './supervisor.js';
 import { localTopology, type LocalRole, type LocalTopology, sortRoutes } from './topology.js';
 
@@ -410,6 +411,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   mkdirSync(logDir, { recursive: true });
   const supervisor = new Supervisor(emit);
   let eppReplicas: LocalEppReplica[] = [];
+  let kvEventsRelay: KvEventsRelay | undefined;
   let gateway: RunningGateway | undefined;
   let dashboardServer: { close(): Promise<void> } | undefined;
   const state = new DashboardState();
@@ -421,6 +423,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     await gateway?.close().catch(() => undefined);
     await dashboardServer?.close().catch(() => undefined);
     await supervisor.stopAll();
+    kvEventsRelay?.close();
     for (const m of members) await m.epp?.close().catch(() => undefined);
     if (ownLogDir) rmSync(logDir, { recursive: true, force: true });
   };
@@ -520,9 +523,16 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           endpoints: eppList(m.key),
           endpointCount: endpoints.filter((e) => e.service === m.key).length,
           configText: options.eppConfigText ?? m.topology.eppConfigText ?? '',
+          kvEvents: wantsKvEvents,
           logDir,
           onReady: (r, ms) => emit({ type: 'epp-ready', address: r.address, ms }),
         });
+        // The servers publish to one address; the relay hands every message to every replica's own socket.
+        if (wantsKvEvents)
+          kvEventsRelay = await startKvEventsRelay(
+            eppReplicas.map((r) => r.eventsEndpoint!),
+            join(logDir, 'kv-events-relay.log'),
+          );
         return;
       }
       const te = performance.now();
@@ -555,13 +565,18 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const serversReady = wantsKvEvents
       ? Promise.all(eppsReady).then(() =>
           Promise.all(
-            startServers((service) => kvEventsEndpointOf(members.find((m) => m.key === service)!.epp)),
+            startServers(
+              (service) =>
+                kvEventsRelay?.endpoint ?? kvEventsEndpointOf(members.find((m) => m.key === service)!.epp),
+            ),
           ),
         )
       : Promise.all(startServers(() => ''));
     const started = await Promise.allSettled([serversReady, ...eppsReady]);
     for (const result of started) if (result.status === 'rejected') throw result.reason;
     for (const m of members) if (m.epp) await eppScrapedAll(m.epp.datastore);
+    if (wantsKvEvents && eppReplicas.length > 0)
+      await waitScrapedAll(eppReplicas, endpoints.filter((e) => e.service === members[0]!.key).length);
     const epp = members[0]!.epp;
 
     const table = stackRoutes(members);
