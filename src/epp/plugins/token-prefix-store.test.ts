@@ -1,5 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { Parameters } from './parameters.js';
+import { tokenProducerOptions } from './token-producer.js';
 import { TokenPrefixStore } from './token-prefix-store.js';
 
 /** A word tokenizer standing in for the model server's: one id per word or punctuation mark. */
@@ -70,5 +72,30 @@ describe('token prefix store', () => {
     assert.ok(store.size.entries <= store.size.tokens && store.size.tokens <= 1_000);
     store.learn('m', '', []);
     assert.equal(store.lookup('m', ''), undefined);
+  });
+});
+
+describe('token-producer prefixStore parameters', () => {
+  const parse = (prefixStore: unknown) => {
+    const problems: { path: string; message: string }[] = [];
+    const o = tokenProducerOptions(
+      new Parameters({ vllm: { url: 'http://a:1' }, prefixStore }, 'p', problems),
+    );
+    return { o, problems: problems.map((x) => `${x.path} ${x.message}`).join('\n') };
+  };
+  it('defaults on for vllm, can be turned off, and names each bad field', () => {
+    assert.equal(parse(undefined).o.prefixStore?.missWaitMs, 50);
+    assert.equal(parse({ enabled: false }).o.prefixStore, undefined);
+    assert.equal(parse({ missWait: '5ms', chunkChars: 64 }).o.prefixStore?.chunkChars, 64);
+    const bad = parse({
+      missWait: '1h',
+      minPrefixOverlapRatio: 2,
+      maxTokens: -1,
+      chunkChars: 1e9,
+      x: 1,
+    }).problems;
+    for (const field of ['missWait', 'minPrefixOverlapRatio', 'maxTokens', 'chunkChars', 'prefixStore.x'])
+      assert.match(bad, new RegExp(field));
+    assert.match(parse('on').problems, /prefixStore/);
   });
 });

