@@ -64,7 +64,8 @@ const only = args
 /**
  * `--epp-replicas=2,3`: our EPP also as that many active-active replicas (each its own process with its own
  * scraping and prefix index) behind the builtin gateway, to measure what splitting the traffic between independent
- * approximate indexes does to the fleet's prefix-cache hit ratio.
+ * approximate indexes does to the fleet's prefix-cache hit ratio; with `--cache-pressure`, precise routing too (every
+ * replica indexes every server's KV events).
  */
 const eppReplicaCounts = (
   args
@@ -541,7 +542,7 @@ function preciseChecks(rows: readonly PeerRow[]): string[] {
     '| --- | ---: | ---: | --- |',
   ];
   for (const r of rows) {
-    if (r === precise || r.qps !== precise.qps) continue;
+    if (r.router.includes('precise') || r.qps !== precise.qps) continue;
     const better = precise.ttftMs.p90 < r.ttftMs.p90 && precise.prefixHitRatio > r.prefixHitRatio;
     lines.push(
       `| ${r.router} | ${r.ttftMs.p90.toFixed(0)} | ${(r.prefixHitRatio * 100).toFixed(1)} % | ${better ? 'yes' : 'NO'} |`,
@@ -581,6 +582,10 @@ async function main(): Promise<void> {
     llmisvcUp('builtin'),
     ...(cachePressure ? [llmisvcUp('builtin', { precise: true })] : [llmisvcUp('envoy')]),
     ...eppReplicaCounts.map((n) => llmisvcUp('builtin', { eppReplicas: n })),
+    // Under cache pressure also precise routing with replicas: each gets every server's events (up's relay).
+    ...(cachePressure
+      ? eppReplicaCounts.map((n) => llmisvcUp('builtin', { precise: true, eppReplicas: n }))
+      : []),
   ].filter((s) => !only || only.some((o) => s.name.toLowerCase().includes(o.toLowerCase())));
 
   const logRoot = await mkdtemp(join(tmpdir(), 'llmisvc-bench-peers-'));

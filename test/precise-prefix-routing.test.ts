@@ -8,7 +8,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { startEpp, type RunningEpp } from '../src/epp/index.js';
 import { startBuiltinGateway, type RunningGateway } from '../src/gateway/index.js';
-import type { PrecisePrefixCacheProducer } from '../src/epp/plugins/index.js';
+import {
+  TOKENIZED_PROMPT,
+  type PrecisePrefixCacheProducer,
+  type TokenizedPrompt,
+  type TokenProducer,
+} from '../src/epp/plugins/index.js';
 import { killOnExit } from '../src/process/index.js';
 
 const SIM = process.env['LLMISVC_INFERENCE_SIM'];
@@ -82,6 +87,7 @@ describe('precise prefix-cache routing on llm-d-inference-sim KV events', () => 
   let epp: RunningEpp;
   let gateway: RunningGateway;
   let producer: PrecisePrefixCacheProducer;
+  let tokens: TokenProducer;
 
   before(async () => {
     assert.ok(SIM, 'LLMISVC_INFERENCE_SIM is set by the test provisioning (test/harness/inference-sim.ts)');
@@ -96,6 +102,7 @@ describe('precise prefix-cache routing on llm-d-inference-sim KV events', () => 
       refreshMetricsIntervalMs: 50,
     });
     producer = epp.config.plugins.get('precise-prefix-cache-producer') as PrecisePrefixCacheProducer;
+    tokens = epp.config.plugins.get('token-producer') as TokenProducer;
     const events = producer.boundEndpoint()!;
     for (const [i, port] of ports.entries()) {
       const child = spawn(
@@ -129,15 +136,40 @@ describe('precise prefix-cache routing on llm-d-inference-sim KV events', () => 
     for (const child of sims) child.kill('SIGKILL');
   });
 
-  /** Leading blocks of `text` each simulator holds, as the EPP's index says. */
-  async function held(text: string): Promise<Map<string, number>> {
+  /** The simulator's own tokens of `text`. */
+  async function rendered(text: string): Promise<number[]> {
     const answer = await fetch(`http://127.0.0.1:${ports[0]}/v1/completions/render`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ model: MODEL, prompt: text }),
     });
     const [{ token_ids }] = (await answer.json()) as [{ token_ids: number[] }];
-    return producer.index.match(producer.index.keysOf(MODEL, token_ids));
+    return token_ids;
+  }
+
+  /** Leading blocks of `text` each simulator holds, as the EPP's index says. */
+  async function held(text: string): Promise<Map<string, number>> {
+    return producer.index.match(producer.index.keysOf(MODEL, await rendered(text)));
+  }
+
+  /** What the EPP's token-producer gives a request for `text` now (its prefix store answers without a render). */
+  async function prepared(text: string): Promise<TokenizedPrompt | undefined> {
+    const data = new Map<string, unknown>();
+    const body = Buffer.from(JSON.stringify({ model: MODEL, prompt: text, max_tokens: 2 }));
+    await tokens.prepareRequestData(
+      { path: '/v1/completions', headers: {}, body },
+      epp.datastore.endpoints(),
+      data,
+    );
+    return data.get(TOKENIZED_PROMPT) as TokenizedPrompt | undefined;
+  }
+
+  /** Waits until the prefix store knows all of `text` (its first sight is rendered in the background). */
+  async function remembered(text: string): Promise<void> {
+    await until('the background render', async () => {
+      const got = await prepared(text);
+      return got?.source === 'prefix-store' && got.promptTokens === undefined;
+    });
   }
 
   for (const owner of [1, 0]) {
@@ -148,6 +180,8 @@ describe('precise prefix-cache routing on llm-d-inference-sim KV events', () => 
       // Only this simulator computes the prompt; its BlockStored events reach the EPP.
       assert.equal((await complete(`http://${address}`, text)).status, 200);
       await until('the BlockStored events', async () => ((await held(text)).get(address) ?? 0) >= 18);
+      // The EPP has not seen this prompt: a first sight is routed without tokens while rendered in the background.
+      await remembered(text);
       for (let i = 0; i < 4; i++) {
         const routed = await complete(gateway.url, text);
         assert.equal(routed.status, 200);
@@ -172,4 +206,40 @@ describe('precise prefix-cache routing on llm-d-inference-sim KV events', () => 
       assert.equal(producer.stats.undecodable, 0);
     });
   }
+
+  it('routes a new prompt on the tokens remembered for its text prefix, which the simulator hashed the same', async () => {
+    const owner = `127.0.0.1:${ports[1]}`;
+    const shared = prompt('sharedx', 320);
+    assert.equal((await complete(`http://${owner}`, `${shared} computed here first`)).status, 200);
+    // Two earlier requests sharing the prefix, as the EPP would have seen them: their renders teach the store.
+    for (const question of ['what is alpha', 'and beta then, or gamma'])
+      await remembered(`${shared} ${question}`);
+    const text = `${shared} a question this EPP never rendered`;
+    const stored = tokens.prefixStoreStats.get('prefix') ?? 0;
+    const got = await prepared(text);
+    assert.equal(got?.source, 'prefix-store');
+    assert.equal(
+      tokens.prefixStoreStats.get('prefix'),
+      stored + 1,
+      'answered from the prefix, without a render',
+    );
+    const real = await rendered(text);
+    assert.deepEqual(
+      Array.from(got.tokens),
+      real.slice(0, got.tokens.length),
+      "a prefix of the simulator's tokens",
+    );
+    assert.ok(
+      got.tokens.length >= 288,
+      `covers the shared prefix but its last chunk (${got.tokens.length} tokens)`,
+    );
+    assert.ok(got.promptTokens! >= real.length - 16 && got.promptTokens! <= real.length + 16);
+    // Keyed like the simulator's own events: the index finds the owner's blocks from these tokens.
+    await until("the owner's events", () => {
+      const blocks = producer.index.match(producer.index.keysOf(MODEL, got.tokens)).get(owner) ?? 0;
+      return blocks === Math.floor(got.tokens.length / 16);
+    });
+    const routed = await complete(gateway.url, text);
+    assert.equal(routed.port, String(ports[1]), 'routed to the simulator holding the shared prefix');
+  });
 });

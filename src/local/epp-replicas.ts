@@ -10,6 +10,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freeLoopbackPort } from '../process/index.js';
+import { LlmisvcError } from '../errors/index.js';
+import { withKvEventsEndpoint } from './kv-events-relay.js';
 import type { Supervisor } from './supervisor.js';
 
 /** One EPP replica process of the local stack. */
@@ -21,6 +23,8 @@ export interface LocalEppReplica {
   grpcPort: number;
   healthPort: number;
   metricsPort: number;
+  /** The replica's own KV-events socket (`tcp://127.0.0.1:port`), with `kvEvents`; the relay connects to it. */
+  eventsEndpoint: string | undefined;
 }
 
 const CLI_ENTRY = fileURLToPath(new URL('../../../bin/llmisvc.js', import.meta.url));
@@ -54,11 +58,31 @@ export async function startEppReplicas(options: {
   endpoints: () => string;
   endpointCount: number;
   configText: string;
+  /**
+   * Each replica binds its own KV-events socket (the config's `kvEventsConfig.zmqEndpoint`, given a port per
+   * replica), for kv-events-relay.ts to reach; refused when no precise-prefix-cache-producer binds one.
+   */
+  kvEvents?: boolean;
   logDir: string;
   onReady?: (replica: LocalEppReplica, ms: number) => void;
 }): Promise<LocalEppReplica[]> {
   const configPath = join(options.logDir, 'epp-config.yaml');
   writeFileSync(configPath, options.configText);
+  const configPathOf = (r: LocalEppReplica): string => {
+    if (r.eventsEndpoint === undefined) return configPath;
+    const text = withKvEventsEndpoint(options.configText, r.eventsEndpoint);
+    if (text === undefined)
+      throw new LlmisvcError(
+        'LLMISVC_ERR_CONFIG',
+        '--model-server-cmd uses {kv-events-endpoint}, but no precise-prefix-cache-producer binds a socket',
+        {
+          hint: 'Give the EndpointPickerConfig a precise-prefix-cache-producer with kvEventsConfig.zmqEndpoint, e.g. tcp://127.0.0.1:0 (--epp-config).',
+        },
+      );
+    const path = join(options.logDir, `epp-config-${r.name}.yaml`);
+    writeFileSync(path, text);
+    return path;
+  };
   const taken: number[] = [];
   const replicas: LocalEppReplica[] = [];
   for (let i = 0; i < options.count; i++) {
@@ -74,10 +98,12 @@ export async function startEppReplicas(options: {
       grpcPort,
       healthPort: await port(),
       metricsPort: await port(),
+      eventsEndpoint: options.kvEvents ? `tcp://127.0.0.1:${await port()}` : undefined,
     });
   }
+  const configPaths = replicas.map(configPathOf);
   await Promise.all(
-    replicas.map(async (r) => {
+    replicas.map(async (r, i) => {
       const started = performance.now();
       await options.supervisor.start({
         name: r.name,
@@ -96,7 +122,7 @@ export async function startEppReplicas(options: {
           '--metrics-port',
           String(r.metricsPort),
           '--config-file',
-          configPath,
+          configPaths[i]!,
           '--drain-timeout',
           LOCAL_DRAIN_TIMEOUT,
           '--log-level',

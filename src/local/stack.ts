@@ -44,6 +44,7 @@ import {
 import type { SimulatorOptions } from '../sim/index.js';
 import { DashboardState, dashboardHandler, startDashboardServer } from './dashboard.js';
 import { startEppReplicas, type LocalEppReplica } from './epp-replicas.js';
+import { startKvEventsRelay, type KvEventsRelay } from './kv-events-relay.js';
 import { Supervisor, type SupervisorEvent } from './supervisor.js';
 import { localTopology, type LocalRole, type LocalTopology, sortRoutes } from './topology.js';
 
@@ -414,6 +415,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   mkdirSync(logDir, { recursive: true });
   const supervisor = new Supervisor(emit);
   let eppReplicas: LocalEppReplica[] = [];
+  let kvEventsRelay: KvEventsRelay | undefined;
   let gateway: RunningGateway | undefined;
   let dashboardServer: { close(): Promise<void> } | undefined;
   const state = new DashboardState();
@@ -427,6 +429,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     await bodyRouter?.close().catch(() => undefined);
     await dashboardServer?.close().catch(() => undefined);
     await supervisor.stopAll();
+    kvEventsRelay?.close();
     for (const m of members) await m.epp?.close().catch(() => undefined);
     if (ownLogDir) rmSync(logDir, { recursive: true, force: true });
   };
@@ -588,10 +591,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         ms: Math.round(performance.now() - te),
       });
     });
+    // Several replicas: the servers publish to one address and the relay hands every message to every replica's own
+    // socket (the replicas connect once they run, after the servers).
+    if (wantsKvEvents && eppCount > 1) kvEventsRelay = await startKvEventsRelay(join(logDir, 'kv-events-relay.log'));
     // A command that publishes KV-cache events sends them to its own service's EPP, once that has bound its socket.
     const serversReady = wantsKvEvents
       ? Promise.all(eppsReady).then(() =>
-          startServers((service) => kvEventsEndpointOf(members.find((m) => m.key === service)!.epp)),
+          startServers(
+            (service) => kvEventsRelay?.endpoint ?? kvEventsEndpointOf(members.find((m) => m.key === service)!.epp),
+          ),
         )
       : startServers(() => '');
     const started = await Promise.allSettled([serversReady, ...eppsReady]);
@@ -606,9 +614,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         endpoints: () => eppList(key),
         endpointCount: ofService(key).length,
         configText: options.eppConfigText ?? topology.eppConfigText ?? '',
+        kvEvents: wantsKvEvents,
         logDir,
         onReady: (r, ms) => emit({ type: 'epp-ready', address: r.address, ms }),
       });
+      for (const r of eppReplicas) kvEventsRelay?.connect(r.eventsEndpoint!);
     }
     for (const m of members) if (m.epp) await eppScrapedAll(m.epp.datastore);
     const epp = members[0]!.epp;

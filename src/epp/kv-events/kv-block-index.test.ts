@@ -187,4 +187,19 @@ describe('KV block index bounds and evictions', () => {
     assert.equal(index.match(keys, 1200).get(POD_A), 2);
     assert.equal(index.match(keys, 1600).has(POD_A), false);
   });
+
+  it("drops a speculative entry once the server's own events confirm or contradict it", () => {
+    const index = newIndex();
+    const keys = index.keysOf(MODEL, tokens(8));
+    index.speculate(POD_A, keys, 1000, 60_000);
+    apply(index, POD_A, batch(storedEvent('array', [11, 12], null, tokens(8))));
+    // Evicted well within the guess's TTL: the removal holds, the guess does not bring the blocks back.
+    apply(index, POD_A, batch(removedEvent('array', [11, 12])));
+    assert.equal(index.match(keys, 1100).has(POD_A), false);
+    // A guess about blocks the server then evicts (they were cached from before) goes with the eviction too.
+    apply(index, POD_B, batch(storedEvent('map', [21, 22], null, tokens(8))));
+    index.speculate(POD_B, keys, 1200, 60_000);
+    apply(index, POD_B, batch(removedEvent('map', [21, 22])));
+    assert.equal(index.match(keys, 1300).has(POD_B), false);
+  });
 });

@@ -85,7 +85,11 @@ export class KvBlockIndex {
       parent = typeof known === 'number' ? known : known[known.length - 1]!;
     } else parent = this.root(event.loraName || model);
     const keys = requestBlockKeys(parent, event.tokenIds, this.options.blockSize);
-    for (const key of keys) this.addEntry(key, pod);
+    for (const key of keys) {
+      this.addEntry(key, pod);
+      // Confirmed: from now on the server's own events say when the block goes.
+      this.unspeculate(key, pod);
+    }
     const engineKeys = event.blockHashes;
     if (keys.length > 0 && engineKeys.length > 0) {
       // llm-d's proportional mapping: 1:1, many engine blocks per key, or one engine block over many keys.
@@ -142,7 +146,8 @@ export class KvBlockIndex {
 
   /**
    * Records that `pod` is about to compute `keys` (llm-d's speculative indexing): they count for `ttlMs`, until the
-   * server's own `BlockStored` confirms them, so a burst of requests sharing a prefix follows the first one.
+   * server's own `BlockStored` confirms them or its `BlockRemoved` contradicts them, so a burst of requests sharing a
+   * prefix follows the first one.
    */
   speculate(pod: string, keys: readonly number[], now: number, ttlMs: number): void {
     const expiresAt = now + ttlMs;
@@ -243,12 +248,20 @@ export class KvBlockIndex {
   }
 
   private removeEntry(key: number, pod: string): number {
+    // The server evicted it: a guess that it holds the block is wrong now (under cache pressure a block may go long
+    // before the guess's TTL).
+    this.unspeculate(key, pod);
     const pods = this.blocks.get(key);
     if (!pods?.delete(pod)) return 0;
     this.entries--;
     this.countPod(pod, -1);
     if (pods.size === 0) this.blocks.delete(key);
     return 1;
+  }
+
+  private unspeculate(key: number, pod: string): void {
+    const s = this.speculative.get(key);
+    if (s?.pods.delete(pod) && s.pods.size === 0) this.speculative.delete(key);
   }
 
   private evictOldest(): void {

@@ -29,7 +29,7 @@ import type {
 } from '../types.js';
 import { parseDurationMs, type Parameters } from './parameters.js';
 import { PREFIX_MATCHES, prefixMatchKey, type PrefixMatches } from './prefix-cache-scorer.js';
-import { estimateTokens, TOKENIZED_PROMPT, type TokenizedPrompt } from './token-producer.js';
+import { estimateTokens, PENDING_TOKENS, TOKENIZED_PROMPT, type TokenizedPrompt } from './token-producer.js';
 
 const KEYS_STATE = 'precise-prefix-cache/keys';
 
@@ -174,6 +174,13 @@ export function precisePrefixCacheProducer(
     return keys;
   }
 
+  /** The prompt's blocks: more than its keys when the tokens cover only its beginning (a prefix-store hit). */
+  function promptBlocks(context: SchedulingContext, keys: readonly number[]): number {
+    const whole = context.state.read<TokenizedPrompt>(TOKENIZED_PROMPT)?.promptTokens;
+    if (whole === undefined) return keys.length;
+    return Math.max(keys.length, Math.min(options.maxBlocks, Math.floor(whole / options.blockSizeTokens)));
+  }
+
   return {
     type: 'precise-prefix-cache-producer',
     name,
@@ -192,7 +199,7 @@ export function precisePrefixCacheProducer(
         if (n !== undefined) matched.set(e.address, n);
       }
       const matches: PrefixMatches = {
-        totalBlocks: keys.length,
+        totalBlocks: promptBlocks(context, keys),
         matched,
         blockSize: options.blockSizeTokens,
       };
@@ -201,12 +208,29 @@ export function precisePrefixCacheProducer(
     },
     preRequest(context, result: SchedulingResult): void {
       if (!options.speculativeIndexing) return;
-      const keys = keysOf(context);
-      if (keys.length === 0) return;
-      for (const profile of result.results.values()) {
-        const target = profile.targets[0];
-        if (target) index.speculate(target.address, keys, context.now, options.speculativeTtlMs);
+      const targets: string[] = [];
+      for (const profile of result.results.values())
+        if (profile.targets[0]) targets.push(profile.targets[0].address);
+      const speculate = (keys: readonly number[], now: number) => {
+        for (const target of targets) index.speculate(target, keys, now, options.speculativeTtlMs);
+      };
+      const pending = context.state.read<Promise<ArrayLike<number> | undefined>>(PENDING_TOKENS);
+      if (pending !== undefined && context.state.read(TOKENIZED_PROMPT) === undefined) {
+        // Routed without its tokens (a prompt not seen before): record where it went once its render is back, so
+        // the next requests sharing it follow it before the server's own events arrive.
+        const model = context.request.targetModel;
+        const routedAt = performance.now();
+        void pending.then((tokens) => {
+          if (tokens)
+            speculate(
+              index.keysOf(model, tokens, options.maxBlocks),
+              context.now + performance.now() - routedAt,
+            );
+        });
+        return;
       }
+      const keys = keysOf(context);
+      if (keys.length > 0) speculate(keys, context.now);
     },
     async start(h: PluginHost): Promise<void> {
       host = h;

@@ -90,7 +90,7 @@ export function prefixBlockHashes(
 }
 
 /** A fast 53-bit string hash over text[start, end) seeded by `seed` (two 32-bit multiply-xorshift lanes). */
-function hashRange(text: string, start: number, end: number, seed: number): number {
+export function hashRange(text: string, start: number, end: number, seed: number): number {
   let h1 = 0xdeadbeef ^ (seed >>> 0);
   let h2 = 0x41c6ce57 ^ Math.floor(seed / 4294967296);
   for (let i = start; i < end; i++) {
