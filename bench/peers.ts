@@ -1,6 +1,6 @@
 /**
  * @module bench/peers
- * `npm run bench:peers [-- --quick] [--only=<name>,…] [--cpu-prof=<dir>]`: llmisvc's Endpoint Picker against peer routers, side by side, each on a fresh
+ * `npm run bench:peers [-- --quick] [--only=<name>,…] [--rates=<req/s>,…] [--cpu-prof=<dir>]`: llmisvc's Endpoint Picker against peer routers, side by side, each on a fresh
  * fleet of llm-d-inference-sim processes (an independent vLLM simulator with a real prefix KV cache) under identical
  * seeded shared-prefix traffic. Peers: vllm-router (round_robin, cache_aware, power_of_two) and sglang-router
  * (cache_aware). Ours: `llmisvc up` itself with `--model-server-cmd` running the same simulators, once with the builtin
@@ -88,7 +88,20 @@ const cachePressure = args.includes('--cache-pressure');
 
 const MODEL = 'Qwen/Qwen2.5-0.5B-Instruct';
 const REPLICAS = 8;
-const RATES = cachePressure ? [32] : quick ? [8] : [8, 32];
+/** `--rates=32`: only these request rates (to iterate on one row; the committed run uses the defaults). */
+const ratesArg = args.find((a) => a.startsWith('--rates='))?.slice('--rates='.length);
+const RATES = ratesArg
+  ? ratesArg.split(',').map((r) => {
+      const rate = Number(r);
+      if (!Number.isFinite(rate) || rate <= 0 || rate > 1000)
+        throw new Error(`--rates=${r}: expected request rates in (0, 1000], comma-separated`);
+      return rate;
+    })
+  : cachePressure
+    ? [32]
+    : quick
+      ? [8]
+      : [8, 32];
 const DURATION_MS = quick ? 6_000 : 30_000;
 const IDLE_SAMPLES = quick ? 20 : 200;
 const SEED = 16;

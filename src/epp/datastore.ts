@@ -19,6 +19,8 @@ export class Datastore {
   private snapshot: Endpoint[] = [];
   private readonly removalListeners: ((address: string) => void)[] = [];
   private readonly changeListeners: (() => void)[] = [];
+  /** When (performance.now()) the EPP last routed a request to an endpoint or saw one end there. */
+  private readonly routedAt = new Map<string, number>();
 
   /** Replaces the endpoint set, keeping state of endpoints that stay. */
   setEndpoints(specs: readonly EndpointSpec[]): void {
@@ -26,6 +28,7 @@ export class Datastore {
     for (const address of [...this.byAddress.keys()]) {
       if (!next.has(address)) {
         this.byAddress.delete(address);
+        this.routedAt.delete(address);
         for (const listener of this.removalListeners) listener(address);
       }
     }
@@ -70,6 +73,19 @@ export class Datastore {
     if (!e) return;
     e.metrics = metrics;
     e.stale = false;
+  }
+
+  /**
+   * The EPP routed a request to `address` or saw one end there: the endpoint's queues changed, so the scraper's
+   * change-driven pace (see `metrics-scraper.ts`) scrapes it at its next tick.
+   */
+  noteRouting(address: string, now = performance.now()): void {
+    this.routedAt.set(address, now);
+  }
+
+  /** When the EPP last routed a request to `address` or saw one end there (-Infinity: never). */
+  lastRoutedAt(address: string): number {
+    return this.routedAt.get(address) ?? -Infinity;
   }
 
   markFailed(address: string): void {

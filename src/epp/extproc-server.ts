@@ -146,6 +146,7 @@ export function createProcessHandler(
       if (served.length === 0) return;
       servedBy = [];
       served[0]!.inFlight = Math.max(0, served[0]!.inFlight - 1);
+      for (const endpoint of served) deps.datastore.noteRouting(endpoint.address);
       // Capacity freed: a request waiting in flow control may go now.
       deps.flowControl?.poke();
       for (const hook of deps.config().scheduler.postResponse) {
@@ -318,6 +319,7 @@ export function createProcessHandler(
         deps.metrics.picks.inc({ endpoint: target.address, profile });
         if (!servedBy.includes(target)) servedBy.push(target);
       }
+      for (const target of servedBy) deps.datastore.noteRouting(target.address);
       if (deps.logger.isLevelEnabled('debug')) {
         deps.logger.debug(
           {

@@ -46,6 +46,16 @@ export function parseSamples(text: string): Sample[] {
       start = end + 1;
       continue;
     }
+    // The name alone decides, so the histograms' many `vllm:…_bucket` lines are skipped without copying them.
+    let i = start;
+    for (; i < end; i++) {
+      const ch = text.charCodeAt(i);
+      if (ch === 123 /* { */ || ch === 32 /* space */ || ch === 9 /* tab */ || ch === 13 /* CR */) break;
+    }
+    if (i === end || !WANTED.has(text.slice(start, i))) {
+      start = end + 1;
+      continue;
+    }
     const line = text.slice(start, end).trim();
     start = end + 1;
     const brace = line.indexOf('{');

@@ -54,6 +54,12 @@ export interface EppOptions {
   configText?: string;
   /** Scrape interval of model-server metrics (default 50 ms). */
   refreshMetricsIntervalMs?: number;
+  /**
+   * This EPP routes all the traffic its endpoints get (`llmisvc up` with one EPP): under load an endpoint is scraped
+   * only after the EPP routed a request to it or saw one end there (see `metrics-scraper.ts`). Default false: every
+   * endpoint every interval, as GIE's EPP.
+   */
+  soleRouter?: boolean;
   /** Also export process metrics (CPU, GC pauses, event-loop lag): for an EPP that is its own process. */
   processMetrics?: boolean;
   /** Largest request body (default 16 MiB). */
@@ -208,6 +214,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
   const scraper = new MetricsScraper(datastore, {
     intervalMs: options.refreshMetricsIntervalMs ?? 50,
     stalenessThresholdMs: () => config.saturation.metricsStalenessThresholdMs,
+    changeDriven: options.soleRouter ?? false,
     onError: (address, error) => {
       metrics.pollErrors.inc({ source_type: 'metrics-data-source' });
       logger.debug({ endpoint: address, err: String(error) }, 'metrics scrape failed');

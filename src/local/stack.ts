@@ -577,6 +577,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         endpoints: [],
         configText: options.eppConfigText ?? m.topology.eppConfigText,
         servedByHeader: m.servedBy,
+        // The one EPP of this service sees every request its model servers get: it scrapes on change.
+        soleRouter: true,
         logger: pino(
           { level: 'warn' },
           destination({
