@@ -146,11 +146,12 @@ for (const gateway of ['builtin', 'envoy'] as const)
           const r = await post(stack, '/v1/chat/completions', bad, { 'X-Gateway-Model-Name': MODEL });
           assert.equal(r.status, 404, JSON.stringify(bad).slice(0, 40));
         }
-        // A body that is not JSON: Envoy's body router refuses it; the builtin gateway routes it by path (none).
+        // A JSON body that does not parse is refused by both gateways' body routing, before any backend.
         const truncated = await post(stack, '/v1/chat/completions', '{"model": ', {
           'X-Gateway-Model-Name': MODEL,
         });
-        assert.equal(truncated.status, gateway === 'envoy' ? 400 : 404);
+        assert.equal(truncated.status, 400);
+        assert.equal(truncated.pod, null);
         // A /publishers/ path of another namespace or model reaches nothing either.
         for (const path of [
           `/publishers/other/models/${MODEL}/v1/chat/completions`,

@@ -17,6 +17,7 @@ import {
 import { Pool, type Dispatcher } from 'undici';
 import { isRoutingHeader, SERVED_BY_HEADER } from '../epp/index.js';
 import { LlmisvcError } from '../errors/index.js';
+import { bodyRouting } from './body-router.js';
 import { createExtProcClient } from './extproc-client.js';
 import type { ExtProcChannel } from './extproc-inprocess.js';
 import { EppReplicaSet } from './epp-replicas.js';
@@ -288,20 +289,6 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
     return targets.get(route.split.at(-1)!.target);
   }
 
-  /** The JSON body's `model` (what BBR puts in the model-name header); undefined when it has none. */
-  function bodyModel(body: Buffer | undefined): string | undefined {
-    if (!body || body.length === 0) return undefined;
-    try {
-      const model = (JSON.parse(body.toString('utf8')) as { model?: unknown }).model;
-      // A header value must be visible ASCII (and not absurdly long); anything else routes by path only.
-      return typeof model === 'string' && model.length <= 4096 && /^[\x20-\x7e]+$/.test(model)
-        ? model
-        : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
   function poolFor(address: string): Pool {
     let pool = pools.get(address);
     if (!pool) {
@@ -353,9 +340,15 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
       if (value === undefined || HOP_BY_HOP.has(key) || isRoutingHeader(key) || key === modelHeader) continue;
       headers[key] = Array.isArray(value) ? value.join(', ') : value;
     }
+    // The body router's rules, as Envoy's ext_proc applies them (body-router.ts): a malformed JSON body is a 400.
     if (modelHeader) {
-      const model = bodyModel(body);
-      if (model !== undefined) headers[modelHeader] = model;
+      const routing = bodyRouting(req.headers['content-type'], body);
+      if (routing.kind === 'reject') {
+        openAiError(res, routing.status, routing.message, 'BadRequestError');
+        answeredHere(routing.status, 'gateway');
+        return;
+      }
+      if (routing.model !== undefined) headers[modelHeader] = routing.model;
     }
     const matched = matchRoute(routes, url, headers);
     if (!matched) {
