@@ -595,12 +595,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
     // Several replicas: the servers publish to one address and the relay hands every message to every replica's own
     // socket (the replicas connect once they run, after the servers).
-    if (wantsKvEvents && eppCount > 1) kvEventsRelay = await startKvEventsRelay(join(logDir, 'kv-events-relay.log'));
+    if (wantsKvEvents && eppCount > 1)
+      kvEventsRelay = await startKvEventsRelay(join(logDir, 'kv-events-relay.log'));
     // A command that publishes KV-cache events sends them to its own service's EPP, once that has bound its socket.
     const serversReady = wantsKvEvents
       ? Promise.all(eppsReady).then(() =>
           startServers(
-            (service) => kvEventsRelay?.endpoint ?? kvEventsEndpointOf(members.find((m) => m.key === service)!.epp),
+            (service) =>
+              kvEventsRelay?.endpoint ?? kvEventsEndpointOf(members.find((m) => m.key === service)!.epp),
           ),
         )
       : startServers(() => '');
