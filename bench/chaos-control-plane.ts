@@ -29,6 +29,7 @@ import {
 import { Discovery, KubeClient, type KubeObject, type ResourceRef } from '../src/kube/index.js';
 import { renderService } from '../src/render/index.js';
 import { load, log, root, sleep, startCli, type CliProcess } from './chaos-common.js';
+import { freeLoopbackPorts } from '../src/process/index.js';
 
 interface Replica {
   proc: CliProcess;
@@ -408,17 +409,6 @@ function controllerArgs(
   ];
 }
 
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const a = server.address();
-      server.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
-
 export async function controlPlaneScenario(scenario: string, opts: Options): Promise<ScenarioResult> {
   const S = scenario;
   const loadStart = load();
@@ -453,7 +443,7 @@ export async function controlPlaneScenario(scenario: string, opts: Options): Pro
     const services = SERVICE_RESOURCE;
     const count = opts.services;
     const rounds = new Map<string, number>();
-    const probePorts = [await freePort(), await freePort()];
+    const probePorts = await freeLoopbackPorts(2);
     /** Exits nobody asked for; each one is restarted after 1 s, as a kubelet would (first back-off 10 s). */
     const unexpectedExits: string[] = [];
     /** A controller replica, started again when it exits by itself; resolves once it answers /readyz. */

@@ -5,7 +5,7 @@
  * and a memory soak of `llmisvc up` at a steady rate. Every request goes to 127.0.0.1.
  */
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freeLoopbackPort, freeLoopbackPorts } from '../src/process/index.js';
 import { join } from 'node:path';
 import { percentileOf } from '../src/bench/index.js';
 import { startBuiltinGateway } from '../src/gateway/index.js';
@@ -34,18 +34,6 @@ export interface ScenarioResult {
   summary: string[];
   /** Failures of the criteria the issue sets (empty: passed). */
   problems: string[];
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 let promptSeed = 0;
@@ -198,7 +186,7 @@ export async function eppScenario(opts: {
   const S = 'epp';
   const loadStart = load();
   const stack = await startLocalStack({ port: 0, routing: 'round-robin' });
-  const [grpc, health, metrics] = [await freePort(), await freePort(), await freePort()];
+  const [grpc, health, metrics] = await freeLoopbackPorts(3);
   const eppArgs = [
     'epp',
     '--endpoints',
@@ -342,7 +330,7 @@ export async function soakScenario(opts: {
   const S = 'soak';
   const loadStart = load();
   const upLog = join(opts.logDir, 'up.log');
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   const up = startCli(['up', '--port', String(port)], upLog);
   let target: { baseUrl: string; model: string } | undefined;
   for (let i = 0; i < 600 && !target; i++) {

@@ -16,7 +16,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,7 +46,12 @@ import {
   type PeerRow,
   type PrefixCacheCounters,
 } from '../src/bench/peers-report.js';
-import { killOnExit, waitFor as waitUntil } from '../src/process/index.js';
+import {
+  freeLoopbackPort,
+  freeLoopbackPorts,
+  killOnExit,
+  waitFor as waitUntil,
+} from '../src/process/index.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rawOutputDir } from './output.js';
 
@@ -188,17 +192,6 @@ interface Ready {
   sglangRouter?: string;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 function startProcess(
   command: string,
   argv: readonly string[],
@@ -245,7 +238,7 @@ async function completionOk(base: string): Promise<boolean> {
 
 /** A fleet of simulators of our own, for the peer routers. */
 async function startFleet(sim: string, logDir: string): Promise<{ sims: string[]; stop(): Promise<void> }> {
-  const ports = await Promise.all(Array.from({ length: REPLICAS }, () => freePort()));
+  const ports = await freeLoopbackPorts(REPLICAS);
   const children = ports.map((port, i) =>
     startProcess('/bin/sh', ['-c', `exec ${simCommand(sim, String(port))}`], join(logDir, `sim-${i}.log`)),
   );
@@ -285,7 +278,8 @@ function peerRouter(
     needs,
     async start(ready, logDir) {
       const fleet = await startFleet(ready.sim, logDir);
-      const [port, metricsPort] = [await freePort(), await freePort()];
+      const port = await freeLoopbackPort();
+      const metricsPort = await freeLoopbackPort(undefined, [port]);
       const command = binary(ready)!;
       const child = startProcess(
         command,
@@ -388,7 +382,7 @@ function llmisvcUp(gateway: 'builtin' | 'envoy', { precise = false, eppReplicas 
         ].join('\n'),
       );
       if (precise) await writeFile(join(logDir, 'epp-config.yaml'), PRECISE_EPP_CONFIG);
-      const port = await freePort();
+      const port = await freeLoopbackPort();
       const child = startProcess(
         process.execPath,
         [

@@ -7,7 +7,7 @@ export { startAnnouncing, type AnnouncingProcess, type AnnouncingSpec } from './
 export { forgetChild, killOnExit, startWatchdog, type WatchdogOptions } from './children.js';
 export { keepTail, logTail } from './log-tail.js';
 export { commandLineMentions, isPidAlive, killAndWait } from './pids.js';
-export { freeLoopbackPort, listenerPortRange, listenOnFreePort } from './ports.js';
+export { freeLoopbackPort, freeLoopbackPorts, listenerPortRange, listenOnFreePort } from './ports.js';
 export { runCommand, type RunCommandOptions } from './run.js';
 export {
   failExited,

@@ -49,6 +49,13 @@ export async function freeLoopbackPort(preferred?: number, avoid: readonly numbe
   }
 }
 
+/** `count` distinct ports from freeLoopbackPort, for programs started side by side. */
+export async function freeLoopbackPorts(count: number, avoid: readonly number[] = []): Promise<number[]> {
+  const ports: number[] = [];
+  while (ports.length < count) ports.push(await freeLoopbackPort(undefined, [...avoid, ...ports]));
+  return ports;
+}
+
 /**
  * Ports to hand out for listeners: from 10000 up to the start of the kernel's ephemeral range
  * (`net.ipv4.ip_local_port_range`, 32768 by default), which outgoing connections draw from.
