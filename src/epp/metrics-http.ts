@@ -37,6 +37,8 @@ interface Parsed {
 }
 
 export class MetricsHttpError extends Error {}
+/** No answer within the timeout: the server is slow or busy, not known to be gone. */
+export class MetricsTimeoutError extends MetricsHttpError {}
 
 export class MetricsConnection {
   private socket: Socket | undefined;
@@ -63,7 +65,7 @@ export class MetricsConnection {
       return Promise.reject(new MetricsHttpError('a GET is already running on this connection'));
     return new Promise<string>((resolve, reject) => {
       const timer = setTimeout(
-        () => this.fail(new MetricsHttpError(`no answer within ${timeoutMs} ms`)),
+        () => this.fail(new MetricsTimeoutError(`no answer within ${timeoutMs} ms`)),
         timeoutMs,
       );
       this.pending = {

@@ -79,3 +79,38 @@ test('change-driven pace over real HTTP: the endpoint routed to is scraped again
     for (const s of servers) s.close();
   }
 });
+
+test('a late answer keeps the last metrics (their age decides); a refused connection marks the endpoint stale', async () => {
+  let hang = false;
+  const server = createServer((req, res) => {
+    // A busy server: this answer comes after the scraper gave up.
+    if (hang) setTimeout(() => res.end('vllm:num_requests_waiting 1\n'), 300);
+    else res.end('vllm:num_requests_waiting 0\n');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const datastore = new Datastore();
+  datastore.setEndpoints([{ address }]);
+  const errors: unknown[] = [];
+  const scraper = new MetricsScraper(datastore, {
+    intervalMs: 10,
+    timeoutMs: 50,
+    onError: (_, error) => errors.push(error),
+  });
+  try {
+    await scraper.scrapeAll();
+    assert.equal(datastore.get(address)?.stale, false);
+    hang = true;
+    await scraper.scrapeAll();
+    assert.match(String(errors[0]), /no answer within 50 ms/);
+    assert.equal(datastore.get(address)?.stale, false, 'one late answer does not take the server out');
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await scraper.scrapeAll();
+    assert.equal(errors.length, 2);
+    assert.equal(datastore.get(address)?.stale, true, 'a server that refuses is gone');
+  } finally {
+    await scraper.close();
+    server.close();
+  }
+});

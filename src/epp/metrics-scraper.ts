@@ -1,8 +1,10 @@
 /**
  * @module epp/metrics-scraper
- * Scrapes every endpoint's `/metrics` and stores the result in the datastore. A failed or slow scrape marks the
- * endpoint stale at once; an endpoint whose last good scrape is older than the staleness threshold is stale too
- * (the director checks that), so it is avoided rather than chosen blindly.
+ * Scrapes every endpoint's `/metrics` and stores the result in the datastore. A failed scrape (refused, reset, not
+ * 200) marks the endpoint stale at once: the server is gone or broken. A slow one (no answer within the timeout)
+ * does not: a busy server or a loaded node answers late, and its last metrics stay usable until they are older than
+ * the staleness threshold (the director checks that, as GIE's `metricsStalenessThreshold`), so one late answer does
+ * not take a working server out of the pool.
  *
  * Two paces. While requests flow (one arrived within the last `activeWindowMs`) every endpoint is scraped every
  * `intervalMs` (50 ms, GIE's default refresh), so decisions under load see queues at most one interval old. With no
@@ -22,7 +24,7 @@
  * (KV-cache usage growing with the decode) is at most one idle interval old, as when the pool is quiet.
  */
 import type { Datastore } from './datastore.js';
-import { MetricsConnection } from './metrics-http.js';
+import { MetricsConnection, MetricsTimeoutError } from './metrics-http.js';
 import { metricsFromExposition } from './model-server-metrics.js';
 
 export interface ScraperOptions {
@@ -179,7 +181,7 @@ export class MetricsScraper {
       const text = await connection.get(this.options.path ?? '/metrics', this.timeoutMs);
       this.datastore.updateMetrics(address, metricsFromExposition(text, Date.now()));
     } catch (error) {
-      this.datastore.markFailed(address);
+      if (!(error instanceof MetricsTimeoutError)) this.datastore.markFailed(address);
       this.options.onError?.(address, error);
     } finally {
       this.inFlight.delete(address);
