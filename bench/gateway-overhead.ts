@@ -3,7 +3,8 @@
  * `npm run bench:gateway-overhead`: what the builtin gateway of `llmisvc up` adds to a request on loopback. The
  * upstream is a trivial HTTP server in its own process answering a small OpenAI-shaped JSON at once, so every
  * microsecond measured is the path in front of it: (1) direct to the upstream, (2) the builtin gateway as a plain
- * proxy (round robin, no EPP), (3) the builtin gateway asking the Endpoint Picker over ext_proc (gRPC) first.
+ * proxy (round robin, no EPP), (3) the builtin gateway asking the Endpoint Picker over ext_proc (gRPC) first, (4) the
+ * same with the EPP's stream handler called in the gateway's process, as `llmisvc up` runs them.
  * Sequential requests (concurrency 1) give the added latency; concurrency 16 gives throughput. The loop below is
  * closed (each worker sends its next request when the last one ends), unlike src/bench `runLoad`'s open loop: the
  * question is what one request pays for the hop, not how a queue grows under a rate. Writes
@@ -17,7 +18,7 @@ import { Pool } from 'undici';
 import { loadAverage, machineDescription, summarize } from '../src/bench/index.js';
 import { startAnnouncing } from '../src/process/index.js';
 import { startEpp } from '../src/epp/index.js';
-import { startBuiltinGateway, type GatewayRoute } from '../src/gateway/index.js';
+import { inProcessExtProcChannel, startBuiltinGateway, type GatewayRoute } from '../src/gateway/index.js';
 import { rawOutputDir } from './output.js';
 
 const out = rawOutputDir('gateway-overhead');
@@ -99,13 +100,21 @@ const withEpp = await startBuiltinGateway({
   serviceEndpoints: [address],
   eppAddress: `127.0.0.1:${epp.grpcPort}`,
 });
+// As `llmisvc up` runs it: the EPP's stream handler called in this process, no gRPC hop.
+const withEppInProcess = await startBuiltinGateway({
+  port: 0,
+  routes,
+  serviceEndpoints: [address],
+  eppChannel: inProcessExtProcChannel(epp.processStream),
+});
 
 const rows: string[] = [];
 const results: Record<string, Record<number, { p50: number; p99: number; rps: number }>> = {};
 for (const [name, origin, path] of [
   ['direct to the upstream', `http://${address}`, '/v1/chat/completions'],
   ['builtin gateway, plain proxy', plain.url, '/ns/m/v1/chat/completions'],
-  ['builtin gateway + EPP (ext_proc)', withEpp.url, '/ns/m/v1/chat/completions'],
+  ['builtin gateway + EPP (ext_proc over gRPC)', withEpp.url, '/ns/m/v1/chat/completions'],
+  ['builtin gateway + EPP in process (as `up`)', withEppInProcess.url, '/ns/m/v1/chat/completions'],
 ] as const) {
   results[name] = {};
   for (const concurrency of [1, 16]) {
@@ -126,6 +135,7 @@ for (const [name, byC] of Object.entries(results)) {
 }
 await plain.close();
 await withEpp.close();
+await withEppInProcess.close();
 await epp.close();
 await upstream.stop();
 
