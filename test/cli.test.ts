@@ -246,6 +246,15 @@ spec:
     const grouped = run('render', '-f', shared);
     assert.equal(grouped.code, 0, grouped.stderr);
     assert.equal(grouped.stderr, '');
+
+    // validate: the same warning, and the file stays valid (the controller serves both, one without the name).
+    const validated = run('validate', '-f', path);
+    assert.equal(validated.code, 0, validated.stderr);
+    assert.match(validated.stdout, /^valid: 2 objects/);
+    assert.equal(validated.stderr, `${warnings[0]}\n`);
+    const validGroup = run('validate', '-f', shared);
+    assert.equal(validGroup.code, 0, validGroup.stderr);
+    assert.equal(validGroup.stderr, '');
   });
 
   it('quotes a hostile model name in the warning: no raw control characters, bounded length', () => {

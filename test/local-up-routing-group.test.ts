@@ -4,14 +4,15 @@
  * through the body (the gateway, or with Envoy our body-router ext_proc, sets `X-Gateway-Model-Name` from it) or
  * KServe's /publishers/ path; each member's own path reaches it alone; a client's own model-name header steers
  * nothing. And examples/served-by-header.yaml: every response
- * names its pod in `x-served-by`, on the builtin gateway and behind a real Envoy (where the EPP sets it).
+ * names its pod in `x-served-by`, on the builtin gateway and behind a real Envoy (where the EPP sets it). And two
+ * services claiming one model name outside a group: the keeper gets the name, `up` warns.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { startLocalStack, type LocalStack } from '../src/local/index.js';
+import { startLocalStack, type LocalStack, type StackEvent } from '../src/local/index.js';
 import { seededRandom } from '../src/sim/index.js';
 import { REPO_ROOT } from './harness/repo.js';
 
@@ -225,3 +226,46 @@ for (const gateway of ['builtin', 'envoy'] as const)
       });
     },
   );
+
+// Two services of one file claiming one model name outside a routing group: `up` serves both as the controller
+// would (the keeper gets the model-name rules, the other only its own paths) and says so.
+describe('llmisvc up: two services claiming one model name', () => {
+  let stack: LocalStack;
+  const events: StackEvent[] = [];
+  before(async () => {
+    const service = (name: string) => `apiVersion: serving.kserve.io/v1alpha2
+kind: LLMInferenceService
+metadata: { name: ${name}, namespace: team }
+spec:
+  model: { uri: hf://org/${name}, name: org/llama }
+  router: { route: {}, gateway: {}, scheduler: {} }
+`;
+    const dir = mkdtempSync(join(tmpdir(), 'llmisvc-collision-'));
+    const file = join(dir, 'collision.yaml');
+    writeFileSync(file, [service('zeta'), service('alpha')].join('---\n'));
+    stack = await startLocalStack({
+      file,
+      port: 0,
+      simulator: { timeScale: 0.01 },
+      onEvent: (e) => events.push(e),
+    });
+  });
+  after(() => stack?.stop());
+
+  it('warns once, naming the loser and the keeper, and routes the name to the keeper only', async () => {
+    const warnings = events.flatMap((e) => (e.type === 'warning' ? [e.message] : []));
+    assert.equal(warnings.length, 1, JSON.stringify(warnings));
+    assert.match(
+      warnings[0]!,
+      /^team\/zeta: model name "org\/llama" is already served in this namespace by alpha/,
+    );
+    for (let i = 0; i < 6; i++) {
+      const byName = await post(stack, '/v1/chat/completions', chat('org/llama'));
+      assert.equal(byName.status, 200);
+      assert.equal(member(byName.pod), 'alpha');
+    }
+    const own = await post(stack, '/team/zeta/v1/chat/completions', chat('org/llama'));
+    assert.equal(own.status, 200);
+    assert.equal(member(own.pod), 'zeta');
+  });
+});

@@ -78,6 +78,9 @@ function progressPrinter(tty: boolean): { event: (e: StackEvent) => void; clear:
         case 'restarting':
           print(`  restarting ${e.name} in ${e.inMs} ms (attempt ${e.restarts})`);
           break;
+        case 'warning':
+          print(`! warning: ${e.message}`);
+          break;
         case 'port-taken':
           print(`  ${e.name}: port ${e.port} was taken before it bound it; starting it on another`);
           break;

@@ -76,6 +76,19 @@ export function register(program: Command): void {
           }
         }
       }
+      // Together too: what is valid but will not work as the file's author may expect (two services claiming one
+      // model name) is a warning, as from `render`; it does not fail validation (the controller serves both).
+      if (reports.length === 0) {
+        const { services, configs } = splitTyped(typed, flags.configDir);
+        if (services.length > 1) {
+          renderObjects(
+            services,
+            { file: [], configDir: [], output: 'yaml', apiVersions: flags.apiVersions },
+            configs,
+            (message) => process.stderr.write(`warning: ${message}\n`),
+          );
+        }
+      }
       if (reports.length === 0) {
         const count = typed.length;
         const versions = [...parseApiVersions(flags.apiVersions)].join(', ');

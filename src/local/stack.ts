@@ -38,6 +38,7 @@ import {
   DEFAULT_RENDER_OPTIONS,
   parseApiVersions,
   type RenderOutput,
+  collisionMessage,
   renderTogether,
   servedByHeader,
 } from '../render/index.js';
@@ -105,7 +106,9 @@ export type StackEvent =
   | { type: 'installing-envoy'; message: string }
   | SupervisorEvent
   | { type: 'epp-ready'; address: string; ms: number }
-  | { type: 'gateway-ready'; url: string; kind: GatewayKind; ms: number };
+  | { type: 'gateway-ready'; url: string; kind: GatewayKind; ms: number }
+  /** Serves, but not as the file's author may expect (two services claiming one model name). */
+  | { type: 'warning'; message: string };
 
 export interface LocalEndpoint {
   /** The service (`namespace/name`) this model server belongs to. */
@@ -359,7 +362,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     configs: [...configs, ...(options.service ? [] : (options.configs ?? []))],
     apiVersions: parseApiVersions(undefined),
     options: DEFAULT_RENDER_OPTIONS,
-  }).map(({ service, output }) => {
+  }).map(({ service, output, plan }) => {
+    if (plan?.collision) {
+      emit({
+        type: 'warning',
+        message: `${service.metadata.namespace ?? 'default'}/${service.metadata.name}: ${collisionMessage(plan.collision)}`,
+      });
+    }
     const topology = localTopology(output);
     const useEpp =
       routing === 'epp' && (topology.eppConfigText !== undefined || options.eppConfigText !== undefined);
