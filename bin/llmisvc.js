@@ -6,7 +6,7 @@ import { setFlagsFromString } from 'node:v8';
 // A router serving one request at a time on a quiet pool runs its request path too rarely to get there, so each
 // request paid for interpreted code: in `bench:peers`-style idle probes the EPP's part of the path took ~0.45 ms
 // against ~25 µs once optimized. A budget of 2,048 gets the request path optimized within its first requests (idle
-// added TTFT p50 of `llmisvc up` 1.40–1.48 → 1.14–1.27 ms, bench/results/peers/README.md). Set before any of our
+// added TTFT p50 of `llmisvc up` 1.40–1.78 → 1.14–1.27 ms, bench/results/peers/README.md). Set before any of our
 // code is compiled (hence the dynamic import below); a budget given on the node command line wins. Only for the
 // commands that serve requests: the compiling it brings forward costs `up` about 0.2 s of its start (0.75–0.8 →
 // 0.93–1.0 s on 2 cores, bench/results/up-startup) and would make a short command such as `render` 70 % slower.

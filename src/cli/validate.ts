@@ -20,6 +20,12 @@ interface ValidateFlags {
   apiVersions?: string;
 }
 
+/** A render's error as validation problems; anything but our own errors is a bug and goes on up. */
+function problemsOf(error: unknown): FieldProblem[] {
+  if (!isLlmisvcError(error)) throw error;
+  return error instanceof ValidationError ? [...error.problems] : [{ path: '', message: error.message }];
+}
+
 export function register(program: Command): void {
   program
     .command('validate')
@@ -69,10 +75,10 @@ export function register(program: Command): void {
               configs,
             );
           } catch (error) {
-            if (!isLlmisvcError(error)) throw error;
-            const problems =
-              error instanceof ValidationError ? [...error.problems] : [{ path: '', message: error.message }];
-            reports.push({ subject: `LLMInferenceService "${service.metadata.name}"`, problems });
+            reports.push({
+              subject: `LLMInferenceService "${service.metadata.name}"`,
+              problems: problemsOf(error),
+            });
           }
         }
       }
@@ -81,12 +87,19 @@ export function register(program: Command): void {
       if (reports.length === 0) {
         const { services, configs } = splitTyped(typed, flags.configDir);
         if (services.length > 1) {
-          renderObjects(
-            services,
-            { file: [], configDir: [], output: 'yaml', apiVersions: flags.apiVersions },
-            configs,
-            (message) => process.stderr.write(`warning: ${message}\n`),
-          );
+          try {
+            renderObjects(
+              services,
+              { file: [], configDir: [], output: 'yaml', apiVersions: flags.apiVersions },
+              configs,
+              (message) => process.stderr.write(`warning: ${message}\n`),
+            );
+          } catch (error) {
+            reports.push({
+              subject: `the ${services.length} LLMInferenceServices together`,
+              problems: problemsOf(error),
+            });
+          }
         }
       }
       if (reports.length === 0) {

@@ -44,7 +44,10 @@ export interface Endpoint {
   metrics: EndpointMetrics;
   /** Requests the EPP sent to this endpoint that have not finished yet (its own count, not scraped). */
   inFlight: number;
-  /** True when the last scrape failed (a late answer is not a failure) or the metrics are older than the staleness threshold. */
+  /**
+   * True when the last scrape failed (a late answer is not a failure) or the metrics are older than the staleness
+   * threshold.
+   */
   stale: boolean;
 }
 
