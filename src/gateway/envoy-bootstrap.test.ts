@@ -86,7 +86,7 @@ test('options: DNS name, TLS, buffered mode, prefix rewrites, access log, bypass
   assert.equal(bypass.clusters.has('epp'), false);
 });
 
-test('EPP replicas: all in the epp cluster, least request, health-checked on their health ports, streams retried elsewhere', () => {
+test('EPP replicas: all in the epp cluster, round robin, health-checked on their health ports, streams retried elsewhere', () => {
   const { hcm, clusters } = parts(
     envoyBootstrap({
       listenPort: 8080,
@@ -111,7 +111,7 @@ test('EPP replicas: all in the epp cluster, least request, health-checked on the
       [9022, 9023],
     ],
   );
-  assert.equal(epp.lb_policy, 'LEAST_REQUEST');
+  assert.equal(epp.lb_policy, 'ROUND_ROBIN');
   assert.equal(epp.health_checks[0].grpc_health_check.service_name, 'readiness');
   assert.equal(epp.outlier_detection.consecutive_local_origin_failure, 1);
   assert.equal(epp.common_lb_config.healthy_panic_threshold.value, 0);

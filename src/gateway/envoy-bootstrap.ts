@@ -208,16 +208,17 @@ function listedPoolCluster(
 }
 
 /**
- * What several EPP replicas add to the `epp` cluster: least-request balancing (each ext_proc stream lives as long as
- * its request, so open streams are the load), outlier detection ejecting a replica after one local-origin failure
- * (connect refused, reset — a killed replica) for 5 s at first, and with health ports, gRPC health checks of the
- * `readiness` service every second (a draining replica answers NOT_SERVING). The health server serves plaintext, so
- * with a TLS EPP the checks are left out and outlier detection alone takes a replica out.
+ * What several EPP replicas add to the `epp` cluster: round-robin balancing, outlier detection ejecting a replica
+ * after one local-origin failure (connect refused, reset — a killed replica) for 5 s at first, and with health ports,
+ * gRPC health checks of the `readiness` service every second (a draining replica answers NOT_SERVING). The health
+ * server serves plaintext, so with a TLS EPP the checks are left out and outlier detection alone takes a replica out.
  */
 function replicaResilience(replicas: { healthPort?: number }[], tls: boolean): Record<string, unknown> {
   const checked = !tls && replicas.every((r) => r.healthPort !== undefined);
   return {
-    lb_policy: 'LEAST_REQUEST',
+    // Not least-request: a killed replica has no open stream left, so until every worker has seen it ejected it
+    // would win every pick, retries included (seen as requests started after a SIGKILL failing under CPU load).
+    lb_policy: 'ROUND_ROBIN',
     // Every stream that was opening on a replica when it died retries at once: Envoy's budget of 3 concurrent
     // retries per cluster would fail the rest of them.
     circuit_breakers: {
