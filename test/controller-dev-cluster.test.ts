@@ -37,6 +37,7 @@ import { CORE_RESOURCES, KubeClient, type KubeObject, type ResourceRef } from '.
 import { parseDocuments, toTypedObject } from '../src/api/index.js';
 import { DEFAULT_API_VERSIONS, renderService } from '../src/render/index.js';
 import {
+  DEPLOYMENT,
   getOrUndefined,
   installProject,
   renderOptions,
@@ -54,13 +55,6 @@ const LWS: ResourceRef = {
   version: 'v1',
   kind: 'LeaderWorkerSet',
   plural: 'leaderworkersets',
-  namespaced: true,
-};
-const DEPLOYMENT: ResourceRef = {
-  group: 'apps',
-  version: 'v1',
-  kind: 'Deployment',
-  plural: 'deployments',
   namespaced: true,
 };
 const POD: ResourceRef = { group: '', version: 'v1', kind: 'Pod', plural: 'pods', namespaced: true };

@@ -11,27 +11,20 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Condition, RunningController } from '../src/controller/index.js';
-import type { KubeClient, KubeObject, ResourceRef } from '../src/kube/index.js';
+import type { KubeClient, KubeObject } from '../src/kube/index.js';
 import { CORE_RESOURCES, KubeClient as Client } from '../src/kube/index.js';
 import { startDevApiServer, type DevApiServer } from '../src/dev/index.js';
 import {
   apply,
   client,
   createNamespace,
+  DEPLOYMENT,
   installProject,
   SERVICE,
   skip,
   startController,
   waitFor,
 } from './controller-support.js';
-
-const DEPLOYMENTS: ResourceRef = {
-  group: 'apps',
-  version: 'v1',
-  kind: 'Deployment',
-  plural: 'deployments',
-  namespaced: true,
-};
 
 type Service = KubeObject & { status?: { conditions?: Condition[] } };
 type Deployment = KubeObject & {
@@ -112,7 +105,7 @@ describe('kube-apiserver with the ImageVolume feature gate off', { skip }, () =>
       return condition(got, 'DependenciesReady')?.reason === 'ImageVolumeUnsupported' ? got : undefined;
     });
     // The server really dropped it (else this test would prove nothing): the volume and its mount are gone.
-    const stored = await c.get<Deployment>(DEPLOYMENTS, ns, 'oci-model-kserve');
+    const stored = await c.get<Deployment>(DEPLOYMENT, ns, 'oci-model-kserve');
     const podSpec = stored.spec.template.spec;
     assert.equal(
       podSpec.volumes?.find((v) => v.image !== undefined),
@@ -167,7 +160,7 @@ describe('kube-apiserver with the ImageVolume feature gate off', { skip }, () =>
       );
     }
     assert.equal(running.client.writes(), writes, 'passes over the dropped volume wrote to the API');
-    const again = await c.get<Deployment>(DEPLOYMENTS, ns, 'oci-model-kserve');
+    const again = await c.get<Deployment>(DEPLOYMENT, ns, 'oci-model-kserve');
     assert.equal(again.metadata.resourceVersion, deploymentVersion, 'the Deployment was not written again');
 
     // The fix the message names: a model the cluster can mount. DependenciesReady comes back.
@@ -202,7 +195,7 @@ describe('kube-apiserver with the ImageVolume feature gate off', { skip }, () =>
       return condition(got, 'DependenciesReady')?.status === 'True' ? got : undefined;
     });
     assert.equal(condition(s, 'DependenciesReady')?.reason, 'Available');
-    const stored = await c.get<Deployment>(DEPLOYMENTS, ns, 'oci-model-kserve');
+    const stored = await c.get<Deployment>(DEPLOYMENT, ns, 'oci-model-kserve');
     assert.ok(
       stored.spec.template.spec.volumes?.some((v) => v.image !== undefined),
       'the image volume is stored',
@@ -228,7 +221,7 @@ describe('kube-apiserver with the ImageVolume feature gate on', { skip }, () => 
     running = deployed.running;
     const { ns, settled } = deployed;
     assert.equal(condition(settled, 'DependenciesReady')?.status, 'True', JSON.stringify(settled.status));
-    const stored = await c.get<Deployment>(DEPLOYMENTS, ns, 'oci-model-kserve');
+    const stored = await c.get<Deployment>(DEPLOYMENT, ns, 'oci-model-kserve');
     const volume = stored.spec.template.spec.volumes?.find((v) => v.image !== undefined);
     assert.ok(volume, 'the image volume is stored');
     assert.ok(

@@ -14,6 +14,7 @@ import {
   apply,
   client,
   createNamespace,
+  DEPLOYMENT,
   getOrUndefined,
   installProject,
   readYaml,
@@ -33,13 +34,6 @@ const ROUTE: ResourceRef = {
   namespaced: true,
 };
 const GATEWAY: ResourceRef = { ...ROUTE, kind: 'Gateway', plural: 'gateways' };
-const DEPLOYMENT: ResourceRef = {
-  group: 'apps',
-  version: 'v1',
-  kind: 'Deployment',
-  plural: 'deployments',
-  namespaced: true,
-};
 const POOL: ResourceRef = {
   group: 'inference.networking.k8s.io',
   version: 'v1',

@@ -25,6 +25,15 @@ export { createNamespace, ensureNamespace, installProject, readYaml, resourceOf 
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
 
+/** apps/v1 Deployments: the workload the controller writes for a single-node service. */
+export const DEPLOYMENT: ResourceRef = {
+  group: 'apps',
+  version: 'v1',
+  kind: 'Deployment',
+  plural: 'deployments',
+  namespaced: true,
+};
+
 /** The shared API server's kubeconfig; undefined outside `npm test` (the tests then skip). */
 export const kubeconfig = process.env['LLMISVC_TEST_KUBECONFIG'];
 export const skip = kubeconfig ? false : 'needs LLMISVC_TEST_KUBECONFIG (run through npm test)';

@@ -8,35 +8,14 @@ import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalStack, type LocalStack } from '../src/local/index.js';
+import { preciseEppConfig, prompt } from './harness/precise-routing.js';
 
 const SIM = process.env['LLMISVC_INFERENCE_SIM'];
 const MODEL = 'sim-model';
 
 // Renders on every request's path (prefixStore off): each replica's first sight of a prompt is routed on its tokens,
 // which is what this test is about (the prefix store is tested in precise-prefix-routing.test.ts).
-const CONFIG = `apiVersion: llm-d.ai/v1alpha1
-kind: EndpointPickerConfig
-plugins:
-- type: token-producer
-  parameters:
-    modelName: ${MODEL}
-    vllm: { endpointDiscovery: {} }
-    prefixStore: { enabled: false }
-- type: precise-prefix-cache-producer
-  parameters:
-    tokenProcessorConfig: { blockSize: 16 }
-    kvEventsConfig: { zmqEndpoint: "tcp://127.0.0.1:0" }
-- type: prefix-cache-scorer
-  parameters: { prefixMatchInfoProducerName: precise-prefix-cache-producer }
-- type: queue-scorer
-- type: max-score-picker
-schedulingProfiles:
-- name: default
-  plugins:
-  - { pluginRef: prefix-cache-scorer, weight: 10 }
-  - { pluginRef: queue-scorer, weight: 1 }
-  - { pluginRef: max-score-picker }
-`;
+const CONFIG = preciseEppConfig(MODEL, { prefixStore: false });
 
 const SERVICE = `apiVersion: serving.kserve.io/v1alpha2
 kind: LLMInferenceService
@@ -46,8 +25,6 @@ spec:
   replicas: 3
   router: { route: {}, gateway: {}, scheduler: {} }
 `;
-
-const prompt = (tag: string, n = 300) => Array.from({ length: n }, (_, i) => `${tag}${i}`).join(' ');
 
 async function complete(base: string, text: string): Promise<string | null> {
   const response = await fetch(`${base}/v1/completions`, {

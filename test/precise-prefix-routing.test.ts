@@ -5,7 +5,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { startEpp, type RunningEpp } from '../src/epp/index.js';
 import { startBuiltinGateway, type RunningGateway } from '../src/gateway/index.js';
 import {
@@ -14,61 +13,17 @@ import {
   type TokenizedPrompt,
   type TokenProducer,
 } from '../src/epp/plugins/index.js';
-import { killOnExit } from '../src/process/index.js';
+import { freeLoopbackPorts, killOnExit, waitFor } from '../src/process/index.js';
+import { preciseEppConfig, prompt } from './harness/precise-routing.js';
 
 const SIM = process.env['LLMISVC_INFERENCE_SIM'];
 const MODEL = 'sim-model';
 
-const CONFIG = `apiVersion: llm-d.ai/v1alpha1
-kind: EndpointPickerConfig
-plugins:
-- type: token-producer
-  parameters:
-    modelName: ${MODEL}
-    vllm:
-      endpointDiscovery: {}
-- type: precise-prefix-cache-producer
-  parameters:
-    tokenProcessorConfig: { blockSize: 16 }
-    kvEventsConfig: { zmqEndpoint: "tcp://127.0.0.1:0" }
-- type: prefix-cache-scorer
-  parameters: { prefixMatchInfoProducerName: precise-prefix-cache-producer }
-- type: queue-scorer
-- type: max-score-picker
-schedulingProfiles:
-- name: default
-  plugins:
-  - { pluginRef: prefix-cache-scorer, weight: 10 }
-  - { pluginRef: queue-scorer, weight: 1 }
-  - { pluginRef: max-score-picker }
-`;
+const CONFIG = preciseEppConfig(MODEL);
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function until(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await Promise.resolve(check()).catch(() => false)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-/** A prompt of `n` distinct words: one token each for the simulator's dummy tokenizer (all word characters). */
-const prompt = (tag: string, n = 300) => Array.from({ length: n }, (_, i) => `${tag}${i}`).join(' ');
+/** Polls `check` until it holds, for at most 20 s. */
+const until = (what: string, check: () => boolean | Promise<boolean>) =>
+  waitFor(check, { what, timeoutMs: 20_000 });
 
 async function complete(base: string, text: string): Promise<{ status: number; port: string | null }> {
   const response = await fetch(`${base}/v1/completions`, {
@@ -91,7 +46,7 @@ describe('precise prefix-cache routing on llm-d-inference-sim KV events', () => 
 
   before(async () => {
     assert.ok(SIM, 'LLMISVC_INFERENCE_SIM is set by the test provisioning (test/harness/inference-sim.ts)');
-    ports.push(await freePort(), await freePort());
+    ports.push(...(await freeLoopbackPorts(2)));
     epp = await startEpp({
       grpcPort: 0,
       grpcHealthPort: 0,
