@@ -19,7 +19,13 @@ import type { EndpointPickerConfig } from './config.js';
 import type { Datastore } from './datastore.js';
 import { decide, requestPriority, type ModelDirectory } from './director.js';
 import type { EppMetrics, RequestObservation } from './epp-metrics.js';
-import { BodySendMode, type GrpcCall, type GrpcCallHandlers } from '../transport/index.js';
+import {
+  BodySendMode,
+  setHeaderOption,
+  type GrpcCall,
+  type GrpcCallHandlers,
+  type SetHeaderOption,
+} from '../transport/index.js';
 import {
   MAX_FAIRNESS_ID_LENGTH,
   fairnessIdOf,
@@ -62,19 +68,8 @@ export const SERVED_BY_HEADER = 'x-served-by';
 /* eslint-disable @typescript-eslint/no-explicit-any -- the messages are dynamic protobuf objects */
 type Message = Record<string, any>;
 
-interface HeaderValueOption {
-  header: { key: string; raw_value: Buffer };
-  append_action: number;
-}
-
-const OVERWRITE_IF_EXISTS_OR_ADD = 2;
-
-function setHeader(key: string, value: string): HeaderValueOption {
-  return { header: { key, raw_value: Buffer.from(value) }, append_action: OVERWRITE_IF_EXISTS_OR_ADD };
-}
-
 /** The header mutation of a routed request: the EPP's headers set, every other routing header removed. */
-function routingMutation(set: HeaderValueOption[]): Message {
+function routingMutation(set: SetHeaderOption[]): Message {
   return { set_headers: set, remove_headers: routingHeadersToRemove(set.map((o) => o.header.key)) };
 }
 
@@ -181,8 +176,8 @@ export function createProcessHandler(
           status: { code: error.status },
           headers: {
             set_headers: [
-              setHeader('content-type', 'application/json'),
-              ...Object.entries(error.headers).map(([k, v]) => setHeader(k, v)),
+              setHeaderOption('content-type', 'application/json'),
+              ...Object.entries(error.headers).map(([k, v]) => setHeaderOption(k, v)),
             ],
           },
           body: Buffer.from(openAiErrorBody(error)),
@@ -333,11 +328,11 @@ export function createProcessHandler(
           'request scheduled',
         );
       }
-      const mutations = [setHeader(DESTINATION_HEADER, endpoint.address)];
-      for (const [k, v] of Object.entries(decision.headers)) mutations.push(setHeader(k, v));
+      const mutations = [setHeaderOption(DESTINATION_HEADER, endpoint.address)];
+      for (const [k, v] of Object.entries(decision.headers)) mutations.push(setHeaderOption(k, v));
       const outBody = decision.rewrittenBody ?? body;
       if (decision.rewrittenBody)
-        mutations.push(setHeader('content-length', String(decision.rewrittenBody.length)));
+        mutations.push(setHeaderOption('content-length', String(decision.rewrittenBody.length)));
       const metadata = destinationMetadata(endpoint.address);
       const headerMutation = routingMutation(mutations);
       if (body === undefined) {
@@ -427,7 +422,11 @@ export function createProcessHandler(
             response_headers: {
               response:
                 deps.servedByHeader && servingEndpoint
-                  ? { header_mutation: { set_headers: [setHeader(SERVED_BY_HEADER, servingEndpoint.name)] } }
+                  ? {
+                      header_mutation: {
+                        set_headers: [setHeaderOption(SERVED_BY_HEADER, servingEndpoint.name)],
+                      },
+                    }
                   : {},
             },
           });

@@ -18,6 +18,7 @@ import {
   createGrpcServer,
   decodeEppProcessingRequest,
   encodeProcessingResponse,
+  setHeaderOption,
   type GrpcCall,
   type GrpcCallHandlers,
   type GrpcServer,
@@ -70,12 +71,6 @@ export function bodyRouting(contentType: string | undefined, body: Buffer | unde
 /* eslint-disable @typescript-eslint/no-explicit-any -- the messages are dynamic protobuf objects */
 type Message = Record<string, any>;
 
-const OVERWRITE_IF_EXISTS_OR_ADD = 2;
-
-function setHeader(key: string, value: string): Message {
-  return { header: { key, raw_value: Buffer.from(value) }, append_action: OVERWRITE_IF_EXISTS_OR_ADD };
-}
-
 export interface BodyRouterOptions {
   /** Random numbers in [0, 1) for the split draw (default Math.random; tests pass a seeded one). */
   random?: (() => number) | undefined;
@@ -96,8 +91,8 @@ export function createBodyRouterHandler(
     const mutation = (model: string | undefined): Message => ({
       set_headers: [
         // Envoy reads the value as a uint64 and takes it modulo the total weight.
-        setHeader(SPLIT_DRAW_HEADER, String(Math.floor(random() * 2 ** 32))),
-        ...(model !== undefined ? [setHeader(MODEL_NAME_HEADER, model)] : []),
+        setHeaderOption(SPLIT_DRAW_HEADER, String(Math.floor(random() * 2 ** 32))),
+        ...(model !== undefined ? [setHeaderOption(MODEL_NAME_HEADER, model)] : []),
       ],
       remove_headers: model === undefined ? [MODEL_NAME_HEADER] : [],
     });
@@ -146,7 +141,7 @@ export function createBodyRouterHandler(
               finish({
                 immediate_response: {
                   status: { code: routing.status },
-                  headers: { set_headers: [setHeader('content-type', 'application/json')] },
+                  headers: { set_headers: [setHeaderOption('content-type', 'application/json')] },
                   body: Buffer.from(error),
                   details: `llmisvc_body_router_${routing.status}`,
                 },

@@ -19,7 +19,21 @@ export {
   type ProcessingRequest,
   type ProcessingResponse,
 } from './generated/ext-proc.js';
-import { ProcessingMode_BodySendMode } from './generated/ext-proc.js';
+import { HeaderValueOption_HeaderAppendAction, ProcessingMode_BodySendMode } from './generated/ext-proc.js';
 
 /** Body send modes as Envoy numbers them (`ProcessingMode.BodySendMode`). */
 export const BodySendMode = ProcessingMode_BodySendMode;
+
+/** A header an ext_proc answer sets (`HeaderValueOption`), as the EPP and the body router write them. */
+export interface SetHeaderOption {
+  header: { key: string; raw_value: Buffer };
+  append_action: number;
+}
+
+/** Sets `key` to `value` (its UTF-8 bytes in `raw_value`), replacing any header of that name. */
+export function setHeaderOption(key: string, value: string): SetHeaderOption {
+  return {
+    header: { key, raw_value: Buffer.from(value) },
+    append_action: HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD,
+  };
+}

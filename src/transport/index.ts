@@ -29,9 +29,11 @@ export {
   decodeProcessingResponse,
   encodeProcessingRequest,
   encodeProcessingResponse,
+  setHeaderOption,
   type EppProcessingRequest,
   type ProcessingRequest,
   type ProcessingResponse,
+  type SetHeaderOption,
 } from './ext-proc-codec.js';
 export {
   decodeHealthCheckRequest,
