@@ -89,6 +89,15 @@ const RENDER_PATHS: Readonly<Record<string, string>> = {
   '/v1/chat/completions': '/v1/chat/completions/render',
 };
 
+/**
+ * The OpenAI API path of a request the server can render (a key of RENDER_PATHS), or undefined. The gateway may route
+ * on a prefix (`/ns/name/v1/completions`) that it strips on the way to the server.
+ */
+function renderablePath(requestPath: string): string | undefined {
+  const full = requestPath.split('?')[0]!.replace(/\/+$/, '');
+  return Object.keys(RENDER_PATHS).find((p) => full === p || full.endsWith(p));
+}
+
 /** The token ids in a render answer: `{token_ids}` (chat) or `[{token_ids}]` (completions, one per prompt). */
 export function tokensOfRenderAnswer(answer: unknown): number[] | undefined {
   const first = Array.isArray(answer) ? answer[0] : answer;
@@ -119,9 +128,7 @@ export function tokenProducer(name: string, options: TokenProducerOptions): Toke
     input: RequestDataInput,
     endpoints: readonly Endpoint[],
   ): Promise<number[] | undefined> {
-    // The gateway may route on a prefix (`/ns/name/v1/completions`) that it strips on the way to the server.
-    const full = input.path.split('?')[0]!.replace(/\/+$/, '');
-    const path = Object.keys(RENDER_PATHS).find((p) => full === p || full.endsWith(p));
+    const path = renderablePath(input.path);
     if (path === undefined) return undefined;
     const renderPath = RENDER_PATHS[path]!;
     const base = renderBase(endpoints);
@@ -240,8 +247,7 @@ const TOKEN_AFFECTING_FIELDS = [
 
 /** The prompt's text and the scope its tokens belong to (the API path and model), or undefined if not renderable. */
 function promptText(input: RequestDataInput): { scope: string; text: string } | undefined {
-  const full = input.path.split('?')[0]!.replace(/\/+$/, '');
-  const path = Object.keys(RENDER_PATHS).find((p) => full === p || full.endsWith(p));
+  const path = renderablePath(input.path);
   if (path === undefined) return undefined;
   let json: unknown;
   try {
