@@ -23,6 +23,8 @@ import {
   type GrpcCallHandlers,
   type GrpcServer,
 } from '../transport/index.js';
+import { DEFAULT_BODY_LIMIT } from '../epp/index.js';
+import { openAiErrorJson } from './openai-error.js';
 
 export const MODEL_NAME_HEADER = 'x-gateway-model-name';
 /** The random value Envoy's weighted clusters pick by (`WeightedCluster.header_name`). */
@@ -84,6 +86,7 @@ export function createBodyRouterHandler(
   options: BodyRouterOptions = {},
 ): (call: GrpcCall<Message>) => GrpcCallHandlers<Message> {
   const random = options.random ?? Math.random;
+  const limit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
   return (call) => {
     let contentType: string | undefined;
     let answered = false;
@@ -124,20 +127,13 @@ export function createBodyRouterHandler(
           case 'request_body': {
             const b = message['request_body'] ?? {};
             const body = Buffer.from((b['body'] as Uint8Array | undefined) ?? new Uint8Array());
-            const limit = options.bodyLimitBytes ?? 16 * 1024 * 1024;
             const routing: BodyRouting =
               body.length > limit
                 ? { kind: 'reject', status: 413, message: `request body exceeds the limit of ${limit} bytes` }
                 : bodyRouting(contentType, body);
             if (routing.kind === 'reject') {
-              const error = JSON.stringify({
-                error: {
-                  message: routing.message,
-                  type: routing.status === 400 ? 'BadRequestError' : 'RequestTooLargeError',
-                  param: null,
-                  code: routing.status,
-                },
-              });
+              const type = routing.status === 400 ? 'BadRequestError' : 'RequestTooLargeError';
+              const error = openAiErrorJson(routing.status, routing.message, type);
               finish({
                 immediate_response: {
                   status: { code: routing.status },
@@ -181,7 +177,7 @@ export async function startBodyRouter(
   port: number,
   options: BodyRouterOptions = {},
 ): Promise<RunningBodyRouter> {
-  const limit = options.bodyLimitBytes ?? 16 * 1024 * 1024;
+  const limit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
   const server: GrpcServer = createGrpcServer({
     methods: {
       '/envoy.service.ext_proc.v3.ExternalProcessor/Process': {

@@ -15,9 +15,10 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { Pool, type Dispatcher } from 'undici';
-import { isRoutingHeader, SERVED_BY_HEADER } from '../epp/index.js';
+import { DEFAULT_BODY_LIMIT, isRoutingHeader, SERVED_BY_HEADER } from '../epp/index.js';
 import { LlmisvcError } from '../errors/index.js';
 import { bodyRouting } from './body-router.js';
+import { openAiErrorJson } from './openai-error.js';
 import { createExtProcClient } from './extproc-client.js';
 import type { ExtProcChannel } from './extproc-inprocess.js';
 import { EppReplicaSet } from './epp-replicas.js';
@@ -168,7 +169,7 @@ function openAiError(res: ServerResponse, status: number, message: string, type:
     res.destroy();
     return;
   }
-  const body = JSON.stringify({ error: { message, type, param: null, code: status } });
+  const body = openAiErrorJson(status, message, type);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }
@@ -231,7 +232,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
   const headersTimeout = options.headersTimeoutMs ?? 600_000;
   const bodyTimeout = options.bodyTimeoutMs ?? 300_000;
   const eppTimeoutMs = options.eppTimeoutMs ?? 10_000;
-  const bodyLimit = options.bodyLimitBytes ?? 16 * 1024 * 1024;
+  const bodyLimit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
   // Gateway API precedence: the longest path, then the most header matches.
   const routes = [...options.routes].sort(
     (a, b) => b.prefix.length - a.prefix.length || (b.headers?.length ?? 0) - (a.headers?.length ?? 0),
