@@ -18,7 +18,7 @@ import {
 import { AUTOSCALING_FLAGS, type AutoscalingFlags, autoscalingOptions } from './autoscaling-flags.js';
 import { collect, readObjects, splitTyped } from './inputs.js';
 
-interface RenderFlags extends Partial<AutoscalingFlags> {
+export interface RenderFlags extends Partial<AutoscalingFlags> {
   file: string[];
   configDir: string[];
   output: string;

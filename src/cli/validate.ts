@@ -12,7 +12,7 @@ import {
 import { type FieldProblem, formatProblem, isLlmisvcError, ValidationError } from '../errors/index.js';
 import { DEFAULT_RENDER_OPTIONS, parseApiVersions } from '../render/index.js';
 import { collect, readObjects, splitTyped } from './inputs.js';
-import { renderObjects } from './render.js';
+import { renderObjects, type RenderFlags } from './render.js';
 
 interface ValidateFlags {
   file: string[];
@@ -67,13 +67,15 @@ export function register(program: Command): void {
       // Then the merged view: presets, baseRefs and the cluster's APIs, exactly as `render` and the controller see it.
       if (reports.length === 0) {
         const { services, configs } = splitTyped(typed, flags.configDir);
+        const renderFlags: RenderFlags = {
+          file: [],
+          configDir: [],
+          output: 'yaml',
+          apiVersions: flags.apiVersions,
+        };
         for (const service of services) {
           try {
-            renderObjects(
-              [service],
-              { file: [], configDir: [], output: 'yaml', apiVersions: flags.apiVersions },
-              configs,
-            );
+            renderObjects([service], renderFlags, configs);
           } catch (error) {
             reports.push({
               subject: `LLMInferenceService "${service.metadata.name}"`,
@@ -81,18 +83,12 @@ export function register(program: Command): void {
             });
           }
         }
-      }
-      // Together too: what is valid but will not work as the file's author may expect (two services claiming one
-      // model name) is a warning, as from `render`; it does not fail validation (the controller serves both).
-      if (reports.length === 0) {
-        const { services, configs } = splitTyped(typed, flags.configDir);
-        if (services.length > 1) {
+        // Together too: what is valid but will not work as the file's author may expect (two services claiming one
+        // model name) is a warning, as from `render`; it does not fail validation (the controller serves both).
+        if (reports.length === 0 && services.length > 1) {
           try {
-            renderObjects(
-              services,
-              { file: [], configDir: [], output: 'yaml', apiVersions: flags.apiVersions },
-              configs,
-              (message) => process.stderr.write(`warning: ${message}\n`),
+            renderObjects(services, renderFlags, configs, (message) =>
+              process.stderr.write(`warning: ${message}\n`),
             );
           } catch (error) {
             reports.push({
