@@ -231,6 +231,7 @@ for (const gateway of ['builtin', 'envoy'] as const)
 // would (the keeper gets the model-name rules, the other only its own paths) and says so.
 describe('llmisvc up: two services claiming one model name', () => {
   let stack: LocalStack;
+  let dir: string;
   const events: StackEvent[] = [];
   before(async () => {
     const service = (name: string) => `apiVersion: serving.kserve.io/v1alpha2
@@ -240,7 +241,7 @@ spec:
   model: { uri: hf://org/${name}, name: org/llama }
   router: { route: {}, gateway: {}, scheduler: {} }
 `;
-    const dir = mkdtempSync(join(tmpdir(), 'llmisvc-collision-'));
+    dir = mkdtempSync(join(tmpdir(), 'llmisvc-collision-'));
     const file = join(dir, 'collision.yaml');
     writeFileSync(file, [service('zeta'), service('alpha')].join('---\n'));
     stack = await startLocalStack({
@@ -250,7 +251,10 @@ spec:
       onEvent: (e) => events.push(e),
     });
   });
-  after(() => stack?.stop());
+  after(async () => {
+    await stack?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('warns once, naming the loser and the keeper, and routes the name to the keeper only', async () => {
     const warnings = events.flatMap((e) => (e.type === 'warning' ? [e.message] : []));
