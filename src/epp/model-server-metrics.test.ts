@@ -45,3 +45,34 @@ test('older vLLM and SGLang names', () => {
     'not reported',
   );
 });
+
+test('wanted lines among histograms, CRLF endings, tabs, and lines that only look like them', () => {
+  const buckets = Array.from(
+    { length: 200 },
+    (_, i) => `vllm:time_to_first_token_seconds_bucket{le="${i}",model_name="a"} ${i}`,
+  );
+  const text = [
+    ...buckets,
+    'vllm:num_requests_waiting\t{model_name="a"}\t2\r',
+    'vllm:num_requests_running{model_name="a"} 3 1700000000000\r',
+    'vllm:kv_cache_usage_perc_max{model_name="a"} 0.99',
+    'vllm:kv_cache_usage_perc{model_name="a"}',
+    'vllm:kv_cache_usage_perc{model_name="a" 0.7',
+    'vllm:kv_cache_usage_perc{model_name="a"} 0.25',
+    '# HELP vllm:num_requests_waiting 99',
+    ' vllm:num_requests_waiting 99',
+    'sglang:token_usagex 0.9',
+    'vllm:prompt_tokens_total',
+  ].join('\n');
+  const m = metricsFromExposition(text, 1);
+  assert.equal(m.waitingQueueSize, 2, 'a tab may separate name, labels and value');
+  assert.equal(m.runningQueueSize, 3, 'a timestamp after the value is ignored');
+  assert.equal(m.kvCacheUsage, 0.25, 'a longer name, a missing value or an unclosed label set is skipped');
+  assert.equal(m.promptTokensTotal, -1, 'a name without a value is no sample');
+});
+
+test('escaped label values are decoded in one pass', () => {
+  const text = String.raw`vllm:lora_requests_info{max_lora="2",running_lora_adapters="a\\n,b\"c,d\ne"} 1`;
+  const m = metricsFromExposition(text, 1);
+  assert.deepEqual([...m.activeAdapters], [String.raw`a\n`, 'b"c', 'd\ne']);
+});

