@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -144,5 +146,69 @@ describe('builtin gateway over real HTTP (round robin, no EPP)', () => {
     } finally {
       await g.close();
     }
+  });
+});
+
+describe('builtin gateway in front of a hostile model server (raw bytes on a real socket)', () => {
+  /** What the upstream answers for each path: bytes no well-behaved server would send. */
+  const answers: Record<string, string> = {
+    '/smuggle':
+      'HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n' +
+      'HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\nsmuggled',
+    '/split': 'HTTP/1.1 200 OK\r\nx-a: 1\rset-cookie: stolen=1\r\ncontent-length: 2\r\n\r\nok',
+    '/cut': 'HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: 100\r\n\r\ndata: 1\n\n',
+    '/badchunk': 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\nzz\r\n',
+    '/ok': 'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{"ok":true}',
+  };
+  let upstream: NetServer;
+  let gateway: RunningGateway;
+
+  before(async () => {
+    upstream = createNetServer((socket) => {
+      socket.on('error', () => {});
+      socket.once('data', (data) => {
+        const path = data.toString('latin1').split(' ')[1]!;
+        const answer = answers[path] ?? answers['/ok']!;
+        if (path === '/cut' || path === '/badchunk') socket.end(answer);
+        else socket.write(answer);
+      });
+    });
+    upstream.listen(0, '127.0.0.1');
+    await once(upstream, 'listening');
+    const port = (upstream.address() as { port: number }).port;
+    gateway = await startBuiltinGateway({
+      port: 0,
+      routes: [{ prefix: '/', backend: 'service' }],
+      serviceEndpoints: [`127.0.0.1:${port}`],
+    });
+  });
+  after(async () => {
+    await gateway.close();
+    upstream.close();
+  });
+
+  for (const [path, what] of [
+    ['/smuggle', /both transfer-encoding and content-length/],
+    ['/split', /control character/],
+  ] as const)
+    it(`answers 502 for ${path}, and nothing of the upstream's answer reaches the client`, async () => {
+      const res = await fetch(`${gateway.url}${path}`);
+      assert.equal(res.status, 502);
+      assert.equal(res.headers.get('set-cookie'), null);
+      const text = await res.text();
+      assert.match(text, what);
+      assert.doesNotMatch(text, /smuggled/);
+    });
+
+  for (const path of ['/cut', '/badchunk'])
+    it(`cuts the client's response short when the upstream breaks mid-body (${path})`, async () => {
+      const res = await fetch(`${gateway.url}${path}`);
+      assert.equal(res.status, 200, 'the head had gone out');
+      await assert.rejects(res.text(), 'the client sees an incomplete response, not a complete one');
+    });
+
+  it('stays up and serves the next request', async () => {
+    const res = await fetch(`${gateway.url}/ok`);
+    assert.deepEqual(await res.json(), { ok: true });
   });
 });

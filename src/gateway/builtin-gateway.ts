@@ -2,7 +2,7 @@
  * @module gateway/builtin-gateway
  * The lean Node gateway of `llmisvc up`: for each request it asks the Endpoint Picker over the same ext_proc
  * protocol Envoy speaks (full-duplex, one gRPC stream per request), then proxies to the `ip:port` the EPP chose
- * through an undici keep-alive pool per endpoint. Responses stream through untouched (SSE included); a client that
+ * through a keep-alive pool per endpoint (`upstream-pool.ts`). Responses stream through untouched (SSE included); a client that
  * goes away aborts the upstream request; the EPP's immediate answers (400/404/413/429/503 with OpenAI error JSON)
  * go to the client as they are. Without an EPP (or for Service-backed routes) it balances round robin, which is what
  * a plain Kubernetes Service gives — the baseline of `bench --compare`.
@@ -14,7 +14,6 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
-import { Pool, type Dispatcher } from 'undici';
 import { DEFAULT_BODY_LIMIT, isRoutingHeader, SERVED_BY_HEADER } from '../epp/index.js';
 import { LlmisvcError } from '../errors/index.js';
 import { bodyRouting } from './body-router.js';
@@ -23,6 +22,7 @@ import { createExtProcClient } from './extproc-client.js';
 import type { ExtProcChannel } from './extproc-inprocess.js';
 import { EppReplicaSet } from './epp-replicas.js';
 import { pathPrefixRest, replacePrefixMatch } from './path-prefix.js';
+import { UpstreamPool, type UpstreamExchange } from './upstream-pool.js';
 
 export interface GatewayRoute {
   /** Path prefix to match (`/default/quickstart/v1/completions`). */
@@ -241,7 +241,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
     options.modelNameHeader ?? (routes.some((r) => r.headers?.length) ? 'X-Gateway-Model-Name' : '')
   ).toLowerCase();
   const random = options.random ?? Math.random;
-  const pools = new Map<string, Pool>();
+  const pools = new Map<string, UpstreamPool>();
   const onDecision = options.onDecision;
 
   interface Backend {
@@ -290,15 +290,14 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
     return targets.get(route.split.at(-1)!.target);
   }
 
-  function poolFor(address: string): Pool {
+  function poolFor(address: string): UpstreamPool {
     let pool = pools.get(address);
     if (!pool) {
-      pool = new Pool(`http://${address}`, {
-        connections: 256,
-        pipelining: 1,
-        keepAliveTimeout: 30_000,
-        headersTimeout: headersTimeout,
-        bodyTimeout: bodyTimeout,
+      pool = new UpstreamPool(address, {
+        maxConnections: 256,
+        keepAliveTimeoutMs: 30_000,
+        headersTimeoutMs: headersTimeout,
+        bodyTimeoutMs: bodyTimeout,
       });
       pools.set(address, pool);
     }
@@ -468,21 +467,19 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
   }
 
   /**
-   * Sends one request to `endpoint` and streams its answer to `res`; resolves when it is over, whichever way. It
-   * uses undici's dispatch handler rather than `request()`'s body stream: each upstream chunk goes to `res.write`
-   * from the socket's parser callback, without a Readable, an async iterator and a promise per SSE chunk (profiled
-   * as a good part of the gateway's CPU per request under load). A slow client pauses the upstream read
-   * (backpressure); a client that goes away aborts the upstream request.
+   * Sends one request to `endpoint` and streams its answer to `res`; resolves when it is over, whichever way. Each
+   * upstream chunk goes to `res.write` from the socket's data callback, without a Readable, an async iterator and a
+   * promise per SSE chunk. A slow client pauses the upstream read (backpressure); a client that goes away aborts the
+   * upstream request.
    */
   function proxy(res: ServerResponse, endpoint: string, request: ProxyRequest): Promise<void> {
     return new Promise<void>((resolve) => {
-      let controller: Dispatcher.DispatchController | undefined;
       let clientGone = false;
       let over = false;
       const onClientGone = () => {
         if (res.writableFinished) return;
         clientGone = true;
-        controller?.abort(new Error('the client went away'));
+        exchange.abort(new Error('the client went away'));
       };
       const finish = () => {
         if (over) return;
@@ -493,20 +490,16 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
       let waitingForDrain = false;
       const resumeUpstream = () => {
         waitingForDrain = false;
-        controller?.resume();
+        exchange.resume();
       };
       let statusCode = 0;
       let upstreamHeaders: IncomingHttpHeaders = {};
       let headersMs = 0;
-      res.once('close', onClientGone);
-      poolFor(endpoint).dispatch(
+      // The callbacks above run only after dispatch returns (a 'close' or 'drain' event is never synchronous).
+      const exchange: UpstreamExchange = poolFor(endpoint).dispatch(
         { method: request.method, path: request.path, headers: request.headers, body: request.body },
         {
-          onRequestStart(c) {
-            controller = c;
-            if (clientGone) c.abort(new Error('the client went away'));
-          },
-          onResponseStart(_c, status, upstream) {
+          onHead(status, upstream) {
             headersMs = performance.now() - request.started;
             statusCode = status;
             upstreamHeaders = upstream;
@@ -522,22 +515,24 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
             // Flush headers at once so an SSE client sees the stream open before the first token.
             res.flushHeaders();
           },
-          onResponseData(c, chunk) {
+          onData(chunk) {
             // Backpressure: a slow client slows the upstream read instead of buffering here.
-            if (!res.write(chunk) && !waitingForDrain) {
+            if (res.write(chunk)) return true;
+            if (!waitingForDrain) {
               waitingForDrain = true;
-              c.pause();
               res.once('drain', resumeUpstream);
             }
+            return false;
           },
-          onResponseEnd() {
+          onEnd() {
             res.end();
             request.onResponse(statusCode, upstreamHeaders, headersMs);
             finish();
           },
-          onResponseError(_c, error) {
+          onError(error) {
             if (clientGone) res.destroy();
             else {
+              // After the head went out this cuts the client's response short (openAiError destroys it).
               openAiError(res, 502, `upstream ${endpoint} failed: ${error.message}`, 'BadGatewayError');
               request.onFailure();
             }
@@ -545,6 +540,12 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
           },
         },
       );
+      res.once('close', onClientGone);
+      // The client may have gone during the pick, before the 'close' listener was there.
+      if (res.destroyed && !over) {
+        clientGone = true;
+        exchange.abort(new Error('the client went away'));
+      }
     });
   }
 
