@@ -34,3 +34,4 @@ export { EPP_ROUTING_HEADERS, isRoutingHeader, routingHeadersToRemove } from './
 export { schedule } from './scheduler.js';
 export { metricsFromExposition } from './model-server-metrics.js';
 export type { Endpoint, EndpointMetrics, EndpointRole, Criticality, SchedulingRequest } from './types.js';
+export { endpointSocketAddress } from './metrics-http.js';

@@ -36,6 +36,15 @@ interface Parsed {
   close: boolean;
 }
 
+/** An endpoint's `ip:port` (IPv6 in brackets) → what `net.connect` takes. */
+export function endpointSocketAddress(address: string): { host: string; port: number } {
+  const colon = address.lastIndexOf(':');
+  return {
+    host: address.slice(0, colon).replace(/^\[(.*)\]$/, '$1'),
+    port: Number(address.slice(colon + 1)),
+  };
+}
+
 export class MetricsHttpError extends Error {}
 /** No answer within the timeout: the server is slow or busy, not known to be gone. */
 export class MetricsTimeoutError extends MetricsHttpError {}
@@ -54,9 +63,8 @@ export class MetricsConnection {
 
   /** `ip:port` (IPv6 in brackets) → a connection to it. */
   static forAddress(address: string, maxBytes?: number): MetricsConnection {
-    const colon = address.lastIndexOf(':');
-    const host = address.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
-    return new MetricsConnection(host, Number(address.slice(colon + 1)), maxBytes);
+    const { host, port } = endpointSocketAddress(address);
+    return new MetricsConnection(host, port, maxBytes);
   }
 
   /** GETs `path`; resolves with the body of a 200 answer, rejects on any other status, error or timeout. */

@@ -35,8 +35,9 @@ export interface ResponseParserOptions {
 
 const CRLF_CRLF = Buffer.from('\r\n\r\n');
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: [\t\x20-\x7e\x80-\xff]*)?$/;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** A header name (RFC 9110 token) and a header value (visible characters, spaces, tabs, obs-text). */
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+export const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const CHUNK_SIZE = /^([0-9a-fA-F]{1,12})[\t ]*(?:;[\t\x20-\x7e\x80-\xff]*)?$/;
 const MAX_CHUNK_LINE = 4096;
 /** 1xx heads before the final one; more is a server looping on them. */
@@ -89,15 +90,9 @@ export class Http1ResponseParser {
         case 'head':
           at = this.readHead(data, at);
           break;
-        case 'length': {
-          const n = Math.min(this.remaining, data.length - at);
-          this.remaining -= n;
-          const chunk = data.subarray(at, at + n);
-          at += n;
-          if (this.remaining === 0) this.state = 'done';
-          this.events.onBody(chunk);
+        case 'length':
+          at = this.readCounted(data, at, 'done');
           break;
-        }
         case 'until-close':
           this.events.onBody(at === 0 ? data : data.subarray(at));
           at = data.length;
@@ -105,15 +100,9 @@ export class Http1ResponseParser {
         case 'chunk-size':
           at = this.readChunkSize(data, at);
           break;
-        case 'chunk-data': {
-          const n = Math.min(this.remaining, data.length - at);
-          this.remaining -= n;
-          const chunk = data.subarray(at, at + n);
-          at += n;
-          if (this.remaining === 0) this.state = 'chunk-crlf';
-          this.events.onBody(chunk);
+        case 'chunk-data':
+          at = this.readCounted(data, at, 'chunk-crlf');
           break;
-        }
         case 'chunk-crlf':
           if (data[at] !== (this.crlfSeen === 0 ? 13 : 10))
             throw new UpstreamProtocolError('chunk data not followed by CRLF');
@@ -133,6 +122,15 @@ export class Http1ResponseParser {
       this.complete();
     }
     return at;
+  }
+
+  /** Hands on up to `remaining` body bytes (a content-length body or one chunk's data); `then` once all are read. */
+  private readCounted(data: Buffer, at: number, then: State): number {
+    const n = Math.min(this.remaining, data.length - at);
+    this.remaining -= n;
+    if (this.remaining === 0) this.state = then;
+    this.events.onBody(data.subarray(at, at + n));
+    return at + n;
   }
 
   /**
@@ -292,8 +290,9 @@ export class Http1ResponseParser {
     this.trailerBytes += line.length + 2;
     if (this.trailerBytes > this.maxHeadBytes)
       throw new UpstreamProtocolError(`trailers larger than ${this.maxHeadBytes} bytes`);
+    const colon = line.indexOf(':');
     if (line === '') this.state = 'done';
-    else if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*$/.test(line))
+    else if (colon <= 0 || !TOKEN.test(line.slice(0, colon)) || !FIELD_VALUE.test(line.slice(colon + 1)))
       throw new UpstreamProtocolError(`malformed trailer line ${JSON.stringify(line.slice(0, 80))}`);
     return next;
   }

@@ -13,7 +13,8 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { Http1ResponseParser } from './http1-response.js';
+import { endpointSocketAddress } from '../epp/index.js';
+import { FIELD_VALUE, Http1ResponseParser, TOKEN } from './http1-response.js';
 
 export interface UpstreamRequest {
   method: string;
@@ -50,8 +51,6 @@ export interface UpstreamPoolOptions {
 export class UpstreamError extends Error {}
 export class UpstreamTimeoutError extends UpstreamError {}
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const REQUEST_TARGET = /^[\x21-\x7e\x80-\xff]+$/;
 /** Written by the pool from the request itself, whatever the caller passed. */
 const POOL_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection']);
@@ -258,9 +257,7 @@ export class UpstreamPool {
 
   /** `address` is `ip:port` (IPv6 in brackets). */
   constructor(address: string, options: UpstreamPoolOptions) {
-    const colon = address.lastIndexOf(':');
-    this.host = address.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
-    this.port = Number(address.slice(colon + 1));
+    ({ host: this.host, port: this.port } = endpointSocketAddress(address));
     this.hostHeader = address;
     this.options = { keepAliveTimeoutMs: 30_000, connectTimeoutMs: 10_000, maxConnections: 256, ...options };
   }
