@@ -163,11 +163,14 @@ async function makeReady(name: string): Promise<void> {
 
 test('a routing group splits its model name by weight, and weights follow readiness', { skip }, async () => {
   await apply(c, members, ns);
-  // Neither member is Ready: both get weight 0, the group serves nothing.
+  // Neither member is Ready: both get weight 0, the group serves nothing. The members reconcile one at a time, so
+  // the first route written may name only itself until the other member exists: wait until both name both.
+  const complete = (weights: Record<string, number> | undefined) =>
+    weights && Object.keys(weights).length === 2;
   const both = await waitFor('both routes with the group rule', async () => {
     const stable = await modelRuleWeights('qwen-stable');
     const canary = await modelRuleWeights('qwen-canary');
-    return stable && canary ? { stable, canary } : undefined;
+    return complete(stable) && complete(canary) ? { stable, canary } : undefined;
   });
   const zero = { 'qwen-canary-inference-pool': 0, 'qwen-stable-inference-pool': 0 };
   assert.deepEqual(both, { stable: zero, canary: zero });
