@@ -1,36 +1,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
-import { MetricsConnection, parseResponse } from './metrics-http.js';
+import { MetricsConnection } from './metrics-http.js';
 
 const BODY = 'vllm:num_requests_waiting{model_name="m"} 3\n';
-
-test('parses content-length and chunked answers, and waits for the rest of an incomplete one', () => {
-  const plain = Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${BODY.length}\r\n\r\n${BODY}`);
-  assert.equal(parseResponse(plain, 1024)?.body.toString(), BODY);
-  assert.equal(parseResponse(plain.subarray(0, plain.length - 3), 1024), undefined);
-  const chunked = Buffer.from(
-    `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nvllm:\r\n${(BODY.length - 5).toString(16)};x=y\r\n${BODY.slice(5)}\r\n0\r\nX-T: 1\r\n\r\n`,
-  );
-  assert.equal(parseResponse(chunked, 1024)?.body.toString(), BODY);
-  assert.equal(parseResponse(chunked.subarray(0, chunked.length - 2), 1024), undefined);
-  const closing = parseResponse(Buffer.from('HTTP/1.0 503 No\r\nContent-Length: 0\r\n\r\n'), 1024);
-  assert.deepEqual([closing?.status, closing?.close], [503, true]);
-});
-
-test('refuses hostile answers with a clear error instead of holding them', () => {
-  const cases: [string, RegExp][] = [
-    ['garbage\r\n\r\n', /not an HTTP\/1.x response/],
-    ['HTTP/1.1 200 OK\r\nContent-Length: 99999\r\n\r\n', /exceeds 1024 bytes/],
-    ['HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n', /bad content-length/],
-    ['HTTP/1.1 200 OK\r\n\r\nbody to the end of the connection', /without content-length or chunked/],
-    ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', /bad chunk size/],
-    ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n401\r\n' + 'x'.repeat(1030), /exceeds 1024 bytes/],
-    ['HTTP/1.1 200 OK\r\nX: ' + 'y'.repeat(70_000), /head larger than/],
-  ];
-  for (const [text, error] of cases)
-    assert.throws(() => parseResponse(Buffer.from(text), 1024), error, text.slice(0, 40));
-});
 
 /** A server whose answer to each request the test chooses; counts connections. */
 let server: Server;
@@ -58,7 +31,7 @@ test('keeps one connection alive across GETs', async () => {
   connections = 0;
   answer = ok;
   const c = new MetricsConnection('127.0.0.1', port);
-  for (let i = 0; i < 5; i++) assert.equal(await c.get('/metrics', 1000), BODY);
+  for (let i = 0; i < 5; i++) assert.equal((await c.get('/metrics', 1000)).toString(), BODY);
   assert.equal(connections, 1);
   c.close();
 });
@@ -73,7 +46,7 @@ test('a non-200 answer, a silent server and an oversized body fail; the next GET
   await assert.rejects(c.get('/metrics', 1000), /exceeds 1024 bytes/);
   connections = 0;
   answer = ok;
-  assert.equal(await c.get('/metrics', 1000), BODY);
+  assert.equal((await c.get('/metrics', 1000)).toString(), BODY);
   assert.equal(connections, 1);
   c.close();
 });
@@ -82,8 +55,8 @@ test('a kept-alive connection the server closed is retried once on a fresh one',
   const c = new MetricsConnection('127.0.0.1', port);
   // The first connection answers once, then closes on the next request without answering.
   answer = (s, n) => (n === 0 ? ok(s) : s.destroy());
-  assert.equal(await c.get('/metrics', 1000), BODY);
-  assert.equal(await c.get('/metrics', 1000), BODY);
+  assert.equal((await c.get('/metrics', 1000)).toString(), BODY);
+  assert.equal((await c.get('/metrics', 1000)).toString(), BODY);
   c.close();
 });
 
@@ -93,4 +66,67 @@ test('a refused connection fails the GET', async () => {
   const deadPort = (closed.address() as { port: number }).port;
   await new Promise<void>((resolve) => closed.close(() => resolve()));
   await assert.rejects(new MetricsConnection('127.0.0.1', deadPort).get('/metrics', 1000), /ECONNREFUSED/);
+});
+
+/** Writes `text` in pieces of `size` bytes, one per turn of the event loop. */
+function trickle(socket: Socket, text: string, size: number): void {
+  const bytes = Buffer.from(text);
+  let at = 0;
+  const next = (): void => {
+    if (at >= bytes.length || socket.destroyed) return;
+    socket.write(bytes.subarray(at, at + size));
+    at += size;
+    setImmediate(next);
+  };
+  next();
+}
+
+test('reads content-length, chunked and read-to-close answers, whole or in pieces, as bytes', async () => {
+  const c = new MetricsConnection('127.0.0.1', port);
+  const chunked =
+    `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nvllm:\r\n` +
+    `${(BODY.length - 5).toString(16)};x=y\r\n${BODY.slice(5)}\r\n0\r\nX-T: 1\r\n\r\n`;
+  answer = (s) => s.write(chunked);
+  assert.equal((await c.get('/metrics', 1000)).toString(), BODY);
+  for (const size of [1, 7]) {
+    answer = (s) => trickle(s, chunked, size);
+    assert.equal((await c.get('/metrics', 1000)).toString(), BODY, `chunked in pieces of ${size}`);
+    answer = (s) => trickle(s, `HTTP/1.1 200 OK\r\nContent-Length: ${BODY.length}\r\n\r\n${BODY}`, size);
+    assert.equal((await c.get('/metrics', 1000)).toString(), BODY, `content-length in pieces of ${size}`);
+  }
+  // A body that runs to the end of the connection ends with the server's clean close; the next GET reconnects.
+  connections = 0;
+  answer = (s) => s.end(`HTTP/1.1 200 OK\r\n\r\n${BODY}`);
+  assert.equal((await c.get('/metrics', 1000)).toString(), BODY);
+  answer = ok;
+  assert.equal((await c.get('/metrics', 1000)).toString(), BODY);
+  assert.equal(connections, 1);
+  c.close();
+});
+
+test('refuses hostile answers with a clear error, and the next GET works on a new connection', async () => {
+  const c = new MetricsConnection('127.0.0.1', port, 1024);
+  const cases: [string, RegExp][] = [
+    ['garbage\r\n\r\n', /not an HTTP\/1.x status line/],
+    ['HTTP/1.1 200 OK\r\nContent-Length: 99999\r\n\r\n', /99999 bytes exceeds 1024 bytes/],
+    ['HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n', /bad content-length/],
+    ['HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n', /both transfer-encoding/],
+    ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', /bad chunk size/],
+    ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n401\r\n' + 'x'.repeat(1030), /exceeds 1024 bytes/],
+    ['HTTP/1.1 200 OK\r\n\r\n' + 'x'.repeat(1030), /exceeds 1024 bytes/],
+    ['HTTP/1.1 200 OK\r\nX: ' + 'y'.repeat(70_000), /head larger than/],
+    ['HTTP/1.1 200 OK\r\nX: a\rb\r\nContent-Length: 0\r\n\r\n', /control character/],
+  ];
+  for (const [text, error] of cases) {
+    answer = (s) => s.write(text);
+    await assert.rejects(c.get('/metrics', 1000), error, text.slice(0, 60));
+  }
+  // Cut short: the server closes in the middle of a counted body.
+  answer = (s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nvllm:');
+  await assert.rejects(c.get('/metrics', 1000), /in the middle of its response/);
+  connections = 0;
+  answer = ok;
+  assert.equal((await c.get('/metrics', 1000)).toString(), BODY);
+  assert.equal(connections, 1);
+  c.close();
 });

@@ -178,8 +178,8 @@ export class MetricsScraper {
         connection = MetricsConnection.forAddress(address);
         this.connections.set(address, connection);
       }
-      const text = await connection.get(this.options.path ?? '/metrics', this.timeoutMs);
-      this.datastore.updateMetrics(address, metricsFromExposition(text, Date.now()));
+      const exposition = await connection.get(this.options.path ?? '/metrics', this.timeoutMs);
+      this.datastore.updateMetrics(address, metricsFromExposition(exposition, Date.now()));
     } catch (error) {
       if (!(error instanceof MetricsTimeoutError)) this.datastore.markFailed(address);
       this.options.onError?.(address, error);

@@ -2,7 +2,7 @@
  * @module gateway/upstream-pool
  * The builtin gateway's HTTP/1.1 client to one model server: a pool of keep-alive connections, one request at a time
  * on each (no pipelining), the answer streamed to a handler as it arrives. It replaces undici's `Pool` on the hot path
- * (see `http1-response.ts` for why and for how the response is checked).
+ * (see `transport/http1-response.ts` for why and for how the response is checked).
  *
  * Bounded like the pool it replaces: at most `maxConnections` sockets (further requests wait in order), a deadline for
  * connecting, for the response head (from the request's dispatch) and for silence between body bytes, and an idle
@@ -14,7 +14,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { endpointSocketAddress } from '../epp/index.js';
-import { FIELD_VALUE, Http1ResponseParser, TOKEN } from './http1-response.js';
+import { FIELD_VALUE, Http1ResponseParser, TOKEN } from '../transport/index.js';
 
 export interface UpstreamRequest {
   method: string;

@@ -1,17 +1,18 @@
 /**
- * @module gateway/http1-response
- * An incremental parser of one HTTP/1.1 response from an upstream, for the builtin gateway's own upstream client
- * (`upstream-pool.ts`). It replaces undici's parser on the hot path: llhttp in WebAssembly and undici's handler chain
- * cost about 0.2–0.3 ms per streamed completion (34 SSE chunks) on the bench machine, this a few µs per chunk.
+ * @module transport/http1-response
+ * An incremental parser of one HTTP/1.1 response, for the two HTTP/1.1 clients that talk to model servers: the builtin
+ * gateway's upstream pool (`gateway/upstream-pool.ts`) and the EPP's metrics scraper (`epp/metrics-http.ts`). It
+ * replaces undici's parser on the gateway's hot path: llhttp in WebAssembly and undici's handler chain cost about
+ * 0.2–0.3 ms per streamed completion (34 SSE chunks) on the bench machine, this a few µs per chunk.
  *
- * The upstream is a model server, but a broken or hostile one must not reach the client through the gateway, so the
+ * The server is a model server, but a broken or hostile one must not reach the client through the gateway, so the
  * parser is strict where leniency would let bytes through that the client would read differently (response
  * splitting, desync): a status line `HTTP/1.x NNN`, header names that are tokens with the colon right after them,
  * values of visible characters, no line folding, at most one framing (`transfer-encoding: chunked` alone, or one
  * `content-length`, or the body running to the end of the connection), chunk sizes of hex digits with a CRLF after
  * every chunk's data, and bounded heads, size lines and trailers. The body's bytes are handed on as views of the
- * socket's buffers; the client side re-frames them (Node's `ServerResponse`), so no upstream framing byte ever reaches
- * the client.
+ * socket's buffers, de-chunked; the gateway re-frames them for its client (Node's `ServerResponse`), so no upstream
+ * framing byte ever reaches the client.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 
