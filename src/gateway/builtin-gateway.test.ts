@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer as createNetServer, type Server as NetServer } from 'node:net';
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { connect, createServer as createNetServer, type Server as NetServer } from 'node:net';
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -10,6 +10,7 @@ import {
   type GatewayRoute,
   type RunningGateway,
 } from './builtin-gateway.js';
+import { Http1ResponseParser } from '../transport/index.js';
 
 const routes: GatewayRoute[] = [
   { prefix: '/ns/m/v1/chat/completions', rewrite: '/v1/chat/completions', backend: 'pool' },
@@ -210,5 +211,119 @@ describe('builtin gateway in front of a hostile model server (raw bytes on a rea
   it('stays up and serves the next request', async () => {
     const res = await fetch(`${gateway.url}/ok`);
     assert.deepEqual(await res.json(), { ok: true });
+  });
+});
+
+describe('builtin gateway: the client side of a streamed answer (raw client sockets)', () => {
+  /** Piece i of a stream: its index and a run of one letter, so a piece lost, repeated or overwritten shows. */
+  const piece = (i: number, size: number): string =>
+    `${String(i).padStart(6, '0')}:` + String.fromCharCode(97 + (i % 26)).repeat(size - 7);
+  const streamOf = (count: number, size: number): string =>
+    Array.from({ length: count }, (_, i) => piece(i, size)).join('');
+  /** Compares long bodies without printing megabytes when they differ. */
+  const sameBody = (actual: string, expected: string): void => {
+    let at = 0;
+    while (at < expected.length && actual[at] === expected[at]) at++;
+    assert.ok(
+      actual === expected,
+      `${actual.length} bytes against ${expected.length}, first difference at ${at}`,
+    );
+  };
+  let upstream: Server;
+  let gateway: RunningGateway;
+  /** How often the upstream's socket was full: the gateway stopped reading it. */
+  let upstreamDrains = 0;
+
+  before(async () => {
+    upstream = createServer((req, res) => {
+      const count = Number(new URL(req.url!, 'http://x').searchParams.get('pieces') ?? 10);
+      const size = Number(new URL(req.url!, 'http://x').searchParams.get('size') ?? 100);
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      let i = 0;
+      const more = (): void => {
+        while (i < count) {
+          if (!res.write(piece(i++, size))) {
+            upstreamDrains++;
+            res.once('drain', more);
+            return;
+          }
+        }
+        res.end();
+      };
+      more();
+    });
+    gateway = await startBuiltinGateway({
+      port: 0,
+      routes: [{ prefix: '/', backend: 'service' }],
+      serviceEndpoints: [`127.0.0.1:${await listen(upstream)}`],
+    });
+  });
+  after(async () => {
+    await gateway.close();
+    upstream.closeAllConnections();
+    upstream.close();
+  });
+
+  /** Sends `text` on a raw connection and reads until the gateway closes it or `responses` answers are whole. */
+  async function exchange(
+    text: string,
+    responses: number,
+    options: { readAfterMs?: number } = {},
+  ): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }[]> {
+    const socket = connect(Number(new URL(gateway.url).port), '127.0.0.1');
+    await once(socket, 'connect');
+    if (options.readAfterMs) socket.pause();
+    socket.write(text);
+    const answers: { status: number; headers: IncomingHttpHeaders; body: string }[] = [];
+    const parserFor = (): Http1ResponseParser => {
+      const answer = { status: 0, headers: {} as IncomingHttpHeaders, body: '' };
+      return new Http1ResponseParser({
+        onHead: (status, headers) => Object.assign(answer, { status, headers }),
+        onBody: (chunk) => (answer.body += chunk.toString('latin1')),
+        onComplete: () => answers.push(answer),
+      });
+    };
+    let parser = parserFor();
+    if (options.readAfterMs) setTimeout(() => socket.resume(), options.readAfterMs);
+    for await (const data of socket as AsyncIterable<Buffer>) {
+      let rest = data;
+      while (rest.length > 0) {
+        rest = rest.subarray(parser.execute(rest));
+        if (parser.done) parser = parserFor();
+      }
+      if (answers.length === responses) break;
+    }
+    if (answers.length < responses) parser.finish();
+    socket.destroy();
+    return answers;
+  }
+
+  it('two clients that read late, HTTP/1.1 and HTTP/1.0, get every byte in order while the upstreams wait', async () => {
+    const before = upstreamDrains;
+    // 8 MiB each: more than the loopback sockets' buffers hold, so the gateway must stop reading the upstreams.
+    // Both at once: the pool's one read buffer serves both connections while their clients hold writes back.
+    const [[chunked], [unframed]] = await Promise.all([
+      exchange('POST /stream?pieces=256&size=32768 HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}', 1, {
+        readAfterMs: 300,
+      }),
+      exchange('POST /stream?pieces=256&size=32768 HTTP/1.0\r\ncontent-length: 2\r\n\r\n{}', 1, {
+        readAfterMs: 300,
+      }),
+    ]);
+    assert.equal(chunked!.headers['transfer-encoding'], 'chunked');
+    sameBody(chunked!.body, streamOf(256, 32768));
+    assert.equal(unframed!.headers['transfer-encoding'], undefined, 'no chunked framing for HTTP/1.0');
+    sameBody(unframed!.body, streamOf(256, 32768));
+    assert.ok(upstreamDrains >= before + 2, 'both upstreams had to wait for the gateway');
+  });
+
+  it('pipelined requests get their answers whole, one after the other', async () => {
+    const request = (pieces: number, size: number): string =>
+      `POST /stream?pieces=${pieces}&size=${size} HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}`;
+    const answers = await exchange(request(40, 5000) + request(30, 700), 2);
+    assert.equal(answers.length, 2);
+    sameBody(answers[0]!.body, streamOf(40, 5000));
+    sameBody(answers[1]!.body, streamOf(30, 700));
   });
 });

@@ -23,6 +23,7 @@ import type { ExtProcChannel } from './extproc-inprocess.js';
 import { EppReplicaSet } from './epp-replicas.js';
 import { pathPrefixRest, replacePrefixMatch } from './path-prefix.js';
 import { UpstreamPool, type UpstreamExchange } from './upstream-pool.js';
+import type { Socket } from 'node:net';
 
 export interface GatewayRoute {
   /** Path prefix to match (`/default/quickstart/v1/completions`). */
@@ -149,6 +150,22 @@ export interface RunningGateway {
    */
   setServiceEndpoints(endpoints: readonly string[], target?: string): void;
   close(): Promise<void>;
+}
+
+/**
+ * One piece of a chunked body (`size CRLF data CRLF`) in a buffer of its own: the gateway writes it to the client's
+ * socket itself, a single write instead of Node's three pieces under a cork released on the next tick.
+ */
+function frameChunk(data: Buffer): Buffer {
+  const size = data.length.toString(16);
+  const framed = Buffer.allocUnsafe(size.length + 4 + data.length);
+  framed.write(size, 0, 'latin1');
+  framed[size.length] = 13;
+  framed[size.length + 1] = 10;
+  data.copy(framed, size.length + 2);
+  framed[framed.length - 2] = 13;
+  framed[framed.length - 1] = 10;
+  return framed;
 }
 
 const HOP_BY_HOP = new Set([
@@ -468,9 +485,12 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
 
   /**
    * Sends one request to `endpoint` and streams its answer to `res`; resolves when it is over, whichever way. Each
-   * upstream chunk goes to `res.write` from the socket's data callback, without a Readable, an async iterator and a
-   * promise per SSE chunk. A slow client pauses the upstream read (backpressure); a client that goes away aborts the
-   * upstream request.
+   * upstream piece is written from the pool's read callback, without a Readable, an async iterator and a promise per
+   * SSE chunk. When Node frames the response chunked and it owns the connection (the common case), the gateway frames
+   * each piece itself and writes it straight to the client's socket; Node still writes the head and, at `res.end()`,
+   * the last chunk, so its view of the response stays whole. Otherwise (an HTTP/1.0 client, a counted body, a
+   * response queued behind a pipelined one) the piece goes through `res.write`. A slow client pauses the upstream
+   * read (backpressure); a client that goes away aborts the upstream request.
    */
   function proxy(res: ServerResponse, endpoint: string, request: ProxyRequest): Promise<void> {
     return new Promise<void>((resolve) => {
@@ -495,6 +515,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
       let statusCode = 0;
       let upstreamHeaders: IncomingHttpHeaders = {};
       let headersMs = 0;
+      let direct: Socket | undefined;
       // The callbacks above run only after dispatch returns (a 'close' or 'drain' event is never synchronous).
       const exchange: UpstreamExchange = poolFor(endpoint).dispatch(
         { method: request.method, path: request.path, headers: request.headers, body: request.body },
@@ -514,10 +535,21 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
             res.writeHead(status, out);
             // Flush headers at once so an SSE client sees the stream open before the first token.
             res.flushHeaders();
+            // This response owns the connection (it is not queued behind a pipelined one) and Node frames it chunked.
+            if (res.socket && res.chunkedEncoding) direct = res.socket;
           },
           onData(chunk) {
             // Backpressure: a slow client slows the upstream read instead of buffering here.
-            if (res.write(chunk)) return true;
+            if (direct) {
+              if (direct.write(frameChunk(chunk))) return true;
+              if (!waitingForDrain) {
+                waitingForDrain = true;
+                direct.once('drain', resumeUpstream);
+              }
+              return false;
+            }
+            // The piece is a view of the upstream's read buffer, and res.write may hold on to it: a copy.
+            if (res.write(Buffer.from(chunk))) return true;
             if (!waitingForDrain) {
               waitingForDrain = true;
               res.once('drain', resumeUpstream);
