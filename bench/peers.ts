@@ -108,6 +108,8 @@ const RATES = ratesArg
       : [8, 32];
 const DURATION_MS = quick ? 6_000 : 30_000;
 const IDLE_SAMPLES = quick ? 20 : 200;
+/** Routed probes before the idle samples: at least two per simulator, 100 in a full run (see idleAddedLatency). */
+const IDLE_WARMUP = quick ? 2 * REPLICAS : 100;
 const SEED = 16;
 const IDLE_CPU_MS = quick ? 2_000 : 5_000;
 /**
@@ -506,8 +508,11 @@ async function ttftOnce(base: string): Promise<number> {
 /** Sequential single requests on the idle fleet, alternating direct to one simulator and through the router. */
 async function idleAddedLatency(name: string, running: Running): Promise<IdleRow> {
   const direct = `http://${running.sims[0]}`;
-  // Warm every simulator's cache with the probe, so neither path pays a cold prefill.
-  for (let i = 0; i < 2 * REPLICAS; i++) await ttftOnce(running.url);
+  // Warm every simulator's cache with the probe, so neither path pays a cold prefill, and the router itself: what is
+  // measured is a hop on a router that has been serving, not its first requests after start. Node's JIT tiers our
+  // request path up within its first requests: in one 800-sample run, 8 of the first 100 routed probes were more
+  // than 2 ms slower than the median, and 1 in 100 after (bench/results/peers/README.md).
+  for (let i = 0; i < IDLE_WARMUP; i++) await ttftOnce(running.url);
   for (let i = 0; i < 3; i++) await ttftOnce(direct);
   const directMs: number[] = [];
   const routedMs: number[] = [];
