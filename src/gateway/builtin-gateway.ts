@@ -14,6 +14,7 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
+import type { Socket } from 'node:net';
 import { DEFAULT_BODY_LIMIT, isRoutingHeader, SERVED_BY_HEADER } from '../epp/index.js';
 import { LlmisvcError } from '../errors/index.js';
 import { bodyRouting } from './body-router.js';
@@ -23,7 +24,6 @@ import type { ExtProcChannel } from './extproc-inprocess.js';
 import { EppReplicaSet } from './epp-replicas.js';
 import { pathPrefixRest, replacePrefixMatch } from './path-prefix.js';
 import { UpstreamPool, type UpstreamExchange } from './upstream-pool.js';
-import type { Socket } from 'node:net';
 
 export interface GatewayRoute {
   /** Path prefix to match (`/default/quickstart/v1/completions`). */
