@@ -34,8 +34,8 @@ const WANTED = [
  * (`vllm:time_to_first_token_seconds_bucket{…}`: 230 of 270 lines, 18 KB, of llm-d-inference-sim after a few
  * requests), and their first byte past the prefix rules them out without reading the name: the parse of such an
  * exposition went from about 61 µs to 16 µs, and the EPP scrapes each endpoint up to 20 times a second. The
- * exposition is read as bytes: only the wanted lines become strings, so a scrape no longer leaves the whole 18 KB
- * behind as a string for the garbage collector.
+ * exposition is read as bytes: only the wanted lines become strings, so a scrape no longer leaves the whole 18–23 KB
+ * behind as a string for the garbage collector (and decoding plus parsing, 13 µs on a 23 KB exposition, is 11 µs).
  */
 const FAMILIES = ['vllm:', 'sglang:'].map((prefix) => {
   const byFirstByte = new Map<number, { name: string; bytes: Buffer }[]>();

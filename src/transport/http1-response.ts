@@ -10,9 +10,9 @@
  * splitting, desync): a status line `HTTP/1.x NNN`, header names that are tokens with the colon right after them,
  * values of visible characters, no line folding, at most one framing (`transfer-encoding: chunked` alone, or one
  * `content-length`, or the body running to the end of the connection), chunk sizes of hex digits with a CRLF after
- * every chunk's data, and bounded heads, size lines and trailers. The body's bytes are handed on as views of the
- * socket's buffers, de-chunked; the gateway re-frames them for its client (Node's `ServerResponse`), so no upstream
- * framing byte ever reaches the client.
+ * every chunk's data, and bounded heads, size lines and trailers. The body's bytes are handed on de-chunked, as views
+ * of the bytes given to `execute`; the gateway frames them anew for its client, so no upstream framing byte ever
+ * reaches the client.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 
