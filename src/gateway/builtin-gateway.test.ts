@@ -236,8 +236,9 @@ describe('builtin gateway: the client side of a streamed answer (raw client sock
 
   before(async () => {
     upstream = createServer((req, res) => {
-      const count = Number(new URL(req.url!, 'http://x').searchParams.get('pieces') ?? 10);
-      const size = Number(new URL(req.url!, 'http://x').searchParams.get('size') ?? 100);
+      const query = new URL(req.url!, 'http://x').searchParams;
+      const count = Number(query.get('pieces') ?? 10);
+      const size = Number(query.get('size') ?? 100);
       req.resume();
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       let i = 0;

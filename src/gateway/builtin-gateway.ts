@@ -539,20 +539,13 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
             if (res.socket && res.chunkedEncoding) direct = res.socket;
           },
           onData(chunk) {
+            // The piece is a view of the upstream's read buffer: framed into a buffer of its own, or copied for
+            // res.write, which may hold on to it.
+            if (direct ? direct.write(frameChunk(chunk)) : res.write(Buffer.from(chunk))) return true;
             // Backpressure: a slow client slows the upstream read instead of buffering here.
-            if (direct) {
-              if (direct.write(frameChunk(chunk))) return true;
-              if (!waitingForDrain) {
-                waitingForDrain = true;
-                direct.once('drain', resumeUpstream);
-              }
-              return false;
-            }
-            // The piece is a view of the upstream's read buffer, and res.write may hold on to it: a copy.
-            if (res.write(Buffer.from(chunk))) return true;
             if (!waitingForDrain) {
               waitingForDrain = true;
-              res.once('drain', resumeUpstream);
+              (direct ?? res).once('drain', resumeUpstream);
             }
             return false;
           },
