@@ -44,15 +44,16 @@ test('the load table puts routers side by side per rate and shows what is unknow
     cpuMsPerRequest: NaN,
     idleCpuMsPerSecond: 4,
     netCpuMsPerRequest: NaN,
+    warmCpuMsPerRequest: qps === 32 ? 1.234 : NaN,
   });
   const lines = peersLoadTable([row('a', 32), row('b', 8), row('a', 8)]).split('\n');
   assert.equal(lines.length, 5);
   assert.match(
     lines[2]!,
-    /^\| 8 \| b \| 10\/10 \| 20\.0 \/ 28\.0 \/ 29\.8 \|.*\| 123 \| 50\.0 % \| – \(–\) \| 4\.0 \|$/,
+    /^\| 8 \| b \| 10\/10 \| 20\.0 \/ 28\.0 \/ 29\.8 \|.*\| 123 \| 50\.0 % \| – \(–\) \| 4\.0 \| – \|$/,
   );
   assert.match(lines[3]!, /^\| 8 \| a /);
-  assert.match(lines[4]!, /^\| 32 \| a /);
+  assert.match(lines[4]!, /^\| 32 \| a .*\| 4\.0 \| 1\.23 \|$/);
   const idle = peersIdleTable([
     { router: 'r', samples: 3, directTtftMs: summarize([10, 11, 12]), routedTtftMs: summarize([11, 12, 14]) },
   ]);
@@ -73,6 +74,7 @@ test('the targets of issue 16 are judged against round robin and sglang-router, 
     cpuMsPerRequest: cpu,
     idleCpuMsPerSecond: 0,
     netCpuMsPerRequest: cpu,
+    warmCpuMsPerRequest: NaN,
   });
   const idle = (router: string, routed: number): IdleRow => ({
     router,
@@ -90,6 +92,24 @@ test('the targets of issue 16 are judged against round robin and sglang-router, 
   assert.match(
     lines[1]!,
     /ITL p90 12\.00 ms ≤ sglang-router's 11\.00 ms: NOT met; CPU 2\.90 .* 3\.00 ms: met/,
+  );
+  // With warm figures on both rows the CPU verdict is on them, and the measured window's figures are given too.
+  const warm = targetChecks(
+    [],
+    [
+      { ...load('sg', 11, 0.9), warmCpuMsPerRequest: 0.8 },
+      { ...load('epp', 11, 1.5), warmCpuMsPerRequest: 1.1 },
+    ],
+    names,
+  );
+  assert.match(
+    warm[1]!,
+    /warm CPU 1\.10 ms\/request ≤ sglang-router's × 1\.5 = 1\.20 ms: met \(over the measured window from a fresh start: 1\.50 against 1\.35 ms\)/,
+  );
+  // A warm figure on one side only is not compared with the other's window figure.
+  assert.match(
+    targetChecks([], [load('sg', 11, 0.9), { ...load('epp', 11, 1.5), warmCpuMsPerRequest: 1.1 }], names)[1]!,
+    /; CPU 1\.50 ms\/request ≤ sglang-router's × 1\.5 = 1\.35 ms: NOT met$/,
   );
   assert.match(
     targetChecks([idle('epp', 22)], [load('epp', 1, 1)], names).join('\n'),
