@@ -5,6 +5,7 @@ import { createServer, type IncomingHttpHeaders, type Server, type ServerRespons
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  frameChunk,
   matchRoute,
   startBuiltinGateway,
   type GatewayRoute,
@@ -45,6 +46,20 @@ function listen(server: Server): Promise<number> {
     }),
   );
 }
+
+describe('frameChunk', () => {
+  it('frames a piece as size in hex, CRLF, the bytes, CRLF, for sizes across digit counts', () => {
+    for (const size of [1, 9, 15, 16, 255, 256, 4095, 4096, 65_536, 1_048_577]) {
+      const data = Buffer.alloc(size, 0x61);
+      const framed = frameChunk(data);
+      const head = `${size.toString(16)}\r\n`;
+      assert.equal(framed.subarray(0, head.length).toString('latin1'), head, `size ${size}`);
+      assert.ok(framed.subarray(head.length, head.length + size).equals(data), `size ${size}`);
+      assert.equal(framed.subarray(head.length + size).toString('latin1'), '\r\n', `size ${size}`);
+      assert.equal(framed.length, head.length + size + 2, `size ${size}`);
+    }
+  });
+});
 
 describe('builtin gateway over real HTTP (round robin, no EPP)', () => {
   const upstreams: Server[] = [];

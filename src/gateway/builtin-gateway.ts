@@ -156,17 +156,21 @@ export interface RunningGateway {
  * One piece of a chunked body (`size CRLF data CRLF`) in a buffer of its own: the gateway writes it to the client's
  * socket itself, a single write instead of Node's three pieces under a cork released on the next tick.
  */
-function frameChunk(data: Buffer): Buffer {
-  const size = data.length.toString(16);
-  const framed = Buffer.allocUnsafe(size.length + 4 + data.length);
-  framed.write(size, 0, 'latin1');
-  framed[size.length] = 13;
-  framed[size.length + 1] = 10;
-  data.copy(framed, size.length + 2);
+export function frameChunk(data: Buffer): Buffer {
+  let digits = 1;
+  for (let n = data.length >>> 4; n > 0; n >>>= 4) digits++;
+  const framed = Buffer.allocUnsafe(digits + 4 + data.length);
+  // The size in hex, written digit by digit: no string per piece.
+  for (let i = digits - 1, n = data.length; i >= 0; i--, n >>>= 4) framed[i] = HEX_DIGITS[n & 15]!;
+  framed[digits] = 13;
+  framed[digits + 1] = 10;
+  framed.set(data, digits + 2);
   framed[framed.length - 2] = 13;
   framed[framed.length - 1] = 10;
   return framed;
 }
+
+const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
 
 const HOP_BY_HOP = new Set([
   'connection',

@@ -57,6 +57,18 @@ describe('Http1ResponseParser', () => {
     }
   });
 
+  it('reads chunk sizes in either case, zero-padded up to 12 digits, whole in a read or split over reads', () => {
+    const raw =
+      'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n' +
+      `A\r\n${'a'.repeat(10)}\r\n00b\r\n${'b'.repeat(11)}\r\n00000000000c\r\n${'c'.repeat(12)}\r\n` +
+      `1F \t\r\n${'d'.repeat(31)}\r\n0\r\n\r\n`;
+    for (const step of [0, 1, 5]) {
+      const r = parse(raw, step);
+      assert.equal(r.body, 'a'.repeat(10) + 'b'.repeat(11) + 'c'.repeat(12) + 'd'.repeat(31), `step ${step}`);
+      assert.ok(r.complete && r.keepAlive, `step ${step}`);
+    }
+  });
+
   it('reads a content-length body and leaves what follows it', () => {
     const raw = 'HTTP/1.1 201 Created\r\nContent-Length: 5\r\n\r\nhelloEXTRA';
     for (const step of [0, 1, 4]) {

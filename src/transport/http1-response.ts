@@ -41,6 +41,13 @@ export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 export const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const CHUNK_SIZE = /^([0-9a-fA-F]{1,12})[\t ]*(?:;[\t\x20-\x7e\x80-\xff]*)?$/;
 const MAX_CHUNK_LINE = 4096;
+
+/** The value of an ASCII hex digit, or -1. */
+function hexValue(byte: number): number {
+  if (byte >= 48 && byte <= 57) return byte - 48;
+  const lower = byte | 0x20;
+  return lower >= 97 && lower <= 102 ? lower - 87 : -1;
+}
 /** 1xx heads before the final one; more is a server looping on them. */
 const MAX_INFORMATIONAL = 8;
 
@@ -275,6 +282,19 @@ export class Http1ResponseParser {
   }
 
   private readChunkSize(data: Buffer, at: number): number {
+    // What servers send — hex digits then CRLF, whole in this read — is read off the bytes, once per streamed piece;
+    // anything else (a line split over reads, an extension, a bad line) takes the general path below.
+    if (this.line === '') {
+      let size = 0;
+      let i = at;
+      for (let digit; i < data.length && i - at < 12 && (digit = hexValue(data[i]!)) >= 0; i++)
+        size = size * 16 + digit;
+      if (i > at && data[i] === 13 && data[i + 1] === 10) {
+        this.remaining = size;
+        this.state = size === 0 ? 'trailers' : 'chunk-data';
+        return i + 2;
+      }
+    }
     const [line, next] = this.readLine(data, at, MAX_CHUNK_LINE, 'chunk size line');
     if (line === undefined) return next;
     const size = CHUNK_SIZE.exec(line);
