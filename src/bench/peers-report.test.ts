@@ -6,6 +6,8 @@ import {
   peersIdleTable,
   peersLoadTable,
   targetChecks,
+  tokenPacing,
+  tokenPacingTable,
   type IdleRow,
   type PeerRow,
 } from './peers-report.js';
@@ -115,4 +117,15 @@ test('the targets of issue 16 are judged against round robin and sglang-router, 
     targetChecks([idle('epp', 22)], [load('epp', 1, 1)], names).join('\n'),
     /no rr idle row[^]*no sg row/,
   );
+});
+
+test('token pacing counts the gaps of tokens delivered together and summarizes the gaps from the sixth on', () => {
+  const held = [0.02, 0.03, 0.01, 0.02, 40, 10, 10, 12];
+  const paced = [10, 10, 10, 10, 10, 11, 11];
+  const pacing = tokenPacing('r', [held, paced]);
+  assert.equal(pacing.burstShare, 4 / 15);
+  assert.equal(pacing.laterGapsMs.count, 5);
+  assert.equal(pacing.laterGapsMs.p50, 11);
+  assert.match(tokenPacingTable([pacing]), /\| r \| 26\.7 % \| 11\.0 \/ /);
+  assert.ok(Number.isNaN(tokenPacing('none', []).burstShare));
 });

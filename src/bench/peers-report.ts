@@ -4,7 +4,7 @@
  * CPU time out of /proc/<pid>/stat, and the side-by-side Markdown tables of the routers compared.
  */
 import { formatMs } from './report.js';
-import type { Summary } from './stats.js';
+import { summarize, type Summary } from './stats.js';
 
 /** The prefix-cache counters of one model server (vLLM's `vllm:prefix_cache_hits` / `_queries`, in tokens). */
 export interface PrefixCacheCounters {
@@ -80,6 +80,39 @@ function ratio(value: number): string {
 
 function fixed(value: number, digits: number): string {
   return Number.isFinite(value) ? value.toFixed(digits) : '–';
+}
+
+/** How a router paces the tokens of its streams, beyond the ITL percentiles over every gap. */
+export interface TokenPacing {
+  router: string;
+  /** Share of the gaps between tokens under 1 ms: tokens held back and delivered together. */
+  burstShare: number;
+  /** The gaps from the sixth on, after the start of a stream where a router may hold tokens back. */
+  laterGapsMs: Summary;
+}
+
+/** Gaps under this are tokens that reached the client together, not paced by the model server. */
+const BURST_GAP_MS = 1;
+/** Gaps before this one in each stream are left out of `laterGapsMs`. */
+const LATER_FROM_GAP = 5;
+
+/** The token pacing of one router's successful streams (each given as its list of gaps between tokens, in ms). */
+export function tokenPacing(router: string, streams: readonly (readonly number[])[]): TokenPacing {
+  const gaps = streams.flat();
+  return {
+    router,
+    burstShare: gaps.length ? gaps.filter((g) => g < BURST_GAP_MS).length / gaps.length : NaN,
+    laterGapsMs: summarize(streams.flatMap((s) => s.slice(LATER_FROM_GAP))),
+  };
+}
+
+/** The pacing table: bursts and the later gaps' percentiles, one row per router. */
+export function tokenPacingTable(rows: readonly TokenPacing[]): string {
+  return [
+    '| Router | gaps under 1 ms | ITL from the 6th gap p50/p90/p99 ms |',
+    '| --- | ---: | ---: |',
+    ...rows.map((r) => `| ${r.router} | ${ratio(r.burstShare)} | ${triple(r.laterGapsMs)} |`),
+  ].join('\n');
 }
 
 /** The load table: one row per router and rate, rates grouped together so routers sit side by side. */
