@@ -20,6 +20,8 @@ interface Pending {
   resolve(body: Buffer): void;
   reject(error: Error): void;
   timer: NodeJS.Timeout;
+  /** The answer being read. A retry reuses it: it is only made when no byte had arrived. */
+  answer: Answer;
   /** True once any byte of the answer arrived (no retry after that). */
   answered: boolean;
   /** True when the request went out on a connection that had served an earlier one. */
@@ -77,7 +79,6 @@ export class MetricsTimeoutError extends MetricsHttpError {}
 export class MetricsConnection {
   private socket: Socket | undefined;
   private pending: Pending | undefined;
-  private answer: Answer | undefined;
   private requests = 0;
 
   constructor(
@@ -105,6 +106,7 @@ export class MetricsConnection {
         resolve,
         reject,
         timer,
+        answer: new Answer(this.maxBytes),
         answered: false,
         reused: false,
         path,
@@ -125,7 +127,6 @@ export class MetricsConnection {
     if (!this.socket) this.open();
     pending.reused = this.requests > 0;
     this.requests++;
-    this.answer = new Answer(this.maxBytes);
     this.socket!.write(
       `GET ${pending.path} HTTP/1.1\r\nHost: ${this.host}:${this.port}\r\nAccept: text/plain\r\n\r\n`,
     );
@@ -144,24 +145,24 @@ export class MetricsConnection {
   private onData(socket: Socket, chunk: Buffer): void {
     if (socket !== this.socket) return;
     const pending = this.pending;
-    const answer = this.answer;
-    if (!pending || !answer) {
+    if (!pending) {
       // Bytes nobody asked for: the connection is out of step; drop it.
       this.drop();
       return;
     }
     pending.answered = true;
     try {
-      answer.parser.execute(chunk);
+      pending.answer.parser.execute(chunk);
     } catch (error) {
       this.fail(error as Error);
       return;
     }
-    if (answer.parser.done) this.settleWith(pending, answer);
+    if (pending.answer.parser.done) this.settleWith(pending);
   }
 
   /** The whole answer is in: settles the GET, and keeps the connection only if the answer allows it. */
-  private settleWith(pending: Pending, answer: Answer): void {
+  private settleWith(pending: Pending): void {
+    const answer = pending.answer;
     if (!answer.parser.keepAlive) this.drop();
     this.settle();
     if (answer.status !== 200) pending.reject(new MetricsHttpError(`HTTP ${answer.status}`));
@@ -174,7 +175,6 @@ export class MetricsConnection {
     this.socket = undefined;
     socket.destroy();
     const pending = this.pending;
-    const answer = this.answer;
     if (!pending) return;
     // The server closed a kept-alive connection as the request went out: once more on a fresh one.
     if (pending.reused && !pending.answered && !pending.retried) {
@@ -183,14 +183,14 @@ export class MetricsConnection {
       return;
     }
     // An answer whose body runs to the end of the connection ends with a clean close; any other was cut short.
-    if (!error && pending.answered && answer) {
+    if (!error && pending.answered) {
       try {
-        answer.parser.finish();
+        pending.answer.parser.finish();
       } catch (finishError) {
         this.fail(finishError as Error);
         return;
       }
-      this.settleWith(pending, answer);
+      this.settleWith(pending);
       return;
     }
     this.fail(error ?? new MetricsHttpError('connection closed by the server'));
@@ -205,7 +205,6 @@ export class MetricsConnection {
   private settle(): void {
     if (this.pending) clearTimeout(this.pending.timer);
     this.pending = undefined;
-    this.answer = undefined;
   }
 
   private fail(error: Error): void {
