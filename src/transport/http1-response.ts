@@ -41,6 +41,8 @@ export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 export const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const CHUNK_SIZE = /^([0-9a-fA-F]{1,12})[\t ]*(?:;[\t\x20-\x7e\x80-\xff]*)?$/;
 const MAX_CHUNK_LINE = 4096;
+/** 1xx heads before the final one; more is a server looping on them. */
+const MAX_INFORMATIONAL = 8;
 
 /** The value of an ASCII hex digit, or -1. */
 function hexValue(byte: number): number {
@@ -48,8 +50,6 @@ function hexValue(byte: number): number {
   const lower = byte | 0x20;
   return lower >= 97 && lower <= 102 ? lower - 87 : -1;
 }
-/** 1xx heads before the final one; more is a server looping on them. */
-const MAX_INFORMATIONAL = 8;
 
 type State =
   'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailers' | 'until-close' | 'done';
@@ -290,8 +290,7 @@ export class Http1ResponseParser {
       for (let digit; i < data.length && i - at < 12 && (digit = hexValue(data[i]!)) >= 0; i++)
         size = size * 16 + digit;
       if (i > at && data[i] === 13 && data[i + 1] === 10) {
-        this.remaining = size;
-        this.state = size === 0 ? 'trailers' : 'chunk-data';
+        this.startChunk(size);
         return i + 2;
       }
     }
@@ -299,9 +298,14 @@ export class Http1ResponseParser {
     if (line === undefined) return next;
     const size = CHUNK_SIZE.exec(line);
     if (!size) throw new UpstreamProtocolError(`bad chunk size line ${JSON.stringify(line.slice(0, 80))}`);
-    this.remaining = parseInt(size[1]!, 16);
-    this.state = this.remaining === 0 ? 'trailers' : 'chunk-data';
+    this.startChunk(parseInt(size[1]!, 16));
     return next;
+  }
+
+  /** A chunk of `size` bytes follows; the last chunk (0) is followed by the trailers. */
+  private startChunk(size: number): void {
+    this.remaining = size;
+    this.state = size === 0 ? 'trailers' : 'chunk-data';
   }
 
   /** Trailer fields are read and dropped (the client's response is re-framed without them). */
