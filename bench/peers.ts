@@ -108,6 +108,8 @@ const RATES = ratesArg
     : quick
       ? [8]
       : [8, 32];
+/** The highest rate: the warm CPU figure, the token pacing and the targets are taken there. */
+const TOP_RATE = Math.max(...RATES);
 const DURATION_MS = quick ? 6_000 : 30_000;
 const IDLE_SAMPLES = quick ? 20 : 200;
 /** Routed probes before the idle samples: at least two per simulator, 100 in a full run (see idleAddedLatency). */
@@ -682,7 +684,7 @@ async function main(): Promise<void> {
         const cpuSeconds = processTreeCpuSeconds(running.rootPids) - cpuBefore;
         const cpuWindowSeconds = (performance.now() - loadStarted) / 1000;
         const prefixAfter = await fleetPrefixCounters(running.sims);
-        const warm = qps === Math.max(...RATES) && WARM_CPU_MS > 0 ? await warmCpu(running, qps) : undefined;
+        const warm = qps === TOP_RATE && WARM_CPU_MS > 0 ? await warmCpu(running, qps) : undefined;
         if (warm)
           log(`  warm: ${warm.ok} ok over ${WARM_CPU_MS / 1000} s more, CPU ${warm.cpuSeconds.toFixed(2)} s`);
         const prefix = {
@@ -764,7 +766,7 @@ async function main(): Promise<void> {
         ', ',
       )}; seed ${SEED}, Poisson arrivals, ${DURATION_MS / 1000} s per rate, streamed /v1/completions.` +
       (WARM_CPU_MS > 0
-        ? ` At ${Math.max(...RATES)} req/s, ${WARM_CPU_MS / 1000} s more (seed ${SEED + 1}) for the warm CPU figure only.`
+        ? ` At ${TOP_RATE} req/s, ${WARM_CPU_MS / 1000} s more (seed ${SEED + 1}) for the warm CPU figure only.`
         : ''),
     `- Peers: vllm-router ${VLLM_ROUTER_VERSION}, sglang-router ${SGLANG_ROUTER_VERSION} (\`smg launch\`), from PyPI.`,
     '- Ours: `llmisvc up --model-server-cmd "<the simulator>"` with an 8-replica LLMInferenceService (the rendered default',
@@ -788,14 +790,12 @@ async function main(): Promise<void> {
     '',
     peersLoadTable(rows),
     '',
-    `## Token pacing at ${Math.max(...RATES)} req/s`,
+    `## Token pacing at ${TOP_RATE} req/s`,
     '',
     'A router that holds tokens back and delivers them together adds gaps of almost nothing to the ITL figures above and',
     "lowers their percentiles; the gaps from each stream's sixth on leave the start of the stream out.",
     '',
-    tokenPacingTable(
-      runs.filter((r) => r.qps === Math.max(...RATES)).map((r) => tokenPacing(r.router, r.streams)),
-    ),
+    tokenPacingTable(runs.filter((r) => r.qps === TOP_RATE).map((r) => tokenPacing(r.router, r.streams))),
     '',
     '## The targets of issue 16 on this run',
     '',
