@@ -7,6 +7,7 @@ import {
   parseDurationMs,
   prefillDecodeEndpointPickerConfig,
 } from './config.js';
+import { weighsInFlight } from './scheduler.js';
 
 test('config: the shipped configs load', () => {
   const d = loadEndpointPickerConfig(defaultEndpointPickerConfig);
@@ -17,12 +18,58 @@ test('config: the shipped configs load', () => {
       ['queue-scorer', 2],
       ['kv-cache-utilization-scorer', 2],
       ['prefix-cache-scorer', 3],
+      ['active-request-scorer', 2],
     ],
   );
   assert.equal(profile.picker.type, 'max-score-picker');
+  assert.equal(weighsInFlight(d.scheduler), true);
   const pd = loadEndpointPickerConfig(prefillDecodeEndpointPickerConfig);
   assert.deepEqual([...pd.scheduler.profiles.keys()], ['prefill', 'decode']);
   assert.equal(pd.scheduler.handler.type, 'pd-profile-handler');
+  assert.equal(weighsInFlight(pd.scheduler), true);
+});
+
+test('config: a config weighs in-flight counts only when every profile has the active-request scorer above 0', () => {
+  const config = (weights: [string, number][]) =>
+    loadEndpointPickerConfig(`apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+${weights.length > 1 ? '- type: pd-profile-handler\n' : ''}- type: queue-scorer
+- type: active-request-scorer
+- type: max-score-picker
+schedulingProfiles:
+${weights
+  .map(
+    ([name, weight]) =>
+      `- name: ${name}\n  plugins:\n  - {pluginRef: queue-scorer}\n  - {pluginRef: active-request-scorer, weight: ${weight}}\n  - {pluginRef: max-score-picker}`,
+  )
+  .join('\n')}
+`).scheduler;
+  assert.equal(weighsInFlight(config([['default', 1]])), true);
+  assert.equal(
+    weighsInFlight(
+      config([
+        ['prefill', 1],
+        ['decode', 1],
+      ]),
+    ),
+    true,
+  );
+  assert.equal(weighsInFlight(config([['default', 0]])), false, 'weight 0 does not count');
+  assert.equal(
+    weighsInFlight(
+      config([
+        ['a', 1],
+        ['b', 0],
+      ]),
+    ),
+    false,
+    'one profile without it',
+  );
+  const queueOnly = loadEndpointPickerConfig(
+    'apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\nplugins:\n- type: queue-scorer\n',
+  );
+  assert.equal(weighsInFlight(queueOnly.scheduler), false);
 });
 
 test('config: llm-d apiVersion and plugin aliases are accepted', () => {

@@ -27,6 +27,22 @@ test('fast pace while requests arrive, idle pace after the active window, fast a
   assert.equal(always.currentIntervalMs(now + 60_000), 50, 'without a threshold the pace stays fast');
 });
 
+test('idle pace under load: while it holds, requests flowing do not speed the scrapes up; read at every call', () => {
+  let inFlightWeighed = true;
+  const scraper = new MetricsScraper(new Datastore(), {
+    intervalMs: 50,
+    stalenessThresholdMs: () => 2000,
+    activeWindowMs: 1000,
+    idlePaceUnderLoad: () => inFlightWeighed,
+  });
+  scraper.noteTraffic();
+  const now = performance.now();
+  assert.equal(scraper.currentIntervalMs(now), 1000);
+  inFlightWeighed = false;
+  assert.equal(scraper.currentIntervalMs(now), 50, 'read at every call: fast again');
+  assert.equal(scraper.currentIntervalMs(now + 1500), 1000, 'quiet: idle either way');
+});
+
 test('change-driven pace: an endpoint is due after routing near or since its last scrape, or at the idle age', () => {
   const idle = 1000;
   assert.equal(dueForScrape(-Infinity, -Infinity, 0, idle), true, 'never scraped');

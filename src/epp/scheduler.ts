@@ -79,3 +79,15 @@ export function schedule(
 export function primaryTarget(result: SchedulingResult): Endpoint {
   return result.results.get(result.primaryProfile)!.targets[0]!;
 }
+
+/**
+ * True when every profile weighs this EPP's own in-flight counts (`active-request-scorer` with a weight above 0):
+ * load is then seen the moment a request is routed, and the scraped queues only refine it.
+ */
+export function weighsInFlight(plugins: SchedulerPlugins): boolean {
+  if (plugins.profiles.size === 0) return false;
+  for (const profile of plugins.profiles.values()) {
+    if (!profile.scorers.some((s) => s.weight > 0 && s.scorer.type === 'active-request-scorer')) return false;
+  }
+  return true;
+}

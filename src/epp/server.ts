@@ -32,6 +32,7 @@ import {
 } from '../transport/index.js';
 import type { KubernetesSource } from './kubernetes.js';
 import { MetricsScraper } from './metrics-scraper.js';
+import { weighsInFlight } from './scheduler.js';
 import { PrefixIndex } from './plugins/index.js';
 import type { PluginHost } from './types.js';
 import { selfSignedKeyPair } from '../certs/index.js';
@@ -50,14 +51,15 @@ export interface EppOptions {
   endpoints?: EndpointSpec[];
   /** Kubernetes mode: the InferencePool to serve. */
   pool?: { name: string; namespace: string; kubeconfig?: string | undefined };
-  /** EndpointPickerConfig YAML; default: queue 2, KV-cache 2, prefix 3, max-score. */
+  /** EndpointPickerConfig YAML; default: queue 2, KV-cache 2, prefix 3, active requests 2, max-score. */
   configText?: string;
   /** Scrape interval of model-server metrics (default 50 ms). */
   refreshMetricsIntervalMs?: number;
   /**
    * This EPP routes all the traffic its endpoints get (`llmisvc up` with one EPP): under load an endpoint is scraped
-   * only after the EPP routed a request to it or saw one end there (see `metrics-scraper.ts`). Default false: every
-   * endpoint every interval, as GIE's EPP.
+   * only after the EPP routed a request to it or saw one end there, and not faster than the idle pace when every
+   * profile weighs the EPP's own in-flight counts (see `metrics-scraper.ts`). Default false: every endpoint every
+   * interval, as GIE's EPP.
    */
   soleRouter?: boolean;
   /** Also export process metrics (CPU, GC pauses, event-loop lag): for an EPP that is its own process. */
@@ -215,6 +217,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
     intervalMs: options.refreshMetricsIntervalMs ?? 50,
     stalenessThresholdMs: () => config.saturation.metricsStalenessThresholdMs,
     changeDriven: options.soleRouter ?? false,
+    idlePaceUnderLoad: () => (options.soleRouter ?? false) && weighsInFlight(config.scheduler),
     onError: (address, error) => {
       metrics.pollErrors.inc({ source_type: 'metrics-data-source' });
       logger.debug({ endpoint: address, err: String(error) }, 'metrics scrape failed');

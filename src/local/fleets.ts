@@ -13,11 +13,12 @@ import { DEFAULT_RENDER_OPTIONS, parseApiVersions, renderService } from '../rend
 import { DEFAULT_SERVICE_FILE, readServiceFile, startLocalStack, type LocalStackOptions } from './stack.js';
 import { localTopology } from './topology.js';
 
-/** Prefix-cache affinity first, load second: queue 1, KV-cache 1, prefix 5. */
+/** Prefix-cache affinity first, load second: queue 1, KV-cache 1, prefix 5, active requests 1. */
 export const prefixHeavyEndpointPickerConfig = weightedEndpointPickerConfig({
   queue: 1,
   kvCache: 1,
   prefix: 5,
+  activeRequests: 1,
 });
 
 export interface RoutingSetup {
