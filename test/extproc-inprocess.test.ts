@@ -159,3 +159,27 @@ test('the pick timeout bounds the decision, not the response: a long response st
     await waitFor(() => inFlight() === 0, { what: `${name}: released after done()`, timeoutMs: 5000 });
   }
 });
+
+test("done(status) tells the EPP the upstream's answer: none or a 5xx marks that server for a prompt scrape", async () => {
+  for (const [name, channel] of [
+    ['gRPC', grpcClient],
+    ['in process', inProcess],
+  ] as const) {
+    for (const [status, trouble] of [
+      [200, false],
+      [429, false],
+      [503, true],
+      [0, true],
+    ] as const) {
+      const pick = await pickEndpoint(channel, {
+        path: '/v1/completions',
+        body: Buffer.from('{"model":"m","prompt":"p"}'),
+      });
+      const endpoint = pick.endpoint!;
+      const before = epp.datastore.lastTroubleAt(endpoint);
+      pick.done(status);
+      await waitFor(() => inFlight() === 0, { what: `${name} ${status}: released`, timeoutMs: 5000 });
+      assert.equal(epp.datastore.lastTroubleAt(endpoint) !== before, trouble, `${name}, upstream ${status}`);
+    }
+  }
+});

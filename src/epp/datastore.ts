@@ -21,6 +21,8 @@ export class Datastore {
   private readonly changeListeners: (() => void)[] = [];
   /** When (performance.now()) the EPP last routed a request to an endpoint or saw one end there. */
   private readonly routedAt = new Map<string, number>();
+  /** When (performance.now()) a request at an endpoint last ended cut off or with a 5xx. */
+  private readonly troubleAt = new Map<string, number>();
 
   /** Replaces the endpoint set, keeping state of endpoints that stay. */
   setEndpoints(specs: readonly EndpointSpec[]): void {
@@ -29,6 +31,7 @@ export class Datastore {
       if (!next.has(address)) {
         this.byAddress.delete(address);
         this.routedAt.delete(address);
+        this.troubleAt.delete(address);
         for (const listener of this.removalListeners) listener(address);
       }
     }
@@ -86,6 +89,19 @@ export class Datastore {
   /** When the EPP last routed a request to `address` or saw one end there (-Infinity: never). */
   lastRoutedAt(address: string): number {
     return this.routedAt.get(address) ?? -Infinity;
+  }
+
+  /**
+   * A request at `address` ended cut off or with a 5xx: the server may be gone, so the scraper's change-driven pace
+   * scrapes it at its next tick even when routing alone does not make it do so (see `metrics-scraper.ts`).
+   */
+  noteTrouble(address: string, now = performance.now()): void {
+    this.troubleAt.set(address, now);
+  }
+
+  /** When a request at `address` last ended cut off or with a 5xx (-Infinity: never). */
+  lastTroubleAt(address: string): number {
+    return this.troubleAt.get(address) ?? -Infinity;
   }
 
   markFailed(address: string): void {

@@ -153,6 +153,8 @@ export class RequestObservation {
   private readonly kept: Buffer[] = [];
   private keptBytes = 0;
   private modelServerStatus = 0;
+  /** The body passed through the EPP (a chunk, or headers that ended the response): its size is known. */
+  private bodySeen = false;
   private finished = false;
 
   constructor(
@@ -162,11 +164,13 @@ export class RequestObservation {
   ) {}
 
   /** The model server's HTTP status (`:status` of the response headers). */
-  responseStatus(status: number): void {
+  responseStatus(status: number, endOfStream = false): void {
     this.modelServerStatus = status;
+    if (endOfStream) this.bodySeen = true;
   }
 
   responseBody(chunk: Uint8Array): void {
+    this.bodySeen = true;
     if (chunk.length === 0) return;
     this.responseBytes += chunk.length;
     this.kept.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
@@ -187,7 +191,7 @@ export class RequestObservation {
       responseBytes: this.responseBytes,
       modelServerStatus: this.modelServerStatus,
       usage: this.keptBytes > 0 ? usageFromResponse(Buffer.concat(this.kept).toString('utf8')) : undefined,
-      sawResponse: this.modelServerStatus !== 0 || this.responseBytes > 0,
+      bodySeen: this.bodySeen,
     });
   }
 }
@@ -402,7 +406,7 @@ export class EppMetrics {
       responseBytes: number;
       modelServerStatus: number;
       usage: Usage | undefined;
-      sawResponse: boolean;
+      bodySeen: boolean;
     },
   ): void {
     const u = this.upstream;
@@ -416,8 +420,9 @@ export class EppMetrics {
     }
     u.gieDuration.observe(gie, r.seconds);
     u.llmdDuration.observe(labels, r.seconds);
-    // Without a response phase (a gateway that sends only the request to the EPP) there is nothing to measure.
-    if (!r.sawResponse) return;
+    // Without the body (a gateway that sends the EPP only the request, or only the response's headers, as Envoy's
+    // default body mode NONE and the builtin gateway do) there is no size or usage to measure.
+    if (!r.bodySeen) return;
     u.gieResponseSizes.observe(gie, r.responseBytes);
     u.llmdResponseSizes.observe(labels, r.responseBytes);
     if (!r.usage) return;

@@ -109,6 +109,37 @@ test('ext_proc: the call ends once the response has passed through, not before',
   );
 });
 
+test('ext_proc: a request that ends with no answer or a 5xx marks its server for a prompt scrape; a 200 does not', () => {
+  const decode = '10.0.0.2:8000';
+  const routed = () => {
+    const s = stream({ type: 'none', name: 'none', postResponse: () => {} });
+    s.handlers.message({
+      request: 'request_headers',
+      protocol_config: { request_body_mode: BodySendMode.FULL_DUPLEX_STREAMED },
+      request_headers: { headers: { ':path': '/v1/completions' } },
+    });
+    s.handlers.message({
+      request: 'request_body',
+      request_body: { body: Buffer.from(JSON.stringify({ model: 'm', prompt: 'hi' })), end_of_stream: true },
+    });
+    assert.equal(s.datastore.get(decode)!.inFlight, 1);
+    return s;
+  };
+  const answered = (status: string) => {
+    const s = routed();
+    s.handlers.message({ request: 'response_headers', response_headers: { headers: { ':status': status } } });
+    s.handlers.end(); // body mode NONE: the gateway closes the call when the response is through
+    return s.datastore;
+  };
+  assert.equal(answered('200').lastTroubleAt(decode), -Infinity);
+  assert.equal(answered('404').lastTroubleAt(decode), -Infinity, 'a 4xx says nothing about the server');
+  assert.notEqual(answered('503').lastTroubleAt(decode), -Infinity);
+  const refused = routed();
+  refused.handlers.abort(); // the gateway could not reach the server: no response headers ever pass
+  assert.notEqual(refused.datastore.lastTroubleAt(decode), -Infinity);
+  assert.equal(refused.datastore.get(decode)!.inFlight, 0);
+});
+
 test('ext_proc: every answer that lets a request through removes the routing headers the EPP does not set', () => {
   const forged = { 'x-prefiller-host-port': '127.0.0.1:1', 'x-gateway-destination-endpoint': '127.0.0.1:1' };
   const mutationOf = (message: any) =>

@@ -128,6 +128,8 @@ export function createProcessHandler(
     let observed: RequestObservation | undefined;
     /** Set while the request waits in flow control. */
     let ticket: Ticket | undefined;
+    /** The upstream's `:status`; 0 until its response headers pass. */
+    let responseStatus = 0;
 
     function write(message: Message): void {
       if (closed || !call.isOpen()) return;
@@ -142,6 +144,8 @@ export function createProcessHandler(
       servedBy = [];
       served[0]!.inFlight = Math.max(0, served[0]!.inFlight - 1);
       for (const endpoint of served) deps.datastore.noteRouting(endpoint.address);
+      // No answer at all (refused, reset, or the client left first) or a 5xx: the server may be gone.
+      if (responseStatus === 0 || responseStatus >= 500) deps.datastore.noteTrouble(served[0]!.address);
       // Capacity freed: a request waiting in flow control may go now.
       deps.flowControl?.poke();
       for (const hook of deps.config().scheduler.postResponse) {
@@ -416,7 +420,8 @@ export function createProcessHandler(
           return;
         }
         case 'response_headers': {
-          observed?.responseStatus(Number(message['response_headers']?.['headers']?.[':status'] ?? 0));
+          responseStatus = Number(message['response_headers']?.['headers']?.[':status'] ?? 0);
+          observed?.responseStatus(responseStatus, Boolean(message['response_headers']?.['end_of_stream']));
           const servingEndpoint = servedBy[0];
           write({
             response_headers: {
@@ -435,7 +440,7 @@ export function createProcessHandler(
         }
         case 'response_body': {
           const b = message['response_body'] ?? {};
-          if (b['body']) observed?.responseBody(b['body']);
+          observed?.responseBody(b['body'] ?? Buffer.alloc(0));
           if (responseBodyMode === BodySendMode.FULL_DUPLEX_STREAMED) {
             write({
               response_body: {

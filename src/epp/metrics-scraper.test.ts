@@ -27,22 +27,6 @@ test('fast pace while requests arrive, idle pace after the active window, fast a
   assert.equal(always.currentIntervalMs(now + 60_000), 50, 'without a threshold the pace stays fast');
 });
 
-test('idle pace under load: while it holds, requests flowing do not speed the scrapes up; read at every call', () => {
-  let inFlightWeighed = true;
-  const scraper = new MetricsScraper(new Datastore(), {
-    intervalMs: 50,
-    stalenessThresholdMs: () => 2000,
-    activeWindowMs: 1000,
-    idlePaceUnderLoad: () => inFlightWeighed,
-  });
-  scraper.noteTraffic();
-  const now = performance.now();
-  assert.equal(scraper.currentIntervalMs(now), 1000);
-  inFlightWeighed = false;
-  assert.equal(scraper.currentIntervalMs(now), 50, 'read at every call: fast again');
-  assert.equal(scraper.currentIntervalMs(now + 1500), 1000, 'quiet: idle either way');
-});
-
 test('change-driven pace: an endpoint is due after routing near or since its last scrape, or at the idle age', () => {
   const idle = 1000;
   assert.equal(dueForScrape(-Infinity, -Infinity, 0, idle), true, 'never scraped');
@@ -79,7 +63,7 @@ test('change-driven pace over real HTTP: the endpoint routed to is scraped again
   const scraper = new MetricsScraper(datastore, {
     intervalMs: 10,
     stalenessThresholdMs: () => 60_000,
-    changeDriven: true,
+    changeDriven: () => 'traffic',
   });
   try {
     await scraper.scrapeAll();
@@ -93,6 +77,36 @@ test('change-driven pace over real HTTP: the endpoint routed to is scraped again
   } finally {
     await scraper.close();
     for (const s of servers) s.close();
+  }
+});
+
+test('change-driven on trouble over real HTTP: routing alone brings no scrape, a request ended in trouble does', async () => {
+  const hits = new Map<string, number>();
+  const server = createServer((req, res) => {
+    hits.set('n', (hits.get('n') ?? 0) + 1);
+    res.end('vllm:num_requests_waiting 0\n');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const datastore = new Datastore();
+  datastore.setEndpoints([{ address }]);
+  const scraper = new MetricsScraper(datastore, {
+    intervalMs: 10,
+    stalenessThresholdMs: () => 60_000,
+    changeDriven: () => 'trouble',
+  });
+  try {
+    await scraper.scrapeAll();
+    scraper.start();
+    scraper.noteTraffic();
+    datastore.noteRouting(address);
+    await new Promise((resolve) => setTimeout(resolve, 100)); // ten ticks
+    assert.equal(hits.get('n'), 1, 'the EPP counts what it routed itself');
+    datastore.noteTrouble(address);
+    while ((hits.get('n') ?? 0) < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+  } finally {
+    await scraper.close();
+    server.close();
   }
 });
 

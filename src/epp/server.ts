@@ -57,9 +57,9 @@ export interface EppOptions {
   refreshMetricsIntervalMs?: number;
   /**
    * This EPP routes all the traffic its endpoints get (`llmisvc up` with one EPP): under load an endpoint is scraped
-   * only after the EPP routed a request to it or saw one end there, and not faster than the idle pace when every
-   * profile weighs the EPP's own in-flight counts (see `metrics-scraper.ts`). Default false: every endpoint every
-   * interval, as GIE's EPP.
+   * only after the EPP routed a request to it or saw one end there; when every profile weighs the EPP's own in-flight
+   * counts, only after a request there ended cut off or with a 5xx (see `metrics-scraper.ts`). Default false: every
+   * endpoint every interval, as GIE's EPP.
    */
   soleRouter?: boolean;
   /** Also export process metrics (CPU, GC pauses, event-loop lag): for an EPP that is its own process. */
@@ -216,8 +216,9 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
   const scraper = new MetricsScraper(datastore, {
     intervalMs: options.refreshMetricsIntervalMs ?? 50,
     stalenessThresholdMs: () => config.saturation.metricsStalenessThresholdMs,
-    changeDriven: options.soleRouter ?? false,
-    idlePaceUnderLoad: () => (options.soleRouter ?? false) && weighsInFlight(config.scheduler),
+    changeDriven: options.soleRouter
+      ? () => (weighsInFlight(config.scheduler) ? 'trouble' : 'traffic')
+      : undefined,
     onError: (address, error) => {
       metrics.pollErrors.inc({ source_type: 'metrics-data-source' });
       logger.debug({ endpoint: address, err: String(error) }, 'metrics scrape failed');

@@ -388,7 +388,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
 
     let endpoint: string | undefined;
     let forwardBody: Buffer | undefined = body;
-    let done: (() => void) | undefined;
+    let done: ((upstreamStatus?: number) => void) | undefined;
     let via: RoutingDecision['via'] = 'round-robin';
     if (matched.route.backend === 'pool' && epps) {
       via = 'epp';
@@ -449,6 +449,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
     }
     if (forwardBody !== undefined) headers['content-length'] = String(forwardBody.length);
 
+    let upstreamStatus = 0;
     try {
       await proxy(res, endpoint, {
         method,
@@ -456,6 +457,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
         headers,
         body: forwardBody ?? null,
         onResponse: (statusCode, upstreamHeaders, headersMs) => {
+          upstreamStatus = statusCode;
           const pod = upstreamHeaders['x-inference-pod'];
           record({
             endpoint,
@@ -471,7 +473,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
         started,
       });
     } finally {
-      done?.();
+      done?.(upstreamStatus);
     }
   }
 

@@ -8,7 +8,7 @@
  * const client = createExtProcClient('127.0.0.1:9002');
  * const pick = await pickEndpoint(client, { path: '/v1/completions', headers: { 'content-type': 'application/json' }, body });
  * if (pick.immediateResponse) reply(pick.immediateResponse.status, pick.immediateResponse.body);
- * else { await forward(pick.endpoint, pick.headers, pick.body); pick.done(); }
+ * else { const status = await forward(pick.endpoint, pick.headers, pick.body); pick.done(status); }
  */
 import * as grpc from '@grpc/grpc-js';
 import { BodySendMode, loadProtos } from './proto.js';
@@ -67,8 +67,12 @@ export interface PickResult {
   body: Buffer | undefined;
   /** Set when the EPP answered the client itself (400, 404, 413, 429, 503 …). */
   immediateResponse?: { status: number; headers: Record<string, string>; body: Buffer } | undefined;
-  /** Tells the EPP the request finished (ends the stream); call once the upstream response is done. */
-  done(): void;
+  /**
+   * Tells the EPP the request finished (ends the stream); call once the upstream response is done. With
+   * `upstreamStatus` (0: the server never answered) the EPP first hears it as the response's `:status`, as Envoy
+   * sends it: no answer or a 5xx makes the EPP check that server at once.
+   */
+  done(upstreamStatus?: number): void;
 }
 
 function headerMap(headers: Record<string, string>): Message {
@@ -136,9 +140,14 @@ export function pickEndpoint(
     };
   }
   let ended = false;
-  const done = () => {
+  const done = (upstreamStatus?: number) => {
     if (ended) return;
     ended = true;
+    if (upstreamStatus !== undefined) {
+      stream.write({
+        response_headers: { headers: headerMap({ ':status': String(upstreamStatus) }) },
+      });
+    }
     stream.end();
   };
   return new Promise<PickResult>((resolve, reject) => {
