@@ -53,8 +53,6 @@ export interface PeerRow {
   cpuMsPerRequest: number;
   /** CPU milliseconds per second the router spends with no traffic (health checks, metrics scraping). */
   idleCpuMsPerSecond: number;
-  /** CPU per request over what the router burns idle during the same time: the cost traffic adds. */
-  netCpuMsPerRequest: number;
   /**
    * CPU per request over a stretch of the same traffic after the measured one, once the router has been serving (a
    * JIT runtime has compiled its request path by then); NaN when not measured.
@@ -119,13 +117,13 @@ export function tokenPacingTable(rows: readonly TokenPacing[]): string {
 export function peersLoadTable(rows: readonly PeerRow[]): string {
   const sorted = [...rows].sort((a, b) => a.qps - b.qps);
   return [
-    '| req/s | Router | ok/sent | TTFT p50/p90/p99 ms | ITL p50/p90/p99 ms | E2E p50/p90/p99 ms | out tok/s | prefix hits | router CPU ms/req (net of idle) | idle CPU ms/s | warm CPU ms/req |',
+    '| req/s | Router | ok/sent | TTFT p50/p90/p99 ms | ITL p50/p90/p99 ms | E2E p50/p90/p99 ms | out tok/s | prefix hits | router CPU ms/req | idle CPU ms/s | warm CPU ms/req |',
     '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...sorted.map(
       (r) =>
         `| ${r.qps} | ${r.router} | ${r.ok}/${r.sent} | ${triple(r.ttftMs)} | ${triple(r.interTokenMs)} | ` +
         `${triple(r.e2eMs)} | ${fixed(r.outputTokensPerSecond, 0)} | ${ratio(r.prefixHitRatio)} | ` +
-        `${fixed(r.cpuMsPerRequest, 2)} (${fixed(r.netCpuMsPerRequest, 2)}) | ${fixed(r.idleCpuMsPerSecond, 1)} | ` +
+        `${fixed(r.cpuMsPerRequest, 2)} | ${fixed(r.idleCpuMsPerSecond, 1)} | ` +
         `${fixed(r.warmCpuMsPerRequest, 2)} |`,
     ),
   ].join('\n');
