@@ -489,14 +489,13 @@ async function eppCpuPerRequest(transport: EppTransport): Promise<{
 
 /**
  * What the ext_proc Envoy's access log says about each EPP-path request: how long Envoy waited for the EPP's answer
- * to the request (from sending the headers, so including the body), to the response headers and to the response
- * body (the longest wait for one of its chunks).
+ * to the request (from sending the headers, so including the body) and to the response headers. The response body
+ * does not pass through the EPP (body mode NONE, as `llmisvc up` configures Envoy): trailers end its stream.
  */
 const EXT_PROC_TIMINGS = {
   start: '%START_TIME(%s.%6f)%',
   requestUs: '%FILTER_STATE(envoy.filters.http.ext_proc:FIELD:request_header_latency_us)%',
   responseUs: '%FILTER_STATE(envoy.filters.http.ext_proc:FIELD:response_header_latency_us)%',
-  responseBodyUs: '%FILTER_STATE(envoy.filters.http.ext_proc:FIELD:response_body_max_latency_us)%',
 };
 
 type P50P99 = [number, number];
@@ -505,10 +504,9 @@ type P50P99 = [number, number];
 function extProcWaits(
   log: string,
   windows: { from: number; to: number }[],
-): { request: P50P99; response: P50P99; responseBody: P50P99 } {
+): { request: P50P99; response: P50P99 } {
   const request: number[] = [];
   const response: number[] = [];
-  const responseBody: number[] = [];
   for (const line of log.split('\n')) {
     if (!line) continue;
     const entry = JSON.parse(line) as Record<string, unknown>;
@@ -516,13 +514,12 @@ function extProcWaits(
     if (!windows.some((w) => start >= w.from && start <= w.to)) continue;
     request.push(Number(entry['requestUs']) / 1000);
     response.push(Number(entry['responseUs']) / 1000);
-    responseBody.push(Number(entry['responseBodyUs']) / 1000);
   }
   const p50p99 = (values: number[]): P50P99 => {
     const finite = values.filter(Number.isFinite);
     return [percentileOf(finite, 50), percentileOf(finite, 99)];
   };
-  return { request: p50p99(request), response: p50p99(response), responseBody: p50p99(responseBody) };
+  return { request: p50p99(request), response: p50p99(response) };
 }
 
 interface IndexMemory {
@@ -652,7 +649,7 @@ async function main(): Promise<void> {
       '|---|---:|---:|---:|---:|',
     );
     for (const [name, r] of [
-      ['default (queue 2, kv 2, prefix 3, max-score)', single],
+      ['default (queue 2, kv 2, prefix 3, active requests 2, max-score)', single],
       ['prefill/decode (two profiles, 30 prefill + 70 decode)', pd],
       ['default, prefix-cache-scorer autoTune (LRU ≈ 4096 blocks per endpoint)', tuned],
     ] as const) {
@@ -735,7 +732,7 @@ async function main(): Promise<void> {
     try {
       lines.push(`## Added latency in the request path: ${transportLabel(transport)}`, '');
       lines.push(
-        `Open-loop load (from a load generator in a process of its own, keep-alive connections kept across slices), ${durationS} s per rate and path, after a ${warmupS} s warm-up of each path at the same rate. Direct = Envoy → fixture; EPP = Envoy → ext_proc (request and response bodies full-duplex) → \`llmisvc epp\` (own process, 4 endpoints, 50 ms scrapes) → fixture. The two paths alternate in ${sliceS} s slices (${slices} each), so both see the same background load on the shared machine. Added = EPP − direct at the same percentile. Milliseconds.`,
+        `Open-loop load (from a load generator in a process of its own, keep-alive connections kept across slices), ${durationS} s per rate and path, after a ${warmupS} s warm-up of each path at the same rate. Direct = Envoy → fixture; EPP = Envoy → ext_proc (request body full-duplex, response headers and trailers; the response body does not pass through the EPP) → \`llmisvc epp\` (own process, 4 endpoints, 50 ms scrapes) → fixture. The two paths alternate in ${sliceS} s slices (${slices} each), so both see the same background load on the shared machine. Added = EPP − direct at the same percentile. Milliseconds.`,
         '',
       );
       lines.push(
@@ -834,15 +831,15 @@ async function main(): Promise<void> {
     const accessLog = readFileSync(accessLogPath, 'utf8');
     rmSync(accessLogDir, { recursive: true, force: true });
     lines.push(
-      "Where the EPP path's extra time goes, from Envoy's clock (its ext_proc access-log fields over the EPP slices): how long Envoy waited for the EPP's answer to the request (from sending the headers; the EPP answers once it has the body), to the response headers and to the response body (which streams through the EPP, as GIE gateways configure it; the longest wait for one chunk). Each wait is a round trip Envoy → EPP → Envoy; the EPP's own share is its request phase above.",
+      "Where the EPP path's extra time goes, from Envoy's clock (its ext_proc access-log fields over the EPP slices): how long Envoy waited for the EPP's answer to the request (from sending the headers; the EPP answers once it has the body) and to the response headers. Each wait is a round trip Envoy → EPP → Envoy; the EPP's own share is its request phase above.",
       '',
-      '| rate (req/s) | request: Envoy waits for the EPP, p50 / p99 | response headers: p50 / p99 | response body: p50 / p99 |',
-      '|---:|---:|---:|---:|',
+      '| rate (req/s) | request: Envoy waits for the EPP, p50 / p99 | response headers: p50 / p99 |',
+      '|---:|---:|---:|',
     );
     for (const [rate, windows] of eppWindows) {
       const waits = extProcWaits(accessLog, windows);
       lines.push(
-        `| ${rate} | ${ms(waits.request[0])} / ${ms(waits.request[1])} | ${ms(waits.response[0])} / ${ms(waits.response[1])} | ${ms(waits.responseBody[0])} / ${ms(waits.responseBody[1])} |`,
+        `| ${rate} | ${ms(waits.request[0])} / ${ms(waits.request[1])} | ${ms(waits.response[0])} / ${ms(waits.response[1])} |`,
       );
     }
     lines.push('');

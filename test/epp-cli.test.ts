@@ -115,6 +115,20 @@ test('llmisvc epp reports flag mistakes with a code and a hint', () => {
   }
 });
 
+test('the serving commands set V8 tiering flags this Node knows (Node 20, and Node 22 when provisioned)', () => {
+  // bin/llmisvc.js lowers V8's tier-up bar for `up` and `epp`; a flag a V8 does not know is not an error but a line
+  // on stderr ("unrecognized flag") at every start, as `--interrupt-budget` was on Node 22.
+  const nodes = [process.execPath, ...(process.env['NODE22_BIN'] ? [process.env['NODE22_BIN']] : [])];
+  for (const node of nodes) {
+    for (const command of ['epp', 'up']) {
+      const result = spawnSync(node, [bin, command, '--help'], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(result.status, 0, `${node} ${command} --help: ${result.stderr}`);
+      assert.equal(result.stderr, '', `${node} ${command}: nothing on stderr`);
+      assert.match(result.stdout, /Usage: llmisvc/);
+    }
+  }
+});
+
 const canConfine = process.getuid?.() === 0 && spawnSync('unshare', ['--version']).status === 0;
 
 /** True when every folder on the way to `path` lets other users through (uid 65534 must reach the program). */
