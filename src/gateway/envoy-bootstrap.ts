@@ -319,10 +319,10 @@ function requestBodyModeFor(failOpen: boolean, requested: RequestBodyMode | unde
 
 /**
  * What Envoy sends the EPP. The EPP must hear when a response ends (in-flight counts, post-response hooks). Without
- * the body, the trailers tell it: with response_trailer_mode SEND, Envoy adds empty trailers to a response that
- * ends without any and sends them to the EPP, so the stream lasts as long as the response — without the body, and
- * without the trailers, Envoy would end the ext_proc stream at the response headers, and a completion streaming for
- * minutes would stop counting as in flight at its first byte.
+ * the body, the end of the ext_proc stream tells it: with response_trailer_mode SEND, Envoy keeps the stream open
+ * until the response has ended (Envoy 1.40 then closes it without a trailers message when the model server sent no
+ * trailers) — without the body, and without the trailers, Envoy would end the ext_proc stream at the response
+ * headers, and a completion streaming for minutes would stop counting as in flight at its first byte.
  */
 function eppProcessingMode(
   requestBodyMode: RequestBodyMode,
