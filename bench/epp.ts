@@ -490,7 +490,8 @@ async function eppCpuPerRequest(transport: EppTransport): Promise<{
 /**
  * What the ext_proc Envoy's access log says about each EPP-path request: how long Envoy waited for the EPP's answer
  * to the request (from sending the headers, so including the body) and to the response headers. The response body
- * does not pass through the EPP (body mode NONE, as `llmisvc up` configures Envoy): trailers end its stream.
+ * does not pass through the EPP (body mode NONE, as `llmisvc up` configures Envoy): the end of its stream marks the
+ * response's end.
  */
 const EXT_PROC_TIMINGS = {
   start: '%START_TIME(%s.%6f)%',
@@ -732,7 +733,7 @@ async function main(): Promise<void> {
     try {
       lines.push(`## Added latency in the request path: ${transportLabel(transport)}`, '');
       lines.push(
-        `Open-loop load (from a load generator in a process of its own, keep-alive connections kept across slices), ${durationS} s per rate and path, after a ${warmupS} s warm-up of each path at the same rate. Direct = Envoy → fixture; EPP = Envoy → ext_proc (request body full-duplex, response headers and trailers; the response body does not pass through the EPP) → \`llmisvc epp\` (own process, 4 endpoints, 50 ms scrapes) → fixture. The two paths alternate in ${sliceS} s slices (${slices} each), so both see the same background load on the shared machine. Added = EPP − direct at the same percentile. Milliseconds.`,
+        `Open-loop load (from a load generator in a process of its own, keep-alive connections kept across slices), ${durationS} s per rate and path, after a ${warmupS} s warm-up of each path at the same rate. Direct = Envoy → fixture; EPP = Envoy → ext_proc (request body full-duplex, response headers; the response body does not pass through the EPP) → \`llmisvc epp\` (own process, 4 endpoints, 50 ms scrapes) → fixture. The two paths alternate in ${sliceS} s slices (${slices} each), so both see the same background load on the shared machine. Added = EPP − direct at the same percentile. Milliseconds.`,
         '',
       );
       lines.push(
