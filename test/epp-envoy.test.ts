@@ -45,6 +45,20 @@ async function until(what: string, condition: () => boolean): Promise<void> {
   await waitFor(condition, { what, timeoutMs: 10_000, intervalMs: 25 });
 }
 
+/** Envoy's counters (admin `/stats`). */
+async function envoyStats(envoy: RunningEnvoy): Promise<Map<string, number>> {
+  const res = await request(`http://127.0.0.1:${envoy.adminPort}/stats`);
+  const stats = new Map<string, number>();
+  for (const line of (await res.body.text()).split('\n')) {
+    const match = /^([^:]+): (\d+)$/.exec(line);
+    if (match) stats.set(match[1]!, Number(match[2]));
+  }
+  return stats;
+}
+
+/** The routing filter's counters are `http.gateway.ext_proc.*`, the response observer's `…ext_proc.response_observer.*`. */
+const OBSERVER_STATS = 'http.gateway.ext_proc.response_observer';
+
 function randomPrompt(): string {
   return `${Math.random().toString(36)} `.repeat(40);
 }
@@ -135,6 +149,8 @@ describe(
       reset();
       await settled();
       for (const f of fixtures) f.state.holdBodies = true;
+      const observed = async () => (await envoyStats(envoy)).get(`${OBSERVER_STATS}.streams_closed`) ?? 0;
+      const observedBefore = await observed();
       const res = await request(`http://127.0.0.1:${envoy.port}/v1/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -143,9 +159,11 @@ describe(
       assert.equal(res.statusCode, 200);
       const served = fixtures.find((f) => f.name === res.headers['x-served-by'])!;
       const inFlight = () => epp.datastore.get(served.address)!.inFlight;
-      // The headers are here and the body is held back by the fixture. Envoy passes the response headers to the EPP
-      // (response_header_mode SEND) and forwards them only after its answer, so a wrongly early release at the
-      // headers has happened by now: no time to wait.
+      // The headers are here and the body is held back by the fixture. The response observer has heard them (Envoy
+      // sends them to it as it forwards them): a release at the headers would show once the EPP has taken that in.
+      await waitFor(async () => (await observed()) > observedBefore, {
+        what: 'the EPP has heard the response headers and ended the observer stream',
+      });
       assert.equal(inFlight(), 1, 'released before the response ended');
       served.releaseBodies();
       await res.body.text();
@@ -289,6 +307,99 @@ describe(
       assert.match(text, /llmisvc_epp_shed_requests_total\{model="test-model"\} 1/);
       assert.match(text, /llmisvc_epp_scheduling_duration_seconds_count \d+/);
       assert.match(text, /llmisvc_epp_endpoint_waiting_requests\{endpoint="127\.0\.0\.1:\d+"\}/);
+    });
+  },
+);
+
+describe(
+  'the response observer behind a real Envoy: the response headers reach the EPP without waiting for it',
+  { skip: ENVOY_BIN ? false : 'ENVOY_BIN not set (run through npm test)' },
+  () => {
+    const fixtures: ModelServerFixture[] = [];
+    let epp: RunningEpp;
+    let envoy: RunningEnvoy;
+
+    before(async () => {
+      for (const name of ['a', 'b']) fixtures.push(await startModelServerFixture(name));
+      epp = await startEpp({
+        host: '127.0.0.1',
+        grpcPort: 0,
+        grpcHealthPort: 0,
+        metricsPort: 0,
+        // Pods named apart from the fixtures' own x-served-by, so the header is seen to be the gateway's.
+        endpoints: fixtures.map((f) => ({ address: f.address, name: `pod-${f.name}` })),
+        refreshMetricsIntervalMs: 25,
+        servedByHeader: true,
+        logger: quiet,
+      });
+      envoy = await startEnvoy(ENVOY_BIN!, { eppHost: '127.0.0.1', eppPort: epp.grpcPort });
+      await until('both fixtures scraped', () => epp.datastore.endpoints().every((e) => !e.stale));
+    });
+
+    after(async () => {
+      await envoy?.close();
+      await epp?.close();
+      for (const f of fixtures) await f.close();
+    });
+
+    const completion = () => ({ model: 'test-model', prompt: randomPrompt(), max_tokens: 1 });
+
+    test('x-served-by names the pod from the routing answer; the routing stream carries the request only', async () => {
+      const before = await envoyStats(envoy);
+      const replies: Reply[] = [];
+      const headers: unknown[] = [];
+      for (let i = 0; i < 4; i++) {
+        // Headers-only requests: one message each to the routing stream, so what else it carried shows.
+        const res = await request(`http://127.0.0.1:${envoy.port}/v1/models`);
+        replies.push({ status: res.statusCode, json: JSON.parse(await res.body.text()) });
+        headers.push(res.headers['x-served-by']);
+      }
+      assert.deepEqual(
+        headers,
+        replies.map((r) => `pod-${String(r.json['served_by'])}`),
+      );
+      const after = await envoyStats(envoy);
+      const delta = (name: string) => after.get(name)! - (before.get(name) ?? 0);
+      // The request's headers to the routing stream, nothing of the response (its end closes that stream).
+      assert.equal(delta('http.gateway.ext_proc.stream_msgs_sent'), 4);
+      assert.equal(delta(`${OBSERVER_STATS}.stream_msgs_sent`), 4);
+      assert.equal(delta(`${OBSERVER_STATS}.streams_failed`), 0);
+      await until('both streams of each request are over', () =>
+        epp.datastore.endpoints().every((e) => e.inFlight === 0),
+      );
+    });
+
+    test("a model server's 5xx reaches the EPP: counted as its error and its server marked for a scrape; a 200 is not", async () => {
+      const metrics = async () => (await request(`http://127.0.0.1:${epp.metricsPort}/metrics`)).body.text();
+      const errors = (text: string) =>
+        Number(
+          /^inference_objective_request_error_total\{[^}]*error_code="ModelServerError"\} (\d+)$/m.exec(
+            text,
+          )?.[1] ?? 0,
+        );
+      const troubleBefore = epp.datastore.endpoints().map((e) => epp.datastore.lastTroubleAt(e.address));
+      const ok = await post(envoy.port, '/v1/completions', completion());
+      assert.equal(ok.status, 200);
+      await until('the 200 is over', () => epp.datastore.endpoints().every((e) => e.inFlight === 0));
+      assert.deepEqual(
+        epp.datastore.endpoints().map((e) => epp.datastore.lastTroubleAt(e.address)),
+        troubleBefore,
+        'a 200 heard through the observer marks nothing (an unknown status would)',
+      );
+      const errorsBefore = errors(await metrics());
+      for (const f of fixtures) f.state.completionStatus = 500;
+      try {
+        const failed = await post(envoy.port, '/v1/completions', completion());
+        assert.equal(failed.status, 500);
+        const server = fixtures.find((f) => f.name === failed.json['served_by'])!;
+        await until('the 500 is counted', () => epp.datastore.get(server.address)!.inFlight === 0);
+        assert.notEqual(epp.datastore.lastTroubleAt(server.address), -Infinity);
+        await waitFor(async () => errors(await metrics()) === errorsBefore + 1, {
+          what: 'inference_objective_request_error_total{error_code="ModelServerError"} counts the 500',
+        });
+      } finally {
+        for (const f of fixtures) f.state.completionStatus = 200;
+      }
     });
   },
 );

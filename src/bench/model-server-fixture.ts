@@ -14,6 +14,8 @@ export interface FixtureState {
   failMetrics: boolean;
   /** Delay before answering a completion (ms). */
   responseDelayMs: number;
+  /** The HTTP status of a completion's answer (200; e.g. 500 for a failing model server). */
+  completionStatus: number;
   /**
    * Send the response headers and hold the body until `releaseBodies()`, like a completion that streams for a while
    * (a gate, not a delay: a test decides when the body ends).
@@ -70,6 +72,7 @@ export async function startModelServerFixture(
     kvCacheUsage: 0,
     failMetrics: false,
     responseDelayMs: 0,
+    completionStatus: 200,
     holdBodies: false,
   };
   const held: (() => void)[] = [];
@@ -97,7 +100,7 @@ export async function startModelServerFixture(
         } catch {
           // The fixture answers whatever it is sent; the EPP decides what is valid.
         }
-        res.writeHead(200, { 'content-type': 'application/json', 'x-served-by': name });
+        res.writeHead(state.completionStatus, { 'content-type': 'application/json', 'x-served-by': name });
         const answer = JSON.stringify({
           id: `cmpl-${completions}`,
           object: req.url?.includes('chat') ? 'chat.completion' : 'text_completion',

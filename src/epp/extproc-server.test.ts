@@ -12,8 +12,8 @@ import { emptyMetrics, type PostResponse } from './types.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- ext_proc messages are dynamic protobuf objects */
 
-/** One ext_proc stream driven by hand over a prefill and a decode endpoint: its handlers and what they sent. */
-function stream(postResponse: PostResponse, servedByHeader = false) {
+/** An EPP's stream handler over a prefill and a decode endpoint; `open` starts a stream driven by hand. */
+function picker(postResponse: PostResponse, servedByHeader = false) {
   const datastore = new Datastore();
   datastore.setEndpoints([
     { address: '10.0.0.1:8000', role: 'prefill' },
@@ -23,23 +23,33 @@ function stream(postResponse: PostResponse, servedByHeader = false) {
     datastore.updateMetrics(e.address, { ...emptyMetrics(), updatedAt: Date.now() });
   const config = loadEndpointPickerConfig(prefillDecodeEndpointPickerConfig);
   const withHook = { ...config, scheduler: { ...config.scheduler, postResponse: [postResponse] } };
-  const sent: any[] = [];
-  let ended = false;
-  const call: GrpcCall<any> = {
-    send: (m) => sent.push(m),
-    end: () => (ended = true),
-    isOpen: () => !ended,
-  };
-  const handlers = createProcessHandler({
+  const metrics = new EppMetrics(datastore);
+  const processStream = createProcessHandler({
     datastore,
     config: () => withHook,
     directory: () => emptyModelDirectory,
-    metrics: new EppMetrics(datastore),
+    metrics,
     logger: pino({ level: 'silent' }),
     bodyLimitBytes: 1 << 20,
     servedByHeader,
-  })(call);
-  return { handlers, sent, datastore, ended: () => ended };
+  });
+  const open = () => {
+    const sent: any[] = [];
+    let ended = false;
+    const call: GrpcCall<any> = {
+      send: (m) => sent.push(m),
+      end: () => (ended = true),
+      isOpen: () => !ended,
+    };
+    return { handlers: processStream(call), sent, ended: () => ended };
+  };
+  return { open, datastore, metrics };
+}
+
+/** One ext_proc stream driven by hand over a prefill and a decode endpoint: its handlers and what they sent. */
+function stream(postResponse: PostResponse, servedByHeader = false) {
+  const { open, datastore } = picker(postResponse, servedByHeader);
+  return { ...open(), datastore };
 }
 
 test('ext_proc: after a prefill/decode response, post-response hooks hear both endpoints, once each', () => {
@@ -215,4 +225,104 @@ test('ext_proc: with servedByHeader the response names the endpoint that served 
       enabled ? [['x-served-by', '10.0.0.2:8000']] : [],
     );
   }
+});
+
+/** Routes one request on a new stream of `p` (full duplex) and returns the stream and its response-observer token. */
+function routeOne(p: ReturnType<typeof picker>) {
+  const routing = p.open();
+  routing.handlers.message({
+    request: 'request_headers',
+    protocol_config: { request_body_mode: BodySendMode.FULL_DUPLEX_STREAMED },
+    request_headers: { headers: { ':path': '/v1/completions' } },
+  });
+  routing.handlers.message({
+    request: 'request_body',
+    request_body: { body: Buffer.from(JSON.stringify({ model: 'm', prompt: 'hi' })), end_of_stream: true },
+  });
+  const fields = routing.sent[0].dynamic_metadata.fields['llmisvc.request'].structValue.fields;
+  return { routing, token: fields.token.stringValue as string, servedBy: fields.served_by?.stringValue };
+}
+
+/** A response observer's one message (observability mode), as Envoy sends it with the forwarded metadata. */
+function observerMessage(status: string, tokenField: unknown, observabilityMode = true): any {
+  return {
+    request: 'response_headers',
+    observability_mode: observabilityMode,
+    metadata_context:
+      tokenField === undefined
+        ? {}
+        : { filter_metadata: { 'llmisvc.request': { fields: { token: tokenField } } } },
+    response_headers: { headers: { ':status': status } },
+  };
+}
+
+test('ext_proc: a response observer brings the status of the request its token names; the routing stream ends it', () => {
+  const decode = '10.0.0.2:8000';
+  for (const [status, trouble] of [
+    ['200', false],
+    ['503', true],
+  ] as const) {
+    const p = picker({ type: 'none', name: 'none', postResponse: () => {} }, true);
+    const { routing, token, servedBy } = routeOne(p);
+    assert.match(token, /^[0-9a-f-]{36}$/, 'an unguessable token');
+    assert.equal(servedBy, decode, 'the pod the gateway names in x-served-by');
+    const observer = p.open();
+    observer.handlers.message(observerMessage(status, { stringValue: token }));
+    assert.equal(observer.ended(), true, 'the observer stream ends at once');
+    assert.deepEqual(observer.sent, [], 'Envoy reads no answer in observability mode');
+    assert.equal(p.datastore.get(decode)!.inFlight, 1, 'in flight until the routing stream ends');
+    routing.handlers.end();
+    assert.equal(p.datastore.get(decode)!.inFlight, 0);
+    assert.equal(p.datastore.lastTroubleAt(decode) !== -Infinity, trouble, `status ${status}`);
+  }
+  const plain = picker({ type: 'none', name: 'none', postResponse: () => {} });
+  assert.equal(routeOne(plain).servedBy, undefined, 'no pod name without servedByHeader');
+});
+
+test('ext_proc (hostile): an observer naming no request, a forged one or a finished one changes nothing', () => {
+  const decode = '10.0.0.2:8000';
+  const p = picker({ type: 'none', name: 'none', postResponse: () => {} });
+  const { routing, token } = routeOne(p);
+  for (const field of [
+    undefined,
+    { stringValue: crypto.randomUUID() },
+    { stringValue: token.toUpperCase() },
+    { numberValue: 1 },
+    { stringValue: 'x'.repeat(100_000) },
+  ]) {
+    const observer = p.open();
+    observer.handlers.message(observerMessage('200', field));
+    assert.equal(observer.ended(), true);
+    // A later message on the ended stream is ignored.
+    observer.handlers.message(observerMessage('200', { stringValue: token }));
+  }
+  // Not in observability mode (a gateway that waits): answered so the response goes on, then ended.
+  const waiting = p.open();
+  waiting.handlers.message(observerMessage('200', { stringValue: 'nothing' }, false));
+  assert.deepEqual(waiting.sent, [{ response_headers: { response: {} } }]);
+  assert.equal(waiting.ended(), true);
+  routing.handlers.end();
+  // No observer spoke for it: the response's status is unknown, which marks the server for a prompt scrape.
+  assert.notEqual(p.datastore.lastTroubleAt(decode), -Infinity);
+  assert.equal(p.datastore.get(decode)!.inFlight, 0);
+  // Its token after the request is over: nothing left to name.
+  const late = p.open();
+  late.handlers.message(observerMessage('503', { stringValue: token }));
+  assert.equal(late.ended(), true);
+  assert.equal(p.datastore.get(decode)!.inFlight, 0);
+});
+
+test('ext_proc (hostile): a stream that routed a body sent without request headers is not taken for an observer', () => {
+  const decode = '10.0.0.2:8000';
+  const p = picker({ type: 'none', name: 'none', postResponse: () => {} });
+  const s = p.open();
+  s.handlers.message({
+    request: 'request_body',
+    request_body: { body: Buffer.from(JSON.stringify({ model: 'm', prompt: 'hi' })), end_of_stream: true },
+  });
+  assert.equal(p.datastore.get(decode)!.inFlight, 1);
+  s.handlers.message(observerMessage('200', undefined));
+  assert.equal(s.ended(), false, 'its request is still in flight');
+  s.handlers.end();
+  assert.equal(p.datastore.get(decode)!.inFlight, 0);
 });

@@ -11,9 +11,14 @@
  * it, full duplex is assumed. Any message order or content is survived: the worst outcome for a broken stream is
  * an error answer on that stream.
  *
+ * The response: the EPP hears its headers (status, and `x-served-by` to add) and, through the stream's end, when it is
+ * over. A gateway may send the headers to a response observer's stream instead, so that they do not wait for the EPP
+ * (`response-observer.ts`); every routing answer carries what such a stream needs.
+ *
  * Routing headers (`routing-headers.ts`) are the EPP's alone: every answer that lets a request through removes those a
  * client sent, except the ones the EPP sets itself, so no gateway forwards a forged destination or prefill endpoint.
  */
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { EndpointPickerConfig } from './config.js';
 import type { Datastore } from './datastore.js';
@@ -36,6 +41,12 @@ import {
   type Ticket,
 } from './flow-control/index.js';
 import { RequestError, openAiErrorBody, parseRequestBody, type ParsedBody } from './request.js';
+import {
+  requestTokenOf,
+  RESPONSE_METADATA_NAMESPACE,
+  responseMetadata,
+  SERVED_BY_HEADER,
+} from './response-observer.js';
 import { routingHeadersToRemove } from './routing-headers.js';
 import type { Endpoint, SchedulingRequest } from './types.js';
 
@@ -61,9 +72,6 @@ export interface ExtProcDeps {
    */
   servedByHeader?: boolean;
 }
-
-/** The response header naming the endpoint that served a request. */
-export const SERVED_BY_HEADER = 'x-served-by';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- the messages are dynamic protobuf objects */
 type Message = Record<string, any>;
@@ -91,12 +99,14 @@ function subsetHint(message: Message, endpoints: readonly Endpoint[]): Set<strin
   return allowed;
 }
 
-function destinationMetadata(address: string): Message {
+/** The routing answer's dynamic metadata: the destination (GIE's), and what a response observer needs. */
+function routingMetadata(address: string, token: string, servedBy: string | undefined): Message {
   return {
     fields: {
       [DESTINATION_METADATA_NAMESPACE]: {
         structValue: { fields: { [DESTINATION_HEADER]: { stringValue: address } } },
       },
+      [RESPONSE_METADATA_NAMESPACE]: responseMetadata(token, servedBy),
     },
   };
 }
@@ -107,6 +117,8 @@ let requestCounter = 0;
 export function createProcessHandler(
   deps: ExtProcDeps,
 ): (call: GrpcCall<Message>) => GrpcCallHandlers<Message> {
+  /** Routed requests still in flight, by the token a response observer's stream names them with. */
+  const awaitingResponse = new Map<string, (status: number, endOfStream: boolean) => void>();
   return function processStream(call) {
     let headers: Record<string, string> | undefined;
     let subset: Set<string> | undefined;
@@ -130,13 +142,23 @@ export function createProcessHandler(
     let ticket: Ticket | undefined;
     /** The upstream's `:status`; 0 until its response headers pass. */
     let responseStatus = 0;
+    /** This request's key in `awaitingResponse`, once routed. */
+    let token: string | undefined;
 
     function write(message: Message): void {
       if (closed || !call.isOpen()) return;
       call.send(message);
     }
 
+    /** The response headers, heard on this stream or by a response observer's. */
+    function hearResponse(status: number, endOfStream: boolean): void {
+      responseStatus = status;
+      observed?.responseStatus(status, endOfStream);
+    }
+
     function finish(): void {
+      if (token !== undefined) awaitingResponse.delete(token);
+      token = undefined;
       observed?.done(performance.now());
       observed = undefined;
       const served = servedBy;
@@ -337,7 +359,13 @@ export function createProcessHandler(
       const outBody = decision.rewrittenBody ?? body;
       if (decision.rewrittenBody)
         mutations.push(setHeaderOption('content-length', String(decision.rewrittenBody.length)));
-      const metadata = destinationMetadata(endpoint.address);
+      token = randomUUID();
+      awaitingResponse.set(token, hearResponse);
+      const metadata = routingMetadata(
+        endpoint.address,
+        token,
+        deps.servedByHeader ? endpoint.name : undefined,
+      );
       const headerMutation = routingMutation(mutations);
       if (body === undefined) {
         // Headers-only request: the headers answer carries everything.
@@ -420,8 +448,11 @@ export function createProcessHandler(
           return;
         }
         case 'response_headers': {
-          responseStatus = Number(message['response_headers']?.['headers']?.[':status'] ?? 0);
-          observed?.responseStatus(responseStatus, Boolean(message['response_headers']?.['end_of_stream']));
+          const status = Number(message['response_headers']?.['headers']?.[':status'] ?? 0);
+          const endOfStream = Boolean(message['response_headers']?.['end_of_stream']);
+          // A stream that carried no request is a response observer's.
+          if (headers === undefined && !decided) return observeResponse(message, status, endOfStream);
+          hearResponse(status, endOfStream);
           const servingEndpoint = servedBy[0];
           write({
             response_headers: {
@@ -466,6 +497,18 @@ export function createProcessHandler(
         default:
           return;
       }
+    }
+
+    /**
+     * A response observer's stream (`response-observer.ts`): its one message is the response headers of a request
+     * routed on another stream, named by the token in the forwarded metadata. A token this EPP did not hand out, or
+     * of a request already over, names nothing. In observability mode Envoy reads no answer.
+     */
+    function observeResponse(message: Message, status: number, endOfStream: boolean): void {
+      const named = requestTokenOf(message);
+      if (named !== undefined) awaitingResponse.get(named)?.(status, endOfStream);
+      if (!message['observability_mode']) write({ response_headers: { response: {} } });
+      complete();
     }
 
     return {

@@ -3,7 +3,12 @@
  * The Endpoint Picker: an Envoy ext_proc server that picks a model server for every OpenAI request by prefix-cache
  * affinity and load. Public surface for the CLI, `llmisvc up` and the tests (the ext_proc client is the gateway's).
  */
-export { SERVED_BY_HEADER } from './extproc-server.js';
+export {
+  RESPONSE_METADATA_NAMESPACE,
+  REQUEST_TOKEN_KEY,
+  SERVED_BY_HEADER,
+  SERVED_BY_KEY,
+} from './response-observer.js';
 export { startEpp, DEFAULT_BODY_LIMIT, type EppOptions, type RunningEpp } from './server.js';
 export {
   defaultEndpointPickerConfig,

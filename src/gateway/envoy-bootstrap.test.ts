@@ -14,12 +14,17 @@ test('the GIE gateway shape: ext_proc before the router, HTTP/2 EPP cluster, ORI
   const { hcm, clusters, filters } = parts(
     envoyBootstrap({ listenPort: 8080, eppHost: '10.0.0.5', eppPort: 9002 }),
   );
-  assert.deepEqual(filters, ['envoy.filters.http.ext_proc', 'envoy.filters.http.router']);
+  assert.deepEqual(filters, [
+    'envoy.filters.http.ext_proc',
+    'llmisvc.epp_response',
+    'envoy.filters.http.router',
+  ]);
   const extProc = hcm.http_filters[0].typed_config;
   assert.equal(extProc.failure_mode_allow, false);
   assert.deepEqual(extProc.processing_mode, {
     request_header_mode: 'SEND',
-    response_header_mode: 'SEND',
+    // The response observer hears them, without holding them up.
+    response_header_mode: 'SKIP',
     request_body_mode: 'FULL_DUPLEX_STREAMED',
     // The EPP needs the end of the response, not its body: the trailers carry that without a round trip per chunk.
     response_body_mode: 'NONE',
@@ -39,6 +44,18 @@ test('the GIE gateway shape: ext_proc before the router, HTTP/2 EPP cluster, ORI
   assert.deepEqual(pool.original_dst_lb_config, {
     use_http_header: true,
     http_header_name: 'x-gateway-destination-endpoint',
+  });
+  assert.deepEqual(extProc.metadata_options, { receiving_namespaces: { untyped: ['llmisvc.request'] } });
+  const observer = hcm.http_filters[1].typed_config;
+  assert.equal(observer.observability_mode, true);
+  assert.equal(observer.failure_mode_allow, true);
+  assert.equal(observer.grpc_service.envoy_grpc.cluster_name, 'epp');
+  assert.deepEqual(observer.metadata_options, { forwarding_namespaces: { untyped: ['llmisvc.request'] } });
+  assert.equal(observer.processing_mode.response_header_mode, 'SEND');
+  assert.equal(observer.processing_mode.request_header_mode, 'SKIP');
+  assert.deepEqual(hcm.route_config.virtual_hosts[0].response_headers_to_add[0].header, {
+    key: 'x-served-by',
+    value: '%DYNAMIC_METADATA(llmisvc.request:served_by)%',
   });
   assert.equal(hcm.route_config.virtual_hosts[0].routes[0].route.timeout, '0s');
   for (const c of clusters.values())
@@ -87,7 +104,7 @@ test('options: DNS name, TLS, buffered mode, prefix rewrites, access log, bypass
 });
 
 test('EPP replicas: all in the epp cluster, round robin, health-checked on their health ports, streams retried elsewhere', () => {
-  const { hcm, clusters } = parts(
+  const { hcm, clusters, filters } = parts(
     envoyBootstrap({
       listenPort: 8080,
       eppHost: '127.0.0.1',
@@ -116,6 +133,10 @@ test('EPP replicas: all in the epp cluster, round robin, health-checked on their
   assert.equal(epp.outlier_detection.consecutive_local_origin_failure, 1);
   assert.equal(epp.common_lb_config.healthy_panic_threshold.value, 0);
   const retry = hcm.http_filters[0].typed_config.grpc_service.retry_policy;
+  // An observer's stream could reach another replica than the request's: the routing stream hears the response.
+  assert.deepEqual(filters, ['envoy.filters.http.ext_proc', 'envoy.filters.http.router']);
+  assert.equal(hcm.http_filters[0].typed_config.processing_mode.response_header_mode, 'SEND');
+  assert.equal(hcm.route_config.virtual_hosts[0].response_headers_to_add, undefined);
   assert.match(retry.retry_on, /connect-failure/);
   assert.equal(retry.num_retries, 3);
   assert.equal(retry.retry_host_predicate[0].name, 'envoy.retry_host_predicates.previous_hosts');
@@ -145,6 +166,20 @@ test('one EPP: no retry policy and no replica settings (the single-replica boots
   assert.equal(hcm.http_filters[0].typed_config.grpc_service.retry_policy, undefined);
   assert.equal(clusters.get('epp').lb_policy, undefined);
   assert.equal(clusters.get('epp').outlier_detection, undefined);
+});
+
+test('a response body through the EPP: its stream hears the response headers too, no observer', () => {
+  const { hcm, filters } = parts(
+    envoyBootstrap({
+      listenPort: 8080,
+      eppHost: '127.0.0.1',
+      eppPort: 9002,
+      responseBodyMode: 'FULL_DUPLEX_STREAMED',
+    }),
+  );
+  assert.deepEqual(filters, ['envoy.filters.http.ext_proc', 'envoy.filters.http.router']);
+  assert.equal(hcm.http_filters[0].typed_config.processing_mode.response_header_mode, 'SEND');
+  assert.equal(hcm.http_filters[0].typed_config.metadata_options, undefined);
 });
 
 /** Two services, one FailOpen, with a routing group's shared rules (examples/routing-group.yaml's shape). */
@@ -196,6 +231,7 @@ test('several services: body router first, each route to its service through its
   assert.deepEqual(filters, [
     'llmisvc.body_router',
     'envoy.filters.http.ext_proc',
+    'llmisvc.epp_response',
     'envoy.filters.http.router',
   ]);
   const bbr = hcm.http_filters[0].typed_config;
@@ -227,6 +263,12 @@ test('several services: body router first, each route to its service through its
   assert.equal(canaryOverride.grpc_service.envoy_grpc.cluster_name, 'epp-1');
   assert.equal(canaryOverride.failure_mode_allow, true);
   assert.equal(canaryOverride.processing_mode.request_body_mode, 'BUFFERED');
+  assert.equal(canaryOverride.processing_mode.response_header_mode, 'SKIP');
+  // The service's responses go to its own EPP as well.
+  assert.equal(
+    own.typed_per_filter_config['llmisvc.epp_response'].overrides.grpc_service.envoy_grpc.cluster_name,
+    'epp-1',
+  );
   const stableOverride = routes[1].typed_per_filter_config['envoy.filters.http.ext_proc'].overrides;
   assert.equal(stableOverride.failure_mode_allow, false);
   assert.equal(stableOverride.processing_mode.request_body_mode, 'FULL_DUPLEX_STREAMED');
@@ -249,6 +291,7 @@ test('several services: body router first, each route to its service through its
   assert.equal(routes[0].route.prefix_rewrite, '/v1/chat/completions');
   assert.equal(routes[4].direct_response.status, 404);
   assert.equal(routes[4].typed_per_filter_config['envoy.filters.http.ext_proc'].disabled, true);
+  assert.equal(routes[4].typed_per_filter_config['llmisvc.epp_response'].disabled, true);
   assert.match(routes[4].direct_response.body.inline_string, /NotFoundError/);
 });
 

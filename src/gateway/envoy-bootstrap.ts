@@ -9,6 +9,7 @@
  * becomes weighted clusters that each carry their member's EPP.
  */
 
+import { RESPONSE_METADATA_NAMESPACE, SERVED_BY_HEADER, SERVED_BY_KEY } from '../epp/index.js';
 import { LlmisvcError } from '../errors/index.js';
 import { MODEL_NAME_HEADER, SPLIT_DRAW_HEADER } from './body-router.js';
 import { normalizedPrefix } from './path-prefix.js';
@@ -39,10 +40,11 @@ export interface EnvoyBootstrapOptions {
    */
   requestBodyMode?: 'FULL_DUPLEX_STREAMED' | 'BUFFERED';
   /**
-   * What the EPP sees of a response body. `NONE` (the default): nothing — the EPP hears the response headers and,
-   * through `response_trailer_mode: SEND`, the end of the response (Envoy adds empty trailers at the end of a
-   * response that has none, so the ext_proc stream stays open until the response is over), which is all its
-   * in-flight accounting and post-response hooks need; the body's chunks go straight to the client. With
+   * What the EPP sees of a response body. `NONE` (the default): nothing — the EPP hears the response headers
+   * through the response observer (with one EPP; with several replicas on the routing stream) and, through
+   * `response_trailer_mode: SEND`, the end of the response (the routing stream stays open until the response is
+   * over), which is all its in-flight accounting and post-response hooks need; the body's chunks go straight to
+   * the client. With
    * `FULL_DUPLEX_STREAMED` (GIE's choice) every chunk makes a round trip through the EPP before the client gets it,
    * which costs inter-token latency and EPP CPU, and buys the EPP's token and response-size metrics.
    */
@@ -298,6 +300,31 @@ const EXT_PROC_PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.ex
 export const EPP_FILTER = 'envoy.filters.http.ext_proc';
 /** The body-based router's ext_proc filter. */
 export const BODY_ROUTER_FILTER = 'llmisvc.body_router';
+/** The EPP's response observer (`epp/response-observer.ts`): the response headers, in observability mode. */
+export const RESPONSE_OBSERVER_FILTER = 'llmisvc.epp_response';
+
+/** The response observer hears the response headers only, with the routing answer's metadata. */
+const OBSERVER_PROCESSING_MODE = {
+  request_header_mode: 'SKIP',
+  response_header_mode: 'SEND',
+  request_body_mode: 'NONE',
+  response_body_mode: 'NONE',
+  request_trailer_mode: 'SKIP',
+  response_trailer_mode: 'SKIP',
+};
+
+/**
+ * `x-served-by` from the routing answer's metadata, when the EPP put the pod's name there (it is on for the
+ * service); without it the header is not added.
+ */
+const SERVED_BY_FROM_METADATA = {
+  header: {
+    key: SERVED_BY_HEADER,
+    value: `%DYNAMIC_METADATA(${RESPONSE_METADATA_NAMESPACE}:${SERVED_BY_KEY})%`,
+  },
+  append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
+  keep_empty_value: false,
+};
 /** The most a request body may hold when the body router reads it (as the builtin gateway's body limit). */
 const BODY_ROUTER_BUFFER_BYTES = 16 * 1024 * 1024;
 
@@ -322,15 +349,17 @@ function requestBodyModeFor(failOpen: boolean, requested: RequestBodyMode | unde
  * the body, the end of the ext_proc stream tells it: with response_trailer_mode SEND, Envoy keeps the stream open
  * until the response has ended (Envoy 1.40 then closes it without a trailers message when the model server sent no
  * trailers) — without the body, and without the trailers, Envoy would end the ext_proc stream at the response
- * headers, and a completion streaming for minutes would stop counting as in flight at its first byte.
+ * headers, and a completion streaming for minutes would stop counting as in flight at its first byte. The response
+ * headers go to the response observer instead when there is one (`observed`), so they do not wait for the EPP.
  */
 function eppProcessingMode(
   requestBodyMode: RequestBodyMode,
   responseBodyMode: EnvoyBootstrapOptions['responseBodyMode'],
+  observed: boolean,
 ): Record<string, string> {
   return {
     request_header_mode: 'SEND',
-    response_header_mode: 'SEND',
+    response_header_mode: observed ? 'SKIP' : 'SEND',
     request_body_mode: requestBodyMode,
     response_body_mode: responseBodyMode ?? 'NONE',
     request_trailer_mode: 'SEND',
@@ -381,7 +410,12 @@ function eppClusterOf(
 }
 
 /** A JSON error Envoy answers itself, in the OpenAI shape the EPP and the builtin gateway answer with. */
-function directError(status: number, message: string, type: string): Record<string, unknown> {
+function directError(
+  status: number,
+  message: string,
+  type: string,
+  eppFilters: string[],
+): Record<string, unknown> {
   return {
     direct_response: {
       status,
@@ -393,7 +427,9 @@ function directError(status: number, message: string, type: string): Record<stri
         append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
       },
     ],
-    typed_per_filter_config: { [EPP_FILTER]: { '@type': EXT_PROC_PER_ROUTE, disabled: true } },
+    typed_per_filter_config: Object.fromEntries(
+      eppFilters.map((name) => [name, { '@type': EXT_PROC_PER_ROUTE, disabled: true }]),
+    ),
   };
 }
 
@@ -428,6 +464,7 @@ function serviceRoutes(
   services: EnvoyService[],
   routes: EnvoyRoute[],
   override: (index: number) => Record<string, unknown>,
+  eppFilters: string[],
 ): Record<string, unknown>[] {
   const indexOf = (target: string | undefined): number => {
     const i = services.findIndex((s) => s.name === target);
@@ -457,7 +494,7 @@ function serviceRoutes(
     if (weighted.length === 0) {
       return {
         match: routeMatch(r),
-        ...directError(503, 'no backend with a weight above 0', 'ServiceUnavailableError'),
+        ...directError(503, 'no backend with a weight above 0', 'ServiceUnavailableError', eppFilters),
       };
     }
     return {
@@ -477,7 +514,7 @@ function serviceRoutes(
   });
   out.push({
     match: { prefix: '/' },
-    ...directError(404, 'no route for this path and model', 'NotFoundError'),
+    ...directError(404, 'no route for this path and model', 'NotFoundError', eppFilters),
   });
   return out;
 }
@@ -504,12 +541,19 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
       { hint: 'Pass bodyRouter, the address of a body-router ext_proc server (startBodyRouter).' },
     );
   }
+  // The response headers go to the observer unless the EPP reads the body (it then hears them on the same stream)
+  // or there are several replicas (the observer's stream could reach another one than the request's).
+  const observed =
+    !options.bypassEpp &&
+    (options.responseBodyMode ?? 'NONE') === 'NONE' &&
+    (options.eppReplicas?.length ?? 0) <= 1;
+  const eppFilters = observed ? [EPP_FILTER, RESPONSE_OBSERVER_FILTER] : [EPP_FILTER];
   const grpcService = (cluster: string, retryReplicas = 1) => ({
     envoy_grpc: { cluster_name: cluster },
     timeout: seconds(messageTimeoutMs),
     ...(retryReplicas > 1 ? { retry_policy: streamRetryPolicy(retryReplicas) } : {}),
   });
-  /** The EPP filter's per-route config that sends a service's requests to its own EPP. */
+  /** The EPP filters' per-route config that sends a service's requests (and responses) to its own EPP. */
   const serviceOverride = (i: number) => {
     const serviceFailOpen = services![i]!.failureMode === 'FailOpen';
     return {
@@ -520,14 +564,28 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
           processing_mode: eppProcessingMode(
             requestBodyModeFor(serviceFailOpen, options.requestBodyMode),
             options.responseBodyMode,
+            observed,
           ),
           failure_mode_allow: serviceFailOpen,
         },
       },
+      ...(observed
+        ? {
+            [RESPONSE_OBSERVER_FILTER]: {
+              '@type': EXT_PROC_PER_ROUTE,
+              overrides: { grpc_service: grpcService(`epp-${i}`) },
+            },
+          }
+        : {}),
     };
   };
   const routes = services
-    ? serviceRoutes(services, options.routes ?? [{ prefix: '/', target: services[0]!.name }], serviceOverride)
+    ? serviceRoutes(
+        services,
+        options.routes ?? [{ prefix: '/', target: services[0]!.name }],
+        serviceOverride,
+        eppFilters,
+      )
     : [...(options.routes ?? [{ prefix: '/' }])].sort(byPrecedence).map((r) => ({
         match: routeMatch(r),
         // No route timeout: completions stream for as long as the model generates.
@@ -569,9 +627,27 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
       '@type': EXT_PROC,
       // Several services: the first one's EPP, which every route overrides with its own service's.
       grpc_service: grpcService(services ? 'epp-0' : 'epp', services ? 1 : replicas.length),
-      processing_mode: eppProcessingMode(requestBodyMode, options.responseBodyMode),
+      processing_mode: eppProcessingMode(requestBodyMode, options.responseBodyMode, observed),
       message_timeout: seconds(messageTimeoutMs),
       failure_mode_allow: failOpen,
+      // The routing answer's token for the response observer (Envoy keeps no namespace it is not told to).
+      ...(observed
+        ? { metadata_options: { receiving_namespaces: { untyped: [RESPONSE_METADATA_NAMESPACE] } } }
+        : {}),
+    },
+  };
+  // Observability mode: Envoy sends the response headers and forwards them at once. It never fails a request.
+  const responseObserverFilter = {
+    name: RESPONSE_OBSERVER_FILTER,
+    typed_config: {
+      '@type': EXT_PROC,
+      grpc_service: grpcService(services ? 'epp-0' : 'epp'),
+      processing_mode: OBSERVER_PROCESSING_MODE,
+      observability_mode: true,
+      failure_mode_allow: true,
+      // Its own statistics, apart from the routing filter's.
+      stat_prefix: 'response_observer',
+      metadata_options: { forwarding_namespaces: { untyped: [RESPONSE_METADATA_NAMESPACE] } },
     },
   };
   // The body router hears the request headers and the whole body, never the response; it fails closed (without it
@@ -647,7 +723,12 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
     : [];
   const httpFilters = options.bypassEpp
     ? [router]
-    : [...(bodyRouterFilter ? [bodyRouterFilter] : []), extProcFilter, router];
+    : [
+        ...(bodyRouterFilter ? [bodyRouterFilter] : []),
+        extProcFilter,
+        ...(observed ? [responseObserverFilter] : []),
+        router,
+      ];
   return {
     admin: {
       address: {
@@ -694,7 +775,14 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
                     ...(options.accessLog ? { access_log: [fileAccessLog(options.accessLog)] } : {}),
                     route_config: {
                       name: 'gateway',
-                      virtual_hosts: [{ name: 'inference', domains: ['*'], routes }],
+                      virtual_hosts: [
+                        {
+                          name: 'inference',
+                          domains: ['*'],
+                          routes,
+                          ...(observed ? { response_headers_to_add: [SERVED_BY_FROM_METADATA] } : {}),
+                        },
+                      ],
                     },
                     http_filters: httpFilters,
                   },
