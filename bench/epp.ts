@@ -489,38 +489,27 @@ async function eppCpuPerRequest(transport: EppTransport): Promise<{
 
 /**
  * What the ext_proc Envoy's access log says about each EPP-path request: how long Envoy waited for the EPP's answer
- * to the request (from sending the headers, so including the body) and to the response headers. The response body
- * does not pass through the EPP (body mode NONE, as `llmisvc up` configures Envoy): the end of its stream marks the
- * response's end.
+ * to the request (from sending the headers, so including the body). Nothing else waits for the EPP: the response
+ * headers go to its response observer (observability mode, as `llmisvc up` configures Envoy), the response body not
+ * at all, and the end of the routing stream marks the response's end.
  */
 const EXT_PROC_TIMINGS = {
   start: '%START_TIME(%s.%6f)%',
   requestUs: '%FILTER_STATE(envoy.filters.http.ext_proc:FIELD:request_header_latency_us)%',
-  responseUs: '%FILTER_STATE(envoy.filters.http.ext_proc:FIELD:response_header_latency_us)%',
 };
 
-type P50P99 = [number, number];
-
-/** `[p50, p99]` of each wait in milliseconds over the requests that started inside one of `windows` (epoch ms). */
-function extProcWaits(
-  log: string,
-  windows: { from: number; to: number }[],
-): { request: P50P99; response: P50P99 } {
+/** `[p50, p99]` of the wait in milliseconds over the requests that started inside one of `windows` (epoch ms). */
+function extProcWait(log: string, windows: { from: number; to: number }[]): [number, number] {
   const request: number[] = [];
-  const response: number[] = [];
   for (const line of log.split('\n')) {
     if (!line) continue;
     const entry = JSON.parse(line) as Record<string, unknown>;
     const start = Number(entry['start']) * 1000;
     if (!windows.some((w) => start >= w.from && start <= w.to)) continue;
     request.push(Number(entry['requestUs']) / 1000);
-    response.push(Number(entry['responseUs']) / 1000);
   }
-  const p50p99 = (values: number[]): P50P99 => {
-    const finite = values.filter(Number.isFinite);
-    return [percentileOf(finite, 50), percentileOf(finite, 99)];
-  };
-  return { request: p50p99(request), response: p50p99(response) };
+  const finite = request.filter(Number.isFinite);
+  return [percentileOf(finite, 50), percentileOf(finite, 99)];
 }
 
 interface IndexMemory {
@@ -733,7 +722,7 @@ async function main(): Promise<void> {
     try {
       lines.push(`## Added latency in the request path: ${transportLabel(transport)}`, '');
       lines.push(
-        `Open-loop load (from a load generator in a process of its own, keep-alive connections kept across slices), ${durationS} s per rate and path, after a ${warmupS} s warm-up of each path at the same rate. Direct = Envoy → fixture; EPP = Envoy → ext_proc (request body full-duplex, response headers; the response body does not pass through the EPP) → \`llmisvc epp\` (own process, 4 endpoints, 50 ms scrapes) → fixture. The two paths alternate in ${sliceS} s slices (${slices} each), so both see the same background load on the shared machine. Added = EPP − direct at the same percentile. Milliseconds.`,
+        `Open-loop load (from a load generator in a process of its own, keep-alive connections kept across slices), ${durationS} s per rate and path, after a ${warmupS} s warm-up of each path at the same rate. Direct = Envoy → fixture; EPP = Envoy → ext_proc (request body full-duplex; the response headers go to the EPP's response observer without waiting for it, the response body not at all) → \`llmisvc epp\` (own process, 4 endpoints, 50 ms scrapes) → fixture. The two paths alternate in ${sliceS} s slices (${slices} each), so both see the same background load on the shared machine. Added = EPP − direct at the same percentile. Milliseconds.`,
         '',
       );
       lines.push(
@@ -832,16 +821,14 @@ async function main(): Promise<void> {
     const accessLog = readFileSync(accessLogPath, 'utf8');
     rmSync(accessLogDir, { recursive: true, force: true });
     lines.push(
-      "Where the EPP path's extra time goes, from Envoy's clock (its ext_proc access-log fields over the EPP slices): how long Envoy waited for the EPP's answer to the request (from sending the headers; the EPP answers once it has the body) and to the response headers. Each wait is a round trip Envoy → EPP → Envoy; the EPP's own share is its request phase above.",
+      "Where the EPP path's extra time goes, from Envoy's clock (its ext_proc access-log field over the EPP slices): how long Envoy waited for the EPP's answer to the request (from sending the headers; the EPP answers once it has the body), a round trip Envoy → EPP → Envoy of which the EPP's own share is its request phase above. The response headers do not wait for the EPP (its response observer hears them in observability mode).",
       '',
-      '| rate (req/s) | request: Envoy waits for the EPP, p50 / p99 | response headers: p50 / p99 |',
-      '|---:|---:|---:|',
+      '| rate (req/s) | request: Envoy waits for the EPP, p50 / p99 |',
+      '|---:|---:|',
     );
     for (const [rate, windows] of eppWindows) {
-      const waits = extProcWaits(accessLog, windows);
-      lines.push(
-        `| ${rate} | ${ms(waits.request[0])} / ${ms(waits.request[1])} | ${ms(waits.response[0])} / ${ms(waits.response[1])} |`,
-      );
+      const [p50, p99] = extProcWait(accessLog, windows);
+      lines.push(`| ${rate} | ${ms(p50)} / ${ms(p99)} |`);
     }
     lines.push('');
   }
