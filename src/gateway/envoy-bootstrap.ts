@@ -44,9 +44,9 @@ export interface EnvoyBootstrapOptions {
    * through the response observer (with one EPP; with several replicas on the routing stream) and, through
    * `response_trailer_mode: SEND`, the end of the response (the routing stream stays open until the response is
    * over), which is all its in-flight accounting and post-response hooks need; the body's chunks go straight to
-   * the client. With
-   * `FULL_DUPLEX_STREAMED` (GIE's choice) every chunk makes a round trip through the EPP before the client gets it,
-   * which costs inter-token latency and EPP CPU, and buys the EPP's token and response-size metrics.
+   * the client. With `FULL_DUPLEX_STREAMED` (GIE's choice) every chunk makes a round trip through the EPP before the
+   * client gets it, which costs inter-token latency and EPP CPU, and buys the EPP's token and response-size metrics;
+   * the response headers then stay on the routing stream.
    */
   responseBodyMode?: 'NONE' | 'FULL_DUPLEX_STREAMED';
   /** How long Envoy waits for one EPP answer (default 10 s; GIE uses a long timeout). */
