@@ -22,16 +22,6 @@ let fixture: ModelServerFixture;
 let epp: RunningEpp;
 let envoy: RunningEnvoy;
 
-async function envoyStats(): Promise<Map<string, number>> {
-  const res = await request(`http://127.0.0.1:${envoy.adminPort}/stats`);
-  const stats = new Map<string, number>();
-  for (const line of (await res.body.text()).split('\n')) {
-    const match = /^([^:]+): (\d+)$/.exec(line);
-    if (match) stats.set(match[1]!, Number(match[2]));
-  }
-  return stats;
-}
-
 function stat(stats: Map<string, number>, name: string): number {
   const value = stats.get(name);
   assert.notEqual(value, undefined, `Envoy has no stat ${name}`);
@@ -87,7 +77,7 @@ test(
     // The fixture keeps every request it served: all of them reached a model server.
     assert.equal(fixture.received.length, REQUESTS);
 
-    const stats = await envoyStats();
+    const stats = await envoy.counters();
     assertZero(
       stats,
       'cluster.epp.upstream_cx_destroy_remote_with_active_rq',

@@ -45,17 +45,6 @@ async function until(what: string, condition: () => boolean): Promise<void> {
   await waitFor(condition, { what, timeoutMs: 10_000, intervalMs: 25 });
 }
 
-/** Envoy's counters (admin `/stats`). */
-async function envoyStats(envoy: RunningEnvoy): Promise<Map<string, number>> {
-  const res = await request(`http://127.0.0.1:${envoy.adminPort}/stats`);
-  const stats = new Map<string, number>();
-  for (const line of (await res.body.text()).split('\n')) {
-    const match = /^([^:]+): (\d+)$/.exec(line);
-    if (match) stats.set(match[1]!, Number(match[2]));
-  }
-  return stats;
-}
-
 /** The routing filter's counters are `http.gateway.ext_proc.*`, the response observer's `…ext_proc.response_observer.*`. */
 const OBSERVER_STATS = 'http.gateway.ext_proc.response_observer';
 
@@ -149,7 +138,7 @@ describe(
       reset();
       await settled();
       for (const f of fixtures) f.state.holdBodies = true;
-      const observed = async () => (await envoyStats(envoy)).get(`${OBSERVER_STATS}.streams_closed`) ?? 0;
+      const observed = async () => (await envoy.counters()).get(`${OBSERVER_STATS}.streams_closed`) ?? 0;
       const observedBefore = await observed();
       const res = await request(`http://127.0.0.1:${envoy.port}/v1/completions`, {
         method: 'POST',
@@ -345,7 +334,7 @@ describe(
     const completion = () => ({ model: 'test-model', prompt: randomPrompt(), max_tokens: 1 });
 
     test('x-served-by names the pod from the routing answer; the routing stream carries the request only', async () => {
-      const before = await envoyStats(envoy);
+      const before = await envoy.counters();
       const replies: Reply[] = [];
       const headers: unknown[] = [];
       for (let i = 0; i < 4; i++) {
@@ -358,7 +347,7 @@ describe(
         headers,
         replies.map((r) => `pod-${String(r.json['served_by'])}`),
       );
-      const after = await envoyStats(envoy);
+      const after = await envoy.counters();
       const delta = (name: string) => after.get(name)! - (before.get(name) ?? 0);
       // The request's headers to the routing stream, nothing of the response (its end closes that stream).
       assert.equal(delta('http.gateway.ext_proc.stream_msgs_sent'), 4);

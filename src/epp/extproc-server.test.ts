@@ -119,19 +119,27 @@ test('ext_proc: the call ends once the response has passed through, not before',
   );
 });
 
+/** Routes one request on a new stream of `p` (full duplex) and returns the stream and its response-observer token. */
+function routeOne(p: ReturnType<typeof picker>) {
+  const routing = p.open();
+  routing.handlers.message({
+    request: 'request_headers',
+    protocol_config: { request_body_mode: BodySendMode.FULL_DUPLEX_STREAMED },
+    request_headers: { headers: { ':path': '/v1/completions' } },
+  });
+  routing.handlers.message({
+    request: 'request_body',
+    request_body: { body: Buffer.from(JSON.stringify({ model: 'm', prompt: 'hi' })), end_of_stream: true },
+  });
+  const fields = routing.sent[0].dynamic_metadata.fields['llmisvc.request'].structValue.fields;
+  return { routing, token: fields.token.stringValue as string, servedBy: fields.served_by?.stringValue };
+}
+
 test('ext_proc: a request that ends with no answer or a 5xx marks its server for a prompt scrape; a 200 does not', () => {
   const decode = '10.0.0.2:8000';
   const routed = () => {
-    const s = stream({ type: 'none', name: 'none', postResponse: () => {} });
-    s.handlers.message({
-      request: 'request_headers',
-      protocol_config: { request_body_mode: BodySendMode.FULL_DUPLEX_STREAMED },
-      request_headers: { headers: { ':path': '/v1/completions' } },
-    });
-    s.handlers.message({
-      request: 'request_body',
-      request_body: { body: Buffer.from(JSON.stringify({ model: 'm', prompt: 'hi' })), end_of_stream: true },
-    });
+    const p = picker({ type: 'none', name: 'none', postResponse: () => {} });
+    const s = { ...routeOne(p).routing, datastore: p.datastore };
     assert.equal(s.datastore.get(decode)!.inFlight, 1);
     return s;
   };
@@ -226,22 +234,6 @@ test('ext_proc: with servedByHeader the response names the endpoint that served 
     );
   }
 });
-
-/** Routes one request on a new stream of `p` (full duplex) and returns the stream and its response-observer token. */
-function routeOne(p: ReturnType<typeof picker>) {
-  const routing = p.open();
-  routing.handlers.message({
-    request: 'request_headers',
-    protocol_config: { request_body_mode: BodySendMode.FULL_DUPLEX_STREAMED },
-    request_headers: { headers: { ':path': '/v1/completions' } },
-  });
-  routing.handlers.message({
-    request: 'request_body',
-    request_body: { body: Buffer.from(JSON.stringify({ model: 'm', prompt: 'hi' })), end_of_stream: true },
-  });
-  const fields = routing.sent[0].dynamic_metadata.fields['llmisvc.request'].structValue.fields;
-  return { routing, token: fields.token.stringValue as string, servedBy: fields.served_by?.stringValue };
-}
 
 /** A response observer's one message (observability mode), as Envoy sends it with the forwarded metadata. */
 function observerMessage(status: string, tokenField: unknown, observabilityMode = true): any {

@@ -16,7 +16,20 @@ export interface RunningEnvoy {
   /** Process id (benchmarks read its CPU time). */
   pid: number;
   adminPort: number;
+  /** Envoy's counters and gauges by name (admin `/stats`), e.g. `http.gateway.ext_proc.streams_started`. */
+  counters(): Promise<Map<string, number>>;
   close(): Promise<void>;
+}
+
+/** The `name: value` lines of Envoy's admin `/stats` with a whole-number value (histograms are left out). */
+async function readCounters(admin: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`http://${admin}/stats`)).text();
+  const counters = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const match = /^([^:]+): (\d+)$/.exec(line);
+    if (match) counters.set(match[1]!, Number(match[2]));
+  }
+  return counters;
 }
 
 /** Waits for `check`, failing early (with Envoy's log) when Envoy exits. */
@@ -90,7 +103,7 @@ export async function startEnvoy(
       };
       return json.listener_statuses?.[0]?.local_address?.socket_address?.port_value || undefined;
     });
-    return { port, adminPort, pid: envoy.pid, close };
+    return { port, adminPort, pid: envoy.pid, counters: () => readCounters(admin), close };
   } catch (error) {
     await close();
     throw error;
