@@ -1,6 +1,6 @@
 /**
  * @module bench/peers
- * `npm run bench:peers [-- --quick] [--only=<name>,…] [--rates=<req/s>,…] [--cpu-prof=<dir>]`: llmisvc's Endpoint Picker against peer routers, side by side, each on a fresh
+ * `npm run bench:peers [-- --quick] [--only=<name>,…] [--rates=<req/s>,…] [--cpu-prof=<dir>] [--envoy-hop]`: llmisvc's Endpoint Picker against peer routers, side by side, each on a fresh
  * fleet of llm-d-inference-sim processes (an independent vLLM simulator with a real prefix KV cache) under identical
  * seeded shared-prefix traffic. Peers: vllm-router (round_robin, cache_aware, power_of_two) and sglang-router
  * (cache_aware). Ours: `llmisvc up` itself with `--model-server-cmd` running the same simulators, once with the builtin
@@ -14,7 +14,7 @@
  * curated summary in bench/results/peers/README.md).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, readFileSync, readdirSync } from 'node:fs';
+import { createWriteStream, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -32,10 +32,19 @@ import {
   INFERENCE_SIM_VERSION,
   SGLANG_ROUTER_VERSION,
   VLLM_ROUTER_VERSION,
+  provisionNullExtProcGo,
   provisionPeers,
   type PeerParts,
   type Provisioned,
 } from '../src/bench/peers-provision.js';
+import {
+  envoyHopTables,
+  withExtProcAt,
+  withListenPort,
+  withoutExtProc,
+  type HopRow,
+} from '../src/bench/envoy-hop.js';
+import { startEnvoyWithBootstrap } from '../src/gateway/index.js';
 import {
   cpuSecondsFromStat,
   parsePrefixCacheCounters,
@@ -91,6 +100,17 @@ const eppReplicaCounts = (
  * simulators' real KV events) beside the approximate index, and skips the idle-latency and Envoy runs.
  */
 const cachePressure = args.includes('--cache-pressure');
+
+/**
+ * `--envoy-hop`: instead of the comparison, where the idle latency and the CPU of `llmisvc up --gateway envoy` go
+ * (src/bench/envoy-hop.ts). Beside up's own Envoy one more is started in turn with the bootstrap up wrote: with no
+ * ext_proc filter, pointing at a do-nothing ext_proc server in Go (grpc-go) and in Node (our transport), and as
+ * written (our EPP); each path gets the idle probes and ENVOY_HOP_LOAD_MS of the traffic at the top rate, over
+ * ENVOY_HOP_ROUNDS alternating rounds so that the machine's drift falls on every path alike.
+ */
+const envoyHop = args.includes('--envoy-hop');
+const ENVOY_HOP_ROUNDS = quick ? 1 : 3;
+const ENVOY_HOP_LOAD_MS = quick ? 6_000 : 20_000;
 
 const MODEL = 'Qwen/Qwen2.5-0.5B-Instruct';
 const REPLICAS = 8;
@@ -450,8 +470,163 @@ function tail(path: string): string {
   }
 }
 
+/** The Envoy `llmisvc up` started: its binary and the bootstrap it runs, read from its process. */
+function upEnvoy(upPid: number): { pid: number; binary: string; bootstrap: Record<string, unknown> } {
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (parent !== upPid || !stat.includes('(envoy)')) continue;
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      const config = argv[argv.indexOf('-c') + 1]!;
+      return {
+        pid,
+        binary: readlinkSync(`/proc/${pid}/exe`),
+        bootstrap: JSON.parse(readFileSync(config, 'utf8')) as Record<string, unknown>,
+      };
+    } catch {
+      // gone meanwhile, or not ours
+    }
+  }
+  throw new Error(`llmisvc up (pid ${upPid}) runs no Envoy`);
+}
+
+/** CPU seconds of one process (all its threads). */
+function processCpuSeconds(pid: number): number {
+  return cpuSecondsFromStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+}
+
+/** Starts a do-nothing ext_proc server (bench/null-ext-proc*) for `sims`; resolves with its process and port. */
+async function startNullExtProc(
+  command: string,
+  argv: readonly string[],
+  logPath: string,
+): Promise<{ child: ChildProcess; port: number }> {
+  const child = startProcess(command, argv, logPath);
+  let stdout = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  await waitFor(`${command} to print its port`, () => {
+    if (child.exitCode !== null)
+      throw new Error(`${command} exited with ${child.exitCode}: ${tail(logPath)}`);
+    return /^\d+\n/.test(stdout);
+  });
+  return { child, port: Number(stdout.split('\n')[0]) };
+}
+
+/** `--envoy-hop`: the rows of src/bench/envoy-hop.ts's report, measured on one `llmisvc up --gateway envoy`. */
+async function measureEnvoyHop(ready: Ready, logRoot: string, log: (m: string) => void): Promise<HopRow[]> {
+  const goServer = await provisionNullExtProcGo(
+    { env: process.env, log },
+    join(root, 'bench/null-ext-proc-go/main.go'),
+  );
+  const running = await llmisvcUp('envoy').start(ready, logRoot);
+  const stops: (() => Promise<void>)[] = [() => running.stop()];
+  try {
+    const upPid = running.rootPids[0]!;
+    const { pid: upEnvoyPid, binary, bootstrap } = upEnvoy(upPid);
+    const addresses = running.sims.join(',');
+    const go = await startNullExtProc(goServer, [addresses], join(logRoot, 'null-ext-proc-go.log'));
+    stops.push(() => stopProcess(go.child));
+    const node = await startNullExtProc(
+      process.execPath,
+      [join(root, 'dist/bench/null-ext-proc.js'), addresses],
+      join(logRoot, 'null-ext-proc-node.log'),
+    );
+    stops.push(() => stopProcess(node.child));
+    // Each variant runs on an Envoy of its own with up's worker count (2); the last path is up's own Envoy, to show
+    // that such a stand-in costs what up's does.
+    const standIn = (variant: Record<string, unknown>) => async () => {
+      const envoy = await startEnvoyWithBootstrap(binary, withListenPort(variant, 0), 2);
+      return { url: `http://127.0.0.1:${envoy.port}`, pid: envoy.pid, close: () => envoy.close() };
+    };
+    const paths = [
+      {
+        path: 'Envoy alone (no ext_proc: round robin)',
+        start: standIn(withoutExtProc(bootstrap)),
+        server: undefined,
+      },
+      {
+        path: 'Envoy + do-nothing ext_proc in Go (grpc-go)',
+        start: standIn(withExtProcAt(bootstrap, '127.0.0.1', go.port)),
+        server: go.child.pid,
+      },
+      {
+        path: 'Envoy + do-nothing ext_proc in Node (our transport)',
+        start: standIn(withExtProcAt(bootstrap, '127.0.0.1', node.port)),
+        server: node.child.pid,
+      },
+      // up's process: the EPP, and the dashboard that follows Envoy's access log.
+      { path: 'Envoy + llmisvc EPP (`up`)', start: standIn(bootstrap), server: upPid },
+      {
+        path: "up's own Envoy + llmisvc EPP",
+        start: () => Promise.resolve({ url: running.url, pid: upEnvoyPid, close: () => Promise.resolve() }),
+        server: upPid,
+      },
+    ];
+    const rows: HopRow[] = [];
+    let seed = SEED;
+    for (let round = 1; round <= ENVOY_HOP_ROUNDS; round++) {
+      for (const { path, start, server } of paths) {
+        const envoy = await start();
+        try {
+          const url = envoy.url;
+          await waitFor(`${path} to answer`, () => completionOk(url));
+          const idleRow = await idleAddedLatency(path, { ...running, url });
+          const load = (durationMs: number) =>
+            runLoad({
+              url,
+              workload: createWorkload('shared-prefix', {
+                model: MODEL,
+                seed: ++seed,
+                params: WORKLOAD_PARAMS,
+              }),
+              qps: TOP_RATE,
+              durationMs,
+              seed,
+              timeoutMs: 60_000,
+            });
+          await load(5_000);
+          const envoyBefore = processCpuSeconds(envoy.pid);
+          const serverBefore = server ? processCpuSeconds(server) : 0;
+          const result = await load(ENVOY_HOP_LOAD_MS);
+          const perRequest = (seconds: number): number =>
+            result.counts.ok > 0 ? (seconds * 1000) / result.counts.ok : NaN;
+          const row: HopRow = {
+            path,
+            idleAddedP50: idleRow.routedTtftMs.p50 - idleRow.directTtftMs.p50,
+            idleAddedP99: idleRow.routedTtftMs.p99 - idleRow.directTtftMs.p99,
+            envoyCpuMs: perRequest(processCpuSeconds(envoy.pid) - envoyBefore),
+            extProcCpuMs: server ? perRequest(processCpuSeconds(server) - serverBefore) : 0,
+            ok: result.counts.ok,
+            sent: result.counts.sent,
+          };
+          rows.push(row);
+          log(
+            `round ${round}, ${path}: idle added p50 ${row.idleAddedP50.toFixed(2)} ms; CPU ms/request Envoy ` +
+              `${row.envoyCpuMs.toFixed(2)}, ext_proc server ${row.extProcCpuMs.toFixed(2)} (${row.ok}/${row.sent} ok)`,
+          );
+        } finally {
+          await envoy.close();
+        }
+      }
+    }
+    return rows;
+  } finally {
+    for (const stop of stops.reverse()) await stop();
+  }
+}
+
 /** user + system CPU seconds of `roots` and their descendants, simulators excluded. */
 function processTreeCpuSeconds(roots: readonly number[]): number {
+  let total = 0;
+  for (const seconds of processTreeCpuByCommand(roots).values()) total += seconds;
+  return total;
+}
+
+/** The same CPU seconds by command name (`node`, `envoy`, …): where a router's CPU goes between its processes. */
+function processTreeCpuByCommand(roots: readonly number[]): Map<string, number> {
   const parents = new Map<number, number>();
   const stats = new Map<number, string>();
   for (const entry of readdirSync('/proc')) {
@@ -469,15 +644,16 @@ function processTreeCpuSeconds(roots: readonly number[]): number {
     for (let p: number | undefined = pid; p && p > 1; p = parents.get(p)) if (roots.includes(p)) return true;
     return false;
   };
-  let total = 0;
+  const byCommand = new Map<string, number>();
   for (const [pid, stat] of stats) {
     if (!inTree(pid)) continue;
     // The simulators are the fleet, not the router (`up` starts them as its children); the kernel cuts the
     // command name to 15 characters.
-    if (stat.slice(stat.indexOf('(') + 1).startsWith('llm-d-inference')) continue;
-    total += cpuSecondsFromStat(stat);
+    const command = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    if (command.startsWith('llm-d-inference')) continue;
+    byCommand.set(command, (byCommand.get(command) ?? 0) + cpuSecondsFromStat(stat));
   }
-  return total;
+  return byCommand;
 }
 
 async function fleetPrefixCounters(sims: readonly string[]): Promise<PrefixCacheCounters> {
@@ -496,8 +672,11 @@ async function fleetPrefixCounters(sims: readonly string[]): Promise<PrefixCache
 }
 
 /** The router's CPU over WARM_CPU_MS more of the run's traffic shape (a new seed: new prompts), after the load. */
-async function warmCpu(running: Running, qps: number): Promise<{ cpuSeconds: number; ok: number }> {
-  const before = processTreeCpuSeconds(running.rootPids);
+async function warmCpu(
+  running: Running,
+  qps: number,
+): Promise<{ cpuSeconds: number; ok: number; byProcess: string }> {
+  const before = processTreeCpuByCommand(running.rootPids);
   const result = await runLoad({
     url: running.url,
     workload: createWorkload('shared-prefix', { model: MODEL, seed: SEED + 1, params: WORKLOAD_PARAMS }),
@@ -506,8 +685,14 @@ async function warmCpu(running: Running, qps: number): Promise<{ cpuSeconds: num
     seed: SEED + 1,
     timeoutMs: 60_000,
   });
-  const cpuSeconds = processTreeCpuSeconds(running.rootPids) - before;
-  return { cpuSeconds, ok: result.counts.ok };
+  let cpuSeconds = 0;
+  const parts: string[] = [];
+  for (const [command, seconds] of processTreeCpuByCommand(running.rootPids)) {
+    const spent = seconds - (before.get(command) ?? 0);
+    cpuSeconds += spent;
+    parts.push(`${command} ${((spent * 1000) / Math.max(1, result.counts.ok)).toFixed(2)}`);
+  }
+  return { cpuSeconds, ok: result.counts.ok, byProcess: parts.join(', ') };
 }
 
 /** Time to the first token of one streamed completion. */
@@ -616,6 +801,34 @@ async function main(): Promise<void> {
     ...(parts.sglangRouter.ok ? { sglangRouter: parts.sglangRouter.path } : {}),
   };
 
+  if (envoyHop) {
+    const logRoot = await mkdtemp(join(tmpdir(), 'llmisvc-bench-envoy-hop-'));
+    log(`logs in ${logRoot}`);
+    const rows = await measureEnvoyHop(ready, logRoot, log);
+    const load = summarize(loadSamples);
+    const report = [
+      '# Where the Envoy path goes: Envoy, the ext_proc hop, the EPP',
+      '',
+      `- Date: ${new Date().toISOString()}; wall time ${((Date.now() - started) / 60000).toFixed(1)} min`,
+      `- Command: \`npm run bench:peers -- ${args.join(' ')}\``,
+      `- Machine: ${machineDescription()}; nproc ${cpus().length}`,
+      `- Load average (1 min) during the run: mean ${load.mean.toFixed(1)}, max ${load.max.toFixed(1)}.`,
+      `- Fleet and traffic as bench:peers (${REPLICAS} × llm-d-inference-sim ${INFERENCE_SIM_VERSION}); idle: ` +
+        `${IDLE_SAMPLES} sequential probes each way; load: ${ENVOY_HOP_LOAD_MS / 1000} s at ${TOP_RATE} req/s after 5 s ` +
+        'of warm-up, the same shape with a new seed for every path and round.',
+      '- Each path but the last is an Envoy of its own (2 workers, as `up` runs it) on the bootstrap ' +
+        "`llmisvc up --gateway envoy` wrote, in a variant; the last is up's own Envoy. The do-nothing servers route " +
+        "by a hash of the body's first 256 bytes (the fleet caches as under a cache-aware router); Envoy alone, round " +
+        'robin. "ext_proc server CPU" for our EPP is the whole `up` process.',
+      '',
+      ...envoyHopTables(rows),
+    ].join('\n');
+    await mkdir(out, { recursive: true });
+    await writeFile(join(out, 'envoy-hop.md'), report);
+    console.log(report);
+    return;
+  }
+
   const setups: RouterSetup[] = [
     vllmRouter('round_robin'),
     vllmRouter('cache_aware'),
@@ -687,7 +900,10 @@ async function main(): Promise<void> {
         const prefixAfter = await fleetPrefixCounters(running.sims);
         const warm = qps === TOP_RATE && WARM_CPU_MS > 0 ? await warmCpu(running, qps) : undefined;
         if (warm)
-          log(`  warm: ${warm.ok} ok over ${WARM_CPU_MS / 1000} s more, CPU ${warm.cpuSeconds.toFixed(2)} s`);
+          log(
+            `  warm: ${warm.ok} ok over ${WARM_CPU_MS / 1000} s more, CPU ${warm.cpuSeconds.toFixed(2)} s ` +
+              `(ms/request by process: ${warm.byProcess})`,
+          );
         const prefix = {
           hits: prefixAfter.hits - prefixBefore.hits,
           queries: prefixAfter.queries - prefixBefore.queries,

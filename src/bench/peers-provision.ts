@@ -7,6 +7,7 @@
  * exact version. A part that cannot be provisioned is reported with its error, so the benchmark goes on without it.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -78,6 +79,41 @@ export function inferenceSimGoMod(version: string): string {
  */
 export async function provisionInferenceSim(options: ProvisionPeersOptions): Promise<string> {
   return (await ensureInferenceSim(join(llmisvcCacheDir(options.env), 'peers'), options)).path;
+}
+
+/** The modules the do-nothing Go ext_proc server builds with (versions the Go module proxy serves). */
+const NULL_EXT_PROC_REQUIRES = [
+  'github.com/envoyproxy/go-control-plane/envoy v1.37.1-0.20260409050421-3f47accd6e14',
+  'google.golang.org/grpc v1.81.1',
+];
+
+/**
+ * The do-nothing ext_proc server of `bench:peers --envoy-hop` (source: bench/null-ext-proc-go/main.go), built with
+ * grpc-go into `<cache>/peers/null-ext-proc-go/<hash of the source>`; resolves to the binary's path.
+ */
+export async function provisionNullExtProcGo(
+  options: ProvisionPeersOptions,
+  sourceFile: string,
+): Promise<string> {
+  const source = await readFile(sourceFile, 'utf8');
+  const goMod = `module llmisvc.local/null-ext-proc\n\ngo 1.24\n\nrequire (\n${NULL_EXT_PROC_REQUIRES.map((r) => `\t${r}\n`).join('')})\n`;
+  const key = createHash('sha256').update(source).update(goMod).digest('hex').slice(0, 12);
+  const dir = join(llmisvcCacheDir(options.env), 'peers', 'null-ext-proc-go', key);
+  const paths = await ensureGoBuild(
+    {
+      label: 'the do-nothing ext_proc server (grpc-go)',
+      dir,
+      binaries: [{ binary: 'null-ext-proc', pkg: 'llmisvc.local/null-ext-proc' }],
+      env: { CGO_ENABLED: '0' },
+      estimate: 'about 30 s on 2 cores with empty Go caches',
+      prepare: async (src) => {
+        await writeFile(join(src, 'go.mod'), goMod);
+        await writeFile(join(src, 'main.go'), source);
+      },
+    },
+    { env: options.env, log: options.log },
+  );
+  return paths['null-ext-proc']!;
 }
 
 async function ensureInferenceSim(cacheDir: string, options: ProvisionPeersOptions): Promise<Found> {

