@@ -105,8 +105,8 @@ const cachePressure = args.includes('--cache-pressure');
  * `--envoy-hop`: instead of the comparison, where the idle latency and the CPU of `llmisvc up --gateway envoy` go
  * (src/bench/envoy-hop.ts). Beside up's own Envoy one more is started in turn with the bootstrap up wrote: with no
  * ext_proc filter, pointing at a do-nothing ext_proc server in Go (grpc-go) and in Node (our transport), and as
- * written (our EPP); each path gets the idle probes and ENVOY_HOP_LOAD_MS of the traffic at the top rate, over
- * ENVOY_HOP_ROUNDS alternating rounds so that the machine's drift falls on every path alike.
+ * written (our EPP); then up's own Envoy. Each path gets the idle probes and ENVOY_HOP_LOAD_MS of the traffic at the
+ * top rate, over ENVOY_HOP_ROUNDS alternating rounds so that the machine's drift falls on every path alike.
  */
 const envoyHop = args.includes('--envoy-hop');
 const ENVOY_HOP_ROUNDS = quick ? 1 : 3;
