@@ -61,11 +61,12 @@ async function whileRunning<T>(
  * await fetch(`http://127.0.0.1:${envoy.port}/v1/models`);
  * await envoy.close();
  */
-export function startEnvoy(
+export async function startEnvoy(
   envoyBin: string,
   options: Omit<EnvoyBootstrapOptions, 'listenPort'> & { listenPort?: number },
 ): Promise<RunningEnvoy> {
-  return startEnvoyWithBootstrap(envoyBin, envoyBootstrap({ listenPort: 0, ...options }));
+  // Awaited here, so options the bootstrap refuses reject the promise rather than throw at the call.
+  return await startEnvoyWithBootstrap(envoyBin, envoyBootstrap({ listenPort: 0, ...options }));
 }
 
 /**
