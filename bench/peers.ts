@@ -516,19 +516,31 @@ async function startNullExtProc(
 }
 
 /** `--envoy-hop`: the rows of src/bench/envoy-hop.ts's report, measured on one `llmisvc up --gateway envoy`. */
-async function measureEnvoyHop(ready: Ready, logRoot: string, log: (m: string) => void): Promise<HopRow[]> {
+async function measureEnvoyHop(
+  ready: Ready,
+  logRoot: string,
+  log: (m: string) => void,
+  notRun: string[],
+): Promise<HopRow[]> {
+  // Without Go (or the module proxy) the Go twin is left out and said so; the other paths still run.
   const goServer = await provisionNullExtProcGo(
     { env: process.env, log },
     join(root, 'bench/null-ext-proc-go/main.go'),
-  );
+  ).catch((error: unknown) => {
+    notRun.push(`the do-nothing ext_proc server in Go: ${(error as Error).message.split('\n')[0]}`);
+    log(`not running the Go ext_proc server: ${(error as Error).message}`);
+    return undefined;
+  });
   const running = await llmisvcUp('envoy').start(ready, logRoot);
   const stops: (() => Promise<void>)[] = [() => running.stop()];
   try {
     const upPid = running.rootPids[0]!;
     const { pid: upEnvoyPid, binary, bootstrap } = upEnvoy(upPid);
     const addresses = running.sims.join(',');
-    const go = await startNullExtProc(goServer, [addresses], join(logRoot, 'null-ext-proc-go.log'));
-    stops.push(() => stopProcess(go.child));
+    const go = goServer
+      ? await startNullExtProc(goServer, [addresses], join(logRoot, 'null-ext-proc-go.log'))
+      : undefined;
+    if (go) stops.push(() => stopProcess(go.child));
     const node = await startNullExtProc(
       process.execPath,
       [join(root, 'dist/bench/null-ext-proc.js'), addresses],
@@ -547,11 +559,15 @@ async function measureEnvoyHop(ready: Ready, logRoot: string, log: (m: string) =
         start: standIn(withoutExtProc(bootstrap)),
         server: undefined,
       },
-      {
-        path: 'Envoy + do-nothing ext_proc in Go (grpc-go)',
-        start: standIn(withExtProcAt(bootstrap, '127.0.0.1', go.port)),
-        server: go.child.pid,
-      },
+      ...(go
+        ? [
+            {
+              path: 'Envoy + do-nothing ext_proc in Go (grpc-go)',
+              start: standIn(withExtProcAt(bootstrap, '127.0.0.1', go.port)),
+              server: go.child.pid,
+            },
+          ]
+        : []),
       {
         path: 'Envoy + do-nothing ext_proc in Node (our transport)',
         start: standIn(withExtProcAt(bootstrap, '127.0.0.1', node.port)),
@@ -804,7 +820,8 @@ async function main(): Promise<void> {
   if (envoyHop) {
     const logRoot = await mkdtemp(join(tmpdir(), 'llmisvc-bench-envoy-hop-'));
     log(`logs in ${logRoot}`);
-    const rows = await measureEnvoyHop(ready, logRoot, log);
+    const notRun: string[] = [];
+    const rows = await measureEnvoyHop(ready, logRoot, log, notRun);
     const load = summarize(loadSamples);
     const report = [
       '# Where the Envoy path goes: Envoy, the ext_proc hop, the EPP',
@@ -822,6 +839,7 @@ async function main(): Promise<void> {
         'robin. "ext_proc server CPU" for our EPP is the whole `up` process.',
       '',
       ...envoyHopTables(rows),
+      ...(notRun.length ? ['## Could not run', '', ...notRun.map((n) => `- ${n}`), ''] : []),
     ].join('\n');
     await mkdir(out, { recursive: true });
     await writeFile(join(out, 'envoy-hop.md'), report);
