@@ -2,8 +2,9 @@
  * @module bench/envoy-hop
  * The pure half of `npm run bench:peers -- --envoy-hop`, which splits what the Envoy path of `llmisvc up` costs into
  * its parts by running the bootstrap `up` wrote in variants: Envoy alone (no ext_proc filter: the pool cluster's round
- * robin), Envoy asking an ext_proc server that decides nothing (the hop's floor: in Go on grpc-go, and in Node on the
- * EPP's own transport), and Envoy asking our EPP (the bootstrap as written). Here: those variants and the report.
+ * robin), Envoy asking an ext_proc server that decides next to nothing (the hop's floor: in Go on grpc-go, and in Node
+ * on the EPP's own transport), and Envoy asking our EPP (the bootstrap as written). Here: those variants and the
+ * report.
  */
 import { BODY_ROUTER_FILTER } from '../gateway/index.js';
 import { summarize } from './stats.js';
@@ -45,15 +46,17 @@ export function withoutExtProc(bootstrap: Json): Json {
 
 /**
  * The bootstrap with the Endpoint Picker's cluster pointing at one other ext_proc server (`host:port`), without the
- * health checks a replicated EPP's cluster has (the stand-in serves none).
+ * health checks a replicated EPP's cluster has (the stand-in serves none). The clusters are the ones the filters name;
+ * per-route overrides of a multi-service bootstrap are left as they are (`up` writes one service).
  */
 export function withExtProcAt(bootstrap: Json, host: string, port: number): Json {
   const copy = structuredClone(bootstrap);
   const names = new Set<string>();
   for (const manager of connectionManagers(copy))
-    for (const filter of eppFilters(manager))
-      names.add(filter.typed_config.grpc_service?.envoy_grpc?.cluster_name);
-  names.delete(undefined as unknown as string);
+    for (const filter of eppFilters(manager)) {
+      const name: unknown = filter.typed_config.grpc_service?.envoy_grpc?.cluster_name;
+      if (typeof name === 'string') names.add(name);
+    }
   if (names.size === 0)
     throw new Error('the Envoy bootstrap has no ext_proc filter asking an Endpoint Picker');
   for (const name of names) {
