@@ -472,13 +472,9 @@ function tail(path: string): string {
 
 /** The Envoy `llmisvc up` started: its binary and the bootstrap it runs, read from its process. */
 function upEnvoy(upPid: number): { pid: number; binary: string; bootstrap: Record<string, unknown> } {
-  for (const entry of readdirSync('/proc')) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid)) continue;
+  for (const { pid, parent, command } of processTable()) {
+    if (parent !== upPid || command !== 'envoy') continue;
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (parent !== upPid || !stat.includes('(envoy)')) continue;
       const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
       const config = argv[argv.indexOf('-c') + 1]!;
       return {
@@ -487,7 +483,7 @@ function upEnvoy(upPid: number): { pid: number; binary: string; bootstrap: Recor
         bootstrap: JSON.parse(readFileSync(config, 'utf8')) as Record<string, unknown>,
       };
     } catch {
-      // gone meanwhile, or not ours
+      // gone meanwhile
     }
   }
   throw new Error(`llmisvc up (pid ${upPid}) runs no Envoy`);
@@ -643,33 +639,38 @@ function processTreeCpuSeconds(roots: readonly number[]): number {
 
 /** The same CPU seconds by command name (`node`, `envoy`, …): where a router's CPU goes between its processes. */
 function processTreeCpuByCommand(roots: readonly number[]): Map<string, number> {
-  const parents = new Map<number, number>();
-  const stats = new Map<number, string>();
-  for (const entry of readdirSync('/proc')) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid)) continue;
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      parents.set(pid, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-      stats.set(pid, stat);
-    } catch {
-      // gone meanwhile
-    }
-  }
+  const table = processTable();
+  const parents = new Map(table.map((p) => [p.pid, p.parent]));
   const inTree = (pid: number): boolean => {
     for (let p: number | undefined = pid; p && p > 1; p = parents.get(p)) if (roots.includes(p)) return true;
     return false;
   };
   const byCommand = new Map<string, number>();
-  for (const [pid, stat] of stats) {
+  for (const { pid, command, stat } of table) {
     if (!inTree(pid)) continue;
     // The simulators are the fleet, not the router (`up` starts them as its children); the kernel cuts the
     // command name to 15 characters.
-    const command = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
     if (command.startsWith('llm-d-inference')) continue;
     byCommand.set(command, (byCommand.get(command) ?? 0) + cpuSecondsFromStat(stat));
   }
   return byCommand;
+}
+
+/** Every process of the machine: its parent, its command name (cut to 15 characters) and its `/proc/<pid>/stat`. */
+function processTable(): { pid: number; parent: number; command: string; stat: string }[] {
+  const table: { pid: number; parent: number; command: string; stat: string }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      table.push({ pid, parent, command: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), stat });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return table;
 }
 
 async function fleetPrefixCounters(sims: readonly string[]): Promise<PrefixCacheCounters> {

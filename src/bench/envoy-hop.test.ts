@@ -28,18 +28,20 @@ const upShape = envoyBootstrap({
   ],
 });
 
+// A bootstrap with the body router before the EPP (for model-name routes).
+const withBodyRouter = envoyBootstrap({
+  listenPort: 8080,
+  eppHost: '127.0.0.1',
+  eppPort: 9002,
+  bodyRouter: { host: '127.0.0.1', port: 9100 },
+});
+
 test('Envoy alone: no ext_proc filter is left (the body router neither), the router and the pool stay', () => {
   const before = structuredClone(upShape);
   const { filters, clusters } = parts(withoutExtProc(upShape));
   assert.deepEqual(filters, ['envoy.filters.http.router']);
   assert.deepEqual(addressOf(clusters.get('inference_pool')), ['127.0.0.1:8001', '127.0.0.1:8002']);
   assert.deepEqual(upShape, before, 'the input is not changed');
-  const withBodyRouter = envoyBootstrap({
-    listenPort: 8080,
-    eppHost: '127.0.0.1',
-    eppPort: 9002,
-    bodyRouter: { host: '127.0.0.1', port: 9100 },
-  });
   assert.deepEqual(parts(withoutExtProc(withBodyRouter)).filters, ['envoy.filters.http.router']);
 });
 
@@ -54,12 +56,6 @@ test('another ext_proc server: the EPP cluster points at it, filters and the bod
     'the input is not changed',
   );
 
-  const withBodyRouter = envoyBootstrap({
-    listenPort: 8080,
-    eppHost: '127.0.0.1',
-    eppPort: 9002,
-    bodyRouter: { host: '127.0.0.1', port: 9100 },
-  });
   const routed = parts(withExtProcAt(withBodyRouter, '127.0.0.1', 7000)).clusters;
   assert.deepEqual(addressOf(routed.get('epp')), ['127.0.0.1:7000']);
   assert.deepEqual(addressOf(routed.get('body_router')), ['127.0.0.1:9100']);

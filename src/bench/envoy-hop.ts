@@ -6,23 +6,19 @@
  * on the EPP's own transport), and Envoy asking our EPP (the bootstrap as written). Here: those variants and the
  * report.
  */
-import { BODY_ROUTER_FILTER } from '../gateway/index.js';
+import { EPP_FILTER, EXT_PROC, HTTP_CONNECTION_MANAGER, RESPONSE_OBSERVER_FILTER } from '../gateway/index.js';
 import { summarize } from './stats.js';
 
 // An Envoy bootstrap is JSON of Envoy's schema, read back from a file: walked loosely, checked where it matters.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
 
-const EXT_PROC_TYPE = 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor';
-const HCM_TYPE =
-  'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
-
 function connectionManagers(bootstrap: Json): Json[] {
   const found: Json[] = [];
   for (const listener of bootstrap?.static_resources?.listeners ?? [])
     for (const chain of listener.filter_chains ?? [])
       for (const filter of chain.filters ?? [])
-        if (filter.typed_config?.['@type'] === HCM_TYPE) found.push(filter.typed_config);
+        if (filter.typed_config?.['@type'] === HTTP_CONNECTION_MANAGER) found.push(filter.typed_config);
   if (found.length === 0) throw new Error('the Envoy bootstrap has no HTTP connection manager');
   return found;
 }
@@ -30,7 +26,7 @@ function connectionManagers(bootstrap: Json): Json[] {
 /** The ext_proc filters that ask the Endpoint Picker (the routing one and a response observer, not the body router). */
 function eppFilters(manager: Json): Json[] {
   return (manager.http_filters ?? []).filter(
-    (f: Json) => f.typed_config?.['@type'] === EXT_PROC_TYPE && f.name !== BODY_ROUTER_FILTER,
+    (f: Json) => f.name === EPP_FILTER || f.name === RESPONSE_OBSERVER_FILTER,
   );
 }
 
@@ -38,9 +34,7 @@ function eppFilters(manager: Json): Json[] {
 export function withoutExtProc(bootstrap: Json): Json {
   const copy = structuredClone(bootstrap);
   for (const manager of connectionManagers(copy))
-    manager.http_filters = manager.http_filters.filter(
-      (f: Json) => f.typed_config?.['@type'] !== EXT_PROC_TYPE,
-    );
+    manager.http_filters = manager.http_filters.filter((f: Json) => f.typed_config?.['@type'] !== EXT_PROC);
   return copy;
 }
 

@@ -294,7 +294,10 @@ function fileAccessLog(log: EnvoyAccessLog): Record<string, unknown> {
   };
 }
 
-const EXT_PROC = 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor';
+/** The type of Envoy's ext_proc filter config, and of its HTTP connection manager's. */
+export const EXT_PROC = 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor';
+export const HTTP_CONNECTION_MANAGER =
+  'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 const EXT_PROC_PER_ROUTE = 'type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute';
 /** The EPP's ext_proc filter (the name per-route configs refer to). */
 export const EPP_FILTER = 'envoy.filters.http.ext_proc';
@@ -750,8 +753,7 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
                 {
                   name: 'envoy.filters.network.http_connection_manager',
                   typed_config: {
-                    '@type':
-                      'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+                    '@type': HTTP_CONNECTION_MANAGER,
                     stat_prefix: 'gateway',
                     // Slowloris: a client gets this long to send its request headers (Envoy's default is no limit),
                     // as the builtin gateway's clientHeadersTimeoutMs.
