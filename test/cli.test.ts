@@ -125,6 +125,36 @@ spec:
     assertNoStack(result.stderr);
   });
 
+  it('checks an EndpointPickerConfig as the EPP loads it: problems by field, warnings for what it does not act on', () => {
+    const head = 'apiVersion: llm-d.ai/v1\nkind: EndpointPickerConfig\n';
+    const good = run(
+      'validate',
+      '-f',
+      file(
+        'epp.yaml',
+        `${head}plugins:\n- type: queue-scorer\n- type: metrics-data-source\ndataLayer: {crossReplica: {syncInterval: 1s}}\n`,
+      ),
+    );
+    assert.equal(good.code, 0, good.stderr);
+    assert.match(good.stdout, /^valid: 1 object/);
+    assert.match(good.stderr, /warning: EndpointPickerConfig \(.*epp.yaml\) plugins\[1\]: .*not acted on/);
+    assert.match(good.stderr, /dataLayer.crossReplica.syncInterval: accepted, not acted on/);
+    const bad = run(
+      'validate',
+      '-f',
+      file(
+        'epp-bad.yaml',
+        `${head}plugins:\n- type: queue-scorer\n  parameters: {depth: 3}\n- type: no-such-scorer\n`,
+      ),
+    );
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^EndpointPickerConfig \(.*epp-bad.yaml\):$/m);
+    assert.match(bad.stderr, /plugins\[0\]\.parameters\.depth: unknown parameter/);
+    assert.match(bad.stderr, /plugins\[1\]\.type: unknown plugin type "no-such-scorer"/);
+    assert.match(bad.stderr, /2 problems found/);
+    assertNoStack(bad.stderr);
+  });
+
   it('resolves baseRefs from --config-dir and reports a missing one', () => {
     const configs = mkdtempSync(join(dir, 'configs-'));
     writeFileSync(

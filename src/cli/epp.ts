@@ -196,6 +196,7 @@ export function register(program: Command): void {
           ? { pool: { name: flags.poolName, namespace: flags.poolNamespace, kubeconfig: flags.kubeconfig } }
           : {}),
         ...(configText !== undefined ? { configText } : {}),
+        ...(flags.configFile ? { configSource: `--config-file ${flags.configFile}` } : {}),
         refreshMetricsIntervalMs: refresh,
         bodyLimitBytes: bodyLimit,
         servedByHeader: flags.servedByHeader === true,

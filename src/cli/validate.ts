@@ -1,6 +1,8 @@
 /**
  * @module cli/validate
- * `llmisvc validate`: every problem of every object in the given files, as `<field path>: <message>`.
+ * `llmisvc validate`: every problem of every object in the given files, as `<field path>: <message>`. An
+ * EndpointPickerConfig is checked as `llmisvc epp` loads it, and what it accepts but does not act on is printed as a
+ * warning.
  */
 import type { Command } from 'commander';
 import {
@@ -10,6 +12,7 @@ import {
   toTypedObject,
 } from '../api/index.js';
 import { type FieldProblem, formatProblem, isLlmisvcError, ValidationError } from '../errors/index.js';
+import { buildEndpointPickerConfig } from '../epp/config.js';
 import { DEFAULT_RENDER_OPTIONS, parseApiVersions } from '../render/index.js';
 import { collect, readObjects, splitTyped } from './inputs.js';
 import { renderObjects, type RenderFlags } from './render.js';
@@ -30,7 +33,7 @@ export function register(program: Command): void {
   program
     .command('validate')
     .description(
-      'check LLMInferenceServices and configs; exit 1 with every problem as "<field path>: <message>"',
+      'check LLMInferenceServices, their configs and EndpointPickerConfigs; exit 1 with every problem as "<field path>: <message>"',
     )
     .option('-f, --file <file>', 'a YAML/JSON file (repeatable; - for stdin)', collect, [])
     .option(
@@ -46,7 +49,20 @@ export function register(program: Command): void {
     .action((flags: ValidateFlags) => {
       const reports: { subject: string; problems: FieldProblem[] }[] = [];
       const typed: (LLMInferenceService | LLMInferenceServiceConfig)[] = [];
+      let pickerConfigs = 0;
       for (const sourced of readObjects(flags.file)) {
+        if (sourced.object['kind'] === 'EndpointPickerConfig') {
+          const subject = `EndpointPickerConfig (${sourced.source})`;
+          try {
+            const config = buildEndpointPickerConfig(sourced.object, sourced.source);
+            for (const w of config.warnings)
+              process.stderr.write(`warning: ${subject} ${w.path}: ${w.message}\n`);
+            pickerConfigs++;
+          } catch (error) {
+            reports.push({ subject, problems: problemsOf(error) });
+          }
+          continue;
+        }
         const metadata = (sourced.object['metadata'] ?? {}) as Record<string, unknown>;
         const kind = sourced.object['kind'];
         const name = metadata['name'];
@@ -99,7 +115,7 @@ export function register(program: Command): void {
         }
       }
       if (reports.length === 0) {
-        const count = typed.length;
+        const count = typed.length + pickerConfigs;
         const versions = [...parseApiVersions(flags.apiVersions)].join(', ');
         console.log(
           `valid: ${count} object${count === 1 ? '' : 's'} (cluster APIs: ${versions}; default gateway ${DEFAULT_RENDER_OPTIONS.gateway.namespace}/${DEFAULT_RENDER_OPTIONS.gateway.name})`,

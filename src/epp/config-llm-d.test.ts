@@ -346,3 +346,69 @@ test('llm-d layout: parsers, data layer discovery, and a config without profiles
   );
   assert.equal(profile.picker.type, 'random-picker');
 });
+
+test('llm-d layout: llm-d.ai/v1 loads, with its crossReplica and discovery layout; v1alpha1 keeps its own', () => {
+  const v1 = loadEndpointPickerConfig(`apiVersion: llm-d.ai/v1
+kind: EndpointPickerConfig
+plugins:
+- type: queue-scorer
+dataLayer:
+  crossReplica: {syncerPluginRef: syncer, syncInterval: 500ms, publishTimeout: 2s}
+requestHandler:
+  propagatePriority: true
+`);
+  assert.equal(v1.propagatePriority, true);
+  assert.deepEqual(warnedPaths(v1), [
+    'dataLayer.crossReplica.syncerPluginRef',
+    'dataLayer.crossReplica.syncInterval',
+    'dataLayer.crossReplica.publishTimeout',
+  ]);
+  assert.match(v1.warnings[0]!.message, /not acted on: replicas do not share state/);
+  const v1alpha1 = loadEndpointPickerConfig(`apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: queue-scorer
+dataLayer: {crossReplicaSyncerPluginRef: syncer, crossReplicaSyncInterval: 500ms, crossReplicaPublishTimeout: 2s}
+`);
+  assert.equal(v1alpha1.propagatePriority, false);
+  assert.deepEqual(warnedPaths(v1alpha1), [
+    'dataLayer.crossReplicaSyncerPluginRef',
+    'dataLayer.crossReplicaSyncInterval',
+    'dataLayer.crossReplicaPublishTimeout',
+  ]);
+  // Each version's layout is its own: the other one's spelling is an unknown field, as llm-d-router's strict decoding.
+  const head = (v: string) =>
+    `apiVersion: ${v}\nkind: EndpointPickerConfig\nplugins:\n- type: queue-scorer\n`;
+  assert.deepEqual(
+    problemsOf(
+      `${head('llm-d.ai/v1')}dataLayer: {crossReplicaSyncInterval: 1s, discovery: {pluginRef: x}}\n`,
+    ).map((p) => p.path),
+    ['dataLayer.crossReplicaSyncInterval', 'dataLayer.discovery.pluginRef'],
+  );
+  assert.deepEqual(
+    problemsOf(`${head('llm-d.ai/v1alpha1')}dataLayer: {crossReplica: {syncInterval: 1s}}\n`).map(
+      (p) => p.path,
+    ),
+    ['dataLayer.crossReplica'],
+  );
+  // Bad values name their field.
+  assert.deepEqual(
+    problemsOf(
+      `${head('llm-d.ai/v1')}dataLayer: {crossReplica: {publishTimeout: soon}}\nrequestHandler: {propagatePriority: "yes"}\n`,
+    ),
+    [
+      { path: 'requestHandler.propagatePriority', message: 'must be true or false' },
+      { path: 'dataLayer.crossReplica.publishTimeout', message: 'must be a duration like "1s"' },
+    ],
+  );
+  // Peer discovery: a reference to a plugin that exists but is no peer discovery plugin is refused with why.
+  const peers = problemsOf(
+    `${head('llm-d.ai/v1')}dataLayer: {discovery: {peers: {pluginRef: queue-scorer}}}\n`,
+  );
+  assert.deepEqual(
+    peers.map((p) => p.path),
+    ['dataLayer.discovery.peers.pluginRef'],
+  );
+  assert.match(peers[0]!.message, /do not discover each other/);
+  assert.match(problemsOf(head('llm-d.ai/v2'))[0]!.message, /must be one of .*llm-d\.ai\/v1,/);
+});

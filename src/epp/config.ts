@@ -43,7 +43,16 @@ import { singleProfileHandler } from './plugins/single-profile-handler.js';
 import { utilizationDetector } from './plugins/utilization-detector.js';
 import { flowControlSettings, type FlowControlSettings } from './flow-control/index.js';
 
-export const ACCEPTED_API_VERSIONS = ['inference.networking.x-k8s.io/v1alpha1', 'llm-d.ai/v1alpha1'] as const;
+/**
+ * GIE's and llm-d's config versions. `llm-d.ai/v1` moves two things (llm-d-router converts v1alpha1 to it): the
+ * cross-replica syncer's fields under `dataLayer.crossReplica`, and discovery only under `dataLayer.discovery.endpoints`.
+ */
+export const ACCEPTED_API_VERSIONS = [
+  'inference.networking.x-k8s.io/v1alpha1',
+  'llm-d.ai/v1alpha1',
+  'llm-d.ai/v1',
+] as const;
+const LLM_D_V1 = 'llm-d.ai/v1';
 
 export { parseDurationMs } from './plugins/index.js';
 export {
@@ -82,6 +91,11 @@ export interface EndpointPickerConfig {
   readonly preparers: readonly RequestDataPreparer[];
   /** Plugins with a background job (KV-event subscriptions), started and stopped with the EPP. */
   readonly services: readonly PluginService[];
+  /**
+   * `requestHandler.propagatePriority`: the request's priority (its InferenceObjective's) is written into the body's
+   * `priority` field, for the model server's own priority scheduling.
+   */
+  readonly propagatePriority: boolean;
 }
 
 /**
@@ -262,8 +276,8 @@ export function buildEndpointPickerConfig(
   const flowControl = flowOn
     ? flowControlSettings(flow, plugins, c.problems, (path, message) => c.warn(path, message))
     : undefined;
-  readRequestHandler(doc, plugins, c);
-  readDataLayer(doc['dataLayer'], plugins, c);
+  const propagatePriority = readRequestHandler(doc, plugins, c);
+  readDataLayer(doc['dataLayer'], plugins, c, apiVersion === LLM_D_V1);
   if (doc['data'] !== undefined && doc['data'] !== null)
     c.warn(
       'data',
@@ -298,6 +312,7 @@ export function buildEndpointPickerConfig(
     featureGates,
     warnings: c.warnings,
     pluginTiming: timing,
+    propagatePriority,
   };
 }
 
@@ -365,6 +380,10 @@ function readPlugins(raw: unknown, c: Checker): Map<string, Plugin> {
     const why = acceptedNotActedOn[plugin.type];
     if (why !== undefined) c.warn(path, `plugin "${name}" (${plugin.type}) accepted, not acted on: ${why}`);
   });
+  // Plugins that refer to others by name (a prefix-cache-scorer to its approx producer, listed before or after it)
+  // are linked once all exist; each reports its own problems under its parameters.
+  for (const plugin of plugins.values())
+    (plugin as { link?: (all: ReadonlyMap<string, Plugin>) => void }).link?.(plugins);
   return plugins;
 }
 
@@ -707,13 +726,19 @@ function readSaturationThresholds(raw: unknown, c: Checker): SaturationThreshold
   return t;
 }
 
-/** `requestHandler.parsers` (or the deprecated top-level `parser`): only the OpenAI parser, which is what we do. */
+/**
+ * `requestHandler.parsers` (or the deprecated top-level `parser`): only the OpenAI parser, which is what we do.
+ * Returns `requestHandler.propagatePriority`.
+ */
 function readRequestHandler(
   doc: Record<string, unknown>,
   plugins: ReadonlyMap<string, Plugin>,
   c: Checker,
-): void {
-  const handler = c.mapping(doc['requestHandler'], 'requestHandler', ['parsers']);
+): boolean {
+  const handler = c.mapping(doc['requestHandler'], 'requestHandler', ['parsers', 'propagatePriority']);
+  const propagate = handler?.['propagatePriority'];
+  if (propagate !== undefined && propagate !== null && typeof propagate !== 'boolean')
+    c.problem('requestHandler.propagatePriority', 'must be true or false');
   const refs: { value: unknown; path: string }[] = c
     .list(handler?.['parsers'], 'requestHandler.parsers', '{pluginRef}')
     .map((value, i) => ({ value, path: `requestHandler.parsers[${i}]` }));
@@ -740,17 +765,20 @@ function readRequestHandler(
         `"${name}" (${plugin.type}) is not a parser; this EPP has openai-parser`,
       );
   }
+  return propagate === true;
 }
 
-/** `dataLayer`: sources and extractors are checked and named in warnings; discovery plugins are not supported yet. */
-function readDataLayer(raw: unknown, plugins: ReadonlyMap<string, Plugin>, c: Checker): void {
-  const dl = c.mapping(raw, 'dataLayer', [
-    'injectDefaults',
-    'sources',
-    'discovery',
-    'crossReplicaSyncerPluginRef',
-    'crossReplicaSyncInterval',
-  ]);
+/**
+ * `dataLayer`: sources and extractors are checked and named in warnings; discovery plugins are not supported yet;
+ * the cross-replica syncer is accepted and not acted on, since replicas do not share state. `v1` is `llm-d.ai/v1`'s
+ * layout (`crossReplica.{syncerPluginRef, syncInterval, publishTimeout}`, discovery only as `discovery.endpoints`);
+ * otherwise v1alpha1's (`crossReplicaSyncerPluginRef`, …, and also the older bare `discovery.pluginRef`).
+ */
+function readDataLayer(raw: unknown, plugins: ReadonlyMap<string, Plugin>, c: Checker, v1: boolean): void {
+  const crossReplica = v1
+    ? ['crossReplica']
+    : ['crossReplicaSyncerPluginRef', 'crossReplicaSyncInterval', 'crossReplicaPublishTimeout'];
+  const dl = c.mapping(raw, 'dataLayer', ['injectDefaults', 'sources', 'discovery', ...crossReplica]);
   if (!dl) return;
   if (dl['injectDefaults'] !== undefined && dl['injectDefaults'] !== null) {
     if (typeof dl['injectDefaults'] !== 'boolean')
@@ -767,13 +795,48 @@ function readDataLayer(raw: unknown, plugins: ReadonlyMap<string, Plugin>, c: Ch
       c.pluginRef(e, `${path}.extractors[${j}]`, plugins),
     );
   });
-  const discovery = dl['discovery'];
-  if (discovery !== undefined && discovery !== null) {
-    // llm-d-router has spelled it {pluginRef} and {endpoints: {pluginRef}}.
-    const d = c.mapping(discovery, 'dataLayer.discovery', ['endpoints', 'pluginRef']);
-    const path = d && 'endpoints' in d ? 'dataLayer.discovery.endpoints' : 'dataLayer.discovery';
+  readDiscovery(dl['discovery'], plugins, c, v1);
+  if (v1) {
+    const cr = c.mapping(dl['crossReplica'], 'dataLayer.crossReplica', [
+      'syncerPluginRef',
+      'syncInterval',
+      'publishTimeout',
+    ]);
+    if (cr)
+      readCrossReplica(
+        cr,
+        'dataLayer.crossReplica.',
+        {
+          syncer: 'syncerPluginRef',
+          durations: ['syncInterval', 'publishTimeout'],
+        },
+        c,
+      );
+  } else
+    readCrossReplica(
+      dl,
+      'dataLayer.',
+      {
+        syncer: 'crossReplicaSyncerPluginRef',
+        durations: ['crossReplicaSyncInterval', 'crossReplicaPublishTimeout'],
+      },
+      c,
+    );
+}
+
+/** `dataLayer.discovery`: `{endpoints: {pluginRef}, peers: {pluginRef}}`, and in v1alpha1 also the bare `{pluginRef}`. */
+function readDiscovery(raw: unknown, plugins: ReadonlyMap<string, Plugin>, c: Checker, v1: boolean): void {
+  if (raw === undefined || raw === null) return;
+  const d = c.mapping(
+    raw,
+    'dataLayer.discovery',
+    v1 ? ['endpoints', 'peers'] : ['endpoints', 'peers', 'pluginRef'],
+  );
+  if (!d) return;
+  if ('endpoints' in d || (!v1 && 'pluginRef' in d)) {
+    const path = 'endpoints' in d ? 'dataLayer.discovery.endpoints' : 'dataLayer.discovery';
     const plugin = c.pluginRef(
-      d && 'endpoints' in d ? d['endpoints'] : { pluginRef: d?.['pluginRef'] },
+      'endpoints' in d ? d['endpoints'] : { pluginRef: d['pluginRef'] },
       path,
       plugins,
     );
@@ -783,13 +846,31 @@ function readDataLayer(raw: unknown, plugins: ReadonlyMap<string, Plugin>, c: Ch
         `"${plugin.name}" (${plugin.type}) is not a discovery plugin; discovery plugins are not supported yet: give the endpoints with --endpoints (static) or --pool-name (Kubernetes)`,
       );
   }
-  if (dl['crossReplicaSyncerPluginRef'] !== undefined && dl['crossReplicaSyncerPluginRef'] !== null) {
-    c.string(dl['crossReplicaSyncerPluginRef'], 'dataLayer.crossReplicaSyncerPluginRef');
-    c.warn('dataLayer.crossReplicaSyncerPluginRef', 'accepted, not acted on: replicas do not share state');
+  if (d['peers'] !== undefined && d['peers'] !== null) {
+    const plugin = c.pluginRef(d['peers'], 'dataLayer.discovery.peers', plugins);
+    if (plugin)
+      c.problem(
+        'dataLayer.discovery.peers.pluginRef',
+        `"${plugin.name}" (${plugin.type}) is not a peer discovery plugin; EPP replicas do not discover each other here: each decides from its own scrapes and KV events`,
+      );
   }
-  if (dl['crossReplicaSyncInterval'] !== undefined && dl['crossReplicaSyncInterval'] !== null) {
-    if (!isGoDuration(dl['crossReplicaSyncInterval']))
-      c.problem('dataLayer.crossReplicaSyncInterval', 'must be a duration like "1s"');
-    c.warn('dataLayer.crossReplicaSyncInterval', 'accepted, not acted on: replicas do not share state');
+}
+
+/** The cross-replica syncer's reference, interval and publish timeout under their v1alpha1 or v1 names. */
+function readCrossReplica(
+  fields: Record<string, unknown>,
+  prefix: string,
+  names: { syncer: string; durations: readonly string[] },
+  c: Checker,
+): void {
+  const notActedOn = 'accepted, not acted on: replicas do not share state';
+  const given = (key: string) => fields[key] !== undefined && fields[key] !== null;
+  if (given(names.syncer)) {
+    c.string(fields[names.syncer], `${prefix}${names.syncer}`);
+    c.warn(`${prefix}${names.syncer}`, notActedOn);
+  }
+  for (const key of names.durations.filter(given)) {
+    if (!isGoDuration(fields[key])) c.problem(`${prefix}${key}`, 'must be a duration like "1s"');
+    c.warn(`${prefix}${key}`, notActedOn);
   }
 }

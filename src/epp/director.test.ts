@@ -168,6 +168,44 @@ test('decisions: InferenceModel mapping rewrites the model in the body', () => {
   }
 });
 
+test("decisions: requestHandler.propagatePriority writes the objective's priority into the body, flipped for vLLM", () => {
+  const config = loadEndpointPickerConfig(
+    'apiVersion: llm-d.ai/v1\nkind: EndpointPickerConfig\nplugins:\n- type: queue-scorer\nrequestHandler: {propagatePriority: true}\n',
+  );
+  assert.equal(config.propagatePriority, true);
+  const directory: ModelDirectory = {
+    models: new Map(),
+    objectives: new Map([
+      ['interactive', 100],
+      ['batch', -10],
+    ]),
+  };
+  const sglang = { ...endpoint('10.0.0.1:8000'), labels: { 'llm-d.ai/engine-type': 'sglang' } };
+  const vllm = { ...endpoint('10.0.0.2:8000'), labels: { 'llm-d.ai/engine-type': 'vLLM' } };
+  const unlabelled = endpoint('10.0.0.3:8000');
+  // The client's own "priority" is overwritten: it does not get to promote itself in the server's queue.
+  const clientBody = Buffer.from(JSON.stringify({ model: 'm', prompt: 'hi', priority: -1000 }));
+  const sent = (e: Endpoint, headers: Record<string, string>) => {
+    const d = route(config, [e], clientBody, { directory, headers });
+    assert.equal(d.kind, 'route');
+    return d.kind === 'route' ? (JSON.parse(d.rewrittenBody!.toString()) as Record<string, unknown>) : {};
+  };
+  const interactive = { 'x-gateway-inference-objective': 'interactive' };
+  assert.deepEqual(sent(sglang, interactive), { model: 'm', prompt: 'hi', priority: 100 });
+  assert.equal(sent(vllm, interactive)['priority'], -100);
+  assert.equal(sent(vllm, { 'x-gateway-inference-objective': 'batch' })['priority'], 10);
+  assert.equal(sent(unlabelled, interactive)['priority'], 100);
+  // No objective (or an unknown one): the default priority 0, still written over the client's.
+  assert.equal(sent(vllm, {})['priority'], 0);
+  assert.equal(sent(sglang, { 'x-gateway-inference-objective': 'nope' })['priority'], 0);
+  // Off (the default): the body goes as the client sent it.
+  const off = route(loadEndpointPickerConfig(defaultEndpointPickerConfig), [vllm], clientBody, {
+    directory,
+    headers: interactive,
+  });
+  assert.equal(off.kind === 'route' && off.rewrittenBody, undefined);
+});
+
 test('decisions: P/D sends long uncached prompts through a prefill endpoint', () => {
   const config = loadEndpointPickerConfig(prefillDecodeEndpointPickerConfig);
   const endpoints = [

@@ -91,6 +91,18 @@ export function requestPriority(
   return route ? priorityOfCriticality(route.criticality) : 0;
 }
 
+/** The Pod label naming a model server's engine (`vllm`, `sglang`, …), as llm-d reads it. */
+export const ENGINE_TYPE_LABEL = 'llm-d.ai/engine-type';
+
+/**
+ * The `priority` a model server's own scheduler should see for a request of `priority`. InferenceObjective priorities
+ * are "higher is more urgent", as SGLang reads its field; vLLM serves lower values first, so for an endpoint labelled
+ * as vLLM the sign flips (as llm-d-router does; an unlabelled endpoint gets the value as it is).
+ */
+export function enginePriority(priority: number, endpoint: Endpoint): number {
+  return endpoint.labels[ENGINE_TYPE_LABEL]?.toLowerCase() === 'vllm' ? 0 - priority : priority;
+}
+
 function chooseTarget(route: ModelRoute | undefined, model: string, random: () => number): string {
   if (!route || route.targets.length === 0) return model;
   const total = route.targets.reduce((sum, t) => sum + Math.max(0, t.weight), 0);
@@ -189,12 +201,15 @@ export function decide(
       error: new RequestError(503, 'no endpoint passed the scheduling filters'),
     };
   }
+  const endpoint = primaryTarget(result);
   let rewrittenBody: Buffer | undefined;
-  if (json && targetModel !== model) {
+  if (json && (targetModel !== model || config.propagatePriority)) {
     json['model'] = targetModel;
+    // Written over whatever the client sent: a client does not get to promote itself in the server's queue.
+    if (config.propagatePriority)
+      json['priority'] = enginePriority(requestPriority(model, input.headers, directory), endpoint);
     rewrittenBody = Buffer.from(JSON.stringify(json));
   }
-  const endpoint = primaryTarget(result);
   const matches = context.state.read<PrefixMatches>(PREFIX_MATCHES);
   return {
     kind: 'route',

@@ -53,6 +53,8 @@ export interface EppOptions {
   pool?: { name: string; namespace: string; kubeconfig?: string | undefined };
   /** EndpointPickerConfig YAML; default: queue 2, KV-cache 2, prefix 3, active requests 2, max-score. */
   configText?: string;
+  /** Names the config in its error messages: the file it came from (default `--config-text`). */
+  configSource?: string;
   /** Scrape interval of model-server metrics (default 50 ms). */
   refreshMetricsIntervalMs?: number;
   /**
@@ -194,7 +196,10 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
   // Before anything starts: on a Node too old for it, --transport node is refused with its reason.
   if (options.transport === 'node') assertNodeTransportSupported();
   const logger = options.logger ?? pino({ level: 'info' });
-  const config = loadEndpointPickerConfig(options.configText ?? defaultEndpointPickerConfig);
+  const config =
+    options.configText === undefined
+      ? loadEndpointPickerConfig(defaultEndpointPickerConfig, 'the default EndpointPickerConfig')
+      : loadEndpointPickerConfig(options.configText, options.configSource);
   const datastore = new Datastore();
   // Per-endpoint plugin state (prefix LRUs) is dropped when an endpoint leaves the pool.
   for (const plugin of config.plugins.values()) {
