@@ -12,7 +12,7 @@ import {
   toTypedObject,
 } from '../api/index.js';
 import { type FieldProblem, formatProblem, isLlmisvcError, ValidationError } from '../errors/index.js';
-import { buildEndpointPickerConfig } from '../epp/config.js';
+import { buildEndpointPickerConfig } from '../epp/index.js';
 import { DEFAULT_RENDER_OPTIONS, parseApiVersions } from '../render/index.js';
 import { collect, readObjects, splitTyped } from './inputs.js';
 import { renderObjects, type RenderFlags } from './render.js';

@@ -15,6 +15,7 @@ export {
   prefillDecodeEndpointPickerConfig,
   weightedEndpointPickerConfig,
   loadEndpointPickerConfig,
+  buildEndpointPickerConfig,
   parseDurationMs,
   ACCEPTED_API_VERSIONS,
   type EndpointPickerConfig,
