@@ -183,6 +183,10 @@ test("decisions: requestHandler.propagatePriority writes the objective's priorit
   const sglang = { ...endpoint('10.0.0.1:8000'), labels: { 'llm-d.ai/engine-type': 'sglang' } };
   const vllm = { ...endpoint('10.0.0.2:8000'), labels: { 'llm-d.ai/engine-type': 'vLLM' } };
   const unlabelled = endpoint('10.0.0.3:8000');
+  const gieLabelled = {
+    ...endpoint('10.0.0.4:8000'),
+    labels: { 'inference.networking.k8s.io/engine-type': 'vllm' },
+  };
   // The client's own "priority" is overwritten: it does not get to promote itself in the server's queue.
   const clientBody = Buffer.from(JSON.stringify({ model: 'm', prompt: 'hi', priority: -1000 }));
   const sent = (e: Endpoint, headers: Record<string, string>) => {
@@ -195,6 +199,7 @@ test("decisions: requestHandler.propagatePriority writes the objective's priorit
   assert.equal(sent(vllm, interactive)['priority'], -100);
   assert.equal(sent(vllm, { 'x-gateway-inference-objective': 'batch' })['priority'], 10);
   assert.equal(sent(unlabelled, interactive)['priority'], 100);
+  assert.equal(sent(gieLabelled, interactive)['priority'], -100);
   // No objective (or an unknown one): the default priority 0, still written over the client's.
   assert.equal(sent(vllm, {})['priority'], 0);
   assert.equal(sent(sglang, { 'x-gateway-inference-objective': 'nope' })['priority'], 0);

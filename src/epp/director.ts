@@ -91,8 +91,11 @@ export function requestPriority(
   return route ? priorityOfCriticality(route.criticality) : 0;
 }
 
-/** The Pod label naming a model server's engine (`vllm`, `sglang`, …), as llm-d reads it. */
-export const ENGINE_TYPE_LABEL = 'llm-d.ai/engine-type';
+/** The Pod label naming a model server's engine (`vllm`, `sglang`, …), as llm-d reads it; then GIE's older one. */
+export const ENGINE_TYPE_LABELS = [
+  'llm-d.ai/engine-type',
+  'inference.networking.k8s.io/engine-type',
+] as const;
 
 /**
  * The `priority` a model server's own scheduler should see for a request of `priority`. InferenceObjective priorities
@@ -100,7 +103,8 @@ export const ENGINE_TYPE_LABEL = 'llm-d.ai/engine-type';
  * as vLLM the sign flips (as llm-d-router does; an unlabelled endpoint gets the value as it is).
  */
 export function enginePriority(priority: number, endpoint: Endpoint): number {
-  return endpoint.labels[ENGINE_TYPE_LABEL]?.toLowerCase() === 'vllm' ? 0 - priority : priority;
+  const engine = endpoint.labels[ENGINE_TYPE_LABELS[0]] || endpoint.labels[ENGINE_TYPE_LABELS[1]];
+  return engine?.toLowerCase() === 'vllm' ? 0 - priority : priority;
 }
 
 function chooseTarget(route: ModelRoute | undefined, model: string, random: () => number): string {
