@@ -268,6 +268,44 @@ describe(
       assert.equal(reply.json['model'], 'chat-lora-v2');
     });
 
+    test("requestHandler.propagatePriority: the server sees the objective's priority, not the client's", async () => {
+      reset();
+      await settled();
+      const prioritised = await startEpp({
+        host: '127.0.0.1',
+        grpcPort: 0,
+        grpcHealthPort: 0,
+        metricsPort: 0,
+        endpoints: fixtures.map((f) => ({ address: f.address })),
+        refreshMetricsIntervalMs: 25,
+        configText:
+          'apiVersion: llm-d.ai/v1\nkind: EndpointPickerConfig\nplugins:\n- type: queue-scorer\nrequestHandler: {propagatePriority: true}\n',
+        directory: { models: new Map(), objectives: new Map([['batch', -1]]) },
+        logger: quiet,
+      });
+      const gateway = await startEnvoy(ENVOY_BIN!, { eppHost: '127.0.0.1', eppPort: prioritised.grpcPort });
+      try {
+        const sent = async (headers: Record<string, string>) => {
+          const reply = await post(
+            gateway.port,
+            '/v1/completions',
+            { model: 'test-model', prompt: 'urgent, says the client', priority: 1000 },
+            headers,
+          );
+          assert.equal(reply.status, 200);
+          const served = fixtures.find((f) => f.name === reply.json['served_by'])!;
+          return JSON.parse(served.received.at(-1)!.body) as Record<string, unknown>;
+        };
+        const batch = await sent({ 'x-gateway-inference-objective': 'batch' });
+        assert.equal(batch['priority'], -1);
+        assert.equal(batch['prompt'], 'urgent, says the client', "the rest of the body is the client's");
+        assert.equal((await sent({}))['priority'], 0);
+      } finally {
+        await gateway.close();
+        await prioritised.close();
+      }
+    });
+
     test('buffered body mode (older gateways) routes too', async () => {
       reset();
       await settled();
