@@ -16,7 +16,13 @@ import {
 } from './label-filter.js';
 import { loraAffinityScorer } from './lora-affinity-scorer.js';
 import { maxScorePicker } from './max-score-picker.js';
-import { noHitLruScorer } from './no-hit-lru-scorer.js';
+import {
+  APPROX_PREFIX_CACHE_PRODUCER,
+  approxPrefixCacheParameters,
+  approxPrefixCacheProducer,
+  PREFIX_INDEX_PARAMETERS,
+} from './approx-prefix-cache-producer.js';
+import { DEFAULT_NO_HIT_LRU_SIZE, noHitLruScorer, type NoHitLruParameters } from './no-hit-lru-scorer.js';
 import { Parameters } from './parameters.js';
 import { pdProfileHandler } from './pd-profile-handler.js';
 import { prefillHeaderHandler } from './prefill-header-handler.js';
@@ -25,6 +31,7 @@ import {
   defaultPrefixCacheParameters,
   prefixCacheScorer,
   type PrefixCacheParameters,
+  type PrefixCacheScorer,
 } from './prefix-cache-scorer.js';
 import { MAX_CHARS_PER_TOKEN, MIN_CHARS_PER_TOKEN } from './prefix-cache-tuning.js';
 import { precisePrefixCacheOptions, precisePrefixCacheProducer } from './precise-prefix-cache-producer.js';
@@ -47,6 +54,7 @@ export {
   type PrefixCacheScorer,
   type PrefixMatches,
 } from './prefix-cache-scorer.js';
+export { type ApproxPrefixCacheProducer } from './approx-prefix-cache-producer.js';
 export { CharsPerTokenMeter, tunedCapacityBlocks } from './prefix-cache-tuning.js';
 export { PREFILL_HEADER } from './prefill-header-handler.js';
 export {
@@ -69,7 +77,8 @@ type Factory = (name: string, p: Parameters) => Plugin;
 /**
  * The prefix-cache-scorer's parameters, under GIE's and llm-d's names: `hashBlockSize` (GIE) or `blockSize` (some
  * llm-d samples) in characters, or `blockSizeTokens` (newer llm-d) in tokens × `averageCharactersPerToken`;
- * `autoTune` as GIE and llm-d spell it.
+ * `autoTune` as GIE and llm-d spell it; llm-d-router's `matchLengthWeight` / `matchLengthScaleTokens` under their
+ * current or earlier names (`prefixLengthWeight` / `maxModelLen`).
  */
 function prefixCacheParameters(p: Parameters): PrefixCacheParameters {
   const d = defaultPrefixCacheParameters;
@@ -99,7 +108,73 @@ function prefixCacheParameters(p: Parameters): PrefixCacheParameters {
     matchInfoProducer: p.has('prefixMatchInfoProducerName')
       ? p.string('prefixMatchInfoProducerName', '')
       : undefined,
+    matchLengthWeight: renamed(p, 'matchLengthWeight', 'prefixLengthWeight', (key) =>
+      p.number(key, d.matchLengthWeight, 0, 1),
+    ),
+    matchLengthScaleTokens: renamed(p, 'matchLengthScaleTokens', 'maxModelLen', (key) =>
+      p.integer(key, d.matchLengthScaleTokens, 1),
+    ),
   };
+}
+
+/** A parameter upstream renamed: read under whichever name is given; both at once is a mistake. */
+function renamed<T>(p: Parameters, current: string, earlier: string, read: (key: string) => T): T {
+  if (p.has(current) && p.has(earlier))
+    p.problem(earlier, `is the earlier name of ${current}: give one of them`);
+  const value = read(earlier);
+  return p.has(earlier) ? value : read(current);
+}
+
+/**
+ * no-hit-lru-scorer's parameters (llm-d-router): `lruSize`, `prefixMatchInfoProducerName`, and the deprecated
+ * `prefixPluginName` / `prefixPluginType`. llm-d-router documents those two as never used; in
+ * llm-d-inference-scheduler `prefixPluginName` named the prefix-cache-scorer whose state decides "cold". Here every
+ * prefix-cache-scorer with its own index leaves its matches under the one key this scorer reads by default, so
+ * naming one would change nothing: they are accepted (old configs load) and not read.
+ */
+function noHitLruParameters(p: Parameters): NoHitLruParameters {
+  p.string('prefixPluginName', '');
+  p.string('prefixPluginType', '');
+  return {
+    lruSize: p.integer('lruSize', DEFAULT_NO_HIT_LRU_SIZE, 1),
+    matchInfoProducer: p.has('prefixMatchInfoProducerName')
+      ? p.string('prefixMatchInfoProducerName', '')
+      : undefined,
+  };
+}
+
+/** A plugin that refers to others by name: linked by the config loader once every plugin is created. */
+export interface LinkedPlugin extends Plugin {
+  link(plugins: ReadonlyMap<string, Plugin>): void;
+}
+
+/**
+ * A prefix-cache-scorer, linked once all plugins exist (its producer may be listed after it): with no
+ * `prefixMatchInfoProducerName` it reads the index of the approx-prefix-cache-producer named
+ * `approx-prefix-cache-producer`, when there is one (llm-d-router's default). A scorer reading an approx producer's
+ * index may not set index parameters of its own, so the block size is given in one place.
+ */
+function prefixCacheScorerFactory(name: string, p: Parameters): PrefixCacheScorer & LinkedPlugin {
+  const scorer = prefixCacheScorer(name, prefixCacheParameters(p));
+  const own = PREFIX_INDEX_PARAMETERS.filter((key) => p.has(key));
+  return Object.assign(scorer, {
+    link(plugins: ReadonlyMap<string, Plugin>): void {
+      let producer =
+        scorer.matchInfoProducer === undefined ? undefined : plugins.get(scorer.matchInfoProducer);
+      const byDefault = plugins.get(APPROX_PREFIX_CACHE_PRODUCER);
+      if (scorer.matchInfoProducer === undefined && byDefault?.type === APPROX_PREFIX_CACHE_PRODUCER) {
+        producer = byDefault;
+        scorer.readMatchesFrom(byDefault.name);
+      }
+      if (producer?.type !== APPROX_PREFIX_CACHE_PRODUCER || own.length === 0) return;
+      p.problem(
+        own[0]!,
+        `prefix-cache-scorer "${name}" reads the prefix index of approx-prefix-cache-producer "${producer.name}", ` +
+          `which sets the block size and capacities: give ${own.join(', ')} there instead ` +
+          '(blockSizeTokens, maxPrefixBlocksToMatch or maxPrefixTokensToMatch, lruCapacityPerServer, autoTune)',
+      );
+    },
+  });
 }
 
 /** llm-d's utilization-detector defaults (its metrics staleness default is 200 ms). */
@@ -170,10 +245,10 @@ function pickerFactory(make: (name: string, n: number) => Plugin): Factory {
 const factories: Record<string, Factory> = {
   'queue-scorer': (name) => queueScorer(name),
   'kv-cache-utilization-scorer': (name) => kvCacheUtilizationScorer(name),
-  'prefix-cache-scorer': (name, p) => prefixCacheScorer(name, prefixCacheParameters(p)),
+  'prefix-cache-scorer': prefixCacheScorerFactory,
   'lora-affinity-scorer': (name) => loraAffinityScorer(name),
   'active-request-scorer': (name) => activeRequestScorer(name),
-  'no-hit-lru-scorer': (name) => noHitLruScorer(name),
+  'no-hit-lru-scorer': (name, p) => noHitLruScorer(name, noHitLruParameters(p)),
   'max-score-picker': pickerFactory(maxScorePicker),
   'random-picker': pickerFactory(randomPicker),
   'weighted-random-picker': pickerFactory(weightedRandomPicker),
@@ -196,6 +271,8 @@ const factories: Record<string, Factory> = {
   'label-selector-filter': (name, p) => labelSelectorFilter(name, labelSelector(p)),
   'by-label-selector': (name, p) => labelSelectorFilter(name, labelSelector(p), 'by-label-selector'),
   'utilization-detector': utilizationDetectorFactory,
+  'approx-prefix-cache-producer': (name, p) =>
+    approxPrefixCacheProducer(name, approxPrefixCacheParameters(p)),
   'precise-prefix-cache-producer': (name, p) =>
     precisePrefixCacheProducer(name, precisePrefixCacheOptions(p)),
   'token-producer': (name, p) => tokenProducer(name, tokenProducerOptions(p)),
@@ -218,8 +295,6 @@ export const acceptedNotActedOn: Readonly<Record<string, string>> = {
   'metrics-data-source':
     'model-server metrics are scraped by the EPP itself (--refresh-metrics-interval); its parameters are not read',
   'core-metrics-extractor': 'the vLLM and SGLang metric names are built in; its parameters are not read',
-  'approx-prefix-cache-producer':
-    'prefix-cache-scorer keeps its own prefix index; give the block size and capacities to prefix-cache-scorer',
   'inflight-load-producer': 'the EPP counts its in-flight requests itself (active-request-scorer)',
   'endpoint-notification-source':
     "the EPP's endpoint set is the source: precise-prefix-cache-producer follows it (subscriptions, evictions) itself",
@@ -251,6 +326,8 @@ const aliases: Record<string, string> = {
   'single-profile': 'single-profile-handler',
   'lora-affinity': 'lora-affinity-scorer',
   queue: 'queue-scorer',
+  // llm-d-inference-scheduler registers both names with one factory.
+  'disagg-headers-handler': 'prefill-header-handler',
 };
 
 /** Every plugin type this EPP understands (canonical names). */

@@ -8,6 +8,7 @@
  */
 import type { ProfileHandler } from '../types.js';
 import { PREFIX_MATCHES, type PrefixMatches } from './prefix-cache-scorer.js';
+import { DEFAULT_CHARS_PER_TOKEN } from './prefix-cache-tuning.js';
 
 export interface PdParameters {
   /** Uncached prompt characters from which disaggregated prefill pays off. */
@@ -30,8 +31,13 @@ export function pdProfileHandler(name: string, parameters: PdParameters): Profil
       const decode = results.get(parameters.decodeProfile)?.targets[0];
       if (!decode) return [];
       const matches = context.state.read<PrefixMatches>(PREFIX_MATCHES);
-      const blockSize = matches?.blockSize ?? parameters.hashBlockSize;
-      const cachedChars = (matches?.matched.get(decode.address) ?? 0) * blockSize;
+      // The threshold counts characters; the precise producer's blocks count tokens (estimated at 4 characters each).
+      const charsPerBlock = !matches
+        ? parameters.hashBlockSize
+        : matches.blockUnit === 'characters'
+          ? matches.blockSize
+          : matches.blockSize * DEFAULT_CHARS_PER_TOKEN;
+      const cachedChars = (matches?.matched.get(decode.address) ?? 0) * charsPerBlock;
       const uncached = context.request.prompt.length - cachedChars;
       return uncached >= parameters.threshold ? [parameters.prefillProfile] : [];
     },

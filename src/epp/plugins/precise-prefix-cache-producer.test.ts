@@ -194,3 +194,76 @@ plugins:
     );
   });
 });
+
+describe('precise-prefix-cache-producer: indexerConfig.tokenProcessorConfig', () => {
+  it('gives the block size when the top level does not (llm-d-router sim sample: 5 tokens)', () => {
+    const { options: o, problems } = options({
+      indexerConfig: { tokenProcessorConfig: { blockSizeTokens: 5 } },
+    });
+    assert.deepEqual(problems, []);
+    assert.equal(o.blockSizeTokens, 5);
+    const p = precisePrefixCacheProducer('pp', o);
+    assert.equal(
+      p.index.keysOf(
+        'm',
+        Array.from({ length: 12 }, (_, i) => i),
+        100,
+      ).length,
+      2,
+      '12 tokens = 2 blocks',
+    );
+  });
+
+  it('may repeat the top-level block size, not contradict it', () => {
+    const same = options({
+      tokenProcessorConfig: { blockSize: 64, hashSeed: 's' },
+      indexerConfig: { tokenProcessorConfig: { blockSizeTokens: 64, hashSeed: 's' } },
+    });
+    assert.deepEqual(same.problems, []);
+    assert.equal(same.options.blockSizeTokens, 64);
+    assert.equal(same.options.hashSeed, 's');
+    const { problems } = options({
+      tokenProcessorConfig: { blockSizeTokens: 16, hashSeed: 'a' },
+      indexerConfig: { tokenProcessorConfig: { blockSizeTokens: 5, hashSeed: 'b', typo: 1 } },
+    });
+    assert.deepEqual(problems.map((p) => p.path).sort(), [
+      'plugins[0].parameters.indexerConfig.tokenProcessorConfig',
+      'plugins[0].parameters.indexerConfig.tokenProcessorConfig.hashSeed',
+      'plugins[0].parameters.indexerConfig.tokenProcessorConfig.typo',
+    ]);
+    assert.match(problems.find((p) => p.path.endsWith('tokenProcessorConfig'))!.message, /5 disagrees.*16/);
+  });
+
+  it('refuses kvBlockIndexConfig.maxPrefixTokensToMatch, which upstream has not either, saying where it belongs', () => {
+    const { problems } = options({ indexerConfig: { kvBlockIndexConfig: { maxPrefixTokensToMatch: 1280 } } });
+    assert.equal(problems.length, 1);
+    assert.equal(
+      problems[0]!.path,
+      'plugins[0].parameters.indexerConfig.kvBlockIndexConfig.maxPrefixTokensToMatch',
+    );
+    assert.match(problems[0]!.message, /approx-prefix-cache-producer/);
+  });
+
+  it('loads the audit repro: the block size under indexerConfig with a scorer naming the producer', () => {
+    const config = loadEndpointPickerConfig(`apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: precise-prefix-cache-producer
+  parameters:
+    indexerConfig:
+      tokenProcessorConfig:
+        blockSizeTokens: 5
+- type: prefix-cache-scorer
+  parameters:
+    prefixMatchInfoProducerName: precise-prefix-cache-producer
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: prefix-cache-scorer
+`);
+    const producer = config.plugins.get('precise-prefix-cache-producer') as unknown as {
+      options: { blockSizeTokens: number };
+    };
+    assert.equal(producer.options.blockSizeTokens, 5);
+  });
+});

@@ -202,6 +202,8 @@ export function precisePrefixCacheProducer(
         totalBlocks: promptBlocks(context, keys),
         matched,
         blockSize: options.blockSizeTokens,
+        blockUnit: 'tokens',
+        blockTokens: options.blockSizeTokens,
       };
       context.state.write(prefixMatchKey(name), matches);
       if (context.state.read(PREFIX_MATCHES) === undefined) context.state.write(PREFIX_MATCHES, matches);
@@ -271,12 +273,16 @@ export function precisePrefixCacheProducer(
   };
 }
 
-/** Checks that `value` is a mapping whose keys are all `known`; reports the others. */
+/**
+ * Checks that `value` is a mapping whose keys are all `known`; reports the others, with `hints[key]` when a key is a
+ * known mistake.
+ */
 function section(
   p: Parameters,
   path: string,
   value: unknown,
   known: readonly string[],
+  hints: Readonly<Record<string, string>> = {},
 ): Record<string, unknown> | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'object' || Array.isArray(value)) {
@@ -285,7 +291,8 @@ function section(
   }
   const m = value as Record<string, unknown>;
   for (const key of Object.keys(m))
-    if (!known.includes(key)) p.problem(`${path}.${key}`, `unknown field (known: ${known.join(', ')})`);
+    if (!known.includes(key))
+      p.problem(`${path}.${key}`, hints[key] ?? `unknown field (known: ${known.join(', ')})`);
   return m;
 }
 
@@ -307,52 +314,92 @@ function text(p: Parameters, path: string, value: unknown, fallback: string): st
   return value;
 }
 
+/** What a `tokenProcessorConfig` gives; undefined fields were not given. */
+interface TokenProcessorSettings {
+  blockSizeTokens: number | undefined;
+  hashSeed: string | undefined;
+}
+
+/** llm-d-kv-cache's TokenProcessorConfig: `blockSizeTokens` or the deprecated `blockSize`, `hashSeed`, `hashAlgorithm`. */
+function tokenProcessorConfig(
+  p: Parameters,
+  path: string,
+  value: unknown,
+): TokenProcessorSettings | undefined {
+  const tp = section(p, path, value, ['blockSize', 'blockSizeTokens', 'hashSeed', 'hashAlgorithm']);
+  if (!tp) return undefined;
+  const given = (key: string) => tp[key] !== undefined && tp[key] !== null;
+  const legacy = given('blockSize')
+    ? positiveInteger(p, `${path}.blockSize`, tp['blockSize'], 16)
+    : undefined;
+  const blockSizeTokens = given('blockSizeTokens')
+    ? positiveInteger(p, `${path}.blockSizeTokens`, tp['blockSizeTokens'], 16)
+    : legacy;
+  const algorithm = text(p, `${path}.hashAlgorithm`, tp['hashAlgorithm'], '');
+  if (!['', 'cbor-fnv', 'xxh64'].includes(algorithm))
+    p.problem(`${path}.hashAlgorithm`, 'must be "cbor-fnv" or "xxh64"');
+  return {
+    blockSizeTokens,
+    hashSeed: given('hashSeed') ? text(p, `${path}.hashSeed`, tp['hashSeed'], '') : undefined,
+  };
+}
+
 /** Default number of (block, endpoint) entries: ~180 MB at the measured ~360 bytes per entry. */
 export const DEFAULT_MAX_ENTRIES = 500_000;
 
 /**
  * Reads llm-d-router's parameters: `tokenProcessorConfig` {blockSize | blockSizeTokens, hashSeed, hashAlgorithm},
  * `indexerConfig` {kvBlockIndexConfig {inMemoryConfig {size, podCacheSize}, enableMetrics, metricsLoggingInterval},
- * kvCacheBackendConfigs [{name, weight}]}, `kvEventsConfig` {zmqEndpoint, topicFilter, concurrency, engineType,
+ * kvCacheBackendConfigs [{name, weight}], tokenProcessorConfig (as the top-level one; the block size may be given in
+ * either place, not differently in both)}, `kvEventsConfig` {zmqEndpoint, topicFilter, concurrency, engineType,
  * tracing, discoverPods, podDiscoveryConfig {socketPort, podLabelSelector, podNamespace, replaySocketPort}},
  * `speculativeIndexing`, `speculativeTTL`. Defaults are llm-d's (block size 16, topic `kv@`, pod discovery on port
  * 5557), except the index size: llm-d allows 10^8 keys; here 500,000 entries unless `inMemoryConfig.size` says more.
  */
 export function precisePrefixCacheOptions(p: Parameters): PrecisePrefixCacheOptions {
-  const tp = section(p, 'tokenProcessorConfig', p.raw('tokenProcessorConfig'), [
-    'blockSize',
-    'blockSizeTokens',
-    'hashSeed',
-    'hashAlgorithm',
-  ]);
-  const blockSizeTokens = positiveInteger(
-    p,
-    'tokenProcessorConfig.blockSizeTokens',
-    tp?.['blockSizeTokens'],
-    positiveInteger(p, 'tokenProcessorConfig.blockSize', tp?.['blockSize'], 16),
-  );
-  const hashSeed = text(p, 'tokenProcessorConfig.hashSeed', tp?.['hashSeed'], '');
-  const algorithm = text(p, 'tokenProcessorConfig.hashAlgorithm', tp?.['hashAlgorithm'], '');
-  if (!['', 'cbor-fnv', 'xxh64'].includes(algorithm))
-    p.problem('tokenProcessorConfig.hashAlgorithm', 'must be "cbor-fnv" or "xxh64"');
-
+  const tp = tokenProcessorConfig(p, 'tokenProcessorConfig', p.raw('tokenProcessorConfig'));
+  const hashSeed = tp?.hashSeed ?? '';
   const ic = section(p, 'indexerConfig', p.raw('indexerConfig'), [
     'kvBlockIndexConfig',
     'kvCacheBackendConfigs',
     'tokenizersPoolConfig',
+    'tokenProcessorConfig',
   ]);
+  // llm-d-kv-cache's kvcache.Config has its own tokenProcessorConfig (llm-d-router's sim configs set the block size
+  // there only). There is one block size here, the one the keys are cut with: either place gives it, both must agree.
+  const itp = tokenProcessorConfig(p, 'indexerConfig.tokenProcessorConfig', ic?.['tokenProcessorConfig']);
+  if (
+    tp?.blockSizeTokens !== undefined &&
+    itp?.blockSizeTokens !== undefined &&
+    tp.blockSizeTokens !== itp.blockSizeTokens
+  )
+    p.problem(
+      'indexerConfig.tokenProcessorConfig',
+      `block size ${itp.blockSizeTokens} disagrees with tokenProcessorConfig's ${tp.blockSizeTokens}: give it once, or the same in both`,
+    );
+  if (tp?.hashSeed !== undefined && itp?.hashSeed !== undefined && tp.hashSeed !== itp.hashSeed)
+    p.problem(
+      'indexerConfig.tokenProcessorConfig.hashSeed',
+      "disagrees with tokenProcessorConfig's hashSeed: give it once, or the same in both",
+    );
+  const blockSizeTokens = tp?.blockSizeTokens ?? itp?.blockSizeTokens ?? 16;
   if (ic?.['tokenizersPoolConfig'] !== undefined)
     p.problem(
       'indexerConfig.tokenizersPoolConfig',
       'is not supported (nor upstream): configure a token-producer plugin instead',
     );
-  const bic = section(p, 'indexerConfig.kvBlockIndexConfig', ic?.['kvBlockIndexConfig'], [
-    'inMemoryConfig',
-    'costAwareMemoryConfig',
-    'redisConfig',
-    'enableMetrics',
-    'metricsLoggingInterval',
-  ]);
+  const bic = section(
+    p,
+    'indexerConfig.kvBlockIndexConfig',
+    ic?.['kvBlockIndexConfig'],
+    ['inMemoryConfig', 'costAwareMemoryConfig', 'redisConfig', 'enableMetrics', 'metricsLoggingInterval'],
+    {
+      // In llm-d-router's sim-epp-no-hit-lru.yaml, but no field of kvblock.IndexConfig (llm-d-kv-cache nor
+      // llm-d-router): upstream's strict decoder refuses it too, so it is not silently accepted here.
+      maxPrefixTokensToMatch:
+        'unknown field: kvBlockIndexConfig has no maxPrefixTokensToMatch (nor upstream); it is a parameter of approx-prefix-cache-producer',
+    },
+  );
   if (bic?.['redisConfig'] !== undefined || bic?.['costAwareMemoryConfig'] !== undefined)
     p.problem(
       'indexerConfig.kvBlockIndexConfig',
@@ -438,7 +485,7 @@ export function precisePrefixCacheOptions(p: Parameters): PrecisePrefixCacheOpti
   }
   return {
     blockSizeTokens,
-    hashSeed,
+    hashSeed: hashSeed || itp?.hashSeed || '',
     maxEntries,
     podCacheSize,
     ignoredMedia,

@@ -154,3 +154,45 @@ test('prefix index: under steady churn every endpoint stays within capacity and 
     for (const h of recent.get(e)!) assert.ok(index.match([h]).has(e), `${e} lost its recent block ${h}`);
   }
 });
+
+test('matchLengthWeight: 0 scores the matched fraction; w > 0 blends in (matched tokens / scale)², in tokens', () => {
+  const [a, b] = [endpoint('a'), endpoint('b')];
+  // 64-character blocks at 4 characters per token = 16 tokens a block; a holds 5 of the 10 blocks, b none.
+  const scored = (matchLengthWeight: number): number[] => {
+    const scorer = prefixCacheScorer('p', {
+      ...defaultPrefixCacheParameters,
+      matchLengthWeight,
+      matchLengthScaleTokens: 160,
+    });
+    const first = context('s'.repeat(64 * 5));
+    scorer.score(first, [a, b]);
+    scorer.preRequest(first, routedTo(a));
+    return [...scorer.score(context('s'.repeat(64 * 5) + 't'.repeat(64 * 5)), [a, b])];
+  };
+  assert.deepEqual(scored(0), [0.5, 0], 'the fraction of the prompt, as before');
+  // 5 blocks × 16 tokens = 80 of 160 → 0.5² = 0.25; 0.5 × 0.25 + 0.5 × 0.5.
+  assert.deepEqual(scored(0.5), [0.375, 0]);
+  assert.deepEqual(scored(1), [0.25, 0]);
+});
+
+test("matchLengthWeight on a precise producer's matches counts its blocks as tokens", () => {
+  const scorer = prefixCacheScorer('p', {
+    ...defaultPrefixCacheParameters,
+    matchInfoProducer: 'precise',
+    matchLengthWeight: 1,
+    matchLengthScaleTokens: 64,
+  });
+  const ctx = context('x');
+  ctx.state.write('prefix-match-info/precise', {
+    totalBlocks: 8,
+    matched: new Map([
+      ['a', 2],
+      ['b', 8],
+    ]),
+    blockSize: 16,
+    blockUnit: 'tokens',
+    blockTokens: 16,
+  });
+  // a: 32 of 64 tokens → 0.25; b: 128 tokens, capped at 1.
+  assert.deepEqual([...scorer.score(ctx, [endpoint('a'), endpoint('b'), endpoint('c')])], [0.25, 1, 0]);
+});

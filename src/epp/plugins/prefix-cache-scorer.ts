@@ -4,7 +4,12 @@
  * prompt is cut into fixed-size blocks (`hashBlockSize` characters, default 64); each block's hash chains the previous
  * one, so a block hash identifies the whole prefix up to it. When a request is sent to an endpoint its block hashes
  * are recorded in that endpoint's LRU (`lruCapacityPerServer` blocks); the score of an endpoint is the number of
- * leading blocks it holds divided by the prompt's blocks (at most `maxPrefixBlocksToMatch`).
+ * leading blocks it holds divided by the prompt's blocks (at most `maxPrefixBlocksToMatch`); with `matchLengthWeight`
+ * (llm-d-router) the matched length in tokens counts too (see {@link prefixScores}).
+ *
+ * The index is kept by the scorer itself unless it reads a producer's matches: a precise or an approx producer
+ * named by `prefixMatchInfoProducerName`, or by default the approx-prefix-cache-producer named so, which then owns
+ * the index and its parameters (approx-prefix-cache-producer.ts).
  *
  * Scoring asks every endpoint for the first block and only the endpoints still matching for the next, so a decision
  * costs one probe per endpoint plus the blocks that match, not endpoints × blocks.
@@ -20,6 +25,7 @@ import type {
   PreRequest,
   Scorer,
   SchedulingContext,
+  SchedulingRequest,
   SchedulingResult,
 } from '../types.js';
 import { BlockLru } from './block-lru.js';
@@ -33,22 +39,33 @@ export function prefixMatchKey(name: string): string {
   return `prefix-match-info/${name}`;
 }
 
-export interface PrefixCacheParameters {
+/** How this EPP's approximate prefix index cuts and keeps prompts (the scorer's own, or an approx producer's). */
+export interface PrefixIndexParameters {
   /** Characters per hashed block. */
   hashBlockSize: number;
+  /** Most leading blocks of a prompt hashed and matched (0: none). */
   maxPrefixBlocksToMatch: number;
   /** Blocks per endpoint; with `autoTune`, only for endpoints that do not report their KV cache. */
   lruCapacityPerServer: number;
   /** Size each endpoint's LRU after the KV cache its server reports (`vllm:cache_config_info`). */
   autoTune: boolean;
-  /** Characters per token assumed by `autoTune` until it has measured one. */
+  /** Characters per token assumed by `autoTune` until it has measured one (and to turn blocks into tokens). */
   averageCharactersPerToken: number;
+}
+
+export interface PrefixCacheParameters extends PrefixIndexParameters {
   /**
    * llm-d's `prefixMatchInfoProducerName`: score from the match info this producer left in the cycle state (the
-   * precise producer's); a producer that leaves none (llm-d's approximate one, which this scorer is) falls back to the
-   * scorer's own index.
+   * precise or the approximate producer's); a producer that leaves none falls back to the scorer's own index.
    */
   matchInfoProducer?: string | undefined;
+  /**
+   * llm-d-router's `matchLengthWeight` (earlier `prefixLengthWeight`), in [0, 1]: the share of the score given to the
+   * matched length in tokens rather than to the matched fraction of the prompt. 0 = the fraction only.
+   */
+  matchLengthWeight: number;
+  /** llm-d-router's `matchLengthScaleTokens` (earlier `maxModelLen`): matched tokens at which the length term is 1. */
+  matchLengthScaleTokens: number;
 }
 
 export const defaultPrefixCacheParameters: PrefixCacheParameters = {
@@ -57,16 +74,25 @@ export const defaultPrefixCacheParameters: PrefixCacheParameters = {
   lruCapacityPerServer: 31250,
   autoTune: false,
   averageCharactersPerToken: DEFAULT_CHARS_PER_TOKEN,
+  matchLengthWeight: 0,
+  matchLengthScaleTokens: 8192,
 };
 
-/** What the scorer computed for the current request, readable by other plugins through the cycle state. */
+/** What a prefix index computed for the current request, readable by other plugins through the cycle state. */
 export interface PrefixMatches {
   /** Blocks in the prompt considered (after the cap). */
   totalBlocks: number;
   /** Leading blocks each endpoint (by address) holds; absent = 0. */
   matched: Map<string, number>;
-  /** Characters per block, to convert blocks back to prompt length. */
+  /** Size of one block, in `blockUnit`s. */
   blockSize: number;
+  /**
+   * What `blockSize` counts: prompt `characters` for this EPP's approximate index (it hashes text), `tokens` for the
+   * precise producer (the model server's KV blocks).
+   */
+  blockUnit: 'characters' | 'tokens';
+  /** Tokens per block: `blockSize` for token blocks, `blockSize` / the characters per token for character blocks. */
+  blockTokens: number;
 }
 
 /**
@@ -178,39 +204,29 @@ export class PrefixIndex {
   }
 }
 
-/** Computes (once per cycle) the request's block hashes and per-endpoint matches. */
-export function prefixMatches(
-  context: SchedulingContext,
-  index: PrefixIndex,
-  parameters: PrefixCacheParameters,
-): PrefixMatches {
-  const cached = context.state.read<PrefixMatches>(PREFIX_MATCHES);
-  if (cached) return cached;
-  const hashes = prefixBlockHashes(
-    context.request.targetModel,
-    context.request.prompt,
-    parameters.hashBlockSize,
-    parameters.maxPrefixBlocksToMatch,
-  );
-  const result: PrefixMatches = {
-    totalBlocks: hashes.length,
-    matched: index.match(hashes),
-    blockSize: parameters.hashBlockSize,
-  };
-  context.state.write(PREFIX_HASHES, hashes);
-  context.state.write(PREFIX_MATCHES, result);
-  return result;
+/** Cycle-state keys under which an approximate index leaves the request's block hashes and matches. */
+export interface PrefixStateKeys {
+  hashes: string;
+  matches: string;
 }
 
-export type PrefixCacheScorer = Scorer &
-  PreRequest &
-  Partial<PostResponse> & {
-    readonly index: PrefixIndex;
-    /** `prefixMatchInfoProducerName`, when given. */
-    readonly matchInfoProducer: string | undefined;
-    /** The characters per token `autoTune` uses for an endpoint (undefined without `autoTune`). */
-    charsPerToken(address: string): number | undefined;
-  };
+/**
+ * This EPP's approximate prefix index with what maintains it: the request's block hashes and matches (computed
+ * once per cycle, cached in the cycle state), recording where a request went, and `autoTune`. The prefix-cache-scorer
+ * keeps one of its own; an approx-prefix-cache-producer owns one that scorers name by `prefixMatchInfoProducerName`.
+ */
+export interface ApproxPrefixIndexer {
+  readonly index: PrefixIndex;
+  readonly parameters: PrefixIndexParameters;
+  /** The request's matches, computed on first use in a cycle. */
+  matches(context: SchedulingContext): PrefixMatches;
+  /** Records the request's blocks on every endpoint that will process its prompt. */
+  record(context: SchedulingContext, result: SchedulingResult): void;
+  /** Counts a completed prompt (only with `autoTune`, which measures characters per token). */
+  completed: ((request: SchedulingRequest, endpoint: Endpoint) => void) | undefined;
+  /** The characters per token `autoTune` uses for an endpoint (undefined without `autoTune`). */
+  charsPerToken(address: string): number | undefined;
+}
 
 /** What `autoTune` keeps per endpoint. */
 interface EndpointTuning {
@@ -219,16 +235,14 @@ interface EndpointTuning {
   metrics: EndpointMetrics | undefined;
 }
 
-export function prefixCacheScorer(name: string, parameters: PrefixCacheParameters): PrefixCacheScorer {
+export function approxPrefixIndexer(
+  parameters: PrefixIndexParameters,
+  keys: PrefixStateKeys,
+): ApproxPrefixIndexer {
   const index = new PrefixIndex(parameters.lruCapacityPerServer);
   const tuning = parameters.autoTune ? new Map<string, EndpointTuning>() : undefined;
   /** The latest measurement from any endpoint: a better first guess for a new endpoint than the default. */
   let poolCharsPerToken: number | undefined;
-
-  const producedMatches = (context: SchedulingContext): PrefixMatches | undefined =>
-    parameters.matchInfoProducer === undefined
-      ? undefined
-      : context.state.read<PrefixMatches>(prefixMatchKey(parameters.matchInfoProducer));
 
   const charsPerTokenOf = (t: EndpointTuning | undefined): number =>
     t?.meter.charsPerToken ?? poolCharsPerToken ?? parameters.averageCharactersPerToken;
@@ -266,29 +280,35 @@ export function prefixCacheScorer(name: string, parameters: PrefixCacheParameter
     );
   }
 
-  const scorer: PrefixCacheScorer = {
-    type: 'prefix-cache-scorer',
-    name,
+  function matches(context: SchedulingContext): PrefixMatches {
+    const cached = context.state.read<PrefixMatches>(keys.matches);
+    if (cached) return cached;
+    const hashes = prefixBlockHashes(
+      context.request.targetModel,
+      context.request.prompt,
+      parameters.hashBlockSize,
+      parameters.maxPrefixBlocksToMatch,
+    );
+    const result: PrefixMatches = {
+      totalBlocks: hashes.length,
+      matched: index.match(hashes),
+      blockSize: parameters.hashBlockSize,
+      blockUnit: 'characters',
+      // The pool's measure, not each endpoint's: one number per request keeps scoring O(1) per endpoint.
+      blockTokens: parameters.hashBlockSize / (poolCharsPerToken ?? parameters.averageCharactersPerToken),
+    };
+    context.state.write(keys.hashes, hashes);
+    context.state.write(keys.matches, result);
+    return result;
+  }
+
+  return {
     index,
-    matchInfoProducer: parameters.matchInfoProducer,
-    charsPerToken(address: string): number | undefined {
-      return tuning ? charsPerTokenOf(tuning.get(address)) : undefined;
-    },
-    score(context, endpoints: readonly Endpoint[]): Float64Array {
-      const produced = producedMatches(context);
-      const { totalBlocks, matched } = produced ?? prefixMatches(context, index, parameters);
-      const scores = new Float64Array(endpoints.length);
-      if (totalBlocks === 0 || matched.size === 0) return scores;
-      for (let i = 0; i < endpoints.length; i++) {
-        scores[i] = (matched.get(endpoints[i]!.address) ?? 0) / totalBlocks;
-      }
-      return scores;
-    },
-    preRequest(context, result: SchedulingResult): void {
-      // Scored from a producer's index: nothing of this scorer's own to record.
-      if (producedMatches(context)) return;
-      prefixMatches(context, index, parameters);
-      const hashes = context.state.read<number[]>(PREFIX_HASHES) ?? [];
+    parameters,
+    matches,
+    record(context, result): void {
+      matches(context);
+      const hashes = context.state.read<number[]>(keys.hashes) ?? [];
       // Every endpoint that will process the prompt (decode and, for P/D, prefill) ends up holding its blocks.
       for (const profile of result.results.values()) {
         const target = profile.targets[0];
@@ -300,11 +320,87 @@ export function prefixCacheScorer(name: string, parameters: PrefixCacheParameter
         if (hashes.length > 0) index.add(target.address, hashes);
       }
     },
+    completed: tuning
+      ? (request, endpoint) => tuningOf(endpoint.address, tuning).meter.addCompleted(request.prompt.length)
+      : undefined,
+    charsPerToken(address: string): number | undefined {
+      return tuning ? charsPerTokenOf(tuning.get(address)) : undefined;
+    },
   };
-  if (tuning) {
-    // Only with autoTune: a plugin with this hook is called for every response.
-    scorer.postResponse = (request, endpoint) =>
-      tuningOf(endpoint.address, tuning).meter.addCompleted(request.prompt.length);
+}
+
+export type PrefixCacheScorer = Scorer &
+  PreRequest &
+  Partial<PostResponse> & {
+    readonly index: PrefixIndex;
+    /** `prefixMatchInfoProducerName`, when given (or bound to the default approx producer). */
+    readonly matchInfoProducer: string | undefined;
+    /** The characters per token `autoTune` uses for an endpoint (undefined without `autoTune`). */
+    charsPerToken(address: string): number | undefined;
+    /**
+     * Reads its matches from the approx-prefix-cache-producer `producer` from now on (llm-d-router's default when
+     * the scorer names no producer); called while the config is loaded, before any request.
+     */
+    readMatchesFrom(producer: string): void;
+  };
+
+/**
+ * The score of each endpoint: the fraction of the prompt's blocks it holds, and with `matchLengthWeight` w > 0
+ * llm-d-router's blend w·min(1, matched tokens / `matchLengthScaleTokens`)² + (1 − w)·fraction, which favours long
+ * cached prefixes (attention cost grows with the square of the length they save).
+ */
+function prefixScores(
+  matches: PrefixMatches,
+  endpoints: readonly Endpoint[],
+  parameters: PrefixCacheParameters,
+): Float64Array {
+  const { totalBlocks, matched } = matches;
+  const scores = new Float64Array(endpoints.length);
+  if (totalBlocks === 0 || matched.size === 0) return scores;
+  const w = parameters.matchLengthWeight;
+  if (w === 0) {
+    for (let i = 0; i < endpoints.length; i++) {
+      scores[i] = (matched.get(endpoints[i]!.address) ?? 0) / totalBlocks;
+    }
+    return scores;
   }
+  const tokensPerScale = matches.blockTokens / parameters.matchLengthScaleTokens;
+  for (let i = 0; i < endpoints.length; i++) {
+    const blocks = matched.get(endpoints[i]!.address) ?? 0;
+    const length = Math.min(1, blocks * tokensPerScale);
+    scores[i] = w * length * length + (1 - w) * (blocks / totalBlocks);
+  }
+  return scores;
+}
+
+export function prefixCacheScorer(name: string, parameters: PrefixCacheParameters): PrefixCacheScorer {
+  const own = approxPrefixIndexer(parameters, { hashes: PREFIX_HASHES, matches: PREFIX_MATCHES });
+  let producer = parameters.matchInfoProducer;
+
+  const producedMatches = (context: SchedulingContext): PrefixMatches | undefined =>
+    producer === undefined ? undefined : context.state.read<PrefixMatches>(prefixMatchKey(producer));
+
+  const scorer: PrefixCacheScorer = {
+    type: 'prefix-cache-scorer',
+    name,
+    index: own.index,
+    get matchInfoProducer() {
+      return producer;
+    },
+    charsPerToken: own.charsPerToken,
+    readMatchesFrom(name: string): void {
+      producer = name;
+    },
+    score(context, endpoints: readonly Endpoint[]): Float64Array {
+      return prefixScores(producedMatches(context) ?? own.matches(context), endpoints, parameters);
+    },
+    preRequest(context, result: SchedulingResult): void {
+      // Scored from a producer's index: the producer records where the request went.
+      if (producedMatches(context)) return;
+      own.record(context, result);
+    },
+  };
+  // Only with autoTune: a plugin with this hook is called for every response.
+  if (own.completed) scorer.postResponse = own.completed;
   return scorer;
 }
