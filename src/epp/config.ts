@@ -15,6 +15,7 @@ import {
   createPlugin,
   isSaturationDetector,
   parseDurationMs,
+  type LinkedPlugin,
   type SaturationDetectorPlugin,
 } from './plugins/index.js';
 import { defaultSaturationThresholds, type SaturationThresholds } from './saturation.js';
@@ -382,8 +383,7 @@ function readPlugins(raw: unknown, c: Checker): Map<string, Plugin> {
   });
   // Plugins that refer to others by name (a prefix-cache-scorer to its approx producer, listed before or after it)
   // are linked once all exist; each reports its own problems under its parameters.
-  for (const plugin of plugins.values())
-    (plugin as { link?: (all: ReadonlyMap<string, Plugin>) => void }).link?.(plugins);
+  for (const plugin of plugins.values()) (plugin as Partial<LinkedPlugin>).link?.(plugins, c.refused);
   return plugins;
 }
 

@@ -22,6 +22,14 @@ import {
   approxPrefixCacheProducer,
   PREFIX_INDEX_PARAMETERS,
 } from './approx-prefix-cache-producer.js';
+import {
+  alwaysDisaggPdDecider,
+  disaggProfileHandler,
+  isPdDecider,
+  parseStageOrder,
+  prefixBasedPdDecider,
+  type DisaggProfileHandler,
+} from './disagg-profile-handler.js';
 import { DEFAULT_NO_HIT_LRU_SIZE, noHitLruScorer, type NoHitLruParameters } from './no-hit-lru-scorer.js';
 import { Parameters } from './parameters.js';
 import { pdProfileHandler } from './pd-profile-handler.js';
@@ -143,9 +151,12 @@ function noHitLruParameters(p: Parameters): NoHitLruParameters {
   };
 }
 
-/** A plugin that refers to others by name: linked by the config loader once every plugin is created. */
+/**
+ * A plugin that refers to others by name: linked by the config loader once every plugin is created. `refused` names
+ * the plugins whose creation failed (already reported: a reference to one is not reported again).
+ */
 export interface LinkedPlugin extends Plugin {
-  link(plugins: ReadonlyMap<string, Plugin>): void;
+  link(plugins: ReadonlyMap<string, Plugin>, refused: ReadonlySet<string>): void;
 }
 
 /**
@@ -173,6 +184,85 @@ function prefixCacheScorerFactory(name: string, p: Parameters): PrefixCacheScore
           `which sets the block size and capacities: give ${own.join(', ')} there instead ` +
           '(blockSizeTokens, maxPrefixBlocksToMatch or maxPrefixTokensToMatch, lruCapacityPerServer, autoTune)',
       );
+    },
+  });
+}
+
+/** A mapping parameter of plugin names (`profiles`, `deciders`): unknown keys and non-strings are named. */
+function nameMapping(p: Parameters, key: string, known: readonly string[]): Partial<Record<string, string>> {
+  const raw = p.raw(key);
+  if (raw === undefined || raw === null) return {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    p.problem(key, `must be a mapping of ${known.join(', ')} to names`);
+    return {};
+  }
+  const out: Partial<Record<string, string>> = {};
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (!known.includes(k)) p.problem(`${key}.${k}`, `unknown field (known: ${known.join(', ')})`);
+    else if (typeof v !== 'string') p.problem(`${key}.${k}`, 'must be a name');
+    else if (v !== '') out[k] = v;
+  }
+  return out;
+}
+
+/**
+ * llm-d-router's `disagg-profile-handler`: `stageOrder`, `profiles.{decode, prefill, encode}` and
+ * `deciders.prefill` (a prefill decider plugin, linked by name once every plugin exists), or their earlier flat
+ * names. Encode disaggregation is refused: endpoints have no encode role here.
+ */
+function disaggProfileHandlerFactory(name: string, p: Parameters): DisaggProfileHandler & LinkedPlugin {
+  const order = p.string('stageOrder', '');
+  const stageOrder = parseStageOrder(order);
+  if (!stageOrder) p.problem('stageOrder', `must be decode-first or prefill-first, got "${order}"`);
+  const profiles = nameMapping(p, 'profiles', ['decode', 'prefill', 'encode']);
+  const deciders = nameMapping(p, 'deciders', ['prefill', 'encode']);
+  // The flat names of earlier releases (upstream still reads them, deprecated), each into its nested place.
+  const legacy: [string, Partial<Record<string, string>>, string][] = [
+    ['decodeProfile', profiles, 'decode'],
+    ['prefillProfile', profiles, 'prefill'],
+    ['encodeProfile', profiles, 'encode'],
+    ['prefillDeciderPluginName', deciders, 'prefill'],
+    ['deciderPluginName', deciders, 'prefill'],
+    ['encodeDeciderPluginName', deciders, 'encode'],
+  ];
+  for (const [flat, into, slot] of legacy) {
+    if (!p.has(flat)) continue;
+    const value = p.string(flat, '');
+    if (into[slot] !== undefined)
+      p.problem(flat, `${into === profiles ? 'profiles' : 'deciders'}.${slot} is given too: give it once`);
+    else if (value !== '') into[slot] = value;
+  }
+  if (deciders['encode'] !== undefined)
+    p.problem(
+      'deciders.encode',
+      'encode disaggregation is not supported: endpoints have no encode role here (llm-d.ai/role is prefill, decode or both)',
+    );
+  if (stageOrder === 'prefill-first' && deciders['prefill'] !== undefined)
+    p.problem(
+      'deciders.prefill',
+      'a prefill decider needs stageOrder decode-first (it decides on the decode endpoint, which prefill-first picks last)',
+    );
+  const handler = disaggProfileHandler(name, {
+    stageOrder: stageOrder ?? 'decode-first',
+    decodeProfile: profiles['decode'] ?? 'decode',
+    prefillProfile: profiles['prefill'] ?? 'prefill',
+  });
+  return Object.assign(handler, {
+    link(plugins: ReadonlyMap<string, Plugin>, refused: ReadonlySet<string>): void {
+      const ref = deciders['prefill'];
+      if (ref === undefined || refused.has(ref)) return;
+      const decider = plugins.get(ref);
+      if (!decider)
+        p.problem(
+          'deciders.prefill',
+          `no plugin named "${ref}" in plugins (defined: ${[...plugins.keys()].join(', ')})`,
+        );
+      else if (!isPdDecider(decider))
+        p.problem(
+          'deciders.prefill',
+          `"${ref}" (${decider.type}) is not a prefill decider: use prefix-based-pd-decider or always-disagg-pd-decider`,
+        );
+      else handler.useDecider(decider);
     },
   });
 }
@@ -262,6 +352,16 @@ const factories: Record<string, Factory> = {
       decodeProfile: p.string('decodeProfile', 'decode'),
       prefillProfile: p.string('prefillProfile', 'prefill'),
     }),
+  'disagg-profile-handler': disaggProfileHandlerFactory,
+  'always-disagg-pd-decider': (name) => alwaysDisaggPdDecider(name),
+  'prefix-based-pd-decider': (name, p) =>
+    prefixBasedPdDecider(name, {
+      nonCachedTokens: p.integer('nonCachedTokens', 0, 0),
+      promptTokens: p.integer('promptTokens', 0, 0),
+      matchInfoProducer: p.has('prefixMatchInfoProducerName')
+        ? p.string('prefixMatchInfoProducerName', '')
+        : undefined,
+    }),
   'prefill-header-handler': (name, p) => prefillHeaderHandler(name, p.string('prefillProfile', 'prefill')),
   'by-label': (name, p) => {
     const label = p.string('label', '');
@@ -307,9 +407,6 @@ export const notSupported: Readonly<Record<string, string>> = {
   'precise-prefix-cache-scorer':
     'deprecated upstream: use precise-prefix-cache-producer with prefix-cache-scorer (prefixMatchInfoProducerName) and a token-producer',
   tokenizer: 'renamed upstream: use token-producer (backend vllm or estimate)',
-  'disagg-profile-handler': 'use pd-profile-handler with prefill-header-handler',
-  'always-disagg-pd-decider': 'use pd-profile-handler (its threshold parameter decides)',
-  'prefix-based-pd-decider': 'use pd-profile-handler (its threshold parameter decides)',
   'encode-filter': 'endpoints have no encode role here (llm-d.ai/role is prefill, decode or both)',
   'file-discovery': 'give the endpoints with --endpoints (static) or --pool-name (Kubernetes)',
   'anthropic-parser': 'this EPP parses OpenAI requests (openai-parser)',
