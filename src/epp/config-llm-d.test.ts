@@ -258,7 +258,7 @@ kind: EndpointPickerConfig
 plugins:
 - type: tokenizer
 - name: precise
-  type: precise-prefix-cache-scorer
+  type: encode-filter
 - type: no-such-plugin
 schedulingProfiles:
 - name: default
@@ -270,7 +270,10 @@ schedulingProfiles:
     ['plugins[0].type', 'plugins[1].type', 'plugins[2].type'],
   );
   assert.match(problems[0]!.message, /plugin type "tokenizer" is not supported yet: .*use token-producer/);
-  assert.match(problems[1]!.message, /use precise-prefix-cache-producer with prefix-cache-scorer/);
+  assert.match(
+    problems[1]!.message,
+    /plugin type "encode-filter" is not supported yet: endpoints have no encode role/,
+  );
   assert.match(problems[2]!.message, /unknown plugin type "no-such-plugin" \(known: .*by-label/);
 });
 

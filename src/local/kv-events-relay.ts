@@ -67,6 +67,9 @@ export async function startKvEventsRelay(
   };
 }
 
+/** The plugin types that subscribe to KV events: the producer and llm-d's deprecated all-in-one scorer. */
+const PRECISE_TYPES = ['precise-prefix-cache-producer', 'precise-prefix-cache-scorer'];
+
 /**
  * The replica's copy of an EndpointPickerConfig: every precise-prefix-cache-producer that binds an events socket
  * (`kvEventsConfig.zmqEndpoint`) binds `endpoint` instead. Undefined when none binds (nothing to relay).
@@ -76,7 +79,7 @@ export function withKvEventsEndpoint(configText: string, endpoint: string): stri
   const plugins = doc.get('plugins');
   let changed = false;
   for (const plugin of isSeq(plugins) ? plugins.items : []) {
-    if (!isMap(plugin) || plugin.get('type') !== 'precise-prefix-cache-producer') continue;
+    if (!isMap(plugin) || !PRECISE_TYPES.includes(String(plugin.get('type')))) continue;
     const path = ['parameters', 'kvEventsConfig', 'zmqEndpoint'];
     if (!plugin.getIn(path)) continue;
     plugin.setIn(path, endpoint);

@@ -42,7 +42,11 @@ import {
   type PrefixCacheScorer,
 } from './prefix-cache-scorer.js';
 import { MAX_CHARS_PER_TOKEN, MIN_CHARS_PER_TOKEN } from './prefix-cache-tuning.js';
-import { precisePrefixCacheOptions, precisePrefixCacheProducer } from './precise-prefix-cache-producer.js';
+import {
+  precisePrefixCacheOptions,
+  precisePrefixCacheProducer,
+  precisePrefixCacheScorer,
+} from './precise-prefix-cache-producer.js';
 import { randomPicker } from './random-picker.js';
 import { decodeFilter, prefillFilter } from './role-filter.js';
 import { singleProfileHandler } from './single-profile-handler.js';
@@ -373,6 +377,7 @@ const factories: Record<string, Factory> = {
   'utilization-detector': utilizationDetectorFactory,
   'approx-prefix-cache-producer': (name, p) =>
     approxPrefixCacheProducer(name, approxPrefixCacheParameters(p)),
+  'precise-prefix-cache-scorer': (name, p) => precisePrefixCacheScorer(name, precisePrefixCacheOptions(p)),
   'precise-prefix-cache-producer': (name, p) =>
     precisePrefixCacheProducer(name, precisePrefixCacheOptions(p)),
   'token-producer': (name, p) => tokenProducer(name, tokenProducerOptions(p)),
@@ -404,8 +409,6 @@ export const acceptedNotActedOn: Readonly<Record<string, string>> = {
 
 /** Plugin types from llm-d configs that this EPP refuses, with what to do instead. */
 export const notSupported: Readonly<Record<string, string>> = {
-  'precise-prefix-cache-scorer':
-    'deprecated upstream: use precise-prefix-cache-producer with prefix-cache-scorer (prefixMatchInfoProducerName) and a token-producer',
   tokenizer: 'renamed upstream: use token-producer (backend vllm or estimate)',
   'encode-filter': 'endpoints have no encode role here (llm-d.ai/role is prefill, decode or both)',
   'file-discovery': 'give the endpoints with --endpoints (static) or --pool-name (Kubernetes)',

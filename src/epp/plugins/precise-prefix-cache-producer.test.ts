@@ -4,7 +4,14 @@ import { encode } from '@msgpack/msgpack';
 import { decodeKvEventBatch, KvEventDecodeError } from '../kv-events/index.js';
 import { loadEndpointPickerConfig } from '../config.js';
 import { Parameters } from './parameters.js';
-import { precisePrefixCacheOptions, precisePrefixCacheProducer } from './precise-prefix-cache-producer.js';
+import { withKvEventsEndpoint } from '../../local/kv-events-relay.js';
+import { CycleState } from '../types.js';
+import {
+  precisePrefixCacheOptions,
+  precisePrefixCacheProducer,
+  type precisePrefixCacheScorer,
+} from './precise-prefix-cache-producer.js';
+import { prefixMatchKey } from './prefix-cache-scorer.js';
 
 const POD = '127.0.0.1:8001';
 const options = (params: Record<string, unknown> = {}) => {
@@ -265,5 +272,54 @@ schedulingProfiles:
       options: { blockSizeTokens: number };
     };
     assert.equal(producer.options.blockSizeTokens, 5);
+  });
+});
+
+describe("llm-d's deprecated all-in-one precise-prefix-cache-scorer", () => {
+  it('loads as upstream samples write it, and scores from the matches of its own producer', () => {
+    const config = loadEndpointPickerConfig(`apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: precise-prefix-cache-scorer
+  parameters: {tokenProcessorConfig: {blockSize: 4}}
+- type: decode-filter
+- type: max-score-picker
+- type: single-profile-handler
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: decode-filter
+  - pluginRef: max-score-picker
+  - {pluginRef: precise-prefix-cache-scorer, weight: 2}
+`);
+    const plugin = config.plugins.get('precise-prefix-cache-scorer') as ReturnType<
+      typeof precisePrefixCacheScorer
+    >;
+    assert.equal(plugin.type, 'precise-prefix-cache-scorer');
+    assert.equal(plugin.options.blockSizeTokens, 4);
+    // One plugin in every role: the producer (before the profiles), the KV-event service, and the profile's scorer.
+    assert.ok(config.scheduler.producers!.includes(plugin));
+    assert.ok(config.services.includes(plugin));
+    const scorer = config.scheduler.profiles.get('default')!.scorers[0]!;
+    assert.equal(scorer.weight, 2);
+    const state = new CycleState();
+    state.write(prefixMatchKey('precise-prefix-cache-scorer'), {
+      totalBlocks: 4,
+      matched: new Map([['10.0.0.1:8000', 3]]),
+      blockSize: 4,
+      blockUnit: 'tokens',
+      blockTokens: 4,
+    });
+    const scores = scorer.scorer.score(
+      { state } as never,
+      [{ address: '10.0.0.1:8000' }, { address: '10.0.0.2:8000' }] as never,
+    );
+    assert.deepEqual([...scores], [0.75, 0]);
+    // It subscribes to KV events like the producer, so a local stack's replicas get their own events socket.
+    const text = `plugins:\n- type: precise-prefix-cache-scorer\n  parameters: {kvEventsConfig: {zmqEndpoint: "tcp://*:5557"}}\n`;
+    assert.match(
+      withKvEventsEndpoint(text, 'tcp://127.0.0.1:6000')!,
+      /zmqEndpoint: "tcp:\/\/127\.0\.0\.1:6000"/,
+    );
   });
 });

@@ -26,9 +26,16 @@ import type {
   PreRequest,
   SchedulingContext,
   SchedulingResult,
+  Scorer,
 } from '../types.js';
 import { parseDurationMs, type Parameters } from './parameters.js';
-import { PREFIX_MATCHES, prefixMatchKey, type PrefixMatches } from './prefix-cache-scorer.js';
+import {
+  defaultPrefixCacheParameters,
+  PREFIX_MATCHES,
+  prefixCacheScorer,
+  prefixMatchKey,
+  type PrefixMatches,
+} from './prefix-cache-scorer.js';
 import { estimateTokens, PENDING_TOKENS, TOKENIZED_PROMPT, type TokenizedPrompt } from './token-producer.js';
 
 const KEYS_STATE = 'precise-prefix-cache/keys';
@@ -497,4 +504,19 @@ export function precisePrefixCacheOptions(p: Parameters): PrecisePrefixCacheOpti
     maxMessageBytes: 16 << 20,
     maxBlocks: 4096,
   };
+}
+
+/**
+ * llm-d's deprecated all-in-one `precise-prefix-cache-scorer` (upstream still registers it): the precise producer
+ * with these options and a prefix-cache-scorer reading its matches, as one plugin under one name. New configs say
+ * the same with a `precise-prefix-cache-producer` and a `prefix-cache-scorer` naming it.
+ */
+export function precisePrefixCacheScorer(
+  name: string,
+  options: PrecisePrefixCacheOptions,
+): PrecisePrefixCacheProducer & Scorer {
+  const producer = precisePrefixCacheProducer(name, options);
+  const scorer = prefixCacheScorer(name, { ...defaultPrefixCacheParameters, matchInfoProducer: name });
+  // The scorer's own hooks have nothing to do when it reads a producer: only its score joins the producer's.
+  return Object.assign(producer, { type: 'precise-prefix-cache-scorer', score: scorer.score });
 }
