@@ -6,7 +6,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
+import type { LLMInferenceService } from '../src/api/index.js';
 import { KubeClient, statusMessage } from '../src/kube/index.js';
+import { DEFAULT_API_VERSIONS, DEFAULT_RENDER_OPTIONS, renderService } from '../src/render/index.js';
 import { REPO_ROOT } from './harness/repo.js';
 
 const kubeconfig = process.env['LLMISVC_TEST_KUBECONFIG'];
@@ -261,6 +263,61 @@ describe(
         );
       },
     );
+
+    it('keeps integer quantities as KServe manifests write them, and Kubernetes takes the rendered Deployment', async () => {
+      const spec = {
+        model: { uri: 'hf://facebook/opt-125m' },
+        template: {
+          containers: [{ name: 'main', resources: { limits: { cpu: 16, 'nvidia.com/gpu': 8 } } }],
+          volumes: [{ name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: 1073741824 } }],
+        },
+      };
+      const created = await client.send('POST', BASE, service('int-quantity', spec));
+      assert.equal(created.status, 201, statusMessage(created));
+      const read = await client.send('GET', `${BASE}/int-quantity`);
+      assert.deepEqual(
+        (read.body as { spec: unknown }).spec,
+        spec,
+        'the pod spec lost or changed its numbers',
+      );
+
+      // The numbers stay numbers in the rendered Deployment: the API server reads them as Quantities, as it does
+      // for kubectl users, and answers with its canonical strings.
+      const { children } = renderService({
+        // As read back, so that the owner reference carries the service's uid.
+        service: read.body as LLMInferenceService,
+        configs: [],
+        apiVersions: DEFAULT_API_VERSIONS,
+        options: DEFAULT_RENDER_OPTIONS,
+      });
+      const deployment = children.find((c) => c.kind === 'Deployment')!;
+      const applied = await client.send(
+        'PATCH',
+        `/apis/apps/v1/namespaces/${NAMESPACE}/deployments/${String(deployment.metadata.name)}?fieldManager=crd-test&dryRun=All`,
+        deployment,
+        'application/apply-patch+yaml',
+      );
+      assert.equal(applied.status, 201, statusMessage(applied));
+      const pod = (
+        applied.body as {
+          spec: {
+            template: {
+              spec: {
+                containers: { name: string; resources: unknown }[];
+                volumes: { name: string; emptyDir?: unknown }[];
+              };
+            };
+          };
+        }
+      ).spec.template.spec;
+      assert.deepEqual(pod.containers.find((c) => c.name === 'main')?.resources, {
+        limits: { cpu: '16', 'nvidia.com/gpu': '8' },
+      });
+      assert.deepEqual(pod.volumes.find((v) => v.name === 'dshm')?.emptyDir, {
+        medium: 'Memory',
+        sizeLimit: '1073741824',
+      });
+    });
 
     it('prunes unknown fields outside the schemaless pod specs', async () => {
       const response = await client.send(

@@ -7,11 +7,42 @@
  */
 import type { FieldProblem } from '../errors/index.js';
 import { podSpecFields } from './generated/pod-spec-fields.js';
+import { QUANTITY_PATTERN } from './quantity.js';
 
 /** Kubernetes type name → field name → field type, as the client-node models spell types. */
 export type FieldTable = Record<string, Record<string, string>>;
 
 const ROOT_TYPE = 'V1PodSpec';
+
+/**
+ * The `resource.Quantity` fields reachable from a PodSpec. The client-node models type them as plain strings, but
+ * Kubernetes reads a JSON number there too (KServe's CRD marks them `x-kubernetes-int-or-string`), and manifests
+ * write `nvidia.com/gpu: 1` and `cpu: 16`; the generated table marks them `Quantity` so both forms pass.
+ */
+export const QUANTITY_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  V1PodSpec: ['overhead'],
+  V1ResourceRequirements: ['limits', 'requests'],
+  V1VolumeResourceRequirements: ['limits', 'requests'],
+  V1EmptyDirVolumeSource: ['sizeLimit'],
+  V1ResourceFieldSelector: ['divisor'],
+};
+
+const QUANTITY = new RegExp(QUANTITY_PATTERN);
+const QUANTITY_MESSAGE = 'must be a quantity such as 16, "500m" or "10Gi"';
+
+/** Why a value is not a quantity, or undefined when it is one (a template is checked once it is rendered). */
+function quantityProblem(value: unknown): string | undefined {
+  if (typeof value === 'number') {
+    // The CRD's int-or-string admits whole numbers only; a fraction is written as a string ("0.5" or "500m").
+    return Number.isSafeInteger(value)
+      ? undefined
+      : `${QUANTITY_MESSAGE}; write fractions as a string ("500m")`;
+  }
+  if (typeof value === 'string') {
+    return value.includes('{{') || QUANTITY.test(value) ? undefined : `${QUANTITY_MESSAGE}, not "${value}"`;
+  }
+  return QUANTITY_MESSAGE;
+}
 
 const ARRAY = /^Array<(.+)>$/;
 const MAP = /^\{ \[key: string\]: (.+?);? \}$/;
@@ -62,7 +93,10 @@ function typeProblems(
     }
     return;
   }
-  if (type === 'string' && typeof value !== 'string') out.push({ path, message: 'must be a string' });
+  if (type === 'Quantity') {
+    const problem = quantityProblem(value);
+    if (problem) out.push({ path, message: problem });
+  } else if (type === 'string' && typeof value !== 'string') out.push({ path, message: 'must be a string' });
   else if (type === 'boolean' && typeof value !== 'boolean')
     out.push({ path, message: 'must be true or false' });
   else if (type === 'number' && typeof value !== 'number') out.push({ path, message: 'must be a number' });
@@ -124,8 +158,11 @@ export async function podSpecFieldTable(): Promise<FieldTable> {
     const model = models[name];
     if (out[name] || !model || typeof model.getAttributeTypeMap !== 'function') continue;
     const fields: Record<string, string> = {};
+    const quantities = QUANTITY_FIELDS[name] ?? [];
     for (const attribute of model.getAttributeTypeMap()) {
-      fields[attribute.baseName] = attribute.type;
+      fields[attribute.baseName] = quantities.includes(attribute.baseName)
+        ? attribute.type.replace(/string(;? \})?$/, 'Quantity$1')
+        : attribute.type;
       const inner = ARRAY.exec(attribute.type)?.[1] ?? MAP.exec(attribute.type)?.[1] ?? attribute.type;
       if (models[inner]) pending.push(inner);
     }

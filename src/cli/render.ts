@@ -14,6 +14,7 @@ import {
   parseApiVersions,
   type renderService,
   renderTogether,
+  httpsProbeWarnings,
 } from '../render/index.js';
 import { AUTOSCALING_FLAGS, type AutoscalingFlags, autoscalingOptions } from './autoscaling-flags.js';
 import { collect, readObjects, splitTyped } from './inputs.js';
@@ -51,7 +52,8 @@ export function collisionWarning(
 
 /**
  * Renders each service; objects shared by several services (the default Gateway) are printed once. `warn` hears of
- * what renders but will not work as the file's author may expect (two services claiming one model name).
+ * what renders but will not work as the file's author may expect (two services claiming one model name, an HTTPS
+ * probe against the presets' plain-HTTP vLLM).
  */
 export function renderObjects(
   services: LLMInferenceService[],
@@ -76,6 +78,8 @@ export function renderObjects(
   // Together: members of one routing group in the file split their model name between them.
   for (const { service, output, plan } of renderTogether(services, { configs, apiVersions, options })) {
     if (plan?.collision) warn(collisionWarning(service, plan.collision));
+    for (const w of httpsProbeWarnings(output.spec))
+      warn(`LLMInferenceService "${service.metadata.name}": ${w}`);
     if (output.missing.length > 0) {
       const lines = output.missing.map(
         (m) => `  ${m.feature}: needs ${m.kinds.join('/')} (${m.apiVersions.join(' or ')}): ${m.reason}`,

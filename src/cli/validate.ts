@@ -90,9 +90,16 @@ export function register(program: Command): void {
           output: 'yaml',
           apiVersions: flags.apiVersions,
         };
+        // What renders but will not work as its author may expect is a warning, printed once (a service is rendered
+        // alone, then with the others).
+        const warned = new Set<string>();
+        const warn = (message: string) => {
+          if (!warned.has(message)) process.stderr.write(`warning: ${message}\n`);
+          warned.add(message);
+        };
         for (const service of services) {
           try {
-            renderObjects([service], renderFlags, configs);
+            renderObjects([service], renderFlags, configs, warn);
           } catch (error) {
             reports.push({
               subject: `LLMInferenceService "${service.metadata.name}"`,
@@ -104,9 +111,7 @@ export function register(program: Command): void {
         // model name) is a warning, as from `render`; it does not fail validation (the controller serves both).
         if (reports.length === 0 && services.length > 1) {
           try {
-            renderObjects(services, renderFlags, configs, (message) =>
-              process.stderr.write(`warning: ${message}\n`),
-            );
+            renderObjects(services, renderFlags, configs, warn);
           } catch (error) {
             reports.push({
               subject: `the ${services.length} LLMInferenceServices together`,

@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  childNames,
   type LLMInferenceService,
   type LLMInferenceServiceConfig,
   type LLMInferenceServiceSpec,
@@ -37,13 +38,53 @@ export const PRESET_NAMES = [
   'config-llm-router-route',
 ] as const;
 
-/** Values the templates see under `.GlobalConfig`: cluster-wide settings of the controller. */
+/**
+ * The prefix KServe gives its well-known configs (`kserve-config-llm-template`; config_merge.go's configPrefix,
+ * "kserve-" by default). Manifests written for KServe name them that way in `baseRefs` and in overrides.
+ */
+export const KSERVE_PRESET_PREFIX = 'kserve-';
+
+/**
+ * The names a config may have to be found for `name`, in order of preference within one namespace. Both spellings of
+ * a well-known preset name the same role: the KServe spelling first, since the llmisvc spelling is also what
+ * `deploy/presets` installs in the system namespace, so only a config named the KServe way is surely an override.
+ * @example configNames('config-llm-template') // ['kserve-config-llm-template', 'config-llm-template']
+ */
+export function configNames(name: string): string[] {
+  const preset = name.startsWith(KSERVE_PRESET_PREFIX) ? name.slice(KSERVE_PRESET_PREFIX.length) : name;
+  if (!(PRESET_NAMES as readonly string[]).includes(preset)) return [name];
+  return [KSERVE_PRESET_PREFIX + preset, preset];
+}
+
+/**
+ * Values the templates see under `.GlobalConfig`: cluster-wide settings of the controller. The keys of KServe's
+ * templateGlobalConfig are all here, so that configs written for KServe render; `InferencePoolNamespacedName`, which
+ * depends on the service, is added per service (see `TemplateGlobalConfig`).
+ */
 export interface GlobalConfig {
+  /** The controller's namespace, where shared configs live. */
+  SystemNamespace: string;
   IngressGatewayName: string;
   IngressGatewayNamespace: string;
+  /** Whether model servers serve TLS; false here (plain HTTP), so KServe's `{{ if .GlobalConfig.EnableTLS }}` is off. */
+  EnableTLS: boolean;
+  /** The header that carries the model name in shared-gateway routing (KServe's default X-Gateway-Model-Name). */
+  ModelBasedRoutingHeaderName: string;
   SchedulerImage: string;
   /** The API group of the InferencePool the route points at (v1 preferred when the cluster serves it). */
   InferencePoolGroup: string;
+}
+
+/** `.GlobalConfig` as one service's templates see it. */
+export interface TemplateGlobalConfig extends GlobalConfig {
+  /** `<namespace>/<pool>`: the service's InferencePool (its `pool.ref`, or the managed `<name>-inference-pool`). */
+  InferencePoolNamespacedName: string;
+}
+
+/** KServe's InferencePoolNamespacedName: the pool a service routes to, from its merged spec. */
+function inferencePoolNamespacedName(service: LLMInferenceService, spec: LLMInferenceServiceSpec): string {
+  const pool = spec.router?.scheduler?.pool?.ref?.name ?? childNames(service.metadata.name).inferencePool;
+  return `${service.metadata.namespace ?? 'default'}/${pool}`;
 }
 
 let shipped: LLMInferenceServiceConfig[] | undefined;
@@ -126,6 +167,10 @@ function templateScope(
   global: GlobalConfig,
 ): TemplateScope {
   const meta = service.metadata;
+  const globalConfig: TemplateGlobalConfig = {
+    ...global,
+    InferencePoolNamespacedName: inferencePoolNamespacedName(service, spec),
+  };
   return {
     data: {
       ObjectMeta: {
@@ -136,13 +181,13 @@ function templateScope(
         UID: meta.uid ?? '',
       },
       Spec: spec,
-      GlobalConfig: global,
+      GlobalConfig: globalConfig,
     },
     known: (path) => {
       if (path.length === 0) return ['ObjectMeta', 'Spec', 'GlobalConfig'];
       if (path[0] === 'ObjectMeta')
         return path.length === 1 ? ['Name', 'Namespace', 'Labels', 'Annotations', 'UID'] : undefined;
-      if (path[0] === 'GlobalConfig') return path.length === 1 ? Object.keys(global) : undefined;
+      if (path[0] === 'GlobalConfig') return path.length === 1 ? Object.keys(globalConfig) : undefined;
       return specKeysAt(path.slice(1));
     },
   };
@@ -175,14 +220,22 @@ export interface AppliedConfig {
   source: 'Preset' | 'UserRef';
 }
 
+/**
+ * A config by name, as KServe resolves it: the service's namespace before the system namespace, then (for a preset)
+ * the shipped file. A well-known preset answers to both spellings, `config-llm-X` and KServe's `kserve-config-llm-X`
+ * (see `configNames` for which wins within one namespace).
+ */
 function findConfig(name: string, input: ComposeInput): LLMInferenceServiceConfig | undefined {
+  const names = configNames(name);
   for (const namespace of input.namespaces) {
-    const found = input.configs.find(
-      (c) => c.metadata.name === name && (c.metadata.namespace ?? namespace) === namespace,
-    );
-    if (found) return { ...found, metadata: { ...found.metadata, namespace } };
+    for (const candidate of names) {
+      const found = input.configs.find(
+        (c) => c.metadata.name === candidate && (c.metadata.namespace ?? namespace) === namespace,
+      );
+      if (found) return { ...found, metadata: { ...found.metadata, namespace } };
+    }
   }
-  const shipped = shippedPresets().find((c) => c.metadata.name === name);
+  const shipped = shippedPresets().find((c) => names.includes(c.metadata.name));
   return shipped && { ...shipped, metadata: { ...shipped.metadata, namespace: input.namespaces.at(-1) } };
 }
 

@@ -4,6 +4,7 @@ import type { LLMInferenceService, LLMInferenceServiceConfig } from '../api/inde
 import { LlmisvcError } from '../errors/index.js';
 import {
   composeSpec,
+  configNames,
   type GlobalConfig,
   PRESET_NAMES,
   presetsFor,
@@ -13,8 +14,11 @@ import {
 } from './index.js';
 
 const global: GlobalConfig = {
+  SystemNamespace: 'system',
   IngressGatewayName: 'gw',
   IngressGatewayNamespace: 'gw-ns',
+  EnableTLS: false,
+  ModelBasedRoutingHeaderName: 'X-Gateway-Model-Name',
   SchedulerImage: 'img',
   InferencePoolGroup: 'inference.networking.k8s.io',
 };
@@ -299,5 +303,157 @@ describe('composition: presets, then baseRefs in order, then the spec', () => {
         ) &&
         e.message.includes('malformed string'),
     );
+  });
+});
+
+describe("KServe's preset names (kserve-config-llm-*)", () => {
+  const config = (name: string, namespace: string, image: string): LLMInferenceServiceConfig => ({
+    apiVersion: 'serving.kserve.io/v1alpha2',
+    kind: 'LLMInferenceServiceConfig',
+    metadata: { name, namespace },
+    spec: { template: { containers: [{ name: 'main', image }] } },
+  });
+  const compose = (spec: LLMInferenceService['spec'], configs: LLMInferenceServiceConfig[]) =>
+    composeSpec({ service: service(spec), configs, global, namespaces: ['ns', 'system'] });
+  const mainImage = (spec: LLMInferenceService['spec']) =>
+    spec.template?.containers?.find((c) => c.name === 'main')?.['image'];
+
+  it('names a well-known preset both ways, the KServe spelling first; other names only as written', () => {
+    assert.deepEqual(configNames('config-llm-template'), [
+      'kserve-config-llm-template',
+      'config-llm-template',
+    ]);
+    assert.deepEqual(configNames('kserve-config-llm-scheduler'), [
+      'kserve-config-llm-scheduler',
+      'config-llm-scheduler',
+    ]);
+    assert.deepEqual(configNames('kserve-config-llm-tracing'), ['kserve-config-llm-tracing']);
+    assert.deepEqual(configNames('my-config'), ['my-config']);
+  });
+
+  it('resolves a baseRef to kserve-config-llm-template as the shipped preset of that role', () => {
+    const { spec, appliedConfigs } = compose({ baseRefs: [{ name: 'kserve-config-llm-template' }] }, []);
+    assert.equal(mainImage(spec), 'vllm/vllm-openai:v0.11.0');
+    assert.deepEqual(appliedConfigs, [
+      { name: 'config-llm-template', namespace: 'system', source: 'Preset' },
+      { name: 'config-llm-template', namespace: 'system', source: 'UserRef' },
+    ]);
+  });
+
+  it("honours a kserve-config-llm-template override in the service's namespace (audit repro override-cfg)", () => {
+    const { spec, applied } = compose({}, [config('kserve-config-llm-template', 'ns', 'team-a/vllm:custom')]);
+    assert.equal(mainImage(spec), 'team-a/vllm:custom');
+    assert.deepEqual(applied, ['kserve-config-llm-template']);
+  });
+
+  it('honours a kserve-config-llm-template override in the system namespace, over the installed preset there', () => {
+    const { spec } = compose({}, [
+      config('config-llm-template', 'system', 'installed'),
+      config('kserve-config-llm-template', 'system', 'override'),
+    ]);
+    assert.equal(mainImage(spec), 'override');
+  });
+
+  it("prefers the service's namespace over the system namespace whichever spelling each uses", () => {
+    assert.equal(
+      mainImage(
+        compose({}, [
+          config('kserve-config-llm-template', 'system', 'system-kserve'),
+          config('config-llm-template', 'ns', 'ns-llmisvc'),
+        ]).spec,
+      ),
+      'ns-llmisvc',
+    );
+    assert.equal(
+      mainImage(
+        compose({}, [
+          config('config-llm-template', 'ns', 'ns-llmisvc'),
+          config('kserve-config-llm-template', 'ns', 'ns-kserve'),
+        ]).spec,
+      ),
+      'ns-kserve',
+    );
+  });
+
+  it('resolves a baseRef by the llmisvc spelling to a KServe-named override too (one role, two names)', () => {
+    const { spec } = compose({ baseRefs: [{ name: 'config-llm-template' }] }, [
+      config('kserve-config-llm-template', 'ns', 'ns-kserve'),
+    ]);
+    assert.equal(mainImage(spec), 'ns-kserve');
+  });
+
+  it('still names a missing KServe config that is not a preset of this system', () => {
+    assert.throws(
+      () => compose({ baseRefs: [{ name: 'kserve-config-llm-tracing' }] }, []),
+      (e: unknown) =>
+        e instanceof LlmisvcError &&
+        e.code === 'LLMISVC_ERR_NOT_FOUND' &&
+        /spec.baseRefs\[0\]: .*"kserve-config-llm-tracing" was not found/.test(e.message),
+    );
+  });
+});
+
+describe("KServe's .GlobalConfig keys", () => {
+  const compose = (spec: LLMInferenceService['spec'], labels: Record<string, string>) =>
+    composeSpec({
+      service: service({ ...spec, labels }),
+      configs: [],
+      global,
+      namespaces: ['ns', 'system'],
+    }).spec.labels;
+
+  it('renders SystemNamespace, EnableTLS, ModelBasedRoutingHeaderName and InferencePoolNamespacedName', () => {
+    assert.deepEqual(
+      compose(
+        {},
+        {
+          system: '{{ .GlobalConfig.SystemNamespace }}',
+          tls: '{{ if .GlobalConfig.EnableTLS }}on{{ else }}off{{ end }}',
+          header: '{{ .GlobalConfig.ModelBasedRoutingHeaderName }}',
+          pool: '{{ .GlobalConfig.InferencePoolNamespacedName }}',
+        },
+      ),
+      { system: 'system', tls: 'off', header: 'X-Gateway-Model-Name', pool: 'ns/svc-inference-pool' },
+    );
+  });
+
+  it("names the referenced pool in InferencePoolNamespacedName, as KServe's InferencePoolName does", () => {
+    assert.deepEqual(
+      compose(
+        { router: { scheduler: { pool: { ref: { name: 'shared-pool' } } } } },
+        { pool: '{{ .GlobalConfig.InferencePoolNamespacedName }}' },
+      ),
+      { pool: 'ns/shared-pool' },
+    );
+  });
+
+  it('drops TLS-only args behind {{ if .GlobalConfig.EnableTLS }} (audit repro globalcfg)', () => {
+    const { spec } = composeSpec({
+      service: service({ baseRefs: [{ name: 'my-vllm-args' }] }),
+      configs: [
+        {
+          apiVersion: 'serving.kserve.io/v1alpha2',
+          kind: 'LLMInferenceServiceConfig',
+          metadata: { name: 'my-vllm-args', namespace: 'ns' },
+          spec: {
+            template: {
+              containers: [
+                {
+                  name: 'main',
+                  args: ['--port', '8000', '{{ if .GlobalConfig.EnableTLS }}--ssl-certfile{{- end }}'],
+                },
+              ],
+            },
+          },
+        },
+      ],
+      global,
+      namespaces: ['ns', 'system'],
+    });
+    assert.deepEqual(spec.template?.containers?.find((c) => c.name === 'main')?.['args'], [
+      '--port',
+      '8000',
+      '',
+    ]);
   });
 });

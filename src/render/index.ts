@@ -25,6 +25,7 @@ import { DEFAULT_GATEWAY, type GatewayOptions, renderDefaultGateway, renderRoute
 import {
   type BackendRef,
   DEFAULT_MODEL_ROUTING,
+  MODEL_NAME_HEADER,
   modelBackendRef,
   type ModelRouting,
   ROUTING_GROUP_LABEL,
@@ -64,6 +65,7 @@ export {
 export { type AutoscalingOptions, DEFAULT_AUTOSCALING } from './autoscaling.js';
 export { type KubeObject, lwsGroupSize, vllmFlags } from './workload.js';
 export { SERVED_BY_ANNOTATION, servedByHeader } from './scheduler.js';
+export { httpsProbeWarnings } from './probe-scheme.js';
 
 export interface RenderOptions {
   /** The controller's namespace: where shared configs live. */
@@ -155,8 +157,12 @@ export function renderService(input: RenderInput): RenderOutput {
   const { service, apiVersions, options } = input;
   const namespace = service.metadata.namespace ?? 'default';
   const global: GlobalConfig = {
+    SystemNamespace: options.systemNamespace,
     IngressGatewayName: options.gateway.name,
     IngressGatewayNamespace: options.gateway.namespace,
+    // The model servers the presets start serve plain HTTP (probes and the pool's target ports say so too).
+    EnableTLS: false,
+    ModelBasedRoutingHeaderName: MODEL_NAME_HEADER,
     SchedulerImage: options.schedulerImage,
     InferencePoolGroup:
       apiVersions.has(INFERENCE_POOL_V1) || !apiVersions.has(INFERENCE_X_V1ALPHA2)

@@ -35,6 +35,14 @@ export function componentSelector(
 }
 
 /**
+ * The labels an InferencePool selects: the serving pods of a service (not LeaderWorkerSet workers), as KServe's
+ * GetWorkloadLabelSelector and the shipped scheduler preset spell them.
+ */
+export function poolSelector(service: LLMInferenceService): Record<string, string> {
+  return { ...ownedLabels(service), 'kserve.io/component': 'workload' };
+}
+
+/**
  * The controller owner reference to the service. Offline (`llmisvc render` on a file) the service has no uid
  * yet; the reference then leaves it out and the controller fills it in when it applies the children.
  */

@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { LLMInferenceService } from '../api/index.js';
+import {
+  type LLMInferenceService,
+  type LLMInferenceServiceConfig,
+  parseDocuments,
+  toTypedObject,
+} from '../api/index.js';
 import { ValidationError } from '../errors/index.js';
 import {
   DEFAULT_API_VERSIONS,
@@ -409,5 +414,121 @@ describe('renderService', () => {
       const childName = at(object, 'metadata', 'name') as string;
       assert.ok(childName.length <= 63 && /^[a-z]([-a-z0-9]*[a-z0-9])?$/.test(childName), childName);
     }
+  });
+});
+
+describe('KServe configs and manifests as written', () => {
+  /** A config from YAML, converted as `--config-dir` and the controller read it. */
+  function config(yaml: string): LLMInferenceServiceConfig {
+    return toTypedObject(parseDocuments(yaml, 'config.yaml')[0]!) as LLMInferenceServiceConfig;
+  }
+  const withConfigs = (
+    svc: LLMInferenceService,
+    configs: LLMInferenceServiceConfig[],
+    apiVersions = DEFAULT_API_VERSIONS,
+  ) => renderService({ service: svc, configs, apiVersions, options: DEFAULT_RENDER_OPTIONS });
+
+  // KServe v0.15's scheduler preset (Helm chart) in shape: v1alpha2 pool fields, an empty selector, no port.
+  const v015Scheduler = `
+apiVersion: serving.kserve.io/v1alpha1
+kind: LLMInferenceServiceConfig
+metadata: { name: kserve-config-llm-scheduler, namespace: ns }
+spec:
+  router:
+    scheduler:
+      pool:
+        spec:
+          extensionRef: { failureMode: FailOpen, kind: Service, name: "{{ ChildName .ObjectMeta.Name \`-epp-service\` }}" }
+          selector: {}
+          targetPortNumber: 8000
+`;
+
+  it('fills an empty pool selector with the serving pods and the picker port 9002 (audit repro empty-selector)', () => {
+    const out = withConfigs(service({ router: { scheduler: {} } }), [config(v015Scheduler)]);
+    const [pool] = find(out.children, 'InferencePool');
+    assert.deepEqual(at(pool, 'spec'), {
+      selector: {
+        matchLabels: {
+          'app.kubernetes.io/name': 'svc',
+          'app.kubernetes.io/part-of': 'llminferenceservice',
+          'kserve.io/component': 'workload',
+        },
+      },
+      targetPorts: [{ number: 8000 }],
+      endpointPickerRef: {
+        failureMode: 'FailOpen',
+        kind: 'Service',
+        name: 'svc-epp-service',
+        port: { number: 9002 },
+      },
+    });
+    // The selector selects what the workload's pods carry.
+    const labels = at(find(out.children, 'Deployment')[0], 'spec', 'template', 'metadata', 'labels') as Json;
+    for (const [key, value] of Object.entries(at(pool, 'spec', 'selector', 'matchLabels') as Json))
+      assert.equal(labels[key], value, key);
+    const v1alpha2 = find(
+      withConfigs(
+        service({ router: { scheduler: {} } }),
+        [config(v015Scheduler)],
+        parseApiVersions('inference.networking.x-k8s.io/v1alpha2'),
+      ).children,
+      'InferencePool',
+    )[0];
+    assert.deepEqual(at(v1alpha2, 'spec', 'selector'), at(pool, 'spec', 'selector', 'matchLabels'));
+    assert.equal(at(v1alpha2, 'spec', 'extensionRef', 'portNumber'), 9002);
+  });
+
+  it('keeps a selector and a port that are set, and adds no port to a picker that is not a Service', () => {
+    const custom = config(`
+apiVersion: serving.kserve.io/v1alpha2
+kind: LLMInferenceServiceConfig
+metadata: { name: config-llm-scheduler, namespace: ns }
+spec:
+  router:
+    scheduler:
+      pool:
+        spec:
+          selector: { matchLabels: { app: mine } }
+          endpointPickerRef: { kind: Other, name: picker }
+`);
+    const [pool] = find(
+      withConfigs(service({ router: { scheduler: {} } }), [custom]).children,
+      'InferencePool',
+    );
+    assert.deepEqual(at(pool, 'spec', 'selector'), { matchLabels: { app: 'mine' } });
+    assert.deepEqual(at(pool, 'spec', 'endpointPickerRef'), { kind: 'Other', name: 'picker' });
+    const [shipped] = find(render(service({ router: { scheduler: {} } })).children, 'InferencePool');
+    assert.equal(at(shipped, 'spec', 'endpointPickerRef', 'port', 'number'), 9002);
+  });
+
+  it('renders integer quantities as written: Kubernetes reads a number as a Quantity (audit repro int-quantity)', () => {
+    const out = render(
+      service({
+        template: {
+          containers: [{ name: 'main', resources: { limits: { cpu: 16, 'nvidia.com/gpu': 8 } } }],
+          volumes: [{ name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: 1073741824 } }],
+        },
+      }),
+    );
+    const pod = at(find(out.children, 'Deployment')[0], 'spec', 'template', 'spec') as Json;
+    assert.deepEqual(at(pod, 'containers', 0, 'resources', 'limits'), { cpu: 16, 'nvidia.com/gpu': 8 });
+    assert.ok((at(pod, 'volumes') as Json[]).some((v) => at(v, 'emptyDir', 'sizeLimit') === 1073741824));
+  });
+
+  it(".GlobalConfig.SystemNamespace is the controller's namespace and EnableTLS is false", () => {
+    const out = render(
+      service({
+        labels: {
+          system: '{{ .GlobalConfig.SystemNamespace }}',
+          tls: '{{ if .GlobalConfig.EnableTLS }}https{{ else }}http{{ end }}',
+          header: '{{ .GlobalConfig.ModelBasedRoutingHeaderName }}',
+        },
+      }),
+    );
+    assert.deepEqual(out.spec.labels, {
+      system: DEFAULT_RENDER_OPTIONS.systemNamespace,
+      tls: 'http',
+      header: 'X-Gateway-Model-Name',
+    });
   });
 });

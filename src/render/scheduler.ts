@@ -18,7 +18,7 @@ import {
 import { INFERENCE_POOL_V1, INFERENCE_X_V1ALPHA2 } from './dependencies.js';
 // The one narrow import of epp/ past its index: the default configs are a leaf module of data (see its header).
 import { defaultEndpointPickerConfig, prefillDecodeEndpointPickerConfig } from '../epp/default-configs.js';
-import { childMetadata, componentSelector } from './labels.js';
+import { childMetadata, componentSelector, poolSelector } from './labels.js';
 import type { KubeObject } from './workload.js';
 
 type Json = Record<string, unknown>;
@@ -39,12 +39,34 @@ function poolSpecV1alpha2(spec: Json): Json {
   };
 }
 
+/** The port of the Endpoint Picker's ext_proc gRPC service (the scheduler Service's `grpc` port). */
+const EPP_GRPC_PORT = 9002;
+
+/**
+ * The merged pool spec with KServe's two defaults (config_merge.go), for scheduler configs that predate them — KServe
+ * v0.15's preset has `selector: {}` and no Endpoint Picker port: an empty selector becomes the service's serving
+ * pods, and a Service reference without a port gets the picker's 9002, which GIE v1 requires.
+ */
+export function poolSpecWithDefaults(service: LLMInferenceService, poolSpec: Json): Json {
+  const out: Json = { ...poolSpec };
+  const selector = out['selector'] as { matchLabels?: Record<string, string> } | undefined;
+  if (Object.keys(selector?.matchLabels ?? {}).length === 0) {
+    out['selector'] = { ...selector, matchLabels: poolSelector(service) };
+  }
+  const ref = out['endpointPickerRef'] as { kind?: string; port?: { number?: number } } | undefined;
+  // An unset kind defaults to Service in GIE (a server-side default that the merged spec has not seen yet).
+  if (ref && !ref.port?.number && (!ref.kind || ref.kind === 'Service')) {
+    out['endpointPickerRef'] = { ...ref, port: { ...ref.port, number: EPP_GRPC_PORT } };
+  }
+  return out;
+}
+
 function inferencePools(
   service: LLMInferenceService,
   spec: LLMInferenceServiceSpec,
   served: ReadonlySet<string>,
 ): KubeObject[] {
-  const poolSpec = (spec.router?.scheduler?.pool?.spec ?? {}) as Json;
+  const poolSpec = poolSpecWithDefaults(service, spec.router?.scheduler?.pool?.spec ?? {});
   const name = childNames(service.metadata.name).inferencePool;
   const pools: KubeObject[] = [];
   if (served.has(INFERENCE_POOL_V1)) {
@@ -250,7 +272,13 @@ function schedulerService(service: LLMInferenceService, replicas: number): KubeO
       ...(replicas > 1 ? { sessionAffinity: 'None' } : {}),
       selector: componentSelector(service, 'llminferenceservice-router-scheduler'),
       ports: [
-        { name: 'grpc', port: 9002, targetPort: 9002, protocol: 'TCP', appProtocol: 'http2' },
+        {
+          name: 'grpc',
+          port: EPP_GRPC_PORT,
+          targetPort: EPP_GRPC_PORT,
+          protocol: 'TCP',
+          appProtocol: 'http2',
+        },
         { name: 'grpc-health', port: 9003, targetPort: 9003, protocol: 'TCP' },
         { name: 'metrics', port: 9090, targetPort: 9090, protocol: 'TCP' },
       ],

@@ -13,7 +13,14 @@ import type {
   WorkloadSpec,
 } from '../api/index.js';
 import { childNames } from '../api/index.js';
-import { childMetadata, type Component, componentSelector, ROLE_LABEL, type Role } from './labels.js';
+import {
+  childMetadata,
+  type Component,
+  componentSelector,
+  poolSelector,
+  ROLE_LABEL,
+  type Role,
+} from './labels.js';
 import { kvTransferFlags, withKVCacheTiers } from './kv-cache-offloading.js';
 import { LORA_PATH, modelMounts, withModelStorage } from './model-storage.js';
 import { deploymentStrategy, leaderWorkerSetRolloutStrategy } from './rollout-strategy.js';
@@ -115,7 +122,7 @@ function podLabels(
   return {
     ...(workload.labels ?? {}),
     ...componentSelector(service, component),
-    ...(inPool ? { 'kserve.io/component': 'workload' } : {}),
+    ...(inPool ? poolSelector(service) : {}),
     [ROLE_LABEL]: role,
   };
 }

@@ -146,7 +146,7 @@ export const podSpecFields: Record<string, Record<string, string>> = {
  },
  "V1EmptyDirVolumeSource": {
   "medium": "string",
-  "sizeLimit": "string"
+  "sizeLimit": "Quantity"
  },
  "V1EnvFromSource": {
   "configMapRef": "V1ConfigMapEnvSource",
@@ -472,7 +472,7 @@ export const podSpecFields: Record<string, Record<string, string>> = {
   "nodeName": "string",
   "nodeSelector": "{ [key: string]: string; }",
   "os": "V1PodOS",
-  "overhead": "{ [key: string]: string; }",
+  "overhead": "{ [key: string]: Quantity; }",
   "preemptionPolicy": "string",
   "priority": "number",
   "priorityClassName": "string",
@@ -539,13 +539,13 @@ export const podSpecFields: Record<string, Record<string, string>> = {
  },
  "V1ResourceFieldSelector": {
   "containerName": "string",
-  "divisor": "string",
+  "divisor": "Quantity",
   "resource": "string"
  },
  "V1ResourceRequirements": {
   "claims": "Array<CoreV1ResourceClaim>",
-  "limits": "{ [key: string]: string; }",
-  "requests": "{ [key: string]: string; }"
+  "limits": "{ [key: string]: Quantity; }",
+  "requests": "{ [key: string]: Quantity; }"
  },
  "V1ScaleIOVolumeSource": {
   "fsType": "string",
@@ -709,8 +709,8 @@ export const podSpecFields: Record<string, Record<string, string>> = {
   "serviceAccountToken": "V1ServiceAccountTokenProjection"
  },
  "V1VolumeResourceRequirements": {
-  "limits": "{ [key: string]: string; }",
-  "requests": "{ [key: string]: string; }"
+  "limits": "{ [key: string]: Quantity; }",
+  "requests": "{ [key: string]: Quantity; }"
  },
  "V1VsphereVirtualDiskVolumeSource": {
   "fsType": "string",
