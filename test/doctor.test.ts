@@ -106,6 +106,36 @@ describe('llmisvc doctor (real API server)', () => {
     );
   });
 
+  it("warns of a KServe-style HTTPS probe, which the presets' plain-HTTP vLLM cannot pass", async () => {
+    const probed: KubeObject = {
+      ...service,
+      metadata: { name: 'probed', namespace: NS },
+      spec: {
+        ...(service['spec'] as object),
+        template: {
+          containers: [
+            { name: 'main', readinessProbe: { httpGet: { path: '/health', port: 8000, scheme: 'HTTPS' } } },
+          ],
+        },
+      },
+    };
+    await client.apply(probed);
+    try {
+      const result = await doctor('probed', '-n', NS);
+      assert.match(
+        result.stdout,
+        new RegExp(
+          `warn LLMInferenceService ${NS}/probed: spec\\.template\\.containers\\[main\\]\\.readinessProbe\\.httpGet\\.scheme: HTTPS, but the presets' vLLM serves plain HTTP.*\\n {5}next: kubectl edit llminferenceservice probed -n ${NS}  # drop scheme: HTTPS`,
+        ),
+      );
+    } finally {
+      await client.request(
+        'DELETE',
+        `/apis/serving.kserve.io/v1alpha2/namespaces/${NS}/llminferenceservices/probed`,
+      );
+    }
+  });
+
   it('walks conditions, children, Gateway, route, pool, Endpoint Picker and endpoints', async () => {
     const live = (await client.get(
       `/apis/serving.kserve.io/v1alpha2/namespaces/${NS}/llminferenceservices/chat`,

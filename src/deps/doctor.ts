@@ -12,7 +12,12 @@ import {
   toTypedObject,
 } from '../api/index.js';
 import { isLlmisvcError } from '../errors/index.js';
-import { DEFAULT_RENDER_OPTIONS, type KubeObject as RenderedObject, renderService } from '../render/index.js';
+import {
+  DEFAULT_RENDER_OPTIONS,
+  httpsProbeWarnings,
+  type KubeObject as RenderedObject,
+  renderService,
+} from '../render/index.js';
 import { type Condition, conditionOf, type KubeClient, type KubeObject } from './kube.js';
 import { gatewayState } from './verify.js';
 
@@ -151,6 +156,16 @@ export async function diagnose(client: KubeClient, name: string, namespace: stri
       subject: `dependency ${need.dependency}`,
       message: `${need.kinds.join('/')} (${need.apiVersions.join(' or ')}) is not served: ${need.reason}`,
       next: 'llmisvc deps verify  # then llmisvc deps install',
+    });
+  }
+
+  // A probe that cannot pass: KServe's samples probe its TLS vLLM with HTTPS; the presets here serve plain HTTP.
+  for (const warning of httpsProbeWarnings(rendered.spec)) {
+    findings.push({
+      status: 'warn',
+      subject,
+      message: warning,
+      next: `kubectl edit llminferenceservice ${name} -n ${namespace}  # drop scheme: HTTPS from that probe`,
     });
   }
 
