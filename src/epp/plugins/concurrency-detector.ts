@@ -17,6 +17,7 @@ import type {
   SchedulingRequest,
   SchedulingResult,
 } from '../types.js';
+import { InFlightTokens } from './in-flight-tokens.js';
 import type { SaturationDetectorPlugin } from './utilization-detector.js';
 
 export type ConcurrencyMode = 'requests' | 'tokens' | 'hybrid';
@@ -28,17 +29,13 @@ export interface ConcurrencyParameters {
   headroom: number;
 }
 
-const CHARS_PER_TOKEN = 4;
-
 export function concurrencyDetector(
   name: string,
   p: ConcurrencyParameters,
   thresholds: SaturationThresholds,
 ): SaturationDetectorPlugin & Filter & PreRequest & PostResponse {
-  /** Estimated tokens in flight per endpoint address, and what each routed request added (released once). */
-  const tokens = new Map<string, number>();
-  const added = new WeakMap<SchedulingRequest, { address: string; tokens: number }>();
-  const tokensOf = (e: Endpoint) => tokens.get(e.address) ?? 0;
+  const inFlight = new InFlightTokens();
+  const tokensOf = (e: Endpoint) => inFlight.of(e.address);
   const useRequests = p.mode !== 'tokens';
   const useTokens = p.mode !== 'requests';
   const saturation = (endpoints: readonly Endpoint[]): number => {
@@ -69,20 +66,10 @@ export function concurrencyDetector(
       return kept.length > 0 ? kept : [...endpoints];
     },
     preRequest(context: SchedulingContext, result: SchedulingResult): void {
-      if (!useTokens) return;
-      const target = result.results.get(result.primaryProfile)?.targets[0];
-      if (!target) return;
-      const estimate = Math.max(1, Math.ceil(context.request.prompt.length / CHARS_PER_TOKEN));
-      tokens.set(target.address, tokensOf(target) + estimate);
-      added.set(context.request, { address: target.address, tokens: estimate });
+      if (useTokens) inFlight.add(context, result);
     },
     postResponse(request: SchedulingRequest, endpoint: Endpoint): void {
-      const entry = added.get(request);
-      if (!entry || entry.address !== endpoint.address) return;
-      added.delete(request);
-      const left = (tokens.get(entry.address) ?? 0) - entry.tokens;
-      if (left > 0) tokens.set(entry.address, left);
-      else tokens.delete(entry.address);
+      inFlight.release(request, endpoint);
     },
   };
 }

@@ -51,6 +51,7 @@ import { randomPicker } from './random-picker.js';
 import { decodeFilter, prefillFilter } from './role-filter.js';
 import { singleProfileHandler } from './single-profile-handler.js';
 import { tokenProducer, tokenProducerOptions } from './token-producer.js';
+import { DEFAULT_QUEUE_THRESHOLD_TOKENS, tokenLoadScorer } from './token-load-scorer.js';
 import { utilizationDetector } from './utilization-detector.js';
 import { concurrencyDetector, type ConcurrencyMode } from './concurrency-detector.js';
 import { flowControlPolicy, priorityHoldbackPlugin } from './flow-control-policies.js';
@@ -342,6 +343,18 @@ const factories: Record<string, Factory> = {
   'prefix-cache-scorer': prefixCacheScorerFactory,
   'lora-affinity-scorer': (name) => loraAffinityScorer(name),
   'active-request-scorer': (name) => activeRequestScorer(name),
+  'token-load-scorer': (name, p) => {
+    // Upstream: non-positive means the default; multimodal weights and the producer's name change nothing here
+    // (prompts are text, and the in-flight tokens are counted by the scorer itself).
+    const threshold = p.integer(
+      'queueThresholdTokens',
+      DEFAULT_QUEUE_THRESHOLD_TOKENS,
+      -Number.MAX_SAFE_INTEGER,
+    );
+    p.number('nonTextTokenWeight', 1);
+    p.string('inFlightLoadProducerName', '');
+    return tokenLoadScorer(name, threshold > 0 ? threshold : DEFAULT_QUEUE_THRESHOLD_TOKENS);
+  },
   'no-hit-lru-scorer': (name, p) => noHitLruScorer(name, noHitLruParameters(p)),
   'max-score-picker': pickerFactory(maxScorePicker),
   'random-picker': pickerFactory(randomPicker),

@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { endpoint, seededRandom } from '../../../test/harness/endpoints.js';
+import { loadEndpointPickerConfig } from '../config.js';
+import { CycleState, type SchedulingContext, type SchedulingResult } from '../types.js';
+import { tokenLoadScorer } from './token-load-scorer.js';
+
+const a = endpoint('10.0.0.1:8000');
+const b = endpoint('10.0.0.2:8000');
+
+function request(prompt: string): SchedulingContext {
+  return {
+    request: {
+      requestId: prompt,
+      model: 'm',
+      targetModel: 'm',
+      prompt,
+      criticality: 'Standard',
+      headers: {},
+    },
+    state: new CycleState(),
+    now: 1_000_000,
+    random: seededRandom(1),
+  };
+}
+
+const routedTo = (target: typeof a): SchedulingResult => ({
+  primaryProfile: 'default',
+  results: new Map([['default', { profile: 'default', targets: [target] }]]),
+  headers: {},
+});
+
+test('token-load-scorer: 1 − in-flight prompt tokens / queueThresholdTokens, released when the response ends', () => {
+  const scorer = tokenLoadScorer('t', 100);
+  assert.deepEqual([...scorer.score(request('x'), [a, b])], [1, 1]);
+  const long = request('x'.repeat(160)); // 40 tokens at 4 characters a token
+  scorer.preRequest(long, routedTo(a));
+  const short = request('x'.repeat(40)); // 10 tokens
+  scorer.preRequest(short, routedTo(a));
+  assert.deepEqual([...scorer.score(request('x'), [a, b])], [0.5, 1]);
+  // Past the threshold the score stays at 0.
+  const huge = request('x'.repeat(4000));
+  scorer.preRequest(huge, routedTo(a));
+  assert.deepEqual([...scorer.score(request('x'), [a, b])], [0, 1]);
+  scorer.postResponse(huge.request, a);
+  scorer.postResponse(long.request, a);
+  // A response from elsewhere, or a second end of the same request, releases nothing.
+  scorer.postResponse(short.request, b);
+  scorer.postResponse(long.request, a);
+  assert.deepEqual([...scorer.score(request('x'), [a, b])], [0.9, 1]);
+  scorer.postResponse(short.request, a);
+  assert.deepEqual([...scorer.score(request('x'), [a, b])], [1, 1]);
+});
+
+test('token-load-scorer loads with llm-d-router parameters', () => {
+  const text = (params: string) => `apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- {type: token-load-scorer, parameters: ${params}}
+`;
+  const config = loadEndpointPickerConfig(
+    text(
+      '{queueThresholdTokens: 4194304, nonTextTokenWeight: 1.5, inFlightLoadProducerName: inflight-load-producer}',
+    ),
+  );
+  assert.deepEqual(
+    config.scheduler.profiles.get('default')!.scorers.map((s) => s.scorer.type),
+    ['token-load-scorer'],
+  );
+  assert.throws(() => loadEndpointPickerConfig(text('{queueThresholdTokens: lots}')), /queueThresholdTokens/);
+});
