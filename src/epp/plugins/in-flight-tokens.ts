@@ -8,6 +8,11 @@ import type { Endpoint, SchedulingContext, SchedulingRequest, SchedulingResult }
 
 const CHARS_PER_TOKEN = 4;
 
+/** A prompt's tokens as llm-d estimates them without a tokenizer: 4 characters a token, at least 1. */
+export function estimatedTokens(prompt: string): number {
+  return Math.max(1, Math.ceil(prompt.length / CHARS_PER_TOKEN));
+}
+
 export class InFlightTokens {
   private readonly tokens = new Map<string, number>();
   /** What each routed request added, so its end releases that and nothing else. */
@@ -21,7 +26,7 @@ export class InFlightTokens {
   add(context: SchedulingContext, result: SchedulingResult): void {
     const target = result.results.get(result.primaryProfile)?.targets[0];
     if (!target) return;
-    const estimate = Math.max(1, Math.ceil(context.request.prompt.length / CHARS_PER_TOKEN));
+    const estimate = estimatedTokens(context.request.prompt);
     this.tokens.set(target.address, this.of(target.address) + estimate);
     this.added.set(context.request, { address: target.address, tokens: estimate });
   }

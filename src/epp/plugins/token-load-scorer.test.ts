@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { endpoint, seededRandom } from '../../../test/harness/endpoints.js';
 import { loadEndpointPickerConfig } from '../config.js';
 import { CycleState, type SchedulingContext, type SchedulingResult } from '../types.js';
+import { PREFIX_MATCHES } from './prefix-cache-scorer.js';
 import { tokenLoadScorer } from './token-load-scorer.js';
 
 const a = endpoint('10.0.0.1:8000');
@@ -30,26 +31,41 @@ const routedTo = (target: typeof a): SchedulingResult => ({
   headers: {},
 });
 
-test('token-load-scorer: 1 − in-flight prompt tokens / queueThresholdTokens, released when the response ends', () => {
+test("token-load-scorer: 1 − (prompt tokens in flight + this request's) / queueThresholdTokens, released at the end", () => {
   const scorer = tokenLoadScorer('t', 100);
-  assert.deepEqual([...scorer.score(request('x'), [a, b])], [1, 1]);
+  // An idle pool: only the request itself (4 characters = 1 token) counts.
+  assert.deepEqual([...scorer.score(request('xxxx'), [a, b])], [0.99, 0.99]);
   const long = request('x'.repeat(160)); // 40 tokens at 4 characters a token
   scorer.preRequest(long, routedTo(a));
   const short = request('x'.repeat(40)); // 10 tokens
   scorer.preRequest(short, routedTo(a));
-  assert.deepEqual([...scorer.score(request('x'), [a, b])], [0.5, 1]);
+  assert.deepEqual([...scorer.score(request('xxxx'), [a, b])], [0.49, 0.99]);
   // Past the threshold the score stays at 0.
   const huge = request('x'.repeat(4000));
   scorer.preRequest(huge, routedTo(a));
-  assert.deepEqual([...scorer.score(request('x'), [a, b])], [0, 1]);
+  assert.deepEqual([...scorer.score(request('xxxx'), [a, b])], [0, 0.99]);
   scorer.postResponse(huge.request, a);
   scorer.postResponse(long.request, a);
   // A response from elsewhere, or a second end of the same request, releases nothing.
   scorer.postResponse(short.request, b);
   scorer.postResponse(long.request, a);
-  assert.deepEqual([...scorer.score(request('x'), [a, b])], [0.9, 1]);
+  assert.deepEqual([...scorer.score(request('xxxx'), [a, b])], [0.89, 0.99]);
   scorer.postResponse(short.request, a);
-  assert.deepEqual([...scorer.score(request('x'), [a, b])], [1, 1]);
+  assert.deepEqual([...scorer.score(request('xxxx'), [a, b])], [0.99, 0.99]);
+});
+
+test('token-load-scorer: the prefix an endpoint already holds is not counted as new work there', () => {
+  const scorer = tokenLoadScorer('t', 100);
+  const context = request('x'.repeat(200)); // 50 tokens
+  context.state.write(PREFIX_MATCHES, {
+    totalBlocks: 5,
+    matched: new Map([[a.address, 4]]),
+    blockSize: 40,
+    blockUnit: 'characters',
+    blockTokens: 10,
+  });
+  // a holds 40 of the 50 tokens: 10 new; b holds none: 50.
+  assert.deepEqual([...scorer.score(context, [a, b])], [0.9, 0.5]);
 });
 
 test('token-load-scorer loads with llm-d-router parameters', () => {
