@@ -336,6 +336,70 @@ describe('llmisvc up: prefill/decode', () => {
   });
 });
 
+describe("llmisvc up: prefill/decode routed by llm-d-router's disagg-profile-handler layout", () => {
+  // Written for this test in the shape of llm-d-router's P/D samples: the handler with a prefix-based decider.
+  const config = `apiVersion: llm-d.ai/v1
+kind: EndpointPickerConfig
+plugins:
+- type: approx-prefix-cache-producer
+- type: prefix-cache-scorer
+- type: queue-scorer
+- type: prefill-filter
+- type: decode-filter
+- type: max-score-picker
+- type: disagg-profile-handler
+  parameters: {deciders: {prefill: prefix-based-pd-decider}}
+- type: prefix-based-pd-decider
+  parameters: {nonCachedTokens: 64}
+schedulingProfiles:
+- name: prefill
+  plugins: [{pluginRef: prefill-filter}, {pluginRef: max-score-picker}, {pluginRef: prefix-cache-scorer, weight: 2}, {pluginRef: queue-scorer}]
+- name: decode
+  plugins: [{pluginRef: decode-filter}, {pluginRef: max-score-picker}, {pluginRef: prefix-cache-scorer, weight: 2}, {pluginRef: queue-scorer}]
+`;
+  let stack: LocalStack;
+  before(async () => {
+    stack = await startLocalStack({
+      port: 0,
+      file: join(REPO_ROOT, 'examples/prefill-decode.yaml'),
+      eppConfigText: config,
+    });
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  async function complete(prompt: string): Promise<{ decode: string | null; prefill: string | null }> {
+    const res = await fetch(`${stack.baseUrl}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: stack.model, prompt, max_tokens: 4 }),
+    });
+    assert.equal(res.status, 200, await res.clone().text());
+    await res.arrayBuffer();
+    return { decode: res.headers.get('x-inference-pod'), prefill: res.headers.get('x-prefiller-pod') };
+  }
+
+  it('prefills a long new prompt on a prefill simulator, and not again once its decode simulator holds it', async () => {
+    const long = 'Summarise this report, section by section. '.repeat(60);
+    const first = await complete(long);
+    assert.equal(stack.endpoints.find((e) => e.pod === first.decode)?.role, 'decode');
+    assert.equal(
+      stack.endpoints.find((e) => e.pod === first.prefill)?.role,
+      'prefill',
+      `prefill ${first.prefill}`,
+    );
+    const again = await complete(long);
+    assert.equal(again.decode, first.decode, 'the prefix brings it back to the same decode simulator');
+    assert.equal(again.prefill, null, 'which already holds it: nothing left to prefill elsewhere');
+    assert.equal(
+      (await complete('Say hi.')).prefill,
+      null,
+      'a short prompt is prefilled where it is decoded',
+    );
+  });
+});
+
 describe('llmisvc up (the command)', () => {
   function startCli(): Promise<{ child: ReturnType<typeof spawn>; output: () => string; url: string }> {
     const child = spawn(process.execPath, [CLI, 'up', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
