@@ -51,6 +51,11 @@ import { randomPicker } from './random-picker.js';
 import { decodeFilter, prefillFilter } from './role-filter.js';
 import { singleProfileHandler } from './single-profile-handler.js';
 import { tokenProducer, tokenProducerOptions } from './token-producer.js';
+import {
+  DEFAULT_PREFIX_AFFINITY,
+  prefixCacheAffinityFilter,
+  type PrefixCacheAffinityFilter,
+} from './prefix-cache-affinity-filter.js';
 import { DEFAULT_QUEUE_THRESHOLD_TOKENS, tokenLoadScorer } from './token-load-scorer.js';
 import { utilizationDetector } from './utilization-detector.js';
 import { concurrencyDetector, type ConcurrencyMode } from './concurrency-detector.js';
@@ -272,6 +277,67 @@ function disaggProfileHandlerFactory(name: string, p: Parameters): DisaggProfile
   });
 }
 
+/**
+ * llm-d-router's `prefix-cache-affinity-filter` parameters. Its TTFT estimate here is the prefill-throughput one
+ * (`ttftSource: prefillThroughput`): there is no latency predictor, and no calibration record is read (give
+ * `peakPrefillThroughput`). Linked once every plugin exists: it needs a prefix producer, whose matches exist before
+ * the profile's scorers run.
+ */
+function prefixCacheAffinityFilterFactory(
+  name: string,
+  p: Parameters,
+): PrefixCacheAffinityFilter & LinkedPlugin {
+  const d = DEFAULT_PREFIX_AFFINITY;
+  const source = p.string('ttftSource', 'prefillThroughput');
+  if (source === 'latencyPredictor')
+    p.problem(
+      'ttftSource',
+      'latencyPredictor is not supported: there is no latency predictor here; use prefillThroughput',
+    );
+  else if (source !== 'prefillThroughput')
+    p.problem('ttftSource', `must be prefillThroughput or latencyPredictor, got ${JSON.stringify(source)}`);
+  for (const key of ['prefillCalibrationFile', 'prefillCalibrationFingerprint', 'prefillCalibrationRequired'])
+    // Read (so not reported again as unknown), and refused when given.
+    if (p.raw(key) !== undefined && p.has(key))
+      p.problem(key, 'calibration records are not read here: give peakPrefillThroughput (prompt tokens/s)');
+  const maxTTFTPenaltyMs = p.number('maxTTFTPenaltyMs', d.maxTTFTPenaltyMs, 0);
+  const peakPrefillThroughput = p.number('peakPrefillThroughput', d.peakPrefillThroughput, 0);
+  if (maxTTFTPenaltyMs > 0 && peakPrefillThroughput === 0)
+    p.problem(
+      'peakPrefillThroughput',
+      'must be > 0 while maxTTFTPenaltyMs is (it turns tokens in flight into time)',
+    );
+  p.string('inFlightLoadProducerName', '');
+  p.string('latencyPredictionInfoProducerName', '');
+  const filter = prefixCacheAffinityFilter(name, {
+    affinityThreshold: p.number('affinityThreshold', d.affinityThreshold, 0, 1),
+    explorationProbability: p.number('explorationProbability', d.explorationProbability, 0, 1),
+    maxTTFTPenaltyMs,
+    peakPrefillThroughput,
+    matchInfoProducer: p.has('prefixMatchInfoProducerName')
+      ? p.string('prefixMatchInfoProducerName', '')
+      : undefined,
+  });
+  return Object.assign(filter, {
+    link(plugins: ReadonlyMap<string, Plugin>): void {
+      const producers = [
+        'approx-prefix-cache-producer',
+        'precise-prefix-cache-producer',
+        'precise-prefix-cache-scorer',
+      ];
+      if (
+        filter.matchInfoProducer !== undefined ||
+        [...plugins.values()].some((x) => producers.includes(x.type))
+      )
+        return;
+      p.problem(
+        'prefixMatchInfoProducerName',
+        `prefix-cache-affinity-filter "${name}" needs the prefix matches before the profile's scorers run: add an approx-prefix-cache-producer (or a precise-prefix-cache-producer) to plugins`,
+      );
+    },
+  });
+}
+
 /** llm-d's utilization-detector defaults (its metrics staleness default is 200 ms). */
 function utilizationDetectorFactory(name: string, p: Parameters): Plugin {
   const thresholds = {
@@ -343,6 +409,7 @@ const factories: Record<string, Factory> = {
   'prefix-cache-scorer': prefixCacheScorerFactory,
   'lora-affinity-scorer': (name) => loraAffinityScorer(name),
   'active-request-scorer': (name) => activeRequestScorer(name),
+  'prefix-cache-affinity-filter': prefixCacheAffinityFilterFactory,
   'token-load-scorer': (name, p) => {
     // Upstream: non-positive means the default; multimodal weights and the producer's name change nothing here
     // (prompts are text, and the in-flight tokens are counted by the scorer itself).
