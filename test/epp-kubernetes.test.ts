@@ -75,7 +75,7 @@ describe(
       await core?.deleteNamespace({ name: namespace }).catch(() => undefined);
     });
 
-    test('follows the InferencePool v1, its Ready pods, InferenceModels and InferenceObjectives', async () => {
+    test('follows the InferencePool v1, its Ready pods, InferenceModelRewrites, InferenceModels and InferenceObjectives', async () => {
       await custom.createNamespacedCustomObject({
         group: 'inference.networking.k8s.io',
         version: 'v1',
@@ -133,6 +133,40 @@ describe(
         assert.equal(p.endpoint, `127.0.0.2:${port}`);
         p.done();
       }
+
+      // InferenceModelRewrite (GIE v1): an exact rule wins over the generic one; another pool's rewrite is ignored.
+      const rewrite = (name: string, pool: string, rules: unknown[]) =>
+        custom.createNamespacedCustomObject({
+          group: 'inference.networking.x-k8s.io',
+          version: 'v1alpha2',
+          namespace,
+          plural: 'inferencemodelrewrites',
+          body: {
+            apiVersion: 'inference.networking.x-k8s.io/v1alpha2',
+            kind: 'InferenceModelRewrite',
+            metadata: { name },
+            spec: { poolRef: { name: pool }, rules },
+          },
+        });
+      await rewrite('elsewhere', 'other-pool', [{ targets: [{ modelRewrite: 'wrong' }] }]);
+      await rewrite('aliases', 'pool', [
+        { targets: [{ modelRewrite: 'fallback' }] },
+        {
+          matches: [{ model: { type: 'Exact', value: 'base' } }],
+          targets: [{ modelRewrite: 'base-lora', weight: 10 }],
+        },
+      ]);
+      const sent = async (model: string) => {
+        const p = await pickEndpoint(client!, {
+          path: '/v1/completions',
+          body: Buffer.from(JSON.stringify({ model, prompt: 'x' })),
+        });
+        p.done();
+        return p.body ? (JSON.parse(p.body.toString()) as { model: string }).model : model;
+      };
+      for (let i = 0; i < 200 && (await sent('base')) !== 'base-lora'; i++) await sleep(25);
+      assert.equal(await sent('base'), 'base-lora');
+      assert.equal(await sent('anything'), 'fallback', 'no exact rule: the generic one');
 
       // InferenceModel: a client-facing name mapped onto an adapter; other names are now 404.
       await custom.createNamespacedCustomObject({

@@ -61,7 +61,7 @@ describe('CRD sets', () => {
     }
   });
 
-  it('counts a cached set only once its copy is complete', async () => {
+  it('counts a cached set only once its copy is complete and has every file of the set', async () => {
     const cache = await mkdtemp(join(tmpdir(), 'llmisvc-crd-cache-test-'));
     try {
       const set = DEPENDENCY_CRD_SETS.find((s) => s.name === 'leader-worker-set')!;
@@ -69,9 +69,11 @@ describe('CRD sets', () => {
       await mkdir(dir, { recursive: true });
       assert.equal(cachedDependencyCrds(cache, set), undefined);
       await writeFile(join(dir, '.complete'), '');
-      assert.deepEqual(cachedDependencyCrds(cache, set)?.files, [
-        join(dir, 'leaderworkerset.x-k8s.io_leaderworkersets.yaml'),
-      ]);
+      // Complete, but made when the set had other files: fetched again.
+      assert.equal(cachedDependencyCrds(cache, set), undefined);
+      const file = join(dir, 'leaderworkerset.x-k8s.io_leaderworkersets.yaml');
+      await writeFile(file, '');
+      assert.deepEqual(cachedDependencyCrds(cache, set)?.files, [file]);
     } finally {
       await rm(cache, { recursive: true, force: true });
     }

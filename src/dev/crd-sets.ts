@@ -76,8 +76,10 @@ export const DEPENDENCY_CRD_SETS: readonly DependencyCrdSet[] = [
     files: [
       `${GIE_BASES}/inference.networking.k8s.io_inferencepools.yaml`,
       `${GIE_BASES}/inference.networking.x-k8s.io_inferenceobjectives.yaml`,
+      `${GIE_BASES}/inference.networking.x-k8s.io_inferencemodelrewrites.yaml`,
     ],
-    provides: 'InferencePool v1 (inference.networking.k8s.io), InferenceObjective v1alpha2',
+    provides:
+      'InferencePool v1 (inference.networking.k8s.io), InferenceObjective and InferenceModelRewrite v1alpha2',
   },
   {
     name: 'inference-extension-v1alpha2',
@@ -134,7 +136,9 @@ export async function projectCrdManifests(root: string): Promise<CrdManifestSet>
 export function cachedDependencyCrds(cacheDir: string, set: DependencyCrdSet): CrdManifestSet | undefined {
   const dir = crdCacheDir(cacheDir, set.module, set.version);
   if (!existsSync(join(dir, '.complete'))) return undefined;
-  return { name: set.name, files: set.files.map((file) => join(dir, baseName(file))) };
+  const files = set.files.map((file) => join(dir, baseName(file)));
+  // A cache made when the set had fewer files is fetched again (from the module cache: no download).
+  return files.every((file) => existsSync(file)) ? { name: set.name, files } : undefined;
 }
 
 /**

@@ -25,12 +25,33 @@ export interface ModelRoute {
   targets: readonly { name: string; weight: number }[];
 }
 
+/** A model name the request's `model` is rewritten to, chosen by weight among its rule's targets. */
+export type ModelTarget = { readonly name: string; readonly weight: number };
+
+/**
+ * GIE's InferenceModelRewrite rules of the pool, merged: a rule matching the model exactly wins over a generic one
+ * (no matches: every model). A model no rule matches is served as requested (no 404, unlike InferenceModel).
+ */
+export interface ModelRewrites {
+  readonly exact: ReadonlyMap<string, readonly ModelTarget[]>;
+  readonly generic: readonly ModelTarget[] | undefined;
+}
+
 /** What Kubernetes (or static flags) say about models and objectives. */
 export interface ModelDirectory {
   /** By client-facing model name; when non-empty, models not listed get 404. */
   readonly models: ReadonlyMap<string, ModelRoute>;
   /** InferenceObjective name → priority (negative = sheddable), selected by header `x-gateway-inference-objective`. */
   readonly objectives: ReadonlyMap<string, number>;
+  /** InferenceModelRewrite rules (GIE v1's model aliasing and traffic splitting); an InferenceModel's targets win. */
+  readonly rewrites?: ModelRewrites | undefined;
+}
+
+/** The targets a request for `model` is rewritten to: its InferenceModel's, else its InferenceModelRewrite rule's. */
+function targetsOf(route: ModelRoute | undefined, model: string, rewrites: ModelRewrites | undefined) {
+  if (route && route.targets.length > 0) return route.targets;
+  if (!rewrites || !model) return [];
+  return rewrites.exact.get(model) ?? rewrites.generic ?? [];
 }
 
 export const emptyModelDirectory: ModelDirectory = { models: new Map(), objectives: new Map() };
@@ -107,16 +128,16 @@ export function enginePriority(priority: number, endpoint: Endpoint): number {
   return engine?.toLowerCase() === 'vllm' ? 0 - priority : priority;
 }
 
-function chooseTarget(route: ModelRoute | undefined, model: string, random: () => number): string {
-  if (!route || route.targets.length === 0) return model;
-  const total = route.targets.reduce((sum, t) => sum + Math.max(0, t.weight), 0);
-  if (total <= 0) return route.targets[0]!.name;
+function chooseTarget(targets: readonly ModelTarget[], model: string, random: () => number): string {
+  if (targets.length === 0) return model;
+  const total = targets.reduce((sum, t) => sum + Math.max(0, t.weight), 0);
+  if (total <= 0) return targets[0]!.name;
   let r = random() * total;
-  for (const t of route.targets) {
+  for (const t of targets) {
     r -= Math.max(0, t.weight);
     if (r < 0) return t.name;
   }
-  return route.targets[route.targets.length - 1]!.name;
+  return targets[targets.length - 1]!.name;
 }
 
 /** Decides where one request goes, or why it is refused. */
@@ -157,7 +178,7 @@ export function decide(
     const priority = directory.objectives.get(objective);
     if (priority !== undefined) criticality = criticalityOfPriority(priority);
   }
-  const targetModel = chooseTarget(route, model, random);
+  const targetModel = chooseTarget(targetsOf(route, model, directory.rewrites), model, random);
 
   const thresholds = config.saturation;
   const candidates: Endpoint[] = [];

@@ -1,6 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { directoryFrom, endpointsFromPods, labelSelectorString, poolSpecOf, type Pod } from './kubernetes.js';
+import {
+  directoryFrom,
+  endpointsFromPods,
+  labelSelectorString,
+  poolSpecOf,
+  rewritesFrom,
+  type Pod,
+} from './kubernetes.js';
+import { decide, type ModelDirectory } from './director.js';
+import { defaultEndpointPickerConfig, loadEndpointPickerConfig } from './config.js';
+import { endpoint, seededRandom } from '../../test/harness/endpoints.js';
 import { parseEndpointList } from './datastore.js';
 
 function pod(
@@ -95,6 +105,87 @@ test('InferenceModels and InferenceObjectives of the pool form the model directo
     [['chat', { criticality: 'Sheddable', targets: [{ name: 'lora-1', weight: 10 }] }]],
   );
   assert.deepEqual([...d.objectives], [['batch', -1]]);
+});
+
+test('InferenceModelRewrites merge as GIE says: exact over generic, the oldest object first, then rule order', () => {
+  const rewrite = (name: string, created: string, rules: unknown[], pool = 'pool') => ({
+    metadata: { name, creationTimestamp: created },
+    spec: { poolRef: { name: pool }, rules },
+  });
+  const exact = (value: string, to: string, type?: string) => ({
+    matches: [{ model: { ...(type ? { type } : {}), value } }],
+    targets: [{ modelRewrite: to }],
+  });
+  const rewrites = rewritesFrom(
+    [
+      rewrite('newer', '2026-12-02T00:00:00Z', [
+        exact('chat', 'chat-newer'),
+        { targets: [{ modelRewrite: 'generic-newer' }] },
+      ]),
+      rewrite('older', '2026-12-01T00:00:00Z', [
+        { targets: [{ modelRewrite: 'generic-older' }] },
+        exact('chat', 'chat-v1', 'Exact'),
+        exact('chat', 'chat-v1-again'),
+        // Split 90/10; a target without a weight when none has one weighs 1.
+        {
+          matches: [{ model: { value: 'canary' } }],
+          targets: [
+            { modelRewrite: 'a', weight: 90 },
+            { modelRewrite: 'b', weight: 10 },
+          ],
+        },
+        {
+          matches: [{ model: { type: 'Prefix', value: 'x' } }],
+          targets: [{ modelRewrite: 'unsupported-match' }],
+        },
+        { matches: [{ model: { value: 'empty' } }], targets: [] },
+      ]),
+      rewrite('other-pool', '2026-01-01T00:00:00Z', [exact('chat', 'wrong')], 'other'),
+    ],
+    'pool',
+  );
+  assert.deepEqual(Object.fromEntries(rewrites.exact), {
+    chat: [{ name: 'chat-v1', weight: 1 }],
+    canary: [
+      { name: 'a', weight: 90 },
+      { name: 'b', weight: 10 },
+    ],
+  });
+  assert.deepEqual(rewrites.generic, [{ name: 'generic-older', weight: 1 }]);
+
+  // In a decision: the rewrite applies; an InferenceModel's own targets win; no match is no 404.
+  const config = loadEndpointPickerConfig(defaultEndpointPickerConfig);
+  const targetOf = (model: string, directory: ModelDirectory) => {
+    const d = decide(
+      {
+        requestId: 'r',
+        path: '/v1/completions',
+        headers: {},
+        body: Buffer.from(JSON.stringify({ model, prompt: 'p' })),
+      },
+      [endpoint('10.0.0.1:8000')],
+      config,
+      directory,
+      1_000_000,
+      seededRandom(1),
+    );
+    assert.equal(d.kind, 'route');
+    return d.kind === 'route' ? d.targetModel : '';
+  };
+  const directory = { models: new Map(), objectives: new Map(), rewrites };
+  assert.equal(targetOf('chat', directory), 'chat-v1');
+  assert.equal(targetOf('anything', directory), 'generic-older');
+  assert.equal(
+    targetOf('anything', { ...directory, rewrites: { exact: new Map(), generic: undefined } }),
+    'anything',
+  );
+  const withModel = {
+    ...directory,
+    models: new Map([
+      ['chat', { criticality: 'Standard' as const, targets: [{ name: 'chat-from-model', weight: 1 }] }],
+    ]),
+  };
+  assert.equal(targetOf('chat', withModel), 'chat-from-model');
 });
 
 test('--endpoints parsing', () => {

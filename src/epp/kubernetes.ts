@@ -1,14 +1,21 @@
 /**
  * @module epp/kubernetes
  * Kubernetes mode: watches the InferencePool (v1 `inference.networking.k8s.io` or v1alpha2
- * `inference.networking.x-k8s.io`), the Ready pods its selector matches, and the InferenceModel (v1alpha2) and
- * InferenceObjective objects that reference the pool, and turns them into endpoint specs and a model directory.
+ * `inference.networking.x-k8s.io`), the Ready pods its selector matches, and the InferenceModel (v1alpha2),
+ * InferenceObjective and InferenceModelRewrite objects that reference the pool, and turns them into endpoint specs and
+ * a model directory.
  * The translation is pure (exported for tests); the informers (`kube/`, as the controller's) are the thin edge.
  */
 import type { Logger } from 'pino';
 import { Informer, KubeClient, type KubeObject, type ResourceRef } from '../kube/index.js';
 import type { EndpointSpec } from './datastore.js';
-import { criticalityOfPriority, type ModelDirectory, type ModelRoute } from './director.js';
+import {
+  criticalityOfPriority,
+  type ModelDirectory,
+  type ModelRewrites,
+  type ModelRoute,
+  type ModelTarget,
+} from './director.js';
 import type { Criticality, EndpointRole } from './types.js';
 
 export const ROLE_LABEL = 'llm-d.ai/role';
@@ -19,8 +26,8 @@ export interface PoolSpec {
   targetPorts: number[];
 }
 
-/** What the pure functions read of a pool, model or objective (any version). */
-type Obj = { metadata?: { name?: string }; spec?: Record<string, unknown> };
+/** What the pure functions read of a pool, model, objective or rewrite (any version). */
+type Obj = { metadata?: { name?: string; creationTimestamp?: string }; spec?: Record<string, unknown> };
 type Watched = KubeObject & Obj;
 
 /** The parts of a Pod the EPP reads. */
@@ -89,11 +96,12 @@ function refersToPool(obj: Obj, poolName: string): boolean {
   return ref?.name === poolName;
 }
 
-/** InferenceModels and InferenceObjectives of the pool → model routes and objective priorities. */
+/** InferenceModels, InferenceObjectives and InferenceModelRewrites of the pool → the model directory. */
 export function directoryFrom(
   models: readonly Obj[],
   objectives: readonly Obj[],
   poolName: string,
+  rewrites: readonly Obj[] = [],
 ): ModelDirectory {
   const routes = new Map<string, ModelRoute>();
   for (const m of models) {
@@ -116,7 +124,55 @@ export function directoryFrom(
     const p = o.spec?.['priority'];
     priorities.set(o.metadata.name, typeof p === 'number' ? p : 0);
   }
-  return { models: routes, objectives: priorities };
+  return { models: routes, objectives: priorities, rewrites: rewritesFrom(rewrites, poolName) };
+}
+
+/** A rule's `targets`; weights are optional as long as none is given (then every target weighs 1). */
+function rewriteTargets(raw: unknown): ModelTarget[] {
+  if (!Array.isArray(raw)) return [];
+  return (raw as { modelRewrite?: unknown; weight?: unknown }[])
+    .filter((t) => typeof t?.modelRewrite === 'string' && t.modelRewrite !== '')
+    .map((t) => ({
+      name: t.modelRewrite as string,
+      weight: typeof t.weight === 'number' && t.weight > 0 ? t.weight : 1,
+    }));
+}
+
+/**
+ * The pool's InferenceModelRewrites merged as GIE specifies: an exact model match wins over a generic rule (one with
+ * no matches); between objects, the oldest (by creation time, then name) wins; within one, the first rule in order.
+ * A rule without targets rewrites nothing and is skipped.
+ */
+export function rewritesFrom(rewrites: readonly Obj[], poolName: string): ModelRewrites {
+  const exact = new Map<string, ModelTarget[]>();
+  let generic: ModelTarget[] | undefined;
+  const ordered = rewrites
+    .filter((r) => refersToPool(r, poolName))
+    .sort(
+      (a, b) =>
+        (a.metadata?.creationTimestamp ?? '').localeCompare(b.metadata?.creationTimestamp ?? '') ||
+        (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''),
+    );
+  for (const r of ordered) {
+    const rules = Array.isArray(r.spec?.['rules']) ? (r.spec['rules'] as Record<string, unknown>[]) : [];
+    for (const rule of rules) {
+      const targets = rewriteTargets(rule?.['targets']);
+      if (targets.length === 0) continue;
+      const matches = Array.isArray(rule['matches']) ? (rule['matches'] as Record<string, unknown>[]) : [];
+      if (matches.length === 0) {
+        generic ??= targets;
+        continue;
+      }
+      for (const m of matches) {
+        const model = m?.['model'] as { type?: unknown; value?: unknown } | undefined;
+        // "Exact" is the only match type (and the default).
+        if (typeof model?.value !== 'string' || (model.type !== undefined && model.type !== 'Exact'))
+          continue;
+        if (!exact.has(model.value)) exact.set(model.value, targets);
+      }
+    }
+  }
+  return { exact, generic };
 }
 
 export { criticalityOfPriority };
@@ -158,11 +214,13 @@ const MODELS: ResourceRef = {
   namespaced: true,
 };
 const OBJECTIVES: ResourceRef = { ...MODELS, plural: 'inferenceobjectives', kind: 'InferenceObjective' };
+const REWRITES: ResourceRef = { ...MODELS, plural: 'inferencemodelrewrites', kind: 'InferenceModelRewrite' };
 const PODS: ResourceRef = { group: '', version: 'v1', plural: 'pods', kind: 'Pod', namespaced: true };
 
 /**
- * Watches the pool and its pods, models and objectives. A kind whose CRD is not installed (one of the two pool
- * versions, InferenceModel on GIE v1) is retried with the informer's back-off, so it is picked up once installed.
+ * Watches the pool and its pods, models, objectives and rewrites. A kind whose CRD is not installed (one of the two
+ * pool versions, InferenceModel on GIE v1, InferenceModelRewrite before GIE v1.1) is retried with the informer's
+ * back-off, so it is picked up once installed.
  */
 export async function watchInferencePool(options: WatchOptions): Promise<KubernetesSource> {
   // Without --kubeconfig: $KUBECONFIG, ~/.kube/config, else the pod's service account.
@@ -175,6 +233,7 @@ export async function watchInferencePool(options: WatchOptions): Promise<Kuberne
   const pools = POOLS.map((ref) => new Informer<Watched>(client, ref, informerOptions));
   const models = new Informer<Watched>(client, MODELS, informerOptions);
   const objectives = new Informer<Watched>(client, OBJECTIVES, informerOptions);
+  const rewrites = new Informer<Watched>(client, REWRITES, informerOptions);
 
   let podInformer: Informer<Pod> | undefined;
   let currentSelector = '';
@@ -182,7 +241,8 @@ export async function watchInferencePool(options: WatchOptions): Promise<Kuberne
 
   const publishEndpoints = () =>
     options.onEndpoints(spec && podInformer ? endpointsFromPods(spec, podInformer.list()) : []);
-  const publishDirectory = () => options.onDirectory(directoryFrom(models.list(), objectives.list(), name));
+  const publishDirectory = () =>
+    options.onDirectory(directoryFrom(models.list(), objectives.list(), name, rewrites.list()));
 
   const onPoolChange = () => {
     const pool = pools.map((p) => p.get(namespace, name)).find((p) => p !== undefined);
@@ -207,13 +267,13 @@ export async function watchInferencePool(options: WatchOptions): Promise<Kuberne
     publishEndpoints();
   };
   for (const p of pools) p.addHandlers({ add: onPoolChange, update: onPoolChange, delete: onPoolChange });
-  for (const inf of [models, objectives])
+  for (const inf of [models, objectives, rewrites])
     inf.addHandlers({ add: publishDirectory, update: publishDirectory, delete: publishDirectory });
-  for (const inf of [...pools, models, objectives]) inf.start();
+  for (const inf of [...pools, models, objectives, rewrites]) inf.start();
   return {
     async close() {
       await Promise.all(
-        [...pools, models, objectives, ...(podInformer ? [podInformer] : [])].map((i) => i.stop()),
+        [...pools, models, objectives, rewrites, ...(podInformer ? [podInformer] : [])].map((i) => i.stop()),
       );
       client.close();
     },

@@ -217,7 +217,7 @@ function schedulerAccess(service: LLMInferenceService): KubeObject[] {
         { apiGroups: ['inference.networking.k8s.io'], resources: ['inferencepools'], verbs: read },
         {
           apiGroups: ['inference.networking.x-k8s.io'],
-          resources: ['inferencepools', 'inferencemodels', 'inferenceobjectives'],
+          resources: ['inferencepools', 'inferencemodels', 'inferenceobjectives', 'inferencemodelrewrites'],
           verbs: read,
         },
       ],
