@@ -7,7 +7,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import {
+  ApiextensionsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { startEpp, type RunningEpp } from '../src/epp/index.js';
 import { createExtProcClient, pickEndpoint, type ExtProcClient } from '../src/gateway/index.js';
@@ -30,6 +36,9 @@ describe(
     const namespace = `epp-${Date.now().toString(36)}`;
     let core: CoreV1Api;
     let custom: CustomObjectsApi;
+    let crds: ApiextensionsV1Api;
+    /** llm-d-router's InferenceObjective CRD (llm-d.ai), written here: no module on the proxy ships it. */
+    const LLMD_OBJECTIVES_CRD = 'inferenceobjectives.llm-d.ai';
     const fixtures: ModelServerFixture[] = [];
     let port = 0;
     let epp: RunningEpp | undefined;
@@ -62,6 +71,7 @@ describe(
       kc.loadFromFile(KUBECONFIG!);
       core = kc.makeApiClient(CoreV1Api);
       custom = kc.makeApiClient(CustomObjectsApi);
+      crds = kc.makeApiClient(ApiextensionsV1Api);
       await core.createNamespace({ body: { metadata: { name: namespace } } });
       const first = await startModelServerFixture('pod-a', 'base', { host: '127.0.0.2' });
       port = Number(first.address.split(':')[1]);
@@ -73,6 +83,7 @@ describe(
       await epp?.close();
       for (const f of fixtures) await f.close();
       await core?.deleteNamespace({ name: namespace }).catch(() => undefined);
+      await crds?.deleteCustomResourceDefinition({ name: LLMD_OBJECTIVES_CRD }).catch(() => undefined);
     });
 
     test('follows the InferencePool v1, its Ready pods, InferenceModelRewrites, InferenceModels and InferenceObjectives', async () => {
@@ -236,6 +247,66 @@ describe(
       });
       assert.equal(critical.endpoint, `127.0.0.2:${port}`);
       critical.done();
+
+      // llm-d-router's own InferenceObjective (llm-d.ai), applying to the pool through poolRefs, once its CRD exists.
+      await crds.createCustomResourceDefinition({
+        body: {
+          metadata: { name: LLMD_OBJECTIVES_CRD },
+          spec: {
+            group: 'llm-d.ai',
+            scope: 'Namespaced',
+            names: {
+              plural: 'inferenceobjectives',
+              singular: 'inferenceobjective',
+              kind: 'InferenceObjective',
+            },
+            versions: [
+              {
+                name: 'v1alpha2',
+                served: true,
+                storage: true,
+                schema: { openAPIV3Schema: { type: 'object', x_kubernetes_preserve_unknown_fields: true } },
+              },
+            ],
+          },
+        },
+      });
+      for (let i = 0; i < 200; i++) {
+        try {
+          await custom.createNamespacedCustomObject({
+            group: 'llm-d.ai',
+            version: 'v1alpha2',
+            namespace,
+            plural: 'inferenceobjectives',
+            body: {
+              apiVersion: 'llm-d.ai/v1alpha2',
+              kind: 'InferenceObjective',
+              metadata: { name: 'llmd-batch' },
+              spec: { priority: -5, poolRefs: [{ name: 'other' }, { name: 'pool' }] },
+            },
+          });
+          break;
+        } catch (error) {
+          if (i === 199) throw error;
+          await sleep(25); // the new CRD is not served yet
+        }
+      }
+      let llmdShed = await pickEndpoint(client, {
+        path: '/v1/completions',
+        headers: { 'x-gateway-inference-objective': 'llmd-batch' },
+        body: Buffer.from('{"model":"chat","prompt":"x"}'),
+      });
+      // The informer retries a missing CRD with back-off (up to 10 s).
+      for (let i = 0; i < 600 && llmdShed.immediateResponse?.status !== 429; i++) {
+        llmdShed.done();
+        await sleep(25);
+        llmdShed = await pickEndpoint(client, {
+          path: '/v1/completions',
+          headers: { 'x-gateway-inference-objective': 'llmd-batch' },
+          body: Buffer.from('{"model":"chat","prompt":"x"}'),
+        });
+      }
+      assert.equal(llmdShed.immediateResponse?.status, 429);
       fixtures[0]!.state.waiting = 0;
     });
 

@@ -98,7 +98,7 @@ test('InferenceModels and InferenceObjectives of the pool form the model directo
       { metadata: { name: 'batch' }, spec: { priority: -1, poolRef: { name: 'pool' } } },
       { metadata: { name: 'foreign' }, spec: { priority: 5, poolRef: { name: 'elsewhere' } } },
     ],
-    'pool',
+    { name: 'pool', labels: {} },
   );
   assert.deepEqual(
     [...d.models],
@@ -142,7 +142,7 @@ test('InferenceModelRewrites merge as GIE says: exact over generic, the oldest o
       ]),
       rewrite('other-pool', '2026-01-01T00:00:00Z', [exact('chat', 'wrong')], 'other'),
     ],
-    'pool',
+    { name: 'pool', labels: {} },
   );
   assert.deepEqual(Object.fromEntries(rewrites.exact), {
     chat: [{ name: 'chat-v1', weight: 1 }],
@@ -186,6 +186,38 @@ test('InferenceModelRewrites merge as GIE says: exact over generic, the oldest o
     ]),
   };
   assert.equal(targetOf('chat', withModel), 'chat-from-model');
+});
+
+test("llm-d.ai's InferenceObjectives apply by poolRef, poolRefs or a poolSelector on the pool's labels", () => {
+  const objective = (name: string, priority: number, spec: Record<string, unknown>) => ({
+    metadata: { name },
+    spec: { priority, ...spec },
+  });
+  const d = directoryFrom(
+    [],
+    [
+      objective('by-ref', 1, { poolRef: { name: 'pool' } }),
+      objective('by-refs', 2, { poolRefs: [{ name: 'other' }, { name: 'pool' }] }),
+      objective('by-labels', 3, { poolSelector: { matchLabels: { tier: 'gold' } } }),
+      objective('by-expression', 4, {
+        poolSelector: { matchExpressions: [{ key: 'zone', operator: 'In', values: ['a', 'b'] }] },
+      }),
+      objective('every-pool', 5, { poolSelector: {} }),
+      objective('not-ours', 6, { poolRefs: [{ name: 'other' }] }),
+      objective('wrong-labels', 7, { poolSelector: { matchLabels: { tier: 'bronze' } } }),
+      objective('no-zone', 8, {
+        poolSelector: { matchExpressions: [{ key: 'zone', operator: 'DoesNotExist' }] },
+      }),
+    ],
+    { name: 'pool', labels: { tier: 'gold', zone: 'b' } },
+  );
+  assert.deepEqual(Object.fromEntries(d.objectives), {
+    'by-ref': 1,
+    'by-refs': 2,
+    'by-labels': 3,
+    'by-expression': 4,
+    'every-pool': 5,
+  });
 });
 
 test('--endpoints parsing', () => {

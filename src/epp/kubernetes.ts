@@ -2,8 +2,8 @@
  * @module epp/kubernetes
  * Kubernetes mode: watches the InferencePool (v1 `inference.networking.k8s.io` or v1alpha2
  * `inference.networking.x-k8s.io`), the Ready pods its selector matches, and the InferenceModel (v1alpha2),
- * InferenceObjective and InferenceModelRewrite objects that reference the pool, and turns them into endpoint specs and
- * a model directory.
+ * InferenceObjective (GIE's and llm-d.ai's) and InferenceModelRewrite objects that apply to the pool, and turns them
+ * into endpoint specs and a model directory.
  * The translation is pure (exported for tests); the informers (`kube/`, as the controller's) are the thin edge.
  */
 import type { Logger } from 'pino';
@@ -16,6 +16,7 @@ import {
   type ModelRoute,
   type ModelTarget,
 } from './director.js';
+import { matchesSelector, type LabelSelectorRequirement } from './plugins/index.js';
 import type { Criticality, EndpointRole } from './types.js';
 
 export const ROLE_LABEL = 'llm-d.ai/role';
@@ -91,21 +92,54 @@ export function endpointsFromPods(spec: PoolSpec, pods: readonly Pod[]): Endpoin
   return out.sort((a, b) => a.address.localeCompare(b.address));
 }
 
-function refersToPool(obj: Obj, poolName: string): boolean {
-  const ref = obj.spec?.['poolRef'] as { name?: string } | undefined;
-  return ref?.name === poolName;
+/** The pool the EPP serves, as objects refer to it: by name, or (llm-d.ai's objectives) by its labels. */
+export interface PoolIdentity {
+  name: string;
+  labels: Readonly<Record<string, string>>;
 }
 
-/** InferenceModels, InferenceObjectives and InferenceModelRewrites of the pool → the model directory. */
+/** A Kubernetes label selector as written (absent parts empty; operators as given). */
+function labelSelectorOf(raw: unknown): Parameters<typeof matchesSelector>[1] {
+  const s = (raw ?? {}) as { matchLabels?: Record<string, string>; matchExpressions?: unknown[] };
+  return {
+    matchLabels: s.matchLabels ?? {},
+    matchExpressions: (Array.isArray(s.matchExpressions) ? s.matchExpressions : []).map((e) => {
+      const r = e as { key?: unknown; operator?: unknown; values?: unknown };
+      return {
+        key: typeof r.key === 'string' ? r.key : '',
+        operator: r.operator as LabelSelectorRequirement['operator'],
+        values: Array.isArray(r.values) ? r.values.filter((v): v is string => typeof v === 'string') : [],
+      };
+    }),
+  };
+}
+
+/**
+ * Whether an object applies to the pool: its `poolRef` names it (GIE), or — llm-d.ai's InferenceObjective — an entry
+ * of `poolRefs` does, or its `poolSelector` matches the pool's labels (an empty selector: every pool).
+ */
+function refersToPool(obj: Obj, pool: PoolIdentity): boolean {
+  const spec = obj.spec ?? {};
+  if ((spec['poolRef'] as { name?: string } | undefined)?.name === pool.name) return true;
+  const refs = spec['poolRefs'];
+  if (Array.isArray(refs) && refs.some((r) => (r as { name?: string } | null)?.name === pool.name))
+    return true;
+  return spec['poolSelector'] != null && matchesSelector(pool.labels, labelSelectorOf(spec['poolSelector']));
+}
+
+/**
+ * InferenceModels, InferenceObjectives and InferenceModelRewrites of the pool → the model directory. Objectives come
+ * in GIE's group and llm-d's (`llm-d.ai`); of two with one name, the later in the list wins.
+ */
 export function directoryFrom(
   models: readonly Obj[],
   objectives: readonly Obj[],
-  poolName: string,
+  pool: PoolIdentity,
   rewrites: readonly Obj[] = [],
 ): ModelDirectory {
   const routes = new Map<string, ModelRoute>();
   for (const m of models) {
-    if (!refersToPool(m, poolName)) continue;
+    if (!refersToPool(m, pool)) continue;
     const spec = m.spec ?? {};
     const name = spec['modelName'];
     if (typeof name !== 'string') continue;
@@ -120,11 +154,11 @@ export function directoryFrom(
   }
   const priorities = new Map<string, number>();
   for (const o of objectives) {
-    if (!refersToPool(o, poolName) || !o.metadata?.name) continue;
+    if (!refersToPool(o, pool) || !o.metadata?.name) continue;
     const p = o.spec?.['priority'];
     priorities.set(o.metadata.name, typeof p === 'number' ? p : 0);
   }
-  return { models: routes, objectives: priorities, rewrites: rewritesFrom(rewrites, poolName) };
+  return { models: routes, objectives: priorities, rewrites: rewritesFrom(rewrites, pool) };
 }
 
 /** A rule's `targets`; weights are optional as long as none is given (then every target weighs 1). */
@@ -143,11 +177,11 @@ function rewriteTargets(raw: unknown): ModelTarget[] {
  * no matches); between objects, the oldest (by creation time, then name) wins; within one, the first rule in order.
  * A rule without targets rewrites nothing and is skipped.
  */
-export function rewritesFrom(rewrites: readonly Obj[], poolName: string): ModelRewrites {
+export function rewritesFrom(rewrites: readonly Obj[], pool: PoolIdentity): ModelRewrites {
   const exact = new Map<string, ModelTarget[]>();
   let generic: ModelTarget[] | undefined;
   const ordered = rewrites
-    .filter((r) => refersToPool(r, poolName))
+    .filter((r) => refersToPool(r, pool))
     .sort(
       (a, b) =>
         (a.metadata?.creationTimestamp ?? '').localeCompare(b.metadata?.creationTimestamp ?? '') ||
@@ -214,6 +248,8 @@ const MODELS: ResourceRef = {
   namespaced: true,
 };
 const OBJECTIVES: ResourceRef = { ...MODELS, plural: 'inferenceobjectives', kind: 'InferenceObjective' };
+/** llm-d-router's own InferenceObjective (llm-d.ai): GIE's, plus `poolRefs` and `poolSelector`. */
+const LLMD_OBJECTIVES: ResourceRef = { ...OBJECTIVES, group: 'llm-d.ai', version: 'v1alpha2' };
 const REWRITES: ResourceRef = { ...MODELS, plural: 'inferencemodelrewrites', kind: 'InferenceModelRewrite' };
 const PODS: ResourceRef = { group: '', version: 'v1', plural: 'pods', kind: 'Pod', namespaced: true };
 
@@ -233,20 +269,35 @@ export async function watchInferencePool(options: WatchOptions): Promise<Kuberne
   const pools = POOLS.map((ref) => new Informer<Watched>(client, ref, informerOptions));
   const models = new Informer<Watched>(client, MODELS, informerOptions);
   const objectives = new Informer<Watched>(client, OBJECTIVES, informerOptions);
+  const llmdObjectives = new Informer<Watched>(client, LLMD_OBJECTIVES, informerOptions);
   const rewrites = new Informer<Watched>(client, REWRITES, informerOptions);
 
   let podInformer: Informer<Pod> | undefined;
   let currentSelector = '';
   let spec: PoolSpec | undefined;
+  let poolLabels: Readonly<Record<string, string>> = {};
 
   const publishEndpoints = () =>
     options.onEndpoints(spec && podInformer ? endpointsFromPods(spec, podInformer.list()) : []);
   const publishDirectory = () =>
-    options.onDirectory(directoryFrom(models.list(), objectives.list(), name, rewrites.list()));
+    options.onDirectory(
+      directoryFrom(
+        models.list(),
+        [...objectives.list(), ...llmdObjectives.list()],
+        { name, labels: poolLabels },
+        rewrites.list(),
+      ),
+    );
 
   const onPoolChange = () => {
     const pool = pools.map((p) => p.get(namespace, name)).find((p) => p !== undefined);
     spec = pool ? poolSpecOf(pool) : undefined;
+    const labels = (pool?.metadata as { labels?: Record<string, string> } | undefined)?.labels ?? {};
+    // llm-d.ai objectives may select the pool by its labels.
+    if (labelSelectorString(labels) !== labelSelectorString(poolLabels)) {
+      poolLabels = labels;
+      publishDirectory();
+    }
     const selector = spec ? labelSelectorString(spec.selector) : '';
     if (selector !== currentSelector) {
       currentSelector = selector;
@@ -267,13 +318,14 @@ export async function watchInferencePool(options: WatchOptions): Promise<Kuberne
     publishEndpoints();
   };
   for (const p of pools) p.addHandlers({ add: onPoolChange, update: onPoolChange, delete: onPoolChange });
-  for (const inf of [models, objectives, rewrites])
+  const directorySources = [models, objectives, llmdObjectives, rewrites];
+  for (const inf of directorySources)
     inf.addHandlers({ add: publishDirectory, update: publishDirectory, delete: publishDirectory });
-  for (const inf of [...pools, models, objectives, rewrites]) inf.start();
+  for (const inf of [...pools, ...directorySources]) inf.start();
   return {
     async close() {
       await Promise.all(
-        [...pools, models, objectives, rewrites, ...(podInformer ? [podInformer] : [])].map((i) => i.stop()),
+        [...pools, ...directorySources, ...(podInformer ? [podInformer] : [])].map((i) => i.stop()),
       );
       client.close();
     },

@@ -220,6 +220,8 @@ function schedulerAccess(service: LLMInferenceService): KubeObject[] {
           resources: ['inferencepools', 'inferencemodels', 'inferenceobjectives', 'inferencemodelrewrites'],
           verbs: read,
         },
+        // llm-d-router's own InferenceObjective.
+        { apiGroups: ['llm-d.ai'], resources: ['inferenceobjectives'], verbs: read },
       ],
     },
     {
