@@ -97,6 +97,21 @@ export interface Plugin {
   readonly name: string;
 }
 
+/**
+ * A plugin that refers to others by name: linked by the config loader once every plugin is created. `refused` names
+ * the plugins whose creation failed (already reported: a reference to one is not reported again).
+ */
+export interface LinkedPlugin extends Plugin {
+  link(plugins: ReadonlyMap<string, Plugin>, refused: ReadonlySet<string>): void;
+}
+
+/**
+ * A prefix-cache-scorer, linked once all plugins exist (its producer may be listed after it): with no
+ * `prefixMatchInfoProducerName` it reads the index of the approx-prefix-cache-producer named
+ * `approx-prefix-cache-producer`, when there is one (llm-d-router's default). A scorer reading an approx producer's
+ * index may not set index parameters of its own, so the block size is given in one place.
+ */
+
 export interface Filter extends Plugin {
   filter(context: SchedulingContext, endpoints: readonly Endpoint[]): Endpoint[];
 }

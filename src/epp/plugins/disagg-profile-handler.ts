@@ -19,12 +19,14 @@
  */
 import type {
   Endpoint,
+  LinkedPlugin,
   Plugin,
   PreRequest,
   ProfileHandler,
   SchedulingContext,
   SchedulingResult,
 } from '../types.js';
+import type { Parameters } from './parameters.js';
 import { PREFILL_HEADER } from './prefill-header-handler.js';
 import { PREFIX_MATCHES, prefixMatchKey, type PrefixMatches } from './prefix-cache-scorer.js';
 import { TOKENIZED_PROMPT, type TokenizedPrompt } from './token-producer.js';
@@ -133,4 +135,97 @@ export function disaggProfileHandler(name: string, parameters: DisaggParameters)
       if (prefill) result.headers[PREFILL_HEADER] = prefill.address;
     },
   };
+}
+
+/** `prefix-based-pd-decider`'s parameters as llm-d-router names them. */
+export function prefixBasedPdDeciderFactory(name: string, p: Parameters): PdDecider {
+  return prefixBasedPdDecider(name, {
+    nonCachedTokens: p.integer('nonCachedTokens', 0, 0),
+    promptTokens: p.integer('promptTokens', 0, 0),
+    matchInfoProducer: p.has('prefixMatchInfoProducerName')
+      ? p.string('prefixMatchInfoProducerName', '')
+      : undefined,
+  });
+}
+
+/** A mapping parameter of plugin names (`profiles`, `deciders`): unknown keys and non-strings are named. */
+function nameMapping(p: Parameters, key: string, known: readonly string[]): Partial<Record<string, string>> {
+  const raw = p.raw(key);
+  if (raw === undefined || raw === null) return {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    p.problem(key, `must be a mapping of ${known.join(', ')} to names`);
+    return {};
+  }
+  const out: Partial<Record<string, string>> = {};
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (!known.includes(k)) p.problem(`${key}.${k}`, `unknown field (known: ${known.join(', ')})`);
+    else if (typeof v !== 'string') p.problem(`${key}.${k}`, 'must be a name');
+    else if (v !== '') out[k] = v;
+  }
+  return out;
+}
+
+/**
+ * llm-d-router's `disagg-profile-handler`: `stageOrder`, `profiles.{decode, prefill, encode}` and
+ * `deciders.prefill` (a prefill decider plugin, linked by name once every plugin exists), or their earlier flat
+ * names. Encode disaggregation is refused: endpoints have no encode role here.
+ */
+export function disaggProfileHandlerFactory(
+  name: string,
+  p: Parameters,
+): DisaggProfileHandler & LinkedPlugin {
+  const order = p.string('stageOrder', '');
+  const stageOrder = parseStageOrder(order);
+  if (!stageOrder) p.problem('stageOrder', `must be decode-first or prefill-first, got "${order}"`);
+  const profiles = nameMapping(p, 'profiles', ['decode', 'prefill', 'encode']);
+  const deciders = nameMapping(p, 'deciders', ['prefill', 'encode']);
+  // The flat names of earlier releases (upstream still reads them, deprecated), each into its nested place.
+  const legacy: [string, Partial<Record<string, string>>, string][] = [
+    ['decodeProfile', profiles, 'decode'],
+    ['prefillProfile', profiles, 'prefill'],
+    ['encodeProfile', profiles, 'encode'],
+    ['prefillDeciderPluginName', deciders, 'prefill'],
+    ['deciderPluginName', deciders, 'prefill'],
+    ['encodeDeciderPluginName', deciders, 'encode'],
+  ];
+  for (const [flat, into, slot] of legacy) {
+    if (!p.has(flat)) continue;
+    const value = p.string(flat, '');
+    if (into[slot] !== undefined)
+      p.problem(flat, `${into === profiles ? 'profiles' : 'deciders'}.${slot} is given too: give it once`);
+    else if (value !== '') into[slot] = value;
+  }
+  if (deciders['encode'] !== undefined)
+    p.problem(
+      'deciders.encode',
+      'encode disaggregation is not supported: endpoints have no encode role here (llm-d.ai/role is prefill, decode or both)',
+    );
+  if (stageOrder === 'prefill-first' && deciders['prefill'] !== undefined)
+    p.problem(
+      'deciders.prefill',
+      'a prefill decider needs stageOrder decode-first (it decides on the decode endpoint, which prefill-first picks last)',
+    );
+  const handler = disaggProfileHandler(name, {
+    stageOrder: stageOrder ?? 'decode-first',
+    decodeProfile: profiles['decode'] ?? 'decode',
+    prefillProfile: profiles['prefill'] ?? 'prefill',
+  });
+  return Object.assign(handler, {
+    link(plugins: ReadonlyMap<string, Plugin>, refused: ReadonlySet<string>): void {
+      const ref = deciders['prefill'];
+      if (ref === undefined || refused.has(ref)) return;
+      const decider = plugins.get(ref);
+      if (!decider)
+        p.problem(
+          'deciders.prefill',
+          `no plugin named "${ref}" in plugins (defined: ${[...plugins.keys()].join(', ')})`,
+        );
+      else if (!isPdDecider(decider))
+        p.problem(
+          'deciders.prefill',
+          `"${ref}" (${decider.type}) is not a prefill decider: use prefix-based-pd-decider or always-disagg-pd-decider`,
+        );
+      else handler.useDecider(decider);
+    },
+  });
 }

@@ -4,7 +4,9 @@
  * factory that reads and checks its parameters. One file per plugin beside this one.
  */
 import type { FieldProblem } from '../../errors/index.js';
-import type { Plugin } from '../types.js';
+import type { LinkedPlugin, Plugin } from '../types.js';
+
+export type { LinkedPlugin };
 import { activeRequestScorer } from './active-request-scorer.js';
 import { kvCacheUtilizationScorer } from './kv-cache-utilization-scorer.js';
 import {
@@ -24,11 +26,8 @@ import {
 } from './approx-prefix-cache-producer.js';
 import {
   alwaysDisaggPdDecider,
-  disaggProfileHandler,
-  isPdDecider,
-  parseStageOrder,
-  prefixBasedPdDecider,
-  type DisaggProfileHandler,
+  disaggProfileHandlerFactory,
+  prefixBasedPdDeciderFactory,
 } from './disagg-profile-handler.js';
 import { DEFAULT_NO_HIT_LRU_SIZE, noHitLruScorer, type NoHitLruParameters } from './no-hit-lru-scorer.js';
 import { Parameters } from './parameters.js';
@@ -51,12 +50,8 @@ import { randomPicker } from './random-picker.js';
 import { decodeFilter, prefillFilter } from './role-filter.js';
 import { singleProfileHandler } from './single-profile-handler.js';
 import { tokenProducer, tokenProducerOptions } from './token-producer.js';
-import {
-  DEFAULT_PREFIX_AFFINITY,
-  prefixCacheAffinityFilter,
-  type PrefixCacheAffinityFilter,
-} from './prefix-cache-affinity-filter.js';
-import { DEFAULT_QUEUE_THRESHOLD_TOKENS, tokenLoadScorer } from './token-load-scorer.js';
+import { prefixCacheAffinityFilterFactory } from './prefix-cache-affinity-filter.js';
+import { tokenLoadScorerFactory } from './token-load-scorer.js';
 import { utilizationDetector } from './utilization-detector.js';
 import { concurrencyDetector, type ConcurrencyMode } from './concurrency-detector.js';
 import { flowControlPolicy, priorityHoldbackPlugin } from './flow-control-policies.js';
@@ -161,20 +156,6 @@ function noHitLruParameters(p: Parameters): NoHitLruParameters {
   };
 }
 
-/**
- * A plugin that refers to others by name: linked by the config loader once every plugin is created. `refused` names
- * the plugins whose creation failed (already reported: a reference to one is not reported again).
- */
-export interface LinkedPlugin extends Plugin {
-  link(plugins: ReadonlyMap<string, Plugin>, refused: ReadonlySet<string>): void;
-}
-
-/**
- * A prefix-cache-scorer, linked once all plugins exist (its producer may be listed after it): with no
- * `prefixMatchInfoProducerName` it reads the index of the approx-prefix-cache-producer named
- * `approx-prefix-cache-producer`, when there is one (llm-d-router's default). A scorer reading an approx producer's
- * index may not set index parameters of its own, so the block size is given in one place.
- */
 function prefixCacheScorerFactory(name: string, p: Parameters): PrefixCacheScorer & LinkedPlugin {
   const scorer = prefixCacheScorer(name, prefixCacheParameters(p));
   const own = PREFIX_INDEX_PARAMETERS.filter((key) => p.has(key));
@@ -193,146 +174,6 @@ function prefixCacheScorerFactory(name: string, p: Parameters): PrefixCacheScore
         `prefix-cache-scorer "${name}" reads the prefix index of approx-prefix-cache-producer "${producer.name}", ` +
           `which sets the block size and capacities: give ${own.join(', ')} there instead ` +
           '(blockSizeTokens, maxPrefixBlocksToMatch or maxPrefixTokensToMatch, lruCapacityPerServer, autoTune)',
-      );
-    },
-  });
-}
-
-/** A mapping parameter of plugin names (`profiles`, `deciders`): unknown keys and non-strings are named. */
-function nameMapping(p: Parameters, key: string, known: readonly string[]): Partial<Record<string, string>> {
-  const raw = p.raw(key);
-  if (raw === undefined || raw === null) return {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) {
-    p.problem(key, `must be a mapping of ${known.join(', ')} to names`);
-    return {};
-  }
-  const out: Partial<Record<string, string>> = {};
-  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-    if (!known.includes(k)) p.problem(`${key}.${k}`, `unknown field (known: ${known.join(', ')})`);
-    else if (typeof v !== 'string') p.problem(`${key}.${k}`, 'must be a name');
-    else if (v !== '') out[k] = v;
-  }
-  return out;
-}
-
-/**
- * llm-d-router's `disagg-profile-handler`: `stageOrder`, `profiles.{decode, prefill, encode}` and
- * `deciders.prefill` (a prefill decider plugin, linked by name once every plugin exists), or their earlier flat
- * names. Encode disaggregation is refused: endpoints have no encode role here.
- */
-function disaggProfileHandlerFactory(name: string, p: Parameters): DisaggProfileHandler & LinkedPlugin {
-  const order = p.string('stageOrder', '');
-  const stageOrder = parseStageOrder(order);
-  if (!stageOrder) p.problem('stageOrder', `must be decode-first or prefill-first, got "${order}"`);
-  const profiles = nameMapping(p, 'profiles', ['decode', 'prefill', 'encode']);
-  const deciders = nameMapping(p, 'deciders', ['prefill', 'encode']);
-  // The flat names of earlier releases (upstream still reads them, deprecated), each into its nested place.
-  const legacy: [string, Partial<Record<string, string>>, string][] = [
-    ['decodeProfile', profiles, 'decode'],
-    ['prefillProfile', profiles, 'prefill'],
-    ['encodeProfile', profiles, 'encode'],
-    ['prefillDeciderPluginName', deciders, 'prefill'],
-    ['deciderPluginName', deciders, 'prefill'],
-    ['encodeDeciderPluginName', deciders, 'encode'],
-  ];
-  for (const [flat, into, slot] of legacy) {
-    if (!p.has(flat)) continue;
-    const value = p.string(flat, '');
-    if (into[slot] !== undefined)
-      p.problem(flat, `${into === profiles ? 'profiles' : 'deciders'}.${slot} is given too: give it once`);
-    else if (value !== '') into[slot] = value;
-  }
-  if (deciders['encode'] !== undefined)
-    p.problem(
-      'deciders.encode',
-      'encode disaggregation is not supported: endpoints have no encode role here (llm-d.ai/role is prefill, decode or both)',
-    );
-  if (stageOrder === 'prefill-first' && deciders['prefill'] !== undefined)
-    p.problem(
-      'deciders.prefill',
-      'a prefill decider needs stageOrder decode-first (it decides on the decode endpoint, which prefill-first picks last)',
-    );
-  const handler = disaggProfileHandler(name, {
-    stageOrder: stageOrder ?? 'decode-first',
-    decodeProfile: profiles['decode'] ?? 'decode',
-    prefillProfile: profiles['prefill'] ?? 'prefill',
-  });
-  return Object.assign(handler, {
-    link(plugins: ReadonlyMap<string, Plugin>, refused: ReadonlySet<string>): void {
-      const ref = deciders['prefill'];
-      if (ref === undefined || refused.has(ref)) return;
-      const decider = plugins.get(ref);
-      if (!decider)
-        p.problem(
-          'deciders.prefill',
-          `no plugin named "${ref}" in plugins (defined: ${[...plugins.keys()].join(', ')})`,
-        );
-      else if (!isPdDecider(decider))
-        p.problem(
-          'deciders.prefill',
-          `"${ref}" (${decider.type}) is not a prefill decider: use prefix-based-pd-decider or always-disagg-pd-decider`,
-        );
-      else handler.useDecider(decider);
-    },
-  });
-}
-
-/**
- * llm-d-router's `prefix-cache-affinity-filter` parameters. Its TTFT estimate here is the prefill-throughput one
- * (`ttftSource: prefillThroughput`): there is no latency predictor, and no calibration record is read (give
- * `peakPrefillThroughput`). Linked once every plugin exists: it needs a prefix producer, whose matches exist before
- * the profile's scorers run.
- */
-function prefixCacheAffinityFilterFactory(
-  name: string,
-  p: Parameters,
-): PrefixCacheAffinityFilter & LinkedPlugin {
-  const d = DEFAULT_PREFIX_AFFINITY;
-  const source = p.string('ttftSource', 'prefillThroughput');
-  if (source === 'latencyPredictor')
-    p.problem(
-      'ttftSource',
-      'latencyPredictor is not supported: there is no latency predictor here; use prefillThroughput',
-    );
-  else if (source !== 'prefillThroughput')
-    p.problem('ttftSource', `must be prefillThroughput or latencyPredictor, got ${JSON.stringify(source)}`);
-  for (const key of ['prefillCalibrationFile', 'prefillCalibrationFingerprint', 'prefillCalibrationRequired'])
-    // Read (so not reported again as unknown), and refused when given.
-    if (p.raw(key) !== undefined && p.has(key))
-      p.problem(key, 'calibration records are not read here: give peakPrefillThroughput (prompt tokens/s)');
-  const maxTTFTPenaltyMs = p.number('maxTTFTPenaltyMs', d.maxTTFTPenaltyMs, 0);
-  const peakPrefillThroughput = p.number('peakPrefillThroughput', d.peakPrefillThroughput, 0);
-  if (maxTTFTPenaltyMs > 0 && peakPrefillThroughput === 0)
-    p.problem(
-      'peakPrefillThroughput',
-      'must be > 0 while maxTTFTPenaltyMs is (it turns tokens in flight into time)',
-    );
-  p.string('inFlightLoadProducerName', '');
-  p.string('latencyPredictionInfoProducerName', '');
-  const filter = prefixCacheAffinityFilter(name, {
-    affinityThreshold: p.number('affinityThreshold', d.affinityThreshold, 0, 1),
-    explorationProbability: p.number('explorationProbability', d.explorationProbability, 0, 1),
-    maxTTFTPenaltyMs,
-    peakPrefillThroughput,
-    matchInfoProducer: p.has('prefixMatchInfoProducerName')
-      ? p.string('prefixMatchInfoProducerName', '')
-      : undefined,
-  });
-  return Object.assign(filter, {
-    link(plugins: ReadonlyMap<string, Plugin>): void {
-      const producers = [
-        'approx-prefix-cache-producer',
-        'precise-prefix-cache-producer',
-        'precise-prefix-cache-scorer',
-      ];
-      if (
-        filter.matchInfoProducer !== undefined ||
-        [...plugins.values()].some((x) => producers.includes(x.type))
-      )
-        return;
-      p.problem(
-        'prefixMatchInfoProducerName',
-        `prefix-cache-affinity-filter "${name}" needs the prefix matches before the profile's scorers run: add an approx-prefix-cache-producer (or a precise-prefix-cache-producer) to plugins`,
       );
     },
   });
@@ -410,18 +251,7 @@ const factories: Record<string, Factory> = {
   'lora-affinity-scorer': (name) => loraAffinityScorer(name),
   'active-request-scorer': (name) => activeRequestScorer(name),
   'prefix-cache-affinity-filter': prefixCacheAffinityFilterFactory,
-  'token-load-scorer': (name, p) => {
-    // Upstream: non-positive means the default; multimodal weights and the producer's name change nothing here
-    // (prompts are text, and the in-flight tokens are counted by the scorer itself).
-    const threshold = p.integer(
-      'queueThresholdTokens',
-      DEFAULT_QUEUE_THRESHOLD_TOKENS,
-      -Number.MAX_SAFE_INTEGER,
-    );
-    p.number('nonTextTokenWeight', 1);
-    p.string('inFlightLoadProducerName', '');
-    return tokenLoadScorer(name, threshold > 0 ? threshold : DEFAULT_QUEUE_THRESHOLD_TOKENS);
-  },
+  'token-load-scorer': tokenLoadScorerFactory,
   'no-hit-lru-scorer': (name, p) => noHitLruScorer(name, noHitLruParameters(p)),
   'max-score-picker': pickerFactory(maxScorePicker),
   'random-picker': pickerFactory(randomPicker),
@@ -438,14 +268,7 @@ const factories: Record<string, Factory> = {
     }),
   'disagg-profile-handler': disaggProfileHandlerFactory,
   'always-disagg-pd-decider': (name) => alwaysDisaggPdDecider(name),
-  'prefix-based-pd-decider': (name, p) =>
-    prefixBasedPdDecider(name, {
-      nonCachedTokens: p.integer('nonCachedTokens', 0, 0),
-      promptTokens: p.integer('promptTokens', 0, 0),
-      matchInfoProducer: p.has('prefixMatchInfoProducerName')
-        ? p.string('prefixMatchInfoProducerName', '')
-        : undefined,
-    }),
+  'prefix-based-pd-decider': prefixBasedPdDeciderFactory,
   'prefill-header-handler': (name, p) => prefillHeaderHandler(name, p.string('prefillProfile', 'prefill')),
   'by-label': (name, p) => {
     const label = p.string('label', '');

@@ -12,7 +12,16 @@
  * The matches must exist before the profile's scorers run, so the config needs a prefix producer
  * (`approx-prefix-cache-producer` or the precise one); the loader says so when there is none.
  */
-import type { Endpoint, Filter, PostResponse, PreRequest, SchedulingContext } from '../types.js';
+import type {
+  Endpoint,
+  Filter,
+  LinkedPlugin,
+  Plugin,
+  PostResponse,
+  PreRequest,
+  SchedulingContext,
+} from '../types.js';
+import type { Parameters } from './parameters.js';
 import { InFlightTokens } from './in-flight-tokens.js';
 import { PREFIX_MATCHES, prefixMatchKey, type PrefixMatches } from './prefix-cache-scorer.js';
 
@@ -81,4 +90,65 @@ export function prefixCacheAffinityFilter(
     preRequest: (context, result) => inFlight.add(context, result),
     postResponse: (request, endpoint) => inFlight.release(request, endpoint),
   };
+}
+
+/**
+ * llm-d-router's `prefix-cache-affinity-filter` parameters. Its TTFT estimate here is the prefill-throughput one
+ * (`ttftSource: prefillThroughput`): there is no latency predictor, and no calibration record is read (give
+ * `peakPrefillThroughput`). Linked once every plugin exists: it needs a prefix producer, whose matches exist before
+ * the profile's scorers run.
+ */
+export function prefixCacheAffinityFilterFactory(
+  name: string,
+  p: Parameters,
+): PrefixCacheAffinityFilter & LinkedPlugin {
+  const d = DEFAULT_PREFIX_AFFINITY;
+  const source = p.string('ttftSource', 'prefillThroughput');
+  if (source === 'latencyPredictor')
+    p.problem(
+      'ttftSource',
+      'latencyPredictor is not supported: there is no latency predictor here; use prefillThroughput',
+    );
+  else if (source !== 'prefillThroughput')
+    p.problem('ttftSource', `must be prefillThroughput or latencyPredictor, got ${JSON.stringify(source)}`);
+  for (const key of ['prefillCalibrationFile', 'prefillCalibrationFingerprint', 'prefillCalibrationRequired'])
+    // Read (so not reported again as unknown), and refused when given.
+    if (p.raw(key) !== undefined && p.has(key))
+      p.problem(key, 'calibration records are not read here: give peakPrefillThroughput (prompt tokens/s)');
+  const maxTTFTPenaltyMs = p.number('maxTTFTPenaltyMs', d.maxTTFTPenaltyMs, 0);
+  const peakPrefillThroughput = p.number('peakPrefillThroughput', d.peakPrefillThroughput, 0);
+  if (maxTTFTPenaltyMs > 0 && peakPrefillThroughput === 0)
+    p.problem(
+      'peakPrefillThroughput',
+      'must be > 0 while maxTTFTPenaltyMs is (it turns tokens in flight into time)',
+    );
+  p.string('inFlightLoadProducerName', '');
+  p.string('latencyPredictionInfoProducerName', '');
+  const filter = prefixCacheAffinityFilter(name, {
+    affinityThreshold: p.number('affinityThreshold', d.affinityThreshold, 0, 1),
+    explorationProbability: p.number('explorationProbability', d.explorationProbability, 0, 1),
+    maxTTFTPenaltyMs,
+    peakPrefillThroughput,
+    matchInfoProducer: p.has('prefixMatchInfoProducerName')
+      ? p.string('prefixMatchInfoProducerName', '')
+      : undefined,
+  });
+  return Object.assign(filter, {
+    link(plugins: ReadonlyMap<string, Plugin>): void {
+      const producers = [
+        'approx-prefix-cache-producer',
+        'precise-prefix-cache-producer',
+        'precise-prefix-cache-scorer',
+      ];
+      if (
+        filter.matchInfoProducer !== undefined ||
+        [...plugins.values()].some((x) => producers.includes(x.type))
+      )
+        return;
+      p.problem(
+        'prefixMatchInfoProducerName',
+        `prefix-cache-affinity-filter "${name}" needs the prefix matches before the profile's scorers run: add an approx-prefix-cache-producer (or a precise-prefix-cache-producer) to plugins`,
+      );
+    },
+  });
 }

@@ -8,6 +8,7 @@
  * its producer's uncached request tokens).
  */
 import type { Endpoint, PostResponse, PreRequest, Scorer, SchedulingContext } from '../types.js';
+import type { Parameters } from './parameters.js';
 import { InFlightTokens, estimatedTokens } from './in-flight-tokens.js';
 import { PREFIX_MATCHES, type PrefixMatches } from './prefix-cache-scorer.js';
 
@@ -37,4 +38,17 @@ export function tokenLoadScorer(
     preRequest: (context, result) => inFlight.add(context, result),
     postResponse: (request, endpoint) => inFlight.release(request, endpoint),
   };
+}
+
+/** llm-d-router's parameters: a non-positive threshold means the default, as upstream. */
+export function tokenLoadScorerFactory(name: string, p: Parameters): Scorer & PreRequest & PostResponse {
+  const threshold = p.integer(
+    'queueThresholdTokens',
+    DEFAULT_QUEUE_THRESHOLD_TOKENS,
+    -Number.MAX_SAFE_INTEGER,
+  );
+  // Multimodal weights and the producer's name change nothing here: prompts are text, the count is the scorer's.
+  p.number('nonTextTokenWeight', 1);
+  p.string('inFlightLoadProducerName', '');
+  return tokenLoadScorer(name, threshold > 0 ? threshold : DEFAULT_QUEUE_THRESHOLD_TOKENS);
 }
