@@ -1,21 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { endpoint, seededRandom } from '../../../test/harness/endpoints.js';
+import { endpoint, schedulingContext } from '../../../test/harness/endpoints.js';
 import { loadEndpointPickerConfig, type EndpointPickerConfig } from '../config.js';
 import { schedule } from '../scheduler.js';
-import { CycleState, type SchedulingContext } from '../types.js';
 import type { ApproxPrefixCacheProducer } from './approx-prefix-cache-producer.js';
 import { pdProfileHandler } from './pd-profile-handler.js';
 import { PREFIX_MATCHES, type PrefixCacheScorer, type PrefixMatches } from './prefix-cache-scorer.js';
 
-function context(prompt: string): SchedulingContext {
-  return {
-    request: { requestId: 'r', model: 'm', targetModel: 'm', prompt, criticality: 'Standard', headers: {} },
-    state: new CycleState(),
-    now: 1_000_000,
-    random: seededRandom(1),
-  };
-}
+const context = (prompt: string) => schedulingContext(prompt);
 
 const HEADER = 'apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\n';
 const PROFILE = `schedulingProfiles:

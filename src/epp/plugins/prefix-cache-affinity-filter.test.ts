@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { endpoint } from '../../../test/harness/endpoints.js';
+import { endpoint, routedTo, schedulingContext } from '../../../test/harness/endpoints.js';
 import { ValidationError } from '../../errors/index.js';
 import { loadEndpointPickerConfig } from '../config.js';
-import { CycleState, type SchedulingContext, type SchedulingResult } from '../types.js';
+import { CycleState, type SchedulingContext } from '../types.js';
 import { prefixCacheAffinityFilter, type PrefixAffinityParameters } from './prefix-cache-affinity-filter.js';
 import { PREFIX_MATCHES } from './prefix-cache-scorer.js';
 
@@ -26,19 +26,7 @@ function request(prompt = 'p', random = 0.5): SchedulingContext {
     blockUnit: 'characters',
     blockTokens: 16,
   });
-  return {
-    request: {
-      requestId: prompt,
-      model: 'm',
-      targetModel: 'm',
-      prompt,
-      criticality: 'Standard',
-      headers: {},
-    },
-    state,
-    now: 0,
-    random: () => random,
-  };
+  return { ...schedulingContext(prompt, { now: 0, random: () => random }), state };
 }
 
 const params = (p: Partial<PrefixAffinityParameters> = {}): PrefixAffinityParameters => ({
@@ -50,11 +38,6 @@ const params = (p: Partial<PrefixAffinityParameters> = {}): PrefixAffinityParame
   ...p,
 });
 
-const routedTo = (target: typeof a): SchedulingResult => ({
-  primaryProfile: 'default',
-  results: new Map([['default', { profile: 'default', targets: [target] }]]),
-  headers: {},
-});
 const addresses = (list: readonly { address: string }[]) => list.map((e) => e.address);
 
 test('prefix-cache-affinity-filter keeps the sticky endpoints until their queued prefill costs more than the penalty', () => {

@@ -1,25 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { endpoint, seededRandom } from '../../../test/harness/endpoints.js';
-import { CycleState, type Endpoint, type SchedulingContext, type SchedulingResult } from '../types.js';
+import { endpoint, routedTo, schedulingContext } from '../../../test/harness/endpoints.js';
+import type { Endpoint } from '../types.js';
 import { PrefixIndex, defaultPrefixCacheParameters, prefixCacheScorer } from './prefix-cache-scorer.js';
 
-function context(prompt: string): SchedulingContext {
-  return {
-    request: { requestId: 'r', model: 'm', targetModel: 'm', prompt, criticality: 'Standard', headers: {} },
-    state: new CycleState(),
-    now: 1_000_000,
-    random: seededRandom(1),
-  };
-}
-
-function routedTo(target: Endpoint): SchedulingResult {
-  return {
-    primaryProfile: 'default',
-    results: new Map([['default', { profile: 'default', targets: [target] }]]),
-    headers: {},
-  };
-}
+const context = (prompt: string) => schedulingContext(prompt);
 
 test('prefix index: each endpoint has its own capacity', () => {
   const index = new PrefixIndex(4);

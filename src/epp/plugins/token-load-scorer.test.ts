@@ -1,35 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { endpoint, seededRandom } from '../../../test/harness/endpoints.js';
+import { endpoint, routedTo, schedulingContext } from '../../../test/harness/endpoints.js';
 import { loadEndpointPickerConfig } from '../config.js';
-import { CycleState, type SchedulingContext, type SchedulingResult } from '../types.js';
 import { PREFIX_MATCHES } from './prefix-cache-scorer.js';
 import { tokenLoadScorer } from './token-load-scorer.js';
 
 const a = endpoint('10.0.0.1:8000');
 const b = endpoint('10.0.0.2:8000');
 
-function request(prompt: string): SchedulingContext {
-  return {
-    request: {
-      requestId: prompt,
-      model: 'm',
-      targetModel: 'm',
-      prompt,
-      criticality: 'Standard',
-      headers: {},
-    },
-    state: new CycleState(),
-    now: 1_000_000,
-    random: seededRandom(1),
-  };
-}
-
-const routedTo = (target: typeof a): SchedulingResult => ({
-  primaryProfile: 'default',
-  results: new Map([['default', { profile: 'default', targets: [target] }]]),
-  headers: {},
-});
+const request = (prompt: string) => schedulingContext(prompt);
 
 test("token-load-scorer: 1 − (prompt tokens in flight + this request's) / queueThresholdTokens, released at the end", () => {
   const scorer = tokenLoadScorer('t', 100);
