@@ -240,6 +240,53 @@ test(
   },
 );
 
+test(
+  "a KServe-style HTTPS probe on the presets' plain-HTTP vLLM is a Warning Event naming the field, once per spec",
+  { skip },
+  async () => {
+    const ns = await createNamespace(c, 'ns-probe');
+    const r = await controller({ namespace: ns, systemNamespace: sys });
+    const name = 'https-probe';
+    await apply(
+      c,
+      [
+        example('no-scheduler.yaml', name, ns, {
+          template: {
+            containers: [
+              { name: 'main', readinessProbe: { httpGet: { path: '/health', port: 8000, scheme: 'HTTPS' } } },
+            ],
+          },
+        }),
+      ],
+      ns,
+    );
+    const [event] = await waitFor('the warning', async () => {
+      const found = await eventsOf(ns, name, 'SpecWarning');
+      return found.length ? found : undefined;
+    });
+    assert.equal(event!.type, 'Warning');
+    assert.match(
+      event!.message,
+      /^spec\.template\.containers\[main\]\.readinessProbe\.httpGet\.scheme: HTTPS, but/,
+    );
+    // Another pass over the same spec (once the controller has seen its own status for it) says nothing new.
+    const services = r.controller.informers()[0]! as unknown as {
+      get(
+        ns: string,
+        name: string,
+      ): { metadata: { generation?: number }; status?: { observedGeneration?: number } } | undefined;
+    };
+    await waitFor('the pass is recorded', () => {
+      const seen = services.get(ns, name);
+      return seen?.status?.observedGeneration === seen?.metadata.generation ? true : undefined;
+    });
+    await r.controller.reconcile(`${ns}/${name}`);
+    const after = await eventsOf(ns, name, 'SpecWarning');
+    assert.equal(after.length, 1);
+    assert.equal(after[0]!.count ?? 1, 1);
+  },
+);
+
 test('a drift loop is one Event whose count grows, not an Event per pass', { skip }, async () => {
   const ns = await createNamespace(c, 'ns-drift');
   await controller({ namespace: ns, systemNamespace: sys });

@@ -121,6 +121,11 @@ export interface RenderOutcome {
   missing: MissingDependency[];
   /** The LLMInferenceServiceConfigs merged into the service, in merge order (for `status.appliedConfigs`). */
   appliedConfigs?: AppliedConfigRef[];
+  /**
+   * What renders but will not work as its author may expect (an HTTPS probe against the presets' plain-HTTP vLLM),
+   * as `<field path>: <what to do>`; recorded as Warning Events once per generation.
+   */
+  warnings?: string[];
   /** `spec.router.ingress.refs` of the merged spec: Ingresses the user runs in front of the workload Service. */
   ingressRefs?: { name: string; namespace?: string }[];
   /** Model-name routing as decided over the namespace: a lost model name, and the routing group's state. */
@@ -619,6 +624,11 @@ export class Controller {
       );
       return;
     }
+
+    // Once per spec change, not every pass: an Event is an API write, and the warning stays true until the spec changes.
+    if (service.status?.observedGeneration !== service.metadata.generation)
+      for (const warning of outcome.warnings ?? [])
+        await this.event(service, 'Warning', 'SpecWarning', warning);
 
     const missing = outcome.missing;
     const desired = stopped ? [] : outcome.children;

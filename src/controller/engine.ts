@@ -21,6 +21,7 @@ import {
   type RenderOptions,
   type RenderOutput,
   type RoutingCandidate,
+  httpsProbeWarnings,
 } from '../render/index.js';
 import { STOP_ANNOTATION } from './controller.js';
 import type { ServiceEngine } from './controller.js';
@@ -90,6 +91,7 @@ export function defaultEngine(options: RenderOptions): ServiceEngine & WebhookEn
         appliedConfigs: out.appliedConfigs,
         ingressRefs: out.spec.router?.ingress?.refs ?? [],
         modelRouting: { collision: plan?.collision, group: plan?.group },
+        warnings: httpsProbeWarnings(out.spec),
       };
     },
     validate: (object) => validateObject(object),
