@@ -208,6 +208,15 @@ test("llm-d.ai's InferenceObjectives apply by poolRef, poolRefs or a poolSelecto
       objective('no-zone', 8, {
         poolSelector: { matchExpressions: [{ key: 'zone', operator: 'DoesNotExist' }] },
       }),
+      // Malformed selectors select nothing (Kubernetes refuses them), rather than everything.
+      objective('unknown-operator', 9, {
+        poolSelector: { matchExpressions: [{ key: 'zone', operator: 'Gt', values: ['1'] }] },
+      }),
+      objective('number-label', 10, { poolSelector: { matchLabels: { tier: 5 } } }),
+      objective('in-without-values', 11, {
+        poolSelector: { matchExpressions: [{ key: 'zone', operator: 'In' }] },
+      }),
+      objective('labels-as-string', 12, { poolSelector: { matchLabels: 'tier=gold' } }),
     ],
     { name: 'pool', labels: { tier: 'gold', zone: 'b' } },
   );

@@ -16,7 +16,7 @@ import {
   type ModelRoute,
   type ModelTarget,
 } from './director.js';
-import { matchesSelector, type LabelSelectorRequirement } from './plugins/index.js';
+import { matchesSelector, type LabelSelector, type LabelSelectorRequirement } from './plugins/index.js';
 import type { Criticality, EndpointRole } from './types.js';
 
 export const ROLE_LABEL = 'llm-d.ai/role';
@@ -98,20 +98,32 @@ export interface PoolIdentity {
   labels: Readonly<Record<string, string>>;
 }
 
-/** A Kubernetes label selector as written (absent parts empty; operators as given). */
-function labelSelectorOf(raw: unknown): Parameters<typeof matchesSelector>[1] {
-  const s = (raw ?? {}) as { matchLabels?: Record<string, string>; matchExpressions?: unknown[] };
-  return {
-    matchLabels: s.matchLabels ?? {},
-    matchExpressions: (Array.isArray(s.matchExpressions) ? s.matchExpressions : []).map((e) => {
-      const r = e as { key?: unknown; operator?: unknown; values?: unknown };
-      return {
-        key: typeof r.key === 'string' ? r.key : '',
-        operator: r.operator as LabelSelectorRequirement['operator'],
-        values: Array.isArray(r.values) ? r.values.filter((v): v is string => typeof v === 'string') : [],
-      };
-    }),
-  };
+const OPERATORS: readonly string[] = ['In', 'NotIn', 'Exists', 'DoesNotExist'];
+const isRecord = (x: unknown): x is Record<string, unknown> =>
+  typeof x === 'object' && x !== null && !Array.isArray(x);
+
+/**
+ * A Kubernetes label selector as written, or undefined when it is malformed (a non-string label value, an unknown
+ * operator, In/NotIn without values): such a selector selects nothing, as Kubernetes refuses to turn it into one —
+ * an objective must not apply to more pools than its author wrote.
+ */
+function labelSelectorOf(raw: unknown): LabelSelector | undefined {
+  if (!isRecord(raw)) return undefined;
+  const labels = raw['matchLabels'] ?? {};
+  if (!isRecord(labels) || !Object.values(labels).every((v) => typeof v === 'string')) return undefined;
+  const expressions = raw['matchExpressions'] ?? [];
+  if (!Array.isArray(expressions)) return undefined;
+  const matchExpressions: LabelSelectorRequirement[] = [];
+  for (const e of expressions) {
+    if (!isRecord(e) || typeof e['key'] !== 'string' || !OPERATORS.includes(String(e['operator'])))
+      return undefined;
+    const values = e['values'] ?? [];
+    if (!Array.isArray(values) || !values.every((v) => typeof v === 'string')) return undefined;
+    const operator = e['operator'] as LabelSelectorRequirement['operator'];
+    if ((operator === 'In' || operator === 'NotIn') === (values.length === 0)) return undefined;
+    matchExpressions.push({ key: e['key'], operator, values });
+  }
+  return { matchLabels: labels as Record<string, string>, matchExpressions };
 }
 
 /**
@@ -124,7 +136,8 @@ function refersToPool(obj: Obj, pool: PoolIdentity): boolean {
   const refs = spec['poolRefs'];
   if (Array.isArray(refs) && refs.some((r) => (r as { name?: string } | null)?.name === pool.name))
     return true;
-  return spec['poolSelector'] != null && matchesSelector(pool.labels, labelSelectorOf(spec['poolSelector']));
+  const selector = spec['poolSelector'] == null ? undefined : labelSelectorOf(spec['poolSelector']);
+  return selector !== undefined && matchesSelector(pool.labels, selector);
 }
 
 /**

@@ -59,7 +59,7 @@ import { weightedRandomPicker } from './weighted-random-picker.js';
 
 export { Parameters, parseDurationMs } from './parameters.js';
 export { isSaturationDetector, type SaturationDetectorPlugin } from './utilization-detector.js';
-export { matchesSelector, type LabelSelectorRequirement } from './label-filter.js';
+export { matchesSelector, type LabelSelector, type LabelSelectorRequirement } from './label-filter.js';
 export {
   PrefixIndex,
   prefixBlockHashes,
