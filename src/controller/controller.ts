@@ -212,6 +212,11 @@ export class Controller {
   private resyncTimer: NodeJS.Timeout | undefined;
   private informerSync = new Map<string, Promise<Informer | undefined>>();
   private readonly recorder: EventRecorder;
+  /**
+   * The spec (`uid/generation`) each service's render warnings were last recorded for, by key: one Warning Event per
+   * spec change, however many passes it takes before the status shows the generation.
+   */
+  private readonly warnedSpec = new Map<string, string>();
 
   constructor(private readonly options: ControllerOptions) {
     this.discovery = new Discovery(options.client);
@@ -556,7 +561,10 @@ export class Controller {
   async reconcile(key: string): Promise<void> {
     const { namespace, name } = splitKey(key);
     const service = this.services.get(namespace, name);
-    if (!service || !namespace) return; // Deleted: the garbage collector deletes the children (owner references).
+    if (!service || !namespace) {
+      this.warnedSpec.delete(key);
+      return; // Deleted: the garbage collector deletes the children (owner references).
+    }
     try {
       await this.reconcileService(key, service, namespace);
     } catch (error) {
@@ -626,9 +634,12 @@ export class Controller {
     }
 
     // Once per spec change, not every pass: an Event is an API write, and the warning stays true until the spec changes.
-    if (service.status?.observedGeneration !== service.metadata.generation)
+    const spec = `${uid}/${service.metadata.generation}`;
+    if (this.warnedSpec.get(key) !== spec) {
+      this.warnedSpec.set(key, spec);
       for (const warning of outcome.warnings ?? [])
         await this.event(service, 'Warning', 'SpecWarning', warning);
+    }
 
     const missing = outcome.missing;
     const desired = stopped ? [] : outcome.children;
