@@ -16,7 +16,12 @@ import {
   type ModelRoute,
   type ModelTarget,
 } from './director.js';
-import { matchesSelector, type LabelSelector, type LabelSelectorRequirement } from './plugins/index.js';
+import {
+  matchesSelector,
+  SELECTOR_OPERATORS,
+  type LabelSelector,
+  type LabelSelectorRequirement,
+} from './plugins/index.js';
 import type { Criticality, EndpointRole } from './types.js';
 
 export const ROLE_LABEL = 'llm-d.ai/role';
@@ -98,7 +103,6 @@ export interface PoolIdentity {
   labels: Readonly<Record<string, string>>;
 }
 
-const OPERATORS: readonly string[] = ['In', 'NotIn', 'Exists', 'DoesNotExist'];
 const isRecord = (x: unknown): x is Record<string, unknown> =>
   typeof x === 'object' && x !== null && !Array.isArray(x);
 
@@ -115,7 +119,11 @@ function labelSelectorOf(raw: unknown): LabelSelector | undefined {
   if (!Array.isArray(expressions)) return undefined;
   const matchExpressions: LabelSelectorRequirement[] = [];
   for (const e of expressions) {
-    if (!isRecord(e) || typeof e['key'] !== 'string' || !OPERATORS.includes(String(e['operator'])))
+    if (
+      !isRecord(e) ||
+      typeof e['key'] !== 'string' ||
+      !(SELECTOR_OPERATORS as readonly unknown[]).includes(e['operator'])
+    )
       return undefined;
     const values = e['values'] ?? [];
     if (!Array.isArray(values) || !values.every((v) => typeof v === 'string')) return undefined;

@@ -28,7 +28,7 @@ import type {
 } from '../types.js';
 import type { Parameters } from './parameters.js';
 import { PREFILL_HEADER } from './prefill-header-handler.js';
-import { PREFIX_MATCHES, prefixMatchKey, type PrefixMatches } from './prefix-cache-scorer.js';
+import { matchInfoProducerParameter, prefixMatchesKeyOf, type PrefixMatches } from './prefix-cache-scorer.js';
 import { TOKENIZED_PROMPT, type TokenizedPrompt } from './token-producer.js';
 
 /** A plugin that decides, once the decode endpoint is known, whether the prompt is prefilled elsewhere. */
@@ -64,6 +64,7 @@ export function prefixBasedPdDecider(
   name: string,
   parameters: PrefixBasedPdParameters,
 ): PdDecider & { readonly matchInfoProducer: string | undefined } {
+  const matchesKey = prefixMatchesKeyOf(parameters.matchInfoProducer);
   return {
     type: 'prefix-based-pd-decider',
     name,
@@ -72,11 +73,7 @@ export function prefixBasedPdDecider(
       if (parameters.nonCachedTokens === 0) return false;
       const tokens = promptTokenCount(context);
       if (tokens < parameters.promptTokens || tokens < parameters.nonCachedTokens) return false;
-      const matches = context.state.read<PrefixMatches>(
-        parameters.matchInfoProducer === undefined
-          ? PREFIX_MATCHES
-          : prefixMatchKey(parameters.matchInfoProducer),
-      );
+      const matches = context.state.read<PrefixMatches>(matchesKey);
       // No prefix data (no prefix scorer or producer ran): decode only, as upstream fails soft.
       if (!matches) return false;
       const cachedTokens = (matches.matched.get(decode.address) ?? 0) * matches.blockTokens;
@@ -142,9 +139,7 @@ export function prefixBasedPdDeciderFactory(name: string, p: Parameters): PdDeci
   return prefixBasedPdDecider(name, {
     nonCachedTokens: p.integer('nonCachedTokens', 0, 0),
     promptTokens: p.integer('promptTokens', 0, 0),
-    matchInfoProducer: p.has('prefixMatchInfoProducerName')
-      ? p.string('prefixMatchInfoProducerName', '')
-      : undefined,
+    matchInfoProducer: matchInfoProducerParameter(p),
   });
 }
 

@@ -12,6 +12,7 @@ import { kvCacheUtilizationScorer } from './kv-cache-utilization-scorer.js';
 import {
   byLabelFilter,
   labelSelectorFilter,
+  SELECTOR_OPERATORS,
   type LabelSelector,
   type LabelSelectorRequirement,
   type SelectorOperator,
@@ -36,6 +37,7 @@ import { prefillHeaderHandler } from './prefill-header-handler.js';
 import { queueScorer } from './queue-scorer.js';
 import {
   defaultPrefixCacheParameters,
+  matchInfoProducerParameter,
   prefixCacheScorer,
   type PrefixCacheParameters,
   type PrefixCacheScorer,
@@ -59,7 +61,12 @@ import { weightedRandomPicker } from './weighted-random-picker.js';
 
 export { Parameters, parseDurationMs } from './parameters.js';
 export { isSaturationDetector, type SaturationDetectorPlugin } from './utilization-detector.js';
-export { matchesSelector, type LabelSelector, type LabelSelectorRequirement } from './label-filter.js';
+export {
+  matchesSelector,
+  SELECTOR_OPERATORS,
+  type LabelSelector,
+  type LabelSelectorRequirement,
+} from './label-filter.js';
 export {
   PrefixIndex,
   prefixBlockHashes,
@@ -118,9 +125,7 @@ function prefixCacheParameters(p: Parameters): PrefixCacheParameters {
     lruCapacityPerServer: p.integer('lruCapacityPerServer', d.lruCapacityPerServer, 1),
     autoTune: p.boolean('autoTune', d.autoTune),
     averageCharactersPerToken,
-    matchInfoProducer: p.has('prefixMatchInfoProducerName')
-      ? p.string('prefixMatchInfoProducerName', '')
-      : undefined,
+    matchInfoProducer: matchInfoProducerParameter(p),
     matchLengthWeight: renamed(p, 'matchLengthWeight', 'prefixLengthWeight', (key) =>
       p.number(key, d.matchLengthWeight, 0, 1),
     ),
@@ -150,9 +155,7 @@ function noHitLruParameters(p: Parameters): NoHitLruParameters {
   p.string('prefixPluginType', '');
   return {
     lruSize: p.integer('lruSize', DEFAULT_NO_HIT_LRU_SIZE, 1),
-    matchInfoProducer: p.has('prefixMatchInfoProducerName')
-      ? p.string('prefixMatchInfoProducerName', '')
-      : undefined,
+    matchInfoProducer: matchInfoProducerParameter(p),
   };
 }
 
@@ -207,8 +210,6 @@ function concurrencyDetectorFactory(name: string, p: Parameters): Plugin {
   );
 }
 
-const OPERATORS: readonly SelectorOperator[] = ['In', 'NotIn', 'Exists', 'DoesNotExist'];
-
 /** A Kubernetes label selector from `matchLabels` and `matchExpressions`. */
 function labelSelector(p: Parameters): LabelSelector {
   const matchLabels = p.stringMap('matchLabels');
@@ -224,8 +225,8 @@ function labelSelector(p: Parameters): LabelSelector {
       const operator = e['operator'] as SelectorOperator;
       const values = e['values'] ?? [];
       if (typeof e['key'] !== 'string' || e['key'] === '') p.problem(`${at}.key`, 'must be a label name');
-      else if (!OPERATORS.includes(operator))
-        p.problem(`${at}.operator`, `must be one of ${OPERATORS.join(', ')}`);
+      else if (!SELECTOR_OPERATORS.includes(operator))
+        p.problem(`${at}.operator`, `must be one of ${SELECTOR_OPERATORS.join(', ')}`);
       else if (!Array.isArray(values) || !values.every((v) => typeof v === 'string'))
         p.problem(`${at}.values`, 'must be a list of strings');
       else if ((operator === 'In' || operator === 'NotIn') === (values.length === 0))

@@ -25,6 +25,7 @@ export function byLabelFilter(
 }
 
 export type SelectorOperator = 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+export const SELECTOR_OPERATORS: readonly SelectorOperator[] = ['In', 'NotIn', 'Exists', 'DoesNotExist'];
 
 export interface LabelSelectorRequirement {
   key: string;

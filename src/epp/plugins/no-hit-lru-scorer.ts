@@ -7,7 +7,7 @@
  * first ones written (an approx or precise producer's, or a `prefix-cache-scorer` scored earlier in the profile).
  */
 import type { Endpoint, PreRequest, Scorer, SchedulingContext, SchedulingResult } from '../types.js';
-import { PREFIX_MATCHES, prefixMatchKey, type PrefixMatches } from './prefix-cache-scorer.js';
+import { prefixMatchesKeyOf, type PrefixMatches } from './prefix-cache-scorer.js';
 
 export interface NoHitLruParameters {
   /** Endpoints remembered (llm-d's `lruSize`); past it the least recently used is forgotten, i.e. "never used". */
@@ -32,10 +32,7 @@ export function noHitLruScorer(
   name: string,
   parameters: NoHitLruParameters = { lruSize: DEFAULT_NO_HIT_LRU_SIZE },
 ): NoHitLruScorer {
-  const matchesKey =
-    parameters.matchInfoProducer === undefined
-      ? PREFIX_MATCHES
-      : prefixMatchKey(parameters.matchInfoProducer);
+  const matchesKey = prefixMatchesKeyOf(parameters.matchInfoProducer);
   const isCold = (context: SchedulingContext): boolean => {
     const matches = context.state.read<PrefixMatches>(matchesKey);
     return !matches || matches.matched.size === 0;

@@ -365,7 +365,6 @@ export const DEFAULT_MAX_ENTRIES = 500_000;
  */
 export function precisePrefixCacheOptions(p: Parameters): PrecisePrefixCacheOptions {
   const tp = tokenProcessorConfig(p, 'tokenProcessorConfig', p.raw('tokenProcessorConfig'));
-  const hashSeed = tp?.hashSeed ?? '';
   const ic = section(p, 'indexerConfig', p.raw('indexerConfig'), [
     'kvBlockIndexConfig',
     'kvCacheBackendConfigs',
@@ -492,7 +491,7 @@ export function precisePrefixCacheOptions(p: Parameters): PrecisePrefixCacheOpti
   }
   return {
     blockSizeTokens,
-    hashSeed: hashSeed || itp?.hashSeed || '',
+    hashSeed: tp?.hashSeed || itp?.hashSeed || '',
     maxEntries,
     podCacheSize,
     ignoredMedia,

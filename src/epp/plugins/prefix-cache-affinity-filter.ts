@@ -23,7 +23,7 @@ import type {
 } from '../types.js';
 import type { Parameters } from './parameters.js';
 import { InFlightTokens } from './in-flight-tokens.js';
-import { PREFIX_MATCHES, prefixMatchKey, type PrefixMatches } from './prefix-cache-scorer.js';
+import { matchInfoProducerParameter, prefixMatchesKeyOf, type PrefixMatches } from './prefix-cache-scorer.js';
 
 export interface PrefixAffinityParameters {
   /** Share of the prompt's blocks an endpoint must hold to be sticky, in [0, 1] (0 turns the filter off). */
@@ -57,12 +57,8 @@ export function prefixCacheAffinityFilter(
   const inFlight = new InFlightTokens();
   const ttftMs = (e: Endpoint) => (inFlight.of(e.address) / parameters.peakPrefillThroughput) * 1000;
   const bestTtftMs = (endpoints: readonly Endpoint[]) => Math.min(...endpoints.map(ttftMs));
-  const matchesOf = (context: SchedulingContext) =>
-    context.state.read<PrefixMatches>(
-      parameters.matchInfoProducer === undefined
-        ? PREFIX_MATCHES
-        : prefixMatchKey(parameters.matchInfoProducer),
-    );
+  const matchesKey = prefixMatchesKeyOf(parameters.matchInfoProducer);
+  const matchesOf = (context: SchedulingContext) => context.state.read<PrefixMatches>(matchesKey);
   return {
     type: 'prefix-cache-affinity-filter',
     name,
@@ -129,9 +125,7 @@ export function prefixCacheAffinityFilterFactory(
     explorationProbability: p.number('explorationProbability', d.explorationProbability, 0, 1),
     maxTTFTPenaltyMs,
     peakPrefillThroughput,
-    matchInfoProducer: p.has('prefixMatchInfoProducerName')
-      ? p.string('prefixMatchInfoProducerName', '')
-      : undefined,
+    matchInfoProducer: matchInfoProducerParameter(p),
   });
   return Object.assign(filter, {
     link(plugins: ReadonlyMap<string, Plugin>): void {

@@ -29,6 +29,7 @@ import type {
   SchedulingResult,
 } from '../types.js';
 import { BlockLru } from './block-lru.js';
+import type { Parameters } from './parameters.js';
 import { CharsPerTokenMeter, DEFAULT_CHARS_PER_TOKEN, tunedCapacityBlocks } from './prefix-cache-tuning.js';
 
 export const PREFIX_HASHES = 'prefix-cache/hashes';
@@ -37,6 +38,16 @@ export const PREFIX_MATCHES = 'prefix-cache/matches';
 /** Cycle-state key under which a data producer named `name` leaves its {@link PrefixMatches} (llm-d's match info). */
 export function prefixMatchKey(name: string): string {
   return `prefix-match-info/${name}`;
+}
+
+/** Where a plugin reads prefix matches: those of the producer it names, else the first ones written this cycle. */
+export function prefixMatchesKeyOf(producer: string | undefined): string {
+  return producer === undefined ? PREFIX_MATCHES : prefixMatchKey(producer);
+}
+
+/** `prefixMatchInfoProducerName`, as every plugin reading prefix matches takes it: a name, or undefined when absent. */
+export function matchInfoProducerParameter(p: Parameters): string | undefined {
+  return p.has('prefixMatchInfoProducerName') ? p.string('prefixMatchInfoProducerName', '') : undefined;
 }
 
 /** How this EPP's approximate prefix index cuts and keeps prompts (the scorer's own, or an approx producer's). */
