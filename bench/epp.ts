@@ -147,6 +147,7 @@ function decisionsPerSecond(configText: string, roles: boolean): DecisionRate {
       updatedAt: now,
     },
     inFlight: 0,
+    inFlightTokens: 0,
     stale: false,
   }));
   const prompt = promptMaker();

@@ -156,6 +156,7 @@ function run(arrivals: readonly Arrival[], variant: Variant): RunResult {
       labels: {},
       metrics: scrape(undefined, 0),
       inFlight: 0,
+      inFlightTokens: 0,
       stale: false,
     },
     promptTokensTotal: 0,

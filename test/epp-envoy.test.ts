@@ -140,23 +140,28 @@ describe(
       for (const f of fixtures) f.state.holdBodies = true;
       const observed = async () => (await envoy.counters()).get(`${OBSERVER_STATS}.streams_closed`) ?? 0;
       const observedBefore = await observed();
+      const prompt = randomPrompt();
       const res = await request(`http://127.0.0.1:${envoy.port}/v1/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ model: 'test-model', prompt: randomPrompt(), max_tokens: 1 }),
+        body: JSON.stringify({ model: 'test-model', prompt, max_tokens: 1 }),
       });
       assert.equal(res.statusCode, 200);
       const served = fixtures.find((f) => f.name === res.headers['x-served-by'])!;
       const inFlight = () => epp.datastore.get(served.address)!.inFlight;
+      const inFlightTokens = () => epp.datastore.get(served.address)!.inFlightTokens;
       // The headers are here and the body is held back by the fixture. The response observer has heard them (Envoy
       // sends them to it as it forwards them): a release at the headers would show once the EPP has taken that in.
       await waitFor(async () => (await observed()) > observedBefore, {
         what: 'the EPP has heard the response headers and ended the observer stream',
       });
       assert.equal(inFlight(), 1, 'released before the response ended');
+      // Its prompt tokens too (4 characters a token), what token-load-scorer and prefix-cache-affinity-filter read.
+      assert.equal(inFlightTokens(), Math.ceil(prompt.length / 4));
       served.releaseBodies();
       await res.body.text();
       await until('the finished request is released', () => inFlight() === 0);
+      assert.equal(inFlightTokens(), 0, 'its tokens are released with it, once');
       reset();
     });
 

@@ -46,6 +46,7 @@ export class Datastore {
         labels: spec.labels ?? { 'llm-d.ai/role': role },
         metrics: existing?.metrics ?? emptyMetrics(),
         inFlight: existing?.inFlight ?? 0,
+        inFlightTokens: existing?.inFlightTokens ?? 0,
         stale: existing?.stale ?? true,
       });
     }

@@ -48,7 +48,7 @@ import {
   SERVED_BY_HEADER,
 } from './response-observer.js';
 import { routingHeadersToRemove } from './routing-headers.js';
-import type { Endpoint, SchedulingRequest } from './types.js';
+import { estimatedTokens, type Endpoint, type SchedulingRequest } from './types.js';
 
 export const DESTINATION_HEADER = 'x-gateway-destination-endpoint';
 export const DESTINATION_METADATA_NAMESPACE = 'envoy.lb';
@@ -134,6 +134,8 @@ export function createProcessHandler(
      * profile picked (for P/D the prefill endpoint); each hears the response.
      */
     let servedBy: Endpoint[] = [];
+    /** The prompt tokens counted in flight on `servedBy[0]`, released with it. */
+    let routedTokens = 0;
     let model = '';
     let targetModel = '';
     let firstMessageAt = 0;
@@ -165,6 +167,7 @@ export function createProcessHandler(
       if (served.length === 0) return;
       servedBy = [];
       served[0]!.inFlight = Math.max(0, served[0]!.inFlight - 1);
+      served[0]!.inFlightTokens = Math.max(0, served[0]!.inFlightTokens - routedTokens);
       for (const endpoint of served) deps.datastore.noteRouting(endpoint.address);
       // No answer at all (refused, reset, or the client left first) or a 5xx: the server may be gone.
       if (responseStatus === 0 || responseStatus >= 500) deps.datastore.noteTrouble(served[0]!.address);
@@ -327,6 +330,8 @@ export function createProcessHandler(
       }
       const endpoint = decision.endpoint;
       endpoint.inFlight++;
+      routedTokens = estimatedTokens(decision.request.prompt);
+      endpoint.inFlightTokens += routedTokens;
       routedRequest = decision.request;
       deps.metrics.requests.inc({ model, outcome: 'routed' });
       targetModel = decision.targetModel;

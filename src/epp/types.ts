@@ -45,6 +45,11 @@ export interface Endpoint {
   /** Requests the EPP sent to this endpoint that have not finished yet (its own count, not scraped). */
   inFlight: number;
   /**
+   * Their prompt tokens, estimated at 4 characters a token ({@link estimatedTokens}): the load `token-load-scorer`,
+   * `prefix-cache-affinity-filter` and `concurrency-detector` (tokens mode) read.
+   */
+  inFlightTokens: number;
+  /**
    * True when the last scrape failed (a late answer is not a failure) or the metrics are older than the staleness
    * threshold.
    */
@@ -111,6 +116,11 @@ export interface LinkedPlugin extends Plugin {
  * `approx-prefix-cache-producer`, when there is one (llm-d-router's default). A scorer reading an approx producer's
  * index may not set index parameters of its own, so the block size is given in one place.
  */
+
+/** A prompt's tokens as llm-d estimates them without a tokenizer: 4 characters a token, at least 1. */
+export function estimatedTokens(prompt: string): number {
+  return Math.max(1, Math.ceil(prompt.length / 4));
+}
 
 export interface Filter extends Plugin {
   filter(context: SchedulingContext, endpoints: readonly Endpoint[]): Endpoint[];

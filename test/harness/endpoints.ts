@@ -25,6 +25,7 @@ export function endpoint(
     labels: { 'llm-d.ai/role': role },
     metrics: { ...emptyMetrics(), updatedAt: now, ...metrics },
     inFlight: 0,
+    inFlightTokens: 0,
     stale: false,
   };
 }

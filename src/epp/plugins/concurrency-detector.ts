@@ -4,20 +4,11 @@
  * from scraped metrics, so it reacts at once and needs no scrape. Pool saturation is the aggregate load over the
  * aggregate capacity (`maxConcurrency` requests or `maxTokenConcurrency` tokens per endpoint; `hybrid` takes the
  * larger ratio). In a scheduling profile it filters out endpoints at capacity × (1 + `headroom`), keeping all when
- * none would be left. Tokens are estimated from the prompt (4 characters a token); the request count is the EPP's
- * own in-flight count, released when the response ends.
+ * none would be left. Both counts are the EPP's own (`Endpoint.inFlight` and `inFlightTokens`, tokens estimated at 4
+ * characters a token), released when the response ends.
  */
 import { isStale, type SaturationThresholds } from '../saturation.js';
-import type {
-  Endpoint,
-  Filter,
-  PostResponse,
-  PreRequest,
-  SchedulingContext,
-  SchedulingRequest,
-  SchedulingResult,
-} from '../types.js';
-import { InFlightTokens } from './in-flight-tokens.js';
+import type { Endpoint, Filter, SchedulingContext } from '../types.js';
 import type { SaturationDetectorPlugin } from './utilization-detector.js';
 
 export type ConcurrencyMode = 'requests' | 'tokens' | 'hybrid';
@@ -33,9 +24,7 @@ export function concurrencyDetector(
   name: string,
   p: ConcurrencyParameters,
   thresholds: SaturationThresholds,
-): SaturationDetectorPlugin & Filter & PreRequest & PostResponse {
-  const inFlight = new InFlightTokens();
-  const tokensOf = (e: Endpoint) => inFlight.of(e.address);
+): SaturationDetectorPlugin & Filter {
   const useRequests = p.mode !== 'tokens';
   const useTokens = p.mode !== 'requests';
   const saturation = (endpoints: readonly Endpoint[]): number => {
@@ -44,7 +33,7 @@ export function concurrencyDetector(
     let toks = 0;
     for (const e of endpoints) {
       requests += e.inFlight;
-      toks += tokensOf(e);
+      toks += e.inFlightTokens;
     }
     const byRequests = useRequests ? requests / (endpoints.length * p.maxConcurrency) : 0;
     const byTokens = useTokens ? toks / (endpoints.length * p.maxTokenConcurrency) : 0;
@@ -61,15 +50,9 @@ export function concurrencyDetector(
       const maxRequests = p.maxConcurrency * (1 + p.headroom);
       const maxTokens = p.maxTokenConcurrency * (1 + p.headroom);
       const kept = endpoints.filter(
-        (e) => (!useRequests || e.inFlight < maxRequests) && (!useTokens || tokensOf(e) < maxTokens),
+        (e) => (!useRequests || e.inFlight < maxRequests) && (!useTokens || e.inFlightTokens < maxTokens),
       );
       return kept.length > 0 ? kept : [...endpoints];
-    },
-    preRequest(context: SchedulingContext, result: SchedulingResult): void {
-      if (useTokens) inFlight.add(context, result);
-    },
-    postResponse(request: SchedulingRequest, endpoint: Endpoint): void {
-      inFlight.release(request, endpoint);
     },
   };
 }

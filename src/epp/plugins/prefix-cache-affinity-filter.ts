@@ -5,24 +5,15 @@
  * after it spread load among the cache-warm ones instead of trading cache hits against load in one weighted sum.
  * Stickiness breaks (every endpoint is kept) when it would cost too much: the best sticky endpoint's estimated
  * time to first token exceeds the best other one's by more than `maxTTFTPenaltyMs`, the estimate being its prompt
- * tokens in flight / `peakPrefillThroughput` (this EPP's own count, {@link InFlightTokens}). With
+ * tokens in flight / `peakPrefillThroughput` (`Endpoint.inFlightTokens`, this EPP's own count). With
  * `explorationProbability` a request skips the filter, so other endpoints warm up too. No sticky endpoint, or no
  * prefix data: every endpoint is kept.
  *
  * The matches must exist before the profile's scorers run, so the config needs a prefix producer
  * (`approx-prefix-cache-producer` or the precise one); the loader says so when there is none.
  */
-import type {
-  Endpoint,
-  Filter,
-  LinkedPlugin,
-  Plugin,
-  PostResponse,
-  PreRequest,
-  SchedulingContext,
-} from '../types.js';
+import type { Endpoint, Filter, LinkedPlugin, Plugin, SchedulingContext } from '../types.js';
 import type { Parameters } from './parameters.js';
-import { InFlightTokens } from './in-flight-tokens.js';
 import { matchInfoProducerParameter, prefixMatchesKeyOf, type PrefixMatches } from './prefix-cache-scorer.js';
 
 export interface PrefixAffinityParameters {
@@ -46,16 +37,13 @@ export const DEFAULT_PREFIX_AFFINITY: Omit<PrefixAffinityParameters, 'matchInfoP
   peakPrefillThroughput: 15_928,
 };
 
-export type PrefixCacheAffinityFilter = Filter &
-  PreRequest &
-  PostResponse & { readonly matchInfoProducer: string | undefined };
+export type PrefixCacheAffinityFilter = Filter & { readonly matchInfoProducer: string | undefined };
 
 export function prefixCacheAffinityFilter(
   name: string,
   parameters: PrefixAffinityParameters,
 ): PrefixCacheAffinityFilter {
-  const inFlight = new InFlightTokens();
-  const ttftMs = (e: Endpoint) => (inFlight.of(e.address) / parameters.peakPrefillThroughput) * 1000;
+  const ttftMs = (e: Endpoint) => (e.inFlightTokens / parameters.peakPrefillThroughput) * 1000;
   const bestTtftMs = (endpoints: readonly Endpoint[]) => Math.min(...endpoints.map(ttftMs));
   const matchesKey = prefixMatchesKeyOf(parameters.matchInfoProducer);
   const matchesOf = (context: SchedulingContext) => context.state.read<PrefixMatches>(matchesKey);
@@ -83,8 +71,6 @@ export function prefixCacheAffinityFilter(
         return [...endpoints];
       return sticky;
     },
-    preRequest: (context, result) => inFlight.add(context, result),
-    postResponse: (request, endpoint) => inFlight.release(request, endpoint),
   };
 }
 

@@ -2,24 +2,19 @@
  * @module epp/plugins/token-load-scorer
  * `token-load-scorer` (llm-d-router): prefers endpoints with less prompt work queued, a finer signal than the request
  * count since it weighs long prompts more: score = 1 − min(1, load / `queueThresholdTokens`), where an endpoint's load
- * is the prompt tokens in flight there ({@link InFlightTokens}, this EPP's own count, so llm-d's
+ * is the prompt tokens in flight there (`Endpoint.inFlightTokens`, this EPP's own count, so llm-d's
  * `inflight-load-producer` is not needed) plus what this request would add there: its tokens less the prefix the
  * endpoint already holds, when a prefix producer or a prefix scorer before this one has matched it (as upstream adds
  * its producer's uncached request tokens).
  */
-import type { Endpoint, PostResponse, PreRequest, Scorer, SchedulingContext } from '../types.js';
+import { estimatedTokens, type Endpoint, type Scorer, type SchedulingContext } from '../types.js';
 import type { Parameters } from './parameters.js';
-import { InFlightTokens, estimatedTokens } from './in-flight-tokens.js';
 import { PREFIX_MATCHES, type PrefixMatches } from './prefix-cache-scorer.js';
 
 /** 128 requests of 32K tokens, upstream's default. */
 export const DEFAULT_QUEUE_THRESHOLD_TOKENS = 4_194_304;
 
-export function tokenLoadScorer(
-  name: string,
-  queueThresholdTokens: number,
-): Scorer & PreRequest & PostResponse {
-  const inFlight = new InFlightTokens();
+export function tokenLoadScorer(name: string, queueThresholdTokens: number): Scorer {
   return {
     type: 'token-load-scorer',
     name,
@@ -28,20 +23,18 @@ export function tokenLoadScorer(
       const matches = context.state.read<PrefixMatches>(PREFIX_MATCHES);
       const scores = new Float64Array(endpoints.length);
       for (let i = 0; i < endpoints.length; i++) {
-        const address = endpoints[i]!.address;
-        const cached = matches ? (matches.matched.get(address) ?? 0) * matches.blockTokens : 0;
-        const load = inFlight.of(address) + Math.max(0, requestTokens - cached);
+        const endpoint = endpoints[i]!;
+        const cached = matches ? (matches.matched.get(endpoint.address) ?? 0) * matches.blockTokens : 0;
+        const load = endpoint.inFlightTokens + Math.max(0, requestTokens - cached);
         scores[i] = 1 - Math.min(1, load / queueThresholdTokens);
       }
       return scores;
     },
-    preRequest: (context, result) => inFlight.add(context, result),
-    postResponse: (request, endpoint) => inFlight.release(request, endpoint),
   };
 }
 
 /** llm-d-router's parameters: a non-positive threshold means the default, as upstream. */
-export function tokenLoadScorerFactory(name: string, p: Parameters): Scorer & PreRequest & PostResponse {
+export function tokenLoadScorerFactory(name: string, p: Parameters): Scorer {
   const threshold = p.integer(
     'queueThresholdTokens',
     DEFAULT_QUEUE_THRESHOLD_TOKENS,
