@@ -9,6 +9,7 @@
  * silently. Every problem is reported at once.
  */
 import { parse as parseYaml } from 'yaml';
+import { isRecord } from './is-record.js';
 import { LlmisvcError, ValidationError, type FieldProblem } from '../errors/index.js';
 import {
   acceptedNotActedOn,
@@ -144,10 +145,6 @@ export function loadEndpointPickerConfig(text: string, source = '--config-text')
     });
   }
   return buildEndpointPickerConfig(doc, source);
-}
-
-function isRecord(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
 /** What one config is checked against: problems (errors) and warnings, gathered together. */

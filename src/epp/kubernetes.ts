@@ -8,6 +8,7 @@
  */
 import type { Logger } from 'pino';
 import { Informer, KubeClient, type KubeObject, type ResourceRef } from '../kube/index.js';
+import { isRecord } from './is-record.js';
 import type { EndpointSpec } from './datastore.js';
 import {
   criticalityOfPriority,
@@ -16,12 +17,7 @@ import {
   type ModelRoute,
   type ModelTarget,
 } from './director.js';
-import {
-  matchesSelector,
-  SELECTOR_OPERATORS,
-  type LabelSelector,
-  type LabelSelectorRequirement,
-} from './plugins/index.js';
+import { matchesSelector, readMatchExpressions, type LabelSelector } from './plugins/index.js';
 import type { Criticality, EndpointRole } from './types.js';
 
 export const ROLE_LABEL = 'llm-d.ai/role';
@@ -103,34 +99,20 @@ export interface PoolIdentity {
   labels: Readonly<Record<string, string>>;
 }
 
-const isRecord = (x: unknown): x is Record<string, unknown> =>
-  typeof x === 'object' && x !== null && !Array.isArray(x);
-
 /**
- * A Kubernetes label selector as written, or undefined when it is malformed (a non-string label value, an unknown
- * operator, In/NotIn without values): such a selector selects nothing, as Kubernetes refuses to turn it into one —
- * an objective must not apply to more pools than its author wrote.
+ * A Kubernetes label selector as written, or undefined when it is malformed (a non-string label value, an expression
+ * the config loader would refuse: an unknown operator, In/NotIn without values, …): such a selector selects nothing,
+ * as Kubernetes refuses to turn it into one — an objective must not apply to more pools than its author wrote.
  */
 function labelSelectorOf(raw: unknown): LabelSelector | undefined {
   if (!isRecord(raw)) return undefined;
   const labels = raw['matchLabels'] ?? {};
   if (!isRecord(labels) || !Object.values(labels).every((v) => typeof v === 'string')) return undefined;
-  const expressions = raw['matchExpressions'] ?? [];
-  if (!Array.isArray(expressions)) return undefined;
-  const matchExpressions: LabelSelectorRequirement[] = [];
-  for (const e of expressions) {
-    if (
-      !isRecord(e) ||
-      typeof e['key'] !== 'string' ||
-      !(SELECTOR_OPERATORS as readonly unknown[]).includes(e['operator'])
-    )
-      return undefined;
-    const values = e['values'] ?? [];
-    if (!Array.isArray(values) || !values.every((v) => typeof v === 'string')) return undefined;
-    const operator = e['operator'] as LabelSelectorRequirement['operator'];
-    if ((operator === 'In' || operator === 'NotIn') === (values.length === 0)) return undefined;
-    matchExpressions.push({ key: e['key'], operator, values });
-  }
+  let malformed = false;
+  const matchExpressions = readMatchExpressions(raw['matchExpressions'] ?? [], () => {
+    malformed = true;
+  });
+  if (malformed) return undefined;
   return { matchLabels: labels as Record<string, string>, matchExpressions };
 }
 

@@ -5,6 +5,7 @@
  * without endpoints), no global limit, the static usage limit. Policy references name a plugin or, as upstream, a
  * policy type directly (its default instance). Problems are reported with the field's path; nothing here throws.
  */
+import { isRecord } from '../is-record.js';
 import type { FieldProblem } from '../../errors/index.js';
 import type { Plugin } from '../types.js';
 import type { BandSettings } from './bands.js';
@@ -66,10 +67,6 @@ export function goDurationMs(v: unknown): number | undefined {
   for (const [, n, unit] of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g))
     ms += Number(n) * UNIT_MS[unit!]!;
   return ms;
-}
-
-function isRecord(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
 /**

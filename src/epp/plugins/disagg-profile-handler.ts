@@ -26,6 +26,7 @@ import type {
   SchedulingContext,
   SchedulingResult,
 } from '../types.js';
+import { isRecord } from '../is-record.js';
 import type { Parameters } from './parameters.js';
 import { PREFILL_HEADER } from './prefill-header-handler.js';
 import { matchInfoProducerParameter, prefixMatchesKeyOf, type PrefixMatches } from './prefix-cache-scorer.js';
@@ -147,12 +148,12 @@ export function prefixBasedPdDeciderFactory(name: string, p: Parameters): PdDeci
 function nameMapping(p: Parameters, key: string, known: readonly string[]): Partial<Record<string, string>> {
   const raw = p.raw(key);
   if (raw === undefined || raw === null) return {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) {
+  if (!isRecord(raw)) {
     p.problem(key, `must be a mapping of ${known.join(', ')} to names`);
     return {};
   }
   const out: Partial<Record<string, string>> = {};
-  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+  for (const [k, v] of Object.entries(raw)) {
     if (!known.includes(k)) p.problem(`${key}.${k}`, `unknown field (known: ${known.join(', ')})`);
     else if (typeof v !== 'string') p.problem(`${key}.${k}`, 'must be a name');
     else if (v !== '') out[k] = v;

@@ -12,10 +12,8 @@ import { kvCacheUtilizationScorer } from './kv-cache-utilization-scorer.js';
 import {
   byLabelFilter,
   labelSelectorFilter,
-  SELECTOR_OPERATORS,
+  readMatchExpressions,
   type LabelSelector,
-  type LabelSelectorRequirement,
-  type SelectorOperator,
 } from './label-filter.js';
 import { loraAffinityScorer } from './lora-affinity-scorer.js';
 import { maxScorePicker } from './max-score-picker.js';
@@ -61,12 +59,7 @@ import { weightedRandomPicker } from './weighted-random-picker.js';
 
 export { Parameters, parseDurationMs } from './parameters.js';
 export { isSaturationDetector, type SaturationDetectorPlugin } from './utilization-detector.js';
-export {
-  matchesSelector,
-  SELECTOR_OPERATORS,
-  type LabelSelector,
-  type LabelSelectorRequirement,
-} from './label-filter.js';
+export { matchesSelector, readMatchExpressions, type LabelSelector } from './label-filter.js';
 export {
   PrefixIndex,
   prefixBlockHashes,
@@ -213,31 +206,9 @@ function concurrencyDetectorFactory(name: string, p: Parameters): Plugin {
 /** A Kubernetes label selector from `matchLabels` and `matchExpressions`. */
 function labelSelector(p: Parameters): LabelSelector {
   const matchLabels = p.stringMap('matchLabels');
-  const raw = p.raw('matchExpressions') ?? [];
-  const matchExpressions: LabelSelectorRequirement[] = [];
-  if (!Array.isArray(raw)) p.problem('matchExpressions', 'must be a list of {key, operator, values?}');
-  else
-    raw.forEach((r: unknown, i) => {
-      const at = `matchExpressions[${i}]`;
-      const e = (typeof r === 'object' && r !== null ? r : {}) as Record<string, unknown>;
-      for (const k of Object.keys(e))
-        if (!['key', 'operator', 'values'].includes(k)) p.problem(`${at}.${k}`, 'unknown field');
-      const operator = e['operator'] as SelectorOperator;
-      const values = e['values'] ?? [];
-      if (typeof e['key'] !== 'string' || e['key'] === '') p.problem(`${at}.key`, 'must be a label name');
-      else if (!SELECTOR_OPERATORS.includes(operator))
-        p.problem(`${at}.operator`, `must be one of ${SELECTOR_OPERATORS.join(', ')}`);
-      else if (!Array.isArray(values) || !values.every((v) => typeof v === 'string'))
-        p.problem(`${at}.values`, 'must be a list of strings');
-      else if ((operator === 'In' || operator === 'NotIn') === (values.length === 0))
-        p.problem(
-          `${at}.values`,
-          operator === 'In' || operator === 'NotIn'
-            ? `${operator} needs at least one value`
-            : `${operator} takes no values`,
-        );
-      else matchExpressions.push({ key: e['key'], operator, values: values });
-    });
+  const matchExpressions = readMatchExpressions(p.raw('matchExpressions') ?? [], (path, message) =>
+    p.problem(path, message),
+  );
   return { matchLabels, matchExpressions };
 }
 

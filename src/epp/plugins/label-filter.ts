@@ -25,7 +25,7 @@ export function byLabelFilter(
 }
 
 export type SelectorOperator = 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
-export const SELECTOR_OPERATORS: readonly SelectorOperator[] = ['In', 'NotIn', 'Exists', 'DoesNotExist'];
+const SELECTOR_OPERATORS: readonly SelectorOperator[] = ['In', 'NotIn', 'Exists', 'DoesNotExist'];
 
 export interface LabelSelectorRequirement {
   key: string;
@@ -36,6 +36,44 @@ export interface LabelSelectorRequirement {
 export interface LabelSelector {
   matchLabels: Readonly<Record<string, string>>;
   matchExpressions: readonly LabelSelectorRequirement[];
+}
+
+/**
+ * A selector's `matchExpressions` as Kubernetes reads them. Each problem goes to `problem` (its path starts at
+ * `matchExpressions`) and leaves that expression out: the config loader reports them, the Kubernetes objects' reader
+ * takes any as a selector that selects nothing.
+ */
+export function readMatchExpressions(
+  raw: unknown,
+  problem: (path: string, message: string) => void,
+): LabelSelectorRequirement[] {
+  const matchExpressions: LabelSelectorRequirement[] = [];
+  if (!Array.isArray(raw)) {
+    problem('matchExpressions', 'must be a list of {key, operator, values?}');
+    return matchExpressions;
+  }
+  raw.forEach((r: unknown, i) => {
+    const at = `matchExpressions[${i}]`;
+    const e = (typeof r === 'object' && r !== null ? r : {}) as Record<string, unknown>;
+    for (const k of Object.keys(e))
+      if (!['key', 'operator', 'values'].includes(k)) problem(`${at}.${k}`, 'unknown field');
+    const operator = e['operator'] as SelectorOperator;
+    const values = e['values'] ?? [];
+    if (typeof e['key'] !== 'string' || e['key'] === '') problem(`${at}.key`, 'must be a label name');
+    else if (!SELECTOR_OPERATORS.includes(operator))
+      problem(`${at}.operator`, `must be one of ${SELECTOR_OPERATORS.join(', ')}`);
+    else if (!Array.isArray(values) || !values.every((v) => typeof v === 'string'))
+      problem(`${at}.values`, 'must be a list of strings');
+    else if ((operator === 'In' || operator === 'NotIn') === (values.length === 0))
+      problem(
+        `${at}.values`,
+        operator === 'In' || operator === 'NotIn'
+          ? `${operator} needs at least one value`
+          : `${operator} takes no values`,
+      );
+    else matchExpressions.push({ key: e['key'], operator, values: values });
+  });
+  return matchExpressions;
 }
 
 /** Whether `labels` match `selector`, with Kubernetes semantics (every term must hold; empty matches all). */
