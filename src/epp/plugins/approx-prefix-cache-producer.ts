@@ -11,6 +11,7 @@ import type { Parameters } from './parameters.js';
 import {
   approxPrefixIndexer,
   defaultPrefixCacheParameters,
+  hashBlockSizeParameter,
   PREFIX_MATCHES,
   prefixMatchKey,
   type PrefixIndex,
@@ -77,16 +78,7 @@ export const PREFIX_INDEX_PARAMETERS: readonly string[] = [
 export function approxPrefixCacheParameters(p: Parameters): PrefixIndexParameters {
   const d = defaultPrefixCacheParameters;
   const charsPerToken = d.averageCharactersPerToken;
-  let hashBlockSize = p.integer('blockSize', d.hashBlockSize, 1);
-  const blockSizeTokens = p.integer('blockSizeTokens', 0, 1, 1 << 20);
-  if (p.has('blockSizeTokens')) {
-    if (p.has('blockSize'))
-      p.problem(
-        'blockSizeTokens',
-        'give the block size once: blockSizeTokens (tokens) or the deprecated blockSize (characters)',
-      );
-    else if (blockSizeTokens > 0) hashBlockSize = Math.max(1, Math.round(blockSizeTokens * charsPerToken));
-  }
+  const hashBlockSize = hashBlockSizeParameter(p, ['blockSize'], charsPerToken, 'the deprecated blockSize');
   let maxPrefixBlocksToMatch = p.integer('maxPrefixBlocksToMatch', d.maxPrefixBlocksToMatch, 0);
   const maxPrefixTokensToMatch = p.integer('maxPrefixTokensToMatch', 0, 0);
   // The index hashes characters: a token cap becomes the blocks that hold that many tokens' worth of characters.

@@ -35,6 +35,7 @@ import { prefillHeaderHandler } from './prefill-header-handler.js';
 import { queueScorer } from './queue-scorer.js';
 import {
   defaultPrefixCacheParameters,
+  hashBlockSizeParameter,
   matchInfoProducerParameter,
   prefixCacheScorer,
   type PrefixCacheParameters,
@@ -101,19 +102,13 @@ function prefixCacheParameters(p: Parameters): PrefixCacheParameters {
     MIN_CHARS_PER_TOKEN,
     MAX_CHARS_PER_TOKEN,
   );
-  let hashBlockSize = p.integer('hashBlockSize', p.integer('blockSize', d.hashBlockSize, 1), 1);
-  const blockSizeTokens = p.integer('blockSizeTokens', 0, 1, 1 << 20);
-  if (p.has('blockSizeTokens')) {
-    if (p.has('hashBlockSize') || p.has('blockSize'))
-      p.problem(
-        'blockSizeTokens',
-        'give the block size once: blockSizeTokens (tokens) or hashBlockSize / blockSize (characters)',
-      );
-    else if (blockSizeTokens > 0)
-      hashBlockSize = Math.max(1, Math.round(blockSizeTokens * averageCharactersPerToken));
-  }
   return {
-    hashBlockSize,
+    hashBlockSize: hashBlockSizeParameter(
+      p,
+      ['hashBlockSize', 'blockSize'],
+      averageCharactersPerToken,
+      'hashBlockSize / blockSize',
+    ),
     maxPrefixBlocksToMatch: p.integer('maxPrefixBlocksToMatch', d.maxPrefixBlocksToMatch, 1),
     lruCapacityPerServer: p.integer('lruCapacityPerServer', d.lruCapacityPerServer, 1),
     autoTune: p.boolean('autoTune', d.autoTune),

@@ -45,6 +45,32 @@ export function prefixMatchesKeyOf(producer: string | undefined): string {
   return producer === undefined ? PREFIX_MATCHES : prefixMatchKey(producer);
 }
 
+/**
+ * The approximate index's block size in characters, as prefix-cache-scorer and approx-prefix-cache-producer take it:
+ * `blockSizeTokens` (tokens × `charsPerToken`) or one of `characterKeys` in characters (the first given wins); both
+ * at once is refused, the message naming the character keys as `charactersNamed`.
+ */
+export function hashBlockSizeParameter(
+  p: Parameters,
+  characterKeys: readonly string[],
+  charsPerToken: number,
+  charactersNamed: string,
+): number {
+  let size = characterKeys.reduceRight(
+    (fallback, key) => p.integer(key, fallback, 1),
+    defaultPrefixCacheParameters.hashBlockSize,
+  );
+  const blockSizeTokens = p.integer('blockSizeTokens', 0, 1, 1 << 20);
+  if (!p.has('blockSizeTokens')) return size;
+  if (characterKeys.some((key) => p.has(key)))
+    p.problem(
+      'blockSizeTokens',
+      `give the block size once: blockSizeTokens (tokens) or ${charactersNamed} (characters)`,
+    );
+  else if (blockSizeTokens > 0) size = Math.max(1, Math.round(blockSizeTokens * charsPerToken));
+  return size;
+}
+
 /** `prefixMatchInfoProducerName`, as every plugin reading prefix matches takes it: a name, or undefined when absent. */
 export function matchInfoProducerParameter(p: Parameters): string | undefined {
   return p.has('prefixMatchInfoProducerName') ? p.string('prefixMatchInfoProducerName', '') : undefined;
