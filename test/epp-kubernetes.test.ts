@@ -42,6 +42,7 @@ describe(
     const fixtures: ModelServerFixture[] = [];
     let port = 0;
     let epp: RunningEpp | undefined;
+    const logLines: Record<string, unknown>[] = [];
     let client: ExtProcClient | undefined;
 
     async function createPod(name: string, ip: string, labels: Record<string, string>): Promise<void> {
@@ -114,7 +115,8 @@ describe(
         metricsPort: 0,
         pool: { name: 'pool', namespace, kubeconfig: KUBECONFIG },
         refreshMetricsIntervalMs: 25,
-        logger: pino({ level: 'silent' }),
+        // Kept to check what the informers say about kinds the server does not serve (llm-d.ai's, until below).
+        logger: pino({ level: 'info' }, { write: (line: string) => void logLines.push(JSON.parse(line)) }),
       });
       await until('both pods are endpoints', () => epp!.datastore.endpoints().length === 2);
       assert.deepEqual(
@@ -308,6 +310,21 @@ describe(
       }
       assert.equal(llmdShed.immediateResponse?.status, 429);
       fixtures[0]!.state.waiting = 0;
+      // A kind with no CRD (llm-d.ai's until just now; most clusters lack one of these kinds for good) is a state,
+      // said once at info and once more when it arrives, not a failure warned about on every retry.
+      const llmd = logLines.filter((l) => l['apiVersion'] === 'llm-d.ai/v1alpha2');
+      assert.deepEqual(
+        llmd.map((l) => [l['level'], l['msg']]),
+        [
+          [30, 'not served by the API server (no CRD installs this version): watching for it'],
+          [30, 'now served'],
+        ],
+      );
+      assert.deepEqual(
+        logLines.filter((l) => (l['level'] as number) >= 40).map((l) => l['msg']),
+        [],
+        'no warnings',
+      );
     });
 
     test('also reads an InferencePool v1alpha2', async () => {

@@ -258,8 +258,9 @@ const PODS: ResourceRef = { group: '', version: 'v1', plural: 'pods', kind: 'Pod
 
 /**
  * Watches the pool and its pods, models, objectives and rewrites. A kind whose CRD is not installed (one of the two
- * pool versions, InferenceModel on GIE v1, InferenceModelRewrite before GIE v1.1) is retried with the informer's
- * back-off, so it is picked up once installed.
+ * pool versions, InferenceModel on GIE v1, InferenceModelRewrite before GIE v1.1, every x-k8s.io kind on GIE v1.6,
+ * which moved InferenceObjective and InferenceModelRewrite to llm-d-router) is checked for again at the informer's
+ * back-off pace, quietly, so it is picked up once installed.
  */
 export async function watchInferencePool(options: WatchOptions): Promise<KubernetesSource> {
   // Without --kubeconfig: $KUBECONFIG, ~/.kube/config, else the pod's service account.

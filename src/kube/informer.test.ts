@@ -154,3 +154,31 @@ test('stop ends a watch in progress and resolves', async () => {
   await informer.stop();
   assert.equal(api.seen.length, 2, 'nothing is requested after stop');
 });
+
+test('a list answered 404 (no CRD serves the resource) is said once at info, not warned on every retry, and its arrival is said', async () => {
+  const lines: string[] = [];
+  const record = (level: string) => (_fields: unknown, msg: string) => lines.push(`${level} ${msg}`);
+  const logger = { info: record('info'), warn: record('warn'), debug: record('debug') } as unknown as Logger;
+  const { api, informer, calls } = setUp({ minBackoffMs: 1, maxBackoffMs: 2, logger });
+  for (let i = 0; i < 4; i++) {
+    const list = await api.next();
+    assert.equal(list.watch, false, 'a resource not served is listed again, not watched');
+    list.json(404, {
+      kind: 'Status',
+      code: 404,
+      reason: 'NotFound',
+      message: 'the server could not find the requested resource',
+    });
+  }
+  (await api.next()).json(200, listOf([configMap('a', '1')], '1'));
+  await api.next();
+  assert.deepEqual(lines, [
+    'info not served by the API server (its CRD is not installed): watching for it',
+    'debug still not served',
+    'debug still not served',
+    'debug still not served',
+    'info now served',
+  ]);
+  assert.deepEqual(calls, ['add a@1']);
+  await informer.stop();
+});

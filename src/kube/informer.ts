@@ -48,6 +48,8 @@ export class Informer<T extends KubeObject = KubeObject> {
   private resourceVersion: string | undefined;
   private running: Promise<void> | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
+  /** The last list was answered 404 (see noteNotServed). */
+  private notServed = false;
   readonly stats: InformerStats = { lists: 0, watches: 0, relistsAfterGone: 0, errors: 0 };
 
   constructor(
@@ -127,16 +129,37 @@ export class Informer<T extends KubeObject = KubeObject> {
           continue;
         }
         this.stats.errors += 1;
+        const notFound = error instanceof KubeApiError && error.status === 404;
+        if (notFound && needList) this.noteNotServed(backoff, maxBackoff);
+        else
+          this.log?.warn(
+            { resource: this.resource.plural, err: (error as Error).message, retryInMs: backoff },
+            'list/watch failed, retrying',
+          );
         // A failed list leaves nothing to resume from; a failed watch may resume from the last resourceVersion.
-        if (error instanceof KubeApiError && error.status === 404) needList = true;
-        this.log?.warn(
-          { resource: this.resource.plural, err: (error as Error).message, retryInMs: backoff },
-          'list/watch failed, retrying',
-        );
+        if (notFound) needList = true;
         await pause(backoff * (0.8 + Math.random() * 0.4), signal);
         backoff = Math.min(backoff * 2, maxBackoff);
       }
     }
+  }
+
+  /**
+   * A list answered 404: the API server does not serve the resource (its CRD is not installed — on most clusters
+   * some optional kind, such as InferenceModel beside GIE v1). That is a state, not a failure: said once at info,
+   * then only at debug while the informer keeps checking at its back-off pace, and said again once it is served.
+   */
+  private noteNotServed(backoff: number, maxBackoff: number): void {
+    const fields = { resource: this.resource.plural, apiVersion: apiVersionString(this.resource) };
+    if (this.notServed) {
+      this.log?.debug({ ...fields, retryInMs: backoff }, 'still not served');
+      return;
+    }
+    this.notServed = true;
+    this.log?.info(
+      { ...fields, checkEveryMs: maxBackoff },
+      'not served by the API server (no CRD installs this version): watching for it',
+    );
   }
 
   private collectionPath(): string {
@@ -164,6 +187,13 @@ export class Informer<T extends KubeObject = KubeObject> {
     } while (cont);
     this.stats.lists += 1;
     this.resourceVersion = resourceVersion;
+    if (this.notServed) {
+      this.notServed = false;
+      this.log?.info(
+        { resource: this.resource.plural, apiVersion: apiVersionString(this.resource) },
+        'now served',
+      );
+    }
     for (const [key, old] of this.store) {
       if (!fresh.has(key)) {
         this.store.delete(key);
