@@ -2,8 +2,9 @@
  * @module bench/peers
  * `npm run bench:peers [-- --quick] [--only=<name>,…] [--rates=<req/s>,…] [--cpu-prof=<dir>] [--envoy-hop]`: llmisvc's Endpoint Picker against peer routers, side by side, each on a fresh
  * fleet of llm-d-inference-sim processes (an independent vLLM simulator with a real prefix KV cache) under identical
- * seeded shared-prefix traffic. Peers: vllm-router (round_robin, cache_aware, power_of_two) and sglang-router
- * (cache_aware). Ours: `llmisvc up` itself with `--model-server-cmd` running the same simulators, once with the builtin
+ * seeded shared-prefix traffic. Peers: vllm-router (round_robin, cache_aware, power_of_two), sglang-router
+ * (cache_aware), and the Gateway API Inference Extension's own Endpoint Picker behind the Envoy of GIE's standalone
+ * chart (src/bench/gie-epp.ts). Ours: `llmisvc up` itself with `--model-server-cmd` running the same simulators, once with the builtin
  * gateway and once with Envoy, so the EPP runs exactly as users run it (its rendered default config, its metrics
  * scraping). Everything it needs is provisioned once per machine into the llmisvc cache (bench/peers-provision).
  *
@@ -15,9 +16,9 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import {
@@ -28,7 +29,12 @@ import {
   summarize,
   type LoadResult,
 } from '../src/bench/index.js';
+import { applyObjects, ensureNamespace, startDevApiServer } from '../src/dev/index.js';
+import { GIE_DEFAULT_PLUGINS, gieEppObjects, gieStandaloneEnvoy } from '../src/bench/gie-epp.js';
+import { KubeClient, type ResourceRef } from '../src/kube/index.js';
 import {
+  GIE_EPP_VERSION,
+  GIE_STANDALONE_VALUES,
   INFERENCE_SIM_VERSION,
   SGLANG_ROUTER_VERSION,
   VLLM_ROUTER_VERSION,
@@ -44,7 +50,7 @@ import {
   withoutExtProc,
   type HopRow,
 } from '../src/bench/envoy-hop.js';
-import { startEnvoyWithBootstrap } from '../src/gateway/index.js';
+import { defaultCacheDir, ensureEnvoy, startEnvoyWithBootstrap } from '../src/gateway/index.js';
 import {
   cpuSecondsFromStat,
   parsePrefixCacheCounters,
@@ -225,6 +231,7 @@ interface Ready {
   sim: string;
   vllmRouter?: string;
   sglangRouter?: string;
+  gieEpp?: string;
 }
 
 function startProcess(
@@ -461,6 +468,97 @@ function llmisvcUp(gateway: 'builtin' | 'envoy', { precise = false, eppReplicas 
     },
   };
 }
+
+const PODS: ResourceRef = { group: '', version: 'v1', kind: 'Pod', plural: 'pods', namespaced: true };
+
+/**
+ * GIE's own Endpoint Picker behind the Envoy of GIE's standalone chart, with the chart's default plugins
+ * (src/bench/gie-epp.ts). A real API server (the test suite's, cached per machine) holds its InferencePool and the
+ * Pod whose ports are the simulators. Its CPU is the EPP's and Envoy's: the API server, which `up` does without, is
+ * not counted.
+ */
+const gieEppBehindEnvoy: RouterSetup = {
+  name: `GIE EPP ${GIE_EPP_VERSION} + Envoy`,
+  needs: 'gieEpp',
+  async start(ready, logDir) {
+    const binary = ready.gieEpp!;
+    const stops: (() => Promise<void>)[] = [];
+    const stopAll = async (): Promise<void> => {
+      for (const stop of stops.splice(0).reverse()) await stop();
+    };
+    try {
+      const fleet = await startFleet(ready.sim, logDir);
+      stops.push(fleet.stop);
+      const apiServer = await startDevApiServer({
+        dir: join(logDir, 'apiserver'),
+        crds: ['inference-extension'],
+      });
+      stops.push(() => apiServer.stop());
+      const client = await KubeClient.create({ kubeconfig: apiServer.kubeconfigPath });
+      stops.push(() => Promise.resolve(client.close()));
+      const namespace = 'peers';
+      await ensureNamespace(client, namespace);
+      const [grpcPort, healthPort, metricsPort] = await freeLoopbackPorts(3);
+      const ports = fleet.sims.map((s) => Number(s.slice(s.lastIndexOf(':') + 1)));
+      const { pool, pod, podStatus } = gieEppObjects('peers', namespace, ports, grpcPort!);
+      await applyObjects(client, [pool, pod], namespace);
+      await client.mergePatch(PODS, namespace, pod.metadata.name, podStatus, 'status');
+      const configFile = join(logDir, 'gie-plugins.yaml');
+      await writeFile(configFile, GIE_DEFAULT_PLUGINS);
+      // The flags of GIE's charts (epplib's Deployment) for a vLLM pool, on ports of our choosing.
+      const epp = startProcess(
+        binary,
+        [
+          '--pool-name',
+          'peers',
+          '--pool-namespace',
+          namespace,
+          '--pool-group',
+          'inference.networking.k8s.io',
+          '--grpc-port',
+          String(grpcPort),
+          '--grpc-health-port',
+          String(healthPort),
+          '--metrics-port',
+          String(metricsPort),
+          '--zap-encoder',
+          'json',
+          '--config-file',
+          configFile,
+          '--tracing=false',
+          '--metrics-endpoint-auth=false',
+          // The verbosity GIE's inferencepool chart runs it at; the default (2) logs three lines per request.
+          '--v',
+          '1',
+        ],
+        join(logDir, 'epp.log'),
+        { ...process.env, KUBECONFIG: apiServer.kubeconfigPath },
+      );
+      stops.push(() => stopProcess(epp));
+      const envoyBinary = await ensureEnvoy({
+        cacheDir: defaultCacheDir(process.env),
+        searchPath: process.env['PATH'],
+      });
+      const values = await readFile(join(dirname(binary), GIE_STANDALONE_VALUES), 'utf8');
+      // Two workers, as GIE's sidecar gets from --cpuset-threads on this machine and as `up` runs its Envoy.
+      const envoy = await startEnvoyWithBootstrap(envoyBinary, gieStandaloneEnvoy(values, grpcPort!), 2);
+      stops.push(() => envoy.close());
+      const url = `http://127.0.0.1:${envoy.port}`;
+      await waitFor(
+        'GIE EPP through Envoy',
+        () => {
+          if (epp.exitCode !== null) throw new Error(`GIE's EPP exited with ${epp.exitCode}`);
+          return completionOk(url);
+        },
+        120_000,
+      );
+      return { url, sims: fleet.sims, rootPids: [epp.pid!, envoy.pid], stop: stopAll };
+    } catch (error) {
+      await stopAll();
+      throw new Error(`${(error as Error).message}; log: ${tail(join(logDir, 'epp.log'))}`);
+    }
+  },
+};
 
 function tail(path: string): string {
   try {
@@ -816,6 +914,7 @@ async function main(): Promise<void> {
     sim: parts.inferenceSim.path,
     ...(parts.vllmRouter.ok ? { vllmRouter: parts.vllmRouter.path } : {}),
     ...(parts.sglangRouter.ok ? { sglangRouter: parts.sglangRouter.path } : {}),
+    ...(parts.gieEpp.ok ? { gieEpp: parts.gieEpp.path } : {}),
   };
 
   if (envoyHop) {
@@ -854,7 +953,7 @@ async function main(): Promise<void> {
     vllmRouter('power_of_two'),
     sglangRouter,
     llmisvcUp('builtin'),
-    ...(cachePressure ? [llmisvcUp('builtin', { precise: true })] : [llmisvcUp('envoy')]),
+    ...(cachePressure ? [llmisvcUp('builtin', { precise: true })] : [llmisvcUp('envoy'), gieEppBehindEnvoy]),
     ...eppReplicaCounts.map((n) => llmisvcUp('builtin', { eppReplicas: n })),
     // Under cache pressure also precise routing with replicas: each gets every server's events (up's relay).
     ...(cachePressure
@@ -998,7 +1097,9 @@ async function main(): Promise<void> {
       (WARM_CPU_MS > 0
         ? ` At ${TOP_RATE} req/s, ${WARM_CPU_MS / 1000} s more (seed ${SEED + 1}) for the warm CPU figure only.`
         : ''),
-    `- Peers: vllm-router ${VLLM_ROUTER_VERSION}, sglang-router ${SGLANG_ROUTER_VERSION} (\`smg launch\`), from PyPI.`,
+    `- Peers: vllm-router ${VLLM_ROUTER_VERSION}, sglang-router ${SGLANG_ROUTER_VERSION} (\`smg launch\`), from PyPI; ` +
+      `GIE's Endpoint Picker ${GIE_EPP_VERSION} (built from its Go module, the plugins of its chart, its pool in a real ` +
+      "API server) behind Envoy on GIE's standalone chart's configuration; its CPU is the EPP's and Envoy's.",
     '- Ours: `llmisvc up --model-server-cmd "<the simulator>"` with an 8-replica LLMInferenceService (the rendered default',
     '  EndpointPickerConfig), `--gateway builtin` or `--gateway envoy`. Its CPU is the `up` process (gateway + EPP) plus',
     "  Envoy where used; a peer's is its router process.",

@@ -3,20 +3,33 @@
  * The peer routers and the independent simulator `npm run bench:peers` compares against, provisioned once per
  * machine into the llmisvc cache the way the test suite provisions its real parts: PyPI's `vllm-router` and
  * `sglang-router` each in a virtualenv of its own (their pinned dependencies need not agree), and
- * `llm-d-inference-sim` built from its Go module (pure Go, CGO_ENABLED=0) by a throw-away module that `require`s the
- * exact version. A part that cannot be provisioned is reported with its error, so the benchmark goes on without it.
+ * `llm-d-inference-sim` and the Gateway API Inference Extension's own Endpoint Picker built from their Go modules (pure
+ * Go, CGO_ENABLED=0) by throw-away modules that `require` the exact versions. A part that cannot be provisioned is reported with its error, so the benchmark goes on without it.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureGoBuild, goBuildInfo, llmisvcCacheDir } from '../dev/index.js';
+import {
+  ensureGoBuild,
+  goBuildInfo,
+  goDirectives,
+  goModDownload,
+  llmisvcCacheDir,
+  singleRequireGoMod,
+  toolsGo,
+} from '../dev/index.js';
 
 export const INFERENCE_SIM_MODULE = 'github.com/llm-d/llm-d-inference-sim';
 export const INFERENCE_SIM_VERSION = 'v0.10.2';
 export const VLLM_ROUTER_VERSION = '0.1.17';
 export const SGLANG_ROUTER_VERSION = '0.3.2';
+export const GIE_MODULE = 'sigs.k8s.io/gateway-api-inference-extension';
+/** The last GIE release with an Endpoint Picker: v1.6 moved it to llm-d-router, which the module proxy does not serve. */
+export const GIE_EPP_VERSION = 'v1.5.0';
+/** Beside GIE's EPP binary: its standalone Helm chart's values, which hold the Envoy configuration GIE runs it behind. */
+export const GIE_STANDALONE_VALUES = 'standalone-values.yaml';
 
 /** One provisioned part: where it is, or why it is not there. */
 export type Provisioned =
@@ -27,6 +40,7 @@ export interface PeerParts {
   inferenceSim: Provisioned;
   vllmRouter: Provisioned;
   sglangRouter: Provisioned;
+  gieEpp: Provisioned;
 }
 
 export interface ProvisionPeersOptions {
@@ -36,7 +50,7 @@ export interface ProvisionPeersOptions {
   python?: string;
 }
 
-/** Provisions the three parts one after the other (two cores: parallel builds only slow each other down). */
+/** Provisions the parts one after the other (two cores: parallel builds only slow each other down). */
 export async function provisionPeers(options: ProvisionPeersOptions): Promise<PeerParts> {
   const cacheDir = join(llmisvcCacheDir(options.env), 'peers');
   const inferenceSim = await timed(() => ensureInferenceSim(cacheDir, options));
@@ -47,7 +61,8 @@ export async function provisionPeers(options: ProvisionPeersOptions): Promise<Pe
   const sglangRouter = await timed(() =>
     ensurePipPackage(cacheDir, 'sglang-router', SGLANG_ROUTER_VERSION, ['smg', 'sglang-router'], options),
   );
-  return { inferenceSim, vllmRouter, sglangRouter };
+  const gieEpp = await timed(() => ensureGieEpp(cacheDir, options));
+  return { inferenceSim, vllmRouter, sglangRouter, gieEpp };
 }
 
 interface Found {
@@ -138,6 +153,42 @@ async function ensureInferenceSim(cacheDir: string, options: ProvisionPeersOptio
     { env: options.env, log: options.log },
   );
   return { path: paths['llm-d-inference-sim']!, cached, coldSeconds: (await goBuildInfo(dir))?.totalSeconds };
+}
+
+/**
+ * GIE's Endpoint Picker (`cmd/epp`, pure Go) built from its module, with the standalone chart's values copied beside
+ * it (GIE_STANDALONE_VALUES). Resolves to the binary's path.
+ */
+async function ensureGieEpp(cacheDir: string, options: ProvisionPeersOptions): Promise<Found> {
+  const dir = join(cacheDir, 'gie-epp', GIE_EPP_VERSION);
+  const cached = (await goBuildInfo(dir)) !== undefined && existsSync(join(dir, 'epp'));
+  const go = { env: options.env, log: options.log };
+  const binaries = [{ binary: 'epp', pkg: `${GIE_MODULE}/cmd/epp` }];
+  let moduleDir = '';
+  const paths = await ensureGoBuild(
+    {
+      label: `the Gateway API Inference Extension's Endpoint Picker ${GIE_EPP_VERSION}`,
+      dir,
+      binaries,
+      env: { CGO_ENABLED: '0' },
+      estimate: 'about 2 minutes on 2 cores',
+      prepare: async (src) => {
+        const module = await goModDownload(go, GIE_MODULE, GIE_EPP_VERSION, src);
+        moduleDir = module.Dir;
+        const goVersion = goDirectives(await readFile(module.GoMod, 'utf8')).go;
+        await writeFile(join(src, 'go.mod'), singleRequireGoMod(GIE_MODULE, GIE_EPP_VERSION, goVersion));
+        await writeFile(join(src, 'tools.go'), toolsGo(binaries));
+      },
+      addFiles: async (work) => {
+        await copyFile(
+          join(moduleDir, 'config/charts/standalone/values.yaml'),
+          join(work, GIE_STANDALONE_VALUES),
+        );
+      },
+    },
+    go,
+  );
+  return { path: paths['epp']!, cached, coldSeconds: (await goBuildInfo(dir))?.totalSeconds };
 }
 
 /**

@@ -12,6 +12,7 @@ export {
   KWOK_VERSION,
   cachedClusterAssets,
   ensureClusterAssets,
+  singleRequireGoMod,
   type ClusterAssets,
   type EnsureClusterAssetsOptions,
 } from './cluster-assets.js';
@@ -24,6 +25,7 @@ export {
   type DevNodeSpec,
 } from './cluster-config.js';
 export { ensureGoBuild, goBuildInfo, type GoBuildInfo, type GoBuildSpec } from './go-build.js';
+export { goModDownload, toolsGo } from './go.js';
 export {
   ALL_CRD_SETS,
   DEPENDENCY_CRD_SETS,
@@ -42,6 +44,7 @@ export {
   DEFAULT_KUBERNETES_VERSION,
   cachedKubeAssets,
   ensureKubeAssets,
+  goDirectives,
   type EnsureKubeAssetsOptions,
   type KubeAssets,
 } from './kube-assets.js';
