@@ -10,11 +10,14 @@ import { request } from 'undici';
 import { startEpp, type RunningEpp } from '../src/epp/index.js';
 import {
   createExtProcClient,
+  envoyBootstrap,
   loadProtos,
   pickEndpoint,
   startEnvoy,
+  startEnvoyWithBootstrap,
   type RunningEnvoy,
 } from '../src/gateway/index.js';
+import { waitFor } from '../src/process/index.js';
 import { startModelServerFixture, type ModelServerFixture } from '../src/bench/index.js';
 
 const ENVOY_BIN = process.env['ENVOY_BIN'];
@@ -81,6 +84,61 @@ test(
     const json = (await res.body.json()) as { served_by: string };
     assert.equal(res.statusCode, 200);
     assert.equal(json.served_by, 'tls');
+  },
+);
+
+test(
+  "health on the ext_proc port itself, over its TLS: an Envoy that checks the EPP's cluster as GIE's standalone chart does finds it healthy",
+  { skip: ENVOY_BIN ? false : 'ENVOY_BIN not set' },
+  async () => {
+    const bootstrap = envoyBootstrap({
+      listenPort: 0,
+      eppHost: '127.0.0.1',
+      eppPort: epp.grpcPort,
+      eppTls: true,
+    });
+    const clusters = (bootstrap['static_resources'] as { clusters: Record<string, unknown>[] }).clusters;
+    const eppCluster = clusters.find((c) => c['name'] === 'epp')!;
+    // GIE v1.5.0's standalone chart checks the ext_proc cluster's endpoint, on its one port, for this service.
+    eppCluster['health_checks'] = [
+      {
+        timeout: '1s',
+        interval: '0.2s',
+        // Without traffic Envoy checks at this pace (60 s by default), not at `interval`.
+        no_traffic_interval: '0.2s',
+        unhealthy_threshold: 1,
+        healthy_threshold: 1,
+        grpc_health_check: { service_name: 'envoy.service.ext_proc.v3.ExternalProcessor' },
+        tls_options: { alpn_protocols: ['h2'] },
+      },
+    ];
+    const checking = await startEnvoyWithBootstrap(ENVOY_BIN!, bootstrap);
+    try {
+      const counters = await waitFor(
+        async () => {
+          const c = await checking.counters();
+          return (c.get('cluster.epp.health_check.attempt') ?? 0) >= 3 ? c : undefined;
+        },
+        { what: "three health checks of the EPP's cluster", timeoutMs: 10_000, intervalMs: 100 },
+      );
+      assert.equal(counters.get('cluster.epp.health_check.failure') ?? 0, 0, 'no check failed');
+      assert.ok((counters.get('cluster.epp.health_check.success') ?? 0) >= 3);
+      const res = await request(`http://127.0.0.1:${checking.port}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'm', prompt: 'checked' }),
+      });
+      assert.equal(res.statusCode, 200);
+      await res.body.text();
+      const after = await checking.counters();
+      assert.equal(
+        after.get('cluster.epp.lb_healthy_panic') ?? 0,
+        0,
+        'routed to a healthy EPP, not in panic',
+      );
+    } finally {
+      await checking.close();
+    }
   },
 );
 

@@ -308,6 +308,24 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
     }),
   );
   const createRpcServer = options.transport === 'node' ? createNodeGrpcServer : createGrpcServer;
+  let draining = false;
+  const ready = (): ServingStatusName =>
+    !draining && datastore.endpoints().length > 0 ? 'SERVING' : 'NOT_SERVING';
+  const statusOf = (service: string): ServingStatusName => healthOf(service, ready);
+  const healthCheck = {
+    decode: decodeHealthCheckRequest,
+    encode: encodeHealthCheckResponse,
+    open: (call: GrpcCall<{ status: ServingStatusName }>) => ({
+      message(request: { service: string }) {
+        call.send({ status: statusOf(request.service) });
+        call.end();
+      },
+      end() {
+        if (call.isOpen()) call.end();
+      },
+      abort() {},
+    }),
+  };
   const server = createRpcServer({
     methods: {
       '/envoy.service.ext_proc.v3.ExternalProcessor/Process': {
@@ -315,6 +333,10 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
         encode: encodeProcessingResponse,
         open: processStream,
       },
+      // Also on the ext_proc port, where GIE's standalone Envoy configuration health-checks the EPP's cluster
+      // (service envoy.service.ext_proc.v3.ExternalProcessor, over the same TLS): without it the checks fail and
+      // Envoy only routes to the EPP in panic mode. Check only: a Watch is a stream that would hold a drain open.
+      '/grpc.health.v1.Health/Check': healthCheck,
     },
     // A body message carries at most the body limit; headers and metadata ride in separate messages.
     maxMessageBytes: bodyLimitBytes + 1024 * 1024,
@@ -325,10 +347,6 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       : undefined,
     onError,
   });
-  let draining = false;
-  const ready = (): ServingStatusName =>
-    !draining && datastore.endpoints().length > 0 ? 'SERVING' : 'NOT_SERVING';
-  const statusOf = (service: string): ServingStatusName => healthOf(service, ready);
   // Open health Watch calls, their service and the status each was last sent: a change is pushed, as the gRPC
   // health protocol asks.
   const watchers = new Map<
@@ -345,20 +363,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
   });
   const health = createRpcServer({
     methods: {
-      '/grpc.health.v1.Health/Check': {
-        decode: decodeHealthCheckRequest,
-        encode: encodeHealthCheckResponse,
-        open: (call: GrpcCall<{ status: ServingStatusName }>) => ({
-          message(request: { service: string }) {
-            call.send({ status: statusOf(request.service) });
-            call.end();
-          },
-          end() {
-            if (call.isOpen()) call.end();
-          },
-          abort() {},
-        }),
-      },
+      '/grpc.health.v1.Health/Check': healthCheck,
       '/grpc.health.v1.Health/Watch': {
         decode: decodeHealthCheckRequest,
         encode: encodeHealthCheckResponse,
