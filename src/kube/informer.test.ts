@@ -173,7 +173,7 @@ test('a list answered 404 (no CRD serves the resource) is said once at info, not
   (await api.next()).json(200, listOf([configMap('a', '1')], '1'));
   await api.next();
   assert.deepEqual(lines, [
-    'info not served by the API server (its CRD is not installed): watching for it',
+    'info not served by the API server (no CRD installs this version): watching for it',
     'debug still not served',
     'debug still not served',
     'debug still not served',
