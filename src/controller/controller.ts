@@ -102,6 +102,7 @@ export const CANDIDATE_CHILD_KINDS: readonly { apiVersion: string; kind: string 
   { apiVersion: 'inference.networking.x-k8s.io/v1alpha2', kind: 'InferencePool' },
   { apiVersion: 'inference.networking.x-k8s.io/v1alpha2', kind: 'InferenceModel' },
   { apiVersion: 'inference.networking.x-k8s.io/v1alpha2', kind: 'InferenceObjective' },
+  { apiVersion: 'networking.istio.io/v1', kind: 'DestinationRule' },
 ];
 const GATEWAY = { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'Gateway' };
 export const INGRESS_RESOURCE: ResourceRef = {

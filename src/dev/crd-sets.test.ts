@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
   ALL_CRD_SETS,
+  DEFAULT_CRD_SETS,
   DEPENDENCY_CRD_SETS,
   cachedDependencyCrds,
   projectCrdManifests,
@@ -12,8 +13,13 @@ import {
 } from './crd-sets.js';
 
 describe('CRD sets', () => {
-  it('selects all, none, or the named sets in install order', () => {
-    assert.deepEqual(selectCrdSets(true), [...ALL_CRD_SETS]);
+  it('selects the default sets, none, or the named sets in install order; an optional set only by name', () => {
+    assert.deepEqual(selectCrdSets(true), [...DEFAULT_CRD_SETS]);
+    assert.deepEqual(
+      ALL_CRD_SETS.filter((name) => !DEFAULT_CRD_SETS.includes(name)),
+      ['istio'],
+    );
+    assert.deepEqual(selectCrdSets(['istio', 'llmisvc']), ['llmisvc', 'istio']);
     assert.deepEqual(selectCrdSets(false), []);
     assert.deepEqual(selectCrdSets(['leader-worker-set', 'llmisvc']), ['llmisvc', 'leader-worker-set']);
   });

@@ -16,6 +16,8 @@
  *   (inference.networking.x-k8s.io). The v1.x modules also ship an x-k8s.io InferencePool, but InferenceModel only
  *   exists up to v0.5, so both x-k8s.io kinds come from v0.5.1 to stay one consistent API generation.
  * - LeaderWorkerSet v1 from sigs.k8s.io/lws v0.8.0.
+ * - Only when named (`optional`): Istio's CRDs from istio.io/api v1.32.0, for tests of what the controller renders on
+ *   an Istio cluster; installed by default they would make every development API server one.
  */
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
@@ -35,10 +37,12 @@ export interface DependencyCrdSet {
   files: readonly string[];
   /** What the set provides, for logs and docs. */
   provides: string;
+  /** Installed only when named, never by `crds: true`. */
+  optional?: boolean;
 }
 
 export type DependencyCrdSetName =
-  'gateway-api' | 'inference-extension' | 'inference-extension-v1alpha2' | 'leader-worker-set';
+  'gateway-api' | 'inference-extension' | 'inference-extension-v1alpha2' | 'leader-worker-set' | 'istio';
 
 /** The set name for this project's own CRDs in `deploy/crds/`. */
 export const PROJECT_CRD_SET = 'llmisvc';
@@ -98,12 +102,26 @@ export const DEPENDENCY_CRD_SETS: readonly DependencyCrdSet[] = [
     files: ['config/crd/bases/leaderworkerset.x-k8s.io_leaderworkersets.yaml'],
     provides: 'LeaderWorkerSet v1 (leaderworkerset.x-k8s.io)',
   },
+  {
+    name: 'istio',
+    module: 'istio.io/api',
+    version: 'v1.32.0',
+    files: ['kubernetes/customresourcedefinitions.gen.yaml'],
+    provides: "Istio's CRDs (DestinationRule networking.istio.io/v1, …)",
+    optional: true,
+  },
 ];
 
 /** Every set name, the project's first. */
 export const ALL_CRD_SETS: readonly CrdSetName[] = [
   PROJECT_CRD_SET,
   ...DEPENDENCY_CRD_SETS.map((s) => s.name),
+];
+
+/** The sets `crds: true` installs: all but the optional ones. */
+export const DEFAULT_CRD_SETS: readonly CrdSetName[] = [
+  PROJECT_CRD_SET,
+  ...DEPENDENCY_CRD_SETS.filter((s) => !s.optional).map((s) => s.name),
 ];
 
 /** Manifest files of one set, ready to apply. */
@@ -114,7 +132,7 @@ export interface CrdManifestSet {
 
 /** Turns `crds: true | false | names` into the list of set names, refusing unknown names. */
 export function selectCrdSets(selection: boolean | readonly string[]): CrdSetName[] {
-  if (selection === true) return [...ALL_CRD_SETS];
+  if (selection === true) return [...DEFAULT_CRD_SETS];
   if (selection === false) return [];
   const unknown = selection.filter((name) => !ALL_CRD_SETS.includes(name as CrdSetName));
   if (unknown.length) {

@@ -28,6 +28,7 @@ export { ensureGoBuild, goBuildInfo, type GoBuildInfo, type GoBuildSpec } from '
 export { goModDownload, toolsGo } from './go.js';
 export {
   ALL_CRD_SETS,
+  DEFAULT_CRD_SETS,
   DEPENDENCY_CRD_SETS,
   PROJECT_CRD_SET,
   cachedDependencyCrds,

@@ -65,6 +65,7 @@ export {
 export { type AutoscalingOptions, DEFAULT_AUTOSCALING } from './autoscaling.js';
 export { type KubeObject, lwsGroupSize, vllmFlags } from './workload.js';
 export { SERVED_BY_ANNOTATION, servedByHeader } from './scheduler.js';
+export { ISTIO_NETWORKING_V1, eppServesTls } from './istio-epp-tls.js';
 export { httpsProbeWarnings } from './probe-scheme.js';
 
 export interface RenderOptions {
@@ -201,6 +202,7 @@ export function renderService(input: RenderInput): RenderOutput {
     'Role',
     'RoleBinding',
     'Service',
+    'DestinationRule',
     'Deployment',
     'LeaderWorkerSet',
     'VariantAutoscaling',

@@ -4,7 +4,8 @@
  * cluster serves), the v1alpha2 InferenceModel, and the Endpoint Picker that the pool points at — its Deployment
  * (running `llmisvc epp`), Service, ServiceAccount and a least-privilege Role. With `replicas` > 1 the pickers run
  * active-active: no leader election (every replica serves; the gateway balances ext_proc streams over the Service's
- * endpoints), spread over nodes, and a PodDisruptionBudget of one.
+ * endpoints), spread over nodes, and a PodDisruptionBudget of one. On a cluster with Istio, a DestinationRule lets its
+ * gateways reach the picker's TLS (render/istio-epp-tls.ts).
  */
 import { stringify } from 'yaml';
 import {
@@ -18,6 +19,7 @@ import {
 import { INFERENCE_POOL_V1, INFERENCE_X_V1ALPHA2 } from './dependencies.js';
 // The one narrow import of epp/ past its index: the default configs are a leaf module of data (see its header).
 import { defaultEndpointPickerConfig, prefillDecodeEndpointPickerConfig } from '../epp/default-configs.js';
+import { eppServesTls, ISTIO_NETWORKING_V1, istioEppTlsRule } from './istio-epp-tls.js';
 import { childMetadata, componentSelector, poolSelector } from './labels.js';
 import type { KubeObject } from './workload.js';
 
@@ -301,12 +303,38 @@ export function renderScheduler(
   const model = served.has(INFERENCE_X_V1ALPHA2) ? [inferenceModel(service, spec)] : [];
   if (spec.router.scheduler.pool?.ref) return model;
   const replicas = spec.router.scheduler.replicas ?? 1;
+  const deployment = schedulerDeployment(service, spec);
   return [
     ...schedulerAccess(service),
     schedulerService(service, replicas),
-    schedulerDeployment(service, spec),
+    ...istioEppTls(service, spec, deployment, served),
+    deployment,
     ...(replicas > 1 ? [schedulerDisruptionBudget(service)] : []),
     ...inferencePools(service, spec, served),
     ...model,
+  ];
+}
+
+/** The DestinationRule an Istio gateway needs to reach a TLS picker (render/istio-epp-tls.ts), when it applies. */
+function istioEppTls(
+  service: LLMInferenceService,
+  spec: LLMInferenceServiceSpec,
+  deployment: KubeObject,
+  served: ReadonlySet<string>,
+): KubeObject[] {
+  if (!served.has(ISTIO_NETWORKING_V1)) return [];
+  const pod = (deployment['spec'] as { template: { spec: PodSpec } }).template.spec;
+  const main = (pod.containers ?? []).find((c) => c.name === 'main');
+  if (!main || !eppServesTls(main.args ?? [])) return [];
+  const ref = poolSpecWithDefaults(service, spec.router?.scheduler?.pool?.spec ?? {})['endpointPickerRef'] as
+    { kind?: string; name?: string; port?: { number?: number } } | undefined;
+  // A picker behind another kind of reference is not this Service: nothing to say about its TLS.
+  if (ref?.kind !== undefined && ref.kind !== 'Service') return [];
+  return [
+    istioEppTlsRule(
+      service,
+      ref?.name ?? childNames(service.metadata.name).eppService,
+      ref?.port?.number ?? EPP_GRPC_PORT,
+    ),
   ];
 }
