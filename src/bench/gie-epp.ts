@@ -150,7 +150,7 @@ export function gieEppObjects(
         phase: 'Running',
         podIP: '127.0.0.1',
         podIPs: [{ ip: '127.0.0.1' }],
-        conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: new Date().toISOString() }],
+        conditions: [{ type: 'Ready', status: 'True' }],
       },
     },
   };

@@ -4,7 +4,8 @@
  * machine into the llmisvc cache the way the test suite provisions its real parts: PyPI's `vllm-router` and
  * `sglang-router` each in a virtualenv of its own (their pinned dependencies need not agree), and
  * `llm-d-inference-sim` and the Gateway API Inference Extension's own Endpoint Picker built from their Go modules (pure
- * Go, CGO_ENABLED=0) by throw-away modules that `require` the exact versions. A part that cannot be provisioned is reported with its error, so the benchmark goes on without it.
+ * Go, CGO_ENABLED=0) by throw-away modules that `require` the exact versions. A part that cannot be provisioned is
+ * reported with its error, so the benchmark goes on without it.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
