@@ -321,7 +321,7 @@ export const COMPONENTS: Record<StepName, Component> = {
     name: 'istio',
     version: VERSIONS.istio,
     purpose:
-      'istiod programs the Gateways; pilot env ENABLE_GATEWAY_API_INFERENCE_EXTENSION=true makes it route HTTPRoutes to InferencePools through the Endpoint Picker. Use GatewayClass "istio" (controller flag --gateway-class istio)',
+      'istiod programs the Gateways; pilot env ENABLE_GATEWAY_API_INFERENCE_EXTENSION=true makes it route HTTPRoutes to InferencePools through the Endpoint Picker (the controller adds the DestinationRule its gateways need for the picker\'s TLS). Use GatewayClass "istio" (controller flag --gateway-class istio)',
     commands: [
       `helm upgrade -i istio-base base --repo ${ISTIO_REPO} --version ${VERSIONS.istio} -n istio-system --create-namespace`,
       `helm upgrade -i istiod istiod --repo ${ISTIO_REPO} --version ${VERSIONS.istio} -n istio-system --set pilot.env.ENABLE_GATEWAY_API_INFERENCE_EXTENSION=true`,
