@@ -54,6 +54,17 @@ describe('the DestinationRule for an Istio gateway to reach the TLS Endpoint Pic
       rules(render({ model: { uri: 'hf://m' }, router: { scheduler: { template: plaintext } } }, WITH_ISTIO)),
       [],
     );
+    // A pool pointed at a picker Service the service does not own — here another namespace's, by its full name — gets
+    // no rule: its host would be that Service.
+    const elsewhere = {
+      pool: {
+        spec: { endpointPickerRef: { name: 'payments.bank.svc.cluster.local', port: { number: 443 } } },
+      },
+    };
+    assert.deepEqual(
+      rules(render({ model: { uri: 'hf://m' }, router: { scheduler: elsewhere } }, WITH_ISTIO)),
+      [],
+    );
     const shared = { pool: { ref: { name: 'someone-elses-pool' } } };
     assert.deepEqual(
       rules(render({ model: { uri: 'hf://m' }, router: { scheduler: shared } }, WITH_ISTIO)),

@@ -5,8 +5,8 @@
  * outside the mesh — or Istio's own mTLS to one inside it — so without this rule every ext_proc stream fails at the
  * handshake and a FailClose pool answers every request with an error. The rule originates TLS on the picker's gRPC
  * port only, without verifying the certificate (it is self-signed; the upstream guides apply the same rule by hand),
- * and leaves the plaintext health and metrics ports alone. Rendered only when Istio's API is served and the picker
- * serves TLS.
+ * and leaves the plaintext health and metrics ports alone. Rendered only when Istio's API is served, the picker
+ * serves TLS and the pool points at the picker Service the service owns (never at a host the manifest names).
  */
 import { type LLMInferenceService } from '../api/index.js';
 import { childMetadata } from './labels.js';

@@ -327,14 +327,10 @@ function istioEppTls(
   const main = (pod.containers ?? []).find((c) => c.name === 'main');
   if (!main || !eppServesTls(main.args ?? [])) return [];
   const ref = poolSpecWithDefaults(service, spec.router?.scheduler?.pool?.spec ?? {})['endpointPickerRef'] as
-    { kind?: string; name?: string; port?: { number?: number } } | undefined;
-  // A picker behind another kind of reference is not this Service: nothing to say about its TLS.
-  if (ref?.kind !== undefined && ref.kind !== 'Service') return [];
-  return [
-    istioEppTlsRule(
-      service,
-      ref?.name ?? childNames(service.metadata.name).eppService,
-      ref?.port?.number ?? EPP_GRPC_PORT,
-    ),
-  ];
+    { kind?: string; name?: string } | undefined;
+  const ours = childNames(service.metadata.name).eppService;
+  // Only for the picker Service this service owns. The rule's host would otherwise be whatever the manifest names —
+  // another namespace's service by its full name, say — and its author could set the TLS of traffic that is not theirs.
+  if (ref?.name !== ours || (ref.kind ?? 'Service') !== 'Service') return [];
+  return [istioEppTlsRule(service, ours, EPP_GRPC_PORT)];
 }
