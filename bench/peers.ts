@@ -31,7 +31,7 @@ import {
 } from '../src/bench/index.js';
 import { applyObjects, ensureNamespace, startDevApiServer } from '../src/dev/index.js';
 import { GIE_DEFAULT_PLUGINS, gieEppObjects, gieStandaloneEnvoy } from '../src/bench/gie-epp.js';
-import { KubeClient, type ResourceRef } from '../src/kube/index.js';
+import { CORE_RESOURCES, KubeClient } from '../src/kube/index.js';
 import {
   GIE_EPP_VERSION,
   GIE_STANDALONE_VALUES,
@@ -469,8 +469,6 @@ function llmisvcUp(gateway: 'builtin' | 'envoy', { precise = false, eppReplicas 
   };
 }
 
-const PODS: ResourceRef = { group: '', version: 'v1', kind: 'Pod', plural: 'pods', namespaced: true };
-
 /**
  * GIE's own Endpoint Picker behind the Envoy of GIE's standalone chart, with the chart's default plugins
  * (src/bench/gie-epp.ts). A real API server (the test suite's, cached per machine) holds its InferencePool and the
@@ -502,7 +500,7 @@ const gieEppBehindEnvoy: RouterSetup = {
       const ports = fleet.sims.map((s) => Number(s.slice(s.lastIndexOf(':') + 1)));
       const { pool, pod, podStatus } = gieEppObjects('peers', namespace, ports, grpcPort!);
       await applyObjects(client, [pool, pod], namespace);
-      await client.mergePatch(PODS, namespace, pod.metadata.name, podStatus, 'status');
+      await client.mergePatch(CORE_RESOURCES.pod, namespace, pod.metadata.name, podStatus, 'status');
       const configFile = join(logDir, 'gie-plugins.yaml');
       await writeFile(configFile, GIE_DEFAULT_PLUGINS);
       // The flags of GIE's charts (epplib's Deployment) for a vLLM pool, on ports of our choosing.

@@ -57,7 +57,6 @@ const LWS: ResourceRef = {
   plural: 'leaderworkersets',
   namespaced: true,
 };
-const POD: ResourceRef = { group: '', version: 'v1', kind: 'Pod', plural: 'pods', namespaced: true };
 const GPU = { 'nvidia.com/gpu': '1' };
 /** The model-server pods of the pooled service (its EPP's pod carries the service's name too). */
 const POOL_PODS = 'app.kubernetes.io/name=pooled,app.kubernetes.io/component=llminferenceservice-workload';
@@ -95,7 +94,7 @@ describe('the controller and the EPP on llmisvc dev cluster (real controllers)',
   let controller: RunningController;
 
   const pods = async (selector: string) =>
-    (await c.list<Pod>(POD, NAMESPACE, { labelSelector: selector })).items;
+    (await c.list<Pod>(CORE_RESOURCES.pod, NAMESPACE, { labelSelector: selector })).items;
   const readService = (name: string) => getOrUndefined<Service>(c, SERVICE, NAMESPACE, name);
 
   before(async () => {

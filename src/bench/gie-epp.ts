@@ -55,6 +55,11 @@ function list(value: unknown, what: string): Json[] {
   return value.map((v, i) => record(v, `${what}[${i}]`));
 }
 
+/** The object at `keys` below `root`, each step checked and named in the error (`a.b is not an object`). */
+function recordAt(root: Json, keys: readonly string[]): Json {
+  return keys.reduce((at, key, i) => record(at[key], keys.slice(0, i + 1).join('.')), root);
+}
+
 function socketAddress(holder: Json, what: string): Json {
   return record(
     record(holder['address'], `${what}.address`)['socket_address'],
@@ -68,17 +73,12 @@ function socketAddress(holder: Json, what: string): Json {
  * listener (`vllm`) first so that it is the one reported, and the `ext_proc` cluster pointing at `eppPort`.
  */
 export function gieStandaloneEnvoy(valuesYaml: string, eppPort: number): Json {
-  const values = record(parse(valuesYaml), 'the values');
-  const data = record(
-    record(
-      record(
-        record(values['inferenceExtension'], 'inferenceExtension')['sidecar'],
-        'inferenceExtension.sidecar',
-      )['configMap'],
-      'inferenceExtension.sidecar.configMap',
-    )['data'],
-    'inferenceExtension.sidecar.configMap.data',
-  );
+  const data = recordAt(record(parse(valuesYaml), 'the values'), [
+    'inferenceExtension',
+    'sidecar',
+    'configMap',
+    'data',
+  ]);
   const text = data['envoy.yaml'];
   if (typeof text !== 'string')
     throw new Error(`GIE's standalone chart: no envoy.yaml in the sidecar's ConfigMap`);

@@ -7,7 +7,7 @@
  * The translation is pure (exported for tests); the informers (`kube/`, as the controller's) are the thin edge.
  */
 import type { Logger } from 'pino';
-import { Informer, KubeClient, type KubeObject, type ResourceRef } from '../kube/index.js';
+import { CORE_RESOURCES, Informer, KubeClient, type KubeObject, type ResourceRef } from '../kube/index.js';
 import { isRecord } from './is-record.js';
 import type { EndpointSpec } from './datastore.js';
 import {
@@ -254,7 +254,6 @@ const OBJECTIVES: ResourceRef = { ...MODELS, plural: 'inferenceobjectives', kind
 /** llm-d-router's own InferenceObjective (llm-d.ai): GIE's, plus `poolRefs` and `poolSelector`. */
 const LLMD_OBJECTIVES: ResourceRef = { ...OBJECTIVES, group: 'llm-d.ai', version: 'v1alpha2' };
 const REWRITES: ResourceRef = { ...MODELS, plural: 'inferencemodelrewrites', kind: 'InferenceModelRewrite' };
-const PODS: ResourceRef = { group: '', version: 'v1', plural: 'pods', kind: 'Pod', namespaced: true };
 
 /**
  * Watches the pool and its pods, models, objectives and rewrites. A kind whose CRD is not installed (one of the two
@@ -308,7 +307,10 @@ export async function watchInferencePool(options: WatchOptions): Promise<Kuberne
       void podInformer?.stop();
       podInformer = undefined;
       if (selector) {
-        const pods = new Informer<Pod>(client, PODS, { ...informerOptions, labelSelector: selector });
+        const pods = new Informer<Pod>(client, CORE_RESOURCES.pod, {
+          ...informerOptions,
+          labelSelector: selector,
+        });
         const publish = () => podInformer === pods && publishEndpoints();
         pods.addHandlers({ add: publish, update: publish, delete: publish });
         podInformer = pods;

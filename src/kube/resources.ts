@@ -100,6 +100,7 @@ export function splitKey(key: string): { namespace: string | undefined; name: st
 /** Resources the controller itself always uses (built-in, no discovery needed). */
 export const CORE_RESOURCES = {
   namespace: { group: '', version: 'v1', kind: 'Namespace', plural: 'namespaces', namespaced: false },
+  pod: { group: '', version: 'v1', kind: 'Pod', plural: 'pods', namespaced: true },
   event: { group: '', version: 'v1', kind: 'Event', plural: 'events', namespaced: true },
   lease: { group: 'coordination.k8s.io', version: 'v1', kind: 'Lease', plural: 'leases', namespaced: true },
   crd: {

@@ -326,7 +326,8 @@ function istioEppTls(
   const pod = (deployment['spec'] as { template: { spec: PodSpec } }).template.spec;
   const main = (pod.containers ?? []).find((c) => c.name === 'main');
   if (!main || !eppServesTls(main.args ?? [])) return [];
-  const ref = poolSpecWithDefaults(service, spec.router?.scheduler?.pool?.spec ?? {})['endpointPickerRef'] as
+  // Name and kind as written: the pool's defaults only add a port and a selector.
+  const ref = spec.router?.scheduler?.pool?.spec?.['endpointPickerRef'] as
     { kind?: string; name?: string } | undefined;
   const ours = childNames(service.metadata.name).eppService;
   // Only for the picker Service this service owns. The rule's host would otherwise be whatever the manifest names —
