@@ -7,6 +7,7 @@
 import { parseAllDocuments } from 'yaml';
 import { type FieldProblem, LlmisvcError, ValidationError } from '../errors/index.js';
 import { convertObject, versionOf } from './convert.js';
+import { nestingProblem } from './nesting.js';
 import {
   GROUP,
   KINDS,
@@ -75,6 +76,9 @@ function describe(object: Record<string, unknown>, source: string): string {
 
 /** Problems with apiVersion, kind, metadata and the spec's structure, in the object's own version. */
 export function objectProblems(object: Record<string, unknown>): FieldProblem[] {
+  // First, alone: every check below walks the object recursively.
+  const tooDeep = nestingProblem(object, '');
+  if (tooDeep) return [tooDeep];
   const problems: FieldProblem[] = [];
   const version = versionOf(object['apiVersion']);
   if (version === undefined) {

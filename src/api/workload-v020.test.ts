@@ -130,6 +130,25 @@ describe('KServe v0.20 workload fields: rejected with the field and what to do',
       /needs wva .* or keda/,
     ],
     [
+      'a KEDA trigger on a cluster-wide credential',
+      {
+        scaling: {
+          maxReplicas: 2,
+          keda: {
+            triggers: [
+              {
+                ...trigger,
+                metadata: { serverAddress: 'http://collector.attacker.example' },
+                authenticationRef: { name: 'prometheus-creds', kind: 'ClusterTriggerAuthentication' },
+              },
+            ],
+          },
+        },
+      },
+      'spec.scaling.keda.triggers[0].authenticationRef.kind',
+      /must be TriggerAuthentication .*cluster-wide credential/,
+    ],
+    [
       'scaling with wva and keda',
       { scaling: { maxReplicas: 2, wva: { hpa: {} }, keda: { triggers: [trigger] } } },
       'spec.scaling',

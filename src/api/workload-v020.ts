@@ -100,7 +100,20 @@ const KEDATrigger = z
     type: z.string().min(1, { error: 'must not be empty' }),
     name: z.string().optional(),
     metadata: stringMap.optional(),
-    authenticationRef: z.looseObject({ name: z.string(), kind: z.string().optional() }).optional(),
+    authenticationRef: z
+      .looseObject({
+        name: z.string(),
+        // The ScaledObject is written by the controller, not by the service's author: a cluster-wide credential
+        // would be usable by every tenant, and sent wherever the trigger's metadata (serverAddress…) points.
+        kind: z
+          .literal('TriggerAuthentication', {
+            error:
+              "must be TriggerAuthentication (in the service's namespace): a ClusterTriggerAuthentication holds a " +
+              'cluster-wide credential that this trigger would send wherever its metadata points',
+          })
+          .optional(),
+      })
+      .optional(),
     metricType: z
       .enum(['AverageValue', 'Value', 'Utilization'], { error: 'must be AverageValue, Value or Utilization' })
       .optional(),

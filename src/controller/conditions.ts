@@ -255,7 +255,8 @@ export function gatewayReadiness(key: string, gateway: LiveObject | undefined): 
     return bad(
       type,
       'GatewayNotFound',
-      `Gateway ${key} does not exist: create it or point spec.router.gateway.refs at one`,
+      `Gateway ${key} does not exist, or none of its listeners takes routes from this service's namespace: create ` +
+        "it, allow this namespace in its listeners' allowedRoutes, or point spec.router.gateway.refs at another",
     );
   const programmed = conditionOf(gateway.status, 'Programmed');
   const addresses = (gateway.status?.['addresses'] as GatewayAddress[] | undefined) ?? [];

@@ -47,8 +47,9 @@ import {
 } from './status.js';
 import { EventRecorder, type EventType } from './events.js';
 import type { Problem } from './failures.js';
-import { describeFailure, failedConditions, retryNote } from './failures.js';
+import { describeFailure, failedConditions, foreignChildProblem, retryNote } from './failures.js';
 import { droppedImageVolumes, imageVolumeNames, imageVolumeProblem } from './image-volumes.js';
+import { admitsRoutesFrom } from './gateway-admission.js';
 import {
   CHILD_SELECTOR,
   COMPONENT_LABEL,
@@ -438,6 +439,9 @@ export class Controller {
       const informer = new KubeInformer(this.options.client, ref, {
         namespace: this.options.namespace,
         labelSelector: CHILD_SELECTOR,
+        // The label only narrows the watch (anyone may set it): the cache holds what a service owns, so labelled
+        // strangers neither fill the controller's memory nor pass for children.
+        keep: (o) => ownerKey(o) !== undefined,
         logger: this.log,
       });
       const onChild = (o: KubeObject): void => {
@@ -662,6 +666,19 @@ export class Controller {
         : await this.getLive(ref, namespace, child.metadata.name);
       let result: { reason: string | undefined; object: KubeObject | undefined };
       try {
+        const foreign = await this.foreignObject(ref, child, live, uid, informer !== undefined);
+        if (foreign) {
+          problems.push(foreignChildProblem(child, foreign));
+          appliedIds.add(childId(child));
+          observed.push({
+            role: childRole(child),
+            apiVersion: child.apiVersion,
+            kind: child.kind,
+            name: child.metadata.name,
+            live: undefined,
+          });
+          continue;
+        }
         result = await this.applier.ensure(ref, child, live, {
           force: true,
           cacheAuthoritative: informer !== undefined,
@@ -732,12 +749,28 @@ export class Controller {
     );
     for (const object of toPrune) await this.deleteChild(service, object);
 
-    const gateways = this.routeGateways(key, desired, namespace);
+    const gateways = this.routeGateways(key, desired, observed, namespace);
     const mainService = desired.find(
       (c) => c.kind === 'Service' && c.metadata.labels?.[COMPONENT_LABEL] === 'llminferenceservice-workload',
     );
     const route = desired.find((c) => c.kind === 'HTTPRoute');
-    const ingresses = await this.refIngresses(key, stopped ? [] : (outcome.ingressRefs ?? []), namespace);
+    // An Ingress sends traffic only to Services of its own namespace, so one elsewhere cannot serve this service;
+    // and reading it would show a tenant another namespace's hosts and addresses through this status.
+    const ingressRefs = stopped ? [] : (outcome.ingressRefs ?? []);
+    ingressRefs.forEach((ref, i) => {
+      if (ref.namespace && ref.namespace !== namespace)
+        problems.push({
+          reason: 'IngressInOtherNamespace',
+          message:
+            `spec.router.ingress.refs[${i}] names Ingress ${ref.namespace}/${ref.name}, in another namespace: an ` +
+            `Ingress routes only to Services of its own namespace; refer to one in namespace ${namespace}`,
+        });
+    });
+    const ingresses = await this.refIngresses(
+      key,
+      ingressRefs.filter((ref) => !ref.namespace || ref.namespace === namespace),
+      namespace,
+    );
     const servicePort = (mainService?.['spec'] as { ports?: { port?: number }[] } | undefined)?.ports?.[0]
       ?.port;
     const status = deriveStatus({
@@ -820,6 +853,25 @@ export class Controller {
     return object ? droppedImageVolumes(sent, object) : [];
   }
 
+  /**
+   * The object already at a child's name that this service does not control, if there is one: it is never applied
+   * over. The child caches hold only objects labelled as ours, so where the cache has nothing the API server is
+   * asked — an unlabelled object made by someone else (a Role an admin bound to a group, say) is exactly what the
+   * cache cannot see, and a forced apply would take it over and, with the service, delete it.
+   */
+  private async foreignObject(
+    ref: ResourceRef,
+    child: KubeObject,
+    live: KubeObject | undefined,
+    uid: string,
+    cached: boolean,
+  ): Promise<KubeObject | undefined> {
+    const existing =
+      live ??
+      (cached ? await this.getLive(ref, child.metadata.namespace ?? '', child.metadata.name) : undefined);
+    return existing && !isOwnedBy(existing, uid) ? existing : undefined;
+  }
+
   private async getLive(ref: ResourceRef, namespace: string, name: string): Promise<KubeObject | undefined> {
     try {
       return await this.options.client.get(ref, namespace, name);
@@ -848,12 +900,12 @@ export class Controller {
   }
 
   /**
-   * The Ingresses of `spec.router.ingress.refs`, live (undefined when not found), by `namespace/name`; from the
-   * cache, or read directly when one lives outside the namespace this controller watches.
+   * The Ingresses of `spec.router.ingress.refs` (all in the service's namespace, which this controller watches), live
+   * from the cache (undefined when not found), by `namespace/name`; remembered for Ingress events.
    */
   private async refIngresses(
     key: string,
-    refs: readonly { name: string; namespace?: string }[],
+    refs: readonly { name: string }[],
     namespace: string,
   ): Promise<Map<string, LiveObject | undefined>> {
     for (const [ingress, users] of this.ingressUsers) {
@@ -864,21 +916,22 @@ export class Controller {
     if (refs.length === 0) return result;
     const informer = await this.ingressInformer();
     for (const ref of refs) {
-      const ns = ref.namespace ?? namespace;
-      const ingressKey = `${ns}/${ref.name}`;
-      const watched = this.options.namespace === undefined || this.options.namespace === ns;
-      const live = watched ? informer.get(ns, ref.name) : await this.getLive(INGRESS_RESOURCE, ns, ref.name);
-      result.set(ingressKey, live);
+      const ingressKey = `${namespace}/${ref.name}`;
+      result.set(ingressKey, informer.get(namespace, ref.name));
       if (!this.ingressUsers.has(ingressKey)) this.ingressUsers.set(ingressKey, new Set());
       this.ingressUsers.get(ingressKey)!.add(key);
     }
     return result;
   }
 
-  /** Gateways referenced by the rendered HTTPRoute, live from the cache; remembered for Gateway events. */
+  /**
+   * Gateways referenced by the rendered HTTPRoute, live from the cache; remembered for Gateway events. One that does
+   * not take routes from the service's namespace counts as not found (see gateway-admission.ts).
+   */
   private routeGateways(
     key: string,
     desired: readonly KubeObject[],
+    observed: readonly ObservedChild[],
     namespace: string,
   ): Map<string, LiveObject | undefined> {
     const result = new Map<string, LiveObject | undefined>();
@@ -888,12 +941,20 @@ export class Controller {
     }
     for (const route of desired.filter((c) => c.kind === 'HTTPRoute')) {
       const parents =
-        (route['spec'] as { parentRefs?: { name: string; namespace?: string; kind?: string }[] } | undefined)
-          ?.parentRefs ?? [];
+        (
+          route['spec'] as
+            | { parentRefs?: { name: string; namespace?: string; kind?: string; sectionName?: string }[] }
+            | undefined
+        )?.parentRefs ?? [];
+      const liveRoute = observed.find((o) => o.kind === 'HTTPRoute' && o.name === route.metadata.name)?.live;
       for (const p of parents) {
         if (p.kind && p.kind !== 'Gateway') continue;
         const gwKey = `${p.namespace ?? namespace}/${p.name}`;
-        result.set(gwKey, this.gateways?.get(p.namespace ?? namespace, p.name));
+        const gateway = this.gateways?.get(p.namespace ?? namespace, p.name);
+        result.set(
+          gwKey,
+          gateway && admitsRoutesFrom(gateway, namespace, p.sectionName, liveRoute) ? gateway : undefined,
+        );
         if (!this.gatewayUsers.has(gwKey)) this.gatewayUsers.set(gwKey, new Set());
         this.gatewayUsers.get(gwKey)!.add(key);
       }

@@ -5,7 +5,7 @@
  * plus a note about the retry. Pure functions; the controller writes the result into `Ready` and an Event.
  */
 import { isLlmisvcError } from '../errors/index.js';
-import { KubeApiError } from '../kube/index.js';
+import { KubeApiError, type KubeObject } from '../kube/index.js';
 import type { Condition } from './conditions.js';
 
 /** Why (part of) a pass failed, for a condition: `reason` for the READY/REASON columns, `message` for people. */
@@ -74,6 +74,24 @@ export function describeFailure(error: unknown, context: FailureContext): Proble
   return {
     reason: 'InternalError',
     message: `${what}${(error as Error)?.message ?? String(error)}: this is a bug in llmisvc; please report it with the controller's log`,
+  };
+}
+
+/**
+ * A child whose name is taken by an object this service does not control: the controller leaves it alone (taking
+ * it over would let anyone who may create a service rewrite — and, on deletion, remove — objects they could not
+ * touch themselves).
+ */
+export function foreignChildProblem(child: KubeObject, existing: KubeObject): Problem {
+  const owner =
+    existing.metadata.ownerReferences?.find((o) => o.controller) ?? existing.metadata.ownerReferences?.[0];
+  const whose = owner ? `it belongs to ${owner.kind} ${owner.name}` : 'it has no owner';
+  return {
+    reason: 'ChildNameTaken',
+    message:
+      `${child.kind} ${existing.metadata.namespace ?? ''}/${child.metadata.name} already exists and this service did ` +
+      `not create it (${whose}); the controller does not take over objects: delete or rename that ${child.kind}, ` +
+      'or give this LLMInferenceService another name',
   };
 }
 

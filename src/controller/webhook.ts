@@ -11,6 +11,10 @@ import type { Logger } from 'pino';
 import type { FieldProblem } from '../errors/index.js';
 import { formatProblem } from '../errors/index.js';
 
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
 /** What the webhooks need from api/: validation and version conversion of our kinds. */
 export interface WebhookEngine {
   validate(object: Record<string, unknown>): FieldProblem[];
@@ -59,7 +63,7 @@ export function reviewAdmission(review: AdmissionReview, engine: WebhookEngine):
   const object = request?.object;
   if (!object || (request.operation !== 'CREATE' && request.operation !== 'UPDATE')) return allow();
   const old = request.oldObject;
-  if (old && JSON.stringify(old['spec']) === JSON.stringify(object['spec'])) return allow();
+  if (old && sameJson(old['spec'], object['spec'])) return allow();
   const problems = engine.validate(object);
   if (problems.length === 0) return allow();
   const meta = object['metadata'] as { name?: string } | undefined;
@@ -76,6 +80,15 @@ export function reviewAdmission(review: AdmissionReview, engine: WebhookEngine):
       },
     },
   };
+}
+
+/** Equal as JSON; false for values too deeply nested to serialise (validation then says where). */
+function sameJson(a: unknown, b: unknown): boolean {
+  try {
+    return JSON.stringify(a) === JSON.stringify(b);
+  } catch {
+    return false;
+  }
 }
 
 /** Converts every object to the desired version; one failure fails the review (the API server retries). */
@@ -165,6 +178,19 @@ export interface WebhookServer {
   close(): Promise<void>;
 }
 
+/**
+ * Largest request body per path. The API server sends at most its 3 MiB request limit twice (object and oldObject)
+ * in an AdmissionReview; a ConversionReview carries a page of a list (kubectl pages by 500). Past the limit the
+ * answer is 413 and the connection is closed unread: anyone who can reach the webhook Service can send a body.
+ */
+export const WEBHOOK_BODY_LIMITS: Readonly<Record<string, number>> = {
+  [VALIDATE_PATH]: 8 * 1024 * 1024,
+  [CONFIG_DELETE_PATH]: 8 * 1024 * 1024,
+  [CONVERT_PATH]: 32 * 1024 * 1024,
+};
+/** Bodies of all requests being read at once: many large requests in parallel get 503 instead of the memory. */
+const BUFFERED_BODY_LIMIT = 64 * 1024 * 1024;
+
 /** Starts the HTTPS webhook server on `host:port` (port 0 = ephemeral). */
 export async function startWebhookServer(options: {
   engine: WebhookEngine;
@@ -176,31 +202,87 @@ export async function startWebhookServer(options: {
   port?: number;
   logger?: Logger;
 }): Promise<WebhookServer> {
-  const server = https.createServer({ cert: options.cert, key: options.key }, (req, res) => {
-    const reply = (status: number, body: unknown): void => {
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-    // The API server appends `?timeout=10s` to webhook URLs.
-    const path = (req.url ?? '').split('?')[0];
-    if (req.method !== 'POST' || ![VALIDATE_PATH, CONVERT_PATH, CONFIG_DELETE_PATH].includes(path ?? ''))
-      return reply(404, { message: 'not found' });
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      let body: AdmissionReview | ConversionReview;
-      try {
-        body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as AdmissionReview | ConversionReview;
-      } catch (error) {
-        options.logger?.warn({ err: (error as Error).message, path: req.url }, 'bad webhook request');
-        return reply(400, { message: (error as Error).message });
-      }
-      if (path === VALIDATE_PATH) return reply(200, reviewAdmission(body as AdmissionReview, options.engine));
-      if (path === CONVERT_PATH)
-        return reply(200, reviewConversion(body as ConversionReview, options.engine));
-      void answerConfigDeletion(body as AdmissionReview).then((review) => reply(200, review));
-    });
-  });
+  let buffered = 0;
+  const server = https.createServer(
+    {
+      cert: options.cert,
+      key: options.key,
+      // The API server gives a webhook at most 30 s; a client slower than that is not the API server.
+      headersTimeout: 10_000,
+      requestTimeout: 30_000,
+    },
+    (req, res) => {
+      const reply = (status: number, body: unknown): void => {
+        if (res.headersSent || res.destroyed) return;
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+      };
+      const refuse = (status: number, message: string): void => {
+        options.logger?.warn({ path: req.url, status }, `bad webhook request: ${message}`);
+        res.setHeader('connection', 'close');
+        reply(status, { message });
+        req.destroy();
+      };
+      // The API server appends `?timeout=10s` to webhook URLs.
+      const path = (req.url ?? '').split('?')[0] ?? '';
+      const limit = WEBHOOK_BODY_LIMITS[path];
+      if (req.method !== 'POST' || limit === undefined) return reply(404, { message: 'not found' });
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let refused = false;
+      const release = (): void => {
+        buffered -= size;
+        size = 0;
+      };
+      req.on('data', (chunk: Buffer) => {
+        if (refused) return;
+        size += chunk.length;
+        buffered += chunk.length;
+        if (size > limit || buffered > BUFFERED_BODY_LIMIT) {
+          refused = true;
+          const tooLarge = size > limit;
+          release();
+          chunks.length = 0;
+          if (tooLarge) refuse(413, `request body larger than ${limit} bytes`);
+          else refuse(503, 'too many large requests at once; retry');
+          return;
+        }
+        chunks.push(chunk);
+      });
+      req.on('close', release);
+      req.on('end', () => {
+        if (refused) return;
+        const text = Buffer.concat(chunks).toString('utf8');
+        release();
+        let body: unknown;
+        try {
+          body = JSON.parse(text);
+        } catch (error) {
+          return refuse(400, (error as Error).message);
+        }
+        const review = body as AdmissionReview | ConversionReview;
+        if (!isRecord(body) || !isRecord(review.request))
+          return refuse(
+            400,
+            `expected a ${path === CONVERT_PATH ? 'ConversionReview' : 'AdmissionReview'} with a request`,
+          );
+        try {
+          if (path === VALIDATE_PATH)
+            return reply(200, reviewAdmission(review as AdmissionReview, options.engine));
+          if (path === CONVERT_PATH)
+            return reply(200, reviewConversion(review as ConversionReview, options.engine));
+        } catch (error) {
+          // A gap in validation must cost one answer, not the process that answers every tenant's requests.
+          options.logger?.error({ err: (error as Error).message, path }, 'webhook review failed');
+          return reply(500, { message: `review failed: ${(error as Error).message}` });
+        }
+        answerConfigDeletion(review as AdmissionReview).then(
+          (answer) => reply(200, answer),
+          (error: unknown) => reply(500, { message: `review failed: ${(error as Error).message}` }),
+        );
+      });
+    },
+  );
   async function answerConfigDeletion(review: AdmissionReview): Promise<AdmissionReview> {
     const { namespace, name } = review.request ?? {};
     if (!options.configUsers || !namespace || !name) return reviewConfigDeletion(review, []);

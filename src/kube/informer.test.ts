@@ -182,3 +182,26 @@ test('a list answered 404 (no CRD serves the resource) is said once at info, not
   assert.deepEqual(calls, ['add a@1']);
   await informer.stop();
 });
+
+test('keep: objects it refuses are never cached, and one that stops qualifying is deleted', async () => {
+  const { api, informer, calls } = setUp({ keep: (o) => o.metadata.labels?.['owned'] === 'yes' });
+  const owned = (name: string, rv: string, yes = true) => ({
+    ...configMap(name, rv),
+    metadata: { ...configMap(name, rv).metadata, labels: { owned: yes ? 'yes' : 'no' } },
+  });
+  (await api.next()).json(200, listOf([owned('a', '1'), owned('stranger', '2', false)], '3'));
+  await informer.waitForSync();
+  const events = (await api.next()).stream();
+  events.send('ADDED', owned('other', '4', false));
+  events.send('MODIFIED', owned('other', '5', false));
+  events.send('MODIFIED', owned('a', '6', false));
+  events.send('ADDED', owned('b', '7'));
+  events.end();
+  await api.next();
+  assert.deepEqual(calls, ['add a@1', 'delete a@1', 'add b@7']);
+  assert.deepEqual(
+    informer.list().map((o) => o.metadata.name),
+    ['b'],
+  );
+  await informer.stop();
+});

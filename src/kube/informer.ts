@@ -19,7 +19,7 @@ export interface InformerHandlers<T extends KubeObject> {
   delete?(object: T): void;
 }
 
-export interface InformerOptions {
+export interface InformerOptions<T extends KubeObject = KubeObject> {
   namespace?: string;
   labelSelector?: string;
   /** Server-side watch timeout, randomised per connection like client-go (default 5–10 minutes). */
@@ -30,6 +30,11 @@ export interface InformerOptions {
   /** Back-off bounds after errors. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /**
+   * Which objects the cache holds; the others are treated as absent (one that stops qualifying is a delete). A label
+   * selector is all a watch can filter on, and anyone who may create objects may set labels.
+   */
+  keep?: (object: T) => boolean;
 }
 
 export interface InformerStats {
@@ -55,7 +60,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   constructor(
     private readonly client: KubeClient,
     readonly resource: ResourceRef,
-    private readonly options: InformerOptions = {},
+    private readonly options: InformerOptions<T> = {},
   ) {}
 
   addHandlers(handlers: InformerHandlers<T>): void {
@@ -180,6 +185,7 @@ export class Informer<T extends KubeObject = KubeObject> {
         // List items come without apiVersion/kind; restore them so cached objects look like watched ones.
         item.apiVersion = item.apiVersion ?? apiVersionString(this.resource);
         item.kind = item.kind ?? this.resource.kind;
+        if (this.options.keep?.(item) === false) continue;
         fresh.set(objectKey(item), item);
       }
       cont = page.metadata.continue || undefined;
@@ -236,7 +242,8 @@ export class Informer<T extends KubeObject = KubeObject> {
     if (event.type === 'BOOKMARK') return;
     const key = objectKey(object);
     const old = this.store.get(key);
-    if (event.type === 'DELETED') {
+    if (event.type === 'DELETED' || this.options.keep?.(object) === false) {
+      if (event.type !== 'DELETED' && !old) return;
       this.store.delete(key);
       for (const h of this.handlers) h.delete?.(old ?? object);
       return;

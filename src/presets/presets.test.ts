@@ -190,6 +190,47 @@ describe('templates', () => {
   });
 });
 
+describe('templates: bounded output', () => {
+  it("refuses a spec whose templates print past the limit, naming the field, instead of taking the controller's memory", () => {
+    // Each `{{ .Spec }}` prints the whole merged spec, which holds every one of these strings: 6,000 of them once
+    // expanded to gigabytes.
+    const filler = 'x'.repeat(150_000);
+    const spec: LLMInferenceService['spec'] = {
+      template: {
+        containers: [
+          {
+            name: 'main',
+            args: Array.from({ length: 6000 }, () => '{{ .Spec }}'),
+            env: [{ name: 'F', value: filler }],
+          },
+        ],
+      },
+    };
+    assert.throws(
+      () => composeSpec({ service: service(spec), configs: [], global, namespaces: ['ns', 'system'] }),
+      (e: unknown) =>
+        e instanceof LlmisvcError &&
+        e.code === 'LLMISVC_ERR_TEMPLATE' &&
+        /spec\.template\.containers\[0\]\.args\[\d+\]/.test(e.message) &&
+        /past 1048576 bytes of template output/.test(e.message),
+    );
+  });
+
+  it('renders the shipped presets of every topology well inside the limit', () => {
+    const { spec } = composeSpec({
+      service: service({
+        router: { scheduler: {}, route: {}, gateway: {} },
+        prefill: { replicas: 1 },
+        worker: {},
+      }),
+      configs: [],
+      global,
+      namespaces: ['ns', 'system'],
+    });
+    assert.ok(JSON.stringify(spec).length < 64 * 1024);
+  });
+});
+
 describe('composition: presets, then baseRefs in order, then the spec', () => {
   const base = (
     name: string,

@@ -232,26 +232,54 @@ function print(value: unknown): string {
   return JSON.stringify(value) ?? '';
 }
 
-function run(nodes: Node[], scope: TemplateScope, where: string): string {
+/**
+ * Most bytes the actions of one spec may print, all strings together. Templates print names and short values (a
+ * spec's real ones print well under a kilobyte); without a bound, a spec of a few thousand `{{ .Spec }}` strings
+ * expands to gigabytes — one manifest would take the controller's memory for every tenant.
+ */
+export const TEMPLATE_OUTPUT_LIMIT = 1024 * 1024;
+
+/** What is left to print, shared by every string of one `renderTemplates` call. */
+interface Budget {
+  left: number;
+}
+
+function run(nodes: Node[], scope: TemplateScope, where: string, budget: Budget): string {
   let out = '';
   for (const node of nodes) {
     if (node.kind === 'text') out += node.text;
-    else if (node.kind === 'action') out += print(evaluate(node.expr, scope, node.source, where));
-    else
+    else if (node.kind === 'action') {
+      const printed = print(evaluate(node.expr, scope, node.source, where));
+      budget.left -= printed.length;
+      if (budget.left < 0)
+        throw templateError(
+          node.source,
+          where,
+          `prints past ${TEMPLATE_OUTPUT_LIMIT} bytes of template output in this spec: templates may print names ` +
+            'and short values, not whole objects over and over',
+        );
+      out += printed;
+    } else
       out += run(
         truthy(evaluate(node.cond, scope, node.source, where)) ? node.then : node.otherwise,
         scope,
         where,
+        budget,
       );
   }
   return out;
 }
 
 /** Renders one string; strings without `{{` come back as they are. */
-export function renderString(text: string, scope: TemplateScope, where: string): string {
+export function renderString(
+  text: string,
+  scope: TemplateScope,
+  where: string,
+  budget: Budget = { left: TEMPLATE_OUTPUT_LIMIT },
+): string {
   if (!text.includes('{{')) return text;
   try {
-    return run(parseTemplate(text, where), scope, where);
+    return run(parseTemplate(text, where), scope, where, budget);
   } catch (error) {
     if (error instanceof TemplateError) throw error;
     // Anything else is a gap in this subset: still the user's template, named, never a raw error.
@@ -260,15 +288,25 @@ export function renderString(text: string, scope: TemplateScope, where: string):
 }
 
 /**
- * Renders every string inside a value (objects and lists, recursively) and returns the rendered copy.
- * `path` names the value in error messages, for example `spec`.
+ * Renders every string inside a value (objects and lists, recursively) and returns the rendered copy; all of its
+ * strings together print at most TEMPLATE_OUTPUT_LIMIT bytes. `path` names the value in error messages, for
+ * example `spec`.
  */
-export function renderTemplates<T>(value: T, scope: TemplateScope, path: string): T {
-  if (typeof value === 'string') return renderString(value, scope, path) as T;
-  if (Array.isArray(value)) return value.map((item, i) => renderTemplates(item, scope, `${path}[${i}]`)) as T;
+export function renderTemplates<T>(
+  value: T,
+  scope: TemplateScope,
+  path: string,
+  budget: Budget = { left: TEMPLATE_OUTPUT_LIMIT },
+): T {
+  if (typeof value === 'string') return renderString(value, scope, path, budget) as T;
+  if (Array.isArray(value))
+    return value.map((item, i) => renderTemplates(item, scope, `${path}[${i}]`, budget)) as T;
   if (value !== null && typeof value === 'object') {
     return Object.fromEntries(
-      Object.entries(value).map(([key, item]) => [key, renderTemplates(item, scope, `${path}.${key}`)]),
+      Object.entries(value).map(([key, item]) => [
+        key,
+        renderTemplates(item, scope, `${path}.${key}`, budget),
+      ]),
     ) as T;
   }
   return value;

@@ -21,7 +21,13 @@ import {
 } from './dependencies.js';
 import { type AutoscalingOptions, DEFAULT_AUTOSCALING, renderAutoscaling } from './autoscaling.js';
 import { storageProblems } from './model-storage.js';
-import { DEFAULT_GATEWAY, type GatewayOptions, renderDefaultGateway, renderRoute } from './route.js';
+import {
+  DEFAULT_GATEWAY,
+  type GatewayOptions,
+  renderDefaultGateway,
+  renderRoute,
+  sharedGatewayRouteProblems,
+} from './route.js';
 import {
   type BackendRef,
   DEFAULT_MODEL_ROUTING,
@@ -176,7 +182,10 @@ export function renderService(input: RenderInput): RenderOutput {
     global,
     namespaces: [...new Set([namespace, options.systemNamespace])],
   });
-  const problems = dedupe(mergedProblems(spec, service.metadata.name));
+  const problems = dedupe([
+    ...mergedProblems(spec, service.metadata.name),
+    ...sharedGatewayRouteProblems(service, spec, options.gateway),
+  ]);
   if (problems.length > 0) {
     throw new ValidationError(
       `LLMInferenceService "${namespace}/${service.metadata.name}" (merged with ${applied.join(', ')})`,

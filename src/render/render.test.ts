@@ -532,3 +532,61 @@ spec:
     });
   });
 });
+
+describe('route rules on the shared default Gateway', () => {
+  const withRules = (rules: unknown[], extra: Record<string, unknown> = {}) =>
+    service({
+      model: { uri: 'hf://x/y' },
+      router: { route: { http: { spec: { rules } } }, ...extra },
+    });
+  const rule = (type: string | undefined, value: string | undefined, headers?: unknown[]) => ({
+    matches: [
+      {
+        ...(value !== undefined ? { path: { ...(type ? { type } : {}), value } } : {}),
+        ...(headers ? { headers } : {}),
+      },
+    ],
+    backendRefs: [{ name: 'svc-kserve-workload-svc', port: 8000 }],
+  });
+
+  it("refuses a rule that would take another service's paths or model-name traffic, naming the field", () => {
+    const hijack = withRules([
+      rule('Exact', '/victim/chat/v1/chat/completions'),
+      rule('Exact', '/v1/chat/completions', [{ name: 'X-Gateway-Model-Name', value: 'llama' }]),
+      rule('PathPrefix', '/ns/svc/../victim'),
+      rule('RegularExpression', '/ns/svc/.*'),
+      rule(undefined, undefined),
+      { backendRefs: [] },
+    ]);
+    assert.throws(
+      () => render(hijack),
+      (e: unknown) => {
+        assert.ok(e instanceof ValidationError);
+        assert.deepEqual(
+          e.problems.map((p) => p.path),
+          [0, 1, 2, 3, 4]
+            .map((i) => `spec.router.route.http.spec.rules[${i}].matches[0].path`)
+            .concat('spec.router.route.http.spec.rules[5].matches'),
+        );
+        assert.match(e.message, /Exact "\/victim\/chat\/v1\/chat\/completions"/);
+        assert.match(e.message, /may match only paths under \/ns\/svc .*spec\.router\.gateway\.refs/);
+        return true;
+      },
+    );
+  });
+
+  it("accepts rules under the service's own prefix, and any rule on a Gateway of the service's own", () => {
+    const own = [
+      rule('PathPrefix', '/ns/svc/v2'),
+      rule('Exact', '/ns/svc'),
+      rule(undefined, '/ns/svc/custom'),
+    ];
+    assert.ok(find(render(withRules(own)).children, 'HTTPRoute').length === 1);
+    const elsewhere = withRules([rule('PathPrefix', '/')], { gateway: { refs: [{ name: 'mine' }] } });
+    const [route] = find(render(elsewhere).children, 'HTTPRoute');
+    assert.deepEqual(
+      (route!['spec'] as { parentRefs: { name: string }[] }).parentRefs.map((p) => p.name),
+      ['mine'],
+    );
+  });
+});
