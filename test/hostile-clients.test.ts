@@ -216,7 +216,7 @@ describe('hostile clients at the builtin gateway', () => {
       let written = 0;
       const reply = await raw(gateway.port, (socket) => {
         socket.write(
-          `POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n` +
+          `POST /v1/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n` +
             (framing === 'announced'
               ? `content-length: ${total}\r\n\r\n`
               : 'transfer-encoding: chunked\r\n\r\n'),
@@ -249,18 +249,18 @@ describe('hostile clients at the builtin gateway', () => {
   test('too many headers or too large headers get 431', async () => {
     const many = Array.from({ length: 150 }, (_, i) => `x-flood-${i}: ${i}\r\n`).join('');
     const tooMany = await raw(gateway.port, (s) =>
-      s.end(`GET /v1/models HTTP/1.1\r\nhost: x\r\n${many}connection: close\r\n\r\n`),
+      s.end(`GET /v1/models HTTP/1.1\r\nhost: 127.0.0.1\r\n${many}connection: close\r\n\r\n`),
     );
     assert.match(tooMany.text, /^HTTP\/1\.1 431 /, tooMany.text.slice(0, 80));
     const big = await raw(gateway.port, (s) =>
       s.end(
-        `GET /v1/models HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(64 * 1024)}\r\nconnection: close\r\n\r\n`,
+        `GET /v1/models HTTP/1.1\r\nhost: 127.0.0.1\r\nx-big: ${'a'.repeat(64 * 1024)}\r\nconnection: close\r\n\r\n`,
       ),
     );
     assert.match(big.text, /^HTTP\/1\.1 431 /, big.text.slice(0, 80));
     const fine = await raw(gateway.port, (s) =>
       s.write(
-        `GET /v1/models HTTP/1.1\r\nhost: x\r\n${many.split('\r\n').slice(0, 80).join('\r\n')}\r\nconnection: close\r\n\r\n`,
+        `GET /v1/models HTTP/1.1\r\nhost: 127.0.0.1\r\n${many.split('\r\n').slice(0, 80).join('\r\n')}\r\nconnection: close\r\n\r\n`,
       ),
     );
     assert.match(fine.text, /^HTTP\/1\.1 200 /, `80 headers are fine: ${fine.text.slice(0, 80)}`);
@@ -280,7 +280,7 @@ describe('hostile clients at the builtin gateway', () => {
         s.on('error', () => undefined);
         s.on('data', (d: Buffer) => answers.push(d.toString('latin1').split('\r\n')[0]!));
         s.on('close', () => closed.add(s));
-        s.write('POST /v1/completions HTTP/1.1\r\nhost: x\r\n');
+        s.write('POST /v1/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n');
         held.push(s);
       }
       const statuses: number[] = [];
@@ -385,7 +385,7 @@ describe(
         ['a 96 KiB header', `x-big: ${'a'.repeat(96 * 1024)}\r\n`],
       ] as const) {
         const reply = await raw(envoy.port, (s) =>
-          s.write(`GET /v1/models HTTP/1.1\r\nhost: x\r\n${head}connection: close\r\n\r\n`),
+          s.write(`GET /v1/models HTTP/1.1\r\nhost: 127.0.0.1\r\n${head}connection: close\r\n\r\n`),
         );
         assert.ok(!/^HTTP\/1\.1 2/.test(reply.text), `${label}: ${reply.text.slice(0, 80)}`);
         console.log(

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect, createServer as createNetServer, type Server as NetServer } from 'node:net';
+import { connect, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   frameChunk,
+  isLoopbackAddress,
+  isLoopbackHostHeader,
   matchRoute,
   startBuiltinGateway,
   type GatewayRoute,
@@ -320,9 +322,13 @@ describe('builtin gateway: the client side of a streamed answer (raw client sock
     // 8 MiB each: more than the loopback sockets' buffers hold, so the gateway must stop reading the upstreams.
     // Both at once: the pool's one read buffer serves both connections while their clients hold writes back.
     const [[chunked], [unframed]] = await Promise.all([
-      exchange('POST /stream?pieces=256&size=32768 HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}', 1, {
-        readAfterMs: 300,
-      }),
+      exchange(
+        'POST /stream?pieces=256&size=32768 HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 2\r\n\r\n{}',
+        1,
+        {
+          readAfterMs: 300,
+        },
+      ),
       exchange('POST /stream?pieces=256&size=32768 HTTP/1.0\r\ncontent-length: 2\r\n\r\n{}', 1, {
         readAfterMs: 300,
       }),
@@ -336,10 +342,397 @@ describe('builtin gateway: the client side of a streamed answer (raw client sock
 
   it('pipelined requests get their answers whole, one after the other', async () => {
     const request = (pieces: number, size: number): string =>
-      `POST /stream?pieces=${pieces}&size=${size} HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}`;
+      `POST /stream?pieces=${pieces}&size=${size} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 2\r\n\r\n{}`;
     const answers = await exchange(request(40, 5000) + request(30, 700), 2);
     assert.equal(answers.length, 2);
     sameBody(answers[0]!.body, streamOf(40, 5000));
     sameBody(answers[1]!.body, streamOf(30, 700));
+  });
+});
+
+/** Polls a condition (bounded: 400 × 25 ms), for state that settles asynchronously; not a timing assertion. */
+async function until(what: string, condition: () => boolean | Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if (await condition()) return;
+    await sleep(25);
+  }
+  assert.fail(`timed out waiting until ${what}`);
+}
+
+interface RawAnswer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** A client connection on a raw socket: requests written as bytes, answers parsed one after the other. */
+interface RawConnection {
+  socket: Socket;
+  /** The next whole answer; undefined when the connection closed first (or nothing came in 10 s). */
+  next(): Promise<RawAnswer | undefined>;
+  /** Bytes received so far. */
+  received(): number;
+  /** Settles once the connection is closed, whichever side closed it. */
+  closed: Promise<void>;
+}
+
+async function openRaw(port: number): Promise<RawConnection> {
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  await once(socket, 'connect');
+  const answers: RawAnswer[] = [];
+  const waiters: ((answer: RawAnswer | undefined) => void)[] = [];
+  let received = 0;
+  let isClosed = false;
+  const parserFor = (): Http1ResponseParser => {
+    const answer: RawAnswer = { status: 0, headers: {}, body: '' };
+    return new Http1ResponseParser({
+      onHead: (status, headers) => Object.assign(answer, { status, headers }),
+      onBody: (chunk) => (answer.body += chunk.toString('latin1')),
+      onComplete: () => {
+        const waiter = waiters.shift();
+        if (waiter) waiter(answer);
+        else answers.push(answer);
+      },
+    });
+  };
+  let parser = parserFor();
+  socket.on('data', (data: Buffer) => {
+    received += data.length;
+    let rest = data;
+    while (rest.length > 0) {
+      rest = rest.subarray(parser.execute(rest));
+      if (parser.done) parser = parserFor();
+    }
+  });
+  const closed = new Promise<void>((resolve) =>
+    socket.once('close', () => {
+      // A body that runs to the end of the connection (an HTTP/1.0 answer) is complete now.
+      try {
+        parser.finish();
+      } catch {
+        // Closed before or in the middle of an answer: nothing more comes.
+      }
+      isClosed = true;
+      for (const waiter of waiters.splice(0)) waiter(undefined);
+      resolve();
+    }),
+  );
+  return {
+    socket,
+    closed,
+    received: () => received,
+    next() {
+      const answer = answers.shift();
+      if (answer || isClosed) return Promise.resolve(answer);
+      return new Promise((resolve) => {
+        const guard = setTimeout(() => socket.destroy(), 10_000);
+        waiters.push((a) => {
+          clearTimeout(guard);
+          resolve(a);
+        });
+      });
+    },
+  };
+}
+
+/** An upstream that answers every request, once its body is in, with the body's length. */
+async function countingUpstream(): Promise<{ server: Server; address: string }> {
+  const server = createServer((req, res) => {
+    let length = 0;
+    req.on('data', (chunk: Buffer) => (length += chunk.length));
+    req.on('end', () => {
+      const body = JSON.stringify({ length });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+  });
+  return { server, address: `127.0.0.1:${await listen(server)}` };
+}
+
+function errorMessage(answer: RawAnswer | undefined): string {
+  return (JSON.parse(answer?.body ?? '{}') as { error?: { message?: string } }).error?.message ?? '';
+}
+
+describe('builtin gateway: the budget of buffered request bodies', () => {
+  const LIMIT = 64 * 1024;
+  const BUDGET = 2 * LIMIT;
+  let upstream: Server;
+  let gateway: RunningGateway;
+  const head = (length: number) =>
+    `POST /ns/m/v1/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n`;
+  const chunkedHead =
+    'POST /ns/m/v1/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ntransfer-encoding: chunked\r\n\r\n';
+  const chunk = (size: number) => `${size.toString(16)}\r\n${' '.repeat(size)}\r\n`;
+  const buffered = async () => (await gateway.stats()).bufferedBodyBytes;
+
+  before(async () => {
+    const counting = await countingUpstream();
+    upstream = counting.server;
+    gateway = await startBuiltinGateway({
+      port: 0,
+      routes,
+      serviceEndpoints: [counting.address],
+      bodyLimitBytes: LIMIT,
+      bodyBudgetBytes: BUDGET,
+    });
+  });
+  after(async () => {
+    await gateway.close();
+    upstream.closeAllConnections();
+    upstream.close();
+  });
+
+  it('refuses with 503 and closes the connection a body that would pass the budget, announced or chunked', async () => {
+    // Two slow uploads hold all but 8 KiB of the budget, as an attacker's connections would.
+    const held = [await openRaw(gateway.port), await openRaw(gateway.port)];
+    for (const c of held) c.socket.write(head(LIMIT) + ' '.repeat(60 * 1024));
+    await until('both partial bodies are buffered', async () => (await buffered()) === 2 * 60 * 1024);
+
+    const announced = await openRaw(gateway.port);
+    announced.socket.write(head(16 * 1024) + ' '.repeat(16 * 1024));
+    const refused = await announced.next();
+    assert.equal(refused?.status, 503);
+    assert.match(errorMessage(refused), /busy/);
+    assert.match(errorMessage(refused), /retry/i);
+    assert.equal(refused?.headers['connection'], 'close');
+    await announced.closed;
+
+    const chunked = await openRaw(gateway.port);
+    chunked.socket.write(chunkedHead + chunk(4 * 1024));
+    await until('the first chunk is buffered', async () => (await buffered()) === 124 * 1024);
+    chunked.socket.write(chunk(8 * 1024));
+    const refusedChunked = await chunked.next();
+    assert.equal(refusedChunked?.status, 503);
+    assert.equal(
+      (JSON.parse(refusedChunked.body) as { error: { type: string } }).error.type,
+      'ServiceUnavailableError',
+    );
+    await chunked.closed;
+    await until('the refused body is released', async () => (await buffered()) === 2 * 60 * 1024);
+
+    // The held uploads complete and are served: a refusal of others does not touch them.
+    for (const c of held) c.socket.write(' '.repeat(4 * 1024));
+    for (const c of held) assert.deepEqual(JSON.parse((await c.next())!.body), { length: LIMIT });
+    for (const c of held) c.socket.destroy();
+    await until('completed bodies are released', async () => (await buffered()) === 0);
+  });
+
+  it('gives every byte back after many clients vanish mid-body or are refused: the whole budget serves again', async () => {
+    for (let round = 0; round < 25; round++) {
+      const batch = await Promise.all([0, 1, 2, 3].map(() => openRaw(gateway.port)));
+      // Bodies that would all fit, each one byte short of its end.
+      for (const c of batch) c.socket.write(head(30 * 1024) + ' '.repeat(30 * 1024 - 1));
+      await until('the batch is buffered', async () => (await buffered()) === 4 * (30 * 1024 - 1));
+      for (const c of batch) c.socket.destroy();
+      await until('the vanished bodies are released', async () => (await buffered()) === 0);
+    }
+    // Over the body limit, chunked: 413 once the limit is passed, and its bytes given back.
+    const tooLarge = await openRaw(gateway.port);
+    tooLarge.socket.write(chunkedHead + chunk(40 * 1024) + chunk(40 * 1024));
+    assert.equal((await tooLarge.next())?.status, 413);
+    await until('the refused body is released', async () => (await buffered()) === 0);
+
+    // The whole budget again: two bodies of the limit at once, both held, both served.
+    const both = [await openRaw(gateway.port), await openRaw(gateway.port)];
+    for (const c of both) c.socket.write(head(LIMIT) + ' '.repeat(LIMIT - 1));
+    await until('both bodies are buffered', async () => (await buffered()) === 2 * (LIMIT - 1));
+    for (const c of both) c.socket.write(' ');
+    for (const c of both) assert.equal((await c.next())?.status, 200);
+    for (const c of both) c.socket.destroy();
+    assert.equal(await buffered(), 0);
+  });
+
+  it('refuses a budget smaller than one largest body, saying what to set', async () => {
+    await assert.rejects(
+      startBuiltinGateway({
+        port: 0,
+        routes,
+        serviceEndpoints: [],
+        bodyLimitBytes: LIMIT,
+        bodyBudgetBytes: LIMIT - 1,
+      }),
+      (error: Error & { code?: string }) =>
+        error.code === 'LLMISVC_ERR_CONFIG' && /bodyBudgetBytes/.test(error.message),
+    );
+  });
+});
+
+describe('builtin gateway: the cap on client connections', () => {
+  let upstream: Server;
+  let gateway: RunningGateway;
+  const get = 'GET /ns/m/v1/models HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n';
+
+  before(async () => {
+    const counting = await countingUpstream();
+    upstream = counting.server;
+    gateway = await startBuiltinGateway({
+      port: 0,
+      routes,
+      serviceEndpoints: [counting.address],
+      maxConnections: 3,
+    });
+  });
+  after(async () => {
+    await gateway.close();
+    upstream.closeAllConnections();
+    upstream.close();
+  });
+
+  it('closes connections past the cap unanswered, keeps serving the open ones, and accepts again once one closes', async () => {
+    const open = [await openRaw(gateway.port), await openRaw(gateway.port), await openRaw(gateway.port)];
+    for (const c of open) {
+      c.socket.write(get);
+      assert.equal((await c.next())?.status, 200);
+    }
+    const extra = await openRaw(gateway.port);
+    extra.socket.write(get);
+    assert.equal(await extra.next(), undefined, 'the connection past the cap got an answer');
+    assert.equal(extra.received(), 0);
+
+    for (const c of open) {
+      c.socket.write(get);
+      assert.equal((await c.next())?.status, 200, 'an open connection still serves');
+    }
+    open[0]!.socket.destroy();
+    await until(
+      'the gateway counts two connections',
+      async () => (await gateway.stats()).clientConnections === 2,
+    );
+    const again = await openRaw(gateway.port);
+    again.socket.write(get);
+    assert.equal((await again.next())?.status, 200);
+    for (const c of [...open, again]) c.socket.destroy();
+  });
+});
+
+describe('builtin gateway: Host names it answers (DNS rebinding)', () => {
+  describe('isLoopbackAddress (where the gateway listens)', () => {
+    const cases: [string, boolean][] = [
+      ['127.0.0.1', true],
+      ['127.3.2.1', true],
+      ['::1', true],
+      ['localhost', true],
+      ['LocalHost', true],
+      ['0.0.0.0', false],
+      ['::', false],
+      ['10.0.0.5', false],
+      ['example.com', false],
+    ];
+    for (const [host, loopback] of cases)
+      it(`${host} → ${loopback ? 'loopback' : 'not loopback'}`, () =>
+        assert.equal(isLoopbackAddress(host), loopback));
+  });
+
+  describe('isLoopbackHostHeader (what a request is addressed to)', () => {
+    const cases: [string | undefined, boolean][] = [
+      ['127.0.0.1:8080', true],
+      ['127.0.0.1', true],
+      ['127.9.8.7:1', true],
+      ['localhost:8080', true],
+      ['LOCALHOST', true],
+      ['localhost.:8080', true],
+      ['app.localhost:8080', true],
+      ['[::1]:8080', true],
+      ['[::1]', true],
+      ['[0:0:0:0:0:0:0:1]:80', true],
+      ['[::ffff:127.0.0.1]:80', true],
+      // HTTP/1.0 without a Host: no browser sends that, so no web page is behind it.
+      [undefined, true],
+      ['evil.example:8080', false],
+      ['evil.example', false],
+      ['127.0.0.1.nip.io:8080', false],
+      ['localhost.evil.example', false],
+      ['evillocalhost', false],
+      ['10.0.0.5:8080', false],
+      ['0.0.0.0:8080', false],
+      ['[::2]:8080', false],
+      ['::1', false],
+      ['[::1]x', false],
+      ['127.0.0.1:80:80', false],
+      ['', false],
+    ];
+    for (const [host, loopback] of cases)
+      it(`${JSON.stringify(host)} → ${loopback ? 'answered' : 'refused'}`, () =>
+        assert.equal(isLoopbackHostHeader(host), loopback));
+  });
+
+  let upstream: Server;
+  let address: string;
+  const dashboardCalls: string[] = [];
+  const extraHandler = (req: { url?: string | undefined }, res: ServerResponse): boolean => {
+    if (req.url !== '/dashboard/state') return false;
+    dashboardCalls.push(req.url);
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"secret":true}');
+    return true;
+  };
+  const request = (path: string, host: string | undefined, method = 'GET') =>
+    `${method} ${path} HTTP/1.${host === undefined ? '0' : '1'}\r\n${host === undefined ? '' : `host: ${host}\r\n`}` +
+    (method === 'POST' ? 'content-type: application/json\r\ncontent-length: 2\r\n\r\n{}' : '\r\n');
+
+  before(async () => {
+    ({ server: upstream, address } = await countingUpstream());
+  });
+  after(() => {
+    upstream.closeAllConnections();
+    upstream.close();
+  });
+
+  it('on loopback: answers loopback names with any port, refuses any other Host with 421 before the dashboard or a completion', async () => {
+    const gateway = await startBuiltinGateway({ port: 0, routes, serviceEndpoints: [address], extraHandler });
+    try {
+      const port = gateway.port;
+      for (const host of [
+        `127.0.0.1:${port}`,
+        `localhost:${port}`,
+        'app.localhost',
+        `[::1]:${port}`,
+        undefined,
+      ]) {
+        const c = await openRaw(port);
+        c.socket.write(request('/dashboard/state', host));
+        assert.equal((await c.next())?.status, 200, `Host ${host}`);
+        c.socket.destroy();
+      }
+      const answered = dashboardCalls.length;
+      for (const [path, method] of [
+        ['/dashboard/state', 'GET'],
+        ['/ns/m/v1/completions', 'POST'],
+      ] as const) {
+        const c = await openRaw(port);
+        c.socket.write(request(path, `rebound.evil.example:${port}`, method));
+        const refused = await c.next();
+        assert.equal(refused?.status, 421, `${method} ${path}`);
+        assert.match(errorMessage(refused), /rebound\.evil\.example/);
+        assert.match(errorMessage(refused), /loopback/);
+        assert.match(errorMessage(refused), /host/);
+        await c.closed;
+      }
+      assert.equal(dashboardCalls.length, answered, 'the dashboard was asked for a foreign Host');
+      // Clients of the gateway's own URL (fetch, undici, the bench) send its Host: served as before.
+      assert.equal((await fetch(`${gateway.url}/ns/m/v1/models`)).status, 200);
+    } finally {
+      await gateway.close();
+    }
+  });
+
+  it('on a non-loopback address: answers any Host: in production the names are for DNS to decide', async () => {
+    const gateway = await startBuiltinGateway({
+      host: '0.0.0.0',
+      port: 0,
+      routes,
+      serviceEndpoints: [address],
+      extraHandler,
+    });
+    try {
+      const c = await openRaw(gateway.port);
+      c.socket.write(request('/ns/m/v1/completions', 'llm.example.com', 'POST'));
+      assert.equal((await c.next())?.status, 200);
+      c.socket.write(request('/dashboard/state', 'other.example:8080'));
+      assert.equal((await c.next())?.status, 200);
+      c.socket.destroy();
+    } finally {
+      await gateway.close();
+    }
   });
 });

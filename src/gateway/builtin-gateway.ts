@@ -6,6 +6,11 @@
  * goes away aborts the upstream request; the EPP's immediate answers (400/404/413/429/503 with OpenAI error JSON)
  * go to the client as they are. Without an EPP (or for Service-backed routes) it balances round robin, which is what
  * a plain Kubernetes Service gives — the baseline of `bench --compare`.
+ *
+ * What clients can make it hold is bounded: request heads (size, count, time), each body (`bodyLimitBytes`), the
+ * bodies being received all together (`bodyBudgetBytes`) and the connections open (`maxConnections`). Listening on
+ * loopback, it answers only requests addressed to a loopback name, so a web page whose name was rebound to 127.0.0.1
+ * cannot use it (DNS rebinding).
  */
 import {
   createServer,
@@ -14,7 +19,7 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
-import type { Socket } from 'node:net';
+import { BlockList, isIP, isIPv4, isIPv6, type Socket } from 'node:net';
 import { DEFAULT_BODY_LIMIT, isRoutingHeader, SERVED_BY_HEADER } from '../epp/index.js';
 import { LlmisvcError } from '../errors/index.js';
 import { bodyRouting } from './body-router.js';
@@ -104,6 +109,22 @@ export interface BuiltinGatewayOptions {
   /** Largest request body (default 16 MiB): a larger one gets 413 and its connection is closed unread. */
   bodyLimitBytes?: number;
   /**
+   * Most request-body bytes buffered at once, over every request still receiving its body (default 256 MiB, and at
+   * least `bodyLimitBytes`). A body that would pass it gets 503 (busy, retry) and its connection is closed; a body
+   * counts until it is complete, refused or its client goes away. Bodies arrive in milliseconds from a client that
+   * sends them, so the default takes 16 bodies of the largest size at the same instant, or hundreds of long prompts
+   * (a 128k-token prompt is about 0.5 MB of JSON); what it stops is many slow uploads holding memory for minutes.
+   */
+  bodyBudgetBytes?: number;
+  /**
+   * Most client connections open at once (default 4096): past it a new connection is closed at once, unanswered, as
+   * Envoy does past its connection limit. Each is a file descriptor; the default stays well below the 10,240 a Node
+   * process gets on macOS (Linux allows far more), leaving room for the upstream pools (up to 256 sockets per model
+   * server) and the metrics scrapes. Envoy itself sets no limit unless configured (Envoy Gateway configures 50,000
+   * for a multi-threaded proxy on a raised descriptor limit).
+   */
+  maxConnections?: number;
+  /**
    * How long a client may take to send its request headers (default 30 s): a connection still sending them then
    * gets 408 and is closed, so slowloris connections do not pile up.
    */
@@ -136,6 +157,8 @@ export interface BuiltinGatewayOptions {
 export interface GatewayStats {
   /** Client connections open. */
   clientConnections: number;
+  /** Request-body bytes buffered by requests still receiving their body (see `bodyBudgetBytes`). */
+  bufferedBodyBytes: number;
   /** Over every upstream pool: sockets open, requests running on them, requests waiting for one. */
   upstream: { connected: number; running: number; pending: number };
 }
@@ -172,6 +195,11 @@ export function frameChunk(data: Buffer): Buffer {
 
 const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
 
+/** Default of `bodyBudgetBytes`: 256 MiB. */
+const DEFAULT_BODY_BUDGET = 256 * 1024 * 1024;
+/** Default of `maxConnections`. */
+const DEFAULT_MAX_CONNECTIONS = 4096;
+
 const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
@@ -185,47 +213,143 @@ const HOP_BY_HOP = new Set([
   'expect',
 ]);
 
-function openAiError(res: ServerResponse, status: number, message: string, type: string): void {
+function openAiError(
+  res: ServerResponse,
+  status: number,
+  message: string,
+  type: string,
+  headers: Record<string, string> = {},
+): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
   const body = openAiErrorJson(status, message, type);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+  });
   res.end(body);
 }
 
+/** Request-body bytes buffered over every request still receiving its body, against `limit`. */
+interface BodyBudget {
+  used: number;
+  readonly limit: number;
+}
+
 /**
- * Reads a request body up to `limit` bytes. Past the limit it stops at once ('too-large'): nothing more is kept, and
- * the caller answers 413 and closes the connection rather than reading the rest.
+ * Reads a request body up to `limit` bytes, counting its bytes in `budget` while it arrives. Past the limit it stops
+ * at once ('too-large'), and as soon as the body would pass what is left of the budget ('busy'): nothing more is
+ * kept, and the caller answers and closes the connection rather than reading the rest. The body's bytes leave the
+ * budget when it is complete, refused or its client goes away.
  */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 'too-large'> {
+function readBody(
+  req: IncomingMessage,
+  limit: number,
+  budget: BodyBudget,
+): Promise<Buffer | 'too-large' | 'busy'> {
   return new Promise((resolve, reject) => {
     const announced = Number(req.headers['content-length']);
-    if (Number.isFinite(announced) && announced > limit) return resolve('too-large');
+    if (Number.isFinite(announced)) {
+      if (announced > limit) return resolve('too-large');
+      // Known before a byte arrives: refused unread.
+      if (budget.used + announced > budget.limit) return resolve('busy');
+    }
     const chunks: Buffer[] = [];
     let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= limit) return void chunks.push(chunk);
+    let held = 0;
+    const release = () => {
+      budget.used -= held;
+      held = 0;
+    };
+    const stop = (outcome: 'too-large' | 'busy') => {
       req.off('data', onData);
       req.pause();
-      resolve('too-large');
+      release();
+      resolve(outcome);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) return stop('too-large');
+      if (budget.used + chunk.length > budget.limit) return stop('busy');
+      budget.used += chunk.length;
+      held += chunk.length;
+      chunks.push(chunk);
     };
     req.on('data', onData);
-    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
-    req.on('error', reject);
+    req.on('end', () => {
+      release();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    });
+    req.on('error', (error) => {
+      release();
+      reject(error);
+    });
+    // A client gone mid-body: 'close' comes whatever else does.
+    req.on('close', release);
   });
 }
 
 /**
- * Answers 413 and closes the connection without reading the rest of the body: Node would otherwise read (and
- * discard) all of it to keep the connection alive, however large it is.
+ * Answers with an error and closes the connection without reading the rest of the request's body: Node would
+ * otherwise read (and discard) all of it to keep the connection alive, however large it is.
  */
-function refuseBody(req: IncomingMessage, res: ServerResponse, limit: number): void {
+function refuseUnread(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  message: string,
+  type: string,
+  headers?: Record<string, string>,
+): void {
   res.shouldKeepAlive = false;
   res.once('finish', () => req.socket.destroySoon());
-  openAiError(res, 413, `request body larger than ${limit} bytes`, 'BadRequestError');
+  openAiError(res, status, message, type, headers);
+}
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/**
+ * Whether a listen address is loopback only: 127.0.0.0/8, ::1 or `localhost`.
+ * @example isLoopbackAddress('127.0.0.1') // → true; isLoopbackAddress('0.0.0.0') // → false
+ */
+export function isLoopbackAddress(host: string): boolean {
+  const name = host.toLowerCase();
+  if (name === 'localhost') return true;
+  const family = isIP(name);
+  return family !== 0 && LOOPBACK.check(name, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+/** What may follow the host in a Host header: nothing, or a port. */
+const PORT_SUFFIX = /^(?::\d{0,5})?$/;
+
+/**
+ * Whether a request's Host header names this machine's loopback, with any port: `localhost` and `*.localhost` (RFC
+ * 6761 reserves them for loopback; browsers resolve them without DNS and no one can register one, so no attacker's
+ * page can be served under one), 127.0.0.0/8, or `[::1]`. No Host at all (HTTP/1.0) passes too: browsers always send
+ * one. A bare IPv6 address or any other text after the host does not pass.
+ * @example isLoopbackHostHeader('localhost:8080') // → true; isLoopbackHostHeader('rebound.example:8080') // → false
+ */
+export function isLoopbackHostHeader(host: string | undefined): boolean {
+  if (host === undefined) return true;
+  if (host.startsWith('[')) {
+    const end = host.indexOf(']');
+    if (end < 0 || !PORT_SUFFIX.test(host.slice(end + 1))) return false;
+    const address = host.slice(1, end);
+    return isIPv6(address) && LOOPBACK.check(address, 'ipv6');
+  }
+  const colon = host.indexOf(':');
+  if (colon >= 0 && !PORT_SUFFIX.test(host.slice(colon))) return false;
+  let name = (colon < 0 ? host : host.slice(0, colon)).toLowerCase();
+  // The absolute form (`localhost.`) names the same host.
+  if (name.endsWith('.')) name = name.slice(0, -1);
+  if (name === 'localhost' || name.endsWith('.localhost')) return true;
+  // 127.0.0.0/8 without BlockList.check, which costs about 2 µs a call on every request.
+  return name.startsWith('127.') && isIPv4(name);
 }
 
 /**
@@ -254,6 +378,32 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
   const bodyTimeout = options.bodyTimeoutMs ?? 300_000;
   const eppTimeoutMs = options.eppTimeoutMs ?? 10_000;
   const bodyLimit = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
+  const budget: BodyBudget = {
+    used: 0,
+    limit: options.bodyBudgetBytes ?? Math.max(DEFAULT_BODY_BUDGET, bodyLimit),
+  };
+  if (!(budget.limit >= bodyLimit)) {
+    throw new LlmisvcError(
+      'LLMISVC_ERR_CONFIG',
+      `bodyBudgetBytes ${budget.limit} is smaller than bodyLimitBytes ${bodyLimit}: no body of the largest size could ever be received`,
+      {
+        hint: `Set bodyBudgetBytes to at least ${bodyLimit} (default ${DEFAULT_BODY_BUDGET}), or lower bodyLimitBytes.`,
+      },
+    );
+  }
+  const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  if (!Number.isInteger(maxConnections) || maxConnections < 1) {
+    throw new LlmisvcError(
+      'LLMISVC_ERR_CONFIG',
+      `maxConnections ${maxConnections}: expected a whole number of at least 1`,
+      {
+        hint: `Leave it unset for the default (${DEFAULT_MAX_CONNECTIONS}).`,
+      },
+    );
+  }
+  // On loopback only this machine can connect, but a browser on it can be led there under any name (DNS rebinding):
+  // only loopback names are answered. Elsewhere the names are DNS's business, in front of the gateway.
+  const loopbackOnly = isLoopbackAddress(host);
   // Gateway API precedence: the longest path, then the most header matches.
   const routes = [...options.routes].sort(
     (a, b) => b.prefix.length - a.prefix.length || (b.headers?.length ?? 0) - (a.headers?.length ?? 0),
@@ -348,10 +498,22 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
       answeredHere(404, 'gateway');
       return;
     }
-    const body = hasBody ? await readBody(req, bodyLimit) : undefined;
+    const body = hasBody ? await readBody(req, bodyLimit, budget) : undefined;
     if (body === 'too-large') {
-      refuseBody(req, res, bodyLimit);
+      refuseUnread(req, res, 413, `request body larger than ${bodyLimit} bytes`, 'BadRequestError');
       answeredHere(413, 'gateway');
+      return;
+    }
+    if (body === 'busy') {
+      refuseUnread(
+        req,
+        res,
+        503,
+        `the gateway is busy: the request bodies it is receiving fill its buffer (${budget.limit} bytes); retry in a moment`,
+        'ServiceUnavailableError',
+        { 'retry-after': '1' },
+      );
+      answeredHere(503, 'gateway');
       return;
     }
     const headers: Record<string, string> = {};
@@ -596,6 +758,8 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
   );
   // Node keeps at most this many headers and silently drops the rest; one more than the limit shows a flood.
   server.maxHeadersCount = maxHeaderCount + 1;
+  // Past it Node closes each new connection as soon as it is accepted.
+  server.maxConnections = maxConnections;
 
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
     if (req.rawHeaders.length / 2 > maxHeaderCount) {
@@ -603,6 +767,20 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
       res
         .writeHead(431, { 'content-type': 'text/plain' })
         .end(`more than ${maxHeaderCount} request headers\n`);
+      return;
+    }
+    if (loopbackOnly && !isLoopbackHostHeader(req.headers.host)) {
+      refuseUnread(
+        req,
+        res,
+        421,
+        `Host ${JSON.stringify(req.headers.host)} refused: this gateway listens on the loopback address ${host}, where it ` +
+          'answers only requests addressed to localhost, *.localhost, 127.x.x.x or [::1] (any port), so that no web ' +
+          'page can reach it by pointing its own name at 127.0.0.1 (DNS rebinding). Use http://localhost:<port> or ' +
+          'http://127.0.0.1:<port> (a proxy or tunnel in front must send such a Host); the address the gateway ' +
+          'listens on (its host) decides: on a non-loopback one it answers any name.',
+        'MisdirectedRequestError',
+      );
       return;
     }
     if (options.extraHandler?.(req, res)) return;
@@ -632,7 +810,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
   });
   return {
     port,
-    url: `http://${host}:${port}`,
+    url: `http://${isIPv6(host) ? `[${host}]` : host}:${port}`,
     async stats() {
       const clientConnections = await new Promise<number>((resolve) =>
         server.getConnections((error, count) => resolve(error ? -1 : count)),
@@ -644,7 +822,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
         upstream.running += running;
         upstream.pending += pending;
       }
-      return { clientConnections, upstream };
+      return { clientConnections, bufferedBodyBytes: budget.used, upstream };
     },
     setServiceEndpoints(endpoints, target) {
       const b = target === undefined ? own : targets.get(target);
