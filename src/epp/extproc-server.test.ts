@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import pino from 'pino';
 import { loadEndpointPickerConfig, prefillDecodeEndpointPickerConfig } from './config.js';
 import { Datastore } from './datastore.js';
@@ -13,7 +15,7 @@ import { emptyMetrics, type PostResponse } from './types.js';
 /* eslint-disable @typescript-eslint/no-explicit-any -- ext_proc messages are dynamic protobuf objects */
 
 /** An EPP's stream handler over a prefill and a decode endpoint; `open` starts a stream driven by hand. */
-function picker(postResponse: PostResponse, servedByHeader = false) {
+function picker(postResponse: PostResponse, servedByHeader = false, bodyBudgetBytes?: number) {
   const datastore = new Datastore();
   datastore.setEndpoints([
     { address: '10.0.0.1:8000', role: 'prefill' },
@@ -31,6 +33,7 @@ function picker(postResponse: PostResponse, servedByHeader = false) {
     metrics,
     logger: pino({ level: 'silent' }),
     bodyLimitBytes: 1 << 20,
+    bodyBudgetBytes,
     servedByHeader,
   });
   const open = () => {
@@ -317,4 +320,60 @@ test('ext_proc (hostile): a stream that routed a body sent without request heade
   assert.equal(s.ended(), false, 'its request is still in flight');
   s.handlers.end();
   assert.equal(p.datastore.get(decode)!.inFlight, 0);
+});
+
+test('ext_proc (hostile): bodies held by all streams are bounded, and each stream gives its share back', () => {
+  const p = picker({ type: 'none', name: 'none', postResponse: () => undefined }, false, 1 << 20);
+  const start = () => {
+    const s = p.open();
+    s.handlers.message({
+      request: 'request_headers',
+      protocol_config: { request_body_mode: BodySendMode.FULL_DUPLEX_STREAMED },
+      request_headers: { headers: { ':path': '/v1/completions' } },
+    });
+    return s;
+  };
+  const piece = (s: ReturnType<typeof start>, bytes: number) =>
+    s.handlers.message({ request: 'request_body', request_body: { body: Buffer.alloc(bytes, 0x20) } });
+  // Three streams that stop short of their end hold 3 × 400 KB against a 1 MiB budget: the third is refused 503.
+  const held = [start(), start(), start()];
+  for (const s of held) piece(s, 400_000);
+  assert.equal(held[0]!.sent.length, 0);
+  assert.equal(held[2]!.sent[0]?.immediate_response?.status?.code, 503);
+  assert.match(held[2]!.sent[0].immediate_response.body.toString(), /holds too many request bodies/);
+  // Streams that go away give their share back: a new one fits again, many times over.
+  held[0]!.handlers.abort();
+  held[1]!.handlers.end();
+  for (let i = 0; i < 20; i++) {
+    const s = start();
+    piece(s, 600_000);
+    assert.equal(s.sent.length, 0, `stream ${i} fits`);
+    s.handlers.abort();
+  }
+});
+
+test('ext_proc (hostile): a body chunk is kept as a copy, not as a view of its whole gRPC message', () => {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const p = picker({ type: 'none', name: 'none', postResponse: () => undefined }, false, 1 << 20);
+  const s = p.open();
+  s.handlers.message({
+    request: 'request_headers',
+    protocol_config: { request_body_mode: BodySendMode.FULL_DUPLEX_STREAMED },
+    request_headers: { headers: { ':path': '/v1/completions' } },
+  });
+  gc();
+  const before = process.memoryUsage().arrayBuffers;
+  // What the decoder hands over for a 1 MiB message whose body field is one byte (the rest an unknown field it
+  // skips): a view into all of it. Kept as views, 40 such bodies held 40 MiB while the limit counted 40 bytes.
+  for (let i = 0; i < 40; i++)
+    s.handlers.message({
+      request: 'request_body',
+      request_body: { body: Buffer.alloc(1 << 20, 0x20).subarray(10, 11) },
+    });
+  gc();
+  const held = process.memoryUsage().arrayBuffers - before;
+  assert.equal(s.sent.length, 0, 'the stream is still open, holding its body');
+  assert.ok(held < 4 << 20, `the stream holds ${held} bytes of buffers`);
+  s.handlers.abort();
 });

@@ -64,6 +64,12 @@ export interface ExtProcDeps {
   logger: Logger;
   /** Largest request body accepted; larger gets 413. */
   bodyLimitBytes: number;
+  /**
+   * Request-body bytes all streams together may hold while they arrive (default 256 MiB, at least one largest body):
+   * past it a stream gets 503 at once. Each stream is bounded by `bodyLimitBytes`, but a connection carries up to
+   * a thousand streams and anyone in the cluster network can open connections.
+   */
+  bodyBudgetBytes?: number;
   /** Flow control (the `flowControl` feature gate): requests wait here while the pool is saturated. */
   flowControl?: FlowController | undefined;
   /**
@@ -119,6 +125,8 @@ export function createProcessHandler(
 ): (call: GrpcCall<Message>) => GrpcCallHandlers<Message> {
   /** Routed requests still in flight, by the token a response observer's stream names them with. */
   const awaitingResponse = new Map<string, (status: number, endOfStream: boolean) => void>();
+  const bodyBudget = Math.max(deps.bodyBudgetBytes ?? 256 * 1024 * 1024, deps.bodyLimitBytes);
+  let bufferedBodyBytes = 0;
   return function processStream(call) {
     let headers: Record<string, string> | undefined;
     let subset: Set<string> | undefined;
@@ -126,6 +134,13 @@ export function createProcessHandler(
     let responseBodyMode: number = BodySendMode.NONE;
     const chunks: Uint8Array[] = [];
     let bodyBytes = 0;
+    /** This stream's share of `bufferedBodyBytes`, given back once the body is whole or the stream is over. */
+    let heldBodyBytes = 0;
+    const releaseBody = (): void => {
+      bufferedBodyBytes -= heldBodyBytes;
+      heldBodyBytes = 0;
+      chunks.length = 0;
+    };
     let decided = false;
     let closed = false;
     let routedRequest: SchedulingRequest | undefined;
@@ -190,6 +205,7 @@ export function createProcessHandler(
      * server does when its answer is complete).
      */
     function complete(): void {
+      releaseBody();
       finish();
       closed = true;
       call.end();
@@ -223,6 +239,7 @@ export function createProcessHandler(
      */
     function route(body: Buffer | undefined, trailersFollow: boolean): void {
       decided = true;
+      releaseBody();
       const flow = deps.flowControl;
       if (!flow) return prepare(body, trailersFollow, undefined);
       const h = headers ?? {};
@@ -434,7 +451,6 @@ export function createProcessHandler(
         case 'request_body': {
           if (decided) return;
           const b = message['request_body'] ?? {};
-          // A view into the received gRPC message, which nothing reuses: kept without a copy until the body is whole.
           const chunk: Uint8Array = b['body'] ?? Buffer.alloc(0);
           bodyBytes += chunk.length;
           if (bodyBytes > deps.bodyLimitBytes) {
@@ -442,7 +458,19 @@ export function createProcessHandler(
               new RequestError(413, `request body exceeds the limit of ${deps.bodyLimitBytes} bytes`),
             );
           }
-          if (chunk.length > 0) chunks.push(chunk);
+          if (bufferedBodyBytes + chunk.length > bodyBudget) {
+            return immediate(
+              new RequestError(
+                503,
+                'the endpoint picker holds too many request bodies at once; retry in a moment',
+              ),
+            );
+          }
+          bufferedBodyBytes += chunk.length;
+          heldBodyBytes += chunk.length;
+          // Copied: the chunk is a view into its whole gRPC message, which may carry far more (unknown fields are
+          // skipped, not dropped) — kept as a view, a 1-byte body could hold a megabyte each.
+          if (chunk.length > 0) chunks.push(Buffer.from(chunk));
           if (b['end_of_stream']) return route(Buffer.concat(chunks, bodyBytes), false);
           return;
         }
@@ -528,6 +556,7 @@ export function createProcessHandler(
       end() {
         // A request still waiting in flow control leaves the queue now.
         ticket?.cancel();
+        releaseBody();
         finish();
         if (!closed) {
           closed = true;
@@ -536,6 +565,7 @@ export function createProcessHandler(
       },
       abort() {
         ticket?.cancel();
+        releaseBody();
         finish();
         closed = true;
       },

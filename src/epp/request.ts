@@ -4,6 +4,8 @@
  * `RequestError` carrying the HTTP status and OpenAI error type the gateway should answer with.
  */
 
+import { jsonShapeProblem } from './json-shape.js';
+
 /** A request the EPP refuses, answered as an OpenAI-style error. */
 export class RequestError extends Error {
   constructor(
@@ -42,6 +44,8 @@ export const OPENAI_PATHS = [
  * @example parseRequestBody('/v1/completions', Buffer.from('{"model":"m","prompt":"hi"}')) // → { model: 'm', prompt: 'hi', ... }
  */
 export function parseRequestBody(path: string, body: Buffer): ParsedBody {
+  const shape = jsonShapeProblem(body);
+  if (shape !== undefined) throw new RequestError(400, shape);
   let json: unknown;
   try {
     json = JSON.parse(body.toString('utf8'));
@@ -108,7 +112,8 @@ function inputText(input: unknown): string {
   let text = '';
   for (const item of input) {
     if (typeof item === 'string') text += item;
-    else if (Array.isArray(item)) text += item.join(' ');
+    // A prompt of token ids; anything nested deeper is no prompt (and `join` would recurse into it).
+    else if (Array.isArray(item)) text += item.filter((x) => typeof x === 'number').join(' ');
     else if (typeof item === 'object' && item !== null) {
       const role = (item as Record<string, unknown>)['role'];
       text += `<|${typeof role === 'string' ? role : ''}|>${contentText((item as Record<string, unknown>)['content'])}`;

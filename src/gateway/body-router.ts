@@ -23,7 +23,7 @@ import {
   type GrpcCallHandlers,
   type GrpcServer,
 } from '../transport/index.js';
-import { DEFAULT_BODY_LIMIT } from '../epp/index.js';
+import { DEFAULT_BODY_LIMIT, jsonShapeProblem } from '../epp/index.js';
 import { openAiErrorJson } from './openai-error.js';
 
 export const MODEL_NAME_HEADER = 'x-gateway-model-name';
@@ -47,6 +47,8 @@ export type BodyRouting =
 export function bodyRouting(contentType: string | undefined, body: Buffer | undefined): BodyRouting {
   if (!body || body.length === 0) return { kind: 'route', model: undefined };
   if (contentType !== undefined && !/json/i.test(contentType)) return { kind: 'route', model: undefined };
+  const shape = jsonShapeProblem(body);
+  if (shape !== undefined) return { kind: 'reject', status: 400, message: shape };
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
