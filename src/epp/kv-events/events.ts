@@ -11,9 +11,11 @@
  * - `AllBlocksCleared`: nothing
  *
  * Block hashes are 64-bit integers (or bytes, for sha256 hashing); they are only ever compared, so they become
- * strings. The decoder has hard limits on every length, so a hostile payload costs at most its own size to reject.
+ * strings. The decoder has hard limits on every length and on nesting depth, so a hostile payload costs at most its
+ * own size to reject.
  */
 import { Decoder } from '@msgpack/msgpack';
+import { assertMsgpackDepth } from './msgpack-depth.js';
 
 export interface BlockStored {
   readonly type: 'BlockStored';
@@ -64,9 +66,26 @@ export interface DecodeLimits {
   maxEvents: number;
   /** Most items in any one array (token ids, block hashes). */
   maxArrayLength: number;
+  /** Deepest nesting of arrays and maps (a batch is 1, its events 2, an event's block hashes 3). */
+  maxDepth: number;
 }
 
-export const DEFAULT_DECODE_LIMITS: DecodeLimits = { maxEvents: 65_536, maxArrayLength: 1 << 20 };
+/**
+ * vLLM's batches nest 4 deep (batch → events → event → hashes / token ids), 5–6 with `extra_keys`; 16 leaves room
+ * for new fields and refuses the deep payloads that cost the decoder an array per byte.
+ */
+export const DEFAULT_DECODE_LIMITS: DecodeLimits = {
+  maxEvents: 65_536,
+  maxArrayLength: 1 << 20,
+  maxDepth: 16,
+};
+
+/**
+ * Longest byte block hash accepted. vLLM's are 64-bit integers or a sha256 digest (32 bytes); 64 allows a 512-bit
+ * hash. Each becomes part of an index key, so without a bound a pod could make every entry of the (count-bounded)
+ * index 128 KiB. Longer ones are refused rather than digested: no real server sends them, and refusing costs nothing.
+ */
+export const MAX_HASH_BYTES = 64;
 
 const STORED_FIELDS = [
   'block_hashes',
@@ -106,6 +125,7 @@ export function decodeKvEventBatch(
 ): KvEventBatch {
   let raw: unknown;
   try {
+    assertMsgpackDepth(payload, limits.maxDepth);
     const decoder = limits === DEFAULT_DECODE_LIMITS ? defaultDecoder : decoderFor(limits);
     raw = decoder.decode(payload);
   } catch (error) {
@@ -215,8 +235,11 @@ function string(value: unknown, field: string): string {
 function hashKey(value: unknown, field: string): string {
   if (typeof value === 'number' && Number.isInteger(value)) return String(value);
   if (typeof value === 'bigint') return value.toString();
-  if (value instanceof Uint8Array)
+  if (value instanceof Uint8Array) {
+    if (value.byteLength > MAX_HASH_BYTES)
+      throw new Error(`${field}: a ${value.byteLength}-byte hash (limit ${MAX_HASH_BYTES})`);
     return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex');
+  }
   throw new Error(`${field} must hold integers or bytes`);
 }
 

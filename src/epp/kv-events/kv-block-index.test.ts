@@ -203,3 +203,102 @@ describe('KV block index bounds and evictions', () => {
     assert.equal(index.match(keys, 1300).has(POD_B), false);
   });
 });
+
+/**
+ * Items yielded by every Map and Set iteration while `fn` runs: the work of walking a collection, counted rather
+ * than timed.
+ */
+function itemsVisitedDuring(fn: () => void): number {
+  let visited = 0;
+  const saved: [object, PropertyKey, PropertyDescriptor][] = [];
+  for (const proto of [Map.prototype, Set.prototype])
+    for (const name of ['keys', 'values', 'entries', Symbol.iterator] as PropertyKey[]) {
+      const descriptor = Object.getOwnPropertyDescriptor(proto, name)!;
+      const original = descriptor.value as (this: unknown) => Iterator<unknown>;
+      saved.push([proto, name, descriptor]);
+      Object.defineProperty(proto, name, {
+        ...descriptor,
+        value: function* counted(this: unknown) {
+          const it = original.call(this);
+          for (let r = it.next(); !r.done; r = it.next()) {
+            visited++;
+            yield r.value;
+          }
+        },
+      });
+    }
+  try {
+    fn();
+  } finally {
+    for (const [proto, name, descriptor] of saved) Object.defineProperty(proto, name, descriptor);
+  }
+  return visited;
+}
+
+describe('KV block index: clearing an endpoint costs its own entries', () => {
+  /** 5,000 blocks (and engine mappings, and guesses) of A; B holds 2 blocks and guesses 2 more. */
+  function crowded(): { index: KvBlockIndex; aKeys: number[]; bKeys: number[] } {
+    const index = newIndex(100_000);
+    const prompt = tokens(5000 * 4);
+    const hashes = Array.from({ length: 5000 }, (_, i) => i + 1);
+    apply(index, POD_A, batch(storedEvent('array', hashes, null, prompt)));
+    const aKeys = index.keysOf(MODEL, prompt);
+    index.speculate(POD_A, index.keysOf(MODEL, tokens(5000 * 4, 1_000_000)), 0, 60_000);
+    apply(index, POD_B, batch(storedEvent('array', [1, 2], null, tokens(8, 500))));
+    const bKeys = index.keysOf(MODEL, tokens(16, 500));
+    index.speculate(POD_B, bKeys, 0, 60_000);
+    return { index, aKeys, bKeys };
+  }
+
+  it('clears an endpoint holding nothing without walking the index', () => {
+    const { index } = crowded();
+    const visited = itemsVisitedDuring(() => {
+      for (let i = 0; i < 1000; i++) index.clearPod('10.0.0.9:8000');
+    });
+    // Was 1000 × (5,000 engine mappings + 5,004 guesses).
+    assert.equal(visited, 0);
+  });
+
+  it("clears an endpoint by walking its own entries only, leaving the others' intact", () => {
+    const { index, aKeys, bKeys } = crowded();
+    const visited = itemsVisitedDuring(() => index.clearPod(POD_B));
+    // B's 2 blocks, 2 engine mappings and 4 guesses (2 confirmed by its events already).
+    assert.ok(visited <= 10, `visited ${visited}`);
+    assert.equal(index.sizeOf(POD_B), 0);
+    assert.equal(index.match(bKeys, 1).has(POD_B), false);
+    assert.equal(index.size, 5000);
+    assert.equal(index.engineMappings, 5000);
+    assert.equal(index.speculativeSize, 5000);
+    assert.equal(index.match(aKeys, 1).get(POD_A), 5000);
+    // A's removal still finds its engine mappings.
+    assert.equal(
+      index.removed(POD_A, {
+        type: 'BlockRemoved',
+        blockHashes: ['1'],
+        medium: undefined,
+        groupIdx: undefined,
+      }),
+      1,
+    );
+  });
+
+  it('forgets evicted and expired entries in the per-endpoint bookkeeping too, so it stays bounded', () => {
+    const index = newIndex(8, 1);
+    // B's blocks are pushed out by A's (LRU), by A taking over a block (podCacheSize 1), and its guesses expire.
+    apply(index, POD_B, batch(storedEvent('array', [1, 2, 3, 4], null, tokens(16, 100))));
+    apply(index, POD_B, batch(storedEvent('array', [5], null, tokens(4, 900))));
+    index.speculate(POD_B, index.keysOf(MODEL, tokens(16, 300)), 0, 10);
+    apply(index, POD_A, batch(storedEvent('array', [5], null, tokens(4, 900))));
+    apply(index, POD_A, batch(storedEvent('array', [11, 12, 13, 14, 15, 16, 17], null, tokens(28, 200))));
+    index.speculate(POD_A, index.keysOf(MODEL, tokens(4, 400)), 100, 10);
+    assert.equal(index.sizeOf(POD_B), 0);
+    assert.equal(index.size, 8);
+    assert.equal(index.engineMappings, 8);
+    assert.equal(index.speculativeSize, 1);
+    // Nothing of B is left anywhere to walk.
+    assert.equal(
+      itemsVisitedDuring(() => index.clearPod(POD_B)),
+      0,
+    );
+  });
+});

@@ -10,9 +10,11 @@
  *
  * Memory is bounded: at most `maxEntries` (block, endpoint) entries, least recently stored or matched block first
  * out, at most `podCacheSize` endpoints per block, and at most `maxEntries` engine-hash mappings (oldest first out).
- * Measured cost: about 360 bytes of heap per (block, endpoint) entry with its engine mapping (200,000 entries, one
- * endpoint per block, heap after a full GC, Node 20; several endpoints per block cost less each), so the default
- * 500,000 entries stay under ~180 MB; size it to the fleet's blocks × the replicas that may share a block.
+ * Measured cost: about 410 bytes of heap per (block, endpoint) entry with its engine mapping and the per-endpoint
+ * sets that make clearing an endpoint cost only its own entries (200,000 entries, one endpoint per block, heap after
+ * a full GC, Node 20; 355 bytes without those sets; several endpoints per block cost less each), so the default
+ * 500,000 entries stay under ~205 MB; size it to the fleet's blocks × the replicas that may share a block. Keys stay
+ * small whatever the events say: the decoder refuses block hashes over 64 bytes.
  */
 import { requestBlockKeys, rootBlockKey } from './block-keys.js';
 import type { BlockRemoved, BlockStored } from './events.js';
@@ -46,8 +48,13 @@ export class KvBlockIndex {
   private readonly blocks = new Map<number, Set<string>>();
   /** `endpoint \n engine hash` → request key(s) it covers; Map order is age. */
   private readonly engine = new Map<string, number | number[]>();
-  /** Entries per endpoint, so clearing an endpoint that holds nothing costs nothing. */
-  private readonly perPod = new Map<string, number>();
+  /**
+   * What each endpoint has in `blocks`, `engine` and `speculative`, so that clearing an endpoint costs its own
+   * entries, not the whole index: a pod may send tens of thousands of `AllBlocksCleared` in one batch.
+   */
+  private readonly podKeys = new Map<string, Set<number>>();
+  private readonly podEngine = new Map<string, Set<string>>();
+  private readonly podSpeculative = new Map<string, Set<number>>();
   private readonly speculative = new Map<number, Speculation>();
   private entries = 0;
   private readonly roots = new Map<string, number>();
@@ -119,6 +126,7 @@ export class KvBlockIndex {
       const keys = this.engine.get(name);
       if (keys === undefined) continue;
       this.engine.delete(name);
+      remove(this.podEngine, pod, name);
       if (typeof keys === 'number') removed += this.removeEntry(keys, pod);
       else for (const key of keys) removed += this.removeEntry(key, pod);
     }
@@ -127,20 +135,29 @@ export class KvBlockIndex {
 
   /** Forgets everything `pod` held (`AllBlocksCleared`, a publisher restart, or the endpoint leaving the pool). */
   clearPod(pod: string): void {
-    if ((this.perPod.get(pod) ?? 0) > 0) {
-      for (const [key, pods] of this.blocks) {
-        if (pods.delete(pod)) {
+    const keys = this.podKeys.get(pod);
+    if (keys) {
+      this.podKeys.delete(pod);
+      for (const key of keys) {
+        const pods = this.blocks.get(key);
+        if (pods?.delete(pod)) {
           this.entries--;
           if (pods.size === 0) this.blocks.delete(key);
         }
       }
     }
-    this.perPod.delete(pod);
-    const prefix = `${pod}\n`;
-    for (const name of this.engine.keys()) if (name.startsWith(prefix)) this.engine.delete(name);
-    for (const [key, s] of this.speculative) {
-      s.pods.delete(pod);
-      if (s.pods.size === 0) this.speculative.delete(key);
+    const names = this.podEngine.get(pod);
+    if (names) {
+      this.podEngine.delete(pod);
+      for (const name of names) this.engine.delete(name);
+    }
+    const guesses = this.podSpeculative.get(pod);
+    if (guesses) {
+      this.podSpeculative.delete(pod);
+      for (const key of guesses) {
+        const s = this.speculative.get(key);
+        if (s?.pods.delete(pod) && s.pods.size === 0) this.speculative.delete(key);
+      }
     }
   }
 
@@ -155,6 +172,7 @@ export class KvBlockIndex {
     for (const [key, s] of this.speculative) {
       if (s.expiresAt > now && this.speculative.size < this.options.maxEntries) break;
       this.speculative.delete(key);
+      for (const p of s.pods) remove(this.podSpeculative, p, key);
     }
     for (const key of keys) {
       const existing = this.speculative.get(key);
@@ -164,6 +182,7 @@ export class KvBlockIndex {
         existing.expiresAt = expiresAt;
         this.speculative.set(key, existing);
       } else this.speculative.set(key, { expiresAt, pods: new Set([pod]) });
+      add(this.podSpeculative, pod, key);
     }
   }
 
@@ -202,7 +221,14 @@ export class KvBlockIndex {
 
   /** Entries of one endpoint. */
   sizeOf(pod: string): number {
-    return this.perPod.get(pod) ?? 0;
+    return this.podKeys.get(pod)?.size ?? 0;
+  }
+
+  /** Speculative entries held, counting each (block, endpoint) guess once. */
+  get speculativeSize(): number {
+    let n = 0;
+    for (const keys of this.podSpeculative.values()) n += keys.size;
+    return n;
   }
 
   /** Engine-hash mappings held. */
@@ -234,7 +260,7 @@ export class KvBlockIndex {
       if (pods.size >= this.options.podCacheSize) {
         const oldest = pods.values().next().value as string;
         pods.delete(oldest);
-        this.countPod(oldest, -1);
+        remove(this.podKeys, oldest, key);
         this.entries--;
       }
     } else {
@@ -242,7 +268,7 @@ export class KvBlockIndex {
       this.blocks.set(key, pods);
     }
     pods.add(pod);
-    this.countPod(pod, 1);
+    add(this.podKeys, pod, key);
     this.entries++;
     while (this.entries > this.options.maxEntries) this.evictOldest();
   }
@@ -254,14 +280,16 @@ export class KvBlockIndex {
     const pods = this.blocks.get(key);
     if (!pods?.delete(pod)) return 0;
     this.entries--;
-    this.countPod(pod, -1);
+    remove(this.podKeys, pod, key);
     if (pods.size === 0) this.blocks.delete(key);
     return 1;
   }
 
   private unspeculate(key: number, pod: string): void {
     const s = this.speculative.get(key);
-    if (s?.pods.delete(pod) && s.pods.size === 0) this.speculative.delete(key);
+    if (!s?.pods.delete(pod)) return;
+    remove(this.podSpeculative, pod, key);
+    if (s.pods.size === 0) this.speculative.delete(key);
   }
 
   private evictOldest(): void {
@@ -270,22 +298,33 @@ export class KvBlockIndex {
     const [key, pods] = first.value;
     this.blocks.delete(key);
     this.entries -= pods.size;
-    for (const pod of pods) this.countPod(pod, -1);
+    for (const pod of pods) remove(this.podKeys, pod, key);
   }
 
   private mapEngine(pod: string, engineKey: string, keys: number[]): void {
     const name = `${pod}\n${engineKey}`;
     this.engine.delete(name);
     this.engine.set(name, keys.length === 1 ? keys[0]! : keys);
+    add(this.podEngine, pod, name);
     if (this.engine.size > this.options.maxEntries) {
       const oldest = this.engine.keys().next();
-      if (!oldest.done) this.engine.delete(oldest.value);
+      if (!oldest.done) {
+        this.engine.delete(oldest.value);
+        // Engine hashes hold no newline (decimal or hex), so the last one ends the endpoint's part.
+        remove(this.podEngine, oldest.value.slice(0, oldest.value.lastIndexOf('\n')), oldest.value);
+      }
     }
   }
+}
 
-  private countPod(pod: string, delta: number): void {
-    const n = (this.perPod.get(pod) ?? 0) + delta;
-    if (n <= 0) this.perPod.delete(pod);
-    else this.perPod.set(pod, n);
-  }
+function add<T>(index: Map<string, Set<T>>, pod: string, item: T): void {
+  const items = index.get(pod);
+  if (items) items.add(item);
+  else index.set(pod, new Set([item]));
+}
+
+/** Drops an endpoint's empty set, so endpoints that come and go leave nothing behind. */
+function remove<T>(index: Map<string, Set<T>>, pod: string, item: T): void {
+  const items = index.get(pod);
+  if (items?.delete(item) && items.size === 0) index.delete(pod);
 }

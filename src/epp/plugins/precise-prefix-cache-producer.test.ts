@@ -323,3 +323,54 @@ schedulingProfiles:
     );
   });
 });
+
+describe('KV events, repeated clears', () => {
+  /** Calls of the index's clearPod while `fn` runs. */
+  function clearsDuring(p: { index: { clearPod(pod: string): void } }, fn: () => void): number {
+    let calls = 0;
+    const original = p.index.clearPod.bind(p.index);
+    p.index.clearPod = (pod: string) => {
+      calls++;
+      original(pod);
+    };
+    fn();
+    return calls;
+  }
+
+  it('clears a pod once for a batch of 65,536 AllBlocksCleared, and again only after something was stored', async () => {
+    const p = await started([POD]);
+    p.handle(message(encode([1, [['BlockStored', [1], null, [1, 2, 3, 4], 4]], 0]), POD, 10n));
+    const clears = Array.from({ length: 65_536 }, () => ['AllBlocksCleared']);
+    assert.equal(
+      clearsDuring(p, () => p.handle(message(encode([1, clears, 0]), POD, 11n))),
+      1,
+    );
+    assert.equal(p.stats.cleared, 65_536);
+    assert.equal(p.index.sizeOf(POD), 0);
+    const stored = ['BlockStored', [2], null, [5, 6, 7, 8], 4];
+    const calls = clearsDuring(p, () =>
+      p.handle(
+        message(
+          encode([1, [['AllBlocksCleared'], stored, ['AllBlocksCleared'], ['AllBlocksCleared']], 0]),
+          POD,
+          12n,
+        ),
+      ),
+    );
+    assert.equal(calls, 2);
+    assert.equal(p.index.sizeOf(POD), 0);
+    await p.stop();
+  });
+
+  it('counts a sequence reset as the batch clear: AllBlocksCleared right after it clears nothing more', async () => {
+    const p = await started([POD]);
+    p.handle(message(encode([1, [['BlockStored', [1], null, [1, 2, 3, 4], 4]], 0]), POD, 10n));
+    const calls = clearsDuring(p, () =>
+      p.handle(message(encode([1, [['AllBlocksCleared'], ['AllBlocksCleared']], 0]), POD, 1n)),
+    );
+    assert.equal(calls, 1);
+    assert.equal(p.stats.restarts, 1);
+    assert.equal(p.index.sizeOf(POD), 0);
+    await p.stop();
+  });
+});

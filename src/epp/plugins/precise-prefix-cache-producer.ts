@@ -138,9 +138,13 @@ export function precisePrefixCacheProducer(
       return;
     }
     const last = sequences.get(pod);
+    // Clearing costs only what the pod stored since it last cleared, so a pod that keeps resetting its sequence
+    // pays for its own entries, once each: no rate limit needed.
+    let clean = false;
     if (last !== undefined && message.sequence < last) {
       stats.restarts++;
       index.clearPod(pod);
+      clean = true;
     }
     sequences.set(pod, message.sequence);
     let batch;
@@ -158,13 +162,17 @@ export function precisePrefixCacheProducer(
         case 'BlockStored':
           if (index.stored(pod, topic.model, event) === 'orphan') stats.orphans++;
           else stats.stored++;
+          clean = false;
           break;
         case 'BlockRemoved':
           index.removed(pod, event);
           stats.removed++;
           break;
         case 'AllBlocksCleared':
-          index.clearPod(pod);
+          // Nothing was stored since the last clear of this batch (routing cannot speculate mid-batch): a repeat
+          // would find nothing to clear.
+          if (!clean) index.clearPod(pod);
+          clean = true;
           stats.cleared++;
           break;
       }
@@ -351,7 +359,7 @@ function tokenProcessorConfig(
   };
 }
 
-/** Default number of (block, endpoint) entries: ~180 MB at the measured ~360 bytes per entry. */
+/** Default number of (block, endpoint) entries: ~205 MB at the measured ~410 bytes per entry. */
 export const DEFAULT_MAX_ENTRIES = 500_000;
 
 /**
@@ -500,7 +508,10 @@ export function precisePrefixCacheOptions(p: Parameters): PrecisePrefixCacheOpti
     socketPort: discoverPods ? socketPort : undefined,
     speculativeIndexing,
     speculativeTtlMs,
-    maxMessageBytes: 16 << 20,
+    // vLLM sends one batch per engine step: its token ids (at most 5 bytes each) are bounded by the step's token
+    // budget (`max_num_batched_tokens`, thousands to ~100k), well under 1 MiB; 4 MiB is room for ~800k tokens a step
+    // while bounding what one message costs to scan and decode.
+    maxMessageBytes: 4 << 20,
     maxBlocks: 4096,
   };
 }
