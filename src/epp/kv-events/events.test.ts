@@ -1,7 +1,14 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { encode } from '@msgpack/msgpack';
-import { decodeKvEventBatch, KvEventDecodeError, MAX_HASH_BYTES, type BlockStored } from './events.js';
+import {
+  decodeKvEventBatch,
+  KvEventDecodeError,
+  MAX_HASH_BYTES,
+  MAX_KV_NAME_LENGTH,
+  parseKvTopic,
+  type BlockStored,
+} from './events.js';
 
 const stored = (hash: unknown, extraKeys?: unknown): unknown[] => {
   const event: unknown[] = ['BlockStored', [hash], null, [1, 2, 3, 4], 4];
@@ -45,5 +52,14 @@ describe('KV event decoding limits', () => {
     // vLLM's extra_keys (one tuple per block) nest 6 deep in all.
     const ok = decodeKvEventBatch(batch(stored(1, [['lora', ['mm-hash', 0]]])));
     assert.equal(ok.events.length, 1);
+  });
+
+  it('drops names past MAX_KV_NAME_LENGTH: each one would be kept as a key of the index', () => {
+    const named = (name: string) => ['BlockStored', [1], null, [1, 2, 3, 4], 4, null, null, name];
+    const decoded = decodeKvEventBatch(batch(named('adapter-a'), named('x'.repeat(64 * 1024))));
+    assert.equal(decoded.events.length, 1);
+    assert.match(decoded.skipped[0]!, /lora_name is longer than 1024 characters/);
+    assert.deepEqual(parseKvTopic('kv@10.0.0.1@m'), { pod: '10.0.0.1', model: 'm' });
+    assert.equal(parseKvTopic(`kv@10.0.0.1@${'m'.repeat(MAX_KV_NAME_LENGTH + 1)}`), undefined);
   });
 });

@@ -226,8 +226,16 @@ function integer(value: unknown, field: string): number {
   throw new Error(`${field} must be an integer`);
 }
 
+/**
+ * Longest name an event or topic may carry (a model, an adapter, a medium): names are kept as keys (the index's
+ * roots, up to 4,096 of them), so a model server must not make each one megabytes long.
+ */
+export const MAX_KV_NAME_LENGTH = 1024;
+
 function string(value: unknown, field: string): string {
   if (typeof value !== 'string') throw new Error(`${field} must be a string`);
+  if (value.length > MAX_KV_NAME_LENGTH)
+    throw new Error(`${field} is longer than ${MAX_KV_NAME_LENGTH} characters`);
   return value;
 }
 
@@ -263,5 +271,5 @@ export function parseKvTopic(topic: string): { pod: string; model: string } | un
   if (second < 0) return undefined;
   const pod = topic.slice(first + 1, second);
   const model = topic.slice(second + 1);
-  return pod === '' ? undefined : { pod, model };
+  return pod === '' || model.length > MAX_KV_NAME_LENGTH ? undefined : { pod, model };
 }
