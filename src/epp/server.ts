@@ -25,6 +25,7 @@ import {
   decodeEppProcessingRequest,
   encodeHealthCheckResponse,
   encodeProcessingResponse,
+  Http2GoawayError,
   type GrpcCall,
   type GrpcCallHandlers,
   type GrpcServer,
@@ -293,7 +294,15 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
   }
 
   const bodyLimitBytes = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
-  const onError = (error: unknown) => logger.debug({ err: error }, 'gRPC stream error');
+  // A connection ended for a flood is an attack or a broken gateway, and comes once per connection: warn. Other
+  // protocol errors stay at debug, where a client sending many cannot flood the log.
+  const onError = (error: unknown) => {
+    if (error instanceof Http2GoawayError && error.code === 'ENHANCE_YOUR_CALM') {
+      logger.warn({ peer: error.peer, reason: error.message }, 'HTTP/2 connection closed for a flood');
+    } else {
+      logger.debug({ err: error }, 'gRPC stream error');
+    }
+  };
   const processStream = countingTraffic(
     scraper,
     createProcessHandler({

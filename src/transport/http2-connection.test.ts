@@ -13,6 +13,7 @@ import { encodeHeaderBlock, HpackDecoder } from './hpack.js';
 import {
   Http2Connection,
   Http2ErrorCode,
+  Http2GoawayError,
   type Http2Limits,
   type ServerStream,
   type StreamHandler,
@@ -625,6 +626,30 @@ describe('HTTP/2 connection limits', () => {
         for (let i = 0; i < 20; i++) client.write(encodeFrame(0, 0, 1, Buffer.from('late')));
       },
     ],
+    [
+      'malformed requests, each refused with RST_STREAM',
+      { maxEarlyResets: 10 },
+      (client) => {
+        const malformed = encodeHeaderBlock([[':method', 'POST']]);
+        for (let id = 1; id <= 41; id += 2) client.write(encodeFrame(1, 0x4 | 0x1, id, malformed));
+      },
+    ],
+    [
+      'empty DATA frames without END_STREAM',
+      { maxEmptyFrames: 10 },
+      (client) => {
+        client.write(encodeFrame(1, 0x4, 1, requestBlock('/hold')));
+        for (let i = 0; i < 20; i++) client.write(encodeFrame(0, 0, 1));
+      },
+    ],
+    [
+      'empty CONTINUATION frames',
+      { maxEmptyFrames: 10 },
+      (client) => {
+        client.write(encodeFrame(1, 0, 1, requestBlock('/hold')));
+        for (let i = 0; i < 20; i++) client.write(encodeFrame(9, 0, 1));
+      },
+    ],
   ];
   for (const [what, limits, flood] of floods) {
     test(`a flood of ${what} → GOAWAY(ENHANCE_YOUR_CALM)`, async () => {
@@ -633,9 +658,52 @@ describe('HTTP/2 connection limits', () => {
       await flood(client);
       await client.closedNow();
       assert.equal(client.goaway()?.code, Http2ErrorCode.ENHANCE_YOUR_CALM);
-      assert.match(String(errors[0]?.message), /ENHANCE_YOUR_CALM.*flood: over max/);
+      // Once for the connection, however many frames came after (a refused stream is reported on its own).
+      const goaways = errors.filter((error) => error instanceof Http2GoawayError);
+      assert.equal(goaways.length, 1);
+      assert.match(String(goaways[0]?.message), /ENHANCE_YOUR_CALM.*flood: over max/);
     });
   }
+
+  test('a header block in endless empty CONTINUATIONs (CVE-2024-27316) → GOAWAY(ENHANCE_YOUR_CALM), logged with the peer', async () => {
+    const port = await listen({});
+    const client = await RawClient.connect(port);
+    client.write(encodeFrame(1, 0, 1, requestBlock('/hold')));
+    client.write(Buffer.concat(Array.from({ length: 100_000 }, () => encodeFrame(9, 0, 1))));
+    await client.closedNow();
+    assert.equal(client.goaway()?.code, Http2ErrorCode.ENHANCE_YOUR_CALM);
+    assert.deepEqual(events, [], 'no stream was opened');
+    assert.equal(errors.length, 1, 'one error for the connection');
+    const error = errors[0];
+    assert.ok(error instanceof Http2GoawayError);
+    assert.equal(error.code, 'ENHANCE_YOUR_CALM');
+    assert.match(String(error.peer), /^127\.0\.0\.1:\d+$/);
+  });
+
+  test('a header block cut into many tiny CONTINUATIONs is refused past a bound of frames; one in a few is served', async () => {
+    const port = await listen({ maxEmptyFrames: 1_000_000 });
+    const block = requestBlock('/echo');
+    const served = await RawClient.connect(port);
+    // One byte a frame: a HEADERS and a CONTINUATION per byte after the first.
+    assert.ok(block.length > 8 && block.length <= 32, `a block of ${block.length} bytes`);
+    served.write(encodeFrame(1, 0x1, 1, block.subarray(0, 1)));
+    for (let at = 1; at < block.length; at++) {
+      const last = at === block.length - 1;
+      served.write(encodeFrame(9, last ? 0x4 : 0, 1, block.subarray(at, at + 1)));
+    }
+    await served.until(
+      (frames) => frames.some((f) => f.type === 1 && f.id === 1 && f.flags & 0x1),
+      'the trailers',
+    );
+    served.destroy();
+    const flooding = await RawClient.connect(port);
+    flooding.write(encodeFrame(1, 0, 1, block.subarray(0, 1)));
+    // One byte each, so the header block's byte bound never comes near.
+    for (let i = 0; i < 1000; i++) flooding.write(encodeFrame(9, 0, 1, Buffer.from([0x80])));
+    await flooding.closedNow();
+    assert.equal(flooding.goaway()?.code, Http2ErrorCode.ENHANCE_YOUR_CALM);
+    assert.match(String(errors[0]?.message), /header block over \d+ frames/);
+  });
 
   test("Envoy's resets of streams it got an answer on, and frames crossing a stream's end, are never a flood", async () => {
     const port = await listen({ maxEarlyResets: 2, maxStrayFrames: 2 });

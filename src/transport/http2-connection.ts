@@ -14,6 +14,7 @@
  * Here a stream is one small object; frames are read in place from the socket's chunks and written in one batch per
  * turn of the event loop.
  */
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { HpackDecoder, HpackError } from './hpack.js';
 import { RequestHeadReader, type RequestHead } from './http2-request-head.js';
@@ -74,6 +75,12 @@ const CONNECTION_WINDOW = 16 << 20;
 const MAX_HEADER_LIST_BYTES = 64 << 10;
 /** Largest header block buffered across CONTINUATION frames before decoding. */
 const MAX_HEADER_BLOCK_BYTES = 2 * MAX_HEADER_LIST_BYTES;
+/**
+ * Most frames (HEADERS and its CONTINUATIONs) one header block may take. The byte bound above does not hold
+ * alone: empty or tiny CONTINUATIONs add next to no bytes, yet each fragment is kept (CVE-2024-27316). The largest
+ * block fits in 8 full frames; this leaves room for clients that cut blocks smaller.
+ */
+const MAX_HEADER_BLOCK_FRAMES = 32;
 /** How long a connection we ended with GOAWAY waits for the client to close before it is dropped. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -117,9 +124,9 @@ export interface Http2Limits {
   /** The time over which each flood limit below leaks out. */
   floodWindowMs: number;
   /**
-   * Streams the client resets before the server sent anything on them (CVE-2023-44487, "rapid reset"), and streams
-   * it opens beyond `maxConcurrentStreams`. Envoy's reset of an ext_proc stream it is done with comes after the
-   * response, and is not counted; each stream the server answered allows one more.
+   * Streams the client resets before the server sent anything on them (CVE-2023-44487, "rapid reset"), streams
+   * it opens beyond `maxConcurrentStreams`, and streams refused as malformed. Envoy's reset of an ext_proc stream it
+   * is done with comes after the response, and is not counted; each stream the server answered allows one more.
    */
   maxEarlyResets: number;
   /** PINGs (not their acknowledgements): each costs an answer. */
@@ -132,6 +139,11 @@ export interface Http2Limits {
    * the server already ended) are never a flood.
    */
   maxStrayFrames: number;
+  /**
+   * Frames that carry nothing and end nothing: DATA without content or END_STREAM, CONTINUATION without content or
+   * END_HEADERS. Each costs a frame's work for no progress (CVE-2019-9518); no client needs many.
+   */
+  maxEmptyFrames: number;
   /** Bytes queued on the socket above which the connection stops reading until they drain. */
   writeHighWaterBytes: number;
   /** With no stream open and no frame for this long, GOAWAY(NO_ERROR) and close; 0: never. */
@@ -140,7 +152,7 @@ export interface Http2Limits {
   prefaceTimeoutMs: number;
 }
 
-type FloodLimit = 'maxEarlyResets' | 'maxPings' | 'maxSettings' | 'maxStrayFrames';
+type FloodLimit = 'maxEarlyResets' | 'maxPings' | 'maxSettings' | 'maxStrayFrames' | 'maxEmptyFrames';
 
 export const DEFAULT_HTTP2_LIMITS: Readonly<Http2Limits> = Object.freeze({
   maxConcurrentStreams: 1000,
@@ -149,6 +161,7 @@ export const DEFAULT_HTTP2_LIMITS: Readonly<Http2Limits> = Object.freeze({
   maxPings: 1000,
   maxSettings: 100,
   maxStrayFrames: 1000,
+  maxEmptyFrames: 1000,
   writeHighWaterBytes: 1 << 20,
   idleTimeoutMs: 10 * 60_000,
   prefaceTimeoutMs: 10_000,
@@ -245,6 +258,21 @@ class Stream implements ServerStream {
 
   isOpen(): boolean {
     return !this.localEnded && !this.gone;
+  }
+}
+
+/**
+ * What `onError` hears when the server ended a connection with GOAWAY for the client's error. `code` names the
+ * GOAWAY's error code: `ENHANCE_YOUR_CALM` is a flood (or a header block too large), worth an operator's notice.
+ */
+export class Http2GoawayError extends Error {
+  constructor(
+    readonly code: string,
+    /** The client's address and port, when the socket has them. */
+    readonly peer: string | undefined,
+    reason: string,
+  ) {
+    super(`HTTP/2 connection closed (${code}): ${reason}`);
   }
 }
 
@@ -358,6 +386,7 @@ export class Http2Connection {
   private readonly pings: FloodMeter;
   private readonly settingsFrames: FloodMeter;
   private readonly strayFrames: FloodMeter;
+  private readonly emptyFrames: FloodMeter;
   /** Reading stopped until the socket drains: its write buffer went over this. */
   private readonly pauseAboveBytes: number;
   private paused = false;
@@ -375,6 +404,7 @@ export class Http2Connection {
     this.pings = new FloodMeter(limits.maxPings, limits.floodWindowMs);
     this.settingsFrames = new FloodMeter(limits.maxSettings, limits.floodWindowMs);
     this.strayFrames = new FloodMeter(limits.maxStrayFrames, limits.floodWindowMs);
+    this.emptyFrames = new FloodMeter(limits.maxEmptyFrames, limits.floodWindowMs);
     // Not below the socket's own mark: 'drain' only comes after a write that went over it.
     this.pauseAboveBytes = Math.max(limits.writeHighWaterBytes, socket.writableHighWaterMark);
     socket.on('data', (chunk: Buffer) => this.read(chunk));
@@ -473,9 +503,7 @@ export class Http2Connection {
       if (position < buffer.length) this.rest = position === 0 ? buffer : buffer.subarray(position);
     } catch (error) {
       if (error instanceof ConnectionError) {
-        this.options.onError?.(
-          new Error(`HTTP/2 connection closed (${codeName(error.code)}): ${error.message}`),
-        );
+        this.options.onError?.(new Http2GoawayError(codeName(error.code), this.peer(), error.message));
         this.goAway(error.code, error.message);
       } else {
         this.options.onError?.(error as Error);
@@ -531,6 +559,7 @@ export class Http2Connection {
   private onData(flags: number, id: number, payload: Buffer): void {
     if (id === 0) throw new ConnectionError(Http2ErrorCode.PROTOCOL_ERROR, 'DATA on stream 0');
     const data = frameContent(payload, (flags & FLAG_PADDED) !== 0, 0);
+    if (data.length === 0 && !(flags & FLAG_END_STREAM)) this.count(this.emptyFrames, 'maxEmptyFrames');
     // The whole payload, padding included, counts against the windows (RFC 9113 §6.9.1).
     this.receiveWindow -= payload.length;
     if (this.receiveWindow < 0) {
@@ -591,6 +620,8 @@ export class Http2Connection {
         'CONTINUATION without a header block to continue',
       );
     }
+    const last = (flags & FLAG_END_HEADERS) !== 0;
+    if (payload.length === 0 && !last) this.count(this.emptyFrames, 'maxEmptyFrames');
     continuing.fragments.push(payload);
     continuing.bytes += payload.length;
     if (continuing.bytes > MAX_HEADER_BLOCK_BYTES) {
@@ -599,7 +630,13 @@ export class Http2Connection {
         `a header block over ${MAX_HEADER_BLOCK_BYTES} bytes`,
       );
     }
-    if (!(flags & FLAG_END_HEADERS)) return;
+    if (continuing.fragments.length > MAX_HEADER_BLOCK_FRAMES) {
+      throw new ConnectionError(
+        Http2ErrorCode.ENHANCE_YOUR_CALM,
+        `a header block over ${MAX_HEADER_BLOCK_FRAMES} frames`,
+      );
+    }
+    if (!last) return;
     this.continuing = null;
     this.onHeaderBlock(
       continuing.flags,
@@ -647,6 +684,8 @@ export class Http2Connection {
     if (refused) {
       this.options.onError?.(new Error(`HTTP/2 stream ${id} refused (PROTOCOL_ERROR): ${refused}`));
       this.writeRstStream(id, Http2ErrorCode.PROTOCOL_ERROR);
+      // A stream refused costs as much as one opened and reset, and no client sends malformed requests by mistake.
+      this.count(this.earlyResets, 'maxEarlyResets');
       return;
     }
     if (this.streams.size >= this.limits.maxConcurrentStreams) {
@@ -692,6 +731,12 @@ export class Http2Connection {
     if (!stream.answered) {
       this.count(this.earlyResets, 'maxEarlyResets');
     }
+  }
+
+  /** `address:port` of the client, for the log of a connection ended for its misbehaviour. */
+  private peer(): string | undefined {
+    const { remoteAddress, remotePort } = this.socket as Partial<Socket>;
+    return remoteAddress === undefined ? undefined : `${remoteAddress}:${String(remotePort)}`;
   }
 
   /** Counts one event of a kind of flood; over its limit, the connection ends with ENHANCE_YOUR_CALM. */

@@ -9,8 +9,9 @@
  * Threat model. The peer is a gateway (Envoy, or ours) on the cluster network; anything that can reach the EPP's port
  * can speak to it, so every byte is hostile until parsed: frames, HPACK blocks, gRPC framing and protobuf fields are
  * bounds-checked and a violation ends the stream or the connection with the RFC's error, never the process. What a
- * peer can make this server hold or do is bounded per connection (header-list size, message size, concurrent streams,
- * queued writes, floods of resets, PINGs, SETTINGS and stray frames, idle and preface time: `Http2Limits`).
+ * peer can make this server hold or do is bounded per connection (header-list size and frames, message size,
+ * concurrent streams, queued writes, floods of resets, PINGs, SETTINGS, stray and empty frames, idle and preface
+ * time: `Http2Limits`).
  * TLS, when on, is served without client authentication, as GIE's EPP does; authenticating the gateway is the
  * network policy's job. This folder imports nothing of the EPP: it knows streams and messages, not requests.
  */
@@ -56,6 +57,7 @@ export {
   DEFAULT_HTTP2_LIMITS,
   Http2Connection,
   Http2ErrorCode,
+  Http2GoawayError,
   resolveHttp2Limits,
   type Http2ConnectionOptions,
   type Http2Limits,
