@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
-import { MetricsConnection } from './metrics-http.js';
+import { BodyBuffer, DEFAULT_MAX_METRICS_BODY_BYTES, MetricsConnection } from './metrics-http.js';
 
 const BODY = 'vllm:num_requests_waiting{model_name="m"} 3\n';
 
@@ -129,4 +129,52 @@ test('refuses hostile answers with a clear error, and the next GET works on a ne
   assert.equal((await c.get('/metrics', 1000)).toString(), BODY);
   assert.equal(connections, 1);
   c.close();
+});
+
+test('a body in small pieces is collected into one buffer that grows by doubling, not one buffer per piece', () => {
+  const body = new BodyBuffer(1024 * 1024);
+  const text = Buffer.from('vllm:num_requests_waiting 3\n'.repeat(20_000));
+  let grown = 0;
+  let capacity = 0;
+  for (let i = 0; i < text.length; i += 16) {
+    body.append(text.subarray(i, i + 16));
+    if (body.capacity !== capacity) grown++;
+    capacity = body.capacity;
+  }
+  assert.ok(body.bytes().equals(text));
+  assert.ok(capacity <= 2 * text.length, `${capacity} bytes held for ${text.length}`);
+  assert.ok(grown <= 20, `grew ${grown} times`);
+  // One piece is kept as it came; more pieces may not pass the bound.
+  const whole = Buffer.from('x'.repeat(100));
+  const single = new BodyBuffer(100);
+  single.append(whole);
+  assert.equal(single.bytes().buffer, whole.buffer, 'not copied');
+  assert.throws(() => single.append(Buffer.from('y')), /exceeds 100 bytes/);
+});
+
+test('the default body bound is 2 MiB: a chunked 3 MiB exposition fails the scrape', async () => {
+  assert.equal(DEFAULT_MAX_METRICS_BODY_BYTES, 2 * 1024 * 1024);
+  const c = new MetricsConnection('127.0.0.1', port);
+  answer = (s) => {
+    s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
+    const chunk = Buffer.from(`400\r\n${'x'.repeat(1024)}\r\n`.repeat(1024));
+    for (let i = 0; i < 3 && !s.destroyed; i++) s.write(chunk);
+  };
+  await assert.rejects(c.get('/metrics', 10_000), /exceeds 2097152 bytes/);
+  answer = ok;
+  assert.equal((await c.get('/metrics', 1000)).toString(), BODY);
+  c.close();
+});
+
+test('a body in 1-byte pieces is refused after a few thousand of them; a few 1-byte pieces are fine', () => {
+  const tiny = new BodyBuffer(1024 * 1024);
+  const byte = Buffer.from('x');
+  assert.throws(() => {
+    for (let i = 0; i < 1024 * 1024; i++) tiny.append(byte);
+  }, /pieces of 1 bytes on average/);
+  assert.ok(tiny.bytes().length < 5000, String(tiny.bytes().length));
+  const trickled = new BodyBuffer(1024 * 1024);
+  for (let i = 0; i < 1000; i++) trickled.append(byte);
+  trickled.append(Buffer.alloc(100_000, 'y'));
+  assert.equal(trickled.bytes().length, 101_000);
 });

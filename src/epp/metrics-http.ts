@@ -8,8 +8,9 @@
  * under load is ~18 KB) is neither re-parsed nor re-copied per read; the body is handed on as bytes, never decoded
  * into a string as a whole.
  *
- * Bounded against a hostile or broken server: the head may be at most 64 KiB and the body `maxBytes`; a response
- * that does not finish within the timeout fails. Any error closes the connection; the next GET opens a new one.
+ * Bounded against a hostile or broken server: the head may be at most 64 KiB and the body `maxBytes` (default
+ * `DEFAULT_MAX_METRICS_BODY_BYTES`), collected into one growing buffer however small the pieces it arrives in; a
+ * response that does not finish within the timeout fails. Any error closes the connection; the next GET opens a new one.
  * A kept-alive connection the server closed before answering (the idle-close race) is retried once on a fresh one.
  */
 import type { IncomingHttpHeaders } from 'node:http';
@@ -31,14 +32,82 @@ interface Pending {
   retried: boolean;
 }
 
-/** The answer being read: its status and the body's pieces so far, at most `maxBytes` in all. */
+export class MetricsHttpError extends Error {}
+/** No answer within the timeout: the server is slow or busy, not known to be gone. */
+export class MetricsTimeoutError extends MetricsHttpError {}
+
+/**
+ * Largest metrics body (2 MiB). A vLLM exposition is about 20 KB under load, and with many LoRA adapters and
+ * per-model histograms a few hundred KB: 2 MiB leaves several times that. Reading is linear in the body but is paid
+ * on every scrape, up to 20 a second per endpoint: 6.7 MB of matching series from one pod cost the EPP 86 % of a core,
+ * which this bound cuts to under a third. A larger body fails the scrape, so the endpoint is marked stale.
+ */
+export const DEFAULT_MAX_METRICS_BODY_BYTES = 2 * 1024 * 1024;
+
+/**
+ * A body collected from pieces of any size into one buffer that doubles as it fills (at most `maxBytes`), so a server
+ * sending its body one byte per TCP segment costs a few copies, not one retained `Buffer` per byte (8 M of them, 845 MB
+ * of RSS). A body in one piece, the usual case, is kept as it came, without a copy.
+ */
+/** Pieces a body may come in before their average size must be `MIN_AVERAGE_PIECE_BYTES`. */
+const FREE_PIECES = 4096;
+const MIN_AVERAGE_PIECE_BYTES = 16;
+
+export class BodyBuffer {
+  private buffer: Buffer | undefined;
+  private length = 0;
+  /** True while `buffer` is the caller's piece itself, not yet copied into one of ours. */
+  private borrowed = false;
+  private pieces = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  append(piece: Buffer): void {
+    const needed = this.length + piece.length;
+    if (needed > this.maxBytes) throw new MetricsHttpError(`response body exceeds ${this.maxBytes} bytes`);
+    // Each piece costs the parser a call however small it is: a body of 2 MiB in 1-byte chunks kept the EPP at a full
+    // core. Real servers chunk by write buffer or at least by line (tens of bytes); a read splits a chunk at most once.
+    if (++this.pieces > FREE_PIECES + needed / MIN_AVERAGE_PIECE_BYTES)
+      throw new MetricsHttpError(
+        `response body arrives in ${this.pieces} pieces of ${Math.round(needed / this.pieces)} bytes on average`,
+      );
+    if (this.buffer === undefined) {
+      this.buffer = piece;
+      this.length = piece.length;
+      this.borrowed = true;
+      return;
+    }
+    if (this.borrowed || needed > this.buffer.length) {
+      const grown = Buffer.allocUnsafe(
+        Math.min(this.maxBytes, Math.max(needed, 2 * this.buffer.length, 4096)),
+      );
+      this.buffer.copy(grown, 0, 0, this.length);
+      this.buffer = grown;
+      this.borrowed = false;
+    }
+    piece.copy(this.buffer, this.length);
+    this.length = needed;
+  }
+
+  /** Bytes held, including room not yet filled. */
+  get capacity(): number {
+    return this.buffer?.length ?? 0;
+  }
+
+  bytes(): Buffer {
+    return this.buffer === undefined ? Buffer.alloc(0) : this.buffer.subarray(0, this.length);
+  }
+}
+
+/** The answer being read: its status and the body so far, at most `maxBytes`. */
 class Answer implements ResponseEvents {
   readonly parser: Http1ResponseParser = new Http1ResponseParser(this);
   status = 0;
-  private readonly parts: Buffer[] = [];
-  private bytes = 0;
+  private readonly collected: BodyBuffer;
 
-  constructor(private readonly maxBytes: number) {}
+  constructor(private readonly maxBytes: number) {
+    this.collected = new BodyBuffer(maxBytes);
+  }
 
   onHead(status: number, headers: IncomingHttpHeaders): void {
     this.status = status;
@@ -50,16 +119,13 @@ class Answer implements ResponseEvents {
   }
 
   onBody(piece: Buffer): void {
-    this.bytes += piece.length;
-    if (this.bytes > this.maxBytes)
-      throw new MetricsHttpError(`response body exceeds ${this.maxBytes} bytes`);
-    this.parts.push(piece);
+    this.collected.append(piece);
   }
 
   onComplete(): void {}
 
   body(): Buffer {
-    return this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.bytes);
+    return this.collected.bytes();
   }
 }
 
@@ -72,10 +138,6 @@ export function endpointSocketAddress(address: string): { host: string; port: nu
   };
 }
 
-export class MetricsHttpError extends Error {}
-/** No answer within the timeout: the server is slow or busy, not known to be gone. */
-export class MetricsTimeoutError extends MetricsHttpError {}
-
 export class MetricsConnection {
   private socket: Socket | undefined;
   private pending: Pending | undefined;
@@ -84,7 +146,7 @@ export class MetricsConnection {
   constructor(
     private readonly host: string,
     private readonly port: number,
-    private readonly maxBytes = 8 * 1024 * 1024,
+    private readonly maxBytes = DEFAULT_MAX_METRICS_BODY_BYTES,
   ) {}
 
   /** `ip:port` (IPv6 in brackets) → a connection to it. */

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { metricsFromExposition } from './model-server-metrics.js';
+import { MAX_LINE_BYTES, metricsFromExposition, parseSamples } from './model-server-metrics.js';
 
 test('vLLM exposition → endpoint metrics', () => {
   const text = `# HELP vllm:num_requests_waiting Number of requests waiting.
@@ -75,4 +75,61 @@ test('escaped label values are decoded in one pass', () => {
   const text = String.raw`vllm:lora_requests_info{max_lora="2",running_lora_adapters="a\\n,b\"c,d\ne"} 1`;
   const m = metricsFromExposition(text, 1);
   assert.deepEqual([...m.activeAdapters], [String.raw`a\n`, 'b"c', 'd\ne']);
+});
+
+test('label blocks: escapes, spacing, a trailing comma and a `}` inside a value; malformed ones drop the sample', () => {
+  const [s] = parseSamples(
+    'vllm:lora_requests_info{ max_lora = "4", running_lora_adapters="a\\"}b,c\\\\d\\ne" ,} 7\n',
+  );
+  assert.deepEqual(s?.labels, { max_lora: '4', running_lora_adapters: 'a"}b,c\\d\ne' });
+  assert.equal(s?.value, 7);
+  for (const line of [
+    'vllm:num_requests_waiting{model_name="m" 3',
+    'vllm:num_requests_waiting{model_name=m} 3',
+    'vllm:num_requests_waiting{model_name="m"x="y"} 3',
+    'vllm:num_requests_waiting{9="m"} 3',
+    'vllm:num_requests_waiting{model_name="m\\',
+  ])
+    assert.deepEqual(parseSamples(line), [], line);
+});
+
+test('1 MB of hostile label blocks is dropped and the honest lines around it still count', () => {
+  // Lines just under the line bound, then one far over it: the first kind must be scanned, the second is skipped.
+  const hostile = `vllm:num_requests_waiting{${'x'.repeat(MAX_LINE_BYTES - 40)}} 1000\n`;
+  const text =
+    'vllm:num_requests_waiting{model_name="a"} 2\n' +
+    hostile.repeat(Math.ceil(1_000_000 / hostile.length)) +
+    `vllm:num_requests_waiting{model_name="${'y'.repeat(1_000_000)}"} 1000\n` +
+    'vllm:num_requests_running{model_name="a"} 3\n';
+  assert.ok(text.length > 2_000_000);
+  const m = metricsFromExposition(text, 1);
+  assert.equal(m.waitingQueueSize, 2);
+  assert.equal(m.runningQueueSize, 3);
+});
+
+test('values a server cannot honestly report are dropped or clamped', () => {
+  const lying = metricsFromExposition(
+    'vllm:num_requests_waiting{model_name="a"} 1e309\n' +
+      'vllm:num_requests_waiting{model_name="b"} Infinity\n' +
+      'vllm:num_requests_waiting{model_name="c"} 4\n' +
+      'vllm:num_requests_running{model_name="a"} -1000000\n' +
+      'vllm:num_requests_running{model_name="b"} NaN\n' +
+      'vllm:kv_cache_usage_perc{model_name="a"} Infinity\n' +
+      'vllm:kv_cache_usage_perc{model_name="b"} -3\n' +
+      'vllm:prompt_tokens_total{model_name="a"} -5\n' +
+      'vllm:cache_config_info{block_size="16",num_gpu_blocks="1e300"} 1\n',
+    1,
+  );
+  assert.equal(lying.waitingQueueSize, 4, 'non-finite counts are dropped');
+  assert.equal(lying.runningQueueSize, 0, 'negative counts are dropped');
+  assert.equal(lying.kvCacheUsage, 0, 'non-finite and negative usage is dropped');
+  assert.equal(lying.promptTokensTotal, -1, 'a negative counter is dropped (-1: no counter seen)');
+  assert.equal(lying.blockSize, 16);
+  assert.equal(lying.numGpuBlocks, 0, 'a block count must be a safe integer');
+  assert.equal(metricsFromExposition('vllm:kv_cache_usage_perc 1.0000001\n', 1).kvCacheUsage, 1);
+  const huge = metricsFromExposition(
+    'vllm:num_requests_waiting{model_name="a"} 1e308\nvllm:num_requests_waiting{model_name="b"} 1e308\n',
+    1,
+  );
+  assert.ok(Number.isFinite(huge.waitingQueueSize), 'finite samples never sum to Infinity');
 });

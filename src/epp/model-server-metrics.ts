@@ -68,7 +68,15 @@ function wantedNameAt(data: Buffer, start: number): { name: string; bytes: Buffe
   return undefined;
 }
 
-/** Parses the samples of the metrics the EPP uses; other lines are skipped without being decoded. */
+/**
+ * Longest line of a wanted metric that is read (16 KiB); a longer one is skipped before it is decoded. A real line
+ * is well under 1 KiB, except `vllm:lora_requests_info`, whose adapter lists with dozens of long LoRA names can reach
+ * a few KiB. A model server is a pod a namespace user controls, so its exposition is hostile input: the bound keeps
+ * the work on one line small however it is shaped.
+ */
+export const MAX_LINE_BYTES = 16 * 1024;
+
+/** Parses the samples of the metrics the EPP uses; other lines, malformed ones and non-finite values are skipped. */
 export function parseSamples(exposition: Buffer | string): Sample[] {
   const data = typeof exposition === 'string' ? Buffer.from(exposition, 'utf8') : exposition;
   const samples: Sample[] = [];
@@ -79,34 +87,83 @@ export function parseSamples(exposition: Buffer | string): Sample[] {
     const wanted = wantedNameAt(data, start);
     const lineStart = start;
     start = end + 1;
-    if (wanted === undefined) continue;
-    const rest = data.toString('utf8', lineStart + wanted.bytes.length, end).trim();
+    if (wanted === undefined || end - lineStart > MAX_LINE_BYTES) continue;
+    const rest = data.toString('utf8', lineStart + wanted.bytes.length, end);
     let labels: Record<string, string> = {};
     let valueText = rest;
-    if (rest.startsWith('{')) {
-      const close = rest.lastIndexOf('}');
-      if (close === -1) continue;
-      labels = parseLabels(rest.slice(1, close));
-      valueText = rest.slice(close + 1).trim();
+    const open = skipSpaces(rest, 0);
+    if (rest.charCodeAt(open) === 123 /* { */) {
+      const block = parseLabelBlock(rest, open + 1);
+      if (block === undefined) continue;
+      labels = block.labels;
+      valueText = rest.slice(block.end);
     }
+    valueText = valueText.trim();
     const value = Number(valueText.split(/\s+/)[0]);
-    if (valueText === '' || Number.isNaN(value)) continue;
+    // `Infinity` and `1e309` parse as Infinity: no metric the EPP reads is meaningfully infinite, and one made every
+    // queue score NaN.
+    if (valueText === '' || !Number.isFinite(value)) continue;
     samples.push({ name: wanted.name, labels, value });
   }
   return samples;
 }
 
-function parseLabels(text: string): Record<string, string> {
+function skipSpaces(text: string, i: number): number {
+  while (i < text.length && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
+  return i;
+}
+
+function isNameStart(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95; // a-z A-Z _
+}
+
+function isNameChar(c: number): boolean {
+  return isNameStart(c) || (c >= 48 && c <= 57);
+}
+
+/**
+ * Scans `name="value", …}` from `i` (just past the `{`) in one pass: each character is looked at once, where a global
+ * regex rescanned runs of name characters from every position (quadratic: 80 KB of `x` took 8.5 s). Returns the labels
+ * and the index past the `}`, or undefined for a malformed block, whose sample is then dropped as Prometheus would.
+ */
+function parseLabelBlock(
+  text: string,
+  i: number,
+): { labels: Record<string, string>; end: number } | undefined {
   const labels: Record<string, string> = {};
-  const re = /\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?/g;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(text)) !== null) {
-    const raw = m[2]!;
-    labels[m[1]!] = raw.includes('\\')
-      ? raw.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c))
-      : raw;
+  const n = text.length;
+  for (;;) {
+    i = skipSpaces(text, i);
+    if (i >= n) return undefined;
+    if (text.charCodeAt(i) === 125 /* } */) return { labels, end: i + 1 };
+    const nameStart = i;
+    if (!isNameStart(text.charCodeAt(i))) return undefined;
+    while (i < n && isNameChar(text.charCodeAt(i))) i++;
+    const name = text.slice(nameStart, i);
+    i = skipSpaces(text, i);
+    if (text.charCodeAt(i) !== 61 /* = */) return undefined;
+    i = skipSpaces(text, i + 1);
+    if (text.charCodeAt(i) !== 34 /* " */) return undefined;
+    i++;
+    let value = '';
+    let from = i;
+    for (;;) {
+      if (i >= n) return undefined;
+      const c = text.charCodeAt(i);
+      if (c === 34 /* " */) break;
+      if (c === 92 /* \\ */) {
+        if (i + 1 >= n) return undefined;
+        const escaped = text[i + 1]!;
+        value += text.slice(from, i) + (escaped === 'n' ? '\n' : escaped);
+        i += 2;
+        from = i;
+      } else i++;
+    }
+    labels[name] = value + text.slice(from, i);
+    i = skipSpaces(text, i + 1);
+    if (text.charCodeAt(i) === 44 /* , */) i++;
+    else if (text.charCodeAt(i) !== 125 /* } */) return undefined;
   }
-  return labels;
 }
 
 function adapters(list: string | undefined): Set<string> {
@@ -118,7 +175,16 @@ function adapters(list: string | undefined): Set<string> {
   );
 }
 
-/** Endpoint metrics from a scrape at `now`. */
+/** A label that must be a whole count (a block size, a number of blocks): anything else, `1e300` included, is 0. */
+function count(text: string | undefined): number {
+  const n = Number(text);
+  return Number.isSafeInteger(n) && n > 0 ? n : 0;
+}
+
+/**
+ * Endpoint metrics from a scrape at `now`. Values a real server cannot report (negative counts, usage outside [0, 1],
+ * see each case) are dropped or clamped so that one lying pod cannot skew or break scoring for the whole pool.
+ */
 export function metricsFromExposition(exposition: Buffer | string, now: number): EndpointMetrics {
   let waiting = 0;
   let running = 0;
@@ -131,41 +197,45 @@ export function metricsFromExposition(exposition: Buffer | string, now: number):
     switch (s.name) {
       case 'vllm:num_requests_waiting':
       case 'sglang:num_queue_reqs':
-        waiting += s.value;
+        // A count is never negative; a pod claiming `-1000000` waiting drew all traffic to itself.
+        if (s.value >= 0) waiting += s.value;
         break;
       case 'vllm:num_requests_running':
       case 'sglang:num_running_reqs':
-        running += s.value;
+        if (s.value >= 0) running += s.value;
         break;
       case 'vllm:kv_cache_usage_perc':
       case 'vllm:gpu_cache_usage_perc':
       case 'sglang:token_usage':
-        kv = Math.max(kv, s.value);
+        // A fraction: a negative one is a lie and dropped (0 would be the honest way to claim an empty cache); one
+        // over 1 is clamped, as a reading just past 1 (rounding, over-committed tokens) means a full cache.
+        if (s.value >= 0) kv = Math.max(kv, Math.min(1, s.value));
         break;
       case 'vllm:lora_requests_info':
         // One series per adapter-set change; the value is its timestamp, so the largest is the current one.
         if (!lora || s.value > lora.value) lora = s;
         break;
       case 'vllm:cache_config_info':
-        blockSize = Number(s.labels['block_size']) || 0;
-        numGpuBlocks = Number(s.labels['num_gpu_blocks']) || 0;
+        blockSize = count(s.labels['block_size']);
+        numGpuBlocks = count(s.labels['num_gpu_blocks']);
         break;
       case 'vllm:prompt_tokens_total':
       case 'sglang:prompt_tokens_total':
-        promptTokensTotal = Math.max(0, promptTokensTotal) + s.value;
+        if (s.value >= 0) promptTokensTotal = Math.max(0, promptTokensTotal) + s.value;
         break;
     }
   }
   return {
-    waitingQueueSize: waiting,
-    runningQueueSize: running,
+    // Finite samples can still sum past Number.MAX_VALUE to Infinity; no real count comes near 2^53.
+    waitingQueueSize: Math.min(waiting, Number.MAX_SAFE_INTEGER),
+    runningQueueSize: Math.min(running, Number.MAX_SAFE_INTEGER),
     kvCacheUsage: kv,
     activeAdapters: adapters(lora?.labels['running_lora_adapters']),
     waitingAdapters: adapters(lora?.labels['waiting_lora_adapters']),
     maxActiveAdapters: Number(lora?.labels['max_lora']) || 0,
     blockSize,
     numGpuBlocks,
-    promptTokensTotal,
+    promptTokensTotal: Math.min(promptTokensTotal, Number.MAX_SAFE_INTEGER),
     updatedAt: now,
   };
 }

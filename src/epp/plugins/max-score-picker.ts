@@ -1,9 +1,14 @@
 /**
  * @module epp/plugins/max-score-picker
  * `max-score-picker`: the endpoints with the highest total score (`maxNumOfEndpoints`, default 1). Ties are broken
- * at random so that equal endpoints share load instead of the first one taking everything.
+ * at random so that equal endpoints share load instead of the first one taking everything. A NaN total (a scorer fed
+ * a hostile metric) ranks lowest: it compares false with everything, and once made the picker pick nothing.
  */
 import type { Endpoint, Picker, ScoredEndpoint } from '../types.js';
+
+function rankable(score: number): number {
+  return Number.isNaN(score) ? -Infinity : score;
+}
 
 export function maxScorePicker(name: string, maxNumOfEndpoints = 1): Picker {
   return {
@@ -16,19 +21,21 @@ export function maxScorePicker(name: string, maxNumOfEndpoints = 1): Picker {
         let bestScore = -Infinity;
         let ties = 0;
         for (const s of scored) {
-          if (s.score > bestScore + 1e-12) {
+          const score = rankable(s.score);
+          if (best === undefined || score > bestScore + 1e-12) {
             best = s.endpoint;
-            bestScore = s.score;
+            bestScore = score;
             ties = 1;
-          } else if (Math.abs(s.score - bestScore) <= 1e-12) {
+          } else if (score === bestScore || Math.abs(score - bestScore) <= 1e-12) {
             ties++;
             if (context.random() * ties < 1) best = s.endpoint;
           }
         }
         return best ? [best] : [];
       }
-      const shuffled = scored.map((s) => ({ s, r: context.random() }));
-      shuffled.sort((a, b) => b.s.score - a.s.score || a.r - b.r);
+      const shuffled = scored.map((s) => ({ s, score: rankable(s.score), r: context.random() }));
+      // Compared, not subtracted: Infinity − Infinity is NaN, which would make the order inconsistent.
+      shuffled.sort((a, b) => (b.score > a.score ? 1 : b.score < a.score ? -1 : 0) || a.r - b.r);
       return shuffled.slice(0, maxNumOfEndpoints).map((x) => x.s.endpoint);
     },
   };

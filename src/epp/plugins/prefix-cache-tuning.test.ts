@@ -58,6 +58,13 @@ test('tuned capacity: KV tokens × chars/token in hash blocks; the fallback with
       want: 31_250,
     },
     {
+      name: 'a server claiming an endless cache gets the cap',
+      cache: { blockSize: 2 ** 26, numGpuBlocks: 2 ** 26 },
+      charsPerToken: 4,
+      hashBlock: 64,
+      want: 1_000_000,
+    },
+    {
       name: 'no block count reported',
       cache: { blockSize: 16, numGpuBlocks: 0 },
       charsPerToken: 4,

@@ -84,6 +84,13 @@ export class CharsPerTokenMeter {
 }
 
 /**
+ * The most index blocks one endpoint is given, whatever its metrics say: about 10 million tokens of KV cache, beyond
+ * any one server today. A model server reports its own cache size, and one claiming an endless cache would keep
+ * every prompt routed to it in the index for ever.
+ */
+export const MAX_TUNED_CAPACITY_BLOCKS = 1_000_000;
+
+/**
  * Index blocks (of `hashBlockChars` characters) an endpoint can hold, from its KV cache in tokens and the
  * characters per token; `fallback` when the server does not report its cache.
  *
@@ -96,5 +103,6 @@ export function tunedCapacityBlocks(
   fallback: number,
 ): number {
   if (!(cache.blockSize > 0) || !(cache.numGpuBlocks > 0)) return fallback;
-  return Math.max(1, Math.floor((cache.numGpuBlocks * cache.blockSize * charsPerToken) / hashBlockChars));
+  const blocks = Math.floor((cache.numGpuBlocks * cache.blockSize * charsPerToken) / hashBlockChars);
+  return Math.max(1, Math.min(MAX_TUNED_CAPACITY_BLOCKS, blocks));
 }
