@@ -20,8 +20,10 @@ import { CORE_RESOURCES, Informer, KubeApiError, KubeClient } from '../src/kube/
 import {
   apply,
   createNamespace,
+  freePort,
   getOrUndefined,
   installProject,
+  loopbackWebhook,
   readYaml,
   resourceOf,
   root,
@@ -276,14 +278,6 @@ test('leader election hands over between two controller processes', { skip }, as
   await new Promise((r) => b.once('exit', r));
 });
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 test(
   'webhooks: invalid specs are rejected, v1alpha1 ⇄ v1alpha2 converted, CA bundle injected',
   { skip },
@@ -334,15 +328,11 @@ test(
       namespace: ns,
       systemNamespace: sys,
       kubeconfig: server.kubeconfigPath,
-      webhook: {
+      webhook: loopbackWebhook(
         port,
-        host: '127.0.0.1',
-        serviceName: 'llmisvc-webhook',
-        secretName: 'llmisvc-webhook-cert',
-        ipAddresses: ['127.0.0.1'],
-        webhookConfigurations: [vwcName],
-        crds: ['llminferenceservices.serving.kserve.io', 'llminferenceserviceconfigs.serving.kserve.io'],
-      },
+        [vwcName],
+        ['llminferenceservices.serving.kserve.io', 'llminferenceserviceconfigs.serving.kserve.io'],
+      ),
     });
     started.push(running);
     const vwc = await c.get<KubeObject & { webhooks: { clientConfig: { caBundle?: string } }[] }>(

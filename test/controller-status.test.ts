@@ -6,7 +6,6 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { join } from 'node:path';
 import type { Condition, RunningController } from '../src/controller/index.js';
 import type { KubeClient, KubeObject, ResourceRef } from '../src/kube/index.js';
@@ -15,11 +14,14 @@ import {
   apply,
   client,
   createNamespace,
+  freePort,
   getOrUndefined,
   installProject,
+  loopbackWebhook,
   readYaml,
   root,
   SERVICE,
+  shippedWebhooks,
   skip,
   startController,
   waitFor,
@@ -58,30 +60,6 @@ let sys: string;
 let controller: RunningController | undefined;
 let vwcName: string;
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-/** The shipped webhook rules, calling the in-process webhook on loopback and only for this test's namespaces. */
-function shippedWebhooks(port: number): KubeObject {
-  const [shipped] = readYaml(join(root, 'deploy/controller/webhook.yaml'));
-  const webhooks = (shipped!['webhooks'] as Record<string, unknown>[]).map((w) => {
-    const { service } = w['clientConfig'] as { service: { path: string } };
-    return {
-      ...w,
-      clientConfig: { url: `https://127.0.0.1:${port}${service.path}` },
-      namespaceSelector: {
-        matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: [ns, sys] }],
-      },
-    };
-  });
-  return { ...shipped!, metadata: { name: vwcName }, webhooks };
-}
-
 before(async () => {
   if (skip) return;
   c = await client();
@@ -90,19 +68,11 @@ before(async () => {
   vwcName = `llmisvc-status-${ns}`;
   await installProject(c, sys);
   const port = await freePort();
-  await c.create(CORE_RESOURCES.validatingWebhookConfiguration, shippedWebhooks(port));
+  await c.create(CORE_RESOURCES.validatingWebhookConfiguration, shippedWebhooks(vwcName, port, [ns, sys]));
   controller = await startController({
     namespace: ns,
     systemNamespace: sys,
-    webhook: {
-      port,
-      host: '127.0.0.1',
-      serviceName: 'llmisvc-webhook',
-      secretName: 'llmisvc-webhook-cert',
-      ipAddresses: ['127.0.0.1'],
-      webhookConfigurations: [vwcName],
-      crds: [],
-    },
+    webhook: loopbackWebhook(port, [vwcName]),
   });
 });
 

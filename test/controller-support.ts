@@ -3,6 +3,8 @@
  * Shared pieces of the controller integration tests: a client for the shared test API server, namespaces per test,
  * installing this project's CRDs and presets, starting a controller in-process, and polling helpers.
  */
+import net from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import type { RunningController } from '../src/controller/index.js';
@@ -111,3 +113,45 @@ export const SERVICE = {
   plural: 'llminferenceservices',
   namespaced: true,
 } satisfies ResourceRef;
+
+/** A port free right now on loopback (for the webhook server the API server calls back). */
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** The shipped webhook configuration (deploy/controller/webhook.yaml), calling `port` on loopback, for `namespaces`. */
+export function shippedWebhooks(name: string, port: number, namespaces: readonly string[]): KubeObject {
+  const [shipped] = readYaml(join(root, 'deploy/controller/webhook.yaml'));
+  const webhooks = (shipped!['webhooks'] as Record<string, unknown>[]).map((w) => {
+    const { service } = w['clientConfig'] as { service: { path: string } };
+    return {
+      ...w,
+      clientConfig: { url: `https://127.0.0.1:${port}${service.path}` },
+      namespaceSelector: {
+        matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: [...namespaces] }],
+      },
+    };
+  });
+  return { ...shipped!, metadata: { name }, webhooks };
+}
+
+/** The controller's webhook options for a server on loopback `port`, its certificate valid for 127.0.0.1. */
+export function loopbackWebhook(
+  port: number,
+  webhookConfigurations: string[],
+  crds: string[] = [],
+): NonNullable<Parameters<typeof runController>[0]['webhook']> {
+  return {
+    port,
+    host: '127.0.0.1',
+    serviceName: 'llmisvc-webhook',
+    secretName: 'llmisvc-webhook-cert',
+    ipAddresses: ['127.0.0.1'],
+    webhookConfigurations,
+    crds,
+  };
+}

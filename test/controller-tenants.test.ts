@@ -7,7 +7,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
-import net from 'node:net';
 import { join } from 'node:path';
 import type { Condition, RunningController } from '../src/controller/index.js';
 import { VALIDATE_PATH } from '../src/controller/index.js';
@@ -18,11 +17,14 @@ import {
   client,
   createNamespace,
   DEPLOYMENT,
+  freePort,
   getOrUndefined,
   installProject,
+  loopbackWebhook,
   readYaml,
   root,
   SERVICE,
+  shippedWebhooks,
   skip,
   startController,
   waitFor,
@@ -64,14 +66,6 @@ let port: number;
 let vwcName: string;
 let controller: RunningController | undefined;
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const free = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return free;
-}
-
 before(async () => {
   if (skip) return;
   c = await client();
@@ -81,31 +75,11 @@ before(async () => {
   await installProject(c, sys);
   port = await freePort();
   vwcName = `llmisvc-tenants-${ns}`;
-  const [shipped] = readYaml(join(root, 'deploy/controller/webhook.yaml'));
-  const webhooks = (shipped!['webhooks'] as Record<string, unknown>[]).map((w) => ({
-    ...w,
-    clientConfig: {
-      url: `https://127.0.0.1:${port}${(w['clientConfig'] as { service: { path: string } }).service.path}`,
-    },
-    namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } },
-  }));
-  await c.create(CORE_RESOURCES.validatingWebhookConfiguration, {
-    ...shipped!,
-    metadata: { name: vwcName },
-    webhooks,
-  });
+  await c.create(CORE_RESOURCES.validatingWebhookConfiguration, shippedWebhooks(vwcName, port, [ns]));
   controller = await startController({
     namespace: ns,
     systemNamespace: sys,
-    webhook: {
-      port,
-      host: '127.0.0.1',
-      serviceName: 'llmisvc-webhook',
-      secretName: 'llmisvc-webhook-cert',
-      ipAddresses: ['127.0.0.1'],
-      webhookConfigurations: [vwcName],
-      crds: [],
-    },
+    webhook: loopbackWebhook(port, [vwcName]),
   });
 });
 
