@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { FieldProblem } from '../errors/index.js';
 import { formatProblem } from '../errors/index.js';
+import { readRequestBody, type BodyBudget } from '../transport/index.js';
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -202,7 +203,7 @@ export async function startWebhookServer(options: {
   port?: number;
   logger?: Logger;
 }): Promise<WebhookServer> {
-  let buffered = 0;
+  const budget: BodyBudget = { used: 0, limit: BUFFERED_BODY_LIMIT };
   const server = https.createServer(
     {
       cert: options.cert,
@@ -227,60 +228,40 @@ export async function startWebhookServer(options: {
       const path = (req.url ?? '').split('?')[0] ?? '';
       const limit = WEBHOOK_BODY_LIMITS[path];
       if (req.method !== 'POST' || limit === undefined) return reply(404, { message: 'not found' });
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let refused = false;
-      const release = (): void => {
-        buffered -= size;
-        size = 0;
-      };
-      req.on('data', (chunk: Buffer) => {
-        if (refused) return;
-        size += chunk.length;
-        buffered += chunk.length;
-        if (size > limit || buffered > BUFFERED_BODY_LIMIT) {
-          refused = true;
-          const tooLarge = size > limit;
-          release();
-          chunks.length = 0;
-          if (tooLarge) refuse(413, `request body larger than ${limit} bytes`);
-          else refuse(503, 'too many large requests at once; retry');
-          return;
-        }
-        chunks.push(chunk);
-      });
-      req.on('close', release);
-      req.on('end', () => {
-        if (refused) return;
-        const text = Buffer.concat(chunks).toString('utf8');
-        release();
-        let body: unknown;
-        try {
-          body = JSON.parse(text);
-        } catch (error) {
-          return refuse(400, (error as Error).message);
-        }
-        const review = body as AdmissionReview | ConversionReview;
-        if (!isRecord(body) || !isRecord(review.request))
-          return refuse(
-            400,
-            `expected a ${path === CONVERT_PATH ? 'ConversionReview' : 'AdmissionReview'} with a request`,
+      readRequestBody(req, limit, budget).then(
+        (read) => {
+          if (read === 'too-large') return refuse(413, `request body larger than ${limit} bytes`);
+          if (read === 'busy') return refuse(503, 'too many large requests at once; retry');
+          let body: unknown;
+          try {
+            body = JSON.parse(read.toString('utf8'));
+          } catch (error) {
+            return refuse(400, (error as Error).message);
+          }
+          const review = body as AdmissionReview | ConversionReview;
+          if (!isRecord(body) || !isRecord(review.request))
+            return refuse(
+              400,
+              `expected a ${path === CONVERT_PATH ? 'ConversionReview' : 'AdmissionReview'} with a request`,
+            );
+          try {
+            if (path === VALIDATE_PATH)
+              return reply(200, reviewAdmission(review as AdmissionReview, options.engine));
+            if (path === CONVERT_PATH)
+              return reply(200, reviewConversion(review as ConversionReview, options.engine));
+          } catch (error) {
+            // A gap in validation must cost one answer, not the process that answers every tenant's requests.
+            options.logger?.error({ err: (error as Error).message, path }, 'webhook review failed');
+            return reply(500, { message: `review failed: ${(error as Error).message}` });
+          }
+          answerConfigDeletion(review as AdmissionReview).then(
+            (answer) => reply(200, answer),
+            (error: unknown) => reply(500, { message: `review failed: ${(error as Error).message}` }),
           );
-        try {
-          if (path === VALIDATE_PATH)
-            return reply(200, reviewAdmission(review as AdmissionReview, options.engine));
-          if (path === CONVERT_PATH)
-            return reply(200, reviewConversion(review as ConversionReview, options.engine));
-        } catch (error) {
-          // A gap in validation must cost one answer, not the process that answers every tenant's requests.
-          options.logger?.error({ err: (error as Error).message, path }, 'webhook review failed');
-          return reply(500, { message: `review failed: ${(error as Error).message}` });
-        }
-        answerConfigDeletion(review as AdmissionReview).then(
-          (answer) => reply(200, answer),
-          (error: unknown) => reply(500, { message: `review failed: ${(error as Error).message}` }),
-        );
-      });
+        },
+        // The client went away while sending: nobody to answer.
+        () => undefined,
+      );
     },
   );
   async function answerConfigDeletion(review: AdmissionReview): Promise<AdmissionReview> {

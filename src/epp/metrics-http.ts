@@ -44,15 +44,15 @@ export class MetricsTimeoutError extends MetricsHttpError {}
  */
 export const DEFAULT_MAX_METRICS_BODY_BYTES = 2 * 1024 * 1024;
 
+/** Pieces a body may come in before their average size must be `MIN_AVERAGE_PIECE_BYTES`. */
+const FREE_PIECES = 4096;
+const MIN_AVERAGE_PIECE_BYTES = 16;
+
 /**
  * A body collected from pieces of any size into one buffer that doubles as it fills (at most `maxBytes`), so a server
  * sending its body one byte per TCP segment costs a few copies, not one retained `Buffer` per byte (8 M of them, 845 MB
  * of RSS). A body in one piece, the usual case, is kept as it came, without a copy.
  */
-/** Pieces a body may come in before their average size must be `MIN_AVERAGE_PIECE_BYTES`. */
-const FREE_PIECES = 4096;
-const MIN_AVERAGE_PIECE_BYTES = 16;
-
 export class BodyBuffer {
   private buffer: Buffer | undefined;
   private length = 0;

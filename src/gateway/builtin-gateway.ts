@@ -22,6 +22,7 @@ import {
 import { BlockList, isIP, isIPv4, isIPv6, type Socket } from 'node:net';
 import { DEFAULT_BODY_LIMIT, isRoutingHeader, SERVED_BY_HEADER } from '../epp/index.js';
 import { LlmisvcError } from '../errors/index.js';
+import { readRequestBody, type BodyBudget } from '../transport/index.js';
 import { bodyRouting } from './body-router.js';
 import { openAiErrorJson } from './openai-error.js';
 import { createExtProcClient } from './extproc-client.js';
@@ -233,65 +234,6 @@ function openAiError(
   res.end(body);
 }
 
-/** Request-body bytes buffered over every request still receiving its body, against `limit`. */
-interface BodyBudget {
-  used: number;
-  readonly limit: number;
-}
-
-/**
- * Reads a request body up to `limit` bytes, counting its bytes in `budget` while it arrives. Past the limit it stops
- * at once ('too-large'), and as soon as the body would pass what is left of the budget ('busy'): nothing more is
- * kept, and the caller answers and closes the connection rather than reading the rest. The body's bytes leave the
- * budget when it is complete, refused or its client goes away.
- */
-function readBody(
-  req: IncomingMessage,
-  limit: number,
-  budget: BodyBudget,
-): Promise<Buffer | 'too-large' | 'busy'> {
-  return new Promise((resolve, reject) => {
-    const announced = Number(req.headers['content-length']);
-    if (Number.isFinite(announced)) {
-      if (announced > limit) return resolve('too-large');
-      // Known before a byte arrives: refused unread.
-      if (budget.used + announced > budget.limit) return resolve('busy');
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let held = 0;
-    const release = () => {
-      budget.used -= held;
-      held = 0;
-    };
-    const stop = (outcome: 'too-large' | 'busy') => {
-      req.off('data', onData);
-      req.pause();
-      release();
-      resolve(outcome);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) return stop('too-large');
-      if (budget.used + chunk.length > budget.limit) return stop('busy');
-      budget.used += chunk.length;
-      held += chunk.length;
-      chunks.push(chunk);
-    };
-    req.on('data', onData);
-    req.on('end', () => {
-      release();
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
-    });
-    req.on('error', (error) => {
-      release();
-      reject(error);
-    });
-    // A client gone mid-body: 'close' comes whatever else does.
-    req.on('close', release);
-  });
-}
-
 /**
  * Answers with an error and closes the connection without reading the rest of the request's body: Node would
  * otherwise read (and discard) all of it to keep the connection alive, however large it is.
@@ -498,7 +440,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
       answeredHere(404, 'gateway');
       return;
     }
-    const body = hasBody ? await readBody(req, bodyLimit, budget) : undefined;
+    const body = hasBody ? await readRequestBody(req, bodyLimit, budget) : undefined;
     if (body === 'too-large') {
       refuseUnread(req, res, 413, `request body larger than ${bodyLimit} bytes`, 'BadRequestError');
       answeredHere(413, 'gateway');

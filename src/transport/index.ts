@@ -4,7 +4,8 @@
  * EPP serves (Envoy's ext_proc and gRPC health), generated at build time from the protos vendored under proto/.
  * Written here rather than taken from `node:http2` + `@grpc/grpc-js` because those cost more CPU per ext_proc stream
  * than the EPP's own work (see `http2-connection.ts`). Beside it, a strict HTTP/1.1 response parser for the clients
- * that talk to model servers (the builtin gateway's upstream pool and the EPP's metrics scraper).
+ * that talk to model servers (the builtin gateway's upstream pool and the EPP's metrics scraper), and a bounded
+ * reader of HTTP/1.1 request bodies for the servers that take them from anyone (the builtin gateway, the webhooks).
  *
  * Threat model. The peer is a gateway (Envoy, or ours) on the cluster network; anything that can reach the EPP's port
  * can speak to it, so every byte is hostile until parsed: frames, HPACK blocks, gRPC framing and protobuf fields are
@@ -63,6 +64,7 @@ export {
   type Http2Limits,
 } from './http2-connection.js';
 export { encodeHeaderBlock, HpackDecoder, HpackError } from './hpack.js';
+export { readRequestBody, type BodyBudget } from './request-body.js';
 export {
   FIELD_VALUE,
   Http1ResponseParser,

@@ -1,0 +1,67 @@
+/**
+ * @module transport/request-body
+ * Reading an HTTP/1.1 request body from a client who may be hostile, for the two servers that take bodies from anyone
+ * who can reach them: the builtin gateway and the controller's webhooks. Each body is bounded (`limit`) and so is
+ * the sum of the bodies being received at once (`BodyBudget`), so many slow uploads cannot hold the memory; a body
+ * refused is not read to its end.
+ */
+import type { IncomingMessage } from 'node:http';
+
+/** Request-body bytes buffered over every request still receiving its body, against `limit`. */
+export interface BodyBudget {
+  used: number;
+  readonly limit: number;
+}
+
+/**
+ * Reads a request body up to `limit` bytes, counting its bytes in `budget` while it arrives. Past the limit it stops
+ * at once ('too-large'), and as soon as the body would pass what is left of the budget ('busy'): nothing more is
+ * kept, and the caller answers and closes the connection rather than reading the rest. The body's bytes leave the
+ * budget when it is complete, refused or its client goes away.
+ */
+export function readRequestBody(
+  req: IncomingMessage,
+  limit: number,
+  budget: BodyBudget,
+): Promise<Buffer | 'too-large' | 'busy'> {
+  return new Promise((resolve, reject) => {
+    const announced = Number(req.headers['content-length']);
+    if (Number.isFinite(announced)) {
+      if (announced > limit) return resolve('too-large');
+      // Known before a byte arrives: refused unread.
+      if (budget.used + announced > budget.limit) return resolve('busy');
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let held = 0;
+    const release = () => {
+      budget.used -= held;
+      held = 0;
+    };
+    const stop = (outcome: 'too-large' | 'busy') => {
+      req.off('data', onData);
+      req.pause();
+      release();
+      resolve(outcome);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) return stop('too-large');
+      if (budget.used + chunk.length > budget.limit) return stop('busy');
+      budget.used += chunk.length;
+      held += chunk.length;
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.on('end', () => {
+      release();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    });
+    req.on('error', (error) => {
+      release();
+      reject(error);
+    });
+    // A client gone mid-body: 'close' comes whatever else does.
+    req.on('close', release);
+  });
+}
