@@ -6,6 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { get as httpGet } from 'node:http';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -94,6 +95,25 @@ test('llmisvc epp serves the ports it logs and stops on SIGTERM', async () => {
     client.close();
     const metrics = await (await fetch(`http://127.0.0.1:${listening.metricsPort}/metrics`)).text();
     assert.match(metrics, /llmisvc_epp_requests_total\{model="m",outcome="routed"\} 1/);
+    // On loopback a page whose name was rebound to 127.0.0.1 reads nothing (fetch cannot set Host: node:http can).
+    const rebound = await new Promise<{ status?: number; body: string }>((resolve, reject) =>
+      httpGet(
+        {
+          host: '127.0.0.1',
+          port: listening.metricsPort,
+          path: '/metrics',
+          headers: { host: 'rebound.example' },
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          res.on('end', () => resolve({ status: res.statusCode, body }));
+        },
+      ).on('error', reject),
+    );
+    assert.equal(rebound.status, 421);
+    assert.match(rebound.body, /DNS rebinding/);
+    assert.doesNotMatch(rebound.body, /llmisvc_epp/);
   } finally {
     child.kill('SIGTERM');
   }

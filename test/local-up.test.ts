@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -94,6 +95,52 @@ async function streamed(stack: LocalStack): Promise<{ pod: string | null; events
     .map((e) => e.trim())
     .filter(Boolean);
   return { pod: res.headers.get('x-inference-pod'), events };
+}
+
+/** The parts of `up`'s Envoy bootstrap the Host test reads. */
+interface EnvoyJson {
+  admin?: { address: unknown };
+  static_resources: {
+    clusters: {
+      name: string;
+      load_assignment: {
+        endpoints: {
+          lb_endpoints: { endpoint: { address: { socket_address: { port_value: number } } } }[];
+        }[];
+      };
+    }[];
+  };
+}
+
+/** One request with the Host header as given (fetch would set its own), to a loopback port or a Unix socket. */
+function hostRequest(
+  port: number,
+  host: string,
+  path: string,
+  body?: string,
+  socketPath?: string,
+): Promise<{ status: number; contentType: string | undefined; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        ...(socketPath ? { socketPath } : { host: '127.0.0.1', port }),
+        path,
+        method: body === undefined ? 'GET' : 'POST',
+        headers: { host, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        agent: false,
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () =>
+          resolve({ status: res.statusCode!, contentType: res.headers['content-type'], body: text }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 async function checkRequests(stack: LocalStack): Promise<void> {
@@ -248,6 +295,54 @@ describe(
         decisions.some((d) => d.endpoint?.startsWith('127.0.0.1:')),
         JSON.stringify(decisions.slice(0, 3)),
       );
+    });
+
+    it('answers only loopback Host names, and keeps its dashboard server and admin API from a rebound page', async () => {
+      const gatewayPort = Number(new URL(stack.url).port);
+      const models = `${new URL(stack.baseUrl).pathname}/v1/models`;
+      for (const host of [
+        'localhost',
+        `localhost:${gatewayPort}`,
+        'LOCALHOST:1',
+        'app.localhost:80',
+        'localhost.',
+      ]) {
+        const reply = await hostRequest(gatewayPort, host, models);
+        assert.equal(reply.status, 200, `${host}: ${reply.body}`);
+      }
+      for (const host of [`127.0.0.1:${gatewayPort}`, `[::1]:${gatewayPort}`]) {
+        assert.equal((await hostRequest(gatewayPort, host, models)).status, 200, host);
+      }
+      for (const [host, path] of [
+        [`rebound.example:${gatewayPort}`, models],
+        ['localhost.rebound.example', '/dashboard/state'],
+        [`127.0.0.1.nip.io:${gatewayPort}`, `${new URL(stack.baseUrl).pathname}/v1/completions`],
+      ] as const) {
+        const reply = await hostRequest(gatewayPort, host, path, '{"model":"x","prompt":"hi"}');
+        assert.equal(reply.status, 421, `${host} ${path}: ${reply.body}`);
+        assert.equal(reply.contentType, 'application/json');
+        const error = JSON.parse(reply.body) as { error: { message: string; type: string } };
+        assert.equal(error.error.type, 'MisdirectedRequestError');
+        assert.match(error.error.message, /DNS rebinding/);
+      }
+      // The dashboard's own server, which Envoy routes /dashboard to, checks the Host too.
+      const bootstrap = JSON.parse(readFileSync(join(stack.logDir, 'envoy.json'), 'utf8')) as EnvoyJson;
+      const dashboard = bootstrap.static_resources.clusters.find((c) => c.name === 'dashboard')!;
+      const dashboardPort =
+        dashboard.load_assignment.endpoints[0]!.lb_endpoints[0]!.endpoint.address.socket_address.port_value;
+      assert.equal(
+        (await hostRequest(dashboardPort, `127.0.0.1:${dashboardPort}`, '/dashboard/state')).status,
+        200,
+      );
+      const direct = await hostRequest(dashboardPort, `rebound.example:${dashboardPort}`, '/dashboard/state');
+      assert.equal(direct.status, 421, direct.body);
+      assert.doesNotMatch(direct.body, /endpoints/);
+      // Envoy's admin API is on a Unix socket in the log directory, not on a port.
+      const socketPath = join(stack.logDir, 'envoy-admin.sock');
+      assert.deepEqual(bootstrap.admin?.address, { pipe: { path: socketPath, mode: 0o600 } });
+      assert.equal(statSync(socketPath).mode & 0o777, 0o600);
+      const ready = await hostRequest(0, 'localhost', '/ready', undefined, socketPath);
+      assert.equal(ready.status, 200, ready.body);
     });
 
     it('leaves no process after stop', async () => {

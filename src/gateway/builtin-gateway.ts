@@ -19,10 +19,16 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
-import { BlockList, isIP, isIPv4, isIPv6, type Socket } from 'node:net';
+import { isIPv6, type Socket } from 'node:net';
 import { DEFAULT_BODY_LIMIT, isRoutingHeader, SERVED_BY_HEADER } from '../epp/index.js';
 import { LlmisvcError } from '../errors/index.js';
-import { readRequestBody, type BodyBudget } from '../transport/index.js';
+import {
+  isLoopbackAddress,
+  isLoopbackHostHeader,
+  misdirectedHostMessage,
+  readRequestBody,
+  type BodyBudget,
+} from '../transport/index.js';
 import { bodyRouting } from './body-router.js';
 import { openAiErrorJson } from './openai-error.js';
 import { createExtProcClient } from './extproc-client.js';
@@ -249,49 +255,6 @@ function refuseUnread(
   res.shouldKeepAlive = false;
   res.once('finish', () => req.socket.destroySoon());
   openAiError(res, status, message, type, headers);
-}
-
-const LOOPBACK = new BlockList();
-LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
-LOOPBACK.addAddress('::1', 'ipv6');
-
-/**
- * Whether a listen address is loopback only: 127.0.0.0/8, ::1 or `localhost`.
- * @example isLoopbackAddress('127.0.0.1') // → true; isLoopbackAddress('0.0.0.0') // → false
- */
-export function isLoopbackAddress(host: string): boolean {
-  const name = host.toLowerCase();
-  if (name === 'localhost') return true;
-  const family = isIP(name);
-  return family !== 0 && LOOPBACK.check(name, family === 4 ? 'ipv4' : 'ipv6');
-}
-
-/** What may follow the host in a Host header: nothing, or a port. */
-const PORT_SUFFIX = /^(?::\d{0,5})?$/;
-
-/**
- * Whether a request's Host header names this machine's loopback, with any port: `localhost` and `*.localhost` (RFC
- * 6761 reserves them for loopback; browsers resolve them without DNS and no one can register one, so no attacker's
- * page can be served under one), 127.0.0.0/8, or `[::1]`. No Host at all (HTTP/1.0) passes too: browsers always send
- * one. A bare IPv6 address or any other text after the host does not pass.
- * @example isLoopbackHostHeader('localhost:8080') // → true; isLoopbackHostHeader('rebound.example:8080') // → false
- */
-export function isLoopbackHostHeader(host: string | undefined): boolean {
-  if (host === undefined) return true;
-  if (host.startsWith('[')) {
-    const end = host.indexOf(']');
-    if (end < 0 || !PORT_SUFFIX.test(host.slice(end + 1))) return false;
-    const address = host.slice(1, end);
-    return isIPv6(address) && LOOPBACK.check(address, 'ipv6');
-  }
-  const colon = host.indexOf(':');
-  if (colon >= 0 && !PORT_SUFFIX.test(host.slice(colon))) return false;
-  let name = (colon < 0 ? host : host.slice(0, colon)).toLowerCase();
-  // The absolute form (`localhost.`) names the same host.
-  if (name.endsWith('.')) name = name.slice(0, -1);
-  if (name === 'localhost' || name.endsWith('.localhost')) return true;
-  // 127.0.0.0/8 without BlockList.check, which costs about 2 µs a call on every request.
-  return name.startsWith('127.') && isIPv4(name);
 }
 
 /**
@@ -716,11 +679,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
         req,
         res,
         421,
-        `Host ${JSON.stringify(req.headers.host)} refused: this gateway listens on the loopback address ${host}, where it ` +
-          'answers only requests addressed to localhost, *.localhost, 127.x.x.x or [::1] (any port), so that no web ' +
-          'page can reach it by pointing its own name at 127.0.0.1 (DNS rebinding). Use http://localhost:<port> or ' +
-          'http://127.0.0.1:<port> (a proxy or tunnel in front must send such a Host); the address the gateway ' +
-          'listens on (its host) decides: on a non-loopback one it answers any name.',
+        misdirectedHostMessage(req.headers.host, 'this gateway', host),
         'MisdirectedRequestError',
       );
       return;

@@ -323,3 +323,44 @@ test('several services: a split with no weight left answers 503; a header rule n
     /route target b is not one of the services/,
   );
 });
+
+test('on loopback it serves the loopback names only; any other Host gets 421 from Envoy, without asking the EPP', () => {
+  const config = envoyBootstrap({ listenPort: 8080, eppHost: '127.0.0.1', eppPort: 9002 });
+  const { hcm } = parts(config);
+  const [served, misdirected] = hcm.route_config.virtual_hosts as any[];
+  assert.equal(hcm.route_config.ignore_port_in_host_matching, true);
+  assert.deepEqual(served.domains, [
+    'localhost',
+    'localhost.',
+    '*.localhost',
+    '*.localhost.',
+    '127.0.0.1',
+    '[::1]',
+  ]);
+  assert.deepEqual(misdirected.domains, ['*']);
+  const [refuse] = misdirected.routes;
+  assert.equal(refuse.direct_response.status, 421);
+  assert.match(JSON.parse(refuse.direct_response.body.inline_string).error.message, /DNS rebinding/);
+  // No ext_proc server hears of a refused request.
+  for (const filter of ['envoy.filters.http.ext_proc', 'llmisvc.epp_response', 'llmisvc.body_router'])
+    assert.equal(refuse.typed_per_filter_config[filter].disabled, true, filter);
+});
+
+test('on any other address every Host is served: the gateway is meant to be reached by name', () => {
+  const { hcm } = parts(
+    envoyBootstrap({ listenAddress: '0.0.0.0', listenPort: 8080, eppHost: 'epp', eppPort: 9002 }),
+  );
+  assert.equal(hcm.route_config.virtual_hosts.length, 1);
+  assert.deepEqual(hcm.route_config.virtual_hosts[0].domains, ['*']);
+});
+
+test('the admin API on a loopback port by default, on a Unix socket, or not at all', () => {
+  const base = { listenPort: 8080, eppHost: '127.0.0.1', eppPort: 9002 };
+  assert.deepEqual((envoyBootstrap(base) as any).admin.address, {
+    socket_address: { address: '127.0.0.1', port_value: 0 },
+  });
+  assert.deepEqual((envoyBootstrap({ ...base, adminSocket: '/run/a.sock' }) as any).admin.address, {
+    pipe: { path: '/run/a.sock', mode: 0o600 },
+  });
+  assert.equal('admin' in envoyBootstrap({ ...base, adminSocket: false }), false);
+});

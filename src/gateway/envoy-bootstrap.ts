@@ -11,6 +11,7 @@
 
 import { RESPONSE_METADATA_NAMESPACE, SERVED_BY_HEADER, SERVED_BY_KEY } from '../epp/index.js';
 import { LlmisvcError } from '../errors/index.js';
+import { isLoopbackAddress, misdirectedHostMessage } from '../transport/index.js';
 import { MODEL_NAME_HEADER, SPLIT_DRAW_HEADER } from './body-router.js';
 import { normalizedPrefix } from './path-prefix.js';
 
@@ -34,6 +35,11 @@ export interface EnvoyBootstrapOptions {
   /** Admin API (default 127.0.0.1:0). */
   adminAddress?: string;
   adminPort?: number;
+  /**
+   * The admin API on this Unix socket (mode 0600) instead of a TCP port, or (`false`) none: a web page rebound to
+   * 127.0.0.1 can reach any loopback port, and Envoy's admin answers any Host (`/quitquitquit`, `/config_dump`).
+   */
+  adminSocket?: string | false;
   /**
    * `FULL_DUPLEX_STREAMED` (GIE's current choice, the default) or `BUFFERED` (older gateways; the default with
    * `FailOpen`, since Envoy cannot fail open once it has streamed a request body to the EPP).
@@ -436,6 +442,57 @@ function directError(
   };
 }
 
+/**
+ * The Host names a loopback listener answers (DNS rebinding, `transport/loopback-host.ts`), as Envoy domains: its
+ * virtual hosts match names exactly or by a leading or trailing `*`, and no regex, so of 127.0.0.0/8 only 127.0.0.1
+ * is listed — a trailing wildcard (`127.*`) would also match `127.attacker.example`.
+ */
+export const LOOPBACK_DOMAINS = [
+  'localhost',
+  'localhost.',
+  '*.localhost',
+  '*.localhost.',
+  '127.0.0.1',
+  '[::1]',
+];
+
+/**
+ * A loopback listener's routes: `virtualHost` for the loopback names (any port), and for any other Host a 421 that
+ * Envoy answers itself, without asking any ext_proc server (`filters`) about it.
+ */
+function loopbackRouteConfig(
+  virtualHost: Record<string, unknown>,
+  filters: string[],
+): Record<string, unknown> {
+  return {
+    name: 'gateway',
+    ignore_port_in_host_matching: true,
+    virtual_hosts: [
+      { ...virtualHost, domains: LOOPBACK_DOMAINS },
+      {
+        name: 'misdirected',
+        domains: ['*'],
+        routes: [
+          {
+            match: { prefix: '/' },
+            ...directError(
+              421,
+              misdirectedHostMessage(
+                undefined,
+                'this gateway',
+                '127.0.0.1',
+                'localhost, *.localhost, 127.0.0.1 or [::1]',
+              ),
+              'MisdirectedRequestError',
+              filters,
+            ),
+          },
+        ],
+      },
+    ],
+  };
+}
+
 /** Gateway API precedence: the longest path first, then the rule with more header matches. */
 function byPrecedence(a: EnvoyRoute, b: EnvoyRoute): number {
   return (
@@ -732,12 +789,26 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
         ...(observed ? [responseObserverFilter] : []),
         router,
       ];
+  const virtualHost = {
+    name: 'inference',
+    routes,
+    ...(observed ? { response_headers_to_add: [SERVED_BY_FROM_METADATA] } : {}),
+  };
   return {
-    admin: {
-      address: {
-        socket_address: { address: options.adminAddress ?? '127.0.0.1', port_value: options.adminPort ?? 0 },
-      },
-    },
+    ...(options.adminSocket === false
+      ? {}
+      : {
+          admin: {
+            address: options.adminSocket
+              ? { pipe: { path: options.adminSocket, mode: 0o600 } }
+              : {
+                  socket_address: {
+                    address: options.adminAddress ?? '127.0.0.1',
+                    port_value: options.adminPort ?? 0,
+                  },
+                },
+          },
+        }),
     static_resources: {
       listeners: [
         {
@@ -775,17 +846,9 @@ export function envoyBootstrap(options: EnvoyBootstrapOptions): Record<string, u
                         }
                       : {}),
                     ...(options.accessLog ? { access_log: [fileAccessLog(options.accessLog)] } : {}),
-                    route_config: {
-                      name: 'gateway',
-                      virtual_hosts: [
-                        {
-                          name: 'inference',
-                          domains: ['*'],
-                          routes,
-                          ...(observed ? { response_headers_to_add: [SERVED_BY_FROM_METADATA] } : {}),
-                        },
-                      ],
-                    },
+                    route_config: isLoopbackAddress(options.listenAddress ?? '127.0.0.1')
+                      ? loopbackRouteConfig(virtualHost, [...eppFilters, BODY_ROUTER_FILTER])
+                      : { name: 'gateway', virtual_hosts: [{ ...virtualHost, domains: ['*'] }] },
                     http_filters: httpFilters,
                   },
                 },

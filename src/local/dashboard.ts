@@ -7,6 +7,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { RoutingDecision } from '../gateway/index.js';
+import { isLoopbackHostHeader, misdirectedHostMessage } from '../transport/index.js';
 
 export interface DashboardEndpoint {
   pod: string;
@@ -278,11 +279,20 @@ export function dashboardHandler(
   };
 }
 
-/** A small server for the dashboard alone, which Envoy routes `/dashboard` to. */
+/**
+ * A small server for the dashboard alone, which Envoy routes `/dashboard` to (with the client's Host). It listens on
+ * loopback, so a page rebound to 127.0.0.1 could reach it directly: it too answers only loopback Host names.
+ */
 export async function startDashboardServer(
   state: DashboardState,
 ): Promise<{ port: number; close(): Promise<void> }> {
   const server = createServer((req, res) => {
+    if (!isLoopbackHostHeader(req.headers.host)) {
+      res.shouldKeepAlive = false;
+      res.writeHead(421, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end(misdirectedHostMessage(req.headers.host, 'the dashboard', '127.0.0.1') + '\n');
+      return;
+    }
     if (!serve(state, req, res)) {
       res.writeHead(404);
       res.end();

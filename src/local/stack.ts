@@ -677,10 +677,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       // header our body router sets from the body, each service's requests through its own EPP.
       if (members.length > 1) bodyRouter = await startBodyRouter('127.0.0.1', 0, { random: options.random });
       const configPath = join(logDir, 'envoy.json');
+      // Envoy's admin API answers any Host, so not on a loopback port a rebound page could reach: on a socket in the
+      // log directory, when its path fits a Unix socket address (else Envoy runs without one).
+      const adminSocket = socketPathOrNone(join(logDir, 'envoy-admin.sock'));
       // Written at every start of Envoy, with the endpoints' addresses of the moment (a server may have moved).
       const writeBootstrap = (listenPort: number) => {
         const bootstrap = envoyBootstrap({
           listenPort,
+          adminSocket,
           eppHost: '127.0.0.1',
           eppPort: epp?.grpcPort ?? eppReplicas[0]!.grpcPort,
           ...(bodyRouter
@@ -886,6 +890,11 @@ function followAccessLog(path: string, onDecision: (d: RoutingDecision) => void)
   const timer = setInterval(() => void poll(), 250);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/** `path` when it fits a Unix socket address on Linux (107 bytes), else `false`. */
+function socketPathOrNone(path: string): string | false {
+  return Buffer.byteLength(path) <= 107 ? path : false;
 }
 
 function hostPort(address: string): { host: string; port: number } {

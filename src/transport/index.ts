@@ -73,3 +73,4 @@ export {
   type ResponseEvents,
   type ResponseParserOptions,
 } from './http1-response.js';
+export { isLoopbackAddress, isLoopbackHostHeader, misdirectedHostMessage } from './loopback-host.js';
