@@ -25,6 +25,7 @@ import {
   decodeEppProcessingRequest,
   encodeHealthCheckResponse,
   encodeProcessingResponse,
+  ConnectionLimitError,
   Http2GoawayError,
   isLoopbackAddress,
   isLoopbackHostHeader,
@@ -297,11 +298,14 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
   }
 
   const bodyLimitBytes = options.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
-  // A connection ended for a flood is an attack or a broken gateway, and comes once per connection: warn. Other
-  // protocol errors stay at debug, where a client sending many cannot flood the log.
+  // A connection ended for a flood is an attack or a broken gateway, and comes once per connection: warn; so do
+  // connections refused at the cap, reported at most twice in 10 s. Other protocol errors stay at debug, where a
+  // client sending many cannot flood the log.
   const onError = (error: unknown) => {
     if (error instanceof Http2GoawayError && error.code === 'ENHANCE_YOUR_CALM') {
       logger.warn({ peer: error.peer, reason: error.message }, 'HTTP/2 connection closed for a flood');
+    } else if (error instanceof ConnectionLimitError) {
+      logger.warn({ dropped: error.dropped, limit: error.limit }, error.message);
     } else {
       logger.debug({ err: error }, 'gRPC stream error');
     }

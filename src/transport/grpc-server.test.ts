@@ -7,6 +7,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect as connectHttp2, constants, type ClientHttp2Session } from 'node:http2';
 import { connect as connectTcp } from 'node:net';
+import { ConnectionLimitError } from './server-lifecycle.js';
 import {
   createGrpcServer,
   grpcTimeoutMs,
@@ -643,6 +644,45 @@ describe('gRPC server drain', () => {
     assert.deepEqual(await server.drain(50), { dropped: 1 });
     await calls[0]!.waitFor('abort');
     session.destroy();
+  });
+});
+
+describe('gRPC server connection cap', () => {
+  test('past maxConnections a new connection is closed at once and reported once, with the count; the open ones serve on', async () => {
+    const errors: unknown[] = [];
+    const calls: CallLog[] = [];
+    const server = createGrpcServer({
+      methods: { '/test.Echo/Chat': chatMethod(calls, true) },
+      maxMessageBytes: MAX_MESSAGE_BYTES,
+      maxConnections: 2,
+      onError: (error) => errors.push(error),
+    });
+    const port = await server.listen('127.0.0.1', 0);
+    const open = [0, 1].map(() => connectHttp2(`http://127.0.0.1:${port}`));
+    await Promise.all(open.map((session) => new Promise((resolve) => session.once('connect', resolve))));
+    const closedAtOnce = () =>
+      new Promise<string>((resolve) => {
+        const socket = connectTcp(port, '127.0.0.1');
+        socket.on('error', (error) => resolve(error.message));
+        socket.on('close', () => resolve('closed'));
+      });
+    assert.equal(await closedAtOnce(), 'closed');
+    assert.equal(await closedAtOnce(), 'closed');
+    const limits = errors.filter((e) => e instanceof ConnectionLimitError);
+    // The first refusal at once; the second waits for the report window.
+    assert.equal(limits.length, 1);
+    assert.equal(limits[0]!.limit, 2);
+    assert.match(limits[0]!.message, /refused 1 connection\(s\): 2 were open \(maxConnections\)/);
+    const call = open[0]!.request({
+      ':method': 'POST',
+      ':path': '/test.Echo/Chat',
+      'content-type': 'application/grpc',
+    });
+    call.write(frame('still here'));
+    await waitForCall(calls, 1, 'message:still here');
+    call.destroy();
+    for (const session of open) session.destroy();
+    await server.close();
   });
 });
 

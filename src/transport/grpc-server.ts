@@ -11,10 +11,11 @@
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { encodeHeaderBlock } from './hpack.js';
-import { drainServer, listenAndReadPort } from './server-lifecycle.js';
+import { capConnections, drainServer, listenAndReadPort } from './server-lifecycle.js';
 import {
   Http2Connection,
   IGNORE_STREAM,
+  HeaderBlockBudget,
   resolveHttp2Limits,
   type Http2Limits,
   type RequestHead,
@@ -75,7 +76,16 @@ export interface GrpcServerOptions {
   onError?: (error: unknown) => void;
   /** Each connection's HTTP/2 limits, over `DEFAULT_HTTP2_LIMITS`. */
   http2Limits?: Partial<Http2Limits> | undefined;
+  /**
+   * Connections open at once (default 4,096); past it a new one is closed as soon as it is accepted. Each costs
+   * about 11 KB idle, and anyone who can reach the port can open them. A gateway opens a few per worker thread.
+   */
+  maxConnections?: number | undefined;
+  /** Bytes of unfinished multi-frame header blocks all connections may hold together (default 16 MiB). */
+  headerBlockBudgetBytes?: number | undefined;
 }
+
+export const DEFAULT_HEADER_BLOCK_BUDGET_BYTES = 16 << 20;
 
 export interface GrpcServer {
   listen(host: string, port: number): Promise<number>;
@@ -106,6 +116,9 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     onError: options.onError,
     // Checked once here, so a bad limit fails at startup rather than on the first connection.
     limits: resolveHttp2Limits(options.http2Limits),
+    headerBlockBudget: new HeaderBlockBudget(
+      options.headerBlockBudgetBytes ?? DEFAULT_HEADER_BLOCK_BUDGET_BYTES,
+    ),
   };
   const serve = (socket: Socket): void => {
     socket.setNoDelay(true);
@@ -118,6 +131,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     : createTcpServer(serve);
   // A failed TLS handshake concerns that client only.
   server.on('tlsClientError', (error: Error) => options.onError?.(error));
+  capConnections(server, options.maxConnections, options.onError);
   return {
     listen(host, port) {
       return listenAndReadPort(server, host, port);

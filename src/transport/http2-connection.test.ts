@@ -14,6 +14,7 @@ import {
   Http2Connection,
   Http2ErrorCode,
   Http2GoawayError,
+  HeaderBlockBudget,
   type Http2Limits,
   type ServerStream,
   type StreamHandler,
@@ -517,14 +518,22 @@ describe('HTTP/2 connection limits', () => {
   const sockets = new Set<Socket>();
 
   /** A server with these limits; each test gets its own. */
-  async function listen(limits: Partial<Http2Limits>): Promise<number> {
+  async function listen(
+    limits: Partial<Http2Limits>,
+    headerBlockBudget?: HeaderBlockBudget,
+  ): Promise<number> {
     events.length = 0;
     errors.length = 0;
     server = createServer((socket) => {
       sockets.add(socket);
       // As the gRPC server does: these tests go back and forth one frame at a time.
       socket.setNoDelay(true);
-      new Http2Connection(socket, { onStream: echo(events), onError: (error) => errors.push(error), limits });
+      new Http2Connection(socket, {
+        onStream: echo(events),
+        onError: (error) => errors.push(error),
+        limits,
+        headerBlockBudget,
+      });
     });
     await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
     return (server.address() as { port: number }).port;
@@ -703,6 +712,73 @@ describe('HTTP/2 connection limits', () => {
     await flooding.closedNow();
     assert.equal(flooding.goaway()?.code, Http2ErrorCode.ENHANCE_YOUR_CALM);
     assert.match(String(errors[0]?.message), /header block over \d+ frames/);
+  });
+
+  test('a header block left unfinished → GOAWAY(ENHANCE_YOUR_CALM) at headerBlockTimeoutMs, logged; one finished in time is served', async () => {
+    const port = await listen({ headerBlockTimeoutMs: 300 });
+    const block = requestBlock('/echo');
+    const served = await RawClient.connect(port);
+    served.write(encodeFrame(1, 0x1, 1, block.subarray(0, 4)));
+    await sleep(100);
+    served.write(encodeFrame(9, 0x4, 1, block.subarray(4)));
+    await served.until(
+      (frames) => frames.some((f) => f.type === 1 && f.id === 1 && f.flags & 0x1),
+      'the trailers',
+    );
+    // The connection serves on past the deadline of a block that ended.
+    await sleep(400);
+    served.write(encodeFrame(1, 0x5, 3, requestBlock('/echo')));
+    await served.until(
+      (frames) => frames.some((f) => f.type === 1 && f.id === 3 && f.flags & 0x1),
+      'trailers on 3',
+    );
+    assert.equal(served.goaway(), undefined);
+    served.destroy();
+
+    const stalled = await RawClient.connect(port);
+    stalled.write(encodeFrame(1, 0x1, 1, block.subarray(0, 4)));
+    const started = Date.now();
+    await stalled.closedNow();
+    assert.ok(Date.now() - started >= 250, `closed after ${Date.now() - started} ms`);
+    assert.equal(stalled.goaway()?.code, Http2ErrorCode.ENHANCE_YOUR_CALM);
+    assert.equal(errors.length, 1);
+    assert.match(String(errors[0]?.message), /header block not ended within 300 ms/);
+  });
+
+  test('unfinished header blocks of all connections share one budget: past it the asking connection is closed; ended and closed blocks give bytes back', async () => {
+    const budget = new HeaderBlockBudget(1000);
+    const port = await listen({}, budget);
+    const fragment = Buffer.alloc(400, 0x40);
+    const first = await RawClient.connect(port);
+    const second = await RawClient.connect(port);
+    first.write(encodeFrame(1, 0x1, 1, fragment));
+    second.write(encodeFrame(1, 0x1, 1, fragment));
+    await until(() => budget.inUse === 800, 'both blocks held');
+    // 200 more would pass 1,000.
+    const third = await RawClient.connect(port);
+    third.write(encodeFrame(1, 0x1, 1, Buffer.alloc(300, 0x40)));
+    await third.closedNow();
+    assert.equal(third.goaway()?.code, Http2ErrorCode.ENHANCE_YOUR_CALM);
+    assert.match(
+      String(errors.at(-1)?.message),
+      /unfinished header blocks of all connections over 1000 bytes/,
+    );
+    assert.equal(budget.inUse, 800, 'the refused block took nothing');
+    first.destroy();
+    await until(() => budget.inUse === 400, 'the closed connection gave its block back');
+    second.destroy();
+    await until(() => budget.inUse === 0, 'every block given back');
+    // A block that ends gives its bytes back too, and is served.
+    const block = requestBlock('/echo');
+    const served = await RawClient.connect(port);
+    served.write(encodeFrame(1, 0x1, 1, block.subarray(0, 4)));
+    served.write(encodeFrame(9, 0x4, 1, block.subarray(4)));
+    await served.until(
+      (frames) => frames.some((f) => f.type === 1 && f.id === 1 && f.flags & 0x1),
+      'the trailers',
+    );
+    assert.equal(budget.inUse, 0);
+    served.destroy();
   });
 
   test("Envoy's resets of streams it got an answer on, and frames crossing a stream's end, are never a flood", async () => {

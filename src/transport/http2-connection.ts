@@ -150,6 +150,12 @@ export interface Http2Limits {
   idleTimeoutMs: number;
   /** Without the client's preface and first SETTINGS within this long, close; 0: never. */
   prefaceTimeoutMs: number;
+  /**
+   * A header block spread over CONTINUATION frames must end within this long, else GOAWAY(ENHANCE_YOUR_CALM); 0:
+   * never. While it is open nothing else may come on the connection, so a client that never ends one holds its
+   * buffered fragments and the connection for nothing until the idle timeout.
+   */
+  headerBlockTimeoutMs: number;
 }
 
 type FloodLimit = 'maxEarlyResets' | 'maxPings' | 'maxSettings' | 'maxStrayFrames' | 'maxEmptyFrames';
@@ -165,6 +171,7 @@ export const DEFAULT_HTTP2_LIMITS: Readonly<Http2Limits> = Object.freeze({
   writeHighWaterBytes: 1 << 20,
   idleTimeoutMs: 10 * 60_000,
   prefaceTimeoutMs: 10_000,
+  headerBlockTimeoutMs: 10_000,
 });
 
 /** The defaults with `limits` over them; throws a RangeError naming a limit that is not a whole number in range. */
@@ -190,6 +197,36 @@ export interface Http2ConnectionOptions {
   onError?: ((error: Error) => void) | undefined;
   /** Limits over `DEFAULT_HTTP2_LIMITS`; resolve them once with `resolveHttp2Limits` when many connections share them. */
   limits?: Partial<Http2Limits> | undefined;
+  /** Shared by a server's connections: the bytes of header blocks they are still receiving, all together. */
+  headerBlockBudget?: HeaderBlockBudget | undefined;
+}
+
+/**
+ * The bytes of unfinished multi-frame header blocks that all of a server's connections may hold at once. Each
+ * connection's block is bounded (128 KiB), but not the connections: thousands of clients each holding an unfinished
+ * block would hold hundreds of MB. A gateway's header blocks are a few KB and end in the frame that starts them, so
+ * only a client that cuts its blocks into frames ever takes from this.
+ */
+export class HeaderBlockBudget {
+  private used = 0;
+
+  constructor(readonly limitBytes: number) {}
+
+  /** Takes `bytes`, or returns false (and takes nothing) when that would pass the limit. */
+  take(bytes: number): boolean {
+    if (this.used + bytes > this.limitBytes) return false;
+    this.used += bytes;
+    return true;
+  }
+
+  release(bytes: number): void {
+    this.used -= bytes;
+  }
+
+  /** Bytes taken now. */
+  get inUse(): number {
+    return this.used;
+  }
 }
 
 /** The handler of a stream that is answered at once and whose request does not matter. */
@@ -392,6 +429,8 @@ export class Http2Connection {
   private paused = false;
   /** The preface timer, then the idle timer; and when a frame last came or the last stream closed. */
   private timer: NodeJS.Timeout | null = null;
+  /** Runs while a header block waits for CONTINUATION frames (`headerBlockTimeoutMs`). */
+  private headerBlockTimer: NodeJS.Timeout | null = null;
   private lastActive = 0;
 
   constructor(
@@ -609,8 +648,41 @@ export class Http2Connection {
       (flags & FLAG_PRIORITY) !== 0 &&
       (payload.readUInt32BE(flags & FLAG_PADDED ? 1 : 0) & 0x7fffffff) === id;
     if (flags & FLAG_END_HEADERS) return this.onHeaderBlock(flags, id, fragment, selfDependent);
+    this.takeHeaderBytes(fragment.length);
     this.continuing = { id, flags, fragments: [fragment], bytes: fragment.length, selfDependent };
+    if (this.limits.headerBlockTimeoutMs > 0) {
+      this.headerBlockTimer = setTimeout(this.headerBlockTimedOut, this.limits.headerBlockTimeoutMs).unref();
+    }
   }
+
+  /** Counts bytes of an unfinished header block against the server's budget (`HeaderBlockBudget`). */
+  private takeHeaderBytes(bytes: number): void {
+    const budget = this.options.headerBlockBudget;
+    if (!budget || budget.take(bytes)) return;
+    throw new ConnectionError(
+      Http2ErrorCode.ENHANCE_YOUR_CALM,
+      `unfinished header blocks of all connections over ${budget.limitBytes} bytes`,
+    );
+  }
+
+  /** Forgets the unfinished header block: stops its timer and gives its bytes back to the budget. */
+  private dropHeaderBlock(): void {
+    if (this.headerBlockTimer !== null) {
+      clearTimeout(this.headerBlockTimer);
+      this.headerBlockTimer = null;
+    }
+    if (this.continuing) this.options.headerBlockBudget?.release(this.continuing.bytes);
+    this.continuing = null;
+  }
+
+  private readonly headerBlockTimedOut = (): void => {
+    this.headerBlockTimer = null;
+    if (this.closing) return;
+    const reason = `a header block not ended within ${this.limits.headerBlockTimeoutMs} ms`;
+    this.options.onError?.(new Http2GoawayError('ENHANCE_YOUR_CALM', this.peer(), reason));
+    this.goAway(Http2ErrorCode.ENHANCE_YOUR_CALM, reason);
+    this.teardown();
+  };
 
   private onContinuation(flags: number, id: number, payload: Buffer): void {
     const continuing = this.continuing;
@@ -622,6 +694,7 @@ export class Http2Connection {
     }
     const last = (flags & FLAG_END_HEADERS) !== 0;
     if (payload.length === 0 && !last) this.count(this.emptyFrames, 'maxEmptyFrames');
+    this.takeHeaderBytes(payload.length);
     continuing.fragments.push(payload);
     continuing.bytes += payload.length;
     if (continuing.bytes > MAX_HEADER_BLOCK_BYTES) {
@@ -637,7 +710,7 @@ export class Http2Connection {
       );
     }
     if (!last) return;
-    this.continuing = null;
+    this.dropHeaderBlock();
     this.onHeaderBlock(
       continuing.flags,
       id,
@@ -903,6 +976,7 @@ export class Http2Connection {
   private teardown(): void {
     this.closing = true;
     this.stopTimer();
+    this.dropHeaderBlock();
     this.rest = null;
     const open = [...this.streams.values()];
     this.streams.clear();

@@ -11,8 +11,8 @@
  * can speak to it, so every byte is hostile until parsed: frames, HPACK blocks, gRPC framing and protobuf fields are
  * bounds-checked and a violation ends the stream or the connection with the RFC's error, never the process. What a
  * peer can make this server hold or do is bounded per connection (header-list size and frames, message size,
- * concurrent streams, queued writes, floods of resets, PINGs, SETTINGS, stray and empty frames, idle and preface
- * time: `Http2Limits`).
+ * concurrent streams, queued writes, floods of resets, PINGs, SETTINGS, stray and empty frames, idle, preface and
+ * header-block time: `Http2Limits`), and per server (connections open, unfinished header blocks held).
  * TLS, when on, is served without client authentication, as GIE's EPP does; authenticating the gateway is the
  * network policy's job. This folder imports nothing of the EPP: it knows streams and messages, not requests.
  */
@@ -59,6 +59,7 @@ export {
   Http2Connection,
   Http2ErrorCode,
   Http2GoawayError,
+  HeaderBlockBudget,
   resolveHttp2Limits,
   type Http2ConnectionOptions,
   type Http2Limits,
@@ -73,4 +74,5 @@ export {
   type ResponseEvents,
   type ResponseParserOptions,
 } from './http1-response.js';
+export { ConnectionLimitError } from './server-lifecycle.js';
 export { isLoopbackAddress, isLoopbackHostHeader, misdirectedHostMessage } from './loopback-host.js';

@@ -1,7 +1,8 @@
 /**
  * @module transport/server-lifecycle
  * Listening and graceful draining, the same for both gRPC servers (ours on node:net, and node:http2's): only how a
- * connection is told to finish and how the rest are dropped differ, so those are passed in.
+ * connection is told to finish and how the rest are dropped differ, so those are passed in. And the cap on
+ * connections both take from anyone who reaches the port.
  */
 import type { Server } from 'node:net';
 
@@ -40,4 +41,49 @@ export async function drainServer(
   const dropped = dropOpen();
   await closed;
   return { dropped };
+}
+
+export const DEFAULT_MAX_CONNECTIONS = 4096;
+/** Connections refused at the cap are reported at most twice in this time, with how many there were. */
+const DROP_REPORT_MS = 10_000;
+
+/** What a server that refused connections at its cap reports (through `onError`). */
+export class ConnectionLimitError extends Error {
+  constructor(
+    readonly dropped: number,
+    readonly limit: number,
+  ) {
+    super(
+      `refused ${dropped} connection(s): ${limit} were open (maxConnections); a gateway needs a few per worker ` +
+        'thread, so this is a client opening many, or a gateway fleet larger than the limit',
+    );
+  }
+}
+
+/**
+ * Caps the connections `server` holds at once (default 4,096): past it Node closes a new one as soon as it is
+ * accepted. Each costs about 11 KB idle (more with buffered frames), and anyone who reaches the port can open them.
+ * The first refusal is reported at once, those after it together once 10 s have passed.
+ */
+export function capConnections(
+  server: Server,
+  maxConnections = DEFAULT_MAX_CONNECTIONS,
+  onError?: (error: unknown) => void,
+): void {
+  server.maxConnections = maxConnections;
+  let unreported = 0;
+  let reportWindow: NodeJS.Timeout | null = null;
+  const report = () => {
+    onError?.(new ConnectionLimitError(unreported, maxConnections));
+    unreported = 0;
+  };
+  server.on('drop', () => {
+    unreported++;
+    if (reportWindow) return;
+    report();
+    reportWindow = setTimeout(() => {
+      reportWindow = null;
+      if (unreported > 0) report();
+    }, DROP_REPORT_MS).unref();
+  });
 }
