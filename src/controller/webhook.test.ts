@@ -1,7 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AdmissionReview, ConversionReview, WebhookEngine } from './webhook.js';
-import { reviewAdmission, reviewConfigDeletion, reviewConversion } from './webhook.js';
+import { reviewAdmission, reviewConfigDeletion, reviewConversion, startWebhookServer } from './webhook.js';
+import { connect as netConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { selfSignedKeyPair } from '../certs/index.js';
 
 const engine: WebhookEngine = {
   validate: (o) =>
@@ -87,4 +90,46 @@ test('a config deletion whose users cannot be looked up is allowed with a warnin
   const response = reviewConfigDeletion(deletion(), new Error('connection refused')).response!;
   assert.equal(response.allowed, true);
   assert.match(response.warnings![0]!, /could not check .*sys\/shared \(connection refused\)/);
+});
+
+test('the webhook server bounds connections: per client address, and silent ones are closed', async () => {
+  const pair = selfSignedKeyPair('webhook-test');
+  const server = await startWebhookServer({
+    engine,
+    cert: pair.cert.toString(),
+    key: pair.key.toString(),
+    host: '127.0.0.1',
+    port: 0,
+    connectionLimits: { maxConnectionsPerAddress: 2 },
+    idleTimeoutMs: 300,
+  });
+  /** A TLS connection that sends nothing: when it closed (ms after it opened), or 'open' after `waitMs`. */
+  const silent = (localAddress: string, waitMs: number) =>
+    new Promise<number | 'open'>((resolve) => {
+      const started = Date.now();
+      const tcp = netConnect({ host: '127.0.0.1', port: server.port, localAddress });
+      const socket = tlsConnect({ socket: tcp, rejectUnauthorized: false });
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(Date.now() - started));
+      setTimeout(() => {
+        resolve('open');
+        socket.destroy();
+      }, waitMs).unref();
+    });
+  try {
+    const [first, second, third] = await Promise.all([
+      silent('127.0.0.1', 2000),
+      silent('127.0.0.1', 2000),
+      // Opened a moment later, while the two hold the address's slots.
+      new Promise((resolve) => setTimeout(resolve, 100)).then(() => silent('127.0.0.1', 2000)),
+    ]);
+    // The third was refused at once; the two were closed for silence after about 300 ms.
+    assert.ok(typeof third === 'number' && third < 100, `third: ${third}`);
+    for (const held of [first, second])
+      assert.ok(typeof held === 'number' && held >= 250 && held < 1500, `${held}`);
+    // Another address is not held back by this one's.
+    assert.equal(typeof (await silent('127.0.0.2', 2000)), 'number');
+  } finally {
+    await server.close();
+  }
 });

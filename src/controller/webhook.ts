@@ -10,7 +10,12 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { FieldProblem } from '../errors/index.js';
 import { formatProblem } from '../errors/index.js';
-import { readRequestBody, type BodyBudget } from '../transport/index.js';
+import {
+  limitConnections,
+  readRequestBody,
+  type BodyBudget,
+  type ConnectionLimits,
+} from '../transport/index.js';
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -202,6 +207,10 @@ export async function startWebhookServer(options: {
   host?: string;
   port?: number;
   logger?: Logger;
+  /** Connections open at once (default 1,024 in all, 256 from one client address). */
+  connectionLimits?: ConnectionLimits;
+  /** A connection silent this long is closed (default 20 s). */
+  idleTimeoutMs?: number;
 }): Promise<WebhookServer> {
   const budget: BodyBudget = { used: 0, limit: BUFFERED_BODY_LIMIT };
   const server = https.createServer(
@@ -211,6 +220,7 @@ export async function startWebhookServer(options: {
       // The API server gives a webhook at most 30 s; a client slower than that is not the API server.
       headersTimeout: 10_000,
       requestTimeout: 30_000,
+      handshakeTimeout: 10_000,
     },
     (req, res) => {
       const reply = (status: number, body: unknown): void => {
@@ -264,6 +274,14 @@ export async function startWebhookServer(options: {
       );
     },
   );
+  // Anyone who can reach the Service can open connections, and each idle TLS connection costs about 50 KB: at most
+  // 1,024 at once, 256 from one client address (the API server's calls come from its own), and one silent for 20 s
+  // is closed — before, 2,000 connections that sent nothing after the handshake stayed open, unbounded in number.
+  // (Not 30 s: on Node 20 with these request timeouts, a 30 s inactivity timeout did not fire within 40 s.)
+  limitConnections(server, { maxConnections: 1024, ...options.connectionLimits }, (error) =>
+    options.logger?.warn({ err: (error as Error).message }, 'webhook connections refused'),
+  );
+  server.timeout = options.idleTimeoutMs ?? 20_000;
   async function answerConfigDeletion(review: AdmissionReview): Promise<AdmissionReview> {
     const { namespace, name } = review.request ?? {};
     if (!options.configUsers || !namespace || !name) return reviewConfigDeletion(review, []);

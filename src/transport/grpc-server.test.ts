@@ -6,7 +6,8 @@
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect as connectHttp2, constants, type ClientHttp2Session } from 'node:http2';
-import { connect as connectTcp } from 'node:net';
+import { connect as connectTcp, type Socket } from 'node:net';
+import { selfSignedKeyPair } from '../certs/index.js';
 import { ConnectionLimitError } from './server-lifecycle.js';
 import {
   createGrpcServer,
@@ -647,43 +648,60 @@ describe('gRPC server drain', () => {
   });
 });
 
-describe('gRPC server connection cap', () => {
-  test('past maxConnections a new connection is closed at once and reported once, with the count; the open ones serve on', async () => {
-    const errors: unknown[] = [];
-    const calls: CallLog[] = [];
-    const server = createGrpcServer({
-      methods: { '/test.Echo/Chat': chatMethod(calls, true) },
-      maxMessageBytes: MAX_MESSAGE_BYTES,
-      maxConnections: 2,
-      onError: (error) => errors.push(error),
+describe('gRPC server connection limits', () => {
+  /** A connection from `localAddress`: resolves 'closed' if the server closes it at once, 'open' if not within 200 ms. */
+  const attempt = (port: number, localAddress: string) =>
+    new Promise<{ socket: Socket; state: 'closed' | 'open' }>((resolve) => {
+      const socket = connectTcp({ port, host: '127.0.0.1', localAddress });
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve({ socket, state: 'closed' }));
+      socket.on('connect', () => setTimeout(() => resolve({ socket, state: 'open' }), 200).unref());
     });
-    const port = await server.listen('127.0.0.1', 0);
-    const open = [0, 1].map(() => connectHttp2(`http://127.0.0.1:${port}`));
-    await Promise.all(open.map((session) => new Promise((resolve) => session.once('connect', resolve))));
-    const closedAtOnce = () =>
-      new Promise<string>((resolve) => {
-        const socket = connectTcp(port, '127.0.0.1');
-        socket.on('error', (error) => resolve(error.message));
-        socket.on('close', () => resolve('closed'));
+
+  for (const tls of [false, true]) {
+    test(`one client address may hold maxConnectionsPerAddress, all of them maxConnections; refusals are reported with their count${tls ? ' (TLS)' : ''}`, async () => {
+      const errors: unknown[] = [];
+      const calls: CallLog[] = [];
+      const server = createGrpcServer({
+        methods: { '/test.Echo/Chat': chatMethod(calls, true) },
+        maxMessageBytes: MAX_MESSAGE_BYTES,
+        maxConnections: 3,
+        maxConnectionsPerAddress: 2,
+        onError: (error) => errors.push(error),
+        ...(tls ? { tls: selfSignedKeyPair('grpc-test') } : {}),
       });
-    assert.equal(await closedAtOnce(), 'closed');
-    assert.equal(await closedAtOnce(), 'closed');
-    const limits = errors.filter((e) => e instanceof ConnectionLimitError);
-    // The first refusal at once; the second waits for the report window.
-    assert.equal(limits.length, 1);
-    assert.equal(limits[0]!.limit, 2);
-    assert.match(limits[0]!.message, /refused 1 connection\(s\): 2 were open \(maxConnections\)/);
-    const call = open[0]!.request({
-      ':method': 'POST',
-      ':path': '/test.Echo/Chat',
-      'content-type': 'application/grpc',
+      const port = await server.listen('127.0.0.1', 0);
+      const held: Socket[] = [];
+      const state = async (address: string) => {
+        const { socket, state } = await attempt(port, address);
+        held.push(socket);
+        return state;
+      };
+      assert.deepEqual([await state('127.0.0.1'), await state('127.0.0.1')], ['open', 'open']);
+      // A third from the same address is refused; another address still gets in.
+      assert.equal(await state('127.0.0.1'), 'closed');
+      assert.equal(await state('127.0.0.1'), 'closed');
+      assert.equal(await state('127.0.0.2'), 'open');
+      // The server's cap: 3 open.
+      assert.equal(await state('127.0.0.3'), 'closed');
+      const limits = errors.filter((e) => e instanceof ConnectionLimitError);
+      // Each kind's first refusal at once; the next waits for its report window.
+      assert.deepEqual(
+        limits.map((e) => e.message),
+        [
+          'refused 1 connection(s) from 127.0.0.1: 2 were open from that address (maxConnectionsPerAddress); a ' +
+            'gateway needs a few per worker thread, so this is a client opening many',
+          'refused 1 connection(s): 3 were open (maxConnections)',
+        ],
+      );
+      // A closed connection frees its address's slot.
+      held[0]!.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(await state('127.0.0.1'), 'open');
+      for (const socket of held) socket.destroy();
+      await server.close();
     });
-    call.write(frame('still here'));
-    await waitForCall(calls, 1, 'message:still here');
-    call.destroy();
-    for (const session of open) session.destroy();
-    await server.close();
-  });
+  }
 });
 
 async function waitForCall(calls: CallLog[], count: number, event: string): Promise<void> {

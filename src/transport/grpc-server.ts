@@ -11,7 +11,7 @@
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { encodeHeaderBlock } from './hpack.js';
-import { capConnections, drainServer, listenAndReadPort } from './server-lifecycle.js';
+import { limitConnections, drainServer, listenAndReadPort } from './server-lifecycle.js';
 import {
   Http2Connection,
   IGNORE_STREAM,
@@ -76,11 +76,9 @@ export interface GrpcServerOptions {
   onError?: (error: unknown) => void;
   /** Each connection's HTTP/2 limits, over `DEFAULT_HTTP2_LIMITS`. */
   http2Limits?: Partial<Http2Limits> | undefined;
-  /**
-   * Connections open at once (default 4,096); past it a new one is closed as soon as it is accepted. Each costs
-   * about 11 KB idle, and anyone who can reach the port can open them. A gateway opens a few per worker thread.
-   */
+  /** Connections open at once, in all and from one client address (`ConnectionLimits`). */
   maxConnections?: number | undefined;
+  maxConnectionsPerAddress?: number | undefined;
   /** Bytes of unfinished multi-frame header blocks all connections may hold together (default 16 MiB). */
   headerBlockBudgetBytes?: number | undefined;
 }
@@ -121,6 +119,8 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     ),
   };
   const serve = (socket: Socket): void => {
+    // Refused at a connection limit.
+    if (socket.destroyed) return;
     socket.setNoDelay(true);
     const connection = new Http2Connection(socket, connectionOptions);
     connections.add(connection);
@@ -131,7 +131,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcServer {
     : createTcpServer(serve);
   // A failed TLS handshake concerns that client only.
   server.on('tlsClientError', (error: Error) => options.onError?.(error));
-  capConnections(server, options.maxConnections, options.onError);
+  limitConnections(server, options, options.onError);
   return {
     listen(host, port) {
       return listenAndReadPort(server, host, port);

@@ -74,5 +74,5 @@ export {
   type ResponseEvents,
   type ResponseParserOptions,
 } from './http1-response.js';
-export { ConnectionLimitError } from './server-lifecycle.js';
+export { ConnectionLimitError, limitConnections, type ConnectionLimits } from './server-lifecycle.js';
 export { isLoopbackAddress, isLoopbackHostHeader, misdirectedHostMessage } from './loopback-host.js';

@@ -26,7 +26,7 @@ import {
   type GrpcServerOptions,
 } from './grpc-server.js';
 import { resolveHttp2Limits } from './http2-connection.js';
-import { capConnections, drainServer, listenAndReadPort } from './server-lifecycle.js';
+import { limitConnections, drainServer, listenAndReadPort } from './server-lifecycle.js';
 
 /** The first Node with `streamResetBurst`/`streamResetRate` (see the module comment). */
 export const NODE_TRANSPORT_MIN_VERSION = '22.10.0';
@@ -101,7 +101,7 @@ export function createNodeGrpcServer(options: NodeGrpcServerOptions): GrpcServer
     stream.once('close', () => openStreams.delete(stream));
     serveStream(stream, headers, options);
   });
-  capConnections(server, options.maxConnections, options.onError);
+  limitConnections(server, options, options.onError);
   server.on('sessionError', (error) => options.onError?.(error));
   server.on('tlsClientError', (error: Error) => options.onError?.(error));
   return {
