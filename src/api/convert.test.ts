@@ -26,6 +26,20 @@ const v1alpha1 = {
 };
 
 describe('conversion v1alpha1 ⇄ v1alpha2', () => {
+  it('refuses a hand-written target-ports annotation that is not a JSON array of ports, naming it', () => {
+    for (const text of ['garbage', '5', '{"number":1}', '[1]', '[null]']) {
+      const annotated = {
+        ...v1alpha1,
+        metadata: { ...v1alpha1.metadata, annotations: { 'serving.kserve.io/v1alpha2-target-ports': text } },
+      };
+      assert.throws(
+        () => convertObject(annotated, 'v1alpha2'),
+        /metadata\.annotations\["serving\.kserve\.io\/v1alpha2-target-ports"\]: expected a JSON array of target ports/,
+        text,
+      );
+    }
+  });
+
   it('moves criticality to an annotation and the pool to the GIE v1 shape', () => {
     const v2 = convertObject(v1alpha1, 'v1alpha2') as unknown as Loose;
     assert.equal(v2.apiVersion, 'serving.kserve.io/v1alpha2');

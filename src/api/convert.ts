@@ -35,13 +35,32 @@ function withAnnotation(metadata: Json, key: string, value: string | undefined):
   return out;
 }
 
+/**
+ * The target ports a v1alpha2 round trip kept in the annotation. Anyone who writes the object can write it, so
+ * anything but a JSON array of objects is refused with the annotation's name (the write fails, nothing else).
+ */
+function parseExtraPorts(text: string): Json[] {
+  let ports: unknown;
+  try {
+    ports = JSON.parse(text);
+  } catch (error) {
+    ports = error;
+  }
+  if (!Array.isArray(ports) || !ports.every(isObject)) {
+    throw new Error(
+      `metadata.annotations["${EXTRA_PORTS_ANNOTATION}"]: expected a JSON array of target ports such as ` +
+        `[{"number":8001}], got ${JSON.stringify(text.slice(0, 80))}; remove the annotation or fix it`,
+    );
+  }
+  return ports;
+}
+
 function poolSpecToV1(spec: Json, extraPorts: string | undefined): Json {
   const { selector, targetPortNumber, extensionRef, ...rest } = spec;
   const out: Json = { ...rest };
   if (isObject(selector)) out['selector'] = { matchLabels: selector };
   if (typeof targetPortNumber === 'number') {
-    const extra = extraPorts ? (JSON.parse(extraPorts) as Json[]) : [];
-    out['targetPorts'] = [{ number: targetPortNumber }, ...extra];
+    out['targetPorts'] = [{ number: targetPortNumber }, ...(extraPorts ? parseExtraPorts(extraPorts) : [])];
   }
   if (isObject(extensionRef)) {
     const { portNumber, ...ref } = extensionRef;
