@@ -1,8 +1,8 @@
 /**
  * @module transport/server-lifecycle
  * Listening and graceful draining, the same for both gRPC servers (ours on node:net, and node:http2's): only how a
- * connection is told to finish and how the rest are dropped differ, so those are passed in. And the cap on
- * connections both take from anyone who reaches the port.
+ * connection is told to finish and how the rest are dropped differ, so those are passed in. And the connection
+ * limits all our servers apply, since anyone who reaches a port can open connections.
  */
 import type { Server, Socket } from 'node:net';
 
