@@ -64,6 +64,15 @@ export function register(program: Command): void {
     .option('--failure-kinds <kinds...>', 'server_error, rate_limit, unavailable', list)
     .addOption(n('--stall-rate', 'fraction of streams that stall before their first token', d.stallRate))
     .addOption(n('--stall-ms', 'length of a stall in modelled milliseconds', d.stallMs))
+    .addOption(n('--max-connections', 'most client connections open at once', d.maxConnections))
+    .addOption(n('--headers-timeout-ms', 'time a client has to send a request head', d.headersTimeoutMs))
+    .addOption(
+      n(
+        '--request-timeout-ms',
+        'time a client has to send a whole request, body included',
+        d.requestTimeoutMs,
+      ),
+    )
     .action(async (flags: Partial<SimulatorOptions>) => {
       const simulator = await startSimulator(flags);
       const o = simulator.options;

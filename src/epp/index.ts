@@ -21,7 +21,6 @@ export {
   type EndpointPickerConfig,
 } from './config.js';
 export { parseEndpointList, Datastore, type EndpointSpec } from './datastore.js';
-export { jsonShapeProblem, MAX_JSON_CONTAINERS, MAX_JSON_DEPTH } from './json-shape.js';
 export {
   decide,
   emptyModelDirectory,

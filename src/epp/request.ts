@@ -4,7 +4,7 @@
  * `RequestError` carrying the HTTP status and OpenAI error type the gateway should answer with.
  */
 
-import { jsonShapeProblem } from './json-shape.js';
+import { jsonShapeProblem } from '../transport/index.js';
 
 /** A request the EPP refuses, answered as an OpenAI-style error. */
 export class RequestError extends Error {

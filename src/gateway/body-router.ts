@@ -21,9 +21,10 @@ import {
   setHeaderOption,
   type GrpcCall,
   type GrpcCallHandlers,
+  jsonShapeProblem,
   type GrpcServer,
 } from '../transport/index.js';
-import { DEFAULT_BODY_LIMIT, jsonShapeProblem } from '../epp/index.js';
+import { DEFAULT_BODY_LIMIT } from '../epp/index.js';
 import { openAiErrorJson } from './openai-error.js';
 
 export const MODEL_NAME_HEADER = 'x-gateway-model-name';

@@ -53,6 +53,26 @@ describe('parseGenerationRequest', () => {
       body: { messages: [{ role: 'user', content: [{ type: 'image_url' }] }] },
       param: 'messages[0].content',
     },
+    { name: 'logprobs 21', endpoint: 'completion', body: { prompt: 'x', logprobs: 21 }, param: 'logprobs' },
+    {
+      name: 'logprobs as a number in a chat',
+      endpoint: 'chat',
+      body: { messages: [{ role: 'user', content: 'x' }], logprobs: 5 },
+      param: 'logprobs',
+    },
+    {
+      name: 'top_logprobs -1',
+      endpoint: 'chat',
+      body: { messages: [{ role: 'user', content: 'x' }], top_logprobs: -1 },
+      param: 'top_logprobs',
+    },
+    { name: 'a numeric stop', endpoint: 'completion', body: { prompt: 'x', stop: 3 }, param: 'stop' },
+    {
+      name: 'a stop list with a number',
+      endpoint: 'completion',
+      body: { prompt: 'x', stop: ['a', 1] },
+      param: 'stop',
+    },
     {
       name: 'max_completion_tokens -1',
       endpoint: 'chat',
@@ -98,6 +118,33 @@ describe('parseGenerationRequest', () => {
 
   it('accepts token ids as a prompt', () => {
     assert.equal(parseGenerationRequest('completion', { prompt: [1, 2, 3] }).prompt, ' 1 2 3');
+  });
+
+  it('accepts the stop and logprobs vLLM accepts', () => {
+    for (const extra of [
+      { stop: 'x', logprobs: 0 },
+      { stop: ['a', 'b'], logprobs: 20 },
+      { stop: null, logprobs: null },
+    ])
+      assert.equal(parseGenerationRequest('completion', { prompt: 'x', ...extra }).prompt, 'x');
+    const chat = { messages: [{ role: 'user', content: 'x' }], logprobs: true, top_logprobs: 20 };
+    assert.equal(parseGenerationRequest('chat', chat).endpoint, 'chat');
+  });
+
+  it('refuses more token ids than the context holds before turning them into text', () => {
+    assert.throws(
+      () => parseGenerationRequest('completion', { prompt: Array(33).fill(7), max_tokens: 2 }, 32),
+      (error: unknown) =>
+        error instanceof ApiError &&
+        /maximum context length is 32 tokens.*33 in the messages/.test(error.message),
+    );
+  });
+
+  it('quotes at most a few dozen characters of a wrong value', () => {
+    assert.throws(
+      () => parseGenerationRequest('completion', { prompt: 'x', max_tokens: 'y'.repeat(1_000_000) }),
+      (error: unknown) => error instanceof ApiError && error.message.length < 200 && /y…/.test(error.message),
+    );
   });
 
   it('shapes errors as vLLM does', () => {

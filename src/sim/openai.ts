@@ -9,12 +9,20 @@ export class ApiError extends Error {
   readonly status: number;
   readonly type: string;
   readonly param: string | null;
+  /** Response headers to send with it (`retry-after`). */
+  readonly headers: Readonly<Record<string, string>>;
 
-  constructor(status: number, message: string, param: string | null = null) {
+  constructor(
+    status: number,
+    message: string,
+    param: string | null = null,
+    headers: Readonly<Record<string, string>> = {},
+  ) {
     super(message);
     this.status = status;
     this.type = errorType(status);
     this.param = param;
+    this.headers = headers;
   }
 
   body(): { error: { message: string; type: string; param: string | null; code: number } } {
@@ -34,6 +42,8 @@ function errorType(status: number): string {
       return 'MethodNotAllowedError';
     case 413:
       return 'RequestTooLargeError';
+    case 421:
+      return 'MisdirectedRequestError';
     case 429:
       return 'RateLimitError';
     case 503:
@@ -60,6 +70,27 @@ export interface GenerationRequest {
 
 type Json = Record<string, unknown>;
 
+/** Characters of a client's value an error message quotes: the value may be as large as the body. */
+const quoteLimit = 80;
+
+/**
+ * Text as an error message quotes it, cut to a few dozen characters.
+ * @example truncated('m'.repeat(1000)) // the first 80 characters, then '…'
+ */
+export function truncated(text: string): string {
+  return text.length > quoteLimit ? `${text.slice(0, quoteLimit)}…` : text;
+}
+
+/** A client's value as an error message quotes it: JSON, cut short (a long string is cut before it is encoded). */
+function quoted(value: unknown): string {
+  const short =
+    typeof value === 'string' && value.length > quoteLimit ? value.slice(0, quoteLimit + 1) : value;
+  return truncated(JSON.stringify(short) ?? String(value));
+}
+
+/** vLLM's default `--max-logprobs`: the most log probabilities a request may ask for per token. */
+const maxLogprobs = 20;
+
 function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -68,9 +99,13 @@ const chatRoles = new Set(['system', 'developer', 'user', 'assistant', 'tool', '
 
 /**
  * Checks a request body the way vLLM does and returns the generation request, or throws a 400 {@link ApiError}
- * naming the field.
+ * naming the field. A list of token ids longer than `maxModelLen` is refused before it is turned into text.
  */
-export function parseGenerationRequest(endpoint: Endpoint, body: unknown): GenerationRequest {
+export function parseGenerationRequest(
+  endpoint: Endpoint,
+  body: unknown,
+  maxModelLen = Number.POSITIVE_INFINITY,
+): GenerationRequest {
   if (!isObject(body)) throw new ApiError(400, 'The request body must be a JSON object.');
   const model = body['model'];
   if (model !== undefined && model !== null && typeof model !== 'string')
@@ -99,12 +134,17 @@ export function parseGenerationRequest(endpoint: Endpoint, body: unknown): Gener
     if (typeof value !== 'number' || !(value >= min && value <= max))
       throw new ApiError(
         400,
-        `\`${field}\` must be a number from ${min} to ${max}, got ${JSON.stringify(value)}.`,
+        `\`${field}\` must be a number from ${min} to ${max}, got ${quoted(value)}.`,
         field,
       );
   }
+  checkStop(body['stop']);
+  checkLogprobs(body, endpoint);
   const maxTokens = readMaxTokens(body, endpoint);
-  const prompt = endpoint === 'chat' ? chatPrompt(body['messages']) : completionPrompt(body['prompt']);
+  const prompt =
+    endpoint === 'chat'
+      ? chatPrompt(body['messages'])
+      : completionPrompt(body['prompt'], maxModelLen, maxTokens ?? 1);
   return {
     endpoint,
     model: typeof model === 'string' ? model : undefined,
@@ -121,17 +161,44 @@ function readMaxTokens(body: Json, endpoint: Endpoint): number | undefined {
     const value = body[field];
     if (value === undefined || value === null) continue;
     if (typeof value !== 'number' || !Number.isInteger(value) || value < 1)
-      throw new ApiError(400, `\`${field}\` must be an integer >= 1, got ${JSON.stringify(value)}.`, field);
+      throw new ApiError(400, `\`${field}\` must be an integer >= 1, got ${quoted(value)}.`, field);
     return value;
   }
   return undefined;
 }
 
-function completionPrompt(prompt: unknown): string {
+/** The simulator does not stop on anything but its length, but a `stop` vLLM would refuse is refused. */
+function checkStop(stop: unknown): void {
+  if (stop === undefined || stop === null || typeof stop === 'string') return;
+  if (Array.isArray(stop) && stop.every((s) => typeof s === 'string')) return;
+  throw new ApiError(400, `\`stop\` must be a string or a list of strings, got ${quoted(stop)}.`, 'stop');
+}
+
+/** Log probabilities are not produced (`logprobs: null`), but a request for more than vLLM allows is refused. */
+function checkLogprobs(body: Json, endpoint: Endpoint): void {
+  const inRange = (value: unknown): boolean =>
+    typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= maxLogprobs;
+  const counted = endpoint === 'chat' ? 'top_logprobs' : 'logprobs';
+  const count = body[counted];
+  if (count !== undefined && count !== null && !inRange(count))
+    throw new ApiError(
+      400,
+      `\`${counted}\` must be an integer from 0 to ${maxLogprobs}, got ${quoted(count)}.`,
+      counted,
+    );
+  const flag = body['logprobs'];
+  if (endpoint === 'chat' && flag !== undefined && flag !== null && typeof flag !== 'boolean')
+    throw new ApiError(400, `\`logprobs\` must be a boolean, got ${quoted(flag)}.`, 'logprobs');
+}
+
+function completionPrompt(prompt: unknown, maxModelLen: number, maxTokens: number): string {
   if (typeof prompt === 'string') {
     if (!prompt) throw new ApiError(400, '`prompt` must not be empty.', 'prompt');
     return prompt;
   }
+  // Millions of token ids would become millions of strings before the context length refused them.
+  if (Array.isArray(prompt) && prompt.length > maxModelLen && Number.isInteger(prompt[0]))
+    throw contextLengthError(maxModelLen, prompt.length, maxTokens);
   if (Array.isArray(prompt) && prompt.length > 0) {
     // A list of token ids is one prompt; the simulator treats each id as one token.
     if (prompt.every((t) => Number.isInteger(t) && (t as number) >= 0))

@@ -42,6 +42,15 @@ describe('simulator options', () => {
     );
   });
 
+  it('refuses a request timeout shorter than the headers timeout', () => {
+    assert.throws(
+      () => resolveSimulatorOptions({ headersTimeoutMs: 5000, requestTimeoutMs: 1000 }),
+      (error: unknown) =>
+        error instanceof ValidationError && error.problems.some((p) => p.path === '--request-timeout-ms'),
+    );
+    assert.throws(() => resolveSimulatorOptions({ maxConnections: 0 }), ValidationError);
+  });
+
   it('spells option names as flags', () => {
     assert.equal(flagName('maxNumBatchedTokens'), '--max-num-batched-tokens');
   });

@@ -82,6 +82,12 @@ export interface SimulatorOptions extends PerformanceOptions {
   stallRate: number;
   /** Length of a stall, in modelled milliseconds. */
   stallMs: number;
+  /** Most client connections open at once; past it Node closes each new one as soon as it is accepted. */
+  maxConnections: number;
+  /** Wall milliseconds a client has to send a request's head (slow-header clients are cut off). */
+  headersTimeoutMs: number;
+  /** Wall milliseconds a client has to send a whole request, head and body (slow bodies are cut off). */
+  requestTimeoutMs: number;
 }
 
 export const defaultSimulatorOptions: Readonly<SimulatorOptions> = Object.freeze({
@@ -101,6 +107,11 @@ export const defaultSimulatorOptions: Readonly<SimulatorOptions> = Object.freeze
   failureKinds: ['server_error'],
   stallRate: 0,
   stallMs: 2000,
+  // Bounds on what clients can hold: a gateway keeps a few hundred connections to one model server at most, and sends
+  // a request in milliseconds.
+  maxConnections: 4096,
+  headersTimeoutMs: 30_000,
+  requestTimeoutMs: 60_000,
   // Defaults shaped like an 8B model on one data-centre GPU: ~10k prefill tokens/s, ~10 ms ITL alone, ~40 ms at 128.
   maxNumSeqs: 256,
   maxNumBatchedTokens: 2048,
@@ -152,6 +163,9 @@ const positiveIntegers = [
   'maxModelLen',
   'defaultMaxTokens',
   'maxLoras',
+  'maxConnections',
+  'headersTimeoutMs',
+  'requestTimeoutMs',
 ] as const;
 const nonNegativeNumbers = [
   'stepOverheadMs',
@@ -210,6 +224,8 @@ export function resolveSimulatorOptions(options: Partial<SimulatorOptions> = {})
     if (!['server_error', 'rate_limit', 'unavailable'].includes(kind))
       problem('failureKinds', `'${kind}' is not one of server_error, rate_limit, unavailable`);
   }
+  if (resolved.requestTimeoutMs < resolved.headersTimeoutMs)
+    problem('requestTimeoutMs', `must be at least --headers-timeout-ms (${resolved.headersTimeoutMs})`);
   if (!resolved.model) problem('model', 'must not be empty');
   if (resolved.maxNumBatchedTokens < resolved.maxNumSeqs)
     problem('maxNumBatchedTokens', `must be at least --max-num-seqs (${resolved.maxNumSeqs})`);

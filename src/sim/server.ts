@@ -3,10 +3,25 @@
  * The simulator's HTTP edge on `node:http`: routes, body reading, streaming, the prefill call of a decode endpoint,
  * failure injection and metrics recording. Everything it decides comes from the pure parts (`openai.ts`,
  * `performance-model.ts`, `tokens.ts`); this file only moves bytes and keeps time.
+ *
+ * Anyone who reaches the port is a client, so what a client can make it hold is bounded: connections
+ * (`maxConnections`), the time to send a request (`headersTimeoutMs`, `requestTimeoutMs`), each body and the bodies
+ * being received all together, the shape of a body's JSON, a prompt's length before it is tokenized, pipelined
+ * requests (served one at a time, as vLLM's server does), and a stream's unsent events (written as its client reads).
+ * Listening on loopback, it answers only requests addressed to a loopback name, so a web page whose name was rebound
+ * to 127.0.0.1 cannot use it (DNS rebinding).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { request as undiciRequest } from 'undici';
+import {
+  isLoopbackAddress,
+  isLoopbackHostHeader,
+  jsonShapeProblem,
+  misdirectedHostMessage,
+  readRequestBody,
+  type BodyBudget,
+} from '../transport/index.js';
 import { EngineLoop } from './engine-loop.js';
 import { SimulatorMetrics } from './metrics.js';
 import {
@@ -15,6 +30,7 @@ import {
   contextLengthError,
   parseGenerationRequest,
   streamChunk,
+  truncated,
   usage,
   usageChunk,
   type Endpoint,
@@ -29,7 +45,8 @@ import {
 } from './options.js';
 import { EngineRejection } from './performance-model.js';
 import { normalizeHostPort, prefillRefusal } from './prefill-allow-list.js';
-import { blockHashes, hash32, outputTokens, seededRandom, tokenize } from './tokens.js';
+import { SseStream } from './sse-stream.js';
+import { blockHashes, countTokens, hash32, outputTokenSource, seededRandom, tokenize } from './tokens.js';
 
 /** A running simulator. */
 export interface RunningSimulator {
@@ -51,7 +68,15 @@ export const podHeader = 'x-inference-pod';
 /** The response header a decode endpoint adds to name the prefill endpoint it used. */
 export const prefillPodHeader = 'x-prefiller-pod';
 
-const maxBodyBytes = 32 * 1024 * 1024;
+/** Largest request body: the EPP's and the builtin gateway's default limit, so whatever they pass on fits. */
+const maxBodyBytes = 16 * 1024 * 1024;
+/**
+ * Request-body bytes buffered over every request still receiving its body: four of the largest at once, or thousands
+ * of real ones (a few kilobytes each). Past it a request is answered 503 unread.
+ */
+const bodyBudgetBytes = 4 * maxBodyBytes;
+/** Pipelined requests one connection may queue behind the one being served; more closes the connection. */
+const maxQueuedPipelinedRequests = 16;
 
 /**
  * Starts a simulator on loopback (or `options.host`) and resolves once it listens.
@@ -63,9 +88,17 @@ const maxBodyBytes = 32 * 1024 * 1024;
  */
 export async function startSimulator(input: Partial<SimulatorOptions> = {}): Promise<RunningSimulator> {
   const options = resolveSimulatorOptions(input);
-  const server = createServer();
-  // Keep-alive connections from the gateway and the bench are the common case; keep them longer than Node's 5 s.
-  server.keepAliveTimeout = 65_000;
+  const server = createServer({
+    // Keep-alive connections from the gateway and the bench are the common case; keep them longer than Node's 5 s.
+    keepAliveTimeout: 65_000,
+    headersTimeout: options.headersTimeoutMs,
+    requestTimeout: options.requestTimeoutMs,
+    // Node checks the two timeouts above on this interval (30 s by default, which would let a short one run for 30).
+    connectionsCheckingInterval: Math.max(100, Math.min(1000, options.headersTimeoutMs / 4)),
+    maxHeaderSize: 16 * 1024,
+  });
+  // Past it Node closes each new connection as soon as it is accepted.
+  server.maxConnections = options.maxConnections;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
@@ -99,12 +132,18 @@ class Simulator {
   private readonly created = Math.floor(Date.now() / 1000);
   private readonly open = new Set<ServerResponse>();
   private readonly prefillAllowList: ReadonlySet<string>;
+  private readonly bodyBudget: BodyBudget = { used: 0, limit: bodyBudgetBytes };
+  /** On loopback only this machine connects, but a browser on it can be led there under any name. */
+  private readonly loopbackOnly: boolean;
+  /** Pipelined requests waiting for their turn, per connection. */
+  private readonly queuedOn = new WeakMap<Socket, number>();
   private counter = 0;
   private closing = false;
 
   constructor(options: SimulatorOptions, podName: string) {
     this.options = options;
     this.podName = podName;
+    this.loopbackOnly = isLoopbackAddress(options.host);
     this.engine = new EngineLoop(options, options.timeScale);
     this.loras = new Set(parseLoraModules(options.loraModules).map((l) => l.name));
     this.baseNames = new Set([options.model, ...options.servedModelNames]);
@@ -124,11 +163,38 @@ class Simulator {
 
   handle(req: IncomingMessage, res: ServerResponse): void {
     res.setHeader(podHeader, this.podName);
+    // Checked before anything is read or run, as the builtin gateway does.
+    if (this.loopbackOnly && !isLoopbackHostHeader(req.headers.host)) {
+      const message = misdirectedHostMessage(req.headers.host, 'this simulator', this.options.host);
+      return sendError(req, res, new ApiError(421, message));
+    }
+    // Node parses pipelined requests at once and answers them in order, but would run them all at the same time,
+    // each buffering its answer behind the first: they are served one after another instead, as uvicorn serves vLLM.
+    if (res.socket === null) return this.serveInTurn(req, res);
+    this.serve(req, res);
+  }
+
+  private serve(req: IncomingMessage, res: ServerResponse): void {
     const requestId = req.headers['x-request-id'];
     if (typeof requestId === 'string') res.setHeader('x-request-id', requestId);
     this.route(req, res).catch((error: unknown) => {
-      if (error instanceof ApiError) return sendError(res, error);
-      sendError(res, new ApiError(500, `internal error: ${(error as Error).message}`));
+      if (error instanceof ApiError) return sendError(req, res, error);
+      sendError(req, res, new ApiError(500, `internal error: ${(error as Error).message}`));
+    });
+  }
+
+  /** Serves a pipelined request once the answers before it are out; a connection queueing too many is closed. */
+  private serveInTurn(req: IncomingMessage, res: ServerResponse): void {
+    const socket = req.socket;
+    const queued = (this.queuedOn.get(socket) ?? 0) + 1;
+    if (queued > maxQueuedPipelinedRequests) {
+      socket.destroy();
+      return;
+    }
+    this.queuedOn.set(socket, queued);
+    res.once('socket', () => {
+      this.queuedOn.set(socket, (this.queuedOn.get(socket) ?? 1) - 1);
+      this.serve(req, res);
     });
   }
 
@@ -160,7 +226,7 @@ class Simulator {
       },
     };
     const getter = getters[path as string];
-    if (!getter) throw new ApiError(404, `There is no route ${method} ${path}.`);
+    if (!getter) throw new ApiError(404, `There is no route ${method} ${truncated(path as string)}.`);
     if (method !== 'GET' && method !== 'HEAD') throw new ApiError(405, `${path} accepts GET only.`);
     await getter();
   }
@@ -200,26 +266,21 @@ class Simulator {
         throw refusal;
       }
     }
-    const raw = await readBody(req);
-    let body: unknown;
-    try {
-      body = JSON.parse(raw);
-    } catch (error) {
-      throw new ApiError(400, `The request body is not valid JSON: ${(error as Error).message}`);
-    }
-    const request = parseGenerationRequest(endpoint, body);
+    const body = parseBody(await this.readBody(req));
+    const request = parseGenerationRequest(endpoint, body, this.options.maxModelLen);
     const model = request.model ?? this.options.model;
     const lora = this.loras.has(model) ? model : undefined;
     if (!lora && !this.baseNames.has(model))
-      throw new ApiError(404, `The model \`${model}\` does not exist.`, 'model');
+      throw new ApiError(404, `The model \`${truncated(model)}\` does not exist.`, 'model');
 
     this.injectFailure();
     const { maxWaitingRequests } = this.options;
     if (maxWaitingRequests > 0 && this.engine.model.stats().waiting >= maxWaitingRequests)
       throw new ApiError(429, `The waiting queue is full (${maxWaitingRequests} requests); retry later.`);
 
+    // Counted before it is tokenized: a prompt of millions of words is refused without building millions of tokens.
+    const count = this.outputLength(request, countTokens(request.prompt));
     const prompt = tokenize(request.prompt);
-    const count = this.outputLength(request, prompt.length);
     const id = `${endpoint === 'chat' ? 'chatcmpl' : 'cmpl'}-${this.podName}-${++this.counter}`;
     const abort = new AbortController();
     res.once('close', () => abort.abort());
@@ -234,17 +295,20 @@ class Simulator {
       );
       if (pod) res.setHeader(prefillPodHeader, pod);
     }
-    if (abort.signal.aborted) return;
+    // The client may have gone while its body was read or its prefill ran, before the 'close' listener was there.
+    if (abort.signal.aborted || res.destroyed) return;
 
     const meta: ResponseMeta = { id, created: Math.floor(Date.now() / 1000), model };
-    const text = outputTokens(this.options.seed, request.prompt, count);
     const stalled =
       request.stream && this.options.stallRate > 0 && this.failureRandom() < this.options.stallRate;
     this.run(res, abort.signal, {
-      request,
+      endpoint,
+      stream: request.stream,
+      includeUsage: request.includeUsage,
       meta,
       promptTokens: prompt.length,
-      text,
+      outputTokens: count,
+      nextToken: outputTokenSource(this.options.seed, request.prompt),
       finishReason: request.maxTokens === undefined ? 'stop' : 'length',
       engineRequest: {
         id,
@@ -256,6 +320,22 @@ class Simulator {
       },
       stallMs: stalled ? this.engine.wallMs(this.options.stallMs) : 0,
     });
+  }
+
+  /** The request body, within the per-request limit and the budget of all bodies being received. */
+  private async readBody(req: IncomingMessage): Promise<Buffer> {
+    const read = await readRequestBody(req, maxBodyBytes, this.bodyBudget);
+    if (read === 'too-large')
+      throw new ApiError(413, `The request body is larger than ${maxBodyBytes} bytes.`);
+    if (read === 'busy')
+      throw new ApiError(
+        503,
+        `The simulator is busy: the request bodies it is receiving fill its buffer (${bodyBudgetBytes} bytes); ` +
+          'retry in a moment.',
+        null,
+        { 'retry-after': '1' },
+      );
+    return read;
   }
 
   /** How many tokens to generate: `max_tokens` exactly, or a seeded length up to `--default-max-tokens`. */
@@ -328,46 +408,56 @@ class Simulator {
     res: ServerResponse,
     signal: AbortSignal,
     job: {
-      request: GenerationRequest;
+      // The request's few fields, not the request: a queued request keeps no prompt text.
+      endpoint: Endpoint;
+      stream: boolean;
+      includeUsage: boolean;
       meta: ResponseMeta;
       promptTokens: number;
-      text: string[];
+      outputTokens: number;
+      /** The output, one token per call: nothing is generated before it is sent. */
+      nextToken: () => string;
       finishReason: string;
       engineRequest: Parameters<EngineLoop['submit']>[0];
       stallMs: number;
     },
   ): void {
-    const { request, meta, text, engineRequest } = job;
-    const endpoint = request.endpoint;
+    const { endpoint, meta, engineRequest } = job;
     let arrival = 0;
     let queuedMs = 0;
     let cachedTokens = 0;
     let lastTokenAt = 0;
-    const pending: string[] = [];
-    let stallUntil = 0;
     let finished = false;
-
-    const write = (chunk: string): void => {
-      if (stallUntil > 0) pending.push(chunk);
-      else res.write(chunk);
-    };
     const sse = (payload: unknown): string => `data: ${JSON.stringify(payload)}\n\n`;
+    const last = job.outputTokens - 1;
+    const stream = job.stream
+      ? new SseStream(res, (index) =>
+          sse(
+            streamChunk(
+              endpoint,
+              meta,
+              job.nextToken(),
+              index === last ? job.finishReason : null,
+              index === 0,
+            ),
+          ),
+        )
+      : undefined;
     const finish = (at: number): void => {
       finished = true;
       this.open.delete(res);
-      const totals = usage(job.promptTokens, text.length, cachedTokens);
+      const totals = usage(job.promptTokens, job.outputTokens, cachedTokens);
       this.metrics.requestFinished({
         e2eSeconds: (at - arrival) / 1000,
         finishedReason: job.finishReason === 'stop' ? 'stop' : 'length',
       });
-      if (!request.stream) {
-        sendJson(res, 200, completionResponse(endpoint, meta, text.join(''), job.finishReason, totals));
+      if (!stream) {
+        let text = '';
+        for (let i = 0; i < job.outputTokens; i++) text += job.nextToken();
+        sendJson(res, 200, completionResponse(endpoint, meta, text, job.finishReason, totals));
         return;
       }
-      if (request.includeUsage) write(sse(usageChunk(endpoint, meta, totals)));
-      write('data: [DONE]\n\n');
-      if (stallUntil > 0) pending.push('');
-      else res.end();
+      stream.end(`${job.includeUsage ? sse(usageChunk(endpoint, meta, totals)) : ''}data: [DONE]\n\n`);
     };
 
     try {
@@ -387,22 +477,10 @@ class Simulator {
             this.metrics.nextToken((at - lastTokenAt) / 1000);
           }
           lastTokenAt = at;
-          if (!request.stream) return;
-          if (index === 0 && job.stallMs > 0) {
-            // An injected stall: the first token is held back, and everything after it queues behind it.
-            stallUntil = 1;
-            setTimeout(() => {
-              stallUntil = 0;
-              for (const chunk of pending.splice(0)) {
-                if (chunk === '') res.end();
-                else res.write(chunk);
-              }
-            }, job.stallMs).unref();
-          }
-          const last = index === text.length - 1;
-          write(
-            sse(streamChunk(endpoint, meta, text[index] ?? '', last ? job.finishReason : null, index === 0)),
-          );
+          if (!stream) return;
+          // An injected stall: the first token is held back, and everything after it queues behind it.
+          if (index === 0 && job.stallMs > 0) stream.stall(job.stallMs);
+          stream.tokenProduced();
         },
         onFinished: finish,
       });
@@ -413,7 +491,7 @@ class Simulator {
     // Headers go out once the engine has accepted the request (its callbacks run on a later tick), so a rejection
     // above is still a plain 400.
     this.open.add(res);
-    if (request.stream) {
+    if (stream) {
       res.writeHead(200, {
         'content-type': 'text/event-stream; charset=utf-8',
         'cache-control': 'no-cache',
@@ -434,40 +512,48 @@ function headerValue(req: IncomingMessage, name: string): string | undefined {
   return first ? first.trim() : undefined;
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBodyBytes) {
-        reject(new ApiError(413, `The request body is larger than ${maxBodyBytes} bytes.`));
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
+/** A request body as JSON, its shape checked first: a linear scan costs less than what `JSON.parse` would build. */
+function parseBody(raw: Buffer): unknown {
+  const shape = jsonShapeProblem(raw);
+  if (shape !== undefined) throw new ApiError(400, `The ${shape}; no OpenAI request is shaped like that.`);
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch (error) {
+    throw new ApiError(400, `The request body is not valid JSON: ${(error as Error).message}`);
+  }
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   if (res.headersSent) {
     res.end();
     return;
   }
   const text = JSON.stringify(body);
   res
-    .writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+    .writeHead(status, {
+      ...headers,
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(text),
+    })
     .end(text);
 }
 
-function sendError(res: ServerResponse, error: ApiError): void {
+function sendError(req: IncomingMessage, res: ServerResponse, error: ApiError): void {
   if (res.headersSent) {
     // Mid-stream: vLLM reports the error as a final event.
     if (!res.writableEnded) res.end(`data: ${JSON.stringify(error.body())}\n\n`);
     return;
   }
-  sendJson(res, error.status, error.body());
+  // A body not read to its end (refused for its size, its Host, the budget) is not read now either: Node would read
+  // and discard all of it to keep the connection, however large it is. The connection closes after the answer.
+  if (!req.complete) {
+    res.shouldKeepAlive = false;
+    res.once('finish', () => req.socket.destroySoon());
+  }
+  sendJson(res, error.status, error.body(), error.headers);
 }

@@ -17,6 +17,40 @@ export function tokenize(text: string): string[] {
 }
 
 /**
+ * How many tokens {@link tokenize} would make of `text`, without making them: a prompt of millions of words is refused
+ * on its count alone, where its token list would take a gigabyte. Whitespace is what `\s` matches.
+ *
+ * @example countTokens('You are a bot') // 4
+ */
+export function countTokens(text: string): number {
+  let count = 0;
+  let inToken = false;
+  for (let i = 0; i < text.length; i++) {
+    const space = isWhitespace(text.charCodeAt(i));
+    if (!space && !inToken) count++;
+    inToken = !space;
+  }
+  return count;
+}
+
+/** ECMAScript's WhiteSpace and LineTerminator code points: exactly what `\s` matches. */
+function isWhitespace(code: number): boolean {
+  if (code <= 0x20) return code === 0x20 || (code >= 0x09 && code <= 0x0d);
+  if (code < 0xa0) return false;
+  return (
+    code === 0xa0 ||
+    code === 0x1680 ||
+    (code >= 0x2000 && code <= 0x200a) ||
+    code === 0x2028 ||
+    code === 0x2029 ||
+    code === 0x202f ||
+    code === 0x205f ||
+    code === 0x3000 ||
+    code === 0xfeff
+  );
+}
+
+/**
  * Hashes of the full blocks of a token sequence, each chained to the one before it as vLLM does, so a block's hash
  * identifies the whole prefix up to and including it. The partial last block is not hashed (it cannot be shared).
  * `salt` keeps prefixes of different models or LoRA adapters apart.
@@ -61,15 +95,23 @@ const words = (
 ).split(' ');
 
 /**
- * The output tokens for a request: `count` words drawn by a generator seeded from the server seed and the prompt,
- * so the same request to the same-seeded simulator always gets the same text.
+ * A request's output tokens one at a time, drawn by a generator seeded from the server seed and the prompt, so the
+ * same request to the same-seeded simulator always gets the same text. Only the generator's state is kept: a request
+ * waiting in the queue, or a stream its client reads slowly, holds no text.
  */
-export function outputTokens(seed: number, prompt: string, count: number): string[] {
+export function outputTokenSource(seed: number, prompt: string): () => string {
   const random = seededRandom(hash32(`${seed}\u0000${prompt}`));
-  const out: string[] = [];
-  for (let i = 0; i < count; i++) {
+  let first = true;
+  return function nextToken(): string {
     const word = words[Math.floor(random() * words.length)] as string;
-    out.push(i === 0 ? word.charAt(0).toUpperCase() + word.slice(1) : ` ${word}`);
-  }
-  return out;
+    if (!first) return ` ${word}`;
+    first = false;
+    return word.charAt(0).toUpperCase() + word.slice(1);
+  };
+}
+
+/** The first `count` tokens of {@link outputTokenSource}. */
+export function outputTokens(seed: number, prompt: string, count: number): string[] {
+  const next = outputTokenSource(seed, prompt);
+  return Array.from({ length: count }, () => next());
 }

@@ -66,6 +66,7 @@ export {
 } from './http2-connection.js';
 export { encodeHeaderBlock, HpackDecoder, HpackError } from './hpack.js';
 export { readRequestBody, type BodyBudget } from './request-body.js';
+export { jsonShapeProblem } from './json-shape.js';
 export {
   FIELD_VALUE,
   Http1ResponseParser,
