@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { connect, createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,6 +12,7 @@ import {
   type RunningGateway,
 } from './builtin-gateway.js';
 import { Http1ResponseParser } from '../transport/index.js';
+import { openRaw, type RawAnswer } from '../../test/harness/raw-http.js';
 
 const routes: GatewayRoute[] = [
   { prefix: '/ns/m/v1/chat/completions', rewrite: '/v1/chat/completions', backend: 'pool' },
@@ -355,83 +356,6 @@ async function until(what: string, condition: () => boolean | Promise<boolean>):
     await sleep(25);
   }
   assert.fail(`timed out waiting until ${what}`);
-}
-
-interface RawAnswer {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-/** A client connection on a raw socket: requests written as bytes, answers parsed one after the other. */
-interface RawConnection {
-  socket: Socket;
-  /** The next whole answer; undefined when the connection closed first (or nothing came in 10 s). */
-  next(): Promise<RawAnswer | undefined>;
-  /** Bytes received so far. */
-  received(): number;
-  /** Settles once the connection is closed, whichever side closed it. */
-  closed: Promise<void>;
-}
-
-async function openRaw(port: number): Promise<RawConnection> {
-  const socket = connect(port, '127.0.0.1');
-  socket.on('error', () => undefined);
-  await once(socket, 'connect');
-  const answers: RawAnswer[] = [];
-  const waiters: ((answer: RawAnswer | undefined) => void)[] = [];
-  let received = 0;
-  let isClosed = false;
-  const parserFor = (): Http1ResponseParser => {
-    const answer: RawAnswer = { status: 0, headers: {}, body: '' };
-    return new Http1ResponseParser({
-      onHead: (status, headers) => Object.assign(answer, { status, headers }),
-      onBody: (chunk) => (answer.body += chunk.toString('latin1')),
-      onComplete: () => {
-        const waiter = waiters.shift();
-        if (waiter) waiter(answer);
-        else answers.push(answer);
-      },
-    });
-  };
-  let parser = parserFor();
-  socket.on('data', (data: Buffer) => {
-    received += data.length;
-    let rest = data;
-    while (rest.length > 0) {
-      rest = rest.subarray(parser.execute(rest));
-      if (parser.done) parser = parserFor();
-    }
-  });
-  const closed = new Promise<void>((resolve) =>
-    socket.once('close', () => {
-      // A body that runs to the end of the connection (an HTTP/1.0 answer) is complete now.
-      try {
-        parser.finish();
-      } catch {
-        // Closed before or in the middle of an answer: nothing more comes.
-      }
-      isClosed = true;
-      for (const waiter of waiters.splice(0)) waiter(undefined);
-      resolve();
-    }),
-  );
-  return {
-    socket,
-    closed,
-    received: () => received,
-    next() {
-      const answer = answers.shift();
-      if (answer || isClosed) return Promise.resolve(answer);
-      return new Promise((resolve) => {
-        const guard = setTimeout(() => socket.destroy(), 10_000);
-        waiters.push((a) => {
-          clearTimeout(guard);
-          resolve(a);
-        });
-      });
-    },
-  };
 }
 
 /** An upstream that answers every request, once its body is in, with the body's length. */
