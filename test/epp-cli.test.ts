@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { get as httpGet } from 'node:http';
+import { connect as connectTcp } from 'node:net';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -27,6 +28,14 @@ before(async () => {
 after(async () => {
   for (const f of fixtures) await f.close();
 });
+
+/** Waits (up to 5 s) until the log so far matches `pattern`. */
+async function waitForLog(log: () => string, pattern: RegExp): Promise<void> {
+  for (let i = 0; !pattern.test(log()); i++) {
+    if (i > 100) assert.fail(`no log line matched ${String(pattern)}:\n${log()}`);
+    await sleep(50);
+  }
+}
 
 /** The first JSON log line that says the EPP listens, or the output so far when it exits first. */
 function listeningLine(
@@ -76,9 +85,13 @@ test('llmisvc epp serves the ports it logs and stops on SIGTERM', async () => {
       '25ms',
       '--config-text',
       prefillDecodeEndpointPickerConfig,
+      '--max-connections-per-address',
+      '2',
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
+  let logged = '';
+  child.stdout!.on('data', (d: Buffer) => (logged += d.toString()));
   try {
     const listening = await listeningLine(child);
     const client = createExtProcClient(`127.0.0.1:${listening.grpcPort}`);
@@ -90,6 +103,15 @@ test('llmisvc epp serves the ports it logs and stops on SIGTERM', async () => {
       pick.headers['x-prefiller-host-port'],
       fixtures[0]!.address,
       'and is told where the prefill ran',
+    );
+    // The client holds one connection; of two more from the same address the second is refused and logged.
+    const extra = [0, 1].map(() => connectTcp(listening.grpcPort, '127.0.0.1').on('error', () => undefined));
+    await once(extra[1]!, 'close');
+    assert.equal(extra[0]!.destroyed, false, 'the first extra connection is held');
+    for (const socket of extra) socket.destroy();
+    await waitForLog(
+      () => logged,
+      /refused 1 connection\(s\) from 127\.0\.0\.1: 2 were open from that address/,
     );
     pick.done();
     client.close();
@@ -127,6 +149,14 @@ test('llmisvc epp reports flag mistakes with a code and a hint', () => {
     [['epp', '--endpoints', 'nohost'], /LLMISVC_ERR_CONFIG: --endpoints: "nohost" is not host:port/],
     [['epp', '--endpoints', '127.0.0.1:1', '--config-text', 'kind: Nope'], /LLMISVC_ERR_INVALID/],
     [['epp', '--endpoints', '127.0.0.1:1', '--body-limit', 'lots'], /--body-limit lots/],
+    [
+      ['epp', '--endpoints', '127.0.0.1:1', '--max-connections', '0'],
+      /--max-connections 0: expected a whole number/,
+    ],
+    [
+      ['epp', '--endpoints', '127.0.0.1:1', '--max-connections', '10', '--max-connections-per-address', '11'],
+      /--max-connections-per-address 11 is above --max-connections 10/,
+    ],
   ];
   for (const [args, pattern] of cases) {
     const result = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 30_000 });

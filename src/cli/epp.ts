@@ -27,6 +27,8 @@ interface EppFlags {
   configText?: string;
   refreshMetricsInterval: string;
   bodyLimit: string;
+  maxConnections: string;
+  maxConnectionsPerAddress: string;
   certPath?: string;
   secureServing?: string | boolean;
   kubeconfig?: string;
@@ -43,6 +45,14 @@ function port(flag: string, value: string): number {
     throw new LlmisvcError('LLMISVC_ERR_CONFIG', `${flag} ${value}: not a port number`, {
       hint: 'Use 0–65535 (0 = any free port).',
     });
+  }
+  return n;
+}
+
+function wholeNumber(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new LlmisvcError('LLMISVC_ERR_CONFIG', `${flag} ${value}: expected a whole number of at least 1`);
   }
   return n;
 }
@@ -101,6 +111,12 @@ export function register(program: Command): void {
     .option('--config-text <yaml>', 'EndpointPickerConfig YAML inline')
     .option('--refresh-metrics-interval <duration>', 'how often to scrape model-server metrics', '50ms')
     .option('--body-limit <bytes>', 'largest request body accepted (e.g. 16Mi)', String(DEFAULT_BODY_LIMIT))
+    .option('--max-connections <n>', 'connections each gRPC server holds at once', '4096')
+    .option(
+      '--max-connections-per-address <n>',
+      'of those, from one client address (raise to --max-connections behind a sidecar that hides addresses)',
+      '256',
+    )
     .option('--cert-path <dir>', 'serve TLS with tls.crt and tls.key from this folder')
     .option('--served-by-header', 'name the serving pod in an x-served-by response header')
     .option(
@@ -166,6 +182,18 @@ export function register(program: Command): void {
           `--body-limit ${flags.bodyLimit}: expected bytes like 16777216 or 16Mi`,
         );
       }
+      const maxConnections = wholeNumber('--max-connections', flags.maxConnections);
+      const maxConnectionsPerAddress = wholeNumber(
+        '--max-connections-per-address',
+        flags.maxConnectionsPerAddress,
+      );
+      if (maxConnectionsPerAddress > maxConnections) {
+        throw new LlmisvcError(
+          'LLMISVC_ERR_CONFIG',
+          `--max-connections-per-address ${maxConnectionsPerAddress} is above --max-connections ${maxConnections}`,
+          { hint: 'Give at most --max-connections.' },
+        );
+      }
       const drainMs = parseDurationMs(flags.drainTimeout);
       if (drainMs === undefined || drainMs < 0) {
         throw new LlmisvcError(
@@ -199,6 +227,7 @@ export function register(program: Command): void {
         ...(flags.configFile ? { configSource: `--config-file ${flags.configFile}` } : {}),
         refreshMetricsIntervalMs: refresh,
         bodyLimitBytes: bodyLimit,
+        connectionLimits: { maxConnections, maxConnectionsPerAddress },
         servedByHeader: flags.servedByHeader === true,
         tls: secure ? { certPath: flags.certPath } : undefined,
         directory: objectives(flags.objective),

@@ -27,6 +27,7 @@ import {
   encodeProcessingResponse,
   ConnectionLimitError,
   Http2GoawayError,
+  type ConnectionLimits,
   isLoopbackAddress,
   isLoopbackHostHeader,
   misdirectedHostMessage,
@@ -73,6 +74,12 @@ export interface EppOptions {
   processMetrics?: boolean;
   /** Largest request body (default 16 MiB). */
   bodyLimitBytes?: number;
+  /**
+   * Connections the ext_proc and health servers each hold at once, in all and from one client address (defaults
+   * 4,096 and 256). Behind a sidecar proxy that rewrites every source address (Istio's 127.0.0.6), all gateways are
+   * one address: raise the second to the first.
+   */
+  connectionLimits?: ConnectionLimits;
   /** Set `x-served-by: <pod>` on every routed response (the `serving.kserve.io/enable-served-by-header` annotation). */
   servedByHeader?: boolean;
   /** Serve TLS: `certPath` with tls.crt/tls.key, or a self-signed certificate when omitted. */
@@ -356,6 +363,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
     },
     // A body message carries at most the body limit; headers and metadata ride in separate messages.
     maxMessageBytes: bodyLimitBytes + 1024 * 1024,
+    ...options.connectionLimits,
     tls: options.tls
       ? options.tls.certPath
         ? loadKeyPair(options.tls.certPath)
@@ -397,6 +405,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       },
     },
     maxMessageBytes: 64 * 1024,
+    ...options.connectionLimits,
     onError,
   });
   // On loopback (`llmisvc up`) a page rebound to 127.0.0.1 could read the pool's endpoints and model names here.
