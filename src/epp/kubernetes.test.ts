@@ -4,6 +4,7 @@ import {
   directoryFrom,
   endpointsFromPods,
   labelSelectorString,
+  MAX_TARGET_PORTS,
   poolSpecOf,
   rewritesFrom,
   type Pod,
@@ -238,4 +239,48 @@ test('--endpoints parsing', () => {
   for (const bad of ['role=prefill', 'host', 'h:0', 'h:1,role=gpu', 'h:1,h:1']) {
     assert.throws(() => parseEndpointList(bad), /--endpoints/, bad);
   }
+});
+
+test('InferencePool ports the CRD would refuse are left out and said, and at most MAX_TARGET_PORTS are kept', () => {
+  const problems: string[] = [];
+  const spec = poolSpecOf(
+    {
+      spec: {
+        selector: { matchLabels: { app: 'x' } },
+        targetPorts: [
+          { number: 0 },
+          { number: 65536 },
+          { number: 8000.5 },
+          { number: '8000' },
+          { number: 8000 },
+          { number: 8000 },
+          ...Array.from({ length: 500 }, (_, i) => ({ number: 9000 + i })),
+        ],
+      },
+    },
+    (field, message) => problems.push(`${field}: ${message}`),
+  );
+  assert.equal(spec!.targetPorts.length, MAX_TARGET_PORTS);
+  assert.deepEqual(spec!.targetPorts.slice(0, 2), [8000, 9000]);
+  assert.ok(problems.length <= MAX_TARGET_PORTS + 1, `${problems.length} problems said`);
+  assert.match(problems[0]!, /^spec\.targetPorts\[0\]\.number: ignored: 0 is not a port number/);
+  assert.match(problems.at(-1)!, /too many ports/);
+  // Nothing valid: no pool spec.
+  assert.equal(poolSpecOf({ spec: { selector: { app: 'x' }, targetPortNumber: 1e308 } }), undefined);
+});
+
+test('pod IPs: IPv6 in brackets; what is not an IP address (or one net.connect reads as octal) is left out', () => {
+  const spec = { selector: { app: 'x' }, targetPorts: [8000] };
+  const endpoints = endpointsFromPods(spec, [
+    pod('v6', 'fd00::5', { app: 'x' }),
+    pod('mapped', '::ffff:10.0.0.1', { app: 'x' }),
+    pod('octal', '010.0.0.1', { app: 'x' }),
+    pod('text', 'not-an-ip', { app: 'x' }),
+    pod('v4', '10.0.0.2', { app: 'x' }),
+  ]);
+  assert.deepEqual(endpoints.map((e) => e.address).sort(), [
+    '10.0.0.2:8000',
+    '[::ffff:10.0.0.1]:8000',
+    '[fd00::5]:8000',
+  ]);
 });

@@ -6,6 +6,7 @@
  * into endpoint specs and a model directory.
  * The translation is pure (exported for tests); the informers (`kube/`, as the controller's) are the thin edge.
  */
+import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import { CORE_RESOURCES, Informer, KubeClient, type KubeObject, type ResourceRef } from '../kube/index.js';
 import { isRecord } from './is-record.js';
@@ -38,19 +39,49 @@ export interface Pod extends KubeObject {
   status?: { podIP?: string; conditions?: { type: string; status: string }[] };
 }
 
-/** Reads selector and ports from a v1 or v1alpha2 InferencePool. */
-export function poolSpecOf(pool: Obj): PoolSpec | undefined {
+/** GIE v1's CRD allows at most this many `targetPorts` (`maxItems`); the EPP holds to it whatever the schema says. */
+export const MAX_TARGET_PORTS = 8;
+
+/**
+ * Reads selector and ports from a v1 or v1alpha2 InferencePool. Ports outside 1–65535 or not integers, repeats, and
+ * ports past the first MAX_TARGET_PORTS are left out and reported through `problem` (GIE's CRD refuses them, but the
+ * CRD installed may be another's): each port is one endpoint per pod, scraped on its own.
+ */
+export function poolSpecOf(
+  pool: Obj,
+  problem: (field: string, message: string) => void = () => undefined,
+): PoolSpec | undefined {
   const spec = pool.spec ?? {};
   const selector = spec['selector'] as Record<string, unknown> | undefined;
   if (!selector) return undefined;
   // v1: selector.matchLabels; v1alpha2: the selector is the label map itself.
   const labels =
     (selector['matchLabels'] as Record<string, string> | undefined) ?? (selector as Record<string, string>);
-  const ports: number[] = [];
+  const candidates: [string, unknown][] = [];
   const targetPorts = spec['targetPorts'];
   if (Array.isArray(targetPorts))
-    for (const p of targetPorts) if (typeof p?.number === 'number') ports.push(p.number);
-  if (typeof spec['targetPortNumber'] === 'number') ports.push(spec['targetPortNumber']);
+    targetPorts.forEach((p, i) => candidates.push([`spec.targetPorts[${i}].number`, p?.number]));
+  if (spec['targetPortNumber'] !== undefined)
+    candidates.push(['spec.targetPortNumber', spec['targetPortNumber']]);
+  const ports: number[] = [];
+  let problems = 0;
+  for (const [i, [field, port]] of candidates.entries()) {
+    if (ports.length === MAX_TARGET_PORTS || problems === MAX_TARGET_PORTS) {
+      problem(field, `ignored with the ${candidates.length - i - 1} after it: too many ports`);
+      break;
+    }
+    const fault =
+      !Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535
+        ? `${JSON.stringify(port)?.slice(0, 40)} is not a port number (1-65535)`
+        : ports.includes(port as number)
+          ? `port ${port as number} is listed already`
+          : undefined;
+    if (fault === undefined) ports.push(port as number);
+    else {
+      problems += 1;
+      problem(field, `ignored: ${fault}`);
+    }
+  }
   if (ports.length === 0 || Object.keys(labels).length === 0) return undefined;
   return { selector: { ...labels }, targetPorts: ports };
 }
@@ -62,10 +93,25 @@ export function labelSelectorString(selector: Record<string, string>): string {
     .join(',');
 }
 
-function isReady(pod: Pod): boolean {
+/** Ready, not being deleted, with an IP: what the pod informer keeps (an unready pod costs its author nothing). */
+export function isReady(pod: Pod): boolean {
   if (pod.metadata?.deletionTimestamp) return false;
   if (!pod.status?.podIP) return false;
   return (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+}
+
+/**
+ * The pod's IP as the host part of an endpoint address (IPv6 in brackets), or undefined when `status.podIP` is not an
+ * IP address as `net.isIP` reads one: the API server's legacy validation admits e.g. `010.0.0.1`, which `net.connect`
+ * (through getaddrinfo) reads as octal, 8.0.0.1 — an address outside the pool.
+ */
+export function podHost(pod: Pod): string | undefined {
+  const ip = pod.status?.podIP;
+  if (typeof ip !== 'string') return undefined;
+  const family = isIP(ip);
+  if (family === 4) return ip;
+  if (family === 6) return `[${ip}]`;
+  return undefined;
 }
 
 function matches(labels: Record<string, string> | undefined, selector: Record<string, string>): boolean {
@@ -77,13 +123,14 @@ function matches(labels: Record<string, string> | undefined, selector: Record<st
 export function endpointsFromPods(spec: PoolSpec, pods: readonly Pod[]): EndpointSpec[] {
   const out: EndpointSpec[] = [];
   for (const pod of pods) {
-    if (!isReady(pod) || !matches(pod.metadata?.labels, spec.selector)) continue;
+    const host = podHost(pod);
+    if (!isReady(pod) || host === undefined || !matches(pod.metadata?.labels, spec.selector)) continue;
     const labels = pod.metadata?.labels ?? {};
     const roleLabel = labels[ROLE_LABEL];
     const role: EndpointRole = roleLabel === 'prefill' || roleLabel === 'decode' ? roleLabel : 'both';
     spec.targetPorts.forEach((port, i) => {
       out.push({
-        address: `${pod.status!.podIP}:${port}`,
+        address: `${host}:${port}`,
         name: spec.targetPorts.length > 1 ? `${pod.metadata?.name}-rank-${i}` : (pod.metadata?.name ?? ''),
         role,
         labels,
@@ -269,7 +316,14 @@ export async function watchInferencePool(options: WatchOptions): Promise<Kuberne
   });
   const { name, namespace, logger } = options;
   const informerOptions = { namespace, logger, maxBackoffMs: 10_000 };
-  const pools = POOLS.map((ref) => new Informer<Watched>(client, ref, informerOptions));
+  // Every pool of the namespace arrives over the watch; only ours is kept (and said).
+  const pools = POOLS.map(
+    (ref) =>
+      new Informer<Watched>(client, ref, {
+        ...informerOptions,
+        keep: (pool: Watched) => pool.metadata.name === name,
+      }),
+  );
   const models = new Informer<Watched>(client, MODELS, informerOptions);
   const objectives = new Informer<Watched>(client, OBJECTIVES, informerOptions);
   const llmdObjectives = new Informer<Watched>(client, LLMD_OBJECTIVES, informerOptions);
@@ -294,7 +348,11 @@ export async function watchInferencePool(options: WatchOptions): Promise<Kuberne
 
   const onPoolChange = () => {
     const pool = pools.map((p) => p.get(namespace, name)).find((p) => p !== undefined);
-    spec = pool ? poolSpecOf(pool) : undefined;
+    spec = pool
+      ? poolSpecOf(pool, (field, message) =>
+          logger.warn({ pool: name, namespace, field }, `InferencePool ${field}: ${message}`),
+        )
+      : undefined;
     const labels = (pool?.metadata as { labels?: Record<string, string> } | undefined)?.labels ?? {};
     // llm-d.ai objectives may select the pool by its labels.
     if (labelSelectorString(labels) !== labelSelectorString(poolLabels)) {
@@ -310,6 +368,21 @@ export async function watchInferencePool(options: WatchOptions): Promise<Kuberne
         const pods = new Informer<Pod>(client, CORE_RESOURCES.pod, {
           ...informerOptions,
           labelSelector: selector,
+          // Only Ready pods are cached: anyone who may create pods may create matching ones that never run.
+          keep: (pod: Pod) => {
+            if (!isReady(pod)) return false;
+            if (podHost(pod) !== undefined) return true;
+            logger.warn(
+              {
+                pod: pod.metadata.name,
+                namespace,
+                field: 'status.podIP',
+                value: String(pod.status?.podIP).slice(0, 64),
+              },
+              'ignoring pod: status.podIP is not an IP address',
+            );
+            return false;
+          },
         });
         const publish = () => podInformer === pods && publishEndpoints();
         pods.addHandlers({ add: publish, update: publish, delete: publish });
