@@ -24,6 +24,7 @@ import type { EndpointPickerConfig } from './config.js';
 import type { Datastore } from './datastore.js';
 import { decide, requestPriority, type ModelDirectory } from './director.js';
 import type { EppMetrics, RequestObservation } from './epp-metrics.js';
+import { endpointNames } from './metrics-http.js';
 import {
   BodySendMode,
   setHeaderOption,
@@ -99,8 +100,8 @@ function subsetHint(message: Message, endpoints: readonly Endpoint[]): Set<strin
   for (const v of values) if (typeof v?.stringValue === 'string') hinted.add(v.stringValue);
   const allowed = new Set<string>();
   for (const e of endpoints) {
-    if (hinted.has(e.address) || hinted.has(e.address.slice(0, e.address.lastIndexOf(':'))))
-      allowed.add(e.address);
+    const names = endpointNames(e.address);
+    if ([...names.withPort, ...names.host].some((name) => hinted.has(name))) allowed.add(e.address);
   }
   return allowed;
 }

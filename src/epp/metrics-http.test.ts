@@ -1,7 +1,13 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
-import { BodyBuffer, DEFAULT_MAX_METRICS_BODY_BYTES, MetricsConnection } from './metrics-http.js';
+import {
+  BodyBuffer,
+  DEFAULT_MAX_METRICS_BODY_BYTES,
+  endpointNames,
+  endpointSocketAddress,
+  MetricsConnection,
+} from './metrics-http.js';
 
 const BODY = 'vllm:num_requests_waiting{model_name="m"} 3\n';
 
@@ -177,4 +183,13 @@ test('a body in 1-byte pieces is refused after a few thousand of them; a few 1-b
   for (let i = 0; i < 1000; i++) trickled.append(byte);
   trickled.append(Buffer.alloc(100_000, 'y'));
   assert.equal(trickled.bytes().length, 101_000);
+});
+
+test('an endpoint goes by its address, the address without brackets, and its bare IP either way', () => {
+  assert.deepEqual(endpointNames('10.0.0.5:8000'), { withPort: ['10.0.0.5:8000'], host: ['10.0.0.5'] });
+  assert.deepEqual(endpointNames('[fd00::5]:8000'), {
+    withPort: ['[fd00::5]:8000', 'fd00::5:8000'],
+    host: ['fd00::5', '[fd00::5]'],
+  });
+  assert.deepEqual(endpointSocketAddress('[fd00::5]:8000'), { host: 'fd00::5', port: 8000 });
 });

@@ -138,6 +138,17 @@ export function endpointSocketAddress(address: string): { host: string; port: nu
   };
 }
 
+/**
+ * The names an endpoint's address goes by in what others send about it (a subset hint, a KV-event topic): `ip:port`
+ * as the pool spells it (IPv6 in brackets), the same without brackets, and the bare IP with and without them.
+ * @example endpointNames('[fd00::5]:8000') // → { withPort: ['[fd00::5]:8000', 'fd00::5:8000'], host: ['fd00::5', '[fd00::5]'] }
+ */
+export function endpointNames(address: string): { withPort: string[]; host: string[] } {
+  const { host, port } = endpointSocketAddress(address);
+  if (!host.includes(':')) return { withPort: [address], host: [host] };
+  return { withPort: [address, `${host}:${port}`], host: [host, `[${host}]`] };
+}
+
 export class MetricsConnection {
   private socket: Socket | undefined;
   private pending: Pending | undefined;

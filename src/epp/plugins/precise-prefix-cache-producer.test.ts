@@ -96,6 +96,20 @@ describe('KV events, hostile input', () => {
     await p.stop();
   });
 
+  it("takes an IPv6 pod's events whether its topic brackets the address or not, with or without the port", async () => {
+    const v6 = '[fd00::5]:8000';
+    const p = await started([v6, '[fd00::6]:8000']);
+    const stored = (pod: string, block: number, sequence: bigint) =>
+      p.handle(message(encode([1, [['BlockStored', [block], null, [block, 1, 2, 3], 4]], 0]), pod, sequence));
+    stored('fd00::5:8000', 1, 1n);
+    stored('[fd00::5]:8000', 2, 2n);
+    stored('fd00::5', 3, 3n);
+    stored('[fd00::5]', 4, 4n);
+    assert.equal(p.index.sizeOf(v6), 4);
+    assert.equal(p.stats.unknownPods, 0);
+    await p.stop();
+  });
+
   it('forgets an endpoint whose publisher restarted (sequence going back)', async () => {
     const p = await started([POD]);
     p.handle(message(encode([1, [['BlockStored', [1], null, [1, 2, 3, 4], 4]], 0]), POD, 10n));

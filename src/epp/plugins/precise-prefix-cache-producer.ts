@@ -18,6 +18,7 @@ import {
   parseKvTopic,
   type KvEventMessage,
 } from '../kv-events/index.js';
+import { endpointNames } from '../metrics-http.js';
 import type {
   DataProducer,
   Endpoint,
@@ -120,8 +121,9 @@ export function precisePrefixCacheProducer(
     let byHost: string | undefined;
     let hosts = 0;
     for (const e of endpoints) {
-      if (e.address === pod) return pod;
-      if (e.address.slice(0, e.address.lastIndexOf(':')) === pod) {
+      const names = endpointNames(e.address);
+      if (names.withPort.includes(pod)) return e.address;
+      if (names.host.includes(pod)) {
         byHost = e.address;
         hosts++;
       }
