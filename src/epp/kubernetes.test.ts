@@ -7,6 +7,7 @@ import {
   MAX_TARGET_PORTS,
   poolSpecOf,
   rewritesFrom,
+  slimPod,
   type Pod,
 } from './kubernetes.js';
 import { decide, type ModelDirectory } from './director.js';
@@ -283,4 +284,28 @@ test('pod IPs: IPv6 in brackets; what is not an IP address (or one net.connect r
     '[::ffff:10.0.0.1]:8000',
     '[fd00::5]:8000',
   ]);
+});
+
+test("the pod cache keeps what the EPP reads, not what the pod's author sized", () => {
+  const pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: 'p',
+      namespace: 'ns',
+      uid: 'u',
+      resourceVersion: '7',
+      labels: { app: 'llm', 'llm-d.ai/role': 'decode' },
+      annotations: { filler: 'x'.repeat(100_000) },
+      managedFields: [{ manager: 'kubectl' }],
+    },
+    spec: { containers: [{ name: 'vllm', image: 'vllm/vllm-openai', args: ['x'.repeat(10_000)] }] },
+    status: { podIP: '10.0.0.5', conditions: [{ type: 'Ready', status: 'True' }], containerStatuses: [{}] },
+  } as unknown as Pod;
+  const slim = slimPod(pod);
+  assert.ok(JSON.stringify(slim).length < 400, JSON.stringify(slim));
+  assert.deepEqual(
+    endpointsFromPods({ selector: { app: 'llm' }, targetPorts: [8000] }, [slim]),
+    endpointsFromPods({ selector: { app: 'llm' }, targetPorts: [8000] }, [pod]),
+  );
 });

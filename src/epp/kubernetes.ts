@@ -101,6 +101,20 @@ export function isReady(pod: Pod): boolean {
 }
 
 /**
+ * What the EPP reads of a pod (name, labels, deletion, IP, conditions): the rest — annotations of up to 256 KiB,
+ * managed fields, the spec — is its author's to size, and would sit in the cache of every pool member.
+ */
+export function slimPod(pod: Pod): Pod {
+  const { name, namespace, labels, resourceVersion, uid, deletionTimestamp } = pod.metadata;
+  return {
+    apiVersion: pod.apiVersion,
+    kind: pod.kind,
+    metadata: { name, namespace, labels, resourceVersion, uid, deletionTimestamp },
+    status: { podIP: pod.status?.podIP, conditions: pod.status?.conditions },
+  };
+}
+
+/**
  * The pod's IP as the host part of an endpoint address (IPv6 in brackets), or undefined when `status.podIP` is not an
  * IP address as `net.isIP` reads one: the API server's legacy validation admits e.g. `010.0.0.1`, which `net.connect`
  * (through getaddrinfo) reads as octal, 8.0.0.1 — an address outside the pool.
@@ -368,6 +382,7 @@ export async function watchInferencePool(options: WatchOptions): Promise<Kuberne
         const pods = new Informer<Pod>(client, CORE_RESOURCES.pod, {
           ...informerOptions,
           labelSelector: selector,
+          slim: slimPod,
           // Only Ready pods are cached: anyone who may create pods may create matching ones that never run.
           keep: (pod: Pod) => {
             if (!isReady(pod)) return false;

@@ -205,3 +205,25 @@ test('keep: objects it refuses are never cached, and one that stops qualifying i
   );
   await informer.stop();
 });
+
+test('slim: the cache holds what slim keeps of each object, from the list and from the watch', async () => {
+  const { api, informer, calls } = setUp({
+    slim: (o) => ({ ...o, metadata: { ...o.metadata, annotations: undefined } }),
+  });
+  const annotated = (name: string, rv: string) => ({
+    ...configMap(name, rv),
+    metadata: { ...configMap(name, rv).metadata, annotations: { filler: 'x'.repeat(1000) } },
+  });
+  (await api.next()).json(200, listOf([annotated('a', '1')], '2'));
+  await informer.waitForSync();
+  const events = (await api.next()).stream();
+  events.send('ADDED', annotated('b', '3'));
+  await waitFor(() => informer.get('ns', 'b') !== undefined, { timeoutMs: 5000, what: 'b cached' });
+  for (const name of ['a', 'b']) {
+    assert.equal(informer.get('ns', name)?.metadata.annotations, undefined, name);
+    assert.equal(informer.get('ns', name)?.metadata.name, name);
+  }
+  assert.deepEqual(calls, ['add a@1', 'add b@3']);
+  events.end();
+  await informer.stop();
+});

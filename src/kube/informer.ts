@@ -35,6 +35,11 @@ export interface InformerOptions<T extends KubeObject = KubeObject> {
    * selector is all a watch can filter on, and anyone who may create objects may set labels.
    */
   keep?: (object: T) => boolean;
+  /**
+   * What the cache holds of each object it keeps, when its users read a few fields: whoever writes the objects
+   * decides their size (annotations up to 256 KiB each, managed fields), and the cache would hold all of it.
+   */
+  slim?: (object: T) => T;
 }
 
 export interface InformerStats {
@@ -186,7 +191,7 @@ export class Informer<T extends KubeObject = KubeObject> {
         item.apiVersion = item.apiVersion ?? apiVersionString(this.resource);
         item.kind = item.kind ?? this.resource.kind;
         if (this.options.keep?.(item) === false) continue;
-        fresh.set(objectKey(item), item);
+        fresh.set(objectKey(item), this.options.slim?.(item) ?? item);
       }
       cont = page.metadata.continue || undefined;
       resourceVersion = page.metadata.resourceVersion;
@@ -237,17 +242,18 @@ export class Informer<T extends KubeObject = KubeObject> {
   }
 
   private apply(event: WatchEvent): void {
-    const object = event.object as T;
-    if (object.metadata?.resourceVersion) this.resourceVersion = object.metadata.resourceVersion;
+    const watched = event.object as T;
+    if (watched.metadata?.resourceVersion) this.resourceVersion = watched.metadata.resourceVersion;
     if (event.type === 'BOOKMARK') return;
-    const key = objectKey(object);
+    const key = objectKey(watched);
     const old = this.store.get(key);
-    if (event.type === 'DELETED' || this.options.keep?.(object) === false) {
+    if (event.type === 'DELETED' || this.options.keep?.(watched) === false) {
       if (event.type !== 'DELETED' && !old) return;
       this.store.delete(key);
-      for (const h of this.handlers) h.delete?.(old ?? object);
+      for (const h of this.handlers) h.delete?.(old ?? watched);
       return;
     }
+    const object = this.options.slim?.(watched) ?? watched;
     this.store.set(key, object);
     if (old) for (const h of this.handlers) h.update?.(object, old);
     else for (const h of this.handlers) h.add?.(object);
