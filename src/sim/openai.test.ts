@@ -125,6 +125,7 @@ describe('parseGenerationRequest', () => {
       { stop: 'x', logprobs: 0 },
       { stop: ['a', 'b'], logprobs: 20 },
       { stop: null, logprobs: null },
+      { logprobs: true },
     ])
       assert.equal(parseGenerationRequest('completion', { prompt: 'x', ...extra }).prompt, 'x');
     const chat = { messages: [{ role: 'user', content: 'x' }], logprobs: true, top_logprobs: 20 };

@@ -180,7 +180,8 @@ function checkLogprobs(body: Json, endpoint: Endpoint): void {
     typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= maxLogprobs;
   const counted = endpoint === 'chat' ? 'top_logprobs' : 'logprobs';
   const count = body[counted];
-  if (count !== undefined && count !== null && !inRange(count))
+  // vLLM's request models are pydantic's, which read `true`/`false` for an integer as 1/0.
+  if (count !== undefined && count !== null && typeof count !== 'boolean' && !inRange(count))
     throw new ApiError(
       400,
       `\`${counted}\` must be an integer from 0 to ${maxLogprobs}, got ${quoted(count)}.`,
