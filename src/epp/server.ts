@@ -29,8 +29,7 @@ import {
   Http2GoawayError,
   type ConnectionLimits,
   isLoopbackAddress,
-  isLoopbackHostHeader,
-  misdirectedHostMessage,
+  refusedMisdirected,
   type GrpcCall,
   type GrpcCallHandlers,
   type GrpcServer,
@@ -411,11 +410,8 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
   // On loopback (`llmisvc up`) a page rebound to 127.0.0.1 could read the pool's endpoints and model names here.
   const loopbackOnly = isLoopbackAddress(host);
   const metricsServer = createServer((req, res) => {
-    if (loopbackOnly && !isLoopbackHostHeader(req.headers.host)) {
-      res.shouldKeepAlive = false;
-      res.writeHead(421, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end(misdirectedHostMessage(req.headers.host, "the EPP's metrics server", host) + '\n');
-    } else if (req.url === '/metrics' || req.url?.startsWith('/metrics?')) {
+    if (loopbackOnly && refusedMisdirected(req, res, "the EPP's metrics server", host)) return;
+    if (req.url === '/metrics' || req.url?.startsWith('/metrics?')) {
       metrics.registry.metrics().then(
         (text) => {
           res.writeHead(200, { 'content-type': metrics.registry.contentType });

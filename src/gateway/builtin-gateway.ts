@@ -23,6 +23,7 @@ import { isIPv6, type Socket } from 'node:net';
 import { DEFAULT_BODY_LIMIT, isRoutingHeader, SERVED_BY_HEADER } from '../epp/index.js';
 import { LlmisvcError } from '../errors/index.js';
 import {
+  closeAfterAnswer,
   isLoopbackAddress,
   isLoopbackHostHeader,
   misdirectedHostMessage,
@@ -240,10 +241,7 @@ function openAiError(
   res.end(body);
 }
 
-/**
- * Answers with an error and closes the connection without reading the rest of the request's body: Node would
- * otherwise read (and discard) all of it to keep the connection alive, however large it is.
- */
+/** Answers with an error and closes the connection without reading the rest of the request's body. */
 function refuseUnread(
   req: IncomingMessage,
   res: ServerResponse,
@@ -252,8 +250,7 @@ function refuseUnread(
   type: string,
   headers?: Record<string, string>,
 ): void {
-  res.shouldKeepAlive = false;
-  res.once('finish', () => req.socket.destroySoon());
+  closeAfterAnswer(req, res);
   openAiError(res, status, message, type, headers);
 }
 

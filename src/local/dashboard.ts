@@ -7,7 +7,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { RoutingDecision } from '../gateway/index.js';
-import { isLoopbackHostHeader, misdirectedHostMessage } from '../transport/index.js';
+import { refusedMisdirected } from '../transport/index.js';
 
 export interface DashboardEndpoint {
   pod: string;
@@ -287,12 +287,7 @@ export async function startDashboardServer(
   state: DashboardState,
 ): Promise<{ port: number; close(): Promise<void> }> {
   const server = createServer((req, res) => {
-    if (!isLoopbackHostHeader(req.headers.host)) {
-      res.shouldKeepAlive = false;
-      res.writeHead(421, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end(misdirectedHostMessage(req.headers.host, 'the dashboard', '127.0.0.1') + '\n');
-      return;
-    }
+    if (refusedMisdirected(req, res, 'the dashboard', '127.0.0.1')) return;
     if (!serve(state, req, res)) {
       res.writeHead(404);
       res.end();

@@ -15,6 +15,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { request as undiciRequest } from 'undici';
 import {
+  closeAfterAnswer,
   isLoopbackAddress,
   isLoopbackHostHeader,
   jsonShapeProblem,
@@ -549,11 +550,7 @@ function sendError(req: IncomingMessage, res: ServerResponse, error: ApiError): 
     if (!res.writableEnded) res.end(`data: ${JSON.stringify(error.body())}\n\n`);
     return;
   }
-  // A body not read to its end (refused for its size, its Host, the budget) is not read now either: Node would read
-  // and discard all of it to keep the connection, however large it is. The connection closes after the answer.
-  if (!req.complete) {
-    res.shouldKeepAlive = false;
-    res.once('finish', () => req.socket.destroySoon());
-  }
+  // A body not read to its end (refused for its size, its Host, the budget) is not read now either.
+  if (!req.complete) closeAfterAnswer(req, res);
   sendJson(res, error.status, error.body(), error.headers);
 }

@@ -65,7 +65,7 @@ export {
   type Http2Limits,
 } from './http2-connection.js';
 export { encodeHeaderBlock, HpackDecoder, HpackError } from './hpack.js';
-export { readRequestBody, type BodyBudget } from './request-body.js';
+export { closeAfterAnswer, readRequestBody, type BodyBudget } from './request-body.js';
 export { jsonShapeProblem } from './json-shape.js';
 export {
   FIELD_VALUE,
@@ -76,4 +76,9 @@ export {
   type ResponseParserOptions,
 } from './http1-response.js';
 export { ConnectionLimitError, limitConnections, type ConnectionLimits } from './server-lifecycle.js';
-export { isLoopbackAddress, isLoopbackHostHeader, misdirectedHostMessage } from './loopback-host.js';
+export {
+  isLoopbackAddress,
+  isLoopbackHostHeader,
+  misdirectedHostMessage,
+  refusedMisdirected,
+} from './loopback-host.js';

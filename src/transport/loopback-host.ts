@@ -6,7 +6,9 @@
  * attacker's host in its `Host` header, which is what these functions look at. A server on a non-loopback address
  * is meant to be reached under any name and checks nothing.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BlockList, isIP, isIPv4, isIPv6 } from 'node:net';
+import { closeAfterAnswer } from './request-body.js';
 
 const LOOPBACK = new BlockList();
 LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
@@ -68,4 +70,21 @@ export function misdirectedHostMessage(
     'page can reach it by pointing its own name at 127.0.0.1 (DNS rebinding). Use http://localhost:<port> or ' +
     'http://127.0.0.1:<port> (a proxy or tunnel in front must send such a Host).'
   );
+}
+
+/**
+ * For a server on loopback with plain-text answers: answers a request whose Host is not a loopback name with 421 and
+ * returns true, or returns false and leaves the request alone.
+ */
+export function refusedMisdirected(
+  req: IncomingMessage,
+  res: ServerResponse,
+  server: string,
+  listenAddress: string,
+): boolean {
+  if (isLoopbackHostHeader(req.headers.host)) return false;
+  closeAfterAnswer(req, res);
+  res.writeHead(421, { 'content-type': 'text/plain; charset=utf-8' });
+  res.end(misdirectedHostMessage(req.headers.host, server, listenAddress) + '\n');
+  return true;
 }

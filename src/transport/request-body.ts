@@ -1,11 +1,11 @@
 /**
  * @module transport/request-body
- * Reading an HTTP/1.1 request body from a client who may be hostile, for the two servers that take bodies from anyone
- * who can reach them: the builtin gateway and the controller's webhooks. Each body is bounded (`limit`) and so is
- * the sum of the bodies being received at once (`BodyBudget`), so many slow uploads cannot hold the memory; a body
- * refused is not read to its end.
+ * Reading an HTTP/1.1 request body from a client who may be hostile, for the servers that take bodies from anyone
+ * who can reach them: the builtin gateway, the controller's webhooks and the simulator. Each body is bounded
+ * (`limit`) and so is the sum of the bodies being received at once (`BodyBudget`), so many slow uploads cannot hold
+ * the memory; a body refused is not read to its end (`closeAfterAnswer`).
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** Request-body bytes buffered over every request still receiving its body, against `limit`. */
 export interface BodyBudget {
@@ -64,4 +64,13 @@ export function readRequestBody(
     // A client gone mid-body: 'close' comes whatever else does.
     req.on('close', release);
   });
+}
+
+/**
+ * Makes the answer on `res` the last on its connection, leaving unread what the client still sends: Node would
+ * otherwise read (and discard) a whole request body to keep the connection alive, however large it is.
+ */
+export function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+  res.shouldKeepAlive = false;
+  res.once('finish', () => req.socket.destroySoon());
 }
