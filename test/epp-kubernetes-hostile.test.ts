@@ -7,18 +7,15 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, CustomObjectsApi, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { pino } from 'pino';
+import { waitFor } from '../src/process/index.js';
 import { watchInferencePool, type KubernetesSource } from '../src/epp/kubernetes.js';
 import type { EndpointSpec } from '../src/epp/datastore.js';
 
 const KUBECONFIG = process.env['LLMISVC_TEST_KUBECONFIG'];
 
-async function until(what: string, condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    if (condition()) return;
-    await sleep(25);
-  }
-  throw new Error(`timed out waiting until ${what}`);
-}
+/** Waits up to 15 s for `condition`, checked every 25 ms. */
+const until = (what: string, condition: () => boolean) =>
+  waitFor(condition, { what, timeoutMs: 15_000, intervalMs: 25 });
 
 describe(
   'EPP in Kubernetes mode, against a namespace user',

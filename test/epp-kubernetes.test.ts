@@ -15,19 +15,16 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { pino } from 'pino';
+import { waitFor } from '../src/process/index.js';
 import { startEpp, type RunningEpp } from '../src/epp/index.js';
 import { createExtProcClient, pickEndpoint, type ExtProcClient } from '../src/gateway/index.js';
 import { startModelServerFixture, type ModelServerFixture } from '../src/bench/index.js';
 
 const KUBECONFIG = process.env['LLMISVC_TEST_KUBECONFIG'];
 
-async function until(what: string, condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    if (condition()) return;
-    await sleep(25);
-  }
-  throw new Error(`timed out waiting until ${what}`);
-}
+/** Waits up to 15 s for `condition`, checked every 25 ms. */
+const until = (what: string, condition: () => boolean) =>
+  waitFor(condition, { what, timeoutMs: 15_000, intervalMs: 25 });
 
 describe(
   'EPP in Kubernetes mode',

@@ -1,15 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { endpoint, seededRandom } from '../../../test/harness/endpoints.js';
-import { CycleState, type SchedulingContext } from '../types.js';
+import { endpoint, schedulingContext, seededRandom } from '../../../test/harness/endpoints.js';
 import { kvCacheUtilizationScorer } from './kv-cache-utilization-scorer.js';
 
-const context: SchedulingContext = {
-  request: { requestId: 'r', model: 'm', targetModel: 'm', prompt: '', criticality: 'Standard', headers: {} },
-  state: new CycleState(),
-  now: 1_000_000,
-  random: seededRandom(1),
-};
+const context = schedulingContext('', { random: seededRandom(1) });
 
 test('usage outside [0, 1] is clamped, and a NaN usage scores as a full cache', () => {
   const scores = kvCacheUtilizationScorer('kv').score(

@@ -1,18 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { endpoint, seededRandom } from '../../../test/harness/endpoints.js';
-import { CycleState, type SchedulingContext } from '../types.js';
+import { endpoint, schedulingContext, seededRandom } from '../../../test/harness/endpoints.js';
 import { metricsFromExposition } from '../model-server-metrics.js';
 import { kvCacheUtilizationScorer } from './kv-cache-utilization-scorer.js';
 import { maxScorePicker } from './max-score-picker.js';
 import { queueScorer } from './queue-scorer.js';
 
-const context: SchedulingContext = {
-  request: { requestId: 'r', model: 'm', targetModel: 'm', prompt: '', criticality: 'Standard', headers: {} },
-  state: new CycleState(),
-  now: 1_000_000,
-  random: seededRandom(7),
-};
+const context = schedulingContext('', { random: seededRandom(7) });
 
 test('a NaN score ranks lowest: the picker still picks, one or several', () => {
   const [a, b, c] = ['a', 'b', 'c'].map((x) => endpoint(x));

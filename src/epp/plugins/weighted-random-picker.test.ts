@@ -1,15 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { endpoint, seededRandom } from '../../../test/harness/endpoints.js';
-import { CycleState, type SchedulingContext } from '../types.js';
+import { endpoint, schedulingContext, seededRandom } from '../../../test/harness/endpoints.js';
 import { weightedRandomPicker } from './weighted-random-picker.js';
 
-const context: SchedulingContext = {
-  request: { requestId: 'r', model: 'm', targetModel: 'm', prompt: '', criticality: 'Standard', headers: {} },
-  state: new CycleState(),
-  now: 1_000_000,
-  random: seededRandom(3),
-};
+const context = schedulingContext('', { random: seededRandom(3) });
 
 test('a NaN score weighs nothing next to a positive one, and is never ordered before it', () => {
   const [a, b, c] = ['a', 'b', 'c'].map((x) => endpoint(x));
