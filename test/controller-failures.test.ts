@@ -223,7 +223,12 @@ test(
     assert.equal(condition(s, 'Ready')?.status, 'False');
     assert.equal(condition(s, 'Ready')?.reason, 'InvalidTemplate');
     assert.equal(r.controller.queue.failureCount(`${ns}/${name}`), 0, 'bad input is not retried');
-    assert.equal((await eventsOf(ns, name, 'InvalidTemplate')).length, 1);
+    // The Event is written beside the status, not before it: wait for it, as the tests above do.
+    const events = await waitFor('the InvalidTemplate Event', async () => {
+      const found = await eventsOf(ns, name, 'InvalidTemplate');
+      return found.length ? found : undefined;
+    });
+    assert.equal(events.length, 1);
 
     // Fixing the config is what brings it back (configs are watched), not a retry.
     await apply(c, [config('{{ ChildName .ObjectMeta.Name "-team" }}')], ns);
