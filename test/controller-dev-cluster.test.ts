@@ -46,6 +46,8 @@ import {
   waitFor,
 } from './controller-support.js';
 import { CLI, REPO_ROOT } from './harness/repo.js';
+import { request } from 'undici';
+import { logTail, startProcess } from '../src/process/index.js';
 import { startModelServerFixture, type ModelServerFixture } from '../src/bench/index.js';
 
 const SYSTEM_NAMESPACE = 'llmisvc-system';
@@ -442,6 +444,113 @@ describe('the controller and the EPP on llmisvc dev cluster (real controllers)',
           ),
           `${pool.metadata.name}: ${JSON.stringify(pool.status)}`,
         );
+      }
+    });
+
+    it('the quickstart answers through its Gateway: Envoy Gateway’s xDS in a real Envoy, the EPP as its Deployment runs it, the pods', async () => {
+      const podsOf = async (name: string, component: string) =>
+        (await pods(`app.kubernetes.io/name=${name},app.kubernetes.io/component=${component}`)).filter(
+          isReady,
+        );
+      const workload = await podsOf('quickstart', 'llminferenceservice-workload');
+      const [picker] = await podsOf('quickstart', 'llminferenceservice-router-scheduler');
+      assert.ok(workload.length > 0 && picker, 'the quickstart has Ready pods and an EPP pod');
+      const servers = await Promise.all(
+        workload.map((p) =>
+          startModelServerFixture(p.metadata.name, 'Qwen/Qwen2.5-0.5B-Instruct', {
+            host: p.status!.podIP!,
+            port: 8000,
+          }),
+        ),
+      );
+      // The EPP container's own command line, on its pod's IP (a real kubelet would also give it a ServiceAccount).
+      const deployment = await c.get<
+        KubeObject & { spec: { template: { spec: { containers: { args: string[] }[] } } } }
+      >(DEPLOYMENT, NAMESPACE, 'quickstart-kserve-router-scheduler');
+      const epp = startProcess({
+        name: 'quickstart EPP',
+        command: process.execPath,
+        args: [
+          CLI,
+          'epp',
+          ...deployment.spec.template.spec.containers[0]!.args,
+          '--host',
+          picker.status!.podIP!,
+          '--kubeconfig',
+          cluster.kubeconfigPath,
+        ],
+        logPath: join(dir, 'quickstart-epp.log'),
+      });
+      try {
+        const gateway = await c.get<Conditioned>(GATEWAY, SYSTEM_NAMESPACE, 'llmisvc-gateway');
+        // The proxy's listener port: the Service's port 80 goes to 10080 in the pod (there is no kube-proxy here).
+        const base = `http://${gateway.status!.addresses![0]!.value}:10080`;
+        const names = new Set(servers.map((s) => s.name));
+        // undici's request, not fetch: fetch refuses port 10080 (on the Fetch standard's list of bad ports).
+        const complete = async (path: string, headers: Record<string, string> = {}) => {
+          const res = await request(`${base}${path}`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', ...headers },
+            body: JSON.stringify({ model: 'Qwen/Qwen2.5-0.5B-Instruct', prompt: 'hello', max_tokens: 4 }),
+          });
+          return {
+            status: res.statusCode,
+            servedBy: res.headers['x-served-by'],
+            text: await res.body.text(),
+          };
+        };
+        let last = 'no answer yet';
+        const first = await waitFor(
+          'a completion through the Gateway',
+          async () => {
+            const res = await complete('/serving/quickstart/v1/completions').catch((e: Error) => {
+              last = e.message;
+              return undefined;
+            });
+            if (res && res.status !== 200) last = `HTTP ${res.status}: ${res.text}`;
+            return res?.status === 200 ? res : undefined;
+          },
+          90_000,
+        ).catch(async (error: Error) => {
+          const logs = readdirSync(join(dir, 'logs')).filter((f) => f.startsWith('envoy'));
+          throw new Error(
+            `${error.message}; last: ${last}\nEPP log:\n${await logTail(epp.logPath, 15)}\n` +
+              (
+                await Promise.all(logs.map(async (f) => `${f}:\n${await logTail(join(dir, 'logs', f), 15)}`))
+              ).join('\n'),
+          );
+        });
+        assert.ok(names.has(String(first.servedBy)), 'served by a quickstart pod');
+        assert.equal((JSON.parse(first.text) as { object: string }).object, 'text_completion');
+        // Envoy Gateway's URL rewrite took the service's path prefix off before the model server saw it.
+        assert.deepEqual(
+          [...new Set(servers.flatMap((s) => s.received.map((r) => r.path)))],
+          ['/v1/completions'],
+        );
+
+        // A client's own destination header steers nothing: the EPP picks, and the pods answer.
+        for (let i = 0; i < 5; i++) {
+          const res = await complete('/serving/quickstart/v1/completions', {
+            'x-gateway-destination-endpoint': new URL(cluster.server).host,
+          });
+          assert.equal(res.status, 200);
+          assert.ok(names.has(String(res.servedBy)));
+        }
+        // Nor where no EPP answers (the P/D example's picker runs nowhere here): its pool fails closed, the header
+        // naming a quickstart pod notwithstanding.
+        const before = servers.reduce((n, s) => n + s.received.length, 0);
+        const orphan = await complete('/serving/llama-pd/v1/completions', {
+          'x-gateway-destination-endpoint': `${workload[0]!.status!.podIP}:8000`,
+        });
+        assert.ok(orphan.status >= 500, `status ${orphan.status}`);
+        assert.equal(
+          servers.reduce((n, s) => n + s.received.length, 0),
+          before,
+          'no pod reached',
+        );
+      } finally {
+        await epp.stop();
+        await Promise.all(servers.map((s) => s.close()));
       }
     });
 

@@ -113,7 +113,9 @@ export function register(program: Command): void {
         'kube-controller-manager, kube-scheduler and KWOK playing the kubelet of fake nodes (some with ' +
         `${GPU_RESOURCE}); pods are scheduled by the real scheduler and become Running/Ready with loopback IPs ` +
         '(127.1.N.x), but no container runs; plus the LeaderWorkerSet controller and Envoy Gateway (the Gateway API ' +
-        '+ Inference Extension provider, GatewayClass eg; LoadBalancer Services get 127.2.x.y addresses). Writes ' +
+        '+ Inference Extension provider, GatewayClass eg; LoadBalancer Services get 127.2.x.y addresses), with a ' +
+        'real Envoy per Gateway serving its routes at ADDRESS:10080 (InferencePools through their Endpoint Picker ' +
+        'Service). Writes ' +
         'DIR/kubeconfig, installs the CRDs like `dev apiserver`, runs ' +
         `until Ctrl-C. Binaries are built once per machine from Go modules (KWOK ${KWOK_VERSION}, Envoy Gateway ` +
         `${ENVOY_GATEWAY_VERSION}).`,

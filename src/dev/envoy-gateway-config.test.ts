@@ -40,7 +40,7 @@ function route(
 const pool = { metadata: { name: 'pool', namespace: 'llm', generation: 2 } };
 
 describe('Envoy Gateway configuration for the dev cluster', () => {
-  it('registers InferencePool v1 as an extension backend, fails open, and turns off leader election', () => {
+  it('registers InferencePool v1 as an extension backend with the Cluster and Translation hooks, fails closed, and turns off leader election', () => {
     const config = parse(
       envoyGatewayConfig({ controllerName: CONTROLLER, extensionSocket: '/d/eg/ext.sock' }),
     );
@@ -49,7 +49,11 @@ describe('Envoy Gateway configuration for the dev cluster', () => {
     assert.deepEqual(config.extensionManager.backendResources, [
       { group: 'inference.networking.k8s.io', version: 'v1', kind: 'InferencePool' },
     ]);
-    assert.equal(config.extensionManager.failOpen, true);
+    assert.deepEqual(config.extensionManager.hooks.xdsTranslator.post, ['Cluster', 'Translation']);
+    // Listeners and routes are left out of the Translation hook unless asked for (Envoy Gateway's default).
+    assert.equal(config.extensionManager.hooks.xdsTranslator.translation.listener.includeAll, true);
+    assert.equal(config.extensionManager.hooks.xdsTranslator.translation.route.includeAll, true);
+    assert.equal(config.extensionManager.failOpen, false);
     assert.deepEqual(config.extensionManager.service, { unix: { path: '/d/eg/ext.sock' } });
     assert.equal(config.provider.kubernetes.leaderElection.disable, true);
     assert.equal(config.provider.kubernetes.topologyInjector.disable, true);

@@ -20,7 +20,7 @@ export const INFERENCE_POOL_GROUP = 'inference.networking.k8s.io';
 
 export interface EnvoyGatewayConfigInput {
   controllerName: string;
-  /** The Unix socket the extension manager is configured to call (nothing serves it: see `failOpen`). */
+  /** The Unix socket of the extension server (dev/eg-extension) Envoy Gateway calls. */
   extensionSocket: string;
 }
 
@@ -30,9 +30,11 @@ export interface EnvoyGatewayConfigInput {
  * InferencePool is registered as an extension-manager backend resource: Envoy Gateway v1.8 has no built-in
  * InferencePool support, and without this it refuses an HTTPRoute backendRef to one (ResolvedRefs=False,
  * InvalidKind). With it, Envoy Gateway checks that the pool exists and resolves the reference, and hands the pool
- * to the extension server when it translates to xDS. That server is Envoy AI Gateway's controller in a real
- * install; there is none here, so `failOpen` makes xDS translation go on without it. Route and Gateway status,
- * which is what the dev cluster checks, is computed before that hook and does not depend on it.
+ * to the extension server when it translates to xDS — Envoy AI Gateway's controller in a real install, the dev
+ * cluster's stand-in here (dev/eg-extension), through the `Cluster` hook (the pool's cluster) and the
+ * `Translation` hook with every listener, route and cluster (where the Endpoint Picker is wired in). Not fail-open:
+ * without the extension a translation would bind the proxies' listeners to every address of this machine and route
+ * to a placeholder cluster, so Envoy Gateway keeps the last good configuration instead.
  */
 export function envoyGatewayConfig(input: EnvoyGatewayConfigInput): string {
   return stringify({
@@ -51,9 +53,19 @@ export function envoyGatewayConfig(input: EnvoyGatewayConfigInput): string {
     },
     extensionManager: {
       backendResources: [{ group: INFERENCE_POOL_GROUP, version: 'v1', kind: 'InferencePool' }],
-      hooks: { xdsTranslator: { post: ['Translation'] } },
+      hooks: {
+        xdsTranslator: {
+          post: ['Cluster', 'Translation'],
+          translation: {
+            listener: { includeAll: true },
+            route: { includeAll: true },
+            cluster: { includeAll: true },
+            secret: { includeAll: true },
+          },
+        },
+      },
       service: { unix: { path: input.extensionSocket } },
-      failOpen: true,
+      failOpen: false,
     },
   });
 }
@@ -87,10 +99,12 @@ interface ServiceLike {
 
 /**
  * The load-balancer address for each LoadBalancer Service that has none yet: the next free one in 127.2.0.0/16
- * (Services with a loadBalancerClass belong to another implementation and are left alone).
+ * from the `first`-th on (Services with a loadBalancerClass belong to another implementation and are left alone).
+ * Each dev cluster starts at a random place, so that two on one machine do not hand out the same address (their
+ * gateway proxies listen on it).
  * @example allocateLoadBalancerIps([{ metadata: { name: 'a' }, spec: { type: 'LoadBalancer' } }]) // Map { 'default/a' => '127.2.0.1' }
  */
-export function allocateLoadBalancerIps(services: readonly ServiceLike[]): Map<string, string> {
+export function allocateLoadBalancerIps(services: readonly ServiceLike[], first = 1): Map<string, string> {
   const used = new Set(
     services.flatMap((s) => (s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip).filter(Boolean)),
   );
@@ -101,11 +115,13 @@ export function allocateLoadBalancerIps(services: readonly ServiceLike[]): Map<s
       (s.status?.loadBalancer?.ingress ?? []).length === 0,
   );
   const result = new Map<string, string>();
-  let next = 1;
+  let tried = 0;
+  let next = first;
   for (const service of wanted) {
     let ip: string;
     do {
-      if (next > 65_534) return result;
+      if (tried++ > 65_536) return result;
+      if (next > 65_534) next = 1;
       ip = `${LOAD_BALANCER_PREFIX}.${next >> 8}.${next & 255}`;
       next++;
     } while (used.has(ip) || ip.endsWith('.0') || ip.endsWith('.255'));

@@ -20,6 +20,7 @@
  * verify` sees the provider installed the way the plan installs it.
  */
 import { execFile } from 'node:child_process';
+import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type Server } from 'node:net';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
@@ -48,6 +49,9 @@ import {
   type RouteLike,
 } from './envoy-gateway-config.js';
 import { installManifests } from './manifests.js';
+import { startEgExtension } from './eg-extension.js';
+import { startGatewayProxies } from './eg-proxies.js';
+import { ServiceProxies } from './service-proxy.js';
 import { SOCKET_BRIDGE_SCRIPT, serveUnixToTcp } from './socket-bridge.js';
 
 const FACTS = PROVIDER_FACTS['envoy-gateway'];
@@ -79,6 +83,8 @@ export const NAMESPACE_SCRIPT = [
   'mount --bind "$EG_CERTS" "$EG_ROOT/certs"',
   'rm -f "$EG_BRIDGE_READY"',
   '"$EG_NODE" "$EG_BRIDGE" tcp-to-unix 127.0.0.1 "$EG_API_PORT" "$EG_API_SOCKET" "$EG_BRIDGE_READY" &',
+  // The gateway proxies, on the host, reach the xDS server through this socket.
+  '"$EG_NODE" "$EG_BRIDGE" unix-to-tcp "$EG_XDS_SOCKET" 127.0.0.1 18000 &',
   // Envoy Gateway gives up at once when the API server does not answer: start it once the bridge listens.
   'i=0',
   'while [ ! -e "$EG_BRIDGE_READY" ]; do',
@@ -135,21 +141,24 @@ function standInDeployment(namespace: string, name: string, image: string, playe
   };
 }
 
-export async function startEnvoyGateway(input: {
+export interface StartEnvoyGatewayInput {
   dir: string;
   apiServer: DevApiServer;
   assets: EnvoyGatewayAssets;
+  /** The Envoy binary of the gateway proxies, resolved when the first proxy starts. */
+  envoyBinary: () => Promise<string>;
   log: (message: string) => void;
   timeoutMs: number;
-}): Promise<RunningEnvoyGateway> {
-  const { dir, apiServer, assets, log, timeoutMs } = input;
+}
+
+export async function startEnvoyGateway(input: StartEnvoyGatewayInput): Promise<RunningEnvoyGateway> {
   // Its own client: the status writers use it for as long as the cluster runs.
   const client = await KubeClient.create({
-    kubeconfig: apiServer.kubeconfigPath,
+    kubeconfig: input.apiServer.kubeconfigPath,
     userAgent: 'llmisvc-dev-envoy-gateway',
   });
   try {
-    return await startWithClient(dir, apiServer, assets, client, log, timeoutMs);
+    return await startWithClient(input, client);
   } catch (error) {
     client.close();
     throw error;
@@ -157,13 +166,10 @@ export async function startEnvoyGateway(input: {
 }
 
 async function startWithClient(
-  dir: string,
-  apiServer: DevApiServer,
-  assets: EnvoyGatewayAssets,
+  input: StartEnvoyGatewayInput,
   client: KubeClient,
-  log: (message: string) => void,
-  timeoutMs: number,
 ): Promise<RunningEnvoyGateway> {
+  const { dir, apiServer, assets, envoyBinary, log, timeoutMs } = input;
   // Short names: a Unix socket path must fit in 108 bytes.
   const home = join(dir, 'eg');
   const certs = join(home, 'certs');
@@ -208,10 +214,12 @@ async function startWithClient(
   }
 
   const configPath = join(home, 'envoy-gateway.yaml');
-  await writeFile(
-    configPath,
-    envoyGatewayConfig({ controllerName: FACTS.controllerName, extensionSocket: join(home, 'ext.sock') }),
-  );
+  const extensionSocket = join(home, 'ext.sock');
+  const xdsSocket = join(home, 'xds.sock');
+  await writeFile(configPath, envoyGatewayConfig({ controllerName: FACTS.controllerName, extensionSocket }));
+  // Up before Envoy Gateway: it calls the extension on its first translation, and fails that translation without it.
+  const services = new ServiceProxies(client, log);
+  const extension = await startEgExtension({ socketPath: extensionSocket, client, services, log });
   const apiPort = Number(new URL(apiServer.server).port);
   const apiSocket = join(home, 'api.sock');
   const bridge: Server = await serveUnixToTcp(apiSocket, '127.0.0.1', apiPort);
@@ -249,6 +257,7 @@ async function startWithClient(
       EG_API_PORT: String(apiPort),
       EG_API_SOCKET: apiSocket,
       EG_BRIDGE_READY: join(home, 'bridge.ready'),
+      EG_XDS_SOCKET: xdsSocket,
       EG_BINARY: assets.binary,
       EG_CONFIG: configPath,
     },
@@ -256,13 +265,17 @@ async function startWithClient(
   });
   log(`started Envoy Gateway ${ENVOY_GATEWAY_VERSION} (pid ${eg.pid}, in its own namespaces)`);
   const writers = startStatusWriters(client, log);
+  const proxies = startGatewayProxies({ home, client, xdsSocket, envoyBinary, log });
   const stop = async () => {
+    await proxies.stop();
     await writers.stop();
     // `unshare --fork` ignores SIGTERM while it waits for its child, so Envoy Gateway (the namespace's pid 1, the
     // child of `unshare`) gets it directly and shuts down gracefully; `unshare` then exits with it. Should that
     // fail, stop() falls back to SIGKILL of `unshare`, whose --kill-child takes the namespace down.
     signalNamespaceInit(eg.pid, 'SIGTERM');
     await eg.stop();
+    await extension.stop();
+    await services.close();
     await new Promise<void>((resolve) => bridge.close(() => resolve()));
   };
   try {
@@ -356,10 +369,11 @@ export function startStatusWriters(
 ): { stop(): Promise<void> } {
   let stopped = false;
   let lastError = '';
+  const firstAddress = randomInt(1, 60_000);
   const loop = (async () => {
     while (!stopped) {
       try {
-        await assignLoadBalancerIps(client, log);
+        await assignLoadBalancerIps(client, firstAddress, log);
         await writeInferencePoolStatus(client);
         lastError = '';
       } catch (error) {
@@ -378,13 +392,17 @@ export function startStatusWriters(
   };
 }
 
-async function assignLoadBalancerIps(client: KubeClient, log: (message: string) => void): Promise<void> {
+async function assignLoadBalancerIps(
+  client: KubeClient,
+  firstAddress: number,
+  log: (message: string) => void,
+): Promise<void> {
   const services = await client.request<{ items: Parameters<typeof allocateLoadBalancerIps>[0][number][] }>(
     'GET',
     '/api/v1/services',
     { verb: 'list' },
   );
-  for (const [key, ip] of allocateLoadBalancerIps(services.items)) {
+  for (const [key, ip] of allocateLoadBalancerIps(services.items, firstAddress)) {
     const [namespace, name] = key.split('/');
     const response = await client.send(
       'PATCH',

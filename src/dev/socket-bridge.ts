@@ -4,7 +4,8 @@
  * API server on the host's loopback: a Unix socket is a file, visible from both namespaces, while TCP ports are not.
  * The host side (`serveUnixToTcp`) runs in the dev cluster's process; the namespace side runs as
  * `node socket-bridge.js tcp-to-unix HOST PORT SOCKET [READY-FILE]` inside the namespace (and dies with it); it
- * creates READY-FILE once it listens.
+ * creates READY-FILE once it listens. The other way round, `node socket-bridge.js unix-to-tcp SOCKET HOST PORT`
+ * inside the namespace lets processes on the host reach a port of the namespace (Envoy Gateway's xDS server).
  */
 import { rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
@@ -52,4 +53,9 @@ if (process.argv[1] === SOCKET_BRIDGE_SCRIPT && process.argv[2] === 'tcp-to-unix
   await serveTcpToUnix(host!, Number(port), path!);
   // The namespace's script waits for this file before it starts the program that connects.
   if (readyFile) writeFileSync(readyFile, `${process.pid}\n`);
+}
+
+if (process.argv[1] === SOCKET_BRIDGE_SCRIPT && process.argv[2] === 'unix-to-tcp') {
+  const [path, host, port] = process.argv.slice(3);
+  await serveUnixToTcp(path!, host!, Number(port));
 }

