@@ -5,8 +5,10 @@ import {
   endpointsFromPods,
   labelSelectorString,
   MAX_TARGET_PORTS,
+  mayReferToPool,
   poolSpecOf,
   rewritesFrom,
+  slimDirectoryObject,
   slimPod,
   type Pod,
 } from './kubernetes.js';
@@ -229,6 +231,52 @@ test("llm-d.ai's InferenceObjectives apply by poolRef, poolRefs or a poolSelecto
     'by-expression': 4,
     'every-pool': 5,
   });
+});
+
+test('the caches keep only what may apply to the pool, slimmed, and the directory built from them is the same', () => {
+  const bulk = { annotations: { note: 'x'.repeat(100_000) }, managedFields: [{ manager: 'm', fieldsV1: {} }] };
+  const obj = (kind: string, name: string, spec: Record<string, unknown>) => ({
+    apiVersion: 'inference.networking.x-k8s.io/v1alpha2',
+    kind,
+    metadata: { name, namespace: 'ns', resourceVersion: '1', uid: name, ...bulk },
+    spec,
+    status: { conditions: [{ type: 'Accepted', status: 'True' }] },
+  });
+  const models = [
+    obj('InferenceModel', 'm-ours', { modelName: 'chat', criticality: 'Critical', poolRef: { name: 'pool' } }),
+    obj('InferenceModel', 'm-other', { modelName: 'chat', criticality: 'Sheddable', poolRef: { name: 'other' } }),
+  ];
+  const objectives = [
+    obj('InferenceObjective', 'o-ref', { priority: 3, poolRef: { name: 'pool' } }),
+    obj('InferenceObjective', 'o-refs', { priority: 2, poolRefs: [{ name: 'x' }, { name: 'pool' }] }),
+    obj('InferenceObjective', 'o-selector', { priority: 1, poolSelector: { matchLabels: { tier: 'gold' } } }),
+    obj('InferenceObjective', 'o-other', { priority: 9, poolRef: { name: 'other' } }),
+    obj('InferenceObjective', 'o-nothing', { priority: 9 }),
+  ];
+  const rewrites = [
+    obj('InferenceModelRewrite', 'r-ours', {
+      poolRef: { name: 'pool' },
+      rules: [{ matches: [{ model: { value: 'chat' } }], targets: [{ modelRewrite: 'chat-v2' }] }],
+    }),
+    obj('InferenceModelRewrite', 'r-other', {
+      poolRef: { name: 'other' },
+      rules: [{ matches: [{ model: { value: 'chat' } }], targets: [{ modelRewrite: 'elsewhere' }] }],
+    }),
+  ];
+  const cached = <T extends (typeof models)[number]>(list: T[]) =>
+    list.filter((o) => mayReferToPool(o, 'pool')).map((o) => slimDirectoryObject(o));
+  const pool = { name: 'pool', labels: { tier: 'gold' } };
+  assert.deepEqual(
+    directoryFrom(cached(models), cached(objectives), pool, cached(rewrites)),
+    directoryFrom(models, objectives, pool, rewrites),
+  );
+  assert.deepEqual(
+    [...models, ...objectives, ...rewrites].filter((o) => mayReferToPool(o, 'pool')).map((o) => o.metadata.name),
+    ['m-ours', 'o-ref', 'o-refs', 'o-selector', 'r-ours'],
+  );
+  const slim = slimDirectoryObject(objectives[0]!);
+  assert.ok(JSON.stringify(slim).length < 400, JSON.stringify(slim));
+  assert.deepEqual(slim.spec, objectives[0]!.spec);
 });
 
 test('--endpoints parsing', () => {

@@ -182,13 +182,44 @@ function labelSelectorOf(raw: unknown): LabelSelector | undefined {
  * of `poolRefs` does, or its `poolSelector` matches the pool's labels (an empty selector: every pool).
  */
 function refersToPool(obj: Obj, pool: PoolIdentity): boolean {
-  const spec = obj.spec ?? {};
-  if ((spec['poolRef'] as { name?: string } | undefined)?.name === pool.name) return true;
-  const refs = spec['poolRefs'];
-  if (Array.isArray(refs) && refs.some((r) => (r as { name?: string } | null)?.name === pool.name))
-    return true;
-  const selector = spec['poolSelector'] == null ? undefined : labelSelectorOf(spec['poolSelector']);
+  if (namesPool(obj, pool.name)) return true;
+  const raw = obj.spec?.['poolSelector'];
+  const selector = raw == null ? undefined : labelSelectorOf(raw);
   return selector !== undefined && matchesSelector(pool.labels, selector);
+}
+
+/** Whether `poolRef` (GIE) or an entry of `poolRefs` (llm-d.ai) names the pool. */
+function namesPool(obj: Obj, poolName: string): boolean {
+  const spec = obj.spec ?? {};
+  if ((spec['poolRef'] as { name?: string } | undefined)?.name === poolName) return true;
+  const refs = spec['poolRefs'];
+  return Array.isArray(refs) && refs.some((r) => (r as { name?: string } | null)?.name === poolName);
+}
+
+/**
+ * Whether a model, objective or rewrite may apply to the pool named `poolName`, whatever the pool's labels: it names
+ * the pool (`poolRef`, `poolRefs`) or selects pools by label (`poolSelector`, judged when the directory is built, as
+ * the pool's labels can change). The EPP's caches hold only these: objects for other pools of the namespace are a
+ * namespace user's to multiply.
+ */
+export function mayReferToPool(obj: Obj, poolName: string): boolean {
+  return namesPool(obj, poolName) || obj.spec?.['poolSelector'] != null;
+}
+
+/**
+ * What the EPP's caches hold of a model, objective or rewrite: name, identity and spec (the directory reads nothing
+ * else); annotations of up to 256 KiB, managed fields and status are their author's to size.
+ */
+export function slimDirectoryObject<T extends Watched>(obj: T): T {
+  const { name, namespace, resourceVersion, uid, creationTimestamp } = obj.metadata as Watched['metadata'] & {
+    creationTimestamp?: string;
+  };
+  return {
+    apiVersion: obj.apiVersion,
+    kind: obj.kind,
+    metadata: { name, namespace, resourceVersion, uid, creationTimestamp },
+    spec: obj.spec,
+  } as T;
 }
 
 /**
@@ -338,10 +369,15 @@ export async function watchInferencePool(options: WatchOptions): Promise<Kuberne
         keep: (pool: Watched) => pool.metadata.name === name,
       }),
   );
-  const models = new Informer<Watched>(client, MODELS, informerOptions);
-  const objectives = new Informer<Watched>(client, OBJECTIVES, informerOptions);
-  const llmdObjectives = new Informer<Watched>(client, LLMD_OBJECTIVES, informerOptions);
-  const rewrites = new Informer<Watched>(client, REWRITES, informerOptions);
+  const directoryOptions = {
+    ...informerOptions,
+    keep: (obj: Watched) => mayReferToPool(obj, name),
+    slim: slimDirectoryObject<Watched>,
+  };
+  const models = new Informer<Watched>(client, MODELS, directoryOptions);
+  const objectives = new Informer<Watched>(client, OBJECTIVES, directoryOptions);
+  const llmdObjectives = new Informer<Watched>(client, LLMD_OBJECTIVES, directoryOptions);
+  const rewrites = new Informer<Watched>(client, REWRITES, directoryOptions);
 
   let podInformer: Informer<Pod> | undefined;
   let currentSelector = '';
