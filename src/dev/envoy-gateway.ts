@@ -51,6 +51,7 @@ import {
 import { installManifests } from './manifests.js';
 import { startEgExtension } from './eg-extension.js';
 import { startGatewayProxies } from './eg-proxies.js';
+import { pollEvery } from './poll.js';
 import { ServiceProxies } from './service-proxy.js';
 import { SOCKET_BRIDGE_SCRIPT, serveUnixToTcp } from './socket-bridge.js';
 
@@ -367,29 +368,16 @@ export function startStatusWriters(
   client: KubeClient,
   log: (message: string) => void,
 ): { stop(): Promise<void> } {
-  let stopped = false;
-  let lastError = '';
   const firstAddress = randomInt(1, 60_000);
-  const loop = (async () => {
-    while (!stopped) {
-      try {
-        await assignLoadBalancerIps(client, firstAddress, log);
-        await writeInferencePoolStatus(client);
-        lastError = '';
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
-        if (message !== lastError) log(`dev cluster status writers: ${message} (retrying)`);
-        lastError = message;
-      }
-      await sleep(500);
-    }
-  })();
-  return {
-    async stop() {
-      stopped = true;
-      await loop;
+  return pollEvery(
+    500,
+    'dev cluster status writers',
+    async () => {
+      await assignLoadBalancerIps(client, firstAddress, log);
+      await writeInferencePoolStatus(client);
     },
-  };
+    log,
+  );
 }
 
 async function assignLoadBalancerIps(

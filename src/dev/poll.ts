@@ -1,0 +1,35 @@
+/**
+ * @module dev/poll
+ * The loop of the dev cluster's stand-in controllers (status writers, gateway proxies): a round twice a second
+ * until stopped; a failed round is logged once per distinct message and retried, never thrown.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export function pollEvery(
+  intervalMs: number,
+  what: string,
+  round: () => Promise<void>,
+  log: (message: string) => void,
+): { stop(): Promise<void> } {
+  let stopped = false;
+  let lastError = '';
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        await round();
+        lastError = '';
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        if (message !== lastError) log(`${what}: ${message} (retrying)`);
+        lastError = message;
+      }
+      await sleep(intervalMs);
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+    },
+  };
+}
