@@ -211,9 +211,7 @@ export function mayReferToPool(obj: Obj, poolName: string): boolean {
  * else); annotations of up to 256 KiB, managed fields and status are their author's to size.
  */
 export function slimDirectoryObject<T extends Watched>(obj: T): T {
-  const { name, namespace, resourceVersion, uid, creationTimestamp } = obj.metadata as Watched['metadata'] & {
-    creationTimestamp?: string;
-  };
+  const { name, namespace, resourceVersion, uid, creationTimestamp } = obj.metadata;
   return {
     apiVersion: obj.apiVersion,
     kind: obj.kind,
