@@ -234,7 +234,10 @@ test("llm-d.ai's InferenceObjectives apply by poolRef, poolRefs or a poolSelecto
 });
 
 test('the caches keep only what may apply to the pool, slimmed, and the directory built from them is the same', () => {
-  const bulk = { annotations: { note: 'x'.repeat(100_000) }, managedFields: [{ manager: 'm', fieldsV1: {} }] };
+  const bulk = {
+    annotations: { note: 'x'.repeat(100_000) },
+    managedFields: [{ manager: 'm', fieldsV1: {} }],
+  };
   const obj = (kind: string, name: string, spec: Record<string, unknown>) => ({
     apiVersion: 'inference.networking.x-k8s.io/v1alpha2',
     kind,
@@ -243,8 +246,16 @@ test('the caches keep only what may apply to the pool, slimmed, and the director
     status: { conditions: [{ type: 'Accepted', status: 'True' }] },
   });
   const models = [
-    obj('InferenceModel', 'm-ours', { modelName: 'chat', criticality: 'Critical', poolRef: { name: 'pool' } }),
-    obj('InferenceModel', 'm-other', { modelName: 'chat', criticality: 'Sheddable', poolRef: { name: 'other' } }),
+    obj('InferenceModel', 'm-ours', {
+      modelName: 'chat',
+      criticality: 'Critical',
+      poolRef: { name: 'pool' },
+    }),
+    obj('InferenceModel', 'm-other', {
+      modelName: 'chat',
+      criticality: 'Sheddable',
+      poolRef: { name: 'other' },
+    }),
   ];
   const objectives = [
     obj('InferenceObjective', 'o-ref', { priority: 3, poolRef: { name: 'pool' } }),
@@ -271,7 +282,9 @@ test('the caches keep only what may apply to the pool, slimmed, and the director
     directoryFrom(models, objectives, pool, rewrites),
   );
   assert.deepEqual(
-    [...models, ...objectives, ...rewrites].filter((o) => mayReferToPool(o, 'pool')).map((o) => o.metadata.name),
+    [...models, ...objectives, ...rewrites]
+      .filter((o) => mayReferToPool(o, 'pool'))
+      .map((o) => o.metadata.name),
     ['m-ours', 'o-ref', 'o-refs', 'o-selector', 'r-ours'],
   );
   const slim = slimDirectoryObject(objectives[0]!);
