@@ -40,6 +40,7 @@ interface ClusterFlags extends ControlPlaneFlags {
   gpusPerNode: number;
   lws: boolean;
   envoyGateway: boolean;
+  runPods: boolean;
 }
 
 function crdSelection(flags: { crds: boolean; crdSets?: string | undefined }): boolean | CrdSetName[] {
@@ -147,6 +148,13 @@ export function register(program: Command): void {
       'without Envoy Gateway (by default it runs, with its CRDs and GatewayClass eg, and the Gateway API and ' +
         'Inference Extension CRDs whatever --crd-sets says)',
     )
+    .option(
+      '--run-pods',
+      'run what pods would where this machine can stand in: vLLM containers as `llmisvc sim` and llmisvc ' +
+        "containers (the EPP) as this CLI, each on its pod's IP, the EPP with a token of its pod's ServiceAccount; " +
+        'with the controller, an LLMInferenceService then answers through its Gateway',
+      false,
+    )
     .action(async (flags: ClusterFlags) => {
       const log = (message: string) => console.error(`[dev cluster] ${message}`);
       const started = Date.now();
@@ -158,6 +166,7 @@ export function register(program: Command): void {
         nodes: { cpuNodes: flags.cpuNodes, gpuNodes: flags.gpuNodes, gpusPerNode: flags.gpusPerNode },
         leaderWorkerSet: flags.lws,
         envoyGateway: flags.envoyGateway,
+        runPods: flags.runPods,
         log,
       });
       const kubectl = cluster.apiServer.assets.kubectl ?? 'kubectl';

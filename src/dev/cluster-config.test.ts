@@ -24,6 +24,11 @@ describe('dev cluster configuration', () => {
         ['kwok-gpu-1', 4, '127.1.3.0/24'],
       ],
     );
+    assert.deepEqual(
+      devNodes({ cpuNodes: 1, gpuNodes: 0, gpusPerNode: 0 }, '127.7').map((n) => n.podCIDR),
+      ['127.7.1.0/24'],
+      'in the cluster’s own block',
+    );
     assert.throws(() => devNodes({ cpuNodes: 0, gpuNodes: 0, gpusPerNode: 8 }), RangeError);
     assert.throws(() => devNodes({ cpuNodes: 200, gpuNodes: 51, gpusPerNode: 8 }), RangeError);
   });

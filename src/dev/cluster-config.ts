@@ -13,8 +13,9 @@ export const KWOK_NODE_ANNOTATION_VALUE = 'fake';
 export const GPU_RESOURCE = 'nvidia.com/gpu';
 
 /**
- * Pod IPs come from loopback, one /24 per node (127.1.N.0/24; KWOK hands them out from `spec.podCIDR`), so a
- * process on this machine can later listen on a pod's own IP: every 127.0.0.0/8 address reaches `lo` on Linux.
+ * Pod IPs come from loopback, one /24 per node (127.B.N.0/24, B = 1 for the first cluster on the machine, see
+ * dev/pod-block; KWOK hands them out from `spec.podCIDR`), so a process on this machine can later listen on a
+ * pod's own IP: every 127.0.0.0/8 address reaches `lo` on Linux.
  */
 export const POD_CIDR_PREFIX = '127.1';
 
@@ -37,7 +38,10 @@ export interface DevNodeCounts {
 export const DEFAULT_NODE_COUNTS: DevNodeCounts = { cpuNodes: 2, gpuNodes: 2, gpusPerNode: 8 };
 
 /** The nodes of a development cluster: `kwok-cpu-0…` then `kwok-gpu-0…`, each with its own pod CIDR. */
-export function devNodes(counts: DevNodeCounts = DEFAULT_NODE_COUNTS): DevNodeSpec[] {
+export function devNodes(
+  counts: DevNodeCounts = DEFAULT_NODE_COUNTS,
+  podPrefix: string = POD_CIDR_PREFIX,
+): DevNodeSpec[] {
   const total = counts.cpuNodes + counts.gpuNodes;
   if (total < 1 || total > 250 || counts.cpuNodes < 0 || counts.gpuNodes < 0 || counts.gpusPerNode < 0) {
     throw new RangeError(
@@ -52,7 +56,7 @@ export function devNodes(counts: DevNodeCounts = DEFAULT_NODE_COUNTS): DevNodeSp
       memory: '256Gi',
       pods: 110,
       gpus,
-      podCIDR: `${POD_CIDR_PREFIX}.${nodes.length + 1}.0/24`,
+      podCIDR: `${podPrefix}.${nodes.length + 1}.0/24`,
     });
   for (let i = 0; i < counts.cpuNodes; i++) add(`kwok-cpu-${i}`, 0);
   for (let i = 0; i < counts.gpuNodes; i++) add(`kwok-gpu-${i}`, counts.gpusPerNode);
@@ -93,12 +97,12 @@ export function kwokNodeObject(spec: DevNodeSpec): Record<string, unknown> {
  * KWOK's configuration file: its options followed by the Stage documents it plays (KWOK reads every document of
  * every `--config` file). The default CIDR only serves pods on a node without `spec.podCIDR`.
  */
-export function kwokConfiguration(input: { stages: readonly string[] }): string {
+export function kwokConfiguration(input: { stages: readonly string[]; podPrefix?: string }): string {
   const options = stringify({
     apiVersion: 'config.kwok.x-k8s.io/v1alpha1',
     kind: 'KwokConfiguration',
     options: {
-      cidr: `${POD_CIDR_PREFIX}.0.0/24`,
+      cidr: `${input.podPrefix ?? POD_CIDR_PREFIX}.0.0/24`,
       nodeIP: '127.0.0.1',
       manageNodesWithAnnotationSelector: `${KWOK_NODE_ANNOTATION}=${KWOK_NODE_ANNOTATION_VALUE}`,
       nodeLeaseDurationSeconds: 40,

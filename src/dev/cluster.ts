@@ -48,7 +48,9 @@ import { renderDevKubeconfig } from './kubeconfig.js';
 import { startEnvoyGateway, type RunningEnvoyGateway } from './envoy-gateway.js';
 import { removeLwsWebhooks, startLeaderWorkerSet, type RunningLws } from './lws.js';
 import { DEV_FIELD_MANAGER } from './manifests.js';
-import { llmisvcCacheDir } from './paths.js';
+import { llmisvcCacheDir, repoRoot } from './paths.js';
+import { claimPodBlock } from './pod-block.js';
+import { startPodRunner, type PodRunner } from './pod-runner.js';
 import {
   commandLineMentions,
   failExited,
@@ -84,6 +86,12 @@ export interface StartDevClusterOptions extends Pick<
   envoyGatewayAssets?: EnvoyGatewayAssets;
   /** How long to wait for each part to become ready; default 120 s (2 busy cores). */
   startTimeoutMs?: number;
+  /**
+   * Run what the pods' containers would, where this machine can stand in (dev/pod-runner): vLLM containers as the
+   * simulator, this project's image as this checkout's CLI, each on its pod's IP. Default false: the pods stay
+   * KWOK's alone, and tests put their own servers on pod IPs.
+   */
+  runPods?: boolean;
 }
 
 export interface DevCluster {
@@ -104,6 +112,8 @@ export interface DevCluster {
     /** The `unshare` parent of Envoy Gateway's namespaces; absent when the cluster runs without it. */
     envoyGateway?: number;
   };
+  /** With `runPods`: the processes standing for pods' containers, by `namespace/pod/container`. */
+  podProcesses(): ReadonlyMap<string, ManagedProcess>;
   /** Stops the LeaderWorkerSet controller, KWOK and the controllers, then kube-apiserver and etcd; resolves once all have exited. */
   stop(): Promise<void>;
 }
@@ -132,7 +142,8 @@ export async function startDevCluster(options: StartDevClusterOptions): Promise<
   const timeoutMs = options.startTimeoutMs ?? 120_000;
   const cacheDir = llmisvcCacheDir(env);
   const go = { env, log };
-  const nodes = devNodes(options.nodes ?? DEFAULT_NODE_COUNTS);
+  const nodeCounts = options.nodes ?? DEFAULT_NODE_COUNTS;
+  devNodes(nodeCounts); // refuses impossible counts before any build
   const withLws = options.leaderWorkerSet ?? true;
   const withEnvoyGateway = options.envoyGateway ?? true;
   let crds = options.crds ?? true;
@@ -161,6 +172,9 @@ export async function startDevCluster(options: StartDevClusterOptions): Promise<
     ? (options.envoyGatewayAssets ?? (await ensureEnvoyGatewayAssets({ cacheDir, go })))
     : undefined;
 
+  // Pod IPs of their own: processes listen on them, and another cluster may run beside this one.
+  const podBlock = claimPodBlock(join(cacheDir, 'dev-pod-blocks'));
+  const nodes = devNodes(nodeCounts, podBlock.prefix);
   const apiServer = await startDevApiServer({
     dir,
     crds,
@@ -169,11 +183,17 @@ export async function startDevCluster(options: StartDevClusterOptions): Promise<
     assets,
     admitServiceAccounts: true,
     startTimeoutMs: timeoutMs,
+  }).catch((error: unknown) => {
+    podBlock.release();
+    throw error;
   });
   const controllers: ManagedProcess[] = [];
   let lws: RunningLws | undefined;
   let envoyGateway: RunningEnvoyGateway | undefined;
+  let podRunner: { runner: PodRunner; client: KubeClient } | undefined;
   const stopControllers = async () => {
+    await podRunner?.runner.stop();
+    podRunner?.client.close();
     await envoyGateway?.stop();
     await lws?.stop();
     await Promise.all(controllers.map((p) => p.stop()));
@@ -203,7 +223,7 @@ export async function startDevCluster(options: StartDevClusterOptions): Promise<
     await mkdir(kwokHome, { recursive: true });
     const kwokConfig = join(kwokHome, 'kwok.yaml');
     const stages = await Promise.all(clusterAssets.kwokStages.map((file) => readFile(file, 'utf8')));
-    await writeFile(kwokConfig, kwokConfiguration({ stages }));
+    await writeFile(kwokConfig, kwokConfiguration({ stages, podPrefix: podBlock.prefix }));
 
     // The pids go into cluster.json as each (re)starts, so a later run can stop what a killed owner left behind.
     const state: ClusterState = { owner: process.pid };
@@ -336,6 +356,24 @@ export async function startDevCluster(options: StartDevClusterOptions): Promise<
       } else {
         await removeLwsWebhooks(client);
       }
+      if (options.runPods) {
+        const runnerClient = await KubeClient.create({
+          kubeconfig: apiServer.kubeconfigPath,
+          userAgent: 'llmisvc-dev-pod-runner',
+        });
+        podRunner = {
+          client: runnerClient,
+          runner: startPodRunner({
+            dir,
+            client: runnerClient,
+            server: apiServer.server,
+            caPem: apiServer.caPem,
+            cli: join(repoRoot(), 'bin', 'llmisvc.js'),
+            log,
+          }),
+        };
+        log('running the pods of vLLM and llmisvc images as processes on their IPs');
+      }
     } finally {
       client.close();
     }
@@ -355,6 +393,7 @@ export async function startDevCluster(options: StartDevClusterOptions): Promise<
         ...(lws ? { leaderWorkerSet: lws.process.pid } : {}),
         ...(envoyGateway ? { envoyGateway: envoyGateway.process.pid } : {}),
       },
+      podProcesses: () => podRunner?.runner.running() ?? new Map(),
       stop() {
         stopping ??= (async () => {
           await stopControllers();
@@ -364,6 +403,7 @@ export async function startDevCluster(options: StartDevClusterOptions): Promise<
               'kube-scheduler and kube-controller-manager',
           );
           await apiServer.stop();
+          podBlock.release();
         })();
         return stopping;
       },
@@ -372,6 +412,7 @@ export async function startDevCluster(options: StartDevClusterOptions): Promise<
     await stopControllers();
     await rm(join(dir, 'cluster.json'), { force: true });
     await apiServer.stop();
+    podBlock.release();
     throw error;
   }
 }

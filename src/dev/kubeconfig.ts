@@ -1,7 +1,7 @@
 /**
  * @module dev/kubeconfig
- * The kubeconfig written for the development API server: one cluster, one admin user authenticated by a bearer
- * token, one context. Pure: it only renders text.
+ * The kubeconfig written for the development API server: one cluster, one user authenticated by a bearer token (the
+ * admin's, or a ServiceAccount's for a pod's process), one context. Pure: it only renders text.
  */
 import { stringify } from 'yaml';
 
@@ -16,10 +16,13 @@ export interface DevKubeconfigInput {
   token: string;
   /** The context's default namespace. */
   namespace?: string;
+  /** The user's name in the file (default: the admin's). */
+  user?: string;
 }
 
 /** Renders a kubeconfig that `kubectl`, client-go and @kubernetes/client-node all read. */
 export function renderDevKubeconfig(input: DevKubeconfigInput): string {
+  const user = input.user ?? `${DEV_CONTEXT_NAME}-admin`;
   return stringify({
     apiVersion: 'v1',
     kind: 'Config',
@@ -33,13 +36,13 @@ export function renderDevKubeconfig(input: DevKubeconfigInput): string {
         },
       },
     ],
-    users: [{ name: `${DEV_CONTEXT_NAME}-admin`, user: { token: input.token } }],
+    users: [{ name: user, user: { token: input.token } }],
     contexts: [
       {
         name: DEV_CONTEXT_NAME,
         context: {
           cluster: DEV_CONTEXT_NAME,
-          user: `${DEV_CONTEXT_NAME}-admin`,
+          user,
           namespace: input.namespace ?? 'default',
         },
       },

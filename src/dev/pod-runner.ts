@@ -1,0 +1,197 @@
+/**
+ * @module dev/pod-runner
+ * `llmisvc dev cluster --run-pods`: the kubelet's part for the containers this machine can stand in for
+ * (dev/pod-commands) — the model servers as simulators and this project's own programs as themselves, each a
+ * process on its pod's IP. KWOK still plays the pods (scheduling, phase, Ready); this runs what they would run, so
+ * `kubectl apply -f examples/quickstart.yaml` gives a service that answers through its Gateway.
+ *
+ * A container that talks to the API server (the EPP) gets a kubeconfig with a token of the pod's ServiceAccount
+ * (TokenRequest, as the kubelet projects one), so it has the rights the rendered RBAC gives it and no more. A pod
+ * that goes away has its processes stopped; a process that exits is started again after 10 s. Polls every second.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type KubeClient } from '../kube/index.js';
+import { startProcess, type ManagedProcess } from '../process/index.js';
+import { PLAYED_BY } from './envoy-gateway-config.js';
+import { renderDevKubeconfig } from './kubeconfig.js';
+import { containerPlans, type ContainerProcess, type PodSpecLike } from './pod-commands.js';
+import { pollEvery } from './poll.js';
+
+type PodObject = PodSpecLike & {
+  metadata: PodSpecLike['metadata'] & { uid?: string; deletionTimestamp?: string };
+  spec?: PodSpecLike['spec'] & { nodeName?: string };
+  status?: PodSpecLike['status'] & { phase?: string };
+};
+
+interface RunningContainer {
+  plan: ContainerProcess;
+  args: string[];
+  process: ManagedProcess;
+  startedAt: number;
+}
+
+const RESTART_DELAY_MS = 10_000;
+/** At most this many processes stand for containers: pods are cheap to create, processes are not. */
+const MAX_PROCESSES = 64;
+
+/**
+ * Pods the dev cluster already plays with a process of its own: Envoy Gateway's proxies (dev/eg-proxies runs their
+ * Envoy) and the stand-in Deployments of controllers that run as processes (annotated `llmisvc.dev/played-by`).
+ */
+function playedElsewhere(pod: PodObject): boolean {
+  const meta = pod.metadata as { labels?: Record<string, string>; annotations?: Record<string, string> };
+  return (
+    meta.annotations?.[PLAYED_BY] !== undefined ||
+    (meta.labels?.['app.kubernetes.io/managed-by'] === 'envoy-gateway' &&
+      meta.labels['app.kubernetes.io/component'] === 'proxy')
+  );
+}
+/** A ServiceAccount token's lifetime; the processes live no longer than the cluster (restarts get a new one). */
+const TOKEN_SECONDS = 24 * 3600;
+
+export interface PodRunner {
+  /** The running processes by `namespace/pod/container`. */
+  running(): ReadonlyMap<string, ManagedProcess>;
+  stop(): Promise<void>;
+}
+
+export function startPodRunner(input: {
+  dir: string;
+  client: KubeClient;
+  server: string;
+  caPem: string;
+  /** The CLI the processes run (`bin/llmisvc.js` of this checkout). */
+  cli: string;
+  log: (message: string) => void;
+}): PodRunner {
+  const { dir, client, server, caPem, cli, log } = input;
+  /** By pod uid. */
+  const pods = new Map<string, { key: string; containers: Map<string, RunningContainer> }>();
+  const said = new Set<string>();
+
+  const kubeconfigFor = async (pod: PodObject): Promise<string> => {
+    const namespace = pod.metadata.namespace ?? 'default';
+    const account = pod.spec?.serviceAccountName ?? 'default';
+    const review = await client.request<{ status?: { token?: string } }>(
+      'POST',
+      `/api/v1/namespaces/${namespace}/serviceaccounts/${account}/token`,
+      {
+        verb: 'create',
+        body: {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenRequest',
+          spec: {
+            expirationSeconds: TOKEN_SECONDS,
+            boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod.metadata.name, uid: pod.metadata.uid },
+          },
+        },
+      },
+    );
+    const token = review.status?.token;
+    if (!token) throw new Error(`no token for ServiceAccount ${namespace}/${account}`);
+    const folder = join(dir, 'pods', `${namespace}_${pod.metadata.name}`);
+    await mkdir(folder, { recursive: true, mode: 0o700 });
+    const path = join(folder, 'kubeconfig');
+    await writeFile(
+      path,
+      renderDevKubeconfig({ server, caPem, token, namespace, user: `${namespace}/${account}` }),
+      {
+        mode: 0o600,
+      },
+    );
+    return path;
+  };
+
+  const start = async (pod: PodObject, plan: ContainerProcess): Promise<RunningContainer> => {
+    const args = [
+      ...plan.cliArgs,
+      ...(plan.needsKubeconfig ? ['--kubeconfig', await kubeconfigFor(pod)] : []),
+    ];
+    const namespace = pod.metadata.namespace ?? 'default';
+    await mkdir(join(dir, 'logs', 'pods'), { recursive: true });
+    const process = startProcess({
+      name: `${namespace}/${pod.metadata.name}/${plan.container}`,
+      command: globalThis.process.execPath,
+      args: [cli, ...args],
+      env: { PATH: globalThis.process.env['PATH'] ?? '/usr/bin:/bin' },
+      logPath: join(dir, 'logs', 'pods', `${namespace}_${pod.metadata.name}_${plan.container}.log`),
+    });
+    log(`pod ${namespace}/${pod.metadata.name}: started ${plan.container} (${args[0]}, pid ${process.pid})`);
+    return { plan, args, process, startedAt: Date.now() };
+  };
+
+  const round = async (): Promise<void> => {
+    const list = await client.request<{ items: PodObject[] }>('GET', '/api/v1/pods', { verb: 'list' });
+    const live = list.items.filter(
+      (p) =>
+        p.metadata.uid &&
+        p.spec?.nodeName &&
+        p.status?.podIP &&
+        p.status.phase === 'Running' &&
+        !p.metadata.deletionTimestamp,
+    );
+    const liveUids = new Set(live.map((p) => p.metadata.uid!));
+    for (const [uid, pod] of pods) {
+      if (liveUids.has(uid)) continue;
+      pods.delete(uid);
+      await Promise.all([...pod.containers.values()].map((c) => c.process.stop(5_000)));
+      log(`pod ${pod.key}: gone, its processes stopped`);
+    }
+    for (const pod of live) {
+      const key = `${pod.metadata.namespace ?? 'default'}/${pod.metadata.name}`;
+      const entry = pods.get(pod.metadata.uid!);
+      if (!entry) {
+        if (playedElsewhere(pod)) continue;
+        const containers = new Map<string, RunningContainer>();
+        try {
+          for (const plan of containerPlans(pod)) {
+            const total = [...pods.values()].reduce((n, p) => n + p.containers.size, containers.size);
+            const reason =
+              'skipped' in plan
+                ? plan.skipped
+                : total >= MAX_PROCESSES
+                  ? `${MAX_PROCESSES} processes run already (each takes ~60 MB)`
+                  : undefined;
+            if (reason !== undefined || 'skipped' in plan) {
+              const line = `pod ${key}: container ${plan.container} not run: ${reason}`;
+              if (!said.has(line)) log(line);
+              if (said.size > 10_000) said.clear();
+              said.add(line);
+              continue;
+            }
+            containers.set(plan.container, await start(pod, plan));
+          }
+        } catch (error) {
+          // All of the pod's processes or none: the next round tries the pod again.
+          await Promise.all([...containers.values()].map((c) => c.process.stop(5_000)));
+          throw error;
+        }
+        pods.set(pod.metadata.uid!, { key, containers });
+        continue;
+      }
+      for (const [name, running] of entry.containers) {
+        if (!running.process.hasExited || Date.now() - running.startedAt < RESTART_DELAY_MS) continue;
+        log(`pod ${key}: ${name} exited (see ${running.process.logPath}); starting it again`);
+        entry.containers.set(name, await start(pod, running.plan));
+      }
+    }
+  };
+
+  const polling = pollEvery(1_000, 'dev cluster pod runner', round, log);
+  return {
+    running: () =>
+      new Map(
+        [...pods.values()].flatMap((p) =>
+          [...p.containers].map(([name, c]) => [`${p.key}/${name}`, c.process] as const),
+        ),
+      ),
+    async stop() {
+      await polling.stop();
+      await Promise.all(
+        [...pods.values()].flatMap((p) => [...p.containers.values()].map((c) => c.process.stop(5_000))),
+      );
+      pods.clear();
+    },
+  };
+}

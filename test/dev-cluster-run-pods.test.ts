@@ -1,0 +1,138 @@
+/**
+ * @module test/dev-cluster-run-pods
+ * `llmisvc dev cluster --run-pods` with `llmisvc controller`: `examples/quickstart.yaml` as a user applies it, and
+ * nothing else — the controller renders it, the real controllers and scheduler make its pods, KWOK plays them, the
+ * dev cluster runs their containers (vLLM as `llmisvc sim`, the EPP as this CLI with a token of its pod's
+ * ServiceAccount, so the rendered RBAC is what it has), Envoy Gateway translates the route and its proxy's Envoy
+ * serves it. A completion sent to the URL the service reports comes back from one of its pods; deleting the
+ * service stops every process of its pods.
+ *
+ * What is simulated: the model servers (the simulator stands for vLLM: no GPU here), the kubelet (processes, not
+ * containers; KWOK's Ready, not probes), the load balancer (a TCP forward on the Gateway's loopback address).
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { request } from 'undici';
+import { parse } from 'yaml';
+import type { RunningController } from '../src/controller/index.js';
+import { startDevCluster, type DevCluster } from '../src/dev/index.js';
+import { KubeClient, type KubeObject } from '../src/kube/index.js';
+import { logTail } from '../src/process/index.js';
+import { installProject, SERVICE, startController, waitFor } from './controller-support.js';
+import { REPO_ROOT } from './harness/repo.js';
+
+type Service = KubeObject & { status?: { url?: string; conditions?: { type: string; status: string }[] } };
+
+describe('llmisvc dev cluster --run-pods: the quickstart answers at its URL, with nothing but the controller', () => {
+  let dir: string;
+  let cluster: DevCluster;
+  let c: KubeClient;
+  let controller: RunningController;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'llmisvc-run-pods-'));
+    cluster = await startDevCluster({
+      dir,
+      crds: true,
+      env: process.env,
+      nodes: { cpuNodes: 1, gpuNodes: 1, gpusPerNode: 8 },
+      leaderWorkerSet: false,
+      runPods: true,
+      log: () => undefined,
+    });
+    c = await KubeClient.create({ kubeconfig: cluster.kubeconfigPath, qps: 1000, burst: 1000 });
+    await installProject(c, 'llmisvc-system');
+    controller = await startController({
+      kubeconfig: cluster.kubeconfigPath,
+      systemNamespace: 'llmisvc-system',
+    });
+    const quickstart = parse(
+      readFileSync(join(REPO_ROOT, 'examples', 'quickstart.yaml'), 'utf8'),
+    ) as KubeObject;
+    await c.create(SERVICE, quickstart);
+  });
+
+  after(async () => {
+    await controller?.stop();
+    c?.close();
+    await cluster?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a completion sent to the service URL is answered by one of its pods, picked by its EPP', async () => {
+    const service = await waitFor(
+      'the quickstart to be Ready with a URL',
+      async () => {
+        const s = await c.get<Service>(SERVICE, 'default', 'quickstart');
+        const ready = s.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True');
+        return ready && s.status?.url ? s : undefined;
+      },
+      180_000,
+    );
+    const url = new URL(service.status!.url!);
+    // Port 80 needs root (the load balancer's forward); the proxy's own port answers either way.
+    const targets = [`http://${url.hostname}:10080${url.pathname}`];
+    if (process.getuid?.() === 0) targets.push(url.href);
+    const workload = [...cluster.podProcesses().keys()]
+      .filter((k) => k.startsWith('default/quickstart-kserve-') && !k.includes('router-scheduler'))
+      .map((k) => k.split('/')[1]!);
+    assert.equal(workload.length, 4, [...cluster.podProcesses().keys()].join(', '));
+
+    for (const target of targets) {
+      let last = '';
+      const answer = await waitFor(
+        `a completion at ${target}`,
+        async () => {
+          try {
+            const res = await request(target, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ model: 'Qwen/Qwen2.5-0.5B-Instruct', prompt: 'hello', max_tokens: 4 }),
+            });
+            last = `${res.statusCode}: ${await res.body.text()}`;
+            return res.statusCode === 200 ? { pod: String(res.headers['x-inference-pod']) } : undefined;
+          } catch (e) {
+            last = (e as Error).message;
+            return undefined;
+          }
+        },
+        90_000,
+      ).catch(async (error: Error) => {
+        const epp = [...cluster.podProcesses()].find(([k]) => k.includes('router-scheduler'))?.[1];
+        throw new Error(
+          `${error.message}; last ${last}; EPP log:\n${epp ? await logTail(epp.logPath, 20) : '(no EPP process)'}`,
+        );
+      });
+      assert.ok(workload.includes(answer.pod), `${answer.pod} ∈ ${workload.join(', ')}`);
+    }
+
+    // The EPP ran as its pod's ServiceAccount: its kubeconfig carries that account's token, and nothing was
+    // forbidden to it.
+    const [eppKey, epp] = [...cluster.podProcesses()].find(([k]) => k.includes('router-scheduler'))!;
+    const kubeconfig = readFileSync(
+      join(dir, 'pods', `default_${eppKey.split('/')[1]}`, 'kubeconfig'),
+      'utf8',
+    );
+    assert.match(kubeconfig, /name: default\/quickstart-epp-sa\n/);
+    assert.doesNotMatch(readFileSync(epp.logPath, 'utf8'), /forbidden/i);
+  });
+
+  it('deleting the service stops its pods’ processes', async () => {
+    const processes = [...cluster.podProcesses()].filter(([k]) => k.startsWith('default/quickstart-'));
+    assert.ok(processes.length >= 5);
+    await c.delete(SERVICE, 'default', 'quickstart');
+    await waitFor(
+      'the pods’ processes to stop',
+      () => (processes.every(([, p]) => p.hasExited) ? true : undefined),
+      120_000,
+    );
+    assert.equal(
+      [...cluster.podProcesses().keys()].filter((k) => k.startsWith('default/quickstart-')).length,
+      0,
+    );
+  });
+});
