@@ -77,10 +77,14 @@ describe('llmisvc dev cluster --run-pods: the quickstart answers at its URL, wit
     // Port 80 needs root (the load balancer's forward); the proxy's own port answers either way.
     const targets = [`http://${url.hostname}:10080${url.pathname}`];
     if (process.getuid?.() === 0) targets.push(url.href);
-    const workload = [...cluster.podProcesses().keys()]
-      .filter((k) => k.startsWith('default/quickstart-kserve-') && !k.includes('router-scheduler'))
-      .map((k) => k.split('/')[1]!);
-    assert.equal(workload.length, 4, [...cluster.podProcesses().keys()].join(', '));
+    // The service is Ready once KWOK marks its pods Ready; their processes start at the pod runner's next round.
+    const workload = await waitFor('a process for each of the four model-server pods and the EPP', () => {
+      const keys = [...cluster.podProcesses().keys()].filter((k) =>
+        k.startsWith('default/quickstart-kserve-'),
+      );
+      const servers = keys.filter((k) => !k.includes('router-scheduler')).map((k) => k.split('/')[1]!);
+      return servers.length === 4 && keys.length === 5 ? servers : undefined;
+    });
 
     for (const target of targets) {
       let last = '';

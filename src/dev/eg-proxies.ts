@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { type KubeClient } from '../kube/index.js';
 import { startProcess, type ManagedProcess } from '../process/index.js';
 import { ENVOY_GATEWAY_NAMESPACE } from './envoy-gateway-config.js';
-import { pollEvery } from './poll.js';
+import { pollEvery, PROCESS_RESTART_DELAY_MS } from './poll.js';
 import { localSdsFile, proxyLaunch, type ProxyFiles } from './eg-proxy-bootstrap.js';
 import { LoadBalancerForwards, type Forward } from './lb-forwards.js';
 
@@ -54,9 +54,6 @@ interface RunningProxy {
   process: ManagedProcess;
   startedAt: number;
 }
-
-/** An Envoy that exited is started again after this long (a kubelet's back-off, without the doubling). */
-const RESTART_DELAY_MS = 10_000;
 
 export interface GatewayProxies {
   /** The running Envoys by Deployment name (tests read their pids and logs). */
@@ -147,7 +144,7 @@ export function startGatewayProxies(input: {
     for (const [name, proxy] of proxies) {
       const changed = wanted.get(name) !== proxy.args;
       if (!changed && !proxy.process.hasExited) continue;
-      if (!changed && Date.now() - proxy.startedAt < RESTART_DELAY_MS) continue;
+      if (!changed && Date.now() - proxy.startedAt < PROCESS_RESTART_DELAY_MS) continue;
       proxies.delete(name);
       if (proxy.process.hasExited)
         log(`Envoy for proxy ${ENVOY_GATEWAY_NAMESPACE}/${name} exited: see ${proxy.process.logPath}`);

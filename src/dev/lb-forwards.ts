@@ -8,6 +8,7 @@
  * still answers.
  */
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { pipeBoth } from './socket-bridge.js';
 
 export interface Forward {
   address: string;
@@ -45,13 +46,7 @@ export class LoadBalancerForwards {
         this.sockets.add(s);
         s.on('close', () => this.sockets.delete(s));
       }
-      const close = () => {
-        client.destroy();
-        upstream.destroy();
-      };
-      client.on('error', close).on('close', close);
-      upstream.on('error', close).on('close', close);
-      client.pipe(upstream).pipe(client);
+      pipeBoth(client, upstream);
     });
     try {
       await new Promise<void>((resolve, reject) => {

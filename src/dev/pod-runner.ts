@@ -16,7 +16,7 @@ import { startProcess, type ManagedProcess } from '../process/index.js';
 import { PLAYED_BY } from './envoy-gateway-config.js';
 import { renderDevKubeconfig } from './kubeconfig.js';
 import { containerPlans, type ContainerProcess, type PodSpecLike } from './pod-commands.js';
-import { pollEvery } from './poll.js';
+import { pollEvery, PROCESS_RESTART_DELAY_MS } from './poll.js';
 
 type PodObject = PodSpecLike & {
   metadata: PodSpecLike['metadata'] & { uid?: string; deletionTimestamp?: string };
@@ -26,12 +26,10 @@ type PodObject = PodSpecLike & {
 
 interface RunningContainer {
   plan: ContainerProcess;
-  args: string[];
   process: ManagedProcess;
   startedAt: number;
 }
 
-const RESTART_DELAY_MS = 10_000;
 /** At most this many processes stand for containers: pods are cheap to create, processes are not. */
 const MAX_PROCESSES = 64;
 
@@ -118,7 +116,7 @@ export function startPodRunner(input: {
       logPath: join(dir, 'logs', 'pods', `${namespace}_${pod.metadata.name}_${plan.container}.log`),
     });
     log(`pod ${namespace}/${pod.metadata.name}: started ${plan.container} (${args[0]}, pid ${process.pid})`);
-    return { plan, args, process, startedAt: Date.now() };
+    return { plan, process, startedAt: Date.now() };
   };
 
   const round = async (): Promise<void> => {
@@ -171,7 +169,7 @@ export function startPodRunner(input: {
         continue;
       }
       for (const [name, running] of entry.containers) {
-        if (!running.process.hasExited || Date.now() - running.startedAt < RESTART_DELAY_MS) continue;
+        if (!running.process.hasExited || Date.now() - running.startedAt < PROCESS_RESTART_DELAY_MS) continue;
         log(`pod ${key}: ${name} exited (see ${running.process.logPath}); starting it again`);
         entry.containers.set(name, await start(pod, running.plan));
       }

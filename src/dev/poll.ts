@@ -5,6 +5,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 
+/** A stand-in's process that exited is started again after this long (a kubelet's back-off, without the doubling). */
+export const PROCESS_RESTART_DELAY_MS = 10_000;
+
 export function pollEvery(
   intervalMs: number,
   what: string,

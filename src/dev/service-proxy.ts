@@ -10,6 +10,7 @@
  * loopback `podCIDR` addresses), so an address given out here reaches nothing a pod of that namespace could not.
  */
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { pipeBoth } from './socket-bridge.js';
 import { CORE_RESOURCES, type KubeClient, type KubeObject, type ResourceRef } from '../kube/index.js';
 
 const SERVICE: ResourceRef = {
@@ -116,13 +117,7 @@ export class ServiceProxies {
           }
           const upstream = connect(backend);
           this.track(upstream);
-          const close = () => {
-            downstream.destroy();
-            upstream.destroy();
-          };
-          upstream.on('error', close).on('close', close);
-          downstream.on('error', close).on('close', close);
-          downstream.pipe(upstream).pipe(downstream);
+          pipeBoth(downstream, upstream);
           downstream.resume();
         })
         .catch((error: unknown) => {

@@ -11,7 +11,8 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
-function pipeBoth(a: Socket, b: Socket): void {
+/** Pipes two sockets into each other; either one's error or close destroys both. */
+export function pipeBoth(a: Socket, b: Socket): void {
   a.pipe(b);
   b.pipe(a);
   const close = () => {
