@@ -20,7 +20,7 @@ import { request } from 'undici';
 import { parse } from 'yaml';
 import type { RunningController } from '../src/controller/index.js';
 import { startDevCluster, type DevCluster } from '../src/dev/index.js';
-import { KubeClient, type KubeObject } from '../src/kube/index.js';
+import { KubeClient, type KubeObject, type ResourceRef } from '../src/kube/index.js';
 import { logTail } from '../src/process/index.js';
 import { installProject, SERVICE, startController, waitFor } from './controller-support.js';
 import { REPO_ROOT } from './harness/repo.js';
@@ -123,6 +123,43 @@ describe('llmisvc dev cluster --run-pods: the quickstart answers at its URL, wit
     );
     assert.match(kubeconfig, /name: default\/quickstart-epp-sa\n/);
     assert.doesNotMatch(readFileSync(epp.logPath, 'utf8'), /forbidden/i);
+  });
+
+  it('a pod asking for anything else gets no process: another llmisvc subcommand, a pod env, a host file', async () => {
+    const hostile = (name: string, command: string[], args: string[] = []) => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: 'default' },
+      spec: {
+        containers: [
+          {
+            name: 'main',
+            image: 'ghcr.io/llmisvc/llmisvc:0.1.0',
+            command,
+            args,
+            env: [{ name: 'NODE_OPTIONS', value: '--require /tmp/evil.js' }],
+          },
+        ],
+      },
+    });
+    const POD: ResourceRef = { group: '', version: 'v1', kind: 'Pod', plural: 'pods', namespaced: true };
+    await c.create(POD, hostile('up', ['llmisvc', 'up']));
+    await c.create(POD, hostile('epp-file', ['llmisvc', 'epp'], ['--config-file', '/etc/shadow']));
+    await waitFor('both pods Running', async () => {
+      const pods = await Promise.all(
+        ['up', 'epp-file'].map((n) => c.get<KubeObject & { status?: { phase?: string } }>(POD, 'default', n)),
+      );
+      return pods.every((p) => p.status?.phase === 'Running') ? true : undefined;
+    });
+    // Two rounds of the pod runner.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    assert.deepEqual(
+      [...cluster.podProcesses().keys()].filter(
+        (k) => k.startsWith('default/up/') || k.startsWith('default/epp-file/'),
+      ),
+      [],
+    );
+    for (const name of ['up', 'epp-file']) await c.delete(POD, 'default', name);
   });
 
   it('deleting the service stops its pods’ processes', async () => {

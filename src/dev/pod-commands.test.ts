@@ -42,6 +42,34 @@ describe('what --run-pods runs for a container', () => {
     });
   });
 
+  it('a vLLM container whose flags are in its script (the P/D presets): the simulator on the script’s port', () => {
+    const [plan] = containerPlans(
+      pod([
+        {
+          name: 'main',
+          image: 'vllm/vllm-openai:v0.11.0',
+          command: ['/bin/bash', '-c'],
+          args: [
+            'eval "set -- ${VLLM_ADDITIONAL_ARGS:-} \\"\\$@\\""\nexec vllm serve /mnt/models \\\n  --served-model-name "meta-llama/Llama-3.1-70B-Instruct" \\\n  --port 8001 \\\n  --disable-uvicorn-access-log "$@"',
+            '--',
+            '--tensor-parallel-size',
+            '4',
+          ],
+        },
+      ]),
+    );
+    assert.ok(plan && 'cliArgs' in plan, JSON.stringify(plan));
+    assert.deepEqual(plan.cliArgs.slice(0, 7), [
+      'sim',
+      '--host',
+      '127.1.3.4',
+      '--port',
+      '8001',
+      '--model',
+      'meta-llama/Llama-3.1-70B-Instruct',
+    ]);
+  });
+
   it('a vLLM container without names serves the model of its command line, on 8000', () => {
     const [plan] = containerPlans(
       pod([

@@ -57,9 +57,17 @@ function flagValues(args: readonly string[], flag: string): string[] {
   return values;
 }
 
-/** The model a `vllm serve MODEL` command line names, when it names one (the presets' `/bin/bash -c` form does). */
-function servedModel(command: readonly string[]): string | undefined {
-  return /vllm serve (\S+)/.exec(command.join(' '))?.[1];
+/**
+ * The words of a container's command line, its `/bin/bash -c` script included (the presets put vLLM's flags there
+ * or in the arguments): split at white space, line continuations dropped, one level of quotes taken off. Enough to
+ * read flags; nothing here is ever run by a shell.
+ */
+function commandWords(container: ContainerSpec): string[] {
+  return [...(container.command ?? []), ...(container.args ?? [])]
+    .join(' ')
+    .split(/\s+/)
+    .filter((w) => w !== '' && w !== '\\')
+    .map((w) => w.replace(/^(["'])(.*)\1$/, '$2'));
 }
 
 /** The process for each container of a pod (which must have its IP), or why a container gets none. */
@@ -70,10 +78,13 @@ export function containerPlans(pod: PodSpecLike): ContainerPlan[] {
     const args = [...(container.args ?? [])];
     if (!ip) return { container: container.name, skipped: 'the pod has no IP yet' };
     if (VLLM_IMAGE.test(image)) {
-      const names = flagValues(args, '--served-model-name');
-      const model = names[0] ?? servedModel(container.command ?? []) ?? 'model';
-      const port = flagValues(args, '--port')[0] ?? '8000';
-      const maxModelLen = flagValues(args, '--max-model-len')[0];
+      const words = commandWords(container);
+      const names = flagValues(words, '--served-model-name');
+      const served = words[words.indexOf('serve') + 1];
+      const model = names[0] ?? (words.includes('serve') && served ? served : 'model');
+      // vLLM's parser keeps a flag's last value.
+      const port = flagValues(words, '--port').at(-1) ?? '8000';
+      const maxModelLen = flagValues(words, '--max-model-len').at(-1);
       return {
         container: container.name,
         cliArgs: [
