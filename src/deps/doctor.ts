@@ -12,6 +12,7 @@ import {
   toTypedObject,
 } from '../api/index.js';
 import { isLlmisvcError } from '../errors/index.js';
+import { labelSelectorString } from '../kube/index.js';
 import {
   DEFAULT_RENDER_OPTIONS,
   httpsProbeWarnings,
@@ -440,11 +441,9 @@ async function checkModelServers(
           status: 'fail',
           subject: `Service ${namespace}/${name}`,
           message: `no ready model-server endpoint (${endpoints.length} not ready): nothing can serve requests`,
-          next: `kubectl get pods -n ${namespace} -l ${Object.entries(
+          next: `kubectl get pods -n ${namespace} -l ${labelSelectorString(
             (svc['spec'] as { selector?: Record<string, string> }).selector ?? {},
-          )
-            .map(([k, v]) => `${k}=${v}`)
-            .join(',')} -o wide`,
+          )} -o wide`,
         },
   );
 }

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseAllDocuments } from 'yaml';
 import { LlmisvcError } from '../errors/index.js';
+import { labelSelectorString } from '../kube/index.js';
 import { conditionOf, describe, isTrue, type KubeClient, type KubeObject } from './kube.js';
 import {
   COMPONENTS,
@@ -381,9 +382,7 @@ export async function providerOlderThanGie(client: KubeClient, provider: Provide
   const labels =
     (deployment?.['spec'] as { selector?: { matchLabels?: Record<string, string> } } | undefined)?.selector
       ?.matchLabels ?? {};
-  const selector = Object.entries(labels)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(',');
+  const selector = labelSelectorString(labels);
   if (!selector) return false;
   const pods = await client.list(
     `/api/v1/namespaces/${facts.namespace}/pods?labelSelector=${encodeURIComponent(selector)}`,

@@ -9,6 +9,7 @@
  * silently ignored until the provider restarts — so the CRD's creationTimestamp is compared with each provider
  * pod's start time.
  */
+import { labelSelectorString } from '../kube/index.js';
 import { INFERENCE_POOL_V1, INFERENCE_X_V1ALPHA2 } from '../render/index.js';
 import { type Condition, conditionOf, isTrue, type KubeClient, type KubeObject } from './kube.js';
 import {
@@ -209,9 +210,7 @@ export async function deploymentState(client: KubeClient, deployment: KubeObject
   const matchLabels =
     (deployment['spec'] as { selector?: { matchLabels?: Record<string, string> } } | undefined)?.selector
       ?.matchLabels ?? {};
-  const selector = Object.entries(matchLabels)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(',');
+  const selector = labelSelectorString(matchLabels);
   const pods = selector
     ? await client.list(`/api/v1/namespaces/${namespace}/pods?labelSelector=${encodeURIComponent(selector)}`)
     : [];

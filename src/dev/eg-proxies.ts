@@ -13,14 +13,19 @@
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type KubeClient } from '../kube/index.js';
+import { labelSelectorString, type KubeClient } from '../kube/index.js';
 import { startProcess, type ManagedProcess } from '../process/index.js';
 import { ENVOY_GATEWAY_NAMESPACE } from './envoy-gateway-config.js';
 import { pollEvery, PROCESS_RESTART_DELAY_MS } from './poll.js';
 import { localSdsFile, proxyLaunch, type ProxyFiles } from './eg-proxy-bootstrap.js';
 import { LoadBalancerForwards, type Forward } from './lb-forwards.js';
 
-const PROXY_SELECTOR = 'app.kubernetes.io/managed-by=envoy-gateway,app.kubernetes.io/component=proxy';
+/** The labels of the Deployments and Services Envoy Gateway makes for a Gateway's proxy. */
+export const PROXY_LABELS: Readonly<Record<string, string>> = {
+  'app.kubernetes.io/managed-by': 'envoy-gateway',
+  'app.kubernetes.io/component': 'proxy',
+};
+const PROXY_SELECTOR = labelSelectorString(PROXY_LABELS);
 
 interface ProxyDeployment {
   metadata: { name: string };

@@ -314,14 +314,8 @@ export function listenerName(listener: Uint8Array): string {
  */
 export function listenerOnAddress(listener: Uint8Array, host: string): Buffer {
   const bound = editMessages(listener, F.listener.address, (address) =>
-    editMessages(address, 1, (socketAddress) =>
-      Buffer.concat([
-        ...wireFields(socketAddress)
-          .filter((f) => f.field !== 2)
-          .map((f) => f.raw),
-        stringField(2, host),
-      ]),
-    ),
+    // Address.socket_address 1 { address 2 }.
+    editMessages(address, 1, (socketAddress) => withFields(socketAddress, [2], [stringField(2, host)])),
   );
   // enable_reuse_port: BoolValue { value: false } (an empty BoolValue).
   return withFields(bound, [F.listener.enableReusePort], [messageField(F.listener.enableReusePort)]);

@@ -13,6 +13,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type KubeClient } from '../kube/index.js';
 import { startProcess, type ManagedProcess } from '../process/index.js';
+import { PROXY_LABELS } from './eg-proxies.js';
 import { PLAYED_BY } from './envoy-gateway-config.js';
 import { renderDevKubeconfig } from './kubeconfig.js';
 import { containerPlans, type ContainerProcess, type PodSpecLike } from './pod-commands.js';
@@ -41,8 +42,7 @@ function playedElsewhere(pod: PodObject): boolean {
   const meta = pod.metadata as { labels?: Record<string, string>; annotations?: Record<string, string> };
   return (
     meta.annotations?.[PLAYED_BY] !== undefined ||
-    (meta.labels?.['app.kubernetes.io/managed-by'] === 'envoy-gateway' &&
-      meta.labels['app.kubernetes.io/component'] === 'proxy')
+    Object.entries(PROXY_LABELS).every(([k, v]) => meta.labels?.[k] === v)
   );
 }
 /** A ServiceAccount token's lifetime; the processes live no longer than the cluster (restarts get a new one). */

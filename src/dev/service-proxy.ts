@@ -10,8 +10,15 @@
  * loopback `podCIDR` addresses), so an address given out here reaches nothing a pod of that namespace could not.
  */
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { isPodReady } from '../epp/index.js';
 import { pipeBoth } from './socket-bridge.js';
-import { CORE_RESOURCES, type KubeClient, type KubeObject, type ResourceRef } from '../kube/index.js';
+import {
+  CORE_RESOURCES,
+  labelSelectorString,
+  type KubeClient,
+  type KubeObject,
+  type ResourceRef,
+} from '../kube/index.js';
 
 const SERVICE: ResourceRef = {
   group: '',
@@ -48,16 +55,10 @@ export async function pickServiceBackend(
   if (!selector || Object.keys(selector).length === 0) {
     return { refused: `Service ${namespace}/${service} has no selector` };
   }
-  const labelSelector = Object.entries(selector)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(',');
+  const labelSelector = labelSelectorString(selector);
+  // Ready, not being deleted, with an IP: the pods the EPP counts as a pool's, the endpoints a Service would have.
   const pods = (await client.list<PodObject>(CORE_RESOURCES.pod, namespace, { labelSelector })).items
-    .filter(
-      (p) =>
-        !p.metadata.deletionTimestamp &&
-        p.status?.podIP &&
-        (p.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
-    )
+    .filter(isPodReady)
     .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
   if (pods.length === 0) return { refused: `Service ${namespace}/${service} has no Ready pod` };
   const pod = pods[turn % pods.length]!;

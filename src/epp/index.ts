@@ -41,3 +41,4 @@ export { schedule } from './scheduler.js';
 export { metricsFromExposition } from './model-server-metrics.js';
 export type { Endpoint, EndpointMetrics, EndpointRole, Criticality, SchedulingRequest } from './types.js';
 export { endpointSocketAddress } from './metrics-http.js';
+export { isReady as isPodReady } from './kubernetes.js';

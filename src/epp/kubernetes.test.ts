@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import {
   directoryFrom,
   endpointsFromPods,
-  labelSelectorString,
   MAX_TARGET_PORTS,
   mayReferToPool,
   poolSpecOf,
@@ -16,6 +15,7 @@ import { decide, type ModelDirectory } from './director.js';
 import { defaultEndpointPickerConfig, loadEndpointPickerConfig } from './config.js';
 import { endpoint, seededRandom } from '../../test/harness/endpoints.js';
 import { parseEndpointList } from './datastore.js';
+import { labelSelectorString } from '../kube/index.js';
 
 function pod(
   name: string,

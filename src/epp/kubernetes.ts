@@ -8,7 +8,14 @@
  */
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
-import { CORE_RESOURCES, Informer, KubeClient, type KubeObject, type ResourceRef } from '../kube/index.js';
+import {
+  CORE_RESOURCES,
+  Informer,
+  KubeClient,
+  labelSelectorString,
+  type KubeObject,
+  type ResourceRef,
+} from '../kube/index.js';
 import { isRecord } from './is-record.js';
 import type { EndpointSpec } from './datastore.js';
 import {
@@ -84,13 +91,6 @@ export function poolSpecOf(
   }
   if (ports.length === 0 || Object.keys(labels).length === 0) return undefined;
   return { selector: { ...labels }, targetPorts: ports };
-}
-
-export function labelSelectorString(selector: Record<string, string>): string {
-  return Object.entries(selector)
-    .map(([k, v]) => `${k}=${v}`)
-    .sort()
-    .join(',');
 }
 
 /** Ready, not being deleted, with an IP: what the pod informer keeps (an unready pod costs its author nothing). */

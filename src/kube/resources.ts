@@ -119,3 +119,14 @@ export const CORE_RESOURCES = {
   },
   secret: { group: '', version: 'v1', kind: 'Secret', plural: 'secrets', namespaced: true },
 } satisfies Record<string, ResourceRef>;
+
+/**
+ * A label map as a label selector (`a=1,b=2`, sorted, so equal maps give equal strings).
+ * @example labelSelectorString({ b: '2', a: '1' }) // 'a=1,b=2'
+ */
+export function labelSelectorString(labels: Readonly<Record<string, string>>): string {
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .sort()
+    .join(',');
+}
