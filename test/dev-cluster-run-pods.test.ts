@@ -5,7 +5,9 @@
  * dev cluster runs their containers (vLLM as `llmisvc sim`, the EPP as this CLI with a token of its pod's
  * ServiceAccount, so the rendered RBAC is what it has), Envoy Gateway translates the route and its proxy's Envoy
  * serves it. A completion sent to the URL the service reports comes back from one of its pods; deleting the
- * service stops every process of its pods.
+ * service stops every process of its pods. `examples/prefill-decode.yaml` answers too: a long prompt is prefilled by
+ * a prefill pod and decoded by a decode pod behind llm-d's routing sidecar (played by the dev cluster), and the
+ * sidecar sends prompts to no other address, whatever the header says.
  *
  * What is simulated: the model servers (the simulator stands for vLLM: no GPU here), the kubelet (processes, not
  * containers; KWOK's Ready, not probes), the load balancer (a TCP forward on the Gateway's loopback address).
@@ -22,7 +24,7 @@ import type { RunningController } from '../src/controller/index.js';
 import { startDevCluster, type DevCluster } from '../src/dev/index.js';
 import { KubeClient, type KubeObject, type ResourceRef } from '../src/kube/index.js';
 import { logTail } from '../src/process/index.js';
-import { installProject, SERVICE, startController, waitFor } from './controller-support.js';
+import { ensureNamespace, installProject, SERVICE, startController, waitFor } from './controller-support.js';
 import { REPO_ROOT } from './harness/repo.js';
 
 type Service = KubeObject & { status?: { url?: string; conditions?: { type: string; status: string }[] } };
@@ -39,7 +41,8 @@ describe('llmisvc dev cluster --run-pods: the quickstart answers at its URL, wit
       dir,
       crds: true,
       env: process.env,
-      nodes: { cpuNodes: 1, gpuNodes: 1, gpusPerNode: 8 },
+      // The quickstart's 4 GPUs and the P/D example's 24.
+      nodes: { cpuNodes: 1, gpuNodes: 1, gpusPerNode: 32 },
       leaderWorkerSet: false,
       runPods: true,
       log: () => undefined,
@@ -123,6 +126,108 @@ describe('llmisvc dev cluster --run-pods: the quickstart answers at its URL, wit
     );
     assert.match(kubeconfig, /name: default\/quickstart-epp-sa\n/);
     assert.doesNotMatch(readFileSync(epp.logPath, 'utf8'), /forbidden/i);
+  });
+
+  it('the P/D example answers: a prefill pod prefills, a decode pod decodes behind the routing sidecar', async () => {
+    const POD: ResourceRef = { group: '', version: 'v1', kind: 'Pod', plural: 'pods', namespaced: true };
+    await ensureNamespace(c, 'llm');
+    const example = parse(
+      readFileSync(join(REPO_ROOT, 'examples', 'prefill-decode.yaml'), 'utf8'),
+    ) as KubeObject;
+    await c.create(SERVICE, example);
+    const service = await waitFor(
+      'the P/D service to be Ready with a URL',
+      async () => {
+        const s = await c.get<Service>(SERVICE, 'llm', 'llama-pd');
+        const ready = s.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True');
+        return ready && s.status?.url ? s : undefined;
+      },
+      180_000,
+    );
+    type Pod = KubeObject & { status?: { podIP?: string } };
+    const pods = (await c.list<Pod>(POD, 'llm')).items.filter((p) => p.metadata.name.startsWith('llama-pd-'));
+    const prefillIps = pods.filter((p) => p.metadata.name.includes('prefill')).map((p) => p.status!.podIP!);
+    const decodePods = pods.filter((p) => !/prefill|router-scheduler/.test(p.metadata.name));
+    assert.equal(prefillIps.length, 2);
+    assert.equal(decodePods.length, 4);
+    // Each decode pod: its vLLM as a simulator (a process) and the routing sidecar (served by the dev cluster).
+    await waitFor('processes for the 6 model servers and the EPP', () =>
+      [...cluster.podProcesses().keys()].filter((k) => k.startsWith('llm/llama-pd-')).length === 7
+        ? true
+        : undefined,
+    );
+    const generated = async (ip: string): Promise<number> => {
+      const text = await (await request(`http://${ip}:8000/metrics`)).body.text();
+      return Number(/^vllm:generation_tokens_total(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1] ?? NaN);
+    };
+    // A process started is not yet a server listening: wait until the prefill simulators answer.
+    const prefilledBefore = await waitFor('the prefill simulators to answer', async () => {
+      try {
+        return (await Promise.all(prefillIps.map(generated))).reduce((a, b) => a + b, 0);
+      } catch {
+        return undefined;
+      }
+    });
+
+    const url = new URL(service.status!.url!);
+    // Long enough that its uncached part passes the P/D threshold (256 tokens).
+    const prompt = Array.from({ length: 600 }, (_, i) => `word${i}`).join(' ');
+    let last = '';
+    const answer = await waitFor(
+      'a completion of a long prompt at the P/D service',
+      async () => {
+        try {
+          const res = await request(`http://${url.hostname}:10080${url.pathname}`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ model: 'meta-llama/Llama-3.1-70B-Instruct', prompt, max_tokens: 4 }),
+          });
+          last = `${res.statusCode}: ${await res.body.text()}`;
+          return res.statusCode === 200 ? { pod: String(res.headers['x-inference-pod']) } : undefined;
+        } catch (e) {
+          last = (e as Error).message;
+          return undefined;
+        }
+      },
+      90_000,
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}; last ${last}`);
+    });
+    assert.ok(
+      decodePods.some((p) => p.metadata.name === answer.pod),
+      `${answer.pod} is a decode pod`,
+    );
+    const prefilledAfter = (await Promise.all(prefillIps.map(generated))).reduce((a, b) => a + b, 0);
+    assert.ok(
+      prefilledAfter > prefilledBefore,
+      `a prefill pod generated its one token (${prefilledBefore} → ${prefilledAfter})`,
+    );
+
+    // Straight at a decode pod's sidecar: the header may name a model server of the namespace, nothing else.
+    const decodeIp = decodePods[0]!.status!.podIP!;
+    const ask = (prefiller: string) =>
+      request(`http://${decodeIp}:8000/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-prefiller-host-port': prefiller },
+        body: JSON.stringify({ model: 'meta-llama/Llama-3.1-70B-Instruct', prompt: 'hi', max_tokens: 2 }),
+      });
+    const apiServer = new URL(cluster.server).host;
+    const quickstartPod = (await c.list<Pod>(POD, 'default')).items.find(
+      (p) =>
+        p.metadata.name.startsWith('quickstart-kserve-') && !p.metadata.name.includes('router-scheduler'),
+    );
+    for (const target of [
+      apiServer,
+      '127.0.0.1:22',
+      ...(quickstartPod ? [`${quickstartPod.status!.podIP}:8000`] : []),
+    ]) {
+      const refused = await ask(target);
+      assert.equal(refused.statusCode, 403, target);
+      assert.match(await refused.body.text(), /not a model server of this pod's namespace/);
+    }
+    const allowed = await ask(`${prefillIps[0]}:8000`);
+    assert.equal(allowed.statusCode, 200, await allowed.body.text());
+    await c.delete(SERVICE, 'llm', 'llama-pd');
   });
 
   it('a pod asking for anything else gets no process: another llmisvc subcommand, a pod env, a host file', async () => {

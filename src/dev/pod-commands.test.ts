@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { containerPlans, type ContainerSpec } from './pod-commands.js';
+import { containerPlans, goFlags, type ContainerSpec } from './pod-commands.js';
 
 const pod = (containers: ContainerSpec[]) => ({
   metadata: { name: 'q-0', namespace: 'serving' },
@@ -39,6 +39,7 @@ describe('what --run-pods runs for a container', () => {
         'q-0',
       ],
       needsKubeconfig: false,
+      modelServer: '127.1.3.4:8001',
     });
   });
 
@@ -131,5 +132,70 @@ describe('what --run-pods runs for a container', () => {
     }
     // A look-alike repository is not vLLM's.
     assert.ok('skipped' in containerPlans(pod([{ name: 'm', image: 'evil/vllm-openai-x:1' }]))[0]!);
+  });
+
+  it('llm-d’s routing sidecar (a native sidecar): served on the pod IP in front of the pod’s vLLM', () => {
+    // The decode preset's sidecar, and an init container that is not a sidecar (it ran before: nothing to play).
+    const decodePod = {
+      ...pod([{ name: 'main', image: 'vllm/vllm-openai:v0.11.0', args: ['--port', '8001'] }]),
+      spec: {
+        initContainers: [
+          { name: 'storage-initializer', image: 'kserve/storage-initializer:v0.15.2' },
+          {
+            name: 'llm-d-routing-sidecar',
+            image: 'ghcr.io/llm-d/llm-d-routing-sidecar:v0.3.0',
+            restartPolicy: 'Always',
+            args: ['--port=8000', '--vllm-port=8001', '--connector=nixlv2', '--secure-proxy=false'],
+          },
+        ],
+        containers: [{ name: 'main', image: 'vllm/vllm-openai:v0.11.0', args: ['--port', '8001'] }],
+      },
+    };
+    const plans = containerPlans(decodePod);
+    assert.deepEqual(plans[0], {
+      container: 'llm-d-routing-sidecar',
+      routingSidecar: { host: '127.1.3.4', port: 8000, decoder: '127.1.3.4:8001' },
+    });
+    assert.equal(plans.length, 2);
+    const sidecar = (args: string[]) =>
+      containerPlans({
+        ...decodePod,
+        spec: {
+          initContainers: [
+            { name: 's', image: 'ghcr.io/llm-d/llm-d-routing-sidecar:v0.3.0', restartPolicy: 'Always', args },
+          ],
+        },
+      })[0]!;
+    // Its defaults: a TLS listener (which the stand-in does not speak), ports 8000 and 8001.
+    assert.match(JSON.stringify(sidecar([])), /--secure-proxy: the stand-in speaks plain HTTP only/);
+    assert.deepEqual(sidecar(['-secure-proxy=false', '-port', '9000']), {
+      container: 's',
+      routingSidecar: { host: '127.1.3.4', port: 9000, decoder: '127.1.3.4:8001' },
+    });
+    for (const [args, reason] of [
+      [['--secure-proxy=false', '--connector=lmcache'], /NIXL v2/],
+      [['--secure-proxy=false', '--decoder-use-tls'], /--decoder-use-tls/],
+      [['--secure-proxy=false', '--vllm-port=99999'], /not port numbers/],
+    ] as const) {
+      const plan = sidecar([...args]);
+      assert.ok('skipped' in plan && reason.test(plan.skipped), JSON.stringify(plan));
+    }
+  });
+
+  it('reads a Go program’s flags as Go’s flag package does', () => {
+    assert.deepEqual(
+      [
+        ...goFlags(
+          ['--port=8000', '-vllm-port', '8001', '--secure-proxy', '-v=4', 'extra', '--port=1'],
+          new Set(['secure-proxy']),
+        ),
+      ],
+      [
+        ['port', '8000'],
+        ['vllm-port', '8001'],
+        ['secure-proxy', 'true'],
+        ['v', '4'],
+      ],
+    );
   });
 });

@@ -2,8 +2,10 @@
  * @module dev/pod-commands
  * What `llmisvc dev cluster --run-pods` runs for a pod's containers, in place of the images no machine here can
  * run: a vLLM container becomes `llmisvc sim` (the vLLM-compatible simulator: no GPU, no model weights) with the
- * served model names and port of the container's own arguments, and the EPP container of this project's image runs
- * its own command line with this checkout's CLI. Every process listens on the pod's IP, as the container would.
+ * served model names and port of the container's own arguments, the EPP container of this project's image runs
+ * its own command line with this checkout's CLI, and llm-d's routing sidecar (a native sidecar: an init container
+ * that keeps running) is played in the dev cluster's process (dev/routing-sidecar). Every process listens on the
+ * pod's IP, as the container would.
  * Other images and commands get no process (and a reason): whoever may create pods is not this machine's user, so
  * nothing of a pod's spec reaches a shell, another subcommand, a path or address of this machine, or the processes'
  * environment (a pod's `env` could set NODE_OPTIONS). Pure.
@@ -14,11 +16,13 @@ export interface ContainerSpec {
   image?: string;
   command?: string[];
   args?: string[];
+  /** `Always` on an init container makes it a native sidecar: it runs beside the containers. */
+  restartPolicy?: string;
 }
 
 export interface PodSpecLike {
   metadata: { name: string; namespace?: string };
-  spec?: { containers?: ContainerSpec[]; serviceAccountName?: string };
+  spec?: { containers?: ContainerSpec[]; initContainers?: ContainerSpec[]; serviceAccountName?: string };
   status?: { podIP?: string };
 }
 
@@ -29,14 +33,33 @@ export interface ContainerProcess {
   cliArgs: string[];
   /** The container talks to the API server (the EPP in Kubernetes mode): it gets the pod's ServiceAccount. */
   needsKubeconfig: boolean;
+  /** A model server's `ip:port` (the simulators): where a routing sidecar of the namespace may send prefills. */
+  modelServer?: string;
 }
 
-export type ContainerPlan = ContainerProcess | { container: string; skipped: string };
+/** llm-d's routing sidecar, played in the dev cluster's process on the pod's IP. */
+export interface RoutingSidecarPlan {
+  container: string;
+  routingSidecar: { host: string; port: number; decoder: string };
+}
+
+export type ContainerPlan = ContainerProcess | RoutingSidecarPlan | { container: string; skipped: string };
 
 /** vLLM's OpenAI server image, as the presets name it. */
 const VLLM_IMAGE = /(^|\/)vllm\/vllm-openai(:|@|$)/;
 /** This project's image (the EPP, the controller). */
 const LLMISVC_IMAGE = /(^|\/)llmisvc\/llmisvc(:|@|$)/;
+/** llm-d's P/D routing sidecar, as the decode preset names it. */
+const ROUTING_SIDECAR_IMAGE = /(^|\/)llm-d\/llm-d-routing-sidecar(:|@|$)/;
+/** The routing sidecar's boolean flags (Go's `flag`: `-name`, `-name=false`; never a separate value). */
+const SIDECAR_BOOLEAN_FLAGS = new Set([
+  'secure-proxy',
+  'prefiller-use-tls',
+  'decoder-use-tls',
+  'prefiller-tls-insecure-skip-verify',
+  'decoder-tls-insecure-skip-verify',
+  'enable-ssrf-protection',
+]);
 
 /**
  * EPP flags that name files or addresses inside the container: on this machine they would name the host's (its
@@ -70,13 +93,68 @@ function commandWords(container: ContainerSpec): string[] {
     .map((w) => w.replace(/^(["'])(.*)\1$/, '$2'));
 }
 
+/**
+ * A Go program's flags (`-name value`, `--name=value`; the boolean ones take no separate value), the last value of
+ * each, up to the first argument that is not a flag.
+ * @example goFlags(['--port=8000', '-vllm-port', '8001', '--secure-proxy'], new Set(['secure-proxy']))
+ *   // → Map { port → '8000', vllm-port → '8001', secure-proxy → 'true' }
+ */
+export function goFlags(args: readonly string[], booleans: ReadonlySet<string>): Map<string, string> {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const match = /^--?([^-=][^=]*)(?:=(.*))?$/s.exec(args[i]!);
+    if (!match) break;
+    const name = match[1]!;
+    if (match[2] !== undefined) flags.set(name, match[2]);
+    else if (booleans.has(name)) flags.set(name, 'true');
+    else if (i + 1 < args.length) flags.set(name, args[++i]!);
+  }
+  return flags;
+}
+
+/** A TCP port number from a flag's text, or undefined. */
+function portOf(text: string): number | undefined {
+  return /^\d{1,5}$/.test(text) && Number(text) >= 1 && Number(text) <= 65535 ? Number(text) : undefined;
+}
+
+/** The routing sidecar's plan: its listening port and the local vLLM's, on the pod's IP; or why it is not played. */
+function routingSidecarPlan(container: ContainerSpec, ip: string): ContainerPlan {
+  const flags = goFlags(
+    [...(container.command ?? []).slice(1), ...(container.args ?? [])],
+    SIDECAR_BOOLEAN_FLAGS,
+  );
+  const skipped = (why: string) => ({ container: container.name, skipped: why });
+  const connector = flags.get('connector') ?? 'nixlv2';
+  if (connector !== 'nixlv2')
+    return skipped(`--connector=${connector}: the stand-in speaks NIXL v2 (nixlv2) only`);
+  // The sidecar's default is a TLS listener with a self-signed certificate; the presets turn it off.
+  for (const [flag, fallback] of [
+    ['secure-proxy', 'true'],
+    ['prefiller-use-tls', 'false'],
+    ['decoder-use-tls', 'false'],
+  ] as const) {
+    if ((flags.get(flag) ?? fallback) !== 'false')
+      return skipped(`--${flag}: the stand-in speaks plain HTTP only (set --${flag}=false)`);
+  }
+  const port = portOf(flags.get('port') ?? '8000');
+  const decoderPort = portOf(flags.get('vllm-port') ?? '8001');
+  if (port === undefined || decoderPort === undefined)
+    return skipped(`--port ${flags.get('port')} / --vllm-port ${flags.get('vllm-port')}: not port numbers`);
+  const host = ip.includes(':') ? `[${ip}]` : ip;
+  return { container: container.name, routingSidecar: { host: ip, port, decoder: `${host}:${decoderPort}` } };
+}
+
 /** The process for each container of a pod (which must have its IP), or why a container gets none. */
 export function containerPlans(pod: PodSpecLike): ContainerPlan[] {
   const ip = pod.status?.podIP;
-  return (pod.spec?.containers ?? []).map((container): ContainerPlan => {
+  // Native sidecars run beside the containers; other init containers ran to completion before them (KWOK's pod is
+  // Running already), so there is nothing of theirs to stand in for.
+  const sidecars = (pod.spec?.initContainers ?? []).filter((c) => c.restartPolicy === 'Always');
+  return [...sidecars, ...(pod.spec?.containers ?? [])].map((container): ContainerPlan => {
     const image = container.image ?? '';
     const args = [...(container.args ?? [])];
     if (!ip) return { container: container.name, skipped: 'the pod has no IP yet' };
+    if (ROUTING_SIDECAR_IMAGE.test(image)) return routingSidecarPlan(container, ip);
     if (VLLM_IMAGE.test(image)) {
       const words = commandWords(container);
       const names = flagValues(words, '--served-model-name');
@@ -101,6 +179,7 @@ export function containerPlans(pod: PodSpecLike): ContainerPlan[] {
           pod.metadata.name,
         ],
         needsKubeconfig: false,
+        modelServer: `${ip.includes(':') ? `[${ip}]` : ip}:${port}`,
       };
     }
     if (LLMISVC_IMAGE.test(image)) {

@@ -6,8 +6,10 @@
  * `kubectl apply -f examples/quickstart.yaml` gives a service that answers through its Gateway.
  *
  * A container that talks to the API server (the EPP) gets a kubeconfig with a token of the pod's ServiceAccount
- * (TokenRequest, as the kubelet projects one), so it has the rights the rendered RBAC gives it and no more. A pod
- * that goes away has its processes stopped; a process that exits is started again after 10 s. Polls every second.
+ * (TokenRequest, as the kubelet projects one), so it has the rights the rendered RBAC gives it and no more. llm-d's
+ * routing sidecar is served in this process (dev/routing-sidecar), sending prefills only to the simulators run here
+ * in its pod's namespace. A pod that goes away has its processes stopped; a process that exits is started again
+ * after 10 s. Polls every second.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -16,8 +18,15 @@ import { startProcess, type ManagedProcess } from '../process/index.js';
 import { PROXY_LABELS } from './eg-proxies.js';
 import { PLAYED_BY } from './envoy-gateway-config.js';
 import { renderDevKubeconfig } from './kubeconfig.js';
-import { containerPlans, type ContainerProcess, type PodSpecLike } from './pod-commands.js';
+import {
+  containerPlans,
+  type ContainerProcess,
+  type PodSpecLike,
+  type RoutingSidecarPlan,
+} from './pod-commands.js';
 import { pollEvery, PROCESS_RESTART_DELAY_MS } from './poll.js';
+import { normalizeHostPort } from '../sim/index.js';
+import { startRoutingSidecar, type RunningRoutingSidecar } from './routing-sidecar.js';
 
 type PodObject = PodSpecLike & {
   metadata: PodSpecLike['metadata'] & { uid?: string; deletionTimestamp?: string };
@@ -25,10 +34,12 @@ type PodObject = PodSpecLike & {
   status?: PodSpecLike['status'] & { phase?: string };
 };
 
-interface RunningContainer {
-  plan: ContainerProcess;
-  process: ManagedProcess;
-  startedAt: number;
+type RunningContainer =
+  | { plan: ContainerProcess; process: ManagedProcess; startedAt: number }
+  | { plan: RoutingSidecarPlan; sidecar: RunningRoutingSidecar };
+
+function stopContainer(container: RunningContainer): Promise<unknown> {
+  return 'process' in container ? container.process.stop(5_000) : container.sidecar.close();
 }
 
 /** At most this many processes stand for containers: pods are cheap to create, processes are not. */
@@ -65,8 +76,35 @@ export function startPodRunner(input: {
 }): PodRunner {
   const { dir, client, server, caPem, cli, log } = input;
   /** By pod uid. */
-  const pods = new Map<string, { key: string; containers: Map<string, RunningContainer> }>();
+  const pods = new Map<
+    string,
+    { key: string; namespace: string; containers: Map<string, RunningContainer> }
+  >();
   const said = new Set<string>();
+
+  /** Whether `endpoint` is a model server this runner runs in `namespace`: where its routing sidecars may prefill. */
+  const isModelServerOf = (namespace: string, endpoint: string): boolean => {
+    for (const pod of pods.values()) {
+      if (pod.namespace !== namespace) continue;
+      for (const container of pod.containers.values()) {
+        const served = 'process' in container ? container.plan.modelServer : undefined;
+        if (served !== undefined && normalizeHostPort(served) === endpoint) return true;
+      }
+    }
+    return false;
+  };
+
+  const startSidecar = async (pod: PodObject, plan: RoutingSidecarPlan): Promise<RunningContainer> => {
+    const namespace = pod.metadata.namespace ?? 'default';
+    const sidecar = await startRoutingSidecar({
+      ...plan.routingSidecar,
+      allowPrefill: (endpoint) => isModelServerOf(namespace, endpoint),
+    });
+    log(
+      `pod ${namespace}/${pod.metadata.name}: serving ${plan.container} (llm-d routing sidecar) on ${sidecar.url}`,
+    );
+    return { plan, sidecar };
+  };
 
   const kubeconfigFor = async (pod: PodObject): Promise<string> => {
     const namespace = pod.metadata.namespace ?? 'default';
@@ -101,7 +139,10 @@ export function startPodRunner(input: {
     return path;
   };
 
-  const start = async (pod: PodObject, plan: ContainerProcess): Promise<RunningContainer> => {
+  const start = async (
+    pod: PodObject,
+    plan: ContainerProcess,
+  ): Promise<RunningContainer & { process: ManagedProcess }> => {
     const args = [
       ...plan.cliArgs,
       ...(plan.needsKubeconfig ? ['--kubeconfig', await kubeconfigFor(pod)] : []),
@@ -133,7 +174,7 @@ export function startPodRunner(input: {
     for (const [uid, pod] of pods) {
       if (liveUids.has(uid)) continue;
       pods.delete(uid);
-      await Promise.all([...pod.containers.values()].map((c) => c.process.stop(5_000)));
+      await Promise.all([...pod.containers.values()].map(stopContainer));
       log(`pod ${pod.key}: gone, its processes stopped`);
     }
     for (const pod of live) {
@@ -158,17 +199,21 @@ export function startPodRunner(input: {
               said.add(line);
               continue;
             }
-            containers.set(plan.container, await start(pod, plan));
+            containers.set(
+              plan.container,
+              'routingSidecar' in plan ? await startSidecar(pod, plan) : await start(pod, plan),
+            );
           }
         } catch (error) {
           // All of the pod's processes or none: the next round tries the pod again.
-          await Promise.all([...containers.values()].map((c) => c.process.stop(5_000)));
+          await Promise.all([...containers.values()].map(stopContainer));
           throw error;
         }
-        pods.set(pod.metadata.uid!, { key, containers });
+        pods.set(pod.metadata.uid!, { key, namespace: pod.metadata.namespace ?? 'default', containers });
         continue;
       }
       for (const [name, running] of entry.containers) {
+        if (!('process' in running)) continue;
         if (!running.process.hasExited || Date.now() - running.startedAt < PROCESS_RESTART_DELAY_MS) continue;
         log(`pod ${key}: ${name} exited (see ${running.process.logPath}); starting it again`);
         entry.containers.set(name, await start(pod, running.plan));
@@ -181,14 +226,14 @@ export function startPodRunner(input: {
     running: () =>
       new Map(
         [...pods.values()].flatMap((p) =>
-          [...p.containers].map(([name, c]) => [`${p.key}/${name}`, c.process] as const),
+          [...p.containers].flatMap(([name, c]) =>
+            'process' in c ? [[`${p.key}/${name}`, c.process] as const] : [],
+          ),
         ),
       ),
     async stop() {
       await polling.stop();
-      await Promise.all(
-        [...pods.values()].flatMap((p) => [...p.containers.values()].map((c) => c.process.stop(5_000))),
-      );
+      await Promise.all([...pods.values()].flatMap((p) => [...p.containers.values()].map(stopContainer)));
       pods.clear();
     },
   };

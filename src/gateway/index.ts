@@ -58,3 +58,4 @@ export {
 } from './extproc-inprocess.js';
 export { EppReplicaSet, replicaOrder } from './epp-replicas.js';
 export { loadProtos, BodySendMode } from './proto.js';
+export { openAiErrorJson } from './openai-error.js';

@@ -35,5 +35,6 @@ export {
   type EngineStats,
   type StepResult,
 } from './performance-model.js';
+export { normalizeHostPort } from './prefill-allow-list.js';
 export { KvCache, type KvCacheStats } from './kv-cache.js';
 export { blockHashes, outputTokens, seededRandom, tokenize, type Random } from './tokens.js';

@@ -79,6 +79,18 @@ describe('parseGenerationRequest', () => {
       body: { messages: [{ role: 'user', content: 'x' }], max_completion_tokens: -1 },
       param: 'max_completion_tokens',
     },
+    {
+      name: 'kv_transfer_params as a string',
+      endpoint: 'completion',
+      body: { prompt: 'x', kv_transfer_params: 'remote' },
+      param: 'kv_transfer_params',
+    },
+    {
+      name: 'kv_transfer_params.do_remote_prefill as a string',
+      endpoint: 'completion',
+      body: { prompt: 'x', kv_transfer_params: { do_remote_prefill: 'yes' } },
+      param: 'kv_transfer_params.do_remote_prefill',
+    },
   ];
   for (const c of bad) {
     it(`answers 400 for ${c.name}`, () => {
@@ -98,8 +110,35 @@ describe('parseGenerationRequest', () => {
         stream: true,
         stream_options: { include_usage: true },
       }),
-      { endpoint: 'completion', model: 'm', prompt: 'hello', maxTokens: 5, stream: true, includeUsage: true },
+      {
+        endpoint: 'completion',
+        model: 'm',
+        prompt: 'hello',
+        maxTokens: 5,
+        stream: true,
+        includeUsage: true,
+        kvTransfer: undefined,
+      },
     );
+  });
+
+  it('reads kv_transfer_params as llm-d’s routing sidecar sends them (nulls for what is not known yet)', () => {
+    const read = (params: unknown) =>
+      parseGenerationRequest('completion', { prompt: 'x', kv_transfer_params: params }).kvTransfer;
+    assert.deepEqual(
+      read({
+        do_remote_decode: true,
+        do_remote_prefill: false,
+        remote_engine_id: null,
+        remote_block_ids: null,
+      }),
+      { doRemoteDecode: true, doRemotePrefill: false },
+    );
+    assert.deepEqual(read({ do_remote_prefill: true, remote_block_ids: [0, 1] }), {
+      doRemoteDecode: false,
+      doRemotePrefill: true,
+    });
+    assert.equal(read(null), undefined);
   });
 
   it('renders chat messages through a template and prefers max_completion_tokens', () => {

@@ -66,6 +66,12 @@ export interface GenerationRequest {
   maxTokens: number | undefined;
   stream: boolean;
   includeUsage: boolean;
+  /**
+   * vLLM's `kv_transfer_params` (NixlConnector, as llm-d's routing sidecar sends them): `doRemoteDecode` asks a
+   * prefill server to keep the prompt's KV blocks for a decode server and name them in its answer; `doRemotePrefill`
+   * tells a decode server the prompt was prefilled elsewhere, so its KV blocks are fetched rather than computed.
+   */
+  kvTransfer: { doRemoteDecode: boolean; doRemotePrefill: boolean } | undefined;
 }
 
 type Json = Record<string, unknown>;
@@ -141,6 +147,7 @@ export function parseGenerationRequest(
   checkStop(body['stop']);
   checkLogprobs(body, endpoint);
   const maxTokens = readMaxTokens(body, endpoint);
+  const kvTransfer = readKvTransfer(body['kv_transfer_params']);
   const prompt =
     endpoint === 'chat'
       ? chatPrompt(body['messages'])
@@ -152,7 +159,27 @@ export function parseGenerationRequest(
     maxTokens,
     stream,
     includeUsage,
+    kvTransfer,
   };
+}
+
+/** `kv_transfer_params`: an object (or null) whose `do_remote_decode` and `do_remote_prefill` are booleans (or null). */
+function readKvTransfer(value: unknown): GenerationRequest['kvTransfer'] {
+  if (value === undefined || value === null) return undefined;
+  if (!isObject(value))
+    throw new ApiError(400, '`kv_transfer_params` must be an object.', 'kv_transfer_params');
+  const flag = (name: string): boolean => {
+    const v = value[name];
+    if (v === undefined || v === null) return false;
+    if (typeof v !== 'boolean')
+      throw new ApiError(
+        400,
+        `\`kv_transfer_params.${name}\` must be a boolean, got ${quoted(v)}.`,
+        `kv_transfer_params.${name}`,
+      );
+    return v;
+  };
+  return { doRemoteDecode: flag('do_remote_decode'), doRemotePrefill: flag('do_remote_prefill') };
 }
 
 function readMaxTokens(body: Json, endpoint: Endpoint): number | undefined {

@@ -300,6 +300,15 @@ class Simulator {
     if (abort.signal.aborted || res.destroyed) return;
 
     const meta: ResponseMeta = { id, created: Math.floor(Date.now() / 1000), model };
+    const blocks = blockHashes(prompt, this.options.blockSize, lora ?? this.options.model);
+    // As vLLM's NixlConnector: a prefill asked to leave the decode to another server names the KV blocks it holds
+    // for it (non-streamed answers, which is how llm-d's routing sidecar asks); a decode server told the prompt was
+    // prefilled elsewhere fetches those blocks instead of computing them.
+    const kvTransfer = request.kvTransfer;
+    const handsOver =
+      kvTransfer?.doRemoteDecode === true && !request.stream && this.options.role !== 'decode';
+    const prefilledElsewhere =
+      Boolean(prefiller) || (kvTransfer?.doRemotePrefill === true && this.options.role !== 'prefill');
     const stalled =
       request.stream && this.options.stallRate > 0 && this.failureRandom() < this.options.stallRate;
     this.run(res, abort.signal, {
@@ -314,11 +323,19 @@ class Simulator {
       engineRequest: {
         id,
         promptTokens: prompt.length,
-        blockHashes: blockHashes(prompt, this.options.blockSize, lora ?? this.options.model),
+        blockHashes: blocks,
         outputTokens: count,
         lora,
-        remotePrefill: Boolean(prefiller),
+        remotePrefill: prefilledElsewhere,
       },
+      kvTransferParams: handsOver
+        ? {
+            do_remote_decode: false,
+            do_remote_prefill: true,
+            remote_engine_id: this.podName,
+            remote_block_ids: blocks.map((_, i) => i),
+          }
+        : undefined,
       stallMs: stalled ? this.engine.wallMs(this.options.stallMs) : 0,
     });
   }
@@ -420,6 +437,8 @@ class Simulator {
       nextToken: () => string;
       finishReason: string;
       engineRequest: Parameters<EngineLoop['submit']>[0];
+      /** `kv_transfer_params` of a non-streamed answer (a prefill for a remote decode). */
+      kvTransferParams: Record<string, unknown> | undefined;
       stallMs: number;
     },
   ): void {
@@ -455,7 +474,9 @@ class Simulator {
       if (!stream) {
         let text = '';
         for (let i = 0; i < job.outputTokens; i++) text += job.nextToken();
-        sendJson(res, 200, completionResponse(endpoint, meta, text, job.finishReason, totals));
+        const answer = completionResponse(endpoint, meta, text, job.finishReason, totals);
+        if (job.kvTransferParams) answer['kv_transfer_params'] = job.kvTransferParams;
+        sendJson(res, 200, answer);
         return;
       }
       stream.end(`${job.includeUsage ? sse(usageChunk(endpoint, meta, totals)) : ''}data: [DONE]\n\n`);
