@@ -7,7 +7,9 @@
  * serves it. A completion sent to the URL the service reports comes back from one of its pods; deleting the
  * service stops every process of its pods. `examples/prefill-decode.yaml` answers too: a long prompt is prefilled by
  * a prefill pod and decoded by a decode pod behind llm-d's routing sidecar (played by the dev cluster), and the
- * sidecar sends prompts to no other address, whatever the header says.
+ * sidecar sends prompts to no other address, whatever the header says. `examples/multi-node-data-parallel.yaml`
+ * answers from its LeaderWorkerSet groups' leaders (made by the real LWS controller), whose workers' headless
+ * ranks get no process.
  *
  * What is simulated: the model servers (the simulator stands for vLLM: no GPU here), the kubelet (processes, not
  * containers; KWOK's Ready, not probes), the load balancer (a TCP forward on the Gateway's loopback address).
@@ -41,9 +43,9 @@ describe('llmisvc dev cluster --run-pods: the quickstart answers at its URL, wit
       dir,
       crds: true,
       env: process.env,
-      // The quickstart's 4 GPUs and the P/D example's 24.
-      nodes: { cpuNodes: 1, gpuNodes: 1, gpusPerNode: 32 },
-      leaderWorkerSet: false,
+      // The quickstart's GPUs, the P/D example's 24 and the multi-node example's 16.
+      nodes: { cpuNodes: 1, gpuNodes: 2, gpusPerNode: 32 },
+      leaderWorkerSet: true,
       runPods: true,
       log: () => undefined,
     });
@@ -228,6 +230,58 @@ describe('llmisvc dev cluster --run-pods: the quickstart answers at its URL, wit
     const allowed = await ask(`${prefillIps[0]}:8000`);
     assert.equal(allowed.statusCode, 200, await allowed.body.text());
     await c.delete(SERVICE, 'llm', 'llama-pd');
+  });
+
+  it('the multi-node example answers from its group leaders; the workers’ headless ranks get no process', async () => {
+    await ensureNamespace(c, 'llm');
+    const example = parse(
+      readFileSync(join(REPO_ROOT, 'examples', 'multi-node-data-parallel.yaml'), 'utf8'),
+    ) as KubeObject;
+    await c.create(SERVICE, example);
+    const service = await waitFor(
+      'the multi-node service to be Ready with a URL',
+      async () => {
+        const s = await c.get<Service>(SERVICE, 'llm', 'deepseek-dp');
+        const ready = s.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True');
+        return ready && s.status?.url ? s : undefined;
+      },
+      180_000,
+    );
+    // 2 groups of a leader and 3 workers, made by the LeaderWorkerSet controller: a process for each leader only.
+    const leaders = await waitFor('a process for each group leader and the EPP', () => {
+      const keys = [...cluster.podProcesses().keys()].filter((k) => k.startsWith('llm/deepseek-dp-'));
+      const servers = keys.filter((k) => !k.includes('router-scheduler')).map((k) => k.split('/')[1]!);
+      return keys.length === 3 && servers.length === 2 ? servers : undefined;
+    });
+    assert.deepEqual(leaders.sort(), ['deepseek-dp-kserve-mn-0', 'deepseek-dp-kserve-mn-1']);
+    const url = new URL(service.status!.url!);
+    let last = '';
+    const answer = await waitFor(
+      'a completion at the multi-node service',
+      async () => {
+        try {
+          const res = await request(`http://${url.hostname}:10080${url.pathname}`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({
+              model: 'deepseek-ai/DeepSeek-V2-Lite-Chat',
+              prompt: 'hello',
+              max_tokens: 4,
+            }),
+          });
+          last = `${res.statusCode}: ${await res.body.text()}`;
+          return res.statusCode === 200 ? { pod: String(res.headers['x-inference-pod']) } : undefined;
+        } catch (e) {
+          last = (e as Error).message;
+          return undefined;
+        }
+      },
+      90_000,
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}; last ${last}`);
+    });
+    assert.ok(leaders.includes(answer.pod), `${answer.pod} ∈ ${leaders.join(', ')}`);
+    await c.delete(SERVICE, 'llm', 'deepseek-dp');
   });
 
   it('a pod asking for anything else gets no process: another llmisvc subcommand, a pod env, a host file', async () => {

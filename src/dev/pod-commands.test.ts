@@ -71,6 +71,25 @@ describe('what --run-pods runs for a container', () => {
     ]);
   });
 
+  it('a headless vLLM (a LeaderWorkerSet worker’s data-parallel ranks) serves no API: nothing to run', () => {
+    const [plan] = containerPlans(
+      pod([
+        {
+          name: 'main',
+          image: 'vllm/vllm-openai:v0.11.0',
+          command: ['/bin/bash', '-c'],
+          args: [
+            'exec vllm serve /mnt/models \\\n  --port 8000 \\\n  --data-parallel-start-rank 2 \\\n  --headless "$@"',
+          ],
+        },
+      ]),
+    );
+    assert.deepEqual(plan, {
+      container: 'main',
+      skipped: 'a --headless vLLM serves no API: its group leader answers',
+    });
+  });
+
   it('a vLLM container without names serves the model of its command line, on 8000', () => {
     const [plan] = containerPlans(
       pod([

@@ -157,6 +157,12 @@ export function containerPlans(pod: PodSpecLike): ContainerPlan[] {
     if (ROUTING_SIDECAR_IMAGE.test(image)) return routingSidecarPlan(container, ip);
     if (VLLM_IMAGE.test(image)) {
       const words = commandWords(container);
+      // A LeaderWorkerSet worker's data-parallel ranks: engine cores that serve no API (the group's leader does).
+      if (words.includes('--headless'))
+        return {
+          container: container.name,
+          skipped: 'a --headless vLLM serves no API: its group leader answers',
+        };
       const names = flagValues(words, '--served-model-name');
       const served = words[words.indexOf('serve') + 1];
       const model = names[0] ?? (words.includes('serve') && served ? served : 'model');
