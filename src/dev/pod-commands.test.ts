@@ -93,7 +93,11 @@ describe('what --run-pods runs for a container', () => {
   it('a vLLM container without names serves the model of its command line, on 8000', () => {
     const [plan] = containerPlans(
       pod([
-        { name: 'main', image: 'docker.io/vllm/vllm-openai@sha256:abc', command: ['vllm serve /mnt/models'] },
+        {
+          name: 'main',
+          image: 'docker.io/vllm/vllm-openai@sha256:abc',
+          command: ['vllm', 'serve', '/mnt/models'],
+        },
       ]),
     );
     assert.ok(plan && 'cliArgs' in plan);

@@ -10,6 +10,7 @@
  * nothing of a pod's spec reaches a shell, another subcommand, a path or address of this machine, or the processes'
  * environment (a pod's `env` could set NODE_OPTIONS). Pure.
  */
+import { commandWords, lastFlagValues, servedModelPath } from '../presets/index.js';
 
 export interface ContainerSpec {
   name: string;
@@ -66,32 +67,6 @@ const SIDECAR_BOOLEAN_FLAGS = new Set([
  * files, its kubeconfig, any address to scrape), and the pod's author is not this machine's user.
  */
 const CONTAINER_LOCAL_FLAGS = ['--config-file', '--cert-path', '--kubeconfig', '--endpoints'];
-
-/** The values after a flag, up to the next flag (`--served-model-name a b --port 1` → ['a', 'b']). */
-function flagValues(args: readonly string[], flag: string): string[] {
-  const values: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (arg.startsWith(`${flag}=`)) values.push(arg.slice(flag.length + 1));
-    else if (arg === flag) {
-      for (let j = i + 1; j < args.length && !args[j]!.startsWith('--'); j++) values.push(args[j]!);
-    }
-  }
-  return values;
-}
-
-/**
- * The words of a container's command line, its `/bin/bash -c` script included (the presets put vLLM's flags there
- * or in the arguments): split at white space, line continuations dropped, one level of quotes taken off. Enough to
- * read flags; nothing here is ever run by a shell.
- */
-function commandWords(container: ContainerSpec): string[] {
-  return [...(container.command ?? []), ...(container.args ?? [])]
-    .join(' ')
-    .split(/\s+/)
-    .filter((w) => w !== '' && w !== '\\')
-    .map((w) => w.replace(/^(["'])(.*)\1$/, '$2'));
-}
 
 /**
  * A Go program's flags (`-name value`, `--name=value`; the boolean ones take no separate value), the last value of
@@ -163,12 +138,10 @@ export function containerPlans(pod: PodSpecLike): ContainerPlan[] {
           container: container.name,
           skipped: 'a --headless vLLM serves no API: its group leader answers',
         };
-      const names = flagValues(words, '--served-model-name');
-      const served = words[words.indexOf('serve') + 1];
-      const model = names[0] ?? (words.includes('serve') && served ? served : 'model');
-      // vLLM's parser keeps a flag's last value.
-      const port = flagValues(words, '--port').at(-1) ?? '8000';
-      const maxModelLen = flagValues(words, '--max-model-len').at(-1);
+      const names = lastFlagValues(words, '--served-model-name') ?? [];
+      const model = names[0] ?? servedModelPath(words) ?? lastFlagValues(words, '--model')?.[0] ?? 'model';
+      const port = lastFlagValues(words, '--port')?.[0] ?? '8000';
+      const maxModelLen = lastFlagValues(words, '--max-model-len')?.[0];
       return {
         container: container.name,
         cliArgs: [

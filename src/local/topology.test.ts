@@ -99,8 +99,16 @@ describe('servedModelName', () => {
     ['list args', { args: ['--served-model-name', 'a/b', '--port', '8000'] }, 'a/b'],
     [
       'inside a shell script',
-      { args: ['vllm serve \\\n --served-model-name "x/y" \\\n --port 8001'] },
+      { command: ['/bin/bash', '-c'], args: ['vllm serve \\\n --served-model-name "x/y" \\\n --port 8001'] },
       'x/y',
+    ],
+    [
+      'quoted with a space, then given again after the script (vLLM keeps the last)',
+      {
+        command: ['/bin/sh', '-c'],
+        args: ['exec vllm serve /m --served-model-name "my model" "$@"', '--', '--served-model-name', 'z'],
+      },
+      'z',
     ],
     ['with =', { args: ['--served-model-name=m'] }, 'm'],
     ['absent', { args: ['--port', '8000'] }, undefined],

@@ -6,6 +6,7 @@
  * their rewrites. Pure: rendered objects in, plain data out.
  */
 import { LlmisvcError } from '../errors/index.js';
+import { commandWords, lastFlagValues } from '../presets/index.js';
 import type { KubeObject, RenderOutput } from '../render/index.js';
 
 export type LocalRole = 'both' | 'prefill' | 'decode';
@@ -97,16 +98,13 @@ function mainContainer(template: Obj): Obj {
   return containers.find((c) => c.name === 'main') ?? containers[0] ?? {};
 }
 
-/** `--served-model-name NAME` in a container's args, whether a list item or inside a shell script. */
+/** The first name of `--served-model-name` in a container's command line (its arguments, or its `-c` script). */
 export function servedModelName(container: Obj): string | undefined {
-  const args = [...arr(container.command), ...arr(container.args)].map((a) => String(a));
-  const i = args.indexOf('--served-model-name');
-  if (i >= 0 && args[i + 1]) return args[i + 1];
-  for (const a of args) {
-    const m = /--served-model-name[=\s]+(?:"([^"]+)"|'([^']+)'|(\S+))/.exec(a);
-    if (m) return m[1] ?? m[2] ?? m[3];
-  }
-  return undefined;
+  const words = commandWords({
+    command: arr(container.command).map(String),
+    args: arr(container.args).map(String),
+  });
+  return lastFlagValues(words, '--served-model-name')?.[0];
 }
 
 /** `--config-text` of the scheduler container, or `--config-file` resolved through its ConfigMap volume. */
