@@ -44,7 +44,7 @@ import {
 } from './cluster-config.js';
 import { selectCrdSets, type CrdSetName } from './crd-sets.js';
 import { DEFAULT_KUBERNETES_VERSION, ensureKubeAssets } from './kube-assets.js';
-import { renderDevKubeconfig } from './kubeconfig.js';
+import { writeTokenKubeconfig } from './private-files.js';
 import { startEnvoyGateway, type RunningEnvoyGateway } from './envoy-gateway.js';
 import { removeLwsWebhooks, startLeaderWorkerSet, type RunningLws } from './lws.js';
 import { DEV_FIELD_MANAGER } from './manifests.js';
@@ -200,17 +200,12 @@ export async function startDevCluster(options: StartDevClusterOptions): Promise<
   };
   try {
     const pki = apiServer.pki;
-    const componentKubeconfig = async (name: string, token: string) => {
-      const path = join(pki.dir, `${name}.kubeconfig`);
-      await writeFile(
-        path,
-        renderDevKubeconfig({ server: apiServer.server, caPem: apiServer.caPem, token }),
-        {
-          mode: 0o600,
-        },
-      );
-      return path;
-    };
+    const componentKubeconfig = (name: string, token: string) =>
+      writeTokenKubeconfig(join(pki.dir, `${name}.kubeconfig`), {
+        server: apiServer.server,
+        caPem: apiServer.caPem,
+        token,
+      });
     const kcmKubeconfig = await componentKubeconfig(
       'kube-controller-manager',
       pki.componentTokens.kubeControllerManager,

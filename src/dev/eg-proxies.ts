@@ -17,6 +17,7 @@ import { labelSelectorString, type KubeClient } from '../kube/index.js';
 import { startProcess, type ManagedProcess } from '../process/index.js';
 import { ENVOY_GATEWAY_NAMESPACE } from './envoy-gateway-config.js';
 import { pollEvery, PROCESS_RESTART_DELAY_MS } from './poll.js';
+import { writeSecretFiles } from './private-files.js';
 import { localSdsFile, proxyLaunch, type ProxyFiles } from './eg-proxy-bootstrap.js';
 import { LoadBalancerForwards, type Forward } from './lb-forwards.js';
 
@@ -93,14 +94,7 @@ export function startGatewayProxies(input: {
     const launch = proxyLaunch(container ?? {}, name, files);
     await mkdir(files.certsDir, { recursive: true, mode: 0o700 });
     await mkdir(files.sdsDir, { recursive: true });
-    const secret = await client.request<{ data?: Record<string, string> }>(
-      'GET',
-      `/api/v1/namespaces/${ENVOY_GATEWAY_NAMESPACE}/secrets/envoy`,
-      { verb: 'get' },
-    );
-    for (const [key, value] of Object.entries(secret.data ?? {})) {
-      await writeFile(join(files.certsDir, key), Buffer.from(value, 'base64'), { mode: 0o600 });
-    }
+    await writeSecretFiles(client, { namespace: ENVOY_GATEWAY_NAMESPACE, name: 'envoy' }, files.certsDir);
     const sdsMap = podSpec?.volumes?.find((v) => v.name === 'sds')?.configMap?.name;
     if (sdsMap) {
       const map = await client.request<{ data?: Record<string, string> }>(

@@ -53,6 +53,7 @@ import { installManifests } from './manifests.js';
 import { startEgExtension } from './eg-extension.js';
 import { startGatewayProxies } from './eg-proxies.js';
 import { pollEvery } from './poll.js';
+import { writeSecretFiles } from './private-files.js';
 import { ServiceProxies } from './service-proxy.js';
 import { SOCKET_BRIDGE_SCRIPT, serveUnixToTcp } from './socket-bridge.js';
 
@@ -203,16 +204,11 @@ async function startWithClient(
     KUBECONFIG: apiServer.kubeconfigPath,
     HOME: home,
   });
-  const secret = await client.request<{ data?: Record<string, string> }>(
-    'GET',
-    `/api/v1/namespaces/${ENVOY_GATEWAY_NAMESPACE}/secrets/envoy-gateway`,
-    { verb: 'get' },
-  );
-  for (const key of ['tls.crt', 'tls.key', 'ca.crt']) {
-    const value = secret.data?.[key];
-    if (!value) throw new LlmisvcError('LLMISVC_ERR_PROCESS', `envoy-gateway certgen wrote no ${key}`);
-    await writeFile(join(certs, key), Buffer.from(value, 'base64'), { mode: 0o600 });
-  }
+  await writeSecretFiles(client, { namespace: ENVOY_GATEWAY_NAMESPACE, name: 'envoy-gateway' }, certs, [
+    'tls.crt',
+    'tls.key',
+    'ca.crt',
+  ]);
 
   const configPath = join(home, 'envoy-gateway.yaml');
   const extensionSocket = join(home, 'ext.sock');

@@ -11,13 +11,12 @@
  * in its pod's namespace. A pod that goes away has its processes stopped; a process that exits is started again
  * after 10 s. Polls every second.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type KubeClient } from '../kube/index.js';
 import { startProcess, type ManagedProcess } from '../process/index.js';
 import { PROXY_LABELS } from './eg-proxies.js';
 import { PLAYED_BY } from './envoy-gateway-config.js';
-import { renderDevKubeconfig } from './kubeconfig.js';
 import {
   containerPlans,
   type ContainerProcess,
@@ -25,6 +24,7 @@ import {
   type RoutingSidecarPlan,
 } from './pod-commands.js';
 import { pollEvery, PROCESS_RESTART_DELAY_MS } from './poll.js';
+import { writeTokenKubeconfig } from './private-files.js';
 import { normalizeHostPort } from '../sim/index.js';
 import { startRoutingSidecar, type RunningRoutingSidecar } from './routing-sidecar.js';
 
@@ -126,17 +126,13 @@ export function startPodRunner(input: {
     );
     const token = review.status?.token;
     if (!token) throw new Error(`no token for ServiceAccount ${namespace}/${account}`);
-    const folder = join(dir, 'pods', `${namespace}_${pod.metadata.name}`);
-    await mkdir(folder, { recursive: true, mode: 0o700 });
-    const path = join(folder, 'kubeconfig');
-    await writeFile(
-      path,
-      renderDevKubeconfig({ server, caPem, token, namespace, user: `${namespace}/${account}` }),
-      {
-        mode: 0o600,
-      },
-    );
-    return path;
+    return writeTokenKubeconfig(join(dir, 'pods', `${namespace}_${pod.metadata.name}`, 'kubeconfig'), {
+      server,
+      caPem,
+      token,
+      namespace,
+      user: `${namespace}/${account}`,
+    });
   };
 
   const start = async (

@@ -374,6 +374,8 @@ test('ext_proc (hostile): a body chunk is kept as a copy, not as a view of its w
   gc();
   const held = process.memoryUsage().arrayBuffers - before;
   assert.equal(s.sent.length, 0, 'the stream is still open, holding its body');
-  assert.ok(held < 4 << 20, `the stream holds ${held} bytes of buffers`);
+  // Views would hold 40 MiB; copies hold 40 bytes. The margin is for whatever else the process allocates meanwhile
+  // (one CI run saw exactly 4 MiB more, on a loaded machine).
+  assert.ok(held < 16 << 20, `the stream holds ${held} bytes of buffers`);
   s.handlers.abort();
 });
