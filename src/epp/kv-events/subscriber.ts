@@ -106,6 +106,9 @@ export class KvEventSubscriber {
 
   private socket(): Subscriber {
     const socket = new Subscriber({
+      // Without it ZMQ's TCP transport never reaches an IPv6 pod (`tcp://[fd00::5]:5557`) and says nothing; with
+      // it, IPv4 works as before (and a central `tcp://*:…` listens on both).
+      ipv6: true,
       maxMessageSize: this.options.maxMessageBytes,
       // Bounded receive queue: when the EPP falls behind, ZMQ drops the newest (the sequence gap is noticed).
       receiveHighWaterMark: 10_000,
