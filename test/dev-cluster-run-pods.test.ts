@@ -31,6 +31,57 @@ import { REPO_ROOT } from './harness/repo.js';
 
 type Service = KubeObject & { status?: { url?: string; conditions?: { type: string; status: string }[] } };
 
+/** An example manifest of the repository, as a user applies it. */
+function example(file: string): KubeObject {
+  return parse(readFileSync(join(REPO_ROOT, 'examples', file), 'utf8')) as KubeObject;
+}
+
+/** The service once it is Ready with a URL. */
+function readyService(c: KubeClient, namespace: string, name: string): Promise<Service> {
+  return waitFor(
+    `${namespace}/${name} to be Ready with a URL`,
+    async () => {
+      const s = await c.get<Service>(SERVICE, namespace, name);
+      const ready = s.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True');
+      return ready && s.status?.url ? s : undefined;
+    },
+    180_000,
+  );
+}
+
+/**
+ * A completion at `target`, asked again until it is answered 200 (a Ready service's processes start at the pod
+ * runner's next round, and a new Gateway answers some seconds after its proxy starts); resolves to the pod that
+ * answered. `context` adds to the error when it never is.
+ */
+function completion(
+  target: string,
+  body: Record<string, unknown>,
+  context: () => Promise<string> = () => Promise.resolve(''),
+): Promise<string> {
+  let last = '';
+  return waitFor(
+    `a completion at ${target}`,
+    async () => {
+      try {
+        const res = await request(target, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+        last = `${res.statusCode}: ${await res.body.text()}`;
+        return res.statusCode === 200 ? String(res.headers['x-inference-pod']) : undefined;
+      } catch (e) {
+        last = (e as Error).message;
+        return undefined;
+      }
+    },
+    90_000,
+  ).catch(async (error: Error) => {
+    throw new Error(`${error.message}; last ${last}${await context()}`);
+  });
+}
+
 describe('llmisvc dev cluster --run-pods: the quickstart answers at its URL, with nothing but the controller', () => {
   let dir: string;
   let cluster: DevCluster;
@@ -55,10 +106,7 @@ describe('llmisvc dev cluster --run-pods: the quickstart answers at its URL, wit
       kubeconfig: cluster.kubeconfigPath,
       systemNamespace: 'llmisvc-system',
     });
-    const quickstart = parse(
-      readFileSync(join(REPO_ROOT, 'examples', 'quickstart.yaml'), 'utf8'),
-    ) as KubeObject;
-    await c.create(SERVICE, quickstart);
+    await c.create(SERVICE, example('quickstart.yaml'));
   });
 
   after(async () => {
@@ -69,15 +117,7 @@ describe('llmisvc dev cluster --run-pods: the quickstart answers at its URL, wit
   });
 
   it('a completion sent to the service URL is answered by one of its pods, picked by its EPP', async () => {
-    const service = await waitFor(
-      'the quickstart to be Ready with a URL',
-      async () => {
-        const s = await c.get<Service>(SERVICE, 'default', 'quickstart');
-        const ready = s.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True');
-        return ready && s.status?.url ? s : undefined;
-      },
-      180_000,
-    );
+    const service = await readyService(c, 'default', 'quickstart');
     const url = new URL(service.status!.url!);
     // Port 80 needs root (the load balancer's forward); the proxy's own port answers either way.
     const targets = [`http://${url.hostname}:10080${url.pathname}`];
@@ -92,31 +132,15 @@ describe('llmisvc dev cluster --run-pods: the quickstart answers at its URL, wit
     });
 
     for (const target of targets) {
-      let last = '';
-      const answer = await waitFor(
-        `a completion at ${target}`,
+      const pod = await completion(
+        target,
+        { model: 'Qwen/Qwen2.5-0.5B-Instruct', prompt: 'hello', max_tokens: 4 },
         async () => {
-          try {
-            const res = await request(target, {
-              method: 'POST',
-              headers: { 'content-type': 'application/json' },
-              body: JSON.stringify({ model: 'Qwen/Qwen2.5-0.5B-Instruct', prompt: 'hello', max_tokens: 4 }),
-            });
-            last = `${res.statusCode}: ${await res.body.text()}`;
-            return res.statusCode === 200 ? { pod: String(res.headers['x-inference-pod']) } : undefined;
-          } catch (e) {
-            last = (e as Error).message;
-            return undefined;
-          }
+          const epp = [...cluster.podProcesses()].find(([k]) => k.includes('router-scheduler'))?.[1];
+          return `; EPP log:\n${epp ? await logTail(epp.logPath, 20) : '(no EPP process)'}`;
         },
-        90_000,
-      ).catch(async (error: Error) => {
-        const epp = [...cluster.podProcesses()].find(([k]) => k.includes('router-scheduler'))?.[1];
-        throw new Error(
-          `${error.message}; last ${last}; EPP log:\n${epp ? await logTail(epp.logPath, 20) : '(no EPP process)'}`,
-        );
-      });
-      assert.ok(workload.includes(answer.pod), `${answer.pod} ∈ ${workload.join(', ')}`);
+      );
+      assert.ok(workload.includes(pod), `${pod} ∈ ${workload.join(', ')}`);
     }
 
     // The EPP ran as its pod's ServiceAccount: its kubeconfig carries that account's token, and nothing was
@@ -133,19 +157,8 @@ describe('llmisvc dev cluster --run-pods: the quickstart answers at its URL, wit
   it('the P/D example answers: a prefill pod prefills, a decode pod decodes behind the routing sidecar', async () => {
     const POD: ResourceRef = { group: '', version: 'v1', kind: 'Pod', plural: 'pods', namespaced: true };
     await ensureNamespace(c, 'llm');
-    const example = parse(
-      readFileSync(join(REPO_ROOT, 'examples', 'prefill-decode.yaml'), 'utf8'),
-    ) as KubeObject;
-    await c.create(SERVICE, example);
-    const service = await waitFor(
-      'the P/D service to be Ready with a URL',
-      async () => {
-        const s = await c.get<Service>(SERVICE, 'llm', 'llama-pd');
-        const ready = s.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True');
-        return ready && s.status?.url ? s : undefined;
-      },
-      180_000,
-    );
+    await c.create(SERVICE, example('prefill-decode.yaml'));
+    const service = await readyService(c, 'llm', 'llama-pd');
     type Pod = KubeObject & { status?: { podIP?: string } };
     const pods = (await c.list<Pod>(POD, 'llm')).items.filter((p) => p.metadata.name.startsWith('llama-pd-'));
     const prefillIps = pods.filter((p) => p.metadata.name.includes('prefill')).map((p) => p.status!.podIP!);
@@ -174,30 +187,14 @@ describe('llmisvc dev cluster --run-pods: the quickstart answers at its URL, wit
     const url = new URL(service.status!.url!);
     // Long enough that its uncached part passes the P/D threshold (256 tokens).
     const prompt = Array.from({ length: 600 }, (_, i) => `word${i}`).join(' ');
-    let last = '';
-    const answer = await waitFor(
-      'a completion of a long prompt at the P/D service',
-      async () => {
-        try {
-          const res = await request(`http://${url.hostname}:10080${url.pathname}`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({ model: 'meta-llama/Llama-3.1-70B-Instruct', prompt, max_tokens: 4 }),
-          });
-          last = `${res.statusCode}: ${await res.body.text()}`;
-          return res.statusCode === 200 ? { pod: String(res.headers['x-inference-pod']) } : undefined;
-        } catch (e) {
-          last = (e as Error).message;
-          return undefined;
-        }
-      },
-      90_000,
-    ).catch((error: Error) => {
-      throw new Error(`${error.message}; last ${last}`);
+    const pod = await completion(`http://${url.hostname}:10080${url.pathname}`, {
+      model: 'meta-llama/Llama-3.1-70B-Instruct',
+      prompt,
+      max_tokens: 4,
     });
     assert.ok(
-      decodePods.some((p) => p.metadata.name === answer.pod),
-      `${answer.pod} is a decode pod`,
+      decodePods.some((p) => p.metadata.name === pod),
+      `${pod} is a decode pod`,
     );
     const prefilledAfter = (await Promise.all(prefillIps.map(generated))).reduce((a, b) => a + b, 0);
     assert.ok(
@@ -234,19 +231,8 @@ describe('llmisvc dev cluster --run-pods: the quickstart answers at its URL, wit
 
   it('the multi-node example answers from its group leaders; the workers’ headless ranks get no process', async () => {
     await ensureNamespace(c, 'llm');
-    const example = parse(
-      readFileSync(join(REPO_ROOT, 'examples', 'multi-node-data-parallel.yaml'), 'utf8'),
-    ) as KubeObject;
-    await c.create(SERVICE, example);
-    const service = await waitFor(
-      'the multi-node service to be Ready with a URL',
-      async () => {
-        const s = await c.get<Service>(SERVICE, 'llm', 'deepseek-dp');
-        const ready = s.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True');
-        return ready && s.status?.url ? s : undefined;
-      },
-      180_000,
-    );
+    await c.create(SERVICE, example('multi-node-data-parallel.yaml'));
+    const service = await readyService(c, 'llm', 'deepseek-dp');
     // 2 groups of a leader and 3 workers, made by the LeaderWorkerSet controller: a process for each leader only.
     const leaders = await waitFor('a process for each group leader and the EPP', () => {
       const keys = [...cluster.podProcesses().keys()].filter((k) => k.startsWith('llm/deepseek-dp-'));
@@ -255,32 +241,12 @@ describe('llmisvc dev cluster --run-pods: the quickstart answers at its URL, wit
     });
     assert.deepEqual(leaders.sort(), ['deepseek-dp-kserve-mn-0', 'deepseek-dp-kserve-mn-1']);
     const url = new URL(service.status!.url!);
-    let last = '';
-    const answer = await waitFor(
-      'a completion at the multi-node service',
-      async () => {
-        try {
-          const res = await request(`http://${url.hostname}:10080${url.pathname}`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({
-              model: 'deepseek-ai/DeepSeek-V2-Lite-Chat',
-              prompt: 'hello',
-              max_tokens: 4,
-            }),
-          });
-          last = `${res.statusCode}: ${await res.body.text()}`;
-          return res.statusCode === 200 ? { pod: String(res.headers['x-inference-pod']) } : undefined;
-        } catch (e) {
-          last = (e as Error).message;
-          return undefined;
-        }
-      },
-      90_000,
-    ).catch((error: Error) => {
-      throw new Error(`${error.message}; last ${last}`);
+    const pod = await completion(`http://${url.hostname}:10080${url.pathname}`, {
+      model: 'deepseek-ai/DeepSeek-V2-Lite-Chat',
+      prompt: 'hello',
+      max_tokens: 4,
     });
-    assert.ok(leaders.includes(answer.pod), `${answer.pod} ∈ ${leaders.join(', ')}`);
+    assert.ok(leaders.includes(pod), `${pod} ∈ ${leaders.join(', ')}`);
     await c.delete(SERVICE, 'llm', 'deepseek-dp');
   });
 

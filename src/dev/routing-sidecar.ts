@@ -19,7 +19,7 @@ import { isIPv6, type AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import { request } from 'undici';
 import { DEFAULT_BODY_LIMIT } from '../epp/index.js';
-import { openAiErrorJson } from '../gateway/index.js';
+import { HOP_BY_HOP, openAiErrorJson } from '../gateway/index.js';
 import { normalizeHostPort } from '../sim/index.js';
 import { closeAfterAnswer, jsonShapeProblem, readRequestBody, type BodyBudget } from '../transport/index.js';
 
@@ -49,19 +49,6 @@ const BODY_BUDGET_BYTES = 64 * 1024 * 1024;
 /** The prefill's answer is one token: anything near this is not one. */
 const PREFILL_ANSWER_LIMIT = 4 * 1024 * 1024;
 const MAX_CONNECTIONS = 1024;
-
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-  'te',
-  'trailer',
-  'host',
-  'content-length',
-  'expect',
-]);
 
 /**
  * End-to-end headers of a message, for the next hop: hop-by-hop ones and the prefill header left out (a request's

@@ -208,7 +208,11 @@ const DEFAULT_BODY_BUDGET = 256 * 1024 * 1024;
 /** Default of `maxConnections`. */
 const DEFAULT_MAX_CONNECTIONS = 4096;
 
-const HOP_BY_HOP = new Set([
+/**
+ * Request headers a proxy does not pass on: hop-by-hop ones (RFC 9110 §7.6.1), and those it sets itself (the host
+ * and length of what it sends, `expect`).
+ */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',

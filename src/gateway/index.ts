@@ -36,6 +36,7 @@ export {
 export { startEnvoy, startEnvoyWithBootstrap, type RunningEnvoy } from './envoy-process.js';
 export {
   startBuiltinGateway,
+  HOP_BY_HOP,
   matchRoute,
   type BuiltinGatewayOptions,
   type GatewayStats,
