@@ -177,3 +177,56 @@ test(
     assert.equal(Buffer.from(stored.data['tls.crt']!, 'base64').toString(), later.cert);
   },
 );
+
+test(
+  'with a webhook URL (a controller outside the cluster) the webhooks are pointed at it, path by path, once',
+  { skip },
+  async () => {
+    const name = `llmisvc-url-${Date.now()}`;
+    const webhook = (suffix: string, path: string) => ({
+      name: `${suffix}.serving.kserve.io`,
+      admissionReviewVersions: ['v1'],
+      sideEffects: 'None',
+      failurePolicy: 'Ignore',
+      // Matches nothing that exists: the configuration is only looked at.
+      rules: [
+        { apiGroups: ['example.invalid'], apiVersions: ['v1'], operations: ['CREATE'], resources: ['none'] },
+      ],
+      clientConfig: { service: { name: 'llmisvc-webhook', namespace: 'llmisvc-system', path } },
+    });
+    await c.create(CORE_RESOURCES.validatingWebhookConfiguration, {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingWebhookConfiguration',
+      metadata: { name },
+      webhooks: [webhook('a', '/validate-a'), webhook('b', '/validate-b')],
+    });
+    try {
+      const keeper = new CertKeeper({
+        client: c,
+        namespace: 'default',
+        secretName: 'unused',
+        dnsNames: [],
+        webhookConfigurations: [name],
+        crds: [],
+        url: 'https://127.0.0.1:9443',
+      });
+      assert.equal(await keeper.inject('CA'), 1);
+      const config = await c.get<KubeObject & { webhooks: { clientConfig: Record<string, unknown> }[] }>(
+        CORE_RESOURCES.validatingWebhookConfiguration,
+        undefined,
+        name,
+      );
+      assert.deepEqual(
+        config.webhooks.map((w) => w.clientConfig),
+        [
+          { url: 'https://127.0.0.1:9443/validate-a', caBundle: Buffer.from('CA').toString('base64') },
+          { url: 'https://127.0.0.1:9443/validate-b', caBundle: Buffer.from('CA').toString('base64') },
+        ],
+      );
+      // Nothing to change the next time (the hourly check must not write every hour).
+      assert.equal(await keeper.inject('CA'), 0);
+    } finally {
+      await c.delete(CORE_RESOURCES.validatingWebhookConfiguration, undefined, name);
+    }
+  },
+);

@@ -9,7 +9,8 @@
  * a prefill pod and decoded by a decode pod behind llm-d's routing sidecar (played by the dev cluster), and the
  * sidecar sends prompts to no other address, whatever the header says. `examples/multi-node-data-parallel.yaml`
  * answers from its LeaderWorkerSet groups' leaders (made by the real LWS controller), whose workers' headless
- * ranks get no process.
+ * ranks get no process. A manifest shaped as KServe's CPU P/D sample (v1alpha1, converted by the controller's
+ * webhook at a loopback URL; vLLM's CPU image) answers unchanged.
  *
  * What is simulated: the model servers (the simulator stands for vLLM: no GPU here), the kubelet (processes, not
  * containers; KWOK's Ready, not probes), the load balancer (a TCP forward on the Gateway's loopback address).
@@ -26,7 +27,14 @@ import type { RunningController } from '../src/controller/index.js';
 import { startDevCluster, type DevCluster } from '../src/dev/index.js';
 import { KubeClient, type KubeObject, type ResourceRef } from '../src/kube/index.js';
 import { logTail } from '../src/process/index.js';
-import { ensureNamespace, installProject, SERVICE, startController, waitFor } from './controller-support.js';
+import {
+  ensureNamespace,
+  freePort,
+  installProject,
+  SERVICE,
+  startController,
+  waitFor,
+} from './controller-support.js';
 import { REPO_ROOT } from './harness/repo.js';
 
 type Service = KubeObject & { status?: { url?: string; conditions?: { type: string; status: string }[] } };
@@ -102,9 +110,21 @@ describe('llmisvc dev cluster --run-pods: the quickstart answers at its URL, wit
     });
     c = await KubeClient.create({ kubeconfig: cluster.kubeconfigPath, qps: 1000, burst: 1000 });
     await installProject(c, 'llmisvc-system');
+    // The controller outside the cluster serves the CRD conversion (v1alpha1 ⇄ v1alpha2) at a loopback URL, as
+    // `llmisvc controller --webhook-url https://127.0.0.1:PORT` does: no Service could reach it here.
+    const webhookPort = await freePort();
     controller = await startController({
       kubeconfig: cluster.kubeconfigPath,
       systemNamespace: 'llmisvc-system',
+      webhook: {
+        port: webhookPort,
+        host: '127.0.0.1',
+        serviceName: 'llmisvc-webhook',
+        secretName: 'llmisvc-webhook-cert',
+        webhookConfigurations: [],
+        crds: ['llminferenceservices.serving.kserve.io', 'llminferenceserviceconfigs.serving.kserve.io'],
+        url: `https://127.0.0.1:${webhookPort}`,
+      },
     });
     await c.create(SERVICE, example('quickstart.yaml'));
   });
@@ -248,6 +268,63 @@ describe('llmisvc dev cluster --run-pods: the quickstart answers at its URL, wit
     });
     assert.ok(leaders.includes(pod), `${pod} ∈ ${leaders.join(', ')}`);
     await c.delete(SERVICE, 'llm', 'deepseek-dp');
+  });
+
+  it('a manifest shaped as KServe’s CPU P/D sample answers unchanged: v1alpha1, vLLM’s CPU image, no namespace', async () => {
+    // As KServe's docs/samples/llmisvc/opt-125m-cpu write it: served API version, no command (the presets' script
+    // runs vLLM), an image that is not vllm/vllm-openai, applied to the current namespace.
+    const manifest = parse(`
+apiVersion: serving.kserve.io/v1alpha1
+kind: LLMInferenceService
+metadata:
+  name: opt-pd
+spec:
+  model:
+    uri: hf://facebook/opt-125m
+    name: facebook/opt-125m
+  router:
+    scheduler: {}
+    route: {}
+    gateway: {}
+  template:
+    containers:
+      - name: main
+        image: public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.19.0
+        securityContext:
+          runAsNonRoot: false
+        env:
+          - { name: VLLM_CPU_KVCACHE_SPACE, value: "1" }
+        resources:
+          limits: { cpu: '2', memory: 16Gi }
+          requests: { cpu: '1', memory: 8Gi }
+  prefill:
+    template:
+      containers:
+        - name: main
+          image: public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.19.0
+          resources:
+            limits: { cpu: '2', memory: 16Gi }
+            requests: { cpu: '1', memory: 8Gi }
+`) as KubeObject;
+    await c.create(
+      { ...SERVICE, version: 'v1alpha1' },
+      { ...manifest, metadata: { name: 'opt-pd', namespace: 'default' } },
+    );
+    const service = await readyService(c, 'default', 'opt-pd');
+    // One decode pod (its vLLM and the routing sidecar) and one prefill pod, and the EPP.
+    await waitFor('processes for the 2 model servers and the EPP', () =>
+      [...cluster.podProcesses().keys()].filter((k) => k.startsWith('default/opt-pd-')).length === 3
+        ? true
+        : undefined,
+    );
+    const url = new URL(service.status!.url!);
+    const pod = await completion(`http://${url.hostname}:10080${url.pathname}`, {
+      model: 'facebook/opt-125m',
+      prompt: Array.from({ length: 600 }, (_, i) => `token${i}`).join(' '),
+      max_tokens: 3,
+    });
+    assert.match(pod, /^opt-pd-kserve-(?!prefill)/);
+    await c.delete(SERVICE, 'default', 'opt-pd');
   });
 
   it('a pod asking for anything else gets no process: another llmisvc subcommand, a pod env, a host file', async () => {

@@ -28,6 +28,7 @@ interface ControllerFlags extends AutoscalingFlags {
   webhookSecret: string;
   webhookConfiguration: string;
   webhookIp: string[];
+  webhookUrl?: string;
   workers: string;
   resync: string;
   gatewayName?: string;
@@ -44,6 +45,26 @@ function int(value: string, flag: string): number {
   if (!Number.isInteger(n) || n < 0)
     throw new LlmisvcError('LLMISVC_ERR_CONFIG', `${flag} must be a whole number, not "${value}"`);
   return n;
+}
+
+/** `--webhook-url`: an https URL of a host and port, nothing else (each webhook adds its own path). */
+function webhookUrl(value: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (!url || url.protocol !== 'https:' || url.pathname !== '/' || url.search || url.hash || url.username) {
+    throw new LlmisvcError(
+      'LLMISVC_ERR_CONFIG',
+      `--webhook-url must be https://HOST:PORT (the API server calls the webhooks there), not "${value}"`,
+      {
+        hint: 'For a controller on this machine: --webhook-url https://127.0.0.1:9443 --webhook-host 127.0.0.1',
+      },
+    );
+  }
+  return url.origin;
 }
 
 /** "30s", "10m", "1h" or plain milliseconds. */
@@ -120,6 +141,10 @@ export function register(program: Command): void {
       (v: string, all: string[]) => [...all, v],
       [] as string[],
     )
+    .option(
+      '--webhook-url <url>',
+      'for a controller outside the cluster (development): the API server calls the webhooks at https://HOST:PORT instead of through the Service, and the webhook configurations and CRD conversions are pointed there',
+    )
     .option('--workers <n>', 'services reconciled in parallel', '4')
     .option('--resync <duration>', 'reconcile every service at least this often', '10m')
     .option('--gateway-name <name>', 'the default Gateway', DEFAULT_RENDER_OPTIONS.gateway.name)
@@ -186,6 +211,7 @@ export function register(program: Command): void {
                 serviceName: flags.webhookService,
                 secretName: flags.webhookSecret,
                 ipAddresses: flags.webhookIp,
+                ...(flags.webhookUrl !== undefined ? { url: webhookUrl(flags.webhookUrl) } : {}),
                 webhookConfigurations: [flags.webhookConfiguration],
                 crds: [
                   'llminferenceservices.serving.kserve.io',

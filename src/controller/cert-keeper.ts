@@ -21,7 +21,19 @@ export interface CertKeeperOptions {
   webhookConfigurations: string[];
   /** CRDs whose conversion webhook gets the CA bundle. */
   crds: string[];
+  /**
+   * Where the API server reaches the webhooks (`https://host:port`) when not through their Service: a controller
+   * run outside the cluster, as in development. Each clientConfig then names this URL, with its own path, instead
+   * of the Service.
+   */
+  url?: string;
   logger?: Logger;
+}
+
+interface ClientConfig {
+  caBundle?: string;
+  url?: string;
+  service?: { path?: string };
 }
 
 interface Secret extends KubeObject {
@@ -101,28 +113,49 @@ export class CertKeeper {
     }
   }
 
-  /** Puts `caBundle` into the webhook configurations and CRD conversion configs where it differs. */
+  /**
+   * A webhook's clientConfig with `caBundle` (base64): the same but for the CA, or with `url` set, that URL with the
+   * webhook's path in place of the Service.
+   */
+  private clientConfig(
+    current: ClientConfig | undefined,
+    encoded: string,
+    defaultPath: string,
+  ): ClientConfig {
+    const base = this.options.url;
+    if (base === undefined) return { ...current, caBundle: encoded };
+    const path = current?.service?.path ?? (current?.url ? new URL(current.url).pathname : defaultPath);
+    return { url: `${base.replace(/\/+$/, '')}${path}`, caBundle: encoded };
+  }
+
+  /** Puts `caBundle` (and `url`, when set) into the webhook configurations and CRD conversion configs where it differs. */
   async inject(caBundle: string): Promise<number> {
     const { client } = this.options;
     const encoded = b64(caBundle);
+    // Field by field: the API server's key order is not ours. (Without a URL the Service is the current one.)
+    const same = (a: ClientConfig | undefined, b: ClientConfig) =>
+      a?.caBundle === b.caBundle &&
+      a?.url === b.url &&
+      (a?.service === undefined) === (b.service === undefined);
     let writes = 0;
     for (const name of this.options.webhookConfigurations) {
-      let config: KubeObject & { webhooks?: { clientConfig?: { caBundle?: string } }[] };
+      let config: KubeObject & { webhooks?: { clientConfig?: ClientConfig }[] };
       try {
         config = await client.get(CORE_RESOURCES.validatingWebhookConfiguration, undefined, name);
       } catch (error) {
         if (isNotFound(error)) continue;
         throw error;
       }
-      if ((config.webhooks ?? []).every((w) => w.clientConfig?.caBundle === encoded)) continue;
-      for (const w of config.webhooks ?? [])
-        w.clientConfig = { ...(w.clientConfig ?? {}), caBundle: encoded };
+      const webhooks = config.webhooks ?? [];
+      const wanted = webhooks.map((w) => this.clientConfig(w.clientConfig, encoded, '/'));
+      if (webhooks.every((w, i) => same(w.clientConfig, wanted[i]!))) continue;
+      webhooks.forEach((w, i) => (w.clientConfig = wanted[i]!));
       await client.update(CORE_RESOURCES.validatingWebhookConfiguration, config);
       writes += 1;
     }
     for (const name of this.options.crds) {
       let crd: KubeObject & {
-        spec?: { conversion?: { strategy?: string; webhook?: { clientConfig?: { caBundle?: string } } } };
+        spec?: { conversion?: { strategy?: string; webhook?: { clientConfig?: ClientConfig } } };
       };
       try {
         crd = await client.get(CORE_RESOURCES.crd, undefined, name);
@@ -131,10 +164,14 @@ export class CertKeeper {
         throw error;
       }
       const conversion = crd.spec?.conversion;
-      if (conversion?.strategy !== 'Webhook' || conversion.webhook?.clientConfig?.caBundle === encoded)
-        continue;
+      const current = conversion?.webhook?.clientConfig;
+      const wanted = this.clientConfig(current, encoded, '/convert');
+      if (conversion?.strategy !== 'Webhook' || same(current, wanted)) continue;
+      // A merge patch: the Service goes (null) when a URL takes its place.
+      const clientConfig =
+        this.options.url === undefined ? { caBundle: encoded } : { ...wanted, service: null };
       await client.mergePatch(CORE_RESOURCES.crd, undefined, name, {
-        spec: { conversion: { webhook: { clientConfig: { caBundle: encoded } } } },
+        spec: { conversion: { webhook: { clientConfig } } },
       });
       writes += 1;
     }

@@ -4,6 +4,7 @@
  * keeper, leader election, and the reconcile loop. Everything is configured through `RunOptions` (flags enter in the
  * CLI); the returned handle stops it all gracefully.
  */
+import { isIP } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -35,6 +36,12 @@ export interface WebhookRunOptions {
   ipAddresses?: string[];
   webhookConfigurations: string[];
   crds: string[];
+  /**
+   * Where the API server reaches the webhooks when not through the Service (`https://127.0.0.1:9443`: a controller
+   * run outside the cluster, as in development): the self-managed certificate names its host, and the webhook
+   * configurations and CRD conversions are pointed at it.
+   */
+  url?: string;
 }
 
 export interface RunOptions {
@@ -109,6 +116,7 @@ export async function runController(options: RunOptions): Promise<RunningControl
   try {
     if (options.webhook) {
       const w = options.webhook;
+      const urlHost = w.url === undefined ? undefined : new URL(w.url).hostname.replace(/^\[(.*)\]$/, '$1');
       const loadCert = async (): Promise<{ cert: string; key: string; caBundle?: string }> => {
         if (w.certDir)
           return {
@@ -123,10 +131,14 @@ export async function runController(options: RunOptions): Promise<RunningControl
             client,
             namespace: options.systemNamespace,
             secretName: w.secretName,
-            dnsNames: serviceDnsNames(w.serviceName, options.systemNamespace),
-            ipAddresses: w.ipAddresses,
+            dnsNames: [
+              ...serviceDnsNames(w.serviceName, options.systemNamespace),
+              ...(urlHost && !isIP(urlHost) ? [urlHost] : []),
+            ],
+            ipAddresses: [...(w.ipAddresses ?? []), ...(urlHost && isIP(urlHost) ? [urlHost] : [])],
             webhookConfigurations: w.webhookConfigurations,
             crds: w.crds,
+            url: w.url,
             logger: log,
           });
       const first = await loadCert().catch((error: unknown) => {

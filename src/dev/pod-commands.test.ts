@@ -71,6 +71,36 @@ describe('what --run-pods runs for a container', () => {
     ]);
   });
 
+  it('another vLLM build (KServe’s CPU samples) runs the presets’ `vllm serve` script, or the server module', () => {
+    const [script, module] = containerPlans(
+      pod([
+        {
+          name: 'main',
+          image: 'public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.19.0',
+          command: ['/bin/bash', '-c'],
+          args: [
+            'exec vllm serve /mnt/models --served-model-name "facebook/opt-125m" --port 8000 "$@"',
+            '--',
+          ],
+        },
+        {
+          name: 'other',
+          image: 'registry.example/rocm/vllm:1',
+          command: ['python3', '-m', 'vllm.entrypoints.openai.api_server'],
+          args: ['--model', '/mnt/models', '--port=8002'],
+        },
+      ]),
+    );
+    assert.ok(script && 'cliArgs' in script, JSON.stringify(script));
+    assert.deepEqual(script.cliArgs.slice(4, 7), ['8000', '--model', 'facebook/opt-125m']);
+    assert.ok(module && 'cliArgs' in module, JSON.stringify(module));
+    assert.deepEqual(module.cliArgs.slice(4, 7), ['8002', '--model', '/mnt/models']);
+    // Saying "serve" is not enough: it must be vLLM that serves.
+    assert.ok(
+      'skipped' in containerPlans(pod([{ name: 'x', image: 'nginx', command: ['nginx', 'serve'] }]))[0]!,
+    );
+  });
+
   it('a headless vLLM (a LeaderWorkerSet worker’s data-parallel ranks) serves no API: nothing to run', () => {
     const [plan] = containerPlans(
       pod([

@@ -1,8 +1,8 @@
 /**
  * @module dev/pod-commands
  * What `llmisvc dev cluster --run-pods` runs for a pod's containers, in place of the images no machine here can
- * run: a vLLM container becomes `llmisvc sim` (the vLLM-compatible simulator: no GPU, no model weights) with the
- * served model names and port of the container's own arguments, the EPP container of this project's image runs
+ * run: a vLLM container (vLLM's image, or any whose command line runs `vllm serve`) becomes `llmisvc sim` (the
+ * vLLM-compatible simulator: no GPU, no model weights) with the served model names and port of its own arguments, the EPP container of this project's image runs
  * its own command line with this checkout's CLI, and llm-d's routing sidecar (a native sidecar: an init container
  * that keeps running) is played in the dev cluster's process (dev/routing-sidecar). Every process listens on the
  * pod's IP, as the container would.
@@ -46,8 +46,23 @@ export interface RoutingSidecarPlan {
 
 export type ContainerPlan = ContainerProcess | RoutingSidecarPlan | { container: string; skipped: string };
 
-/** vLLM's OpenAI server image, as the presets name it. */
+/** vLLM's OpenAI server image, whose entrypoint is the server (its arguments are the flags). */
 const VLLM_IMAGE = /(^|\/)vllm\/vllm-openai(:|@|$)/;
+/** vLLM's OpenAI server module, as `python -m` runs it. */
+const VLLM_SERVER_MODULE = 'vllm.entrypoints.openai.api_server';
+
+/**
+ * Whether a container runs vLLM's OpenAI server: vLLM's image, or any image whose command line runs `vllm serve` or
+ * the server module — KServe's own samples use vLLM's CPU, ROCm and vendor builds under other names, with the
+ * presets' `vllm serve` script. Nothing of the container is run: only its flags are read.
+ */
+function runsVllmServer(image: string, words: readonly string[]): boolean {
+  return (
+    VLLM_IMAGE.test(image) ||
+    words.includes(VLLM_SERVER_MODULE) ||
+    words.some((w, i) => w === 'serve' && /(^|\/)vllm$/.test(words[i - 1] ?? ''))
+  );
+}
 /** This project's image (the EPP, the controller). */
 const LLMISVC_IMAGE = /(^|\/)llmisvc\/llmisvc(:|@|$)/;
 /** llm-d's P/D routing sidecar, as the decode preset names it. */
@@ -130,8 +145,8 @@ export function containerPlans(pod: PodSpecLike): ContainerPlan[] {
     const args = [...(container.args ?? [])];
     if (!ip) return { container: container.name, skipped: 'the pod has no IP yet' };
     if (ROUTING_SIDECAR_IMAGE.test(image)) return routingSidecarPlan(container, ip);
-    if (VLLM_IMAGE.test(image)) {
-      const words = commandWords(container);
+    const words = commandWords(container);
+    if (runsVllmServer(image, words)) {
       // A LeaderWorkerSet worker's data-parallel ranks: engine cores that serve no API (the group's leader does).
       if (words.includes('--headless'))
         return {
