@@ -2,10 +2,10 @@
  * @module dev/pod-commands
  * What `llmisvc dev cluster --run-pods` runs for a pod's containers, in place of the images no machine here can
  * run: a vLLM container (vLLM's image, or any whose command line runs `vllm serve`) becomes `llmisvc sim` (the
- * vLLM-compatible simulator: no GPU, no model weights) with the served model names and port of its own arguments, the EPP container of this project's image runs
- * its own command line with this checkout's CLI, and llm-d's routing sidecar (a native sidecar: an init container
- * that keeps running) is played in the dev cluster's process (dev/routing-sidecar). Every process listens on the
- * pod's IP, as the container would.
+ * vLLM-compatible simulator: no GPU, no model weights) with the served model names and port of its own arguments,
+ * the EPP container of this project's image runs its own command line with this checkout's CLI, and llm-d's routing
+ * sidecar (a native sidecar: an init container that keeps running) is played in the dev cluster's process
+ * (dev/routing-sidecar). Every process listens on the pod's IP, as the container would.
  * Other images and commands get no process (and a reason): whoever may create pods is not this machine's user, so
  * nothing of a pod's spec reaches a shell, another subcommand, a path or address of this machine, or the processes'
  * environment (a pod's `env` could set NODE_OPTIONS). Pure.
@@ -102,6 +102,11 @@ export function goFlags(args: readonly string[], booleans: ReadonlySet<string>):
   return flags;
 }
 
+/** `ip:port`, an IPv6 address in brackets. */
+function hostPort(ip: string, port: string | number): string {
+  return `${ip.includes(':') ? `[${ip}]` : ip}:${port}`;
+}
+
 /** A TCP port number from a flag's text, or undefined. */
 function portOf(text: string): number | undefined {
   return /^\d{1,5}$/.test(text) && Number(text) >= 1 && Number(text) <= 65535 ? Number(text) : undefined;
@@ -130,8 +135,10 @@ function routingSidecarPlan(container: ContainerSpec, ip: string): ContainerPlan
   const decoderPort = portOf(flags.get('vllm-port') ?? '8001');
   if (port === undefined || decoderPort === undefined)
     return skipped(`--port ${flags.get('port')} / --vllm-port ${flags.get('vllm-port')}: not port numbers`);
-  const host = ip.includes(':') ? `[${ip}]` : ip;
-  return { container: container.name, routingSidecar: { host: ip, port, decoder: `${host}:${decoderPort}` } };
+  return {
+    container: container.name,
+    routingSidecar: { host: ip, port, decoder: hostPort(ip, decoderPort) },
+  };
 }
 
 /** The process for each container of a pod (which must have its IP), or why a container gets none. */
@@ -173,7 +180,7 @@ export function containerPlans(pod: PodSpecLike): ContainerPlan[] {
           pod.metadata.name,
         ],
         needsKubeconfig: false,
-        modelServer: `${ip.includes(':') ? `[${ip}]` : ip}:${port}`,
+        modelServer: hostPort(ip, port),
       };
     }
     if (LLMISVC_IMAGE.test(image)) {

@@ -15,6 +15,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type KubeClient } from '../kube/index.js';
 import { startProcess, type ManagedProcess } from '../process/index.js';
+import { normalizeHostPort } from '../sim/index.js';
 import { PROXY_LABELS } from './eg-proxies.js';
 import { PLAYED_BY } from './envoy-gateway-config.js';
 import {
@@ -25,7 +26,6 @@ import {
 } from './pod-commands.js';
 import { pollEvery, PROCESS_RESTART_DELAY_MS } from './poll.js';
 import { writeTokenKubeconfig } from './private-files.js';
-import { normalizeHostPort } from '../sim/index.js';
 import { startRoutingSidecar, type RunningRoutingSidecar } from './routing-sidecar.js';
 
 type PodObject = PodSpecLike & {

@@ -20,11 +20,8 @@ import { pipeline } from 'node:stream/promises';
 import { request } from 'undici';
 import { DEFAULT_BODY_LIMIT } from '../epp/index.js';
 import { HOP_BY_HOP, openAiErrorJson } from '../gateway/index.js';
-import { normalizeHostPort } from '../sim/index.js';
+import { normalizeHostPort, prefillerHeader as PREFILLER_HEADER } from '../sim/index.js';
 import { closeAfterAnswer, jsonShapeProblem, readRequestBody, type BodyBudget } from '../transport/index.js';
-
-/** The header the EPP names the prefill endpoint in (llm-d's). */
-export const PREFILLER_HEADER = 'x-prefiller-host-port';
 
 export interface RoutingSidecarOptions {
   /** The pod's IP. */
