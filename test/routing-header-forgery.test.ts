@@ -167,6 +167,22 @@ describe('forged routing headers reach no upstream', () => {
       assert.equal(attacker.connections(), 0, 'the forged address was contacted');
     });
 
+    test(`${gateway.name}: a client's kv_transfer_params reach no model server, short prompt or P/D`, async () => {
+      // vLLM's NixlConnector would dial remote_host to fetch the KV blocks: the field is the P/D sidecar's to write.
+      const kv = { do_remote_prefill: true, remote_host: attacker.address.split(':')[0], remote_port: 1 };
+      for (const prompt of ['hi', `${gateway.name} kv: ${LONG_PROMPT}`]) {
+        const before = counts();
+        const reply = await send(`${gateway.url()}/v1/completions`, {
+          body: { model: 'test-model', prompt, max_tokens: 1, kv_transfer_params: kv },
+        });
+        assert.equal(reply.status, 200, JSON.stringify(reply.json));
+        const [received] = [prefill, ...decode].flatMap((f, i) => f.received.slice(before[i]));
+        const body = JSON.parse(String(received!.body)) as Record<string, unknown>;
+        assert.equal(body['kv_transfer_params'], undefined, JSON.stringify(body));
+        assert.equal(body['prompt'], prompt);
+      }
+    });
+
     test(`${gateway.name}: requests the EPP answers itself reach no model server`, async () => {
       const forged = forgedHeaders(attacker.address);
       const before = counts();

@@ -211,6 +211,30 @@ test("decisions: requestHandler.propagatePriority writes the objective's priorit
   assert.equal(off.kind === 'route' && off.rewrittenBody, undefined);
 });
 
+test("decisions: a client's kv_transfer_params never reach the model server (they would name hosts to fetch KV blocks from)", () => {
+  const config = loadEndpointPickerConfig(defaultEndpointPickerConfig);
+  const hostile = Buffer.from(
+    JSON.stringify({
+      model: 'm',
+      prompt: 'hi',
+      kv_transfer_params: { do_remote_prefill: true, remote_host: '169.254.169.254', remote_port: 80 },
+    }),
+  );
+  const d = route(config, [endpoint('10.0.0.1:8000')], hostile, {
+    directory: { models: new Map(), objectives: new Map() },
+  });
+  assert.equal(d.kind, 'route');
+  assert.deepEqual(JSON.parse(d.kind === 'route' ? d.rewrittenBody!.toString() : '{}'), {
+    model: 'm',
+    prompt: 'hi',
+  });
+  // Without the field the body goes as the client sent it (no rewrite).
+  const plain = route(config, [endpoint('10.0.0.1:8000')], Buffer.from('{"model":"m","prompt":"hi"}'), {
+    directory: { models: new Map(), objectives: new Map() },
+  });
+  assert.equal(plain.kind === 'route' && plain.rewrittenBody, undefined);
+});
+
 test('decisions: P/D sends long uncached prompts through a prefill endpoint', () => {
   const config = loadEndpointPickerConfig(prefillDecodeEndpointPickerConfig);
   const endpoints = [

@@ -18,6 +18,9 @@ import {
   type SchedulingResult,
 } from './types.js';
 
+/** vLLM's body field for KV-cache transfer between prefill and decode servers (NixlConnector). */
+const KV_TRANSFER_PARAMS = 'kv_transfer_params';
+
 /** How a client-facing model name is served (InferenceModel v1alpha2 / InferenceObjective v1). */
 export interface ModelRoute {
   criticality: Criticality;
@@ -228,7 +231,12 @@ export function decide(
   }
   const endpoint = primaryTarget(result);
   let rewrittenBody: Buffer | undefined;
-  if (json && (targetModel !== model || config.propagatePriority)) {
+  // The P/D connector's own parameters, which llm-d's routing sidecar writes between prefill and decode: a client's
+  // would have a model server fetch KV blocks from whatever host they name (vLLM's NixlConnector dials
+  // `remote_host`) or take a prompt for prefilled. They never pass the gateway.
+  const clientKvTransfer = json !== undefined && KV_TRANSFER_PARAMS in json;
+  if (json && (targetModel !== model || config.propagatePriority || clientKvTransfer)) {
+    delete json[KV_TRANSFER_PARAMS];
     json['model'] = targetModel;
     // Written over whatever the client sent: a client does not get to promote itself in the server's queue.
     if (config.propagatePriority)
