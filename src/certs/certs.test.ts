@@ -13,6 +13,12 @@ test('the serving certificate is signed by the CA and covers the service names a
   assert.ok(cert.checkIP('127.0.0.1'));
   assert.equal(new X509Certificate(bundle.caCert).ca, true);
   assert.equal(needsRotation(bundle, names), false);
+  // Addresses count as addresses: the one it has, and not one it lacks (a --webhook-url host added later).
+  assert.equal(needsRotation(bundle, [...names, '127.0.0.1']), false);
+  assert.equal(needsRotation(bundle, [...names, '127.0.0.2']), true);
+  assert.equal(needsRotation(bundle, [...names, '::1']), true);
+  const six = issueBundle({ dnsNames: names, ipAddresses: ['::1'] });
+  assert.equal(needsRotation(six, [...names, '::1']), false);
 });
 
 test('rotation is due near expiry, for other names, or without a bundle', () => {

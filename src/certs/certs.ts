@@ -6,6 +6,7 @@
  * process: the EPP runs with a read-only root file system in an image without openssl.
  * Pure apart from randomness: callers decide where the PEMs are kept and when to rotate (`needsRotation`).
  */
+import { isIP } from 'node:net';
 import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
 import forge from 'node-forge';
 
@@ -127,11 +128,11 @@ export function selfSignedKeyPair(commonName = 'llmisvc-epp', days = 3650, now =
 
 /**
  * True when the serving certificate is missing, unparsable, expires within `renewBeforeDays` (a third of a 90-day
- * lifetime by default, as cert-manager does) or does not cover every name in `dnsNames`.
+ * lifetime by default, as cert-manager does) or does not cover every DNS name and IP address in `names`.
  */
 export function needsRotation(
   bundle: Partial<CertBundle> | undefined,
-  dnsNames: readonly string[],
+  names: readonly string[],
   now = new Date(),
   renewBeforeDays = 30,
 ): boolean {
@@ -143,7 +144,8 @@ export function needsRotation(
     if (new Date(cert.validTo).getTime() - now.getTime() < renewBeforeDays * DAY) return true;
     if (new Date(ca.validTo).getTime() - now.getTime() < renewBeforeDays * DAY) return true;
     const sans = (cert.subjectAltName ?? '').split(',').map((s) => s.trim());
-    return !dnsNames.every((n) => sans.includes(`DNS:${n}`));
+    // An IP address is compared as an address (Node spells IPv6 SANs in full); a name as written.
+    return !names.every((n) => (isIP(n) ? cert.checkIP(n) !== undefined : sans.includes(`DNS:${n}`)));
   } catch {
     return true;
   }

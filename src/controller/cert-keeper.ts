@@ -77,7 +77,9 @@ export class CertKeeper {
         if (!isNotFound(error)) throw error;
       }
       const current = secret ? fromSecret(secret) : undefined;
-      if (current && !needsRotation(current, dnsNames, now)) return current;
+      // Issued again when it no longer covers every name and address (a --webhook-url host added, say).
+      if (current && !needsRotation(current, [...dnsNames, ...(this.options.ipAddresses ?? [])], now))
+        return current;
       const fresh = issueBundle({ dnsNames, ipAddresses: this.options.ipAddresses, now });
       const caBundle =
         fresh.caCert +
