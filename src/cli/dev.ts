@@ -150,9 +150,9 @@ export function register(program: Command): void {
     )
     .option(
       '--run-pods',
-      'run what pods would where this machine can stand in: vLLM containers as `llmisvc sim` and llmisvc ' +
-        "containers (the EPP) as this CLI, each on its pod's IP, the EPP with a token of its pod's ServiceAccount; " +
-        'with the controller, an LLMInferenceService then answers through its Gateway',
+      'run what pods would where this machine can stand in: vLLM containers as `llmisvc sim`, llmisvc ' +
+        "containers (the EPP) as this CLI, each on its pod's IP, the EPP with a token of its pod's ServiceAccount, " +
+        "and llm-d's routing sidecar; with the controller, an LLMInferenceService then answers through its Gateway",
       false,
     )
     .action(async (flags: ClusterFlags) => {
@@ -178,6 +178,14 @@ export function register(program: Command): void {
       console.log(`try:        ${kubectl} --kubeconfig ${cluster.kubeconfigPath} get nodes,pods -A -o wide`);
       console.log(`or:         export KUBECONFIG=${cluster.kubeconfigPath}`);
       console.log(`logs:       ${cluster.dir}/logs/   (Ctrl-C stops every process)`);
+      if (flags.runPods) {
+        // Outside the cluster the controller's webhooks are reached at a URL (there is no Service routing here):
+        // without them no v1alpha1 object can be converted.
+        console.log(
+          `controller: KUBECONFIG=${cluster.kubeconfigPath} npx llmisvc controller --webhook-url https://127.0.0.1:9443 --webhook-host 127.0.0.1`,
+        );
+        console.log('services:   answer at their status.url (kubectl get llminferenceservices -A)');
+      }
       await untilInterrupted();
       log('stopping …');
       await cluster.stop();
