@@ -327,7 +327,7 @@ spec:
     await c.delete(SERVICE, 'default', 'opt-pd');
   });
 
-  it('a pod asking for anything else gets no process: another llmisvc subcommand, a pod env, a host file', async () => {
+  it('a pod asking for anything else gets no process: another llmisvc subcommand, a pod env, a host file, an argument no process takes', async () => {
     const hostile = (name: string, command: string[], args: string[] = []) => ({
       apiVersion: 'v1',
       kind: 'Pod',
@@ -347,21 +347,35 @@ spec:
     const POD: ResourceRef = { group: '', version: 'v1', kind: 'Pod', plural: 'pods', namespaced: true };
     await c.create(POD, hostile('up', ['llmisvc', 'up']));
     await c.create(POD, hostile('epp-file', ['llmisvc', 'epp'], ['--config-file', '/etc/shadow']));
-    await waitFor('both pods Running', async () => {
+    // A vLLM whose served name no process could be given (spawn refuses an argument over 128 KiB).
+    await c.create(POD, {
+      ...hostile('aaa-huge', []),
+      spec: {
+        containers: [
+          {
+            name: 'main',
+            image: 'vllm/vllm-openai:v0.11.0',
+            args: ['--served-model-name', 'x'.repeat(200_000)],
+          },
+        ],
+      },
+    });
+    const names = ['up', 'epp-file', 'aaa-huge'];
+    await waitFor('the pods Running', async () => {
       const pods = await Promise.all(
-        ['up', 'epp-file'].map((n) => c.get<KubeObject & { status?: { phase?: string } }>(POD, 'default', n)),
+        names.map((n) => c.get<KubeObject & { status?: { phase?: string } }>(POD, 'default', n)),
       );
       return pods.every((p) => p.status?.phase === 'Running') ? true : undefined;
     });
     // Two rounds of the pod runner.
     await new Promise((resolve) => setTimeout(resolve, 2_500));
     assert.deepEqual(
-      [...cluster.podProcesses().keys()].filter(
-        (k) => k.startsWith('default/up/') || k.startsWith('default/epp-file/'),
-      ),
+      [...cluster.podProcesses().keys()].filter((k) => names.some((n) => k.startsWith(`default/${n}/`))),
       [],
     );
-    for (const name of ['up', 'epp-file']) await c.delete(POD, 'default', name);
+    // The runner goes on with the other pods: the quickstart's processes still run.
+    assert.ok([...cluster.podProcesses().keys()].some((k) => k.startsWith('default/quickstart-')));
+    for (const name of names) await c.delete(POD, 'default', name);
   });
 
   it('deleting the service stops its pods’ processes', async () => {

@@ -101,6 +101,28 @@ describe('what --run-pods runs for a container', () => {
     );
   });
 
+  it('arguments the OS would refuse to run, or that are no port, get no process (and say why)', () => {
+    const vllm = (args: string[]) =>
+      containerPlans(pod([{ name: 'main', image: 'vllm/vllm-openai:v0.11.0', args }]))[0]!;
+    // spawn fails with E2BIG past 128 KiB per argument, and on a NUL: one pod must not stop the runner's round.
+    assert.match(JSON.stringify(vllm(['--served-model-name', 'x'.repeat(200_000)])), /over 65536 bytes/);
+    assert.match(JSON.stringify(vllm(['--served-model-name', 'a\u0000b'])), /control character/);
+    assert.match(JSON.stringify(vllm(['--port', '8001;'])), /is not a port/);
+    assert.match(JSON.stringify(vllm(['--port', '0x1F41'])), /is not a port/);
+    // An EPP's --config-text is YAML: line breaks are fine.
+    const epp = containerPlans(
+      pod([
+        {
+          name: 'main',
+          image: 'ghcr.io/llmisvc/llmisvc:0.1.0',
+          command: ['llmisvc', 'epp'],
+          args: ['--config-text', 'apiVersion: x\nkind: EndpointPickerConfig\n\tplugins: []\n'],
+        },
+      ]),
+    )[0]!;
+    assert.ok('cliArgs' in epp, JSON.stringify(epp));
+  });
+
   it('a headless vLLM (a LeaderWorkerSet worker’s data-parallel ranks) serves no API: nothing to run', () => {
     const [plan] = containerPlans(
       pod([

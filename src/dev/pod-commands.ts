@@ -147,68 +147,102 @@ export function containerPlans(pod: PodSpecLike): ContainerPlan[] {
   // Native sidecars run beside the containers; other init containers ran to completion before them (KWOK's pod is
   // Running already), so there is nothing of theirs to stand in for.
   const sidecars = (pod.spec?.initContainers ?? []).filter((c) => c.restartPolicy === 'Always');
-  return [...sidecars, ...(pod.spec?.containers ?? [])].map((container): ContainerPlan => {
-    const image = container.image ?? '';
-    const args = [...(container.args ?? [])];
-    if (!ip) return { container: container.name, skipped: 'the pod has no IP yet' };
-    if (ROUTING_SIDECAR_IMAGE.test(image)) return routingSidecarPlan(container, ip);
-    const words = commandWords(container);
-    if (runsVllmServer(image, words)) {
-      // A LeaderWorkerSet worker's data-parallel ranks: engine cores that serve no API (the group's leader does).
-      if (words.includes('--headless'))
-        return {
-          container: container.name,
-          skipped: 'a --headless vLLM serves no API: its group leader answers',
-        };
-      const names = lastFlagValues(words, '--served-model-name') ?? [];
-      const model = names[0] ?? servedModelPath(words) ?? lastFlagValues(words, '--model')?.[0] ?? 'model';
-      const port = lastFlagValues(words, '--port')?.[0] ?? '8000';
-      const maxModelLen = lastFlagValues(words, '--max-model-len')?.[0];
+  return [...sidecars, ...(pod.spec?.containers ?? [])].map((container) =>
+    withinBounds(planFor(container, pod, ip)),
+  );
+}
+
+/**
+ * A plan whose arguments the OS will take: none over `MAX_ARG_BYTES` (spawn fails with E2BIG past 128 KiB), all
+ * together under `MAX_ARGS_BYTES`, no NUL or other control character but tab and line breaks (an EPP's
+ * `--config-text` is YAML).
+ */
+function withinBounds(plan: ContainerPlan): ContainerPlan {
+  if (!('cliArgs' in plan)) return plan;
+  const sizes = plan.cliArgs.map((a) => Buffer.byteLength(a));
+  if (sizes.some((n) => n > MAX_ARG_BYTES) || sizes.reduce((a, b) => a + b, 0) > MAX_ARGS_BYTES)
+    return {
+      container: plan.container,
+      skipped: `its arguments are over ${MAX_ARG_BYTES} bytes or ${MAX_ARGS_BYTES} in all`,
+    };
+  if (plan.cliArgs.some((a) => CONTROL_CHARACTER.test(a)))
+    return { container: plan.container, skipped: 'an argument holds a control character' };
+  return plan;
+}
+
+const MAX_ARG_BYTES = 64 * 1024;
+const MAX_ARGS_BYTES = 1024 * 1024;
+// eslint-disable-next-line no-control-regex -- control characters are what it looks for
+const CONTROL_CHARACTER = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
+
+/** The plan for one container of a pod on `ip` (undefined: the pod has none yet). */
+function planFor(container: ContainerSpec, pod: PodSpecLike, ip: string | undefined): ContainerPlan {
+  const image = container.image ?? '';
+  const args = [...(container.args ?? [])];
+  if (!ip) return { container: container.name, skipped: 'the pod has no IP yet' };
+  if (ROUTING_SIDECAR_IMAGE.test(image)) return routingSidecarPlan(container, ip);
+  const words = commandWords(container);
+  if (runsVllmServer(image, words)) {
+    // A LeaderWorkerSet worker's data-parallel ranks: engine cores that serve no API (the group's leader does).
+    if (words.includes('--headless'))
       return {
         container: container.name,
-        cliArgs: [
-          'sim',
-          '--host',
-          ip,
-          '--port',
-          port,
-          '--model',
-          model,
-          ...(names.length > 1 ? ['--served-model-name', ...names.slice(1)] : []),
-          ...(maxModelLen ? ['--max-model-len', maxModelLen] : []),
-          '--pod-name',
-          pod.metadata.name,
-        ],
-        needsKubeconfig: false,
-        modelServer: hostPort(ip, port),
+        skipped: 'a --headless vLLM serves no API: its group leader answers',
       };
-    }
-    if (LLMISVC_IMAGE.test(image)) {
-      const command = container.command ?? [];
-      if (command[0] !== 'llmisvc') {
-        return { container: container.name, skipped: `command ${JSON.stringify(command)} is not llmisvc's` };
-      }
-      const line = [...command.slice(1), ...args];
-      if (line[0] !== 'epp') {
-        return {
-          container: container.name,
-          skipped: `only the EPP is run here, not llmisvc ${line[0] ?? ''}`,
-        };
-      }
-      const local = line.find((a) => CONTAINER_LOCAL_FLAGS.some((f) => a === f || a.startsWith(`${f}=`)));
-      if (local) {
-        return {
-          container: container.name,
-          skipped: `${local.split('=')[0]} names a file or address of the container's, not of this machine`,
-        };
-      }
+    const names = lastFlagValues(words, '--served-model-name') ?? [];
+    const model = names[0] ?? servedModelPath(words) ?? lastFlagValues(words, '--model')?.[0] ?? 'model';
+    const portText = lastFlagValues(words, '--port')?.[0] ?? '8000';
+    const port = portOf(portText);
+    if (port === undefined)
       return {
         container: container.name,
-        // Last, so that it wins over a --host of the pod's (commander keeps an option's last value).
-        cliArgs: [...line, '--host', ip],
-        needsKubeconfig: true,
+        skipped: `--port ${JSON.stringify(portText.slice(0, 40))} is not a port`,
+      };
+    const maxModelLen = lastFlagValues(words, '--max-model-len')?.[0];
+    return {
+      container: container.name,
+      cliArgs: [
+        'sim',
+        '--host',
+        ip,
+        '--port',
+        String(port),
+        '--model',
+        model,
+        ...(names.length > 1 ? ['--served-model-name', ...names.slice(1)] : []),
+        ...(maxModelLen ? ['--max-model-len', maxModelLen] : []),
+        '--pod-name',
+        pod.metadata.name,
+      ],
+      needsKubeconfig: false,
+      modelServer: hostPort(ip, port),
+    };
+  }
+  if (LLMISVC_IMAGE.test(image)) {
+    const command = container.command ?? [];
+    if (command[0] !== 'llmisvc') {
+      return { container: container.name, skipped: `command ${JSON.stringify(command)} is not llmisvc's` };
+    }
+    const line = [...command.slice(1), ...args];
+    if (line[0] !== 'epp') {
+      return {
+        container: container.name,
+        skipped: `only the EPP is run here, not llmisvc ${line[0] ?? ''}`,
       };
     }
-    return { container: container.name, skipped: `no stand-in for image ${image || '(none)'}` };
-  });
+    const local = line.find((a) => CONTAINER_LOCAL_FLAGS.some((f) => a === f || a.startsWith(`${f}=`)));
+    if (local) {
+      return {
+        container: container.name,
+        skipped: `${local.split('=')[0]} names a file or address of the container's, not of this machine`,
+      };
+    }
+    return {
+      container: container.name,
+      // Last, so that it wins over a --host of the pod's (commander keeps an option's last value).
+      cliArgs: [...line, '--host', ip],
+      needsKubeconfig: true,
+    };
+  }
+  return { container: container.name, skipped: `no stand-in for image ${image || '(none)'}` };
 }

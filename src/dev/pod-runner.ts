@@ -156,6 +156,56 @@ export function startPodRunner(input: {
     return { plan, process, startedAt: Date.now() };
   };
 
+  /** Logs a line once (a pod is looked at every second). */
+  const sayOnce = (line: string): void => {
+    if (said.has(line)) return;
+    log(line);
+    if (said.size > 10_000) said.clear();
+    said.add(line);
+  };
+
+  /** Starts the stand-ins of a pod's containers: all of them, or none (the next round tries the pod again). */
+  const startPod = async (pod: PodObject, key: string): Promise<void> => {
+    const containers = new Map<string, RunningContainer>();
+    try {
+      for (const plan of containerPlans(pod)) {
+        const total = [...pods.values()].reduce((n, p) => n + p.containers.size, containers.size);
+        const reason =
+          'skipped' in plan
+            ? plan.skipped
+            : total >= MAX_PROCESSES
+              ? `${MAX_PROCESSES} processes run already (each takes ~60 MB)`
+              : undefined;
+        if (reason !== undefined || 'skipped' in plan) {
+          sayOnce(`pod ${key}: container ${plan.container} not run: ${reason}`);
+          continue;
+        }
+        containers.set(
+          plan.container,
+          'routingSidecar' in plan ? await startSidecar(pod, plan) : await start(pod, plan),
+        );
+      }
+    } catch (error) {
+      await Promise.all([...containers.values()].map(stopContainer));
+      throw error;
+    }
+    pods.set(pod.metadata.uid!, { key, namespace: pod.metadata.namespace ?? 'default', containers });
+  };
+
+  /** Starts again, 10 s after it exited, each process of a pod that has exited. */
+  const restartExited = async (
+    pod: PodObject,
+    key: string,
+    containers: Map<string, RunningContainer>,
+  ): Promise<void> => {
+    for (const [name, running] of containers) {
+      if (!('process' in running)) continue;
+      if (!running.process.hasExited || Date.now() - running.startedAt < PROCESS_RESTART_DELAY_MS) continue;
+      log(`pod ${key}: ${name} exited (see ${running.process.logPath}); starting it again`);
+      containers.set(name, await start(pod, running.plan));
+    }
+  };
+
   const round = async (): Promise<void> => {
     const list = await client.request<{ items: PodObject[] }>('GET', '/api/v1/pods', { verb: 'list' });
     const live = list.items.filter(
@@ -175,44 +225,13 @@ export function startPodRunner(input: {
     }
     for (const pod of live) {
       const key = `${pod.metadata.namespace ?? 'default'}/${pod.metadata.name}`;
-      const entry = pods.get(pod.metadata.uid!);
-      if (!entry) {
-        if (playedElsewhere(pod)) continue;
-        const containers = new Map<string, RunningContainer>();
-        try {
-          for (const plan of containerPlans(pod)) {
-            const total = [...pods.values()].reduce((n, p) => n + p.containers.size, containers.size);
-            const reason =
-              'skipped' in plan
-                ? plan.skipped
-                : total >= MAX_PROCESSES
-                  ? `${MAX_PROCESSES} processes run already (each takes ~60 MB)`
-                  : undefined;
-            if (reason !== undefined || 'skipped' in plan) {
-              const line = `pod ${key}: container ${plan.container} not run: ${reason}`;
-              if (!said.has(line)) log(line);
-              if (said.size > 10_000) said.clear();
-              said.add(line);
-              continue;
-            }
-            containers.set(
-              plan.container,
-              'routingSidecar' in plan ? await startSidecar(pod, plan) : await start(pod, plan),
-            );
-          }
-        } catch (error) {
-          // All of the pod's processes or none: the next round tries the pod again.
-          await Promise.all([...containers.values()].map(stopContainer));
-          throw error;
-        }
-        pods.set(pod.metadata.uid!, { key, namespace: pod.metadata.namespace ?? 'default', containers });
-        continue;
-      }
-      for (const [name, running] of entry.containers) {
-        if (!('process' in running)) continue;
-        if (!running.process.hasExited || Date.now() - running.startedAt < PROCESS_RESTART_DELAY_MS) continue;
-        log(`pod ${key}: ${name} exited (see ${running.process.logPath}); starting it again`);
-        entry.containers.set(name, await start(pod, running.plan));
+      // One pod's failure (a spec the OS refuses to run, a port taken) is that pod's: the others still start.
+      try {
+        const entry = pods.get(pod.metadata.uid!);
+        if (entry) await restartExited(pod, key, entry.containers);
+        else if (!playedElsewhere(pod)) await startPod(pod, key);
+      } catch (error) {
+        sayOnce(`pod ${key}: not run: ${(error as Error).message}; trying again`);
       }
     }
   };
