@@ -10,7 +10,7 @@
  * nothing of a pod's spec reaches a shell, another subcommand, a path or address of this machine, or the processes'
  * environment (a pod's `env` could set NODE_OPTIONS). Pure.
  */
-import { commandWords, lastFlagValues, servedModelPath } from '../presets/index.js';
+import { commandWords, lastFlagValues, runsVllmServer, servedModelPath } from '../presets/index.js';
 
 export interface ContainerSpec {
   name: string;
@@ -48,20 +48,13 @@ export type ContainerPlan = ContainerProcess | RoutingSidecarPlan | { container:
 
 /** vLLM's OpenAI server image, whose entrypoint is the server (its arguments are the flags). */
 const VLLM_IMAGE = /(^|\/)vllm\/vllm-openai(:|@|$)/;
-/** vLLM's OpenAI server module, as `python -m` runs it. */
-const VLLM_SERVER_MODULE = 'vllm.entrypoints.openai.api_server';
-
 /**
  * Whether a container runs vLLM's OpenAI server: vLLM's image, or any image whose command line runs `vllm serve` or
  * the server module — KServe's own samples use vLLM's CPU, ROCm and vendor builds under other names, with the
  * presets' `vllm serve` script. Nothing of the container is run: only its flags are read.
  */
-function runsVllmServer(image: string, words: readonly string[]): boolean {
-  return (
-    VLLM_IMAGE.test(image) ||
-    words.includes(VLLM_SERVER_MODULE) ||
-    words.some((w, i) => w === 'serve' && /(^|\/)vllm$/.test(words[i - 1] ?? ''))
-  );
+function isVllmContainer(image: string, words: readonly string[]): boolean {
+  return VLLM_IMAGE.test(image) || runsVllmServer(words);
 }
 /** This project's image (the EPP, the controller). */
 const LLMISVC_IMAGE = /(^|\/)llmisvc\/llmisvc(:|@|$)/;
@@ -182,7 +175,7 @@ function planFor(container: ContainerSpec, pod: PodSpecLike, ip: string | undefi
   if (!ip) return { container: container.name, skipped: 'the pod has no IP yet' };
   if (ROUTING_SIDECAR_IMAGE.test(image)) return routingSidecarPlan(container, ip);
   const words = commandWords(container);
-  if (runsVllmServer(image, words)) {
+  if (isVllmContainer(image, words)) {
     // A LeaderWorkerSet worker's data-parallel ranks: engine cores that serve no API (the group's leader does).
     if (words.includes('--headless'))
       return {

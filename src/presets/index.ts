@@ -22,7 +22,13 @@ import { renderTemplates, TemplateError, type TemplateScope } from './template.j
 
 export { strategicMerge } from './strategic-merge.js';
 export { renderString, renderTemplates, TemplateError, type TemplateScope } from './template.js';
-export { commandWords, lastFlagValues, servedModelPath, shellWords } from './vllm-flags.js';
+export {
+  commandWords,
+  lastFlagValues,
+  runsVllmServer,
+  servedModelPath,
+  shellCommands,
+} from './vllm-flags.js';
 
 /** The folder of the shipped preset files (also applied to clusters by `kubectl apply -k deploy/`). */
 export const PRESET_DIR = fileURLToPath(new URL('../../../deploy/presets/', import.meta.url));
