@@ -95,6 +95,18 @@ describe('what --run-pods runs for a container', () => {
     assert.deepEqual(script.cliArgs.slice(4, 7), ['8000', '--model', 'facebook/opt-125m']);
     assert.ok(module && 'cliArgs' in module, JSON.stringify(module));
     assert.deepEqual(module.cliArgs.slice(4, 7), ['8002', '--model', '/mnt/models']);
+    // vLLM's image running something else (a pipeline-parallel worker's Ray node) serves nothing.
+    const ray = containerPlans(
+      pod([
+        {
+          name: 'main',
+          image: 'vllm/vllm-openai:v0.11.0',
+          command: ['/bin/bash', '-c'],
+          args: ['exec ray start --address="${LWS_LEADER_ADDRESS}:6379" --disable-usage-stats --block'],
+        },
+      ]),
+    )[0]!;
+    assert.ok('skipped' in ray, JSON.stringify(ray));
     // Saying "serve" is not enough: it must be vLLM that serves.
     assert.ok(
       'skipped' in containerPlans(pod([{ name: 'x', image: 'nginx', command: ['nginx', 'serve'] }]))[0]!,

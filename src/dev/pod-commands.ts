@@ -53,8 +53,11 @@ const VLLM_IMAGE = /(^|\/)vllm\/vllm-openai(:|@|$)/;
  * the server module — KServe's own samples use vLLM's CPU, ROCm and vendor builds under other names, with the
  * presets' `vllm serve` script. Nothing of the container is run: only its flags are read.
  */
-function isVllmContainer(image: string, words: readonly string[]): boolean {
-  return VLLM_IMAGE.test(image) || runsVllmServer(words);
+function isVllmContainer(container: ContainerSpec, words: readonly string[]): boolean {
+  if (runsVllmServer(words)) return true;
+  // vLLM's image runs the server when its entrypoint is kept; a command of its own (a pipeline-parallel worker's
+  // `ray start`) runs something else.
+  return VLLM_IMAGE.test(container.image ?? '') && (container.command ?? []).length === 0;
 }
 /** This project's image (the EPP, the controller). */
 const LLMISVC_IMAGE = /(^|\/)llmisvc\/llmisvc(:|@|$)/;
@@ -175,7 +178,7 @@ function planFor(container: ContainerSpec, pod: PodSpecLike, ip: string | undefi
   if (!ip) return { container: container.name, skipped: 'the pod has no IP yet' };
   if (ROUTING_SIDECAR_IMAGE.test(image)) return routingSidecarPlan(container, ip);
   const words = commandWords(container);
-  if (isVllmContainer(image, words)) {
+  if (isVllmContainer(container, words)) {
     // A LeaderWorkerSet worker's data-parallel ranks: engine cores that serve no API (the group's leader does).
     if (words.includes('--headless'))
       return {
