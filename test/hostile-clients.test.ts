@@ -303,6 +303,50 @@ describe('hostile clients at the builtin gateway', () => {
     }
   });
 
+  test('pipelining: a connection runs its requests one at a time; a flood closes it; a client that leaves runs none of what it queued', async () => {
+    const completion = (prompt: string, close = false) => {
+      const body = JSON.stringify({ model: MODEL, prompt, max_tokens: 2 });
+      return (
+        `POST /v1/completions HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n` +
+        `content-length: ${body.length}\r\n${close ? 'connection: close\r\n' : ''}\r\n${body}`
+      );
+    };
+    const served = async () =>
+      (await Promise.all(sims.map(async (s) => (await fetch(`${s.url}/metrics`)).text()))).reduce(
+        (n, text) => n + Number(/^vllm:request_success_total(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1] ?? 0),
+        0,
+      );
+    // Three written at once: all answered, in order.
+    const answers = await new Promise<string>((resolve, reject) => {
+      const s = connect(gateway.port, '127.0.0.1', () =>
+        s.write(completion('one') + completion('two') + completion('three', true)),
+      );
+      let text = '';
+      s.on('data', (d: Buffer) => (text += d.toString()));
+      s.on('close', () => resolve(text));
+      s.on('error', reject);
+    });
+    assert.equal(answers.match(/HTTP\/1\.1 200 /g)?.length, 3, answers.slice(0, 300));
+    // 500 written at once: the connection is closed, and at most the few it may queue ran.
+    const before = await served();
+    const closed = await new Promise<boolean>((resolve) => {
+      const s = connect(gateway.port, '127.0.0.1', () => s.write(completion('flood').repeat(500)));
+      s.on('data', () => undefined);
+      s.on('error', () => undefined);
+      s.on('close', () => resolve(true));
+      setTimeout(() => {
+        s.destroy();
+        resolve(false);
+      }, 3000).unref();
+    });
+    assert.ok(closed, 'the gateway kept a connection that pipelined 500 requests');
+    await sleep(500);
+    assert.ok(
+      (await served()) - before <= 9,
+      `${(await served()) - before} requests of a flooding connection ran`,
+    );
+  });
+
   test('1,000 clients vanishing mid-stream leave no running request, in-flight count or socket behind', async () => {
     // Keep-alive connections of the earlier tests' client stay open; what vanishes must not add to them.
     const baseline = (await gateway.stats()).clientConnections;

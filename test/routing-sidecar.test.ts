@@ -13,6 +13,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { request } from 'undici';
 import { startRoutingSidecar, type RunningRoutingSidecar } from '../src/dev/routing-sidecar.js';
+import { waitFor } from '../src/process/index.js';
 import { startSimulator, type RunningSimulator } from '../src/sim/index.js';
 import { startAttackerTarget } from './harness/attacker.js';
 
@@ -188,6 +189,63 @@ describe('the routing sidecar stand-in (llm-d NIXL v2)', () => {
       });
       assert.match(answer, /^HTTP\/1\.1 400 /, `${target}: ${answer.slice(0, 80)}`);
       assert.equal(decoder.seen.length, before);
+    }
+  });
+
+  it('pipelined requests run one at a time; a flood closes the connection before any of it reaches a server', async () => {
+    const { hostname, port } = new URL(sidecar.url);
+    const before = decoder.seen.length;
+    const closed = await new Promise<boolean>((resolve) => {
+      const socket = connect(Number(port), hostname, () =>
+        socket.write('GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n'.repeat(500)),
+      );
+      socket.on('data', () => undefined);
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(true));
+      setTimeout(() => {
+        socket.destroy();
+        resolve(false);
+      }, 3000).unref();
+    });
+    assert.ok(closed, 'a connection that pipelined 500 requests was kept');
+    assert.ok(decoder.seen.length - before <= 9, `${decoder.seen.length - before} of them reached vLLM`);
+  });
+
+  it('bodies held through a slow prefill stay counted: past the budget a request gets 503', async () => {
+    // An allowed prefill endpoint that answers only when told to.
+    const waiting: (() => void)[] = [];
+    const slow = createServer((req, res) => {
+      req.resume();
+      waiting.push(() => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"kv_transfer_params":{"do_remote_prefill":true}}');
+      });
+    });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    const slowAddress = `127.0.0.1:${(slow.address() as AddressInfo).port}`;
+    allowed.add(slowAddress);
+    try {
+      // 9 MiB, counted four times (the body, parsed, and the two sent on): a second one passes the 64 MiB budget.
+      const body = JSON.stringify({ model: 'llama', prompt: 'x'.repeat(9 << 20), max_tokens: 1 });
+      const first = post(`${sidecar.url}/v1/completions`, body, { 'x-prefiller-host-port': slowAddress });
+      await waitFor(() => waiting.length === 1, { what: 'the first prefill to arrive', timeoutMs: 10_000 });
+      const second = await post(`${sidecar.url}/v1/completions`, body, {
+        'x-prefiller-host-port': slowAddress,
+      });
+      assert.equal(second.statusCode, 503);
+      assert.match(await second.body.text(), /holds too many request bodies/);
+      waiting.shift()!();
+      const answered = await first;
+      assert.equal(answered.statusCode, 200);
+      await answered.body.text();
+      // Given back once answered: the next one fits again.
+      const third = post(`${sidecar.url}/v1/completions`, body, { 'x-prefiller-host-port': slowAddress });
+      await waitFor(() => waiting.length === 1, { what: 'the third prefill to arrive', timeoutMs: 10_000 });
+      waiting.shift()!();
+      assert.equal((await third).statusCode, 200);
+    } finally {
+      slow.closeAllConnections();
+      slow.close();
     }
   });
 

@@ -10,8 +10,9 @@
  * unless started with `--enable-ssrf-protection` (then: pods of its InferencePool). Here the loopback holds the API
  * server and every pod of every namespace, so the header is never trusted: only a model server this dev cluster runs
  * in the decode pod's own namespace may be named (`allowPrefill`), and anything else is a 403 before any connection.
- * What a client can make it hold is bounded as in the builtin gateway: request heads, bodies (one and all), the
- * prefill's answer, connections.
+ * What a client can make it hold is bounded: request heads, bodies (one and all, counted with their copies until
+ * the answer ends), the prefill's answer, connections, and requests per connection (pipelined ones run one at a
+ * time).
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -21,7 +22,13 @@ import { request } from 'undici';
 import { DEFAULT_BODY_LIMIT } from '../epp/index.js';
 import { HOP_BY_HOP, openAiErrorJson } from '../gateway/index.js';
 import { normalizeHostPort, prefillerHeader as PREFILLER_HEADER } from '../sim/index.js';
-import { closeAfterAnswer, jsonShapeProblem, readRequestBody, type BodyBudget } from '../transport/index.js';
+import {
+  closeAfterAnswer,
+  jsonShapeProblem,
+  oneRequestAtATime,
+  readRequestBody,
+  type BodyBudget,
+} from '../transport/index.js';
 
 export interface RoutingSidecarOptions {
   /** The pod's IP. */
@@ -168,6 +175,25 @@ export async function startRoutingSidecar(options: RoutingSidecarOptions): Promi
         503,
         'The routing sidecar is busy receiving other request bodies; retry in a moment.',
       );
+    // The body and its copies (parsed, the prefill's, the decode's) live until the answer ends: counted till then.
+    const held = 4 * raw.length;
+    if (budget.used + held > budget.limit)
+      throw new SidecarError(503, 'The routing sidecar holds too many request bodies; retry in a moment.');
+    budget.used += held;
+    try {
+      await prefillThenDecode(req, res, endpoint, raw, signal);
+    } finally {
+      budget.used -= held;
+    }
+  }
+
+  async function prefillThenDecode(
+    req: IncomingMessage,
+    res: ServerResponse,
+    endpoint: string,
+    raw: Buffer,
+    signal: AbortSignal,
+  ): Promise<void> {
     const shape = jsonShapeProblem(raw);
     if (shape !== undefined) throw new SidecarError(400, `The ${shape}.`);
     let completion: unknown;
@@ -284,7 +310,8 @@ export async function startRoutingSidecar(options: RoutingSidecarOptions): Promi
       requestTimeout: 300_000,
       maxHeaderSize: 16 * 1024,
     },
-    (req, res) => void handle(req, res),
+    // A connection's pipelined requests one at a time (transport/pipelining).
+    oneRequestAtATime((req, res) => void handle(req, res)),
   );
   server.maxHeadersCount = 100;
   server.maxConnections = MAX_CONNECTIONS;

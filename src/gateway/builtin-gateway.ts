@@ -27,6 +27,7 @@ import {
   isLoopbackAddress,
   isLoopbackHostHeader,
   misdirectedHostMessage,
+  oneRequestAtATime,
   readRequestBody,
   type BodyBudget,
 } from '../transport/index.js';
@@ -660,7 +661,8 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
       connectionsCheckingInterval: Math.max(100, Math.min(1000, clientHeadersTimeout / 4)),
       maxHeaderSize: options.maxHeaderBytes ?? 16 * 1024,
     },
-    onRequest,
+    // A connection's pipelined requests one at a time, as Envoy serves them (transport/pipelining).
+    oneRequestAtATime(onRequest),
   );
   // Node keeps at most this many headers and silently drops the rest; one more than the limit shows a flood.
   server.maxHeadersCount = maxHeaderCount + 1;

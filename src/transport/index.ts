@@ -83,3 +83,4 @@ export {
   refusedMisdirected,
 } from './loopback-host.js';
 export { LENGTH_DELIMITED, Reader, VARINT } from './protobuf-wire.js';
+export { MAX_PIPELINED_REQUESTS, oneRequestAtATime } from './pipelining.js';
