@@ -4,8 +4,9 @@
  * EPP serves (Envoy's ext_proc and gRPC health), generated at build time from the protos vendored under proto/.
  * Written here rather than taken from `node:http2` + `@grpc/grpc-js` because those cost more CPU per ext_proc stream
  * than the EPP's own work (see `http2-connection.ts`). Beside it, a strict HTTP/1.1 response parser for the clients
- * that talk to model servers (the builtin gateway's upstream pool and the EPP's metrics scraper), and a bounded
- * reader of HTTP/1.1 request bodies for the servers that take them from anyone (the builtin gateway, the webhooks).
+ * that talk to model servers (the builtin gateway's upstream pool and the EPP's metrics scraper), and for the HTTP/1.1
+ * servers that take requests from anyone (the builtin gateway, the webhooks, the dev cluster's routing sidecar) a
+ * bounded reader of request bodies and a pipelining guard that runs a connection's requests one at a time.
  *
  * Threat model. The peer is a gateway (Envoy, or ours) on the cluster network; anything that can reach the EPP's port
  * can speak to it, so every byte is hostile until parsed: frames, HPACK blocks, gRPC framing and protobuf fields are
