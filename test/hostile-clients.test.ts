@@ -20,6 +20,7 @@ import {
   type RunningEnvoy,
 } from '../src/gateway/index.js';
 import { startSimulator, type RunningSimulator } from '../src/sim/index.js';
+import { pipelineFlood } from './harness/pipelining.js';
 
 const ENVOY_BIN = process.env['ENVOY_BIN'];
 const quiet = pino({ level: 'silent' });
@@ -329,16 +330,7 @@ describe('hostile clients at the builtin gateway', () => {
     assert.equal(answers.match(/HTTP\/1\.1 200 /g)?.length, 3, answers.slice(0, 300));
     // 500 written at once: the connection is closed, and at most the few it may queue ran.
     const before = await served();
-    const closed = await new Promise<boolean>((resolve) => {
-      const s = connect(gateway.port, '127.0.0.1', () => s.write(completion('flood').repeat(500)));
-      s.on('data', () => undefined);
-      s.on('error', () => undefined);
-      s.on('close', () => resolve(true));
-      setTimeout(() => {
-        s.destroy();
-        resolve(false);
-      }, 3000).unref();
-    });
+    const closed = await pipelineFlood(gateway.port, '127.0.0.1', completion('flood'), 500);
     assert.ok(closed, 'the gateway kept a connection that pipelined 500 requests');
     await sleep(500);
     assert.ok(

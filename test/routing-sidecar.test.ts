@@ -16,6 +16,7 @@ import { startRoutingSidecar, type RunningRoutingSidecar } from '../src/dev/rout
 import { waitFor } from '../src/process/index.js';
 import { startSimulator, type RunningSimulator } from '../src/sim/index.js';
 import { startAttackerTarget } from './harness/attacker.js';
+import { pipelineFlood } from './harness/pipelining.js';
 
 const fast = { port: 0, timeScale: 0.001, model: 'llama' };
 
@@ -195,18 +196,12 @@ describe('the routing sidecar stand-in (llm-d NIXL v2)', () => {
   it('pipelined requests run one at a time; a flood closes the connection before any of it reaches a server', async () => {
     const { hostname, port } = new URL(sidecar.url);
     const before = decoder.seen.length;
-    const closed = await new Promise<boolean>((resolve) => {
-      const socket = connect(Number(port), hostname, () =>
-        socket.write('GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n'.repeat(500)),
-      );
-      socket.on('data', () => undefined);
-      socket.on('error', () => undefined);
-      socket.on('close', () => resolve(true));
-      setTimeout(() => {
-        socket.destroy();
-        resolve(false);
-      }, 3000).unref();
-    });
+    const closed = await pipelineFlood(
+      Number(port),
+      hostname,
+      'GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n',
+      500,
+    );
     assert.ok(closed, 'a connection that pipelined 500 requests was kept');
     assert.ok(decoder.seen.length - before <= 9, `${decoder.seen.length - before} of them reached vLLM`);
   });
