@@ -11,6 +11,7 @@
  * environment (a pod's `env` could set NODE_OPTIONS). Pure.
  */
 import { commandWords, lastFlagValues, runsVllmServer, servedModelPath } from '../presets/index.js';
+import { hostPort } from '../transport/index.js';
 
 export interface ContainerSpec {
   name: string;
@@ -96,11 +97,6 @@ export function goFlags(args: readonly string[], booleans: ReadonlySet<string>):
     else if (i + 1 < args.length) flags.set(name, args[++i]!);
   }
   return flags;
-}
-
-/** `ip:port`, an IPv6 address in brackets. */
-function hostPort(ip: string, port: string | number): string {
-  return `${ip.includes(':') ? `[${ip}]` : ip}:${port}`;
 }
 
 /** A TCP port number from a flag's text, or undefined. */

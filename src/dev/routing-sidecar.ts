@@ -16,7 +16,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import { isIPv6, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import { request } from 'undici';
 import { DEFAULT_BODY_LIMIT } from '../epp/index.js';
@@ -24,6 +24,7 @@ import { HOP_BY_HOP, openAiErrorJson } from '../gateway/index.js';
 import { normalizeHostPort, prefillerHeader as PREFILLER_HEADER } from '../sim/index.js';
 import {
   closeAfterAnswer,
+  hostPort,
   jsonShapeProblem,
   oneRequestAtATime,
   readRequestBody,
@@ -324,7 +325,7 @@ export async function startRoutingSidecar(options: RoutingSidecarOptions): Promi
   });
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://${isIPv6(options.host) ? `[${options.host}]` : options.host}:${port}`,
+    url: `http://${hostPort(options.host, port)}`,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -15,7 +15,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { Http1ResponseParser, type ResponseEvents } from '../transport/index.js';
+import { hostPort, Http1ResponseParser, type ResponseEvents } from '../transport/index.js';
 
 interface Pending {
   resolve(body: Buffer): void;
@@ -201,13 +201,9 @@ export class MetricsConnection {
     pending.reused = this.requests > 0;
     this.requests++;
     this.socket!.write(
-      `GET ${pending.path} HTTP/1.1\r\nHost: ${this.hostHeader()}\r\nAccept: text/plain\r\n\r\n`,
+      // An IPv6 address in brackets (RFC 9110 §7.2), as a strict server requires.
+      `GET ${pending.path} HTTP/1.1\r\nHost: ${hostPort(this.host, this.port)}\r\nAccept: text/plain\r\n\r\n`,
     );
-  }
-
-  /** The Host header: an IPv6 address in brackets (RFC 9110 §7.2), as a strict server requires. */
-  private hostHeader(): string {
-    return `${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.port}`;
   }
 
   private open(): void {

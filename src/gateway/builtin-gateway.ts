@@ -19,13 +19,14 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
-import { isIPv6, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { DEFAULT_BODY_LIMIT, isRoutingHeader, SERVED_BY_HEADER } from '../epp/index.js';
 import { LlmisvcError } from '../errors/index.js';
 import {
   closeAfterAnswer,
   isLoopbackAddress,
   isLoopbackHostHeader,
+  hostPort,
   misdirectedHostMessage,
   oneRequestAtATime,
   readRequestBody,
@@ -714,7 +715,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
   });
   return {
     port,
-    url: `http://${isIPv6(host) ? `[${host}]` : host}:${port}`,
+    url: `http://${hostPort(host, port)}`,
     async stats() {
       const clientConnections = await new Promise<number>((resolve) =>
         server.getConnections((error, count) => resolve(error ? -1 : count)),

@@ -16,6 +16,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { request as undiciRequest } from 'undici';
 import {
   closeAfterAnswer,
+  hostPort,
   isLoopbackAddress,
   isLoopbackHostHeader,
   jsonShapeProblem,
@@ -111,11 +112,10 @@ export async function startSimulator(input: Partial<SimulatorOptions> = {}): Pro
   const podName = options.podName || `sim-${port}`;
   const simulator = new Simulator(options, podName);
   server.on('request', (req, res) => simulator.handle(req, res));
-  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
   return {
     port,
     // A wildcard bind is reached through loopback.
-    url: `http://${['0.0.0.0', '[::]'].includes(host) ? '127.0.0.1' : host}:${port}`,
+    url: `http://${['0.0.0.0', '::'].includes(options.host) ? `127.0.0.1:${port}` : hostPort(options.host, port)}`,
     podName,
     options,
     close: () => simulator.close(server),

@@ -85,3 +85,4 @@ export {
 } from './loopback-host.js';
 export { LENGTH_DELIMITED, Reader, VARINT } from './protobuf-wire.js';
 export { MAX_PIPELINED_REQUESTS, oneRequestAtATime } from './pipelining.js';
+export { hostPort } from './host-port.js';
