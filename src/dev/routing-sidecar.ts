@@ -19,7 +19,7 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import { request } from 'undici';
-import { DEFAULT_BODY_LIMIT } from '../epp/index.js';
+import { DEFAULT_BODY_LIMIT, isRecord } from '../epp/index.js';
 import { HOP_BY_HOP, openAiErrorJson } from '../gateway/index.js';
 import { normalizeHostPort, prefillerHeader as PREFILLER_HEADER } from '../sim/index.js';
 import {
@@ -27,6 +27,7 @@ import {
   hostPort,
   jsonShapeProblem,
   oneRequestAtATime,
+  readAtMost,
   readRequestBody,
   type BodyBudget,
 } from '../transport/index.js';
@@ -98,22 +99,6 @@ function answerError(req: IncomingMessage, res: ServerResponse, error: SidecarEr
     'content-length': Buffer.byteLength(body),
   });
   res.end(body);
-}
-
-/** The prefill's answer, read up to `limit` bytes. */
-async function readAnswer(body: AsyncIterable<Buffer>, limit: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
-    if (size > limit) return undefined;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** Starts the sidecar on `host:port`; resolves once it listens. */
@@ -203,7 +188,7 @@ export async function startRoutingSidecar(options: RoutingSidecarOptions): Promi
     } catch (error) {
       throw new SidecarError(400, `The request body is not JSON: ${(error as Error).message}`);
     }
-    if (!isObject(completion)) throw new SidecarError(400, 'The request body must be a JSON object.');
+    if (!isRecord(completion)) throw new SidecarError(400, 'The request body must be a JSON object.');
 
     const requestId = randomUUID();
     const prefill: Record<string, unknown> = {
@@ -242,7 +227,7 @@ export async function startRoutingSidecar(options: RoutingSidecarOptions): Promi
         `The prefill endpoint ${endpoint} could not be reached: ${(error as Error).message}`,
       );
     }
-    const text = await readAnswer(answer.body, PREFILL_ANSWER_LIMIT);
+    const text = await readAtMost(answer.body, PREFILL_ANSWER_LIMIT);
     if (text === undefined)
       throw new SidecarError(
         502,
@@ -261,7 +246,7 @@ export async function startRoutingSidecar(options: RoutingSidecarOptions): Promi
       throw new SidecarError(502, `The prefill endpoint ${endpoint} answered something other than JSON.`);
     }
     const decode = { ...completion };
-    const handedOver = isObject(prefilled) ? prefilled['kv_transfer_params'] : undefined;
+    const handedOver = isRecord(prefilled) ? prefilled['kv_transfer_params'] : undefined;
     if (handedOver === undefined) delete decode['kv_transfer_params'];
     else decode['kv_transfer_params'] = handedOver;
     await toDecoder(req, res, Buffer.from(JSON.stringify(decode)), signal, { 'x-request-id': requestId });

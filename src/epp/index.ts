@@ -42,3 +42,4 @@ export { metricsFromExposition } from './model-server-metrics.js';
 export type { Endpoint, EndpointMetrics, EndpointRole, Criticality, SchedulingRequest } from './types.js';
 export { endpointSocketAddress } from './metrics-http.js';
 export { isReady as isPodReady } from './kubernetes.js';
+export { isRecord } from './is-record.js';

@@ -66,7 +66,7 @@ export {
   type Http2Limits,
 } from './http2-connection.js';
 export { encodeHeaderBlock, HpackDecoder, HpackError } from './hpack.js';
-export { closeAfterAnswer, readRequestBody, type BodyBudget } from './request-body.js';
+export { closeAfterAnswer, readAtMost, readRequestBody, type BodyBudget } from './request-body.js';
 export { jsonShapeProblem } from './json-shape.js';
 export {
   FIELD_VALUE,

@@ -74,3 +74,21 @@ export function closeAfterAnswer(req: IncomingMessage, res: ServerResponse): voi
   res.shouldKeepAlive = false;
   res.once('finish', () => req.socket.destroySoon());
 }
+
+/**
+ * A peer's answer read up to `limit` bytes, or undefined past it: leaving the loop early abandons (destroys) the
+ * stream, so the rest is never read.
+ */
+export async function readAtMost(
+  body: AsyncIterable<Uint8Array>,
+  limit: number,
+): Promise<Buffer | undefined> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > limit) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size);
+}

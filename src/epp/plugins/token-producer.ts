@@ -26,6 +26,7 @@ import type { Endpoint, RequestDataInput, RequestDataPreparer } from '../types.j
 import { parseDurationMs, type Parameters } from './parameters.js';
 import { promptOf } from '../request.js';
 import { TokenPrefixStore } from './token-prefix-store.js';
+import { readAtMost } from '../../transport/index.js';
 
 /** Cycle-state key of the request's tokens. */
 export const TOKENIZED_PROMPT = 'token-producer/tokens';
@@ -144,18 +145,10 @@ export function tokenProducer(name: string, options: TokenProducerOptions): Toke
         bodyTimeout: timeout,
         signal: AbortSignal.timeout(timeout),
       });
-      const chunks: Buffer[] = [];
-      let bytes = 0;
-      for await (const chunk of answer.body) {
-        bytes += (chunk as Buffer).length;
-        if (bytes > options.maxResponseBytes) {
-          answer.body.destroy();
-          return (fail('answer too large'), undefined);
-        }
-        chunks.push(chunk as Buffer);
-      }
+      const text = await readAtMost(answer.body, options.maxResponseBytes);
+      if (text === undefined) return (fail('answer too large'), undefined);
       if (answer.statusCode !== 200) return (fail(`status ${answer.statusCode}`), undefined);
-      const tokens = tokensOfRenderAnswer(JSON.parse(Buffer.concat(chunks, bytes).toString('utf8')));
+      const tokens = tokensOfRenderAnswer(JSON.parse(text.toString('utf8')));
       if (!tokens) fail('no token_ids in the answer');
       return tokens;
     } catch (error) {
