@@ -127,12 +127,14 @@ export function shellCommands(script: string): string[][] {
   return commands;
 }
 
+/** Where `serve` follows `vllm` in a command's words, or -1. */
+function vllmServeIndex(words: readonly string[]): number {
+  return words.findIndex((w, i) => w === 'serve' && /(^|\/)vllm$/.test(words[i - 1] ?? ''));
+}
+
 /** Whether a command runs vLLM's OpenAI server: `vllm serve …` or `python -m vllm.entrypoints.openai.api_server`. */
 export function runsVllmServer(words: readonly string[]): boolean {
-  return (
-    words.includes(VLLM_SERVER_MODULE) ||
-    words.some((w, i) => w === 'serve' && /(^|\/)vllm$/.test(words[i - 1] ?? ''))
-  );
+  return words.includes(VLLM_SERVER_MODULE) || vllmServeIndex(words) >= 0;
 }
 
 /**
@@ -174,7 +176,7 @@ export function lastFlagValues(words: readonly string[], flag: string): string[]
 
 /** The model path or name after `vllm serve`, if the command line has one it can know. */
 export function servedModelPath(words: readonly string[]): string | undefined {
-  const serve = words.findIndex((w, i) => w === 'serve' && /(^|\/)vllm$/.test(words[i - 1] ?? ''));
+  const serve = vllmServeIndex(words);
   const next = serve >= 0 ? words[serve + 1] : undefined;
   return next !== undefined && !next.startsWith('-') && !isExpansion(next) ? next : undefined;
 }
