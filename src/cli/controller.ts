@@ -47,8 +47,25 @@ function int(value: string, flag: string): number {
   return n;
 }
 
-/** `--webhook-url`: an https URL of a host and port, nothing else (each webhook adds its own path). */
-function webhookUrl(value: string): string {
+/**
+ * `--webhook-url`: an https URL of a host and port, nothing else (each webhook adds its own path). It points the
+ * webhook configurations at the certificate this controller keeps, so it is refused where that would be ignored:
+ * with `--no-webhook` (nothing served) and with `--webhook-cert-dir` (cert-manager's certificate, whose CA its
+ * injector writes into the Service-based configurations).
+ */
+function webhookUrl(value: string, flags: { webhook: boolean; webhookCertDir?: string }): string {
+  for (const [given, other] of [
+    [!flags.webhook, '--no-webhook'],
+    [flags.webhookCertDir !== undefined, '--webhook-cert-dir'],
+  ] as const) {
+    if (given)
+      throw new LlmisvcError('LLMISVC_ERR_CONFIG', `--webhook-url cannot be used with ${other}`, {
+        hint:
+          other === '--no-webhook'
+            ? 'Drop --webhook-url: with --no-webhook nothing serves the webhooks.'
+            : '--webhook-url makes the controller keep its own certificate and point the webhook configurations at it; with cert-manager the API server reaches the webhooks through the Service. Drop one of the two.',
+      });
+  }
   let url: URL | undefined;
   try {
     url = new URL(value);
@@ -166,6 +183,7 @@ export function register(program: Command): void {
     .addOption(AUTOSCALING_FLAGS[1])
     .addOption(AUTOSCALING_FLAGS[2])
     .action(async (flags: ControllerFlags) => {
+      const url = flags.webhookUrl === undefined ? undefined : webhookUrl(flags.webhookUrl, flags);
       // Loaded here, not at the top: `llmisvc --help` should not pay for the Kubernetes client.
       const { pino } = await import('pino');
       const { defaultEngine, runController } = await import('../controller/index.js');
@@ -211,7 +229,7 @@ export function register(program: Command): void {
                 serviceName: flags.webhookService,
                 secretName: flags.webhookSecret,
                 ipAddresses: flags.webhookIp,
-                ...(flags.webhookUrl !== undefined ? { url: webhookUrl(flags.webhookUrl) } : {}),
+                ...(url !== undefined ? { url } : {}),
                 webhookConfigurations: [flags.webhookConfiguration],
                 crds: [
                   'llminferenceservices.serving.kserve.io',
