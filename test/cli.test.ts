@@ -155,6 +155,47 @@ spec:
     assertNoStack(bad.stderr);
   });
 
+  it('checks the inline EndpointPickerConfig of a service, its own or from a config, as the EPP will load it', () => {
+    const picker =
+      '{apiVersion: llm-d.ai/v1, kind: EndpointPickerConfig, plugins: [{type: queue-scorer, parameters: {depth: 3}}]}';
+    const service = (name: string, scheduler: string) =>
+      `apiVersion: serving.kserve.io/v1alpha2\nkind: LLMInferenceService\nmetadata: {name: ${name}}\nspec:\n  model: {uri: hf://org/m}\n  router: {route: {}, gateway: {}, scheduler: ${scheduler}}\n`;
+    const own = file('inline-bad.yaml', service('inline-bad', `{config: {inline: ${picker}}}`));
+    for (const command of ['validate', 'render']) {
+      const result = run(command, '-f', own);
+      assert.equal(result.code, 1, `${command}: ${result.stdout}`);
+      assert.match(
+        result.stderr,
+        /spec\.router\.scheduler\.config\.inline\.plugins\[0\]\.parameters\.depth: unknown parameter/,
+        command,
+      );
+      assertNoStack(result.stderr);
+    }
+    // The same config from a baseRef: the merged spec is what the EPP gets.
+    const configs = mkdtempSync(join(dir, 'picker-configs-'));
+    writeFileSync(
+      join(configs, 'picker.yaml'),
+      `apiVersion: serving.kserve.io/v1alpha2\nkind: LLMInferenceServiceConfig\nmetadata: {name: picker}\nspec:\n  router: {scheduler: {config: {inline: ${picker}}}}\n`,
+    );
+    const inherited = file(
+      'inline-inherited.yaml',
+      service('inherited', '{}').replace('spec:\n', 'spec:\n  baseRefs: [{name: picker}]\n'),
+    );
+    const viaRef = run('validate', '-f', inherited, '--config-dir', configs);
+    assert.equal(viaRef.code, 1, viaRef.stdout);
+    assert.match(viaRef.stderr, /spec\.router\.scheduler\.config\.inline\.plugins\[0\]\.parameters\.depth/);
+    // Another picker's image and command: its config is not ours to judge.
+    const other = file(
+      'inline-other-epp.yaml',
+      service(
+        'other-epp',
+        `{config: {inline: ${picker}}, template: {containers: [{name: main, image: example.com/epp:1, command: [/app/epp]}]}}`,
+      ),
+    );
+    const otherResult = run('validate', '-f', other);
+    assert.equal(otherResult.code, 0, otherResult.stderr);
+  });
+
   it('resolves baseRefs from --config-dir and reports a missing one', () => {
     const configs = mkdtempSync(join(dir, 'configs-'));
     writeFileSync(

@@ -358,8 +358,36 @@ test(
       (e: unknown) =>
         e instanceof KubeApiError && /denied the request/.test(e.message) && /already used/.test(e.message),
     );
-    // Rejected by the CRD's own CEL rules, before any webhook.
+    // Rejected by the webhook: an inline EndpointPickerConfig the EPP would refuse at start (it would crash-loop).
     const [single] = readYaml(join(root, 'examples/single-node.yaml'));
+    const badPicker = {
+      apiVersion: 'inference.networking.x-k8s.io/v1alpha1',
+      kind: 'EndpointPickerConfig',
+      plugins: [{ type: 'queue-scorer' }, { type: 'no-such-scorer' }],
+      schedulingProfiles: [{ name: 'default', plugins: [{ pluginRef: 'queue-scorer' }] }],
+    };
+    await assert.rejects(
+      apply(
+        c,
+        [
+          {
+            ...single!,
+            metadata: { name: 'bad-picker', namespace: ns },
+            spec: {
+              ...(single!['spec'] as object),
+              router: { route: {}, gateway: {}, scheduler: { config: { inline: badPicker } } },
+            },
+          },
+        ],
+        ns,
+      ),
+      (e: unknown) =>
+        e instanceof KubeApiError &&
+        /denied the request/.test(e.message) &&
+        /spec\.router\.scheduler\.config\.inline\.plugins\[1\]/.test(e.message) &&
+        /no-such-scorer/.test(e.message),
+    );
+    // Rejected by the CRD's own CEL rules, before any webhook.
     await assert.rejects(
       apply(
         c,

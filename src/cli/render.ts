@@ -4,8 +4,8 @@
  */
 import type { Command } from 'commander';
 import { stringify } from 'yaml';
-import { type LLMInferenceService, toTypedObject } from '../api/index.js';
-import { LlmisvcError } from '../errors/index.js';
+import { type LLMInferenceService, type LLMInferenceServiceSpec, toTypedObject } from '../api/index.js';
+import { type FieldProblem, LlmisvcError, ValidationError } from '../errors/index.js';
 import {
   collisionMessage,
   DEFAULT_RENDER_OPTIONS,
@@ -53,13 +53,15 @@ export function collisionWarning(
 /**
  * Renders each service; objects shared by several services (the default Gateway) are printed once. `warn` hears of
  * what renders but will not work as the file's author may expect (two services claiming one model name, an HTTPS
- * probe against the presets' plain-HTTP vLLM).
+ * probe against the presets' plain-HTTP vLLM). `specProblems` checks each merged spec (presets and baseRefs applied)
+ * beyond the renderer's own rules: the inline EndpointPickerConfig as the EPP will load it.
  */
 export function renderObjects(
   services: LLMInferenceService[],
   flags: RenderFlags,
   configs: Parameters<typeof renderService>[0]['configs'],
   warn: (message: string) => void = () => undefined,
+  specProblems: (spec: LLMInferenceServiceSpec) => FieldProblem[] = () => [],
 ): KubeObject[] {
   const apiVersions = parseApiVersions(flags.apiVersions);
   const options = {
@@ -77,6 +79,9 @@ export function renderObjects(
   const objects: KubeObject[] = [];
   // Together: members of one routing group in the file split their model name between them.
   for (const { service, output, plan } of renderTogether(services, { configs, apiVersions, options })) {
+    const problems = specProblems(output.spec);
+    if (problems.length > 0)
+      throw new ValidationError(`LLMInferenceService "${service.metadata.name}"`, problems);
     if (plan?.collision) warn(collisionWarning(service, plan.collision));
     for (const w of httpsProbeWarnings(output.spec))
       warn(`LLMInferenceService "${service.metadata.name}": ${w}`);
@@ -133,7 +138,7 @@ export function register(program: Command): void {
     .addOption(AUTOSCALING_FLAGS[0])
     .addOption(AUTOSCALING_FLAGS[1])
     .addOption(AUTOSCALING_FLAGS[2])
-    .action((flags: RenderFlags) => {
+    .action(async (flags: RenderFlags) => {
       if (flags.output !== 'yaml' && flags.output !== 'json') {
         throw new LlmisvcError('LLMISVC_ERR_CONFIG', `--output must be yaml or json, not "${flags.output}"`);
       }
@@ -150,9 +155,15 @@ export function register(program: Command): void {
           hint: 'pass the service with -f; configs alone render nothing',
         });
       }
+      // Loaded only when needed: the EPP package costs a run without services ~0.1 s of start.
+      const { inlinePickerConfigProblems } = await import('../epp/index.js');
       // Warnings go to stderr: stdout stays a clean document stream for kubectl apply -f -.
-      const objects = renderObjects(services, flags, configs, (message) =>
-        process.stderr.write(`warning: ${message}\n`),
+      const objects = renderObjects(
+        services,
+        flags,
+        configs,
+        (message) => process.stderr.write(`warning: ${message}\n`),
+        (spec) => inlinePickerConfigProblems(spec),
       );
       if (flags.output === 'json') {
         process.stdout.write(

@@ -12,7 +12,8 @@ import {
   type LLMInferenceService,
   type LLMInferenceServiceConfig,
 } from '../api/index.js';
-import { LlmisvcError } from '../errors/index.js';
+import { LlmisvcError, ValidationError } from '../errors/index.js';
+import { inlinePickerConfigProblems, isRecord, type SchedulerSpecLike } from '../epp/index.js';
 import type { KubeObject } from '../kube/index.js';
 import {
   planModelRouting,
@@ -78,6 +79,11 @@ export function defaultEngine(options: RenderOptions): ServiceEngine & WebhookEn
             modelRouting: plan.routing,
           })
         : alone;
+      // A picker config the EPP would refuse at start is bad input like any other: the status says so and the
+      // running children stay (a crash-looping EPP would take the service down).
+      const pickerProblems = inlinePickerConfigProblems(out.spec);
+      if (pickerProblems.length > 0)
+        throw new ValidationError(`LLMInferenceService "${typed.metadata.name}"`, pickerProblems);
       return {
         children: out.children as unknown as KubeObject[],
         shared: out.shared as unknown as KubeObject[],
@@ -94,7 +100,19 @@ export function defaultEngine(options: RenderOptions): ServiceEngine & WebhookEn
         warnings: httpsProbeWarnings(out.spec),
       };
     },
-    validate: (object) => validateObject(object),
+    validate(object) {
+      const problems = validateObject(object);
+      if (problems.length > 0) return problems;
+      // The inline picker config a service carries itself. A config's, or one holding template expressions (filled
+      // in at render), is checked when a service renders with it: the status then names the problem.
+      const spec = object['spec'];
+      if (object['kind'] !== 'LLMInferenceService' || !isRecord(spec)) return [];
+      if (
+        JSON.stringify((spec as SchedulerSpecLike).router?.scheduler?.config?.inline ?? null).includes('{{')
+      )
+        return [];
+      return inlinePickerConfigProblems(spec);
+    },
     convert(object, toApiVersion) {
       const version = versionOf(toApiVersion);
       if (!version) throw new LlmisvcError('LLMISVC_ERR_INVALID', `cannot convert to ${toApiVersion}`);

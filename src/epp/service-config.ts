@@ -1,0 +1,55 @@
+/**
+ * @module epp/service-config
+ * The EndpointPickerConfig an LLMInferenceService (or LLMInferenceServiceConfig) carries in
+ * `spec.router.scheduler.config.inline`, checked as this EPP loads it at start. KServe hands the inline config to the
+ * picker verbatim, so a config the picker refuses passed every check before and left its EPP in a crash loop; checked
+ * here, `validate`, `render` and the admission webhook refuse it with the field named instead.
+ *
+ * Only where this EPP runs it: a scheduler whose main container runs another command runs another picker (llm-d's
+ * image, say) with rules of its own, so its config is not ours to judge.
+ */
+import type { FieldProblem } from '../errors/index.js';
+import { ValidationError } from '../errors/index.js';
+import { buildEndpointPickerConfig } from './config.js';
+
+/** The part of a spec this reads: the scheduler's inline config and its pod template. */
+export interface SchedulerSpecLike {
+  router?: {
+    scheduler?: {
+      config?: { inline?: unknown };
+      template?: { containers?: readonly { name?: string; command?: readonly string[] }[] };
+    };
+  };
+}
+
+/**
+ * Whether a scheduler's main container runs `llmisvc epp`: no command of its own (the preset's is ours) or one naming
+ * the llmisvc CLI (`llmisvc`, `llmisvc.js`, a path to either) followed by `epp`.
+ */
+export function runsThisEpp(spec: SchedulerSpecLike): boolean {
+  const main = spec.router?.scheduler?.template?.containers?.find((c) => c.name === 'main');
+  const command = main?.command;
+  if (command === undefined || command.length === 0) return true;
+  const cli = command.findIndex((word) => /(^|\/)llmisvc(\.js)?$/.test(word));
+  return cli >= 0 && command[cli + 1] === 'epp';
+}
+
+/**
+ * Problems of the inline EndpointPickerConfig of `spec`, as `<prefix>.router.scheduler.config.inline.<path>`; none
+ * when there is no inline config or another picker runs it. Warnings (accepted, not acted on) are the EPP's to log.
+ */
+export function inlinePickerConfigProblems(
+  spec: SchedulerSpecLike | undefined,
+  prefix = 'spec',
+): FieldProblem[] {
+  const inline = spec?.router?.scheduler?.config?.inline;
+  if (inline === undefined || inline === null || !runsThisEpp(spec!)) return [];
+  const at = `${prefix}.router.scheduler.config.inline`;
+  try {
+    buildEndpointPickerConfig(inline, at);
+    return [];
+  } catch (error) {
+    if (!(error instanceof ValidationError)) throw error;
+    return error.problems.map((p) => ({ path: p.path ? `${at}.${p.path}` : at, message: p.message }));
+  }
+}
