@@ -29,7 +29,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { RunningController } from '../src/controller/index.js';
+import { CONFIG_RESOURCE as CONFIG, type RunningController } from '../src/controller/index.js';
 import { startDevCluster, type DevCluster } from '../src/dev/index.js';
 import { startEpp, type RunningEpp } from '../src/epp/index.js';
 import { createExtProcClient, pickEndpoint, type ExtProcClient } from '../src/gateway/index.js';
@@ -225,7 +225,21 @@ describe('the controller and the EPP on llmisvc dev cluster (real controllers)',
   });
 
   it('llmisvc doctor explains a service whose Endpoint Picker is scaled to 0', async () => {
-    await c.create(SERVICE, service('broken', { replicas: 1, router: { scheduler: { replicas: 0 } } }));
+    // The webhook refuses a service's own scheduler replicas 0 (as KServe's does); a config can still scale it to 0.
+    await c.create(CONFIG, {
+      apiVersion: 'serving.kserve.io/v1alpha2',
+      kind: 'LLMInferenceServiceConfig',
+      metadata: { name: 'picker-off', namespace: NAMESPACE },
+      spec: { router: { scheduler: { replicas: 0 } } },
+    });
+    await assert.rejects(
+      c.create(SERVICE, service('refused', { router: { scheduler: { replicas: 0 } } })),
+      /spec\.router\.scheduler\.replicas: must be greater than zero/,
+    );
+    await c.create(
+      SERVICE,
+      service('broken', { replicas: 1, baseRefs: [{ name: 'picker-off' }], router: { scheduler: {} } }),
+    );
     await waitFor('the controller to create the picker Deployment', () =>
       getOrUndefined(c, DEPLOYMENT, NAMESPACE, 'broken-kserve-router-scheduler'),
     );
@@ -245,6 +259,7 @@ describe('the controller and the EPP on llmisvc dev cluster (real controllers)',
     assert.match(picker.message, /scaled to 0 replicas: no Endpoint Picker runs/);
     assert.match(picker.next ?? '', /"scheduler":\{"replicas":1\}/);
     await c.delete(SERVICE, NAMESPACE, 'broken');
+    await c.delete(CONFIG, NAMESPACE, 'picker-off');
   });
 
   describe('the EPP in Kubernetes mode follows the real pod churn', () => {

@@ -287,3 +287,51 @@ describe('validation: KServe v0.20 router fields', () => {
     );
   });
 });
+
+describe('validation: the model name is pasted into shell scripts', () => {
+  it('refuses the characters that end a double-quoted word or run commands, naming them', () => {
+    for (const [name, shown] of [
+      ['x" $(touch /tmp/pwned) "', /'"'/],
+      ['a$(id)', /'\$'/],
+      ['a`id`', /'`'/],
+      ['a\\', /'\\'/],
+      ['a\nb', /a control character/],
+      ['a\u0000b', /a control character/],
+    ] as const) {
+      assertProblem(service({ model: { uri: 'hf://org/m', name } }), 'spec.model.name', shown);
+    }
+  });
+
+  it('accepts the names models have', () => {
+    for (const name of [
+      'meta-llama/Llama-3.1-8B-Instruct',
+      'Qwen/Qwen2.5-7B:fp8',
+      'my model @v2 (café)',
+      "it's",
+    ]) {
+      assert.deepEqual(problems(service({ model: { uri: 'hf://org/m', name } })), [], name);
+    }
+  });
+});
+
+describe('validation: the scheduler', () => {
+  it('refuses 0 replicas, as KServe does', () => {
+    assertProblem(
+      service({
+        model: { uri: 'hf://org/m' },
+        router: { route: {}, gateway: {}, scheduler: { replicas: 0 } },
+      }),
+      'spec.router.scheduler.replicas',
+      /must be greater than zero, got 0/,
+    );
+    assert.deepEqual(
+      problems(
+        service({
+          model: { uri: 'hf://org/m' },
+          router: { route: {}, gateway: {}, scheduler: { replicas: 2 } },
+        }),
+      ),
+      [],
+    );
+  });
+});

@@ -248,23 +248,53 @@ function loraProblems(spec: LLMInferenceServiceSpec, serviceName: string): Field
   return problems;
 }
 
+/** Characters a double-quoted shell word runs or ends: `"`, `$`, backquote, backslash; and control characters. */
+// eslint-disable-next-line no-control-regex -- control characters are what this looks for
+const SHELL_ACTIVE_IN_QUOTES = /["$`\\\u0000-\u001f\u007f]/;
+
+/**
+ * The model name goes into the model servers' start scripts between double quotes (`--served-model-name
+ * "{{ .Spec.Model.Name }}"`, in the presets and in KServe's), where these characters would end the word or run
+ * commands: refused, as no served model name needs them.
+ */
+function modelNameProblems(spec: LLMInferenceServiceSpec): FieldProblem[] {
+  const name = spec.model?.name;
+  const found = name === undefined ? null : SHELL_ACTIVE_IN_QUOTES.exec(name);
+  if (!found) return [];
+  const character = found[0] < ' ' || found[0] === '\u007f' ? 'a control character' : `'${found[0]}'`;
+  return [
+    {
+      path: 'spec.model.name',
+      message: `must not contain ${character}: the name is pasted between double quotes into the model servers' start scripts, where " $ \` \\ and control characters end the word or run commands`,
+    },
+  ];
+}
+
 /**
  * Rules about what a user writes, which presets may legitimately break: the route preset supplies parentRefs that
  * `gateway.refs` then replace, so this runs on the service's own spec only.
  */
 export function ownSpecProblems(spec: LLMInferenceServiceSpec): FieldProblem[] {
+  const problems: FieldProblem[] = [];
   const parentRefs =
     (spec.router?.route?.http?.spec as { parentRefs?: unknown[] } | undefined)?.parentRefs ?? [];
   if (parentRefs.length > 0 && (spec.router?.gateway?.refs ?? []).length > 0) {
-    return [
-      {
-        path: 'spec.router.route.http.spec.parentRefs',
-        message:
-          'cannot be set together with spec.router.gateway.refs: remove one of them (the refs become the parentRefs)',
-      },
-    ];
+    problems.push({
+      path: 'spec.router.route.http.spec.parentRefs',
+      message:
+        'cannot be set together with spec.router.gateway.refs: remove one of them (the refs become the parentRefs)',
+    });
   }
-  return [];
+  // As KServe's webhook. A service's own rule, not the merged spec's: one stored before this rule, or scaled to 0 by
+  // a config, still renders, and `llmisvc doctor` explains why nothing routes.
+  const schedulerReplicas = spec.router?.scheduler?.replicas;
+  if (schedulerReplicas !== undefined && schedulerReplicas <= 0) {
+    problems.push({
+      path: 'spec.router.scheduler.replicas',
+      message: `must be greater than zero, got ${schedulerReplicas}: a pool whose Endpoint Picker does not run routes nothing; without a scheduler remove spec.router.scheduler`,
+    });
+  }
+  return problems;
 }
 
 /**
@@ -280,6 +310,7 @@ export function semanticProblems(spec: LLMInferenceServiceSpec, serviceName: str
     ...(spec.prefill ? workloadV020Problems(spec.prefill, 'spec.prefill') : []),
     ...routerProblems(spec),
     ...loraProblems(spec, serviceName),
+    ...modelNameProblems(spec),
   ];
 }
 
