@@ -70,3 +70,41 @@ export function childMetadata(
     ownerReferences: [ownerReference(service)],
   };
 }
+
+/**
+ * Prefixes of the service's own (top-level) annotations and labels its workloads carry too, as KServe propagates
+ * them: secondary networks (Multus), Kueue admission, Prometheus scraping, KServe's local-model cache and, on a
+ * LeaderWorkerSet, its own placement annotations (exclusive topology). Anything else on the service stays there.
+ */
+const PROPAGATED_ANNOTATION_PREFIXES = [
+  'k8s.v1.cni.cncf.io',
+  'kueue.x-k8s.io',
+  'prometheus.io',
+  'internal.serving.kserve.io/localmodel',
+];
+const PROPAGATED_LABEL_PREFIXES = ['kueue.x-k8s.io', 'internal.serving.kserve.io/localmodel'];
+const LEADER_WORKER_SET_PREFIXES = ['leaderworkerset.sigs.k8s.io'];
+
+function withPrefixes(
+  from: Record<string, string> | undefined,
+  prefixes: readonly string[],
+): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(from ?? {}).filter(([key]) => prefixes.some((prefix) => key.startsWith(prefix))),
+  );
+}
+
+/** The service's annotations and labels a Deployment or LeaderWorkerSet (the object and its pods) carries. */
+export function propagatedMetadata(
+  service: LLMInferenceService,
+  workload: 'Deployment' | 'LeaderWorkerSet',
+): { labels: Record<string, string>; annotations: Record<string, string> } {
+  const annotationPrefixes =
+    workload === 'LeaderWorkerSet'
+      ? [...LEADER_WORKER_SET_PREFIXES, ...PROPAGATED_ANNOTATION_PREFIXES]
+      : PROPAGATED_ANNOTATION_PREFIXES;
+  return {
+    labels: withPrefixes(service.metadata.labels, PROPAGATED_LABEL_PREFIXES),
+    annotations: withPrefixes(service.metadata.annotations, annotationPrefixes),
+  };
+}

@@ -88,6 +88,56 @@ describe('renderService', () => {
     assert.equal(at(deployment, 'spec', 'replicas'), undefined);
   });
 
+  it("carries the service's network, Kueue, Prometheus and LWS placement keys to its workloads, as KServe does", () => {
+    const metadata = {
+      labels: { 'kueue.x-k8s.io/queue-name': 'team-a', team: 'ml' },
+      annotations: {
+        'k8s.v1.cni.cncf.io/networks': 'roce-p2',
+        'prometheus.io/scrape': 'true',
+        'leaderworkerset.sigs.k8s.io/exclusive-topology': 'rack',
+        'example.com/other': 'x',
+      },
+    };
+    const single = find(
+      render(service({ annotations: { mine: 'y' } }, 'svc', metadata)).children,
+      'Deployment',
+    )[0];
+    const expectedAnnotations = { 'k8s.v1.cni.cncf.io/networks': 'roce-p2', 'prometheus.io/scrape': 'true' };
+    assert.deepEqual(at(single, 'metadata', 'annotations'), expectedAnnotations);
+    assert.equal(at(single, 'metadata', 'labels', 'kueue.x-k8s.io/queue-name'), 'team-a');
+    assert.equal(at(single, 'metadata', 'labels', 'team'), undefined);
+    assert.deepEqual(at(single, 'spec', 'template', 'metadata', 'annotations'), {
+      ...expectedAnnotations,
+      mine: 'y',
+    });
+    assert.equal(at(single, 'spec', 'template', 'metadata', 'labels', 'kueue.x-k8s.io/queue-name'), 'team-a');
+    // The selector stays the system's: a propagated label never decides which pods a Deployment owns.
+    assert.equal(at(single, 'spec', 'selector', 'matchLabels', 'kueue.x-k8s.io/queue-name'), undefined);
+
+    const multi = render(service({ worker: {}, parallelism: { data: 4, dataLocal: 2 } }, 'svc', metadata));
+    const [lws] = find(multi.children, 'LeaderWorkerSet');
+    const lwsAnnotations = {
+      ...expectedAnnotations,
+      'leaderworkerset.sigs.k8s.io/exclusive-topology': 'rack',
+    };
+    assert.deepEqual(at(lws, 'metadata', 'annotations'), lwsAnnotations);
+    for (const template of ['leaderTemplate', 'workerTemplate']) {
+      assert.deepEqual(
+        at(lws, 'spec', 'leaderWorkerTemplate', template, 'metadata', 'annotations'),
+        lwsAnnotations,
+      );
+      assert.equal(
+        at(lws, 'spec', 'leaderWorkerTemplate', template, 'metadata', 'labels', 'kueue.x-k8s.io/queue-name'),
+        'team-a',
+      );
+    }
+    // Nothing to carry: no annotations at all (a service without them renders as before).
+    assert.equal(
+      at(find(render(service({})).children, 'Deployment')[0], 'metadata', 'annotations'),
+      undefined,
+    );
+  });
+
   it('uses a LeaderWorkerSet when there is a worker, sized data / dataLocal', () => {
     const out = render(
       service({ worker: {}, replicas: 2, parallelism: { data: 8, dataLocal: 2, expert: true } }),

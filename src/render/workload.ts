@@ -18,6 +18,7 @@ import {
   type Component,
   componentSelector,
   poolSelector,
+  propagatedMetadata,
   ROLE_LABEL,
   type Role,
 } from './labels.js';
@@ -127,8 +128,31 @@ function podLabels(
   };
 }
 
-function templateMetadata(labels: Record<string, string>, workload: WorkloadSpec) {
-  return { labels, ...(workload.annotations ? { annotations: workload.annotations } : {}) };
+/** A pod template's metadata: the service's propagated keys, then the workload's own, then the system labels. */
+function templateMetadata(
+  labels: Record<string, string>,
+  workload: WorkloadSpec,
+  propagated: ReturnType<typeof propagatedMetadata>,
+) {
+  const annotations = { ...propagated.annotations, ...(workload.annotations ?? {}) };
+  return {
+    labels: { ...propagated.labels, ...labels },
+    ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
+  };
+}
+
+/** A workload object's metadata: the child's, with the service's propagated labels and annotations. */
+function workloadMetadata(
+  service: LLMInferenceService,
+  plan: WorkloadPlan,
+  propagated: ReturnType<typeof propagatedMetadata>,
+) {
+  const metadata = childMetadata(service, plan.name, { 'app.kubernetes.io/component': plan.component });
+  return {
+    ...metadata,
+    labels: { ...propagated.labels, ...metadata.labels },
+    ...(Object.keys(propagated.annotations).length > 0 ? { annotations: propagated.annotations } : {}),
+  };
 }
 
 function deployment(
@@ -136,10 +160,11 @@ function deployment(
   spec: LLMInferenceServiceSpec,
   plan: WorkloadPlan,
 ): KubeObject {
+  const propagated = propagatedMetadata(service, 'Deployment');
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: childMetadata(service, plan.name, { 'app.kubernetes.io/component': plan.component }),
+    metadata: workloadMetadata(service, plan, propagated),
     spec: {
       ...replicasField(plan.workload),
       ...deploymentStrategy(plan.workload),
@@ -148,6 +173,7 @@ function deployment(
         metadata: templateMetadata(
           podLabels(service, plan.component, plan.role, plan.workload, true),
           plan.workload,
+          propagated,
         ),
         spec: podSpec(plan.workload.template, spec, plan.workload, true),
       },
@@ -163,10 +189,11 @@ function leaderWorkerSet(
   // Only leaders join the InferencePool: they serve the OpenAI API for their group.
   const leaderLabels = podLabels(service, plan.component, plan.role, plan.workload, true);
   const workerLabels = podLabels(service, plan.workerComponent, plan.role, plan.workload, false);
+  const propagated = propagatedMetadata(service, 'LeaderWorkerSet');
   return {
     apiVersion: 'leaderworkerset.x-k8s.io/v1',
     kind: 'LeaderWorkerSet',
-    metadata: childMetadata(service, plan.name, { 'app.kubernetes.io/component': plan.component }),
+    metadata: workloadMetadata(service, plan, propagated),
     spec: {
       ...replicasField(plan.workload),
       ...leaderWorkerSetRolloutStrategy(plan.workload),
@@ -175,11 +202,11 @@ function leaderWorkerSet(
         size: lwsGroupSize(plan.workload.parallelism),
         restartPolicy: 'RecreateGroupOnPodRestart',
         leaderTemplate: {
-          metadata: templateMetadata(leaderLabels, plan.workload),
+          metadata: templateMetadata(leaderLabels, plan.workload, propagated),
           spec: podSpec(plan.workload.template, spec, plan.workload, true),
         },
         workerTemplate: {
-          metadata: templateMetadata(workerLabels, plan.workload),
+          metadata: templateMetadata(workerLabels, plan.workload, propagated),
           spec: podSpec(plan.workload.worker, spec, plan.workload, true),
         },
       },
