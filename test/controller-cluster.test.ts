@@ -387,6 +387,27 @@ test(
         /spec\.router\.scheduler\.config\.inline\.plugins\[1\]/.test(e.message) &&
         /no-such-scorer/.test(e.message),
     );
+    // Rejected by the webhook, as KServe's: a scheduler with 0 replicas routes nothing.
+    await assert.rejects(
+      apply(
+        c,
+        [
+          {
+            ...single!,
+            metadata: { name: 'no-picker', namespace: ns },
+            spec: {
+              ...(single!['spec'] as object),
+              router: { route: {}, gateway: {}, scheduler: { replicas: 0 } },
+            },
+          },
+        ],
+        ns,
+      ),
+      (e: unknown) =>
+        e instanceof KubeApiError &&
+        /denied the request/.test(e.message) &&
+        /spec\.router\.scheduler\.replicas: must be greater than zero/.test(e.message),
+    );
     // Rejected by the CRD's own CEL rules, before any webhook.
     await assert.rejects(
       apply(
