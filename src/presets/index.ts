@@ -75,6 +75,10 @@ export interface GlobalConfig {
   IngressGatewayNamespace: string;
   /** Whether model servers serve TLS; false here (plain HTTP), so KServe's `{{ if .GlobalConfig.EnableTLS }}` is off. */
   EnableTLS: boolean;
+  /** KServe's TLS profile for the servers it runs with TLS: empty here, where they serve plain HTTP. */
+  TLSMinVersion: string;
+  TLSCipherSuites: string;
+  TLSCipherSuitesOpenSSL: string;
   /** The header that carries the model name in shared-gateway routing (KServe's default X-Gateway-Model-Name). */
   ModelBasedRoutingHeaderName: string;
   SchedulerImage: string;

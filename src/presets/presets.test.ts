@@ -18,6 +18,9 @@ const global: GlobalConfig = {
   IngressGatewayName: 'gw',
   IngressGatewayNamespace: 'gw-ns',
   EnableTLS: false,
+  TLSMinVersion: '',
+  TLSCipherSuites: '',
+  TLSCipherSuitesOpenSSL: '',
   ModelBasedRoutingHeaderName: 'X-Gateway-Model-Name',
   SchedulerImage: 'img',
   InferencePoolGroup: 'inference.networking.k8s.io',
@@ -176,6 +179,16 @@ describe('templates', () => {
     );
     assert.throws(() => renderString('{{ Nope .Spec }}', scope, 'x'), /unknown function "Nope"/);
     assert.throws(() => renderString('{{ if .Spec }}x', scope, 'x'), /without its "end"/);
+  });
+
+  it('stops `and` and `or` at the argument that decides, as Go does: what follows is not looked up', () => {
+    // `.Spec.Modle` does not exist: an error wherever it is evaluated.
+    assert.equal(renderString('{{ if and .Spec.Router .Spec.Modle }}y{{ else }}n{{ end }}', scope, 'x'), 'n');
+    assert.equal(renderString('{{ or .Spec.Model.Name .Spec.Modle }}', scope, 'x'), 'm');
+    assert.equal(renderString('{{ and .Spec.Model.Name 7 }}', scope, 'x'), '7');
+    assert.equal(renderString('{{ or .Spec.Router 0 }}', scope, 'x'), '0');
+    assert.throws(() => renderString('{{ and .Spec.Model.Name .Spec.Modle }}', scope, 'x'), /"Modle"/);
+    assert.throws(() => renderString('{{ or .Spec.Router .Spec.Modle }}', scope, 'x'), /"Modle"/);
   });
 
   it('reports a malformed string literal as a template error, not a raw SyntaxError', () => {

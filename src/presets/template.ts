@@ -219,8 +219,19 @@ function evaluate(expr: Expr, scope: TemplateScope, source: string, where: strin
       return expr.value;
     case 'path':
       return lookup(scope, expr.path, source, where);
-    case 'call':
+    case 'call': {
+      // `and` and `or` stop at the first argument that decides, as Go's do (1.18 on): what follows is not looked
+      // up, so `{{ if and .GlobalConfig.EnableTLS .GlobalConfig.Newer }}` renders where EnableTLS is false.
+      if (expr.name === 'and' || expr.name === 'or') {
+        let value: unknown;
+        for (const arg of expr.args) {
+          value = evaluate(arg, scope, source, where);
+          if (truthy(value) === (expr.name === 'or')) return value;
+        }
+        return value;
+      }
       return FUNCTIONS[expr.name]!(...expr.args.map((a) => evaluate(a, scope, source, where)));
+    }
   }
 }
 

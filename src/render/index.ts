@@ -169,6 +169,9 @@ export function renderService(input: RenderInput): RenderOutput {
     IngressGatewayNamespace: options.gateway.namespace,
     // The model servers the presets start serve plain HTTP (probes and the pool's target ports say so too).
     EnableTLS: false,
+    TLSMinVersion: '',
+    TLSCipherSuites: '',
+    TLSCipherSuitesOpenSSL: '',
     ModelBasedRoutingHeaderName: MODEL_NAME_HEADER,
     SchedulerImage: options.schedulerImage,
     InferencePoolGroup:
