@@ -164,7 +164,7 @@ spec:
     ]);
   });
 
-  it("warns of KServe's HTTPS probes on the presets' plain-HTTP vLLM, and still passes the file", () => {
+  it("writes KServe's HTTPS probes on the presets' plain-HTTP vLLM with HTTP; an own image's HTTPS probe is a warning", () => {
     const path = file(
       'https-probe.yaml',
       opt(`  template:
@@ -174,13 +174,40 @@ spec:
         readinessProbe: { httpGet: { path: /health, port: 8000 } }
 `),
     );
+    const validated = run('validate', '-f', path);
+    assert.equal(validated.code, 0, validated.stderr);
+    assert.equal(validated.stderr, '');
+    const rendered = run('render', '-f', path);
+    assert.equal(rendered.code, 0, rendered.stderr);
+    const deployment = parseAllDocuments(rendered.stdout)
+      .map((d) => d.toJS() as { kind: string; metadata: { name: string }; spec: unknown })
+      .find((o) => o.kind === 'Deployment' && o.metadata.name === 'opt-kserve')!;
+    const main = (
+      deployment.spec as {
+        template: {
+          spec: { containers: { name: string; livenessProbe: { httpGet: { scheme: string } } }[] };
+        };
+      }
+    ).template.spec.containers.find((c) => c.name === 'main')!;
+    assert.equal(main.livenessProbe.httpGet.scheme, 'HTTP');
+
+    const own = file(
+      'https-probe-own-image.yaml',
+      opt(`  template:
+    containers:
+      - name: main
+        image: example.com/own-server:1
+        command: [/server]
+        livenessProbe: { httpGet: { path: /health, port: 8000, scheme: HTTPS } }
+`),
+    );
     for (const command of ['validate', 'render']) {
-      const result = run(command, '-f', path);
+      const result = run(command, '-f', own);
       assert.equal(result.code, 0, result.stderr);
       assert.equal(
         result.stderr,
         'warning: LLMInferenceService "opt": spec.template.containers[main].livenessProbe.httpGet.scheme: HTTPS, ' +
-          "but the presets' vLLM serves plain HTTP (.GlobalConfig.EnableTLS is false): this probe will fail unless " +
+          'but the model servers here serve plain HTTP (.GlobalConfig.EnableTLS is false): this probe will fail unless ' +
           'the image serves TLS itself; drop the scheme\n',
         command,
       );

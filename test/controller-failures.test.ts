@@ -258,7 +258,13 @@ test(
         example('no-scheduler.yaml', name, ns, {
           template: {
             containers: [
-              { name: 'main', readinessProbe: { httpGet: { path: '/health', port: 8000, scheme: 'HTTPS' } } },
+              {
+                name: 'main',
+                // An image of its own: the presets' vLLM would have the probe written with HTTP instead.
+                image: 'example.com/own-server:1',
+                command: ['/server'],
+                readinessProbe: { httpGet: { path: '/health', port: 8000, scheme: 'HTTPS' } },
+              },
             ],
           },
         }),

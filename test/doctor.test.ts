@@ -106,26 +106,29 @@ describe('llmisvc doctor (real API server)', () => {
     );
   });
 
-  it("warns of a KServe-style HTTPS probe, which the presets' plain-HTTP vLLM cannot pass", async () => {
-    const probed: KubeObject = {
+  it("warns of an HTTPS probe on an image of its own; a KServe-style one on the presets' vLLM is written as HTTP", async () => {
+    const https = { httpGet: { path: '/health', port: 8000, scheme: 'HTTPS' } };
+    const probed = (main: object): KubeObject => ({
       ...service,
       metadata: { name: 'probed', namespace: NS },
-      spec: {
-        ...(service['spec'] as object),
-        template: {
-          containers: [
-            { name: 'main', readinessProbe: { httpGet: { path: '/health', port: 8000, scheme: 'HTTPS' } } },
-          ],
-        },
-      },
-    };
-    await client.apply(probed);
+      spec: { ...(service['spec'] as object), template: { containers: [{ name: 'main', ...main }] } },
+    });
+    await client.apply(probed({ readinessProbe: https }));
     try {
+      const vllm = await doctor('probed', '-n', NS);
+      assert.doesNotMatch(
+        vllm.stdout,
+        /httpGet\.scheme/,
+        "the presets' vLLM: its probe is rendered with HTTP",
+      );
+      await client.apply(
+        probed({ image: 'example.com/own-server:1', command: ['/server'], readinessProbe: https }),
+      );
       const result = await doctor('probed', '-n', NS);
       assert.match(
         result.stdout,
         new RegExp(
-          `warn LLMInferenceService ${NS}/probed: spec\\.template\\.containers\\[main\\]\\.readinessProbe\\.httpGet\\.scheme: HTTPS, but the presets' vLLM serves plain HTTP.*\\n {5}next: kubectl edit llminferenceservice probed -n ${NS}  # drop scheme: HTTPS`,
+          `warn LLMInferenceService ${NS}/probed: spec\\.template\\.containers\\[main\\]\\.readinessProbe\\.httpGet\\.scheme: HTTPS, but the model servers here serve plain HTTP.*\\n {5}next: kubectl edit llminferenceservice probed -n ${NS}  # drop scheme: HTTPS`,
         ),
       );
     } finally {

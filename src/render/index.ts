@@ -39,6 +39,7 @@ import {
 } from './model-routing.js';
 import { planModelRouting, type RoutingCandidate, type RoutingPlan } from './routing-plan.js';
 import { renderScheduler } from './scheduler.js';
+import { withPlainHttpProbes } from './probe-scheme.js';
 import { withTracing } from './tracing.js';
 import { type KubeObject, renderWorkloads, renderWorkloadService } from './workload.js';
 
@@ -179,12 +180,15 @@ export function renderService(input: RenderInput): RenderOutput {
         ? 'inference.networking.k8s.io'
         : 'inference.networking.x-k8s.io',
   };
-  const { spec, applied, appliedConfigs } = composeSpec({
+  const composed = composeSpec({
     service,
     configs: input.configs,
     global,
     namespaces: [...new Set([namespace, options.systemNamespace])],
   });
+  const { applied, appliedConfigs } = composed;
+  // KServe's manifests probe its TLS vLLM with HTTPS; the vLLM here serves plain HTTP (see the module).
+  const spec = withPlainHttpProbes(composed.spec);
   const problems = dedupe([
     ...mergedProblems(spec, service.metadata.name),
     ...sharedGatewayRouteProblems(service, spec, options.gateway),
