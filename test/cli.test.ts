@@ -211,6 +211,32 @@ spec:
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /spec.baseRefs\[0\]: LLMInferenceServiceConfig "gpu" was not found/);
   });
+
+  it('finds shared configs in --system-namespace, as the controller does (KServe installs them into kserve)', () => {
+    const configs = mkdtempSync(join(dir, 'kserve-configs-'));
+    writeFileSync(
+      join(configs, 'gpu.yaml'),
+      'apiVersion: serving.kserve.io/v1alpha2\nkind: LLMInferenceServiceConfig\nmetadata: {name: gpu, namespace: kserve}\nspec:\n  template:\n    containers: [{name: main, resources: {limits: {nvidia.com/gpu: "1"}}}]\n',
+    );
+    const svc = file(
+      'ref-kserve.yaml',
+      'apiVersion: serving.kserve.io/v1alpha2\nkind: LLMInferenceService\nmetadata: {name: ref, namespace: team}\nspec:\n  baseRefs: [{name: gpu}]\n  router: {route: {}, gateway: {}, scheduler: {}}\n',
+    );
+    const elsewhere = run('validate', '-f', svc, '--config-dir', configs);
+    assert.equal(elsewhere.code, 1);
+    assert.match(elsewhere.stderr, /not found in namespace team or llmisvc-system/);
+    const found = run('validate', '-f', svc, '--config-dir', configs, '--system-namespace', 'kserve');
+    assert.equal(found.code, 0, found.stderr);
+    assert.match(found.stdout, /default gateway kserve\//);
+    const rendered = run('render', '-f', svc, '--config-dir', configs, '--system-namespace', 'kserve');
+    assert.equal(rendered.code, 0, rendered.stderr);
+    const objects = parseAllDocuments(rendered.stdout).map(
+      (d) => d.toJS() as { kind: string; metadata: { namespace?: string }; spec?: unknown },
+    );
+    // The default Gateway goes with the system namespace unless --gateway-namespace says otherwise.
+    assert.equal(objects.find((o) => o.kind === 'Gateway')?.metadata.namespace, 'kserve');
+    assert.match(JSON.stringify(objects), /"nvidia.com\/gpu":"1"/);
+  });
 });
 
 describe('llmisvc render', () => {

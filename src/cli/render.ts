@@ -19,12 +19,22 @@ import {
 import { AUTOSCALING_FLAGS, type AutoscalingFlags, autoscalingOptions } from './autoscaling-flags.js';
 import { collect, readObjects, splitTyped } from './inputs.js';
 
+/**
+ * `--system-namespace`, as the controller's: where shared LLMInferenceServiceConfigs (baseRefs found in no service's
+ * namespace) and the default Gateway live. KServe installs into `kserve`.
+ */
+export const SYSTEM_NAMESPACE_OPTION = [
+  '--system-namespace <ns>',
+  `where shared configs and the default Gateway live, as the controller's flag (default: ${DEFAULT_RENDER_OPTIONS.systemNamespace}; KServe's: kserve)`,
+] as const;
+
 export interface RenderFlags extends Partial<AutoscalingFlags> {
   file: string[];
   configDir: string[];
   output: string;
   apiVersions?: string;
   namespace?: string;
+  systemNamespace?: string;
   gatewayName?: string;
   gatewayNamespace?: string;
   gatewayClass?: string;
@@ -64,12 +74,15 @@ export function renderObjects(
   specProblems: (spec: LLMInferenceServiceSpec) => FieldProblem[] = () => [],
 ): KubeObject[] {
   const apiVersions = parseApiVersions(flags.apiVersions);
+  // The controller's defaults: shared configs and the default Gateway live in the system namespace.
+  const systemNamespace = flags.systemNamespace ?? DEFAULT_RENDER_OPTIONS.systemNamespace;
   const options = {
     ...DEFAULT_RENDER_OPTIONS,
+    systemNamespace,
     gateway: {
       ...DEFAULT_RENDER_OPTIONS.gateway,
+      namespace: flags.gatewayNamespace ?? systemNamespace,
       ...(flags.gatewayName ? { name: flags.gatewayName } : {}),
-      ...(flags.gatewayNamespace ? { namespace: flags.gatewayNamespace } : {}),
       ...(flags.gatewayClass ? { className: flags.gatewayClass } : {}),
     },
     // `validate` renders without these flags: the defaults apply.
@@ -128,11 +141,11 @@ export function register(program: Command): void {
       'group/versions the cluster serves, comma-separated (default: a current cluster)',
     )
     .option('-n, --namespace <namespace>', 'namespace for services that name none')
+    .option(...SYSTEM_NAMESPACE_OPTION)
     .option('--gateway-name <name>', 'the default Gateway name', DEFAULT_RENDER_OPTIONS.gateway.name)
     .option(
       '--gateway-namespace <namespace>',
-      'the default Gateway namespace',
-      DEFAULT_RENDER_OPTIONS.gateway.namespace,
+      'the default Gateway namespace (default: the system namespace)',
     )
     .option('--gateway-class <class>', 'the default Gateway class', DEFAULT_RENDER_OPTIONS.gateway.className)
     .addOption(AUTOSCALING_FLAGS[0])

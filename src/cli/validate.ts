@@ -15,12 +15,13 @@ import {
 import { type FieldProblem, formatProblem, isLlmisvcError, ValidationError } from '../errors/index.js';
 import { DEFAULT_RENDER_OPTIONS, parseApiVersions } from '../render/index.js';
 import { collect, readObjects, splitTyped } from './inputs.js';
-import { renderObjects, type RenderFlags } from './render.js';
+import { renderObjects, type RenderFlags, SYSTEM_NAMESPACE_OPTION } from './render.js';
 
 interface ValidateFlags {
   file: string[];
   configDir: string[];
   apiVersions?: string;
+  systemNamespace?: string;
 }
 
 /** A render's error as validation problems; anything but our own errors is a bug and goes on up. */
@@ -46,6 +47,7 @@ export function register(program: Command): void {
       '--api-versions <list>',
       'group/versions the cluster serves, comma-separated (default: a current cluster)',
     )
+    .option(...SYSTEM_NAMESPACE_OPTION)
     .action(async (flags: ValidateFlags) => {
       const reports: { subject: string; problems: FieldProblem[] }[] = [];
       const typed: (LLMInferenceService | LLMInferenceServiceConfig)[] = [];
@@ -92,6 +94,7 @@ export function register(program: Command): void {
           configDir: [],
           output: 'yaml',
           apiVersions: flags.apiVersions,
+          systemNamespace: flags.systemNamespace,
         };
         // What renders but will not work as its author may expect is a warning, printed once (a service is rendered
         // alone, then with the others).
@@ -127,7 +130,7 @@ export function register(program: Command): void {
         const count = typed.length + pickerConfigs;
         const versions = [...parseApiVersions(flags.apiVersions)].join(', ');
         console.log(
-          `valid: ${count} object${count === 1 ? '' : 's'} (cluster APIs: ${versions}; default gateway ${DEFAULT_RENDER_OPTIONS.gateway.namespace}/${DEFAULT_RENDER_OPTIONS.gateway.name})`,
+          `valid: ${count} object${count === 1 ? '' : 's'} (cluster APIs: ${versions}; default gateway ${flags.systemNamespace ?? DEFAULT_RENDER_OPTIONS.gateway.namespace}/${DEFAULT_RENDER_OPTIONS.gateway.name})`,
         );
         return;
       }

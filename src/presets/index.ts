@@ -263,7 +263,11 @@ export function composeSpec(input: ComposeInput): ComposedSpec {
       throw new LlmisvcError(
         'LLMISVC_ERR_NOT_FOUND',
         `spec.baseRefs[${index}]: LLMInferenceServiceConfig "${ref.name}" was not found in namespace ${input.namespaces.join(' or ')}`,
-        { hint: 'create that LLMInferenceServiceConfig, or pass the folder holding it with --config-dir' },
+        {
+          hint:
+            'create that LLMInferenceServiceConfig, or pass the folder holding it with --config-dir; shared configs ' +
+            "are found in the system namespace (--system-namespace, as the controller's; KServe's is kserve)",
+        },
       );
     }
     return config;
