@@ -43,7 +43,7 @@ import {
 import { maxScorePicker } from './plugins/max-score-picker.js';
 import { singleProfileHandler } from './plugins/single-profile-handler.js';
 import { utilizationDetector } from './plugins/utilization-detector.js';
-import { flowControlSettings, type FlowControlSettings } from './flow-control/index.js';
+import { flowControlSettings, goDurationMs, type FlowControlSettings } from './flow-control/index.js';
 
 /**
  * GIE's and llm-d's config versions. `llm-d.ai/v1` moves two things (llm-d-router converts v1alpha1 to it): the
@@ -635,10 +635,9 @@ function isQuantity(v: unknown): boolean {
   return typeof v === 'string' && /^\d+(\.\d+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/.test(v.trim());
 }
 
-/** A Go duration ("60s", "1m30s", "0") or a number of milliseconds. */
+/** A Go duration ("60s", "1m30s", "0"; go-duration.ts), not negative, or a number of milliseconds. */
 function isGoDuration(v: unknown): boolean {
-  if (typeof v === 'number') return Number.isFinite(v) && v >= 0;
-  return typeof v === 'string' && (v === '0' || /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(v.trim()));
+  return goDurationMs(v) !== undefined;
 }
 
 /**

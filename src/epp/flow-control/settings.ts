@@ -6,6 +6,7 @@
  * policy type directly (its default instance). Problems are reported with the field's path; nothing here throws.
  */
 import { isRecord } from '../is-record.js';
+import { goDurationMs as parseGoDuration } from '../go-duration.js';
 import type { FieldProblem } from '../../errors/index.js';
 import type { Plugin } from '../types.js';
 import type { BandSettings } from './bands.js';
@@ -46,27 +47,12 @@ export function quantityCount(v: unknown): number | undefined {
   return Math.ceil(Number(m[1]) * (BINARY[m[2] ?? ''] ?? DECIMAL[m[2] ?? '']!));
 }
 
-const UNIT_MS: Record<string, number> = {
-  ns: 1e-6,
-  us: 1e-3,
-  µs: 1e-3,
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-};
-
-/** A Go duration ("60s", "1m30s", "500ms", "0") or a number of milliseconds; undefined when it is not one. */
+/** A Go duration ("60s", "1m30s", "500ms", "0"; see go-duration.ts) or a number of milliseconds, ≥ 0. */
 export function goDurationMs(v: unknown): number | undefined {
   if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? v : undefined;
   if (typeof v !== 'string') return undefined;
-  const text = v.trim();
-  if (text === '0') return 0;
-  if (!/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(text)) return undefined;
-  let ms = 0;
-  for (const [, n, unit] of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g))
-    ms += Number(n) * UNIT_MS[unit!]!;
-  return ms;
+  const ms = parseGoDuration(v.trim());
+  return ms === undefined || ms < 0 ? undefined : ms;
 }
 
 /**

@@ -4,15 +4,17 @@
  * records a problem naming the plugin and the parameter instead of throwing, so one start reports every mistake.
  */
 import type { FieldProblem } from '../../errors/index.js';
+import { durationParameterMs, goDurationMs, shown, type DurationRange } from '../go-duration.js';
 
-/** Reads "200ms", "2s", "1m" or a number of milliseconds. */
+/**
+ * A command-line duration: Go's syntax ("200ms", "2s", "1m30s", see go-duration.ts) or a number of milliseconds.
+ * Plugin parameters use {@link Parameters.duration}, which takes Go's syntax only, as upstream.
+ */
 export function parseDurationMs(value: unknown): number | undefined {
-  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value;
+  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value : undefined;
   if (typeof value !== 'string') return undefined;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(value.trim());
-  if (!m) return undefined;
-  const n = Number(m[1]);
-  return m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000;
+  const ms = goDurationMs(value.trim());
+  return ms === undefined || ms < 0 ? undefined : ms;
 }
 
 /** A plugin's parameters plus where to report problems with them. */
@@ -35,7 +37,7 @@ export class Parameters {
     if (typeof n !== 'number' || !Number.isFinite(n) || n < min || n > max) {
       this.problems.push({
         path: `${this.path}.${key}`,
-        message: `must be a number between ${min} and ${max}, got ${JSON.stringify(value)}`,
+        message: `must be a number between ${min} and ${max}, got ${shown(value)}`,
       });
       return fallback;
     }
@@ -102,17 +104,17 @@ export class Parameters {
     return value as Record<string, string>;
   }
 
-  /** A duration ("200ms", "2s", "1m" or milliseconds) in milliseconds, > 0. */
-  duration(key: string, fallbackMs: number): number {
+  /**
+   * A duration in Go's syntax ("200ms", "1.5s", "1m30s"; see go-duration.ts) in milliseconds: > 0, or ≥ 0 with
+   * `range` non-negative. A bare number is refused, as upstream's decoding into a Go duration string refuses it.
+   */
+  duration(key: string, fallbackMs: number, range: DurationRange = 'positive'): number {
     this.known.add(key);
     const value = this.values[key];
     if (value === undefined || value === null) return fallbackMs;
-    const ms = parseDurationMs(value);
-    if (ms === undefined || ms <= 0) {
-      this.problems.push({
-        path: `${this.path}.${key}`,
-        message: `must be a positive duration like "200ms" or "2s", got ${JSON.stringify(value)}`,
-      });
+    const ms = durationParameterMs(value, range);
+    if (typeof ms === 'string') {
+      this.problems.push({ path: `${this.path}.${key}`, message: ms });
       return fallbackMs;
     }
     return ms;
@@ -140,15 +142,17 @@ export class Parameters {
     this.problems.push({ path: `${this.path}.${key}`, message });
   }
 
+  /** The parameters no reader asked for. */
+  unknown(): string[] {
+    return Object.keys(this.values).filter((key) => !this.known.has(key));
+  }
+
   /** Reports parameters the plugin does not understand (a typo should not be silently ignored). */
   rejectUnknown(type: string): void {
-    for (const key of Object.keys(this.values)) {
-      if (!this.known.has(key)) {
-        this.problems.push({
-          path: `${this.path}.${key}`,
-          message: `unknown parameter for plugin type "${type}" (known: ${[...this.known].join(', ') || 'none'})`,
-        });
-      }
-    }
+    for (const key of this.unknown())
+      this.problems.push({
+        path: `${this.path}.${key}`,
+        message: `unknown parameter for plugin type "${type}" (known: ${[...this.known].join(', ') || 'none'})`,
+      });
   }
 }

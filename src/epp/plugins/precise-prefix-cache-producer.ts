@@ -29,7 +29,8 @@ import type {
   SchedulingResult,
   Scorer,
 } from '../types.js';
-import { parseDurationMs, type Parameters } from './parameters.js';
+import { durationParameterMs } from '../go-duration.js';
+import type { Parameters } from './parameters.js';
 import {
   defaultPrefixCacheParameters,
   PREFIX_MATCHES,
@@ -492,12 +493,13 @@ export function precisePrefixCacheOptions(p: Parameters): PrecisePrefixCacheOpti
   const discoverPods = discover === true || (discover === undefined && zmqEndpoint === undefined);
 
   const speculativeIndexing = p.boolean('speculativeIndexing', false);
+  // Upstream reads it with time.ParseDuration; empty, zero (or, refused here, negative) means its 2 s default.
   const ttlRaw = p.raw('speculativeTTL');
   let speculativeTtlMs = 2000;
   if (ttlRaw !== undefined && ttlRaw !== null && ttlRaw !== '') {
-    const ms = parseDurationMs(ttlRaw);
-    if (ms === undefined || ms <= 0) p.problem('speculativeTTL', 'must be a duration like "2s"');
-    else speculativeTtlMs = ms;
+    const ms = durationParameterMs(ttlRaw, 'non-negative');
+    if (typeof ms === 'string') p.problem('speculativeTTL', ms);
+    else if (ms > 0) speculativeTtlMs = ms;
   }
   return {
     blockSizeTokens,

@@ -23,7 +23,8 @@
  */
 import { Agent, request } from 'undici';
 import type { Endpoint, RequestDataInput, RequestDataPreparer } from '../types.js';
-import { parseDurationMs, type Parameters } from './parameters.js';
+import { durationParameterMs } from '../go-duration.js';
+import type { Parameters } from './parameters.js';
 import { promptOf } from '../request.js';
 import { TokenPrefixStore } from './token-prefix-store.js';
 import { readAtMost } from '../../transport/index.js';
@@ -311,8 +312,11 @@ export function tokenProducerOptions(p: Parameters): TokenProducerOptions {
       const d = v['endpointDiscovery'];
       if (typeof d !== 'object' || Array.isArray(d)) p.problem('vllm.endpointDiscovery', 'must be a mapping');
       else
-        for (const key of Object.keys(d))
-          if (key !== 'attemptTimeout' && key !== 'loadBalancer')
+        for (const [key, value] of Object.entries(d as Record<string, unknown>))
+          if (key === 'attemptTimeout') {
+            const ms = durationParameterMs(value, 'positive');
+            if (typeof ms === 'string') p.problem('vllm.endpointDiscovery.attemptTimeout', ms);
+          } else if (key !== 'loadBalancer')
             p.problem(
               `vllm.endpointDiscovery.${key}`,
               'not supported: renders go to the pool endpoints in turn, on their serving port',
@@ -326,9 +330,9 @@ export function tokenProducerOptions(p: Parameters): TokenProducerOptions {
     ] as const) {
       const raw = v[key];
       if (raw === undefined) continue;
-      const m = typeof raw === 'string' ? /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(raw) : null;
-      if (!m) p.problem(`vllm.${key}`, `must be a duration like "5s", got ${JSON.stringify(raw)}`);
-      else options[field] = Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 's' ? 1000 : 60_000);
+      const ms = durationParameterMs(raw, 'positive');
+      if (typeof ms === 'string') p.problem(`vllm.${key}`, ms);
+      else options[field] = ms;
     }
     // Chat waits for the larger of the two, as upstream.
     options.chatTimeoutMs = Math.max(options.chatTimeoutMs, options.timeoutMs);
@@ -364,12 +368,10 @@ function prefixStoreOptions(p: Parameters): PrefixStoreOptions | undefined {
       if (typeof value !== 'boolean') p.problem('prefixStore.enabled', 'must be true or false');
       else if (!value) return undefined;
     } else if (key === 'missWait') {
-      const ms = parseDurationMs(value);
-      if (ms === undefined || ms > 60_000)
-        p.problem(
-          'prefixStore.missWait',
-          `must be a duration up to 60s like "50ms", got ${JSON.stringify(value)}`,
-        );
+      const ms = durationParameterMs(value, 'non-negative');
+      if (typeof ms === 'string') p.problem('prefixStore.missWait', ms);
+      else if (ms > 60_000)
+        p.problem('prefixStore.missWait', `must be at most 60s, got ${JSON.stringify(value)}`);
       else options.missWaitMs = ms;
     } else if (key === 'minPrefixOverlapRatio') {
       if (typeof value !== 'number' || !(value >= 0 && value <= 1))
