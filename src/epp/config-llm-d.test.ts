@@ -269,10 +269,10 @@ schedulingProfiles:
     problems.map((p) => p.path),
     ['plugins[0].type', 'plugins[1].type', 'plugins[2].type'],
   );
-  assert.match(problems[0]!.message, /plugin type "tokenizer" is not supported yet: .*use token-producer/);
+  assert.match(problems[0]!.message, /plugin type "tokenizer" is an llm-d plugin .*use token-producer/);
   assert.match(
     problems[1]!.message,
-    /plugin type "encode-filter" is not supported yet: endpoints have no encode role/,
+    /plugin type "encode-filter" is an llm-d plugin this EPP does not implement: endpoints have no encode role/,
   );
   assert.match(problems[2]!.message, /unknown plugin type "no-such-plugin" \(known: .*by-label/);
 });
@@ -325,7 +325,7 @@ test('llm-d layout: parsers, data layer discovery, and a config without profiles
     parserProblems.map((p) => p.path),
     ['plugins[1].type', 'requestHandler.parsers[0].pluginRef'],
   );
-  assert.match(parserProblems[0]!.message, /not supported yet: this EPP parses OpenAI requests/);
+  assert.match(parserProblems[0]!.message, /does not implement: this EPP parses OpenAI requests/);
   const discovery = problemsOf(
     `${head}plugins:\n- type: queue-scorer\n- {name: files, type: file-discovery, parameters: {path: /etc/endpoints.yaml}}\ndataLayer: {discovery: {endpoints: {pluginRef: files}}}\n`,
   );

@@ -17,6 +17,7 @@ import {
   isSaturationDetector,
   parseDurationMs,
   type LinkedPlugin,
+  type PluginReport,
   type SaturationDetectorPlugin,
 } from './plugins/index.js';
 import { defaultSaturationThresholds, type SaturationThresholds } from './saturation.js';
@@ -347,6 +348,7 @@ function readFeatureGates(raw: unknown, c: Checker): Map<string, boolean> {
 
 function readPlugins(raw: unknown, c: Checker): Map<string, Plugin> {
   const plugins = new Map<string, Plugin>();
+  const report: PluginReport = { problems: c.problems, warnings: c.warnings };
   if (!Array.isArray(raw) || raw.length === 0) {
     c.problem('plugins', 'must be a non-empty list of {type, name?, parameters?}');
     return plugins;
@@ -369,7 +371,7 @@ function readPlugins(raw: unknown, c: Checker): Map<string, Plugin> {
       c.problem(`${path}.name`, `plugin name "${name}" is used twice; give one a distinct name`);
       return;
     }
-    const plugin = createPlugin(type, name, parameters, path, c.problems);
+    const plugin = createPlugin(type, name, parameters, path, report);
     if (!plugin) {
       c.refused.add(name);
       return;

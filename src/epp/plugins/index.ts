@@ -57,8 +57,10 @@ import { utilizationDetector } from './utilization-detector.js';
 import { concurrencyDetector, type ConcurrencyMode } from './concurrency-detector.js';
 import { flowControlPolicy, priorityHoldbackPlugin } from './flow-control-policies.js';
 import { weightedRandomPicker } from './weighted-random-picker.js';
+import { notImplementedMessage } from './unsupported.js';
 
 export { Parameters, parseDurationMs } from './parameters.js';
+export { notSupported } from './unsupported.js';
 export { isSaturationDetector, type SaturationDetectorPlugin } from './utilization-detector.js';
 export { matchesSelector, readMatchExpressions, type LabelSelector } from './label-filter.js';
 export {
@@ -277,17 +279,6 @@ export const acceptedNotActedOn: Readonly<Record<string, string>> = {
     'program-aware fairness is not implemented; a band that names it is served round-robin between flows',
 };
 
-/** Plugin types from llm-d configs that this EPP refuses, with what to do instead. */
-export const notSupported: Readonly<Record<string, string>> = {
-  tokenizer: 'renamed upstream: use token-producer (backend vllm or estimate)',
-  'encode-filter': 'endpoints have no encode role here (llm-d.ai/role is prefill, decode or both)',
-  'file-discovery': 'give the endpoints with --endpoints (static) or --pool-name (Kubernetes)',
-  'anthropic-parser': 'this EPP parses OpenAI requests (openai-parser)',
-  'vllmhttp-parser': 'this EPP parses OpenAI requests (openai-parser)',
-  'vllmgrpc-parser': 'this EPP parses OpenAI requests (openai-parser)',
-  'passthrough-parser': 'this EPP parses OpenAI requests (openai-parser)',
-};
-
 /** Older or shorter names found in published configs, mapped to the canonical type. */
 const aliases: Record<string, string> = {
   'kv-cache-scorer': 'kv-cache-utilization-scorer',
@@ -313,36 +304,69 @@ export function canonicalPluginType(type: string): string | undefined {
 }
 
 /**
- * Instantiates one plugin, recording problems (unknown type, bad parameters) instead of throwing.
- * Returns undefined when the type is unknown.
+ * Types whose upstream factory never decodes its parameters (`func …Factory(name string, _ *json.Decoder, …)` in
+ * llm-d-router), so upstream loads them with any parameters: here each parameter given is a warning, not an error.
+ * Every other type decodes strictly upstream (unknown parameters refused), and is refused here the same way.
+ */
+const IGNORES_PARAMETERS: ReadonlySet<string> = new Set([
+  'queue-scorer',
+  'kv-cache-utilization-scorer',
+  'lora-affinity-scorer',
+  'prefill-filter',
+  'decode-filter',
+  'single-profile-handler',
+  'always-disagg-pd-decider',
+  'openai-parser',
+  'fcfs-ordering-policy',
+  'edf-ordering-policy',
+  'slo-deadline-ordering-policy',
+  'global-strict-fairness-policy',
+  'round-robin-fairness-policy',
+]);
+
+/** Where one config's plugins report: problems refuse the config, warnings are logged at start. */
+export interface PluginReport {
+  readonly problems: FieldProblem[];
+  readonly warnings: FieldProblem[];
+  /** Where the known types were listed, once per config (an unknown type after that refers there). */
+  knownTypesListedAt?: string | undefined;
+}
+
+/** The problem of an unknown type: the known types are listed once per config, however many types are unknown. */
+function unknownTypeMessage(type: string, path: string, report: PluginReport): string {
+  if (report.knownTypesListedAt !== undefined)
+    return `unknown plugin type "${type}" (the known types are listed at ${report.knownTypesListedAt})`;
+  report.knownTypesListedAt = path;
+  return `unknown plugin type "${type}" (known: ${pluginTypes.join(', ')})`;
+}
+
+/**
+ * Instantiates one plugin, recording problems (unknown type, bad parameters) and warnings (parameters accepted but
+ * not acted on) in `report` instead of throwing. Returns undefined when the type is refused.
  */
 export function createPlugin(
   type: string,
   name: string,
   parameters: Readonly<Record<string, unknown>>,
   path: string,
-  problems: FieldProblem[],
+  report: PluginReport,
 ): Plugin | undefined {
+  const { problems, warnings } = report;
   const canonical = canonicalPluginType(type);
-  const unsupported = notSupported[type];
+  const unsupported = notImplementedMessage(type);
   if (unsupported !== undefined) {
-    problems.push({
-      path: `${path}.type`,
-      message: `plugin type "${type}" is not supported yet: ${unsupported}`,
-    });
+    problems.push({ path: `${path}.type`, message: unsupported });
     return undefined;
   }
   if (!canonical) {
-    problems.push({
-      path: `${path}.type`,
-      message: `unknown plugin type "${type}" (known: ${pluginTypes.join(', ')})`,
-    });
+    problems.push({ path: `${path}.type`, message: unknownTypeMessage(type, `${path}.type`, report) });
     return undefined;
   }
   // Accepted but not acted on: any parameters (they are not read); the config loader warns.
   if (canonical in acceptedNotActedOn) return { type: canonical, name };
-  const p = new Parameters(parameters, `${path}.parameters`, problems);
+  const p = new Parameters(parameters, `${path}.parameters`, problems, warnings);
   const plugin = factories[canonical]!(name, p);
-  p.rejectUnknown(type);
+  if (IGNORES_PARAMETERS.has(canonical)) p.ignoreUnknown(type);
+  else p.rejectUnknown(type);
   return plugin;
 }

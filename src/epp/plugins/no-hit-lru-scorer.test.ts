@@ -79,7 +79,7 @@ test('no-hit-lru-scorer: the prefill pick of a cold request counts as used too',
 test('no-hit-lru-scorer parameters: bounds and upstream names, each mistake under its path', () => {
   const problems: FieldProblem[] = [];
   const create = (parameters: Record<string, unknown>) =>
-    createPlugin('no-hit-lru-scorer', 'n', parameters, 'plugins[1]', problems);
+    createPlugin('no-hit-lru-scorer', 'n', parameters, 'plugins[1]', { problems, warnings: [] });
   create({ lruSize: 2048, prefixPluginName: 'prefix-cache-scorer', prefixPluginType: 'prefix-cache-scorer' });
   assert.equal(problems.length, 0, 'the deprecated names are accepted');
   create({ lruSize: 0 });

@@ -26,6 +26,8 @@ export class Parameters {
     /** Config path of the parameters map, e.g. `plugins[2].parameters`. */
     private readonly path: string,
     private readonly problems: FieldProblem[],
+    /** Where accepted-but-not-acted-on parameters are reported (logged at start); dropped when not given. */
+    private readonly warnings: FieldProblem[] = [],
   ) {}
 
   /** A number in [min, max], or `fallback` when absent. */
@@ -137,6 +139,11 @@ export class Parameters {
     return value !== undefined && value !== null;
   }
 
+  /** Records a warning about a parameter that is accepted but not (or not fully) acted on. */
+  warn(key: string, message: string): void {
+    this.warnings.push({ path: `${this.path}.${key}`, message });
+  }
+
   /** Records a problem with a parameter that its type check alone cannot catch (e.g. two that conflict). */
   problem(key: string, message: string): void {
     this.problems.push({ path: `${this.path}.${key}`, message });
@@ -145,6 +152,18 @@ export class Parameters {
   /** The parameters no reader asked for. */
   unknown(): string[] {
     return Object.keys(this.values).filter((key) => !this.known.has(key));
+  }
+
+  /**
+   * Reports as warnings the parameters of a plugin whose upstream factory never decodes its parameters, so upstream
+   * loads them silently: here they load too, and each is named.
+   */
+  ignoreUnknown(type: string): void {
+    for (const key of this.unknown())
+      this.warn(
+        key,
+        `accepted, not acted on: plugin type "${type}" takes no such parameter (upstream ignores its parameters too)`,
+      );
   }
 
   /** Reports parameters the plugin does not understand (a typo should not be silently ignored). */
