@@ -7,7 +7,7 @@ import type { FieldProblem } from '../../errors/index.js';
 import type { LinkedPlugin, Plugin } from '../types.js';
 
 export type { LinkedPlugin };
-import { activeRequestScorer } from './active-request-scorer.js';
+import { activeRequestScorerFactory } from './active-request-scorer.js';
 import { kvCacheUtilizationScorer } from './kv-cache-utilization-scorer.js';
 import {
   byLabelFilter,
@@ -218,7 +218,7 @@ const factories: Record<string, Factory> = {
   'kv-cache-utilization-scorer': (name) => kvCacheUtilizationScorer(name),
   'prefix-cache-scorer': prefixCacheScorerFactory,
   'lora-affinity-scorer': (name) => loraAffinityScorer(name),
-  'active-request-scorer': (name) => activeRequestScorer(name),
+  'active-request-scorer': activeRequestScorerFactory,
   'prefix-cache-affinity-filter': prefixCacheAffinityFilterFactory,
   'token-load-scorer': tokenLoadScorerFactory,
   'no-hit-lru-scorer': (name, p) => noHitLruScorer(name, noHitLruParameters(p)),
