@@ -415,3 +415,70 @@ dataLayer: {crossReplicaSyncerPluginRef: syncer, crossReplicaSyncInterval: 500ms
   assert.match(peers[0]!.message, /do not discover each other/);
   assert.match(problemsOf(head('llm-d.ai/v2'))[0]!.message, /must be one of .*llm-d\.ai\/v1,/);
 });
+
+test('llm-d layout: a profile naming a data producer loads, as upstream skips it; the reference is a warning', () => {
+  const config = loadEndpointPickerConfig(`apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: token-producer
+  parameters: {modelName: Qwen/Qwen3-32B, vllm: {url: "http://localhost:8000"}}
+- type: approx-prefix-cache-producer
+- type: prefix-cache-scorer
+- type: decode-filter
+- type: max-score-picker
+schedulingProfiles:
+- name: default
+  plugins:
+  - pluginRef: decode-filter
+  - pluginRef: token-producer
+  - pluginRef: approx-prefix-cache-producer
+    weight: 3
+  - pluginRef: prefix-cache-scorer
+    weight: 2.0
+  - pluginRef: max-score-picker
+`);
+  assert.deepEqual(warnedPaths(config), [
+    'schedulingProfiles[0].plugins[1].pluginRef',
+    'schedulingProfiles[0].plugins[2].pluginRef',
+  ]);
+  assert.match(
+    config.warnings[0]!.message,
+    /"token-producer" \(token-producer\) is not a filter, scorer or picker: ignored in this profile, as upstream/,
+  );
+  const profile = config.scheduler.profiles.get('default')!;
+  assert.deepEqual(
+    profile.filters.map((f) => f.type),
+    ['decode-filter'],
+  );
+  assert.deepEqual(
+    profile.scorers.map((s) => [s.scorer.type, s.weight]),
+    [['prefix-cache-scorer', 2]],
+  );
+  assert.equal(profile.picker.type, 'max-score-picker');
+  // The producers still run, as plugins of the config.
+  assert.deepEqual(
+    config.preparers.map((p) => p.type),
+    ['token-producer'],
+  );
+  assert.deepEqual(
+    config.scheduler.producers!.map((p) => p.type),
+    ['approx-prefix-cache-producer'],
+  );
+  // A weight on a skipped reference is still checked: a hostile value is refused, naming it.
+  const problems = problemsOf(`apiVersion: llm-d.ai/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: approx-prefix-cache-producer
+- type: queue-scorer
+schedulingProfiles:
+- name: default
+  plugins:
+  - {pluginRef: approx-prefix-cache-producer, weight: -1}
+  - {pluginRef: queue-scorer}
+  - {pluginRef: nowhere}
+`);
+  assert.deepEqual(
+    problems.map((p) => p.path),
+    ['schedulingProfiles[0].plugins[0].weight', 'schedulingProfiles[0].plugins[2].pluginRef'],
+  );
+});

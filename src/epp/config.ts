@@ -489,12 +489,14 @@ function buildProfile(
       picker = timedPicker(plugin, timing);
       used = true;
     }
-    if (!used) {
-      c.problem(
+    // Upstream's SchedulerProfile.AddPlugins registers a plugin by the scheduling interfaces it implements and skips
+    // any other without an error, so guides that list a data producer (tokenizer, a latency producer) in a profile
+    // load there: here too, and the reference is named.
+    if (!used)
+      c.warn(
         `${refPath}.pluginRef`,
-        `"${plugin.name}" (${plugin.type}) is not a filter, scorer or picker; list it under plugins only`,
+        `"${plugin.name}" (${plugin.type}) is not a filter, scorer or picker: ignored in this profile, as upstream (it runs as a plugin all the same)`,
       );
-    }
   });
   // Like GIE, a profile without a picker uses max-score.
   return {
