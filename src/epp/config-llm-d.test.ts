@@ -256,7 +256,6 @@ test('llm-d layout: plugin types not supported yet are refused by name; a refere
   const problems = problemsOf(`apiVersion: llm-d.ai/v1alpha1
 kind: EndpointPickerConfig
 plugins:
-- type: tokenizer
 - name: precise
   type: encode-filter
 - type: no-such-plugin
@@ -267,14 +266,13 @@ schedulingProfiles:
 `);
   assert.deepEqual(
     problems.map((p) => p.path),
-    ['plugins[0].type', 'plugins[1].type', 'plugins[2].type'],
+    ['plugins[0].type', 'plugins[1].type'],
   );
-  assert.match(problems[0]!.message, /plugin type "tokenizer" is an llm-d plugin .*use token-producer/);
   assert.match(
-    problems[1]!.message,
+    problems[0]!.message,
     /plugin type "encode-filter" is an llm-d plugin this EPP does not implement: endpoints have no encode role/,
   );
-  assert.match(problems[2]!.message, /unknown plugin type "no-such-plugin" \(known: .*by-label/);
+  assert.match(problems[1]!.message, /unknown plugin type "no-such-plugin" \(known: .*by-label/);
 });
 
 test('llm-d layout: the saturation detector in flowControl, at the deprecated top level, or by its default name', () => {

@@ -13,6 +13,7 @@ import { isRecord } from './is-record.js';
 import { LlmisvcError, ValidationError, type FieldProblem } from '../errors/index.js';
 import {
   acceptedNotActedOn,
+  checkTokenSources,
   createPlugin,
   isSaturationDetector,
   parseDurationMs,
@@ -154,6 +155,8 @@ class Checker {
   readonly warnings: ConfigWarning[] = [];
   /** Names of plugins whose type was refused: a reference to one is not reported a second time. */
   readonly refused = new Set<string>();
+  /** Each plugin's place in the config (`plugins[3]`), for problems found across plugins. */
+  readonly pluginPaths = new Map<string, string>();
 
   problem(path: string, message: string): void {
     this.problems.push({ path, message });
@@ -250,6 +253,7 @@ export function buildEndpointPickerConfig(
 
   const featureGates = readFeatureGates(doc['featureGates'], c);
   const plugins = readPlugins(doc['plugins'], c);
+  readTokenSources(plugins, c);
   const timing: PluginTiming = { observe: undefined };
   const profiles = readProfiles(doc['schedulingProfiles'], plugins, timing, c);
 
@@ -377,6 +381,7 @@ function readPlugins(raw: unknown, c: Checker): Map<string, Plugin> {
       return;
     }
     plugins.set(name, plugin);
+    c.pluginPaths.set(name, path);
     const why = acceptedNotActedOn[plugin.type];
     if (why !== undefined) c.warn(path, `plugin "${name}" (${plugin.type}) accepted, not acted on: ${why}`);
   });
@@ -384,6 +389,19 @@ function readPlugins(raw: unknown, c: Checker): Map<string, Plugin> {
   // are linked once all exist; each reports its own problems under its parameters.
   for (const plugin of plugins.values()) (plugin as Partial<LinkedPlugin>).link?.(plugins, c.refused);
   return plugins;
+}
+
+/**
+ * Precise prefix-cache routing's token sources (plugins/token-sources.ts). A deprecated precise-prefix-cache-scorer
+ * whose tokenizersPoolConfig maps onto a renderer gets it as its own request-data step, so the renderer runs before
+ * scheduling as a token-producer would.
+ */
+function readTokenSources(plugins: ReadonlyMap<string, Plugin>, c: Checker): void {
+  const report = checkTokenSources(plugins, (name) => c.pluginPaths.get(name) ?? `plugins (${name})`);
+  c.problems.push(...report.problems);
+  c.warnings.push(...report.warnings);
+  for (const { plugin, renderer } of report.renderers)
+    Object.assign(plugin, { prepareRequestData: renderer.prepareRequestData });
 }
 
 function readProfiles(

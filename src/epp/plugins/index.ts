@@ -61,6 +61,7 @@ import { notImplementedMessage } from './unsupported.js';
 
 export { Parameters, parseDurationMs } from './parameters.js';
 export { notSupported } from './unsupported.js';
+export { checkTokenSources } from './token-sources.js';
 export { isSaturationDetector, type SaturationDetectorPlugin } from './utilization-detector.js';
 export { matchesSelector, readMatchExpressions, type LabelSelector } from './label-filter.js';
 export {
@@ -249,7 +250,8 @@ const factories: Record<string, Factory> = {
   'utilization-detector': utilizationDetectorFactory,
   'approx-prefix-cache-producer': (name, p) =>
     approxPrefixCacheProducer(name, approxPrefixCacheParameters(p)),
-  'precise-prefix-cache-scorer': (name, p) => precisePrefixCacheScorer(name, precisePrefixCacheOptions(p)),
+  'precise-prefix-cache-scorer': (name, p) =>
+    precisePrefixCacheScorer(name, precisePrefixCacheOptions(p, 'precise-prefix-cache-scorer')),
   'precise-prefix-cache-producer': (name, p) =>
     precisePrefixCacheProducer(name, precisePrefixCacheOptions(p)),
   'token-producer': (name, p) => tokenProducer(name, tokenProducerOptions(p)),
@@ -289,6 +291,14 @@ const aliases: Record<string, string> = {
   queue: 'queue-scorer',
   // llm-d-inference-scheduler registers both names with one factory.
   'disagg-headers-handler': 'prefill-header-handler',
+  // llm-d-router still registers token-producer's earlier name (RegisterDeprecated, tokenizer.LegacyPluginFactory).
+  tokenizer: 'token-producer',
+};
+
+/** Aliases upstream deprecates: loading one is a warning saying which name to use. */
+const deprecatedAliases: Readonly<Record<string, string>> = {
+  tokenizer:
+    'deprecated upstream since llm-d-router v0.9.0 (to be removed in v0.11.0): loaded as token-producer',
 };
 
 /** Every plugin type this EPP understands (canonical names). */
@@ -362,6 +372,8 @@ export function createPlugin(
     problems.push({ path: `${path}.type`, message: unknownTypeMessage(type, `${path}.type`, report) });
     return undefined;
   }
+  if (Object.hasOwn(deprecatedAliases, type))
+    warnings.push({ path: `${path}.type`, message: `"${type}": ${deprecatedAliases[type]}` });
   // Accepted but not acted on: any parameters (they are not read); the config loader warns.
   if (canonical in acceptedNotActedOn) return { type: canonical, name };
   const p = new Parameters(parameters, `${path}.parameters`, problems, warnings);

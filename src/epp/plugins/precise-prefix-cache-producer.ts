@@ -31,6 +31,7 @@ import type {
 } from '../types.js';
 import { durationParameterMs } from '../go-duration.js';
 import type { Parameters } from './parameters.js';
+import { tokenizersPool, type TokenizersPool } from './legacy-tokenizers.js';
 import {
   defaultPrefixCacheParameters,
   PREFIX_MATCHES,
@@ -59,6 +60,11 @@ export interface PrecisePrefixCacheOptions {
   maxMessageBytes: number;
   /** Most blocks of one prompt considered. */
   maxBlocks: number;
+  /**
+   * The deprecated all-in-one scorer's `indexerConfig.tokenizersPoolConfig` (the producer refuses it, as upstream):
+   * rendered at the pool's model servers when no token-producer renders (see config's token sources).
+   */
+  tokenizersPool?: TokenizersPool | undefined;
 }
 
 /** Counters of the event stream (metrics and tests read them). */
@@ -374,7 +380,10 @@ export const DEFAULT_MAX_ENTRIES = 500_000;
  * `speculativeIndexing`, `speculativeTTL`. Defaults are llm-d's (block size 16, topic `kv@`, pod discovery on port
  * 5557), except the index size: llm-d allows 10^8 keys; here 500,000 entries unless `inMemoryConfig.size` says more.
  */
-export function precisePrefixCacheOptions(p: Parameters): PrecisePrefixCacheOptions {
+export function precisePrefixCacheOptions(
+  p: Parameters,
+  type: 'precise-prefix-cache-producer' | 'precise-prefix-cache-scorer' = 'precise-prefix-cache-producer',
+): PrecisePrefixCacheOptions {
   const tp = tokenProcessorConfig(p, 'tokenProcessorConfig', p.raw('tokenProcessorConfig'));
   const ic = section(p, 'indexerConfig', p.raw('indexerConfig'), [
     'kvBlockIndexConfig',
@@ -400,10 +409,16 @@ export function precisePrefixCacheOptions(p: Parameters): PrecisePrefixCacheOpti
       "disagrees with tokenProcessorConfig's hashSeed: give it once, or the same in both",
     );
   const blockSizeTokens = tp?.blockSizeTokens ?? itp?.blockSizeTokens ?? 16;
-  if (ic?.['tokenizersPoolConfig'] !== undefined)
+  // Upstream's tokens-only producer refuses the in-process tokenizer pool (producer.go PluginFactory); the deprecated
+  // all-in-one scorer still takes it and tokenizes with it (legacy_producer.go), which here maps onto a renderer.
+  const pool =
+    type === 'precise-prefix-cache-scorer'
+      ? tokenizersPool(p, 'indexerConfig.tokenizersPoolConfig', ic?.['tokenizersPoolConfig'])
+      : undefined;
+  if (type === 'precise-prefix-cache-producer' && ic?.['tokenizersPoolConfig'] !== undefined)
     p.problem(
       'indexerConfig.tokenizersPoolConfig',
-      'is not supported (nor upstream): configure a token-producer plugin instead',
+      'is refused by precise-prefix-cache-producer, as upstream (it takes its tokens from a token-producer): add a token-producer with modelName and vllm.url or vllm.endpointDiscovery (only the deprecated precise-prefix-cache-scorer reads tokenizersPoolConfig)',
     );
   const bic = section(
     p,
@@ -517,6 +532,7 @@ export function precisePrefixCacheOptions(p: Parameters): PrecisePrefixCacheOpti
     // while bounding what one message costs to scan and decode.
     maxMessageBytes: 4 << 20,
     maxBlocks: 4096,
+    tokenizersPool: pool,
   };
 }
 

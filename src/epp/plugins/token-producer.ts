@@ -27,6 +27,7 @@ import { durationParameterMs } from '../go-duration.js';
 import type { Parameters } from './parameters.js';
 import { promptOf } from '../request.js';
 import { TokenPrefixStore } from './token-prefix-store.js';
+import { RENDER_ON_POOL, udsTokenizerSocket } from './legacy-tokenizers.js';
 import { readAtMost } from '../../transport/index.js';
 
 /** Cycle-state key of the request's tokens. */
@@ -57,6 +58,8 @@ export interface PrefixStoreOptions {
 
 export interface TokenProducerOptions {
   backend: 'estimate' | 'vllm';
+  /** Whether the config named the backend (`backend:`), as configs written for current llm-d-router do. */
+  backendExplicit: boolean;
   modelName: string | undefined;
   /** One render URL (`vllm.url`); undefined with endpoint discovery. */
   url: string | undefined;
@@ -258,18 +261,23 @@ function promptText(input: RequestDataInput): { scope: string; text: string } | 
   return { scope, text: promptOf(path, body) };
 }
 
-/** Reads llm-d-router's token-producer parameters (the multimodal `estimate.*` tuning is accepted, not read). */
-export function tokenProducerOptions(p: Parameters): TokenProducerOptions {
-  const modelName = p.has('modelName') ? p.string('modelName', '') : undefined;
-  const vllm = p.raw('vllm');
-  p.raw('estimate');
-  let backend = p.string('backend', vllm !== undefined || modelName !== undefined ? 'vllm' : 'estimate');
-  if (backend !== 'vllm' && backend !== 'estimate') {
-    p.problem('backend', `must be "vllm" or "estimate", got ${JSON.stringify(backend)}`);
-    backend = 'estimate';
-  }
-  const options: TokenProducerOptions = {
-    backend: backend as 'vllm' | 'estimate',
+/** The options of a producer rendering at the pool's model servers, with upstream's timeouts and the prefix store. */
+export function renderOnPoolOptions(modelName: string | undefined): TokenProducerOptions {
+  return {
+    ...baseOptions('vllm', false, modelName),
+    endpointDiscovery: true,
+    prefixStore: defaultPrefixStore(),
+  };
+}
+
+function baseOptions(
+  backend: 'vllm' | 'estimate',
+  backendExplicit: boolean,
+  modelName: string | undefined,
+): TokenProducerOptions {
+  return {
+    backend,
+    backendExplicit,
     modelName,
     url: undefined,
     endpointDiscovery: false,
@@ -278,6 +286,43 @@ export function tokenProducerOptions(p: Parameters): TokenProducerOptions {
     maxResponseBytes: 64 << 20,
     prefixStore: undefined,
   };
+}
+
+/**
+ * Reads llm-d-router's token-producer parameters (the multimodal `estimate.*` tuning is accepted, not read). The
+ * deprecated `udsTokenizerConfig` (a tokenizer sidecar on a Unix socket) renders at the pool's model servers
+ * instead, with a warning: see legacy-tokenizers.ts.
+ */
+export function tokenProducerOptions(p: Parameters): TokenProducerOptions {
+  const modelName = p.has('modelName') ? p.string('modelName', '') : undefined;
+  const vllm = p.raw('vllm');
+  const uds = udsTokenizerSocket(p);
+  p.raw('estimate');
+  let backend = p.string(
+    'backend',
+    vllm !== undefined || modelName !== undefined || uds !== undefined ? 'vllm' : 'estimate',
+  );
+  if (backend !== 'vllm' && backend !== 'estimate') {
+    p.problem('backend', `must be "vllm" or "estimate", got ${JSON.stringify(backend)}`);
+    backend = 'estimate';
+  }
+  const options = baseOptions(backend as 'vllm' | 'estimate', p.has('backend'), modelName);
+  if (uds !== undefined) {
+    if (vllm !== undefined && vllm !== null)
+      p.problem('udsTokenizerConfig', 'give either udsTokenizerConfig or vllm, not both (as upstream)');
+    else if (options.backend === 'estimate')
+      p.problem(
+        'udsTokenizerConfig',
+        'is a tokenizer, which backend estimate does not use: drop one of them',
+      );
+    else {
+      options.endpointDiscovery = true;
+      p.warn(
+        'udsTokenizerConfig',
+        `the UDS tokenizer sidecar (${uds}) is not supported here: ${RENDER_ON_POOL}; give vllm.url instead to render elsewhere`,
+      );
+    }
+  }
   const store = prefixStoreOptions(p);
   if (vllm !== undefined && vllm !== null) {
     if (typeof vllm !== 'object' || Array.isArray(vllm)) {
@@ -347,14 +392,12 @@ export function tokenProducerOptions(p: Parameters): TokenProducerOptions {
  * `prefixStore` {enabled (true), chunkChars (256), maxTokens (4,000,000 ids, ~16 MB), minPrefixOverlapRatio (0),
  * maxRefreshes (8), missWait (50ms)}: an extension of llm-d-router's parameters (its configs leave it out and get the defaults).
  */
+function defaultPrefixStore(): PrefixStoreOptions {
+  return { chunkChars: 256, maxTokens: 4_000_000, minPrefixOverlapRatio: 0, maxRefreshes: 8, missWaitMs: 50 };
+}
+
 function prefixStoreOptions(p: Parameters): PrefixStoreOptions | undefined {
-  const options: PrefixStoreOptions = {
-    chunkChars: 256,
-    maxTokens: 4_000_000,
-    minPrefixOverlapRatio: 0,
-    maxRefreshes: 8,
-    missWaitMs: 50,
-  };
+  const options = defaultPrefixStore();
   const raw = p.raw('prefixStore');
   if (raw === undefined || raw === null) return options;
   if (typeof raw !== 'object' || Array.isArray(raw)) {

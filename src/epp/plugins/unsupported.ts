@@ -7,7 +7,6 @@
 
 /** Type → what to use instead (or why there is no equivalent). */
 const LLM_D: Readonly<Record<string, string>> = {
-  tokenizer: 'use token-producer (backend vllm or estimate)',
   'session-affinity-scorer':
     'sessions are not pinned to an endpoint by header or cookie here; prefix-cache-scorer keeps a conversation on the endpoint holding its prefix',
   'session-affinity-filter':
