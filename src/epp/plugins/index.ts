@@ -30,7 +30,7 @@ import {
 } from './disagg-profile-handler.js';
 import { DEFAULT_NO_HIT_LRU_SIZE, noHitLruScorer, type NoHitLruParameters } from './no-hit-lru-scorer.js';
 import { Parameters } from './parameters.js';
-import { pdProfileHandler } from './pd-profile-handler.js';
+import { pdProfileHandlerFactory } from './pd-profile-handler.js';
 import { prefillHeaderHandler } from './prefill-header-handler.js';
 import { queueScorer } from './queue-scorer.js';
 import {
@@ -229,13 +229,7 @@ const factories: Record<string, Factory> = {
   'prefill-filter': (name) => prefillFilter(name),
   'decode-filter': (name) => decodeFilter(name),
   'single-profile-handler': (name) => singleProfileHandler(name),
-  'pd-profile-handler': (name, p) =>
-    pdProfileHandler(name, {
-      threshold: p.integer('threshold', 256, 0),
-      hashBlockSize: p.integer('hashBlockSize', defaultPrefixCacheParameters.hashBlockSize, 1),
-      decodeProfile: p.string('decodeProfile', 'decode'),
-      prefillProfile: p.string('prefillProfile', 'prefill'),
-    }),
+  'pd-profile-handler': pdProfileHandlerFactory,
   'disagg-profile-handler': disaggProfileHandlerFactory,
   'always-disagg-pd-decider': (name) => alwaysDisaggPdDecider(name),
   'prefix-based-pd-decider': prefixBasedPdDeciderFactory,
