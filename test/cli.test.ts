@@ -132,19 +132,21 @@ spec:
       '-f',
       file(
         'epp.yaml',
-        `${head}plugins:\n- type: queue-scorer\n- type: metrics-data-source\ndataLayer: {crossReplica: {syncInterval: 1s}}\n`,
+        `${head}plugins:\n- type: queue-scorer\n  parameters: {depth: 3}\n- type: metrics-data-source\ndataLayer: {crossReplica: {syncInterval: 1s}}\n`,
       ),
     );
     assert.equal(good.code, 0, good.stderr);
     assert.match(good.stdout, /^valid: 1 object/);
     assert.match(good.stderr, /warning: EndpointPickerConfig \(.*epp.yaml\) plugins\[1\]: .*not acted on/);
     assert.match(good.stderr, /dataLayer.crossReplica.syncInterval: accepted, not acted on/);
+    // queue-scorer's upstream factory ignores its parameters: a warning, not a refusal.
+    assert.match(good.stderr, /plugins\[0\]\.parameters\.depth: accepted, not acted on/);
     const bad = run(
       'validate',
       '-f',
       file(
         'epp-bad.yaml',
-        `${head}plugins:\n- type: queue-scorer\n  parameters: {depth: 3}\n- type: no-such-scorer\n`,
+        `${head}plugins:\n- type: prefix-cache-scorer\n  parameters: {depth: 3}\n- type: no-such-scorer\n`,
       ),
     );
     assert.equal(bad.code, 1);
