@@ -159,7 +159,7 @@ spec:
 
   it('checks the inline EndpointPickerConfig of a service, its own or from a config, as the EPP will load it', () => {
     const picker =
-      '{apiVersion: llm-d.ai/v1, kind: EndpointPickerConfig, plugins: [{type: queue-scorer, parameters: {depth: 3}}]}';
+      '{apiVersion: llm-d.ai/v1, kind: EndpointPickerConfig, plugins: [{type: prefix-cache-scorer, parameters: {depth: 3}}]}';
     const service = (name: string, scheduler: string) =>
       `apiVersion: serving.kserve.io/v1alpha2\nkind: LLMInferenceService\nmetadata: {name: ${name}}\nspec:\n  model: {uri: hf://org/m}\n  router: {route: {}, gateway: {}, scheduler: ${scheduler}}\n`;
     const own = file('inline-bad.yaml', service('inline-bad', `{config: {inline: ${picker}}}`));
@@ -196,6 +196,23 @@ spec:
     );
     const otherResult = run('validate', '-f', other);
     assert.equal(otherResult.code, 0, otherResult.stderr);
+    // What the EPP accepts but does not act on is a warning, named by its place in the service.
+    const ignored = file(
+      'inline-ignored.yaml',
+      service(
+        'ignored',
+        '{config: {inline: {apiVersion: llm-d.ai/v1, kind: EndpointPickerConfig, plugins: [{type: queue-scorer, parameters: {depth: 3}}]}}}',
+      ),
+    );
+    for (const command of ['validate', 'render']) {
+      const result = run(command, '-f', ignored);
+      assert.equal(result.code, 0, `${command}: ${result.stderr}`);
+      assert.match(
+        result.stderr,
+        /warning: LLMInferenceService "ignored": spec\.router\.scheduler\.config\.inline\.plugins\[0\]\.parameters\.depth: accepted, not acted on/,
+        command,
+      );
+    }
   });
 
   it('resolves baseRefs from --config-dir and reports a missing one', () => {

@@ -63,15 +63,22 @@ export function collisionWarning(
 /**
  * Renders each service; objects shared by several services (the default Gateway) are printed once. `warn` hears of
  * what renders but will not work as the file's author may expect (two services claiming one model name, an HTTPS
- * probe against the presets' plain-HTTP vLLM). `specProblems` checks each merged spec (presets and baseRefs applied)
- * beyond the renderer's own rules: the inline EndpointPickerConfig as the EPP will load it.
+ * probe on an image of its own). `checkSpec` checks each merged spec (presets and baseRefs applied) beyond the
+ * renderer's own rules — the inline EndpointPickerConfig as the EPP will load it: problems refuse the service,
+ * warnings (what the EPP accepts but does not act on) go to `warn`.
  */
 export function renderObjects(
   services: LLMInferenceService[],
   flags: RenderFlags,
   configs: Parameters<typeof renderService>[0]['configs'],
   warn: (message: string) => void = () => undefined,
-  specProblems: (spec: LLMInferenceServiceSpec) => FieldProblem[] = () => [],
+  checkSpec: (spec: LLMInferenceServiceSpec) => {
+    problems: FieldProblem[];
+    warnings: FieldProblem[];
+  } = () => ({
+    problems: [],
+    warnings: [],
+  }),
 ): KubeObject[] {
   const apiVersions = parseApiVersions(flags.apiVersions);
   // The controller's defaults: shared configs and the default Gateway live in the system namespace.
@@ -92,9 +99,11 @@ export function renderObjects(
   const objects: KubeObject[] = [];
   // Together: members of one routing group in the file split their model name between them.
   for (const { service, output, plan } of renderTogether(services, { configs, apiVersions, options })) {
-    const problems = specProblems(output.spec);
-    if (problems.length > 0)
-      throw new ValidationError(`LLMInferenceService "${service.metadata.name}"`, problems);
+    const checked = checkSpec(output.spec);
+    if (checked.problems.length > 0)
+      throw new ValidationError(`LLMInferenceService "${service.metadata.name}"`, checked.problems);
+    for (const w of checked.warnings)
+      warn(`LLMInferenceService "${service.metadata.name}": ${w.path}: ${w.message}`);
     if (plan?.collision) warn(collisionWarning(service, plan.collision));
     for (const w of httpsProbeWarnings(output.spec))
       warn(`LLMInferenceService "${service.metadata.name}": ${w}`);
@@ -169,14 +178,14 @@ export function register(program: Command): void {
         });
       }
       // Loaded only when needed: the EPP package costs a run without services ~0.1 s of start.
-      const { inlinePickerConfigProblems } = await import('../epp/index.js');
+      const { checkInlinePickerConfig } = await import('../epp/index.js');
       // Warnings go to stderr: stdout stays a clean document stream for kubectl apply -f -.
       const objects = renderObjects(
         services,
         flags,
         configs,
         (message) => process.stderr.write(`warning: ${message}\n`),
-        (spec) => inlinePickerConfigProblems(spec),
+        (spec) => checkInlinePickerConfig(spec),
       );
       if (flags.output === 'json') {
         process.stdout.write(

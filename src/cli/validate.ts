@@ -87,8 +87,8 @@ export function register(program: Command): void {
       // Then the merged view: presets, baseRefs and the cluster's APIs, exactly as `render` and the controller see it.
       if (reports.length === 0) {
         const { services, configs } = splitTyped(typed, flags.configDir);
-        const { inlinePickerConfigProblems } = await import('../epp/index.js');
-        const specProblems = (spec: LLMInferenceServiceSpec) => inlinePickerConfigProblems(spec);
+        const { checkInlinePickerConfig } = await import('../epp/index.js');
+        const checkSpec = (spec: LLMInferenceServiceSpec) => checkInlinePickerConfig(spec);
         const renderFlags: RenderFlags = {
           file: [],
           configDir: [],
@@ -105,7 +105,7 @@ export function register(program: Command): void {
         };
         for (const service of services) {
           try {
-            renderObjects([service], renderFlags, configs, warn, specProblems);
+            renderObjects([service], renderFlags, configs, warn, checkSpec);
           } catch (error) {
             reports.push({
               subject: `LLMInferenceService "${service.metadata.name}"`,
@@ -117,7 +117,7 @@ export function register(program: Command): void {
         // model name) is a warning, as from `render`; it does not fail validation (the controller serves both).
         if (reports.length === 0 && services.length > 1) {
           try {
-            renderObjects(services, renderFlags, configs, warn, specProblems);
+            renderObjects(services, renderFlags, configs, warn, checkSpec);
           } catch (error) {
             reports.push({
               subject: `the ${services.length} LLMInferenceServices together`,

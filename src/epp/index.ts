@@ -43,4 +43,10 @@ export type { Endpoint, EndpointMetrics, EndpointRole, Criticality, SchedulingRe
 export { endpointSocketAddress } from './metrics-http.js';
 export { isReady as isPodReady } from './kubernetes.js';
 export { isRecord } from './is-record.js';
-export { inlinePickerConfigProblems, runsThisEpp, type SchedulerSpecLike } from './service-config.js';
+export {
+  checkInlinePickerConfig,
+  inlinePickerConfigProblems,
+  runsThisEpp,
+  type InlinePickerConfigReport,
+  type SchedulerSpecLike,
+} from './service-config.js';

@@ -34,22 +34,39 @@ export function runsThisEpp(spec: SchedulerSpecLike): boolean {
   return cli >= 0 && command[cli + 1] === 'epp';
 }
 
+/** What loading a spec's inline picker config found: problems refuse it, warnings are what it does not act on. */
+export interface InlinePickerConfigReport {
+  problems: FieldProblem[];
+  warnings: FieldProblem[];
+}
+
 /**
- * Problems of the inline EndpointPickerConfig of `spec`, as `<prefix>.router.scheduler.config.inline.<path>`; none
- * when there is no inline config or another picker runs it. Warnings (accepted, not acted on) are the EPP's to log.
+ * The inline EndpointPickerConfig of `spec` loaded as this EPP loads it, paths as
+ * `<prefix>.router.scheduler.config.inline.<path>`; nothing when there is none or another picker runs it.
  */
+export function checkInlinePickerConfig(
+  spec: SchedulerSpecLike | undefined,
+  prefix = 'spec',
+): InlinePickerConfigReport {
+  const inline = spec?.router?.scheduler?.config?.inline;
+  if (inline === undefined || inline === null || !runsThisEpp(spec!)) return { problems: [], warnings: [] };
+  const at = `${prefix}.router.scheduler.config.inline`;
+  const under = (p: FieldProblem): FieldProblem => ({
+    path: p.path ? `${at}.${p.path}` : at,
+    message: p.message,
+  });
+  try {
+    return { problems: [], warnings: buildEndpointPickerConfig(inline, at).warnings.map(under) };
+  } catch (error) {
+    if (!(error instanceof ValidationError)) throw error;
+    return { problems: error.problems.map(under), warnings: [] };
+  }
+}
+
+/** The problems alone (see {@link checkInlinePickerConfig}): for the webhook and the controller's render. */
 export function inlinePickerConfigProblems(
   spec: SchedulerSpecLike | undefined,
   prefix = 'spec',
 ): FieldProblem[] {
-  const inline = spec?.router?.scheduler?.config?.inline;
-  if (inline === undefined || inline === null || !runsThisEpp(spec!)) return [];
-  const at = `${prefix}.router.scheduler.config.inline`;
-  try {
-    buildEndpointPickerConfig(inline, at);
-    return [];
-  } catch (error) {
-    if (!(error instanceof ValidationError)) throw error;
-    return error.problems.map((p) => ({ path: p.path ? `${at}.${p.path}` : at, message: p.message }));
-  }
+  return checkInlinePickerConfig(spec, prefix).problems;
 }
