@@ -386,6 +386,40 @@ describe('renderService', () => {
     );
   });
 
+  it("exposes the scheduler template's named ports on the picker Service, the KV-events socket included", () => {
+    const template = {
+      containers: [
+        {
+          name: 'main',
+          ports: [
+            { name: 'metrics', containerPort: 9191 },
+            { name: 'zmq', containerPort: 5557, protocol: 'TCP' },
+            { name: 'debug', containerPort: 6060 },
+          ],
+        },
+      ],
+    };
+    const ports = (svc: LLMInferenceService) =>
+      at(
+        find(render(svc).children, 'Service').find((s) => at(s, 'metadata', 'name') === 'svc-epp-service'),
+        'spec',
+        'ports',
+      ) as {
+        name: string;
+        port: number;
+      }[];
+    assert.deepEqual(
+      ports(service({ router: { route: {}, gateway: {}, scheduler: { template } } })).map(
+        (p) => `${p.name}:${p.port}`,
+      ),
+      ['grpc:9002', 'grpc-health:9003', 'metrics:9191', 'zmq:5557'],
+    );
+    assert.deepEqual(
+      ports(service({ router: { route: {}, gateway: {}, scheduler: {} } })).map((p) => `${p.name}:${p.port}`),
+      ['grpc:9002', 'grpc-health:9003', 'metrics:9090'],
+    );
+  });
+
   it('mounts a ConfigMap for a scheduler config ref', () => {
     const out = render(
       service({ router: { scheduler: { config: { ref: { name: 'cm', key: 'epp.yaml' } } } } }),

@@ -261,8 +261,46 @@ function schedulerDisruptionBudget(service: LLMInferenceService): KubeObject {
   };
 }
 
-function schedulerService(service: LLMInferenceService, replicas: number): KubeObject {
+/** The picker's ports the Service exposes, by container port name, with what `llmisvc epp` listens on by default. */
+const SCHEDULER_SERVICE_PORTS: readonly { name: string; port?: number }[] = [
+  { name: 'grpc', port: EPP_GRPC_PORT },
+  { name: 'grpc-health', port: 9003 },
+  { name: 'metrics', port: 9090 },
+  // The central KV-events socket model servers publish to (precise prefix routing): only where the template has it.
+  { name: 'zmq' },
+];
+
+/**
+ * The Service in front of the picker. As KServe builds it, each port is the scheduler template's container port of
+ * that name (`grpc`, `grpc-health`, `metrics`, `zmq`), so a template that moves a port or adds the KV-events socket
+ * is reachable through the Service; a port the template does not name keeps `llmisvc epp`'s default.
+ */
+function schedulerService(service: LLMInferenceService, spec: LLMInferenceServiceSpec): KubeObject {
   const names = childNames(service.metadata.name);
+  const scheduler = spec.router?.scheduler ?? {};
+  const replicas = scheduler.replicas ?? 1;
+  const declared = new Map<string, { containerPort?: number; protocol?: string }>();
+  for (const container of scheduler.template?.containers ?? [])
+    for (const port of (container.ports ?? []) as {
+      name?: string;
+      containerPort?: number;
+      protocol?: string;
+    }[])
+      // The last of a name wins, as in KServe: the user's port merges in after the preset's.
+      if (port.name !== undefined) declared.set(port.name, port);
+  const ports = SCHEDULER_SERVICE_PORTS.flatMap(({ name, port }) => {
+    const number = declared.get(name)?.containerPort ?? port;
+    if (number === undefined) return [];
+    return [
+      {
+        name,
+        port: number,
+        targetPort: number,
+        protocol: declared.get(name)?.protocol ?? 'TCP',
+        ...(name === 'grpc' ? { appProtocol: 'http2' } : {}),
+      },
+    ];
+  });
   return {
     apiVersion: 'v1',
     kind: 'Service',
@@ -275,17 +313,7 @@ function schedulerService(service: LLMInferenceService, replicas: number): KubeO
       // (stated, since a cluster default or a later patch must not pin a gateway to one replica).
       ...(replicas > 1 ? { sessionAffinity: 'None' } : {}),
       selector: componentSelector(service, 'llminferenceservice-router-scheduler'),
-      ports: [
-        {
-          name: 'grpc',
-          port: EPP_GRPC_PORT,
-          targetPort: EPP_GRPC_PORT,
-          protocol: 'TCP',
-          appProtocol: 'http2',
-        },
-        { name: 'grpc-health', port: 9003, targetPort: 9003, protocol: 'TCP' },
-        { name: 'metrics', port: 9090, targetPort: 9090, protocol: 'TCP' },
-      ],
+      ports,
     },
   };
 }
@@ -306,7 +334,7 @@ export function renderScheduler(
   const deployment = schedulerDeployment(service, spec);
   return [
     ...schedulerAccess(service),
-    schedulerService(service, replicas),
+    schedulerService(service, spec),
     ...istioEppTls(service, spec, deployment, served),
     deployment,
     ...(replicas > 1 ? [schedulerDisruptionBudget(service)] : []),
