@@ -250,7 +250,8 @@ function routerSchema(version: ApiVersionName) {
             ref: z
               .strictObject({
                 name: z.string().min(1),
-                key: z.string().min(1),
+                // Empty or unset means `epp`, as KServe reads it; the format is checked with the other rules.
+                key: z.string().optional(),
                 optional: z.boolean().optional(),
               })
               .optional()

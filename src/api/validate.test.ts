@@ -335,3 +335,25 @@ describe('validation: the scheduler', () => {
     );
   });
 });
+
+describe('validation: a scheduler config ref', () => {
+  const withRef = (ref: Record<string, unknown>) =>
+    service({
+      model: { uri: 'hf://org/m' },
+      router: { route: {}, gateway: {}, scheduler: { config: { ref } } },
+    });
+
+  it('takes an empty or missing key (KServe reads it as "epp") and a ConfigMap key', () => {
+    for (const ref of [{ name: 'cm' }, { name: 'cm', key: '' }, { name: 'cm', key: 'epp-config.yaml' }])
+      assert.deepEqual(problems(withRef(ref)), [], JSON.stringify(ref));
+  });
+
+  it('refuses a key the API server would not take: it names a file under the mounted ConfigMap', () => {
+    for (const key of ['../../etc/passwd', '..', 'a/b', 'a b', 'x'.repeat(254)])
+      assertProblem(
+        withRef({ name: 'cm', key }),
+        'spec.router.scheduler.config.ref.key',
+        /is not a ConfigMap key/,
+      );
+  });
+});

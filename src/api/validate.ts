@@ -187,6 +187,12 @@ function routerProblems(spec: LLMInferenceServiceSpec): FieldProblem[] {
         message:
           'inline and ref cannot both be set: keep the inline EndpointPickerConfig or the ConfigMap ref',
       });
+    } else if (config.ref?.key && !CONFIG_MAP_KEY.test(config.ref.key)) {
+      // The key becomes a file name under the mounted ConfigMap: what the API server allows as a key, and no more.
+      problems.push({
+        path: 'spec.router.scheduler.config.ref.key',
+        message: `"${config.ref.key.slice(0, 64)}" is not a ConfigMap key: letters, digits, "-", "_" and "." only, not "." or ".."`,
+      });
     } else if (config.inline === undefined && config.ref === undefined) {
       problems.push({
         path: 'spec.router.scheduler.config',
@@ -247,6 +253,9 @@ function loraProblems(spec: LLMInferenceServiceSpec, serviceName: string): Field
   });
   return problems;
 }
+
+/** A ConfigMap data key, as the API server checks it (IsConfigMapKey), up to its 253 characters. */
+const CONFIG_MAP_KEY = /^(?!\.{1,2}$)[-._a-zA-Z0-9]{1,253}$/;
 
 /** Characters a double-quoted shell word runs or ends: `"`, `$`, backquote, backslash; and control characters. */
 // eslint-disable-next-line no-control-regex -- control characters are what this looks for

@@ -432,6 +432,13 @@ describe('renderService', () => {
     assert.deepEqual(at(scheduler, 'spec', 'template', 'spec', 'volumes'), [
       { name: 'epp-config', configMap: { name: 'cm' } },
     ]);
+    // No key: KServe's default, epp.
+    const keyless = find(
+      render(service({ router: { scheduler: { config: { ref: { name: 'cm', key: '' } } } } })).children,
+      'Deployment',
+    ).find((d) => at(d, 'metadata', 'name') === 'svc-kserve-router-scheduler');
+    const keylessArgs = at(keyless, 'spec', 'template', 'spec', 'containers', 0, 'args') as string[];
+    assert.deepEqual(keylessArgs.slice(-2), ['--config-file', '/etc/llmisvc/epp/epp']);
   });
 
   it('adds LoRA and tensor flags to vLLM once, and mounts each adapter', () => {

@@ -43,6 +43,8 @@ function poolSpecV1alpha2(spec: Json): Json {
 
 /** The port of the Endpoint Picker's ext_proc gRPC service (the scheduler Service's `grpc` port). */
 const EPP_GRPC_PORT = 9002;
+/** The ConfigMap key of a scheduler config ref that names none, as KServe defaults it. */
+const DEFAULT_CONFIG_KEY = 'epp';
 
 /**
  * The merged pool spec with KServe's two defaults (config_merge.go), for scheduler configs that predate them — KServe
@@ -110,7 +112,7 @@ function configWiring(spec: LLMInferenceServiceSpec): { args: string[]; volumes:
   const config = spec.router?.scheduler?.config;
   if (config?.ref) {
     return {
-      args: ['--config-file', `${EPP_CONFIG_MOUNT}/${config.ref.key}`],
+      args: ['--config-file', `${EPP_CONFIG_MOUNT}/${config.ref.key || DEFAULT_CONFIG_KEY}`],
       volumes: [{ name: 'epp-config', configMap: { name: config.ref.name } }],
       mounts: [{ name: 'epp-config', mountPath: EPP_CONFIG_MOUNT, readOnly: true }],
     };
