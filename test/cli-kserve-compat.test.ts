@@ -119,6 +119,7 @@ metadata: { name: my-vllm-args }
 spec:
   labels:
     system: "{{ .GlobalConfig.SystemNamespace }}"
+  annotations:
     pool: "{{ .GlobalConfig.InferencePoolNamespacedName }}"
   template:
     containers:
@@ -130,9 +131,12 @@ spec:
     const result = run('render', '-f', path, '--config-dir', configs);
     assert.equal(result.code, 0, result.stderr);
     const [deployment] = rendered(result.stdout, 'Deployment');
-    const template = (deployment!['spec'] as Json)['template'] as { metadata: { labels: Json } };
+    const template = (deployment!['spec'] as Json)['template'] as {
+      metadata: { labels: Json; annotations: Json };
+    };
     assert.equal(template.metadata.labels['system'], 'llmisvc-system');
-    assert.equal(template.metadata.labels['pool'], 'team-a/opt-inference-pool');
+    // An annotation: "/" is not allowed in a label value (validation says so once the template is rendered).
+    assert.equal(template.metadata.annotations['pool'], 'team-a/opt-inference-pool');
     assert.doesNotMatch(JSON.stringify(deployment), /ssl-certfile/);
   });
 

@@ -357,3 +357,39 @@ describe('validation: a scheduler config ref', () => {
       );
   });
 });
+
+describe('validation: labels and annotations the pods get', () => {
+  it('names each key and value the API server would refuse on the children', () => {
+    const object = service({
+      model: { uri: 'hf://org/m' },
+      labels: { 'bad key': 'v', good: 'x'.repeat(64), fine: 'ok', 'example.com/team': 'a_b-c.d' },
+      annotations: { 'a/b/c': 'anything goes here\n', 'Upper.Case/x': 'v' },
+      router: { route: {}, gateway: {}, scheduler: { labels: { 'kserve.io/component': 'workload' } } },
+    });
+    assertProblem(object, 'spec.labels["bad key"]', /is not a valid key/);
+    assertProblem(object, 'spec.labels["good"]', /is not a valid label value/);
+    assertProblem(object, 'spec.annotations["a/b/c"]', /prefix \(before "\/"\) must be a DNS subdomain/);
+    assertProblem(object, 'spec.annotations["Upper.Case/x"]', /must be a DNS subdomain/);
+    assertProblem(
+      object,
+      'spec.router.scheduler.labels["kserve.io/component"]',
+      /set by the controller: it decides which pods join the InferencePool/,
+    );
+    assert.equal(
+      problems(object).filter((p) => p.includes('"fine"') || p.includes('example.com/team')).length,
+      0,
+    );
+  });
+
+  it('bounds the annotations together, and leaves templates to the merged spec', () => {
+    assertProblem(
+      service({ model: { uri: 'hf://org/m' }, annotations: { big: 'x'.repeat(300 * 1024) } }),
+      'spec.annotations',
+      /bytes of annotations: the API server takes at most 262144/,
+    );
+    assert.deepEqual(
+      problems(service({ model: { uri: 'hf://org/m' }, labels: { owner: '{{ .ObjectMeta.Name }}' } })),
+      [],
+    );
+  });
+});

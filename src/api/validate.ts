@@ -320,6 +320,7 @@ export function semanticProblems(spec: LLMInferenceServiceSpec, serviceName: str
     ...routerProblems(spec),
     ...loraProblems(spec, serviceName),
     ...modelNameProblems(spec),
+    ...podMetadataProblems(spec),
   ];
 }
 
@@ -340,4 +341,77 @@ export function nameProblems(name: unknown, path = 'metadata.name'): FieldProble
     ];
   }
   return [];
+}
+
+/** A qualified name's name part (labels and annotation keys alike): at most 63 characters. */
+const QUALIFIED_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
+/** A DNS subdomain, the optional prefix of a key: lower case, at most 253 characters. */
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/** A label value: empty, or a qualified name's shape, at most 63 characters. */
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+/** The API server's bound on all of an object's annotations together (keys and values), in bytes. */
+const ANNOTATIONS_LIMIT = 256 * 1024;
+/** Labels the controller sets: `kserve.io/component: workload` is what puts a pod into the InferencePool. */
+const CONTROLLER_LABELS = new Set(['kserve.io/component']);
+
+/** What is wrong with a label or annotation key, as the API server checks it; undefined when nothing is. */
+function keyProblem(key: string): string | undefined {
+  const slash = key.lastIndexOf('/');
+  const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
+  const name = slash >= 0 ? key.slice(slash + 1) : key;
+  if (prefix !== undefined && (prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix)))
+    return 'its prefix (before "/") must be a DNS subdomain: lower-case letters, digits, "-" and ".", at most 253 characters';
+  if (name.length > 63 || !QUALIFIED_NAME.test(name))
+    return 'its name must be at most 63 letters, digits, "-", "_" or ".", beginning and ending with a letter or digit';
+  return undefined;
+}
+
+/** Shown in a message: a key or value as JSON, cut short. */
+function quoted(text: string): string {
+  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
+}
+
+/**
+ * The labels and annotations a spec puts on pods, checked as the API server will check them on the children (which
+ * it would refuse one by one, long after the service was accepted). Values holding a template (`{{ … }}`) are checked
+ * once rendered, in the merged spec.
+ */
+function podMetadataProblems(spec: LLMInferenceServiceSpec): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  const maps: [string, Record<string, string> | undefined, 'labels' | 'annotations'][] = [
+    ['spec.labels', spec.labels, 'labels'],
+    ['spec.annotations', spec.annotations, 'annotations'],
+    ['spec.prefill.labels', spec.prefill?.labels, 'labels'],
+    ['spec.prefill.annotations', spec.prefill?.annotations, 'annotations'],
+    ['spec.router.scheduler.labels', spec.router?.scheduler?.labels, 'labels'],
+    ['spec.router.scheduler.annotations', spec.router?.scheduler?.annotations, 'annotations'],
+  ];
+  for (const [path, map, kind] of maps) {
+    let bytes = 0;
+    for (const [key, value] of Object.entries(map ?? {})) {
+      const at = `${path}[${quoted(key)}]`;
+      bytes += Buffer.byteLength(key) + Buffer.byteLength(String(value));
+      if (key.includes('{{')) continue;
+      const problem = keyProblem(key);
+      if (problem) problems.push({ path: at, message: `${quoted(key)} is not a valid key: ${problem}` });
+      if (kind !== 'labels') continue;
+      if (CONTROLLER_LABELS.has(key))
+        problems.push({
+          path: at,
+          message: 'is set by the controller: it decides which pods join the InferencePool; remove it',
+        });
+      const text = String(value);
+      if (!text.includes('{{') && (text.length > 63 || !LABEL_VALUE.test(text)))
+        problems.push({
+          path: at,
+          message: `${quoted(text)} is not a valid label value: at most 63 letters, digits, "-", "_" or ".", beginning and ending with a letter or digit (or empty)`,
+        });
+    }
+    if (kind === 'annotations' && bytes > ANNOTATIONS_LIMIT)
+      problems.push({
+        path,
+        message: `${bytes} bytes of ${kind}: the API server takes at most ${ANNOTATIONS_LIMIT} bytes on one object`,
+      });
+  }
+  return problems;
 }
