@@ -107,6 +107,24 @@ spec:
     assertNoStack(result.stderr);
   });
 
+  it('refuses a YAML alias bomb ("billion laughs") naming the file, without expanding it', () => {
+    const levels = Array.from({ length: 10 }, (_, i) =>
+      i === 0
+        ? 'x0: &a0 [lol,lol,lol,lol,lol,lol,lol,lol,lol]'
+        : `x${i}: &a${i} [${Array(9)
+            .fill(`*a${i - 1}`)
+            .join(',')}]`,
+    );
+    const bomb = file(
+      'bomb.yaml',
+      `apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\n${levels.join('\n')}\n`,
+    );
+    const result = run('validate', '-f', bomb);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /LLMISVC_ERR_INPUT: .*bomb\.yaml is not valid YAML: .*alias/i);
+    assertNoStack(result.stderr);
+  });
+
   it('names a wrong apiVersion and kind', () => {
     const result = run(
       'validate',

@@ -43,7 +43,17 @@ export function parseDocuments(text: string, file: string): SourcedObject[] {
         { hint: 'check the indentation and quoting around that line' },
       );
     }
-    const value: unknown = document.toJS();
+    let value: unknown;
+    try {
+      value = document.toJS();
+    } catch (error) {
+      // The yaml library refuses to expand an alias bomb ("billion laughs") here, with a bare ReferenceError.
+      throw new LlmisvcError(
+        'LLMISVC_ERR_INPUT',
+        `${source} is not valid YAML: ${(error as Error).message.split('\n')[0]}`,
+        { hint: 'YAML aliases (*name) may repeat an anchor only a bounded number of times' },
+      );
+    }
     if (value === null || value === undefined) return;
     if (typeof value !== 'object' || Array.isArray(value)) {
       throw new LlmisvcError(
