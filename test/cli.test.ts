@@ -150,7 +150,7 @@ spec:
       '-f',
       file(
         'epp.yaml',
-        `${head}plugins:\n- type: queue-scorer\n  parameters: {depth: 3}\n- type: metrics-data-source\ndataLayer: {crossReplica: {syncInterval: 1s}}\n`,
+        `${head}plugins:\n- type: queue-scorer\n  parameters: {depth: 3}\n- type: core-metrics-extractor\ndataLayer: {crossReplica: {syncInterval: 1s}}\n`,
       ),
     );
     assert.equal(good.code, 0, good.stderr);

@@ -134,10 +134,13 @@ test('llm-d layout: a full llm-d-router config loads, and what it sets is what r
     'flowControl.maxBytes',
     'flowControl.maxRequests',
     'flowControl.priorityBands',
-    'plugins[0]',
     'plugins[1]',
   ]);
-  assert.match(c.warnings.find((w) => w.path === 'plugins[0]')!.message, /metrics-data-source.*not acted on/);
+  // metrics-data-source is acted on (its path is where the scraper goes); core-metrics-extractor is not.
+  assert.match(
+    c.warnings.find((w) => w.path === 'plugins[1]')!.message,
+    /core-metrics-extractor.*not acted on/,
+  );
   assert.match(
     c.warnings.find((w) => w.path === 'flowControl.maxRequests')!.message,
     /not acted on: the flowControl feature gate is off/,

@@ -38,7 +38,7 @@ import {
 import type { KubernetesSource } from './kubernetes.js';
 import { MetricsScraper } from './metrics-scraper.js';
 import { weighsInFlight } from './scheduler.js';
-import { PrefixIndex } from './plugins/index.js';
+import { metricsPathOf, PrefixIndex } from './plugins/index.js';
 import type { PluginHost } from './types.js';
 import { selfSignedKeyPair } from '../certs/index.js';
 import { loadKeyPair } from './tls.js';
@@ -231,6 +231,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
 
   const scraper = new MetricsScraper(datastore, {
     intervalMs: options.refreshMetricsIntervalMs ?? 50,
+    path: metricsPathOf(config.plugins),
     stalenessThresholdMs: () => config.saturation.metricsStalenessThresholdMs,
     changeDriven: options.soleRouter
       ? () => (weighsInFlight(config.scheduler) ? 'trouble' : 'traffic')

@@ -201,6 +201,45 @@ function concurrencyDetectorFactory(name: string, p: Parameters): Plugin {
   );
 }
 
+/** What a `metrics-data-source` plugin carries: where the EPP scrapes each model server's metrics. */
+export interface MetricsDataSource extends Plugin {
+  type: 'metrics-data-source';
+  /** The path of the Prometheus exposition on each model server. */
+  metricsPath: string;
+}
+
+/** A request target the scraper can put on its request line: absolute, printable, no spaces. */
+const METRICS_PATH = /^\/[!-~]{0,2047}$/;
+
+/**
+ * GIE's metrics data source (its chart passes `scheme`, `path` and `insecureSkipVerify`): the scrape's path is
+ * honoured; the scrape is plain HTTP, as the model servers here serve it, so another scheme is refused rather than
+ * leaving every endpoint stale. `insecureSkipVerify` only matters to TLS and is accepted as it is.
+ */
+function metricsDataSourceFactory(name: string, p: Parameters): MetricsDataSource {
+  const scheme = p.string('scheme', 'http');
+  if (scheme !== 'http')
+    p.problem(
+      'scheme',
+      `"${scheme.slice(0, 32)}" is not scraped here: the EPP scrapes model servers over plain HTTP; use http`,
+    );
+  const path = p.string('path', '/metrics');
+  if (!METRICS_PATH.test(path))
+    p.problem(
+      'path',
+      'must be an absolute path of printable characters without spaces (at most 2048), like /metrics',
+    );
+  p.boolean('insecureSkipVerify', false);
+  return { type: 'metrics-data-source', name, metricsPath: METRICS_PATH.test(path) ? path : '/metrics' };
+}
+
+/** The scrape path a config's `metrics-data-source` names (`/metrics` without one). */
+export function metricsPathOf(plugins: ReadonlyMap<string, Plugin>): string {
+  for (const plugin of plugins.values())
+    if (plugin.type === 'metrics-data-source') return (plugin as MetricsDataSource).metricsPath;
+  return '/metrics';
+}
+
 /** A Kubernetes label selector from `matchLabels` and `matchExpressions`. */
 function labelSelector(p: Parameters): LabelSelector {
   const matchLabels = p.stringMap('matchLabels');
@@ -258,6 +297,7 @@ const factories: Record<string, Factory> = {
   'priority-holdback-policy': priorityHoldbackPlugin,
   // The OpenAI parser is what this EPP always does; naming it in requestHandler.parsers is accepted and honoured.
   'openai-parser': (name) => ({ type: 'openai-parser', name }),
+  'metrics-data-source': metricsDataSourceFactory,
 };
 
 /**
@@ -265,8 +305,6 @@ const factories: Record<string, Factory> = {
  * instance is reported at start as a warning naming the plugin.
  */
 export const acceptedNotActedOn: Readonly<Record<string, string>> = {
-  'metrics-data-source':
-    'model-server metrics are scraped by the EPP itself (--refresh-metrics-interval); its parameters are not read',
   'core-metrics-extractor': 'the vLLM and SGLang metric names are built in; its parameters are not read',
   'inflight-load-producer': 'the EPP counts its in-flight requests itself (active-request-scorer)',
   'endpoint-notification-source':
