@@ -5,7 +5,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { endpoint, seededRandom } from '../../../test/harness/endpoints.js';
-import { ValidationError } from '../../errors/index.js';
 import { loadEndpointPickerConfig, type EndpointPickerConfig } from '../config.js';
 import {
   CycleState,
@@ -16,6 +15,7 @@ import {
 } from '../types.js';
 import { PREFILL_HEADER } from './prefill-header-handler.js';
 import { PREFIX_MATCHES, type PrefixMatches } from './prefix-cache-scorer.js';
+import { problemsOf } from '../../../test/harness/picker-config.js';
 
 const HEAD = 'apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n';
 
@@ -91,16 +91,6 @@ function afterDecode(config: EndpointPickerConfig, chars: number): string[] {
     ['decode', { targets: [DECODE] } as unknown as ProfileResult],
   ]);
   return config.scheduler.handler.pickProfiles(context(chars), config.scheduler.profiles, results);
-}
-
-function problemsOf(text: string): { path: string; message: string }[] {
-  try {
-    loadEndpointPickerConfig(text);
-  } catch (error) {
-    assert.ok(error instanceof ValidationError, String(error));
-    return [...error.problems];
-  }
-  assert.fail('the config loaded but should not have');
 }
 
 describe("pd-profile-handler in llm-d-router's decider layout", () => {

@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { endpoint } from '../../../test/harness/endpoints.js';
-import { ValidationError } from '../../errors/index.js';
 import { loadEndpointPickerConfig, type EndpointPickerConfig } from '../config.js';
 import { isRequestDataPreparer, type Plugin } from '../types.js';
 import {
@@ -16,18 +15,9 @@ import {
   type TokenizedPrompt,
   type TokenProducer,
 } from './token-producer.js';
+import { problemsOf } from '../../../test/harness/picker-config.js';
 
 const HEAD = 'apiVersion: inference.networking.x-k8s.io/v1alpha1\nkind: EndpointPickerConfig\n';
-
-function problemsOf(text: string): { path: string; message: string }[] {
-  try {
-    loadEndpointPickerConfig(text);
-  } catch (error) {
-    assert.ok(error instanceof ValidationError, String(error));
-    return [...error.problems];
-  }
-  assert.fail('the config loaded but should not have');
-}
 
 function warning(config: EndpointPickerConfig, path: string): string {
   const found = config.warnings.find((w) => w.path === path);

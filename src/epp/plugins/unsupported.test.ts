@@ -8,18 +8,9 @@ import assert from 'node:assert/strict';
 import { ValidationError } from '../../errors/index.js';
 import { loadEndpointPickerConfig } from '../config.js';
 import { notSupported } from './unsupported.js';
+import { problemsOf } from '../../../test/harness/picker-config.js';
 
 const HEAD = 'apiVersion: llm-d.ai/v1alpha1\nkind: EndpointPickerConfig\n';
-
-function problemsOf(text: string): { path: string; message: string }[] {
-  try {
-    loadEndpointPickerConfig(text);
-  } catch (error) {
-    assert.ok(error instanceof ValidationError, String(error));
-    return [...error.problems];
-  }
-  assert.fail('the config loaded but should not have');
-}
 
 describe('upstream plugin types this EPP does not implement', () => {
   it('are refused as "an llm-d plugin this EPP does not implement", each saying what to use instead', () => {
