@@ -131,6 +131,37 @@ describe('precise-prefix-cache-producer parameters', () => {
     assert.equal(o.zmqEndpoint, undefined);
   });
 
+  it('leaves a tier weighted 0 out, and says a weight between 0 and 1 counts as 1 here', () => {
+    const problems: { path: string; message: string }[] = [];
+    const warnings: { path: string; message: string }[] = [];
+    const o = precisePrefixCacheOptions(
+      new Parameters(
+        {
+          indexerConfig: {
+            kvCacheBackendConfigs: [
+              { name: 'GPU', weight: 1 },
+              { name: 'cpu', weight: 0.8 },
+              { name: 'disk', weight: 0 },
+            ],
+          },
+        },
+        'plugins[0].parameters',
+        problems,
+        warnings,
+      ),
+    );
+    assert.deepEqual(problems, []);
+    assert.deepEqual([...o.ignoredMedia], ['disk']);
+    assert.deepEqual(
+      warnings.map((w) => w.path),
+      ['plugins[0].parameters.indexerConfig.kvCacheBackendConfigs[1].weight'],
+    );
+    assert.match(
+      warnings[0]!.message,
+      /accepted as 1: a block on tier "cpu" counts fully here.*upstream counts it 0.8/,
+    );
+  });
+
   it('names the field of every mistake', () => {
     const { problems } = options({
       tokenProcessorConfig: { blockSize: -1, typo: 1 },

@@ -466,6 +466,12 @@ export function precisePrefixCacheOptions(
         if (typeof m['name'] !== 'string' || typeof m['weight'] !== 'number' || m['weight'] < 0)
           p.problem(path, 'needs a string name and a weight >= 0');
         else if (m['weight'] === 0) ignoredMedia.add(m['name'].toLowerCase());
+        else if (m['weight'] !== 1)
+          // Upstream adds each matched block's tier weight (gpu 1.0, cpu 0.8 by default); here a tier is in or out.
+          p.warn(
+            `${path}.weight`,
+            `accepted as 1: a block on tier "${m['name'].slice(0, 64)}" counts fully here (only weight 0, which leaves the tier out, is acted on), where upstream counts it ${m['weight']}`,
+          );
       });
   }
 
