@@ -162,6 +162,28 @@ describe('precise-prefix-cache-producer parameters', () => {
     );
   });
 
+  it("says which of llm-d's pod-discovery and event settings it reads but does not act on", () => {
+    const warnings: { path: string; message: string }[] = [];
+    precisePrefixCacheOptions(
+      new Parameters(
+        {
+          kvEventsConfig: {
+            concurrency: 8,
+            podDiscoveryConfig: { podLabelSelector: 'llm-d.ai/inference-serving=true', socketPort: 5557 },
+          },
+        },
+        'plugins[0].parameters',
+        [],
+        warnings,
+      ),
+    );
+    assert.deepEqual(warnings.map((w) => w.path).sort(), [
+      'plugins[0].parameters.kvEventsConfig.concurrency',
+      'plugins[0].parameters.kvEventsConfig.podDiscoveryConfig.podLabelSelector',
+    ]);
+    assert.ok(warnings.every((w) => w.message.startsWith('accepted, not acted on: ')));
+  });
+
   it('names the field of every mistake', () => {
     const { problems } = options({
       tokenProcessorConfig: { blockSize: -1, typo: 1 },

@@ -509,6 +509,33 @@ export function precisePrefixCacheOptions(
     pd?.['socketPort'],
     5557,
   );
+  // Read (and type-checked) for llm-d's configs, but the EPP subscribes to every pool endpoint it routes to, one
+  // connection each: say so where a config expects them to narrow or tune that.
+  const notActedOn: [string, unknown, string][] = [
+    [
+      'kvEventsConfig.podDiscoveryConfig.podLabelSelector',
+      pd?.['podLabelSelector'],
+      'every pool endpoint is subscribed to, whatever its labels',
+    ],
+    [
+      'kvEventsConfig.podDiscoveryConfig.podNamespace',
+      pd?.['podNamespace'],
+      "the pool's endpoints are the pods subscribed to",
+    ],
+    [
+      'kvEventsConfig.podDiscoveryConfig.replaySocketPort',
+      pd?.['replaySocketPort'],
+      'missed events are not replayed (a publisher whose sequence goes back, a restart, has its blocks cleared)',
+    ],
+    [
+      'kvEventsConfig.concurrency',
+      ke?.['concurrency'],
+      'events are decoded on the event loop as they arrive',
+    ],
+    ['kvEventsConfig.tracing', ke?.['tracing'], 'KV events are not traced'],
+  ];
+  for (const [path, value, why] of notActedOn)
+    if (value !== undefined && value !== null) p.warn(path, `accepted, not acted on: ${why}`);
   // llm-d discovers pods by default; with a central socket (publishers connect to it) per-pod connections are only
   // made when asked for explicitly, since they would be dialled on the same port the central socket binds.
   const discoverPods = discover === true || (discover === undefined && zmqEndpoint === undefined);

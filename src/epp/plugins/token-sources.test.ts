@@ -138,6 +138,8 @@ schedulingProfiles:
       'plugins[0].parameters.udsTokenizerConfig',
       'plugins[0].type',
       'plugins[3].parameters.indexerConfig.tokenizersPoolConfig',
+      // The guide sets the event decoders' concurrency: events are decoded as they arrive here.
+      'plugins[3].parameters.kvEventsConfig.concurrency',
       'schedulingProfiles[0].plugins[1].pluginRef',
     ]);
     assert.match(
