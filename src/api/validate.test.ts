@@ -373,7 +373,12 @@ describe('validation: labels and annotations the pods get', () => {
     assertProblem(
       object,
       'spec.router.scheduler.labels["kserve.io/component"]',
-      /set by the controller: it decides which pods join the InferencePool/,
+      /would put the Endpoint Picker's own pods into its InferencePool/,
+    );
+    // On model-server pods it is how KServe's multi-vendor sample shares one pool between two services.
+    assert.deepEqual(
+      problems(service({ model: { uri: 'hf://org/m' }, labels: { 'kserve.io/component': 'workload' } })),
+      [],
     );
     assert.equal(
       problems(object).filter((p) => p.includes('"fine"') || p.includes('example.com/team')).length,

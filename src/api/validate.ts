@@ -351,7 +351,10 @@ const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 /** The API server's bound on all of an object's annotations together (keys and values), in bytes. */
 const ANNOTATIONS_LIMIT = 256 * 1024;
-/** Labels the controller sets: `kserve.io/component: workload` is what puts a pod into the InferencePool. */
+/**
+ * Labels the picker's pods must not carry: `kserve.io/component: workload` puts a pod into the InferencePool, and the
+ * picker would route to itself. Model-server pods may (KServe's multi-vendor sample shares one pool that way).
+ */
 const CONTROLLER_LABELS = new Set(['kserve.io/component']);
 
 /** What is wrong with a label or annotation key, as the API server checks it; undefined when nothing is. */
@@ -395,10 +398,11 @@ function podMetadataProblems(spec: LLMInferenceServiceSpec): FieldProblem[] {
       const problem = keyProblem(key);
       if (problem) problems.push({ path: at, message: `${quoted(key)} is not a valid key: ${problem}` });
       if (kind !== 'labels') continue;
-      if (CONTROLLER_LABELS.has(key))
+      if (path === 'spec.router.scheduler.labels' && CONTROLLER_LABELS.has(key))
         problems.push({
           path: at,
-          message: 'is set by the controller: it decides which pods join the InferencePool; remove it',
+          message:
+            "would put the Endpoint Picker's own pods into its InferencePool (it selects on this label); remove it",
         });
       const text = String(value);
       if (!text.includes('{{') && (text.length > 63 || !LABEL_VALUE.test(text)))
