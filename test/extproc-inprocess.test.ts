@@ -184,3 +184,29 @@ test("done(status) tells the EPP the upstream's answer: none or a 5xx marks that
     }
   }
 });
+
+test('a header value with bytes above 0x7f reaches the EPP as those bytes, as behind Envoy', async () => {
+  // Node hands the gateway a header value as Latin-1: "café" sent as UTF-8 is "cafÃ©", one character per byte.
+  const sent = Buffer.from('café', 'utf8').toString('latin1');
+  const seen: Record<string, string>[] = [];
+  const channel = inProcessExtProcChannel((call) => ({
+    message(message) {
+      const headers = message['request_headers']?.['headers'] as Record<string, string> | undefined;
+      if (!headers) return;
+      seen.push(headers);
+      call.send({ immediate_response: { status: { code: 403 }, body: Buffer.from('no') } });
+      call.end();
+    },
+    end() {},
+    abort() {},
+  }));
+  const pick = await pickEndpoint(channel, {
+    method: 'GET',
+    path: '/v1/models',
+    headers: { 'x-team': sent },
+  });
+  assert.equal(pick.immediateResponse?.status, 403);
+  assert.equal(seen[0]?.['x-team'], sent);
+  // Over gRPC the EPP decodes the same bytes (transport/header-record: raw_value as Latin-1).
+  assert.deepEqual(Buffer.from(seen[0]['x-team'], 'latin1'), Buffer.from('café', 'utf8'));
+});

@@ -75,11 +75,16 @@ export interface PickResult {
   done(upstreamStatus?: number): void;
 }
 
+/**
+ * Request headers as Envoy sends them: each value's bytes in `raw_value`. Node gives a header value as Latin-1 (one
+ * character per byte), so its bytes are the value in Latin-1 — encoded as UTF-8, a byte above 0x7f would have reached
+ * the EPP as two, and the EPP would see another value than behind Envoy.
+ */
 function headerMap(headers: Record<string, string>): Message {
   return {
     headers: Object.entries(headers).map(([key, value]) => ({
       key: key.toLowerCase(),
-      raw_value: Buffer.from(value),
+      raw_value: Buffer.from(value, 'latin1'),
     })),
   };
 }
