@@ -45,7 +45,7 @@ import {
 import { maxScorePicker } from './plugins/max-score-picker.js';
 import { singleProfileHandler } from './plugins/single-profile-handler.js';
 import { utilizationDetector } from './plugins/utilization-detector.js';
-import { flowControlSettings, goDurationMs, type FlowControlSettings } from './flow-control/index.js';
+import { flowControlSettings, type FlowControlSettings } from './flow-control/index.js';
 
 /**
  * GIE's and llm-d's config versions. `llm-d.ai/v1` moves two things (llm-d-router converts v1alpha1 to it): the
@@ -659,7 +659,7 @@ function isQuantity(v: unknown): boolean {
 
 /** A Go duration ("60s", "1m30s", "0"; go-duration.ts), not negative, or a number of milliseconds. */
 function isGoDuration(v: unknown): boolean {
-  return goDurationMs(v) !== undefined;
+  return parseDurationMs(v) !== undefined;
 }
 
 /**

@@ -53,6 +53,19 @@ export function goDurationMs(text: string): number | undefined {
   return (sign * ns) / 1e6;
 }
 
+/**
+ * A duration given on a command line or in a config section that takes either: Go's syntax (trimmed) or a number of
+ * milliseconds, not negative; undefined when it is neither.
+ * @example parseDurationMs(' 1m30s ') // 90000
+ * @example parseDurationMs(250) // 250
+ */
+export function parseDurationMs(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value : undefined;
+  if (typeof value !== 'string') return undefined;
+  const ms = goDurationMs(value.trim());
+  return ms === undefined || ms < 0 ? undefined : ms;
+}
+
 /** What a duration parameter may be: strictly positive (most), or zero too (where upstream gives 0 a meaning). */
 export type DurationRange = 'positive' | 'non-negative';
 

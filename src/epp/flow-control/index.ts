@@ -27,7 +27,7 @@ export {
   type UsageLimit,
 } from './policies.js';
 export { DROPPED_REASON_HEADER, refusalOf } from './outcomes.js';
-export { DEFAULT_BAND, flowControlSettings, goDurationMs, quantityCount } from './settings.js';
+export { DEFAULT_BAND, flowControlSettings, quantityCount } from './settings.js';
 export {
   FAIRNESS_ID_HEADERS,
   MAX_FAIRNESS_ID_LENGTH,

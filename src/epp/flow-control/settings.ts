@@ -6,7 +6,7 @@
  * policy type directly (its default instance). Problems are reported with the field's path; nothing here throws.
  */
 import { isRecord } from '../is-record.js';
-import { goDurationMs as parseGoDuration } from '../go-duration.js';
+import { parseDurationMs } from '../go-duration.js';
 import type { FieldProblem } from '../../errors/index.js';
 import type { Plugin } from '../types.js';
 import type { BandSettings } from './bands.js';
@@ -47,14 +47,6 @@ export function quantityCount(v: unknown): number | undefined {
   return Math.ceil(Number(m[1]) * (BINARY[m[2] ?? ''] ?? DECIMAL[m[2] ?? '']!));
 }
 
-/** A Go duration ("60s", "1m30s", "500ms", "0"; see go-duration.ts) or a number of milliseconds, ≥ 0. */
-export function goDurationMs(v: unknown): number | undefined {
-  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? v : undefined;
-  if (typeof v !== 'string') return undefined;
-  const ms = parseGoDuration(v.trim());
-  return ms === undefined || ms < 0 ? undefined : ms;
-}
-
 /**
  * Builds the settings from the (already shape-checked) `flowControl` mapping; `plugins` resolves policy references.
  * `warn` names what is accepted but not acted on.
@@ -75,7 +67,7 @@ export function flowControlSettings(
   };
   const duration = (value: unknown, path: string, fallback: number) => {
     if (value === undefined || value === null) return fallback;
-    const ms = goDurationMs(value);
+    const ms = parseDurationMs(value);
     if (ms === undefined) problem(path, 'must be a duration like "60s" or "1m30s"');
     return ms ?? fallback;
   };

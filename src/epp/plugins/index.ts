@@ -59,7 +59,8 @@ import { flowControlPolicy, priorityHoldbackPlugin } from './flow-control-polici
 import { weightedRandomPicker } from './weighted-random-picker.js';
 import { notImplementedMessage } from './unsupported.js';
 
-export { Parameters, parseDurationMs } from './parameters.js';
+export { Parameters } from './parameters.js';
+export { parseDurationMs } from '../go-duration.js';
 export { notSupported } from './unsupported.js';
 export { checkTokenSources } from './token-sources.js';
 export { isSaturationDetector, type SaturationDetectorPlugin } from './utilization-detector.js';
@@ -230,7 +231,8 @@ function metricsDataSourceFactory(name: string, p: Parameters): MetricsDataSourc
       'must be an absolute path of printable characters without spaces (at most 2048), like /metrics',
     );
   p.boolean('insecureSkipVerify', false);
-  return { type: 'metrics-data-source', name, metricsPath: METRICS_PATH.test(path) ? path : '/metrics' };
+  // A refused path never runs: the config with the problem does not load.
+  return { type: 'metrics-data-source', name, metricsPath: path };
 }
 
 /** The scrape path a config's `metrics-data-source` names (`/metrics` without one). */

@@ -4,18 +4,7 @@
  * records a problem naming the plugin and the parameter instead of throwing, so one start reports every mistake.
  */
 import type { FieldProblem } from '../../errors/index.js';
-import { durationParameterMs, goDurationMs, shown, type DurationRange } from '../go-duration.js';
-
-/**
- * A command-line duration: Go's syntax ("200ms", "2s", "1m30s", see go-duration.ts) or a number of milliseconds.
- * Plugin parameters use {@link Parameters.duration}, which takes Go's syntax only, as upstream.
- */
-export function parseDurationMs(value: unknown): number | undefined {
-  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value : undefined;
-  if (typeof value !== 'string') return undefined;
-  const ms = goDurationMs(value.trim());
-  return ms === undefined || ms < 0 ? undefined : ms;
-}
+import { durationParameterMs, shown, type DurationRange } from '../go-duration.js';
 
 /** A plugin's parameters plus where to report problems with them. */
 export class Parameters {
