@@ -185,7 +185,7 @@ export function register(program: Command): void {
         flags,
         configs,
         (message) => process.stderr.write(`warning: ${message}\n`),
-        (spec) => checkInlinePickerConfig(spec),
+        checkInlinePickerConfig,
       );
       if (flags.output === 'json') {
         process.stdout.write(

@@ -8,7 +8,6 @@ import type { Command } from 'commander';
 import {
   type LLMInferenceService,
   type LLMInferenceServiceConfig,
-  type LLMInferenceServiceSpec,
   objectProblems,
   toTypedObject,
 } from '../api/index.js';
@@ -88,7 +87,6 @@ export function register(program: Command): void {
       if (reports.length === 0) {
         const { services, configs } = splitTyped(typed, flags.configDir);
         const { checkInlinePickerConfig } = await import('../epp/index.js');
-        const checkSpec = (spec: LLMInferenceServiceSpec) => checkInlinePickerConfig(spec);
         const renderFlags: RenderFlags = {
           file: [],
           configDir: [],
@@ -105,7 +103,7 @@ export function register(program: Command): void {
         };
         for (const service of services) {
           try {
-            renderObjects([service], renderFlags, configs, warn, checkSpec);
+            renderObjects([service], renderFlags, configs, warn, checkInlinePickerConfig);
           } catch (error) {
             reports.push({
               subject: `LLMInferenceService "${service.metadata.name}"`,
@@ -117,7 +115,7 @@ export function register(program: Command): void {
         // model name) is a warning, as from `render`; it does not fail validation (the controller serves both).
         if (reports.length === 0 && services.length > 1) {
           try {
-            renderObjects(services, renderFlags, configs, warn, checkSpec);
+            renderObjects(services, renderFlags, configs, warn, checkInlinePickerConfig);
           } catch (error) {
             reports.push({
               subject: `the ${services.length} LLMInferenceServices together`,
@@ -130,7 +128,7 @@ export function register(program: Command): void {
         const count = typed.length + pickerConfigs;
         const versions = [...parseApiVersions(flags.apiVersions)].join(', ');
         console.log(
-          `valid: ${count} object${count === 1 ? '' : 's'} (cluster APIs: ${versions}; default gateway ${flags.systemNamespace ?? DEFAULT_RENDER_OPTIONS.gateway.namespace}/${DEFAULT_RENDER_OPTIONS.gateway.name})`,
+          `valid: ${count} object${count === 1 ? '' : 's'} (cluster APIs: ${versions}; default gateway ${flags.systemNamespace ?? DEFAULT_RENDER_OPTIONS.systemNamespace}/${DEFAULT_RENDER_OPTIONS.gateway.name})`,
         );
         return;
       }

@@ -13,7 +13,7 @@ import {
   type LLMInferenceServiceConfig,
 } from '../api/index.js';
 import { LlmisvcError, ValidationError } from '../errors/index.js';
-import { inlinePickerConfigProblems, isRecord, type SchedulerSpecLike } from '../epp/index.js';
+import { checkInlinePickerConfig, isRecord, type SchedulerSpecLike } from '../epp/index.js';
 import type { KubeObject } from '../kube/index.js';
 import {
   planModelRouting,
@@ -81,7 +81,7 @@ export function defaultEngine(options: RenderOptions): ServiceEngine & WebhookEn
         : alone;
       // A picker config the EPP would refuse at start is bad input like any other: the status says so and the
       // running children stay (a crash-looping EPP would take the service down).
-      const pickerProblems = inlinePickerConfigProblems(out.spec);
+      const pickerProblems = checkInlinePickerConfig(out.spec).problems;
       if (pickerProblems.length > 0)
         throw new ValidationError(`LLMInferenceService "${typed.metadata.name}"`, pickerProblems);
       return {
@@ -111,7 +111,7 @@ export function defaultEngine(options: RenderOptions): ServiceEngine & WebhookEn
         JSON.stringify((spec as SchedulerSpecLike).router?.scheduler?.config?.inline ?? null).includes('{{')
       )
         return [];
-      return inlinePickerConfigProblems(spec);
+      return checkInlinePickerConfig(spec).problems;
     },
     convert(object, toApiVersion) {
       const version = versionOf(toApiVersion);

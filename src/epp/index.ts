@@ -45,7 +45,6 @@ export { isReady as isPodReady } from './kubernetes.js';
 export { isRecord } from './is-record.js';
 export {
   checkInlinePickerConfig,
-  inlinePickerConfigProblems,
   runsThisEpp,
   type InlinePickerConfigReport,
   type SchedulerSpecLike,

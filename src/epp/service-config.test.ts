@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { inlinePickerConfigProblems, runsThisEpp } from './service-config.js';
+import { checkInlinePickerConfig, runsThisEpp } from './service-config.js';
+
+const inlinePickerConfigProblems = (spec: Parameters<typeof checkInlinePickerConfig>[0]) =>
+  checkInlinePickerConfig(spec).problems;
 
 const picker = (plugins: unknown[]) => ({
   apiVersion: 'inference.networking.x-k8s.io/v1alpha1',

@@ -42,15 +42,12 @@ export interface InlinePickerConfigReport {
 
 /**
  * The inline EndpointPickerConfig of `spec` loaded as this EPP loads it, paths as
- * `<prefix>.router.scheduler.config.inline.<path>`; nothing when there is none or another picker runs it.
+ * `spec.router.scheduler.config.inline.<path>`; nothing when there is none or another picker runs it.
  */
-export function checkInlinePickerConfig(
-  spec: SchedulerSpecLike | undefined,
-  prefix = 'spec',
-): InlinePickerConfigReport {
+export function checkInlinePickerConfig(spec: SchedulerSpecLike | undefined): InlinePickerConfigReport {
   const inline = spec?.router?.scheduler?.config?.inline;
   if (inline === undefined || inline === null || !runsThisEpp(spec!)) return { problems: [], warnings: [] };
-  const at = `${prefix}.router.scheduler.config.inline`;
+  const at = 'spec.router.scheduler.config.inline';
   const under = (p: FieldProblem): FieldProblem => ({
     path: p.path ? `${at}.${p.path}` : at,
     message: p.message,
@@ -61,12 +58,4 @@ export function checkInlinePickerConfig(
     if (!(error instanceof ValidationError)) throw error;
     return { problems: error.problems.map(under), warnings: [] };
   }
-}
-
-/** The problems alone (see {@link checkInlinePickerConfig}): for the webhook and the controller's render. */
-export function inlinePickerConfigProblems(
-  spec: SchedulerSpecLike | undefined,
-  prefix = 'spec',
-): FieldProblem[] {
-  return checkInlinePickerConfig(spec, prefix).problems;
 }

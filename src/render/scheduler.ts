@@ -291,14 +291,15 @@ function schedulerService(service: LLMInferenceService, spec: LLMInferenceServic
       // The last of a name wins, as in KServe: the user's port merges in after the preset's.
       if (port.name !== undefined) declared.set(port.name, port);
   const ports = SCHEDULER_SERVICE_PORTS.flatMap(({ name, port }) => {
-    const number = declared.get(name)?.containerPort ?? port;
+    const template = declared.get(name);
+    const number = template?.containerPort ?? port;
     if (number === undefined) return [];
     return [
       {
         name,
         port: number,
         targetPort: number,
-        protocol: declared.get(name)?.protocol ?? 'TCP',
+        protocol: template?.protocol ?? 'TCP',
         ...(name === 'grpc' ? { appProtocol: 'http2' } : {}),
       },
     ];

@@ -147,10 +147,11 @@ function workloadMetadata(
   plan: WorkloadPlan,
   propagated: ReturnType<typeof propagatedMetadata>,
 ) {
-  const metadata = childMetadata(service, plan.name, { 'app.kubernetes.io/component': plan.component });
   return {
-    ...metadata,
-    labels: { ...propagated.labels, ...metadata.labels },
+    ...childMetadata(service, plan.name, {
+      ...propagated.labels,
+      'app.kubernetes.io/component': plan.component,
+    }),
     ...(Object.keys(propagated.annotations).length > 0 ? { annotations: propagated.annotations } : {}),
   };
 }
