@@ -4,7 +4,7 @@
  * upstream is a trivial HTTP server in its own process answering a small OpenAI-shaped JSON at once, so every
  * microsecond measured is the path in front of it: (1) direct to the upstream, (2) the builtin gateway as a plain
  * proxy (round robin, no EPP), (3) the builtin gateway asking the Endpoint Picker over ext_proc (gRPC) first, (4) the
- * same with the EPP's stream handler called in the gateway's process, as `llmisvc up` runs them.
+ * same with the EPP in the gateway's process, its request sessions called directly, as `llmisvc up` runs them.
  * Sequential requests (concurrency 1) give the added latency; concurrency 16 gives throughput. The loop below is
  * closed (each worker sends its next request when the last one ends), unlike src/bench `runLoad`'s open loop: the
  * question is what one request pays for the hop, not how a queue grows under a rate. Writes
@@ -18,7 +18,7 @@ import { Pool } from 'undici';
 import { loadAverage, machineDescription, summarize } from '../src/bench/index.js';
 import { startAnnouncing } from '../src/process/index.js';
 import { startEpp } from '../src/epp/index.js';
-import { inProcessExtProcChannel, startBuiltinGateway, type GatewayRoute } from '../src/gateway/index.js';
+import { inProcessPicker, startBuiltinGateway, type GatewayRoute } from '../src/gateway/index.js';
 import { rawOutputDir } from './output.js';
 
 const out = rawOutputDir('gateway-overhead');
@@ -100,12 +100,12 @@ const withEpp = await startBuiltinGateway({
   serviceEndpoints: [address],
   eppAddress: `127.0.0.1:${epp.grpcPort}`,
 });
-// As `llmisvc up` runs it: the EPP's stream handler called in this process, no gRPC hop.
+// As `llmisvc up` runs it: the EPP in this process, no gRPC hop and no ext_proc messages.
 const withEppInProcess = await startBuiltinGateway({
   port: 0,
   routes,
   serviceEndpoints: [address],
-  eppChannel: inProcessExtProcChannel(epp.processStream),
+  eppPicker: inProcessPicker(epp.openSession),
 });
 
 const rows: string[] = [];

@@ -1,7 +1,7 @@
 /**
  * @module epp/extproc-server
  * The Envoy ext_proc stream handler: one gRPC stream per HTTP request. It collects the request headers and body,
- * asks the director where the request goes, and answers with the destination in header
+ * hands the request to a session (`request-session.ts`: admission, scheduling, in-flight accounting), and answers with the destination in header
  * `x-gateway-destination-endpoint` and in dynamic metadata `envoy.lb` — or with an immediate OpenAI-style error.
  *
  * Body modes: with `FULL_DUPLEX_STREAMED` (what GIE gateways configure) Envoy sends the body without waiting for the
@@ -19,12 +19,6 @@
  * client sent, except the ones the EPP sets itself, so no gateway forwards a forged destination or prefill endpoint.
  */
 import { randomUUID } from 'node:crypto';
-import type { Logger } from 'pino';
-import type { EndpointPickerConfig } from './config.js';
-import type { Datastore } from './datastore.js';
-import { decide, requestPriority, type ModelDirectory } from './director.js';
-import type { EppMetrics, RequestObservation } from './epp-metrics.js';
-import { endpointNames } from './metrics-http.js';
 import {
   BodySendMode,
   setHeaderOption,
@@ -32,16 +26,13 @@ import {
   type GrpcCallHandlers,
   type SetHeaderOption,
 } from '../transport/index.js';
+import { RequestError } from './request.js';
 import {
-  MAX_FAIRNESS_ID_LENGTH,
-  fairnessIdOf,
-  refusalOf,
-  sloDeadline,
-  type FlowController,
-  type QueueOutcome,
-  type Ticket,
-} from './flow-control/index.js';
-import { RequestError, openAiErrorBody, parseRequestBody, type ParsedBody } from './request.js';
+  DESTINATION_HEADER,
+  RequestSession,
+  type RoutingAnswer,
+  type SessionDeps,
+} from './request-session.js';
 import {
   requestTokenOf,
   RESPONSE_METADATA_NAMESPACE,
@@ -49,61 +40,43 @@ import {
   SERVED_BY_HEADER,
 } from './response-observer.js';
 import { routingHeadersToRemove } from './routing-headers.js';
-import { estimatedTokens, type Endpoint, type SchedulingRequest } from './types.js';
 
-export const DESTINATION_HEADER = 'x-gateway-destination-endpoint';
+export { DESTINATION_HEADER };
 export const DESTINATION_METADATA_NAMESPACE = 'envoy.lb';
 export const SUBSET_HINT_NAMESPACE = 'envoy.lb.subset_hint';
 export const SUBSET_HINT_KEY = 'x-gateway-destination-endpoint-subset';
 
-/** What the stream handler needs; `config` and `directory` are read per request so they can change live. */
-export interface ExtProcDeps {
-  datastore: Datastore;
-  config: () => EndpointPickerConfig;
-  directory: () => ModelDirectory;
-  metrics: EppMetrics;
-  logger: Logger;
-  /** Largest request body accepted; larger gets 413. */
-  bodyLimitBytes: number;
+/** What the stream handler needs: a session's, and the limits and options of the ext_proc carrier. */
+export interface ExtProcDeps extends SessionDeps {
   /**
    * Request-body bytes all streams together may hold while they arrive (default 256 MiB, at least one largest body):
    * past it a stream gets 503 at once. Each stream is bounded by `bodyLimitBytes`, but a connection carries up to
    * a thousand streams and anyone in the cluster network can open connections.
    */
   bodyBudgetBytes?: number;
-  /** Flow control (the `flowControl` feature gate): requests wait here while the pool is saturated. */
-  flowControl?: FlowController | undefined;
   /**
    * Name the serving endpoint in an `x-served-by` response header (KServe's `enable-served-by-header`): the pod
    * the request went to, which only the picker knows.
    */
   servedByHeader?: boolean;
+  /** Called as each stream opens (the scraper's traffic pace). */
+  onStream?: () => void;
 }
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- the messages are dynamic protobuf objects */
 type Message = Record<string, any>;
 
-/** The header mutation of a routed request: the EPP's headers set, every other routing header removed. */
-function routingMutation(set: SetHeaderOption[]): Message {
-  return { set_headers: set, remove_headers: routingHeadersToRemove(set.map((o) => o.header.key)) };
-}
-
 /** Before the decision (buffered body mode answers the headers first): no routing header of the client's survives. */
 const REMOVE_ROUTING_HEADERS: Message = Object.freeze({ remove_headers: routingHeadersToRemove() });
 
-/** Addresses from `envoy.lb.subset_hint`, expanded so that a bare IP admits every port of that IP. */
-function subsetHint(message: Message, endpoints: readonly Endpoint[]): Set<string> | undefined {
+/** The addresses named in `envoy.lb.subset_hint`; undefined without a hint. */
+function subsetHint(message: Message): Set<string> | undefined {
   const ns = message['metadata_context']?.['filter_metadata']?.[SUBSET_HINT_NAMESPACE];
   const values = ns?.['fields']?.[SUBSET_HINT_KEY]?.['listValue']?.['values'];
   if (!Array.isArray(values)) return undefined;
   const hinted = new Set<string>();
   for (const v of values) if (typeof v?.stringValue === 'string') hinted.add(v.stringValue);
-  const allowed = new Set<string>();
-  for (const e of endpoints) {
-    const names = endpointNames(e.address);
-    if ([...names.withPort, ...names.host].some((name) => hinted.has(name))) allowed.add(e.address);
-  }
-  return allowed;
+  return hinted;
 }
 
 /** The routing answer's dynamic metadata: the destination (GIE's), and what a response observer needs. */
@@ -118,19 +91,23 @@ function routingMetadata(address: string, token: string, servedBy: string | unde
   };
 }
 
-let requestCounter = 0;
+/** The header mutation of a routed request: the EPP's headers set, every other routing header removed. */
+function routingMutation(headers: readonly [string, string][]): Message {
+  const set: SetHeaderOption[] = headers.map(([k, v]) => setHeaderOption(k, v));
+  return { set_headers: set, remove_headers: routingHeadersToRemove(headers.map(([k]) => k)) };
+}
 
 /** Creates the `Process` method: what to do with each ext_proc stream (one per HTTP request). */
 export function createProcessHandler(
   deps: ExtProcDeps,
 ): (call: GrpcCall<Message>) => GrpcCallHandlers<Message> {
   /** Routed requests still in flight, by the token a response observer's stream names them with. */
-  const awaitingResponse = new Map<string, (status: number, endOfStream: boolean) => void>();
+  const awaitingResponse = new Map<string, RequestSession>();
   const bodyBudget = Math.max(deps.bodyBudgetBytes ?? 256 * 1024 * 1024, deps.bodyLimitBytes);
   let bufferedBodyBytes = 0;
   return function processStream(call) {
-    let headers: Record<string, string> | undefined;
-    let subset: Set<string> | undefined;
+    deps.onStream?.();
+    let heardHeaders = false;
     let requestBodyMode: number = BodySendMode.FULL_DUPLEX_STREAMED;
     let responseBodyMode: number = BodySendMode.NONE;
     const chunks: Uint8Array[] = [];
@@ -144,60 +121,16 @@ export function createProcessHandler(
     };
     let decided = false;
     let closed = false;
-    let routedRequest: SchedulingRequest | undefined;
-    /**
-     * Until the response is done: the endpoint the request went to (counted in flight there), then every other one a
-     * profile picked (for P/D the prefill endpoint); each hears the response.
-     */
-    let servedBy: Endpoint[] = [];
-    /** The prompt tokens counted in flight on `servedBy[0]`, released with it. */
-    let routedTokens = 0;
-    let model = '';
-    let targetModel = '';
-    let firstMessageAt = 0;
-    let observed: RequestObservation | undefined;
-    /** Set while the request waits in flow control. */
-    let ticket: Ticket | undefined;
-    /** The upstream's `:status`; 0 until its response headers pass. */
-    let responseStatus = 0;
+    /** The request's body as routed (undefined: none), and whether trailers end it. */
+    let routedBody: Buffer | undefined;
+    let trailersFollow = false;
     /** This request's key in `awaitingResponse`, once routed. */
     let token: string | undefined;
+    const session = new RequestSession(deps, answer);
 
     function write(message: Message): void {
       if (closed || !call.isOpen()) return;
       call.send(message);
-    }
-
-    /** The response headers, heard on this stream or by a response observer's. */
-    function hearResponse(status: number, endOfStream: boolean): void {
-      responseStatus = status;
-      observed?.responseStatus(status, endOfStream);
-    }
-
-    function finish(): void {
-      if (token !== undefined) awaitingResponse.delete(token);
-      token = undefined;
-      observed?.done(performance.now());
-      observed = undefined;
-      const served = servedBy;
-      if (served.length === 0) return;
-      servedBy = [];
-      served[0]!.inFlight = Math.max(0, served[0]!.inFlight - 1);
-      served[0]!.inFlightTokens = Math.max(0, served[0]!.inFlightTokens - routedTokens);
-      for (const endpoint of served) deps.datastore.noteRouting(endpoint.address);
-      // No answer at all (refused, reset, or the client left first) or a 5xx: the server may be gone.
-      if (responseStatus === 0 || responseStatus >= 500) deps.datastore.noteTrouble(served[0]!.address);
-      // Capacity freed: a request waiting in flow control may go now.
-      deps.flowControl?.poke();
-      for (const hook of deps.config().scheduler.postResponse) {
-        for (const endpoint of served) {
-          try {
-            hook.postResponse(routedRequest!, endpoint);
-          } catch (error) {
-            deps.logger.error({ err: error, plugin: hook.name }, 'post-response hook failed');
-          }
-        }
-      }
     }
 
     /**
@@ -206,191 +139,44 @@ export function createProcessHandler(
      * server does when its answer is complete).
      */
     function complete(): void {
-      releaseBody();
-      finish();
+      over();
+      session.finish();
+      if (closed) return;
       closed = true;
       call.end();
     }
 
-    function immediate(error: RequestError): void {
-      deps.metrics.requests.inc({ model, outcome: String(error.status) });
-      if (error.status === 429) deps.metrics.shed.inc({ model });
-      const labels = deps.metrics.requestLabels(model, targetModel || model, headers ?? {}, deps.directory());
-      deps.metrics.recordRefusal(labels, error.status);
-      write({
-        immediate_response: {
-          status: { code: error.status },
-          headers: {
-            set_headers: [
-              setHeaderOption('content-type', 'application/json'),
-              ...Object.entries(error.headers).map(([k, v]) => setHeaderOption(k, v)),
-            ],
-          },
-          body: Buffer.from(openAiErrorBody(error)),
-          details: `llmisvc_epp_${error.status}`,
-        },
-      });
-      // The stream ends here, so a request routed earlier on it (a protocol error after the pick) is done too.
-      complete();
-    }
-
-    /**
-     * The request is complete: with flow control it is admitted first (and may wait for capacity), then the
-     * config's preparers run (they may wait on a model server), then it is scheduled.
-     */
-    function route(body: Buffer | undefined, trailersFollow: boolean): void {
-      decided = true;
+    /** What outlives the request's decision is let go: its body's share of the budget, its observer token. */
+    function over(): void {
       releaseBody();
-      const flow = deps.flowControl;
-      if (!flow) return prepare(body, trailersFollow, undefined);
-      const h = headers ?? {};
-      let parsed: ParsedBody | undefined;
-      try {
-        if (body !== undefined && body.length > 0) parsed = parseRequestBody(h[':path'] ?? '', body);
-      } catch (error) {
-        if (error instanceof RequestError) return immediate(error);
-        throw error;
-      }
-      const fairnessId = fairnessIdOf(h);
-      if (fairnessId.length > MAX_FAIRNESS_ID_LENGTH) {
-        return immediate(
-          new RequestError(
-            400,
-            `the fairness id header is ${fairnessId.length} characters long; at most ${MAX_FAIRNESS_ID_LENGTH} are accepted`,
-          ),
-        );
-      }
-      model = parsed?.model ?? '';
-      let headerBytes = 0;
-      for (const k in h) headerBytes += k.length + h[k]!.length;
-      const admitted = (outcome: QueueOutcome) => {
-        ticket = undefined;
-        if (outcome === 'Dispatched') prepare(body, trailersFollow, parsed);
-        else immediate(refusalOf(outcome));
-      };
-      const result = flow.admit(
-        {
-          priority: requestPriority(model, h, deps.directory()),
-          fairnessId,
-          bytes: bodyBytes + headerBytes,
-          sloDeadline: sloDeadline(firstMessageAt, h),
-          labels: deps.metrics.requestLabels(model, model, h, deps.directory()),
-        },
-        admitted,
-      );
-      if (typeof result === 'string') admitted(result);
-      else ticket = result;
+      if (token !== undefined) awaitingResponse.delete(token);
+      token = undefined;
     }
 
-    /** The config's preparers (token-producer) run before scheduling; a preparer may wait on a model server. */
-    function prepare(
-      body: Buffer | undefined,
-      trailersFollow: boolean,
-      parsed: ParsedBody | undefined,
-    ): void {
-      const preparers = deps.config().preparers;
-      if (preparers.length === 0 || body === undefined)
-        return schedule(body, trailersFollow, parsed, undefined);
-      const data = new Map<string, unknown>();
-      const input = { path: headers?.[':path'] ?? '', headers: headers ?? {}, body };
-      const endpoints = deps.datastore.endpoints();
-      void Promise.allSettled(preparers.map((p) => p.prepareRequestData(input, endpoints, data))).then(() => {
-        if (closed) return;
-        try {
-          schedule(body, trailersFollow, parsed, data);
-        } catch (error) {
-          deps.logger.error({ err: error }, 'ext_proc message handling failed');
-          if (!closed) immediate(new RequestError(500, 'internal error in the endpoint picker'));
-        }
-      });
-    }
-
-    function schedule(
-      body: Buffer | undefined,
-      trailersFollow: boolean,
-      parsed: ParsedBody | undefined,
-      requestData: ReadonlyMap<string, unknown> | undefined,
-    ): void {
-      if (closed) return;
-      const started = performance.now();
-      // Observed after the answer is written, below and in immediate().
-      const observePhase = () =>
-        deps.metrics.observeRequestPhase((performance.now() - firstMessageAt) / 1000);
-      const id = headers?.['x-request-id'] ?? `epp-${++requestCounter}`;
-      const endpoints = deps.datastore.endpoints();
-      const decision = decide(
-        {
-          requestId: id,
-          path: headers?.[':path'] ?? '',
-          headers: headers ?? {},
-          body,
-          subsetHint: subset,
-          requestData,
-          parsed,
-        },
-        endpoints,
-        deps.config(),
-        deps.directory(),
-        Date.now(),
-      );
-      deps.metrics.observeScheduling((performance.now() - started) / 1000);
-      model = decision.model;
-      if (decision.kind === 'reject') {
-        if (deps.logger.isLevelEnabled('debug')) {
-          deps.logger.debug(
-            { requestId: id, model, status: decision.error.status, reason: decision.error.message },
-            'request refused',
-          );
-        }
-        immediate(decision.error);
-        observePhase();
+    /** The session's answer, as ext_proc messages. */
+    function answer(a: RoutingAnswer): void {
+      if (a.kind === 'refused') {
+        write({
+          immediate_response: {
+            status: { code: a.status },
+            headers: { set_headers: a.headers.map(([k, v]) => setHeaderOption(k, v)) },
+            body: a.body,
+            details: `llmisvc_epp_${a.status}`,
+          },
+        });
+        // The stream ends here, so a request routed earlier on it (a protocol error after the pick) is done too.
+        complete();
         return;
       }
-      const endpoint = decision.endpoint;
-      endpoint.inFlight++;
-      routedTokens = estimatedTokens(decision.request.prompt);
-      endpoint.inFlightTokens += routedTokens;
-      routedRequest = decision.request;
-      deps.metrics.requests.inc({ model, outcome: 'routed' });
-      targetModel = decision.targetModel;
-      const labels = deps.metrics.requestLabels(model, targetModel, headers ?? {}, deps.directory());
-      observed = deps.metrics.startRequest(labels, endpoint, bodyBytes, firstMessageAt);
-      if (decision.prefixHitRatio !== undefined) deps.metrics.prefixHitRatio.observe(decision.prefixHitRatio);
-      servedBy = [endpoint];
-      for (const [profile, result] of decision.result.results) {
-        const target = result.targets[0];
-        if (!target) continue;
-        deps.metrics.picks.inc({ endpoint: target.address, profile });
-        if (!servedBy.includes(target)) servedBy.push(target);
-      }
-      for (const target of servedBy) deps.datastore.noteRouting(target.address);
-      if (deps.logger.isLevelEnabled('debug')) {
-        deps.logger.debug(
-          {
-            requestId: id,
-            model,
-            targetModel: decision.targetModel,
-            endpoint: endpoint.address,
-            headers: decision.headers,
-            criticality: decision.criticality,
-          },
-          'request scheduled',
-        );
-      }
-      const mutations = [setHeaderOption(DESTINATION_HEADER, endpoint.address)];
-      for (const [k, v] of Object.entries(decision.headers)) mutations.push(setHeaderOption(k, v));
-      const outBody = decision.rewrittenBody ?? body;
-      if (decision.rewrittenBody)
-        mutations.push(setHeaderOption('content-length', String(decision.rewrittenBody.length)));
       token = randomUUID();
-      awaitingResponse.set(token, hearResponse);
+      awaitingResponse.set(token, session);
       const metadata = routingMetadata(
-        endpoint.address,
+        a.endpoint.address,
         token,
-        deps.servedByHeader ? endpoint.name : undefined,
+        deps.servedByHeader ? a.endpoint.name : undefined,
       );
-      const headerMutation = routingMutation(mutations);
-      if (body === undefined) {
+      const headerMutation = routingMutation(a.headers);
+      if (routedBody === undefined) {
         // Headers-only request: the headers answer carries everything.
         write({
           request_headers: { response: { header_mutation: headerMutation, clear_route_cache: true } },
@@ -405,7 +191,7 @@ export function createProcessHandler(
           request_body: {
             response: {
               body_mutation: {
-                streamed_response: { body: outBody ?? Buffer.alloc(0), end_of_stream: !trailersFollow },
+                streamed_response: { body: a.rewrittenBody ?? routedBody, end_of_stream: !trailersFollow },
               },
             },
           },
@@ -413,15 +199,21 @@ export function createProcessHandler(
         if (trailersFollow) write({ request_trailers: {} });
       } else {
         const response: Message = { header_mutation: headerMutation, clear_route_cache: true };
-        if (decision.rewrittenBody) response['body_mutation'] = { body: decision.rewrittenBody };
+        if (a.rewrittenBody) response['body_mutation'] = { body: a.rewrittenBody };
         write({ request_body: { response }, dynamic_metadata: metadata });
       }
-      observePhase();
+    }
+
+    function route(body: Buffer | undefined, trailers: boolean): void {
+      decided = true;
+      releaseBody();
+      routedBody = body;
+      trailersFollow = trailers;
+      session.route(body);
     }
 
     function onMessage(message: Message): void {
       if (closed) return;
-      if (firstMessageAt === 0) firstMessageAt = performance.now();
       const protocol = message['protocol_config'];
       if (protocol) {
         requestBodyMode = Number(protocol['request_body_mode'] ?? requestBodyMode);
@@ -429,21 +221,13 @@ export function createProcessHandler(
       }
       switch (message['request']) {
         case 'request_headers': {
-          if (headers !== undefined || decided)
-            return immediate(new RequestError(400, 'request headers sent twice'));
+          if (heardHeaders || decided)
+            return session.refuse(new RequestError(400, 'request headers sent twice'));
+          heardHeaders = true;
           const h = message['request_headers'] ?? {};
           // Decoded to a record of lower-case name → value (ext-proc-codec).
-          headers = (h['headers'] as Record<string, string> | undefined) ?? {};
-          subset = subsetHint(message, deps.datastore.endpoints());
-          const length = Number(headers['content-length']);
-          if (Number.isFinite(length) && length > deps.bodyLimitBytes) {
-            return immediate(
-              new RequestError(
-                413,
-                `request body of ${length} bytes exceeds the limit of ${deps.bodyLimitBytes} bytes`,
-              ),
-            );
-          }
+          const headers = (h['headers'] as Record<string, string> | undefined) ?? {};
+          if (!session.receive(headers, subsetHint(message))) return;
           if (h['end_of_stream']) return route(undefined, false);
           if (requestBodyMode !== BodySendMode.FULL_DUPLEX_STREAMED)
             write({ request_headers: { response: { header_mutation: REMOVE_ROUTING_HEADERS } } });
@@ -455,12 +239,12 @@ export function createProcessHandler(
           const chunk: Uint8Array = b['body'] ?? Buffer.alloc(0);
           bodyBytes += chunk.length;
           if (bodyBytes > deps.bodyLimitBytes) {
-            return immediate(
+            return session.refuse(
               new RequestError(413, `request body exceeds the limit of ${deps.bodyLimitBytes} bytes`),
             );
           }
           if (bufferedBodyBytes + chunk.length > bodyBudget) {
-            return immediate(
+            return session.refuse(
               new RequestError(
                 503,
                 'the endpoint picker holds too many request bodies at once; retry in a moment',
@@ -485,9 +269,9 @@ export function createProcessHandler(
           const status = Number(message['response_headers']?.['headers']?.[':status'] ?? 0);
           const endOfStream = Boolean(message['response_headers']?.['end_of_stream']);
           // A stream that carried no request is a response observer's.
-          if (headers === undefined && !decided) return observeResponse(message, status, endOfStream);
-          hearResponse(status, endOfStream);
-          const servingEndpoint = servedBy[0];
+          if (!heardHeaders && !decided) return observeResponse(message, status, endOfStream);
+          session.hearResponse(status, endOfStream);
+          const servingEndpoint = session.endpoint;
           write({
             response_headers: {
               response:
@@ -500,12 +284,12 @@ export function createProcessHandler(
                   : {},
             },
           });
-          if (message['response_headers']?.['end_of_stream']) complete();
+          if (endOfStream) complete();
           return;
         }
         case 'response_body': {
           const b = message['response_body'] ?? {};
-          observed?.responseBody(b['body'] ?? Buffer.alloc(0));
+          session.responseBody(b['body'] ?? Buffer.alloc(0));
           if (responseBodyMode === BodySendMode.FULL_DUPLEX_STREAMED) {
             write({
               response_body: {
@@ -540,7 +324,7 @@ export function createProcessHandler(
      */
     function observeResponse(message: Message, status: number, endOfStream: boolean): void {
       const named = requestTokenOf(message);
-      if (named !== undefined) awaitingResponse.get(named)?.(status, endOfStream);
+      if (named !== undefined) awaitingResponse.get(named)?.hearResponse(status, endOfStream);
       if (!message['observability_mode']) write({ response_headers: { response: {} } });
       complete();
     }
@@ -551,23 +335,21 @@ export function createProcessHandler(
           onMessage(message);
         } catch (error) {
           deps.logger.error({ err: error }, 'ext_proc message handling failed');
-          if (!closed) immediate(new RequestError(500, 'internal error in the endpoint picker'));
+          if (!closed) session.refuse(new RequestError(500, 'internal error in the endpoint picker'));
         }
       },
       end() {
         // A request still waiting in flow control leaves the queue now.
-        ticket?.cancel();
-        releaseBody();
-        finish();
+        over();
+        session.cancel();
         if (!closed) {
           closed = true;
           call.end();
         }
       },
       abort() {
-        ticket?.cancel();
-        releaseBody();
-        finish();
+        over();
+        session.cancel();
         closed = true;
       },
     };

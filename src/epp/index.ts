@@ -10,6 +10,7 @@ export {
   SERVED_BY_KEY,
 } from './response-observer.js';
 export { startEpp, DEFAULT_BODY_LIMIT, type EppOptions, type RunningEpp } from './server.js';
+export { RequestSession, type RoutingAnswer, type SessionDeps } from './request-session.js';
 export {
   defaultEndpointPickerConfig,
   prefillDecodeEndpointPickerConfig,

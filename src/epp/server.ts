@@ -16,6 +16,7 @@ import { Datastore, type EndpointSpec } from './datastore.js';
 import { emptyModelDirectory, type ModelDirectory } from './director.js';
 import { EppMetrics } from './epp-metrics.js';
 import { createProcessHandler } from './extproc-server.js';
+import { RequestSession, type RoutingAnswer, type SessionDeps } from './request-session.js';
 import { FlowController } from './flow-control/index.js';
 import {
   createGrpcServer,
@@ -31,7 +32,6 @@ import {
   isLoopbackAddress,
   refusedMisdirected,
   type GrpcCall,
-  type GrpcCallHandlers,
   type GrpcServer,
   type ServingStatusName,
 } from '../transport/index.js';
@@ -105,11 +105,10 @@ export interface RunningEpp {
    */
   setEndpoints(specs: readonly EndpointSpec[]): void;
   /**
-   * The ext_proc stream handler its gRPC server runs, for a gateway in the same process to call directly
-   * (`gateway/extproc-inprocess`): same messages, no wire.
+   * Opens a request's session, as the ext_proc handler does for each stream, for a gateway in the same process to
+   * drive directly (`gateway/inprocess-picker`): the same decision and accounting, without the messages.
    */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- ext_proc messages are dynamic objects
-  processStream: (call: GrpcCall<Record<string, any>>) => GrpcCallHandlers<Record<string, any>>;
+  openSession(answer: (answer: RoutingAnswer) => void): RequestSession;
   /** The flow controller when the `flowControl` feature gate is on. */
   flowControl: FlowController | undefined;
   /** Stops at once: open ext_proc streams are dropped. */
@@ -186,14 +185,6 @@ export function healthOf(service: string, ready: () => ServingStatusName): Servi
 }
 
 /** Starts an EPP; resolves once it listens and has scraped every endpoint once. */
-/** Every ext_proc stream is one request: each tells the scraper that traffic flows (its fast pace). */
-function countingTraffic<C, H>(scraper: MetricsScraper, open: (call: C) => H): (call: C) => H {
-  return (call) => {
-    scraper.noteTraffic();
-    return open(call);
-  };
-}
-
 export async function startEpp(options: EppOptions): Promise<RunningEpp> {
   if (!options.endpoints && !options.pool) {
     throw new LlmisvcError(
@@ -317,19 +308,25 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
       logger.debug({ err: error }, 'gRPC stream error');
     }
   };
-  const processStream = countingTraffic(
-    scraper,
-    createProcessHandler({
-      datastore,
-      config: () => config,
-      directory: () => directory,
-      metrics,
-      logger,
-      bodyLimitBytes,
-      flowControl,
-      servedByHeader: options.servedByHeader === true,
-    }),
-  );
+  const sessionDeps: SessionDeps = {
+    datastore,
+    config: () => config,
+    directory: () => directory,
+    metrics,
+    logger,
+    bodyLimitBytes,
+    flowControl,
+  };
+  // Every request tells the scraper that traffic flows (its fast pace).
+  const processStream = createProcessHandler({
+    ...sessionDeps,
+    servedByHeader: options.servedByHeader === true,
+    onStream: () => scraper.noteTraffic(),
+  });
+  const openSession = (answer: (answer: RoutingAnswer) => void): RequestSession => {
+    scraper.noteTraffic();
+    return new RequestSession(sessionDeps, answer);
+  };
   const createRpcServer = options.transport === 'node' ? createNodeGrpcServer : createGrpcServer;
   let draining = false;
   const ready = (): ServingStatusName =>
@@ -447,7 +444,7 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
         datastore.setEndpoints(specs);
         void scraper.scrapeAll();
       },
-      processStream,
+      openSession,
       flowControl,
       async drain(timeoutMs) {
         draining = true;

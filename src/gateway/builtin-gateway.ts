@@ -34,8 +34,7 @@ import {
 } from '../transport/index.js';
 import { bodyRouting } from './body-router.js';
 import { openAiErrorJson } from './openai-error.js';
-import { createExtProcClient } from './extproc-client.js';
-import type { ExtProcChannel } from './extproc-inprocess.js';
+import { createExtProcClient, extProcPicker, type EndpointPicker } from './extproc-client.js';
 import { EppReplicaSet } from './epp-replicas.js';
 import { pathPrefixRest, replacePrefixMatch } from './path-prefix.js';
 import { UpstreamPool, type UpstreamExchange } from './upstream-pool.js';
@@ -60,8 +59,8 @@ export interface GatewayTarget {
   eppAddress?: string | undefined;
   /** Active-active EPP replicas (instead of `eppAddress`), see `epp-replicas.ts`. */
   eppAddresses?: readonly string[] | undefined;
-  /** An EPP in this process (instead of an address): no gRPC hop. */
-  eppChannel?: ExtProcChannel | undefined;
+  /** The EPP in this process (instead of an address): no gRPC hop, no ext_proc messages. */
+  eppPicker?: EndpointPicker | undefined;
   serviceEndpoints: readonly string[];
   failureMode?: 'FailOpen' | 'FailClose' | undefined;
 }
@@ -94,10 +93,10 @@ export interface BuiltinGatewayOptions {
   /** ext_proc address of the EPP (`127.0.0.1:9002`); undefined = round robin for pool routes too. */
   eppAddress?: string | undefined;
   /**
-   * An ext_proc channel to use instead of connecting to `eppAddress`: `llmisvc up` passes its EPP in this process
-   * (`inProcessExtProcChannel`), which saves the gRPC hop on every request.
+   * A picker to use instead of connecting to `eppAddress`: `llmisvc up` passes its EPP in this process
+   * (`inProcessPicker`), which saves the gRPC hop and the ext_proc messages on every request.
    */
-  eppChannel?: ExtProcChannel | undefined;
+  eppPicker?: EndpointPicker | undefined;
   /**
    * ext_proc addresses of active-active EPP replicas (instead of `eppAddress`): requests are spread over them, and
    * one whose replica fails before deciding is asked of the next (see `epp-replicas.ts`).
@@ -330,17 +329,17 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
     failOpen: boolean;
   }
   const backend = (target: GatewayTarget): Backend => {
-    // One channel per EPP replica: the EPP in this process, or a gRPC client per address.
-    const channels: ExtProcChannel[] = target.eppChannel
-      ? [target.eppChannel]
+    // One picker per EPP replica: the EPP in this process, or a gRPC client per address.
+    const pickers: EndpointPicker[] = target.eppPicker
+      ? [target.eppPicker]
       : (target.eppAddresses?.length
           ? target.eppAddresses
           : target.eppAddress
             ? [target.eppAddress]
             : []
-        ).map((address) => createExtProcClient(address));
+        ).map((address) => extProcPicker(createExtProcClient(address)));
     return {
-      epps: channels.length ? new EppReplicaSet(channels) : undefined,
+      epps: pickers.length ? new EppReplicaSet(pickers) : undefined,
       endpoints: [...target.serviceEndpoints],
       next: 0,
       failOpen: target.failureMode === 'FailOpen',
@@ -349,7 +348,7 @@ export async function startBuiltinGateway(options: BuiltinGatewayOptions): Promi
   const own = backend({
     eppAddress: options.eppAddress,
     eppAddresses: options.eppAddresses,
-    eppChannel: options.eppChannel,
+    eppPicker: options.eppPicker,
     serviceEndpoints: options.serviceEndpoints,
     failureMode: options.failureMode,
   });

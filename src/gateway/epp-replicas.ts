@@ -9,24 +9,14 @@
  * const replicas = EppReplicaSet.connect(['127.0.0.1:9002', '127.0.0.1:9012']);
  * const pick = await replicas.pick({ path: '/v1/completions', body }, { timeoutMs: 10_000 });
  */
-import * as grpc from '@grpc/grpc-js';
 import {
   createExtProcClient,
-  pickEndpoint,
-  type ExtProcClient,
+  extProcPicker,
+  type EndpointPicker,
+  type PickOptions,
   type PickRequest,
   type PickResult,
 } from './extproc-client.js';
-import type { ExtProcChannel } from './extproc-inprocess.js';
-
-/** A gRPC client knows its connection's state; an in-process channel has no connection to fail. */
-function connectionFailing(channel: ExtProcChannel): boolean {
-  const client = channel as Partial<ExtProcClient>;
-  return (
-    typeof client.getChannel === 'function' &&
-    client.getChannel().getConnectivityState(false) === grpc.connectivityState.TRANSIENT_FAILURE
-  );
-}
 
 /**
  * The order in which to ask the replicas for one request: round robin from `start`, replicas whose channel is known
@@ -51,22 +41,22 @@ export class EppReplicaSet {
   /** Requests asked again of another replica because one failed before its decision. */
   retries = 0;
 
-  /** One ext_proc channel per replica (gRPC clients, or the EPP in this process). */
-  constructor(private readonly clients: readonly ExtProcChannel[]) {
+  /** One picker per replica (ext_proc clients, or the EPP in this process). */
+  constructor(private readonly clients: readonly EndpointPicker[]) {
     if (clients.length === 0) throw new Error('EppReplicaSet needs at least one EPP');
     this.failedAt = clients.map(() => -Infinity);
   }
 
   /** A gRPC client per replica address (`ip:port`). */
   static connect(addresses: readonly string[], options: { tls?: boolean } = {}): EppReplicaSet {
-    return new EppReplicaSet(addresses.map((a) => createExtProcClient(a, options)));
+    return new EppReplicaSet(addresses.map((a) => extProcPicker(createExtProcClient(a, options))));
   }
 
   private failing(): Set<number> {
     const failing = new Set<number>();
     const now = performance.now();
     this.clients.forEach((c, i) => {
-      if (now - this.failedAt[i]! < SUSPECT_MS || connectionFailing(c)) failing.add(i);
+      if (now - this.failedAt[i]! < SUSPECT_MS || c.failing()) failing.add(i);
     });
     return failing;
   }
@@ -75,10 +65,7 @@ export class EppReplicaSet {
    * The routing decision of one replica: the first that answers, trying each at most once. Rejects with the last
    * replica's error when none answered, or at once when `signal` aborts (the client went away: nothing to retry).
    */
-  async pick(
-    request: PickRequest,
-    options: { timeoutMs?: number; signal?: AbortSignal } = {},
-  ): Promise<PickResult> {
+  async pick(request: PickRequest, options: PickOptions = {}): Promise<PickResult> {
     const count = this.clients.length;
     const start = this.next;
     this.next = (this.next + 1) % count;
@@ -87,7 +74,7 @@ export class EppReplicaSet {
     for (const [attempt, index] of order.entries()) {
       if (attempt > 0) this.retries++;
       try {
-        return await pickEndpoint(this.clients[index]!, request, options);
+        return await this.clients[index]!.pick(request, options);
       } catch (error) {
         if (options.signal?.aborted) throw error;
         lastError = error;

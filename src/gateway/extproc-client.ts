@@ -13,10 +13,27 @@
 import * as grpc from '@grpc/grpc-js';
 import { BodySendMode, loadProtos } from './proto.js';
 import { DESTINATION_HEADER } from '../epp/index.js';
-import type { ExtProcChannel } from './extproc-inprocess.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- dynamic protobuf messages */
 type Message = Record<string, any>;
+
+/** One ext_proc stream as `pickEndpoint` uses it (what grpc-js's duplex call offers). */
+export interface ExtProcStream {
+  on(event: 'data', listener: (message: Message) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'end', listener: () => void): unknown;
+  write(message: Message): unknown;
+  /** Half-closes: the gateway sends no more. */
+  end(): unknown;
+  /** Abandons the stream. */
+  cancel(): void;
+}
+
+/** Where a gateway opens ext_proc streams: a grpc-js client to an EPP. */
+export interface ExtProcChannel {
+  Process(options?: { deadline?: number }): ExtProcStream;
+  close(): void;
+}
 
 export type ExtProcClient = grpc.Client & {
   Process(options?: grpc.CallOptions): grpc.ClientDuplexStream<Message, Message>;
@@ -56,6 +73,49 @@ export interface PickRequest {
   subsetHint?: string[];
 }
 
+export interface PickOptions {
+  /** Longest wait for the decision (not for the response, which may stream for minutes). */
+  timeoutMs?: number;
+  /** Aborts when the client went away: the EPP drops the request at once (it may wait in flow control). */
+  signal?: AbortSignal;
+}
+
+/** Where a gateway asks for its routing decisions: an EPP over ext_proc, or the EPP in its own process. */
+export interface EndpointPicker {
+  pick(request: PickRequest, options?: PickOptions): Promise<PickResult>;
+  /** Its connection is known to be failing (connection refused, reset); only a remote picker has one. */
+  failing(): boolean;
+  close(): void;
+}
+
+/** An EPP reached over ext_proc (a grpc-js client). */
+export function extProcPicker(channel: ExtProcChannel): EndpointPicker {
+  const client = channel as Partial<ExtProcClient>;
+  return {
+    pick: (request, options) => pickEndpoint(channel, request, options),
+    failing: () =>
+      typeof client.getChannel === 'function' &&
+      client.getChannel().getConnectivityState(false) === grpc.connectivityState.TRANSIENT_FAILURE,
+    close: () => channel.close(),
+  };
+}
+
+/**
+ * The request headers the EPP hears for a pick, as Envoy sends them: lower-case names, the pseudo-headers, and the
+ * body's length.
+ */
+export function pickHeaders(request: PickRequest): Record<string, string> {
+  const hasBody = request.body !== undefined;
+  const headers: Record<string, string> = {
+    ':method': request.method ?? (hasBody ? 'POST' : 'GET'),
+    ':path': request.path,
+    ':authority': 'llmisvc',
+  };
+  for (const key in request.headers) headers[key.toLowerCase()] = request.headers[key]!;
+  if (hasBody) headers['content-length'] = String(request.body!.length);
+  return headers;
+}
+
 export interface PickResult {
   /** `ip:port` to send the request to; undefined when the EPP answered immediately. */
   endpoint: string | undefined;
@@ -83,7 +143,7 @@ export interface PickResult {
 function headerMap(headers: Record<string, string>): Message {
   return {
     headers: Object.entries(headers).map(([key, value]) => ({
-      key: key.toLowerCase(),
+      key,
       raw_value: Buffer.from(value, 'latin1'),
     })),
   };
@@ -111,21 +171,14 @@ function mutationHeaders(
 export function pickEndpoint(
   client: ExtProcChannel,
   request: PickRequest,
-  options: { timeoutMs?: number; signal?: AbortSignal } = {},
+  options: PickOptions = {},
 ): Promise<PickResult> {
   // The timeout bounds the decision, not the stream: a gRPC deadline would cancel the stream of a response still
   // streaming when it passes, and the EPP would stop counting that request in flight long before it ends.
   const stream = client.Process();
   const hasBody = request.body !== undefined;
-  const headers: Record<string, string> = {
-    ':method': request.method ?? (hasBody ? 'POST' : 'GET'),
-    ':path': request.path,
-    ':authority': 'llmisvc',
-    ...request.headers,
-  };
-  if (hasBody) headers['content-length'] = String(request.body!.length);
   const first: Message = {
-    request_headers: { headers: headerMap(headers), end_of_stream: !hasBody },
+    request_headers: { headers: headerMap(pickHeaders(request)), end_of_stream: !hasBody },
     protocol_config: {
       request_body_mode: BodySendMode.FULL_DUPLEX_STREAMED,
       response_body_mode: BodySendMode.NONE,

@@ -46,17 +46,18 @@ export {
 } from './builtin-gateway.js';
 export {
   createExtProcClient,
+  extProcPicker,
   pickEndpoint,
+  pickHeaders,
+  type EndpointPicker,
+  type ExtProcChannel,
   type ExtProcClient,
+  type ExtProcStream,
+  type PickOptions,
   type PickRequest,
   type PickResult,
 } from './extproc-client.js';
-export {
-  inProcessExtProcChannel,
-  type ExtProcChannel,
-  type ExtProcStream,
-  type ExtProcStreamHandler,
-} from './extproc-inprocess.js';
+export { inProcessPicker, type OpenSession } from './inprocess-picker.js';
 export { EppReplicaSet, replicaOrder } from './epp-replicas.js';
 export { loadProtos, BodySendMode } from './proto.js';
 export { openAiErrorJson } from './openai-error.js';

@@ -26,7 +26,7 @@ import {
   EPP_FILTER,
   envoyBootstrap,
   ensureEnvoy,
-  inProcessExtProcChannel,
+  inProcessPicker,
   startBodyRouter,
   startBuiltinGateway,
   type RunningBodyRouter,
@@ -654,9 +654,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           members.map((m) => [
             m.key,
             {
-              // Same process: the gateway hands each stream to the EPP's handler directly, without the gRPC hop;
-              // several replicas are processes of their own, reached over gRPC.
-              eppChannel: m.epp ? inProcessExtProcChannel(m.epp.processStream) : undefined,
+              // Same process: the gateway opens each request's session in the EPP directly, without the gRPC hop
+              // and the ext_proc messages; several replicas are processes of their own, reached over gRPC.
+              eppPicker: m.epp ? inProcessPicker(m.epp.openSession) : undefined,
               eppAddresses: m.epp ? undefined : eppReplicas.map((r) => r.address),
               serviceEndpoints: ofService(m.key).map((e) => e.address),
               failureMode: m.topology.failureMode,

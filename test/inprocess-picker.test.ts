@@ -1,8 +1,9 @@
 /**
- * Integration: the builtin gateway's in-process ext_proc channel (what `llmisvc up` uses) gets from the EPP exactly
- * what a gRPC client gets over the wire — the same endpoint, header mutations, forwarded body and immediate answers —
- * and keeps the in-flight accounting: a stream counts until the gateway ends it, a cancelled or timed-out one is
- * released, and a stopped channel fails at once instead of hanging.
+ * Integration: the builtin gateway's in-process picker (what `llmisvc up` uses: the EPP's request sessions called
+ * directly) gets from the EPP exactly what a gRPC client gets over the wire — the same endpoint, header mutations,
+ * forwarded body and immediate answers — and keeps the in-flight accounting: a request counts until the gateway says
+ * it is done, one that timed out or whose client left is released, and a stopped picker fails at once instead of
+ * hanging.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,10 +11,9 @@ import { pino } from 'pino';
 import { startEpp, type RunningEpp } from '../src/epp/index.js';
 import {
   createExtProcClient,
-  inProcessExtProcChannel,
-  pickEndpoint,
-  type ExtProcChannel,
-  type ExtProcClient,
+  extProcPicker,
+  inProcessPicker,
+  type EndpointPicker,
   type PickRequest,
   type PickResult,
 } from '../src/gateway/index.js';
@@ -22,8 +22,8 @@ import { waitFor } from '../src/process/index.js';
 
 let fixtures: ModelServerFixture[] = [];
 let epp: RunningEpp;
-let grpcClient: ExtProcClient;
-let inProcess: ExtProcChannel;
+let grpcClient: EndpointPicker;
+let inProcess: EndpointPicker;
 
 before(async () => {
   fixtures = [await startModelServerFixture('a'), await startModelServerFixture('b')];
@@ -36,8 +36,8 @@ before(async () => {
     bodyLimitBytes: 4096,
     logger: pino({ level: 'silent' }),
   });
-  grpcClient = createExtProcClient(`127.0.0.1:${epp.grpcPort}`);
-  inProcess = inProcessExtProcChannel(epp.processStream);
+  grpcClient = extProcPicker(createExtProcClient(`127.0.0.1:${epp.grpcPort}`));
+  inProcess = inProcessPicker(epp.openSession);
 });
 
 after(async () => {
@@ -85,18 +85,18 @@ for (const [name, routed] of CASES) {
   test(`in process and over gRPC the EPP decides the same: ${name}`, async () => {
     // Ties between equal endpoints break at random: a hint for one endpoint makes the choice comparable.
     const request = { subsetHint: [fixtures[0]!.address], ...routed };
-    const overGrpc = await pickEndpoint(grpcClient, request);
+    const overGrpc = await grpcClient.pick(request);
     overGrpc.done();
     await waitFor(() => inFlight() === 0, { what: 'the gRPC pick released', timeoutMs: 5000 });
-    const direct = await pickEndpoint(inProcess, request);
+    const direct = await inProcess.pick(request);
     direct.done();
     assert.deepEqual(decided(direct), decided(overGrpc));
     await waitFor(() => inFlight() === 0, { what: 'the in-process pick released', timeoutMs: 5000 });
   });
 }
 
-test('an in-process stream counts in flight until the gateway ends it', async () => {
-  const pick = await pickEndpoint(inProcess, {
+test('an in-process pick counts in flight until the gateway says it is done', async () => {
+  const pick = await inProcess.pick({
     path: '/v1/completions',
     body: Buffer.from('{"model":"m","prompt":"held"}'),
   });
@@ -106,33 +106,35 @@ test('an in-process stream counts in flight until the gateway ends it', async ()
   await waitFor(() => inFlight() === 0, { what: 'released after done()', timeoutMs: 5000 });
 });
 
-test('a stream past its deadline fails and is released; a cancelled one is released', async () => {
-  const stream = inProcess.Process({ deadline: Date.now() + 50 });
-  const failed = new Promise<Error>((resolve) => stream.on('error', resolve));
-  // Headers that announce a body which never comes: the EPP waits, the deadline ends it.
-  stream.write({
-    request_headers: {
-      headers: { headers: [{ key: ':path', raw_value: Buffer.from('/v1/completions') }] },
-      end_of_stream: false,
-    },
-  });
-  assert.match((await failed).message, /deadline/);
-  const cancelled = inProcess.Process();
-  cancelled.write({
-    request_headers: {
-      headers: { headers: [{ key: ':path', raw_value: Buffer.from('/v1/completions') }] },
-      end_of_stream: true,
-    },
-  });
-  cancelled.cancel();
-  await waitFor(() => inFlight() === 0, { what: 'every in-flight count back to 0', timeoutMs: 5000 });
+test('a pick past its timeout fails and is released; one whose client left is released', async () => {
+  // A preparer that never returns holds the decision, as a model server that does not answer would.
+  const config = epp.config;
+  const stuck = { name: 'stuck', prepareRequestData: () => new Promise<void>(() => {}) };
+  (config.preparers as unknown[]).push(stuck);
+  try {
+    const body = Buffer.from('{"model":"m","prompt":"waits"}');
+    await assert.rejects(
+      inProcess.pick({ path: '/v1/completions', body }, { timeoutMs: 50 }),
+      /within 50 ms/,
+    );
+    const gone = new AbortController();
+    const pending = inProcess.pick({ path: '/v1/completions', body }, { signal: gone.signal });
+    gone.abort();
+    await assert.rejects(pending, /went away/);
+  } finally {
+    (config.preparers as unknown[]).pop();
+  }
+  assert.equal(inFlight(), 0);
+  // A session answered after its pick gave up routes nothing: the in-flight counts stay at 0.
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(inFlight(), 0);
 });
 
-test('a stopped in-process channel fails a pick at once', async () => {
-  const stopped = inProcessExtProcChannel(epp.processStream);
+test('a stopped in-process picker fails a pick at once', async () => {
+  const stopped = inProcessPicker(epp.openSession);
   stopped.close();
   await assert.rejects(
-    pickEndpoint(stopped, { path: '/v1/completions', body: Buffer.from('{"model":"m","prompt":"x"}') }),
+    stopped.pick({ path: '/v1/completions', body: Buffer.from('{"model":"m","prompt":"x"}') }),
     /stopped/,
   );
 });
@@ -142,8 +144,7 @@ test('the pick timeout bounds the decision, not the response: a long response st
     ['gRPC', grpcClient],
     ['in process', inProcess],
   ] as const) {
-    const pick = await pickEndpoint(
-      channel,
+    const pick = await channel.pick(
       { path: '/v1/completions', body: Buffer.from('{"model":"m","prompt":"a long answer"}') },
       // Roomy enough for a loaded machine (CI once took over 100 ms to decide over gRPC).
       { timeoutMs: 1000 },
@@ -172,7 +173,7 @@ test("done(status) tells the EPP the upstream's answer: none or a 5xx marks that
       [503, true],
       [0, true],
     ] as const) {
-      const pick = await pickEndpoint(channel, {
+      const pick = await channel.pick({
         path: '/v1/completions',
         body: Buffer.from('{"model":"m","prompt":"p"}'),
       });
@@ -185,28 +186,32 @@ test("done(status) tells the EPP the upstream's answer: none or a 5xx marks that
   }
 });
 
-test('a header value with bytes above 0x7f reaches the EPP as those bytes, as behind Envoy', async () => {
-  // Node hands the gateway a header value as Latin-1: "café" sent as UTF-8 is "cafÃ©", one character per byte.
+test('a header value with bytes above 0x7f reaches the EPP as those bytes, in process as over gRPC', async () => {
+  // Node hands the gateway a header value as Latin-1: "café" sent as UTF-8 is "cafÃ©", one character per byte. Over
+  // gRPC the EPP decodes the bytes of raw_value as Latin-1 (transport/header-record); in process it gets the value.
   const sent = Buffer.from('café', 'utf8').toString('latin1');
-  const seen: Record<string, string>[] = [];
-  const channel = inProcessExtProcChannel((call) => ({
-    message(message) {
-      const headers = message['request_headers']?.['headers'] as Record<string, string> | undefined;
-      if (!headers) return;
-      seen.push(headers);
-      call.send({ immediate_response: { status: { code: 403 }, body: Buffer.from('no') } });
-      call.end();
+  const seen: string[] = [];
+  const recorder = {
+    name: 'recorder',
+    prepareRequestData: (input: { headers: Record<string, string> }) => {
+      seen.push(input.headers['x-team'] ?? '');
+      return Promise.resolve();
     },
-    end() {},
-    abort() {},
-  }));
-  const pick = await pickEndpoint(channel, {
-    method: 'GET',
-    path: '/v1/models',
-    headers: { 'x-team': sent },
-  });
-  assert.equal(pick.immediateResponse?.status, 403);
-  assert.equal(seen[0]?.['x-team'], sent);
-  // Over gRPC the EPP decodes the same bytes (transport/header-record: raw_value as Latin-1).
-  assert.deepEqual(Buffer.from(seen[0]['x-team'], 'latin1'), Buffer.from('café', 'utf8'));
+  };
+  const preparers = epp.config.preparers as unknown[];
+  preparers.push(recorder);
+  try {
+    for (const picker of [grpcClient, inProcess]) {
+      const pick = await picker.pick({
+        path: '/v1/completions',
+        headers: { 'x-team': sent },
+        body: Buffer.from('{"model":"m","prompt":"p"}'),
+      });
+      pick.done();
+    }
+  } finally {
+    preparers.pop();
+  }
+  assert.deepEqual(seen, [sent, sent]);
+  assert.deepEqual(Buffer.from(seen[1]!, 'latin1'), Buffer.from('café', 'utf8'));
 });
