@@ -81,3 +81,21 @@ test('metrics: pool gauges average the endpoints with fresh metrics; none fresh,
   assert.match(none, /inference_pool_ready_pods\{name="pool"\} 0\n/);
   assert.doesNotMatch(none, /inference_pool_average_queue_size\{/);
 });
+
+test('metrics: observations recorded later all land on the next turn of the event loop; a failing one is reported, not thrown', async () => {
+  const errors: unknown[] = [];
+  const metrics = new EppMetrics(new Datastore(), { onError: (error) => errors.push(error) });
+  metrics.later(() => metrics.requests.inc({ model: 'm', outcome: 'routed' }));
+  metrics.later(() => {
+    throw new Error('a label the family does not have');
+  });
+  metrics.later(() => metrics.requests.inc({ model: 'm', outcome: 'routed' }));
+  assert.doesNotMatch(await metrics.registry.metrics(), /llmisvc_epp_requests_total\{model="m"/);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.match(
+    await metrics.registry.metrics(),
+    /llmisvc_epp_requests_total\{model="m",outcome="routed"\} 2/,
+  );
+  assert.equal(errors.length, 1);
+  assert.match(String(errors[0]), /a label the family does not have/);
+});

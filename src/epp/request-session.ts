@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import type { EndpointPickerConfig } from './config.js';
 import type { Datastore } from './datastore.js';
 import { decide, requestPriority, type ModelDirectory } from './director.js';
-import type { EppMetrics, RequestObservation } from './epp-metrics.js';
+import { RequestObservation, type EppMetrics } from './epp-metrics.js';
 import {
   MAX_FAIRNESS_ID_LENGTH,
   fairnessIdOf,
@@ -298,7 +298,8 @@ export class RequestSession {
       directory,
       Date.now(),
     );
-    metrics.observeScheduling((performance.now() - started) / 1000);
+    const schedulingSeconds = (performance.now() - started) / 1000;
+    metrics.later(() => metrics.observeScheduling(schedulingSeconds));
     this.model = decision.model;
     if (decision.kind === 'reject') {
       if (deps.logger.isLevelEnabled('debug')) {
@@ -316,19 +317,27 @@ export class RequestSession {
     this.routedTokens = estimatedTokens(decision.request.prompt);
     endpoint.inFlightTokens += this.routedTokens;
     this.routedRequest = decision.request;
-    metrics.requests.inc({ model: this.model, outcome: 'routed' });
     this.targetModel = decision.targetModel;
     const labels = metrics.requestLabels(this.model, this.targetModel, headers, directory);
-    this.observed = metrics.startRequest(labels, endpoint, body?.length ?? 0, this.openedAt);
-    if (decision.prefixHitRatio !== undefined) metrics.prefixHitRatio.observe(decision.prefixHitRatio);
+    this.observed = new RequestObservation(metrics, labels, this.openedAt);
     const servedBy = [endpoint];
+    const picks: [string, string][] = [];
     for (const [profile, result] of decision.result.results) {
       const target = result.targets[0];
       if (!target) continue;
-      metrics.picks.inc({ endpoint: target.address, profile });
+      picks.push([target.address, profile]);
       if (!servedBy.includes(target)) servedBy.push(target);
     }
     this.servedBy = servedBy;
+    const model = this.model;
+    const bytes = body?.length ?? 0;
+    const hitRatio = decision.prefixHitRatio;
+    metrics.later(() => {
+      metrics.requests.inc({ model, outcome: 'routed' });
+      metrics.countRouted(labels, endpoint, bytes);
+      if (hitRatio !== undefined) metrics.prefixHitRatio.observe(hitRatio);
+      for (const [address, profile] of picks) metrics.picks.inc({ endpoint: address, profile });
+    });
     for (const target of servedBy) deps.datastore.noteRouting(target.address);
     if (deps.logger.isLevelEnabled('debug')) {
       deps.logger.debug(
@@ -352,6 +361,8 @@ export class RequestSession {
 
   /** The request phase's duration, observed once the answer is out. */
   private observePhase(): void {
-    this.deps.metrics.observeRequestPhase((performance.now() - this.openedAt) / 1000);
+    const metrics = this.deps.metrics;
+    const seconds = (performance.now() - this.openedAt) / 1000;
+    metrics.later(() => metrics.observeRequestPhase(seconds));
   }
 }

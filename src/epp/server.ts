@@ -214,9 +214,10 @@ export async function startEpp(options: EppOptions): Promise<RunningEpp> {
     processMetrics: options.processMetrics ?? false,
     poolName: options.pool?.name,
     poolNamespace: options.pool?.namespace,
+    onError: (error) => logger.error({ err: error }, 'recording a metric failed'),
   });
   config.pluginTiming.observe = (point, type, name, seconds) =>
-    metrics.observePlugin(point, type, name, seconds);
+    metrics.later(() => metrics.observePlugin(point, type, name, seconds));
   let directory: ModelDirectory = options.directory ?? emptyModelDirectory;
   const host = options.host ?? '0.0.0.0';
 

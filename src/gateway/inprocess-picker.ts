@@ -38,11 +38,14 @@ export function inProcessPicker(openSession: OpenSession): EndpointPicker {
         let settled = false;
         let timer: NodeJS.Timeout | undefined;
         const onAbort = () => fail(new Error('the client went away'));
+        let waiting = false;
         const settle = (): boolean => {
           if (settled) return false;
           settled = true;
-          clearTimeout(timer);
-          options.signal?.removeEventListener('abort', onAbort);
+          if (waiting) {
+            clearTimeout(timer);
+            options.signal?.removeEventListener('abort', onAbort);
+          }
           return true;
         };
         const fail = (error: Error) => {
@@ -81,6 +84,12 @@ export function inProcessPicker(openSession: OpenSession): EndpointPicker {
           });
         });
         if (options.signal?.aborted) return fail(new Error('the client went away'));
+        if (session.receive(pickHeaders(request), request.subsetHint && new Set(request.subsetHint)))
+          session.route(request.body);
+        // Most decisions are made by now, in this call; one that waits (flow control, a preparer) is bounded by the
+        // timeout and given up when the client leaves.
+        if (settled) return;
+        waiting = true;
         options.signal?.addEventListener('abort', onAbort, { once: true });
         if (options.timeoutMs) {
           const ms = options.timeoutMs;
@@ -89,8 +98,6 @@ export function inProcessPicker(openSession: OpenSession): EndpointPicker {
             ms,
           );
         }
-        if (!session.receive(pickHeaders(request), request.subsetHint && new Set(request.subsetHint))) return;
-        session.route(request.body);
       });
     },
     failing: () => false,
