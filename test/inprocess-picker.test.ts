@@ -8,7 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { startEpp, type RunningEpp } from '../src/epp/index.js';
+import { decodeJsonBody, startEpp, type RunningEpp } from '../src/epp/index.js';
 import {
   createExtProcClient,
   extProcPicker,
@@ -74,6 +74,14 @@ const CASES: [string, PickRequest][] = [
   ],
   ['a request without a body', { method: 'GET', path: '/v1/models' }],
   ['a malformed body (400)', { path: '/v1/completions', body: Buffer.from('{') }],
+  ['a body without a model (400)', { path: '/v1/completions', body: Buffer.from('{"prompt":"p"}') }],
+  [
+    'a model the EPP rewrites in the body',
+    {
+      path: '/v1/completions',
+      body: Buffer.from('{"model":"m","prompt":"p","kv_transfer_params":{"remote_host":"10.6.6.6"}}'),
+    },
+  ],
   ['an oversized body (413)', { path: '/v1/completions', body: Buffer.alloc(5000, 'x') }],
   [
     'a subset hint no endpoint matches (503)',
@@ -92,6 +100,17 @@ for (const [name, routed] of CASES) {
     direct.done();
     assert.deepEqual(decided(direct), decided(overGrpc));
     await waitFor(() => inFlight() === 0, { what: 'the in-process pick released', timeoutMs: 5000 });
+    // As the builtin gateway calls it: with the body it decoded already (to read the model for its routes).
+    let json: Record<string, unknown> | undefined;
+    try {
+      json = request.body && decodeJsonBody(request.body);
+    } catch {
+      return; // not JSON: the gateway answered 400 itself
+    }
+    const decoded = await inProcess.pick({ ...request, json });
+    decoded.done();
+    assert.deepEqual(decided(decoded), decided(overGrpc));
+    await waitFor(() => inFlight() === 0, { what: 'the decoded pick released', timeoutMs: 5000 });
   });
 }
 

@@ -11,6 +11,7 @@ export {
 } from './response-observer.js';
 export { startEpp, DEFAULT_BODY_LIMIT, type EppOptions, type RunningEpp } from './server.js';
 export { RequestSession, type RoutingAnswer, type SessionDeps } from './request-session.js';
+export { RequestError, decodeJsonBody } from './request.js';
 export {
   defaultEndpointPickerConfig,
   prefillDecodeEndpointPickerConfig,

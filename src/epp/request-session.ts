@@ -25,7 +25,7 @@ import {
   type Ticket,
 } from './flow-control/index.js';
 import { endpointNames } from './metrics-http.js';
-import { RequestError, openAiErrorBody, parseRequestBody, type ParsedBody } from './request.js';
+import { RequestError, openAiErrorBody, parseRequestBody, parsedBody, type ParsedBody } from './request.js';
 import { estimatedTokens, type Endpoint, type SchedulingRequest } from './types.js';
 
 export const DESTINATION_HEADER = 'x-gateway-destination-endpoint';
@@ -127,29 +127,33 @@ export class RequestSession {
   }
 
   /**
-   * The request is complete (`body` undefined: it has none): with flow control it is admitted first (and may wait
-   * for capacity), then the config's preparers run, then it is scheduled and answered.
+   * The request is complete (`body` undefined: it has none; `json`: the body as a gateway in this process already
+   * decoded it): with flow control it is admitted first (and may wait for capacity), then the config's preparers
+   * run, then it is scheduled and answered.
    */
-  route(body: Buffer | undefined): void {
+  route(body: Buffer | undefined, json?: Record<string, unknown>): void {
     try {
-      this.admit(body);
+      this.admit(body, json);
     } catch (error) {
       this.deps.logger.error({ err: error }, 'routing a request failed');
       this.refuse(new RequestError(500, 'internal error in the endpoint picker'));
     }
   }
 
-  private admit(body: Buffer | undefined): void {
+  private admit(body: Buffer | undefined, json: Record<string, unknown> | undefined): void {
     const flow = this.deps.flowControl;
-    if (!flow) return this.prepare(body, undefined);
     const h = this.headers;
     let parsed: ParsedBody | undefined;
+    // Without flow control the director parses the body itself, unless it was decoded already.
     try {
-      if (body !== undefined && body.length > 0) parsed = parseRequestBody(h[':path'] ?? '', body);
+      if (json !== undefined && body !== undefined) parsed = parsedBody(h[':path'] ?? '', json);
+      else if (flow && body !== undefined && body.length > 0)
+        parsed = parseRequestBody(h[':path'] ?? '', body);
     } catch (error) {
       if (error instanceof RequestError) return this.refuse(error);
       throw error;
     }
+    if (!flow) return this.prepare(body, parsed);
     const fairnessId = fairnessIdOf(h);
     if (fairnessId.length > MAX_FAIRNESS_ID_LENGTH) {
       return this.refuse(

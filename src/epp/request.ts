@@ -44,6 +44,11 @@ export const OPENAI_PATHS = [
  * @example parseRequestBody('/v1/completions', Buffer.from('{"model":"m","prompt":"hi"}')) // → { model: 'm', prompt: 'hi', ... }
  */
 export function parseRequestBody(path: string, body: Buffer): ParsedBody {
+  return parsedBody(path, decodeJsonBody(body));
+}
+
+/** A request body decoded: a JSON object within the shape bounds, or a RequestError (400) saying why not. */
+export function decodeJsonBody(body: Buffer): Record<string, unknown> {
   const shape = jsonShapeProblem(body);
   if (shape !== undefined) throw new RequestError(400, shape);
   let json: unknown;
@@ -55,7 +60,11 @@ export function parseRequestBody(path: string, body: Buffer): ParsedBody {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     throw new RequestError(400, 'request body must be a JSON object');
   }
-  const object = json as Record<string, unknown>;
+  return json as Record<string, unknown>;
+}
+
+/** The model and prompt of a decoded body (`decodeJsonBody`); a RequestError (400) without a model. */
+export function parsedBody(path: string, object: Record<string, unknown>): ParsedBody {
   const model = object['model'];
   if (typeof model !== 'string' || model === '') {
     throw new RequestError(400, 'request body has no "model" (a non-empty string is required)');

@@ -1,15 +1,26 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bodyRouting, createBodyRouterHandler, MODEL_NAME_HEADER, SPLIT_DRAW_HEADER } from './body-router.js';
+import {
+  bodyRouting as routingOf,
+  createBodyRouterHandler,
+  MODEL_NAME_HEADER,
+  SPLIT_DRAW_HEADER,
+} from './body-router.js';
 import type { GrpcCall } from '../transport/index.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- ext_proc messages are dynamic protobuf objects */
 
 test('bodyRouting: the model of a JSON body; hostile and odd bodies route by path or are refused', () => {
   const json = (v: unknown) => Buffer.from(JSON.stringify(v));
-  assert.deepEqual(bodyRouting('application/json', json({ model: 'ns/m', prompt: 'x' })), {
+  // The decoded body rides along for the EPP in the same process; what routes is the kind and the model.
+  const bodyRouting = (contentType: string | undefined, body: Buffer | undefined) => {
+    const routing = routingOf(contentType, body);
+    return routing.kind === 'route' ? { kind: routing.kind, model: routing.model } : routing;
+  };
+  assert.deepEqual(routingOf('application/json', json({ model: 'ns/m', prompt: 'x' })), {
     kind: 'route',
     model: 'ns/m',
+    json: { model: 'ns/m', prompt: 'x' },
   });
   // No content type: read as JSON (curl -d sends form-urlencoded, most clients JSON).
   assert.deepEqual(bodyRouting(undefined, json({ model: 'm' })), { kind: 'route', model: 'm' });

@@ -21,10 +21,9 @@ import {
   setHeaderOption,
   type GrpcCall,
   type GrpcCallHandlers,
-  jsonShapeProblem,
   type GrpcServer,
 } from '../transport/index.js';
-import { DEFAULT_BODY_LIMIT } from '../epp/index.js';
+import { DEFAULT_BODY_LIMIT, RequestError, decodeJsonBody } from '../epp/index.js';
 import { openAiErrorJson } from './openai-error.js';
 
 export const MODEL_NAME_HEADER = 'x-gateway-model-name';
@@ -36,7 +35,13 @@ const MAX_MODEL_LENGTH = 4096;
 
 /** What the router does with one request's body. */
 export type BodyRouting =
-  { kind: 'route'; model: string | undefined } | { kind: 'reject'; status: 400 | 413; message: string };
+  | {
+      kind: 'route';
+      model: string | undefined;
+      /** The body decoded, when it is JSON: the EPP in the same process need not decode it again. */
+      json?: Record<string, unknown>;
+    }
+  | { kind: 'reject'; status: 400 | 413; message: string };
 
 /**
  * The model a request body names, as the model-name header carries it. A body that is not JSON (another content
@@ -48,28 +53,21 @@ export type BodyRouting =
 export function bodyRouting(contentType: string | undefined, body: Buffer | undefined): BodyRouting {
   if (!body || body.length === 0) return { kind: 'route', model: undefined };
   if (contentType !== undefined && !/json/i.test(contentType)) return { kind: 'route', model: undefined };
-  const shape = jsonShapeProblem(body);
-  if (shape !== undefined) return { kind: 'reject', status: 400, message: shape };
-  let parsed: unknown;
+  let json: Record<string, unknown>;
   try {
-    parsed = JSON.parse(body.toString('utf8'));
+    json = decodeJsonBody(body);
   } catch (error) {
-    return {
-      kind: 'reject',
-      status: 400,
-      message: `request body is not valid JSON: ${(error as Error).message}`,
-    };
+    if (error instanceof RequestError) return { kind: 'reject', status: 400, message: error.message };
+    throw error;
   }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    return { kind: 'reject', status: 400, message: 'request body must be a JSON object' };
-  }
-  const model = (parsed as { model?: unknown }).model;
+  const model = json['model'];
   return {
     kind: 'route',
     model:
       typeof model === 'string' && model.length <= MAX_MODEL_LENGTH && /^[\x20-\x7e]+$/.test(model)
         ? model
         : undefined,
+    json,
   };
 }
 

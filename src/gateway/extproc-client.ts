@@ -69,6 +69,11 @@ export interface PickRequest {
   headers?: Record<string, string>;
   /** The request body; undefined for a request without one. */
   body?: Buffer;
+  /**
+   * The body already decoded (`decodeJsonBody`: the gateway read its model from it), for a picker in the same process
+   * to use instead of decoding it again; the picker may change it. Over ext_proc the body goes as its bytes.
+   */
+  json?: Record<string, unknown>;
   /** Addresses the gateway allows (`envoy.lb.subset_hint`). */
   subsetHint?: string[];
 }

@@ -83,14 +83,15 @@ export function inProcessPicker(openSession: OpenSession): EndpointPicker {
             done,
           });
         });
-        if (options.signal?.aborted) return fail(new Error('the client went away'));
         if (session.receive(pickHeaders(request), request.subsetHint && new Set(request.subsetHint)))
-          session.route(request.body);
+          session.route(request.body, request.json);
         // Most decisions are made by now, in this call; one that waits (flow control, a preparer) is bounded by the
         // timeout and given up when the client leaves.
         if (settled) return;
+        const signal = options.signal;
+        if (signal?.aborted) return fail(new Error('the client went away'));
         waiting = true;
-        options.signal?.addEventListener('abort', onAbort, { once: true });
+        signal?.addEventListener('abort', onAbort, { once: true });
         if (options.timeoutMs) {
           const ms = options.timeoutMs;
           timer = setTimeout(
