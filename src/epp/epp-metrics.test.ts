@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import { endpoint } from '../../test/harness/endpoints.js';
 import { Datastore } from './datastore.js';
 import { emptyModelDirectory } from './director.js';
-import { EppMetrics, OVERFLOW_LABEL_VALUE, upstreamErrorCode, usageFromResponse } from './epp-metrics.js';
+import {
+  EppMetrics,
+  OVERFLOW_LABEL_VALUE,
+  RequestObservation,
+  upstreamErrorCode,
+  usageFromResponse,
+} from './epp-metrics.js';
 
 async function seriesCount(metrics: EppMetrics): Promise<number> {
   const families = await metrics.registry.getMetricsAsJSON();
@@ -18,8 +24,10 @@ test('metrics: 10,000 distinct client model names do not grow the registry beyon
   const target = datastore.endpoints()[0]!;
   const send = (i: number) => {
     const labels = metrics.requestLabels(`model-${i}`, `model-${i}`, {}, emptyModelDirectory);
-    if (i % 2 === 0) metrics.startRequest(labels, target, 100, 0).done(1);
-    else metrics.recordRefusal(labels, 404);
+    if (i % 2 === 0) {
+      metrics.countRouted(labels, target, 100);
+      new RequestObservation(metrics, labels, 0).done(1);
+    } else metrics.recordRefusal(labels, 404);
   };
   for (let i = 0; i < 2 * cap; i++) send(i);
   const atCap = await seriesCount(metrics);

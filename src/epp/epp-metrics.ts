@@ -401,18 +401,7 @@ export class EppMetrics {
     }
   }
 
-  /** A routed request: counted now, measured until `done` on the returned observation. */
-  startRequest(
-    labels: RequestLabels,
-    endpoint: Endpoint,
-    requestBytes: number,
-    startedAt: number,
-  ): RequestObservation {
-    this.countRouted(labels, endpoint, requestBytes);
-    return new RequestObservation(this, labels, startedAt);
-  }
-
-  /** The counters of a routed request (`startRequest` without its observation). */
+  /** The counters of a routed request; a `RequestObservation` measures it until it is done. */
   countRouted(labels: RequestLabels, endpoint: Endpoint, requestBytes: number): void {
     const u = this.upstream;
     u.gieRequests.inc(gieLabels(labels));

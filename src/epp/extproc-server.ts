@@ -1,8 +1,9 @@
 /**
  * @module epp/extproc-server
  * The Envoy ext_proc stream handler: one gRPC stream per HTTP request. It collects the request headers and body,
- * hands the request to a session (`request-session.ts`: admission, scheduling, in-flight accounting), and answers with the destination in header
- * `x-gateway-destination-endpoint` and in dynamic metadata `envoy.lb` — or with an immediate OpenAI-style error.
+ * hands the request to a session (`request-session.ts`: admission, scheduling, in-flight accounting), and answers
+ * with the destination in header `x-gateway-destination-endpoint` and in dynamic metadata `envoy.lb` — or with an
+ * immediate OpenAI-style error.
  *
  * Body modes: with `FULL_DUPLEX_STREAMED` (what GIE gateways configure) Envoy sends the body without waiting for the
  * headers answer, so the headers answer is held until the body is complete and the body is then streamed back;
@@ -92,9 +93,9 @@ function routingMetadata(address: string, token: string, servedBy: string | unde
 }
 
 /** The header mutation of a routed request: the EPP's headers set, every other routing header removed. */
-function routingMutation(headers: readonly [string, string][]): Message {
-  const set: SetHeaderOption[] = headers.map(([k, v]) => setHeaderOption(k, v));
-  return { set_headers: set, remove_headers: routingHeadersToRemove(headers.map(([k]) => k)) };
+function routingMutation(answer: { headers: [string, string][]; removeHeaders: readonly string[] }): Message {
+  const set: SetHeaderOption[] = answer.headers.map(([k, v]) => setHeaderOption(k, v));
+  return { set_headers: set, remove_headers: answer.removeHeaders };
 }
 
 /** Creates the `Process` method: what to do with each ext_proc stream (one per HTTP request). */
@@ -175,7 +176,7 @@ export function createProcessHandler(
         token,
         deps.servedByHeader ? a.endpoint.name : undefined,
       );
-      const headerMutation = routingMutation(a.headers);
+      const headerMutation = routingMutation(a);
       if (routedBody === undefined) {
         // Headers-only request: the headers answer carries everything.
         write({

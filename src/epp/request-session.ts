@@ -26,6 +26,7 @@ import {
 } from './flow-control/index.js';
 import { endpointNames } from './metrics-http.js';
 import { RequestError, openAiErrorBody, parseRequestBody, parsedBody, type ParsedBody } from './request.js';
+import { routingHeadersToRemove } from './routing-headers.js';
 import { estimatedTokens, type Endpoint, type SchedulingRequest } from './types.js';
 
 export const DESTINATION_HEADER = 'x-gateway-destination-endpoint';
@@ -50,6 +51,8 @@ export type RoutingAnswer =
       endpoint: Endpoint;
       /** Headers to set on the request, the destination first (`x-gateway-destination-endpoint`). */
       headers: [string, string][];
+      /** The routing headers to remove: every one the EPP does not set (a client's would steer the request). */
+      removeHeaders: readonly string[];
       /** The body to send instead of the client's (the model name mapped), its length among `headers`. */
       rewrittenBody: Buffer | undefined;
     }
@@ -63,7 +66,7 @@ let requestCounter = 0;
  * The addresses a gateway's subset hint admits (`envoy.lb.subset_hint`): each hinted `ip:port`, and every port of a
  * hinted bare IP.
  */
-export function subsetOf(hinted: ReadonlySet<string>, endpoints: readonly Endpoint[]): Set<string> {
+function subsetOf(hinted: ReadonlySet<string>, endpoints: readonly Endpoint[]): Set<string> {
   const allowed = new Set<string>();
   for (const e of endpoints) {
     const names = endpointNames(e.address);
@@ -359,7 +362,13 @@ export class RequestSession {
     const set: [string, string][] = [[DESTINATION_HEADER, endpoint.address]];
     for (const k in decision.headers) set.push([k, decision.headers[k]!]);
     if (decision.rewrittenBody) set.push(['content-length', String(decision.rewrittenBody.length)]);
-    this.answer({ kind: 'routed', endpoint, headers: set, rewrittenBody: decision.rewrittenBody });
+    this.answer({
+      kind: 'routed',
+      endpoint,
+      headers: set,
+      removeHeaders: routingHeadersToRemove(set.map(([name]) => name)),
+      rewrittenBody: decision.rewrittenBody,
+    });
     this.observePhase();
   }
 

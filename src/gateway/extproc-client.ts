@@ -127,7 +127,7 @@ export interface PickResult {
   /** Headers the EPP asked to set (including `x-gateway-destination-endpoint`). */
   headers: Record<string, string>;
   /** Headers the EPP asked to remove (lower case), applied before `headers`. */
-  removeHeaders: string[];
+  removeHeaders: readonly string[];
   /** The body to forward (rewritten when the EPP mapped the model). */
   body: Buffer | undefined;
   /** Set when the EPP answered the client itself (400, 404, 413, 429, 503 …). */

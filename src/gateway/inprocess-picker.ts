@@ -6,7 +6,7 @@
  * same as behind Envoy, without the ext_proc messages in between. At idle, building and reading those messages in
  * process cost about as much as the decision itself (bench/results/peers/README.md).
  */
-import { routingHeadersToRemove, type RequestSession, type RoutingAnswer } from '../epp/index.js';
+import type { RequestSession, RoutingAnswer } from '../epp/index.js';
 import { pickHeaders, type EndpointPicker, type PickResult } from './extproc-client.js';
 
 /** Opens a session for one request; `answer` hears the EPP's decision (`RunningEpp.openSession`). */
@@ -78,7 +78,7 @@ export function inProcessPicker(openSession: OpenSession): EndpointPicker {
           resolve({
             endpoint: answer.endpoint.address,
             headers,
-            removeHeaders: routingHeadersToRemove(Object.keys(headers)),
+            removeHeaders: answer.removeHeaders,
             body: request.body === undefined ? undefined : (answer.rewrittenBody ?? request.body),
             done,
           });
